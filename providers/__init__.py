@@ -1,0 +1,1 @@
+"""rotator's built-in provider adapters, one module or package per outside system."""

@@ -1,0 +1,1 @@
+"""AWS adapters: Secrets Manager store, IAM access key and API Gateway key issuers."""

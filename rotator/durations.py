@@ -1,0 +1,84 @@
+"""Durations as policy files write them: ``45s``, ``1d12h``, ``P30D``, ``PT12H``.
+
+:data:`Duration` is a pydantic-ready ``timedelta`` that accepts those forms
+(and a plain number of seconds), refuses negatives, and names the problem.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_SHORT = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_ISO = re.compile(
+    r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
+)
+_MAX = timedelta(days=3650)
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse a duration; raise ``ValueError`` naming the accepted forms if malformed."""
+    raw = text.strip()
+    seconds: float
+    short = _SHORT.match(raw)
+    iso = _ISO.match(raw.upper()) if raw[:1] in "Pp" else None
+    if raw and short and any(short.groups()):
+        seconds = sum(int(g) * _UNITS[u] for g, u in zip(short.groups(), "wdhms") if g)
+    elif iso and any(iso.groups()) and not raw.upper().endswith("T"):
+        w, d, h, m, s = iso.groups()
+        seconds = (
+            int(w or 0) * 604800 + int(d or 0) * 86400 + int(h or 0) * 3600
+            + int(m or 0) * 60 + float(s or 0)
+        )
+    else:
+        raise ValueError(
+            f"malformed duration {text!r}: use e.g. 45s, 90m, 12h, 30d, 2w, 1d12h or P30D"
+        )
+    result = timedelta(seconds=seconds)
+    if result > _MAX:
+        raise ValueError(f"duration {text!r} is longer than 10 years")
+    return result
+
+
+def format_duration(value: timedelta) -> str:
+    """Format a duration in the short form (``1d12h``; ``0s`` for zero)."""
+    total = int(value.total_seconds())
+    if total == 0:
+        return "0s"
+    sign = "-" if total < 0 else ""
+    total = abs(total)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, total = divmod(total, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return sign + "".join(parts)
+
+
+def _coerce(value: Any) -> timedelta:
+    if isinstance(value, bool):
+        raise ValueError("a duration is a string such as 30d, not a boolean")
+    if isinstance(value, timedelta):
+        result = value
+    elif isinstance(value, int | float):
+        result = timedelta(seconds=value)
+    elif isinstance(value, str):
+        if value.strip().startswith("-"):
+            raise ValueError(f"negative duration {value!r}")
+        result = parse_duration(value)
+    else:
+        raise ValueError(f"a duration is a string such as 30d, not {type(value).__name__}")
+    if result < timedelta(0):
+        raise ValueError("negative duration")
+    return result
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_coerce),
+    PlainSerializer(format_duration, return_type=str),
+]

@@ -1,0 +1,133 @@
+"""The exception tree of rotator.
+
+Every error rotator raises on purpose derives from :class:`RotatorError`.
+Provider adapters translate their SDK's exceptions into this tree at their
+boundary (see ``providers.aws.errors``); nothing above an adapter ever sees a
+``botocore`` or ``hvac`` exception.
+
+::
+
+    RotatorError
+    ├── ConfigError               bad policy or usage: exit 2, nothing changed
+    │   └── PolicyError           one or more located policy problems
+    ├── JournalError              the journal cannot be read or written
+    ├── BusyError                 another run holds this secret's lease
+    ├── ProviderError             an outside system refused or failed
+    │   ├── TransientError        retry later (throttling, 5xx, timeouts)
+    │   └── PermanentError        retrying will not help
+    │       ├── NotFoundError
+    │       ├── PermissionDeniedError
+    │       ├── ConflictError     someone else changed what we expected
+    │       ├── LimitExceededError
+    │       └── VerificationError the new credential does not work
+    └── StillInUseError           the old credential is still used at grace end
+
+``retryable`` tells the engine whether a step may be tried again. Messages
+never contain secret values: adapters build them from identifiers only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class RotatorError(Exception):
+    """Root of every error rotator raises on purpose."""
+
+    retryable: bool = False
+
+
+class ConfigError(RotatorError):
+    """Invalid configuration or usage; the command exits 2 and changes nothing."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located policy problem: ``FILE:LINE:COL: field.path: reason``."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}:{self.column}: {where}{self.reason}"
+
+
+class PolicyError(ConfigError):
+    """One or more policy problems, all reported at once."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.column, p.path))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class JournalError(RotatorError):
+    """The journal cannot be opened, migrated, read or written."""
+
+
+class BusyError(RotatorError):
+    """Another run holds the lease on this secret (invariant 4)."""
+
+    retryable = True
+
+
+class ProviderError(RotatorError):
+    """An outside system refused a request or failed to answer it.
+
+    ``provider`` names the adapter and ``operation`` the API call, so that a
+    reader knows where to look without the message carrying any value.
+    """
+
+    def __init__(self, message: str, *, provider: str = "", operation: str = "") -> None:
+        self.provider = provider
+        self.operation = operation
+        prefix = ":".join(p for p in (provider, operation) if p)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class TransientError(ProviderError):
+    """A failure that may pass: throttling, a 5xx, a timeout, a lost connection."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        operation: str = "",
+        delay: float | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, operation=operation)
+        self.delay = delay
+
+
+class PermanentError(ProviderError):
+    """A failure that retrying will not fix."""
+
+
+class NotFoundError(PermanentError):
+    """The secret, user, key or version named does not exist."""
+
+
+class PermissionDeniedError(PermanentError):
+    """The identity rotator runs as may not do this."""
+
+
+class ConflictError(PermanentError):
+    """The outside system is not in the state rotator expected."""
+
+
+class LimitExceededError(PermanentError):
+    """An issuer's own limit (two IAM keys per user, for instance) is reached."""
+
+
+class VerificationError(PermanentError):
+    """The new credential was tried and does not work."""
+
+
+class StillInUseError(RotatorError):
+    """The old credential was used after its successor became current."""

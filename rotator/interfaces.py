@@ -1,0 +1,233 @@
+"""The roles an outside system can play, and how adapters are found.
+
+Every adapter implements one role as a subclass of :class:`Store` or
+:class:`Issuer` (targets and verifiers come later, in this module too). An
+adapter declares its policy fields as a pydantic model in ``Config``; the
+policy loader validates a policy's ``store:`` or ``issuer:`` block against it
+before any provider is called.
+
+Adapters are registered in the ``rotator.providers`` entry-point group, under
+``store.<provider>`` or ``issuer.<kind>``; rotator's own adapters are
+registered the same way, so a third-party package adds one without touching
+the engine. Adapter modules import their SDK lazily (inside methods), so that
+loading the registry costs nothing.
+
+Contract for every method: it is idempotent (calling it twice has the effect
+of calling it once), it raises only :class:`rotator.errors.RotatorError`
+subclasses (``TransientError`` when trying again later may help,
+``PermanentError`` or a subclass otherwise), and no message it raises or logs
+contains a secret value.
+"""
+
+from __future__ import annotations
+
+import functools
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from rotator.secret import SecretValue
+
+ENTRY_POINT_GROUP = "rotator.providers"
+SANDBOX_GROUP = "rotator.sandboxes"
+
+
+class ProviderConfig(BaseModel):
+    """Base of every adapter's policy fields: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ConfigT = TypeVar("ConfigT", bound=ProviderConfig)
+
+
+@dataclass
+class Runtime:
+    """What the engine lends an adapter: the clock, a sleeper and a cache.
+
+    ``cache`` lives as long as the engine; adapters keep their SDK clients in
+    it (one per region and service) so they are built once and reused.
+    ``secret`` is the policy name, for messages and tags.
+    """
+
+    clock: Callable[[], datetime]
+    sleep: Callable[[float], None]
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of a secret in a store."""
+
+    version_id: str
+    value: SecretValue
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A credential an issuer minted: its value and its non-secret identifier.
+
+    ``ref`` is what the issuer needs to find the credential again (an IAM
+    access key id, an API Gateway key id); ``None`` where there is nothing to
+    find (a random value lives only in the store).
+    """
+
+    value: SecretValue
+    ref: str | None = None
+
+
+class Store(ABC, Generic[ConfigT]):
+    """Where the live credential is kept, versioned.
+
+    A store keeps at least three kinds of version: *current* (what consumers
+    read), *pending* (written under the rotation id, invisible to consumers
+    until promoted) and *previous* (the old credential during its grace).
+    """
+
+    provider: ClassVar[str]
+    Config: ClassVar[type[ProviderConfig]]
+
+    def __init__(self, config: ConfigT, runtime: Runtime, secret: str) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.secret = secret
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Return a short non-secret address, such as ``aws-secretsmanager:prod/db``."""
+
+    @abstractmethod
+    def current(self) -> Version | None:
+        """Return the current version, or ``None`` if the secret has no value yet.
+
+        Raises ``NotFoundError`` if the secret itself does not exist.
+        """
+
+    @abstractmethod
+    def last_changed(self) -> datetime | None:
+        """Return when the current value last changed, as the store records it."""
+
+    @abstractmethod
+    def put_pending(self, rotation_id: str, value: SecretValue) -> str:
+        """Write ``value`` as the pending version keyed by ``rotation_id``; return its id.
+
+        Consumers must not see it. Calling again with the same id and value
+        changes nothing.
+        """
+
+    @abstractmethod
+    def pending(self, rotation_id: str) -> SecretValue | None:
+        """Return the value written by ``put_pending`` for this rotation, if any."""
+
+    @abstractmethod
+    def promote(self, rotation_id: str) -> str | None:
+        """Make the rotation's pending version current; return the id it replaced.
+
+        Replaying after success changes nothing. Raises ``ConflictError`` if
+        no pending version exists for the rotation.
+        """
+
+    @abstractmethod
+    def discard(self, rotation_id: str) -> None:
+        """Remove the rotation's pending version (roll back); no-op if absent."""
+
+    @abstractmethod
+    def retire(self, version_id: str) -> None:
+        """Stop labelling an old version as usable (no label on a dead credential)."""
+
+
+class Issuer(ABC, Generic[ConfigT]):
+    """Mints and revokes the real credential at the system that honours it."""
+
+    kind: ClassVar[str]
+    Config: ClassVar[type[ProviderConfig]]
+    #: True if ``last_used`` returns real data and ``when_old_still_used`` applies.
+    reports_last_use: ClassVar[bool] = False
+    #: True if ``revoke`` only disables and ``delete`` removes for good.
+    two_stage_revoke: ClassVar[bool] = False
+
+    def __init__(self, config: ConfigT, runtime: Runtime, secret: str) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.secret = secret
+
+    def ref_of(self, value: SecretValue) -> str | None:
+        """Return the identifier of the credential held in ``value`` (None if none)."""
+        return None
+
+    def prepare(self, keep: Collection[str]) -> list[str]:
+        """Make room to mint one more credential; return the refs deleted.
+
+        ``keep`` holds refs that must survive (the current credential, any
+        still in grace). Raises ``LimitExceededError`` if room cannot be made
+        without touching a credential rotator does not manage.
+        """
+        return []
+
+    @abstractmethod
+    def mint(self, rotation_id: str) -> Credential:
+        """Create a new credential, tagged or named with ``rotation_id`` where possible."""
+
+    def recover(
+        self, rotation_id: str, known: Collection[str], pending: SecretValue | None
+    ) -> Credential | None:
+        """Find what an interrupted mint left behind, adopt it or delete it.
+
+        ``known`` holds the refs that existed before the mint began. If
+        ``pending`` (the store's pending value for this rotation) holds a
+        credential that exists, it is adopted and returned. Every other
+        credential minted for this rotation is deleted, so nothing is
+        orphaned. Returns ``None`` when nothing is left to adopt.
+        """
+        if pending is None:
+            return None
+        return Credential(pending, self.ref_of(pending))
+
+    def verify(self, credential: Credential) -> None:
+        """Prove the new credential works; raise ``VerificationError`` if not."""
+
+    def last_used(self, ref: str) -> datetime | None:
+        """Return when the credential was last used, if the issuer reports it."""
+        return None
+
+    def revoke(self, ref: str) -> None:
+        """Stop the credential from working (deactivate, disable, destroy)."""
+
+    def delete(self, ref: str) -> None:
+        """Remove a revoked credential for good; no-op if already gone."""
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The adapters installed, by role and name."""
+
+    stores: dict[str, type[Store[Any]]]
+    issuers: dict[str, type[Issuer[Any]]]
+
+    def store(self, name: str) -> type[Store[Any]]:
+        """Return the store adapter called ``name``; KeyError if unknown."""
+        return self.stores[name]
+
+    def issuer(self, name: str) -> type[Issuer[Any]]:
+        """Return the issuer adapter called ``name``; KeyError if unknown."""
+        return self.issuers[name]
+
+
+@functools.cache
+def registry() -> Registry:
+    """Load every adapter registered in the ``rotator.providers`` entry-point group."""
+    stores: dict[str, type[Store[Any]]] = {}
+    issuers: dict[str, type[Issuer[Any]]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        role, _, name = ep.name.partition(".")
+        if role == "store":
+            stores[name] = ep.load()
+        elif role == "issuer":
+            issuers[name] = ep.load()
+    return Registry(stores, issuers)

@@ -1,0 +1,63 @@
+"""A secret value that never shows itself by accident.
+
+:class:`SecretValue` wraps a credential (a string, or a flat mapping such as
+``{"AccessKeyId": ..., "SecretAccessKey": ...}``). Its ``repr`` and ``str``
+are masked, and every value created is registered with
+:mod:`rotator.redact`, so that the logging pipeline can scrub it from any
+line, including lines written by an SDK at DEBUG level.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Union
+
+from rotator import redact
+
+Plain = Union[str, Mapping[str, str]]
+
+
+class SecretValue:
+    """A credential value; masked when printed, registered for redaction."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: Plain) -> None:
+        if isinstance(value, Mapping):
+            value = {str(k): str(v) for k, v in value.items()}
+            for leaf in value.values():
+                redact.register(leaf)
+            redact.register(json.dumps(value, sort_keys=True))
+            redact.register(json.dumps(value))
+        else:
+            redact.register(value)
+        self._value: Plain = value
+
+    def reveal(self) -> Plain:
+        """Return the plain value; only adapters call this, at the moment they send it."""
+        return self._value
+
+    def text(self) -> str:
+        """Return the value as one string (a mapping as compact sorted JSON)."""
+        if isinstance(self._value, Mapping):
+            return json.dumps(self._value, sort_keys=True, separators=(",", ":"))
+        return self._value
+
+    def is_mapping(self) -> bool:
+        """Tell whether the value is a mapping of fields rather than one string."""
+        return isinstance(self._value, Mapping)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretValue) and self.text() == other.text()
+
+    def __hash__(self) -> int:
+        return hash(self.text())
+
+    def __repr__(self) -> str:
+        return "SecretValue('**********')"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> object:
+        raise TypeError("SecretValue cannot be pickled")
