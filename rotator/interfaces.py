@@ -161,6 +161,14 @@ class Issuer(ABC, Generic[ConfigT]):
         """Return the identifier of the credential held in ``value`` (None if none)."""
         return None
 
+    def inventory(self) -> list[str]:
+        """Return the refs that exist at the issuer now, for this credential's slot.
+
+        The engine records them before minting, so that after a crash
+        ``recover`` can tell what the interrupted mint created.
+        """
+        return []
+
     def prepare(self, keep: Collection[str]) -> list[str]:
         """Make room to mint one more credential; return the refs deleted.
 

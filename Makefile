@@ -1,0 +1,40 @@
+# The two commands: `make demo` (the main job, on emulators) and `make test` (what CI runs).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint typecheck pytest bench clean
+
+demo: $(VENV)/.demo
+	$(BIN)/rotator sandbox
+
+test: $(VENV)/.test lint typecheck pytest
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check rotator providers tests benchmarks
+	$(BIN)/ruff format --check rotator providers tests benchmarks
+	$(BIN)/lint-imports
+
+typecheck: $(VENV)/.test
+	$(BIN)/mypy --strict rotator providers
+
+pytest: $(VENV)/.test
+	$(BIN)/pytest -q
+
+bench: $(VENV)/.test
+	$(BIN)/python benchmarks/policies.py
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.demo: pyproject.toml $(VENV)/bin/python
+	$(BIN)/pip install -q -e '.[aws,sandbox]'
+	touch $@
+
+$(VENV)/.test: pyproject.toml $(VENV)/bin/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@ $(VENV)/.demo
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache rotator.db rotator.db.key

@@ -1,0 +1,330 @@
+"""The command line: thin, mapping flags to settings and calling the engine.
+
+Exit codes (DESIGN.md): 0 everything succeeded or nothing was due; 1 at least
+one rotation failed (the others still ran); 2 invalid configuration or usage,
+nothing changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import wraps
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from rotator import __version__, logs
+from rotator.clock import system_clock, system_sleep
+from rotator.durations import format_duration
+from rotator.engine import Engine, Outcome, PlanItem, Result, RunReport
+from rotator.errors import ConfigError, JournalError, PolicyError, RotatorError
+from rotator.journal import Journal
+from rotator.lifecycle import State
+from rotator.loader import load_policies
+from rotator.policy import Policy
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+DEFAULT_STATE = "sqlite:///rotator.db"
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
+    err.print(f"rotator: error: {message}", markup=False, highlight=False)
+    sys.exit(code)
+
+
+def common(func: F) -> F:
+    """Add ``--config``, ``--state``, ``--log-format`` and ``--log-level`` to a command."""
+
+    @click.option("--config", "config", envvar="ROTATOR_CONFIG", default="schedules",
+                  show_default=True, help="Policy file or directory of *.yaml files.")
+    @click.option("--state", "state", envvar="ROTATOR_STATE", default=DEFAULT_STATE,
+                  show_default=True, help="Journal URL (sqlite:///PATH or postgresql://...).")
+    @click.option("--log-format", type=click.Choice(["json", "console"]), default=None,
+                  help="Log format (default: console on a terminal, JSON otherwise).")
+    @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+                  default="info", show_default=True, envvar="ROTATOR_LOG_LEVEL")
+    @wraps(func)
+    def wrapper(*args: Any, log_format: str | None, log_level: str, **kwargs: Any) -> Any:
+        logs.configure(log_format, log_level)
+        try:
+            return func(*args, **kwargs)
+        except PolicyError as exc:
+            for problem in exc.problems:
+                err.print(str(problem), markup=False, highlight=False)
+            _fail(f"{len(exc.problems)} problem(s) in the policy files; nothing was changed")
+        except (ConfigError, JournalError) as exc:
+            _fail(str(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _policies(config: str) -> list[Policy]:
+    return load_policies(Path(config))
+
+
+def _engine(config: str, state: str) -> Engine:
+    policies = _policies(config)
+    return Engine(policies, Journal(state, system_clock), clock=system_clock, sleep=system_sleep)
+
+
+def _when(at: datetime | None, now: datetime) -> str:
+    if at is None:
+        return "-"
+    delta = at - now
+    stamp = at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    if abs(delta) < timedelta(seconds=1):
+        return f"now ({stamp})"
+    words = format_duration(timedelta(seconds=round(abs(delta.total_seconds()))))
+    return f"in {words} ({stamp})" if delta > timedelta(0) else f"{words} ago ({stamp})"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="rotator")
+def cli() -> None:
+    """Rotate credentials on a schedule: mint, store, verify, promote, revoke."""
+
+
+@cli.command()
+@common
+def validate(config: str, state: str) -> None:
+    """Check every policy file; print every problem as FILE:LINE:COL: field.path: reason."""
+    policies = _policies(config)
+    files = {p.source_file for p in policies}
+    out.print(f"{len(policies)} policies in {len(files)} file(s) are valid", highlight=False)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@common
+def plan(config: str, state: str, as_json: bool) -> None:
+    """Show what is due, when and why; changes nothing."""
+    engine = _engine(config, state)
+    items = engine.plan()
+    if as_json:
+        click.echo(json.dumps([i.as_dict() for i in items], indent=2))
+        return
+    _print_plan(items, engine.clock())
+
+
+def _print_plan(items: list[PlanItem], now: datetime) -> None:
+    table = Table(title="plan", title_justify="left")
+    for column in ("secret", "action", "due", "when", "why"):
+        table.add_column(column)
+    for item in items:
+        table.add_row(item.secret, item.action.value, "yes" if item.due else "no",
+                      _when(item.due_at, now), item.reason)
+    out.print(table)
+    due = sum(1 for i in items if i.due)
+    out.print(f"{due} of {len(items)} due now", highlight=False)
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Do everything due now, then exit.")
+@click.option("--tick", default=30.0, show_default=True,
+              help="Service mode: seconds between passes.")
+@click.option("--json", "as_json", is_flag=True, help="With --once: print the summary as JSON.")
+@common
+def run(config: str, state: str, once: bool, tick: float, as_json: bool) -> None:
+    """Resume unfinished rotations, rotate what is due, revoke what has passed its grace."""
+    engine = _engine(config, state)
+    if once:
+        report = engine.run_once()
+        _report_json(report) if as_json else _print_report(report)
+        sys.exit(report.exit_code)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set():
+        try:
+            _print_report(engine.run_once())
+        except RotatorError as exc:
+            err.print(f"rotator: pass failed: {exc}", markup=False, highlight=False)
+        stop.wait(tick)
+    sys.exit(EXIT_OK)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--emergency", is_flag=True,
+              help="Leaked key: no grace, the old credential dies as soon as the new one is live.")
+@click.option("--reason", default=None, help="Why (recorded in the journal).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@common
+def rotate(
+    config: str, state: str, name: str, emergency: bool, reason: str | None, as_json: bool
+) -> None:
+    """Rotate one secret now."""
+    engine = _engine(config, state)
+    report = engine.rotate(name, emergency=emergency, reason=reason)
+    _report_json(report) if as_json else _print_report(report)
+    sys.exit(report.exit_code)
+
+
+def _print_report(report: RunReport) -> None:
+    if not report.outcomes:
+        out.print("nothing was due", highlight=False)
+        return
+    table = Table(title="run", title_justify="left")
+    for column in ("secret", "result", "state", "rotation", "detail"):
+        table.add_column(column)
+    style = {Result.OK: "green", Result.FAILED: "red", Result.SKIPPED: "yellow",
+             Result.WAITING: "cyan"}
+    for o in report.outcomes:
+        table.add_row(o.secret, f"[{style[o.result]}]{o.result.value}[/]",
+                      o.state.value if o.state else "-", (o.rotation_id or "-")[:12], o.message)
+    out.print(table)
+    failed = len(report.failed)
+    out.print(f"{len(report.outcomes)} handled, {failed} failed", highlight=False)
+
+
+def _report_json(report: RunReport) -> None:
+    click.echo(json.dumps([_outcome_dict(o) for o in report.outcomes], indent=2))
+
+
+def _outcome_dict(o: Outcome) -> dict[str, Any]:
+    return {"secret": o.secret, "result": o.result.value, "state": o.state.value if o.state
+            else None, "rotation_id": o.rotation_id, "message": o.message}
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@common
+def status(config: str, state: str, as_json: bool) -> None:
+    """Per secret: state, age, last rotation, next due, grace deadline of the old one."""
+    _print_status(_engine(config, state), as_json)
+
+
+def _print_status(engine: Engine, as_json: bool) -> None:
+    journal = engine.journal
+    summaries = journal.summaries() if journal.exists() else {}
+    now = engine.clock()
+    due = {i.secret: i for i in engine.plan(summaries) if i.action.value == "rotate"}
+    rows = []
+    for name in sorted(engine.policies):
+        s = summaries.get(name)
+        last = s.last_rotation if s else None
+        grace = next((r for r in (s.open if s else []) if r.state is State.GRACE), None)
+        item = due.get(name)
+        rows.append({
+            "secret": name,
+            "state": last.state.value if last else "never rotated",
+            "current_since": s.last_success.isoformat() if s and s.last_success else None,
+            "age": format_duration(timedelta(seconds=int((now - s.last_success).total_seconds())))
+            if s and s.last_success else None,
+            "last_rotation": last.id if last else None,
+            "last_rotation_at": last.created_at.isoformat() if last else None,
+            "last_error": last.error if last else None,
+            "next_due": item.due_at.isoformat() if item and item.due_at else None,
+            "old_grace_deadline": grace.grace_deadline.isoformat()
+            if grace and grace.grace_deadline else None,
+        })
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="status", title_justify="left")
+    for column in ("secret", "state", "age", "last rotation", "next due", "old revoked at"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r["secret"], r["state"], r["age"] or "-",
+            f"{(r['last_rotation'] or '-')[:12]} {r['last_rotation_at'] or ''}".strip(),
+            _when(datetime.fromisoformat(r["next_due"]), now) if r["next_due"] else "-",
+            r["old_grace_deadline"] or "-",
+        )
+    out.print(table)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@common
+def history(config: str, state: str, name: str, as_json: bool) -> None:
+    """Every rotation of one secret, step by step."""
+    engine = _engine(config, state)
+    journal = engine.journal
+    entries = journal.history(name) if journal.exists() else []
+    if not entries and name not in engine.policies:
+        raise ConfigError(f"no policy and no history for {name!r}")
+    if as_json:
+        click.echo(json.dumps([
+            {
+                "rotation_id": r.id, "state": r.state.value, "trigger": r.trigger,
+                "reason": r.reason, "emergency": r.emergency,
+                "created_at": r.created_at.isoformat(),
+                "promoted_at": r.promoted_at.isoformat() if r.promoted_at else None,
+                "grace_deadline": r.grace_deadline.isoformat() if r.grace_deadline else None,
+                "old_ref": r.old_ref, "new_ref": r.new_ref,
+                "old_version_id": r.old_version_id, "new_version_id": r.new_version_id,
+                "new_fingerprint": r.new_fingerprint, "extensions": r.extensions,
+                "error": r.error,
+                "steps": [
+                    {"at": e.at.isoformat(), "step": e.step, "outcome": e.outcome,
+                     "from": e.state_from, "to": e.state_to, "detail": e.detail}
+                    for e in events
+                ],
+            }
+            for r, events in entries
+        ], indent=2))
+        return
+    if not entries:
+        out.print(f"{name}: never rotated", highlight=False)
+        return
+    for r, events in entries:
+        title = f"{r.id}  {r.trigger}{' (emergency)' if r.emergency else ''}  now {r.state.value}"
+        table = Table(title=title, title_justify="left")
+        for column in ("at", "step", "outcome", "state", "detail"):
+            table.add_column(column)
+        for e in events:
+            moved = f"{e.state_from or ''} -> {e.state_to}" if e.state_from != e.state_to else ""
+            table.add_row(e.at.strftime("%Y-%m-%d %H:%M:%S"), e.step, e.outcome, moved,
+                          e.detail or "")
+        out.print(table)
+
+
+@cli.command()
+@click.option("--duration", default=45.0, show_default=True,
+              help="Seconds to keep rotating before printing the status and exiting.")
+@click.option("--config", "config", default=None,
+              help="Policy file (default: the packaged schedules/demo.yaml).")
+@click.option("--state", "state", default=None,
+              help="Journal URL (default: a fresh one in a temporary directory).")
+@click.option("--log-format", type=click.Choice(["json", "console"]), default=None)
+def sandbox(duration: float, config: str | None, state: str | None,
+            log_format: str | None) -> None:
+    """Start local emulators, seed them, and watch whole rotations in under a minute."""
+    from rotator import sandbox as emulators
+
+    logs.configure(log_format or "console", "info")
+    try:
+        with emulators.session(config, state) as current:
+            code = emulators.run_passes(current, duration)
+            out.rule("rotator status")
+            _print_status(_engine(current.config, current.state), as_json=False)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            err.print(str(problem), markup=False, highlight=False)
+        _fail("the sandbox policy is invalid")
+    except (ConfigError, JournalError) as exc:
+        _fail(str(exc))
+    sys.exit(code)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    cli(prog_name="rotator")
+

@@ -1,0 +1,662 @@
+"""The engine: drives rotations through the lifecycle, durably and idempotently.
+
+The engine decides *what* to do; :mod:`rotator.schedule` decides *when*. For
+each policy it resumes unfinished rotations, starts one if the secret is due,
+and revokes old credentials whose grace has ended. Every step calls its
+adapters first and then records the new state in the journal; every step is
+safe to repeat, so a run killed anywhere is finished by the next one:
+
+- before minting, the issuer's inventory is recorded, so that a credential
+  minted by a run that died before recording it is found and adopted or
+  deleted (``Issuer.recover``): nothing is orphaned, nothing minted twice;
+- the new value goes to the store as a pending version at once, keyed by the
+  rotation id, so a crash cannot lose it;
+- a failure before promote rolls back; after promote, nothing ever rolls
+  back to a credential that may have been revoked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import structlog
+
+from rotator import faults
+from rotator.clock import Clock, Sleep, system_clock, system_sleep
+from rotator.durations import format_duration
+from rotator.errors import (
+    BusyError,
+    ConfigError,
+    ConflictError,
+    RotatorError,
+    StillInUseError,
+    TransientError,
+    VerificationError,
+)
+from rotator.interfaces import Credential, Issuer, Registry, Runtime, Store, registry
+from rotator.journal import Journal, Rotation, SecretSummary, lease_owner
+from rotator.lifecycle import BEFORE_PROMOTE, FORWARD, TERMINAL, State, Step
+from rotator.policy import Policy
+from rotator.schedule import next_due
+
+log = structlog.get_logger("rotator.engine")
+
+#: How long an extension lasts when the grace itself is zero.
+MIN_EXTENSION = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often, and how patiently, a step is retried after a transient error."""
+
+    attempts: int = 4
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, hint: float | None) -> float:
+        """Return the wait before retry number ``attempt`` (1-based)."""
+        if hint is not None:
+            return min(hint, self.max_delay)
+        return min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
+
+
+class Action(StrEnum):
+    """What ``plan`` says the engine will do for a secret."""
+
+    ROTATE = "rotate"
+    RESUME = "resume"
+    REVOKE = "revoke"
+    DELETE = "delete"
+    WAIT = "wait"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One thing the engine would do (or is waiting to do) for one secret."""
+
+    secret: str
+    action: Action
+    due_at: datetime | None
+    due: bool
+    reason: str
+    rotation_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready mapping."""
+        return {
+            "secret": self.secret,
+            "action": self.action.value,
+            "due": self.due,
+            "due_at": self.due_at.isoformat() if self.due_at else None,
+            "reason": self.reason,
+            "rotation_id": self.rotation_id,
+        }
+
+
+class Result(StrEnum):
+    """How handling one secret in a run ended."""
+
+    OK = "ok"
+    FAILED = "failed"
+    WAITING = "waiting"
+    SKIPPED = "skipped"
+
+
+@dataclass
+class Outcome:
+    """What happened to one secret in a run."""
+
+    secret: str
+    result: Result
+    message: str
+    rotation_id: str | None = None
+    state: State | None = None
+
+
+@dataclass
+class RunReport:
+    """Everything a run did, secret by secret."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        """Return the outcomes that failed."""
+        return [o for o in self.outcomes if o.result is Result.FAILED]
+
+    @property
+    def exit_code(self) -> int:
+        """Return 1 if anything failed, else 0 (DESIGN.md's exit codes)."""
+        return 1 if self.failed else 0
+
+
+@dataclass
+class _Binding:
+    policy: Policy
+    store: Store[Any]
+    issuer: Issuer[Any]
+
+
+class Engine:
+    """Runs rotations for a set of policies against one journal."""
+
+    def __init__(
+        self,
+        policies: Iterable[Policy],
+        journal: Journal,
+        *,
+        adapters: Registry | None = None,
+        clock: Clock = system_clock,
+        sleep: Sleep = system_sleep,
+        retry: RetryPolicy | None = None,
+        lease_ttl: timedelta = timedelta(minutes=15),
+    ) -> None:
+        self.policies = {p.name: p for p in policies}
+        self.journal = journal
+        self.adapters = adapters or registry()
+        self.clock = clock
+        self.sleep = sleep
+        self.retry = retry or RetryPolicy()
+        self.lease_ttl = lease_ttl
+        self.owner = lease_owner()
+        self.runtime = Runtime(clock=clock, sleep=sleep)
+        self._bindings: dict[str, _Binding] = {}
+        # New credentials minted by this process, by rotation id: between mint
+        # and store the value lives only here (a crash there is what
+        # Issuer.recover is for).
+        self._minted: dict[str, Credential] = {}
+
+    # -- adapters -------------------------------------------------------------
+
+    def binding(self, name: str) -> _Binding:
+        """Return the store and issuer adapters of a policy, built once."""
+        if name not in self._bindings:
+            policy = self.policies.get(name)
+            if policy is None:
+                raise ConfigError(f"no policy named {name!r}")
+            store_cls = self.adapters.store(policy.store.provider)
+            issuer_cls = self.adapters.issuer(policy.issuer.kind)
+            self._bindings[name] = _Binding(
+                policy,
+                store_cls(policy.store.config, self.runtime, name),
+                issuer_cls(policy.issuer.config, self.runtime, name),
+            )
+        return self._bindings[name]
+
+    # -- planning -------------------------------------------------------------
+
+    def plan(self, summaries: dict[str, SecretSummary] | None = None) -> list[PlanItem]:
+        """Return what is due, when and why, for every policy; changes nothing."""
+        if summaries is None:
+            summaries = self.journal.summaries() if self.journal.exists() else {}
+        now = self.clock()
+        items: list[PlanItem] = []
+        for name in sorted(self.policies):
+            items.extend(self._plan_secret(name, summaries.get(name, SecretSummary()), now))
+        for name in sorted(set(summaries) - set(self.policies)):
+            for rotation in summaries[name].open:
+                items.append(
+                    PlanItem(name, Action.ERROR, None, False,
+                             f"rotation {rotation.id} is {rotation.state} but no policy "
+                             f"names this secret any more; restore the policy to finish it",
+                             rotation.id)
+                )
+        return items
+
+    def _plan_secret(self, name: str, summary: SecretSummary, now: datetime) -> list[PlanItem]:
+        items: list[PlanItem] = []
+        blocked = False
+        for rotation in summary.open:
+            blocked = blocked or rotation.blocking
+            items.append(self._plan_open(rotation, now))
+        if blocked:
+            return items
+        policy = self.policies[name]
+        last = summary.last_success
+        basis = "last rotation"
+        if last is None:
+            try:
+                last = self.binding(name).store.last_changed()
+            except RotatorError as exc:
+                return [*items, PlanItem(name, Action.ERROR, None, False, str(exc))]
+            basis = "last change in the store"
+        due = next_due(policy.schedule, name, last, now)
+        reason = due.reason if last is None else f"{due.reason} ({basis})"
+        items.append(PlanItem(name, Action.ROTATE, due.due_at, due.is_due, reason))
+        return items
+
+    @staticmethod
+    def _plan_open(rotation: Rotation, now: datetime) -> PlanItem:
+        if rotation.state is State.GRACE:
+            deadline = rotation.grace_deadline
+            return PlanItem(
+                rotation.secret, Action.REVOKE, deadline, deadline is None or deadline <= now,
+                f"old credential in grace until {_fmt(deadline)}", rotation.id,
+            )
+        if rotation.state is State.REVOKED:
+            at = rotation.delete_at
+            return PlanItem(
+                rotation.secret, Action.DELETE, at, at is None or at <= now,
+                f"old credential revoked; deleted at {_fmt(at)}", rotation.id,
+            )
+        return PlanItem(
+            rotation.secret, Action.RESUME, rotation.updated_at, True,
+            f"unfinished rotation in state {rotation.state}", rotation.id,
+        )
+
+    # -- running --------------------------------------------------------------
+
+    def run_once(self) -> RunReport:
+        """Resume unfinished rotations, rotate what is due, revoke what has passed its grace."""
+        self.journal.migrate()
+        report = RunReport()
+        items = self.plan(self.journal.summaries())
+        by_secret: dict[str, list[PlanItem]] = {}
+        for item in items:
+            by_secret.setdefault(item.secret, []).append(item)
+        for name, secret_items in by_secret.items():
+            errors = [i for i in secret_items if i.action is Action.ERROR]
+            if errors:
+                report.outcomes.append(Outcome(name, Result.FAILED, errors[0].reason))
+                continue
+            if not any(i.due for i in secret_items):
+                continue
+            rotate = any(i.due and i.action is Action.ROTATE for i in secret_items)
+            report.outcomes.extend(self._process(name, start=rotate, trigger="schedule"))
+        return report
+
+    def rotate(self, name: str, *, emergency: bool = False, reason: str | None = None) -> RunReport:
+        """Rotate one secret now (``emergency``: no grace for the old credential)."""
+        if name not in self.policies:
+            raise ConfigError(f"no policy named {name!r}")
+        self.journal.migrate()
+        trigger = "emergency" if emergency else "manual"
+        return RunReport(
+            self._process(name, start=True, trigger=trigger, emergency=emergency, reason=reason)
+        )
+
+    def _process(
+        self,
+        name: str,
+        *,
+        start: bool,
+        trigger: str,
+        emergency: bool = False,
+        reason: str | None = None,
+    ) -> list[Outcome]:
+        """Handle one secret under its lease: finish open rotations, maybe start one."""
+        if not self.journal.acquire(name, self.owner, self.lease_ttl):
+            log.info("skipped: another run holds this secret", secret=name)
+            return [Outcome(name, Result.SKIPPED, "another run holds this secret's lease")]
+        structlog.contextvars.bind_contextvars(secret=name)
+        try:
+            return self._process_locked(name, start, trigger, emergency, reason)
+        finally:
+            structlog.contextvars.unbind_contextvars("secret", "rotation_id", "step")
+            self.journal.release(name, self.owner)
+
+    def _process_locked(
+        self, name: str, start: bool, trigger: str, emergency: bool, reason: str | None
+    ) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        blocking: Rotation | None = None
+        for rotation in self.journal.open_rotations(name):
+            if emergency and rotation.state is State.GRACE:
+                rotation = self.journal.transition(
+                    rotation, State.GRACE, Step.REVOKE,
+                    "emergency rotation: grace cut short", grace_deadline=self.clock(),
+                )
+            outcome = self._advance_safely(rotation)
+            outcomes.append(outcome)
+            if outcome.state is not None and outcome.state not in TERMINAL | {State.REVOKED}:
+                blocking = rotation
+        if not start:
+            return outcomes
+        if blocking is not None:
+            if trigger != "schedule":
+                outcomes.append(Outcome(
+                    name, Result.FAILED,
+                    f"rotation {blocking.id} is not finished (old credential in grace or a step "
+                    "pending); wait for it, or use --emergency to cut its grace short",
+                    blocking.id,
+                ))
+            return outcomes
+        now = self.clock()
+        rotation = self.journal.create(
+            Rotation(
+                id=uuid.uuid4().hex, secret=name, state=State.PLANNED, trigger=trigger,
+                created_at=now, updated_at=now, reason=reason, emergency=emergency,
+            ),
+            detail=f"{trigger} rotation" + (f": {reason}" if reason else ""),
+        )
+        log.info("rotation started", rotation_id=rotation.id, trigger=trigger, emergency=emergency)
+        outcomes.append(self._advance_safely(rotation))
+        return outcomes
+
+    def _advance_safely(self, rotation: Rotation) -> Outcome:
+        try:
+            rotation = self.advance(rotation)
+        except RotatorError as exc:
+            latest = self.journal.get(rotation.id) or rotation
+            log.error("rotation failed", rotation_id=rotation.id, state=str(latest.state),
+                      error=str(exc))
+            return Outcome(rotation.secret, Result.FAILED, str(exc), rotation.id, latest.state)
+        if rotation.state is State.ROLLED_BACK:
+            return Outcome(rotation.secret, Result.FAILED,
+                           f"rolled back: {rotation.error or 'see history'}", rotation.id,
+                           rotation.state)
+        if rotation.state in (State.GRACE, State.REVOKED) and not self._step_due(rotation):
+            return Outcome(rotation.secret, Result.OK, _waiting_message(rotation), rotation.id,
+                           rotation.state)
+        return Outcome(rotation.secret, Result.OK, f"rotation {rotation.state}", rotation.id,
+                       rotation.state)
+
+    def _step_due(self, rotation: Rotation) -> bool:
+        now = self.clock()
+        if rotation.state is State.GRACE:
+            return rotation.grace_deadline is None or rotation.grace_deadline <= now
+        if rotation.state is State.REVOKED:
+            return rotation.delete_at is None or rotation.delete_at <= now
+        return rotation.state not in TERMINAL
+
+    def advance(self, rotation: Rotation) -> Rotation:
+        """Drive one rotation forward as far as time allows; return where it stopped.
+
+        A permanent failure before promote rolls back (and the rolled-back
+        rotation is returned); any other failure is recorded and raised, the
+        rotation staying where it was so the next run resumes it.
+        """
+        binding = self.binding(rotation.secret)
+        structlog.contextvars.bind_contextvars(rotation_id=rotation.id)
+        handlers: dict[Step, Callable[[_Binding, Rotation], Rotation]] = {
+            Step.MINT: self._mint,
+            Step.STORE: self._store,
+            Step.PROPAGATE: self._propagate,
+            Step.VERIFY: self._verify,
+            Step.PROMOTE: self._promote,
+            Step.REVOKE: self._revoke,
+            Step.DELETE: self._delete,
+            Step.ROLLBACK: self._rollback,
+        }
+        while rotation.state not in TERMINAL and self._step_due(rotation):
+            step, _ = FORWARD[rotation.state]
+            structlog.contextvars.bind_contextvars(step=step.value)
+            faults.point(f"before:{step}")
+            try:
+                after = self._with_retries(rotation, step, handlers[step], binding)
+            except RotatorError as exc:
+                latest = self.journal.get(rotation.id) or rotation
+                if latest.state in BEFORE_PROMOTE and not exc.retryable:
+                    log.warning("step failed; rolling back", error=str(exc))
+                    rotation = self.journal.transition(
+                        latest, State.ROLLING_BACK, step, f"failed: {exc}", error=str(exc)
+                    )
+                    continue
+                self.journal.record(latest, step, "error", str(exc))
+                raise
+            faults.point(f"after:{step}")
+            if after.state is rotation.state and after.state is State.GRACE:
+                # The grace was extended: nothing more to do until the new deadline.
+                return after
+            rotation = after
+        return rotation
+
+    def _with_retries(
+        self,
+        rotation: Rotation,
+        step: Step,
+        handler: Callable[[_Binding, Rotation], Rotation],
+        binding: _Binding,
+    ) -> Rotation:
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                return handler(binding, rotation)
+            except RotatorError as exc:
+                if not exc.retryable or attempt == self.retry.attempts:
+                    raise
+                hint = exc.delay if isinstance(exc, TransientError) else None
+                delay = self.retry.delay(attempt, hint)
+                log.warning("transient failure; retrying", error=str(exc), attempt=attempt,
+                            retry_in=delay)
+                rotation = self.journal.record(
+                    rotation, step, "retry",
+                    f"{exc} (attempt {attempt} of {self.retry.attempts}, retry in {delay:g}s)",
+                )
+                self.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- the steps ------------------------------------------------------------
+
+    def _keep(self, rotation: Rotation, old_ref: str | None) -> set[str]:
+        """Refs the issuer must not touch: the current one and any still in grace."""
+        keep = {old_ref} if old_ref else set()
+        for other in self.journal.open_rotations(rotation.secret):
+            if other.id != rotation.id and other.state is State.GRACE:
+                keep |= {r for r in (other.old_ref, other.new_ref) if r}
+        return keep
+
+    def _mint(self, b: _Binding, rotation: Rotation) -> Rotation:
+        """PLANNED -> MINTED: take the inventory, make room, mint (or adopt after a crash)."""
+        if rotation.known_refs is None:
+            current = b.store.current()
+            old_ref = b.issuer.ref_of(current.value) if current else None
+            deleted = b.issuer.prepare(self._keep(rotation, old_ref))
+            known = tuple(b.issuer.inventory())
+            detail = f"inventory: {len(known)} existing"
+            if deleted:
+                detail += f"; made room by deleting stale {', '.join(deleted)}"
+            rotation = self.journal.record(
+                rotation, Step.MINT, "info", detail,
+                old_version_id=current.version_id if current else None,
+                old_ref=old_ref,
+                old_fingerprint=self.journal.fingerprint(current.value) if current else None,
+                known_refs=known,
+            )
+        else:
+            # A run died inside this step: adopt what it minted, or delete it.
+            found = b.issuer.recover(rotation.id, rotation.known_refs, b.store.pending(rotation.id))
+            if found is not None:
+                self._minted[rotation.id] = found
+                return self.journal.transition(
+                    rotation, State.MINTED, Step.MINT, f"adopted {found.ref or 'credential'} "
+                    "minted by an interrupted run", new_ref=found.ref,
+                    new_fingerprint=self.journal.fingerprint(found.value),
+                )
+        credential = b.issuer.mint(rotation.id)
+        self._minted[rotation.id] = credential
+        faults.point("mint:issued")
+        log.info("minted new credential", ref=credential.ref, issuer=b.issuer.kind)
+        return self.journal.transition(
+            rotation, State.MINTED, Step.MINT,
+            f"minted {credential.ref or 'a new value'} at {b.issuer.kind}",
+            new_ref=credential.ref, new_fingerprint=self.journal.fingerprint(credential.value),
+        )
+
+    def _store(self, b: _Binding, rotation: Rotation) -> Rotation:
+        """MINTED -> PENDING: write the new credential as the store's pending version."""
+        credential = self._minted.get(rotation.id)
+        if credential is None:
+            # Resumed after a crash between mint and store: the value is in the
+            # store already, or recoverable from the issuer, or lost for good.
+            credential = b.issuer.recover(
+                rotation.id, rotation.known_refs or (), b.store.pending(rotation.id)
+            )
+            if credential is None:
+                credential = b.issuer.mint(rotation.id)
+                rotation = self.journal.transition(
+                    rotation, State.MINTED, Step.MINT,
+                    "re-minted: the interrupted run's credential could not be recovered "
+                    "and was deleted",
+                    new_ref=credential.ref,
+                    new_fingerprint=self.journal.fingerprint(credential.value),
+                )
+            self._minted[rotation.id] = credential
+        version_id = b.store.put_pending(rotation.id, credential.value)
+        faults.point("store:written")
+        log.info("stored as pending", store=b.store.describe(), version=version_id)
+        return self.journal.transition(
+            rotation, State.PENDING, Step.STORE,
+            f"pending version {version_id} in {b.store.describe()}",
+            new_version_id=version_id, new_ref=credential.ref,
+            new_fingerprint=self.journal.fingerprint(credential.value),
+        )
+
+    def _propagate(self, b: _Binding, rotation: Rotation) -> Rotation:
+        """PENDING -> PROPAGATED: push to every target (none are configured yet)."""
+        log.info("propagated", targets=0)
+        return self.journal.transition(
+            rotation, State.PROPAGATED, Step.PROPAGATE, "no targets: consumers read the store"
+        )
+
+    def _verify(self, b: _Binding, rotation: Rotation) -> Rotation:
+        """PROPAGATED -> VERIFIED: read the pending value back and prove it works."""
+        value = b.store.pending(rotation.id)
+        if value is None:
+            raise ConflictError(
+                f"pending version of rotation {rotation.id} vanished from {b.store.describe()}"
+            )
+        if self.journal.fingerprint(value) != rotation.new_fingerprint:
+            raise VerificationError(
+                f"{b.store.describe()} holds a different pending value than was minted"
+            )
+        b.issuer.verify(Credential(value, rotation.new_ref))
+        log.info("verified new credential", ref=rotation.new_ref)
+        return self.journal.transition(
+            rotation, State.VERIFIED, Step.VERIFY,
+            f"read back from the store (fingerprint matches) and accepted by {b.issuer.kind}",
+        )
+
+    def _promote(self, b: _Binding, rotation: Rotation) -> Rotation:
+        """VERIFIED -> GRACE: make the new version current; start the old one's grace."""
+        previous = b.store.promote(rotation.id)
+        faults.point("promote:moved")
+        return self._promoted(b, rotation, previous, "promoted")
+
+    def _promoted(
+        self, b: _Binding, rotation: Rotation, previous: str | None, how: str
+    ) -> Rotation:
+        now = self.clock()
+        grace = timedelta(0) if rotation.emergency else b.policy.grace
+        deadline = now + grace
+        self._minted.pop(rotation.id, None)
+        log.info(f"{how}: new credential is current", grace_until=deadline.isoformat(),
+                 emergency=rotation.emergency)
+        return self.journal.transition(
+            rotation, State.GRACE, Step.PROMOTE,
+            f"{how}; old credential valid until {_fmt(deadline)}"
+            + (" (emergency: no grace)" if rotation.emergency else ""),
+            promoted_at=now, grace_deadline=deadline,
+            old_version_id=previous or rotation.old_version_id,
+        )
+
+    def _revoke(self, b: _Binding, rotation: Rotation) -> Rotation:
+        """GRACE -> REVOKED: at the grace deadline, revoke the old credential and retire it."""
+        policy = b.policy
+        if (
+            not rotation.emergency
+            and rotation.old_ref
+            and b.issuer.reports_last_use
+            and rotation.promoted_at is not None
+        ):
+            since = rotation.checked_at or rotation.promoted_at
+            last = b.issuer.last_used(rotation.old_ref)
+            now = self.clock()
+            if last is not None and last > since:
+                what = f"old credential {rotation.old_ref} was used at {_fmt(last)}"
+                if policy.when_old_still_used == "extend":
+                    until = now + (policy.grace or MIN_EXTENSION)
+                    log.warning("old credential still in use; grace extended", last_used=_fmt(last),
+                                until=until.isoformat())
+                    return self.journal.transition(
+                        rotation, State.GRACE, Step.REVOKE,
+                        f"{what}; grace extended to {_fmt(until)}",
+                        grace_deadline=until, checked_at=now, extensions=rotation.extensions + 1,
+                    )
+                if policy.when_old_still_used == "alert":
+                    self.journal.transition(
+                        rotation, State.GRACE, Step.REVOKE, f"{what}; holding it (alert)",
+                        checked_at=now, extensions=rotation.extensions + 1,
+                    )
+                    raise StillInUseError(
+                        f"{what} after its successor became current; not revoked "
+                        "(when_old_still_used: alert). Find the consumer, or rotate with "
+                        "--emergency to revoke it now"
+                    )
+                log.warning("old credential still in use; revoking anyway", last_used=_fmt(last))
+        if rotation.old_ref:
+            b.issuer.revoke(rotation.old_ref)
+        faults.point("revoke:revoked")
+        if rotation.old_version_id:
+            b.store.retire(rotation.old_version_id)
+        delay: timedelta = getattr(b.issuer.config, "delete_after", timedelta(0))
+        delete_at = self.clock() + (delay if b.issuer.two_stage_revoke else timedelta(0))
+        log.info("revoked old credential", ref=rotation.old_ref, version=rotation.old_version_id)
+        return self.journal.transition(
+            rotation, State.REVOKED, Step.REVOKE,
+            f"revoked {rotation.old_ref or 'old value'}; retired version "
+            f"{rotation.old_version_id or '-'}",
+            delete_at=delete_at,
+        )
+
+    def _delete(self, b: _Binding, rotation: Rotation) -> Rotation:
+        """REVOKED -> DONE: delete the revoked credential for good."""
+        if rotation.old_ref and b.issuer.two_stage_revoke:
+            b.issuer.delete(rotation.old_ref)
+            log.info("deleted old credential", ref=rotation.old_ref)
+        return self.journal.transition(
+            rotation, State.DONE, Step.DELETE,
+            f"deleted {rotation.old_ref}" if rotation.old_ref and b.issuer.two_stage_revoke
+            else "done",
+        )
+
+    def _rollback(self, b: _Binding, rotation: Rotation) -> Rotation:
+        """ROLLING_BACK -> ROLLED_BACK: remove the new credential; the old stays current."""
+        current = b.store.current()
+        if current is not None and rotation.new_version_id == current.version_id:
+            # The store promoted it before the failure: it is live, never revoke it.
+            return self._promoted(b, rotation, rotation.old_version_id, "found already promoted")
+        doomed = {rotation.new_ref} if rotation.new_ref else set()
+        if rotation.known_refs is not None:
+            found = b.issuer.recover(rotation.id, rotation.known_refs, None)
+            if found is not None and found.ref:
+                doomed.add(found.ref)
+        for ref in sorted(doomed):
+            b.issuer.revoke(ref)
+            b.issuer.delete(ref)
+        b.store.discard(rotation.id)
+        self._minted.pop(rotation.id, None)
+        log.warning("rolled back", deleted=sorted(doomed))
+        return self.journal.transition(
+            rotation, State.ROLLED_BACK, Step.ROLLBACK,
+            "new credential deleted, pending version removed; the old credential stays current"
+            + (f" (deleted {', '.join(sorted(doomed))})" if doomed else ""),
+        )
+
+
+def _fmt(when: datetime | None) -> str:
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC") if when else "-"
+
+
+def _waiting_message(rotation: Rotation) -> str:
+    if rotation.state is State.GRACE:
+        return f"promoted; old credential revoked at {_fmt(rotation.grace_deadline)}"
+    return f"old credential revoked; deleted at {_fmt(rotation.delete_at)}"
+
+
+__all__ = [
+    "Action",
+    "BusyError",
+    "Engine",
+    "Outcome",
+    "PlanItem",
+    "Result",
+    "RetryPolicy",
+    "RunReport",
+    "format_duration",
+]

@@ -1,0 +1,563 @@
+"""The journal: every rotation's progress, durable, on SQLite or PostgreSQL.
+
+SQLAlchemy 2 Core only (no ORM), so the same statements run on SQLite (WAL,
+the embedded default) and PostgreSQL. The schema is versioned: each entry of
+``MIGRATIONS`` runs once, in order, inside a transaction, and is recorded in
+``schema_migrations``.
+
+The journal never holds a secret value. It holds version ids, issuer refs
+(an access key id, an API key id: identifiers, not secrets) and keyed
+fingerprints: HMAC-SHA256 under a per-installation key kept beside the
+database file with mode 0600, so a fingerprint cannot be brute-forced from
+the database alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from rotator.clock import Clock
+from rotator.errors import JournalError
+from rotator.lifecycle import BLOCKING, TERMINAL, State, check
+from rotator.secret import SecretValue
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the journal")
+        value = value.astimezone(UTC)
+        # SQLite has no time zone type: keep a naive UTC value there.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+rotations = sa.Table(
+    "rotations",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("secret", sa.String(128), nullable=False, index=True),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("trigger", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("emergency", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("promoted_at", UTCDateTime),
+    sa.Column("grace_deadline", UTCDateTime),
+    sa.Column("delete_at", UTCDateTime),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("old_version_id", sa.String(128)),
+    sa.Column("old_ref", sa.String(256)),
+    sa.Column("old_fingerprint", sa.String(64)),
+    sa.Column("new_version_id", sa.String(128)),
+    sa.Column("new_ref", sa.String(256)),
+    sa.Column("new_fingerprint", sa.String(64)),
+    sa.Column("known_refs", sa.Text),
+    sa.Column("checked_at", UTCDateTime),
+    sa.Column("extensions", sa.Integer, nullable=False, default=0),
+    sa.Column("error", sa.Text),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("rotation_id", sa.String(64), sa.ForeignKey("rotations.id"), nullable=False),
+    sa.Column("secret", sa.String(128), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("step", sa.String(32), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("state_from", sa.String(32)),
+    sa.Column("state_to", sa.String(32)),
+    sa.Column("detail", sa.Text),
+    sa.Index("ix_events_rotation", "rotation_id", "id"),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("secret", sa.String(128), primary_key=True),
+    sa.Column("owner", sa.String(256), nullable=False),
+    sa.Column("acquired_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+
+def _create(*tables: sa.Table) -> Callable[[Connection], None]:
+    def run(conn: Connection) -> None:
+        for table in tables:
+            table.create(conn)
+
+    return run
+
+
+#: Versioned schema migrations, applied in order. Never edit a released
+#: entry: add a new one that alters the schema.
+MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
+    (1, "rotations, events and leases", _create(rotations, events, leases)),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """One rotation of one secret, as the journal records it."""
+
+    id: str
+    secret: str
+    state: State
+    trigger: str
+    created_at: datetime
+    updated_at: datetime
+    reason: str | None = None
+    emergency: bool = False
+    promoted_at: datetime | None = None
+    grace_deadline: datetime | None = None
+    delete_at: datetime | None = None
+    finished_at: datetime | None = None
+    old_version_id: str | None = None
+    old_ref: str | None = None
+    old_fingerprint: str | None = None
+    new_version_id: str | None = None
+    new_ref: str | None = None
+    new_fingerprint: str | None = None
+    #: The issuer's refs before minting; ``None`` until the inventory is taken.
+    known_refs: tuple[str, ...] | None = None
+    #: When the old credential's last use was last checked (grace end).
+    checked_at: datetime | None = None
+    extensions: int = 0
+    error: str | None = None
+
+    @property
+    def blocking(self) -> bool:
+        """True while this rotation keeps another of the same secret from starting."""
+        return self.state in BLOCKING
+
+    @property
+    def succeeded(self) -> bool:
+        """True once the new credential has been promoted."""
+        return self.promoted_at is not None
+
+
+@dataclass(frozen=True)
+class Event:
+    """One step of a rotation (or an attempt at one), as recorded."""
+
+    at: datetime
+    step: str
+    outcome: str
+    state_from: str | None
+    state_to: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class SecretSummary:
+    """What the journal knows about one secret, for plan and status."""
+
+    last_success: datetime | None = None
+    last_rotation: Rotation | None = None
+    open: list[Rotation] = field(default_factory=list)
+
+
+_ROTATION_FIELDS = {f.name for f in fields(Rotation)}
+
+
+def _row_to_rotation(row: sa.Row[Any]) -> Rotation:
+    data = {k: v for k, v in row._mapping.items() if k in _ROTATION_FIELDS}
+    data["state"] = State(data["state"])
+    known = data.get("known_refs")
+    data["known_refs"] = None if known is None else tuple(json.loads(known))
+    return Rotation(**data)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def lease_owner() -> str:
+    """Return a lease owner id: host, process id and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Journal:
+    """The durable record of rotations, steps and leases."""
+
+    def __init__(self, url: str, clock: Clock, *, key_file: str | Path | None = None) -> None:
+        self.url = url
+        self.clock = clock
+        self._engine = self._connect(url)
+        self._key_file = Path(key_file) if key_file else self._default_key_file(url)
+        self._key: bytes | None = None
+
+    # -- setup -------------------------------------------------------------
+
+    @staticmethod
+    def _connect(url: str) -> Engine:
+        try:
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+            engine = sa.create_engine(url, future=True)
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            raise JournalError(f"cannot use journal {_safe_url(url)}: {exc}") from None
+        if engine.dialect.name == "sqlite":
+
+            @sa.event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                # WAL lets readers (status, plan) run beside a writer; the busy
+                # timeout makes concurrent one-shot runs wait instead of fail.
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA busy_timeout=10000")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.close()
+
+        return engine
+
+    @staticmethod
+    def _default_key_file(url: str) -> Path:
+        database = sa.engine.make_url(url).database if url.startswith("sqlite") else None
+        if database and database != ":memory:":
+            return Path(database + ".key")
+        return Path(os.environ.get("ROTATOR_KEY_FILE", "rotator.key"))
+
+    @staticmethod
+    def sqlite_path(url: str) -> Path | None:
+        """Return the database file of a SQLite URL (None for other URLs)."""
+        if not url.startswith("sqlite"):
+            return None
+        database = sa.engine.make_url(url).database
+        return Path(database) if database and database != ":memory:" else None
+
+    def exists(self) -> bool:
+        """Tell whether the journal has been created (plan must not create it)."""
+        path = self.sqlite_path(self.url)
+        if path is not None and not path.exists():
+            return False
+        try:
+            with self._engine.connect() as conn:
+                return sa.inspect(conn).has_table("schema_migrations")
+        except SQLAlchemyError as exc:
+            raise JournalError(f"cannot read journal {_safe_url(self.url)}: {exc}") from None
+
+    def migrate(self) -> int:
+        """Apply every pending migration; return the schema version now in place."""
+        path = self.sqlite_path(self.url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._engine.begin() as conn:
+                schema_migrations.create(conn, checkfirst=True)
+                done = set(conn.scalars(sa.select(schema_migrations.c.version)))
+                if done and max(done) > SCHEMA_VERSION:
+                    raise JournalError(
+                        f"journal schema version {max(done)} is newer than this rotator "
+                        f"({SCHEMA_VERSION}); upgrade rotator"
+                    )
+                for version, name, run in MIGRATIONS:
+                    if version in done:
+                        continue
+                    run(conn)
+                    conn.execute(
+                        schema_migrations.insert().values(
+                            version=version, name=name, applied_at=self.clock()
+                        )
+                    )
+        except OperationalError as exc:
+            raise JournalError(f"cannot migrate journal {_safe_url(self.url)}: {exc}") from None
+        if path is not None:
+            for suffix in ("", "-wal", "-shm"):
+                extra = Path(str(path) + suffix)
+                if extra.exists():
+                    extra.chmod(0o600)
+        return SCHEMA_VERSION
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except JournalError:
+            raise
+        except SQLAlchemyError as exc:
+            raise JournalError(f"journal write failed: {type(exc).__name__}") from None
+
+    # -- fingerprints --------------------------------------------------------
+
+    def _fingerprint_key(self) -> bytes:
+        if self._key is None:
+            path = self._key_file
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(secrets.token_hex(32))
+            if path.stat().st_mode & 0o077:
+                raise JournalError(f"fingerprint key {path} must be readable by its owner only")
+            self._key = bytes.fromhex(path.read_text().strip())
+        return self._key
+
+    def fingerprint(self, value: SecretValue) -> str:
+        """Return a keyed fingerprint of a value (HMAC-SHA256, 16 bytes, hex)."""
+        digest = hmac.new(self._fingerprint_key(), value.text().encode(), hashlib.sha256)
+        return digest.hexdigest()[:32]
+
+    # -- rotations -----------------------------------------------------------
+
+    def create(self, rotation: Rotation, detail: str | None = None) -> Rotation:
+        """Record a new rotation (in state ``planned``) and its first event."""
+        with self._tx() as conn:
+            values = _rotation_values(rotation)
+            conn.execute(rotations.insert().values(**values))
+            self._event(conn, rotation, "plan", "ok", None, rotation.state, detail)
+        return rotation
+
+    def transition(
+        self,
+        rotation: Rotation,
+        to: State,
+        step: str,
+        detail: str | None = None,
+        **changes: Any,
+    ) -> Rotation:
+        """Move a rotation to ``to`` (checked against the lifecycle table) and record the step."""
+        check(rotation.state, to)
+        now = self.clock()
+        new = replace(rotation, state=to, updated_at=now, error=None, **changes)
+        if to in TERMINAL and new.finished_at is None:
+            new = replace(new, finished_at=now)
+        with self._tx() as conn:
+            result = conn.execute(
+                rotations.update()
+                .where(rotations.c.id == rotation.id, rotations.c.state == rotation.state.value)
+                .values(**_rotation_values(new))
+            )
+            if result.rowcount != 1:
+                raise JournalError(
+                    f"rotation {rotation.id} is no longer {rotation.state}: changed by another run"
+                )
+            self._event(conn, new, step, "ok", rotation.state, to, detail)
+        return new
+
+    def record(
+        self, rotation: Rotation, step: str, outcome: str, detail: str | None, **changes: Any
+    ) -> Rotation:
+        """Record an event without a state change (a retry, a failure, a fact learnt)."""
+        now = self.clock()
+        error = detail if outcome == "error" else rotation.error
+        new = replace(rotation, updated_at=now, error=error, **changes)
+        with self._tx() as conn:
+            conn.execute(
+                rotations.update()
+                .where(rotations.c.id == rotation.id)
+                .values(**_rotation_values(new))
+            )
+            self._event(conn, rotation, step, outcome, rotation.state, rotation.state, detail)
+        return new
+
+    def _event(
+        self,
+        conn: Connection,
+        rotation: Rotation,
+        step: str,
+        outcome: str,
+        src: State | None,
+        dst: State | None,
+        detail: str | None,
+    ) -> None:
+        conn.execute(
+            events.insert().values(
+                rotation_id=rotation.id,
+                secret=rotation.secret,
+                at=self.clock(),
+                step=step,
+                outcome=outcome,
+                state_from=src.value if src else None,
+                state_to=dst.value if dst else None,
+                detail=detail,
+            )
+        )
+
+    def get(self, rotation_id: str) -> Rotation | None:
+        """Return one rotation by id."""
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(rotations).where(rotations.c.id == rotation_id)).first()
+        return _row_to_rotation(row) if row else None
+
+    def open_rotations(self, secret: str | None = None) -> list[Rotation]:
+        """Return unfinished rotations (oldest first), optionally of one secret."""
+        query = sa.select(rotations).where(
+            rotations.c.state.not_in([s.value for s in TERMINAL])
+        )
+        if secret is not None:
+            query = query.where(rotations.c.secret == secret)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(rotations.c.created_at, rotations.c.id)).all()
+        return [_row_to_rotation(r) for r in rows]
+
+    def summaries(self) -> dict[str, SecretSummary]:
+        """Return, for every secret the journal knows, its last success and open rotations.
+
+        Two queries whatever the number of secrets, so ``plan`` and
+        ``run --once`` over thousands of policies stay fast.
+        """
+        last_success = (
+            sa.select(rotations.c.secret, sa.func.max(rotations.c.promoted_at).label("at"))
+            .where(rotations.c.promoted_at.is_not(None))
+            .group_by(rotations.c.secret)
+        )
+        latest_id = (
+            sa.select(rotations.c.secret, sa.func.max(rotations.c.created_at).label("at"))
+            .group_by(rotations.c.secret)
+            .subquery()
+        )
+        latest = sa.select(rotations).join(
+            latest_id,
+            sa.and_(
+                rotations.c.secret == latest_id.c.secret,
+                rotations.c.created_at == latest_id.c.at,
+            ),
+        )
+        with self._engine.connect() as conn:
+            successes = {
+                row.secret: UTCDateTime().process_result_value(row.at, conn.dialect)
+                for row in conn.execute(last_success)
+            }
+            last = {r.secret: r for r in (_row_to_rotation(x) for x in conn.execute(latest))}
+        open_by_secret: dict[str, list[Rotation]] = {}
+        for rotation in self.open_rotations():
+            open_by_secret.setdefault(rotation.secret, []).append(rotation)
+        names = set(successes) | set(last)
+        return {
+            name: SecretSummary(successes.get(name), last.get(name), open_by_secret.get(name, []))
+            for name in names
+        }
+
+    def history(self, secret: str) -> list[tuple[Rotation, list[Event]]]:
+        """Return every rotation of a secret (oldest first) with its events."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(rotations)
+                .where(rotations.c.secret == secret)
+                .order_by(rotations.c.created_at, rotations.c.id)
+            ).all()
+            evs = conn.execute(
+                sa.select(events).where(events.c.secret == secret).order_by(events.c.id)
+            ).all()
+        by_rotation: dict[str, list[Event]] = {}
+        for e in evs:
+            by_rotation.setdefault(e.rotation_id, []).append(
+                Event(e.at, e.step, e.outcome, e.state_from, e.state_to, e.detail)
+            )
+        return [(r, by_rotation.get(r.id, [])) for r in (_row_to_rotation(x) for x in rows)]
+
+    # -- leases (invariant 4) -----------------------------------------------
+
+    def acquire(self, secret: str, owner: str, ttl: timedelta) -> bool:
+        """Take the lease on a secret; False if another live run holds it.
+
+        A lease is taken over when it has expired, or when its owner is a
+        process on this host that no longer exists (a crashed one-shot run).
+        """
+        now = self.clock()
+        try:
+            with self._tx() as conn:
+                row = conn.execute(sa.select(leases).where(leases.c.secret == secret)).first()
+                if row is None:
+                    conn.execute(
+                        leases.insert().values(
+                            secret=secret, owner=owner, acquired_at=now, expires_at=now + ttl
+                        )
+                    )
+                    return True
+                if row.owner != owner and not self._lease_dead(row.owner, row.expires_at, now):
+                    return False
+                result = conn.execute(
+                    leases.update()
+                    .where(leases.c.secret == secret, leases.c.owner == row.owner)
+                    .values(owner=owner, acquired_at=now, expires_at=now + ttl)
+                )
+                return result.rowcount == 1
+        except JournalError as exc:
+            if isinstance(exc.__context__, IntegrityError):
+                return False
+            raise
+
+    @staticmethod
+    def _lease_dead(owner: str, expires_at: datetime, now: datetime) -> bool:
+        if expires_at <= now:
+            return True
+        host, _, rest = owner.partition(":")
+        pid = rest.partition(":")[0]
+        return host == socket.gethostname() and pid.isdigit() and not _process_alive(int(pid))
+
+    def release(self, secret: str, owner: str) -> None:
+        """Give the lease back (only if still ours)."""
+        with self._tx() as conn:
+            conn.execute(
+                leases.delete().where(leases.c.secret == secret, leases.c.owner == owner)
+            )
+
+
+def _rotation_values(rotation: Rotation) -> dict[str, Any]:
+    values = {f.name: getattr(rotation, f.name) for f in fields(Rotation)}
+    values["state"] = rotation.state.value
+    values["known_refs"] = (
+        None if rotation.known_refs is None else json.dumps(list(rotation.known_refs))
+    )
+    return values
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except (SQLAlchemyError, ValueError):
+        return "<unparsable URL>"

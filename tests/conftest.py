@@ -1,0 +1,81 @@
+"""Shared fixtures: a controllable clock and a journal on every supported database."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from rotator import redact
+from rotator.journal import Journal, metadata, schema_migrations
+
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """A clock the test moves by hand; ``sleep`` advances it instead of waiting."""
+
+    def __init__(self, now: datetime = START) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock starting at a fixed Monday morning."""
+    return FakeClock()
+
+
+@pytest.fixture(autouse=True)
+def _forget_secrets() -> Iterator[None]:
+    yield
+    redact.forget_all()
+
+
+def _postgres_url() -> str | None:
+    url = os.environ.get("ROTATOR_TEST_POSTGRES_URL")
+    if url:
+        return url
+    if os.environ.get("CI") == "true":
+        pytest.fail("CI=true but ROTATOR_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL)")
+    return None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A journal URL on SQLite and on PostgreSQL (the same contract runs on both)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'journal.db'}"
+        return
+    url = _postgres_url()
+    if url is None:
+        pytest.skip("no PostgreSQL (set ROTATOR_TEST_POSTGRES_URL)")
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+        schema_migrations.drop(conn, checkfirst=True)
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def journal(journal_url: str, clock: FakeClock, tmp_path: Path) -> Iterator[Journal]:
+    """A migrated journal on the fake clock, with its key file in tmp_path."""
+    j = Journal(journal_url, clock, key_file=tmp_path / "fingerprint.key")
+    j.migrate()
+    yield j
+    j.close()

@@ -1,0 +1,147 @@
+"""The journal contract, run on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from rotator.errors import JournalError
+from rotator.journal import SCHEMA_VERSION, Journal, Rotation, schema_migrations
+from rotator.lifecycle import State, TransitionError
+from rotator.secret import SecretValue
+from tests.conftest import FakeClock
+
+
+def _rotation(clock: FakeClock, secret: str = "db", rid: str = "a" * 32) -> Rotation:
+    now = clock()
+    return Rotation(id=rid, secret=secret, state=State.PLANNED, trigger="schedule",
+                    created_at=now, updated_at=now)
+
+
+def test_migrate_is_versioned_and_idempotent(journal: Journal) -> None:
+    """Migrating twice applies each migration once and reports the current version."""
+    assert journal.migrate() == SCHEMA_VERSION
+    with journal._engine.connect() as conn:
+        versions = list(conn.scalars(sa.select(schema_migrations.c.version)))
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
+
+
+def test_newer_schema_is_refused(journal: Journal) -> None:
+    """A journal written by a newer rotator is refused, not silently downgraded."""
+    with journal._engine.begin() as conn:
+        conn.execute(schema_migrations.insert().values(
+            version=SCHEMA_VERSION + 1, name="future", applied_at=journal.clock()))
+    with pytest.raises(JournalError, match="newer than this rotator"):
+        journal.migrate()
+
+
+def test_transition_records_state_and_event(journal: Journal, clock: FakeClock) -> None:
+    """A transition persists the new state, its fields and a step event."""
+    r = journal.create(_rotation(clock))
+    clock.advance(timedelta(seconds=5))
+    r = journal.transition(r, State.MINTED, "mint", "minted AKIA1", new_ref="AKIA1")
+    stored = journal.get(r.id)
+    assert stored is not None
+    assert stored.state is State.MINTED and stored.new_ref == "AKIA1"
+    assert stored.updated_at == clock()
+    [(_, events)] = journal.history("db")
+    assert [(e.step, e.state_from, e.state_to) for e in events] == [
+        ("plan", None, "planned"), ("mint", "planned", "minted")]
+
+
+def test_illegal_transition_is_refused(journal: Journal, clock: FakeClock) -> None:
+    """The journal refuses a state change outside the lifecycle table."""
+    r = journal.create(_rotation(clock))
+    with pytest.raises(TransitionError):
+        journal.transition(r, State.GRACE, "promote")
+
+
+def test_stale_transition_is_refused(journal: Journal, clock: FakeClock) -> None:
+    """Moving a rotation from a state it has already left fails (a concurrent writer)."""
+    r = journal.create(_rotation(clock))
+    journal.transition(r, State.MINTED, "mint")
+    with pytest.raises(JournalError, match="changed by another run"):
+        journal.transition(r, State.MINTED, "mint")
+
+
+def test_known_refs_round_trip(journal: Journal, clock: FakeClock) -> None:
+    """An empty inventory is kept apart from an inventory not yet taken."""
+    r = journal.create(_rotation(clock))
+    assert journal.get(r.id).known_refs is None  # type: ignore[union-attr]
+    journal.record(r, "mint", "info", "inventory", known_refs=())
+    assert journal.get(r.id).known_refs == ()  # type: ignore[union-attr]
+
+
+def test_summaries_report_last_success_and_open(journal: Journal, clock: FakeClock) -> None:
+    """Summaries give each secret its last promotion and its unfinished rotations."""
+    r = journal.create(_rotation(clock))
+    for state in (State.MINTED, State.PENDING, State.PROPAGATED, State.VERIFIED):
+        r = journal.transition(r, state, "step")
+    promoted = clock()
+    r = journal.transition(r, State.GRACE, "promote", promoted_at=promoted,
+                           grace_deadline=promoted + timedelta(hours=1))
+    clock.advance(timedelta(minutes=1))
+    other = journal.create(_rotation(clock, secret="api", rid="b" * 32))
+    summaries = journal.summaries()
+    assert summaries["db"].last_success == promoted
+    assert [o.id for o in summaries["db"].open] == [r.id]
+    assert summaries["api"].last_success is None
+    assert summaries["api"].last_rotation is not None
+    assert summaries["api"].last_rotation.id == other.id
+
+
+def test_fingerprint_is_keyed_and_key_file_private(journal: Journal, tmp_path: Path) -> None:
+    """Fingerprints depend on a 0600 key file, so the database alone cannot confirm a guess."""
+    value = SecretValue("correct horse battery staple")
+    first = journal.fingerprint(value)
+    key = tmp_path / "fingerprint.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    other = Journal(journal.url, journal.clock, key_file=tmp_path / "other.key")
+    assert other.fingerprint(value) != first
+    assert journal.fingerprint(SecretValue("correct horse battery staple")) == first
+
+
+def test_world_readable_key_is_refused(journal_url: str, clock: FakeClock, tmp_path: Path) -> None:
+    """A fingerprint key others can read is refused instead of used."""
+    key = tmp_path / "loose.key"
+    key.write_text("00" * 32)
+    key.chmod(0o644)
+    with pytest.raises(JournalError, match="owner only"):
+        Journal(journal_url, clock, key_file=key).fingerprint(SecretValue("x" * 20))
+
+
+def test_lease_excludes_a_second_owner(journal: Journal, clock: FakeClock) -> None:
+    """Only one live owner holds a secret's lease until it is released or expires."""
+    ttl = timedelta(minutes=5)
+    assert journal.acquire("db", "otherhost:1:a", ttl)
+    assert not journal.acquire("db", "otherhost:2:b", ttl)
+    journal.release("db", "otherhost:1:a")
+    assert journal.acquire("db", "otherhost:2:b", ttl)
+    clock.advance(ttl + timedelta(seconds=1))
+    assert journal.acquire("db", "otherhost:3:c", ttl)
+
+
+def test_lease_of_a_dead_local_process_is_taken_over(journal: Journal) -> None:
+    """A lease held by a process on this host that no longer exists is taken over at once."""
+    import socket
+
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    dead = f"{socket.gethostname()}:{child.stdout.strip()}:x"
+    assert journal.acquire("db", dead, timedelta(hours=1))
+    assert journal.acquire("db", f"{socket.gethostname()}:{os.getpid()}:y", timedelta(hours=1))
+
+
+def test_sqlite_file_is_private(tmp_path: Path, clock: FakeClock) -> None:
+    """The SQLite journal file is created readable by its owner only."""
+    path = tmp_path / "j.db"
+    Journal(f"sqlite:///{path}", clock).migrate()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert (tmp_path / "j.db.key").exists() is False  # created on first fingerprint only
