@@ -277,9 +277,14 @@ class Engine:
             raise ConfigError(f"no policy named {name!r}")
         self.journal.migrate()
         trigger = "emergency" if emergency else "manual"
-        return RunReport(
-            self._process(name, start=True, trigger=trigger, emergency=emergency, reason=reason)
+        outcomes = self._process(
+            name, start=True, trigger=trigger, emergency=emergency, reason=reason
         )
+        for outcome in outcomes:
+            # Asked for by name, a rotation that could not start has failed.
+            if outcome.result is Result.SKIPPED:
+                outcome.result = Result.FAILED
+        return RunReport(outcomes)
 
     def _process(
         self,

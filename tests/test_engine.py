@@ -1,0 +1,319 @@
+"""The engine over real adapters: in-process moto for AWS, an injected clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from providers.random import RandomIssuer
+from rotator.engine import Action, Engine, Result, RetryPolicy
+from rotator.errors import TransientError, VerificationError
+from rotator.interfaces import Credential, Registry, registry
+from rotator.journal import Journal
+from rotator.lifecycle import State
+from rotator.loader import load_policies
+from tests.conftest import FakeClock
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """In-process moto with fake credentials and a region."""
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def real_clock() -> FakeClock:
+    """A fake clock that starts at the real now (moto stamps last use with the real time)."""
+    return FakeClock(datetime.now(UTC).replace(microsecond=0))
+
+
+def _policies(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "policies.yaml"
+    path.write_text(body)
+    return path
+
+
+def _engine(tmp_path: Path, body: str, clock: FakeClock, adapters: Registry | None = None,
+            **kw: Any) -> Engine:
+    journal = Journal(f"sqlite:///{tmp_path / 'j.db'}", clock)
+    return Engine(load_policies(_policies(tmp_path, body)), journal, clock=clock,
+                  sleep=clock.sleep, adapters=adapters, **kw)
+
+
+def _sm() -> Any:
+    return boto3.client("secretsmanager", region_name=REGION)
+
+
+def _stages(secret_id: str) -> dict[str, list[str]]:
+    described = _sm().describe_secret(SecretId=secret_id)
+    return {v: s for v, s in described["VersionIdsToStages"].items() if s}
+
+
+def _current(secret_id: str) -> str:
+    value: str = _sm().get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")[
+        "SecretString"]
+    return value
+
+
+RANDOM_POLICY = """
+secrets:
+  - name: app/db
+    store: {provider: aws-secretsmanager, secret_id: app/db, field: password}
+    issuer: {kind: random, length: 20}
+    schedule: {every: 30d}
+    grace: 1h
+"""
+
+
+def test_random_rotation_promotes_then_retires_after_grace(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A random rotation keeps other JSON fields, promotes, and retires the old version at grace end."""
+    _sm().create_secret(Name="app/db", SecretString=json.dumps({"user": "app", "password": "old" * 8}))
+    engine = _engine(tmp_path, RANDOM_POLICY, clock)
+    [outcome] = engine.rotate("app/db").outcomes
+    assert outcome.result is Result.OK and outcome.state is State.GRACE
+    doc = json.loads(_current("app/db"))
+    assert doc["user"] == "app" and len(doc["password"]) == 20 and doc["password"] != "old" * 8
+    stages = _stages("app/db")
+    assert sorted(stages.values()) == [["AWSCURRENT"], ["AWSPREVIOUS"]]
+
+    clock.advance(timedelta(minutes=59))
+    assert engine.run_once().outcomes == []  # nothing due one minute before the deadline
+    assert sorted(_stages("app/db").values()) == [["AWSCURRENT"], ["AWSPREVIOUS"]]
+
+    clock.advance(timedelta(minutes=1))
+    report = engine.run_once()
+    assert [o.state for o in report.outcomes] == [State.DONE]
+    assert list(_stages("app/db").values()) == [["AWSCURRENT"]]
+
+
+def test_plan_and_run_once_agree(aws: None, tmp_path: Path, clock: FakeClock) -> None:
+    """Exactly the secrets plan calls due are the ones run --once rotates."""
+    body = "secrets:\n" + "".join(
+        f"""  - name: s{i}
+    store: {{provider: aws-secretsmanager, secret_id: s{i}}}
+    schedule: {{every: {d}d}}
+    grace: 1h
+""" for i, d in enumerate((1, 10, 100)))
+    for i in range(3):
+        _sm().create_secret(Name=f"s{i}", SecretString="x" * 20)
+    engine = _engine(tmp_path, body, clock)
+    clock.advance(timedelta(days=5))  # moto stamps creation with the real time: it is the past
+    clock.now = datetime.now(UTC) + timedelta(days=5)
+    due = {i.secret for i in engine.plan() if i.due}
+    assert due == {"s0"}
+    ran = {o.secret for o in engine.run_once().outcomes}
+    assert ran == due
+    again = {i.secret for i in engine.plan() if i.due and i.action is Action.ROTATE}
+    assert again == set()
+
+
+IAM_POLICY = """
+secrets:
+  - name: deployer
+    store: {{provider: aws-secretsmanager, secret_id: deployer}}
+    issuer: {{kind: aws-iam-access-key, user: deployer, delete_after: {delete_after}}}
+    schedule: {{every: 30d}}
+    grace: 1h
+    when_old_still_used: {when}
+"""
+
+
+def _iam_user() -> dict[str, str]:
+    iam = boto3.client("iam", region_name=REGION)
+    iam.create_user(UserName="deployer")
+    key = iam.create_access_key(UserName="deployer")["AccessKey"]
+    pair = {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}
+    _sm().create_secret(Name="deployer", SecretString=json.dumps(pair))
+    return pair
+
+
+def _keys() -> dict[str, str]:
+    iam = boto3.client("iam", region_name=REGION)
+    return {k["AccessKeyId"]: k["Status"]
+            for k in iam.list_access_keys(UserName="deployer")["AccessKeyMetadata"]}
+
+
+def test_iam_key_rotation_deactivates_then_deletes(
+    aws: None, tmp_path: Path, real_clock: FakeClock
+) -> None:
+    """An IAM rotation keeps two keys during grace, deactivates the old at its end, deletes later."""
+    old = _iam_user()
+    engine = _engine(tmp_path, IAM_POLICY.format(delete_after="1d", when="extend"), real_clock)
+    [outcome] = engine.rotate("deployer").outcomes
+    assert outcome.state is State.GRACE
+    new = json.loads(_current("deployer"))
+    assert new["AccessKeyId"] != old["AccessKeyId"]
+    assert _keys() == {old["AccessKeyId"]: "Active", new["AccessKeyId"]: "Active"}
+
+    real_clock.advance(timedelta(hours=1))
+    [outcome] = engine.run_once().outcomes
+    assert outcome.state is State.REVOKED
+    assert _keys() == {old["AccessKeyId"]: "Inactive", new["AccessKeyId"]: "Active"}
+
+    real_clock.advance(timedelta(days=1))
+    [outcome] = engine.run_once().outcomes
+    assert outcome.state is State.DONE
+    assert _keys() == {new["AccessKeyId"]: "Active"}
+
+
+def test_old_key_still_used_extends_grace(aws: None, tmp_path: Path, real_clock: FakeClock) -> None:
+    """An old key used after promotion is not revoked at the deadline when the policy says extend."""
+    old = _iam_user()
+    engine = _engine(tmp_path, IAM_POLICY.format(delete_after="0s", when="extend"), real_clock)
+    engine.rotate("deployer")
+    boto3.client("sts", region_name=REGION, aws_access_key_id=old["AccessKeyId"],
+                 aws_secret_access_key=old["SecretAccessKey"]).get_caller_identity()
+    real_clock.advance(timedelta(hours=1, seconds=1))
+    [outcome] = engine.run_once().outcomes
+    assert outcome.result is Result.OK and outcome.state is State.GRACE
+    assert _keys()[old["AccessKeyId"]] == "Active"
+    rotation = engine.journal.open_rotations("deployer")[0]
+    assert rotation.extensions == 1
+    assert rotation.grace_deadline == real_clock() + timedelta(hours=1)
+
+
+def test_old_key_still_used_alerts(aws: None, tmp_path: Path, real_clock: FakeClock) -> None:
+    """With when_old_still_used: alert, a used old key is held and the run fails loudly."""
+    old = _iam_user()
+    engine = _engine(tmp_path, IAM_POLICY.format(delete_after="0s", when="alert"), real_clock)
+    engine.rotate("deployer")
+    boto3.client("sts", region_name=REGION, aws_access_key_id=old["AccessKeyId"],
+                 aws_secret_access_key=old["SecretAccessKey"]).get_caller_identity()
+    real_clock.advance(timedelta(hours=2))
+    report = engine.run_once()
+    assert report.exit_code == 1
+    assert "was used" in report.failed[0].message
+    assert _keys()[old["AccessKeyId"]] == "Active"
+
+
+def test_emergency_rotation_revokes_old_key_at_once(
+    aws: None, tmp_path: Path, real_clock: FakeClock
+) -> None:
+    """--emergency promotes and revokes the leaked key in the same call, recorded as such."""
+    old = _iam_user()
+    engine = _engine(tmp_path, IAM_POLICY.format(delete_after="0s", when="extend"), real_clock)
+    [outcome] = engine.rotate("deployer", emergency=True, reason="leaked in a log").outcomes
+    assert outcome.state is State.DONE
+    assert old["AccessKeyId"] not in _keys()
+    [(rotation, events)] = engine.journal.history("deployer")
+    assert rotation.emergency and rotation.reason == "leaked in a log"
+    assert any("emergency" in (e.detail or "") for e in events)
+
+
+def test_manual_rotation_during_grace_is_refused(
+    aws: None, tmp_path: Path, real_clock: FakeClock
+) -> None:
+    """A second manual rotation while the old key is in grace fails; --emergency cuts the grace."""
+    first = _iam_user()
+    engine = _engine(tmp_path, IAM_POLICY.format(delete_after="0s", when="extend"), real_clock)
+    engine.rotate("deployer")
+    report = engine.rotate("deployer")
+    assert report.exit_code == 1 and "--emergency" in report.failed[0].message
+    assert len(_keys()) == 2
+    report = engine.rotate("deployer", emergency=True)
+    assert report.exit_code == 0
+    assert first["AccessKeyId"] not in _keys() and len(_keys()) == 1
+
+
+class _FailingVerify(RandomIssuer):
+    """A random issuer whose credentials never verify (stands in for a broken consumer)."""
+
+    def verify(self, credential: Credential) -> None:
+        raise VerificationError("refused by the test", provider="test")
+
+
+class _FlakyMint(RandomIssuer):
+    """A random issuer that is throttled twice before minting."""
+
+    failures = 2
+
+    def mint(self, rotation_id: str) -> Credential:
+        if _FlakyMint.failures:
+            _FlakyMint.failures -= 1
+            raise TransientError("throttled", provider="test", operation="mint")
+        return super().mint(rotation_id)
+
+
+def _with_issuer(kind: str, cls: type[RandomIssuer]) -> Registry:
+    base = registry()
+    return Registry(dict(base.stores), {**base.issuers, kind: cls})
+
+
+def test_failed_verification_rolls_back(aws: None, tmp_path: Path, clock: FakeClock) -> None:
+    """A credential that fails verification is never promoted: pending removed, old stays current."""
+    _sm().create_secret(Name="app/db", SecretString="original-value-123")
+    adapters = _with_issuer("random", _FailingVerify)
+    engine = _engine(tmp_path, RANDOM_POLICY.replace(", field: password", ""), clock, adapters)
+    report = engine.rotate("app/db")
+    assert report.exit_code == 1
+    assert report.outcomes[0].state is State.ROLLED_BACK
+    assert _current("app/db") == "original-value-123"
+    assert list(_stages("app/db").values()) == [["AWSCURRENT"]]
+    [(rotation, events)] = engine.journal.history("app/db")
+    assert "refused by the test" in (rotation.error or "")
+    assert [e.step for e in events][-2:] == ["verify", "rollback"]
+
+
+def test_transient_errors_are_retried_with_backoff(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A throttled mint is retried after 1s then 2s (injected sleep) and the rotation succeeds."""
+    _sm().create_secret(Name="app/db", SecretString="original-value-123")
+    _FlakyMint.failures = 2
+    adapters = _with_issuer("random", _FlakyMint)
+    engine = _engine(tmp_path, RANDOM_POLICY.replace(", field: password", ""), clock, adapters,
+                     retry=RetryPolicy(attempts=4, base_delay=1.0))
+    report = engine.rotate("app/db")
+    assert report.exit_code == 0
+    assert clock.slept == [1.0, 2.0]
+    [(_, events)] = engine.journal.history("app/db")
+    assert [e.outcome for e in events if e.step == "mint"].count("retry") == 2
+
+
+def test_transient_errors_exhausted_leave_rotation_resumable(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """When retries run out the rotation stays where it was, and the next run finishes it."""
+    _sm().create_secret(Name="app/db", SecretString="original-value-123")
+    _FlakyMint.failures = 5
+    adapters = _with_issuer("random", _FlakyMint)
+    engine = _engine(tmp_path, RANDOM_POLICY.replace(", field: password", ""), clock, adapters,
+                     retry=RetryPolicy(attempts=2, base_delay=1.0))
+    report = engine.rotate("app/db")
+    assert report.exit_code == 1 and report.outcomes[0].state is State.PLANNED
+    _FlakyMint.failures = 0
+    report = engine.run_once()
+    assert [o.state for o in report.outcomes] == [State.GRACE]
+    assert _current("app/db") != "original-value-123"
+
+
+def test_busy_secret_is_skipped(aws: None, tmp_path: Path, real_clock: FakeClock) -> None:
+    """A due secret whose lease another live run holds is skipped by run --once, refused by rotate."""
+    _sm().create_secret(Name="app/db", SecretString=json.dumps({"password": "p" * 20}))
+    engine = _engine(tmp_path, RANDOM_POLICY, real_clock)
+    real_clock.advance(timedelta(days=31))
+    engine.journal.migrate()
+    assert engine.journal.acquire("app/db", "elsewhere:1:x", timedelta(hours=5))
+    report = engine.run_once()
+    assert [o.result for o in report.outcomes] == [Result.SKIPPED]
+    assert report.exit_code == 0
+    report = engine.rotate("app/db")
+    assert report.exit_code == 1 and "lease" in report.failed[0].message
+    assert json.loads(_current("app/db"))["password"] == "p" * 20
