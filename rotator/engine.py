@@ -393,6 +393,7 @@ class Engine:
             step, _ = FORWARD[rotation.state]
             structlog.contextvars.bind_contextvars(step=step.value)
             faults.point(f"before:{step}")
+            log.debug("step starting", state=str(rotation.state))
             try:
                 after = self._with_retries(rotation, step, handlers[step], binding)
             except RotatorError as exc:

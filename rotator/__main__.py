@@ -1,0 +1,5 @@
+"""``python -m rotator``: the same as the ``rotator`` command."""
+
+from rotator.cli import main
+
+main()
