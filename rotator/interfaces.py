@@ -51,8 +51,8 @@ class Runtime:
     """What the engine lends an adapter: the clock, a sleeper and a cache.
 
     ``cache`` lives as long as the engine; adapters keep their SDK clients in
-    it (one per region and service) so they are built once and reused.
-    ``secret`` is the policy name, for messages and tags.
+    it (one per region and service) so they are built once and reused. (The
+    policy name reaches an adapter through its constructor.)
     """
 
     clock: Callable[[], datetime]
@@ -189,9 +189,11 @@ class Issuer(ABC, Generic[ConfigT]):
 
         ``known`` holds the refs that existed before the mint began. If
         ``pending`` (the store's pending value for this rotation) holds a
-        credential that exists, it is adopted and returned. Every other
-        credential minted for this rotation is deleted, so nothing is
-        orphaned. Returns ``None`` when nothing is left to adopt.
+        credential that exists, it is adopted and returned. An issuer whose
+        values can be read back (an API Gateway key) may adopt what it finds
+        even when ``pending`` is None; the engine then writes it to the
+        store. Every other credential minted for this rotation is deleted, so
+        nothing is orphaned. Returns ``None`` when nothing is left to adopt.
         """
         if pending is None:
             return None

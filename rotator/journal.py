@@ -371,7 +371,10 @@ class Journal:
         """Move a rotation to ``to`` (checked against the lifecycle table) and record the step."""
         check(rotation.state, to)
         now = self.clock()
-        new = replace(rotation, state=to, updated_at=now, error=None, **changes)
+        # A step that succeeds clears the last error, except on the way to a
+        # rollback, whose reason is the error.
+        keep = rotation.error if to in (State.ROLLING_BACK, State.ROLLED_BACK) else None
+        new = replace(rotation, state=to, updated_at=now, **{"error": keep, **changes})
         if to in TERMINAL and new.finished_at is None:
             new = replace(new, finished_at=now)
         with self._tx() as conn:

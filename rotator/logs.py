@@ -69,7 +69,9 @@ def configure(fmt: str | None = None, level: str = "info", stream: TextIO | None
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=stream.isatty(), exception_formatter=str)
+        else structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Union
+from typing import NoReturn, Union
 
 from rotator import redact
 
@@ -59,5 +59,5 @@ class SecretValue:
 
     __str__ = __repr__
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("SecretValue cannot be pickled")

@@ -89,9 +89,9 @@ def test_kill_at_step_boundary_converges(rotator_cli: Rotator, point: str) -> No
     first = rotator_cli("rotate", "deployer", now=t0, fault=None if late else point)
     if not late:
         assert first.code == 137, first.stderr
+        # Not _works(old): signing with the old key would record a use after
+        # promotion and (rightly) extend its grace.
         assert _keys()[old["AccessKeyId"]] == "Active"
-        if _current()["AccessKeyId"] == old["AccessKeyId"]:
-            assert _works(old)
         resumed = rotator_cli("run", "--once", now=t0)
         assert resumed.code == 0, resumed.stderr
     else:

@@ -1,0 +1,165 @@
+"""boto3 clients for the AWS adapters: built once per service and region, then reused.
+
+One ``boto3.Session`` is kept per :attr:`rotator.interfaces.Runtime.cache`
+(sessions are not thread-safe to build clients from, so a lock guards it),
+and one client per (service, region) in the same cache; clients themselves
+are thread-safe. Every client uses botocore's ``standard`` retry mode.
+
+Credentials, region and endpoint come from boto3's own chain, never from a
+policy: environment, shared config, SSO, IRSA, instance profile. That chain
+already honours ``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_<SERVICE>`` (how
+the sandbox points everything at moto_server), so nothing here reimplements
+it.
+
+boto3 is imported inside the functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from providers.aws.errors import aws_errors
+from rotator import __version__
+from rotator.interfaces import Runtime
+
+if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
+    from mypy_boto3_apigateway import APIGatewayClient
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sts import STSClient
+
+Service = Literal["secretsmanager", "iam", "apigateway", "sts"]
+
+_SESSION_KEY = "aws:session"
+_LOCK_KEY = "aws:lock"
+
+#: Seconds to wait for a connection and for an answer, per attempt.
+CONNECT_TIMEOUT = 10
+READ_TIMEOUT = 30
+
+
+def client_config() -> Config:
+    """Return the botocore configuration every adapter client uses."""
+    from botocore.config import Config
+
+    return Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        user_agent_extra=f"rotator/{__version__}",
+    )
+
+
+def _lock(runtime: Runtime) -> threading.Lock:
+    lock: threading.Lock = runtime.cache.setdefault(_LOCK_KEY, threading.Lock())
+    return lock
+
+
+def _session(runtime: Runtime) -> boto3.Session:
+    """Return the cache's boto3 session, creating it on first use (caller holds the lock)."""
+    import boto3
+
+    session = runtime.cache.get(_SESSION_KEY)
+    if session is None:
+        session = boto3.Session()
+        runtime.cache[_SESSION_KEY] = session
+    assert isinstance(session, boto3.Session)
+    return session
+
+
+@overload
+def client(
+    runtime: Runtime,
+    service: Literal["secretsmanager"],
+    region: str | None = None,
+    **credentials: str,
+) -> SecretsManagerClient: ...
+
+
+@overload
+def client(
+    runtime: Runtime, service: Literal["iam"], region: str | None = None, **credentials: str
+) -> IAMClient: ...
+
+
+@overload
+def client(
+    runtime: Runtime, service: Literal["apigateway"], region: str | None = None, **credentials: str
+) -> APIGatewayClient: ...
+
+
+@overload
+def client(
+    runtime: Runtime, service: Literal["sts"], region: str | None = None, **credentials: str
+) -> STSClient: ...
+
+
+def client(
+    runtime: Runtime, service: Service, region: str | None = None, **credentials: str
+) -> Any:
+    """Return the client for ``service`` in ``region`` (``None``: the default chain's).
+
+    Without ``credentials`` the client is cached in ``runtime.cache`` and
+    shared. With ``credentials`` (``aws_access_key_id``,
+    ``aws_secret_access_key``, optionally ``aws_session_token``) a fresh,
+    uncached client signs with exactly those keys, against the same endpoint
+    and region as the cached client; see :func:`client_with_keys`.
+
+    Raises:
+        PermanentError: no region can be found, or the profile is broken.
+    """
+    if credentials:
+        return client_with_keys(runtime, service, region, **credentials)
+    key = f"aws:client:{service}:{region or ''}"
+    cached = runtime.cache.get(key)
+    if cached is not None:
+        return cached
+    with _lock(runtime):
+        cached = runtime.cache.get(key)
+        if cached is None:
+            with aws_errors("aws", f"create {service} client"):
+                cached = _session(runtime).client(
+                    service, region_name=region, config=client_config()
+                )
+            runtime.cache[key] = cached
+    return cached
+
+
+def client_with_keys(
+    runtime: Runtime,
+    service: Service,
+    region: str | None,
+    *,
+    aws_access_key_id: str,
+    aws_secret_access_key: str,
+    aws_session_token: str | None = None,
+) -> Any:
+    """Return a new, uncached client that signs with the given access key.
+
+    It talks to the same endpoint and region as the cached client of the
+    same service (so a key is checked where it was minted, moto_server
+    included). Used to prove a freshly minted IAM key works; the keys are
+    held only by the returned client.
+
+    Raises:
+        PermanentError: no region can be found, or the profile is broken.
+    """
+    import boto3
+
+    template = client(runtime, service, region)
+    with aws_errors("aws", f"create {service} client"):
+        session = boto3.Session(
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
+            aws_session_token=aws_session_token,
+            region_name=template.meta.region_name,
+        )
+        return session.client(
+            service,
+            region_name=template.meta.region_name,
+            endpoint_url=template.meta.endpoint_url,
+            config=client_config(),
+        )

@@ -1,0 +1,274 @@
+"""Translate botocore exceptions into :mod:`rotator.errors` at the adapter boundary.
+
+Every AWS call an adapter makes runs inside :func:`aws_errors`, so nothing
+above an adapter ever sees a botocore exception. The translated message holds
+the AWS error code, the HTTP status, the request id (for CloudTrail and AWS
+support) and a short reason of our own. It never carries the AWS message text
+or the request parameters, since either could echo a secret value. For the
+same reason the botocore exception is not chained as the cause, and is
+emptied (text and traceback) before Python records it as the context.
+
+botocore is imported inside the functions: adapter modules import this module
+at load time, and loading the registry must not import the SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from rotator.errors import (
+    ConflictError,
+    LimitExceededError,
+    NotFoundError,
+    PermanentError,
+    PermissionDeniedError,
+    ProviderError,
+    TransientError,
+)
+
+if TYPE_CHECKING:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+#: Error codes that mean "slow down": trying again later helps.
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+        "ProvisionedThroughputExceededException",
+        # Secrets Manager and API Gateway use this for request-rate quotas
+        # (botocore's standard retry mode retries it too); IAM's own
+        # ``LimitExceeded`` is a hard quota and maps to LimitExceededError.
+        "LimitExceededException",
+    }
+)
+
+#: Error codes of a service-side failure that may pass.
+SERVER_CODES = frozenset(
+    {
+        "InternalFailure",
+        "InternalError",
+        "InternalServiceError",
+        "InternalServerError",
+        "InternalServerErrorException",
+        "InternalServiceErrorException",
+        "ServiceFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "Unavailable",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "ConcurrentModification",
+        "ConcurrentModificationException",
+        "EntityTemporarilyUnmodifiable",
+    }
+)
+
+PERMISSION_CODES = frozenset(
+    {
+        "UnauthorizedOperation",
+        "UnauthorizedException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "InvalidSignatureException",
+        "IncompleteSignature",
+        "AuthFailure",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "MissingAuthenticationToken",
+        "MissingAuthenticationTokenException",
+    }
+)
+
+NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "NoSuchEntity", "NotFoundException"})
+
+CONFLICT_CODES = frozenset(
+    {
+        "ConflictException",
+        "ResourceExistsException",
+        "EntityAlreadyExists",
+        "DeleteConflict",
+    }
+)
+
+#: IAM's hard quotas (two access keys per user, for instance).
+LIMIT_CODES = frozenset({"LimitExceeded"})
+
+
+def error_code(exc: BaseException) -> str:
+    """Return the AWS error code of a botocore ``ClientError`` (``""`` for anything else)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, Mapping):
+        return ""
+    error = response.get("Error")
+    if not isinstance(error, Mapping):
+        return ""
+    return str(error.get("Code", ""))
+
+
+def _retry_after(headers: Mapping[str, Any]) -> float | None:
+    raw = headers.get("retry-after") or headers.get("Retry-After")
+    try:
+        return max(0.0, float(raw)) if raw is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def from_client_error(exc: ClientError, provider: str, operation: str) -> ProviderError:
+    """Translate one botocore ``ClientError`` into the matching rotator error.
+
+    The result's message is built from the error code, the HTTP status and
+    the request id only; AWS's own message text is left out.
+    """
+    code = error_code(exc)
+    meta = exc.response.get("ResponseMetadata", {})
+    status = int(meta.get("HTTPStatusCode") or 0)
+    request_id = meta.get("RequestId") or ""
+    detail = f"{code or 'UnknownError'} (HTTP {status or '?'}"
+    detail += f", request id {request_id})" if request_id else ")"
+
+    if code in THROTTLING_CODES:
+        headers = meta.get("HTTPHeaders") or {}
+        return TransientError(
+            f"{detail}: throttled by AWS; retry later",
+            delay=_retry_after(headers),
+            provider=provider,
+            operation=operation,
+        )
+    if code in SERVER_CODES or status >= 500:
+        return TransientError(
+            f"{detail}: AWS failed to serve the request; retry later",
+            provider=provider,
+            operation=operation,
+        )
+    if code.startswith("AccessDenied") or code in PERMISSION_CODES:
+        return PermissionDeniedError(
+            f"{detail}: the AWS identity rotator runs as may not do this "
+            "(check its IAM policy and credentials)",
+            provider=provider,
+            operation=operation,
+        )
+    if code in NOT_FOUND_CODES:
+        return NotFoundError(
+            f"{detail}: the resource does not exist", provider=provider, operation=operation
+        )
+    if code in LIMIT_CODES:
+        return LimitExceededError(
+            f"{detail}: an AWS quota is reached", provider=provider, operation=operation
+        )
+    if code in CONFLICT_CODES:
+        return ConflictError(
+            f"{detail}: the resource is not in the expected state",
+            provider=provider,
+            operation=operation,
+        )
+    return PermanentError(
+        f"{detail}: AWS refused the request", provider=provider, operation=operation
+    )
+
+
+def from_botocore_error(exc: BotoCoreError, provider: str, operation: str) -> ProviderError:
+    """Translate a botocore error raised before or without an AWS answer."""
+    from botocore import exceptions as bx
+
+    name = type(exc).__name__
+    if isinstance(exc, bx.SSLError):
+        return PermanentError(
+            f"{name}: TLS handshake with the AWS endpoint failed "
+            "(check AWS_ENDPOINT_URL and AWS_CA_BUNDLE)",
+            provider=provider,
+            operation=operation,
+        )
+    if isinstance(exc, bx.ConnectionError | bx.HTTPClientError | bx.IncompleteReadError):
+        return TransientError(
+            f"{name}: could not reach the AWS endpoint; retry later",
+            provider=provider,
+            operation=operation,
+        )
+    if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
+        return PermanentError(
+            f"{name}: no usable AWS credentials; set AWS_PROFILE or "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run with an ambient identity "
+            "(instance profile, IRSA, ECS task role)",
+            provider=provider,
+            operation=operation,
+        )
+    if isinstance(exc, bx.CredentialRetrievalError | bx.TokenRetrievalError):
+        return PermanentError(
+            f"{name}: could not obtain AWS credentials from the configured source "
+            "(check the profile's credential_process, SSO session or role settings)",
+            provider=provider,
+            operation=operation,
+        )
+    if isinstance(exc, bx.NoRegionError):
+        return PermanentError(
+            f"{name}: no AWS region; set `region` in the policy or AWS_REGION / "
+            "AWS_DEFAULT_REGION in the environment",
+            provider=provider,
+            operation=operation,
+        )
+    if isinstance(exc, bx.ParamValidationError):
+        # botocore's report quotes the offending parameter values: leave it out.
+        return PermanentError(
+            f"{name}: the request failed client-side validation",
+            provider=provider,
+            operation=operation,
+        )
+    return PermanentError(f"{name}: the AWS SDK failed", provider=provider, operation=operation)
+
+
+@contextmanager
+def aws_errors(provider: str, operation: str) -> Iterator[None]:
+    """Run the block, translating botocore exceptions into rotator errors.
+
+    ``provider`` names the adapter (``aws-secretsmanager``) and ``operation``
+    the AWS API call (``PutSecretValue``); both end up in the error's prefix.
+
+    Raises:
+        TransientError: throttling, a 5xx, a timeout or a lost connection.
+        PermissionDeniedError: access denied or unrecognised credentials.
+        NotFoundError: the named resource does not exist.
+        LimitExceededError: an IAM quota is reached.
+        ConflictError: the resource exists already or changed under us.
+        PermanentError: anything else, including missing credentials or region.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        error = from_client_error(exc, provider, operation)
+        _defuse(exc, f"An error occurred ({error_code(exc)}) when calling {operation}")
+        raise error from None
+    except BotoCoreError as exc:
+        error = from_botocore_error(exc, provider, operation)
+        _defuse(exc, type(exc).__name__)
+        raise error from None
+
+
+def _defuse(exc: BaseException, summary: str) -> None:
+    """Strip what could hold a secret from a translated botocore exception.
+
+    Python records it as the new error's ``__context__`` whatever we do (it is
+    raised while the original is being handled), so the original is emptied
+    instead: its text (AWS's message, or botocore's parameter report, which
+    quotes values) and its traceback (whose frames hold the request
+    parameters as local variables).
+    """
+    exc.args = (summary,)
+    if hasattr(exc, "kwargs"):
+        setattr(exc, "kwargs", {})  # noqa: B010 (not every exception type declares it)
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and isinstance(response.get("Error"), dict):
+        response["Error"].pop("Message", None)
+        response["Error"].pop("message", None)
+    exc.__traceback__ = None

@@ -1,0 +1,327 @@
+"""The aws-secretsmanager store against in-process moto."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from providers.aws.secretsmanager import SecretsManagerConfig, SecretsManagerStore
+from rotator.errors import ConflictError, NotFoundError, PermanentError
+from rotator.interfaces import Runtime
+from rotator.secret import SecretValue
+from tests.providers.helpers import new_rotation_id
+
+pytestmark = pytest.mark.usefixtures("aws")
+
+SECRET_ID = "prod/payments/db"
+
+
+@pytest.fixture
+def sm() -> Any:
+    """Return a plain boto3 Secrets Manager client for setting up and inspecting."""
+    return boto3.client("secretsmanager", region_name="us-east-1")
+
+
+def make_store(
+    runtime: Runtime, field: str | None = None, secret_id: str = SECRET_ID
+) -> SecretsManagerStore:
+    """Build the store for ``secret_id`` with an optional field."""
+    config = SecretsManagerConfig(secret_id=secret_id, field=field)
+    return SecretsManagerStore(config, runtime, "payments-db")
+
+
+def labels(sm: Any, secret_id: str = SECRET_ID) -> dict[str, list[str]]:
+    """Return every version's labels, checked to agree between two APIs."""
+    described = sm.describe_secret(SecretId=secret_id).get("VersionIdsToStages", {})
+    listed = {
+        v["VersionId"]: v.get("VersionStages", [])
+        for v in sm.list_secret_version_ids(SecretId=secret_id, IncludeDeprecated=True)["Versions"]
+    }
+    assert {k: sorted(v) for k, v in described.items()} == {k: sorted(v) for k, v in listed.items()}
+    return {k: sorted(v) for k, v in described.items()}
+
+
+def holders(sm: Any, label: str, secret_id: str = SECRET_ID) -> list[str]:
+    """Return the versions carrying ``label``."""
+    return [vid for vid, stages in labels(sm, secret_id).items() if label in stages]
+
+
+def seed(sm: Any, value: str = "initial-password-0001") -> str:
+    """Create the secret with one current value; return its version id."""
+    return str(sm.create_secret(Name=SECRET_ID, SecretString=value)["VersionId"])
+
+
+def test_describe(runtime: Runtime) -> None:
+    """describe() names the provider and the secret id."""
+    assert make_store(runtime).describe() == "aws-secretsmanager:prod/payments/db"
+
+
+def test_happy_path_rotation(sm: Any, runtime: Runtime) -> None:
+    """put_pending, pending, promote: the new value becomes current and the labels are exact."""
+    old = seed(sm)
+    store = make_store(runtime)
+    rid = new_rotation_id()
+
+    assert store.put_pending(rid, SecretValue("new-password-000001")) == rid
+    assert store.pending(rid) == SecretValue("new-password-000001")
+    current = store.current()
+    assert current is not None and current.version_id == old
+    assert current.value == SecretValue("initial-password-0001")
+
+    assert store.promote(rid) == old
+    current = store.current()
+    assert current is not None and current.version_id == rid
+    assert current.value == SecretValue("new-password-000001")
+    assert labels(sm) == {old: ["AWSPREVIOUS"], rid: ["AWSCURRENT"]}
+    assert holders(sm, "AWSPENDING") == []
+
+
+def test_put_pending_twice_is_idempotent(sm: Any, runtime: Runtime) -> None:
+    """A replayed put_pending with the same value writes nothing new."""
+    seed(sm)
+    store = make_store(runtime)
+    rid = new_rotation_id()
+    store.put_pending(rid, SecretValue("new-password-000001"))
+    before = labels(sm)
+    assert store.put_pending(rid, SecretValue("new-password-000001")) == rid
+    assert labels(sm) == before
+
+
+def test_put_pending_other_value_conflicts_without_leaking(sm: Any, runtime: Runtime) -> None:
+    """The same rotation id with another value is refused, and neither value is in the message."""
+    seed(sm)
+    store = make_store(runtime)
+    rid = new_rotation_id()
+    store.put_pending(rid, SecretValue("first-value-0000001"))
+    with pytest.raises(ConflictError) as caught:
+        store.put_pending(rid, SecretValue("second-value-000002"))
+    assert "first-value" not in str(caught.value)
+    assert "second-value" not in str(caught.value)
+    assert store.pending(rid) == SecretValue("first-value-0000001")
+
+
+def test_pending_is_invisible_until_promoted(sm: Any, runtime: Runtime) -> None:
+    """The pending value is not what AWSCURRENT returns."""
+    seed(sm)
+    store = make_store(runtime)
+    store.put_pending(new_rotation_id(), SecretValue("new-password-000001"))
+    read = sm.get_secret_value(SecretId=SECRET_ID, VersionStage="AWSCURRENT")["SecretString"]
+    assert read == "initial-password-0001"
+
+
+def test_pending_unknown_rotation_is_none(sm: Any, runtime: Runtime) -> None:
+    """pending() of a rotation that wrote nothing is None."""
+    seed(sm)
+    assert make_store(runtime).pending(new_rotation_id()) is None
+
+
+def test_promote_twice_is_idempotent(sm: Any, runtime: Runtime) -> None:
+    """A replayed promote changes no label and returns the same previous version."""
+    old = seed(sm)
+    store = make_store(runtime)
+    rid = new_rotation_id()
+    store.put_pending(rid, SecretValue("new-password-000001"))
+    assert store.promote(rid) == old
+    after = labels(sm)
+    assert store.promote(rid) == old
+    assert labels(sm) == after
+
+
+def test_promote_replay_cleans_leftover_pending(sm: Any, runtime: Runtime) -> None:
+    """A promote interrupted between its two label moves is finished by the replay."""
+    old = seed(sm)
+    store = make_store(runtime)
+    rid = new_rotation_id()
+    store.put_pending(rid, SecretValue("new-password-000001"))
+    sm.update_secret_version_stage(
+        SecretId=SECRET_ID, VersionStage="AWSCURRENT", MoveToVersionId=rid, RemoveFromVersionId=old
+    )
+    assert store.promote(rid) == old
+    assert labels(sm) == {old: ["AWSPREVIOUS"], rid: ["AWSCURRENT"]}
+
+
+def test_promote_without_pending_conflicts(sm: Any, runtime: Runtime) -> None:
+    """Promoting a rotation that wrote nothing raises ConflictError and moves no label."""
+    seed(sm)
+    store = make_store(runtime)
+    before = labels(sm)
+    with pytest.raises(ConflictError):
+        store.promote(new_rotation_id())
+    assert labels(sm) == before
+
+
+def test_two_rotations_leave_exact_labels(sm: Any, runtime: Runtime) -> None:
+    """After two rotations: one AWSCURRENT, AWSPREVIOUS on the one before, nothing pending."""
+    first = seed(sm)
+    store = make_store(runtime)
+    r1, r2 = new_rotation_id(), new_rotation_id()
+    store.put_pending(r1, SecretValue("second-password-0001"))
+    assert store.promote(r1) == first
+    store.retire(first)
+    store.put_pending(r2, SecretValue("third-password-00001"))
+    assert store.promote(r2) == r1
+    assert labels(sm) == {first: [], r1: ["AWSPREVIOUS"], r2: ["AWSCURRENT"]}
+    assert len(holders(sm, "AWSCURRENT")) == 1
+
+
+def test_stale_pending_moves_to_new_rotation(sm: Any, runtime: Runtime) -> None:
+    """A pending version left by an abandoned rotation loses AWSPENDING to the next one."""
+    seed(sm)
+    store = make_store(runtime)
+    stale, fresh = new_rotation_id(), new_rotation_id()
+    store.put_pending(stale, SecretValue("abandoned-value-0001"))
+    store.put_pending(fresh, SecretValue("fresh-value-00000001"))
+    assert holders(sm, "AWSPENDING") == [fresh]
+
+
+def test_field_replacement_keeps_other_keys(sm: Any, runtime: Runtime) -> None:
+    """With field, only that key changes; current() and pending() return only that key."""
+    old = str(
+        sm.create_secret(
+            Name=SECRET_ID,
+            SecretString=json.dumps(
+                {"username": "app", "password": "old-pass-0000001", "port": 5432}
+            ),
+        )["VersionId"]
+    )
+    store = make_store(runtime, field="password")
+    current = store.current()
+    assert current is not None and current.value == SecretValue("old-pass-0000001")
+
+    rid = new_rotation_id()
+    store.put_pending(rid, SecretValue("new-pass-0000002"))
+    assert store.pending(rid) == SecretValue("new-pass-0000002")
+    assert store.promote(rid) == old
+    stored = json.loads(
+        sm.get_secret_value(SecretId=SECRET_ID, VersionStage="AWSCURRENT")["SecretString"]
+    )
+    assert stored == {"username": "app", "password": "new-pass-0000002", "port": 5432}
+
+
+def test_field_holding_a_key_pair_is_a_mapping(sm: Any, runtime: Runtime) -> None:
+    """A field whose value is a JSON object reads back as a mapping SecretValue."""
+    sm.create_secret(Name=SECRET_ID, SecretString=json.dumps({"owner": "ci"}))
+    store = make_store(runtime, field="aws")
+    assert store.current() is None
+    pair = SecretValue({"AccessKeyId": "AKIAEXAMPLE0001", "SecretAccessKey": "s3cr3t-example-0001"})
+    rid = new_rotation_id()
+    store.put_pending(rid, pair)
+    store.promote(rid)
+    current = store.current()
+    assert current is not None and current.value.is_mapping() and current.value == pair
+    stored = json.loads(
+        sm.get_secret_value(SecretId=SECRET_ID, VersionStage="AWSCURRENT")["SecretString"]
+    )
+    assert stored["owner"] == "ci" and stored["aws"]["AccessKeyId"] == "AKIAEXAMPLE0001"
+
+
+def test_field_on_non_json_value_is_refused(sm: Any, runtime: Runtime) -> None:
+    """field on a secret that is not a JSON object raises PermanentError, writing nothing."""
+    seed(sm)
+    store = make_store(runtime, field="password")
+    with pytest.raises(PermanentError) as caught:
+        store.put_pending(new_rotation_id(), SecretValue("new-password-000001"))
+    assert "initial-password" not in str(caught.value)
+    assert len(labels(sm)) == 1
+
+
+def test_mapping_without_field_is_stored_as_json(sm: Any, runtime: Runtime) -> None:
+    """Without field, a mapping is written as a JSON object and reads back as a mapping."""
+    seed(sm)
+    store = make_store(runtime)
+    pair = SecretValue({"AccessKeyId": "AKIAEXAMPLE0001", "SecretAccessKey": "s3cr3t-example-0001"})
+    rid = new_rotation_id()
+    store.put_pending(rid, pair)
+    store.promote(rid)
+    stored = sm.get_secret_value(SecretId=SECRET_ID, VersionStage="AWSCURRENT")["SecretString"]
+    assert json.loads(stored) == pair.reveal()
+    current = store.current()
+    assert current is not None and current.value.is_mapping() and current.value == pair
+
+
+def test_discard_removes_pending(sm: Any, runtime: Runtime) -> None:
+    """discard() takes AWSPENDING off the rotation's version, leaves current; twice is fine."""
+    old = seed(sm)
+    store = make_store(runtime)
+    rid = new_rotation_id()
+    store.put_pending(rid, SecretValue("new-password-000001"))
+    store.discard(rid)
+    assert labels(sm) == {old: ["AWSCURRENT"], rid: []}
+    assert store.pending(rid) is None
+    store.discard(rid)
+    store.discard(new_rotation_id())
+    assert labels(sm) == {old: ["AWSCURRENT"], rid: []}
+
+
+def test_put_pending_after_discard_relabels(sm: Any, runtime: Runtime) -> None:
+    """Writing a discarded rotation again puts AWSPENDING back on its version."""
+    seed(sm)
+    store = make_store(runtime)
+    rid = new_rotation_id()
+    store.put_pending(rid, SecretValue("new-password-000001"))
+    store.discard(rid)
+    store.put_pending(rid, SecretValue("new-password-000001"))
+    assert holders(sm, "AWSPENDING") == [rid]
+
+
+def test_retire_removes_previous(sm: Any, runtime: Runtime) -> None:
+    """retire() takes AWSPREVIOUS off the old version; twice is fine; current is never touched."""
+    old = seed(sm)
+    store = make_store(runtime)
+    rid = new_rotation_id()
+    store.put_pending(rid, SecretValue("new-password-000001"))
+    store.promote(rid)
+    store.retire(old)
+    assert labels(sm) == {old: [], rid: ["AWSCURRENT"]}
+    store.retire(old)
+    store.retire(rid)
+    assert labels(sm) == {old: [], rid: ["AWSCURRENT"]}
+
+
+def test_secret_without_value(sm: Any, runtime: Runtime) -> None:
+    """A secret with no value has no current version; its first rotation promotes cleanly."""
+    sm.create_secret(Name=SECRET_ID)
+    store = make_store(runtime)
+    assert store.current() is None
+    assert store.last_changed() is not None
+    rid = new_rotation_id()
+    store.put_pending(rid, SecretValue("first-password-0001"))
+    assert store.promote(rid) is None
+    assert labels(sm) == {rid: ["AWSCURRENT"]}
+    current = store.current()
+    assert current is not None and current.value == SecretValue("first-password-0001")
+
+
+def test_missing_secret_is_not_found(runtime: Runtime) -> None:
+    """Every method on a secret that does not exist raises NotFoundError."""
+    store = make_store(runtime, secret_id="does/not/exist")
+    rid = new_rotation_id()
+    for call in (
+        store.current,
+        store.last_changed,
+        lambda: store.put_pending(rid, SecretValue("some-password-0001")),
+        lambda: store.pending(rid),
+        lambda: store.promote(rid),
+        lambda: store.discard(rid),
+        lambda: store.retire(rid),
+    ):
+        with pytest.raises(NotFoundError):
+            call()
+
+
+def test_last_changed_is_current_version_date(sm: Any, runtime: Runtime) -> None:
+    """last_changed() is the creation date of the current version."""
+    seed(sm)
+    store = make_store(runtime)
+    created = sm.get_secret_value(SecretId=SECRET_ID, VersionStage="AWSCURRENT")["CreatedDate"]
+    assert store.last_changed() == created
+
+
+def test_short_rotation_id_is_refused(sm: Any, runtime: Runtime) -> None:
+    """A rotation id too short for a ClientRequestToken raises PermanentError."""
+    seed(sm)
+    with pytest.raises(PermanentError):
+        make_store(runtime).put_pending("too-short", SecretValue("new-password-000001"))
