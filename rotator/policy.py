@@ -1,0 +1,265 @@
+"""The validated policy: one secret's rotation rules.
+
+A :class:`Policy` is immutable and valid by construction: schedules parse,
+adapters exist and accept their fields, and the grace is shorter than the
+rotation interval. :mod:`rotator.loader` builds policies from YAML files and
+reports every problem with its file and line; this module only knows the rules.
+
+A policy's ``store:`` and ``issuer:`` blocks name an adapter (``provider`` /
+``kind``) and carry that adapter's fields. Validation pops the name and
+validates the remaining fields against the adapter's ``Config`` model, taken
+from the registry in the validation context (``context={"registry": ...}``)
+or from the installed adapters; the result is ``policy.store.config``, an
+instance of that ``Config``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import zoneinfo
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from rotator.durations import Duration, format_duration
+from rotator.interfaces import ProviderConfig, Registry, registry
+from rotator.schedule import (
+    Window,
+    min_interval,
+    parse_window,
+    validate_cron,
+    validate_timezone,
+)
+
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._/-]{0,127}")
+"""What a secret's name may look like (matched against the whole name)."""
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
+
+
+class Schedule(BaseModel):
+    """When a secret is rotated: ``every`` or ``cron``, in a time zone, in a window."""
+
+    model_config = _FROZEN
+
+    # timezone comes first so that the cron check can use it
+    timezone: str = "UTC"
+    every: Duration | None = None
+    cron: str | None = None
+    window: str | None = None
+    jitter: Duration = timedelta(0)
+
+    _window: Window | None = PrivateAttr(default=None)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        """Refuse a time zone zoneinfo does not know."""
+        validate_timezone(value)
+        return value
+
+    @field_validator("every")
+    @classmethod
+    def _positive_interval(cls, value: timedelta | None) -> timedelta | None:
+        """Refuse an interval of zero."""
+        if value is not None and value <= timedelta(0):
+            raise ValueError("'every' must be longer than 0s")
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Check the cron expression and keep it with single spaces."""
+        if value is None:
+            return None
+        text = " ".join(value.split())
+        validate_cron(text, info.data.get("timezone", "UTC"))
+        return text
+
+    @field_validator("window")
+    @classmethod
+    def _valid_window(cls, value: str | None) -> str | None:
+        """Check the window and keep it with single spaces."""
+        return None if value is None else parse_window(value).text
+
+    @model_validator(mode="after")
+    def _one_of_every_or_cron(self) -> Schedule:
+        """Require exactly one of ``every`` and ``cron``."""
+        if self.every is not None and self.cron is not None:
+            raise ValueError("set either 'every' or 'cron', not both")
+        if self.every is None and self.cron is None:
+            raise ValueError("missing 'every' or 'cron': set exactly one of them")
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Keep the parsed window so that due dates do not parse it again."""
+        self._window = None if self.window is None else parse_window(self.window)
+
+    @property
+    def parsed_window(self) -> Window | None:
+        """Return the window as a :class:`~rotator.schedule.Window`, or None if unset."""
+        return self._window
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """Return the schedule's time zone."""
+        return validate_timezone(self.timezone)
+
+
+def _registry_of(info: ValidationInfo) -> Registry:
+    """Return the registry in the validation context, or the installed adapters."""
+    context = info.context
+    if isinstance(context, dict) and isinstance(context.get("registry"), Registry):
+        found: Registry = context["registry"]
+        return found
+    return registry()
+
+
+def _refuse(title: str, key: str, error: PydanticCustomError | str, value: Any) -> ValidationError:
+    """Build a validation error located at ``key`` inside the block being validated."""
+    return ValidationError.from_exception_data(
+        title, [InitErrorDetails(type=error, loc=(key,), input=value)]
+    )
+
+
+def _adapter_block(
+    data: Any, info: ValidationInfo, *, title: str, key: str, what: str, default: str | None
+) -> Any:
+    """Split ``{key: name, **fields}`` into the adapter name and its validated ``Config``."""
+    if not isinstance(data, dict) or isinstance(data.get("config"), ProviderConfig):
+        return data
+    reg = _registry_of(info)
+    adapters = reg.stores if key == "provider" else reg.issuers
+    fields = dict(data)
+    name = fields.pop(key, default)
+    if name is None:
+        raise _refuse(title, key, "missing", data)
+    if not isinstance(name, str):
+        raise _refuse(title, key, "string_type", name)
+    adapter = adapters.get(name)
+    if adapter is None:
+        close = difflib.get_close_matches(name, adapters, n=1)
+        raise _refuse(
+            title,
+            key,
+            PydanticCustomError(
+                "unknown_adapter",
+                "unknown {what} '{name}';{hint} known: {known}",
+                {
+                    "what": what,
+                    "name": name,
+                    "hint": f" did you mean '{close[0]}'?" if close else "",
+                    "known": ", ".join(sorted(adapters)) or "none installed",
+                },
+            ),
+            name,
+        )
+    config = adapter.Config.model_validate(fields, context=info.context)
+    return {key: name, "config": config}
+
+
+class StoreSpec(BaseModel):
+    """Which store adapter keeps the secret, and its validated fields."""
+
+    model_config = _FROZEN
+
+    provider: str
+    config: ProviderConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, data: Any, info: ValidationInfo) -> Any:
+        """Validate ``{provider: name, **fields}`` against that store's ``Config``."""
+        return _adapter_block(
+            data, info, title=cls.__name__, key="provider", what="provider", default=None
+        )
+
+
+class IssuerSpec(BaseModel):
+    """Which issuer adapter mints the credential, and its validated fields."""
+
+    model_config = _FROZEN
+
+    kind: str = "random"
+    config: ProviderConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, data: Any, info: ValidationInfo) -> Any:
+        """Validate ``{kind: name, **fields}`` against that issuer's ``Config``."""
+        return _adapter_block(
+            data, info, title=cls.__name__, key="kind", what="issuer kind", default="random"
+        )
+
+
+def _random_issuer() -> IssuerSpec:
+    """Return the default issuer: ``random`` with its default fields."""
+    return IssuerSpec.model_validate({"kind": "random"})
+
+
+class Policy(BaseModel):
+    """One secret's rotation rules, validated."""
+
+    model_config = _FROZEN
+
+    name: str
+    description: str | None = None
+    owner: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    store: StoreSpec
+    issuer: IssuerSpec = Field(default_factory=_random_issuer)
+    # schedule comes before grace so that the grace check can use it
+    schedule: Schedule
+    grace: Duration
+    when_old_still_used: Literal["extend", "alert", "revoke"] = "extend"
+    source_file: str = ""
+    source_line: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_issuer(cls, data: Any) -> Any:
+        """Give a policy without an ``issuer:`` block the random issuer."""
+        # filled in here rather than by default_factory so that the registry
+        # in the validation context is the one used
+        if isinstance(data, dict) and "issuer" not in data:
+            return {**data, "issuer": {"kind": "random"}}
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        """Refuse a name outside ``NAME_PATTERN``, saying what a name may hold."""
+        if not NAME_PATTERN.fullmatch(value):
+            raise ValueError(
+                f"invalid name {value!r}: use 1 to 128 lowercase letters, digits and . _ / -, "
+                "starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("grace")
+    @classmethod
+    def _shorter_than_interval(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        """Refuse a grace as long as the shortest rotation interval, or longer."""
+        schedule = info.data.get("schedule")
+        if not isinstance(schedule, Schedule):
+            return value  # the schedule is invalid and reported on its own
+        interval = min_interval(schedule)
+        if value >= interval:
+            of = "" if schedule.cron is None else f" (the shortest gap of cron '{schedule.cron}')"
+            raise ValueError(
+                f"grace {format_duration(value)} must be shorter than the rotation interval "
+                f"{format_duration(interval)}{of}"
+            )
+        return value
