@@ -68,5 +68,6 @@ class RandomIssuer(Issuer[RandomConfig]):
                 provider=self.kind,
             )
         if set(value) - set(self.config.characters()):
-            raise VerificationError("random value has characters outside the alphabet",
-                                    provider=self.kind)
+            raise VerificationError(
+                "random value has characters outside the alphabet", provider=self.kind
+            )

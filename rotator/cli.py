@@ -37,8 +37,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 DEFAULT_STATE = "sqlite:///rotator.db"
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Off a terminal (a CronJob's log, a CI job) tables get room instead of 80 columns.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
 
 def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
@@ -49,14 +50,35 @@ def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
 def common(func: F) -> F:
     """Add ``--config``, ``--state``, ``--log-format`` and ``--log-level`` to a command."""
 
-    @click.option("--config", "config", envvar="ROTATOR_CONFIG", default="schedules",
-                  show_default=True, help="Policy file or directory of *.yaml files.")
-    @click.option("--state", "state", envvar="ROTATOR_STATE", default=DEFAULT_STATE,
-                  show_default=True, help="Journal URL (sqlite:///PATH or postgresql://...).")
-    @click.option("--log-format", type=click.Choice(["json", "console"]), default=None,
-                  help="Log format (default: console on a terminal, JSON otherwise).")
-    @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
-                  default="info", show_default=True, envvar="ROTATOR_LOG_LEVEL")
+    @click.option(
+        "--config",
+        "config",
+        envvar="ROTATOR_CONFIG",
+        default="schedules",
+        show_default=True,
+        help="Policy file or directory of *.yaml files.",
+    )
+    @click.option(
+        "--state",
+        "state",
+        envvar="ROTATOR_STATE",
+        default=DEFAULT_STATE,
+        show_default=True,
+        help="Journal URL (sqlite:///PATH or postgresql://...).",
+    )
+    @click.option(
+        "--log-format",
+        type=click.Choice(["json", "console"]),
+        default=None,
+        help="Log format (default: console on a terminal, JSON otherwise).",
+    )
+    @click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        default="info",
+        show_default=True,
+        envvar="ROTATOR_LOG_LEVEL",
+    )
     @wraps(func)
     def wrapper(*args: Any, log_format: str | None, log_level: str, **kwargs: Any) -> Any:
         logs.configure(log_format, log_level)
@@ -82,14 +104,14 @@ def _engine(config: str, state: str) -> Engine:
 
 
 def _when(at: datetime | None, now: datetime) -> str:
+    """Say when, relative to now: ``in 3d4h``, ``5m ago``, ``now``."""
     if at is None:
         return "-"
     delta = at - now
-    stamp = at.strftime("%Y-%m-%d %H:%M:%S UTC")
     if abs(delta) < timedelta(seconds=1):
-        return f"now ({stamp})"
+        return "now"
     words = format_duration(timedelta(seconds=round(abs(delta.total_seconds()))))
-    return f"in {words} ({stamp})" if delta > timedelta(0) else f"{words} ago ({stamp})"
+    return f"in {words}" if delta > timedelta(0) else f"{words} ago"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -125,8 +147,13 @@ def _print_plan(items: list[PlanItem], now: datetime) -> None:
     for column in ("secret", "action", "due", "when", "why"):
         table.add_column(column)
     for item in items:
-        table.add_row(item.secret, item.action.value, "yes" if item.due else "no",
-                      _when(item.due_at, now), item.reason)
+        table.add_row(
+            item.secret,
+            item.action.value,
+            "yes" if item.due else "no",
+            _when(item.due_at, now),
+            item.reason,
+        )
     out.print(table)
     due = sum(1 for i in items if i.due)
     out.print(f"{due} of {len(items)} due now", highlight=False)
@@ -134,8 +161,9 @@ def _print_plan(items: list[PlanItem], now: datetime) -> None:
 
 @cli.command()
 @click.option("--once", is_flag=True, help="Do everything due now, then exit.")
-@click.option("--tick", default=30.0, show_default=True,
-              help="Service mode: seconds between passes.")
+@click.option(
+    "--tick", default=30.0, show_default=True, help="Service mode: seconds between passes."
+)
 @click.option("--json", "as_json", is_flag=True, help="With --once: print the summary as JSON.")
 @common
 def run(config: str, state: str, once: bool, tick: float, as_json: bool) -> None:
@@ -159,8 +187,11 @@ def run(config: str, state: str, once: bool, tick: float, as_json: bool) -> None
 
 @cli.command()
 @click.argument("name")
-@click.option("--emergency", is_flag=True,
-              help="Leaked key: no grace, the old credential dies as soon as the new one is live.")
+@click.option(
+    "--emergency",
+    is_flag=True,
+    help="Leaked key: no grace, the old credential dies as soon as the new one is live.",
+)
 @click.option("--reason", default=None, help="Why (recorded in the journal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @common
@@ -181,11 +212,20 @@ def _print_report(report: RunReport) -> None:
     table = Table(title="run", title_justify="left")
     for column in ("secret", "result", "state", "rotation", "detail"):
         table.add_column(column)
-    style = {Result.OK: "green", Result.FAILED: "red", Result.SKIPPED: "yellow",
-             Result.WAITING: "cyan"}
+    style = {
+        Result.OK: "green",
+        Result.FAILED: "red",
+        Result.SKIPPED: "yellow",
+        Result.WAITING: "cyan",
+    }
     for o in report.outcomes:
-        table.add_row(o.secret, f"[{style[o.result]}]{o.result.value}[/]",
-                      o.state.value if o.state else "-", (o.rotation_id or "-")[:12], o.message)
+        table.add_row(
+            o.secret,
+            f"[{style[o.result]}]{o.result.value}[/]",
+            o.state.value if o.state else "-",
+            (o.rotation_id or "-")[:12],
+            o.message,
+        )
     out.print(table)
     failed = len(report.failed)
     out.print(f"{len(report.outcomes)} handled, {failed} failed", highlight=False)
@@ -196,8 +236,13 @@ def _report_json(report: RunReport) -> None:
 
 
 def _outcome_dict(o: Outcome) -> dict[str, Any]:
-    return {"secret": o.secret, "result": o.result.value, "state": o.state.value if o.state
-            else None, "rotation_id": o.rotation_id, "message": o.message}
+    return {
+        "secret": o.secret,
+        "result": o.result.value,
+        "state": o.state.value if o.state else None,
+        "rotation_id": o.rotation_id,
+        "message": o.message,
+    }
 
 
 @cli.command()
@@ -219,31 +264,46 @@ def _print_status(engine: Engine, as_json: bool) -> None:
         last = s.last_rotation if s else None
         grace = next((r for r in (s.open if s else []) if r.state is State.GRACE), None)
         item = due.get(name)
-        rows.append({
-            "secret": name,
-            "state": last.state.value if last else "never rotated",
-            "current_since": s.last_success.isoformat() if s and s.last_success else None,
-            "age": format_duration(timedelta(seconds=int((now - s.last_success).total_seconds())))
-            if s and s.last_success else None,
-            "last_rotation": last.id if last else None,
-            "last_rotation_at": last.created_at.isoformat() if last else None,
-            "last_error": last.error if last else None,
-            "next_due": item.due_at.isoformat() if item and item.due_at else None,
-            "old_grace_deadline": grace.grace_deadline.isoformat()
-            if grace and grace.grace_deadline else None,
-        })
+        rows.append(
+            {
+                "secret": name,
+                "state": last.state.value if last else "never rotated",
+                "current_since": s.last_success.isoformat() if s and s.last_success else None,
+                "age": format_duration(
+                    timedelta(seconds=int((now - s.last_success).total_seconds()))
+                )
+                if s and s.last_success
+                else None,
+                "last_rotation": last.id if last else None,
+                "last_rotation_at": last.created_at.isoformat() if last else None,
+                "last_error": last.error if last else None,
+                "next_due": item.due_at.isoformat() if item and item.due_at else None,
+                "old_grace_deadline": grace.grace_deadline.isoformat()
+                if grace and grace.grace_deadline
+                else None,
+            }
+        )
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     table = Table(title="status", title_justify="left")
-    for column in ("secret", "state", "age", "last rotation", "next due", "old revoked at"):
+    table.add_column("secret", no_wrap=True)
+    for column in ("state", "age", "last rotation", "next due", "old revoked", "last error"):
         table.add_column(column)
     for r in rows:
+        started = r["last_rotation_at"]
         table.add_row(
-            r["secret"], r["state"], r["age"] or "-",
-            f"{(r['last_rotation'] or '-')[:12]} {r['last_rotation_at'] or ''}".strip(),
+            r["secret"],
+            r["state"],
+            r["age"] or "-",
+            f"{r['last_rotation'][:8]} {_when(datetime.fromisoformat(started), now)}"
+            if r["last_rotation"] and started
+            else "-",
             _when(datetime.fromisoformat(r["next_due"]), now) if r["next_due"] else "-",
-            r["old_grace_deadline"] or "-",
+            _when(datetime.fromisoformat(r["old_grace_deadline"]), now)
+            if r["old_grace_deadline"]
+            else "-",
+            r["last_error"] or "",
         )
     out.print(table)
 
@@ -260,25 +320,44 @@ def history(config: str, state: str, name: str, as_json: bool) -> None:
     if not entries and name not in engine.policies:
         raise ConfigError(f"no policy and no history for {name!r}")
     if as_json:
-        click.echo(json.dumps([
-            {
-                "rotation_id": r.id, "state": r.state.value, "trigger": r.trigger,
-                "reason": r.reason, "emergency": r.emergency,
-                "created_at": r.created_at.isoformat(),
-                "promoted_at": r.promoted_at.isoformat() if r.promoted_at else None,
-                "grace_deadline": r.grace_deadline.isoformat() if r.grace_deadline else None,
-                "old_ref": r.old_ref, "new_ref": r.new_ref,
-                "old_version_id": r.old_version_id, "new_version_id": r.new_version_id,
-                "new_fingerprint": r.new_fingerprint, "extensions": r.extensions,
-                "error": r.error,
-                "steps": [
-                    {"at": e.at.isoformat(), "step": e.step, "outcome": e.outcome,
-                     "from": e.state_from, "to": e.state_to, "detail": e.detail}
-                    for e in events
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "rotation_id": r.id,
+                        "state": r.state.value,
+                        "trigger": r.trigger,
+                        "reason": r.reason,
+                        "emergency": r.emergency,
+                        "created_at": r.created_at.isoformat(),
+                        "promoted_at": r.promoted_at.isoformat() if r.promoted_at else None,
+                        "grace_deadline": r.grace_deadline.isoformat()
+                        if r.grace_deadline
+                        else None,
+                        "old_ref": r.old_ref,
+                        "new_ref": r.new_ref,
+                        "old_version_id": r.old_version_id,
+                        "new_version_id": r.new_version_id,
+                        "new_fingerprint": r.new_fingerprint,
+                        "extensions": r.extensions,
+                        "error": r.error,
+                        "steps": [
+                            {
+                                "at": e.at.isoformat(),
+                                "step": e.step,
+                                "outcome": e.outcome,
+                                "from": e.state_from,
+                                "to": e.state_to,
+                                "detail": e.detail,
+                            }
+                            for e in events
+                        ],
+                    }
+                    for r, events in entries
                 ],
-            }
-            for r, events in entries
-        ], indent=2))
+                indent=2,
+            )
+        )
         return
     if not entries:
         out.print(f"{name}: never rotated", highlight=False)
@@ -290,21 +369,33 @@ def history(config: str, state: str, name: str, as_json: bool) -> None:
             table.add_column(column)
         for e in events:
             moved = f"{e.state_from or ''} -> {e.state_to}" if e.state_from != e.state_to else ""
-            table.add_row(e.at.strftime("%Y-%m-%d %H:%M:%S"), e.step, e.outcome, moved,
-                          e.detail or "")
+            table.add_row(
+                e.at.strftime("%Y-%m-%d %H:%M:%S"), e.step, e.outcome, moved, e.detail or ""
+            )
         out.print(table)
 
 
 @cli.command()
-@click.option("--duration", default=45.0, show_default=True,
-              help="Seconds to keep rotating before printing the status and exiting.")
-@click.option("--config", "config", default=None,
-              help="Policy file (default: the packaged schedules/demo.yaml).")
-@click.option("--state", "state", default=None,
-              help="Journal URL (default: a fresh one in a temporary directory).")
+@click.option(
+    "--duration",
+    default=45.0,
+    show_default=True,
+    help="Seconds to keep rotating before printing the status and exiting.",
+)
+@click.option(
+    "--config",
+    "config",
+    default=None,
+    help="Policy file (default: the packaged schedules/demo.yaml).",
+)
+@click.option(
+    "--state",
+    "state",
+    default=None,
+    help="Journal URL (default: a fresh one in a temporary directory).",
+)
 @click.option("--log-format", type=click.Choice(["json", "console"]), default=None)
-def sandbox(duration: float, config: str | None, state: str | None,
-            log_format: str | None) -> None:
+def sandbox(duration: float, config: str | None, state: str | None, log_format: str | None) -> None:
     """Start local emulators, seed them, and watch whole rotations in under a minute."""
     from rotator import sandbox as emulators
 
@@ -327,4 +418,3 @@ def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     cli(prog_name="rotator")
-

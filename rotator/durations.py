@@ -14,9 +14,7 @@ from pydantic import BeforeValidator, PlainSerializer
 
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _SHORT = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_ISO = re.compile(
-    r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
-)
+_ISO = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 _MAX = timedelta(days=3650)
 
 
@@ -27,12 +25,15 @@ def parse_duration(text: str) -> timedelta:
     short = _SHORT.match(raw)
     iso = _ISO.match(raw.upper()) if raw[:1] in "Pp" else None
     if raw and short and any(short.groups()):
-        seconds = sum(int(g) * _UNITS[u] for g, u in zip(short.groups(), "wdhms") if g)
+        seconds = sum(int(g) * _UNITS[u] for g, u in zip(short.groups(), "wdhms", strict=True) if g)
     elif iso and any(iso.groups()) and not raw.upper().endswith("T"):
         w, d, h, m, s = iso.groups()
         seconds = (
-            int(w or 0) * 604800 + int(d or 0) * 86400 + int(h or 0) * 3600
-            + int(m or 0) * 60 + float(s or 0)
+            int(w or 0) * 604800
+            + int(d or 0) * 86400
+            + int(h or 0) * 3600
+            + int(m or 0) * 60
+            + float(s or 0)
         )
     else:
         raise ValueError(

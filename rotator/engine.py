@@ -62,7 +62,7 @@ class RetryPolicy:
         """Return the wait before retry number ``attempt`` (1-based)."""
         if hint is not None:
             return min(hint, self.max_delay)
-        return min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
+        return min(self.base_delay * 2.0 ** (attempt - 1), self.max_delay)
 
 
 class Action(StrEnum):
@@ -202,10 +202,15 @@ class Engine:
         for name in sorted(set(summaries) - set(self.policies)):
             for rotation in summaries[name].open:
                 items.append(
-                    PlanItem(name, Action.ERROR, None, False,
-                             f"rotation {rotation.id} is {rotation.state} but no policy "
-                             f"names this secret any more; restore the policy to finish it",
-                             rotation.id)
+                    PlanItem(
+                        name,
+                        Action.ERROR,
+                        None,
+                        False,
+                        f"rotation {rotation.id} is {rotation.state} but no policy "
+                        f"names this secret any more; restore the policy to finish it",
+                        rotation.id,
+                    )
                 )
         return items
 
@@ -236,18 +241,30 @@ class Engine:
         if rotation.state is State.GRACE:
             deadline = rotation.grace_deadline
             return PlanItem(
-                rotation.secret, Action.REVOKE, deadline, deadline is None or deadline <= now,
-                f"old credential in grace until {_fmt(deadline)}", rotation.id,
+                rotation.secret,
+                Action.REVOKE,
+                deadline,
+                deadline is None or deadline <= now,
+                f"old credential in grace until {_fmt(deadline)}",
+                rotation.id,
             )
         if rotation.state is State.REVOKED:
             at = rotation.delete_at
             return PlanItem(
-                rotation.secret, Action.DELETE, at, at is None or at <= now,
-                f"old credential revoked; deleted at {_fmt(at)}", rotation.id,
+                rotation.secret,
+                Action.DELETE,
+                at,
+                at is None or at <= now,
+                f"old credential revoked; deleted at {_fmt(at)}",
+                rotation.id,
             )
         return PlanItem(
-            rotation.secret, Action.RESUME, rotation.updated_at, True,
-            f"unfinished rotation in state {rotation.state}", rotation.id,
+            rotation.secret,
+            Action.RESUME,
+            rotation.updated_at,
+            True,
+            f"unfinished rotation in state {rotation.state}",
+            rotation.id,
         )
 
     # -- running --------------------------------------------------------------
@@ -311,11 +328,15 @@ class Engine:
     ) -> list[Outcome]:
         outcomes: list[Outcome] = []
         blocking: Rotation | None = None
-        for rotation in self.journal.open_rotations(name):
+        for unfinished in self.journal.open_rotations(name):
+            rotation = unfinished
             if emergency and rotation.state is State.GRACE:
                 rotation = self.journal.transition(
-                    rotation, State.GRACE, Step.REVOKE,
-                    "emergency rotation: grace cut short", grace_deadline=self.clock(),
+                    rotation,
+                    State.GRACE,
+                    Step.REVOKE,
+                    "emergency rotation: grace cut short",
+                    grace_deadline=self.clock(),
                 )
             outcome = self._advance_safely(rotation)
             outcomes.append(outcome)
@@ -325,18 +346,27 @@ class Engine:
             return outcomes
         if blocking is not None:
             if trigger != "schedule":
-                outcomes.append(Outcome(
-                    name, Result.FAILED,
-                    f"rotation {blocking.id} is not finished (old credential in grace or a step "
-                    "pending); wait for it, or use --emergency to cut its grace short",
-                    blocking.id,
-                ))
+                outcomes.append(
+                    Outcome(
+                        name,
+                        Result.FAILED,
+                        f"rotation {blocking.id} is not finished (old credential in grace or "
+                        "a step pending); wait for it, or use --emergency to cut its grace short",
+                        blocking.id,
+                    )
+                )
             return outcomes
         now = self.clock()
         rotation = self.journal.create(
             Rotation(
-                id=uuid.uuid4().hex, secret=name, state=State.PLANNED, trigger=trigger,
-                created_at=now, updated_at=now, reason=reason, emergency=emergency,
+                id=uuid.uuid4().hex,
+                secret=name,
+                state=State.PLANNED,
+                trigger=trigger,
+                created_at=now,
+                updated_at=now,
+                reason=reason,
+                emergency=emergency,
             ),
             detail=f"{trigger} rotation" + (f": {reason}" if reason else ""),
         )
@@ -349,18 +379,25 @@ class Engine:
             rotation = self.advance(rotation)
         except RotatorError as exc:
             latest = self.journal.get(rotation.id) or rotation
-            log.error("rotation failed", rotation_id=rotation.id, state=str(latest.state),
-                      error=str(exc))
+            log.error(
+                "rotation failed", rotation_id=rotation.id, state=str(latest.state), error=str(exc)
+            )
             return Outcome(rotation.secret, Result.FAILED, str(exc), rotation.id, latest.state)
         if rotation.state is State.ROLLED_BACK:
-            return Outcome(rotation.secret, Result.FAILED,
-                           f"rolled back: {rotation.error or 'see history'}", rotation.id,
-                           rotation.state)
+            return Outcome(
+                rotation.secret,
+                Result.FAILED,
+                f"rolled back: {rotation.error or 'see history'}",
+                rotation.id,
+                rotation.state,
+            )
         if rotation.state in (State.GRACE, State.REVOKED) and not self._step_due(rotation):
-            return Outcome(rotation.secret, Result.OK, _waiting_message(rotation), rotation.id,
-                           rotation.state)
-        return Outcome(rotation.secret, Result.OK, f"rotation {rotation.state}", rotation.id,
-                       rotation.state)
+            return Outcome(
+                rotation.secret, Result.OK, _waiting_message(rotation), rotation.id, rotation.state
+            )
+        return Outcome(
+            rotation.secret, Result.OK, f"rotation {rotation.state}", rotation.id, rotation.state
+        )
 
     def _step_due(self, rotation: Rotation) -> bool:
         now = self.clock()
@@ -428,10 +465,13 @@ class Engine:
                     raise
                 hint = exc.delay if isinstance(exc, TransientError) else None
                 delay = self.retry.delay(attempt, hint)
-                log.warning("transient failure; retrying", error=str(exc), attempt=attempt,
-                            retry_in=delay)
+                log.warning(
+                    "transient failure; retrying", error=str(exc), attempt=attempt, retry_in=delay
+                )
                 rotation = self.journal.record(
-                    rotation, step, "retry",
+                    rotation,
+                    step,
+                    "retry",
                     f"{exc} (attempt {attempt} of {self.retry.attempts}, retry in {delay:g}s)",
                 )
                 self.sleep(delay)
@@ -458,7 +498,10 @@ class Engine:
             if deleted:
                 detail += f"; made room by deleting stale {', '.join(deleted)}"
             rotation = self.journal.record(
-                rotation, Step.MINT, "info", detail,
+                rotation,
+                Step.MINT,
+                "info",
+                detail,
                 old_version_id=current.version_id if current else None,
                 old_ref=old_ref,
                 old_fingerprint=self.journal.fingerprint(current.value) if current else None,
@@ -470,8 +513,11 @@ class Engine:
             if found is not None:
                 self._minted[rotation.id] = found
                 return self.journal.transition(
-                    rotation, State.MINTED, Step.MINT, f"adopted {found.ref or 'credential'} "
-                    "minted by an interrupted run", new_ref=found.ref,
+                    rotation,
+                    State.MINTED,
+                    Step.MINT,
+                    f"adopted {found.ref or 'credential'} minted by an interrupted run",
+                    new_ref=found.ref,
                     new_fingerprint=self.journal.fingerprint(found.value),
                 )
         credential = b.issuer.mint(rotation.id)
@@ -479,9 +525,12 @@ class Engine:
         faults.point("mint:issued")
         log.info("minted new credential", ref=credential.ref, issuer=b.issuer.kind)
         return self.journal.transition(
-            rotation, State.MINTED, Step.MINT,
+            rotation,
+            State.MINTED,
+            Step.MINT,
             f"minted {credential.ref or 'a new value'} at {b.issuer.kind}",
-            new_ref=credential.ref, new_fingerprint=self.journal.fingerprint(credential.value),
+            new_ref=credential.ref,
+            new_fingerprint=self.journal.fingerprint(credential.value),
         )
 
     def _store(self, b: _Binding, rotation: Rotation) -> Rotation:
@@ -496,7 +545,9 @@ class Engine:
             if credential is None:
                 credential = b.issuer.mint(rotation.id)
                 rotation = self.journal.transition(
-                    rotation, State.MINTED, Step.MINT,
+                    rotation,
+                    State.MINTED,
+                    Step.MINT,
                     "re-minted: the interrupted run's credential could not be recovered "
                     "and was deleted",
                     new_ref=credential.ref,
@@ -507,9 +558,12 @@ class Engine:
         faults.point("store:written")
         log.info("stored as pending", store=b.store.describe(), version=version_id)
         return self.journal.transition(
-            rotation, State.PENDING, Step.STORE,
+            rotation,
+            State.PENDING,
+            Step.STORE,
             f"pending version {version_id} in {b.store.describe()}",
-            new_version_id=version_id, new_ref=credential.ref,
+            new_version_id=version_id,
+            new_ref=credential.ref,
             new_fingerprint=self.journal.fingerprint(credential.value),
         )
 
@@ -534,7 +588,9 @@ class Engine:
         b.issuer.verify(Credential(value, rotation.new_ref))
         log.info("verified new credential", ref=rotation.new_ref)
         return self.journal.transition(
-            rotation, State.VERIFIED, Step.VERIFY,
+            rotation,
+            State.VERIFIED,
+            Step.VERIFY,
             f"read back from the store (fingerprint matches) and accepted by {b.issuer.kind}",
         )
 
@@ -551,13 +607,19 @@ class Engine:
         grace = timedelta(0) if rotation.emergency else b.policy.grace
         deadline = now + grace
         self._minted.pop(rotation.id, None)
-        log.info(f"{how}: new credential is current", grace_until=deadline.isoformat(),
-                 emergency=rotation.emergency)
+        log.info(
+            f"{how}: new credential is current",
+            grace_until=deadline.isoformat(),
+            emergency=rotation.emergency,
+        )
         return self.journal.transition(
-            rotation, State.GRACE, Step.PROMOTE,
+            rotation,
+            State.GRACE,
+            Step.PROMOTE,
             f"{how}; old credential valid until {_fmt(deadline)}"
             + (" (emergency: no grace)" if rotation.emergency else ""),
-            promoted_at=now, grace_deadline=deadline,
+            promoted_at=now,
+            grace_deadline=deadline,
             old_version_id=previous or rotation.old_version_id,
         )
 
@@ -577,17 +639,28 @@ class Engine:
                 what = f"old credential {rotation.old_ref} was used at {_fmt(last)}"
                 if policy.when_old_still_used == "extend":
                     until = now + (policy.grace or MIN_EXTENSION)
-                    log.warning("old credential still in use; grace extended", last_used=_fmt(last),
-                                until=until.isoformat())
+                    log.warning(
+                        "old credential still in use; grace extended",
+                        last_used=_fmt(last),
+                        until=until.isoformat(),
+                    )
                     return self.journal.transition(
-                        rotation, State.GRACE, Step.REVOKE,
+                        rotation,
+                        State.GRACE,
+                        Step.REVOKE,
                         f"{what}; grace extended to {_fmt(until)}",
-                        grace_deadline=until, checked_at=now, extensions=rotation.extensions + 1,
+                        grace_deadline=until,
+                        checked_at=now,
+                        extensions=rotation.extensions + 1,
                     )
                 if policy.when_old_still_used == "alert":
                     self.journal.transition(
-                        rotation, State.GRACE, Step.REVOKE, f"{what}; holding it (alert)",
-                        checked_at=now, extensions=rotation.extensions + 1,
+                        rotation,
+                        State.GRACE,
+                        Step.REVOKE,
+                        f"{what}; holding it (alert)",
+                        checked_at=now,
+                        extensions=rotation.extensions + 1,
                     )
                     raise StillInUseError(
                         f"{what} after its successor became current; not revoked "
@@ -604,7 +677,9 @@ class Engine:
         delete_at = self.clock() + (delay if b.issuer.two_stage_revoke else timedelta(0))
         log.info("revoked old credential", ref=rotation.old_ref, version=rotation.old_version_id)
         return self.journal.transition(
-            rotation, State.REVOKED, Step.REVOKE,
+            rotation,
+            State.REVOKED,
+            Step.REVOKE,
             f"revoked {rotation.old_ref or 'old value'}; retired version "
             f"{rotation.old_version_id or '-'}",
             delete_at=delete_at,
@@ -616,8 +691,11 @@ class Engine:
             b.issuer.delete(rotation.old_ref)
             log.info("deleted old credential", ref=rotation.old_ref)
         return self.journal.transition(
-            rotation, State.DONE, Step.DELETE,
-            f"deleted {rotation.old_ref}" if rotation.old_ref and b.issuer.two_stage_revoke
+            rotation,
+            State.DONE,
+            Step.DELETE,
+            f"deleted {rotation.old_ref}"
+            if rotation.old_ref and b.issuer.two_stage_revoke
             else "done",
         )
 
@@ -639,7 +717,9 @@ class Engine:
         self._minted.pop(rotation.id, None)
         log.warning("rolled back", deleted=sorted(doomed))
         return self.journal.transition(
-            rotation, State.ROLLED_BACK, Step.ROLLBACK,
+            rotation,
+            State.ROLLED_BACK,
+            Step.ROLLBACK,
             "new credential deleted, pending version removed; the old credential stays current"
             + (f" (deleted {', '.join(sorted(doomed))})" if doomed else ""),
         )

@@ -437,9 +437,7 @@ class Journal:
 
     def open_rotations(self, secret: str | None = None) -> list[Rotation]:
         """Return unfinished rotations (oldest first), optionally of one secret."""
-        query = sa.select(rotations).where(
-            rotations.c.state.not_in([s.value for s in TERMINAL])
-        )
+        query = sa.select(rotations).where(rotations.c.state.not_in([s.value for s in TERMINAL]))
         if secret is not None:
             query = query.where(rotations.c.secret == secret)
         with self._engine.connect() as conn:
@@ -545,9 +543,7 @@ class Journal:
     def release(self, secret: str, owner: str) -> None:
         """Give the lease back (only if still ours)."""
         with self._tx() as conn:
-            conn.execute(
-                leases.delete().where(leases.c.secret == secret, leases.c.owner == owner)
-            )
+            conn.execute(leases.delete().where(leases.c.secret == secret, leases.c.owner == owner))
 
 
 def _rotation_values(rotation: Rotation) -> dict[str, Any]:

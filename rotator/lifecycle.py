@@ -3,15 +3,14 @@
 ::
 
     planned ─mint─> minted ─store─> pending ─propagate─> propagated ─verify─> verified
-       │               │               │                    │                   │
-       └───────────────┴───────────────┴──── rollback ──────┴───────────────────┘
-                                        │                                       promote
-                                        v                                       │
-                                 rolling_back ─rollback─> rolled_back           v
-                                        └─────(found promoted)──────────────> grace
-                                                                                │ revoke (at the grace deadline)
-                                                                                v
-                                                                             revoked ─delete─> done
+       │               │               │                    │                  │
+       └───────────────┴───────────────┴──── rollback ──────┴──────────────────┤
+                                        v                                promote│
+                                 rolling_back ─rollback─> rolled_back          v
+                                        └──────(found promoted)─────────────> grace
+                                                                               │ revoke at the
+                                                                               v deadline
+                                                                            revoked ─delete─> done
 
 ``TRANSITIONS`` is the whole table: every state change the engine makes is
 checked against it, and the journal refuses any other.

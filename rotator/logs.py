@@ -21,11 +21,31 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 from rotator import redact
 
 #: Loggers of SDKs and their transports, never allowed below WARNING.
-SDK_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "hvac", "azure", "requests",
-               "werkzeug", "moto")
+SDK_LOGGERS = (
+    "botocore",
+    "boto3",
+    "urllib3",
+    "s3transfer",
+    "hvac",
+    "azure",
+    "requests",
+    "werkzeug",
+    "moto",
+)
 #: Keys whose values are masked whatever they hold.
-SECRET_KEYS = frozenset({"secret", "password", "token", "value", "secret_value",
-                         "secretaccesskey", "secret_access_key", "api_key", "client_secret"})
+SECRET_KEYS = frozenset(
+    {
+        "secret",
+        "password",
+        "token",
+        "value",
+        "secret_value",
+        "secretaccesskey",
+        "secret_access_key",
+        "api_key",
+        "client_secret",
+    }
+)
 # "secret" is also the policy name we bind to every line; it is not a value.
 _NAME_KEYS = frozenset({"secret"})
 

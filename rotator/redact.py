@@ -21,9 +21,17 @@ MASK = "[REDACTED]"
 # rotator mints is this short: the random issuer's minimum is 16).
 _MIN_LENGTH = 8
 
-_lock = threading.Lock()
-_known: set[str] = set()
-_pattern: re.Pattern[str] | None = None
+
+class _Known:
+    """The registered values and one compiled pattern matching any of them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.values: set[str] = set()
+        self.pattern: re.Pattern[str] | None = None
+
+
+_known = _Known()
 
 
 def _forms(value: str) -> set[str]:
@@ -38,22 +46,21 @@ def _forms(value: str) -> set[str]:
 
 def register(value: str) -> None:
     """Remember a secret value (and its usual encodings) so that it is scrubbed."""
-    global _pattern
     if len(value) < _MIN_LENGTH:
         return
-    new = {f for f in _forms(value) if len(f) >= _MIN_LENGTH} - _known
+    new = {f for f in _forms(value) if len(f) >= _MIN_LENGTH} - _known.values
     if not new:
         return
-    with _lock:
-        _known.update(new)
+    with _known.lock:
+        _known.values.update(new)
         # Longest first, so that a value containing another is masked whole.
-        ordered = sorted(_known, key=len, reverse=True)
-        _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+        ordered = sorted(_known.values, key=len, reverse=True)
+        _known.pattern = re.compile("|".join(re.escape(v) for v in ordered))
 
 
 def scrub(text: str) -> str:
     """Return ``text`` with every registered secret value masked."""
-    pattern = _pattern
+    pattern = _known.pattern
     if pattern is None or not text:
         return text
     return pattern.sub(MASK, text)
@@ -61,7 +68,6 @@ def scrub(text: str) -> str:
 
 def forget_all() -> None:
     """Drop every registered value (tests use this between cases)."""
-    global _pattern
-    with _lock:
-        _known.clear()
-        _pattern = None
+    with _known.lock:
+        _known.values.clear()
+        _known.pattern = None

@@ -73,8 +73,11 @@ def session(config: str | None, state: str | None) -> Iterator[Session]:
             os.environ.update(env)
             sandbox.seed(env)
             substitutions.update(sandbox.policy_substitutions())
-            log.info("sandbox ready", emulator=ep.name, **{k: v for k, v in env.items()
-                                                           if k.endswith("_URL")})
+            log.info(
+                "sandbox ready",
+                emulator=ep.name,
+                **{k: v for k, v in env.items() if k.endswith("_URL")},
+            )
         policy = workdir / template.name
         policy.write_text(string.Template(template.read_text()).safe_substitute(substitutions))
         yield Session(str(policy), state or f"sqlite:///{workdir / 'rotator.db'}")
@@ -82,8 +85,12 @@ def session(config: str | None, state: str | None) -> Iterator[Session]:
 
 def run_passes(current: Session, duration: float, tick: float = 1.0) -> int:
     """Run the engine pass after pass for ``duration`` seconds; return 1 if anything failed."""
-    engine = Engine(load_policies(current.config), Journal(current.state, system_clock),
-                    clock=system_clock, sleep=system_sleep)
+    engine = Engine(
+        load_policies(current.config),
+        Journal(current.state, system_clock),
+        clock=system_clock,
+        sleep=system_sleep,
+    )
     failed = 0
     deadline = time.monotonic() + duration
     while time.monotonic() < deadline:

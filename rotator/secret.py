@@ -17,6 +17,11 @@ from rotator import redact
 
 Plain = Union[str, Mapping[str, str]]
 
+#: Fields of a mapping value that identify a credential rather than prove it
+#: (an IAM access key id appears in CloudTrail and in every signed request).
+#: They are not scrubbed from logs, so that a log can say which key was revoked.
+PUBLIC_FIELDS = frozenset({"AccessKeyId"})
+
 
 class SecretValue:
     """A credential value; masked when printed, registered for redaction."""
@@ -26,8 +31,9 @@ class SecretValue:
     def __init__(self, value: Plain) -> None:
         if isinstance(value, Mapping):
             value = {str(k): str(v) for k, v in value.items()}
-            for leaf in value.values():
-                redact.register(leaf)
+            for name, leaf in value.items():
+                if name not in PUBLIC_FIELDS:
+                    redact.register(leaf)
             redact.register(json.dumps(value, sort_keys=True))
             redact.register(json.dumps(value))
         else:

@@ -48,11 +48,18 @@ def _policies(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def _engine(tmp_path: Path, body: str, clock: FakeClock, adapters: Registry | None = None,
-            **kw: Any) -> Engine:
+def _engine(
+    tmp_path: Path, body: str, clock: FakeClock, adapters: Registry | None = None, **kw: Any
+) -> Engine:
     journal = Journal(f"sqlite:///{tmp_path / 'j.db'}", clock)
-    return Engine(load_policies(_policies(tmp_path, body)), journal, clock=clock,
-                  sleep=clock.sleep, adapters=adapters, **kw)
+    return Engine(
+        load_policies(_policies(tmp_path, body)),
+        journal,
+        clock=clock,
+        sleep=clock.sleep,
+        adapters=adapters,
+        **kw,
+    )
 
 
 def _sm() -> Any:
@@ -66,7 +73,8 @@ def _stages(secret_id: str) -> dict[str, list[str]]:
 
 def _current(secret_id: str) -> str:
     value: str = _sm().get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")[
-        "SecretString"]
+        "SecretString"
+    ]
     return value
 
 
@@ -83,8 +91,10 @@ secrets:
 def test_random_rotation_promotes_then_retires_after_grace(
     aws: None, tmp_path: Path, clock: FakeClock
 ) -> None:
-    """A random rotation keeps other JSON fields, promotes, and retires the old version at grace end."""
-    _sm().create_secret(Name="app/db", SecretString=json.dumps({"user": "app", "password": "old" * 8}))
+    """A random rotation keeps other JSON fields, promotes, and retires the old version later."""
+    _sm().create_secret(
+        Name="app/db", SecretString=json.dumps({"user": "app", "password": "old" * 8})
+    )
     engine = _engine(tmp_path, RANDOM_POLICY, clock)
     [outcome] = engine.rotate("app/db").outcomes
     assert outcome.result is Result.OK and outcome.state is State.GRACE
@@ -110,7 +120,9 @@ def test_plan_and_run_once_agree(aws: None, tmp_path: Path, clock: FakeClock) ->
     store: {{provider: aws-secretsmanager, secret_id: s{i}}}
     schedule: {{every: {d}d}}
     grace: 1h
-""" for i, d in enumerate((1, 10, 100)))
+"""
+        for i, d in enumerate((1, 10, 100))
+    )
     for i in range(3):
         _sm().create_secret(Name=f"s{i}", SecretString="x" * 20)
     engine = _engine(tmp_path, body, clock)
@@ -146,14 +158,16 @@ def _iam_user() -> dict[str, str]:
 
 def _keys() -> dict[str, str]:
     iam = boto3.client("iam", region_name=REGION)
-    return {k["AccessKeyId"]: k["Status"]
-            for k in iam.list_access_keys(UserName="deployer")["AccessKeyMetadata"]}
+    return {
+        k["AccessKeyId"]: k["Status"]
+        for k in iam.list_access_keys(UserName="deployer")["AccessKeyMetadata"]
+    }
 
 
 def test_iam_key_rotation_deactivates_then_deletes(
     aws: None, tmp_path: Path, real_clock: FakeClock
 ) -> None:
-    """An IAM rotation keeps two keys during grace, deactivates the old at its end, deletes later."""
+    """An IAM rotation keeps two keys in grace, deactivates the old at its end, deletes later."""
     old = _iam_user()
     engine = _engine(tmp_path, IAM_POLICY.format(delete_after="1d", when="extend"), real_clock)
     [outcome] = engine.rotate("deployer").outcomes
@@ -174,12 +188,16 @@ def test_iam_key_rotation_deactivates_then_deletes(
 
 
 def test_old_key_still_used_extends_grace(aws: None, tmp_path: Path, real_clock: FakeClock) -> None:
-    """An old key used after promotion is not revoked at the deadline when the policy says extend."""
+    """An old key used after promotion is not revoked at the deadline under extend."""
     old = _iam_user()
     engine = _engine(tmp_path, IAM_POLICY.format(delete_after="0s", when="extend"), real_clock)
     engine.rotate("deployer")
-    boto3.client("sts", region_name=REGION, aws_access_key_id=old["AccessKeyId"],
-                 aws_secret_access_key=old["SecretAccessKey"]).get_caller_identity()
+    boto3.client(
+        "sts",
+        region_name=REGION,
+        aws_access_key_id=old["AccessKeyId"],
+        aws_secret_access_key=old["SecretAccessKey"],
+    ).get_caller_identity()
     real_clock.advance(timedelta(hours=1, seconds=1))
     [outcome] = engine.run_once().outcomes
     assert outcome.result is Result.OK and outcome.state is State.GRACE
@@ -194,8 +212,12 @@ def test_old_key_still_used_alerts(aws: None, tmp_path: Path, real_clock: FakeCl
     old = _iam_user()
     engine = _engine(tmp_path, IAM_POLICY.format(delete_after="0s", when="alert"), real_clock)
     engine.rotate("deployer")
-    boto3.client("sts", region_name=REGION, aws_access_key_id=old["AccessKeyId"],
-                 aws_secret_access_key=old["SecretAccessKey"]).get_caller_identity()
+    boto3.client(
+        "sts",
+        region_name=REGION,
+        aws_access_key_id=old["AccessKeyId"],
+        aws_secret_access_key=old["SecretAccessKey"],
+    ).get_caller_identity()
     real_clock.advance(timedelta(hours=2))
     report = engine.run_once()
     assert report.exit_code == 1
@@ -257,7 +279,7 @@ def _with_issuer(kind: str, cls: type[RandomIssuer]) -> Registry:
 
 
 def test_failed_verification_rolls_back(aws: None, tmp_path: Path, clock: FakeClock) -> None:
-    """A credential that fails verification is never promoted: pending removed, old stays current."""
+    """A credential failing verification is never promoted: pending removed, old stays."""
     _sm().create_secret(Name="app/db", SecretString="original-value-123")
     adapters = _with_issuer("random", _FailingVerify)
     engine = _engine(tmp_path, RANDOM_POLICY.replace(", field: password", ""), clock, adapters)
@@ -278,8 +300,13 @@ def test_transient_errors_are_retried_with_backoff(
     _sm().create_secret(Name="app/db", SecretString="original-value-123")
     _FlakyMint.failures = 2
     adapters = _with_issuer("random", _FlakyMint)
-    engine = _engine(tmp_path, RANDOM_POLICY.replace(", field: password", ""), clock, adapters,
-                     retry=RetryPolicy(attempts=4, base_delay=1.0))
+    engine = _engine(
+        tmp_path,
+        RANDOM_POLICY.replace(", field: password", ""),
+        clock,
+        adapters,
+        retry=RetryPolicy(attempts=4, base_delay=1.0),
+    )
     report = engine.rotate("app/db")
     assert report.exit_code == 0
     assert clock.slept == [1.0, 2.0]
@@ -294,8 +321,13 @@ def test_transient_errors_exhausted_leave_rotation_resumable(
     _sm().create_secret(Name="app/db", SecretString="original-value-123")
     _FlakyMint.failures = 5
     adapters = _with_issuer("random", _FlakyMint)
-    engine = _engine(tmp_path, RANDOM_POLICY.replace(", field: password", ""), clock, adapters,
-                     retry=RetryPolicy(attempts=2, base_delay=1.0))
+    engine = _engine(
+        tmp_path,
+        RANDOM_POLICY.replace(", field: password", ""),
+        clock,
+        adapters,
+        retry=RetryPolicy(attempts=2, base_delay=1.0),
+    )
     report = engine.rotate("app/db")
     assert report.exit_code == 1 and report.outcomes[0].state is State.PLANNED
     _FlakyMint.failures = 0
@@ -305,7 +337,7 @@ def test_transient_errors_exhausted_leave_rotation_resumable(
 
 
 def test_busy_secret_is_skipped(aws: None, tmp_path: Path, real_clock: FakeClock) -> None:
-    """A due secret whose lease another live run holds is skipped by run --once, refused by rotate."""
+    """A due secret leased by another live run is skipped by run --once, refused by rotate."""
     _sm().create_secret(Name="app/db", SecretString=json.dumps({"password": "p" * 20}))
     engine = _engine(tmp_path, RANDOM_POLICY, real_clock)
     real_clock.advance(timedelta(days=31))

@@ -21,8 +21,14 @@ from tests.conftest import FakeClock
 
 def _rotation(clock: FakeClock, secret: str = "db", rid: str = "a" * 32) -> Rotation:
     now = clock()
-    return Rotation(id=rid, secret=secret, state=State.PLANNED, trigger="schedule",
-                    created_at=now, updated_at=now)
+    return Rotation(
+        id=rid,
+        secret=secret,
+        state=State.PLANNED,
+        trigger="schedule",
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def test_migrate_is_versioned_and_idempotent(journal: Journal) -> None:
@@ -36,8 +42,11 @@ def test_migrate_is_versioned_and_idempotent(journal: Journal) -> None:
 def test_newer_schema_is_refused(journal: Journal) -> None:
     """A journal written by a newer rotator is refused, not silently downgraded."""
     with journal._engine.begin() as conn:
-        conn.execute(schema_migrations.insert().values(
-            version=SCHEMA_VERSION + 1, name="future", applied_at=journal.clock()))
+        conn.execute(
+            schema_migrations.insert().values(
+                version=SCHEMA_VERSION + 1, name="future", applied_at=journal.clock()
+            )
+        )
     with pytest.raises(JournalError, match="newer than this rotator"):
         journal.migrate()
 
@@ -53,7 +62,9 @@ def test_transition_records_state_and_event(journal: Journal, clock: FakeClock) 
     assert stored.updated_at == clock()
     [(_, events)] = journal.history("db")
     assert [(e.step, e.state_from, e.state_to) for e in events] == [
-        ("plan", None, "planned"), ("mint", "planned", "minted")]
+        ("plan", None, "planned"),
+        ("mint", "planned", "minted"),
+    ]
 
 
 def test_illegal_transition_is_refused(journal: Journal, clock: FakeClock) -> None:
@@ -85,8 +96,13 @@ def test_summaries_report_last_success_and_open(journal: Journal, clock: FakeClo
     for state in (State.MINTED, State.PENDING, State.PROPAGATED, State.VERIFIED):
         r = journal.transition(r, state, "step")
     promoted = clock()
-    r = journal.transition(r, State.GRACE, "promote", promoted_at=promoted,
-                           grace_deadline=promoted + timedelta(hours=1))
+    r = journal.transition(
+        r,
+        State.GRACE,
+        "promote",
+        promoted_at=promoted,
+        grace_deadline=promoted + timedelta(hours=1),
+    )
     clock.advance(timedelta(minutes=1))
     other = journal.create(_rotation(clock, secret="api", rid="b" * 32))
     summaries = journal.summaries()
@@ -132,8 +148,12 @@ def test_lease_of_a_dead_local_process_is_taken_over(journal: Journal) -> None:
     """A lease held by a process on this host that no longer exists is taken over at once."""
     import socket
 
-    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                           capture_output=True, text=True, check=True)
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     dead = f"{socket.gethostname()}:{child.stdout.strip()}:x"
     assert journal.acquire("db", dead, timedelta(hours=1))
     assert journal.acquire("db", f"{socket.gethostname()}:{os.getpid()}:y", timedelta(hours=1))

@@ -21,8 +21,15 @@ def test_forward_path_runs_from_planned_to_done() -> None:
     while state in FORWARD and state is not State.ROLLING_BACK:
         seen.append(state)
         state = FORWARD[state][1]
-    assert seen == [State.PLANNED, State.MINTED, State.PENDING, State.PROPAGATED,
-                    State.VERIFIED, State.GRACE, State.REVOKED]
+    assert seen == [
+        State.PLANNED,
+        State.MINTED,
+        State.PENDING,
+        State.PROPAGATED,
+        State.VERIFIED,
+        State.GRACE,
+        State.REVOKED,
+    ]
     assert state is State.DONE
 
 

@@ -33,9 +33,10 @@ def moto_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
 @pytest.fixture
 def aws(moto_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """A freshly reset moto_server, with this process's boto3 pointed at it."""
-    request = urllib.request.Request(moto_env["AWS_ENDPOINT_URL"] + "/moto-api/reset",
-                                     method="POST")
-    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 (loopback)
+    request = urllib.request.Request(
+        moto_env["AWS_ENDPOINT_URL"] + "/moto-api/reset", method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
         assert answer.status == 200
     for key, value in moto_env.items():
         monkeypatch.setenv(key, value)
@@ -69,10 +70,19 @@ class Rotator:
     state: str
     workdir: Path
 
-    def __call__(self, *args: str, now: datetime | None = None, fault: str | None = None,
-                 log_level: str = "info") -> Completed:
-        env = {**os.environ, **self.env, "ROTATOR_CONFIG": str(self.config),
-               "ROTATOR_STATE": self.state}
+    def __call__(
+        self,
+        *args: str,
+        now: datetime | None = None,
+        fault: str | None = None,
+        log_level: str = "info",
+    ) -> Completed:
+        env = {
+            **os.environ,
+            **self.env,
+            "ROTATOR_CONFIG": str(self.config),
+            "ROTATOR_STATE": self.state,
+        }
         env.pop("ROTATOR_NOW", None)
         env.pop("ROTATOR_FAULT", None)
         if now is not None:
@@ -80,9 +90,21 @@ class Rotator:
         if fault is not None:
             env["ROTATOR_FAULT"] = fault
         proc = subprocess.run(
-            [sys.executable, "-m", "rotator", *args, "--log-format", "json",
-             "--log-level", log_level],
-            env=env, cwd=self.workdir, capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "rotator",
+                *args,
+                "--log-format",
+                "json",
+                "--log-level",
+                log_level,
+            ],
+            env=env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=120,
             check=False,
         )
         return Completed(proc.returncode, proc.stdout, proc.stderr)
@@ -91,5 +113,6 @@ class Rotator:
 @pytest.fixture
 def rotator_cli(aws: dict[str, str], tmp_path: Path) -> Rotator:
     """The CLI against moto_server, with policies in tmp_path/policies.yaml."""
-    return Rotator(aws, tmp_path / "policies.yaml", f"sqlite:///{tmp_path / 'rotator.db'}",
-                   tmp_path)
+    return Rotator(
+        aws, tmp_path / "policies.yaml", f"sqlite:///{tmp_path / 'rotator.db'}", tmp_path
+    )

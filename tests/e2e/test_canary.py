@@ -34,7 +34,8 @@ def _every_value_ever_stored(secret_id: str) -> set[str]:
     versions = sm.list_secret_version_ids(SecretId=secret_id, IncludeDeprecated=True)["Versions"]
     for version in versions:
         text = sm.get_secret_value(SecretId=secret_id, VersionId=version["VersionId"])[
-            "SecretString"]
+            "SecretString"
+        ]
         values.add(text)
         try:
             doc = json.loads(text)
@@ -52,8 +53,12 @@ def test_no_secret_value_in_logs_output_or_journal(rotator_cli: Rotator) -> None
     sm.create_secret(Name="db", SecretString=json.dumps({"user": "app", "password": "Canary" * 4}))
     iam.create_user(UserName="deployer")
     key = iam.create_access_key(UserName="deployer")["AccessKey"]
-    sm.create_secret(Name="deployer", SecretString=json.dumps(
-        {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}))
+    sm.create_secret(
+        Name="deployer",
+        SecretString=json.dumps(
+            {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}
+        ),
+    )
     plan = apigw.create_usage_plan(name="p")["id"]
     api_key = apigw.create_api_key(name="initial", enabled=True, value="CanaryApiKey" * 3)
     apigw.create_usage_plan_key(usagePlanId=plan, keyId=api_key["id"], keyType="API_KEY")

@@ -58,7 +58,9 @@ def test_validate_plan_run_status_history(rotator_cli: Rotator) -> None:
     ran = rotator_cli("run", "--once", "--json", now=t1)
     assert ran.code == 0, ran.stderr
     assert {o["secret"]: o["state"] for o in ran.json()} == {
-        "app/db": "grace", "partner-key": "grace"}
+        "app/db": "grace",
+        "partner-key": "grace",
+    }
     keys = client("apigateway").get_usage_plan_keys(usagePlanId=plan_id)["items"]
     assert len(keys) == 2
 
@@ -77,7 +79,15 @@ def test_validate_plan_run_status_history(rotator_cli: Rotator) -> None:
     history = rotator_cli("history", "app/db", "--json").json()
     [rotation] = history
     assert [s["step"] for s in rotation["steps"] if s["outcome"] == "ok"] == [
-        "plan", "mint", "store", "propagate", "verify", "promote", "revoke", "delete"]
+        "plan",
+        "mint",
+        "store",
+        "propagate",
+        "verify",
+        "promote",
+        "revoke",
+        "delete",
+    ]
     assert rotation["state"] == "done"
     human = rotator_cli("history", "app/db")
     assert "promote" in human.stdout and human.code == 0

@@ -49,21 +49,25 @@ def _keys() -> dict[str, str]:
 
 def _current() -> dict[str, str]:
     value = client("secretsmanager").get_secret_value(
-        SecretId="ci/deployer", VersionStage="AWSCURRENT")["SecretString"]
+        SecretId="ci/deployer", VersionStage="AWSCURRENT"
+    )["SecretString"]
     pair: dict[str, str] = json.loads(value)
     return pair
 
 
 def _works(pair: dict[str, str]) -> bool:
     """The key pair authenticates as the deployer user (moto answers unknown keys as root)."""
-    arn = client("sts", aws_access_key_id=pair["AccessKeyId"],
-                 aws_secret_access_key=pair["SecretAccessKey"]).get_caller_identity()["Arn"]
+    arn = client(
+        "sts", aws_access_key_id=pair["AccessKeyId"], aws_secret_access_key=pair["SecretAccessKey"]
+    ).get_caller_identity()["Arn"]
     return str(arn).endswith(":user/deployer")
 
 
 def _journal_steps(workdir: Path) -> list[tuple[str, str | None]]:
     with sqlite3.connect(workdir / "rotator.db") as db:
-        return list(db.execute("SELECT step, state_to FROM events WHERE outcome = 'ok' ORDER BY id"))
+        return list(
+            db.execute("SELECT step, state_to FROM events WHERE outcome = 'ok' ORDER BY id")
+        )
 
 
 def _assert_invariants(old: dict[str, str]) -> dict[str, str]:

@@ -1,0 +1,138 @@
+"""Time `rotator validate` and `rotator run --once` (nothing due) on 1,000 generated policies.
+
+Prints figures; asserts nothing about time. Run: ``.venv/bin/python benchmarks/policies.py``.
+Each command runs as a subprocess, as a user would run it (interpreter start
+and imports included), ``--runs`` times; the median and the spread are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from rotator.journal import Journal, Rotation
+from rotator.lifecycle import State
+
+ZONES = ("UTC", "Europe/Berlin", "America/New_York")
+
+
+def write_policies(directory: Path, count: int, files: int) -> list[str]:
+    """Write ``count`` policies spread over ``files`` files; return their names."""
+    names: list[str] = []
+    per_file = count // files
+    for f in range(files):
+        lines = ["defaults:", "  grace: 1h", "secrets:"]
+        for i in range(per_file):
+            n = f * per_file + i
+            name = f"team{n % 17}/service-{n}"
+            names.append(name)
+            if n % 2:
+                schedule = f"{{every: {30 + n % 60}d, jitter: 1h}}"
+            else:
+                schedule = (
+                    f'{{cron: "{n % 60} 3 * * MON", timezone: {ZONES[n % 3]}, '
+                    f'window: "Mon-Fri 02:00-05:00"}}'
+                )
+            lines += [
+                f"  - name: {name}",
+                f"    owner: team{n % 17}",
+                f"    store: {{provider: aws-secretsmanager, secret_id: prod/{name}, "
+                f"region: us-east-1}}",
+                "    issuer: {kind: random, length: 32}",
+                f"    schedule: {schedule}",
+            ]
+        (directory / f"policies-{f:03}.yaml").write_text("\n".join(lines) + "\n")
+    return names
+
+
+def seed_journal(url: str, names: list[str], now: datetime) -> None:
+    """Record a finished rotation one hour ago for every policy, so none is due."""
+    journal = Journal(url, lambda: now)
+    journal.migrate()
+    done = now - timedelta(hours=1)
+    for n, name in enumerate(names):
+        rotation = Rotation(
+            id=f"{n:032x}",
+            secret=name,
+            state=State.PLANNED,
+            trigger="schedule",
+            created_at=done,
+            updated_at=done,
+        )
+        journal.create(rotation)
+        for state in (State.MINTED, State.PENDING, State.PROPAGATED, State.VERIFIED):
+            rotation = journal.transition(rotation, state, "bench")
+        rotation = journal.transition(
+            rotation, State.GRACE, "bench", promoted_at=done, grace_deadline=done
+        )
+        rotation = journal.transition(rotation, State.REVOKED, "bench", delete_at=done)
+        journal.transition(rotation, State.DONE, "bench")
+    journal.close()
+
+
+def timed(args: list[str], env: dict[str, str], runs: int) -> tuple[float, float, float, int]:
+    """Run a command ``runs`` times; return median, min and max seconds and the exit code."""
+    times: list[float] = []
+    code = 0
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+        times.append(time.perf_counter() - start)
+        code = proc.returncode
+        if code not in (0,):
+            sys.stderr.write(proc.stderr[-2000:])
+    return statistics.median(times), min(times), max(times), code
+
+
+def main() -> None:
+    """Generate, seed, time, print."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--files", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=5)
+    opts = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        names = write_policies(workdir, opts.count, opts.files)
+        url = f"sqlite:///{workdir / 'rotator.db'}"
+        now = datetime.now(UTC).replace(microsecond=0)
+        start = time.perf_counter()
+        seed_journal(url, names, now)
+        seeded = time.perf_counter() - start
+        env = {
+            **os.environ,
+            "ROTATOR_CONFIG": str(workdir),
+            "ROTATOR_STATE": url,
+            "ROTATOR_NOW": now.isoformat(),
+            # No AWS endpoint on purpose: a run that called AWS would fail.
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+            "AWS_ACCESS_KEY_ID": "none",
+            "AWS_SECRET_ACCESS_KEY": "none",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        rotator = [sys.executable, "-m", "rotator"]
+        print(f"{opts.count} policies in {opts.files} files; journal seeded in {seeded:.1f}s")
+        baseline = timed([sys.executable, "-c", "import rotator.cli"], env, opts.runs)
+        print(f"{'import rotator.cli':32} median {baseline[0]:.3f}s")
+        for label, args in (
+            ("rotator validate", [*rotator, "validate"]),
+            ("rotator plan --json", [*rotator, "plan", "--json", "--log-format", "json"]),
+            ("rotator run --once (none due)", [*rotator, "run", "--once", "--log-format", "json"]),
+        ):
+            median, low, high, code = timed(args, env, opts.runs)
+            print(
+                f"{label:32} median {median:.3f}s  (min {low:.3f}s, max {high:.3f}s, "
+                f"{opts.runs} runs, exit {code})"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Layering rules that import-linter cannot express."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_only_the_schedule_module_touches_apscheduler() -> None:
+    """APScheduler is imported by rotator/schedule.py and by no other module."""
+    users = {
+        str(p.relative_to(ROOT))
+        for package in ("rotator", "providers")
+        for p in (ROOT / package).rglob("*.py")
+        if "apscheduler" in _imports(p)
+    }
+    assert users == {"rotator/schedule.py"}
+
+
+def test_loading_policies_imports_no_sdk() -> None:
+    """Loading the registry and a policy imports no provider SDK (they are imported lazily)."""
+    code = (
+        "import sys\n"
+        "from rotator.interfaces import registry\n"
+        "from rotator.loader import load_policies\n"
+        "registry()\n"
+        "load_policies('schedules/demo.yaml')\n"
+        "print(sorted(m for m in ('boto3', 'botocore', 'hvac', 'azure', 'moto') "
+        "if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
