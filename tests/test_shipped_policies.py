@@ -1,0 +1,19 @@
+"""The policy files the repository ships are valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rotator.loader import load_policies
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("path", ["schedules/demo.yaml", "schedules/examples"])
+def test_shipped_policies_validate(path: str) -> None:
+    """The demo and the commented examples load without a single problem."""
+    policies = load_policies(ROOT / path)
+    assert len(policies) == 3
+    assert all(p.grace < p.schedule.every for p in policies if p.schedule.every)
