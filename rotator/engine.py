@@ -28,9 +28,7 @@ import structlog
 
 from rotator import faults
 from rotator.clock import Clock, Sleep, system_clock, system_sleep
-from rotator.durations import format_duration
 from rotator.errors import (
-    BusyError,
     ConfigError,
     ConflictError,
     RotatorError,
@@ -238,34 +236,16 @@ class Engine:
 
     @staticmethod
     def _plan_open(rotation: Rotation, now: datetime) -> PlanItem:
+        until = _waits_until(rotation)
+        due = until is None or until <= now
         if rotation.state is State.GRACE:
-            deadline = rotation.grace_deadline
-            return PlanItem(
-                rotation.secret,
-                Action.REVOKE,
-                deadline,
-                deadline is None or deadline <= now,
-                f"old credential in grace until {_fmt(deadline)}",
-                rotation.id,
-            )
-        if rotation.state is State.REVOKED:
-            at = rotation.delete_at
-            return PlanItem(
-                rotation.secret,
-                Action.DELETE,
-                at,
-                at is None or at <= now,
-                f"old credential revoked; deleted at {_fmt(at)}",
-                rotation.id,
-            )
-        return PlanItem(
-            rotation.secret,
-            Action.RESUME,
-            rotation.updated_at,
-            True,
-            f"unfinished rotation in state {rotation.state}",
-            rotation.id,
-        )
+            action, reason = Action.REVOKE, f"old credential in grace until {_fmt(until)}"
+        elif rotation.state is State.REVOKED:
+            action, reason = Action.DELETE, f"old credential revoked; deleted at {_fmt(until)}"
+        else:
+            action, reason = Action.RESUME, f"unfinished rotation in state {rotation.state}"
+            until = rotation.updated_at
+        return PlanItem(rotation.secret, action, until, due, reason, rotation.id)
 
     # -- running --------------------------------------------------------------
 
@@ -400,12 +380,8 @@ class Engine:
         )
 
     def _step_due(self, rotation: Rotation) -> bool:
-        now = self.clock()
-        if rotation.state is State.GRACE:
-            return rotation.grace_deadline is None or rotation.grace_deadline <= now
-        if rotation.state is State.REVOKED:
-            return rotation.delete_at is None or rotation.delete_at <= now
-        return rotation.state not in TERMINAL
+        until = _waits_until(rotation)
+        return rotation.state not in TERMINAL and (until is None or until <= self.clock())
 
     def advance(self, rotation: Rotation) -> Rotation:
         """Drive one rotation forward as far as time allows; return where it stopped.
@@ -725,6 +701,15 @@ class Engine:
         )
 
 
+def _waits_until(rotation: Rotation) -> datetime | None:
+    """Return the deadline a rotation waits for before its next step (None: no wait)."""
+    if rotation.state is State.GRACE:
+        return rotation.grace_deadline
+    if rotation.state is State.REVOKED:
+        return rotation.delete_at
+    return None
+
+
 def _fmt(when: datetime | None) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S UTC") if when else "-"
 
@@ -733,16 +718,3 @@ def _waiting_message(rotation: Rotation) -> str:
     if rotation.state is State.GRACE:
         return f"promoted; old credential revoked at {_fmt(rotation.grace_deadline)}"
     return f"old credential revoked; deleted at {_fmt(rotation.delete_at)}"
-
-
-__all__ = [
-    "Action",
-    "BusyError",
-    "Engine",
-    "Outcome",
-    "PlanItem",
-    "Result",
-    "RetryPolicy",
-    "RunReport",
-    "format_duration",
-]
