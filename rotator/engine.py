@@ -322,6 +322,14 @@ class Engine:
             outcomes.append(outcome)
             if outcome.state is not None and outcome.state not in TERMINAL | {State.REVOKED}:
                 blocking = rotation
+        if start and trigger == "schedule":
+            # The plan was made before the lease was ours: another run may have
+            # rotated this secret since. Decide again on what the journal says now.
+            summary = self.journal.summaries(name).get(name, SecretSummary())
+            start = any(
+                i.due and i.action is Action.ROTATE
+                for i in self._plan_secret(name, summary, self.clock())
+            )
         if not start:
             return outcomes
         if blocking is not None:

@@ -134,6 +134,8 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "rotations, events and leases", _create(rotations, events, leases)),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+#: PostgreSQL advisory lock key that serialises migrations ("rotator" in ASCII).
+_LOCK_KEY = 0x726F7461746F72
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,10 @@ class Journal:
 
             @sa.event.listens_for(engine, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                # pysqlite opens transactions late and not at all for DDL; take
+                # over (see "begin" below) so that migrations are atomic and a
+                # read-then-write (a lease) cannot race another process.
+                dbapi_conn.isolation_level = None
                 cur = dbapi_conn.cursor()
                 # WAL lets readers (status, plan) run beside a writer; the busy
                 # timeout makes concurrent one-shot runs wait instead of fail.
@@ -255,6 +261,12 @@ class Journal:
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.close()
+
+            @sa.event.listens_for(engine, "begin")
+            def _begin(conn: Connection) -> None:
+                # IMMEDIATE: the write lock is taken up front (waiting up to the
+                # busy timeout), so concurrent writers queue instead of failing.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
 
@@ -291,6 +303,9 @@ class Journal:
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with self._engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Replicas starting together migrate one at a time.
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
                 schema_migrations.create(conn, checkfirst=True)
                 done = set(conn.scalars(sa.select(schema_migrations.c.version)))
                 if done and max(done) > SCHEMA_VERSION:
@@ -444,10 +459,10 @@ class Journal:
             rows = conn.execute(query.order_by(rotations.c.created_at, rotations.c.id)).all()
         return [_row_to_rotation(r) for r in rows]
 
-    def summaries(self) -> dict[str, SecretSummary]:
-        """Return, for every secret the journal knows, its last success and open rotations.
+    def summaries(self, secret: str | None = None) -> dict[str, SecretSummary]:
+        """Return, for every secret the journal knows (or one), its last success and open rotations.
 
-        Two queries whatever the number of secrets, so ``plan`` and
+        Three queries whatever the number of secrets, so ``plan`` and
         ``run --once`` over thousands of policies stay fast.
         """
         last_success = (
@@ -455,11 +470,13 @@ class Journal:
             .where(rotations.c.promoted_at.is_not(None))
             .group_by(rotations.c.secret)
         )
-        latest_id = (
-            sa.select(rotations.c.secret, sa.func.max(rotations.c.created_at).label("at"))
-            .group_by(rotations.c.secret)
-            .subquery()
-        )
+        latest_at = sa.select(
+            rotations.c.secret, sa.func.max(rotations.c.created_at).label("at")
+        ).group_by(rotations.c.secret)
+        if secret is not None:
+            last_success = last_success.where(rotations.c.secret == secret)
+            latest_at = latest_at.where(rotations.c.secret == secret)
+        latest_id = latest_at.subquery()
         latest = sa.select(rotations).join(
             latest_id,
             sa.and_(
@@ -474,7 +491,7 @@ class Journal:
             }
             last = {r.secret: r for r in (_row_to_rotation(x) for x in conn.execute(latest))}
         open_by_secret: dict[str, list[Rotation]] = {}
-        for rotation in self.open_rotations():
+        for rotation in self.open_rotations(secret):
             open_by_secret.setdefault(rotation.secret, []).append(rotation)
         names = set(successes) | set(last)
         return {
