@@ -443,6 +443,7 @@ class Engine:
     ) -> Rotation:
         for attempt in range(1, self.retry.attempts + 1):
             try:
+                faults.fail(step)
                 return handler(binding, rotation)
             except RotatorError as exc:
                 if not exc.retryable or attempt == self.retry.attempts:

@@ -1,10 +1,12 @@
-"""Crash points for the crash-safety tests.
+"""Crash and failure points for the crash-safety tests.
 
-``ROTATOR_FAULT=<point>`` makes the process end at once (``os._exit(137)``,
-as SIGKILL would: no cleanup, no journal commit) when it reaches the named
-point, for example ``after:mint`` or ``mint:issued``. Nothing in rotator sets
-the variable; only the tests do. :data:`POINTS` lists every point so the
-tests can kill a run at each step boundary in turn.
+``ROTATOR_FAULT`` holds comma-separated points. At a crash point it names
+(``after:mint``, ``mint:issued``, ...) the process ends at once
+(``os._exit(137)``, as SIGKILL would: no cleanup, no journal commit). A
+``fail:<step>`` entry makes that step fail permanently, as a credential that
+does not work would, so the end-to-end tests can drive a rollback. Nothing in
+rotator sets the variable; only the tests do. :data:`POINTS` lists every
+crash point so the tests can kill a run at each step boundary in turn.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
+from rotator.errors import PermanentError
 from rotator.lifecycle import STEPS
 
 #: Points inside a step, between the outside call and the journal commit.
@@ -23,9 +26,19 @@ POINTS: tuple[str, ...] = (
 )
 
 
+def _armed() -> set[str]:
+    return set(filter(None, os.environ.get("ROTATOR_FAULT", "").split(",")))
+
+
 def point(name: str) -> None:
     """End the process here if ``ROTATOR_FAULT`` names this point."""
-    if os.environ.get("ROTATOR_FAULT") == name:
+    if name in _armed():
         sys.stderr.write(f"rotator: fault injected at {name}\n")
         sys.stderr.flush()
         os._exit(137)
+
+
+def fail(step: str) -> None:
+    """Raise a permanent error if ``ROTATOR_FAULT`` holds ``fail:<step>``."""
+    if f"fail:{step}" in _armed():
+        raise PermanentError(f"fault injected: {step} fails", provider="faults")

@@ -123,3 +123,34 @@ def test_kill_at_step_boundary_converges(rotator_cli: Rotator, point: str) -> No
     assert _keys() == {current["AccessKeyId"]: "Active"}, "old key not deleted after grace"
     history = rotator_cli("history", "deployer", "--json").json()
     assert [r["state"] for r in history] == ["done"]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("crash", [None, "before:rollback", "after:rollback"])
+def test_failed_verification_rolls_back_even_across_a_crash(
+    rotator_cli: Rotator, crash: str | None
+) -> None:
+    """A key failing verification is deleted, never promoted, even if the rollback is killed."""
+    rotator_cli.config.write_text(POLICY)
+    old = _seed()
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    faults = ",".join(filter(None, ["fail:verify", crash]))
+
+    first = rotator_cli("rotate", "deployer", now=t0, fault=faults)
+    assert first.code == (137 if crash else 1), first.stderr
+    if crash == "before:rollback":
+        assert len(_keys()) == 2  # the new key is still there, awaiting the rollback
+        resumed = rotator_cli("run", "--once", now=t0)
+        assert resumed.code == 1, resumed.stderr  # the resumed rotation ends rolled back
+    elif crash == "after:rollback":
+        resumed = rotator_cli("run", "--once", now=t0)
+        assert resumed.code == 0, resumed.stderr  # nothing left to do
+
+    assert _current() == old, "an unverified key was promoted"
+    assert _keys() == {old["AccessKeyId"]: "Active"}, "the unverified key was not deleted"
+    assert _works(old)
+    stages = client("secretsmanager").describe_secret(SecretId="ci/deployer")["VersionIdsToStages"]
+    assert not any("AWSPENDING" in s for s in stages.values())
+    history = rotator_cli("history", "deployer", "--json").json()
+    assert [r["state"] for r in history] == ["rolled_back"]
+    assert "fault injected" in history[0]["error"]
