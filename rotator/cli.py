@@ -25,7 +25,7 @@ from rich.table import Table
 from rotator import __version__, logs
 from rotator.clock import system_clock, system_sleep
 from rotator.durations import format_duration
-from rotator.engine import Engine, Outcome, PlanItem, Result, RunReport
+from rotator.engine import Action, Engine, Outcome, PlanItem, Result, RunReport
 from rotator.errors import ConfigError, JournalError, PolicyError, RotatorError
 from rotator.journal import Journal
 from rotator.lifecycle import State
@@ -156,7 +156,9 @@ def _print_plan(items: list[PlanItem], now: datetime) -> None:
         )
     out.print(table)
     due = sum(1 for i in items if i.due)
-    out.print(f"{due} of {len(items)} due now", highlight=False)
+    errors = sum(1 for i in items if i.action is Action.ERROR)
+    tail = f"; {errors} could not be planned (see why)" if errors else ""
+    out.print(f"{due} of {len(items)} due now{tail}", highlight=False)
 
 
 @cli.command()
@@ -257,7 +259,7 @@ def _print_status(engine: Engine, as_json: bool) -> None:
     journal = engine.journal
     summaries = journal.summaries() if journal.exists() else {}
     now = engine.clock()
-    due = {i.secret: i for i in engine.plan(summaries) if i.action.value == "rotate"}
+    due = {i.secret: i for i in engine.plan(summaries) if i.action is Action.ROTATE}
     rows = []
     for name in sorted(engine.policies):
         s = summaries.get(name)

@@ -320,6 +320,18 @@ class Engine:
                 )
             outcome = self._advance_safely(rotation)
             outcomes.append(outcome)
+            finished_by_hand = trigger == "manual" or (
+                trigger == "emergency" and unfinished.emergency
+            )
+            if (
+                finished_by_hand
+                and unfinished.state in BEFORE_PROMOTE
+                and outcome.result is Result.OK
+            ):
+                # An interrupted rotation was finished: asked for by hand, that
+                # is the rotation the operator wanted; do not mint another.
+                outcome.message = f"finished interrupted rotation; {outcome.message}"
+                return outcomes
             if outcome.state is not None and outcome.state not in TERMINAL | {State.REVOKED}:
                 blocking = rotation
         if start and trigger == "schedule":

@@ -16,7 +16,7 @@ from providers.random import RandomIssuer
 from rotator.engine import Action, Engine, Result, RetryPolicy
 from rotator.errors import TransientError, VerificationError
 from rotator.interfaces import Credential, Registry, registry
-from rotator.journal import Journal
+from rotator.journal import Journal, Rotation
 from rotator.lifecycle import State
 from rotator.loader import load_policies
 from tests.conftest import FakeClock
@@ -349,3 +349,28 @@ def test_busy_secret_is_skipped(aws: None, tmp_path: Path, real_clock: FakeClock
     report = engine.rotate("app/db")
     assert report.exit_code == 1 and "lease" in report.failed[0].message
     assert json.loads(_current("app/db"))["password"] == "p" * 20
+
+
+def test_manual_rotate_finishes_an_interrupted_rotation_instead_of_starting_another(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """rotate NAME after a crash finishes the interrupted rotation and mints nothing more."""
+    _sm().create_secret(Name="app/db", SecretString=json.dumps({"password": "p" * 20}))
+    engine = _engine(tmp_path, RANDOM_POLICY, clock)
+    engine.journal.migrate()
+    now = clock()
+    engine.journal.create(
+        Rotation(
+            id="c" * 32,
+            secret="app/db",
+            state=State.PLANNED,
+            trigger="manual",
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    report = engine.rotate("app/db")
+    assert report.exit_code == 0
+    assert [(o.rotation_id, o.state) for o in report.outcomes] == [("c" * 32, State.GRACE)]
+    assert "finished interrupted rotation" in report.outcomes[0].message
+    assert len(engine.journal.history("app/db")) == 1
