@@ -40,12 +40,16 @@ from rotator.interfaces import Credential, Issuer, Registry, Runtime, Store, reg
 from rotator.journal import Journal, Rotation, SecretSummary, lease_owner
 from rotator.lifecycle import BEFORE_PROMOTE, FORWARD, TERMINAL, State, Step
 from rotator.policy import Policy
-from rotator.schedule import next_due
+from rotator.schedule import min_interval, next_due
 
 log = structlog.get_logger("rotator.engine")
 
 #: How long an extension lasts when the grace itself is zero.
 MIN_EXTENSION = timedelta(hours=1)
+#: After a scheduled rotation rolled back, the next scheduled attempt waits
+#: this long (or a quarter of the interval, if shorter), so a broken secret
+#: does not mint and delete a credential on every pass of the service.
+FAILURE_BACKOFF = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -230,8 +234,15 @@ class Engine:
                 return [*items, PlanItem(name, Action.ERROR, None, False, str(exc))]
             basis = "last change in the store"
         due = next_due(policy.schedule, name, last, now)
+        due_at, is_due = due.due_at, due.is_due
         reason = due.reason if last is None else f"{due.reason} ({basis})"
-        items.append(PlanItem(name, Action.ROTATE, due.due_at, due.is_due, reason))
+        failed = summary.last_rotation
+        if failed is not None and failed.state is State.ROLLED_BACK and failed.finished_at:
+            retry_at = failed.finished_at + min(FAILURE_BACKOFF, min_interval(policy.schedule) / 4)
+            if retry_at > due_at:
+                due_at, is_due = retry_at, retry_at <= now
+                reason = f"last attempt {failed.id[:8]} rolled back ({failed.error}); {reason}"
+        items.append(PlanItem(name, Action.ROTATE, due_at, is_due, reason))
         return items
 
     @staticmethod

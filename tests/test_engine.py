@@ -374,3 +374,21 @@ def test_manual_rotate_finishes_an_interrupted_rotation_instead_of_starting_anot
     assert [(o.rotation_id, o.state) for o in report.outcomes] == [("c" * 32, State.GRACE)]
     assert "finished interrupted rotation" in report.outcomes[0].message
     assert len(engine.journal.history("app/db")) == 1
+
+
+def test_scheduled_retry_after_a_rollback_backs_off(
+    aws: None, tmp_path: Path, real_clock: FakeClock
+) -> None:
+    """After a scheduled rotation rolls back, run --once waits before minting again."""
+    _sm().create_secret(Name="app/db", SecretString="original-value-123")
+    adapters = _with_issuer("random", _FailingVerify)
+    engine = _engine(tmp_path, RANDOM_POLICY.replace(", field: password", ""), real_clock, adapters)
+    real_clock.advance(timedelta(days=31))
+    assert engine.run_once().exit_code == 1
+    real_clock.advance(timedelta(minutes=59))
+    assert engine.run_once().outcomes == []
+    [item] = engine.plan()
+    assert not item.due and "rolled back" in item.reason
+    real_clock.advance(timedelta(minutes=1))
+    assert engine.run_once().exit_code == 1
+    assert len(engine.journal.history("app/db")) == 2
