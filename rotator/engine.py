@@ -519,24 +519,27 @@ class Engine:
             # A run died inside this step: adopt what it minted, or delete it.
             found = b.issuer.recover(rotation.id, rotation.known_refs, b.store.pending(rotation.id))
             if found is not None:
-                self._minted[rotation.id] = found
-                return self.journal.transition(
+                return self._minted_as(
                     rotation,
-                    State.MINTED,
-                    Step.MINT,
+                    found,
                     f"adopted {found.ref or 'credential'} minted by an interrupted run",
-                    new_ref=found.ref,
-                    new_fingerprint=self.journal.fingerprint(found.value),
                 )
         credential = b.issuer.mint(rotation.id)
         self._minted[rotation.id] = credential
         faults.point("mint:issued")
         log.info("minted new credential", ref=credential.ref, issuer=b.issuer.kind)
+        return self._minted_as(
+            rotation, credential, f"minted {credential.ref or 'a new value'} at {b.issuer.kind}"
+        )
+
+    def _minted_as(self, rotation: Rotation, credential: Credential, detail: str) -> Rotation:
+        """Keep a new credential in memory and record the rotation as minted."""
+        self._minted[rotation.id] = credential
         return self.journal.transition(
             rotation,
             State.MINTED,
             Step.MINT,
-            f"minted {credential.ref or 'a new value'} at {b.issuer.kind}",
+            detail,
             new_ref=credential.ref,
             new_fingerprint=self.journal.fingerprint(credential.value),
         )
@@ -552,14 +555,11 @@ class Engine:
             )
             if credential is None:
                 credential = b.issuer.mint(rotation.id)
-                rotation = self.journal.transition(
+                rotation = self._minted_as(
                     rotation,
-                    State.MINTED,
-                    Step.MINT,
+                    credential,
                     "re-minted: the interrupted run's credential could not be recovered "
                     "and was deleted",
-                    new_ref=credential.ref,
-                    new_fingerprint=self.journal.fingerprint(credential.value),
                 )
             self._minted[rotation.id] = credential
         version_id = b.store.put_pending(rotation.id, credential.value)
