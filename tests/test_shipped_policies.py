@@ -11,9 +11,9 @@ from rotator.loader import load_policies
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("path", ["schedules/demo.yaml", "schedules/examples"])
-def test_shipped_policies_validate(path: str) -> None:
+@pytest.mark.parametrize(("path", "count"), [("schedules/demo.yaml", 5), ("schedules/examples", 6)])
+def test_shipped_policies_validate(path: str, count: int) -> None:
     """The demo and the commented examples load without a single problem."""
     policies = load_policies(ROOT / path)
-    assert len(policies) == 3
+    assert len(policies) == count
     assert all(p.grace < p.schedule.every for p in policies if p.schedule.every)

@@ -116,3 +116,26 @@ def rotator_cli(aws: dict[str, str], tmp_path: Path) -> Rotator:
     return Rotator(
         aws, tmp_path / "policies.yaml", f"sqlite:///{tmp_path / 'rotator.db'}", tmp_path
     )
+
+
+@pytest.fixture
+def vault() -> Iterator[Any]:
+    """A fresh Vault emulator on a free loopback port (a thread of the test process)."""
+    from providers.vault.emulator import VaultEmulator
+
+    with VaultEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def vault_cli(vault: Any, rotator_cli: Rotator) -> Rotator:
+    """The CLI with VAULT_ADDR and a root VAULT_TOKEN pointing at the emulator (and moto)."""
+    rotator_cli.env = {**rotator_cli.env, "VAULT_ADDR": vault.url, "VAULT_TOKEN": vault.root_token}
+    return rotator_cli
+
+
+def hvac_client(vault: Any, token: str | None = None) -> Any:
+    """A real hvac client against the emulator (root token unless another is given)."""
+    import hvac
+
+    return hvac.Client(url=vault.url, token=token or vault.root_token)

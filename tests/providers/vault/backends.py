@@ -1,0 +1,221 @@
+"""Vault backends for the adapter tests: the emulator always, a real Vault when configured.
+
+The fixtures live in ``conftest_backends`` (test modules load it with
+``pytest_plugins``; the emulator's own fixtures are in ``conftest.py``,
+owned separately). The ``vault_backend`` fixture is parametrized over:
+
+- ``emulator``: :class:`providers.vault.emulator.VaultEmulator` on loopback,
+  driven by a step clock shared with the adapters' runtime;
+- ``vault``: the real Vault named by ``VAULT_ADDR`` and ``VAULT_TOKEN`` (a
+  token allowed to mount engines and auth methods and write policies, such
+  as a dev server's root token), skipped when either is unset. Read at
+  import time, before any test rewrites the environment.
+
+Each test gets a unique prefix. Fixtures mount a KV v2 engine and an AppRole
+auth method at prefixed paths, write prefixed policies, and remove all of it
+afterwards. The adapters run with least-privilege tokens holding exactly the
+policies from :func:`kv_policy`, :func:`approle_policy` and
+:func:`token_policy`, the ones the docs recommend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rotator.interfaces import Runtime
+from tests.providers.helpers import StepClock
+
+REAL_ADDR = os.environ.get("VAULT_ADDR", "")
+REAL_TOKEN = os.environ.get("VAULT_TOKEN", "")
+REAL_NAMESPACE = os.environ.get("VAULT_NAMESPACE", "")
+REAL_CACERT = os.environ.get("VAULT_CACERT", "")
+REAL_SKIP_VERIFY = os.environ.get("VAULT_SKIP_VERIFY", "")
+
+
+def kv_policy(
+    mount: str,
+    path: str,
+    *,
+    staging_mount: str | None = None,
+    staging_prefix: str = ".rotator-pending",
+    destroy_on_retire: bool = False,
+) -> str:
+    """Return the least-privilege ACL policy for the ``vault-kv`` store of ``mount/path``."""
+    staging = staging_mount or mount
+    rules = [
+        f'path "{mount}/data/{path}" {{ capabilities = ["create", "read", "update"] }}',
+        f'path "{mount}/metadata/{path}" {{ capabilities = ["read", "update"] }}',
+        f'path "{mount}/delete/{path}" {{ capabilities = ["update"] }}',
+        # The staging metadata is always written first, so the data write is an update.
+        f'path "{staging}/data/{staging_prefix}/{path}/*" {{ capabilities = ["read", "update"] }}',
+        f'path "{staging}/metadata/{staging_prefix}/{path}/*" '
+        '{ capabilities = ["create", "read", "update", "delete"] }',
+    ]
+    if destroy_on_retire:
+        rules.append(f'path "{mount}/destroy/{path}" {{ capabilities = ["update"] }}')
+    return "\n".join(rules) + "\n"
+
+
+def approle_policy(mount: str, role: str) -> str:
+    """Return the least-privilege ACL policy for the ``vault-approle-secret-id`` issuer."""
+    base = f"auth/{mount}/role/{role}"
+    return (
+        f'path "{base}/role-id" {{ capabilities = ["read"] }}\n'
+        f'path "{base}/secret-id" {{ capabilities = ["update", "list"] }}\n'
+        f'path "{base}/secret-id/lookup" {{ capabilities = ["update"] }}\n'
+        f'path "{base}/secret-id-accessor/lookup" {{ capabilities = ["update"] }}\n'
+        f'path "{base}/secret-id-accessor/destroy" {{ capabilities = ["update"] }}\n'
+    )
+
+
+def token_policy(*, list_accessors: bool = True) -> str:
+    """Return the least-privilege ACL policy for the ``vault-token`` issuer."""
+    rules = (
+        'path "auth/token/create-orphan" { capabilities = ["update", "sudo"] }\n'
+        'path "auth/token/lookup-accessor" { capabilities = ["update"] }\n'
+        'path "auth/token/revoke-accessor" { capabilities = ["update"] }\n'
+    )
+    if list_accessors:
+        rules += 'path "auth/token/accessors" { capabilities = ["list", "sudo"] }\n'
+    return rules
+
+
+@dataclass
+class Backend:
+    """One Vault the tests run against, and what they created in it."""
+
+    name: str
+    url: str
+    root_token: str
+    prefix: str
+    clock: Callable[[], datetime]
+    step: StepClock | None = None
+    emulator: Any = None
+    namespace: str = ""
+    cacert: str = ""
+    skip_verify: str = ""
+    mounts: list[str] = field(default_factory=list)
+    auth_mounts: list[str] = field(default_factory=list)
+    policies: list[str] = field(default_factory=list)
+    accessors: list[str] = field(default_factory=list)
+
+    def client(self, token: str | None = None) -> Any:
+        """Return an hvac client for this Vault with ``token`` (default: the admin token)."""
+        import hvac
+
+        verify: bool | str = True
+        if self.skip_verify:
+            verify = False
+        elif self.cacert:
+            verify = self.cacert
+        return hvac.Client(
+            url=self.url,
+            token=self.root_token if token is None else token,
+            namespace=self.namespace or None,
+            verify=verify,
+        )
+
+    def tick(self, seconds: float = 1.0) -> None:
+        """Let time pass (the emulator's step clock; a real Vault's passes by itself).
+
+        Vault treats a version as deleted once its deletion time is in the
+        past, so a read at the very instant of a delete still sees it.
+        """
+        if self.step is not None:
+            self.step.sleep(seconds)
+
+    def admin(self) -> Any:
+        """Return a client with the admin (root) token."""
+        return self.client()
+
+    def environ(self, token: str) -> dict[str, str]:
+        """Return the VAULT_* environment that points the adapters at this Vault."""
+        env = {"VAULT_ADDR": self.url, "VAULT_TOKEN": token}
+        if self.namespace:
+            env["VAULT_NAMESPACE"] = self.namespace
+        if self.cacert:
+            env["VAULT_CACERT"] = self.cacert
+        if self.skip_verify:
+            env["VAULT_SKIP_VERIFY"] = self.skip_verify
+        return env
+
+    def enable_kv(self, name: str) -> str:
+        """Mount a KV v2 engine at ``{prefix}-{name}``; return the mount path."""
+        mount = f"{self.prefix}-{name}"
+        self.admin().sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
+        self.mounts.append(mount)
+        return mount
+
+    def enable_approle(self, name: str = "approle") -> str:
+        """Mount AppRole at ``{prefix}-{name}`` unless it is there; return the mount path."""
+        mount = f"{self.prefix}-{name}"
+        admin = self.admin()
+        if f"{mount}/" not in admin.sys.list_auth_methods().get("data", {}):
+            admin.sys.enable_auth_method("approle", path=mount)
+            self.auth_mounts.append(mount)
+        return mount
+
+    def policy(self, name: str, hcl: str) -> str:
+        """Write ACL policy ``{prefix}-{name}``; return its name."""
+        full = f"{self.prefix}-{name}"
+        self.admin().sys.create_or_update_policy(name=full, policy=hcl)
+        self.policies.append(full)
+        return full
+
+    def token(self, *policies: str, ttl: str = "1h", **extra: Any) -> str:
+        """Create a token holding exactly ``policies`` (plus default); return it."""
+        answer = self.admin().auth.token.create(
+            policies=list(policies), ttl=ttl, display_name="rotator-test", **extra
+        )
+        self.accessors.append(answer["auth"]["accessor"])
+        return str(answer["auth"]["client_token"])
+
+    def cleanup(self) -> None:
+        """Revoke the tokens and remove the mounts and policies the test created."""
+        from hvac.exceptions import VaultError
+
+        admin = self.admin()
+        for accessor in self.accessors:
+            with contextlib.suppress(VaultError):
+                admin.auth.token.revoke_accessor(accessor)
+        for mount in self.mounts:
+            admin.sys.disable_secrets_engine(path=mount)
+        for mount in self.auth_mounts:
+            admin.sys.disable_auth_method(path=mount)
+        for name in self.policies:
+            admin.sys.delete_policy(name=name)
+
+
+def clean_vault_env(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """Remove every VAULT_* variable and point HOME at an empty directory."""
+    for name in list(os.environ):
+        if name.startswith("VAULT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(home))
+
+
+def point_at(monkeypatch: pytest.MonkeyPatch, backend: Backend, token: str) -> None:
+    """Set the environment so the adapters use ``backend`` with ``token``."""
+    for name, value in backend.environ(token).items():
+        monkeypatch.setenv(name, value)
+
+
+def runtime_for(backend: Backend) -> Runtime:
+    """Return a Runtime on the backend's clock with an empty cache."""
+    if backend.step is not None:
+        return Runtime(clock=backend.step, sleep=backend.step.sleep, cache={})
+    return Runtime(clock=backend.clock, sleep=lambda s: None, cache={})
+
+
+def new_rotation_id() -> str:
+    """Return a rotation id as the engine makes them (32 hex characters)."""
+    return uuid.uuid4().hex
