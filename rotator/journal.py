@@ -254,10 +254,11 @@ class Journal:
                 # read-then-write (a lease) cannot race another process.
                 dbapi_conn.isolation_level = None
                 cur = dbapi_conn.cursor()
-                # WAL lets readers (status, plan) run beside a writer; the busy
-                # timeout makes concurrent one-shot runs wait instead of fail.
-                cur.execute("PRAGMA journal_mode=WAL")
+                # The busy timeout first: it makes concurrent one-shot runs wait
+                # instead of fail, and switching to WAL itself needs a lock.
+                # WAL lets readers (status, plan) run beside a writer.
                 cur.execute("PRAGMA busy_timeout=10000")
+                cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.close()
