@@ -50,6 +50,25 @@ class SecretValue:
             return json.dumps(self._value, sort_keys=True, separators=(",", ":"))
         return self._value
 
+    def fields(self, *names: str) -> tuple[str, ...] | None:
+        """Return the named string fields of a mapping value, or ``None`` if any is missing.
+
+        A string holding a JSON object counts as a mapping (a store may hand
+        back a key pair as text).
+        """
+        plain: object = self._value
+        if isinstance(plain, str):
+            try:
+                plain = json.loads(plain)
+            except ValueError:
+                return None
+        if not isinstance(plain, Mapping):
+            return None
+        found = tuple(plain.get(name) for name in names)
+        if not all(isinstance(v, str) for v in found):
+            return None
+        return tuple(str(v) for v in found)
+
     def is_mapping(self) -> bool:
         """Tell whether the value is a mapping of fields rather than one string."""
         return isinstance(self._value, Mapping)

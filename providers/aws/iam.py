@@ -15,11 +15,10 @@ so :meth:`AccessKeyIssuer.recover` deletes it.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
@@ -68,18 +67,8 @@ def key_pair(value: SecretValue) -> tuple[str, str] | None:
 
     Accepts a mapping value, or a string holding the same JSON object.
     """
-    plain: Any = value.reveal()
-    if isinstance(plain, str):
-        try:
-            plain = json.loads(plain)
-        except ValueError:
-            return None
-    if not isinstance(plain, Mapping):
-        return None
-    key_id, secret = plain.get(KEY_ID), plain.get(SECRET_KEY)
-    if not isinstance(key_id, str) or not isinstance(secret, str):
-        return None
-    return key_id, secret
+    pair = value.fields(KEY_ID, SECRET_KEY)
+    return (pair[0], pair[1]) if pair else None
 
 
 class AccessKeyIssuer(Issuer[AccessKeyConfig]):

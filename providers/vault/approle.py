@@ -27,7 +27,6 @@ their own TTL: destroying a secret-id stops *new* logins only.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
@@ -73,18 +72,8 @@ def credential_pair(value: SecretValue) -> tuple[str, str] | None:
 
     Accepts a mapping value, or a string holding the same JSON object.
     """
-    plain: Any = value.reveal()
-    if isinstance(plain, str):
-        try:
-            plain = json.loads(plain)
-        except ValueError:
-            return None
-    if not isinstance(plain, Mapping):
-        return None
-    role_id, secret_id = plain.get(ROLE_ID), plain.get(SECRET_ID)
-    if not isinstance(role_id, str) or not isinstance(secret_id, str):
-        return None
-    return role_id, secret_id
+    pair = value.fields(ROLE_ID, SECRET_ID)
+    return (pair[0], pair[1]) if pair else None
 
 
 class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):

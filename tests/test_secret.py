@@ -1,0 +1,59 @@
+"""Secret values stay masked, and the scrubber finds them in every usual encoding."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from urllib.parse import quote_plus
+from xml.sax.saxutils import escape
+
+import pytest
+
+from rotator import redact
+from rotator.secret import SecretValue
+
+
+def test_repr_and_str_are_masked() -> None:
+    """Printing a SecretValue, or a container holding one, never shows the value."""
+    value = SecretValue("hunter2-but-longer")
+    assert "hunter2" not in repr(value) and "hunter2" not in str(value)
+    assert "hunter2" not in repr({"v": value})
+
+
+def test_pickling_is_refused() -> None:
+    """A SecretValue cannot be pickled into a cache or a queue by accident."""
+    with pytest.raises(TypeError):
+        pickle.dumps(SecretValue("hunter2-but-longer"))
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [str, lambda v: json.dumps(v)[1:-1], quote_plus, lambda v: escape(v, {'"': "&quot;"})],
+)
+def test_scrub_masks_plain_json_url_and_xml_forms(encode: object) -> None:
+    """A registered value is masked whether logged raw, JSON-escaped, URL- or XML-encoded."""
+    secret = 'a&b"c d/é+long-enough'
+    SecretValue(secret)
+    text = f"body={encode(secret)};"  # type: ignore[operator]
+    assert redact.scrub(text) == f"body={redact.MASK};"
+
+
+def test_access_key_id_is_not_masked_but_secret_key_is() -> None:
+    """An access key id identifies a key (logs may name it); its secret half is masked."""
+    SecretValue({"AccessKeyId": "AKIAEXAMPLEKEY12345", "SecretAccessKey": "s3cr3t/Key+value=="})
+    line = redact.scrub("revoked AKIAEXAMPLEKEY12345 (secret s3cr3t/Key+value==)")
+    assert "AKIAEXAMPLEKEY12345" in line and "s3cr3t" not in line
+
+
+@pytest.mark.parametrize(
+    ("plain", "expected"),
+    [
+        ({"role_id": "r-1", "secret_id": "s-1"}, ("r-1", "s-1")),
+        (json.dumps({"role_id": "r-1", "secret_id": "s-1"}), ("r-1", "s-1")),
+        ({"role_id": "r-1"}, None),
+        ("not json at all, plainly", None),
+    ],
+)
+def test_fields_reads_named_string_fields(plain: object, expected: object) -> None:
+    """fields() returns the named string fields of a mapping or JSON text, else None."""
+    assert SecretValue(plain).fields("role_id", "secret_id") == expected  # type: ignore[arg-type]
