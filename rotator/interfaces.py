@@ -22,6 +22,7 @@ contains a secret value.
 from __future__ import annotations
 
 import functools
+import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -92,6 +93,9 @@ class Store(ABC, Generic[ConfigT]):
 
     provider: ClassVar[str]
     Config: ClassVar[type[ProviderConfig]]
+    #: Modules the adapter imports lazily, and the extra that installs them.
+    requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str] = ""
 
     def __init__(self, config: ConfigT, runtime: Runtime, secret: str) -> None:
         self.config = config
@@ -147,6 +151,9 @@ class Issuer(ABC, Generic[ConfigT]):
 
     kind: ClassVar[str]
     Config: ClassVar[type[ProviderConfig]]
+    #: Modules the adapter imports lazily, and the extra that installs them.
+    requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str] = ""
     #: True if ``last_used`` returns real data and ``when_old_still_used`` applies.
     reports_last_use: ClassVar[bool] = False
     #: True if ``revoke`` only disables and ``delete`` removes for good.
@@ -211,6 +218,19 @@ class Issuer(ABC, Generic[ConfigT]):
 
     def delete(self, ref: str) -> None:
         """Remove a revoked credential for good; no-op if already gone."""
+
+
+def missing_requirement(adapter: type[Store[Any]] | type[Issuer[Any]]) -> str | None:
+    """Say how to install what an adapter needs, or ``None`` if it is all installed.
+
+    Checked without importing anything (``importlib.util.find_spec``), so
+    validating a policy stays cheap and an SDK is never loaded for nothing.
+    """
+    missing = [m for m in adapter.requires if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    extra = f"pip install 'rotator[{adapter.extra}]'" if adapter.extra else "install it"
+    return f"needs {', '.join(missing)}, which is not installed: {extra}"
 
 
 @dataclass(frozen=True)

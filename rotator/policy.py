@@ -34,7 +34,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from rotator.durations import Duration, format_duration
-from rotator.interfaces import ProviderConfig, Registry, registry
+from rotator.interfaces import ProviderConfig, Registry, missing_requirement, registry
 from rotator.schedule import (
     Window,
     min_interval,
@@ -163,6 +163,18 @@ def _adapter_block(
                     "hint": f" did you mean '{close[0]}'?" if close else "",
                     "known": ", ".join(sorted(adapters)) or "none installed",
                 },
+            ),
+            name,
+        )
+    missing = missing_requirement(adapter)
+    if missing is not None:
+        raise _refuse(
+            title,
+            key,
+            PydanticCustomError(
+                "adapter_not_installed",
+                "{what} '{name}' {missing}",
+                {"what": what, "name": name, "missing": missing},
             ),
             name,
         )

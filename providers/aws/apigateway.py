@@ -64,6 +64,8 @@ class ApiKeyIssuer(Issuer[ApiKeyConfig]):
 
     kind = PROVIDER
     Config = ApiKeyConfig
+    requires = ("boto3",)
+    extra = "aws"
     reports_last_use = False
     two_stage_revoke = True
 

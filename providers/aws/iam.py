@@ -76,6 +76,8 @@ class AccessKeyIssuer(Issuer[AccessKeyConfig]):
 
     kind = PROVIDER
     Config = AccessKeyConfig
+    requires = ("boto3",)
+    extra = "aws"
     reports_last_use = True
     two_stage_revoke = True
 

@@ -78,6 +78,8 @@ class SecretsManagerStore(Store[SecretsManagerConfig]):
 
     provider = PROVIDER
     Config = SecretsManagerConfig
+    requires = ("boto3",)
+    extra = "aws"
 
     # -- plumbing ---------------------------------------------------------
 

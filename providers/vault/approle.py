@@ -81,6 +81,8 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
 
     kind = PROVIDER
     Config = AppRoleConfig
+    requires = ("hvac",)
+    extra = "vault"
     reports_last_use = False
     two_stage_revoke = False
 

@@ -144,6 +144,8 @@ class VaultKvStore(Store[VaultKvConfig]):
 
     provider = PROVIDER
     Config = VaultKvConfig
+    requires = ("hvac",)
+    extra = "vault"
 
     # -- plumbing ---------------------------------------------------------
 

@@ -117,6 +117,8 @@ class TokenIssuer(Issuer[TokenConfig]):
 
     kind = PROVIDER
     Config = TokenConfig
+    requires = ("hvac",)
+    extra = "vault"
     reports_last_use = False
     two_stage_revoke = False
 
