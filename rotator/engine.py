@@ -604,9 +604,14 @@ class Engine:
 
     def _promote(self, b: _Binding, rotation: Rotation) -> Rotation:
         """VERIFIED -> GRACE: make the new version current; start the old one's grace."""
-        previous = b.store.promote(rotation.id)
+        previous = b.store.promote(rotation.id, expires_on=self._expires_on(b.policy))
         faults.point("promote:moved")
         return self._promoted(b, rotation, previous, "promoted")
+
+    def _expires_on(self, policy: Policy) -> datetime:
+        """Return when a credential promoted now will have been replaced at the latest."""
+        now = self.clock()
+        return next_due(policy.schedule, policy.name, now, now).due_at + policy.grace
 
     def _promoted(
         self, b: _Binding, rotation: Rotation, previous: str | None, how: str

@@ -130,11 +130,14 @@ class Store(ABC, Generic[ConfigT]):
         """Return the value written by ``put_pending`` for this rotation, if any."""
 
     @abstractmethod
-    def promote(self, rotation_id: str) -> str | None:
+    def promote(self, rotation_id: str, *, expires_on: datetime | None = None) -> str | None:
         """Make the rotation's pending version current; return the id it replaced.
 
-        Replaying after success changes nothing. Raises ``ConflictError`` if
-        no pending version exists for the rotation.
+        ``expires_on`` is when the engine will have replaced this credential
+        at the latest (its next due time plus the grace); a store that can
+        stamp an expiry on a version (Azure Key Vault) uses it, others ignore
+        it. Replaying after success changes nothing. Raises ``ConflictError``
+        if no pending version exists for the rotation.
         """
 
     @abstractmethod

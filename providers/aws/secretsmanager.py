@@ -289,7 +289,7 @@ class SecretsManagerStore(Store[SecretsManagerConfig]):
             return None
         return self._decode(response)
 
-    def promote(self, rotation_id: str) -> str | None:
+    def promote(self, rotation_id: str, *, expires_on: datetime | None = None) -> str | None:
         """Move ``AWSCURRENT`` to version ``rotation_id``; return the version it left.
 
         Secrets Manager puts ``AWSPREVIOUS`` on the version that was current;

@@ -383,7 +383,7 @@ class VaultKvStore(Store[VaultKvConfig]):
             return None
         return decode(read.data.get(self.config.key))
 
-    def promote(self, rotation_id: str) -> str | None:
+    def promote(self, rotation_id: str, *, expires_on: datetime | None = None) -> str | None:
         """Write the staged map to ``path`` (check-and-set on its base); return the base.
 
         Then labels ``path``'s custom metadata and deletes the staging path.
