@@ -20,6 +20,8 @@ import json
 import os
 import secrets
 import socket
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
@@ -202,6 +204,24 @@ class SecretSummary:
 _ROTATION_FIELDS = {f.name for f in fields(Rotation)}
 
 
+def _enable_wal(cursor: Any, attempts: int = 200, pause: float = 0.05) -> None:
+    """Switch a SQLite database to WAL, waiting out another process doing the same.
+
+    WAL is persistent, so this matters only for a new file. Switching needs
+    an exclusive lock, and SQLite answers "database is locked" at once,
+    without its busy handler, when another connection holds a lock it might
+    be waiting on (two one-shot runs creating the same journal together).
+    """
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(pause)
+
+
 def _row_to_rotation(row: sa.Row[Any]) -> Rotation:
     data = {k: v for k, v in row._mapping.items() if k in _ROTATION_FIELDS}
     data["state"] = State(data["state"])
@@ -258,7 +278,7 @@ class Journal:
                 # instead of fail, and switching to WAL itself needs a lock.
                 # WAL lets readers (status, plan) run beside a writer.
                 cur.execute("PRAGMA busy_timeout=10000")
-                cur.execute("PRAGMA journal_mode=WAL")
+                _enable_wal(cur)
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.close()
