@@ -715,14 +715,13 @@ class Engine:
     def _rollback(self, b: _Binding, rotation: Rotation) -> Rotation:
         """ROLLING_BACK -> ROLLED_BACK: remove the new credential; the old stays current."""
         current = b.store.current()
-        if (
-            current is not None
-            and rotation.new_version_id == current.version_id
-            and self.journal.fingerprint(current.value) == rotation.new_fingerprint
+        if current is not None and self.journal.fingerprint(current.value) == (
+            rotation.new_fingerprint
         ):
             # The store promoted it before the failure: it is live, never revoke
-            # it. (The fingerprint too: a store whose version ids are counters
-            # may give a concurrent writer's value the id we expected.)
+            # it. Judged by the keyed fingerprint, not the version id: stores
+            # differ in what id a promoted version gets (Vault counts, Azure
+            # mints a new one), while a fresh credential's value is unique.
             return self._promoted(b, rotation, rotation.old_version_id, "found already promoted")
         doomed = {rotation.new_ref} if rotation.new_ref else set()
         if rotation.known_refs is not None:

@@ -22,12 +22,11 @@ contains a secret value.
 from __future__ import annotations
 
 import functools
-import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -93,7 +92,7 @@ class Store(ABC, Generic[ConfigT]):
 
     provider: ClassVar[str]
     Config: ClassVar[type[ProviderConfig]]
-    #: Modules the adapter imports lazily, and the extra that installs them.
+    #: Distributions the adapter imports lazily, and the extra that installs them.
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str] = ""
 
@@ -154,7 +153,7 @@ class Issuer(ABC, Generic[ConfigT]):
 
     kind: ClassVar[str]
     Config: ClassVar[type[ProviderConfig]]
-    #: Modules the adapter imports lazily, and the extra that installs them.
+    #: Distributions the adapter imports lazily, and the extra that installs them.
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str] = ""
     #: True if ``last_used`` returns real data and ``when_old_still_used`` applies.
@@ -226,10 +225,15 @@ class Issuer(ABC, Generic[ConfigT]):
 def missing_requirement(adapter: type[Store[Any]] | type[Issuer[Any]]) -> str | None:
     """Say how to install what an adapter needs, or ``None`` if it is all installed.
 
-    Checked without importing anything (``importlib.util.find_spec``), so
-    validating a policy stays cheap and an SDK is never loaded for nothing.
+    Checked in the installed distributions' metadata, without importing
+    anything, so validating a policy stays cheap and never loads an SDK.
     """
-    missing = [m for m in adapter.requires if importlib.util.find_spec(m) is None]
+    missing = []
+    for name in adapter.requires:
+        try:
+            version(name)
+        except PackageNotFoundError:
+            missing.append(name)
     if not missing:
         return None
     extra = f"pip install 'rotator[{adapter.extra}]'" if adapter.extra else "install it"

@@ -15,7 +15,7 @@ from rotator.loader import load_policies
 class _NeedsMissingSdk(SecretsManagerStore):
     """The Secrets Manager store, pretending its SDK is a module nobody has."""
 
-    requires = ("rotator_no_such_sdk",)
+    requires = ("rotator-no-such-sdk",)
     extra = "imaginary"
 
 
@@ -35,7 +35,7 @@ def test_missing_sdk_is_a_located_policy_problem(tmp_path: Path) -> None:
         load_policies(path, adapters)
     [problem] = caught.value.problems
     assert (problem.line, problem.path) == (3, "secrets[0].store.provider")
-    assert "rotator_no_such_sdk" in problem.reason
+    assert "rotator-no-such-sdk" in problem.reason
     assert "pip install 'rotator[imaginary]'" in problem.reason
 
 

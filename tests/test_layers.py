@@ -38,7 +38,7 @@ def test_loading_policies_imports_no_sdk() -> None:
         "from rotator.interfaces import registry\n"
         "from rotator.loader import load_policies\n"
         "registry()\n"
-        "load_policies('schedules/demo.yaml')\n"
+        "load_policies('schedules/examples')\n"
         "print(sorted(m for m in ('boto3', 'botocore', 'hvac', 'azure', 'moto') "
         "if m in sys.modules))\n"
     )

@@ -139,3 +139,38 @@ def hvac_client(vault: Any, token: str | None = None) -> Any:
     import hvac
 
     return hvac.Client(url=vault.url, token=token or vault.root_token)
+
+
+@pytest.fixture
+def keyvault() -> Iterator[Any]:
+    """A fresh Azure Key Vault emulator (HTTPS, its own CA) on a free loopback port."""
+    from providers.azure.emulator import KeyVaultEmulator
+
+    with KeyVaultEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def azure_cli(keyvault: Any, rotator_cli: Rotator) -> Rotator:
+    """The CLI logging in to the emulator with the real ManagedIdentityCredential."""
+    rotator_cli.env = {
+        **rotator_cli.env,
+        "AZURE_CA_BUNDLE": str(keyvault.ca_path),
+        "IDENTITY_ENDPOINT": keyvault.identity_endpoint,
+        "IDENTITY_HEADER": keyvault.identity_header,
+        "ROTATOR_AZURE_CREDENTIAL": "managed",
+        "ROTATOR_AZURE_VERIFY_CHALLENGE_RESOURCE": "false",
+    }
+    return rotator_cli
+
+
+def secret_client(keyvault: Any) -> Any:
+    """A real SecretClient against the emulator."""
+    from azure.keyvault.secrets import SecretClient
+
+    return SecretClient(
+        vault_url=keyvault.vault_url,
+        credential=keyvault.credential(),
+        verify_challenge_resource=False,
+        connection_verify=str(keyvault.ca_path),
+    )

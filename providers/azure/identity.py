@@ -1,0 +1,221 @@
+"""Azure identities and Key Vault clients for the Azure adapters, built once per process.
+
+Credentials come from the environment and the platform, never from policy
+files. ``ROTATOR_AZURE_CREDENTIAL`` picks one:
+
+==============  ==============================================================
+``default``     (the default) ``DefaultAzureCredential``: environment service
+                principal, AKS workload identity (``AZURE_CLIENT_ID``,
+                ``AZURE_TENANT_ID``, ``AZURE_FEDERATED_TOKEN_FILE``), managed
+                identity (``IDENTITY_ENDPOINT``/``IDENTITY_HEADER`` on App
+                Service and Container Apps, IMDS on VMs), then the developer
+                logins (Azure CLI, PowerShell, azd...). azure-identity's own
+                ``AZURE_TOKEN_CREDENTIALS=prod|dev|<name>`` narrows that chain.
+``workload``    ``WorkloadIdentityCredential`` only (AKS workload identity).
+``managed``     ``ManagedIdentityCredential`` only (``AZURE_CLIENT_ID`` selects
+                a user-assigned identity).
+``environment`` ``EnvironmentCredential`` only (a service principal:
+                ``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID`` and a secret or a
+                certificate).
+``cli``         ``AzureCliCredential`` only (``az login``; for a workstation).
+==============  ==============================================================
+
+In production, pin it: a chain that silently falls through to another
+identity (a developer's ``az login`` on a shared host, say) is hard to
+debug and may hold more rights than the service should.
+
+TLS: ``AZURE_CA_BUNDLE`` (or else ``REQUESTS_CA_BUNDLE``) names a CA bundle
+the Key Vault client trusts instead of the system's (a TLS-inspecting proxy,
+the local emulator).
+
+``ROTATOR_AZURE_VERIFY_CHALLENGE_RESOURCE=false`` turns off the SDK's check
+that the vault's host lies under the resource its 401 challenge names
+(``vault.azure.net``). **Only for the local emulator and the sandbox**,
+whose vault lives on ``127.0.0.1``: against a real vault the check is what
+stops a look-alike host from collecting a token for Key Vault.
+
+Test seam (not configuration): :func:`credential` returns whatever object is
+already cached in ``runtime.cache`` under :data:`CREDENTIAL_KEY`, so a test
+may put a credential there before the first call. Production code never
+sets it; the real identities above are the only ones rotator builds.
+
+The Azure SDK is imported inside the functions, so importing this module is
+cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from providers.azure.errors import IDENTITY_HINT
+from rotator import __version__
+from rotator.errors import PermanentError
+from rotator.interfaces import Runtime
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.keyvault.secrets import SecretClient
+
+PROVIDER = "azure"
+
+#: ``runtime.cache`` key of the process's credential (also the test seam).
+CREDENTIAL_KEY = "azure:credential"
+_CLIENT_KEY = "azure:secret-client:"
+_LOCK_KEY = "azure:lock"
+
+CREDENTIAL_ENV = "ROTATOR_AZURE_CREDENTIAL"
+VERIFY_CHALLENGE_ENV = "ROTATOR_AZURE_VERIFY_CHALLENGE_RESOURCE"
+CA_BUNDLE_ENVS = ("AZURE_CA_BUNDLE", "REQUESTS_CA_BUNDLE")
+CREDENTIAL_KINDS = ("default", "workload", "managed", "environment", "cli")
+
+#: Seconds to wait for a connection and for an answer, per attempt.
+CONNECT_TIMEOUT = 10
+READ_TIMEOUT = 30
+#: Retries of the SDK's own policy (408, 429, 5xx, connection errors), on
+#: top of which the engine retries a failed step. Kept low so a step fails
+#: in seconds and the engine's backoff (and journal record) takes over.
+SDK_RETRIES = 2
+
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _lock(runtime: Runtime) -> threading.Lock:
+    lock: threading.Lock = runtime.cache.setdefault(_LOCK_KEY, threading.Lock())
+    return lock
+
+
+def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
+def credential_kind(environ: Mapping[str, str] | None = None) -> str:
+    """Return the credential ``ROTATOR_AZURE_CREDENTIAL`` asks for (``default`` if unset).
+
+    Raises:
+        PermanentError: the variable names no known credential.
+    """
+    kind = _env(environ).get(CREDENTIAL_ENV, "").strip().lower() or "default"
+    if kind not in CREDENTIAL_KINDS:
+        raise PermanentError(
+            f"{CREDENTIAL_ENV}={kind!r} is not one of {', '.join(CREDENTIAL_KINDS)}",
+            provider=PROVIDER,
+            operation="credential",
+        )
+    return kind
+
+
+def build_credential(environ: Mapping[str, str] | None = None) -> TokenCredential:
+    """Build the credential ``ROTATOR_AZURE_CREDENTIAL`` names (uncached).
+
+    The azure-identity credentials read their own variables from
+    ``os.environ``; ``environ`` only overrides rotator's.
+
+    Raises:
+        PermanentError: an unknown credential kind, or one whose
+            configuration is incomplete (with the variables it needs).
+    """
+    from azure import identity
+
+    env = _env(environ)
+    kind = credential_kind(environ)
+    try:
+        if kind == "workload":
+            return identity.WorkloadIdentityCredential()
+        if kind == "managed":
+            client_id = env.get("AZURE_CLIENT_ID", "").strip() or None
+            return identity.ManagedIdentityCredential(client_id=client_id)
+        if kind == "environment":
+            return identity.EnvironmentCredential()
+        if kind == "cli":
+            return identity.AzureCliCredential()
+        return identity.DefaultAzureCredential()
+    except ValueError as exc:
+        # azure-identity's text names the missing variables, never their values.
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        exc.__traceback__ = None
+        raise PermanentError(
+            f"the {kind} Azure credential is not configured ({reason}); {IDENTITY_HINT}",
+            provider=PROVIDER,
+            operation="credential",
+        ) from None
+
+
+def credential(runtime: Runtime, environ: Mapping[str, str] | None = None) -> TokenCredential:
+    """Return the process's Azure credential, built on first use and cached in ``runtime.cache``.
+
+    A credential already cached under :data:`CREDENTIAL_KEY` is returned
+    as is (the test seam described in the module docstring).
+
+    Raises:
+        PermanentError: the credential cannot be built (see :func:`build_credential`).
+    """
+    cached = runtime.cache.get(CREDENTIAL_KEY)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    with _lock(runtime):
+        cached = runtime.cache.get(CREDENTIAL_KEY)
+        if cached is None:
+            cached = build_credential(environ)
+            runtime.cache[CREDENTIAL_KEY] = cached
+    return cached
+
+
+def ca_bundle(environ: Mapping[str, str] | None = None) -> str | None:
+    """Return the CA bundle path from ``AZURE_CA_BUNDLE`` or ``REQUESTS_CA_BUNDLE``, if set."""
+    env = _env(environ)
+    for name in CA_BUNDLE_ENVS:
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def verify_challenge_resource(environ: Mapping[str, str] | None = None) -> bool:
+    """Tell whether the challenge resource is checked (False only if the variable says so)."""
+    return _env(environ).get(VERIFY_CHALLENGE_ENV, "").strip().lower() not in _FALSE
+
+
+def client_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return the keyword arguments every ``SecretClient`` is built with."""
+    options: dict[str, Any] = {
+        "connection_timeout": CONNECT_TIMEOUT,
+        "read_timeout": READ_TIMEOUT,
+        "retry_total": SDK_RETRIES,
+        "user_agent": f"rotator/{__version__}",
+    }
+    bundle = ca_bundle(environ)
+    if bundle is not None:
+        options["connection_verify"] = bundle
+    if not verify_challenge_resource(environ):
+        options["verify_challenge_resource"] = False
+    return options
+
+
+def secret_client(
+    runtime: Runtime, vault_url: str, environ: Mapping[str, str] | None = None
+) -> SecretClient:
+    """Return the ``SecretClient`` for ``vault_url``, built once and cached in ``runtime.cache``.
+
+    Authentication is lazy: the credential gets a token at the first call.
+
+    Raises:
+        PermanentError: the credential cannot be built.
+    """
+    key = _CLIENT_KEY + vault_url.rstrip("/")
+    cached = runtime.cache.get(key)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    token_credential = credential(runtime, environ)
+    with _lock(runtime):
+        cached = runtime.cache.get(key)
+        if cached is None:
+            from azure.keyvault.secrets import SecretClient
+
+            cached = SecretClient(
+                vault_url=vault_url, credential=token_credential, **client_options(environ)
+            )
+            runtime.cache[key] = cached
+    return cached
