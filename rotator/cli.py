@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import wraps
@@ -26,11 +24,12 @@ from rotator import __version__, logs
 from rotator.clock import system_clock, system_sleep
 from rotator.durations import format_duration
 from rotator.engine import Action, Engine, Outcome, PlanItem, Result, RunReport
-from rotator.errors import ConfigError, JournalError, PolicyError, RotatorError
+from rotator.errors import ConfigError, JournalError, PolicyError
 from rotator.journal import Journal
 from rotator.lifecycle import State
 from rotator.loader import load_policies
 from rotator.policy import Policy
+from rotator.service import Service, ServiceSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -164,27 +163,28 @@ def _print_plan(items: list[PlanItem], now: datetime) -> None:
 @cli.command()
 @click.option("--once", is_flag=True, help="Do everything due now, then exit.")
 @click.option(
-    "--tick", default=30.0, show_default=True, help="Service mode: seconds between passes."
+    "--reconcile",
+    default=30.0,
+    show_default=True,
+    help="Service mode: seconds between passes at most (sooner when something is due).",
 )
 @click.option("--json", "as_json", is_flag=True, help="With --once: print the summary as JSON.")
 @common
-def run(config: str, state: str, once: bool, tick: float, as_json: bool) -> None:
+def run(config: str, state: str, once: bool, reconcile: float, as_json: bool) -> None:
     """Resume unfinished rotations, rotate what is due, revoke what has passed its grace."""
     engine = _engine(config, state)
     if once:
         report = engine.run_once()
         _report_json(report) if as_json else _print_report(report)
         sys.exit(report.exit_code)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.is_set():
-        try:
-            _print_report(engine.run_once())
-        except RotatorError as exc:
-            err.print(f"rotator: pass failed: {exc}", markup=False, highlight=False)
-        stop.wait(tick)
-    sys.exit(EXIT_OK)
+    service = Service(
+        engine,
+        config,
+        settings=ServiceSettings(reconcile=reconcile),
+        report=lambda report: _print_report(report) if isinstance(report, RunReport) else None,
+    )
+    service.install_signal_handlers()
+    sys.exit(service.run())
 
 
 @cli.command()

@@ -174,6 +174,19 @@ class Engine:
         # Issuer.recover is for).
         self._minted: dict[str, Credential] = {}
 
+    def replace_policies(self, policies: Iterable[Policy]) -> None:
+        """Switch to a new, already validated policy set (a reload).
+
+        Adapters of changed or removed policies are rebuilt or dropped.
+        Unfinished rotations of a removed secret stay in the journal and are
+        reported by ``plan`` until its policy returns; none is abandoned.
+        """
+        new = {p.name: p for p in policies}
+        for name in list(self._bindings):
+            if new.get(name) != self.policies.get(name):
+                del self._bindings[name]
+        self.policies = new
+
     # -- adapters -------------------------------------------------------------
 
     def binding(self, name: str) -> _Binding:
@@ -260,8 +273,13 @@ class Engine:
 
     # -- running --------------------------------------------------------------
 
-    def run_once(self) -> RunReport:
-        """Resume unfinished rotations, rotate what is due, revoke what has passed its grace."""
+    def run_once(self, stop: Callable[[], bool] | None = None) -> RunReport:
+        """Resume unfinished rotations, rotate what is due, revoke what has passed its grace.
+
+        ``stop`` is asked before each secret: once it says so, no further
+        secret is started (the service's graceful shutdown); every rotation
+        already handled has been left at a recorded step.
+        """
         self.journal.migrate()
         report = RunReport()
         items = self.plan(self.journal.summaries())
@@ -269,6 +287,8 @@ class Engine:
         for item in items:
             by_secret.setdefault(item.secret, []).append(item)
         for name, secret_items in by_secret.items():
+            if stop is not None and stop():
+                break
             errors = [i for i in secret_items if i.action is Action.ERROR]
             if errors:
                 report.outcomes.append(Outcome(name, Result.FAILED, errors[0].reason))

@@ -1,0 +1,85 @@
+"""The real daemon (`rotator run`) as a subprocess against moto_server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Rotator, client
+
+POLICY = """
+secrets:
+  - name: app
+    store: {provider: aws-secretsmanager, secret_id: app}
+    schedule: {every: 3s}
+    grace: 1s
+"""
+
+
+def _eventually(check: Callable[[], bool], seconds: float) -> bool:
+    """Poll ``check`` until it holds or ``seconds`` pass (no fixed sleep)."""
+    tick = threading.Event()
+    for _ in range(int(seconds / 0.05)):
+        if check():
+            return True
+        tick.wait(0.05)
+    return check()
+
+
+def _finished_rotations(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        try:
+            row = conn.execute("SELECT count(*) FROM rotations WHERE state = 'done'").fetchone()
+        except sqlite3.OperationalError:
+            return 0
+    return int(row[0])
+
+
+@pytest.mark.e2e
+def test_daemon_rotates_reloads_safely_and_stops_cleanly(rotator_cli: Rotator) -> None:
+    """It rotates on schedule, survives a broken SIGHUP reload, and exits 0 on SIGTERM."""
+    client("secretsmanager").create_secret(Name="app", SecretString="initial-value-long")
+    rotator_cli.config.write_text(POLICY)
+    env = {
+        **os.environ,
+        **rotator_cli.env,
+        "ROTATOR_CONFIG": str(rotator_cli.config),
+        "ROTATOR_STATE": rotator_cli.state,
+    }
+    log = rotator_cli.workdir / "daemon.log"
+    with log.open("w") as sink:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "rotator", "run", "--reconcile", "1", "--log-format", "json"],
+            env=env,
+            cwd=rotator_cli.workdir,
+            stdout=sink,
+            stderr=sink,
+        )
+        try:
+            db = rotator_cli.workdir / "rotator.db"
+            assert _eventually(lambda: _finished_rotations(db) >= 1, 40), log.read_text()[-3000:]
+
+            rotator_cli.config.write_text("secrets:\n  - name: Not A Valid Name\n")
+            daemon.send_signal(signal.SIGHUP)
+            assert _eventually(lambda: "reload refused" in log.read_text(), 20)
+            done = _finished_rotations(db)
+            assert _eventually(lambda: _finished_rotations(db) > done, 40), "old set stopped"
+
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=25) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert any(e["event"] == "service stopped" for e in events)
