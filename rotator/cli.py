@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+import structlog
 from rich.console import Console
 from rich.table import Table
 
@@ -25,13 +26,16 @@ from rotator.clock import system_clock, system_sleep
 from rotator.durations import format_duration
 from rotator.engine import Action, Engine, Outcome, PlanItem, Result, RunReport
 from rotator.errors import ConfigError, JournalError, PolicyError
+from rotator.health import HealthServer
 from rotator.journal import Journal
 from rotator.lifecycle import State
 from rotator.loader import load_policies
+from rotator.metrics import Metrics
 from rotator.policy import Policy
 from rotator.service import Service, ServiceSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = structlog.get_logger("rotator.cli")
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 DEFAULT_STATE = "sqlite:///rotator.db"
@@ -169,22 +173,52 @@ def _print_plan(items: list[PlanItem], now: datetime) -> None:
     help="Service mode: seconds between passes at most (sooner when something is due).",
 )
 @click.option("--json", "as_json", is_flag=True, help="With --once: print the summary as JSON.")
+@click.option(
+    "--listen",
+    default="127.0.0.1:9464",
+    show_default=True,
+    envvar="ROTATOR_LISTEN",
+    help="Service mode: HOST:PORT for /metrics, /healthz and /readyz ('' to turn off).",
+)
 @common
-def run(config: str, state: str, once: bool, reconcile: float, as_json: bool) -> None:
+def run(config: str, state: str, once: bool, reconcile: float, as_json: bool, listen: str) -> None:
     """Resume unfinished rotations, rotate what is due, revoke what has passed its grace."""
     engine = _engine(config, state)
     if once:
         report = engine.run_once()
         _report_json(report) if as_json else _print_report(report)
         sys.exit(report.exit_code)
+    metrics = Metrics(engine.clock)
     service = Service(
         engine,
         config,
         settings=ServiceSettings(reconcile=reconcile),
         report=lambda report: _print_report(report) if isinstance(report, RunReport) else None,
+        metrics=metrics,
     )
     service.install_signal_handlers()
-    sys.exit(service.run())
+    probe = None
+    if listen:
+        host, _, port = listen.rpartition(":")
+        if not port.isdigit():
+            raise ConfigError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:9464")
+        # Alive while passes keep coming: the loop wakes at least every --reconcile.
+        within = timedelta(seconds=3 * reconcile + 60)
+        probe = HealthServer(
+            metrics,
+            host=host or "127.0.0.1",
+            port=int(port),
+            alive=lambda: service.last_pass is None or service.alive(within),
+            ready=service.ready,
+        )
+        probe.start()
+        log.info("health endpoint listening", url=probe.url)
+    try:
+        code = service.run()
+    finally:
+        if probe is not None:
+            probe.stop()
+    sys.exit(code)
 
 
 @cli.command()

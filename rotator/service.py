@@ -30,9 +30,11 @@ from types import FrameType
 import structlog
 
 from rotator.clock import Clock, system_clock
-from rotator.engine import Engine
+from rotator.engine import Engine, Result, RunReport
 from rotator.errors import ConfigError, PolicyError, RotatorError
+from rotator.lifecycle import State
 from rotator.loader import load_policies
+from rotator.metrics import Metrics
 from rotator.policy import Policy
 
 log = structlog.get_logger("rotator.service")
@@ -75,8 +77,10 @@ class Service:
         settings: ServiceSettings | None = None,
         clock: Clock = system_clock,
         report: Callable[[object], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
+        self.metrics = metrics
         self.config = Path(config)
         self.settings = settings or ServiceSettings()
         self.clock = clock
@@ -124,6 +128,8 @@ class Service:
             policies: list[Policy] = load_policies(self.config)
         except PolicyError as exc:
             self.reloads_failed += 1
+            if self.metrics is not None:
+                self.metrics.config_reload("failed")
             log.error(
                 "reload refused: the policies in force keep running",
                 problems=[str(p) for p in exc.problems],
@@ -131,10 +137,14 @@ class Service:
             return False
         except ConfigError as exc:
             self.reloads_failed += 1
+            if self.metrics is not None:
+                self.metrics.config_reload("failed")
             log.error("reload refused: the policies in force keep running", error=str(exc))
             return False
         before = set(self.engine.policies)
         self.engine.replace_policies(policies)
+        if self.metrics is not None:
+            self.metrics.config_reload("succeeded")
         after = set(self.engine.policies)
         log.info(
             "policies reloaded",
@@ -162,6 +172,7 @@ class Service:
 
     def run_pass(self) -> None:
         """Run one pass of the engine, logging (never raising) a failure of the pass."""
+        started = self.clock()
         try:
             result = self.engine.run_once(stop=self.stopping.is_set)
         except RotatorError as exc:
@@ -169,7 +180,53 @@ class Service:
         else:
             if self.report is not None and result.outcomes:
                 self.report(result)
+            if self.metrics is not None:
+                self._count(result, started)
+        if self.metrics is not None:
+            self._observe()
         self.last_pass = self.clock()
+
+    def _count(self, result: RunReport, started: datetime) -> None:
+        """Count the rotations this pass promoted, rolled back, failed or skipped."""
+        assert self.metrics is not None
+        for outcome in result.outcomes:
+            policy = self.engine.policies.get(outcome.secret)
+            provider = policy.store.provider if policy else "unknown"
+            rotation = self.engine.journal.get(outcome.rotation_id) if outcome.rotation_id else None
+            if outcome.result is Result.SKIPPED:
+                self.metrics.rotation_finished(outcome.secret, provider, "skipped", 0.0)
+            elif outcome.result is Result.FAILED:
+                rolled_back = rotation is not None and rotation.state is State.ROLLED_BACK
+                seconds = (self.clock() - rotation.created_at).total_seconds() if rotation else 0.0
+                kind = "rolled_back" if rolled_back else "failed"
+                self.metrics.rotation_finished(outcome.secret, provider, kind, max(seconds, 0.0))
+            elif rotation is not None and rotation.promoted_at and rotation.promoted_at >= started:
+                seconds = (rotation.promoted_at - rotation.created_at).total_seconds()
+                self.metrics.rotation_finished(outcome.secret, provider, "succeeded", seconds)
+
+    def _observe(self) -> None:
+        """Refresh the per-secret gauges from the journal and the plan."""
+        assert self.metrics is not None
+        try:
+            summaries = self.engine.journal.summaries()
+            plan = self.engine.plan(summaries)
+        except RotatorError as exc:
+            log.warning("metrics not refreshed", error=str(exc))
+            return
+        next_due = {i.secret: i.due_at for i in plan if i.action.value == "rotate"}
+        policies = {n: p.store.provider for n, p in self.engine.policies.items()}
+        failing = sum(1 for i in plan if i.action.value == "error")
+        self.metrics.observe_journal(policies, summaries, next_due, failing)
+
+    def ready(self) -> tuple[bool, str]:
+        """Tell whether policies are loaded and the journal answers (the readiness probe)."""
+        if not self.engine.policies:
+            return False, "no policies loaded"
+        try:
+            self.engine.journal.exists()
+        except RotatorError as exc:
+            return False, f"journal unreachable: {exc}"
+        return True, "ready"
 
     def run(self) -> int:
         """Pass after pass until stopped; return the exit code (0)."""

@@ -9,8 +9,10 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,7 +62,18 @@ def test_daemon_rotates_reloads_safely_and_stops_cleanly(rotator_cli: Rotator) -
     log = rotator_cli.workdir / "daemon.log"
     with log.open("w") as sink:
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "rotator", "run", "--reconcile", "1", "--log-format", "json"],
+            [
+                sys.executable,
+                "-m",
+                "rotator",
+                "run",
+                "--reconcile",
+                "1",
+                "--log-format",
+                "json",
+                "--listen",
+                "127.0.0.1:0",
+            ],
             env=env,
             cwd=rotator_cli.workdir,
             stdout=sink,
@@ -69,6 +82,19 @@ def test_daemon_rotates_reloads_safely_and_stops_cleanly(rotator_cli: Rotator) -
         try:
             db = rotator_cli.workdir / "rotator.db"
             assert _eventually(lambda: _finished_rotations(db) >= 1, 40), log.read_text()[-3000:]
+
+            url = next(e["url"] for e in _events(log) if e["event"] == "health endpoint listening")
+            with urllib.request.urlopen(url + "/healthz", timeout=5) as answer:
+                assert answer.status == 200
+            with urllib.request.urlopen(url + "/readyz", timeout=5) as answer:
+                assert answer.status == 200
+            with urllib.request.urlopen(url + "/metrics", timeout=5) as answer:
+                metrics = answer.read().decode()
+            assert (
+                'rotator_rotations_total{outcome="succeeded",provider="aws-secretsmanager",secret="app"}'
+                in metrics
+            )
+            assert 'rotator_secret_age_seconds{secret="app"}' in metrics
 
             rotator_cli.config.write_text("secrets:\n  - name: Not A Valid Name\n")
             daemon.send_signal(signal.SIGHUP)
@@ -81,5 +107,8 @@ def test_daemon_rotates_reloads_safely_and_stops_cleanly(rotator_cli: Rotator) -
         finally:
             if daemon.poll() is None:
                 daemon.kill()
-    events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    assert any(e["event"] == "service stopped" for e in events)
+    assert any(e["event"] == "service stopped" for e in _events(log))
+
+
+def _events(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]

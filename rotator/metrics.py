@@ -1,0 +1,240 @@
+"""Prometheus metrics of the daemon, on a registry of their own.
+
+Each :class:`Metrics` owns a private ``CollectorRegistry`` (never the
+process-wide default), so that tests and embedders can create as many as
+they like. Label values are limited to policy names, provider kinds and the
+fixed enums below: never a secret value, never anything unbounded (an error
+message, a version id, a timestamp).
+
+Events (a rotation finished, a provider answered, a reload) are counted as
+they happen. Everything read from the journal (age, next due time, grace
+deadline, secrets needing attention) is a snapshot replaced as a whole by
+:meth:`Metrics.observe_journal`: a scrape sees either the old snapshot or the
+new one, never a mix, and a secret dropped from the policies disappears from
+every gauge at once.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from rotator import __version__
+from rotator.journal import SecretSummary
+from rotator.lifecycle import State
+
+#: How a rotation ended, as ``rotation_finished`` reports it.
+ROTATION_OUTCOMES = frozenset({"succeeded", "rolled_back", "failed", "skipped"})
+#: How a configuration reload ended.
+RELOAD_OUTCOMES = frozenset({"succeeded", "failed"})
+#: How one provider API request ended. ``throttled`` is counted apart from
+#: other transient failures because the rate limiters are tuned against it.
+PROVIDER_OUTCOMES = frozenset({"ok", "throttled", "transient", "permanent"})
+#: Rotations take from well under a second (a random value in a local store)
+#: to minutes (an issuer that propagates slowly, retries with backoff).
+DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+# An operation is an API call name ("PutSecretValue", "kv.read"): an identifier,
+# so free text (an error message, an id) cannot become a label value by mistake.
+_OPERATION = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What the journal said at the last observation, ready to be exported."""
+
+    policies: int = 0
+    needing_attention: int = 0
+    last_success: dict[str, datetime] = field(default_factory=dict)
+    next_due: dict[str, datetime] = field(default_factory=dict)
+    grace_deadline: dict[str, datetime] = field(default_factory=dict)
+
+
+class _JournalCollector:
+    """Exports the latest journal snapshot; ages are computed at scrape time."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self.clock = clock
+        self.snapshot = _Snapshot()
+
+    def describe(self) -> Iterable[Metric]:
+        """Return the families this collector exports (so the registry rejects clashes)."""
+        return list(self._families(_Snapshot()))
+
+    def collect(self) -> Iterable[Metric]:
+        """Return the families built from the current snapshot."""
+        # One read of the attribute: observe_journal replaces it as a whole.
+        return list(self._families(self.snapshot))
+
+    def _families(self, snap: _Snapshot) -> Iterator[Metric]:
+        now = self.clock()
+        age = GaugeMetricFamily(
+            "rotator_secret_age_seconds",
+            "Seconds since the secret's current credential was promoted.",
+            labels=["secret"],
+        )
+        for name, at in sorted(snap.last_success.items()):
+            age.add_metric([name], (now - at).total_seconds())
+        yield age
+        due = GaugeMetricFamily(
+            "rotator_secret_next_rotation_timestamp_seconds",
+            "Unix time at which the secret is next due for rotation.",
+            labels=["secret"],
+        )
+        for name, at in sorted(snap.next_due.items()):
+            due.add_metric([name], at.timestamp())
+        yield due
+        grace = GaugeMetricFamily(
+            "rotator_grace_deadline_timestamp_seconds",
+            "Unix time at which the old credential, still in its grace window, is revoked.",
+            labels=["secret"],
+        )
+        for name, at in sorted(snap.grace_deadline.items()):
+            grace.add_metric([name], at.timestamp())
+        yield grace
+        yield GaugeMetricFamily(
+            "rotator_secrets_needing_attention",
+            "Secrets whose retries are exhausted; they wait for an operator.",
+            value=snap.needing_attention,
+        )
+        yield GaugeMetricFamily(
+            "rotator_policies", "Rotation policies currently loaded.", value=snap.policies
+        )
+
+
+class Metrics:
+    """The daemon's Prometheus metrics: event counters and journal-derived gauges."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self.clock = clock
+        self.registry = CollectorRegistry()
+        self._lock = threading.Lock()
+        self._rotations = Counter(
+            "rotator_rotations",
+            "Rotations finished, by secret, provider and outcome.",
+            ["secret", "provider", "outcome"],
+            registry=self.registry,
+        )
+        self._durations = Histogram(
+            "rotator_rotation_duration_seconds",
+            "Wall-clock time of one rotation, from start to promote or rollback.",
+            ["provider"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self._requests = Counter(
+            "rotator_provider_requests",
+            "Requests to provider APIs, by provider, operation and outcome.",
+            ["provider", "operation", "outcome"],
+            registry=self.registry,
+        )
+        self._reloads = Counter(
+            "rotator_config_reloads",
+            "Policy reloads attempted, by outcome.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        build = Gauge(
+            "rotator_build_info",
+            "Always 1; the version label says which rotator is running.",
+            ["version"],
+            registry=self.registry,
+        )
+        build.labels(version=__version__).set(1)
+        self._journal = _JournalCollector(clock)
+        self.registry.register(self._journal)
+        # Label sets of rotator_rotations_total, so that series of secrets
+        # removed from the policies can be dropped (the client has no public
+        # listing of its children).
+        self._rotation_series: set[tuple[str, str, str]] = set()
+
+    # -- events ------------------------------------------------------------------
+
+    def rotation_finished(self, secret: str, provider: str, outcome: str, seconds: float) -> None:
+        """Count one finished rotation and record how long it took."""
+        _check(outcome, ROTATION_OUTCOMES, "rotation outcome")
+        with self._lock:
+            self._rotation_series.add((secret, provider, outcome))
+            self._rotations.labels(secret, provider, outcome).inc()
+        self._durations.labels(provider).observe(max(seconds, 0.0))
+
+    def provider_request(self, provider: str, operation: str, outcome: str) -> None:
+        """Count one request to a provider API."""
+        _check(outcome, PROVIDER_OUTCOMES, "provider request outcome")
+        if not _OPERATION.fullmatch(operation):
+            raise ValueError(f"operation must be an API call name, not {operation!r}")
+        self._requests.labels(provider, operation, outcome).inc()
+
+    def config_reload(self, outcome: str) -> None:
+        """Count one policy reload."""
+        _check(outcome, RELOAD_OUTCOMES, "reload outcome")
+        self._reloads.labels(outcome).inc()
+
+    # -- journal -----------------------------------------------------------------
+
+    def observe_journal(
+        self,
+        policies: Mapping[str, str],
+        summaries: Mapping[str, SecretSummary],
+        next_due: Mapping[str, datetime | None],
+        needs_attention: int,
+    ) -> None:
+        """Replace the journal-derived gauges with what the journal says now.
+
+        ``policies`` maps each loaded secret to its provider; secrets absent
+        from it vanish from every per-secret gauge and from
+        ``rotator_rotations_total``, so a year of policy changes leaves no
+        stale series behind.
+        """
+        last_success: dict[str, datetime] = {}
+        grace: dict[str, datetime] = {}
+        for name in policies:
+            summary = summaries.get(name)
+            if summary is None:
+                continue
+            if summary.last_success is not None:
+                last_success[name] = summary.last_success
+            deadlines = [
+                r.grace_deadline
+                for r in summary.open
+                if r.state is State.GRACE and r.grace_deadline is not None
+            ]
+            if deadlines:
+                grace[name] = min(deadlines)
+        due = {name: at for name, at in next_due.items() if name in policies and at is not None}
+        self._journal.snapshot = _Snapshot(
+            policies=len(policies),
+            needing_attention=needs_attention,
+            last_success=last_success,
+            next_due=due,
+            grace_deadline=grace,
+        )
+        with self._lock:
+            stale = {s for s in self._rotation_series if s[0] not in policies}
+            for labels in stale:
+                self._rotations.remove(*labels)
+            self._rotation_series -= stale
+
+    # -- exposition ----------------------------------------------------------------
+
+    def render(self) -> tuple[bytes, str]:
+        """Return the Prometheus text exposition and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def _check(value: str, allowed: frozenset[str], what: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {sorted(allowed)}")
