@@ -293,7 +293,9 @@ def _print_status(engine: Engine, as_json: bool) -> None:
     journal = engine.journal
     summaries = journal.summaries() if journal.exists() else {}
     now = engine.clock()
-    due = {i.secret: i for i in engine.plan(summaries) if i.action is Action.ROTATE}
+    plan = engine.plan(summaries)
+    due = {i.secret: i for i in plan if i.action is Action.ROTATE}
+    attention = {i.secret for i in plan if i.action is Action.ATTENTION}
     rows = []
     for name in sorted(engine.policies):
         s = summaries.get(name)
@@ -303,7 +305,9 @@ def _print_status(engine: Engine, as_json: bool) -> None:
         rows.append(
             {
                 "secret": name,
-                "state": last.state.value if last else "never rotated",
+                "state": "needs-attention"
+                if name in attention
+                else (last.state.value if last else "never rotated"),
                 "current_since": s.last_success.isoformat() if s and s.last_success else None,
                 "age": format_duration(
                     timedelta(seconds=int((now - s.last_success).total_seconds()))

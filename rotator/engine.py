@@ -47,9 +47,14 @@ log = structlog.get_logger("rotator.engine")
 #: How long an extension lasts when the grace itself is zero.
 MIN_EXTENSION = timedelta(hours=1)
 #: After a scheduled rotation rolled back, the next scheduled attempt waits
-#: this long (or a quarter of the interval, if shorter), so a broken secret
-#: does not mint and delete a credential on every pass of the service.
+#: this long (or a quarter of the interval, if shorter), doubling with each
+#: failure in a row up to FAILURE_BACKOFF_CAP, so a broken secret does not
+#: mint and delete a credential on every pass of the service.
 FAILURE_BACKOFF = timedelta(hours=1)
+FAILURE_BACKOFF_CAP = timedelta(hours=24)
+#: After this many rollbacks in a row the secret needs attention: scheduled
+#: attempts stop until an operator runs ``rotator rotate NAME``.
+MAX_FAILURES_IN_A_ROW = 5
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,8 @@ class Action(StrEnum):
     DELETE = "delete"
     WAIT = "wait"
     ERROR = "error"
+    #: Scheduled retries gave up; only ``rotator rotate NAME`` tries again.
+    ATTENTION = "needs-attention"
 
 
 @dataclass(frozen=True)
@@ -250,11 +257,30 @@ class Engine:
         due_at, is_due = due.due_at, due.is_due
         reason = due.reason if last is None else f"{due.reason} ({basis})"
         failed = summary.last_rotation
+        streak = summary.failures_in_a_row
         if failed is not None and failed.state is State.ROLLED_BACK and failed.finished_at:
-            retry_at = failed.finished_at + min(FAILURE_BACKOFF, min_interval(policy.schedule) / 4)
+            if streak >= MAX_FAILURES_IN_A_ROW:
+                items.append(
+                    PlanItem(
+                        name,
+                        Action.ATTENTION,
+                        None,
+                        False,
+                        f"{streak} rotations in a row rolled back (last: {failed.error}); "
+                        f"not retried on schedule until `rotator rotate {name}`",
+                        failed.id,
+                    )
+                )
+                return items
+            base = min(FAILURE_BACKOFF, min_interval(policy.schedule) / 4)
+            wait = min(base * 2 ** max(streak - 1, 0), FAILURE_BACKOFF_CAP)
+            retry_at = failed.finished_at + wait
             if retry_at > due_at:
                 due_at, is_due = retry_at, retry_at <= now
-                reason = f"last attempt {failed.id[:8]} rolled back ({failed.error}); {reason}"
+                reason = (
+                    f"last attempt {failed.id[:8]} rolled back ({failed.error}; "
+                    f"{streak} in a row); {reason}"
+                )
         items.append(PlanItem(name, Action.ROTATE, due_at, is_due, reason))
         return items
 
@@ -289,7 +315,7 @@ class Engine:
         for name, secret_items in by_secret.items():
             if stop is not None and stop():
                 break
-            errors = [i for i in secret_items if i.action is Action.ERROR]
+            errors = [i for i in secret_items if i.action in (Action.ERROR, Action.ATTENTION)]
             if errors:
                 report.outcomes.append(Outcome(name, Result.FAILED, errors[0].reason))
                 continue

@@ -199,6 +199,8 @@ class SecretSummary:
     last_success: datetime | None = None
     last_rotation: Rotation | None = None
     open: list[Rotation] = field(default_factory=list)
+    #: Rotations rolled back since the last success (the failure streak).
+    failures_in_a_row: int = 0
 
 
 _ROTATION_FIELDS = {f.name for f in fields(Rotation)}
@@ -505,18 +507,40 @@ class Journal:
                 rotations.c.created_at == latest_id.c.at,
             ),
         )
+        succeeded = rotations.alias("succeeded")
+        since_success = (
+            sa.select(sa.func.max(succeeded.c.promoted_at))
+            .where(succeeded.c.secret == rotations.c.secret)
+            .scalar_subquery()
+        )
+        streaks = (
+            sa.select(rotations.c.secret, sa.func.count().label("n"))
+            .where(
+                rotations.c.state == State.ROLLED_BACK.value,
+                sa.or_(since_success.is_(None), rotations.c.created_at > since_success),
+            )
+            .group_by(rotations.c.secret)
+        )
+        if secret is not None:
+            streaks = streaks.where(rotations.c.secret == secret)
         with self._engine.connect() as conn:
             successes = {
                 row.secret: UTCDateTime().process_result_value(row.at, conn.dialect)
                 for row in conn.execute(last_success)
             }
             last = {r.secret: r for r in (_row_to_rotation(x) for x in conn.execute(latest))}
+            failures = {row.secret: int(row.n) for row in conn.execute(streaks)}
         open_by_secret: dict[str, list[Rotation]] = {}
         for rotation in self.open_rotations(secret):
             open_by_secret.setdefault(rotation.secret, []).append(rotation)
         names = set(successes) | set(last)
         return {
-            name: SecretSummary(successes.get(name), last.get(name), open_by_secret.get(name, []))
+            name: SecretSummary(
+                successes.get(name),
+                last.get(name),
+                open_by_secret.get(name, []),
+                failures.get(name, 0),
+            )
             for name in names
         }
 

@@ -215,7 +215,7 @@ class Service:
             return
         next_due = {i.secret: i.due_at for i in plan if i.action.value == "rotate"}
         policies = {n: p.store.provider for n, p in self.engine.policies.items()}
-        failing = sum(1 for i in plan if i.action.value == "error")
+        failing = sum(1 for i in plan if i.action.value in ("error", "needs-attention"))
         self.metrics.observe_journal(policies, summaries, next_due, failing)
 
     def ready(self) -> tuple[bool, str]:

@@ -392,3 +392,32 @@ def test_scheduled_retry_after_a_rollback_backs_off(
     real_clock.advance(timedelta(minutes=1))
     assert engine.run_once().exit_code == 1
     assert len(engine.journal.history("app/db")) == 2
+
+
+def test_failure_streak_backs_off_then_needs_attention(
+    aws: None, tmp_path: Path, real_clock: FakeClock
+) -> None:
+    """Retries wait 1h, 2h, 4h, 8h; after 5 rollbacks only a rotation by hand tries again."""
+    _sm().create_secret(Name="app/db", SecretString="original-value-123")
+    adapters = _with_issuer("random", _FailingVerify)
+    engine = _engine(tmp_path, RANDOM_POLICY.replace(", field: password", ""), real_clock, adapters)
+    real_clock.advance(timedelta(days=31))
+    assert engine.run_once().exit_code == 1
+    for wait_hours in (1, 2, 4, 8):
+        real_clock.advance(timedelta(hours=wait_hours) - timedelta(seconds=1))
+        assert engine.run_once().outcomes == [], wait_hours
+        real_clock.advance(timedelta(seconds=1))
+        assert engine.run_once().exit_code == 1
+    assert len(engine.journal.history("app/db")) == 5
+
+    real_clock.advance(timedelta(days=3))
+    report = engine.run_once()
+    assert report.exit_code == 1 and "not retried on schedule" in report.failed[0].message
+    assert len(engine.journal.history("app/db")) == 5  # no sixth attempt on schedule
+    [item] = engine.plan()
+    assert item.action is Action.ATTENTION
+
+    engine.adapters = registry()  # the operator fixed the cause
+    engine._bindings.clear()
+    assert engine.rotate("app/db").exit_code == 0
+    assert [i.action for i in engine.plan()] == [Action.REVOKE]  # the streak is over

@@ -165,3 +165,27 @@ def test_sqlite_file_is_private(tmp_path: Path, clock: FakeClock) -> None:
     Journal(f"sqlite:///{path}", clock).migrate()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert (tmp_path / "j.db.key").exists() is False  # created on first fingerprint only
+
+
+def test_failure_streak_counts_rollbacks_since_the_last_success(
+    journal: Journal, clock: FakeClock
+) -> None:
+    """Rollbacks before the last promotion do not count; those after it do."""
+
+    def rotation(n: int, promote: bool) -> None:
+        clock.advance(timedelta(minutes=1))
+        r = journal.create(_rotation(clock, rid=f"{n:032x}"))
+        if promote:
+            for state in (State.MINTED, State.PENDING, State.PROPAGATED, State.VERIFIED):
+                r = journal.transition(r, state, "step")
+            journal.transition(r, State.GRACE, "promote", promoted_at=clock())
+        else:
+            r = journal.transition(r, State.ROLLING_BACK, "verify")
+            journal.transition(r, State.ROLLED_BACK, "rollback")
+
+    rotation(1, promote=False)
+    rotation(2, promote=True)
+    rotation(3, promote=False)
+    rotation(4, promote=False)
+    assert journal.summaries()["db"].failures_in_a_row == 2
+    assert journal.summaries("db")["db"].failures_in_a_row == 2
