@@ -60,6 +60,9 @@ class Schedule(BaseModel):
     cron: str | None = None
     window: str | None = None
     jitter: Duration = timedelta(0)
+    #: The oldest a credential may get while its rotation waits for a window
+    #: (default: twice the interval); past it, rotate outside the window.
+    max_age: Duration | None = None
 
     _window: Window | None = PrivateAttr(default=None)
 
@@ -101,6 +104,13 @@ class Schedule(BaseModel):
             raise ValueError("set either 'every' or 'cron', not both")
         if self.every is None and self.cron is None:
             raise ValueError("missing 'every' or 'cron': set exactly one of them")
+        if self.max_age is not None:
+            interval = min_interval(self)
+            if self.max_age < interval:
+                raise ValueError(
+                    f"max_age {format_duration(self.max_age)} must be at least the rotation "
+                    f"interval {format_duration(interval)}"
+                )
         return self
 
     def model_post_init(self, context: Any, /) -> None:

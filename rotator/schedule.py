@@ -475,6 +475,7 @@ def next_due(schedule: Schedule, name: str, last_rotation: datetime | None, now:
         return window.contains(moment.astimezone(zone))
 
     moved = False
+    wanted = due
     if not inside(due):
         due, moved = window.next_opening(due, zone), True
     if now >= due and not inside(now):
@@ -482,4 +483,16 @@ def next_due(schedule: Schedule, name: str, last_rotation: datetime | None, now:
     is_due = now >= due and inside(now)
     if moved:
         reason += f"; {'inside' if is_due else 'waiting for'} window {window}"
+    if last_rotation is not None and moved:
+        # cert-manager's rule: a window never lets a credential outlive its
+        # maximum age (``max_age``, by default twice the interval); past
+        # that, rotate anyway and say so.
+        limit = last_rotation + (schedule.max_age or 2 * min_interval(schedule))
+        if due > max(limit, wanted):
+            due = max(limit, wanted)
+            is_due = now >= due
+            reason += (
+                f"; no window opens before the maximum age ({_utc_text(limit)}): "
+                "rotating outside the window"
+            )
     return Due(due.astimezone(UTC), is_due, reason)

@@ -347,3 +347,31 @@ def test_min_interval_is_the_shortest_gap_between_fires(
 ) -> None:
     """min_interval is `every` itself, or the shortest real gap between cron fires, DST included."""
     assert min_interval(_schedule(**fields)) == expected
+
+
+# ---------------------------------------------------------------- maximum age
+
+
+def test_window_holds_a_rotation_back_up_to_the_maximum_age() -> None:
+    """A weekend-only window delays a 2d rotation, but never past max_age; then it says why."""
+    schedule = _schedule(every="2d", window="Sat,Sun 00:00-06:00", max_age="3d")
+    last = _utc(2026, 1, 5, 12)  # a Monday; due Wed 12:00, the window opens Sat
+    due = next_due(schedule, "db", last, now=_utc(2026, 1, 7, 12))
+    assert (due.due_at, due.is_due) == (_utc(2026, 1, 8, 12), False)
+    assert "rotating outside the window" in due.reason
+    assert next_due(schedule, "db", last, now=_utc(2026, 1, 8, 12)).is_due
+
+
+def test_default_maximum_age_is_twice_the_interval() -> None:
+    """Without max_age a window may hold a rotation back by one more interval at most."""
+    schedule = _schedule(every="1d", window="Sat 01:00-02:00")
+    last = _utc(2026, 1, 5, 12)  # Monday; due Tuesday 12:00; next Saturday is too far
+    due = next_due(schedule, "db", last, now=_utc(2026, 1, 6, 13))
+    assert due.due_at == _utc(2026, 1, 7, 12)
+    assert "maximum age" in due.reason
+
+
+def test_max_age_shorter_than_the_interval_is_refused() -> None:
+    """max_age below the interval is a validation error naming both."""
+    with pytest.raises(ValueError, match="max_age 1d must be at least the rotation interval 7d"):
+        _schedule(every="7d", max_age="1d")
