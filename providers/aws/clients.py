@@ -17,11 +17,13 @@ boto3 is imported inside the functions, so importing this module is cheap.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from providers.aws.errors import aws_errors
 from rotator import __version__
 from rotator.interfaces import Runtime
+from rotator.ratelimit import TokenBucket, limits
 
 if TYPE_CHECKING:
     import boto3
@@ -39,6 +41,44 @@ _LOCK_KEY = "aws:lock"
 #: Seconds to wait for a connection and for an answer, per attempt.
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 30
+
+#: Calls per second rotator allows itself, per process and region, below the
+#: published quotas (notes: Secrets Manager's writes share 50 TPS per account
+#: and Region; API Gateway's control plane allows 5 rps; IAM publishes none).
+RATE_LIMITS = {
+    "secretsmanager.write": 40.0,
+    "secretsmanager.read": 1000.0,
+    "apigateway": 4.0,
+    "iam": 10.0,
+    "sts": 50.0,
+}
+_SM_WRITES = frozenset({"PutSecretValue", "UpdateSecretVersionStage", "UpdateSecret"})
+
+
+def quota(service: str, operation: str) -> str:
+    """Return the name of the rate limit an API call counts against."""
+    if service == "secretsmanager":
+        return "secretsmanager.write" if operation in _SM_WRITES else "secretsmanager.read"
+    return service
+
+
+def _throttle(runtime: Runtime, service: str, region: str | None) -> Callable[..., None]:
+    """Return a ``before-call`` hook taking a token from the call's bucket."""
+    configured = limits(RATE_LIMITS)
+
+    def before_call(model: Any, **_: Any) -> None:
+        name = quota(service, model.name)
+        rate = configured.get(name, 0.0)
+        if rate <= 0:
+            return
+        key = f"aws:bucket:{name}:{region or ''}"
+        bucket = runtime.cache.get(key)
+        if bucket is None:
+            with _lock(runtime):
+                bucket = runtime.cache.setdefault(key, TokenBucket(rate, sleep=runtime.sleep))
+        bucket.acquire()
+
+    return before_call
 
 
 def client_config() -> Config:
@@ -124,6 +164,10 @@ def client(
                 cached = _session(runtime).client(
                     service, region_name=region, config=client_config()
                 )
+            cached.meta.events.register(
+                f"before-call.{cached.meta.service_model.service_id.hyphenize()}",
+                _throttle(runtime, service, cached.meta.region_name),
+            )
             runtime.cache[key] = cached
     return cached
 

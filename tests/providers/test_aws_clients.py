@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from moto import mock_aws
 
 from providers.aws.clients import client
 from rotator.interfaces import Runtime
@@ -70,3 +72,35 @@ def test_adapter_modules_do_not_import_the_sdk() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_api_gateway_calls_are_paced_below_the_quota(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ten API Gateway calls through the shared client wait for tokens at 4/s (injected sleep)."""
+    slept: list[float] = []
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("ROTATOR_RATE_LIMITS", raising=False)
+    with mock_aws():
+        runtime = Runtime(clock=lambda: datetime.now(UTC), sleep=slept.append)
+        apigw = client(runtime, "apigateway", "us-east-1")
+        for _ in range(10):
+            apigw.get_api_keys()
+    # Four pass at once (the burst); the other six each wait about a quarter second.
+    assert len(slept) >= 5
+    assert sum(slept) >= 1.0
+
+
+def test_rate_limit_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ROTATOR_RATE_LIMITS=apigateway=0 lets calls through without waiting."""
+    slept: list[float] = []
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("ROTATOR_RATE_LIMITS", "apigateway=0")
+    with mock_aws():
+        runtime = Runtime(clock=lambda: datetime.now(UTC), sleep=slept.append)
+        apigw = client(runtime, "apigateway", "us-east-1")
+        for _ in range(10):
+            apigw.get_api_keys()
+    assert slept == []

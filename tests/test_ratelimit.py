@@ -1,0 +1,65 @@
+"""Client-side rate limits: the token bucket and the per-quota limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from rotator.errors import ConfigError
+from rotator.ratelimit import TokenBucket, limits
+
+
+class _Time:
+    """A monotonic clock the test moves, whose sleep advances it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_burst_passes_then_calls_are_paced_at_the_rate() -> None:
+    """With rate 5/s and burst 5, five calls pass at once and the next ones wait 0.2s each."""
+    t = _Time()
+    bucket = TokenBucket(5, monotonic=t.monotonic, sleep=t.sleep)
+    waits = [bucket.acquire() for _ in range(8)]
+    assert waits[:5] == [0.0] * 5
+    assert waits[5:] == pytest.approx([0.2, 0.2, 0.2])
+    assert t.now == pytest.approx(0.6)
+
+
+def test_tokens_refill_with_time_up_to_the_burst() -> None:
+    """After a quiet second the bucket is full again, but never fuller than its burst."""
+    t = _Time()
+    bucket = TokenBucket(2, burst=2, monotonic=t.monotonic, sleep=t.sleep)
+    bucket.acquire()
+    bucket.acquire()
+    t.now += 10
+    assert [bucket.acquire(), bucket.acquire(), bucket.acquire()] == pytest.approx([0, 0, 0.5])
+
+
+def test_sustained_throughput_stays_at_the_rate() -> None:
+    """1,000 calls through a 50/s bucket take 19.9s of (injected) time, whatever the burst."""
+    t = _Time()
+    bucket = TokenBucket(50, monotonic=t.monotonic, sleep=t.sleep)
+    for _ in range(1000):
+        bucket.acquire()
+    assert t.now == pytest.approx((1000 - 50) / 50)
+
+
+def test_environment_overrides_and_turns_off_limits() -> None:
+    """ROTATOR_RATE_LIMITS changes a limit, adds one, or turns one off with 0."""
+    got = limits({"a": 1.0, "b": 2.0}, {"ROTATOR_RATE_LIMITS": "a=5, b=0,c=3"})
+    assert got == {"a": 5.0, "b": 0.0, "c": 3.0}
+
+
+@pytest.mark.parametrize("raw", ["a", "a=", "a=fast", "=3", "a=-1"])
+def test_malformed_limits_are_refused(raw: str) -> None:
+    """A malformed ROTATOR_RATE_LIMITS entry is a configuration error naming it."""
+    with pytest.raises(ConfigError, match="ROTATOR_RATE_LIMITS"):
+        limits({"a": 1.0}, {"ROTATOR_RATE_LIMITS": raw})
