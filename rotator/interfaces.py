@@ -222,11 +222,14 @@ class Issuer(ABC, Generic[ConfigT]):
         """Remove a revoked credential for good; no-op if already gone."""
 
 
+@functools.cache
 def missing_requirement(adapter: type[Store[Any]] | type[Issuer[Any]]) -> str | None:
     """Say how to install what an adapter needs, or ``None`` if it is all installed.
 
     Checked in the installed distributions' metadata, without importing
-    anything, so validating a policy stays cheap and never loads an SDK.
+    anything, so validating a policy never loads an SDK; cached per adapter,
+    since reading metadata once per policy cost half the load time of
+    100,000 policies.
     """
     missing = []
     for name in adapter.requires:

@@ -222,6 +222,8 @@ class Service:
         """Tell whether policies are loaded and the journal answers (the readiness probe)."""
         if not self.engine.policies:
             return False, "no policies loaded"
+        if self.last_pass is None:
+            return False, "first pass not finished"
         try:
             self.engine.journal.exists()
         except RotatorError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 from urllib.parse import quote_plus
@@ -57,3 +58,28 @@ def test_access_key_id_is_not_masked_but_secret_key_is() -> None:
 def test_fields_reads_named_string_fields(plain: object, expected: object) -> None:
     """fields() returns the named string fields of a mapping or JSON text, else None."""
     assert SecretValue(plain).fields("role_id", "secret_id") == expected  # type: ignore[arg-type]
+
+
+def test_overlapping_values_are_masked_whole() -> None:
+    """When one registered value contains another, the longer one is masked in one piece."""
+    SecretValue("abcdefgh-short")
+    SecretValue("abcdefgh-short-and-then-longer")
+    line = redact.scrub("x abcdefgh-short-and-then-longer y abcdefgh-short z")
+    assert line == f"x {redact.MASK} y {redact.MASK} z"
+
+
+def test_text_without_secrets_is_returned_unchanged() -> None:
+    """A line holding no registered value comes back as the same string."""
+    SecretValue("a-registered-value")
+    text = "nothing to hide here, just a long enough line"
+    assert redact.scrub(text) is text
+
+
+def test_many_registered_values_are_all_still_masked() -> None:
+    """After 5,000 random values are registered, each one is still masked, and no other text."""
+    values = [hashlib.sha256(str(n).encode()).hexdigest()[:24] for n in range(5_000)]
+    for value in values:
+        redact.register(value)
+    for value in values[::97]:
+        assert redact.scrub(f"log {value} end") == f"log {redact.MASK} end"
+    assert redact.scrub("log 0123456789abcdef-not-registered end").count(redact.MASK) == 0
