@@ -30,8 +30,9 @@ from types import FrameType
 import structlog
 
 from rotator.clock import Clock, system_clock
-from rotator.engine import Engine, Result, RunReport
+from rotator.engine import Action, Engine, PlanItem, Result, RunReport
 from rotator.errors import ConfigError, PolicyError, RotatorError
+from rotator.journal import SecretSummary
 from rotator.lifecycle import State
 from rotator.loader import load_policies
 from rotator.metrics import Metrics
@@ -91,6 +92,8 @@ class Service:
         self._stamps = _policy_files(self.config)
         #: When the loop last finished a pass (the liveness probe reads it).
         self.last_pass: datetime | None = None
+        #: The plan made after the last pass (None until then, or after a reload).
+        self._plan: list[PlanItem] | None = None
         self.reloads_failed = 0
 
     # -- control ----------------------------------------------------------
@@ -143,6 +146,7 @@ class Service:
             return False
         before = set(self.engine.policies)
         self.engine.replace_policies(policies)
+        self._plan = None
         if self.metrics is not None:
             self.metrics.config_reload("succeeded")
         after = set(self.engine.policies)
@@ -160,11 +164,8 @@ class Service:
     def next_wait(self) -> float:
         """Return the seconds until the earliest due time, bounded by the reconcile period."""
         now = self.clock()
-        upcoming = [
-            item.due_at
-            for item in self.engine.plan()
-            if item.due_at is not None and item.due_at > now
-        ]
+        plan = self._plan if self._plan is not None else self.engine.plan()
+        upcoming = [item.due_at for item in plan if item.due_at is not None and item.due_at > now]
         wait = self.settings.reconcile
         if upcoming:
             wait = min(wait, (min(upcoming) - now).total_seconds())
@@ -182,9 +183,20 @@ class Service:
                 self.report(result)
             if self.metrics is not None:
                 self._count(result, started)
-        if self.metrics is not None:
-            self._observe()
+        self._replan()
         self.last_pass = self.clock()
+
+    def _replan(self) -> None:
+        """Plan once after a pass: the next wake-up and the gauges both read this plan."""
+        self._plan = None
+        try:
+            summaries = self.engine.journal.summaries()
+            self._plan = self.engine.plan(summaries)
+        except RotatorError as exc:
+            log.warning("planning after the pass failed", error=str(exc))
+            return
+        if self.metrics is not None:
+            self._observe(summaries, self._plan)
 
     def _count(self, result: RunReport, started: datetime) -> None:
         """Count the rotations this pass promoted, rolled back, failed or skipped."""
@@ -204,18 +216,12 @@ class Service:
                 seconds = (rotation.promoted_at - rotation.created_at).total_seconds()
                 self.metrics.rotation_finished(outcome.secret, provider, "succeeded", seconds)
 
-    def _observe(self) -> None:
+    def _observe(self, summaries: dict[str, SecretSummary], plan: list[PlanItem]) -> None:
         """Refresh the per-secret gauges from the journal and the plan."""
         assert self.metrics is not None
-        try:
-            summaries = self.engine.journal.summaries()
-            plan = self.engine.plan(summaries)
-        except RotatorError as exc:
-            log.warning("metrics not refreshed", error=str(exc))
-            return
-        next_due = {i.secret: i.due_at for i in plan if i.action.value == "rotate"}
+        next_due = {i.secret: i.due_at for i in plan if i.action is Action.ROTATE}
         policies = {n: p.store.provider for n, p in self.engine.policies.items()}
-        failing = sum(1 for i in plan if i.action.value in ("error", "needs-attention"))
+        failing = sum(1 for i in plan if i.action in (Action.ERROR, Action.ATTENTION))
         self.metrics.observe_journal(policies, summaries, next_due, failing)
 
     def ready(self) -> tuple[bool, str]:
