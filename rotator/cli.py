@@ -23,10 +23,12 @@ from rich.table import Table
 
 from rotator import __version__, logs
 from rotator.clock import system_clock, system_sleep
+from rotator.concurrency import DEFAULT_PER_PROVIDER, DEFAULT_TOTAL, Limits
 from rotator.durations import format_duration
 from rotator.engine import Action, Engine, Outcome, PlanItem, Result, RunReport
 from rotator.errors import ConfigError, JournalError, PolicyError
 from rotator.health import HealthServer
+from rotator.interfaces import RequestObserver
 from rotator.journal import Journal
 from rotator.lifecycle import State
 from rotator.loader import load_policies
@@ -101,9 +103,22 @@ def _policies(config: str) -> list[Policy]:
     return load_policies(Path(config))
 
 
-def _engine(config: str, state: str) -> Engine:
+def _engine(
+    config: str,
+    state: str,
+    *,
+    concurrency: int | None = None,
+    on_request: RequestObserver | None = None,
+) -> Engine:
     policies = _policies(config)
-    return Engine(policies, Journal(state, system_clock), clock=system_clock, sleep=system_sleep)
+    return Engine(
+        policies,
+        Journal(state, system_clock),
+        clock=system_clock,
+        sleep=system_sleep,
+        limits=Limits.from_env(total=concurrency),
+        on_request=on_request,
+    )
 
 
 def _when(at: datetime | None, now: datetime) -> str:
@@ -174,6 +189,20 @@ def _print_plan(items: list[PlanItem], now: datetime) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="With --once: print the summary as JSON.")
 @click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Secrets rotated at once (default {DEFAULT_TOTAL}; at most "
+    f"{DEFAULT_PER_PROVIDER} per store provider unless ROTATOR_CONCURRENCY says otherwise).",
+)
+@click.option(
+    "--shutdown-deadline",
+    type=click.FloatRange(min=0),
+    default=25.0,
+    show_default=True,
+    help="Service mode: seconds running steps get to finish after SIGTERM.",
+)
+@click.option(
     "--listen",
     default="127.0.0.1:9464",
     show_default=True,
@@ -181,18 +210,32 @@ def _print_plan(items: list[PlanItem], now: datetime) -> None:
     help="Service mode: HOST:PORT for /metrics, /healthz and /readyz ('' to turn off).",
 )
 @common
-def run(config: str, state: str, once: bool, reconcile: float, as_json: bool, listen: str) -> None:
+def run(
+    config: str,
+    state: str,
+    once: bool,
+    reconcile: float,
+    as_json: bool,
+    concurrency: int | None,
+    shutdown_deadline: float,
+    listen: str,
+) -> None:
     """Resume unfinished rotations, rotate what is due, revoke what has passed its grace."""
-    engine = _engine(config, state)
+    metrics = Metrics(system_clock)
+    engine = _engine(
+        config,
+        state,
+        concurrency=concurrency,
+        on_request=None if once else metrics.provider_request,
+    )
     if once:
         report = engine.run_once()
         _report_json(report) if as_json else _print_report(report)
         sys.exit(report.exit_code)
-    metrics = Metrics(engine.clock)
     service = Service(
         engine,
         config,
-        settings=ServiceSettings(reconcile=reconcile),
+        settings=ServiceSettings(reconcile=reconcile, shutdown_deadline=shutdown_deadline),
         report=lambda report: _print_report(report) if isinstance(report, RunReport) else None,
         metrics=metrics,
     )

@@ -17,8 +17,10 @@ safe to repeat, so a run killed anywhere is finished by the next one:
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -28,15 +30,25 @@ import structlog
 
 from rotator import faults
 from rotator.clock import Clock, Sleep, system_clock, system_sleep
+from rotator.concurrency import Limits, run_bounded
 from rotator.errors import (
     ConfigError,
     ConflictError,
+    Interrupted,
     RotatorError,
     StillInUseError,
     TransientError,
     VerificationError,
 )
-from rotator.interfaces import Credential, Issuer, Registry, Runtime, Store, registry
+from rotator.interfaces import (
+    Credential,
+    Issuer,
+    Registry,
+    RequestObserver,
+    Runtime,
+    Store,
+    registry,
+)
 from rotator.journal import Journal, Rotation, SecretSummary, lease_owner
 from rotator.lifecycle import BEFORE_PROMOTE, FORWARD, TERMINAL, State, Step
 from rotator.policy import Policy
@@ -165,17 +177,28 @@ class Engine:
         sleep: Sleep = system_sleep,
         retry: RetryPolicy | None = None,
         lease_ttl: timedelta = timedelta(minutes=15),
+        limits: Limits | None = None,
+        on_request: RequestObserver | None = None,
     ) -> None:
         self.policies = {p.name: p for p in policies}
         self.journal = journal
         self.adapters = adapters or registry()
         self.clock = clock
-        self.sleep = sleep
         self.retry = retry or RetryPolicy()
         self.lease_ttl = lease_ttl
+        self.limits = limits or Limits()
         self.owner = lease_owner()
+        # Set when the service stops: retry waits end early and no further
+        # step starts (each rotation stays at its last recorded step).
+        self._interrupt = threading.Event()
+        # A real sleep becomes a wait on that event; an injected one is kept.
+        self.sleep: Sleep = self._interruptible_sleep if sleep is system_sleep else sleep
         self.runtime = Runtime(clock=clock, sleep=sleep)
+        if on_request is not None:
+            self.runtime.on_request = _guarded(on_request)
         self._bindings: dict[str, _Binding] = {}
+        self._bindings_lock = threading.Lock()
+        self._digests: dict[str, str] = {}
         # New credentials minted by this process, by rotation id: between mint
         # and store the value lives only here (a crash there is what
         # Issuer.recover is for).
@@ -192,36 +215,81 @@ class Engine:
         for name in list(self._bindings):
             if new.get(name) != self.policies.get(name):
                 del self._bindings[name]
+        self._digests = {}
         self.policies = new
+
+    def digest(self, name: str) -> str:
+        """Return a digest of what a policy says about rotating (not where it is written).
+
+        Recorded with each rotation: a failure streak counts only while the
+        policy stays the same, so editing a policy that needed attention
+        lets the service try it again.
+        """
+        found = self._digests.get(name)
+        if found is None:
+            policy = self.policies[name]
+            text = policy.model_dump_json(
+                exclude={"source_file", "source_line", "description", "owner", "labels"},
+                serialize_as_any=True,  # the adapters' Config subclasses, not the base
+            )
+            found = self._digests[name] = hashlib.sha256(text.encode()).hexdigest()[:32]
+        return found
 
     # -- adapters -------------------------------------------------------------
 
     def binding(self, name: str) -> _Binding:
         """Return the store and issuer adapters of a policy, built once."""
-        if name not in self._bindings:
-            policy = self.policies.get(name)
-            if policy is None:
-                raise ConfigError(f"no policy named {name!r}")
-            store_cls = self.adapters.store(policy.store.provider)
-            issuer_cls = self.adapters.issuer(policy.issuer.kind)
-            self._bindings[name] = _Binding(
-                policy,
-                store_cls(policy.store.config, self.runtime, name),
-                issuer_cls(policy.issuer.config, self.runtime, name),
-            )
-        return self._bindings[name]
+        found = self._bindings.get(name)
+        if found is not None:
+            return found
+        policy = self.policies.get(name)
+        if policy is None:
+            raise ConfigError(f"no policy named {name!r}")
+        store_cls = self.adapters.store(policy.store.provider)
+        issuer_cls = self.adapters.issuer(policy.issuer.kind)
+        built = _Binding(
+            policy,
+            store_cls(policy.store.config, self.runtime, name),
+            issuer_cls(policy.issuer.config, self.runtime, name),
+        )
+        with self._bindings_lock:
+            # Two threads may build the same binding; both use the first kept.
+            return self._bindings.setdefault(name, built)
+
+    def _interruptible_sleep(self, seconds: float) -> None:
+        """Sleep, waking early when the engine is interrupted."""
+        self._interrupt.wait(seconds)
+
+    def interrupt(self) -> None:
+        """Stop starting steps: waits end, each rotation stays at its recorded step.
+
+        Safe from a signal handler. Only for a process about to exit.
+        """
+        self._interrupt.set()
 
     # -- planning -------------------------------------------------------------
 
-    def plan(self, summaries: dict[str, SecretSummary] | None = None) -> list[PlanItem]:
-        """Return what is due, when and why, for every policy; changes nothing."""
+    def plan(
+        self,
+        summaries: dict[str, SecretSummary] | None = None,
+        names: Collection[str] | None = None,
+    ) -> list[PlanItem]:
+        """Return what is due, when and why, for every policy (or those ``names``); changes nothing.
+
+        ``summaries`` must cover the secrets planned (it is read from the
+        journal when not given).
+        """
         if summaries is None:
-            summaries = self.journal.summaries() if self.journal.exists() else {}
+            summaries = self.journal.summaries(names=names) if self.journal.exists() else {}
         now = self.clock()
         items: list[PlanItem] = []
-        for name in sorted(self.policies):
+        chosen = self.policies.keys() if names is None else set(names) & self.policies.keys()
+        for name in sorted(chosen):
             items.extend(self._plan_secret(name, summaries.get(name, SecretSummary()), now))
-        for name in sorted(set(summaries) - set(self.policies)):
+        orphans = set(summaries) - self.policies.keys()
+        if names is not None:
+            orphans &= set(names)
+        for name in sorted(orphans):
             for rotation in summaries[name].open:
                 items.append(
                     PlanItem(
@@ -258,7 +326,12 @@ class Engine:
         reason = due.reason if last is None else f"{due.reason} ({basis})"
         failed = summary.last_rotation
         streak = summary.failures_in_a_row
-        if failed is not None and failed.state is State.ROLLED_BACK and failed.finished_at:
+        if (
+            failed is not None
+            and failed.state is State.ROLLED_BACK
+            and failed.finished_at
+            and failed.policy_digest in (None, self.digest(name))
+        ):
             if streak >= MAX_FAILURES_IN_A_ROW:
                 items.append(
                     PlanItem(
@@ -299,30 +372,76 @@ class Engine:
 
     # -- running --------------------------------------------------------------
 
-    def run_once(self, stop: Callable[[], bool] | None = None) -> RunReport:
+    def run_once(
+        self, stop: Callable[[], bool] | None = None, deadline: float | None = None
+    ) -> RunReport:
         """Resume unfinished rotations, rotate what is due, revoke what has passed its grace.
 
-        ``stop`` is asked before each secret: once it says so, no further
-        secret is started (the service's graceful shutdown); every rotation
-        already handled has been left at a recorded step.
+        See :meth:`execute` for ``stop`` and ``deadline``.
         """
         self.journal.migrate()
+        return self.execute(self.plan(self.journal.summaries()), stop=stop, deadline=deadline)
+
+    def execute(
+        self,
+        items: Iterable[PlanItem],
+        *,
+        stop: Callable[[], bool] | None = None,
+        deadline: float | None = None,
+    ) -> RunReport:
+        """Do what the plan ``items`` say is due, several secrets at once within ``limits``.
+
+        Secrets run concurrently up to ``limits.total``, and up to
+        ``limits.of(provider)`` per store provider; one secret's failure
+        never stops the others. ``stop`` is asked before each secret: once it
+        says so, no further secret is started (the service's graceful
+        shutdown). Rotations already running get ``deadline`` seconds (None:
+        as long as they need) to reach their next recorded step; any still
+        running then is reported as interrupted and resumed by the next run.
+        """
         report = RunReport()
-        items = self.plan(self.journal.summaries())
         by_secret: dict[str, list[PlanItem]] = {}
         for item in items:
             by_secret.setdefault(item.secret, []).append(item)
+        work: list[tuple[str, bool]] = []
         for name, secret_items in by_secret.items():
-            if stop is not None and stop():
-                break
             errors = [i for i in secret_items if i.action in (Action.ERROR, Action.ATTENTION)]
             if errors:
                 report.outcomes.append(Outcome(name, Result.FAILED, errors[0].reason))
-                continue
-            if not any(i.due for i in secret_items):
-                continue
-            rotate = any(i.due and i.action is Action.ROTATE for i in secret_items)
-            report.outcomes.extend(self._process(name, start=rotate, trigger="schedule"))
+            elif any(i.due for i in secret_items):
+                rotate = any(i.due and i.action is Action.ROTATE for i in secret_items)
+                work.append((name, rotate))
+
+        def provider_of(job: tuple[str, bool]) -> str:
+            policy = self.policies.get(job[0])
+            return policy.store.provider if policy is not None else ""
+
+        def failed(job: tuple[str, bool], exc: Exception) -> list[Outcome]:
+            # RotatorErrors are handled inside _process; this is a bug or a
+            # journal outage. Its message may come from a library: not logged.
+            log.error("secret failed unexpectedly", secret=job[0], error=type(exc).__name__)
+            return [Outcome(job[0], Result.FAILED, f"unexpected {type(exc).__name__}")]
+
+        finished = run_bounded(
+            work,
+            lambda job: self._process(job[0], start=job[1], trigger="schedule"),
+            key=provider_of,
+            limits=self.limits,
+            on_error=failed,
+            stop=stop,
+            deadline=deadline,
+        )
+        for outcomes in finished.results:
+            report.outcomes.extend(outcomes)
+        for name, _ in finished.abandoned:
+            self._interrupt.set()
+            where = [f"{r.id} at {r.state}" for r in self.journal.open_rotations(name)]
+            message = (
+                f"still running at the shutdown deadline ({', '.join(where) or 'no rotation'}); "
+                "the next start resumes it"
+            )
+            log.warning("interrupted by shutdown", secret=name, rotations=where)
+            report.outcomes.append(Outcome(name, Result.WAITING, message))
         return report
 
     def rotate(self, name: str, *, emergency: bool = False, reason: str | None = None) -> RunReport:
@@ -424,6 +543,7 @@ class Engine:
                 updated_at=now,
                 reason=reason,
                 emergency=emergency,
+                policy_digest=self.digest(name),
             ),
             detail=f"{trigger} rotation" + (f": {reason}" if reason else ""),
         )
@@ -434,6 +554,16 @@ class Engine:
     def _advance_safely(self, rotation: Rotation) -> Outcome:
         try:
             rotation = self.advance(rotation)
+        except Interrupted:
+            latest = self.journal.get(rotation.id) or rotation
+            log.warning("rotation interrupted by shutdown", state=str(latest.state))
+            return Outcome(
+                rotation.secret,
+                Result.WAITING,
+                f"interrupted by shutdown at {latest.state}; the next start resumes it",
+                rotation.id,
+                latest.state,
+            )
         except RotatorError as exc:
             latest = self.journal.get(rotation.id) or rotation
             log.error(
@@ -485,7 +615,13 @@ class Engine:
             faults.point(f"before:{step}")
             log.debug("step starting", state=str(rotation.state))
             try:
+                if self._interrupt.is_set():
+                    raise Interrupted(f"stopping before step {step}")
                 after = self._with_retries(rotation, step, handlers[step], binding)
+            except Interrupted as exc:
+                latest = self.journal.get(rotation.id) or rotation
+                self.journal.record(latest, step, "interrupted", f"{exc}; resumes at next start")
+                raise
             except RotatorError as exc:
                 latest = self.journal.get(rotation.id) or rotation
                 if latest.state in BEFORE_PROMOTE and not exc.retryable:
@@ -529,6 +665,8 @@ class Engine:
                     f"{exc} (attempt {attempt} of {self.retry.attempts}, retry in {delay:g}s)",
                 )
                 self.sleep(delay)
+                if self._interrupt.is_set():
+                    raise Interrupted(f"stopping while waiting to retry {step}") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- the steps ------------------------------------------------------------
@@ -787,6 +925,23 @@ class Engine:
             "new credential deleted, pending version removed; the old credential stays current"
             + (f" (deleted {', '.join(sorted(doomed))})" if doomed else ""),
         )
+
+
+def _guarded(observer: RequestObserver) -> RequestObserver:
+    """Wrap a request observer so that its failure never fails a provider call."""
+    complained: set[str] = set()
+
+    def observe(provider: str, operation: str, outcome: str) -> None:
+        try:
+            observer(provider, operation, outcome)
+        except Exception as exc:  # noqa: BLE001 - counting must never break a rotation
+            if operation not in complained:
+                complained.add(operation)
+                log.warning(
+                    "request not counted", provider=provider, operation=operation, error=str(exc)
+                )
+
+    return observe
 
 
 def _waits_until(rotation: Rotation) -> datetime | None:

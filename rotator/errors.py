@@ -12,6 +12,7 @@ boundary (see ``providers.aws.errors``); nothing above an adapter ever sees a
     │   └── PolicyError           one or more located policy problems
     ├── JournalError              the journal cannot be read or written
     ├── BusyError                 another run holds this secret's lease
+    ├── Interrupted               the service is stopping: the step was not started
     ├── ProviderError             an outside system refused or failed
     │   ├── TransientError        retry later (throttling, 5xx, timeouts)
     │   └── PermanentError        retrying will not help
@@ -66,6 +67,15 @@ class PolicyError(ConfigError):
 
 class JournalError(RotatorError):
     """The journal cannot be opened, migrated, read or written."""
+
+
+class Interrupted(RotatorError):
+    """The service is stopping; the rotation stays at its last recorded step.
+
+    Retryable: the next start resumes it. Never a reason to roll back.
+    """
+
+    retryable = True
 
 
 class BusyError(RotatorError):

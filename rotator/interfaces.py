@@ -46,18 +46,35 @@ class ProviderConfig(BaseModel):
 ConfigT = TypeVar("ConfigT", bound=ProviderConfig)
 
 
+#: Told of every call an adapter makes to its provider's API:
+#: ``(provider, operation, outcome)``, outcome being one of :data:`OUTCOMES`.
+RequestObserver = Callable[[str, str, str], None]
+
+#: The outcomes a :data:`RequestObserver` is told (a bounded label set).
+OUTCOMES = ("ok", "throttled", "transient", "permanent")
+
+
+def _ignore_request(_provider: str, _operation: str, _outcome: str) -> None:
+    """Drop a request observation (the default when nobody counts)."""
+
+
 @dataclass
 class Runtime:
-    """What the engine lends an adapter: the clock, a sleeper and a cache.
+    """What the engine lends an adapter: the clock, a sleeper, a cache and a request counter.
 
     ``cache`` lives as long as the engine; adapters keep their SDK clients in
-    it (one per region and service) so they are built once and reused. (The
-    policy name reaches an adapter through its constructor.)
+    it (one per region and service) so they are built once and reused. The
+    engine runs secrets on several threads at once, so adapters guard what
+    they add to it. (The policy name reaches an adapter through its
+    constructor.) ``on_request`` is told of every API call an adapter makes,
+    with an operation name from a fixed set (never an id or a path), so the
+    service can export ``rotator_provider_requests_total``.
     """
 
     clock: Callable[[], datetime]
     sleep: Callable[[float], None]
     cache: dict[str, Any] = field(default_factory=dict)
+    on_request: RequestObserver = _ignore_request
 
 
 @dataclass(frozen=True)

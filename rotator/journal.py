@@ -22,7 +22,7 @@ import secrets
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
@@ -37,6 +37,9 @@ from rotator.clock import Clock
 from rotator.errors import JournalError
 from rotator.lifecycle import BLOCKING, TERMINAL, State, check
 from rotator.secret import SecretValue
+
+#: Secret names per ``IN (...)`` list (SQLite allows 32,766 parameters; keep well under).
+_IN_CHUNK = 500
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -95,6 +98,8 @@ rotations = sa.Table(
     sa.Column("checked_at", UTCDateTime),
     sa.Column("extensions", sa.Integer, nullable=False, default=0),
     sa.Column("error", sa.Text),
+    # Added by migration 2 (see _policy_digest_and_change_index).
+    sa.Column("policy_digest", sa.String(64)),
 )
 
 events = sa.Table(
@@ -130,10 +135,27 @@ def _create(*tables: sa.Table) -> Callable[[Connection], None]:
     return run
 
 
+def _policy_digest_and_change_index(conn: Connection) -> None:
+    """Add ``rotations.policy_digest`` and an index on ``rotations.updated_at``.
+
+    A journal created by this version got the column from migration 1 (which
+    creates the table as defined now), so it is added only where missing.
+    The index lets the service ask cheaply which secrets changed since its
+    last look (another process may have rotated them).
+    """
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("rotations")}
+    if "policy_digest" not in columns:
+        conn.execute(sa.text("ALTER TABLE rotations ADD COLUMN policy_digest VARCHAR(64)"))
+    conn.execute(
+        sa.text("CREATE INDEX IF NOT EXISTS ix_rotations_updated_at ON rotations (updated_at)")
+    )
+
+
 #: Versioned schema migrations, applied in order. Never edit a released
 #: entry: add a new one that alters the schema.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "rotations, events and leases", _create(rotations, events, leases)),
+    (2, "rotations.policy_digest; index on updated_at", _policy_digest_and_change_index),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 #: PostgreSQL advisory lock key that serialises migrations ("rotator" in ASCII).
@@ -168,6 +190,9 @@ class Rotation:
     checked_at: datetime | None = None
     extensions: int = 0
     error: str | None = None
+    #: A digest of the policy the rotation started under (a changed policy
+    #: clears the failure streak: see ``Engine``).
+    policy_digest: str | None = None
 
     @property
     def blocking(self) -> bool:
@@ -359,6 +384,15 @@ class Journal:
         self._engine.dispose()
 
     @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """Open a connection for reading; a database failure becomes a ``JournalError``."""
+        try:
+            with self._engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise JournalError(f"journal read failed: {type(exc).__name__}") from None
+
+    @contextmanager
     def _tx(self) -> Iterator[Connection]:
         try:
             with self._engine.begin() as conn:
@@ -469,7 +503,7 @@ class Journal:
 
     def get(self, rotation_id: str) -> Rotation | None:
         """Return one rotation by id."""
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(sa.select(rotations).where(rotations.c.id == rotation_id)).first()
         return _row_to_rotation(row) if row else None
 
@@ -478,28 +512,42 @@ class Journal:
         query = sa.select(rotations).where(rotations.c.state.not_in([s.value for s in TERMINAL]))
         if secret is not None:
             query = query.where(rotations.c.secret == secret)
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(query.order_by(rotations.c.created_at, rotations.c.id)).all()
         return [_row_to_rotation(r) for r in rows]
 
-    def summaries(self, secret: str | None = None) -> dict[str, SecretSummary]:
-        """Return, for every secret the journal knows (or one), its last success and open rotations.
+    def summaries(
+        self, secret: str | None = None, *, names: Collection[str] | None = None
+    ) -> dict[str, SecretSummary]:
+        """Return each known secret's last success and open rotations (all, one, or ``names``).
 
-        Three queries whatever the number of secrets, so ``plan`` and
-        ``run --once`` over thousands of policies stay fast.
+        Four queries whatever the number of secrets (per 500 ``names``), so
+        ``plan`` and ``run --once`` over thousands of policies stay fast.
         """
-        last_success = (
+        if secret is not None:
+            names = [secret]
+        if names is None:
+            return self._summaries(None)
+        wanted = sorted(set(names))
+        found: dict[str, SecretSummary] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            found.update(self._summaries(wanted[start : start + _IN_CHUNK]))
+        return found
+
+    def _summaries(self, names: list[str] | None) -> dict[str, SecretSummary]:
+        def only(query: sa.Select[Any], table: sa.Table = rotations) -> sa.Select[Any]:
+            return query if names is None else query.where(table.c.secret.in_(names))
+
+        last_success = only(
             sa.select(rotations.c.secret, sa.func.max(rotations.c.promoted_at).label("at"))
             .where(rotations.c.promoted_at.is_not(None))
             .group_by(rotations.c.secret)
         )
-        latest_at = sa.select(
-            rotations.c.secret, sa.func.max(rotations.c.created_at).label("at")
-        ).group_by(rotations.c.secret)
-        if secret is not None:
-            last_success = last_success.where(rotations.c.secret == secret)
-            latest_at = latest_at.where(rotations.c.secret == secret)
-        latest_id = latest_at.subquery()
+        latest_id = only(
+            sa.select(rotations.c.secret, sa.func.max(rotations.c.created_at).label("at")).group_by(
+                rotations.c.secret
+            )
+        ).subquery()
         latest = sa.select(rotations).join(
             latest_id,
             sa.and_(
@@ -513,7 +561,7 @@ class Journal:
             .where(succeeded.c.secret == rotations.c.secret)
             .scalar_subquery()
         )
-        streaks = (
+        streaks = only(
             sa.select(rotations.c.secret, sa.func.count().label("n"))
             .where(
                 rotations.c.state == State.ROLLED_BACK.value,
@@ -521,19 +569,22 @@ class Journal:
             )
             .group_by(rotations.c.secret)
         )
-        if secret is not None:
-            streaks = streaks.where(rotations.c.secret == secret)
-        with self._engine.connect() as conn:
+        open_query = only(
+            sa.select(rotations)
+            .where(rotations.c.state.not_in([s.value for s in TERMINAL]))
+            .order_by(rotations.c.created_at, rotations.c.id)
+        )
+        with self._read() as conn:
             successes = {
                 row.secret: UTCDateTime().process_result_value(row.at, conn.dialect)
                 for row in conn.execute(last_success)
             }
             last = {r.secret: r for r in (_row_to_rotation(x) for x in conn.execute(latest))}
             failures = {row.secret: int(row.n) for row in conn.execute(streaks)}
+            open_rows = conn.execute(open_query).all()
         open_by_secret: dict[str, list[Rotation]] = {}
-        for rotation in self.open_rotations(secret):
+        for rotation in (_row_to_rotation(r) for r in open_rows):
             open_by_secret.setdefault(rotation.secret, []).append(rotation)
-        names = set(successes) | set(last)
         return {
             name: SecretSummary(
                 successes.get(name),
@@ -541,12 +592,39 @@ class Journal:
                 open_by_secret.get(name, []),
                 failures.get(name, 0),
             )
-            for name in names
+            for name in set(successes) | set(last)
         }
+
+    def latest_change(self) -> datetime | None:
+        """Return when any rotation last changed (None for an empty journal)."""
+        with self._read() as conn:
+            at = conn.execute(sa.select(sa.func.max(rotations.c.updated_at))).scalar()
+            return UTCDateTime().process_result_value(at, conn.dialect)
+
+    def changed_since(self, since: datetime | None) -> tuple[set[str], datetime | None]:
+        """Return the secrets whose rotations changed at or after ``since``, and the latest change.
+
+        The service calls this on every pass to notice rotations made by
+        other processes (a one-shot run, ``rotator rotate`` by hand); the
+        second value is the ``since`` of its next call. Indexed: cheap when
+        little changed.
+        """
+        query = sa.select(rotations.c.secret, rotations.c.updated_at)
+        if since is not None:
+            query = query.where(rotations.c.updated_at >= since)
+        names: set[str] = set()
+        latest = since
+        with self._read() as conn:
+            for row in conn.execute(query):
+                names.add(row.secret)
+                at = UTCDateTime().process_result_value(row.updated_at, conn.dialect)
+                if at is not None and (latest is None or at > latest):
+                    latest = at
+        return names, latest
 
     def history(self, secret: str) -> list[tuple[Rotation, list[Event]]]:
         """Return every rotation of a secret (oldest first) with its events."""
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 sa.select(rotations)
                 .where(rotations.c.secret == secret)

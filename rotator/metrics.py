@@ -8,18 +8,19 @@ message, a version id, a timestamp).
 
 Events (a rotation finished, a provider answered, a reload) are counted as
 they happen. Everything read from the journal (age, next due time, grace
-deadline, secrets needing attention) is a snapshot replaced as a whole by
-:meth:`Metrics.observe_journal`: a scrape sees either the old snapshot or the
-new one, never a mix, and a secret dropped from the policies disappears from
-every gauge at once.
+deadline, secrets needing attention) is kept per secret and updated for the
+secrets a pass touched (:meth:`Metrics.observe_secrets`), or replaced as a
+whole (:meth:`Metrics.observe_journal`); both happen under a lock a scrape
+also takes, so a scrape never sees half an update, and a secret dropped from
+the policies disappears from every gauge at once.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from prometheus_client import (
@@ -52,66 +53,92 @@ DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0
 _OPERATION = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
 
 
-@dataclass(frozen=True)
-class _Snapshot:
-    """What the journal said at the last observation, ready to be exported."""
+@dataclass(frozen=True, slots=True)
+class SecretGauges:
+    """One secret's journal-derived gauges, as Unix times (None: no value)."""
 
-    policies: int = 0
-    needing_attention: int = 0
-    last_success: dict[str, datetime] = field(default_factory=dict)
-    next_due: dict[str, datetime] = field(default_factory=dict)
-    grace_deadline: dict[str, datetime] = field(default_factory=dict)
+    last_success: float | None = None
+    next_due: float | None = None
+    grace_deadline: float | None = None
+
+    @classmethod
+    def of(
+        cls,
+        summary: SecretSummary | None,
+        next_due: datetime | None,
+    ) -> SecretGauges:
+        """Build the gauges from a journal summary and the plan's next due time."""
+        last = summary.last_success if summary is not None else None
+        deadlines = [
+            r.grace_deadline
+            for r in (summary.open if summary is not None else [])
+            if r.state is State.GRACE and r.grace_deadline is not None
+        ]
+        return cls(
+            last.timestamp() if last is not None else None,
+            next_due.timestamp() if next_due is not None else None,
+            min(deadlines).timestamp() if deadlines else None,
+        )
 
 
 class _JournalCollector:
-    """Exports the latest journal snapshot; ages are computed at scrape time."""
+    """Exports the per-secret gauges; ages are computed at scrape time."""
 
     def __init__(self, clock: Callable[[], datetime]) -> None:
         self.clock = clock
-        self.snapshot = _Snapshot()
+        self.lock = threading.Lock()
+        self.secrets: dict[str, SecretGauges] = {}
+        self.policies = 0
+        self.needing_attention = 0
 
     def describe(self) -> Iterable[Metric]:
         """Return the families this collector exports (so the registry rejects clashes)."""
-        return list(self._families(_Snapshot()))
+        return list(self._families({}, 0, 0))
 
     def collect(self) -> Iterable[Metric]:
-        """Return the families built from the current snapshot."""
-        # One read of the attribute: observe_journal replaces it as a whole.
-        return list(self._families(self.snapshot))
+        """Return the families built from the gauges as they are now."""
+        with self.lock:
+            secrets = dict(self.secrets)
+            policies, attention = self.policies, self.needing_attention
+        return list(self._families(secrets, policies, attention))
 
-    def _families(self, snap: _Snapshot) -> Iterator[Metric]:
-        now = self.clock()
+    def _families(
+        self, secrets: Mapping[str, SecretGauges], policies: int, attention: int
+    ) -> Iterator[Metric]:
+        now = self.clock().timestamp()
+        ordered = sorted(secrets.items())
         age = GaugeMetricFamily(
             "rotator_secret_age_seconds",
             "Seconds since the secret's current credential was promoted.",
             labels=["secret"],
         )
-        for name, at in sorted(snap.last_success.items()):
-            age.add_metric([name], (now - at).total_seconds())
-        yield age
         due = GaugeMetricFamily(
             "rotator_secret_next_rotation_timestamp_seconds",
             "Unix time at which the secret is next due for rotation.",
             labels=["secret"],
         )
-        for name, at in sorted(snap.next_due.items()):
-            due.add_metric([name], at.timestamp())
-        yield due
         grace = GaugeMetricFamily(
             "rotator_grace_deadline_timestamp_seconds",
             "Unix time at which the old credential, still in its grace window, is revoked.",
             labels=["secret"],
         )
-        for name, at in sorted(snap.grace_deadline.items()):
-            grace.add_metric([name], at.timestamp())
+        for name, g in ordered:
+            if g.last_success is not None:
+                age.add_metric([name], now - g.last_success)
+            if g.next_due is not None:
+                due.add_metric([name], g.next_due)
+            if g.grace_deadline is not None:
+                grace.add_metric([name], g.grace_deadline)
+        yield age
+        yield due
         yield grace
         yield GaugeMetricFamily(
             "rotator_secrets_needing_attention",
             "Secrets whose retries are exhausted; they wait for an operator.",
-            value=snap.needing_attention,
+            value=attention,
         )
         yield GaugeMetricFamily(
-            "rotator_policies", "Rotation policies currently loaded.", value=snap.policies
+            "rotator_policies", "Rotation policies currently loaded.", value=policies
         )
 
 
@@ -199,29 +226,40 @@ class Metrics:
         ``rotator_rotations_total``, so a year of policy changes leaves no
         stale series behind.
         """
-        last_success: dict[str, datetime] = {}
-        grace: dict[str, datetime] = {}
-        for name in policies:
-            summary = summaries.get(name)
-            if summary is None:
-                continue
-            if summary.last_success is not None:
-                last_success[name] = summary.last_success
-            deadlines = [
-                r.grace_deadline
-                for r in summary.open
-                if r.state is State.GRACE and r.grace_deadline is not None
-            ]
-            if deadlines:
-                grace[name] = min(deadlines)
-        due = {name: at for name, at in next_due.items() if name in policies and at is not None}
-        self._journal.snapshot = _Snapshot(
-            policies=len(policies),
-            needing_attention=needs_attention,
-            last_success=last_success,
-            next_due=due,
-            grace_deadline=grace,
-        )
+        gauges = {
+            name: SecretGauges.of(summaries.get(name), next_due.get(name)) for name in policies
+        }
+        collector = self._journal
+        with collector.lock:
+            collector.secrets = gauges
+            collector.policies = len(policies)
+            collector.needing_attention = needs_attention
+        self.forget_secrets_except(policies)
+
+    def observe_secrets(
+        self,
+        changed: Mapping[str, SecretGauges | None],
+        *,
+        policies: int,
+        needs_attention: int,
+    ) -> None:
+        """Update the gauges of the secrets a pass touched (None: drop the secret)."""
+        collector = self._journal
+        with collector.lock:
+            for name, gauges in changed.items():
+                if gauges is None:
+                    collector.secrets.pop(name, None)
+                else:
+                    collector.secrets[name] = gauges
+            collector.policies = policies
+            collector.needing_attention = needs_attention
+
+    def forget_secrets_except(self, policies: Collection[str]) -> None:
+        """Drop every series of a secret not in ``policies`` (after a reload)."""
+        collector = self._journal
+        with collector.lock:
+            for name in [n for n in collector.secrets if n not in policies]:
+                del collector.secrets[name]
         with self._lock:
             stale = {s for s in self._rotation_series if s[0] not in policies}
             for labels in stale:

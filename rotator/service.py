@@ -1,29 +1,40 @@
 """``rotator run``: the engine as a long-running service.
 
-The service runs a *pass* (:meth:`rotator.engine.Engine.run_once`: resume
-unfinished rotations, rotate what is due, revoke what has passed its grace)
-whenever something becomes due, and at least every ``reconcile`` seconds.
-It sleeps until the earliest due time the plan knows of, so a rotation due at
-03:00 starts at 03:00, not at the next reconcile tick. Due times come from
-the journal with the same arithmetic as ``plan``: a restart never triggers a
-wave of rotations, and a grace deadline reached while the service was down is
-honoured at the first pass after it comes back.
+The service keeps a *due-time index*: each secret's next due time, in a heap
+(earliest first). It sleeps until the earliest one, or the reconcile period
+(30 s by default) if that comes sooner, then runs a *pass* over just the
+secrets that need one:
+
+- those whose due time has come (a rotation, or a grace deadline: revoke);
+- those whose last attempt failed in a way worth retrying (resume);
+- those the journal says another process changed since the last pass (a
+  one-shot run, ``rotator rotate`` by hand), so the index never goes stale;
+- those that could not be planned (a store that did not answer).
+
+Only those are planned again after the pass. The whole set is planned once
+at start and after a reload, in chunks, so neither a pass nor the memory it
+needs grows with the number of policies. Due times come from the journal
+with the same arithmetic as ``plan``: a restart never triggers a wave of
+rotations, a grace deadline reached while the service was down is honoured
+at the first pass, and what became due during a long stop is caught up,
+spread by each policy's jitter.
 
 Signals: SIGHUP reloads the policies (also done when a policy file changes);
 the new set replaces the old only if it validates, otherwise the old set
-keeps running and the problems are logged. SIGTERM and SIGINT stop the
-service: no new secret is started, the pass in progress finishes the secret
-it is on (every step is recorded, so the next start resumes exactly there),
-and the process exits 0.
+keeps running and the problems are logged and counted. SIGTERM and SIGINT
+stop the service: no new secret or step is started, steps already running
+get ``shutdown_deadline`` seconds to finish (every step is recorded, so the
+next start resumes exactly there), and the process exits 0.
 """
 
 from __future__ import annotations
 
+import heapq
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -32,13 +43,15 @@ import structlog
 from rotator.clock import Clock, system_clock
 from rotator.engine import Action, Engine, PlanItem, Result, RunReport
 from rotator.errors import ConfigError, PolicyError, RotatorError
-from rotator.journal import SecretSummary
 from rotator.lifecycle import State
 from rotator.loader import load_policies
-from rotator.metrics import Metrics
+from rotator.metrics import Metrics, SecretGauges
 from rotator.policy import Policy
 
 log = structlog.get_logger("rotator.service")
+
+#: Policies planned per journal read when the whole set is planned.
+PLAN_CHUNK = 2000
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,8 @@ class ServiceSettings:
     reconcile: float = 30.0
     #: Never wake more often than this (a burst of due times is one pass).
     min_wait: float = 1.0
+    #: Seconds running steps get to finish after SIGTERM (Kubernetes kills at 30).
+    shutdown_deadline: float = 25.0
 
 
 def _policy_files(config: Path) -> dict[Path, float]:
@@ -65,6 +80,57 @@ def _policy_files(config: Path) -> dict[Path, float]:
         except OSError:
             continue
     return stamps
+
+
+class DueIndex:
+    """Each secret's next due time, with the earliest found in O(log n)."""
+
+    def __init__(self) -> None:
+        self._due: dict[str, float] = {}
+        # (unix time, secret); entries superseded by a later put() stay in the
+        # heap and are skipped when they surface (cheaper than removing them).
+        self._heap: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def put(self, name: str, at: datetime | None) -> None:
+        """Schedule ``name`` at ``at`` (None: nothing scheduled)."""
+        if at is None:
+            self._due.pop(name, None)
+            return
+        stamp = at.timestamp()
+        if self._due.get(name) == stamp:
+            return
+        self._due[name] = stamp
+        heapq.heappush(self._heap, (stamp, name))
+        if len(self._heap) > 2 * len(self._due) + 1024:
+            self._heap = [(at, n) for n, at in self._due.items()]
+            heapq.heapify(self._heap)
+
+    def pop_due(self, now: datetime) -> set[str]:
+        """Remove and return the secrets due at or before ``now``."""
+        limit = now.timestamp()
+        found: set[str] = set()
+        while self._heap and self._heap[0][0] <= limit:
+            stamp, name = heapq.heappop(self._heap)
+            if self._due.get(name) == stamp:
+                del self._due[name]
+                found.add(name)
+        return found
+
+    def earliest(self) -> datetime | None:
+        """Return the earliest due time scheduled, if any."""
+        while self._heap and self._due.get(self._heap[0][1]) != self._heap[0][0]:
+            heapq.heappop(self._heap)
+        if not self._heap:
+            return None
+        return datetime.fromtimestamp(self._heap[0][0], UTC)
+
+    def get(self, name: str) -> datetime | None:
+        """Return the due time scheduled for ``name``."""
+        stamp = self._due.get(name)
+        return None if stamp is None else datetime.fromtimestamp(stamp, UTC)
 
 
 class Service:
@@ -92,9 +158,17 @@ class Service:
         self._stamps = _policy_files(self.config)
         #: When the loop last finished a pass (the liveness probe reads it).
         self.last_pass: datetime | None = None
-        #: The plan made after the last pass (None until then, or after a reload).
-        self._plan: list[PlanItem] | None = None
         self.reloads_failed = 0
+        #: Future due times, by secret.
+        self.index = DueIndex()
+        #: Secrets to look at on the next pass whatever their due time: due
+        #: already (a retry), not plannable (an error), or needing attention.
+        self._again: set[str] = set()
+        self._attention: set[str] = set()
+        #: Whether the whole set must be planned (at start, after a reload).
+        self._stale = True
+        #: The journal's latest change seen, to notice other processes' work.
+        self._watermark: datetime | None = None
 
     # -- control ----------------------------------------------------------
 
@@ -105,15 +179,20 @@ class Service:
         signal.signal(signal.SIGHUP, self._on_reload)
 
     def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping: finishing the secret in progress", signal=signal.Signals(signum).name)
+        log.info(
+            "stopping: no new work; running steps get the shutdown deadline",
+            signal=signal.Signals(signum).name,
+            deadline_seconds=self.settings.shutdown_deadline,
+        )
         self.stop()
 
     def _on_reload(self, _signum: int, _frame: FrameType | None) -> None:
         self.request_reload()
 
     def stop(self) -> None:
-        """Stop after the secret in progress (safe from a signal handler)."""
+        """Start no new secret or step; let running steps finish (safe from a signal handler)."""
         self.stopping.set()
+        self.engine.interrupt()
         self._wake.set()
 
     def request_reload(self) -> None:
@@ -129,26 +208,22 @@ class Service:
         self._stamps = _policy_files(self.config)
         try:
             policies: list[Policy] = load_policies(self.config)
-        except PolicyError as exc:
+        except (PolicyError, ConfigError) as exc:
             self.reloads_failed += 1
             if self.metrics is not None:
                 self.metrics.config_reload("failed")
+            problems = exc.problems if isinstance(exc, PolicyError) else [exc]
             log.error(
                 "reload refused: the policies in force keep running",
-                problems=[str(p) for p in exc.problems],
+                problems=[str(p) for p in problems],
             )
-            return False
-        except ConfigError as exc:
-            self.reloads_failed += 1
-            if self.metrics is not None:
-                self.metrics.config_reload("failed")
-            log.error("reload refused: the policies in force keep running", error=str(exc))
             return False
         before = set(self.engine.policies)
         self.engine.replace_policies(policies)
-        self._plan = None
+        self._stale = True
         if self.metrics is not None:
             self.metrics.config_reload("succeeded")
+            self.metrics.forget_secrets_except(self.engine.policies)
         after = set(self.engine.policies)
         log.info(
             "policies reloaded",
@@ -163,40 +238,110 @@ class Service:
 
     def next_wait(self) -> float:
         """Return the seconds until the earliest due time, bounded by the reconcile period."""
-        now = self.clock()
-        plan = self._plan if self._plan is not None else self.engine.plan()
-        upcoming = [item.due_at for item in plan if item.due_at is not None and item.due_at > now]
         wait = self.settings.reconcile
-        if upcoming:
-            wait = min(wait, (min(upcoming) - now).total_seconds())
+        earliest = self.index.earliest()
+        if earliest is not None:
+            wait = min(wait, (earliest - self.clock()).total_seconds())
         return max(wait, self.settings.min_wait)
 
     def run_pass(self) -> None:
-        """Run one pass of the engine, logging (never raising) a failure of the pass."""
+        """Run one pass over the secrets that need one, logging (never raising) its failure."""
         started = self.clock()
         try:
-            result = self.engine.run_once(stop=self.stopping.is_set)
+            if self._stale:
+                self.engine.journal.migrate()
+                self._plan_everything()
+            names = self._names_for_pass(started)
+            items = self.engine.plan(names=names) if names else []
+            result = self.engine.execute(
+                items,
+                stop=self.stopping.is_set,
+                deadline=self.settings.shutdown_deadline,
+            )
         except RotatorError as exc:
             log.error("pass failed", error=str(exc))
+            self._stale = True  # whatever the pass missed, the next one plans anew
         else:
             if self.report is not None and result.outcomes:
                 self.report(result)
             if self.metrics is not None:
                 self._count(result, started)
-        self._replan()
+            try:
+                self._replan(names)
+            except RotatorError as exc:
+                log.warning("planning after the pass failed", error=str(exc))
+                self._stale = True
         self.last_pass = self.clock()
 
-    def _replan(self) -> None:
-        """Plan once after a pass: the next wake-up and the gauges both read this plan."""
-        self._plan = None
-        try:
-            summaries = self.engine.journal.summaries()
-            self._plan = self.engine.plan(summaries)
-        except RotatorError as exc:
-            log.warning("planning after the pass failed", error=str(exc))
+    def _names_for_pass(self, now: datetime) -> set[str]:
+        """Return the secrets this pass looks at (see the module docstring)."""
+        names = self.index.pop_due(now) | self._again
+        self._again = set()
+        changed, self._watermark = self.engine.journal.changed_since(self._watermark)
+        return names | changed
+
+    def _plan_everything(self) -> None:
+        """Plan every policy (at start and after a reload), a chunk of secrets at a time."""
+        self.index = DueIndex()
+        self._again, self._attention = set(), set()
+        self._watermark = self.engine.journal.latest_change()
+        names = sorted(self.engine.policies)
+        for start in range(0, len(names), PLAN_CHUNK):
+            self._replan(names[start : start + PLAN_CHUNK])
+        # Unfinished rotations of secrets no policy names any more: reported
+        # (as errors) on every pass until their policy comes back.
+        orphans = {r.secret for r in self.engine.journal.open_rotations()}
+        self._again |= orphans - self.engine.policies.keys()
+        self._stale = False
+        log.info(
+            "schedule built",
+            policies=len(names),
+            scheduled=len(self.index),
+            due_or_retrying=len(self._again),
+        )
+
+    def _replan(self, names: Collection[str]) -> None:
+        """Plan ``names`` again from the journal; update the index and the gauges."""
+        if not names:
             return
+        summaries = self.engine.journal.summaries(names=names)
+        items = self.engine.plan(summaries, names=names)
+        now = self.clock()
+        by_secret: dict[str, list[PlanItem]] = {name: [] for name in names}
+        for item in items:
+            by_secret.setdefault(item.secret, []).append(item)
+        gauges: dict[str, SecretGauges | None] = {}
+        for name, secret_items in by_secret.items():
+            self._schedule(name, secret_items, now)
+            if name not in self.engine.policies:
+                gauges[name] = None
+                continue
+            next_due = min(
+                (i.due_at for i in secret_items if i.action is Action.ROTATE and i.due_at),
+                default=None,
+            )
+            gauges[name] = SecretGauges.of(summaries.get(name), next_due)
         if self.metrics is not None:
-            self._observe(summaries, self._plan)
+            self.metrics.observe_secrets(
+                gauges,
+                policies=len(self.engine.policies),
+                needs_attention=len(self._attention),
+            )
+
+    def _schedule(self, name: str, items: Iterable[PlanItem], now: datetime) -> None:
+        """Put one secret back in the index (or the retry set) from its plan items."""
+        self._attention.discard(name)
+        self._again.discard(name)
+        earliest: datetime | None = None
+        for item in items:
+            if item.action is Action.ATTENTION:
+                self._attention.add(name)
+            if item.action in (Action.ERROR, Action.ATTENTION) or item.due:
+                # Looked at again on the next pass (a reconcile tick at most away).
+                self._again.add(name)
+            elif item.due_at is not None and (earliest is None or item.due_at < earliest):
+                earliest = item.due_at
+        self.index.put(name, earliest if name not in self._again else None)
 
     def _count(self, result: RunReport, started: datetime) -> None:
         """Count the rotations this pass promoted, rolled back, failed or skipped."""
@@ -215,14 +360,6 @@ class Service:
             elif rotation is not None and rotation.promoted_at and rotation.promoted_at >= started:
                 seconds = (rotation.promoted_at - rotation.created_at).total_seconds()
                 self.metrics.rotation_finished(outcome.secret, provider, "succeeded", seconds)
-
-    def _observe(self, summaries: dict[str, SecretSummary], plan: list[PlanItem]) -> None:
-        """Refresh the per-secret gauges from the journal and the plan."""
-        assert self.metrics is not None
-        next_due = {i.secret: i.due_at for i in plan if i.action is Action.ROTATE}
-        policies = {n: p.store.provider for n, p in self.engine.policies.items()}
-        failing = sum(1 for i in plan if i.action in (Action.ERROR, Action.ATTENTION))
-        self.metrics.observe_journal(policies, summaries, next_due, failing)
 
     def ready(self) -> tuple[bool, str]:
         """Tell whether policies are loaded and the journal answers (the readiness probe)."""
@@ -245,12 +382,7 @@ class Service:
             self.run_pass()
             if self.stopping.is_set():
                 break
-            try:
-                wait = self.next_wait()
-            except RotatorError as exc:
-                log.error("planning failed", error=str(exc))
-                wait = self.settings.reconcile
-            self._wake.wait(wait)
+            self._wake.wait(self.next_wait())
             self._wake.clear()
         log.info("service stopped")
         return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from moto import mock_aws
 
 from providers.random import RandomIssuer
+from rotator.concurrency import Limits
 from rotator.engine import Action, Engine, Result, RetryPolicy
 from rotator.errors import TransientError, VerificationError
 from rotator.interfaces import Credential, Registry, registry
@@ -421,3 +423,101 @@ def test_failure_streak_backs_off_then_needs_attention(
     engine._bindings.clear()
     assert engine.rotate("app/db").exit_code == 0
     assert [i.action for i in engine.plan()] == [Action.REVOKE]  # the streak is over
+
+
+def test_editing_the_policy_clears_needs_attention(
+    aws: None, tmp_path: Path, real_clock: FakeClock
+) -> None:
+    """After five rollbacks a changed policy is tried again on schedule, at once."""
+    _sm().create_secret(Name="app/db", SecretString="original-value-123")
+    adapters = _with_issuer("random", _FailingVerify)
+    policy = RANDOM_POLICY.replace(", field: password", "")
+    engine = _engine(tmp_path, policy, real_clock, adapters)
+    real_clock.advance(timedelta(days=31))
+    for _ in range(5):
+        engine.run_once()
+        real_clock.advance(timedelta(hours=9))
+    assert [i.action for i in engine.plan()] == [Action.ATTENTION]
+    moved = _policies(tmp_path, "# a comment moves every line\n" + policy)
+    engine.replace_policies(load_policies(moved))
+    assert [i.action for i in engine.plan()] == [Action.ATTENTION]  # same rules: still stuck
+
+    edited = _policies(tmp_path, policy.replace("length: 20", "length: 24"))
+    engine.replace_policies(load_policies(edited))
+    [item] = engine.plan()
+    assert item.action is Action.ROTATE and item.due
+    assert engine.run_once().exit_code == 1  # still broken: rolled back again
+    assert len(engine.journal.history("app/db")) == 6
+    assert [i.action for i in engine.plan()] == [Action.ATTENTION]
+
+class _TogetherMint(RandomIssuer):
+    """A random issuer whose first four mints wait for each other (proves they overlap)."""
+
+    barrier = threading.Barrier(4, timeout=10.0)
+    lock = threading.Lock()
+    seen = 0
+
+    def mint(self, rotation_id: str) -> Credential:
+        with _TogetherMint.lock:
+            _TogetherMint.seen += 1
+            first_four = _TogetherMint.seen <= 4
+        if first_four:
+            _TogetherMint.barrier.wait()  # a broken barrier fails the rotation
+        return super().mint(rotation_id)
+
+
+def _many(count: int) -> str:
+    return "secrets:\n" + "".join(
+        f"""  - name: s{i}
+    store: {{provider: aws-secretsmanager, secret_id: s{i}}}
+    issuer: {{kind: random, length: 24}}
+    schedule: {{every: 1d}}
+    grace: 1h
+"""
+        for i in range(count)
+    )
+
+
+def test_due_secrets_rotate_concurrently(
+    aws: None, tmp_path: Path, real_clock: FakeClock
+) -> None:
+    """Twelve due secrets rotate four at a time on threads, every one promoted exactly once."""
+    for i in range(12):
+        _sm().create_secret(Name=f"s{i}", SecretString=f"initial-value-{i:04d}")
+    real_clock.advance(timedelta(days=2))
+    adapters = _with_issuer("random", _TogetherMint)
+    engine = _engine(tmp_path, _many(12), real_clock, adapters, limits=Limits(total=4, per_key=4))
+    report = engine.run_once()
+    assert report.exit_code == 0
+    assert sorted(o.secret for o in report.outcomes) == sorted(f"s{i}" for i in range(12))
+    assert {o.state for o in report.outcomes} == {State.GRACE}
+    for i in range(12):
+        assert sorted(_stages(f"s{i}").values()) == [["AWSCURRENT"], ["AWSPREVIOUS"]]
+        assert len(engine.journal.history(f"s{i}")) == 1
+
+
+def test_interrupt_leaves_rotation_at_its_recorded_step(
+    aws: None, tmp_path: Path, real_clock: FakeClock
+) -> None:
+    """An interrupted engine starts no further step; the next engine resumes and finishes."""
+    _sm().create_secret(Name="app/db", SecretString="original-value-123")
+
+    class _StopAfterMint(RandomIssuer):
+        def mint(self, rotation_id: str) -> Credential:
+            engine.interrupt()  # SIGTERM arrives while the issuer mints
+            return super().mint(rotation_id)
+
+    policy = RANDOM_POLICY.replace(", field: password", "")
+    engine = _engine(tmp_path, policy, real_clock, _with_issuer("random", _StopAfterMint))
+    real_clock.advance(timedelta(days=31))
+    [outcome] = engine.run_once().outcomes
+    assert outcome.result is Result.WAITING and outcome.state is State.MINTED
+    assert "interrupted by shutdown" in outcome.message
+    [(rotation, events)] = engine.journal.history("app/db")
+    assert events[-1].outcome == "interrupted"
+    assert list(_stages("app/db").values()) == [["AWSCURRENT"]]  # nothing stored yet
+
+    again = _engine(tmp_path, policy, real_clock)
+    [resumed] = again.run_once().outcomes
+    assert resumed.rotation_id == rotation.id and resumed.state is State.GRACE
+    assert sorted(_stages("app/db").values()) == [["AWSCURRENT"], ["AWSPREVIOUS"]]

@@ -12,6 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from rotator.concurrency import Limits
 from rotator.engine import Engine
 from rotator.journal import Journal
 from rotator.loader import load_policies
@@ -129,6 +130,7 @@ def test_stop_is_asked_between_secrets(aws: None, tmp_path: Path) -> None:
     """A pass told to stop handles no further secret."""
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
     service = _service(tmp_path, clock, "a1", "a2", "a3")
+    service.engine.limits = Limits(total=1)
     calls: list[int] = []
 
     def stop() -> bool:
