@@ -421,6 +421,25 @@ def jitter_offset(name: str, base: datetime, jitter: timedelta) -> timedelta:
     return timedelta(seconds=int.from_bytes(digest[:8], "big") % seconds)
 
 
+def catch_up(name: str, due: datetime, now: datetime, jitter: timedelta) -> datetime:
+    """Spread secrets that fell due while nothing ran over their jitter, instead of a wave.
+
+    A secret whose due time passed more than one jitter window ago was
+    missed (the service was stopped, no CronJob ran). Rather than rotating
+    every such secret at the first pass back, each is due at a deterministic
+    point of the current jitter-sized slot of the clock (slots start at the
+    Unix epoch), so every process computes the same time, the time does not
+    move while the slot lasts, and no secret waits more than one jitter
+    window. Without jitter, or when not missed, ``due`` is returned as is.
+    """
+    width = int(jitter.total_seconds())
+    if width <= 0 or now - due < jitter:
+        return due
+    stamp = int(now.timestamp())
+    slot = datetime.fromtimestamp(stamp - stamp % width, UTC)
+    return max(due, slot + jitter_offset(name, slot, jitter))
+
+
 def _utc_text(moment: datetime) -> str:
     """Format an aware time as ``2026-10-01 03:00 UTC`` for a reason."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -465,6 +484,13 @@ def next_due(schedule: Schedule, name: str, last_rotation: datetime | None, now:
         due = base + offset
         if offset:
             reason += f", jitter +{format_duration(offset)}"
+        caught_up = catch_up(name, due, now, schedule.jitter)
+        if caught_up != due:
+            due = caught_up
+            reason += (
+                f"; missed while nothing ran, caught up at {_utc_text(due)} "
+                f"(spread over the {format_duration(schedule.jitter)} jitter)"
+            )
 
     window = schedule.parsed_window
     if window is None:

@@ -375,3 +375,47 @@ def test_max_age_shorter_than_the_interval_is_refused() -> None:
     """max_age below the interval is a validation error naming both."""
     with pytest.raises(ValueError, match="max_age 1d must be at least the rotation interval 7d"):
         _schedule(every="7d", max_age="1d")
+
+
+# --------------------------------------------------------------------- catch-up
+
+
+def test_missed_secrets_are_spread_over_the_jitter_not_a_wave() -> None:
+    """A week without runs: the overdue secrets fall due across one jitter window, not at once."""
+    schedule = _schedule(every="1d", jitter="6h")
+    last = _utc(2026, 3, 1, 12)
+    now = _utc(2026, 3, 9, 13, 30)  # 8 days later; the 6h slot began at 12:00
+    dues = [next_due(schedule, f"s{i}", last, now) for i in range(400)]
+    times = [d.due_at for d in dues]
+    assert min(times) >= _utc(2026, 3, 9, 12) and max(times) < _utc(2026, 3, 9, 18)
+    due_now = sum(d.is_due for d in dues)
+    assert 0 < due_now < 200  # about a quarter (1.5h of the 6h slot has passed)
+    assert all(d.is_due == (d.due_at <= now) for d in dues)
+    assert "caught up" in dues[0].reason
+
+
+def test_catch_up_time_holds_still_while_its_slot_lasts() -> None:
+    """Asking again later in the slot gives the same due times, so every secret's time comes."""
+    schedule = _schedule(every="1d", jitter="6h")
+    last = _utc(2026, 3, 1, 12)
+    first = [next_due(schedule, f"s{i}", last, _utc(2026, 3, 9, 13)).due_at for i in range(50)]
+    later = [next_due(schedule, f"s{i}", last, _utc(2026, 3, 9, 17, 59)).due_at for i in range(50)]
+    assert first == later
+    assert max(first) < _utc(2026, 3, 9, 18)  # every one falls due before the slot ends
+
+
+def test_recently_due_secrets_are_not_delayed() -> None:
+    """A secret that fell due less than one jitter window ago is due now, as always."""
+    schedule = _schedule(every="1d", jitter="6h")
+    last = _utc(2026, 3, 1, 12)
+    base = next_due(schedule, "app", last, last).due_at
+    due = next_due(schedule, "app", last, base + timedelta(hours=5))
+    assert due.is_due and due.due_at == base and "caught up" not in due.reason
+
+
+def test_without_jitter_missed_secrets_are_due_at_once() -> None:
+    """With no jitter to spread over, every missed secret is simply due now."""
+    schedule = _schedule(every="1d")
+    last = _utc(2026, 3, 1, 12)
+    now = _utc(2026, 3, 9, 13)
+    assert all(next_due(schedule, f"s{i}", last, now).is_due for i in range(20))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from rotator.concurrency import Limits
 from rotator.engine import Engine
-from rotator.journal import Journal
+from rotator.journal import Journal, SecretSummary
 from rotator.loader import load_policies
 from rotator.service import Service, ServiceSettings
 from tests.conftest import FakeClock
@@ -139,3 +139,124 @@ def test_stop_is_asked_between_secrets(aws: None, tmp_path: Path) -> None:
 
     report = service.engine.run_once(stop=stop)
     assert [o.secret for o in report.outcomes] == ["a1"]
+
+
+class CountingJournal(Journal):
+    """A real journal that remembers how many secrets each summaries() call asked for."""
+
+    def __init__(self, url: str, clock: FakeClock) -> None:
+        super().__init__(url, clock)
+        self.asked: list[int] = []
+
+    def summaries(
+        self, secret: str | None = None, *, names: Collection[str] | None = None
+    ) -> dict[str, SecretSummary]:
+        """Count, then read as usual."""
+        self.asked.append(-1 if names is None and secret is None else len(names or [secret]))
+        return super().summaries(secret, names=names)
+
+
+JITTERED = """  - name: {name}
+    store: {{provider: aws-secretsmanager, secret_id: {name}}}
+    schedule: {{every: 1d, jitter: 6h}}
+    grace: 1m
+"""
+
+
+def _jittered_service(
+    tmp_path: Path, clock: FakeClock, count: int, journal: Journal | None = None
+) -> Service:
+    config = tmp_path / "policies.yaml"
+    config.write_text("secrets:\n" + "".join(JITTERED.format(name=f"s{i}") for i in range(count)))
+    if journal is None:
+        sm = boto3.client("secretsmanager", region_name="us-east-1")
+        for i in range(count):
+            sm.create_secret(Name=f"s{i}", SecretString=f"initial-value-{i:04d}")
+        journal = CountingJournal(f"sqlite:///{tmp_path / 'j.db'}", clock)
+    engine = Engine(load_policies(config), journal, clock=clock, sleep=clock.sleep)
+    return Service(engine, config, settings=ServiceSettings(reconcile=30.0), clock=clock)
+
+
+def _rotations(service: Service, count: int) -> list[int]:
+    return [len(service.engine.journal.history(f"s{i}")) for i in range(count)]
+
+
+def _run_until(service: Service, clock: FakeClock, until: datetime) -> int:
+    """Drive the service loop on the fake clock: pass, sleep next_wait, until ``until``."""
+    passes = 0
+    while clock() < until:
+        service.run_pass()
+        passes += 1
+        clock.advance(timedelta(seconds=service.next_wait()))
+    return passes
+
+
+def test_a_pass_plans_only_what_it_touches(aws: None, tmp_path: Path) -> None:
+    """After the first pass, a pass with nothing due reads the journal for no secret at all."""
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(days=2))
+    service = _jittered_service(tmp_path, clock, 30)
+    journal = service.engine.journal
+    assert isinstance(journal, CountingJournal)
+    _run_until(service, clock, clock() + timedelta(hours=7))  # all rotated, all revoked
+    assert _rotations(service, 30) == [1] * 30
+    journal.asked.clear()
+    clock.advance(timedelta(minutes=1))
+    service.run_pass()
+    # Each read covers at most the one secret the journal changed last, never all 30.
+    assert journal.asked and max(journal.asked) <= 1
+    assert len(service.index) == 30
+
+
+def test_restart_after_a_week_catches_up_spread_over_the_jitter(aws: None, tmp_path: Path) -> None:
+    """A service back after a week rotates the missed secrets across the 6h jitter, each once."""
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(days=2))
+    first = _jittered_service(tmp_path, clock, 40)
+    _run_until(first, clock, clock() + timedelta(hours=7))
+    assert _rotations(first, 40) == [1] * 40
+
+    clock.advance(timedelta(days=8))  # the service was stopped for a week
+    again = _jittered_service(tmp_path, clock, 40, journal=first.engine.journal)
+    again.run_pass()
+    after_first_pass = _rotations(again, 40)
+    assert 0 < after_first_pass.count(2) < 40  # some now, not a wave of all 40
+    _run_until(again, clock, clock() + timedelta(hours=6, minutes=1))
+    assert _rotations(again, 40) == [2] * 40  # every one caught up within the jitter, once
+
+
+def test_grace_deadline_survives_a_restart(aws: None, tmp_path: Path) -> None:
+    """A service restarted during a grace revokes at the recorded deadline, not a grace later."""
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    first = _service(tmp_path, clock, "app")
+    first.run_pass()
+    [rotation] = first.engine.journal.open_rotations("app")
+    deadline = rotation.grace_deadline
+    assert deadline is not None
+    clock.advance(timedelta(seconds=20))
+    engine = Engine(load_policies(first.config), first.engine.journal, clock=clock)
+    again = Service(engine, first.config, clock=clock)
+    again.run_pass()
+    assert again.index.get("app") == deadline
+    clock.advance(deadline - clock() - timedelta(seconds=1))
+    again.run_pass()
+    assert engine.journal.open_rotations("app")[0].state.value == "grace"
+    clock.advance(timedelta(seconds=1))
+    again.run_pass()
+    assert engine.journal.open_rotations("app") == []  # revoked (and done) at the deadline
+    [(_, events)] = engine.journal.history("app")
+    assert [e.at for e in events if e.step == "revoke"] == [deadline]
+
+
+def test_rotation_by_another_process_is_noticed(aws: None, tmp_path: Path) -> None:
+    """A rotation made by hand elsewhere moves the service's next due time at its next pass."""
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    service = _service(tmp_path, clock, "app")
+    service.run_pass()
+    clock.advance(timedelta(minutes=5))
+    service.run_pass()  # revoked after the 1m grace
+    due_before = service.index.get("app")
+    assert due_before is not None
+    clock.advance(timedelta(minutes=10))
+    other = Engine(load_policies(service.config), service.engine.journal, clock=clock)
+    assert other.rotate("app").exit_code == 0  # `rotator rotate app` in another process
+    service.run_pass()
+    assert service.index.get("app") == clock() + timedelta(minutes=1)  # its grace deadline
