@@ -4,7 +4,9 @@
 (``after:mint``, ``mint:issued``, ...) the process ends at once
 (``os._exit(137)``, as SIGKILL would: no cleanup, no journal commit). A
 ``fail:<step>`` entry makes that step fail permanently, as a credential that
-does not work would, so the end-to-end tests can drive a rollback. Nothing in
+does not work would, so the end-to-end tests can drive a rollback. A
+``hang:<point>`` entry blocks the thread there for good, as a provider call
+that never answers would (the shutdown-deadline test). Nothing in
 rotator sets the variable; only the tests do. :data:`POINTS` lists every
 crash point so the tests can kill a run at each step boundary in turn.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 from rotator.errors import PermanentError
 from rotator.lifecycle import STEPS
@@ -36,6 +39,10 @@ def point(name: str) -> None:
         sys.stderr.write(f"rotator: fault injected at {name}\n")
         sys.stderr.flush()
         os._exit(137)
+    if f"hang:{name}" in _armed():
+        sys.stderr.write(f"rotator: hanging at {name}\n")
+        sys.stderr.flush()
+        threading.Event().wait()
 
 
 def fail(step: str) -> None:

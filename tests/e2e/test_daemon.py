@@ -112,3 +112,69 @@ def test_daemon_rotates_reloads_safely_and_stops_cleanly(rotator_cli: Rotator) -
 
 def _events(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+
+
+def _daemon(
+    rotator_cli: Rotator, log: Path, *extra: str, fault: str = ""
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        **rotator_cli.env,
+        "ROTATOR_CONFIG": str(rotator_cli.config),
+        "ROTATOR_STATE": rotator_cli.state,
+        "ROTATOR_FAULT": fault,
+    }
+    sink = log.open("a")
+    return subprocess.Popen(
+        [sys.executable, "-m", "rotator", "run", "--log-format", "json", "--listen", "", *extra],
+        env=env,
+        cwd=rotator_cli.workdir,
+        stdout=sink,
+        stderr=sink,
+    )
+
+
+def _states(db: Path) -> list[str]:
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as conn:
+        try:
+            return [r[0] for r in conn.execute("SELECT state FROM rotations ORDER BY created_at")]
+        except sqlite3.OperationalError:
+            return []
+
+
+@pytest.mark.e2e
+def test_sigterm_mid_step_exits_0_by_the_deadline_and_a_restart_finishes(
+    rotator_cli: Rotator,
+) -> None:
+    """A step that never returns is abandoned at the shutdown deadline; a restart completes it."""
+    sm = client("secretsmanager")
+    sm.create_secret(Name="app", SecretString="initial-value-long")
+    rotator_cli.config.write_text(POLICY.replace("every: 3s", "every: 1h").replace("1s", "1m"))
+    log = rotator_cli.workdir / "daemon.log"
+    db = rotator_cli.workdir / "rotator.db"
+    # Never rotated: the store's creation date makes it due an hour from now; pin "now" later.
+    later = {"ROTATOR_NOW": "2099-01-01T00:00:00Z"}
+    rotator_cli.env.update(later)
+    daemon = _daemon(rotator_cli, log, "--shutdown-deadline", "2", fault="hang:mint:issued")
+    try:
+        assert _eventually(lambda: "hanging at mint:issued" in log.read_text(), 40), log.read_text()
+        assert _states(db) == ["planned"]  # minted at the issuer, not yet recorded
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=15) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    events = _events(log)
+    assert any(e["event"] == "interrupted by shutdown" for e in events)
+    assert any(e["event"] == "service stopped" for e in events)
+
+    restarted = _daemon(rotator_cli, log, "--reconcile", "1")
+    try:
+        assert _eventually(lambda: _states(db) in (["grace"], ["done"]), 40), log.read_text()
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        assert restarted.wait(timeout=25) == 0
+    current = sm.get_secret_value(SecretId="app", VersionStage="AWSCURRENT")["SecretString"]
+    assert current != "initial-value-long"
