@@ -250,7 +250,9 @@ def _enable_wal(cursor: Any, attempts: int = 200, pause: float = 0.05) -> None:
 
 
 def _row_to_rotation(row: sa.Row[Any]) -> Rotation:
-    data = {k: v for k, v in row._mapping.items() if k in _ROTATION_FIELDS}
+    # _asdict, not _mapping.items(): the latter rebuilds the key view per row,
+    # which was most of the cost of reading 100,000 summaries.
+    data = {k: v for k, v in row._asdict().items() if k in _ROTATION_FIELDS}
     data["state"] = State(data["state"])
     known = data.get("known_refs")
     data["known_refs"] = None if known is None else tuple(json.loads(known))
@@ -601,26 +603,18 @@ class Journal:
             at = conn.execute(sa.select(sa.func.max(rotations.c.updated_at))).scalar()
             return UTCDateTime().process_result_value(at, conn.dialect)
 
-    def changed_since(self, since: datetime | None) -> tuple[set[str], datetime | None]:
-        """Return the secrets whose rotations changed at or after ``since``, and the latest change.
+    def changed_since(self, since: datetime | None) -> list[tuple[str, datetime]]:
+        """Return (secret, when) for every rotation changed at or after ``since``.
 
         The service calls this on every pass to notice rotations made by
-        other processes (a one-shot run, ``rotator rotate`` by hand); the
-        second value is the ``since`` of its next call. Indexed: cheap when
-        little changed.
+        other processes (a one-shot run, ``rotator rotate`` by hand).
+        Indexed: cheap when little changed.
         """
         query = sa.select(rotations.c.secret, rotations.c.updated_at)
         if since is not None:
             query = query.where(rotations.c.updated_at >= since)
-        names: set[str] = set()
-        latest = since
         with self._read() as conn:
-            for row in conn.execute(query):
-                names.add(row.secret)
-                at = UTCDateTime().process_result_value(row.updated_at, conn.dialect)
-                if at is not None and (latest is None or at > latest):
-                    latest = at
-        return names, latest
+            return [(row.secret, row.updated_at) for row in conn.execute(query)]
 
     def history(self, secret: str) -> list[tuple[Rotation, list[Event]]]:
         """Return every rotation of a secret (oldest first) with its events."""

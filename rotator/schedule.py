@@ -13,10 +13,12 @@ due-date functions translate, so ``0 3 * * 0`` fires on Sundays.
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import functools
 import hashlib
 import re
+import threading
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -214,9 +216,37 @@ def _next_wall_fire(
     raise ValueError(f"no fire time after {after.isoformat()}")
 
 
+#: Consecutive fire times computed at once and kept, per cron expression and zone.
+_RUN_LENGTH = 32
+#: Runs kept per expression and zone (the oldest is dropped first).
+_RUNS_KEPT = 4
+_runs: dict[tuple[str, str], list[tuple[datetime, tuple[datetime, ...]]]] = {}
+_runs_lock = threading.Lock()
+
+
 def _next_fire(expr: str, timezone: str, after: datetime) -> datetime:
-    """Return, in UTC, the first fire time of ``expr`` strictly after ``after``."""
-    return _next_wall_fire(_cron_trigger(expr), validate_timezone(timezone), after, strictly=True)
+    """Return, in UTC, the first fire time of ``expr`` strictly after ``after``.
+
+    Planning asks this for every cron policy, and policies share a few
+    expressions while their last rotations cluster within one interval: so
+    a run of consecutive fires is computed once and answered from by
+    bisection (a run starting at ``start`` holds every fire after it up to
+    its last), instead of stepping APScheduler's trigger per policy.
+    """
+    key = (expr, timezone)
+    moment = after.astimezone(UTC)
+    for start, fires in _runs.get(key, ()):
+        if start <= moment < fires[-1]:
+            return fires[bisect.bisect_right(fires, moment)]
+    trigger, zone = _cron_trigger(expr), validate_timezone(timezone)
+    found: list[datetime] = []
+    probe = moment
+    for _ in range(_RUN_LENGTH):
+        probe = _next_wall_fire(trigger, zone, probe, strictly=True)
+        found.append(probe)
+    with _runs_lock:
+        _runs[key] = [*_runs.get(key, [])[-(_RUNS_KEPT - 1) :], (moment, tuple(found))]
+    return found[0]
 
 
 @functools.lru_cache(maxsize=4096)
