@@ -419,3 +419,20 @@ def test_without_jitter_missed_secrets_are_due_at_once() -> None:
     last = _utc(2026, 3, 1, 12)
     now = _utc(2026, 3, 9, 13)
     assert all(next_due(schedule, f"s{i}", last, now).is_due for i in range(20))
+
+
+@pytest.mark.parametrize(
+    "zone", ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"]
+)
+def test_cached_cron_fires_match_the_trigger_stepped_one_by_one(zone: str) -> None:
+    """Answers from the cached runs equal APScheduler's own answer, across DST changes too."""
+    from rotator import schedule as module
+
+    expr = "30 2 * * *"  # 02:30 is skipped or repeated on DST nights in these zones
+    trigger, tz = module._cron_trigger(expr), module.validate_timezone(zone)
+    start = _utc(2026, 1, 1)
+    # Out of order and spread over a year, so runs are built, reused and dropped.
+    moments = [start + timedelta(hours=(h * 7919) % 8760, minutes=h % 60) for h in range(600)]
+    for moment in moments:
+        expected = module._next_wall_fire(trigger, tz, moment, strictly=True)
+        assert module._next_fire(expr, zone, moment) == expected, moment
