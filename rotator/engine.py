@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -55,6 +55,8 @@ from rotator.policy import Policy
 from rotator.schedule import min_interval, next_due
 
 log = structlog.get_logger("rotator.engine")
+
+_T = TypeVar("_T")
 
 #: How long an extension lasts when the grace itself is zero.
 MIN_EXTENSION = timedelta(hours=1)
@@ -317,7 +319,7 @@ class Engine:
         basis = "last rotation"
         if last is None:
             try:
-                last = self.binding(name).store.last_changed()
+                last = self._retrying(self.binding(name).store.last_changed)
             except RotatorError as exc:
                 return [*items, PlanItem(name, Action.ERROR, None, False, str(exc))]
             basis = "last change in the store"
@@ -512,12 +514,16 @@ class Engine:
                 blocking = rotation
         if start and trigger == "schedule":
             # The plan was made before the lease was ours: another run may have
-            # rotated this secret since. Decide again on what the journal says now.
+            # rotated this secret since. Decide again on what the journal says
+            # now; a secret the journal still knows nothing of was rotated by
+            # nobody, so the store need not be asked again.
             summary = self.journal.summaries(name).get(name, SecretSummary())
-            start = any(
-                i.due and i.action is Action.ROTATE
-                for i in self._plan_secret(name, summary, self.clock())
-            )
+            if summary.last_rotation is not None:
+                again = self._plan_secret(name, summary, self.clock())
+                errors = [i for i in again if i.action in (Action.ERROR, Action.ATTENTION)]
+                if errors:
+                    return [*outcomes, Outcome(name, Result.FAILED, errors[0].reason)]
+                start = any(i.due and i.action is Action.ROTATE for i in again)
         if not start:
             return outcomes
         if blocking is not None:
@@ -638,6 +644,18 @@ class Engine:
                 return after
             rotation = after
         return rotation
+
+    def _retrying(self, call: Callable[[], _T]) -> _T:
+        """Call an adapter outside any rotation, retrying transient errors like a step."""
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                return call()
+            except RotatorError as exc:
+                if not exc.retryable or attempt == self.retry.attempts:
+                    raise
+                hint = exc.delay if isinstance(exc, TransientError) else None
+                self.sleep(self.retry.delay(attempt, hint))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _with_retries(
         self,
