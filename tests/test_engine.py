@@ -13,6 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from providers.aws.secretsmanager import SecretsManagerStore
 from providers.random import RandomIssuer
 from rotator.concurrency import Limits
 from rotator.engine import Action, Engine, Result, RetryPolicy
@@ -450,6 +451,7 @@ def test_editing_the_policy_clears_needs_attention(
     assert len(engine.journal.history("app/db")) == 6
     assert [i.action for i in engine.plan()] == [Action.ATTENTION]
 
+
 class _TogetherMint(RandomIssuer):
     """A random issuer whose first four mints wait for each other (proves they overlap)."""
 
@@ -478,9 +480,7 @@ def _many(count: int) -> str:
     )
 
 
-def test_due_secrets_rotate_concurrently(
-    aws: None, tmp_path: Path, real_clock: FakeClock
-) -> None:
+def test_due_secrets_rotate_concurrently(aws: None, tmp_path: Path, real_clock: FakeClock) -> None:
     """Twelve due secrets rotate four at a time on threads, every one promoted exactly once."""
     for i in range(12):
         _sm().create_secret(Name=f"s{i}", SecretString=f"initial-value-{i:04d}")
@@ -521,3 +521,33 @@ def test_interrupt_leaves_rotation_at_its_recorded_step(
     [resumed] = again.run_once().outcomes
     assert resumed.rotation_id == rotation.id and resumed.state is State.GRACE
     assert sorted(_stages("app/db").values()) == [["AWSCURRENT"], ["AWSPREVIOUS"]]
+
+
+class _StoreDownOnSecondLook(SecretsManagerStore):
+    """A Secrets Manager store that stops answering after the plan's first read."""
+
+    looks = 0
+
+    def last_changed(self) -> datetime | None:
+        _StoreDownOnSecondLook.looks += 1
+        if _StoreDownOnSecondLook.looks > 1:
+            raise TransientError("throttled", provider="test", operation="last_changed")
+        return super().last_changed()
+
+
+def test_a_secret_is_never_dropped_when_the_second_look_fails(
+    aws: None, tmp_path: Path, real_clock: FakeClock
+) -> None:
+    """When the re-plan under the lease cannot read the store, the secret is reported failed."""
+    _sm().create_secret(Name="app/db", SecretString="original-value-123")
+    policy = RANDOM_POLICY.replace(", field: password", "")
+    failing = _engine(tmp_path, policy, real_clock, _with_issuer("random", _FailingVerify))
+    real_clock.advance(timedelta(days=31))
+    assert failing.run_once().exit_code == 1  # one rollback: the journal knows the secret now
+    base = registry()
+    adapters = Registry({**base.stores, "aws-secretsmanager": _StoreDownOnSecondLook}, base.issuers)
+    real_clock.advance(timedelta(days=2))
+    engine = _engine(tmp_path, policy, real_clock, adapters, retry=RetryPolicy(attempts=1))
+    report = engine.run_once()
+    assert [(o.secret, o.result) for o in report.outcomes] == [("app/db", Result.FAILED)]
+    assert "throttled" in report.outcomes[0].message
