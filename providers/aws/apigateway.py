@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import logging
 import secrets as _secrets
+import threading
 from collections.abc import Collection
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -46,6 +47,7 @@ TAG_SECRET = "rotator:secret"  # noqa: S105 (a tag name)
 MAX_NAME = 128
 _REF_CACHE = "aws:apigateway:refs"
 _REF_SALT = "aws:apigateway:ref-salt"
+_REF_LOCK = "aws:apigateway:refs-lock"
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,12 @@ class ApiKeyIssuer(Issuer[ApiKeyConfig]):
         refs: dict[str, str] = self.runtime.cache.setdefault(_REF_CACHE, {})
         return refs
 
+    def _refs_lock(self) -> threading.Lock:
+        # The ref cache is shared by every secret's thread: ``revoke`` scans it
+        # while another thread may be adding to it.
+        lock: threading.Lock = self.runtime.cache.setdefault(_REF_LOCK, threading.Lock())
+        return lock
+
     @staticmethod
     def _credential(key: ApiKeyTypeDef) -> Credential:
         return Credential(SecretValue(key["value"]), key["id"])
@@ -144,15 +152,17 @@ class ApiKeyIssuer(Issuer[ApiKeyConfig]):
             return None
         fingerprint = self._fingerprint(plain)
         refs = self._refs()
-        if fingerprint in refs:
-            return refs[fingerprint]
+        known = refs.get(fingerprint)
+        if known is not None:
+            return known
         for plan in self.config.usage_plans:
             with aws_errors(PROVIDER, "GetUsagePlanKeys"):
                 pages = self._ag().get_paginator("get_usage_plan_keys").paginate(usagePlanId=plan)
                 for page in pages:
                     for item in page.get("items", []):
                         if item.get("value") == plain and "id" in item:
-                            refs[fingerprint] = item["id"]
+                            with self._refs_lock():
+                                refs[fingerprint] = item["id"]
                             return item["id"]
         return None
 
@@ -189,7 +199,8 @@ class ApiKeyIssuer(Issuer[ApiKeyConfig]):
             except RotatorError:
                 log.warning("could not delete API key %s after a failed attach", key["id"])
             raise
-        self._refs()[self._fingerprint(key["value"])] = key["id"]
+        with self._refs_lock():
+            self._refs()[self._fingerprint(key["value"])] = key["id"]
         return credential
 
     def recover(
@@ -300,5 +311,6 @@ class ApiKeyIssuer(Issuer[ApiKeyConfig]):
         except NotFoundError:
             pass
         refs = self._refs()
-        for fingerprint in [f for f, r in refs.items() if r == ref]:
-            del refs[fingerprint]
+        with self._refs_lock():
+            for fingerprint in [f for f, r in refs.items() if r == ref]:
+                del refs[fingerprint]

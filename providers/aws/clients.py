@@ -5,6 +5,26 @@ One ``boto3.Session`` is kept per :attr:`rotator.interfaces.Runtime.cache`
 and one client per (service, region) in the same cache; clients themselves
 are thread-safe. Every client uses botocore's ``standard`` retry mode.
 
+Every client (the cached ones, and the uncached ones signing with a freshly
+minted key) carries two botocore event handlers:
+
+- ``before-call`` takes a token from the call's rate limit
+  (:data:`RATE_LIMITS`, per process and region; see :func:`quota`), so a
+  large run is paced below the published quotas instead of being throttled;
+- ``needs-retry``, which botocore emits after every HTTP attempt (retries
+  included), reports the attempt to ``runtime.on_request`` (see
+  :mod:`providers.metering`). The provider label is ``aws-`` and the boto3
+  service name (``aws-secretsmanager``, ``aws-iam``, ``aws-apigateway``,
+  ``aws-sts``), whichever adapter made the call; the operation is the API
+  name (``PutSecretValue``). A throttled attempt that botocore then retries
+  is counted as ``throttled``, the retry on its own.
+
+Rate limits (calls per second, per process and region), overridden with
+``ROTATOR_RATE_LIMITS`` (e.g. ``secretsmanager.write=20,apigateway=2``;
+``0`` turns one off): ``secretsmanager.write`` (PutSecretValue,
+UpdateSecretVersionStage, UpdateSecret) 40, ``secretsmanager.read`` 1000,
+``apigateway`` 4, ``iam`` 10, ``sts`` 50.
+
 Credentials, region and endpoint come from boto3's own chain, never from a
 policy: environment, shared config, SSO, IRSA, instance profile. That chain
 already honours ``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_<SERVICE>`` (how
@@ -20,10 +40,11 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from providers.aws.errors import aws_errors
+from providers.aws.errors import attempt_outcome, aws_errors
+from providers.metering import report, take
 from rotator import __version__
 from rotator.interfaces import Runtime
-from rotator.ratelimit import TokenBucket, limits
+from rotator.ratelimit import limits
 
 if TYPE_CHECKING:
     import boto3
@@ -67,18 +88,43 @@ def _throttle(runtime: Runtime, service: str, region: str | None) -> Callable[..
     configured = limits(RATE_LIMITS)
 
     def before_call(model: Any, **_: Any) -> None:
-        name = quota(service, model.name)
-        rate = configured.get(name, 0.0)
-        if rate <= 0:
-            return
-        key = f"aws:bucket:{name}:{region or ''}"
-        bucket = runtime.cache.get(key)
-        if bucket is None:
-            with _lock(runtime):
-                bucket = runtime.cache.setdefault(key, TokenBucket(rate, sleep=runtime.sleep))
-        bucket.acquire()
+        take(runtime, configured, quota(service, model.name), region or "")
 
     return before_call
+
+
+def _observe(runtime: Runtime, service: str) -> Callable[..., None]:
+    """Return a ``needs-retry`` hook reporting each attempt to ``runtime.on_request``.
+
+    It returns ``None`` so that botocore's own retry handler still decides
+    whether (and how long after) to retry.
+    """
+    provider = f"aws-{service}"
+
+    def needs_retry(
+        response: Any = None,
+        caught_exception: BaseException | None = None,
+        operation: Any = None,
+        **_: Any,
+    ) -> None:
+        name = getattr(operation, "name", None)
+        report(
+            runtime,
+            provider,
+            name if isinstance(name, str) else "unknown",
+            attempt_outcome(response, caught_exception),
+        )
+
+    return needs_retry
+
+
+def _instrument(runtime: Runtime, service: str, made: Any) -> None:
+    """Register the rate limit and the request observer on a new client."""
+    service_id = made.meta.service_model.service_id.hyphenize()
+    made.meta.events.register(
+        f"before-call.{service_id}", _throttle(runtime, service, made.meta.region_name)
+    )
+    made.meta.events.register(f"needs-retry.{service_id}", _observe(runtime, service))
 
 
 def client_config() -> Config:
@@ -164,10 +210,7 @@ def client(
                 cached = _session(runtime).client(
                     service, region_name=region, config=client_config()
                 )
-            cached.meta.events.register(
-                f"before-call.{cached.meta.service_model.service_id.hyphenize()}",
-                _throttle(runtime, service, cached.meta.region_name),
-            )
+            _instrument(runtime, service, cached)
             runtime.cache[key] = cached
     return cached
 
@@ -186,7 +229,8 @@ def client_with_keys(
     It talks to the same endpoint and region as the cached client of the
     same service (so a key is checked where it was minted, moto_server
     included). Used to prove a freshly minted IAM key works; the keys are
-    held only by the returned client.
+    held only by the returned client. Its calls are paced and reported like
+    those of the cached clients.
 
     Raises:
         PermanentError: no region can be found, or the profile is broken.
@@ -195,15 +239,19 @@ def client_with_keys(
 
     template = client(runtime, service, region)
     with aws_errors("aws", f"create {service} client"):
+        # A session of its own (never the shared one): it holds only these keys,
+        # and building it needs no lock since no other thread sees it.
         session = boto3.Session(
             aws_access_key_id=aws_access_key_id,
             aws_secret_access_key=aws_secret_access_key,
             aws_session_token=aws_session_token,
             region_name=template.meta.region_name,
         )
-        return session.client(
+        keyed = session.client(
             service,
             region_name=template.meta.region_name,
             endpoint_url=template.meta.endpoint_url,
             config=client_config(),
         )
+    _instrument(runtime, service, keyed)
+    return keyed

@@ -115,6 +115,47 @@ def error_code(exc: BaseException) -> str:
     return str(error.get("Code", ""))
 
 
+def status_outcome(status: int, code: str) -> str:
+    """Return how an AWS answer ends for ``rotator_provider_requests_total``.
+
+    ``throttled`` for a throttling code or HTTP 429, ``transient`` for a
+    server-side code or a 5xx, ``permanent`` for any other error code or 4xx
+    (a 404 probe included: see :mod:`providers.metering`), ``ok`` otherwise.
+    The same codes decide the error :func:`from_client_error` raises.
+    """
+    if code in THROTTLING_CODES or status == 429:
+        return "throttled"
+    if code in SERVER_CODES or status >= 500:
+        return "transient"
+    if code or status >= 400:
+        return "permanent"
+    return "ok"
+
+
+def attempt_outcome(response: Any, caught: BaseException | None) -> str:
+    """Return how one botocore attempt ended, from what ``needs-retry`` hands its handlers.
+
+    ``response`` is botocore's ``(http_response, parsed)`` pair (``None``
+    when no answer came); ``caught`` the exception raised instead (a lost
+    connection, a timeout).
+    """
+    if caught is not None:
+        from botocore.exceptions import BotoCoreError
+
+        if isinstance(caught, BotoCoreError):
+            translated = from_botocore_error(caught, "", "")
+            return "transient" if isinstance(translated, TransientError) else "permanent"
+        return "permanent"
+    if not isinstance(response, tuple) or len(response) != 2:
+        return "transient"
+    http, parsed = response
+    status = getattr(http, "status_code", 0)
+    status = status if isinstance(status, int) else 0
+    error = parsed.get("Error") if isinstance(parsed, Mapping) else None
+    code = str(error.get("Code", "")) if isinstance(error, Mapping) else ""
+    return status_outcome(status, code)
+
+
 def _retry_after(headers: Mapping[str, Any]) -> float | None:
     raw = headers.get("retry-after") or headers.get("Retry-After")
     try:

@@ -23,6 +23,13 @@ whose values are all strings reads back as a mapping.
 A secret with no value yet is a special case of Secrets Manager: the first
 version ever written gets ``AWSCURRENT`` whatever labels are asked for, so its
 pending value is visible at once (there was nothing current to protect).
+
+Calls per rotation, when nothing goes wrong: ``PutSecretValue`` (pending; it
+is idempotent by its ``ClientRequestToken``, so nothing is read first),
+``GetSecretValue VersionId=`` (``pending``, to verify), then ``DescribeSecret``
+and two ``UpdateSecretVersionStage`` (``promote``: the labels must be read to
+know which version holds ``AWSCURRENT``). ``field`` adds one
+``GetSecretValue AWSCURRENT`` to ``put_pending``, to merge the other keys.
 """
 
 from __future__ import annotations
@@ -238,6 +245,14 @@ class SecretsManagerStore(Store[SecretsManagerConfig]):
         Replaying with the same value changes nothing (the version exists; if
         it was discarded, ``AWSPENDING`` is put back on it).
 
+        One call in the usual case: ``PutSecretValue`` with the rotation id
+        as ``ClientRequestToken`` is idempotent in Secrets Manager (the same
+        token and value is ignored and answered with the version's labels; the
+        same token with another value is refused, ``ResourceExistsException``,
+        since versions are immutable). Only that refusal, or a replay whose
+        version lost its labels, costs more calls. (moto 5.2.5 overwrites a
+        pending version instead of refusing; real Secrets Manager does not.)
+
         Raises:
             ConflictError: version ``rotation_id`` exists with another value.
             NotFoundError: the secret does not exist.
@@ -246,30 +261,45 @@ class SecretsManagerStore(Store[SecretsManagerConfig]):
             TransientError: throttled or unreachable; retry later.
         """
         self._check_token(rotation_id)
-        existing = self._read(version_id=rotation_id)
-        if existing is not None:
-            if self._decode(existing) != value:
-                raise ConflictError(
-                    f"version {rotation_id} of secret {self.config.secret_id} already holds "
-                    "a different value (versions are immutable)",
-                    provider=PROVIDER,
-                    operation="PutSecretValue",
+        text = self._encode(value)
+        try:
+            with aws_errors(PROVIDER, "PutSecretValue"):
+                written = self._sm().put_secret_value(
+                    SecretId=self.config.secret_id,
+                    ClientRequestToken=rotation_id,
+                    SecretString=text,
+                    VersionStages=[PENDING],
                 )
-            if not existing.get("VersionStages"):
-                self._relabel(
-                    PENDING,
-                    move_to=rotation_id,
-                    remove_from=self._holder(self._stages(), PENDING),
-                )
-            return rotation_id
-        with aws_errors(PROVIDER, "PutSecretValue"):
-            written = self._sm().put_secret_value(
-                SecretId=self.config.secret_id,
-                ClientRequestToken=rotation_id,
-                SecretString=self._encode(value),
-                VersionStages=[PENDING],
+        except ConflictError:
+            # The token is taken by a version with another SecretString. With
+            # ``field`` that may be this very value next to other keys that
+            # changed since the first write: compare the value itself.
+            return self._replayed(rotation_id, value)
+        stages = written.get("VersionStages")
+        if stages is None:
+            stages = self._stages().get(rotation_id, [PENDING])
+        if not stages:
+            # A replay after discard: the put was ignored, the version has no label.
+            self._relabel(
+                PENDING, move_to=rotation_id, remove_from=self._holder(self._stages(), PENDING)
             )
         return written["VersionId"]
+
+    def _replayed(self, rotation_id: str, value: SecretValue) -> str:
+        """Accept a refused put whose version holds ``value`` already; else raise ConflictError."""
+        existing = self._read(version_id=rotation_id)
+        if existing is None or self._decode(existing) != value:
+            raise ConflictError(
+                f"version {rotation_id} of secret {self.config.secret_id} already holds "
+                "a different value (versions are immutable)",
+                provider=PROVIDER,
+                operation="PutSecretValue",
+            )
+        if not existing.get("VersionStages"):
+            self._relabel(
+                PENDING, move_to=rotation_id, remove_from=self._holder(self._stages(), PENDING)
+            )
+        return rotation_id
 
     def pending(self, rotation_id: str) -> SecretValue | None:
         """Return the value version ``rotation_id`` holds, or ``None``.

@@ -14,6 +14,11 @@ the same reason the SDK exception is not chained as the cause, and is
 emptied (text, response, parsed error, inner exception, traceback) before
 Python records it as the context.
 
+The same classification gives each HTTP request its outcome for
+``runtime.on_request`` (:func:`status_outcome`, :func:`exception_outcome`),
+and :func:`keyvault_operation` names the request by the Key Vault REST call
+it is (``secrets.get``, ``secrets.set``...), read from its verb and path.
+
 ``azure.core`` and ``azure.identity`` are imported inside the functions:
 adapter modules import this module at load time, and loading the registry
 must not import the SDK.
@@ -84,6 +89,94 @@ class AzureFailure:
         if codes:
             parts.append(codes)
         return " ".join(parts)
+
+
+#: The names :func:`keyvault_operation` gives, one per Key Vault REST call.
+OPERATIONS = frozenset(
+    {
+        "secrets.get",
+        "secrets.set",
+        "secrets.update",
+        "secrets.delete",
+        "secrets.list",
+        "secrets.list_versions",
+        "secrets.backup",
+        "secrets.restore",
+        "secrets.get_deleted",
+        "secrets.purge_deleted",
+        "secrets.recover_deleted",
+        "secrets.list_deleted",
+        "other",
+    }
+)
+
+
+def keyvault_operation(method: str, path: str) -> str:
+    """Name a Key Vault request by its REST call (one of :data:`OPERATIONS`), never its path.
+
+    Secret names cannot hold a ``/``, so the path's shape tells the call
+    apart: ``GET /secrets/{name}/{version}`` is ``secrets.get``, ``PUT
+    /secrets/{name}`` ``secrets.set``, ``POST /deletedsecrets/{name}/recover``
+    ``secrets.recover_deleted``, and so on.
+    """
+    verb = method.upper()
+    parts = [p.lower() for p in path.split("/") if p]
+    if not parts:
+        return "other"
+    head, rest = parts[0], parts[1:]
+    if head == "secrets":
+        if not rest:
+            return "secrets.list" if verb == "GET" else "other"
+        if rest == ["restore"] and verb == "POST":
+            return "secrets.restore"
+        tail = rest[1] if len(rest) > 1 else ""
+        if tail == "versions" and verb == "GET":
+            return "secrets.list_versions"
+        if tail == "backup" and verb == "POST":
+            return "secrets.backup"
+        by_verb = {
+            "GET": "secrets.get",
+            "PUT": "secrets.set",
+            "PATCH": "secrets.update",
+            "DELETE": "secrets.delete",
+        }
+        return by_verb.get(verb, "other")
+    if head == "deletedsecrets":
+        if not rest:
+            return "secrets.list_deleted" if verb == "GET" else "other"
+        if len(rest) > 1 and rest[1] == "recover" and verb == "POST":
+            return "secrets.recover_deleted"
+        return {"GET": "secrets.get_deleted", "DELETE": "secrets.purge_deleted"}.get(verb, "other")
+    return "other"
+
+
+def status_outcome(status: int, inner_code: str = "") -> str:
+    """Return how a Key Vault answer ends, as :func:`from_http_error` would judge it.
+
+    ``throttled`` for 429; ``transient`` for 408, a 5xx, or a 409 while the
+    secret is being deleted or recovered; ``permanent`` for any other 4xx
+    (an expected 404 included: see :mod:`providers.metering`); ``ok`` otherwise.
+    """
+    if status == 429:
+        return "throttled"
+    if status == 408 or status >= 500 or (status == 409 and inner_code in BUSY_CODES):
+        return "transient"
+    if status >= 400:
+        return "permanent"
+    return "ok"
+
+
+def exception_outcome(exc: BaseException) -> str:
+    """Return how a request that got no answer ended: transient, unless retrying cannot help."""
+    translated = from_azure_error(exc, "", "")
+    return "transient" if isinstance(translated, TransientError) else "permanent"
+
+
+def inner_code(body: Any) -> str:
+    """Return the inner error code of a Key Vault error body (``""`` if it has none)."""
+    error = body.get("error") if isinstance(body, Mapping) else None
+    inner = error.get("innererror") if isinstance(error, Mapping) else None
+    return _safe_code(inner.get("code")) if isinstance(inner, Mapping) else ""
 
 
 def _retry_after(headers: Any) -> float | None:

@@ -34,6 +34,25 @@ that the vault's host lies under the resource its 401 challenge names
 whose vault lives on ``127.0.0.1``: against a real vault the check is what
 stops a look-alike host from collecting a token for Key Vault.
 
+Every ``SecretClient`` carries one more pipeline policy (:func:`request_meter`),
+right after the SDK's retry policy, so it sees each attempt:
+
+- it takes a token from the ``keyvault`` rate limit of the vault's host
+  first: 200 requests a second by default. Key Vault allows 4,000
+  transactions per 10 seconds per vault and region for secrets (Azure Key
+  Vault service limits), shared with every application reading the same
+  vault (and the subscription as a whole gets five times one vault's
+  limit), so rotator keeps to half of it. ``ROTATOR_RATE_LIMITS=keyvault=N``
+  changes it (``0`` turns it off);
+- it reports the attempt to ``runtime.on_request`` as provider
+  ``azure-keyvault``, named by its REST call (``secrets.get``,
+  ``secrets.set``...: :func:`providers.azure.errors.keyvault_operation`),
+  with its outcome (a 429 the SDK then retries is ``throttled``, the retry
+  counted on its own). The authentication challenge a first request
+  elicits is handled after it in the pipeline, so it is not counted apart.
+  The credential's own token requests (to Entra ID or the managed-identity
+  endpoint) are not Key Vault requests and are not reported.
+
 Test seam (not configuration): :func:`credential` returns whatever object is
 already cached in ``runtime.cache`` under :data:`CREDENTIAL_KEY`, so a test
 may put a credential there before the first call. Production code never
@@ -45,21 +64,39 @@ cheap.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from providers.azure.errors import IDENTITY_HINT
+from providers.azure.errors import (
+    IDENTITY_HINT,
+    exception_outcome,
+    inner_code,
+    keyvault_operation,
+    status_outcome,
+)
+from providers.metering import report, take
 from rotator import __version__
 from rotator.errors import PermanentError
 from rotator.interfaces import Runtime
+from rotator.ratelimit import limits
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.keyvault.secrets import SecretClient
 
 PROVIDER = "azure"
+#: The provider label of Key Vault requests reported to ``runtime.on_request``.
+REQUESTS_PROVIDER = "azure-keyvault"
+
+#: Requests per second rotator allows itself per vault host (the ``keyvault``
+#: quota of ``ROTATOR_RATE_LIMITS``): half of Key Vault's 4,000 per 10 seconds.
+RATE_LIMITS = {"keyvault": 200.0}
+QUOTA = "keyvault"
 
 #: ``runtime.cache`` key of the process's credential (also the test seam).
 CREDENTIAL_KEY = "azure:credential"
@@ -194,6 +231,56 @@ def client_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     return options
 
 
+@functools.cache
+def _meter_class() -> type[Any]:
+    """Return the pipeline policy class of :func:`request_meter` (built on first use).
+
+    Built lazily so that importing this module does not import azure-core.
+    """
+    from azure.core.pipeline.policies import HTTPPolicy
+
+    class RequestMeter(HTTPPolicy[Any, Any]):
+        """Paces and reports each attempt of one vault's client."""
+
+        def __init__(self, runtime: Runtime, host: str) -> None:
+            super().__init__()
+            self.runtime = runtime
+            self.host = host
+            # Read once, when the client is built: a malformed
+            # ROTATOR_RATE_LIMITS fails then, not in the middle of a request.
+            self.limits = limits(RATE_LIMITS)
+
+        def send(self, request: Any) -> Any:
+            http = request.http_request
+            name = keyvault_operation(http.method, urlsplit(http.url).path)
+            take(self.runtime, self.limits, QUOTA, self.host)
+            try:
+                response = self.next.send(request)
+            except Exception as exc:
+                report(self.runtime, REQUESTS_PROVIDER, name, exception_outcome(exc))
+                raise
+            status = response.http_response.status_code
+            code = _inner_code(response.http_response) if status == 409 else ""
+            report(self.runtime, REQUESTS_PROVIDER, name, status_outcome(status, code))
+            return response
+
+    return RequestMeter
+
+
+def _inner_code(http_response: Any) -> str:
+    """Return the inner error code of a Key Vault answer (``""`` if unreadable)."""
+    try:
+        return inner_code(json.loads(http_response.text()))
+    except Exception:  # noqa: BLE001 (a body we cannot read only loses the detail)
+        return ""
+
+
+def request_meter(runtime: Runtime, vault_url: str) -> Any:
+    """Return the pipeline policy pacing and reporting the requests to ``vault_url``."""
+    host = (urlsplit(vault_url).netloc or vault_url).lower()
+    return _meter_class()(runtime, host)
+
+
 def secret_client(
     runtime: Runtime, vault_url: str, environ: Mapping[str, str] | None = None
 ) -> SecretClient:
@@ -215,7 +302,12 @@ def secret_client(
             from azure.keyvault.secrets import SecretClient
 
             cached = SecretClient(
-                vault_url=vault_url, credential=token_credential, **client_options(environ)
+                vault_url=vault_url,
+                credential=token_credential,
+                # After the retry policy (each attempt is seen) and before the
+                # authentication policy (its challenge round trip is not).
+                per_retry_policies=[request_meter(runtime, vault_url)],
+                **client_options(environ),
             )
             runtime.cache[key] = cached
     return cached

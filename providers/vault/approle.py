@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from pydantic import Field
 
-from providers.vault.client import cache_fingerprint, session
+from providers.vault.client import cache_fingerprint, named, session
 from providers.vault.errors import vault_errors
 from rotator.errors import (
     NotFoundError,
@@ -92,12 +92,14 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
     def _role_path(self) -> str:
         return f"auth/{self.config.mount}/role/{self.config.role}"
 
-    def _call(self, operation: str, fn: Callable[[Any], T]) -> T:
-        return session(self.runtime).call(operation, fn, provider=PROVIDER)
+    def _call(self, name: str, operation: str, fn: Callable[[Any], T]) -> T:
+        """Make one Vault request; ``name`` is its kind, ``operation`` its path."""
+        return session(self.runtime).call(operation, fn, provider=PROVIDER, name=name)
 
     def _lookup(self, secret_id: str) -> Mapping[str, Any] | None:
         """Look a secret-id up; ``None`` if it does not exist (Vault answers 204)."""
         answer = self._call(
+            "approle.secret_id.lookup",
             f"{self._role_path}/secret-id/lookup",
             lambda c: c.auth.approle.read_secret_id(
                 role_name=self.config.role, secret_id=secret_id, mount_point=self.config.mount
@@ -110,6 +112,7 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
         """Look a secret-id up by accessor; ``None`` if it is gone."""
         try:
             answer = self._call(
+                "approle.secret_id_accessor.lookup",
                 f"{self._role_path}/secret-id-accessor/lookup",
                 lambda c: c.auth.approle.read_secret_id_accessor(
                     role_name=self.config.role,
@@ -137,7 +140,7 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
             keys = (answer.get("data") or {}).get("keys") or []
             return [str(k) for k in keys]
 
-        return self._call(f"LIST {self._role_path}/secret-id", listing)
+        return self._call("approle.secret_id.list", f"LIST {self._role_path}/secret-id", listing)
 
     # -- Issuer -------------------------------------------------------------
 
@@ -186,6 +189,7 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
             TransientError: Vault is unavailable or unreachable; retry later.
         """
         role = self._call(
+            "approle.role_id.read",
             f"{self._role_path}/role-id",
             lambda c: c.auth.approle.read_role_id(
                 role_name=self.config.role, mount_point=self.config.mount
@@ -194,6 +198,7 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
         role_id = ((role or {}).get("data") or {}).get("role_id")
         metadata = {**self.config.metadata, ROTATION_ID: rotation_id, SECRET_NAME: self.secret}
         generated = self._call(
+            "approle.secret_id.generate",
             f"{self._role_path}/secret-id",
             lambda c: c.auth.approle.generate_secret_id(
                 role_name=self.config.role, metadata=metadata, mount_point=self.config.mount
@@ -295,7 +300,7 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
         operation = f"auth/{self.config.mount}/login"
         client = session(self.runtime).new_client()
         try:
-            with vault_errors(PROVIDER, operation):
+            with vault_errors(PROVIDER, operation), named("approle.login"):
                 client.auth.approle.login(
                     role_id=role_id,
                     secret_id=secret_id,
@@ -303,7 +308,7 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
                     mount_point=self.config.mount,
                 )
             operation = "auth/token/lookup-self"
-            with vault_errors(PROVIDER, operation):
+            with vault_errors(PROVIDER, operation), named("token.lookup_self"):
                 client.auth.token.lookup_self()
         except TransientError:
             raise
@@ -316,7 +321,10 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
         finally:
             if client.token:
                 try:
-                    with vault_errors(PROVIDER, "auth/token/revoke-self"):
+                    with (
+                        vault_errors(PROVIDER, "auth/token/revoke-self"),
+                        named("token.revoke_self"),
+                    ):
                         client.auth.token.revoke_self()
                 except ProviderError as exc:
                     log.warning(
@@ -353,4 +361,8 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
                     raise
                 log.info("secret-id %s already gone", ref)
 
-        self._call(f"{self._role_path}/secret-id-accessor/destroy", destroy)
+        self._call(
+            "approle.secret_id_accessor.destroy",
+            f"{self._role_path}/secret-id-accessor/destroy",
+            destroy,
+        )

@@ -31,11 +31,32 @@ file) and retries the call once. Adapters route every call through
 :meth:`VaultSession.call`, which also translates errors
 (:func:`providers.vault.errors.vault_errors`).
 
+Every HTTP request to Vault, from the session's client and from the
+separate clients that log in or verify a new credential, goes through one
+hvac adapter (:func:`metered_adapter`), which:
+
+- takes a token from the ``vault`` rate limit first: 50 requests a second
+  per Vault address by default. Vault has no built-in quota; operators add
+  rate-limit quotas (answered with HTTP 429), so this keeps a large run
+  from tripping one, or from crowding out other clients.
+  ``ROTATOR_RATE_LIMITS=vault=N`` changes it (``0`` turns it off);
+- reports the request to ``runtime.on_request`` as provider ``vault`` with
+  the fixed name of its kind (``kv.read``, ``approle.secret_id.generate``,
+  ``token.renew_self``...: see :data:`OPERATIONS`), never its path, and its
+  outcome (``ok``; ``throttled`` for 429; ``transient`` for a 5xx other
+  than 501, a sealed Vault, a lost connection; ``permanent`` otherwise, an
+  expected 404 included);
+- keeps a 429's ``Retry-After`` (seconds, or an HTTP date from older Vault
+  versions; Vault sends it when the quota has
+  ``enable_rate_limit_response_headers``), which becomes the
+  ``TransientError``'s ``delay``, so the engine waits as long as Vault asked.
+
 hvac is imported inside the functions, so importing this module is cheap.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -43,16 +64,26 @@ import os
 import secrets
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from providers.vault.errors import TokenRejectedError, vault_errors
+from providers.metering import report, take
+from providers.vault.errors import (
+    TokenRejectedError,
+    request_outcome,
+    retry_after,
+    status_outcome,
+    vault_errors,
+)
 from rotator import redact
 from rotator.errors import PermanentError, ProviderError
 from rotator.interfaces import Runtime
+from rotator.ratelimit import limits
 from rotator.secret import SecretValue
 
 PROVIDER = "vault"
@@ -65,9 +96,124 @@ RENEW_FRACTION = 1 / 3
 _TRUTHY = frozenset({"1", "t", "true", "y", "yes", "on"})
 _LOCK_KEY = "vault:lock"
 
+#: Requests per second rotator allows itself per Vault address (the ``vault``
+#: quota of ``ROTATOR_RATE_LIMITS``). Vault has no default quota to stay under.
+RATE_LIMITS = {"vault": 50.0}
+QUOTA = "vault"
+
+#: The operation names reported to ``runtime.on_request``, one per kind of call.
+OPERATIONS = frozenset(
+    {
+        "kv.read",
+        "kv.write",
+        "kv.delete",
+        "kv.destroy",
+        "kv.metadata.read",
+        "kv.metadata.write",
+        "kv.metadata.delete",
+        "approle.login",
+        "approle.role_id.read",
+        "approle.secret_id.generate",
+        "approle.secret_id.list",
+        "approle.secret_id.lookup",
+        "approle.secret_id_accessor.lookup",
+        "approle.secret_id_accessor.destroy",
+        "kubernetes.login",
+        "token.lookup_self",
+        "token.renew_self",
+        "token.revoke_self",
+        "token.create_orphan",
+        "token.lookup_accessor",
+        "token.revoke_accessor",
+        "token.accessors.list",
+        "other",
+    }
+)
+
+# The kind of the call in progress on this thread, read by the metered
+# adapter: a context variable, since one client serves every thread.
+_OPERATION: ContextVar[str] = ContextVar("rotator_vault_operation", default="other")
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+@contextmanager
+def named(name: str) -> Iterator[None]:
+    """Name the Vault requests made inside the block (one of :data:`OPERATIONS`)."""
+    token = _OPERATION.set(name)
+    try:
+        yield
+    finally:
+        _OPERATION.reset(token)
+
+
+class Meter:
+    """Paces and reports the requests to one Vault address (see the module docstring)."""
+
+    def __init__(self, runtime: Runtime, address: str) -> None:
+        self.runtime = runtime
+        self.address = address
+        # Read once, when the session is built: a malformed ROTATOR_RATE_LIMITS
+        # is a ConfigError before any request, not in the middle of one.
+        self.limits = limits(RATE_LIMITS)
+
+    def pace(self) -> None:
+        """Wait for a token of the ``vault`` rate limit of this address."""
+        take(self.runtime, self.limits, QUOTA, self.address)
+
+    def record(self, outcome: str) -> None:
+        """Report one request, under the kind named on this thread."""
+        report(self.runtime, PROVIDER, _OPERATION.get(), outcome)
+
+    def retry_after(self, headers: Any) -> float | None:
+        """Return the seconds a 429's ``Retry-After`` asks for (``None`` if absent)."""
+        return retry_after(headers, self.runtime.clock())
+
+
+@functools.cache
+def metered_adapter() -> type[Any]:
+    """Return hvac's ``JSONAdapter`` extended to pace and report every request.
+
+    Built on first use, so that importing this module does not import hvac.
+    With ``meter=None`` (hvac's own ``from_adapter`` copies) it is hvac's.
+    """
+    from hvac.adapters import JSONAdapter
+    from hvac.exceptions import VaultError
+
+    class MeteredAdapter(JSONAdapter):  # type: ignore[misc]  # hvac is untyped
+        def __init__(self, *args: Any, meter: Meter | None = None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.meter = meter
+
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            meter = self.meter
+            if meter is None:
+                return super().request(*args, **kwargs)
+            meter.pace()
+            try:
+                response = super().request(*args, **kwargs)
+            except Exception as exc:
+                meter.record(request_outcome(exc))
+                raise
+            # A dict is a 200 with a JSON body; anything else a Response (a 204, say).
+            status = getattr(response, "status_code", 200)
+            meter.record(status_outcome(status if isinstance(status, int) else 200))
+            return response
+
+        def _raise_for_error(self, method: str, url: str, response: Any) -> None:
+            # hvac's exceptions do not keep the headers: note Retry-After on
+            # the exception, where vault_errors looks for it.
+            try:
+                super()._raise_for_error(method, url, response)
+            except VaultError as exc:
+                meter = self.meter
+                if meter is not None:
+                    exc.retry_after = meter.retry_after(getattr(response, "headers", None))
+                raise
+
+    return MeteredAdapter
 
 
 @dataclass(frozen=True)
@@ -78,6 +224,9 @@ class Connection:
     namespace: str | None = None
     #: ``True`` (system CAs), ``False`` (no verification) or a CA bundle path.
     verify: bool | str = True
+    #: Paces and reports the requests of every client made from this
+    #: connection (set by :class:`VaultSession`; ``None``: plain hvac).
+    meter: Meter | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Connection:
@@ -107,6 +256,9 @@ class Connection:
         """Return a new hvac client for this connection, with ``token`` or none at all."""
         import hvac
 
+        metered: dict[str, Any] = {}
+        if self.meter is not None:
+            metered = {"adapter": metered_adapter(), "meter": self.meter}
         # token="" (not None): hvac would otherwise pick VAULT_TOKEN or ~/.vault-token up.
         return hvac.Client(
             url=self.address,
@@ -114,6 +266,7 @@ class Connection:
             verify=self.verify,
             namespace=self.namespace,
             timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+            **metered,
         )
 
 
@@ -235,7 +388,7 @@ class AppRoleAuth(Auth):
             secret_id = _read_secret_file(self._secret_id_file, "AppRole secret-id")
         client = connection.new_client()
         try:
-            with vault_errors(PROVIDER, f"login auth/{self.mount}"):
+            with vault_errors(PROVIDER, f"login auth/{self.mount}"), named("approle.login"):
                 answer = client.auth.approle.login(
                     role_id=self.role_id,
                     secret_id=secret_id,
@@ -275,7 +428,7 @@ class KubernetesAuth(Auth):
         jwt = _read_secret_file(self.token_file, "Kubernetes service-account token")
         client = connection.new_client()
         try:
-            with vault_errors(PROVIDER, f"login auth/{self.mount}"):
+            with vault_errors(PROVIDER, f"login auth/{self.mount}"), named("kubernetes.login"):
                 answer = client.auth.kubernetes.login(
                     role=self.role, jwt=jwt, use_token=False, mount_point=self.mount
                 )
@@ -352,6 +505,8 @@ class VaultSession:
 
     def __init__(self, runtime: Runtime, connection: Connection, auth: Auth) -> None:
         self.runtime = runtime
+        if connection.meter is None:
+            connection = replace(connection, meter=Meter(runtime, connection.address))
         self.connection = connection
         self.auth = auth
         self._lock = threading.RLock()
@@ -392,7 +547,7 @@ class VaultSession:
     def _learn_lease(self) -> None:
         """Look the given token up to learn its TTL (caller holds the lock)."""
         try:
-            with vault_errors(PROVIDER, "auth/token/lookup-self"):
+            with vault_errors(PROVIDER, "auth/token/lookup-self"), named("token.lookup_self"):
                 answer = self._client.auth.token.lookup_self()
         except TokenRejectedError:
             log.warning(
@@ -412,7 +567,7 @@ class VaultSession:
     def _renew(self) -> int | None:
         """Renew the token; return the lease granted in seconds, or ``None`` if renewal failed."""
         try:
-            with vault_errors(PROVIDER, "auth/token/renew-self"):
+            with vault_errors(PROVIDER, "auth/token/renew-self"), named("token.renew_self"):
                 answer = self._client.auth.token.renew_self()
         except ProviderError as exc:
             log.warning("Vault token renewal failed: %s", exc)
@@ -463,14 +618,22 @@ class VaultSession:
         Raises:
             PermissionDeniedError: Vault refused the credentials.
             PermanentError: no credentials configured, or a credential file is unreadable.
-            TransientError: Vault is unreachable or unavailable.
+            TransientError: Vault is unavailable or unreachable.
+        """
+        return self._client_and_generation()[0]
+
+    def _client_and_generation(self) -> tuple[Any, int]:
+        """Return the client and the generation of its token, read together under the lock.
+
+        Read apart, another thread could log in between the two reads, and a
+        call refused with the old token would then skip its own re-login.
         """
         with self._lock:
             if self._client is None:
                 self._authenticate()
             else:
                 self._renew_if_due()
-            return self._client
+            return self._client, self._generation
 
     def relogin(self, generation: int | None = None) -> Any:
         """Log in again (once per refusal: skipped if another caller already did).
@@ -487,31 +650,40 @@ class VaultSession:
 
     # -- calls --------------------------------------------------------------
 
-    def call(self, operation: str, fn: Callable[[Any], T], *, provider: str = PROVIDER) -> T:
+    def call(
+        self,
+        operation: str,
+        fn: Callable[[Any], T],
+        *,
+        provider: str = PROVIDER,
+        name: str = "other",
+    ) -> T:
         """Run ``fn(client)`` with errors translated; on 401/403 log in again and retry once.
 
-        ``operation`` names the Vault call in error messages. The retry only
-        happens for methods that can get a new token (AppRole, Kubernetes, a
-        token file); a refusal that persists is raised.
+        ``operation`` names the Vault call in error messages (it may hold a
+        path); ``name`` is its kind as reported to ``runtime.on_request``
+        (one of :data:`OPERATIONS`, never a path). The retry only happens
+        for methods that can get a new token (AppRole, Kubernetes, a token
+        file); a refusal that persists is raised.
 
         Raises:
-            TransientError: 429, 5xx, a timeout or a lost connection.
+            TransientError: 429 (``delay`` from ``Retry-After``), 5xx, a
+                timeout or a lost connection.
             PermissionDeniedError: refused even after logging in again.
             NotFoundError: no such path, token, accessor or role.
             ConflictError: a check-and-set mismatch.
             PermanentError: anything else Vault refuses.
         """
-        client = self.client()
-        generation = self._generation
+        client, generation = self._client_and_generation()
         try:
-            with vault_errors(provider, operation):
+            with vault_errors(provider, operation), named(name):
                 return fn(client)
         except TokenRejectedError:
             if not self.auth.can_login:
                 raise
         log.info("Vault refused the token for %s; logging in again and retrying once", operation)
         client = self.relogin(generation)
-        with vault_errors(provider, operation):
+        with vault_errors(provider, operation), named(name):
             return fn(client)
 
     def new_client(self, token: str | None = None) -> Any:

@@ -13,6 +13,12 @@ wording; anything else gets a generic reason for its status. For the same
 reason the hvac exception is not chained as the cause, and is emptied (text,
 parsed body, traceback) before Python records it as the context.
 
+A 429 (a rate-limit quota) becomes a ``TransientError`` whose ``delay`` is the
+answer's ``Retry-After``, when Vault sent one (the metered adapter of
+:mod:`providers.vault.client` notes it on the hvac exception as
+``retry_after``). The same classification gives each request its outcome
+for ``runtime.on_request`` (:func:`request_outcome`).
+
 hvac and requests are imported inside the functions: adapter modules import
 this module at load time, and loading the registry must not import the SDK.
 """
@@ -23,6 +29,8 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from rotator.errors import (
@@ -201,7 +209,76 @@ def from_vault_error(exc: BaseException, provider: str, operation: str) -> Provi
     if known is not None:
         kind, reason = known.kind, known.reason
     detail = f"HTTP {status}" if status is not None else type(exc).__name__
+    if issubclass(kind, TransientError):
+        delay = getattr(exc, "retry_after", None)
+        return TransientError(
+            f"{detail}: {reason}",
+            provider=provider,
+            operation=operation,
+            delay=delay if isinstance(delay, float | int) else None,
+        )
     return kind(f"{detail}: {reason}", provider=provider, operation=operation)
+
+
+def status_outcome(status: int) -> str:
+    """Return the outcome of an answer Vault gave without an error (any status hvac passed)."""
+    if status == 429:
+        return "throttled"
+    if status >= 500 and status != 501:
+        return "transient"
+    if status >= 400:
+        return "permanent"
+    return "ok"
+
+
+def request_outcome(exc: BaseException) -> str:
+    """Return how a request that raised ``exc`` ended, for ``runtime.on_request``.
+
+    ``throttled`` for a 429, ``transient`` or ``permanent`` as the error
+    :func:`vault_errors` raises for it says (an expected 404 is
+    ``permanent``: see :mod:`providers.metering`).
+    """
+    import requests
+    from hvac.exceptions import VaultError
+
+    if isinstance(exc, VaultError):
+        if type(exc).__name__ == "RateLimitExceeded":
+            return "throttled"
+        translated = from_vault_error(exc, "", "")
+    elif isinstance(exc, requests.exceptions.RequestException):
+        translated = from_transport_error(exc, "", "")
+    else:
+        return "permanent"
+    return "transient" if isinstance(translated, TransientError) else "permanent"
+
+
+def retry_after(headers: Any, now: datetime) -> float | None:
+    """Return the seconds ``Retry-After`` asks to wait; ``None`` if absent or unreadable.
+
+    Vault sends seconds; older versions sent an HTTP date (counted
+    from the answer's ``Date`` header, else from ``now``).
+    """
+    if headers is None:
+        return None
+    try:
+        raw = headers.get("Retry-After")
+        stamp = headers.get("Date")
+    except AttributeError:
+        return None
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    try:
+        return max(0.0, float(raw.strip()))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw.strip())
+        base = parsedate_to_datetime(stamp) if isinstance(stamp, str) else now
+    except (TypeError, ValueError, IndexError):
+        return None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    base = base if base.tzinfo else base.replace(tzinfo=UTC)
+    return max(0.0, (when - base).total_seconds())
 
 
 def from_transport_error(exc: BaseException, provider: str, operation: str) -> ProviderError:
@@ -232,8 +309,8 @@ def vault_errors(provider: str, operation: str) -> Iterator[None]:
     call (``read secret``); both end up in the error's prefix.
 
     Raises:
-        TransientError: 429, 500, 502, 503, a sealed Vault, a timeout or a
-            lost connection.
+        TransientError: 429 (``delay`` from ``Retry-After``), 500, 502, 503,
+            a sealed Vault, a timeout or a lost connection.
         PermissionDeniedError: 401, 403, a refused login or a missing sudo
             capability.
         NotFoundError: 404, or a token, accessor or role that does not exist.

@@ -160,8 +160,9 @@ class VaultKvStore(Store[VaultKvConfig]):
             )
         return f"{self.config.staging_prefix}/{self.config.path}/{rotation_id}"
 
-    def _call(self, operation: str, fn: Callable[[Any], T]) -> T:
-        return session(self.runtime).call(operation, fn, provider=PROVIDER)
+    def _call(self, name: str, operation: str, fn: Callable[[Any], T]) -> T:
+        """Make one Vault request; ``name`` is its kind (``kv.read``), ``operation`` its path."""
+        return session(self.runtime).call(operation, fn, provider=PROVIDER, name=name)
 
     def _latest(self, mount: str, path: str) -> Read:
         """Read the latest version of ``mount/path``."""
@@ -192,7 +193,7 @@ class VaultKvStore(Store[VaultKvConfig]):
                 str(meta.get("created_time") or ""),
             )
 
-        return self._call(f"read {mount}/data/{path}", read)
+        return self._call("kv.read", f"read {mount}/data/{path}", read)
 
     def _metadata(self, mount: str, path: str) -> Metadata | None:
         """Read the metadata of ``mount/path``; ``None`` if the path does not exist."""
@@ -219,7 +220,7 @@ class VaultKvStore(Store[VaultKvConfig]):
                 versions=dict(data.get("versions") or {}),
             )
 
-        return self._call(f"read {mount}/metadata/{path}", read)
+        return self._call("kv.metadata.read", f"read {mount}/metadata/{path}", read)
 
     def _write_custom(self, mount: str, path: str, meta: Metadata, custom: dict[str, str]) -> None:
         """Replace the custom metadata, passing the path's settings explicitly.
@@ -228,6 +229,7 @@ class VaultKvStore(Store[VaultKvConfig]):
         told otherwise, which would reset the path's own setting.
         """
         self._call(
+            "kv.metadata.write",
             f"write {mount}/metadata/{path}",
             lambda c: c.secrets.kv.v2.update_metadata(
                 path=path,
@@ -251,7 +253,7 @@ class VaultKvStore(Store[VaultKvConfig]):
                 if not _missing(exc):
                     raise
 
-        self._call(f"delete {mount}/metadata/{path}", delete)
+        self._call("kv.metadata.delete", f"delete {mount}/metadata/{path}", delete)
 
     def _staged(self, rotation_id: str) -> tuple[dict[str, Any], int] | None:
         """Return the staged data map and its base version, or ``None`` if nothing is staged."""
@@ -343,6 +345,7 @@ class VaultKvStore(Store[VaultKvConfig]):
         custom = {BASE_VERSION: str(base), ROTATION_ID: rotation_id, SECRET_NAME: self.secret}
         # Metadata first: a staged map is never without its base version.
         self._call(
+            "kv.metadata.write",
             f"write {mount}/metadata/{path}",
             lambda c: c.secrets.kv.v2.update_metadata(
                 path=path, mount_point=mount, custom_metadata=custom
@@ -350,6 +353,7 @@ class VaultKvStore(Store[VaultKvConfig]):
         )
         try:
             self._call(
+                "kv.write",
                 f"write {mount}/data/{path}",
                 lambda c: c.secrets.kv.v2.create_or_update_secret(
                     path=path, mount_point=mount, secret=data, cas=0
@@ -419,6 +423,7 @@ class VaultKvStore(Store[VaultKvConfig]):
             new_version = int(labels[CURRENT_VERSION])
         elif current_version == base:
             written = self._call(
+                "kv.write",
                 f"write {mount}/data/{path}",
                 lambda c: c.secrets.kv.v2.create_or_update_secret(
                     path=path, mount_point=mount, secret=data, cas=base
@@ -502,6 +507,7 @@ class VaultKvStore(Store[VaultKvConfig]):
         if isinstance(info, Mapping) and not info.get("destroyed"):
             if self.config.destroy_on_retire:
                 self._call(
+                    "kv.destroy",
                     f"write {mount}/destroy/{path}",
                     lambda c: c.secrets.kv.v2.destroy_secret_versions(
                         path=path, mount_point=mount, versions=[version]
@@ -511,6 +517,7 @@ class VaultKvStore(Store[VaultKvConfig]):
                 deleted_at = parse_time(info.get("deletion_time"))
                 if deleted_at is None or deleted_at > self.runtime.clock():
                     self._call(
+                        "kv.delete",
                         f"write {mount}/delete/{path}",
                         lambda c: c.secrets.kv.v2.delete_secret_versions(
                             path=path, mount_point=mount, versions=[version]

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
-from providers.vault.client import cache_fingerprint, session
+from providers.vault.client import cache_fingerprint, named, session
 from providers.vault.errors import TokenRejectedError, vault_errors
 from rotator.durations import Duration
 from rotator.errors import (
@@ -122,8 +122,9 @@ class TokenIssuer(Issuer[TokenConfig]):
     reports_last_use = False
     two_stage_revoke = False
 
-    def _call(self, operation: str, fn: Callable[[Any], T]) -> T:
-        return session(self.runtime).call(operation, fn, provider=PROVIDER)
+    def _call(self, name: str, operation: str, fn: Callable[[Any], T]) -> T:
+        """Make one Vault request; ``name`` is its kind, ``operation`` its path."""
+        return session(self.runtime).call(operation, fn, provider=PROVIDER, name=name)
 
     def _self_lookup(self, token: str) -> Mapping[str, Any] | None:
         """Look ``token`` up with itself; ``None`` if Vault refuses it (invalid, expired).
@@ -134,7 +135,7 @@ class TokenIssuer(Issuer[TokenConfig]):
         """
         client = session(self.runtime).new_client(token)
         try:
-            with vault_errors(PROVIDER, "auth/token/lookup-self"):
+            with vault_errors(PROVIDER, "auth/token/lookup-self"), named("token.lookup_self"):
                 answer = client.auth.token.lookup_self()
         except TokenRejectedError:
             return None
@@ -192,7 +193,7 @@ class TokenIssuer(Issuer[TokenConfig]):
             return [str(k) for k in keys]
 
         try:
-            return sorted(self._call("LIST auth/token/accessors", listing))
+            return sorted(self._call("token.accessors.list", "LIST auth/token/accessors", listing))
         except PermissionDeniedError:
             self.runtime.cache[_NO_LISTING] = True
             log.warning(
@@ -213,6 +214,7 @@ class TokenIssuer(Issuer[TokenConfig]):
         """
         period = self.config.effective_period()
         answer = self._call(
+            "token.create_orphan",
             "auth/token/create-orphan",
             lambda c: c.auth.token.create_orphan(
                 policies=list(self.config.policies),
@@ -238,6 +240,7 @@ class TokenIssuer(Issuer[TokenConfig]):
     def _lookup_accessor(self, accessor: str) -> Mapping[str, Any] | None:
         try:
             answer = self._call(
+                "token.lookup_accessor",
                 "auth/token/lookup-accessor",
                 lambda c: c.auth.token.lookup_accessor(accessor),
             )
@@ -329,6 +332,7 @@ class TokenIssuer(Issuer[TokenConfig]):
         """
         try:
             self._call(
+                "token.revoke_accessor",
                 "auth/token/revoke-accessor",
                 lambda c: c.auth.token.revoke_accessor(ref),
             )

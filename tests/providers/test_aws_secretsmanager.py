@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 
+from providers.aws.clients import client
 from providers.aws.secretsmanager import SecretsManagerConfig, SecretsManagerStore
 from rotator.errors import ConflictError, NotFoundError, PermanentError
 from rotator.interfaces import Runtime
 from rotator.secret import SecretValue
-from tests.providers.helpers import new_rotation_id
+from tests.providers.helpers import error_reply, inject, new_rotation_id
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -23,6 +25,43 @@ SECRET_ID = "prod/payments/db"
 def sm() -> Any:
     """Return a plain boto3 Secrets Manager client for setting up and inspecting."""
     return boto3.client("secretsmanager", region_name="us-east-1")
+
+
+@pytest.fixture(autouse=True)
+def immutable_versions(aws: None, sm: Any, runtime: Runtime) -> Iterator[list[str]]:
+    """Make moto refuse a reused ClientRequestToken with another value, as Secrets Manager does.
+
+    moto 5.2.5 overwrites a version still labelled AWSPENDING instead
+    (shared notes, D4); real Secrets Manager answers ResourceExistsException
+    because versions are immutable, and the store relies on that. Yields the
+    tokens refused.
+    """
+    refused: list[str] = []
+
+    def check(params: dict[str, Any]) -> Any:
+        body = json.loads(params["body"])
+        token = body.get("ClientRequestToken")
+        try:
+            held = sm.get_secret_value(SecretId=body["SecretId"], VersionId=token)
+        except sm.exceptions.ResourceNotFoundException:
+            return None
+        if held.get("SecretString") == body.get("SecretString"):
+            return None
+        refused.append(str(token))
+        return error_reply("ResourceExistsException", 400)
+
+    with inject(client(runtime, "secretsmanager"), "PutSecretValue", check):
+        yield refused
+
+
+@pytest.fixture
+def calls(runtime: Runtime) -> list[str]:
+    """Record the Secrets Manager API calls the store makes, in order, as ``Operation:outcome``."""
+    seen: list[str] = []
+    runtime.on_request = lambda provider, operation, outcome: seen.append(
+        f"{operation}:{outcome}" if provider == "aws-secretsmanager" else provider
+    )
+    return seen
 
 
 def make_store(
@@ -90,7 +129,9 @@ def test_put_pending_twice_is_idempotent(sm: Any, runtime: Runtime) -> None:
     assert labels(sm) == before
 
 
-def test_put_pending_other_value_conflicts_without_leaking(sm: Any, runtime: Runtime) -> None:
+def test_put_pending_other_value_conflicts_without_leaking(
+    sm: Any, runtime: Runtime, immutable_versions: list[str]
+) -> None:
     """The same rotation id with another value is refused, and neither value is in the message."""
     seed(sm)
     store = make_store(runtime)
@@ -98,9 +139,48 @@ def test_put_pending_other_value_conflicts_without_leaking(sm: Any, runtime: Run
     store.put_pending(rid, SecretValue("first-value-0000001"))
     with pytest.raises(ConflictError) as caught:
         store.put_pending(rid, SecretValue("second-value-000002"))
+    assert immutable_versions == [rid]
     assert "first-value" not in str(caught.value)
     assert "second-value" not in str(caught.value)
     assert store.pending(rid) == SecretValue("first-value-0000001")
+
+
+def test_a_rotation_makes_five_calls(sm: Any, runtime: Runtime, calls: list[str]) -> None:
+    """put_pending, pending and promote of a fresh rotation make exactly five calls, all ok."""
+    seed(sm)
+    store = make_store(runtime)
+    rid = new_rotation_id()
+    store.put_pending(rid, SecretValue("new-password-000001"))
+    assert calls == ["PutSecretValue:ok"]
+    store.pending(rid)
+    store.promote(rid)
+    assert calls == [
+        "PutSecretValue:ok",
+        "GetSecretValue:ok",
+        "DescribeSecret:ok",
+        "UpdateSecretVersionStage:ok",
+        "UpdateSecretVersionStage:ok",
+    ]
+
+
+def test_put_pending_replay_with_a_field_that_changed_around_it(
+    sm: Any, runtime: Runtime, calls: list[str], immutable_versions: list[str]
+) -> None:
+    """A replay is accepted when only other JSON keys changed since: the field holds the value."""
+    sm.create_secret(Name=SECRET_ID, SecretString=json.dumps({"user": "app", "password": "old"}))
+    store = make_store(runtime, field="password")
+    rid = new_rotation_id()
+    store.put_pending(rid, SecretValue("new-pass-0000002"))
+    sm.put_secret_value(
+        SecretId=SECRET_ID, SecretString=json.dumps({"user": "app2", "password": "old"})
+    )
+    calls.clear()
+    assert store.put_pending(rid, SecretValue("new-pass-0000002")) == rid
+    # The current JSON is read, the put refused (by the fixture, before any
+    # HTTP attempt, so it is not reported), then the version read to compare.
+    assert immutable_versions == [rid]
+    assert calls == ["GetSecretValue:ok", "GetSecretValue:ok"]
+    assert store.pending(rid) == SecretValue("new-pass-0000002")
 
 
 def test_pending_is_invisible_until_promoted(sm: Any, runtime: Runtime) -> None:

@@ -141,12 +141,16 @@ Namespaces (Vault Enterprise)
     in ``.<namespace id>`` like Vault's.
 
 Fault injection
-    ``inject_fault(path_prefix, status, delay, count, method)``: the next
-    ``count`` requests whose path (``//`` collapsed) starts with
+    ``inject_fault(path_prefix, status, delay, count, method, retry_after)``:
+    the next ``count`` requests whose path (``//`` collapsed) starts with
     ``path_prefix`` (and whose verb is ``method``, if given) wait ``delay``
     seconds, then get ``status`` with Vault's error envelope (503 says
-    ``Vault is sealed``, 500 ``internal error``, 429 ``rate limit quota
-    exceeded``), or, when ``status`` is None, are served normally.
+    ``Vault is sealed``, 500 ``internal error``, 429 what a rate-limit
+    quota answers, ``request path "<path>": rate limit quota exceeded``),
+    with a ``Retry-After`` header when ``retry_after`` is given (seconds, as
+    Vault sends it when the quota has ``enable_rate_limit_response_headers``,
+    or any text, such as the HTTP date older versions sent), or, when
+    ``status`` is None, are served normally.
 
 Known divergences from real Vault
 =================================

@@ -7,7 +7,7 @@ import re
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,9 +38,9 @@ _ROUTES: dict[str, list[Route]] = {
 }
 _WRITE_METHODS = {"POST", "PUT"}
 _QUERY_METHODS = {"GET", "HEAD", "LIST", "DELETE"}
-# Messages Vault sends with these statuses, used for injected faults.
+# Messages Vault sends with these statuses, used for injected faults
+# (429 is a rate-limit quota's, which names the request path: see _handle).
 _FAULT_MESSAGES = {
-    429: "rate limit quota exceeded",
     500: "internal error",
     503: "Vault is sealed",
 }
@@ -60,6 +60,7 @@ class _Fault:
     delay: float
     remaining: int
     method: str | None
+    retry_after: str | None = None
 
 
 @dataclass
@@ -69,6 +70,7 @@ class _Outcome:
     status: int
     body: bytes
     content_type: bool = True
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class VaultEmulator:
@@ -149,13 +151,15 @@ class VaultEmulator:
         delay: float = 0.0,
         count: int = 1,
         method: str | None = None,
+        retry_after: float | str | None = None,
     ) -> None:
         """Make the next ``count`` matching requests fail with ``status`` (or only wait ``delay``).
 
         A request matches when its path (``//`` collapsed, e.g. ``/v1/secret/data/app/db``)
         starts with ``path_prefix`` and, if ``method`` is given, its HTTP verb is that one. It
-        first waits ``delay`` seconds; then it gets ``status`` with Vault's error envelope, or,
-        when ``status`` is None, it is served normally.
+        first waits ``delay`` seconds; then it gets ``status`` with Vault's error envelope (and
+        a ``Retry-After`` header when ``retry_after`` is given: whole seconds for a number, as
+        is for text), or, when ``status`` is None, it is served normally.
         """
         if count < 1:
             raise ValueError("count must be at least 1")
@@ -163,7 +167,10 @@ class VaultEmulator:
             raise ValueError("delay cannot be negative")
         if status is not None and not 400 <= status <= 599:
             raise ValueError("status must be an HTTP error status (4xx or 5xx) or None")
-        fault = _Fault(path_prefix, status, delay, count, method.upper() if method else None)
+        after = None
+        if retry_after is not None:
+            after = retry_after if isinstance(retry_after, str) else str(int(retry_after))
+        fault = _Fault(path_prefix, status, delay, count, method.upper() if method else None, after)
         with self._faults_lock:
             self._faults.append(fault)
 
@@ -190,10 +197,18 @@ class VaultEmulator:
             if fault.delay:
                 time.sleep(fault.delay)
             if fault.status is not None:
-                message = _FAULT_MESSAGES.get(
-                    fault.status, f"injected fault: {HTTPStatus(fault.status).phrase}"
-                )
-                return _error_outcome(VaultError.respond(fault.status, message))
+                if fault.status == 429:
+                    # Vault's quota check names the path without the /v1/ prefix.
+                    relative = path.removeprefix("/v1/")
+                    message = f"request path {go_quote(relative)}: rate limit quota exceeded"
+                else:
+                    message = _FAULT_MESSAGES.get(
+                        fault.status, f"injected fault: {HTTPStatus(fault.status).phrase}"
+                    )
+                outcome = _error_outcome(VaultError.respond(fault.status, message))
+                if fault.retry_after is not None:
+                    outcome.headers["Retry-After"] = fault.retry_after
+                return outcome
         try:
             reply, mount_type = self._process(method, path, query, headers, body, remote_addr)
         except VaultError as error:
@@ -433,6 +448,8 @@ class _Handler(BaseHTTPRequestHandler):
         outcome = emulator._handle(self.command, self.path, headers, body, self.client_address[0])
         self.send_response(outcome.status)
         self.send_header("Cache-Control", "no-store")
+        for name, value in outcome.headers.items():
+            self.send_header(name, value)
         if outcome.status != 204:
             if outcome.content_type:
                 self.send_header("Content-Type", "application/json")

@@ -1505,6 +1505,27 @@ def test_delay_only_fault_is_served(vault: VaultEmulator, hvac_client: hvac.Clie
     assert time.monotonic() - started >= 0.05
 
 
+def test_injected_429_is_a_rate_limit_quota_answer(vault: VaultEmulator) -> None:
+    """Emulator API: a 429 fault names the request path like Vault's quota, with its Retry-After."""
+    vault.inject_fault(path_prefix="/v1/secret/data/app", status=429, retry_after=3)
+    answer = requests.get(
+        f"{vault.url}/v1/secret/data/app/db",
+        headers={"X-Vault-Token": vault.root_token},
+        timeout=10,
+    )
+    assert answer.status_code == 429
+    assert answer.headers["Retry-After"] == "3"
+    assert answer.json() == {
+        "errors": ['request path "secret/data/app/db": rate limit quota exceeded']
+    }
+    again = requests.get(
+        f"{vault.url}/v1/secret/data/app/db",
+        headers={"X-Vault-Token": vault.root_token},
+        timeout=10,
+    )
+    assert again.status_code == 404 and "Retry-After" not in again.headers
+
+
 def test_inject_fault_validates_arguments(vault: VaultEmulator) -> None:
     """Emulator API: nonsensical faults are refused up front."""
     with pytest.raises(ValueError):

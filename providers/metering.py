@@ -1,0 +1,90 @@
+"""What every adapter does around each request to its provider: pace it, then report it.
+
+Pacing: :func:`take` takes a token from the :class:`rotator.ratelimit.TokenBucket`
+of one quota (``secretsmanager.write``, ``vault``, ``keyvault``...) and one
+scope (a region, a Vault address, a vault host), waiting on
+``runtime.sleep`` when the bucket is empty. Buckets live in
+``runtime.cache``, so every client and every thread of an engine share them.
+
+Reporting: :func:`report` tells ``runtime.on_request`` how one HTTP request
+(one attempt: a request an SDK retries is reported once per attempt) ended,
+as one of :data:`rotator.interfaces.OUTCOMES`:
+
+- ``ok``: the provider answered 2xx (or 3xx);
+- ``throttled``: the provider said "slow down" (HTTP 429, or an AWS
+  throttling error code);
+- ``transient``: 5xx, 408, a timeout or a lost connection;
+- ``permanent``: any other refusal, **including an expected 404** (a probe
+  for a version that does not exist). The outcome describes the provider's
+  answer, not whether rotator minded it: it is the class of error the answer
+  would raise (``NotFoundError`` is a ``PermanentError``), so the counter
+  agrees with the errors the adapters translate.
+
+``operation`` is an API call name from a fixed set per provider
+(``PutSecretValue``, ``kv.read``, ``secrets.get``), never a path, an id or a
+value, so the label set stays bounded and leaks nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+
+from rotator.interfaces import Runtime
+from rotator.ratelimit import TokenBucket
+
+_LOCK_KEY = "providers:metering-lock"
+
+log = logging.getLogger(__name__)
+
+
+def _lock(runtime: Runtime) -> threading.Lock:
+    # dict.setdefault is atomic, so two threads racing here still share one lock.
+    lock: threading.Lock = runtime.cache.setdefault(_LOCK_KEY, threading.Lock())
+    return lock
+
+
+def bucket(runtime: Runtime, quota: str, scope: str, rate: float) -> TokenBucket:
+    """Return the shared bucket of ``quota`` for ``scope``, created at ``rate`` on first use."""
+    key = f"ratelimit:{quota}:{scope}"
+    found = runtime.cache.get(key)
+    if isinstance(found, TokenBucket):
+        return found
+    with _lock(runtime):
+        found = runtime.cache.get(key)
+        if not isinstance(found, TokenBucket):
+            found = TokenBucket(rate, sleep=runtime.sleep)
+            runtime.cache[key] = found
+    return found
+
+
+def take(runtime: Runtime, limits: Mapping[str, float], quota: str, scope: str) -> float:
+    """Take one token of ``quota`` for ``scope``, waiting if needed; return the seconds waited.
+
+    ``limits`` maps quota names to calls per second (see
+    :func:`rotator.ratelimit.limits`); a quota absent from it or set to 0 is
+    not limited.
+    """
+    rate = limits.get(quota, 0.0)
+    if rate <= 0:
+        return 0.0
+    return bucket(runtime, quota, scope, rate).acquire()
+
+
+def report(runtime: Runtime, provider: str, operation: str, outcome: str) -> None:
+    """Tell ``runtime.on_request`` about one request; an observer that fails is only logged.
+
+    Counting is a side channel: a broken observer must not turn a request
+    that succeeded (a write that landed) into a failed step.
+    """
+    try:
+        runtime.on_request(provider, operation, outcome)
+    except Exception as exc:  # noqa: BLE001 (whatever the observer raises)
+        log.warning(
+            "the request observer failed for %s %s (%s): %s",
+            provider,
+            operation,
+            outcome,
+            type(exc).__name__,
+        )
