@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 from typing import Annotated, Any
@@ -60,6 +61,18 @@ def format_duration(value: timedelta) -> str:
     return sign + "".join(parts)
 
 
+@functools.lru_cache(maxsize=1024)
+def _from_text(value: str) -> timedelta:
+    """Parse a duration as written in a policy, refusing a negative one.
+
+    Cached: 100,000 policies write a handful of distinct durations, and
+    ``timedelta`` is immutable, so they share one object per text.
+    """
+    if value.strip().startswith("-"):
+        raise ValueError(f"negative duration {value!r}")
+    return parse_duration(value)
+
+
 def _coerce(value: Any) -> timedelta:
     if isinstance(value, bool):
         raise ValueError("a duration is a string such as 30d, not a boolean")
@@ -68,9 +81,7 @@ def _coerce(value: Any) -> timedelta:
     elif isinstance(value, int | float):
         result = timedelta(seconds=value)
     elif isinstance(value, str):
-        if value.strip().startswith("-"):
-            raise ValueError(f"negative duration {value!r}")
-        result = parse_duration(value)
+        result = _from_text(value)
     else:
         raise ValueError(f"a duration is a string such as 30d, not {type(value).__name__}")
     if result < timedelta(0):

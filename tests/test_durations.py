@@ -110,3 +110,19 @@ def test_duration_type_serializes_to_the_short_form() -> None:
     dumped = _Holder(value=timedelta(days=1, hours=12)).model_dump()
     assert dumped == {"value": "1d12h"}
     assert _Holder.model_validate(dumped).value == timedelta(days=1, hours=12)
+
+
+def test_duration_type_shares_one_timedelta_per_text() -> None:
+    """The same text validates to one shared timedelta, so many policies hold one object."""
+    first = _Holder.model_validate({"value": "36h"}).value
+    second = _Holder.model_validate({"value": "36h"}).value
+    assert first == timedelta(hours=36)
+    assert first is second
+
+
+@pytest.mark.parametrize("raw", ["-2h", "2 hours"])
+def test_duration_type_refuses_bad_text_every_time(raw: str) -> None:
+    """Bad text is refused on every validation, not only the first (refusals are not cached)."""
+    for _ in range(2):
+        with pytest.raises(ValidationError, match=r"negative duration|malformed duration"):
+            _Holder.model_validate({"value": raw})

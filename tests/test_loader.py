@@ -7,6 +7,7 @@ production without loading any adapter implementation.
 
 from __future__ import annotations
 
+import gc
 import textwrap
 import time
 from datetime import timedelta
@@ -21,7 +22,7 @@ from providers.aws.secretsmanager import SecretsManagerConfig
 from providers.random import RandomConfig
 from rotator.errors import ConfigError, PolicyError, Problem
 from rotator.interfaces import Issuer, ProviderConfig, Registry, Store
-from rotator.loader import MAX_FILE_BYTES, load_policies
+from rotator.loader import MAX_FILE_BYTES, _load_files, _load_quickly, _Shared, load_policies
 
 # ------------------------------------------------------------------ the registry
 
@@ -1539,3 +1540,192 @@ def test_empty_secret_list_loads_nothing(tmp_path: Path) -> None:
     """A file whose secrets list is empty is valid and yields no policy."""
     file = _write(tmp_path, "p.yaml", "defaults:\nsecrets:\n")
     assert load_policies(file, REGISTRY) == []
+
+
+# ------------------------------------------------ the quick way and the located way
+
+MERGED = """\
+defaults:
+  grace: 1h
+  owner: platform
+  labels: {env: prod, tier: db}
+  store: {provider: aws-secretsmanager, region: eu-west-1}
+  schedule: {every: 30d, jitter: 1h, timezone: Europe/Berlin}
+secrets:
+  - name: plain
+    store: {secret_id: plain}
+  - name: tuned
+    description: 'quoted: "text"'
+    labels: {tier: cache, "on": "yes"}
+    store: {secret_id: tuned, region: us-east-1}
+    schedule: {jitter: 5m}
+    grace: 2h
+  - name: by-cron
+    store: {secret_id: by-cron}
+    schedule: {cron: "0  3 * * MON", window: "Sat,Sun 00:00-06:00"}
+  - name: elsewhere
+    store: {provider: vault-kv, path: apps/elsewhere}
+    issuer: {kind: aws-iam-access-key, user: ci, delete_after: 7d}
+    when_old_still_used: alert
+  - {name: flow.style, store: {provider: vault-kv, path: flow}, issuer: {length: 64}, grace: 0s}
+  - name: api
+    store: {provider: aws-secretsmanager, secret_id: api}
+    issuer:
+      kind: aws-apigateway-api-key
+      usage_plans: [plan-a, plan-b]
+    schedule:
+      every: P1W
+    grace: |
+      PT12H
+"""
+
+
+@pytest.mark.parametrize("text", [EXAMPLE, MERGED], ids=["documented-example", "merged"])
+def test_quick_and_located_ways_build_the_same_policies(tmp_path: Path, text: str) -> None:
+    """A valid file loads the quick way into exactly the policies the located way builds."""
+    file = tmp_path / "p.yaml"
+    file.write_text(text)
+    assert _load_quickly(file, str(file), _Shared(REGISTRY)) is not None, "took the located way"
+    quick = _load_files([file], REGISTRY)
+    located = _load_files([file], REGISTRY, quickly=False)
+    assert quick == located
+    assert [(p.source_file, p.source_line) for p in quick] == [
+        (p.source_file, p.source_line) for p in located
+    ]
+    assert [p.model_fields_set for p in quick] == [p.model_fields_set for p in located]
+    assert [p.store.config.model_fields_set for p in quick] == [
+        p.store.config.model_fields_set for p in located
+    ]
+
+
+@pytest.mark.parametrize(("text", "expected"), MALFORMED)
+def test_quick_way_leaves_every_malformed_file_to_the_located_way(
+    tmp_path: Path, text: str, expected: tuple[int, int, str, str]
+) -> None:
+    """The quick way returns no policy for a file the located way finds a problem in."""
+    file = _write(tmp_path, "p.yaml", text)
+    assert _load_quickly(file, str(file), _Shared(REGISTRY)) is None
+
+
+def test_quick_way_leaves_unreadable_files_to_the_located_way(tmp_path: Path) -> None:
+    """Oversized, non-UTF-8, aliased and too deeply nested files are never read the quick way."""
+    files = {
+        "big.yaml": b"secrets: []\n" + b"#" * MAX_FILE_BYTES,
+        "latin1.yaml": b"secrets:\n  - name: caf\xe9\n",
+        "alias.yaml": b"defaults: {grace: &g 1h}\nsecrets: []\n",
+        "deep.yaml": b"secrets: []\na: " + b"{a: " * 40 + b"1" + b"}" * 40 + b"\n",
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+        assert _load_quickly(tmp_path / name, name, _Shared(REGISTRY)) is None, name
+
+
+def test_tagged_values_load_the_located_way(tmp_path: Path) -> None:
+    """A valid file with a YAML tag, which the quick way does not read, still loads."""
+    file = _write(
+        tmp_path,
+        "p.yaml",
+        """\
+        secrets:
+          - name: db
+            description: !!str 2026
+            store: {provider: vault-kv, path: db}
+            schedule: {every: 1d}
+            grace: ! 1h
+        """,
+    )
+    assert _load_quickly(file, str(file), _Shared(REGISTRY)) is None
+    (policy,) = load_policies(file, REGISTRY)
+    assert (policy.description, policy.grace) == ("2026", timedelta(hours=1))
+
+
+def test_identical_blocks_are_shared_between_policies(tmp_path: Path) -> None:
+    """Secrets with the same schedule and issuer hold one model of each; labels stay their own."""
+    file = _write(
+        tmp_path,
+        "p.yaml",
+        """\
+        defaults:
+          grace: 1h
+          labels: {env: prod}
+          schedule: {every: 30d, jitter: 1h}
+        secrets:
+          - {name: a, store: {provider: vault-kv, path: a}, issuer: {kind: random, length: 40}}
+          - {name: b, store: {provider: vault-kv, path: b}, issuer: {kind: random, length: 40}}
+          - name: c
+            store: {provider: vault-kv, path: c}
+            schedule: {every: 7d}
+        """,
+    )
+    a, b, c = load_policies(file, REGISTRY)
+    assert a.schedule is b.schedule
+    assert a.issuer is b.issuer
+    assert c.schedule is not a.schedule
+    assert c.schedule.every == timedelta(days=7)
+    assert c.issuer.config == RandomConfig()
+    assert a.labels == b.labels == {"env": "prod"}
+    assert a.labels is not b.labels
+
+
+def test_shared_blocks_tell_a_boolean_from_a_number(tmp_path: Path) -> None:
+    """A block that differs only by true instead of 1 is validated on its own and refused."""
+    file = _write(
+        tmp_path,
+        "p.yaml",
+        """\
+        defaults: {grace: 0s}
+        secrets:
+          - {name: a, store: {provider: vault-kv, path: a}, schedule: {every: 1}}
+          - {name: b, store: {provider: vault-kv, path: b}, schedule: {every: true}}
+        """,
+    )
+    (problem,) = _problems(file)
+    assert (problem.line, problem.path) == (4, "secrets[1].schedule.every")
+    assert problem.reason == "a duration is a string such as 30d, not a boolean"
+
+
+def test_shared_field_sets_stay_independent_under_copy(tmp_path: Path) -> None:
+    """Policies share their set of given fields, and a copy with changes never alters another's."""
+    file = _write(
+        tmp_path,
+        "p.yaml",
+        """\
+        defaults: {grace: 1h, schedule: {every: 1d}}
+        secrets:
+          - {name: a, store: {provider: vault-kv, path: a}}
+          - {name: b, store: {provider: vault-kv, path: b}}
+        """,
+    )
+    a, b = load_policies(file, REGISTRY)
+    given = {"name", "store", "issuer", "schedule", "grace", "source_file", "source_line"}
+    assert a.model_fields_set is b.model_fields_set
+    changed = a.model_copy(update={"owner": "team"})
+    assert changed.model_fields_set == given | {"owner"}
+    assert a.model_fields_set == b.model_fields_set == given
+
+
+def test_garbage_collection_is_left_as_it_was(tmp_path: Path) -> None:
+    """Loading, valid or not, leaves automatic garbage collection enabled or disabled as found."""
+    good = _write(
+        tmp_path, "good.yaml", "secrets: [{name: a, store: {provider: vault-kv, path: a}}]\n"
+    )
+    was_enabled = gc.isenabled()
+    try:
+        gc.enable()
+        with pytest.raises(PolicyError):
+            load_policies(good, REGISTRY)
+        assert gc.isenabled()
+        good.write_text(
+            "defaults: {grace: 1h, schedule: {every: 1d}}\n" + good.read_text(),
+            encoding="utf-8",
+        )
+        assert len(load_policies(good, REGISTRY)) == 1
+        assert gc.isenabled()
+        gc.disable()
+        assert len(load_policies(good, REGISTRY)) == 1
+        assert not gc.isenabled()
+    finally:
+        if was_enabled:
+            gc.enable()
+        else:
+            gc.disable()
