@@ -53,10 +53,10 @@ class TokenBucket:
             self._stamp = now
             self._tokens -= 1
             wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+            self.waited += wait
         if wait > 0:
             # The token is ours already (the count went negative): later
             # callers queue behind us, so waiting outside the lock is fair.
-            self.waited += wait
             self._sleep(wait)
         return wait
 

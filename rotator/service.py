@@ -29,6 +29,7 @@ next start resumes exactly there), and the process exits 0.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import signal
 import threading
@@ -80,6 +81,18 @@ def _policy_files(config: Path) -> dict[Path, float]:
         except OSError:
             continue
     return stamps
+
+
+def _settle_heap() -> None:
+    """Move what is alive now (the policies, above all) out of the garbage collector's sight.
+
+    The service holds its policies for hours; left in the collected
+    generations, every full collection would walk all of them (0.1-0.2 s at
+    100,000 policies). Frozen objects are still freed when a reload drops
+    them.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class DueIndex:
@@ -221,6 +234,8 @@ class Service:
             return False
         before = set(self.engine.policies)
         self.engine.replace_policies(policies)
+        del policies
+        _settle_heap()
         self._stale = True
         if self.metrics is not None:
             self.metrics.config_reload("succeeded")
@@ -399,6 +414,7 @@ class Service:
     def run(self) -> int:
         """Pass after pass until stopped; return the exit code (0)."""
         log.info("service started", policies=len(self.engine.policies), config=str(self.config))
+        _settle_heap()
         while not self.stopping.is_set():
             if self._reload_requested or self._files_changed():
                 self.reload()
