@@ -14,6 +14,7 @@ the database alone.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -21,6 +22,7 @@ import os
 import secrets
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -283,6 +285,7 @@ class Journal:
         self._engine = self._connect(url)
         self._key_file = Path(key_file) if key_file else self._default_key_file(url)
         self._key: bytes | None = None
+        self._key_lock = threading.Lock()
 
     # -- setup -------------------------------------------------------------
 
@@ -407,16 +410,16 @@ class Journal:
     # -- fingerprints --------------------------------------------------------
 
     def _fingerprint_key(self) -> bytes:
-        if self._key is None:
-            path = self._key_file
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(secrets.token_hex(32))
-            if path.stat().st_mode & 0o077:
-                raise JournalError(f"fingerprint key {path} must be readable by its owner only")
-            self._key = bytes.fromhex(path.read_text().strip())
+        if self._key is not None:
+            return self._key
+        with self._key_lock:  # threads of one run: one of them makes the key
+            if self._key is None:
+                path = self._key_file
+                if not path.exists():
+                    _create_key_file(path)
+                if path.stat().st_mode & 0o077:
+                    raise JournalError(f"fingerprint key {path} must be readable by its owner only")
+                self._key = bytes.fromhex(path.read_text().strip())
         return self._key
 
     def fingerprint(self, value: SecretValue) -> str:
@@ -604,7 +607,7 @@ class Journal:
             return UTCDateTime().process_result_value(at, conn.dialect)
 
     def changed_since(self, since: datetime | None) -> list[tuple[str, datetime]]:
-        """Return (secret, when) for every rotation changed at or after ``since``.
+        """Return (secret, when) for every rotation changed after ``since`` (all if None).
 
         The service calls this on every pass to notice rotations made by
         other processes (a one-shot run, ``rotator rotate`` by hand).
@@ -612,7 +615,7 @@ class Journal:
         """
         query = sa.select(rotations.c.secret, rotations.c.updated_at)
         if since is not None:
-            query = query.where(rotations.c.updated_at >= since)
+            query = query.where(rotations.c.updated_at > since)
         with self._read() as conn:
             return [(row.secret, row.updated_at) for row in conn.execute(query)]
 
@@ -678,6 +681,27 @@ class Journal:
         """Give the lease back (only if still ours)."""
         with self._tx() as conn:
             conn.execute(leases.delete().where(leases.c.secret == secret, leases.c.owner == owner))
+
+
+def _create_key_file(path: Path) -> None:
+    """Create the fingerprint key file whole, or leave the one another process made.
+
+    The key is written to a private temporary file first and then linked into
+    place: ``link`` fails if the name exists, so concurrent processes agree
+    on one key, and no reader ever sees the file empty or half-written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+            fh.flush()
+            os.fsync(fh.fileno())
+        with contextlib.suppress(FileExistsError):  # another process won: use its key
+            os.link(temporary, path)
+    finally:
+        temporary.unlink()
 
 
 def _rotation_values(rotation: Rotation) -> dict[str, Any]:

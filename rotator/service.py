@@ -182,7 +182,6 @@ class Service:
         self._stale = True
         #: The journal's latest change seen, to notice other processes' work.
         self._watermark: datetime | None = None
-        self._seen_at_watermark: set[str] = set()
 
     # -- control ----------------------------------------------------------
 
@@ -296,23 +295,19 @@ class Service:
         return names | self._changed_elsewhere()
 
     def _changed_elsewhere(self) -> set[str]:
-        """Return the secrets whose journal rows changed since the last look.
+        """Return the secrets whose journal rows changed after the last look's latest change.
 
-        Rows stamped exactly at the last look's latest time are asked for
-        again (a row written in the same microsecond must not be missed)
-        and skipped when already seen.
+        Strictly after: a row another process stamps with the very
+        microsecond of that change is missed until its secret is next
+        planned for another reason (its due time, a reconcile of a retry),
+        which only delays noticing it; the plan itself always reads the
+        journal.
         """
         names: set[str] = set()
-        latest, seen_at_latest = self._watermark, set(self._seen_at_watermark)
         for name, at in self.engine.journal.changed_since(self._watermark):
-            if at == self._watermark and name in self._seen_at_watermark:
-                continue
             names.add(name)
-            if latest is None or at > latest:
-                latest, seen_at_latest = at, set()
-            if at == latest:
-                seen_at_latest.add(name)
-        self._watermark, self._seen_at_watermark = latest, seen_at_latest
+            if self._watermark is None or at > self._watermark:
+                self._watermark = at
         return names
 
     def _plan_everything(self) -> None:
@@ -320,9 +315,6 @@ class Service:
         self.index = DueIndex()
         self._again, self._attention = set(), set()
         self._watermark = self.engine.journal.latest_change()
-        self._seen_at_watermark = {
-            name for name, _ in self.engine.journal.changed_since(self._watermark)
-        }
         names = sorted(self.engine.policies)
         for start in range(0, len(names), PLAN_CHUNK):
             self._replan(names[start : start + PLAN_CHUNK])

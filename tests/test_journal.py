@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -122,6 +123,36 @@ def test_fingerprint_is_keyed_and_key_file_private(journal: Journal, tmp_path: P
     other = Journal(journal.url, journal.clock, key_file=tmp_path / "other.key")
     assert other.fingerprint(value) != first
     assert journal.fingerprint(SecretValue("correct horse battery staple")) == first
+
+
+def test_a_new_key_is_made_once_under_concurrent_first_use(
+    journal_url: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    """Threads and separate journals using a fresh key file at once all get the one key."""
+    key = tmp_path / "race.key"
+    value = SecretValue("correct horse battery staple")
+    for trial in range(20):
+        key.unlink(missing_ok=True)
+        journals = [Journal(journal_url, clock, key_file=key) for _ in range(3)]
+        barrier = threading.Barrier(9)
+        found: list[str] = []
+        errors: list[BaseException] = []
+
+        def use(journal: Journal) -> None:
+            barrier.wait()
+            try:
+                found.append(journal.fingerprint(value))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=use, args=(j,)) for j in journals for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+        assert errors == [], trial
+        assert len(found) == 9 and len(set(found)) == 1, trial
+        assert sorted(p.name for p in tmp_path.iterdir() if "race" in p.name) == ["race.key"]
 
 
 def test_world_readable_key_is_refused(journal_url: str, clock: FakeClock, tmp_path: Path) -> None:
