@@ -1,7 +1,8 @@
 """Throughput of `rotator run --once` over 1,000 due Secrets Manager secrets on moto_server.
 
 Prints figures; asserts nothing about time. Run: ``.venv/bin/python benchmarks/throughput.py``
-(``--count 100`` for a quick look).
+(``--count 100`` for a quick look; ``--concurrency 1`` for one secret at a
+time; ``--no-rate-limits`` to lift rotator's client-side rate limits).
 
 moto_server is started with :class:`providers.aws.sandbox.AwsSandbox`. Then,
 ``--runs`` times:
@@ -9,17 +10,42 @@ moto_server is started with :class:`providers.aws.sandbox.AwsSandbox`. Then,
 1. ``--count`` secrets are created (a 32-character string each); policies
    for them are written (``random`` issuer, ``aws-secretsmanager`` store,
    ``every: 1d``, ``grace: 1h``) with an empty journal, and the subprocess
-   ``python -m rotator run --once --json --log-format json`` runs with
+   ``python -m rotator run --once --json --log-format json --concurrency N``
+   runs with ``ROTATOR_CONCURRENCY=per-provider=N`` (the default per-provider
+   limit is 4, so ``--concurrency`` alone would not raise it past 4) and
    ``ROTATOR_NOW`` pinned two days ahead, so every secret is due (never
    rotated; created, by the store's date, two days before "now");
 2. moto_server is reset (``POST /moto-api/reset``), the secrets are created
    again, and a minimal hand-written boto3 script, also a subprocess, makes
-   the *same* API calls, in the same order, one secret after the other (``run
-   --once`` is sequential: concurrency 1 for both). The calls are listed in
+   the *same* API calls, in the same order. The calls are listed in
    ``CALLS`` below, read from ``providers/aws/secretsmanager.py``,
    ``providers/random.py`` and ``rotator/engine.py``; moto_server's request
-   log counts what each side really sent, so a drift between the list and
-   the code shows as a count mismatch.
+   log counts what each side really sent, and a count other than
+   ``len(CALLS)`` per secret, or any 4xx, is flagged as a mismatch. A
+   rotation that is not ``ok`` is flagged too (its outcome and rotator's
+   error log lines are printed); either way the script exits 1 once the
+   figures are printed.
+
+Concurrency (``--concurrency N``, default 4: what ``run --once`` uses by
+default for secrets that all live in one store provider, 8 in total but 4
+per provider). Both sides first read every secret's ``AWSCURRENT`` one after
+the other (rotator's plan is sequential), then rotate at most N secrets at
+once: rotator with its worker threads (``rotator/concurrency.py``; at
+``--concurrency 1`` it runs them inline), the hand-written script with a
+``ThreadPoolExecutor`` of N threads sharing **one** boto3 client, as rotator's
+threads share its cached client per service and region. Both clients use the
+same botocore settings (standard retries, 3 attempts, the same timeouts, the
+default pool of 10 connections, so above N = 10 both sides queue for a
+connection).
+
+Rate limits: rotator paces its own calls (``providers/aws/clients.py``;
+Secrets Manager writes, 3 per rotation here, at 40/s per region in bursts of
+40, reads at 1000/s); the hand-written script has **no** rate limiter. The
+least time those limits alone impose on rotator's calls is printed as the
+"rate-limit floor"; ``--no-rate-limits`` runs rotator with
+``ROTATOR_RATE_LIMITS=secretsmanager.write=0,secretsmanager.read=0``, so the
+two settings can be compared. Any ``ROTATOR_RATE_LIMITS`` or
+``ROTATOR_CONCURRENCY`` in the caller's environment is ignored.
 
 Both wall times include interpreter start and imports (rotator's also its
 policy loading: ``rotator validate`` on the same files is timed for scale).
@@ -39,33 +65,40 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 
+from providers.aws.clients import RATE_LIMITS, quota
 from providers.aws.sandbox import AwsSandbox
+from rotator.ratelimit import TokenBucket, limits
 
 PREFIX = "bench/throughput-"
 REGION = "us-east-1"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: ``ROTATOR_RATE_LIMITS`` for ``--no-rate-limits``: the Secrets Manager limits off.
+NO_RATE_LIMITS = "secretsmanager.write=0,secretsmanager.read=0"
 
 #: The Secrets Manager calls one scheduled rotation of a never-rotated secret
 #: makes (store aws-secretsmanager without ``field``, issuer random, grace
 #: not yet over, so no revoke in this run): what the hand-written script does.
+#: No re-plan under the lease (the journal knows nothing of the secret, so
+#: the store is not asked again) and no read before the put (PutSecretValue
+#: is idempotent by its ClientRequestToken). Each entry starts with the API
+#: operation, which decides its rate limit (see ``rate_floor``).
 CALLS = (
     ("GetSecretValue VersionStage=AWSCURRENT", "plan: Store.last_changed (no journal entry yet)"),
-    ("GetSecretValue VersionStage=AWSCURRENT", "re-plan under the lease: Store.last_changed"),
     ("GetSecretValue VersionStage=AWSCURRENT", "mint: Store.current (old version, fingerprint)"),
-    ("GetSecretValue VersionId=<rotation id>", "store: put_pending, is the version there? (404)"),
-    ("DescribeSecret", "store: after the 404, does the secret exist at all?"),
     (
         "PutSecretValue ClientRequestToken=<rotation id>, VersionStages=[AWSPENDING]",
         "store: put_pending",
     ),
     ("GetSecretValue VersionId=<rotation id>", "verify: Store.pending, value read back"),
-    ("DescribeSecret", "promote: version ids and their stages"),
+    ("DescribeSecret", "promote: which version holds AWSCURRENT"),
     (
         "UpdateSecretVersionStage AWSCURRENT Move=<new> RemoveFrom=<old>",
         "promote: make the new version current",
@@ -73,35 +106,37 @@ CALLS = (
     ("UpdateSecretVersionStage AWSPENDING RemoveFrom=<new>", "promote: drop the pending label"),
 )
 
-#: The hand-written rotation: the calls of CALLS, nothing else. argv: prefix, count.
+#: The hand-written rotation: the calls of CALLS, nothing else, N secrets at
+#: a time on threads sharing one client; no rate limiter. argv: prefix, count, N.
 HANDWRITTEN = """
 import secrets, string, sys, time, uuid
+from concurrent.futures import ThreadPoolExecutor
 import boto3
 from botocore.config import Config
 
-prefix, count = sys.argv[1], int(sys.argv[2])
+prefix, count, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 names = [f"{prefix}{i:04}" for i in range(count)]
 began = time.perf_counter()
-sm = boto3.Session().client(
-    "secretsmanager", config=Config(retries={"mode": "standard", "max_attempts": 3})
+sm = boto3.Session().client(  # one client, shared by the threads (boto3 clients are thread-safe)
+    "secretsmanager",
+    config=Config(
+        retries={"mode": "standard", "max_attempts": 3}, connect_timeout=10, read_timeout=30
+    ),
 )
 alphabet = string.ascii_letters + string.digits
-for name in names:  # plan: what is due (every secret is read once first)
+for name in names:  # plan: what is due (every secret is read once first, one after the other)
     sm.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
-for name in names:
-    sm.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")  # re-plan under the lease
+
+
+def rotate(name):
     sm.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")  # the current version
     token = uuid.uuid4().hex
     value = "".join(secrets.choice(alphabet) for _ in range(32))
-    try:
-        sm.get_secret_value(SecretId=name, VersionId=token)
-    except sm.exceptions.ResourceNotFoundException:
-        sm.describe_secret(SecretId=name)
     sm.put_secret_value(
         SecretId=name, ClientRequestToken=token, SecretString=value, VersionStages=["AWSPENDING"]
     )
     if sm.get_secret_value(SecretId=name, VersionId=token)["SecretString"] != value:
-        sys.exit(f"{name}: pending value differs")
+        raise SystemExit(f"{name}: pending value differs")
     stages = sm.describe_secret(SecretId=name)["VersionIdsToStages"]
     old = next(v for v, labels in stages.items() if "AWSCURRENT" in labels)
     sm.update_secret_version_stage(
@@ -110,6 +145,11 @@ for name in names:
     sm.update_secret_version_stage(
         SecretId=name, VersionStage="AWSPENDING", RemoveFromVersionId=token
     )
+
+
+with ThreadPoolExecutor(max_workers=workers) as pool:
+    for _ in pool.map(rotate, names):  # re-raises the first failure
+        pass
 print(f"{time.perf_counter() - began:.3f}")
 """
 
@@ -117,6 +157,25 @@ print(f"{time.perf_counter() - began:.3f}")
 def names_of(count: int) -> list[str]:
     """Return the secret names, the same on both sides."""
     return [f"{PREFIX}{i:04}" for i in range(count)]
+
+
+def rate_floor(count: int, rates: Mapping[str, float]) -> tuple[float, str]:
+    """Return the least seconds rotator's rate limits impose on ``count`` rotations, and why.
+
+    Each quota's bucket starts full (its burst) and refills at its rate, so
+    ``calls`` calls need at least ``(calls - burst) / rate`` seconds.
+    """
+    per_quota = Counter(quota("secretsmanager", call.split()[0]) for call, _ in CALLS)
+    floor, parts = 0.0, []
+    for name, per_secret in sorted(per_quota.items()):
+        rate = rates.get(name, 0.0)
+        if rate <= 0:
+            parts.append(f"{name} off")
+            continue
+        seconds = max(0.0, per_secret * count - TokenBucket(rate).burst) / rate
+        floor = max(floor, seconds)
+        parts.append(f"{name} {rate:g}/s x {per_secret * count} calls: {seconds:.2f} s")
+    return floor, "; ".join(parts)
 
 
 def create_secrets(sm: Any, names: list[str]) -> float:
@@ -182,6 +241,34 @@ def check_rotated(sm: Any, names: list[str]) -> int:
     return rotated
 
 
+def check_calls(side: str, requests: int, errors: int, count: int) -> str | None:
+    """Return why one side's request count disagrees with CALLS, or None if it agrees."""
+    expected = len(CALLS) * count
+    if requests == expected and errors == 0:
+        return None
+    return (
+        f"{side}: {requests} requests ({errors} 4xx), expected {expected} "
+        f"({len(CALLS)} per secret, no 4xx)"
+    )
+
+
+def explain_failures(proc: Any, outcomes: list[dict[str, Any]]) -> None:
+    """Print the outcomes that were not ok and rotator's error log lines (a few of each)."""
+    failed = [o for o in outcomes if o.get("result") != "ok"]
+    for outcome in failed[:5]:
+        print(
+            f"  not ok: {outcome.get('secret')}: {outcome.get('result')} "
+            f"at {outcome.get('state')}: {outcome.get('message')}"
+        )
+    errors = [line for line in proc.stderr.splitlines() if '"level": "error"' in line]
+    for line in errors[:5]:
+        print(f"  log: {line[:300]}")
+    if not outcomes:  # no JSON summary: rotator itself failed
+        sys.stderr.write(proc.stdout[-1000:] + proc.stderr[-2000:])
+    elif len(failed) > 5 or len(errors) > 5:
+        print(f"  ({len(failed)} not ok, {len(errors)} error log lines in all)")
+
+
 def run_timed(args: list[str], env: dict[str, str], timeout: float) -> tuple[float, Any]:
     """Run a subprocess; return its wall time and the CompletedProcess."""
     began = time.perf_counter()
@@ -196,9 +283,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=1, help="pairs of runs (median reported)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        help="secrets rotated at once on both sides (rotator's default here: 4)",
+    )
+    parser.add_argument(
+        "--no-rate-limits",
+        action="store_true",
+        help=f"run rotator with ROTATOR_RATE_LIMITS={NO_RATE_LIMITS}",
+    )
     parser.add_argument("--deadline", type=float, default=600.0, help="seconds in all")
     opts = parser.parse_args()
-    end = time.monotonic() + opts.deadline
+    if opts.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
+    end: float = time.monotonic() + opts.deadline
 
     def left() -> float:
         remaining = end - time.monotonic()
@@ -206,11 +306,26 @@ def main() -> None:
             raise SystemExit("deadline reached")
         return remaining
 
-    names = names_of(opts.count)
-    print(f"{os.cpu_count()} CPUs; {opts.count} secrets; concurrency 1 on both sides")
+    n = opts.count
+    workers = opts.concurrency
+    names = names_of(n)
+    rate_env = {"ROTATOR_RATE_LIMITS": NO_RATE_LIMITS} if opts.no_rate_limits else {}
+    floor, floor_why = rate_floor(n, limits(RATE_LIMITS, rate_env))
+    print(
+        f"{os.cpu_count()} CPUs; {n} secrets; concurrency {workers} on both sides "
+        f"(rotator: --concurrency {workers}, ROTATOR_CONCURRENCY=per-provider={workers}; "
+        f"hand-written: {workers} thread(s), one shared client)"
+    )
+    print(
+        "rotator rate limits: "
+        + (f"off (ROTATOR_RATE_LIMITS={NO_RATE_LIMITS})" if opts.no_rate_limits else "defaults")
+        + f"; rate-limit floor {floor:.2f} s ({floor_why}); hand-written: no rate limiter"
+    )
     print(f"Secrets Manager calls per secret assumed ({len(CALLS)}):")
-    for n, (call, why) in enumerate(CALLS, 1):
-        print(f"  {n:2}. {call:<74} {why}")
+    for number, (call, why) in enumerate(CALLS, 1):
+        print(f"  {number:2}. {call:<76} {why}")
+    mismatches: list[str] = []
+    problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="rotator-throughput-") as tmp:
         workdir = Path(tmp)
         sandbox = AwsSandbox()
@@ -229,7 +344,8 @@ def main() -> None:
             env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
             env.update(aws)
             env["ROTATOR_CONFIG"] = str(policies)
-            env.pop("ROTATOR_FAULT", None)
+            for name in ("ROTATOR_FAULT", "ROTATOR_RATE_LIMITS", "ROTATOR_CONCURRENCY"):
+                env.pop(name, None)
             rotator = [sys.executable, "-m", "rotator"]
 
             validate, proc = run_timed([*rotator, "validate", "--log-format", "json"], env, left())
@@ -247,11 +363,19 @@ def main() -> None:
                 now = datetime.now(UTC) + timedelta(days=2)
                 run_env = {
                     **env,
+                    **rate_env,
+                    "ROTATOR_CONCURRENCY": f"per-provider={workers}",
                     "ROTATOR_STATE": f"sqlite:///{state}",
                     "ROTATOR_NOW": now.isoformat(),
                 }
                 wall, proc = run_timed(
-                    [*rotator, "run", "--once", "--json", "--log-format", "json"], run_env, left()
+                    [
+                        *rotator,
+                        *("run", "--once", "--json", "--log-format", "json"),
+                        *("--concurrency", str(workers)),
+                    ],
+                    run_env,
+                    left(),
                 )
                 after, after_4xx = settle(moto_log)
                 try:
@@ -259,46 +383,72 @@ def main() -> None:
                 except ValueError:
                     outcomes = []
                 ok = sum(1 for o in outcomes if o.get("result") == "ok")
-                if proc.returncode != 0 or ok != len(names):
-                    sys.stderr.write(proc.stdout[-1000:] + proc.stderr[-2000:])
                 rotated = check_rotated(sm, names)
                 rotator_times.append(wall)
+                requests, errors = after - before, after_4xx - before_4xx
+                mismatch = check_calls(f"run {run}, rotator", requests, errors, n)
+                if mismatch is not None:
+                    mismatches.append(mismatch)
                 print(
                     f"run {run}: rotator run --once  {wall:7.2f} s  exit {proc.returncode}, "
-                    f"{ok} ok, {rotated} rotated (checked in moto), {after - before} requests "
-                    f"({after_4xx - before_4xx} 4xx); secrets created in {created:.1f} s"
+                    f"{ok} ok, {rotated} rotated (checked in moto), {requests} requests "
+                    f"({errors} 4xx); secrets created in {created:.1f} s"
                 )
+                if proc.returncode != 0 or ok != n:
+                    explain_failures(proc, outcomes)
+                    problems.append(f"run {run}, rotator: exit {proc.returncode}, {ok} of {n} ok")
 
                 # the hand-written script, on fresh secrets
                 reset(aws["AWS_ENDPOINT_URL"])
                 created = create_secrets(sm, names)
                 before, before_4xx = settle(moto_log)
                 wall, proc = run_timed(
-                    [sys.executable, str(script), PREFIX, str(opts.count)], env, left()
+                    [sys.executable, str(script), PREFIX, str(n), str(workers)], env, left()
                 )
                 after, after_4xx = settle(moto_log)
                 if proc.returncode != 0:
                     sys.stderr.write(proc.stderr[-2000:])
                 rotated = check_rotated(sm, names)
+                if proc.returncode != 0 or rotated != n:
+                    problems.append(
+                        f"run {run}, hand-written: exit {proc.returncode}, {rotated} of {n} rotated"
+                    )
                 script_times.append(wall)
                 loop = float(proc.stdout.strip() or "nan")
                 script_loops.append(loop)
+                requests, errors = after - before, after_4xx - before_4xx
+                mismatch = check_calls(f"run {run}, hand-written", requests, errors, n)
+                if mismatch is not None:
+                    mismatches.append(mismatch)
                 print(
                     f"run {run}: hand-written boto3    {wall:7.2f} s  exit {proc.returncode}, "
-                    f"{rotated} rotated (checked in moto), {after - before} requests "
-                    f"({after_4xx - before_4xx} 4xx); loop alone {loop:.2f} s"
+                    f"{rotated} rotated (checked in moto), {requests} requests "
+                    f"({errors} 4xx); calls alone {loop:.2f} s"
                 )
         finally:
             sandbox.stop()
 
     r = statistics.median(rotator_times)
     h = statistics.median(script_times)
-    n = opts.count
+    limited = "rate limits off" if opts.no_rate_limits else f"rate-limit floor {floor:.2f} s"
     print()
     print(f"{'':28}{'wall':>10}{'secrets/s':>12}{'ms/secret':>12}")
-    print(f"{'rotator run --once':28}{r:9.2f}s{n / r:12.1f}{1000 * r / n:12.2f}")
+    print(f"{'rotator run --once':28}{r:9.2f}s{n / r:12.1f}{1000 * r / n:12.2f}  ({limited})")
     print(f"{'hand-written boto3':28}{h:9.2f}s{n / h:12.1f}{1000 * h / n:12.2f}")
-    print(f"ratio rotator / hand-written: {r / h:.2f}  (median of {opts.runs} run(s) each)")
+    print(
+        f"ratio rotator / hand-written: {r / h:.2f}  (median of {opts.runs} run(s) each, "
+        f"concurrency {workers})"
+    )
+    if mismatches:
+        print("call count check: MISMATCH with CALLS (a failed rotation also shows here)")
+        for why in mismatches:
+            print(f"  {why}")
+    else:
+        print(f"call count check: ok, {len(CALLS)} requests per secret on both sides, no 4xx")
+    for why in problems:
+        print(f"FAILED ROTATIONS: {why}")
+    if mismatches or problems:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
