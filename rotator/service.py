@@ -359,14 +359,23 @@ class Service:
             )
 
     def _schedule(self, name: str, items: Iterable[PlanItem], now: datetime) -> None:
-        """Put one secret back in the index (or the retry set) from its plan items."""
+        """Put one secret back in the index (or the retry set) from its plan items.
+
+        A secret that needs attention is neither scheduled nor retried: it
+        is logged once, at error level, and left alone until the journal
+        shows a rotation by hand or a reload changes its policy (both make
+        the service plan it again).
+        """
+        needed_attention = name in self._attention
         self._attention.discard(name)
         self._again.discard(name)
         earliest: datetime | None = None
         for item in items:
             if item.action is Action.ATTENTION:
                 self._attention.add(name)
-            if item.action in (Action.ERROR, Action.ATTENTION) or item.due:
+                if not needed_attention:
+                    log.error("secret needs attention", secret=name, reason=item.reason)
+            elif item.action is Action.ERROR or item.due:
                 # Looked at again on the next pass (a reconcile tick at most away).
                 self._again.add(name)
             elif item.due_at is not None and (earliest is None or item.due_at < earliest):

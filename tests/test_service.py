@@ -11,11 +11,16 @@ from pathlib import Path
 import boto3
 import pytest
 from moto import mock_aws
+from structlog.testing import capture_logs
 
+from providers.random import RandomIssuer
 from rotator.concurrency import Limits
 from rotator.engine import Engine
+from rotator.errors import VerificationError
+from rotator.interfaces import Credential, Registry, registry
 from rotator.journal import Journal, SecretSummary
 from rotator.loader import load_policies
+from rotator.metrics import Metrics
 from rotator.service import Service, ServiceSettings
 from tests.conftest import FakeClock
 
@@ -259,3 +264,33 @@ def test_rotation_by_another_process_is_noticed(aws: None, tmp_path: Path) -> No
     assert other.rotate("app").exit_code == 0  # `rotator rotate app` in another process
     service.run_pass()
     assert service.index.get("app") == clock() + timedelta(minutes=1)  # its grace deadline
+
+
+class _RefusingIssuer(RandomIssuer):
+    """A random issuer whose credentials never verify (a consumer that rejects them)."""
+
+    def verify(self, credential: Credential) -> None:
+        raise VerificationError("refused by the test", provider="test")
+
+
+def test_needs_attention_is_exported_logged_once_and_left_alone(aws: None, tmp_path: Path) -> None:
+    """After five rollbacks the secret is counted and left alone until a manual fix."""
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    service = _service(tmp_path, clock, "app")
+    base = registry()
+    service.engine.adapters = Registry(base.stores, {**base.issuers, "random": _RefusingIssuer})
+    service.metrics = Metrics(clock)
+    with capture_logs() as logs:
+        passes = _run_until(service, clock, clock() + timedelta(days=2))
+    assert passes > 10
+    assert len(service.engine.journal.history("app")) == 5  # then no sixth attempt
+    text = service.metrics.render()[0].decode()
+    assert "rotator_secrets_needing_attention 1.0" in text
+    attention = [e for e in logs if e["event"] == "secret needs attention"]
+    assert len(attention) == 1 and attention[0]["log_level"] == "error"
+
+    fixed = Engine(load_policies(service.config), service.engine.journal, clock=clock)
+    assert fixed.rotate("app").exit_code == 0  # the operator, from another process
+    service.run_pass()
+    assert "rotator_secrets_needing_attention 0.0" in service.metrics.render()[0].decode()
+    assert service.index.get("app") is not None  # scheduled again
