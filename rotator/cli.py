@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -200,7 +203,7 @@ def _print_plan(items: list[PlanItem], now: datetime) -> None:
     type=click.FloatRange(min=0),
     default=25.0,
     show_default=True,
-    help="Service mode: seconds running steps get to finish after SIGTERM.",
+    help="Seconds running steps get to finish after SIGTERM or SIGINT.",
 )
 @click.option(
     "--listen",
@@ -229,7 +232,17 @@ def run(
         on_request=None if once else metrics.provider_request,
     )
     if once:
-        report = engine.run_once()
+        # A CronJob being deleted, or a CI job cancelled, sends SIGTERM: start
+        # nothing more, give running steps the deadline, report, and exit.
+        stopping = threading.Event()
+
+        def stop(_signum: int, _frame: FrameType | None) -> None:
+            stopping.set()
+            engine.interrupt()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        report = engine.run_once(stop=stopping.is_set, deadline=shutdown_deadline)
         _report_json(report) if as_json else _print_report(report)
         sys.exit(report.exit_code)
     service = Service(

@@ -318,10 +318,17 @@ class Service:
         names = sorted(self.engine.policies)
         for start in range(0, len(names), PLAN_CHUNK):
             self._replan(names[start : start + PLAN_CHUNK])
-        # Unfinished rotations of secrets no policy names any more: reported
-        # (as errors) on every pass until their policy comes back.
-        orphans = {r.secret for r in self.engine.journal.open_rotations()}
-        self._again |= orphans - self.engine.policies.keys()
+        # Unfinished rotations of secrets no policy names any more stay parked
+        # at their recorded step (plan and status show them) until their
+        # policy comes back: said once here, not retried on every pass.
+        for rotation in self.engine.journal.open_rotations():
+            if rotation.secret not in self.engine.policies:
+                log.warning(
+                    "rotation parked: its secret has no policy any more",
+                    secret=rotation.secret,
+                    rotation_id=rotation.id,
+                    state=str(rotation.state),
+                )
         self._stale = False
         log.info(
             "schedule built",

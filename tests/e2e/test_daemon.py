@@ -95,6 +95,10 @@ def test_daemon_rotates_reloads_safely_and_stops_cleanly(rotator_cli: Rotator) -
                 in metrics
             )
             assert 'rotator_secret_age_seconds{secret="app"}' in metrics
+            assert (
+                'rotator_provider_requests_total{operation="PutSecretValue",outcome="ok",'
+                'provider="aws-secretsmanager"}' in metrics
+            )
 
             rotator_cli.config.write_text("secrets:\n  - name: Not A Valid Name\n")
             daemon.send_signal(signal.SIGHUP)
@@ -178,3 +182,48 @@ def test_sigterm_mid_step_exits_0_by_the_deadline_and_a_restart_finishes(
         assert restarted.wait(timeout=25) == 0
     current = sm.get_secret_value(SecretId="app", VersionStage="AWSCURRENT")["SecretString"]
     assert current != "initial-value-long"
+
+
+@pytest.mark.e2e
+def test_sigterm_stops_a_one_shot_run_at_the_deadline(rotator_cli: Rotator) -> None:
+    """`run --once` told to stop mid-step exits by its deadline and reports the rotation waiting."""
+    client("secretsmanager").create_secret(Name="app", SecretString="initial-value-long")
+    rotator_cli.config.write_text(POLICY.replace("every: 3s", "every: 1h"))
+    log = rotator_cli.workdir / "once.log"
+    rotator_cli.env["ROTATOR_NOW"] = "2099-01-01T00:00:00Z"
+    env = {
+        **os.environ,
+        **rotator_cli.env,
+        "ROTATOR_CONFIG": str(rotator_cli.config),
+        "ROTATOR_STATE": rotator_cli.state,
+        "ROTATOR_FAULT": "hang:mint:issued",
+    }
+    with log.open("w") as sink:
+        once = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "rotator",
+                "run",
+                "--once",
+                "--json",
+                "--shutdown-deadline",
+                "1",
+            ],
+            env=env,
+            cwd=rotator_cli.workdir,
+            stdout=subprocess.PIPE,
+            stderr=sink,
+        )
+        try:
+            assert _eventually(lambda: "hanging at mint:issued" in log.read_text(), 40)
+            once.send_signal(signal.SIGTERM)
+            out, _ = once.communicate(timeout=15)
+        finally:
+            if once.poll() is None:
+                once.kill()
+    assert once.returncode == 0
+    summary = json.loads(out)
+    [outcome] = summary["outcomes"] if isinstance(summary, dict) else summary
+    assert outcome["secret"] == "app" and outcome["result"] == "waiting"
+    assert "shutdown" in outcome["message"]
