@@ -197,7 +197,7 @@ class Engine:
         self.sleep: Sleep = self._interruptible_sleep if sleep is system_sleep else sleep
         self.runtime = Runtime(clock=clock, sleep=sleep)
         if on_request is not None:
-            self.runtime.on_request = _guarded(on_request)
+            self.runtime.on_request = on_request
         self._bindings: dict[str, _Binding] = {}
         self._bindings_lock = threading.Lock()
         self._digests: dict[str, str] = {}
@@ -645,8 +645,16 @@ class Engine:
             rotation = after
         return rotation
 
-    def _retrying(self, call: Callable[[], _T]) -> _T:
-        """Call an adapter outside any rotation, retrying transient errors like a step."""
+    def _retrying(
+        self,
+        call: Callable[[], _T],
+        on_retry: Callable[[RotatorError, int, float], None] | None = None,
+    ) -> _T:
+        """Call an adapter, retrying transient errors with backoff; ``on_retry`` hears each wait.
+
+        The wait ends early when the engine is interrupted, and then
+        ``Interrupted`` is raised instead of trying again.
+        """
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 return call()
@@ -654,7 +662,12 @@ class Engine:
                 if not exc.retryable or attempt == self.retry.attempts:
                     raise
                 hint = exc.delay if isinstance(exc, TransientError) else None
-                self.sleep(self.retry.delay(attempt, hint))
+                delay = self.retry.delay(attempt, hint)
+                if on_retry is not None:
+                    on_retry(exc, attempt, delay)
+                self.sleep(delay)
+                if self._interrupt.is_set():
+                    raise Interrupted("stopping while waiting to retry") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _with_retries(
@@ -664,28 +677,25 @@ class Engine:
         handler: Callable[[_Binding, Rotation], Rotation],
         binding: _Binding,
     ) -> Rotation:
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                faults.fail(step)
-                return handler(binding, rotation)
-            except RotatorError as exc:
-                if not exc.retryable or attempt == self.retry.attempts:
-                    raise
-                hint = exc.delay if isinstance(exc, TransientError) else None
-                delay = self.retry.delay(attempt, hint)
-                log.warning(
-                    "transient failure; retrying", error=str(exc), attempt=attempt, retry_in=delay
-                )
-                rotation = self.journal.record(
-                    rotation,
-                    step,
-                    "retry",
-                    f"{exc} (attempt {attempt} of {self.retry.attempts}, retry in {delay:g}s)",
-                )
-                self.sleep(delay)
-                if self._interrupt.is_set():
-                    raise Interrupted(f"stopping while waiting to retry {step}") from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        """Run one step, recording each retry of a transient failure in the journal."""
+        latest = [rotation]
+
+        def attempt() -> Rotation:
+            faults.fail(step)
+            return handler(binding, latest[0])
+
+        def retrying(exc: RotatorError, number: int, delay: float) -> None:
+            log.warning(
+                "transient failure; retrying", error=str(exc), attempt=number, retry_in=delay
+            )
+            latest[0] = self.journal.record(
+                latest[0],
+                step,
+                "retry",
+                f"{exc} (attempt {number} of {self.retry.attempts}, retry in {delay:g}s)",
+            )
+
+        return self._retrying(attempt, retrying)
 
     # -- the steps ------------------------------------------------------------
 
@@ -943,23 +953,6 @@ class Engine:
             "new credential deleted, pending version removed; the old credential stays current"
             + (f" (deleted {', '.join(sorted(doomed))})" if doomed else ""),
         )
-
-
-def _guarded(observer: RequestObserver) -> RequestObserver:
-    """Wrap a request observer so that its failure never fails a provider call."""
-    complained: set[str] = set()
-
-    def observe(provider: str, operation: str, outcome: str) -> None:
-        try:
-            observer(provider, operation, outcome)
-        except Exception as exc:  # noqa: BLE001 - counting must never break a rotation
-            if operation not in complained:
-                complained.add(operation)
-                log.warning(
-                    "request not counted", provider=provider, operation=operation, error=str(exc)
-                )
-
-    return observe
 
 
 def _waits_until(rotation: Rotation) -> datetime | None:
