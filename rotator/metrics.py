@@ -48,9 +48,9 @@ PROVIDER_OUTCOMES = frozenset({"ok", "throttled", "transient", "permanent"})
 #: to minutes (an issuer that propagates slowly, retries with backoff).
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
-# An operation is an API call name ("PutSecretValue", "kv.read"): an identifier,
-# so free text (an error message, an id) cannot become a label value by mistake.
-_OPERATION = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
+#: An operation is an API call name ("PutSecretValue", "kv.read"): an identifier,
+#: so free text (an error message, an id) cannot become a label value by mistake.
+OPERATION_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +201,7 @@ class Metrics:
     def provider_request(self, provider: str, operation: str, outcome: str) -> None:
         """Count one request to a provider API."""
         _check(outcome, PROVIDER_OUTCOMES, "provider request outcome")
-        if not _OPERATION.fullmatch(operation):
+        if not OPERATION_PATTERN.fullmatch(operation):
             raise ValueError(f"operation must be an API call name, not {operation!r}")
         self._requests.labels(provider, operation, outcome).inc()
 

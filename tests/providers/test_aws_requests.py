@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -20,13 +18,13 @@ from providers.aws.errors import attempt_outcome
 from providers.aws.iam import AccessKeyConfig, AccessKeyIssuer
 from providers.aws.secretsmanager import SecretsManagerConfig, SecretsManagerStore
 from rotator.interfaces import OUTCOMES, Runtime
+from rotator.metrics import OPERATION_PATTERN
 from rotator.secret import SecretValue
 from tests.providers.helpers import new_rotation_id
+from tests.providers.threads import run_together
 
 SECRET_ID = "prod/deployer/key"
 USER = "deployer"
-#: What rotator_provider_requests_total accepts as an operation label.
-OPERATION = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
 
 Call = tuple[str, str, str]
 
@@ -250,25 +248,19 @@ def test_operation_labels_are_api_names(runtime: Runtime, calls: list[Call]) -> 
     assert calls
     for provider, operation, outcome in calls:
         assert provider == "aws-secretsmanager"
-        assert OPERATION.fullmatch(operation) and rid not in operation
+        assert OPERATION_PATTERN.fullmatch(operation) and rid not in operation
         assert outcome in OUTCOMES
 
 
 @pytest.mark.usefixtures("aws")
 def test_threads_sharing_a_runtime_share_one_session_and_client(runtime: Runtime) -> None:
     """Sixteen threads asking at once for clients get one session and one client per service."""
-    barrier = threading.Barrier(16)
     got: list[Any] = []
 
     def work(i: int) -> None:
-        barrier.wait()
         got.append(client(runtime, "secretsmanager" if i % 2 else "iam"))
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert run_together(work, range(16)) == []
     assert len(got) == 16
     assert len({id(c) for c in got}) == 2
     assert sum(1 for key in runtime.cache if key == "aws:session") == 1
@@ -283,25 +275,14 @@ def test_rotations_on_threads_sharing_a_runtime_all_land(
     names = [f"{SECRET_ID}-{i}" for i in range(8)]
     for name in names:
         sm.create_secret(Name=name, SecretString="initial-value-00000001")
-    barrier = threading.Barrier(len(names))
-    failures: list[BaseException] = []
 
     def rotate(name: str) -> None:
         store = SecretsManagerStore(SecretsManagerConfig(secret_id=name), runtime, name)
         rid = new_rotation_id()
-        barrier.wait()
-        try:
-            store.put_pending(rid, SecretValue(f"new-value-{rid}"))
-            store.promote(rid)
-        except BaseException as exc:  # reported by the assertion below
-            failures.append(exc)
+        store.put_pending(rid, SecretValue(f"new-value-{rid}"))
+        store.promote(rid)
 
-    threads = [threading.Thread(target=rotate, args=(name,)) for name in names]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
+    assert run_together(rotate, names) == []
     for name in names:
         current = sm.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
         assert current["SecretString"].startswith("new-value-")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -15,7 +13,9 @@ from providers.azure.errors import OPERATIONS, keyvault_operation, status_outcom
 from providers.azure.keyvault import KeyVaultStore
 from rotator.errors import TransientError
 from rotator.interfaces import OUTCOMES, Runtime
+from rotator.metrics import OPERATION_PATTERN
 from rotator.secret import SecretValue
+from tests.providers.threads import run_together
 
 if TYPE_CHECKING:
     from tests.providers.azure.backends import Backend
@@ -25,8 +25,6 @@ pytest_plugins = ["tests.providers.azure.backends"]
 
 OLD = "old-password-for-requests-1"
 NEW = "new-password-for-requests-1"
-#: What rotator_provider_requests_total accepts as an operation label.
-OPERATION = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
 
 Call = tuple[str, str, str]
 
@@ -94,7 +92,7 @@ def test_a_rotation_reports_each_request_by_its_rest_call(rec: Recorder) -> None
     ]
     for provider, operation, outcome in rec.calls:
         assert operation in OPERATIONS and operation != "other"
-        assert OPERATION.fullmatch(operation) and name not in operation
+        assert OPERATION_PATTERN.fullmatch(operation) and name not in operation
         assert provider == "azure-keyvault" and outcome in OUTCOMES
 
 
@@ -235,25 +233,14 @@ def test_threads_sharing_a_runtime_share_one_credential_and_client(rec: Recorder
     names = [rec.backend.secret_name(f"t{i}") for i in range(8)]
     for name in names:
         rec.backend.seed(name, OLD)
-    barrier = threading.Barrier(len(names))
-    failures: list[BaseException] = []
 
     def rotate(name: str) -> None:
         store = rec.store(name)
         rid = rec.backend.rotation_id()
-        barrier.wait()
-        try:
-            store.put_pending(rid, SecretValue(f"{NEW}-{name}"))
-            store.promote(rid)
-        except BaseException as exc:  # reported by the assertion below
-            failures.append(exc)
+        store.put_pending(rid, SecretValue(f"{NEW}-{name}"))
+        store.promote(rid)
 
-    threads = [threading.Thread(target=rotate, args=(name,)) for name in names]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
+    assert run_together(rotate, names) == []
     for name in names:
         assert rec.backend.latest(name).value == f"{NEW}-{name}"
     cached = [key for key in rec.runtime.cache if key.startswith("azure:")]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -17,7 +14,9 @@ from providers.vault.client import OPERATIONS
 from providers.vault.kv import VaultKvConfig, VaultKvStore
 from rotator.errors import TransientError
 from rotator.interfaces import OUTCOMES, Runtime
+from rotator.metrics import OPERATION_PATTERN
 from rotator.secret import SecretValue
+from tests.providers.threads import run_together
 from tests.providers.vault.backends import (
     Backend,
     approle_policy,
@@ -34,8 +33,6 @@ PATH = "apps/payments/db"
 OLD = "old-password-0000000001"
 NEW = "new-password-0000000001"
 ROLE = "payments"
-#: What rotator_provider_requests_total accepts as an operation label.
-OPERATION = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
 
 Call = tuple[str, str, str]
 
@@ -144,7 +141,11 @@ def test_a_rotation_reports_each_request_by_kind(setup: Setup) -> None:
     ]
     for provider, operation, outcome in setup.calls:
         assert operation in OPERATIONS and operation != "other"
-        assert OPERATION.fullmatch(operation) and PATH not in operation and rid not in operation
+        assert (
+            OPERATION_PATTERN.fullmatch(operation)
+            and PATH not in operation
+            and rid not in operation
+        )
         assert outcome in OUTCOMES and provider == "vault"
 
 
@@ -224,26 +225,6 @@ def test_the_vault_rate_limit_can_be_turned_off(
     assert setup.slept == []
 
 
-def _together(count: int, work: Callable[[int], None]) -> list[BaseException]:
-    """Run ``work(i)`` on ``count`` threads released at once; return what they raised."""
-    barrier = threading.Barrier(count)
-    failures: list[BaseException] = []
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            work(i)
-        except BaseException as exc:  # reported by the caller's assertion
-            failures.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return failures
-
-
 def test_threads_sharing_a_runtime_share_one_authenticated_session(
     setup: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -262,7 +243,7 @@ def test_threads_sharing_a_runtime_share_one_authenticated_session(
         store.put_pending(rid, SecretValue(f"{NEW}-{i}"))
         store.promote(rid)
 
-    assert _together(8, rotate) == []
+    assert run_together(rotate, range(8)) == []
     for i in range(8):
         latest = admin.read_secret_version(
             path=f"apps/app-{i}", mount_point=mount, raise_on_deleted_version=True
@@ -283,7 +264,7 @@ def test_a_due_renewal_happens_once_for_all_threads(setup: Setup) -> None:
     def read(_: int) -> None:
         store.current()
 
-    assert _together(8, read) == []
+    assert run_together(read, range(8)) == []
     kinds = [operation for _, operation, _ in setup.calls]
     assert kinds.count("token.renew_self") == 1
     assert kinds.count("kv.read") == 8
