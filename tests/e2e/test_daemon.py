@@ -27,6 +27,27 @@ secrets:
 """
 
 
+def _spawn(
+    rotator_cli: Rotator, log: Path, *args: str, fault: str = "", capture: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m rotator ARGS`` logging JSON to ``log`` (stdout piped if ``capture``)."""
+    env = {
+        **os.environ,
+        **rotator_cli.env,
+        "ROTATOR_CONFIG": str(rotator_cli.config),
+        "ROTATOR_STATE": rotator_cli.state,
+        "ROTATOR_FAULT": fault,
+    }
+    sink = log.open("a")
+    return subprocess.Popen(
+        [sys.executable, "-m", "rotator", *args, "--log-format", "json"],
+        env=env,
+        cwd=rotator_cli.workdir,
+        stdout=subprocess.PIPE if capture else sink,
+        stderr=sink,
+    )
+
+
 def _eventually(check: Callable[[], bool], seconds: float) -> bool:
     """Poll ``check`` until it holds or ``seconds`` pass (no fixed sleep)."""
     tick = threading.Event()
@@ -53,64 +74,40 @@ def test_daemon_rotates_reloads_safely_and_stops_cleanly(rotator_cli: Rotator) -
     """It rotates on schedule, survives a broken SIGHUP reload, and exits 0 on SIGTERM."""
     client("secretsmanager").create_secret(Name="app", SecretString="initial-value-long")
     rotator_cli.config.write_text(POLICY)
-    env = {
-        **os.environ,
-        **rotator_cli.env,
-        "ROTATOR_CONFIG": str(rotator_cli.config),
-        "ROTATOR_STATE": rotator_cli.state,
-    }
     log = rotator_cli.workdir / "daemon.log"
-    with log.open("w") as sink:
-        daemon = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "rotator",
-                "run",
-                "--reconcile",
-                "1",
-                "--log-format",
-                "json",
-                "--listen",
-                "127.0.0.1:0",
-            ],
-            env=env,
-            cwd=rotator_cli.workdir,
-            stdout=sink,
-            stderr=sink,
+    daemon = _spawn(rotator_cli, log, "run", "--reconcile", "1", "--listen", "127.0.0.1:0")
+    try:
+        db = rotator_cli.workdir / "rotator.db"
+        assert _eventually(lambda: _finished_rotations(db) >= 1, 40), log.read_text()[-3000:]
+
+        url = next(e["url"] for e in _events(log) if e["event"] == "health endpoint listening")
+        with urllib.request.urlopen(url + "/healthz", timeout=5) as answer:
+            assert answer.status == 200
+        with urllib.request.urlopen(url + "/readyz", timeout=5) as answer:
+            assert answer.status == 200
+        with urllib.request.urlopen(url + "/metrics", timeout=5) as answer:
+            metrics = answer.read().decode()
+        assert (
+            'rotator_rotations_total{outcome="succeeded",provider="aws-secretsmanager",secret="app"}'
+            in metrics
         )
-        try:
-            db = rotator_cli.workdir / "rotator.db"
-            assert _eventually(lambda: _finished_rotations(db) >= 1, 40), log.read_text()[-3000:]
+        assert 'rotator_secret_age_seconds{secret="app"}' in metrics
+        assert (
+            'rotator_provider_requests_total{operation="PutSecretValue",outcome="ok",'
+            'provider="aws-secretsmanager"}' in metrics
+        )
 
-            url = next(e["url"] for e in _events(log) if e["event"] == "health endpoint listening")
-            with urllib.request.urlopen(url + "/healthz", timeout=5) as answer:
-                assert answer.status == 200
-            with urllib.request.urlopen(url + "/readyz", timeout=5) as answer:
-                assert answer.status == 200
-            with urllib.request.urlopen(url + "/metrics", timeout=5) as answer:
-                metrics = answer.read().decode()
-            assert (
-                'rotator_rotations_total{outcome="succeeded",provider="aws-secretsmanager",secret="app"}'
-                in metrics
-            )
-            assert 'rotator_secret_age_seconds{secret="app"}' in metrics
-            assert (
-                'rotator_provider_requests_total{operation="PutSecretValue",outcome="ok",'
-                'provider="aws-secretsmanager"}' in metrics
-            )
+        rotator_cli.config.write_text("secrets:\n  - name: Not A Valid Name\n")
+        daemon.send_signal(signal.SIGHUP)
+        assert _eventually(lambda: "reload refused" in log.read_text(), 20)
+        done = _finished_rotations(db)
+        assert _eventually(lambda: _finished_rotations(db) > done, 40), "old set stopped"
 
-            rotator_cli.config.write_text("secrets:\n  - name: Not A Valid Name\n")
-            daemon.send_signal(signal.SIGHUP)
-            assert _eventually(lambda: "reload refused" in log.read_text(), 20)
-            done = _finished_rotations(db)
-            assert _eventually(lambda: _finished_rotations(db) > done, 40), "old set stopped"
-
-            daemon.send_signal(signal.SIGTERM)
-            assert daemon.wait(timeout=25) == 0
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=25) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
     assert any(e["event"] == "service stopped" for e in _events(log))
 
 
@@ -121,21 +118,7 @@ def _events(log: Path) -> list[dict[str, Any]]:
 def _daemon(
     rotator_cli: Rotator, log: Path, *extra: str, fault: str = ""
 ) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        **rotator_cli.env,
-        "ROTATOR_CONFIG": str(rotator_cli.config),
-        "ROTATOR_STATE": rotator_cli.state,
-        "ROTATOR_FAULT": fault,
-    }
-    sink = log.open("a")
-    return subprocess.Popen(
-        [sys.executable, "-m", "rotator", "run", "--log-format", "json", "--listen", "", *extra],
-        env=env,
-        cwd=rotator_cli.workdir,
-        stdout=sink,
-        stderr=sink,
-    )
+    return _spawn(rotator_cli, log, "run", "--listen", "", *extra, fault=fault)
 
 
 def _states(db: Path) -> list[str]:
@@ -191,37 +174,20 @@ def test_sigterm_stops_a_one_shot_run_at_the_deadline(rotator_cli: Rotator) -> N
     rotator_cli.config.write_text(POLICY.replace("every: 3s", "every: 1h"))
     log = rotator_cli.workdir / "once.log"
     rotator_cli.env["ROTATOR_NOW"] = "2099-01-01T00:00:00Z"
-    env = {
-        **os.environ,
-        **rotator_cli.env,
-        "ROTATOR_CONFIG": str(rotator_cli.config),
-        "ROTATOR_STATE": rotator_cli.state,
-        "ROTATOR_FAULT": "hang:mint:issued",
-    }
-    with log.open("w") as sink:
-        once = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "rotator",
-                "run",
-                "--once",
-                "--json",
-                "--shutdown-deadline",
-                "1",
-            ],
-            env=env,
-            cwd=rotator_cli.workdir,
-            stdout=subprocess.PIPE,
-            stderr=sink,
-        )
-        try:
-            assert _eventually(lambda: "hanging at mint:issued" in log.read_text(), 40)
-            once.send_signal(signal.SIGTERM)
-            out, _ = once.communicate(timeout=15)
-        finally:
-            if once.poll() is None:
-                once.kill()
+    once = _spawn(
+        rotator_cli,
+        log,
+        *("run", "--once", "--json", "--shutdown-deadline", "1"),
+        fault="hang:mint:issued",
+        capture=True,
+    )
+    try:
+        assert _eventually(lambda: log.exists() and "hanging at mint:issued" in log.read_text(), 40)
+        once.send_signal(signal.SIGTERM)
+        out, _ = once.communicate(timeout=15)
+    finally:
+        if once.poll() is None:
+            once.kill()
     assert once.returncode == 0
     summary = json.loads(out)
     [outcome] = summary["outcomes"] if isinstance(summary, dict) else summary
