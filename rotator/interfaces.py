@@ -1,16 +1,18 @@
 """The roles an outside system can play, and how adapters are found.
 
-Every adapter implements one role as a subclass of :class:`Store` or
-:class:`Issuer` (targets and verifiers come later, in this module too). An
-adapter declares its policy fields as a pydantic model in ``Config``; the
-policy loader validates a policy's ``store:`` or ``issuer:`` block against it
-before any provider is called.
+Every adapter implements one role as a subclass of :class:`Store`,
+:class:`Issuer`, :class:`Target` or :class:`Verifier`. An adapter declares
+its policy fields as a pydantic model in ``Config``; the policy loader
+validates a policy's ``store:``, ``issuer:``, ``targets:`` and ``verify:``
+blocks against it before any provider is called.
 
 Adapters are registered in the ``rotator.providers`` entry-point group, under
-``store.<provider>`` or ``issuer.<kind>``; rotator's own adapters are
-registered the same way, so a third-party package adds one without touching
-the engine. Adapter modules import their SDK lazily (inside methods), so that
-loading the registry costs nothing.
+``store.<provider>``, ``issuer.<kind>``, ``target.<kind>`` or
+``verifier.<kind>``; rotator's own adapters are registered the same way, so a
+third-party package adds one without touching the engine. (Every store is
+also usable as a target, through :class:`StoreReplica`.) Adapter modules
+import their SDK lazily (inside methods), so that loading the registry costs
+nothing.
 
 Contract for every method: it is idempotent (calling it twice has the effect
 of calling it once), it raises only :class:`rotator.errors.RotatorError`
@@ -239,8 +241,139 @@ class Issuer(ABC, Generic[ConfigT]):
         """Remove a revoked credential for good; no-op if already gone."""
 
 
+class Target(ABC, Generic[ConfigT]):
+    """Somewhere consumers read the credential: written before promote, restored on rollback.
+
+    Order: the engine writes every target after the new value is stored as
+    pending and before it is verified and promoted; if anything fails before
+    promote, it restores every target, last first. Methods raise
+    ``TransientError`` (trying again may help: a timeout, a 5xx, a refused
+    connection), ``PermissionDeniedError``, ``NotFoundError`` or another
+    ``PermanentError`` (it will not work as configured). No message carries
+    the value.
+    """
+
+    kind: ClassVar[str]
+    Config: ClassVar[type[ProviderConfig]]
+    #: Distributions the adapter imports lazily, and the extra that installs them.
+    requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str] = ""
+
+    def __init__(self, config: ConfigT, runtime: Runtime, secret: str) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.secret = secret
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Return a short non-secret address, such as ``file:/run/secrets/app.env``."""
+
+    @abstractmethod
+    def write(self, rotation_id: str, value: SecretValue) -> None:
+        """Make the target carry ``value`` for consumers; idempotent and atomic.
+
+        Writing the same rotation's value twice changes nothing a consumer
+        can see. A consumer never sees a partial or empty value.
+        """
+
+    @abstractmethod
+    def restore(
+        self, rotation_id: str, written: SecretValue | None, previous: SecretValue | None
+    ) -> None:
+        """Undo this rotation's ``write``: put ``previous`` back, or remove what was added.
+
+        ``written`` is the value ``write`` was given (None if lost in a
+        crash); ``previous`` is the value consumers had before (None if there
+        was none: then what ``write`` added is removed). Safe to call when
+        ``write`` never ran, and twice.
+        """
+
+    def check(self) -> str:
+        """Prove, changing nothing, that the target is reachable and writable in principle.
+
+        Returns what was checked, in a few words; raises the errors above.
+        """
+        return "nothing to check"
+
+
+class Verifier(ABC, Generic[ConfigT]):
+    """Proves a credential works where it is used (a consumer's health check, a login).
+
+    ``verify`` raises ``VerificationError`` when the credential is refused,
+    ``TransientError`` when the check itself could not run (retried), or
+    another ``PermanentError``. No message carries the value.
+    """
+
+    kind: ClassVar[str]
+    Config: ClassVar[type[ProviderConfig]]
+    #: Distributions the adapter imports lazily, and the extra that installs them.
+    requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str] = ""
+
+    def __init__(self, config: ConfigT, runtime: Runtime, secret: str) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.secret = secret
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Return a short non-secret description, such as ``http:https://api/health``."""
+
+    @abstractmethod
+    def verify(self, credential: Credential) -> None:
+        """Prove ``credential`` works; raise ``VerificationError`` saying why if it does not."""
+
+
+class StoreReplica(Target[ProviderConfig]):
+    """Any store used as a target: the value replicated to another vault or cloud.
+
+    ``write`` stores the value as pending and promotes it at once (the
+    replica's consumers read its current version); ``restore`` discards a
+    pending version never promoted, or writes ``previous`` back as a new
+    current version when the replica already carries ``written``.
+    """
+
+    kind = "store"
+    Config = ProviderConfig
+
+    def __init__(self, store: Store[Any]) -> None:
+        super().__init__(store.config, store.runtime, store.secret)
+        self.store = store
+
+    def describe(self) -> str:
+        """Return the replica store's address."""
+        return self.store.describe()
+
+    def write(self, rotation_id: str, value: SecretValue) -> None:
+        """Store ``value`` in the replica under the rotation id and make it current."""
+        self.store.put_pending(rotation_id, value)
+        self.store.promote(rotation_id)
+
+    def restore(
+        self, rotation_id: str, written: SecretValue | None, previous: SecretValue | None
+    ) -> None:
+        """Put ``previous`` back as the replica's current value if ``written`` had replaced it."""
+        if self.store.pending(rotation_id) is not None:
+            self.store.discard(rotation_id)
+        current = self.store.current()
+        if current is None or written is None or current.value != written:
+            return
+        if previous is None:
+            # A replica has no "no value" state; the new value stays until
+            # the next rotation (it is revoked at the issuer all the same).
+            return
+        undo = f"{rotation_id}-undo"
+        self.store.put_pending(undo, previous)
+        self.store.promote(undo)
+
+    def check(self) -> str:
+        """Read the replica's current version (proves it exists and can be read)."""
+        current = self.store.current()
+        return "readable" + ("" if current is not None else " (no value yet)")
+
+
 @functools.cache
-def missing_requirement(adapter: type[Store[Any]] | type[Issuer[Any]]) -> str | None:
+def missing_requirement(adapter: type[Any]) -> str | None:
     """Say how to install what an adapter needs, or ``None`` if it is all installed.
 
     Checked in the installed distributions' metadata, without importing
@@ -266,6 +399,8 @@ class Registry:
 
     stores: dict[str, type[Store[Any]]]
     issuers: dict[str, type[Issuer[Any]]]
+    targets: dict[str, type[Target[Any]]] = field(default_factory=dict)
+    verifiers: dict[str, type[Verifier[Any]]] = field(default_factory=dict)
 
     def store(self, name: str) -> type[Store[Any]]:
         """Return the store adapter called ``name``; KeyError if unknown."""
@@ -279,12 +414,9 @@ class Registry:
 @functools.cache
 def registry() -> Registry:
     """Load every adapter registered in the ``rotator.providers`` entry-point group."""
-    stores: dict[str, type[Store[Any]]] = {}
-    issuers: dict[str, type[Issuer[Any]]] = {}
+    found: dict[str, dict[str, Any]] = {"store": {}, "issuer": {}, "target": {}, "verifier": {}}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         role, _, name = ep.name.partition(".")
-        if role == "store":
-            stores[name] = ep.load()
-        elif role == "issuer":
-            issuers[name] = ep.load()
-    return Registry(stores, issuers)
+        if role in found:
+            found[role][name] = ep.load()
+    return Registry(found["store"], found["issuer"], found["target"], found["verifier"])
