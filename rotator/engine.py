@@ -20,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -35,6 +36,7 @@ from rotator.errors import (
     ConfigError,
     ConflictError,
     Interrupted,
+    PermanentError,
     RotatorError,
     StillInUseError,
     TransientError,
@@ -47,12 +49,16 @@ from rotator.interfaces import (
     RequestObserver,
     Runtime,
     Store,
+    StoreReplica,
+    Target,
+    Verifier,
     registry,
 )
 from rotator.journal import Journal, Rotation, SecretSummary, lease_owner
 from rotator.lifecycle import BEFORE_PROMOTE, FORWARD, TERMINAL, State, Step
 from rotator.policy import Policy
 from rotator.schedule import min_interval, next_due
+from rotator.secret import SecretValue
 
 log = structlog.get_logger("rotator.engine")
 
@@ -164,6 +170,8 @@ class _Binding:
     policy: Policy
     store: Store[Any]
     issuer: Issuer[Any]
+    targets: list[Target[Any]] = field(default_factory=list)
+    verifiers: list[Verifier[Any]] = field(default_factory=list)
 
 
 class Engine:
@@ -249,10 +257,19 @@ class Engine:
             raise ConfigError(f"no policy named {name!r}")
         store_cls = self.adapters.store(policy.store.provider)
         issuer_cls = self.adapters.issuer(policy.issuer.kind)
+        targets: list[Target[Any]] = []
+        for spec in policy.targets:
+            if spec.provider is not None:
+                replica = self.adapters.store(spec.provider)(spec.config, self.runtime, name)
+                targets.append(StoreReplica(replica))
+            else:
+                targets.append(self.adapters.targets[spec.name](spec.config, self.runtime, name))
         built = _Binding(
             policy,
             store_cls(policy.store.config, self.runtime, name),
             issuer_cls(policy.issuer.config, self.runtime, name),
+            targets,
+            [self.adapters.verifiers[v.kind](v.config, self.runtime, name) for v in policy.verify],
         )
         with self._bindings_lock:
             # Two threads may build the same binding; both use the first kept.
@@ -787,16 +804,16 @@ class Engine:
             new_fingerprint=self.journal.fingerprint(credential.value),
         )
 
-    def _propagate(self, b: _Binding, rotation: Rotation) -> Rotation:
-        """PENDING -> PROPAGATED: push to every target (none are configured yet)."""
-        log.info("propagated", targets=0)
-        return self.journal.transition(
-            rotation, State.PROPAGATED, Step.PROPAGATE, "no targets: consumers read the store"
-        )
+    def _new_value(self, b: _Binding, rotation: Rotation, *, read_back: bool) -> SecretValue:
+        """Return the rotation's new value, read back from the store (or kept since mint).
 
-    def _verify(self, b: _Binding, rotation: Rotation) -> Rotation:
-        """PROPAGATED -> VERIFIED: read the pending value back and prove it works."""
-        value = b.store.pending(rotation.id)
+        With ``read_back`` the store's pending version is always read (what
+        verify proves); otherwise the value kept in memory since mint is used
+        when there is one. Raises ``ConflictError`` if the store lost it and
+        ``VerificationError`` if it holds a value other than the one minted.
+        """
+        minted = None if read_back else self._minted.get(rotation.id)
+        value = minted.value if minted is not None else b.store.pending(rotation.id)
         if value is None:
             raise ConflictError(
                 f"pending version of rotation {rotation.id} vanished from {b.store.describe()}"
@@ -805,13 +822,58 @@ class Engine:
             raise VerificationError(
                 f"{b.store.describe()} holds a different pending value than was minted"
             )
-        b.issuer.verify(Credential(value, rotation.new_ref))
-        log.info("verified new credential", ref=rotation.new_ref)
+        return value
+
+    def _propagate(self, b: _Binding, rotation: Rotation) -> Rotation:
+        """PENDING -> PROPAGATED: write the new value to every target, in order.
+
+        Every target write is idempotent, so a run that died between two
+        targets writes them all again and converges.
+        """
+        if not b.targets:
+            log.info("propagated", targets=0)
+            return self.journal.transition(
+                rotation, State.PROPAGATED, Step.PROPAGATE, "no targets: consumers read the store"
+            )
+        value = self._new_value(b, rotation, read_back=False)
+        for number, target in enumerate(b.targets, start=1):
+            with _naming(f"target {number} ({target.describe()})"):
+                target.write(rotation.id, value)
+            faults.point(f"propagate:target{number}")
+            log.info("propagated to target", target=target.describe(), number=number)
+        return self.journal.transition(
+            rotation,
+            State.PROPAGATED,
+            Step.PROPAGATE,
+            f"written to {len(b.targets)} target(s): " + ", ".join(t.describe() for t in b.targets),
+        )
+
+    def _verify(self, b: _Binding, rotation: Rotation) -> Rotation:
+        """PROPAGATED -> VERIFIED: after the propagation delay, read back and prove it works."""
+        delay = b.policy.propagation_delay
+        if delay:
+            # Counted from when propagation was recorded, so a restart does
+            # not wait the whole delay again.
+            left = (rotation.updated_at + delay - self.clock()).total_seconds()
+            if left > 0:
+                log.info("waiting for propagation", seconds=round(left, 3))
+                self.sleep(left)
+                if self._interrupt.is_set():
+                    raise Interrupted("stopping while waiting for propagation")
+        value = self._new_value(b, rotation, read_back=True)
+        credential = Credential(value, rotation.new_ref)
+        b.issuer.verify(credential)
+        for verifier in b.verifiers:
+            with _naming(f"check {verifier.describe()}"):
+                verifier.verify(credential)
+        log.info("verified new credential", ref=rotation.new_ref, checks=len(b.verifiers))
+        checks = "".join(f", {v.describe()}" for v in b.verifiers)
         return self.journal.transition(
             rotation,
             State.VERIFIED,
             Step.VERIFY,
-            f"read back from the store (fingerprint matches) and accepted by {b.issuer.kind}",
+            f"read back from the store (fingerprint matches) and accepted by {b.issuer.kind}"
+            + checks,
         )
 
     def _promote(self, b: _Binding, rotation: Rotation) -> Rotation:
@@ -940,6 +1002,14 @@ class Engine:
             found = b.issuer.recover(rotation.id, rotation.known_refs, None)
             if found is not None and found.ref:
                 doomed.add(found.ref)
+        if b.targets:
+            written = self._minted.get(rotation.id)
+            new_value = written.value if written is not None else b.store.pending(rotation.id)
+            old = current.value if current is not None else None
+            for target in reversed(b.targets):
+                with _naming(f"restoring target {target.describe()}"):
+                    target.restore(rotation.id, new_value, old)
+                log.info("restored target", target=target.describe())
         for ref in sorted(doomed):
             b.issuer.revoke(ref)
             b.issuer.delete(ref)
@@ -953,6 +1023,19 @@ class Engine:
             "new credential deleted, pending version removed; the old credential stays current"
             + (f" (deleted {', '.join(sorted(doomed))})" if doomed else ""),
         )
+
+
+@contextmanager
+def _naming(what: str) -> Iterator[None]:
+    """Prefix an adapter's error with which target or check failed, keeping its kind."""
+    try:
+        yield
+    except RotatorError as exc:
+        if exc.retryable:
+            delay = exc.delay if isinstance(exc, TransientError) else None
+            raise TransientError(f"{what}: {exc}", delay=delay) from exc
+        kind = VerificationError if isinstance(exc, VerificationError) else PermanentError
+        raise kind(f"{what}: {exc}") from exc
 
 
 def _waits_until(rotation: Rotation) -> datetime | None:

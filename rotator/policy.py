@@ -145,13 +145,25 @@ def _refuse(title: str, key: str, error: PydanticCustomError | str, value: Any) 
 
 
 def _adapter_block(
-    data: Any, info: ValidationInfo, *, title: str, key: str, what: str, default: str | None
+    data: Any,
+    info: ValidationInfo,
+    *,
+    title: str,
+    key: str,
+    what: str,
+    default: str | None,
+    role: str | None = None,
 ) -> Any:
-    """Split ``{key: name, **fields}`` into the adapter name and its validated ``Config``."""
+    """Split ``{key: name, **fields}`` into the adapter name and its validated ``Config``.
+
+    ``role`` names the registry's table (``stores``, ``issuers``, ``targets``,
+    ``verifiers``); by default stores for ``provider`` and issuers for ``kind``.
+    """
     if not isinstance(data, dict) or isinstance(data.get("config"), ProviderConfig):
         return data
     reg = _registry_of(info)
-    adapters = reg.stores if key == "provider" else reg.issuers
+    table = role or ("stores" if key == "provider" else "issuers")
+    adapters: dict[str, Any] = getattr(reg, table)
     fields = dict(data)
     name = fields.pop(key, default)
     if name is None:
@@ -226,6 +238,74 @@ class IssuerSpec(BaseModel):
         )
 
 
+class TargetSpec(BaseModel):
+    """Where consumers read the credential: a target ``kind``, or a store ``provider`` (replica)."""
+
+    model_config = _FROZEN
+
+    kind: str | None = None
+    provider: str | None = None
+    config: ProviderConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, data: Any, info: ValidationInfo) -> Any:
+        """Validate ``{kind: name, **fields}`` or ``{provider: name, **fields}``."""
+        if not isinstance(data, dict) or isinstance(data.get("config"), ProviderConfig):
+            return data
+        if "provider" in data and "kind" in data:
+            raise _refuse(
+                cls.__name__,
+                "kind",
+                PydanticCustomError(
+                    "target_choice",
+                    "set either 'kind' (a target) or 'provider' (a store as replica), not both",
+                ),
+                data["kind"],
+            )
+        if "provider" in data:
+            return _adapter_block(
+                data, info, title=cls.__name__, key="provider", what="provider", default=None
+            )
+        return _adapter_block(
+            data,
+            info,
+            title=cls.__name__,
+            key="kind",
+            what="target kind",
+            default=None,
+            role="targets",
+        )
+
+    @property
+    def name(self) -> str:
+        """Return the adapter this target uses (a target kind or a store provider)."""
+        return self.kind or self.provider or ""
+
+
+class VerifierSpec(BaseModel):
+    """A check the new credential must pass before promote, and its validated fields."""
+
+    model_config = _FROZEN
+
+    kind: str
+    config: ProviderConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, data: Any, info: ValidationInfo) -> Any:
+        """Validate ``{kind: name, **fields}`` against that verifier's ``Config``."""
+        return _adapter_block(
+            data,
+            info,
+            title=cls.__name__,
+            key="kind",
+            what="verifier kind",
+            default=None,
+            role="verifiers",
+        )
+
+
 def _random_issuer() -> IssuerSpec:
     """Return the default issuer: ``random`` with its default fields."""
     return IssuerSpec.model_validate({"kind": "random"})
@@ -246,6 +326,12 @@ class Policy(BaseModel):
     schedule: Schedule
     grace: Duration
     when_old_still_used: Literal["extend", "alert", "revoke"] = "extend"
+    #: Where consumers read the credential: all written before promote.
+    targets: tuple[TargetSpec, ...] = ()
+    #: Checks the new credential must pass before promote.
+    verify: tuple[VerifierSpec, ...] = ()
+    #: How long to wait between writing the targets and verifying.
+    propagation_delay: Duration = timedelta(0)
     source_file: str = ""
     source_line: int = 0
 
