@@ -1,0 +1,163 @@
+"""Targets and verifiers in the engine: written before promote, restored on rollback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from rotator.engine import Engine, Result
+from rotator.errors import PermanentError, VerificationError
+from rotator.interfaces import (
+    Credential,
+    ProviderConfig,
+    Registry,
+    Target,
+    Verifier,
+    registry,
+)
+from rotator.journal import Journal
+from rotator.lifecycle import State
+from rotator.loader import load_policies
+from rotator.secret import SecretValue
+from tests.conftest import FakeClock
+
+REGION = "us-east-1"
+POLICY = """
+secrets:
+  - name: app
+    store: {provider: aws-secretsmanager, secret_id: app}
+    schedule: {every: 30d}
+    grace: 1h
+    targets:
+      - provider: aws-secretsmanager
+        secret_id: replica
+EXTRA"""
+
+
+class _Seen(ProviderConfig):
+    """No fields."""
+
+
+class RecordingTarget(Target[_Seen]):
+    """A target that keeps what it was given in a class-level log (fails when told to)."""
+
+    kind = "recording"
+    Config = _Seen
+    log: ClassVar[list[tuple[str, str | None]]] = []
+    fail = False
+
+    def describe(self) -> str:
+        return "recording:here"
+
+    def write(self, rotation_id: str, value: SecretValue) -> None:
+        if RecordingTarget.fail:
+            raise PermanentError("refused by the test", provider="recording")
+        RecordingTarget.log.append(("write", value.text()))
+
+    def restore(
+        self, rotation_id: str, written: SecretValue | None, previous: SecretValue | None
+    ) -> None:
+        RecordingTarget.log.append(("restore", previous.text() if previous else None))
+
+
+class RefusingCheck(Verifier[_Seen]):
+    """A check that refuses every credential, as a consumer rejecting the new key would."""
+
+    kind = "refusing"
+    Config = _Seen
+
+    def describe(self) -> str:
+        return "refusing:health"
+
+    def verify(self, credential: Credential) -> None:
+        raise VerificationError("health check answered 401", provider="refusing")
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """In-process moto with the primary and the replica secret created."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    RecordingTarget.log = []
+    RecordingTarget.fail = False
+    with mock_aws():
+        sm = boto3.client("secretsmanager", region_name=REGION)
+        sm.create_secret(Name="app", SecretString="old-value-of-the-app")
+        sm.create_secret(Name="replica", SecretString="old-value-of-the-app")
+        yield sm
+
+
+def _engine(tmp_path: Path, extra: str = "") -> tuple[Engine, FakeClock]:
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(days=31))
+    base = registry()
+    adapters = Registry(
+        base.stores,
+        base.issuers,
+        {**base.targets, "recording": RecordingTarget},
+        {**base.verifiers, "refusing": RefusingCheck},
+    )
+    config = tmp_path / "policies.yaml"
+    config.write_text(POLICY.replace("EXTRA", extra))
+    journal = Journal(f"sqlite:///{tmp_path / 'j.db'}", clock)
+    policies = load_policies(config, registry=adapters)
+    return Engine(policies, journal, clock=clock, sleep=clock.sleep, adapters=adapters), clock
+
+
+def _current(sm: Any, name: str) -> str:
+    value: str = sm.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["SecretString"]
+    return value
+
+
+def test_a_store_target_carries_the_new_value_when_it_is_promoted(aws: Any, tmp_path: Path) -> None:
+    """The replica holds the primary's new value once the rotation is promoted."""
+    engine, _ = _engine(tmp_path)
+    [outcome] = engine.run_once().outcomes
+    assert outcome.result is Result.OK and outcome.state is State.GRACE
+    assert _current(aws, "app") != "old-value-of-the-app"
+    assert _current(aws, "replica") == _current(aws, "app")
+    [(_, events)] = engine.journal.history("app")
+    [propagated] = [e for e in events if e.step == "propagate"]
+    assert "aws-secretsmanager:replica" in (propagated.detail or "")
+
+
+def test_a_failing_check_rolls_every_target_back_and_names_itself(aws: Any, tmp_path: Path) -> None:
+    """A verifier refusing the new key restores the replica and the other target, last first."""
+    extra = "      - kind: recording\n    verify:\n      - kind: refusing\n"
+    engine, _ = _engine(tmp_path, extra)
+    [outcome] = engine.run_once().outcomes
+    assert outcome.result is Result.FAILED and outcome.state is State.ROLLED_BACK
+    assert "check refusing:health" in outcome.message and "401" in outcome.message
+    assert _current(aws, "app") == "old-value-of-the-app"
+    assert _current(aws, "replica") == "old-value-of-the-app"
+    new = RecordingTarget.log[0][1]
+    assert RecordingTarget.log == [("write", new), ("restore", "old-value-of-the-app")]
+
+
+def test_a_failing_target_rolls_back_the_ones_before_it(aws: Any, tmp_path: Path) -> None:
+    """Target 2 refusing the value rolls back target 1 and names target 2 in the failure."""
+    RecordingTarget.fail = True
+    engine, _ = _engine(tmp_path, "      - kind: recording\n")
+    [outcome] = engine.run_once().outcomes
+    assert outcome.state is State.ROLLED_BACK
+    assert "target 2 (recording:here)" in outcome.message
+    assert _current(aws, "replica") == "old-value-of-the-app"
+    assert _current(aws, "app") == "old-value-of-the-app"
+
+
+def test_verify_waits_the_propagation_delay(aws: Any, tmp_path: Path) -> None:
+    """Verification starts once the propagation delay has passed since the targets were written."""
+    engine, clock = _engine(tmp_path, "    propagation_delay: 45s\n")
+    [outcome] = engine.run_once().outcomes
+    assert outcome.result is Result.OK
+    assert clock.slept == [45.0]
+    [(_, events)] = engine.journal.history("app")
+    at = {e.step: e.at for e in events if e.outcome == "ok"}
+    assert at["verify"] - at["propagate"] == timedelta(seconds=45)
