@@ -22,6 +22,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 import structlog
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rotator import __version__, logs
@@ -37,6 +38,7 @@ from rotator.lifecycle import State
 from rotator.loader import load_policies
 from rotator.metrics import Metrics
 from rotator.policy import Policy
+from rotator.preflight import Verdict
 from rotator.service import Service, ServiceSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -275,6 +277,37 @@ def run(
         if probe is not None:
             probe.stop()
     sys.exit(code)
+
+
+@cli.command()
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@common
+def check(config: str, state: str, names: tuple[str, ...], as_json: bool) -> None:
+    """Preflight, changing nothing: store, issuer, targets and checks of each policy (or NAMES)."""
+    engine = _engine(config, state)
+    unknown = sorted(set(names) - set(engine.policies))
+    if unknown:
+        raise ConfigError(f"no policy named {', '.join(repr(n) for n in unknown)}")
+    findings = engine.check(names or sorted(engine.policies))
+    failed = [f for f in findings if f.verdict is Verdict.FAILED]
+    if as_json:
+        click.echo(json.dumps([f.as_dict() for f in findings], indent=2))
+    else:
+        table = Table(title="check", title_justify="left")
+        for column in ("secret", "check", "result", "detail"):
+            table.add_column(column)
+        style = {Verdict.OK: "green", Verdict.FAILED: "red", Verdict.SKIPPED: "yellow"}
+        for f in findings:
+            verdict = f"[{style[f.verdict]}]{f.verdict.value}[/]"
+            table.add_row(f.secret, f.check, verdict, escape(f.detail))
+        out.print(table)
+        secrets = {f.secret for f in findings}
+        out.print(
+            f"{len(findings)} checks of {len(secrets)} secret(s): {len(failed)} failed",
+            highlight=False,
+        )
+    sys.exit(1 if failed else 0)
 
 
 @cli.command()

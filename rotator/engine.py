@@ -57,6 +57,7 @@ from rotator.interfaces import (
 from rotator.journal import Journal, Rotation, SecretSummary, lease_owner
 from rotator.lifecycle import BEFORE_PROMOTE, FORWARD, TERMINAL, State, Step
 from rotator.policy import Policy
+from rotator.preflight import Finding, check_policy
 from rotator.schedule import min_interval, next_due
 from rotator.secret import SecretValue
 
@@ -278,6 +279,14 @@ class Engine:
     def _interruptible_sleep(self, seconds: float) -> None:
         """Sleep, waking early when the engine is interrupted."""
         self._interrupt.wait(seconds)
+
+    def check(self, names: Iterable[str]) -> list[Finding]:
+        """Run the preflight of each named policy (``rotator check``); changes nothing."""
+        findings: list[Finding] = []
+        for name in names:
+            b = self.binding(name)
+            findings.extend(check_policy(name, b.store, b.issuer, b.targets, b.verifiers))
+        return findings
 
     def interrupt(self) -> None:
         """Stop starting steps: waits end, each rotation stays at its recorded step.

@@ -166,6 +166,16 @@ class Store(ABC, Generic[ConfigT]):
     def retire(self, version_id: str) -> None:
         """Stop labelling an old version as usable (no label on a dead credential)."""
 
+    def check(self) -> str:
+        """Prove, changing nothing, that rotator may write this store; say what was checked.
+
+        Stores whose provider can answer without a write (Vault's
+        capabilities of a token on a path) override this; the default says
+        it cannot be told. Raises ``PermissionDeniedError`` when it can be
+        told and the answer is no.
+        """
+        return "cannot be checked without writing; the first rotation will tell"
+
 
 class Issuer(ABC, Generic[ConfigT]):
     """Mints and revokes the real credential at the system that honours it."""

@@ -24,6 +24,7 @@ from rotator.interfaces import (
 from rotator.journal import Journal
 from rotator.lifecycle import State
 from rotator.loader import load_policies
+from rotator.preflight import Verdict
 from rotator.secret import SecretValue
 from tests.conftest import FakeClock
 
@@ -161,3 +162,33 @@ def test_verify_waits_the_propagation_delay(aws: Any, tmp_path: Path) -> None:
     [(_, events)] = engine.journal.history("app")
     at = {e.step: e.at for e in events if e.outcome == "ok"}
     assert at["verify"] - at["propagate"] == timedelta(seconds=45)
+
+
+def test_check_reports_each_part_and_changes_nothing(aws: Any, tmp_path: Path) -> None:
+    """The preflight reads the store, issuer and targets, tries the checks, and writes nothing."""
+    engine, _ = _engine(tmp_path, "    verify:\n      - kind: refusing\n")
+    versions = len(aws.describe_secret(SecretId="app")["VersionIdsToStages"])
+    findings = {f.check: f for f in engine.check(["app"])}
+    assert list(findings) == [
+        "store read",
+        "store write",
+        "issuer",
+        "target 1 aws-secretsmanager:replica",
+        "verify refusing:health",
+    ]
+    assert findings["store read"].verdict is Verdict.OK
+    assert findings["target 1 aws-secretsmanager:replica"].verdict is Verdict.OK
+    refused = findings["verify refusing:health"]
+    assert refused.verdict is Verdict.FAILED and "401" in refused.detail
+    assert len(aws.describe_secret(SecretId="app")["VersionIdsToStages"]) == versions
+    assert not engine.journal.exists()  # not even the journal was created
+
+
+def test_check_skips_what_depends_on_an_unreadable_store(aws: Any, tmp_path: Path) -> None:
+    """A missing secret fails the store read and skips the issuer and the checks."""
+    aws.delete_secret(SecretId="app", ForceDeleteWithoutRecovery=True)
+    engine, _ = _engine(tmp_path, "    verify:\n      - kind: refusing\n")
+    verdicts = {f.check: f.verdict for f in engine.check(["app"])}
+    assert verdicts["store read"] is Verdict.FAILED
+    assert verdicts["issuer"] is Verdict.SKIPPED
+    assert verdicts["verify refusing:health"] is Verdict.SKIPPED
