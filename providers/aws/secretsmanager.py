@@ -30,12 +30,22 @@ is idempotent by its ``ClientRequestToken``, so nothing is read first),
 and two ``UpdateSecretVersionStage`` (``promote``: the labels must be read to
 know which version holds ``AWSCURRENT``). ``field`` adds one
 ``GetSecretValue AWSCURRENT`` to ``put_pending``, to merge the other keys.
+
+``check`` (the ``rotator check`` preflight) asks IAM's policy simulator
+(``SimulatePrincipalPolicy``) whether the identity rotator runs as may make
+those calls on the secret's ARN, writing nothing. It simulates the
+identity's IAM policies (with its permissions boundary and the
+organization's SCPs), not a resource policy on the secret or its KMS key,
+nor a role session's own policy. When the simulator cannot answer (no
+``iam:SimulatePrincipalPolicy`` permission, a root or federated-user caller,
+an endpoint without it such as moto) the check says so instead of failing.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +53,14 @@ from pydantic import Field
 
 from providers.aws.clients import client
 from providers.aws.errors import aws_errors
-from rotator.errors import ConflictError, NotFoundError, PermanentError
+from rotator.errors import (
+    ConflictError,
+    NotFoundError,
+    PermanentError,
+    PermissionDeniedError,
+    ProviderError,
+    TransientError,
+)
 from rotator.interfaces import ProviderConfig, Store, Version
 from rotator.secret import SecretValue
 
@@ -55,6 +72,120 @@ PROVIDER = "aws-secretsmanager"
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
 PREVIOUS = "AWSPREVIOUS"
+
+#: The IAM actions a rotation calls on the secret, which ``check`` simulates.
+ACTIONS = (
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecretVersionStage",
+)
+ALLOWED = "allowed"
+#: How bad each simulator decision is; an unknown decision counts as a denial.
+_RANK = {ALLOWED: 0, "implicitDeny": 1, "explicitDeny": 2}
+_UNCHECKED = "write access could not be checked: {}; the first rotation will tell"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The IAM entity whose policies the simulator evaluates for a caller."""
+
+    #: The ``PolicySourceArn`` to simulate, or ``None`` if the caller cannot be.
+    arn: str | None
+    #: For an assumed role, its name (the session ARN does not show the role's path).
+    role_name: str | None = None
+    #: Why the caller cannot be simulated (when ``arn`` is ``None``).
+    reason: str = ""
+
+
+def principal_of(caller_arn: str) -> Principal:
+    """Return what to simulate for the ARN ``GetCallerIdentity`` answered.
+
+    An IAM user is simulated as itself; an assumed-role session as its role
+    (``arn:aws:sts::111122223333:assumed-role/Name/session`` becomes
+    ``arn:aws:iam::111122223333:role/Name``, without the path the session
+    ARN leaves out). The account's root user and a federated user have no
+    IAM policies of their own to simulate.
+    """
+    parts = caller_arn.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn":
+        return Principal(None, reason=f"rotator runs as {caller_arn}")
+    _, partition, service, _, account, resource = parts
+    if service == "iam" and resource.startswith(("user/", "role/")):
+        return Principal(caller_arn)
+    if service == "sts" and resource.startswith("assumed-role/"):
+        pieces = resource.split("/")
+        if len(pieces) >= 3 and pieces[1]:
+            return Principal(f"arn:{partition}:iam::{account}:role/{pieces[1]}", pieces[1])
+    if service == "iam" and resource == "root":
+        return Principal(None, reason="rotator runs as the account's root user")
+    if service == "sts" and resource.startswith("federated-user/"):
+        return Principal(None, reason=f"rotator runs as a federated user ({caller_arn})")
+    return Principal(None, reason=f"rotator runs as {caller_arn}")
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """What a policy simulation says of each action asked about."""
+
+    allowed: tuple[str, ...]
+    #: (action, decision) for each action denied: ``implicitDeny`` or ``explicitDeny``.
+    denied: tuple[tuple[str, str], ...]
+    #: (action, context keys the simulator lacked) for each action it could not decide.
+    undecided: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def interpret(results: Iterable[Mapping[str, Any]], actions: Iterable[str] = ACTIONS) -> Simulation:
+    """Sort ``actions`` by what the simulator's ``EvaluationResults`` decided for each.
+
+    An action takes the worst decision among its results and their
+    ``ResourceSpecificResults`` (``explicitDeny`` over ``implicitDeny`` over
+    ``allowed``). An ``implicitDeny`` reported with ``MissingContextValues``
+    is undecided (a policy's condition needed a key the simulation did not
+    have), and so is an action the results leave out. Action names compare
+    case-insensitively, as IAM's do.
+    """
+    worst: dict[str, str] = {}
+    missing: dict[str, set[str]] = {}
+    for result in results:
+        action = str(result.get("EvalActionName") or "").lower()
+        if not action:
+            continue
+        parts: list[Mapping[str, Any]] = [result]
+        specific = result.get("ResourceSpecificResults")
+        if isinstance(specific, list):
+            parts += [r for r in specific if isinstance(r, Mapping)]
+        for part in parts:
+            decision = part.get("EvalDecision", part.get("EvalResourceDecision"))
+            if isinstance(decision, str) and decision:
+                held = worst.get(action)
+                if held is None or _RANK.get(decision, 1) > _RANK.get(held, 1):
+                    worst[action] = decision
+            keys = part.get("MissingContextValues")
+            if isinstance(keys, list):
+                missing.setdefault(action, set()).update(str(k) for k in keys)
+    allowed: list[str] = []
+    denied: list[tuple[str, str]] = []
+    undecided: list[tuple[str, tuple[str, ...]]] = []
+    for action in actions:
+        decision = worst.get(action.lower())
+        keys = tuple(sorted(missing.get(action.lower(), ())))
+        if decision == ALLOWED:
+            allowed.append(action)
+        elif decision is None or (decision == "implicitDeny" and keys):
+            undecided.append((action, keys))
+        else:
+            denied.append((action, decision))
+    return Simulation(tuple(allowed), tuple(denied), tuple(undecided))
+
+
+def _short(action: str) -> str:
+    return action.partition(":")[2] or action
+
+
+def _listed(words: Iterable[str]) -> str:
+    items = list(words)
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 class SecretsManagerConfig(ProviderConfig):
@@ -199,6 +330,113 @@ class SecretsManagerStore(Store[SecretsManagerConfig]):
     def describe(self) -> str:
         """Return ``aws-secretsmanager:<secret_id>``."""
         return f"{PROVIDER}:{self.config.secret_id}"
+
+    def check(self) -> str:
+        """Ask IAM's policy simulator whether rotator may make a rotation's calls on the secret.
+
+        Reads the secret's ARN and tags (``DescribeSecret``) and the caller
+        (``GetCallerIdentity``; an assumed role's ARN, path included, from
+        ``GetRole`` when allowed), then runs ``SimulatePrincipalPolicy`` for
+        :data:`ACTIONS` on the ARN, with the tags as ``aws:ResourceTag/*``
+        and ``secretsmanager:ResourceTag/*`` context. Writes nothing. Says
+        that it could not check when the simulator cannot run or cannot
+        decide (see the module docstring).
+
+        Raises:
+            PermissionDeniedError: the simulator denies an action a rotation
+                needs; the message names each with its decision.
+            NotFoundError: the secret does not exist.
+            TransientError: Secrets Manager is throttled or unreachable.
+        """
+        with aws_errors(PROVIDER, "DescribeSecret"):
+            described = self._sm().describe_secret(SecretId=self.config.secret_id)
+        secret_arn = described["ARN"]
+        context: list[dict[str, Any]] = []
+        for tag in described.get("Tags", []):
+            if "Key" in tag and "Value" in tag:
+                for prefix in ("aws", "secretsmanager"):
+                    context.append(
+                        {
+                            "ContextKeyName": f"{prefix}:ResourceTag/{tag['Key']}",
+                            "ContextKeyValues": [tag["Value"]],
+                            "ContextKeyType": "string",
+                        }
+                    )
+        outcome = self._simulate(secret_arn, context)
+        if isinstance(outcome, str):
+            return _UNCHECKED.format(outcome)
+        source, results = outcome
+        simulation = interpret(results)
+        scope = "its IAM policies; a resource policy on the secret or its KMS key is not simulated"
+        if simulation.denied:
+            denied = _listed(f"{_short(a)} ({d})" for a, d in simulation.denied)
+            raise PermissionDeniedError(
+                f"the IAM policy simulator denies {source} {denied} on {secret_arn}, which "
+                f"a rotation needs ({scope})",
+                provider=PROVIDER,
+                operation="SimulatePrincipalPolicy",
+            )
+        if simulation.undecided:
+            reasons = []
+            for action, keys in simulation.undecided:
+                reasons.append(
+                    f"{_short(action)} needs context keys {', '.join(keys)}"
+                    if keys
+                    else f"it gave no decision for {_short(action)}"
+                )
+            return _UNCHECKED.format(
+                f"the IAM policy simulator cannot decide for {source} ({'; '.join(reasons)})"
+            )
+        allowed = _listed(_short(a) for a in simulation.allowed)
+        return f"IAM policy simulator: {source} may {allowed} on {secret_arn} ({scope})"
+
+    def _simulate(
+        self, secret_arn: str, context: list[dict[str, Any]]
+    ) -> tuple[str, list[Any]] | str:
+        """Return the simulated principal and its ``EvaluationResults``, or why it cannot run."""
+        try:
+            with aws_errors(PROVIDER, "GetCallerIdentity"):
+                caller = client(self.runtime, "sts", self.config.region).get_caller_identity()
+        except ProviderError as exc:
+            return f"the caller could not be identified ({exc})"
+        principal = principal_of(caller["Arn"])
+        if principal.arn is None:
+            return f"{principal.reason}, whom the IAM policy simulator cannot simulate"
+        source = principal.arn
+        iam = client(self.runtime, "iam", self.config.region)
+        if principal.role_name is not None:
+            try:
+                with aws_errors(PROVIDER, "GetRole"):
+                    source = iam.get_role(RoleName=principal.role_name)["Role"]["Arn"]
+            except ProviderError:
+                pass  # keep the ARN without a path; right for a role at "/"
+        results: list[Any] = []
+        args: dict[str, Any] = {
+            "PolicySourceArn": source,
+            "ActionNames": list(ACTIONS),
+            "ResourceArns": [secret_arn],
+        }
+        if context:
+            args["ContextEntries"] = context
+        try:
+            while True:
+                with aws_errors(PROVIDER, "SimulatePrincipalPolicy"):
+                    page = iam.simulate_principal_policy(**args)
+                results.extend(page.get("EvaluationResults", []))
+                if not page.get("IsTruncated") or not page.get("Marker"):
+                    return source, results
+                args["Marker"] = page["Marker"]
+        except PermissionDeniedError:
+            return f"the identity may not call iam:SimulatePrincipalPolicy on {source}"
+        except NotFoundError:
+            return f"IAM knows no {source} to simulate"
+        except TransientError:
+            return "the IAM policy simulator did not answer"
+        except PermanentError as exc:
+            return f"the IAM policy simulator refused the request ({exc})"
+        except NotImplementedError:
+            # In-process moto raises this for the actions it lacks (SimulatePrincipalPolicy).
+            return "the endpoint does not implement the IAM policy simulator"
 
     def current(self) -> Version | None:
         """Return the ``AWSCURRENT`` version, or ``None`` if the secret has no value yet.

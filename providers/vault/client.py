@@ -126,6 +126,7 @@ OPERATIONS = frozenset(
         "token.lookup_accessor",
         "token.revoke_accessor",
         "token.accessors.list",
+        "sys.capabilities_self",
         "other",
     }
 )

@@ -22,6 +22,11 @@ it at a separate staging path instead:
   it), or destroys it with ``destroy_on_retire``, and drops the
   ``rotator_previous_version`` label.
 
+``check`` (the ``rotator check`` preflight) asks Vault, with
+``sys/capabilities-self``, for the token's capabilities on every path a
+rotation writes, and compares them with what the store needs there (the
+policy in ``docs/providers/vault.md``); it writes nothing.
+
 A string value is stored as a string under ``key``; a mapping value as a
 nested JSON object. Reading back, a string is a string, an object whose
 values are all strings is a mapping, and anything else is its JSON text.
@@ -34,7 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -43,7 +48,7 @@ from pydantic import Field
 
 from providers.vault.client import session
 from providers.vault.errors import recognise
-from rotator.errors import ConflictError, PermanentError
+from rotator.errors import ConflictError, PermanentError, PermissionDeniedError
 from rotator.interfaces import ProviderConfig, Store, Version
 from rotator.secret import SecretValue
 
@@ -56,6 +61,10 @@ CURRENT_VERSION = "rotator_current_version"
 PREVIOUS_VERSION = "rotator_previous_version"
 
 _PATH = r"^[^/\s](?:[^\s]*[^/\s])?$"
+
+#: The rotation id a staging path is asked about in ``check``: any id stands
+#: for every other (the engine's are 32 hex digits), shown as ``<rotation-id>``.
+SAMPLE_ROTATION_ID = "0" * 32
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +141,31 @@ def parse_time(text: Any) -> datetime | None:
         return None
     # Vault always sends UTC; never hand the engine a naive time.
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Need:
+    """The capabilities a rotation needs on one path (``check``)."""
+
+    #: The path as asked about (a staging path with :data:`SAMPLE_ROTATION_ID`).
+    path: str
+    #: The path as shown in messages (``<rotation-id>`` for the sample id).
+    shown: str
+    capabilities: tuple[str, ...]
+
+
+def lacking(granted: Sequence[str], needed: Sequence[str]) -> list[str]:
+    """Return the capabilities of ``needed`` that ``granted`` lacks, in ``needed``'s order.
+
+    ``granted`` is what ``sys/capabilities-self`` answers for a path:
+    ``["root"]`` for a root token (everything), ``["deny"]`` when no policy
+    grants anything there or one denies it (nothing).
+    """
+    if "root" in granted:
+        return []
+    if "deny" in granted:
+        return list(needed)
+    return [cap for cap in needed if cap not in granted]
 
 
 def _missing(exc: BaseException) -> bool:
@@ -276,6 +310,99 @@ class VaultKvStore(Store[VaultKvConfig]):
     def describe(self) -> str:
         """Return ``vault-kv:<mount>/<path>``."""
         return f"{PROVIDER}:{self.config.mount}/{self.config.path}"
+
+    def needs(self) -> list[Need]:
+        """Return every path a rotation writes, with the capabilities it needs there.
+
+        What each call of the store asks Vault for (a KV v2 write is
+        ``create`` when the path has no metadata yet, ``update`` otherwise):
+
+        - ``data/<path>``: ``read`` (current, promote), ``create`` (the
+          first promote of a new path) and ``update`` (every later one);
+        - ``metadata/<path>``: ``read`` and ``update`` (the labels);
+        - ``delete/<path>`` (or ``destroy/<path>`` with
+          ``destroy_on_retire``): ``update`` (retire);
+        - the staging ``data/`` path: ``read`` and ``update`` (its metadata
+          is always written first, so the data write is an update);
+        - the staging ``metadata/`` path: ``create``, ``read``, ``update``
+          (a replay) and ``delete`` (promote, discard).
+        """
+        mount, path = self.config.mount, self.config.path
+        staging_mount = self._staging_mount
+        staging = self._staging_path(SAMPLE_ROTATION_ID)
+        shown = f"{self.config.staging_prefix}/{path}/<rotation-id>"
+        retire = "destroy" if self.config.destroy_on_retire else "delete"
+        return [
+            Need(f"{mount}/data/{path}", f"{mount}/data/{path}", ("create", "read", "update")),
+            Need(f"{mount}/metadata/{path}", f"{mount}/metadata/{path}", ("read", "update")),
+            Need(f"{mount}/{retire}/{path}", f"{mount}/{retire}/{path}", ("update",)),
+            Need(
+                f"{staging_mount}/data/{staging}",
+                f"{staging_mount}/data/{shown}",
+                ("read", "update"),
+            ),
+            Need(
+                f"{staging_mount}/metadata/{staging}",
+                f"{staging_mount}/metadata/{shown}",
+                ("create", "read", "update", "delete"),
+            ),
+        ]
+
+    def check(self) -> str:
+        """Ask Vault for the token's capabilities on every path a rotation writes; write nothing.
+
+        One ``sys/capabilities-self`` request (the default policy grants it
+        to every token) for the paths of :meth:`needs`. A token Vault
+        refuses that request to cannot be checked: that is said, not raised.
+
+        Raises:
+            PermissionDeniedError: the token lacks a capability a rotation
+                needs; the message names each path and what it lacks there.
+            PermanentError: Vault's answer leaves out a path asked about.
+            TransientError: Vault is unavailable or unreachable; retry later.
+        """
+        needs = self.needs()
+        paths = [need.path for need in needs]
+        try:
+            answer = self._call(
+                "sys.capabilities_self",
+                "update sys/capabilities-self",
+                lambda c: c.sys.get_capabilities(paths=paths),
+            )
+        except PermissionDeniedError:
+            return (
+                "write access could not be checked: Vault refused sys/capabilities-self to the "
+                "token (it is invalid, or its policies lack the default policy); the first "
+                "rotation will tell"
+            )
+        body = answer if isinstance(answer, Mapping) else {}
+        data = body.get("data")
+        data = data if isinstance(data, Mapping) else {}
+        problems: list[str] = []
+        roots = 0
+        for need in needs:
+            granted = data.get(need.path, body.get(need.path))
+            if not isinstance(granted, list) or not all(isinstance(c, str) for c in granted):
+                raise PermanentError(
+                    f"Vault's answer to sys/capabilities-self has no capabilities for {need.shown}",
+                    provider=PROVIDER,
+                    operation="update sys/capabilities-self",
+                )
+            roots += "root" in granted
+            missing = lacking(granted, need.capabilities)
+            if missing:
+                problems.append(f"{', '.join(missing)} on {need.shown}")
+        if problems:
+            raise PermissionDeniedError(
+                f"the Vault token lacks {'; '.join(problems)} (asked with sys/capabilities-self; "
+                "the vault-kv store's policy is in docs/providers/vault.md)",
+                provider=PROVIDER,
+                operation="update sys/capabilities-self",
+            )
+        if roots == len(needs):
+            return "sys/capabilities-self: the token is a root token; it may write every path"
+        granted_text = "; ".join(f"{', '.join(n.capabilities)} on {n.shown}" for n in needs)
+        return f"sys/capabilities-self: the token may {granted_text}"
 
     def current(self) -> Version | None:
         """Return the latest version's value at ``key``.

@@ -190,6 +190,6 @@ def test_sigterm_stops_a_one_shot_run_at_the_deadline(rotator_cli: Rotator) -> N
             once.kill()
     assert once.returncode == 0
     summary = json.loads(out)
-    [outcome] = summary["outcomes"] if isinstance(summary, dict) else summary
+    [outcome] = summary
     assert outcome["secret"] == "app" and outcome["result"] == "waiting"
     assert "shutdown" in outcome["message"]

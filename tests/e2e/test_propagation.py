@@ -1,0 +1,147 @@
+"""Propagation end to end: an AWS secret replicated to Vault, Azure Key Vault and a file.
+
+The CLI runs as a subprocess against moto_server, the Vault emulator and the
+Key Vault emulator, through the real SDKs. A check that fails rolls every
+target back; a run killed between two targets converges on the next run; no
+value appears anywhere but where it is meant to be.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Rotator, client, hvac_client, secret_client
+
+OLD = "initial-shared-token-0123456789"
+POLICY = """
+secrets:
+  - name: shared
+    store: {{provider: aws-secretsmanager, secret_id: shared}}
+    issuer: {{kind: random, length: 32}}
+    schedule: {{every: 30d}}
+    grace: 1h
+    targets:
+      - provider: vault-kv
+        path: replicas/shared
+        key: token
+      - provider: azure-keyvault
+        vault_url: "{url}"
+        name: shared
+      - kind: file
+        path: {file}
+        format: env
+        key: SHARED_TOKEN
+{extra}"""
+LATER = datetime.now(UTC) + timedelta(days=31)
+
+
+@pytest.fixture
+def everywhere(vault: Any, keyvault: Any, vault_cli: Rotator) -> Rotator:
+    """The CLI able to reach moto_server, the Vault emulator and the Key Vault emulator."""
+    vault_cli.env = {
+        **vault_cli.env,
+        "AZURE_CA_BUNDLE": str(keyvault.ca_path),
+        "IDENTITY_ENDPOINT": keyvault.identity_endpoint,
+        "IDENTITY_HEADER": keyvault.identity_header,
+        "ROTATOR_AZURE_CREDENTIAL": "managed",
+        "ROTATOR_AZURE_VERIFY_CHALLENGE_RESOURCE": "false",
+    }
+    return vault_cli
+
+
+def _setup(cli: Rotator, vault: Any, keyvault: Any, extra: str = "") -> Path:
+    """Seed the same value in all four places and write the policy; return the file's path."""
+    client("secretsmanager").create_secret(Name="shared", SecretString=OLD)
+    hvac_client(vault).secrets.kv.v2.create_or_update_secret(
+        path="replicas/shared", secret={"token": OLD}
+    )
+    secret_client(keyvault).set_secret("shared", OLD)
+    env_file = cli.workdir / "run" / "shared.env"
+    env_file.parent.mkdir()
+    env_file.write_text(f"OTHER=keep-me\nSHARED_TOKEN={OLD}\n")
+    env_file.chmod(0o600)
+    cli.config.write_text(POLICY.format(url=keyvault.vault_url, file=env_file, extra=extra))
+    return env_file
+
+
+def _values(vault: Any, keyvault: Any, env_file: Path) -> dict[str, str]:
+    """Read what each of the four places carries now."""
+    sm = client("secretsmanager")
+    kv = hvac_client(vault).secrets.kv.v2.read_secret_version(
+        path="replicas/shared", raise_on_deleted_version=True
+    )
+    lines = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if line)
+    return {
+        "aws": sm.get_secret_value(SecretId="shared", VersionStage="AWSCURRENT")["SecretString"],
+        "vault": kv["data"]["data"]["token"],
+        "azure": secret_client(keyvault).get_secret("shared").value,
+        "file": lines["SHARED_TOKEN"],
+    }
+
+
+def _journal_bytes(cli: Rotator) -> bytes:
+    db = cli.workdir / "rotator.db"
+    return b"".join(p.read_bytes() for p in db.parent.glob("rotator.db*"))
+
+
+@pytest.mark.e2e
+def test_a_rotation_reaches_every_cloud_and_the_file(
+    vault: Any, keyvault: Any, everywhere: Rotator
+) -> None:
+    """One rotation puts the same new value in AWS, Vault, Key Vault and the file, nowhere else."""
+    env_file = _setup(everywhere, vault, keyvault)
+    done = everywhere("run", "--once", "--json", now=LATER, log_level="debug")
+    assert done.code == 0, done.stderr[-2000:]
+    values = _values(vault, keyvault, env_file)
+    new = values["aws"]
+    assert new != OLD and set(values.values()) == {new}
+    assert "OTHER=keep-me" in env_file.read_text()
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    # the canary: neither value in any output or journal byte
+    for text in (OLD, new):
+        assert text not in done.stdout and text not in done.stderr
+        assert text.encode() not in _journal_bytes(everywhere)
+
+
+@pytest.mark.e2e
+def test_a_failing_check_rolls_back_every_target(
+    vault: Any, keyvault: Any, everywhere: Rotator, tmp_path: Path
+) -> None:
+    """A verifier refusing the new value leaves all four places carrying the old one."""
+    check = tmp_path / "check-login"
+    check.write_text(f"#!{sys.executable}\nimport sys\nsys.stdin.read()\nsys.exit(1)\n")
+    check.chmod(0o755)
+    extra = f"    verify:\n      - kind: exec\n        command: [{json.dumps(str(check))}]\n"
+    env_file = _setup(everywhere, vault, keyvault, extra)
+    done = everywhere("run", "--once", "--json", now=LATER)
+    assert done.code == 1
+    [outcome] = done.json()
+    assert outcome["state"] == "rolled_back" and "check exec" in outcome["message"]
+    assert set(_values(vault, keyvault, env_file).values()) == {OLD}
+    assert "OTHER=keep-me" in env_file.read_text()
+
+
+@pytest.mark.e2e
+def test_a_run_killed_between_targets_converges(
+    vault: Any, keyvault: Any, everywhere: Rotator
+) -> None:
+    """Killed after target 2 of 3, the next run finishes the same rotation everywhere."""
+    env_file = _setup(everywhere, vault, keyvault)
+    killed = everywhere("run", "--once", now=LATER, fault="propagate:target2")
+    assert killed.code == 137
+    halfway = _values(vault, keyvault, env_file)
+    assert halfway["file"] == OLD and halfway["vault"] == halfway["azure"] != OLD
+    done = everywhere("run", "--once", "--json", now=LATER)
+    assert done.code == 0, done.stderr[-2000:]
+    values = _values(vault, keyvault, env_file)
+    assert values["aws"] == halfway["vault"] and set(values.values()) == {values["aws"]}
+    with sqlite3.connect(everywhere.workdir / "rotator.db") as conn:
+        assert conn.execute("SELECT count(*) FROM rotations").fetchone()[0] == 1
