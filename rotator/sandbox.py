@@ -65,7 +65,8 @@ def session(config: str | None, state: str | None) -> Iterator[Session]:
         raise ConfigError(f"{template}: no such policy file (run from the repository root)")
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rotator-sandbox-")))
-        substitutions: dict[str, Any] = {}
+        # The demo's file target lives in the sandbox's own directory.
+        substitutions: dict[str, Any] = {"DEMO_WORKDIR": str(workdir)}
         for ep in sorted(entry_points(group=SANDBOX_GROUP), key=lambda e: e.name):
             sandbox: Sandbox = ep.load()()
             env = sandbox.start(workdir)

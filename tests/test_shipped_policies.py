@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_VALUES = {
     "DEMO_USAGE_PLAN_ID": "a1b2c3",
     "DEMO_AZURE_VAULT_URL": "https://127.0.0.1:8443",
+    "DEMO_WORKDIR": "/tmp/rotator-sandbox",
 }
 
 

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 PROVIDER = "aws-sandbox"
 REGION = "us-east-1"
 DB_SECRET = "demo/db-password"  # noqa: S105 (a secret's name)
+SHARED_SECRET = "demo/shared-token"  # noqa: S105 (a secret's name)
 DEPLOYER_USER = "demo-deployer"
 DEPLOYER_SECRET = "demo/deployer-key"  # noqa: S105 (a secret's name)
 PARTNER_SECRET = "demo/partner-api-key"  # noqa: S105 (a secret's name)
@@ -173,6 +174,12 @@ class AwsSandbox:
                 Name=DB_SECRET,
                 Description="rotator sandbox: a database password (field: password)",
                 SecretString=json.dumps({"username": "app", "password": password.reveal()}),
+            )
+
+            sm.create_secret(
+                Name=SHARED_SECRET,
+                Description="rotator sandbox: a token replicated to Vault, Key Vault and a file",
+                SecretString=secrets.token_urlsafe(24),
             )
 
         with aws_errors(PROVIDER, "seed IAM"):

@@ -16,6 +16,7 @@ from pathlib import Path
 from providers.azure.emulator import KeyVaultEmulator
 
 SECRET = "demo-api-token"  # noqa: S105 (a secret's name)
+SHARED_SECRET = "demo-shared-token"  # noqa: S105 (a secret's name)
 
 
 class AzureSandbox:
@@ -50,6 +51,8 @@ class AzureSandbox:
             connection_verify=str(self._vault.ca_path),
         )
         client.set_secret(SECRET, secrets.token_urlsafe(24))
+        # The replica of the AWS demo token (schedules/demo.yaml: demo/shared-token).
+        client.set_secret(SHARED_SECRET, secrets.token_urlsafe(24))
 
     def policy_substitutions(self) -> dict[str, str]:
         """Return the emulator's vault URL for the demo policy."""

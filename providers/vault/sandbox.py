@@ -23,6 +23,7 @@ from typing import Any
 from providers.vault.emulator import VaultEmulator
 
 APP_PATH = "demo/app"
+SHARED_PATH = "demo/shared-token"
 APPROLE_PATH = "demo/approle"
 ROLE = "demo-app"
 #: The least privilege a demo-app login gets: read its own secrets.
@@ -50,6 +51,8 @@ class VaultSandbox:
         kv.create_or_update_secret(
             path=APP_PATH, secret={"username": "app", "password": secrets.token_urlsafe(18)}
         )
+        # The replica of the AWS demo token (schedules/demo.yaml: demo/shared-token).
+        kv.create_or_update_secret(path=SHARED_PATH, secret={"token": secrets.token_urlsafe(24)})
         client.sys.create_or_update_policy(name=ROLE, policy=APP_POLICY)
         client.auth.approle.create_or_update_approle(
             role_name=ROLE,
