@@ -23,12 +23,14 @@ def test_demo_policy_validates_once_the_sandbox_fills_it_in(tmp_path: Path) -> N
     filled = tmp_path / "demo.yaml"
     filled.write_text(string.Template(template).substitute(SANDBOX_VALUES))
     policies = load_policies(filled)
-    assert len(policies) == 6
+    assert len(policies) == 7
     assert {p.store.provider for p in policies} == {
         "aws-secretsmanager",
         "vault-kv",
         "azure-keyvault",
     }
+    [shared] = [p for p in policies if p.targets]
+    assert [t.name for t in shared.targets] == ["vault-kv", "azure-keyvault", "file"]
     assert all(p.grace < p.schedule.every for p in policies if p.schedule.every)
 
 
