@@ -22,6 +22,8 @@ from rotator import redact
 
 #: Loggers of SDKs and their transports, never allowed below WARNING.
 SDK_LOGGERS = (
+    # Older kubernetes clients log response bodies (Secret data) at DEBUG.
+    "kubernetes",
     "botocore",
     "boto3",
     "urllib3",

@@ -39,7 +39,7 @@ def test_loading_policies_imports_no_sdk() -> None:
         "from rotator.loader import load_policies\n"
         "registry()\n"
         "load_policies('schedules/examples')\n"
-        "print(sorted(m for m in ('boto3', 'botocore', 'hvac', 'azure', 'moto') "
+        "print(sorted(m for m in ('boto3', 'botocore', 'hvac', 'azure', 'moto', 'kubernetes') "
         "if m in sys.modules))\n"
     )
     result = subprocess.run(
