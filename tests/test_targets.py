@@ -192,3 +192,14 @@ def test_check_skips_what_depends_on_an_unreadable_store(aws: Any, tmp_path: Pat
     assert verdicts["store read"] is Verdict.FAILED
     assert verdicts["issuer"] is Verdict.SKIPPED
     assert verdicts["verify refusing:health"] is Verdict.SKIPPED
+
+
+def test_old_credential_outlives_every_target_write_by_the_grace(aws: Any, tmp_path: Path) -> None:
+    """The grace deadline is at least a full grace after the last target was written."""
+    engine, _ = _engine(tmp_path, "      - kind: recording\n    propagation_delay: 10m\n")
+    [outcome] = engine.run_once().outcomes
+    assert outcome.state is State.GRACE
+    [(rotation, events)] = engine.journal.history("app")
+    [propagated] = [e for e in events if e.step == "propagate" and e.outcome == "ok"]
+    assert rotation.grace_deadline is not None
+    assert rotation.grace_deadline - propagated.at >= timedelta(hours=1, minutes=10)

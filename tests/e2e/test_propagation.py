@@ -145,3 +145,27 @@ def test_a_run_killed_between_targets_converges(
     assert values["aws"] == halfway["vault"] and set(values.values()) == {values["aws"]}
     with sqlite3.connect(everywhere.workdir / "rotator.db") as conn:
         assert conn.execute("SELECT count(*) FROM rotations").fetchone()[0] == 1
+
+
+@pytest.mark.e2e
+def test_check_passes_everywhere_then_names_a_refusing_check(
+    vault: Any, keyvault: Any, everywhere: Rotator, tmp_path: Path
+) -> None:
+    """`rotator check` passes on the four places, fails on a refusing check, and changes nothing."""
+    env_file = _setup(everywhere, vault, keyvault)
+    passed = everywhere("check", "--json")
+    assert passed.code == 0, passed.stdout
+    checks = {f["check"]: f["verdict"] for f in passed.json()}
+    assert len(checks) == 6 and set(checks.values()) == {"ok"}
+
+    refuse = tmp_path / "refuse"
+    refuse.write_text(f"#!{sys.executable}\nimport sys\nsys.exit(1)\n")
+    refuse.chmod(0o755)
+    extra = f"    verify:\n      - kind: exec\n        command: [{json.dumps(str(refuse))}]\n"
+    everywhere.config.write_text(POLICY.format(url=keyvault.vault_url, file=env_file, extra=extra))
+    failed = everywhere("check", "shared", "--json")
+    assert failed.code == 1
+    [refused] = [f for f in failed.json() if f["verdict"] == "failed"]
+    assert refused["check"].startswith("verify exec:") and "refuse" in refused["check"]
+    assert set(_values(vault, keyvault, env_file).values()) == {OLD}
+    assert not (everywhere.workdir / "rotator.db").exists()
