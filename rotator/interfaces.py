@@ -101,15 +101,9 @@ class Credential:
     ref: str | None = None
 
 
-class Store(ABC, Generic[ConfigT]):
-    """Where the live credential is kept, versioned.
+class Adapter(ABC, Generic[ConfigT]):
+    """What every adapter holds: its validated policy fields, the runtime, the secret's name."""
 
-    A store keeps at least three kinds of version: *current* (what consumers
-    read), *pending* (written under the rotation id, invisible to consumers
-    until promoted) and *previous* (the old credential during its grace).
-    """
-
-    provider: ClassVar[str]
     Config: ClassVar[type[ProviderConfig]]
     #: Distributions the adapter imports lazily, and the extra that installs them.
     requires: ClassVar[tuple[str, ...]] = ()
@@ -119,6 +113,17 @@ class Store(ABC, Generic[ConfigT]):
         self.config = config
         self.runtime = runtime
         self.secret = secret
+
+
+class Store(Adapter[ConfigT]):
+    """Where the live credential is kept, versioned.
+
+    A store keeps at least three kinds of version: *current* (what consumers
+    read), *pending* (written under the rotation id, invisible to consumers
+    until promoted) and *previous* (the old credential during its grace).
+    """
+
+    provider: ClassVar[str]
 
     @abstractmethod
     def describe(self) -> str:
@@ -177,23 +182,14 @@ class Store(ABC, Generic[ConfigT]):
         return "cannot be checked without writing; the first rotation will tell"
 
 
-class Issuer(ABC, Generic[ConfigT]):
+class Issuer(Adapter[ConfigT]):
     """Mints and revokes the real credential at the system that honours it."""
 
     kind: ClassVar[str]
-    Config: ClassVar[type[ProviderConfig]]
-    #: Distributions the adapter imports lazily, and the extra that installs them.
-    requires: ClassVar[tuple[str, ...]] = ()
-    extra: ClassVar[str] = ""
     #: True if ``last_used`` returns real data and ``when_old_still_used`` applies.
     reports_last_use: ClassVar[bool] = False
     #: True if ``revoke`` only disables and ``delete`` removes for good.
     two_stage_revoke: ClassVar[bool] = False
-
-    def __init__(self, config: ConfigT, runtime: Runtime, secret: str) -> None:
-        self.config = config
-        self.runtime = runtime
-        self.secret = secret
 
     def ref_of(self, value: SecretValue) -> str | None:
         """Return the identifier of the credential held in ``value`` (None if none)."""
@@ -251,7 +247,7 @@ class Issuer(ABC, Generic[ConfigT]):
         """Remove a revoked credential for good; no-op if already gone."""
 
 
-class Target(ABC, Generic[ConfigT]):
+class Target(Adapter[ConfigT]):
     """Somewhere consumers read the credential: written before promote, restored on rollback.
 
     Order: the engine writes every target after the new value is stored as
@@ -264,15 +260,6 @@ class Target(ABC, Generic[ConfigT]):
     """
 
     kind: ClassVar[str]
-    Config: ClassVar[type[ProviderConfig]]
-    #: Distributions the adapter imports lazily, and the extra that installs them.
-    requires: ClassVar[tuple[str, ...]] = ()
-    extra: ClassVar[str] = ""
-
-    def __init__(self, config: ConfigT, runtime: Runtime, secret: str) -> None:
-        self.config = config
-        self.runtime = runtime
-        self.secret = secret
 
     @abstractmethod
     def describe(self) -> str:
@@ -306,7 +293,7 @@ class Target(ABC, Generic[ConfigT]):
         return "nothing to check"
 
 
-class Verifier(ABC, Generic[ConfigT]):
+class Verifier(Adapter[ConfigT]):
     """Proves a credential works where it is used (a consumer's health check, a login).
 
     ``verify`` raises ``VerificationError`` when the credential is refused,
@@ -315,15 +302,6 @@ class Verifier(ABC, Generic[ConfigT]):
     """
 
     kind: ClassVar[str]
-    Config: ClassVar[type[ProviderConfig]]
-    #: Distributions the adapter imports lazily, and the extra that installs them.
-    requires: ClassVar[tuple[str, ...]] = ()
-    extra: ClassVar[str] = ""
-
-    def __init__(self, config: ConfigT, runtime: Runtime, secret: str) -> None:
-        self.config = config
-        self.runtime = runtime
-        self.secret = secret
 
     @abstractmethod
     def describe(self) -> str:
@@ -383,7 +361,7 @@ class StoreReplica(Target[ProviderConfig]):
 
 
 @functools.cache
-def missing_requirement(adapter: type[Any]) -> str | None:
+def missing_requirement(adapter: type[Adapter[Any]]) -> str | None:
     """Say how to install what an adapter needs, or ``None`` if it is all installed.
 
     Checked in the installed distributions' metadata, without importing
