@@ -96,10 +96,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
+
+from providers.emulation import EmulatorHandler, EmulatorHTTPServer, LoopbackServer
 
 JSON = dict[str, Any]
 
@@ -319,11 +319,14 @@ class _State:
     revision: int = 0
 
 
-class KubernetesEmulator:
+class KubernetesEmulator(LoopbackServer):
     """A Kubernetes API server stand-in on a local port (see the module doc).
 
-    Use it as a context manager, or call :meth:`start` and :meth:`stop`.
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`; starting
+    also writes a kubeconfig file for it (:attr:`kubeconfig_path`).
     """
+
+    thread_name = "kube-emulator"
 
     def __init__(
         self,
@@ -333,8 +336,7 @@ class KubernetesEmulator:
         user: str = "rotator",
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.token = token or f"emulator-{uuid.uuid4().hex}"
         #: Bearer token -> user name; add entries to serve other identities.
         self.tokens: dict[str, str] = {self.token: user}
@@ -346,60 +348,25 @@ class KubernetesEmulator:
         self._state = _State()
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._dir: Path | None = None
         self.kubeconfig_path: Path | None = None
 
     # -- lifecycle
 
-    @property
-    def url(self) -> str:
-        """The server address the kubeconfig names, e.g. ``http://127.0.0.1:6443``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+    def _bind(self) -> EmulatorHTTPServer[KubernetesEmulator]:
+        """Listen with the handler that speaks the API server's REST paths."""
+        return EmulatorHTTPServer((self.host, self.port), _Handler, self)
 
-    def start(self) -> KubernetesEmulator:
-        """Bind the port, write a kubeconfig file for it and serve on a background thread."""
-        if self._server is not None:
-            return self
-        server = _Server((self.host, self.port), _Handler)
-        server.emulator = self
-        self.port = int(server.server_address[1])
-        self._server = server
+    def _on_start(self) -> None:
+        """Write a kubeconfig file naming the bound port."""
         self._dir = Path(tempfile.mkdtemp(prefix="kube-emulator-"))
         self.kubeconfig_path = self.write_kubeconfig(self._dir / "kubeconfig")
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"kube-emulator-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        """Stop serving, release the port and remove the kubeconfig file."""
-        server, thread, folder = self._server, self._thread, self._dir
-        self._server, self._thread, self._dir = None, None, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=10)
+    def _on_stop(self) -> None:
+        """Remove the kubeconfig file."""
+        folder, self._dir = self._dir, None
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
-
-    def __enter__(self) -> KubernetesEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- kubeconfig
 
@@ -990,19 +957,10 @@ def _parse_body(body: bytes) -> Any:
         raise bad_request("the body of the request could not be decoded as JSON") from None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    emulator: KubernetesEmulator
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(EmulatorHandler):
     """Hands each request to the emulator and writes its answer (keep-alive, as urllib3 expects)."""
 
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; with Nagle on, the client's
-    # delayed ACK would hold every answer back by some 40 ms.
-    disable_nagle_algorithm = True
-    server: _Server
+    server: EmulatorHTTPServer[KubernetesEmulator]
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -1020,9 +978,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet: tests read :attr:`KubernetesEmulator.requests` instead."""
 
 
 def main(argv: list[str] | None = None) -> None:

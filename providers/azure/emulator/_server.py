@@ -18,8 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 
 import trustme
@@ -42,6 +41,14 @@ from providers.azure.emulator._identity import (
 )
 from providers.azure.emulator._secrets import Call, match, route_error
 from providers.azure.emulator._store import SecretStore
+from providers.emulation import (
+    EmulatorHandler,
+    EmulatorHTTPServer,
+    LoopbackServer,
+    netloc,
+    serve_in_background,
+    shut_down,
+)
 
 DEFAULT_TENANT_ID = "00000000-0000-0000-0000-000000000000"
 TOKEN_LIFETIME = 3600
@@ -107,11 +114,14 @@ def _error_outcome(error: KeyVaultError) -> _Outcome:
     return _Outcome(error.status, dumps(error.body()), dict(error.headers))
 
 
-class KeyVaultEmulator:
+class KeyVaultEmulator(LoopbackServer):
     """An Azure Key Vault (secrets) stand-in over HTTPS on loopback (see the package doc).
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
     """
+
+    scheme = "https"
+    thread_name = "kv-emulator-vault"
 
     def __init__(
         self,
@@ -124,8 +134,7 @@ class KeyVaultEmulator:
     ) -> None:
         if soft_delete and not 7 <= recoverable_days <= 90:
             raise ValueError("recoverable_days must be between 7 and 90, as in Key Vault")
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.identity_port = 0
         self.tenant_id = tenant_id
         self.clock: Clock = clock or system_clock
@@ -136,9 +145,8 @@ class KeyVaultEmulator:
         self._issuer = TokenIssuer(self._now, tenant_id, TOKEN_LIFETIME)
         self._faults: list[_Fault] = []
         self._faults_lock = threading.Lock()
-        self._vault_server: _Server | None = None
         self._msi_server: _Server | None = None
-        self._threads: list[threading.Thread] = []
+        self._msi_thread: threading.Thread | None = None
         self._tmpdir: str | None = None
         self._ca_path: str | None = None
         # The last requests the vault answered, oldest first (for tests and debugging).
@@ -150,14 +158,10 @@ class KeyVaultEmulator:
 
     # -- addresses and credentials
 
-    def _netloc(self, port: int) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{port}"
-
     @property
     def vault_url(self) -> str:
         """The vault's address, e.g. ``https://127.0.0.1:8443`` (``localhost`` works too)."""
-        return f"https://{self._netloc(self.port)}"
+        return self.url
 
     @property
     def ca_path(self) -> str:
@@ -171,7 +175,7 @@ class KeyVaultEmulator:
         """The App Service style managed-identity endpoint (``IDENTITY_ENDPOINT``), plain HTTP."""
         if self._msi_server is None:
             raise RuntimeError("the emulator is not started")
-        return f"http://{self._netloc(self.identity_port)}{MSI_PATH}"
+        return f"http://{netloc(self.host, self.identity_port)}{MSI_PATH}"
 
     def credential(self) -> EmulatorCredential:
         """An azure-core TokenCredential whose tokens this emulator accepts."""
@@ -179,36 +183,11 @@ class KeyVaultEmulator:
 
     # -- lifecycle
 
-    def start(self) -> KeyVaultEmulator:
-        """Make the certificates, bind both ports, and serve on background threads."""
-        if self._vault_server is not None:
-            return self
+    def _bind(self) -> _Server:
+        """Make the certificates and listen for the vault over TLS."""
         self._tmpdir = tempfile.mkdtemp(prefix="kv-emulator-")
-        try:
-            context = self._tls_context(self._tmpdir)
-            vault = _Server((self.host, self.port), _VaultHandler, self, context)
-            try:
-                msi = _Server((self.host, 0), _MsiHandler, self, None)
-            except BaseException:
-                vault.server_close()
-                raise
-        except BaseException:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = self._ca_path = None
-            raise
-        self.port = int(vault.server_address[1])
-        self.identity_port = int(msi.server_address[1])
-        self._vault_server, self._msi_server = vault, msi
-        for name, server in (("vault", vault), ("msi", msi)):
-            thread = threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name=f"kv-emulator-{name}-{server.server_address[1]}",
-                daemon=True,
-            )
-            thread.start()
-            self._threads.append(thread)
-        return self
+        context = self._tls_context(self._tmpdir)
+        return _Server((self.host, self.port), _VaultHandler, self, context)
 
     def _tls_context(self, directory: str) -> ssl.SSLContext:
         ca = trustme.CA(organization_name="rotator Key Vault emulator")
@@ -223,31 +202,22 @@ class KeyVaultEmulator:
         self._ca_path = path
         return context
 
-    def stop(self) -> None:
-        """Stop serving, drop open connections, release the ports and remove the CA file."""
-        servers = [s for s in (self._vault_server, self._msi_server) if s is not None]
-        self._vault_server = self._msi_server = None
-        for server in servers:
-            server.shutdown()
-            server.close_connections()
-            server.server_close()
-        for thread in self._threads:
-            thread.join(timeout=10)
-        self._threads = []
+    def _on_start(self) -> None:
+        """Serve the managed-identity endpoint too, over plain HTTP on a port of its own."""
+        msi = _Server((self.host, 0), _MsiHandler, self, None)
+        self.identity_port = int(msi.server_address[1])
+        self._msi_server = msi
+        self._msi_thread = serve_in_background(msi, f"kv-emulator-msi-{self.identity_port}")
+
+    def _on_stop(self) -> None:
+        """Stop the managed-identity endpoint and remove the CA file."""
+        msi, thread = self._msi_server, self._msi_thread
+        self._msi_server, self._msi_thread = None, None
+        if msi is not None:
+            shut_down(msi, thread)
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
         self._tmpdir = self._ca_path = None
-
-    def __enter__(self) -> KeyVaultEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- fault injection
 
@@ -297,7 +267,7 @@ class KeyVaultEmulator:
     def _base_url(self, headers: dict[str, str]) -> str:
         host = headers.get("host", "")
         if not _HOST_HEADER.fullmatch(host):
-            host = self._netloc(self.port)
+            host = netloc(self.host, self.port)
         return f"https://{host}"
 
     def _challenge(self) -> str:
@@ -384,10 +354,8 @@ class KeyVaultEmulator:
         return _Outcome(reply.status, dumps(reply.body))
 
 
-class _Server(ThreadingHTTPServer):
-    """A listening socket, TLS when given a context; one daemon thread per connection."""
-
-    daemon_threads = True
+class _Server(EmulatorHTTPServer[KeyVaultEmulator]):
+    """A listening socket, TLS when given a context, that hangs up on its clients when closed."""
 
     def __init__(
         self,
@@ -396,13 +364,10 @@ class _Server(ThreadingHTTPServer):
         emulator: KeyVaultEmulator,
         context: ssl.SSLContext | None,
     ) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        self.emulator = emulator
         self.context = context
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
-        super().__init__(address, handler)
+        super().__init__(address, handler, emulator)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         """Accept a connection; TLS is set up here but negotiated on the connection's thread."""
@@ -439,6 +404,11 @@ class _Server(ThreadingHTTPServer):
             with contextlib.suppress(OSError):
                 socket.socket.shutdown(connection, socket.SHUT_RDWR)
 
+    def server_close(self) -> None:
+        """Hang up on the open connections, then close the listening socket."""
+        self.close_connections()
+        super().server_close()
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Stay quiet about clients that hang up (or are hung up on); report anything else."""
         if isinstance(sys.exc_info()[1], OSError):
@@ -446,14 +416,12 @@ class _Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(EmulatorHandler):
     """Shared reply writing."""
 
-    protocol_version = "HTTP/1.1"
     server_version = "kv-emulator"
-    # Headers and body leave in one segment (buffered writer, no Nagle).
+    # Headers and body leave in one segment: a buffered writer, flushed after each answer.
     wbufsize = -1
-    disable_nagle_algorithm = True
     timeout = 120
 
     @property
@@ -479,9 +447,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if outcome.body is not None and self.command != "HEAD":
             self.wfile.write(outcome.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet: tests and the CLI do not want an access log on stderr."""
 
 
 class _VaultHandler(_Handler):

@@ -10,10 +10,9 @@ import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, cast
 
+from providers.emulation import EmulatorHandler, EmulatorHTTPServer, LoopbackServer
 from providers.vault.emulator._auth import APPROLE_ROUTES, KUBERNETES_ROUTES, TOKEN_ROUTES
 from providers.vault.emulator._common import (
     Clock,
@@ -73,11 +72,13 @@ class _Outcome:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class VaultEmulator:
+class VaultEmulator(LoopbackServer):
     """A HashiCorp Vault stand-in speaking Vault's HTTP API on a local port (see the package doc).
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
     """
+
+    thread_name = "vault-emulator"
 
     def __init__(
         self,
@@ -86,61 +87,18 @@ class VaultEmulator:
         root_token: str | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.root_token = root_token or f"hvs.{base62(24)}"
         self.clock: Clock = clock or _system_clock
         self._core = Core(self.clock, self.root_token)
         self._faults: list[_Fault] = []
         self._faults_lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle
 
-    @property
-    def url(self) -> str:
-        """The base address clients use, e.g. ``http://127.0.0.1:8200``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    def start(self) -> VaultEmulator:
-        """Bind the port and serve requests on a background thread."""
-        if self._server is not None:
-            return self
-        server = _Server((self.host, self.port), _Handler)
-        server.emulator = self
-        self.port = int(server.server_address[1])
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"vault-emulator-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        server, thread = self._server, self._thread
-        self._server, self._thread = None, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=10)
-
-    def __enter__(self) -> VaultEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _bind(self) -> EmulatorHTTPServer[VaultEmulator]:
+        """Listen with the handler that speaks Vault's API."""
+        return EmulatorHTTPServer((self.host, self.port), _Handler, self)
 
     # -- fault injection
 
@@ -422,29 +380,18 @@ def _reply_outcome(reply: Reply, mount_type: str, inject: bool) -> _Outcome:
     return _Outcome(reply.status, _dumps(envelope))
 
 
-class _Server(ThreadingHTTPServer):
-    """The listening socket; one thread per connection."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    emulator: VaultEmulator
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(EmulatorHandler):
     """Hands every verb (LIST included) to the emulator."""
 
-    protocol_version = "HTTP/1.1"
     server_version = "vault-emulator"
-    # Headers and body leave in one segment (buffered writer, no Nagle): otherwise Nagle's
-    # algorithm and delayed ACKs add ~40 ms to every keep-alive request.
+    # Headers and body leave in one segment: a buffered writer, flushed after each answer.
     wbufsize = -1
-    disable_nagle_algorithm = True
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         headers = {key.lower(): value for key, value in self.headers.items()}
-        emulator = cast(_Server, self.server).emulator
+        emulator = cast(EmulatorHTTPServer[VaultEmulator], self.server).emulator
         outcome = emulator._handle(self.command, self.path, headers, body, self.client_address[0])
         self.send_response(outcome.status)
         self.send_header("Cache-Control", "no-store")
@@ -465,6 +412,3 @@ class _Handler(BaseHTTPRequestHandler):
     do_DELETE = _serve
     do_PATCH = _serve
     do_LIST = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet: tests and the CLI do not want an access log on stderr."""
