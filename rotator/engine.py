@@ -17,6 +17,7 @@ safe to repeat, so a run killed anywhere is finished by the next one:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import uuid
@@ -54,7 +55,14 @@ from rotator.interfaces import (
     Verifier,
     registry,
 )
-from rotator.journal import Journal, Rotation, SecretSummary, lease_owner
+from rotator.journal import (
+    Journal,
+    JournalUnavailable,
+    LeaseLost,
+    Rotation,
+    SecretSummary,
+    lease_owner,
+)
 from rotator.lifecycle import BEFORE_PROMOTE, FORWARD, TERMINAL, State, Step
 from rotator.policy import Policy
 from rotator.preflight import Finding, check_policy
@@ -440,6 +448,13 @@ class Engine:
                 rotate = any(i.due and i.action is Action.ROTATE for i in secret_items)
                 work.append((name, rotate))
 
+        if len(work) > 1:
+            # Replicas (and overlapping one-shot runs) start at different points
+            # of the same list, so that they spread over the due secrets
+            # instead of queueing on the same leases.
+            start = int(hashlib.sha256(self.owner.encode()).hexdigest()[:8], 16) % len(work)
+            work = work[start:] + work[:start]
+
         def provider_of(job: tuple[str, bool]) -> str:
             policy = self.policies.get(job[0])
             return policy.store.provider if policy is not None else ""
@@ -497,15 +512,18 @@ class Engine:
         reason: str | None = None,
     ) -> list[Outcome]:
         """Handle one secret under its lease: finish open rotations, maybe start one."""
-        if not self.journal.acquire(name, self.owner, self.lease_ttl):
+        lease = self.journal.acquire(name, self.owner, self.lease_ttl)
+        if lease is None:
             log.info("skipped: another run holds this secret", secret=name)
             return [Outcome(name, Result.SKIPPED, "another run holds this secret's lease")]
         structlog.contextvars.bind_contextvars(secret=name)
         try:
-            return self._process_locked(name, start, trigger, emergency, reason)
+            with self.journal.holding(lease):
+                return self._process_locked(name, start, trigger, emergency, reason)
         finally:
             structlog.contextvars.unbind_contextvars("secret", "rotation_id", "step")
-            self.journal.release(name, self.owner)
+            with contextlib.suppress(RotatorError):  # an unreachable journal: the lease expires
+                self.journal.release(lease)
 
     def _process_locked(
         self, name: str, start: bool, trigger: str, emergency: bool, reason: str | None
@@ -650,6 +668,8 @@ class Engine:
                 if self._interrupt.is_set():
                     raise Interrupted(f"stopping before step {step}")
                 after = self._with_retries(rotation, step, handlers[step], binding)
+            except LeaseLost:
+                raise  # another run owns the secret now: record nothing, undo nothing
             except Interrupted as exc:
                 latest = self.journal.get(rotation.id) or rotation
                 self.journal.record(latest, step, "interrupted", f"{exc}; resumes at next start")
@@ -714,12 +734,15 @@ class Engine:
             log.warning(
                 "transient failure; retrying", error=str(exc), attempt=number, retry_in=delay
             )
-            latest[0] = self.journal.record(
-                latest[0],
-                step,
-                "retry",
-                f"{exc} (attempt {number} of {self.retry.attempts}, retry in {delay:g}s)",
-            )
+            # With the journal itself down (the reason to retry), the retry
+            # cannot be recorded: retry all the same.
+            with contextlib.suppress(JournalUnavailable):
+                latest[0] = self.journal.record(
+                    latest[0],
+                    step,
+                    "retry",
+                    f"{exc} (attempt {number} of {self.retry.attempts}, retry in {delay:g}s)",
+                )
 
         return self._retrying(attempt, retrying)
 

@@ -10,11 +10,26 @@ The journal never holds a secret value. It holds version ids, issuer refs
 fingerprints: HMAC-SHA256 under a per-installation key kept beside the
 database file with mode 0600, so a fingerprint cannot be brute-forced from
 the database alone.
+
+Leases (invariant 4: one rotation of a secret at a time, across replicas
+and one-shot runs) are rows of ``leases``: an owner, an expiry and a
+*fencing token* that grows by one each time the lease changes hands. While
+a run holds a lease (:meth:`Journal.holding`), every write it makes for that
+secret first updates the lease row on the condition that owner and token
+are still its own, in the same transaction, which also pushes the expiry
+out. A run that lost its lease (paused past the expiry, partitioned, taken
+over) therefore cannot commit a step afterwards: its write fails with
+:class:`LeaseLost` and changes nothing. Rows and tokens rather than
+PostgreSQL advisory locks or ``SELECT ... FOR UPDATE`` held for the whole
+rotation: a rotation lasts minutes of provider calls, and neither a session
+lock nor an open transaction survives the database restarting under it,
+while a row does; the same statements also serve SQLite.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import hmac
 import json
@@ -33,10 +48,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 
 from rotator.clock import Clock
-from rotator.errors import JournalError
+from rotator.errors import JournalError, RotatorError
 from rotator.lifecycle import BLOCKING, TERMINAL, State, check
 from rotator.secret import SecretValue
 
@@ -126,6 +141,8 @@ leases = sa.Table(
     sa.Column("owner", sa.String(256), nullable=False),
     sa.Column("acquired_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
+    # Added by migration 3: the fencing token.
+    sa.Column("token", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 
@@ -153,11 +170,19 @@ def _policy_digest_and_change_index(conn: Connection) -> None:
     )
 
 
+def _fencing_token(conn: Connection) -> None:
+    """Add ``leases.token`` where migration 1 created the table without it."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("leases")}
+    if "token" not in columns:
+        conn.execute(sa.text("ALTER TABLE leases ADD COLUMN token BIGINT NOT NULL DEFAULT 0"))
+
+
 #: Versioned schema migrations, applied in order. Never edit a released
 #: entry: add a new one that alters the schema.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "rotations, events and leases", _create(rotations, events, leases)),
     (2, "rotations.policy_digest; index on updated_at", _policy_digest_and_change_index),
+    (3, "leases.token (fencing)", _fencing_token),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 #: PostgreSQL advisory lock key that serialises migrations ("rotator" in ASCII).
@@ -217,6 +242,34 @@ class Event:
     state_from: str | None
     state_to: str | None
     detail: str | None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease held on one secret: who holds it, its fencing token, and for how long."""
+
+    secret: str
+    owner: str
+    token: int
+    ttl: timedelta
+
+
+class LeaseLost(RotatorError):
+    """This run no longer holds the secret's lease; another run owns it now.
+
+    Not retryable: the step was not recorded, and the run that holds the
+    lease finishes the rotation from its last recorded step.
+    """
+
+
+class JournalUnavailable(JournalError):
+    """The database did not answer (restarting, unreachable); trying again later may work."""
+
+    retryable = True
+
+
+#: The lease the current thread holds while it works on a secret (see Journal.holding).
+_HELD: contextvars.ContextVar[Lease | None] = contextvars.ContextVar("rotator_lease", default=None)
 
 
 @dataclass(frozen=True)
@@ -294,7 +347,9 @@ class Journal:
         try:
             if url.startswith("postgresql://"):
                 url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-            engine = sa.create_engine(url, future=True)
+            # pre_ping: a pooled connection that died with a database restart
+            # is replaced before use instead of failing the next statement.
+            engine = sa.create_engine(url, future=True, pool_pre_ping=True)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise JournalError(f"cannot use journal {_safe_url(url)}: {exc}") from None
         if engine.dialect.name == "sqlite":
@@ -394,6 +449,8 @@ class Journal:
         try:
             with self._engine.connect() as conn:
                 yield conn
+        except (OperationalError, InterfaceError) as exc:
+            raise JournalUnavailable(f"journal unreachable: {type(exc).__name__}") from None
         except SQLAlchemyError as exc:
             raise JournalError(f"journal read failed: {type(exc).__name__}") from None
 
@@ -402,8 +459,10 @@ class Journal:
         try:
             with self._engine.begin() as conn:
                 yield conn
-        except JournalError:
+        except (JournalError, LeaseLost):
             raise
+        except (OperationalError, InterfaceError) as exc:
+            raise JournalUnavailable(f"journal unreachable: {type(exc).__name__}") from None
         except SQLAlchemyError as exc:
             raise JournalError(f"journal write failed: {type(exc).__name__}") from None
 
@@ -432,6 +491,7 @@ class Journal:
     def create(self, rotation: Rotation, detail: str | None = None) -> Rotation:
         """Record a new rotation (in state ``planned``) and its first event."""
         with self._tx() as conn:
+            self._fence(conn, rotation.secret)
             values = _rotation_values(rotation)
             conn.execute(rotations.insert().values(**values))
             self._event(conn, rotation, "plan", "ok", None, rotation.state, detail)
@@ -455,6 +515,7 @@ class Journal:
         if to in TERMINAL and new.finished_at is None:
             new = replace(new, finished_at=now)
         with self._tx() as conn:
+            self._fence(conn, rotation.secret)
             result = conn.execute(
                 rotations.update()
                 .where(rotations.c.id == rotation.id, rotations.c.state == rotation.state.value)
@@ -475,6 +536,7 @@ class Journal:
         error = detail if outcome == "error" else rotation.error
         new = replace(rotation, updated_at=now, error=error, **changes)
         with self._tx() as conn:
+            self._fence(conn, rotation.secret)
             conn.execute(
                 rotations.update()
                 .where(rotations.c.id == rotation.id)
@@ -639,11 +701,13 @@ class Journal:
 
     # -- leases (invariant 4) -----------------------------------------------
 
-    def acquire(self, secret: str, owner: str, ttl: timedelta) -> bool:
-        """Take the lease on a secret; False if another live run holds it.
+    def acquire(self, secret: str, owner: str, ttl: timedelta) -> Lease | None:
+        """Take the lease on a secret with a new fencing token; None if another live run holds it.
 
         A lease is taken over when it has expired, or when its owner is a
         process on this host that no longer exists (a crashed one-shot run).
+        Taking it (over) always increments the token, so whoever held it
+        before can no longer write (see :meth:`holding`).
         """
         now = self.clock()
         try:
@@ -652,22 +716,64 @@ class Journal:
                 if row is None:
                     conn.execute(
                         leases.insert().values(
-                            secret=secret, owner=owner, acquired_at=now, expires_at=now + ttl
+                            secret=secret,
+                            owner=owner,
+                            acquired_at=now,
+                            expires_at=now + ttl,
+                            token=1,
                         )
                     )
-                    return True
+                    return Lease(secret, owner, 1, ttl)
                 if row.owner != owner and not self._lease_dead(row.owner, row.expires_at, now):
-                    return False
+                    return None
+                # Conditional on the row being as read: of two runs taking over
+                # an expired lease at once, the second updates nothing.
                 result = conn.execute(
                     leases.update()
-                    .where(leases.c.secret == secret, leases.c.owner == row.owner)
-                    .values(owner=owner, acquired_at=now, expires_at=now + ttl)
+                    .where(
+                        leases.c.secret == secret,
+                        leases.c.owner == row.owner,
+                        leases.c.token == row.token,
+                    )
+                    .values(owner=owner, acquired_at=now, expires_at=now + ttl, token=row.token + 1)
                 )
-                return result.rowcount == 1
+                return Lease(secret, owner, row.token + 1, ttl) if result.rowcount == 1 else None
         except JournalError as exc:
             if isinstance(exc.__context__, IntegrityError):
-                return False
+                return None
             raise
+
+    @contextmanager
+    def holding(self, lease: Lease) -> Iterator[Lease]:
+        """Fence this thread's writes for the lease's secret with its token, while inside."""
+        reset = _HELD.set(lease)
+        try:
+            yield lease
+        finally:
+            _HELD.reset(reset)
+
+    def _fence(self, conn: Connection, secret: str) -> None:
+        """Check (and extend) the lease this thread holds on ``secret``, inside a write.
+
+        Raises ``LeaseLost`` when owner or token changed: the write is not made.
+        """
+        lease = _HELD.get()
+        if lease is None or lease.secret != secret:
+            return
+        result = conn.execute(
+            leases.update()
+            .where(
+                leases.c.secret == secret,
+                leases.c.owner == lease.owner,
+                leases.c.token == lease.token,
+            )
+            .values(expires_at=self.clock() + lease.ttl)
+        )
+        if result.rowcount != 1:
+            raise LeaseLost(
+                f"the lease on {secret} (token {lease.token}) was taken over by another run; "
+                "this run stops here and the other one finishes the rotation"
+            )
 
     @staticmethod
     def _lease_dead(owner: str, expires_at: datetime, now: datetime) -> bool:
@@ -677,10 +783,16 @@ class Journal:
         pid = rest.partition(":")[0]
         return host == socket.gethostname() and pid.isdigit() and not _process_alive(int(pid))
 
-    def release(self, secret: str, owner: str) -> None:
-        """Give the lease back (only if still ours)."""
+    def release(self, lease: Lease) -> None:
+        """Give the lease back (only if it is still this one)."""
         with self._tx() as conn:
-            conn.execute(leases.delete().where(leases.c.secret == secret, leases.c.owner == owner))
+            conn.execute(
+                leases.delete().where(
+                    leases.c.secret == lease.secret,
+                    leases.c.owner == lease.owner,
+                    leases.c.token == lease.token,
+                )
+            )
 
 
 def _create_key_file(path: Path) -> None:

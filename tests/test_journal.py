@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from rotator.errors import JournalError
-from rotator.journal import SCHEMA_VERSION, Journal, Rotation, schema_migrations
+from rotator.journal import SCHEMA_VERSION, Journal, LeaseLost, Rotation, schema_migrations
 from rotator.lifecycle import State, TransitionError
 from rotator.secret import SecretValue
 from tests.conftest import FakeClock
@@ -167,12 +167,48 @@ def test_world_readable_key_is_refused(journal_url: str, clock: FakeClock, tmp_p
 def test_lease_excludes_a_second_owner(journal: Journal, clock: FakeClock) -> None:
     """Only one live owner holds a secret's lease until it is released or expires."""
     ttl = timedelta(minutes=5)
-    assert journal.acquire("db", "otherhost:1:a", ttl)
-    assert not journal.acquire("db", "otherhost:2:b", ttl)
-    journal.release("db", "otherhost:1:a")
-    assert journal.acquire("db", "otherhost:2:b", ttl)
+    first = journal.acquire("db", "otherhost:1:a", ttl)
+    assert first is not None
+    assert journal.acquire("db", "otherhost:2:b", ttl) is None
+    journal.release(first)
+    second = journal.acquire("db", "otherhost:2:b", ttl)
+    assert second is not None
     clock.advance(ttl + timedelta(seconds=1))
-    assert journal.acquire("db", "otherhost:3:c", ttl)
+    third = journal.acquire("db", "otherhost:3:c", ttl)
+    assert third is not None and third.token > second.token
+
+
+def test_a_run_that_lost_its_lease_cannot_write(journal: Journal, clock: FakeClock) -> None:
+    """After a takeover the old holder's write fails and changes nothing; the new one's works."""
+    journal.migrate()
+    ttl = timedelta(minutes=5)
+    old = journal.acquire("db", "otherhost:1:a", ttl)
+    assert old is not None
+    with journal.holding(old):
+        rotation = journal.create(_rotation(clock))
+    clock.advance(ttl + timedelta(seconds=1))  # the holder was paused past its expiry
+    new = journal.acquire("db", "otherhost:2:b", ttl)
+    assert new is not None and new.token == old.token + 1
+    with journal.holding(old), pytest.raises(LeaseLost):
+        journal.transition(rotation, State.MINTED, "mint")
+    assert journal.get(rotation.id) == rotation  # nothing was written
+    with journal.holding(new):
+        minted = journal.transition(rotation, State.MINTED, "mint")
+    assert minted.state is State.MINTED
+
+
+def test_each_fenced_write_extends_the_lease(journal: Journal, clock: FakeClock) -> None:
+    """A holder that keeps writing keeps its lease past the first expiry."""
+    journal.migrate()
+    ttl = timedelta(minutes=5)
+    lease = journal.acquire("db", "otherhost:1:a", ttl)
+    assert lease is not None
+    with journal.holding(lease):
+        rotation = journal.create(_rotation(clock))
+        clock.advance(timedelta(minutes=4))
+        rotation = journal.record(rotation, "mint", "info", "inventory: 1 existing")
+        clock.advance(timedelta(minutes=4))  # 8 min after acquire, 4 after the last write
+    assert journal.acquire("db", "otherhost:2:b", ttl) is None
 
 
 def test_lease_of_a_dead_local_process_is_taken_over(journal: Journal) -> None:

@@ -143,7 +143,7 @@ def test_stop_is_asked_between_secrets(aws: None, tmp_path: Path) -> None:
         return len(calls) > 1
 
     report = service.engine.run_once(stop=stop)
-    assert [o.secret for o in report.outcomes] == ["a1"]
+    assert len(report.outcomes) == 1  # the first secret (each run starts at its own offset)
 
 
 class CountingJournal(Journal):
