@@ -28,7 +28,7 @@ from rich.table import Table
 from rotator import __version__, logs
 from rotator.clock import system_clock, system_sleep
 from rotator.concurrency import DEFAULT_PER_PROVIDER, DEFAULT_TOTAL, Limits
-from rotator.durations import format_duration
+from rotator.durations import format_duration, parse_duration
 from rotator.engine import Action, Engine, Outcome, PlanItem, Result, RunReport
 from rotator.errors import ConfigError, JournalError, PolicyError
 from rotator.health import HealthServer
@@ -123,7 +123,24 @@ def _engine(
         sleep=system_sleep,
         limits=Limits.from_env(total=concurrency),
         on_request=on_request,
+        lease_ttl=_lease_ttl(),
     )
+
+
+def _lease_ttl() -> timedelta:
+    """Return ``ROTATOR_LEASE_TTL`` (default 15m): how long a silent lease holder keeps a secret.
+
+    Every recorded step extends the lease, so the TTL bounds the longest
+    single step (provider calls with their retries), not a whole rotation.
+    """
+    text = os.environ.get("ROTATOR_LEASE_TTL", "15m")
+    try:
+        ttl = parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"ROTATOR_LEASE_TTL={text!r}: {exc}") from None
+    if ttl < timedelta(seconds=5):
+        raise ConfigError(f"ROTATOR_LEASE_TTL={text!r}: must be at least 5s")
+    return ttl
 
 
 def _when(at: datetime | None, now: datetime) -> str:
@@ -277,6 +294,20 @@ def run(
         if probe is not None:
             probe.stop()
     sys.exit(code)
+
+
+@cli.group()
+def db() -> None:
+    """The journal's schema."""
+
+
+@db.command()
+@common
+def upgrade(config: str, state: str) -> None:
+    """Bring the journal to this rotator's schema (safe to run from several places at once)."""
+    journal = Journal(state, system_clock)
+    version = journal.migrate()
+    out.print(f"journal {journal.describe()} is at schema version {version}", highlight=False)
 
 
 @cli.command()

@@ -393,6 +393,10 @@ class Journal:
         database = sa.engine.make_url(url).database
         return Path(database) if database and database != ":memory:" else None
 
+    def describe(self) -> str:
+        """Return the journal's URL with any password hidden."""
+        return _safe_url(self.url)
+
     def exists(self) -> bool:
         """Tell whether the journal has been created (plan must not create it)."""
         path = self.sqlite_path(self.url)

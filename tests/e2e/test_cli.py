@@ -126,3 +126,15 @@ def test_failed_rotation_exits_1_and_others_still_run(rotator_cli: Rotator) -> N
     assert result.code == 1, result.stderr
     outcomes = {o["secret"]: o["result"] for o in result.json()}
     assert outcomes == {"app/db": "ok", "partner-key": "ok", "later": "failed"}
+
+
+@pytest.mark.e2e
+def test_db_upgrade_brings_the_journal_to_the_current_schema(rotator_cli: Rotator) -> None:
+    """`rotator db upgrade` creates or upgrades the journal, and a second run changes nothing."""
+    from rotator.journal import SCHEMA_VERSION
+
+    for _ in range(2):
+        done = rotator_cli("db", "upgrade")
+        assert done.code == 0, done.stderr
+        assert f"schema version {SCHEMA_VERSION}" in done.stdout
+    assert (rotator_cli.workdir / "rotator.db").exists()
