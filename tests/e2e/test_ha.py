@@ -1,0 +1,200 @@
+"""High availability on one PostgreSQL journal: replicas, overlapping one-shots, a killed replica.
+
+Real processes (`rotator run` and `rotator run --once`), moto_server, and the
+PostgreSQL that `.ci/run` starts (skipped on a laptop without it, never in CI).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from rotator.journal import metadata, schema_migrations
+from tests.conftest import _postgres_url
+from tests.e2e.conftest import Rotator, client
+
+LATER = "2099-01-01T00:00:00+00:00"  # every secret is due (never rotated), no grace ends
+
+
+@pytest.fixture
+def pg(rotator_cli: Rotator) -> Iterator[Rotator]:
+    """The CLI on an empty PostgreSQL journal, one fingerprint key shared by every process."""
+    url = _postgres_url()
+    if url is None:
+        pytest.skip("no PostgreSQL (set ROTATOR_TEST_POSTGRES_URL)")
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+        schema_migrations.drop(conn, checkfirst=True)
+    engine.dispose()
+    rotator_cli.state = url
+    rotator_cli.env = {
+        **rotator_cli.env,
+        "ROTATOR_KEY_FILE": str(rotator_cli.workdir / "fingerprint.key"),
+        "ROTATOR_NOW": LATER,
+    }
+    upgraded = rotator_cli("db", "upgrade")
+    assert upgraded.code == 0, upgraded.stderr
+    yield rotator_cli
+
+
+def _query(url: str, sql: str) -> list[Any]:
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text(sql)))
+    finally:
+        engine.dispose()
+
+
+def _eventually(check: Callable[[], bool], seconds: float) -> bool:
+    """Poll ``check`` until it holds or ``seconds`` pass (no fixed sleep)."""
+    tick = threading.Event()
+    for _ in range(int(seconds / 0.2)):
+        if check():
+            return True
+        tick.wait(0.2)
+    return check()
+
+
+def _spawn(cli: Rotator, log: Path, *args: str, fault: str = "") -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        **cli.env,
+        "ROTATOR_CONFIG": str(cli.config),
+        "ROTATOR_STATE": cli.state,
+        "ROTATOR_FAULT": fault,
+    }
+    sink = log.open("a")
+    return subprocess.Popen(
+        [sys.executable, "-m", "rotator", *args, "--log-format", "json"],
+        env=env,
+        cwd=cli.workdir,
+        stdout=sink,
+        stderr=sink,
+    )
+
+
+def _policies(count: int) -> str:
+    return "defaults: {schedule: {every: 1d}, grace: 1h}\nsecrets:\n" + "".join(
+        f"  - name: s{i:03d}\n    store: {{provider: aws-secretsmanager, secret_id: s{i:03d}}}\n"
+        for i in range(count)
+    )
+
+
+def _promoted(url: str) -> int:
+    [(count,)] = _query(
+        url, "SELECT count(DISTINCT secret) FROM rotations WHERE promoted_at IS NOT NULL"
+    )
+    return int(count)
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> list[int]:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    return [process.wait(timeout=60) for process in processes]
+
+
+def _errors(log: Path) -> list[str]:
+    return [line for line in log.read_text().splitlines() if '"level": "error"' in line]
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+def test_three_replicas_and_two_one_shots_rotate_each_secret_once(pg: Rotator) -> None:
+    """300 due secrets, 3 services and 2 overlapping one-shots: each secret rotated exactly once."""
+    count = 300
+    sm = client("secretsmanager")
+    for i in range(count):
+        sm.create_secret(Name=f"s{i:03d}", SecretString=f"initial-value-{i:04d}")
+    pg.config.write_text(_policies(count))
+    log = pg.workdir / "ha.log"
+    services = [_spawn(pg, log, "run", "--reconcile", "1", "--listen", "") for _ in range(3)]
+    one_shots = [_spawn(pg, log, "run", "--once") for _ in range(2)]
+    try:
+        assert _eventually(lambda: _promoted(pg.state) == count, 240), log.read_text()[-3000:]
+        assert [p.wait(timeout=120) for p in one_shots] == [0, 0]
+    finally:
+        codes = _stop(services + one_shots)
+    assert codes[:3] == [0, 0, 0]
+    rows = _query(pg.state, "SELECT secret, count(*), min(state) FROM rotations GROUP BY secret")
+    assert len(rows) == count
+    assert {n for _, n, _ in rows} == {1}  # one rotation per secret, never two
+    assert {state for _, _, state in rows} == {"grace"}
+    for i in range(0, count, 37):  # spot-check the store: exactly one new version each
+        versions = sm.list_secret_version_ids(SecretId=f"s{i:03d}")["Versions"]
+        assert len(versions) == 2, versions
+    assert _errors(log) == []
+    [(leases,)] = _query(pg.state, "SELECT count(*) FROM leases")
+    assert leases == 0  # every lease given back
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+def test_a_killed_replica_rotation_is_finished_by_another(pg: Rotator) -> None:
+    """SIGKILL a replica inside a step: another replica resumes that rotation and finishes it."""
+    sm = client("secretsmanager")
+    sm.create_secret(Name="s000", SecretString="initial-value-0000")
+    pg.config.write_text(_policies(1))
+    pg.env = {**pg.env, "ROTATOR_LEASE_TTL": "5s"}
+    log = pg.workdir / "ha.log"
+    doomed = _spawn(pg, log, "run", "--reconcile", "1", "--listen", "", fault="hang:store:written")
+    try:
+        assert _eventually(lambda: "hanging at store:written" in log.read_text(), 60), (
+            log.read_text()
+        )
+    finally:
+        doomed.kill()
+        doomed.wait(timeout=10)
+    [(rotation_id, state)] = _query(pg.state, "SELECT id, state FROM rotations")
+    assert state == "minted"  # the pending value was written, the step never recorded
+    survivor = _spawn(pg, log, "run", "--reconcile", "1", "--listen", "")
+    try:
+        assert _eventually(lambda: _promoted(pg.state) == 1, 60), log.read_text()[-3000:]
+    finally:
+        assert _stop([survivor]) == [0]
+    assert _query(pg.state, "SELECT id FROM rotations") == [(rotation_id,)]  # resumed, not redone
+    versions = sm.list_secret_version_ids(SecretId="s000")["Versions"]
+    assert len(versions) == 2
+    current = sm.get_secret_value(SecretId="s000", VersionStage="AWSCURRENT")
+    assert current["VersionId"] == rotation_id
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+def test_postgres_restarting_mid_run_loses_and_duplicates_nothing(pg: Rotator) -> None:
+    """PostgreSQL restarted under two busy replicas: every secret still rotated exactly once."""
+    if shutil.which("pg_ctlcluster") is None or os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must be able to restart PostgreSQL (pg_ctlcluster, as root)")
+        pytest.skip("restarting PostgreSQL needs pg_ctlcluster and root")
+    count = 120
+    sm = client("secretsmanager")
+    for i in range(count):
+        sm.create_secret(Name=f"s{i:03d}", SecretString=f"initial-value-{i:04d}")
+    pg.config.write_text(_policies(count))
+    pg.env = {**pg.env, "ROTATOR_RATE_LIMITS": "secretsmanager.write=20"}  # keep it busy a while
+    log = pg.workdir / "ha.log"
+    services = [_spawn(pg, log, "run", "--reconcile", "1", "--listen", "") for _ in range(2)]
+    try:
+        assert _eventually(lambda: _promoted(pg.state) >= 10, 120), log.read_text()[-3000:]
+        subprocess.run(["pg_ctlcluster", "15", "main", "restart"], check=True, timeout=120)
+        assert _eventually(lambda: _promoted(pg.state) == count, 240), log.read_text()[-3000:]
+    finally:
+        codes = _stop(services)
+    assert codes == [0, 0]
+    rows = _query(pg.state, "SELECT secret, count(*) FROM rotations GROUP BY secret")
+    assert len(rows) == count and {n for _, n in rows} == {1}
+    for i in range(0, count, 11):
+        assert len(sm.list_secret_version_ids(SecretId=f"s{i:03d}")["Versions"]) == 2
