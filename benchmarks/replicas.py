@@ -1,0 +1,146 @@
+"""Rotations per second with 1 and 3 service replicas on one PostgreSQL journal.
+
+Prints figures; asserts nothing about time. Run (PostgreSQL running, as in
+``.ci/run``)::
+
+    ROTATOR_TEST_POSTGRES_URL=postgresql://rotator:rotator@127.0.0.1:5432/rotator_test \\
+        .venv/bin/python benchmarks/replicas.py --count 300 --replicas 1 3
+
+For each replica count: moto_server is reset and ``--count`` secrets are
+created; the journal's tables are dropped and ``rotator db upgrade`` run;
+then N ``rotator run`` services start at once (``ROTATOR_NOW`` pinned two
+days ahead, so every secret is due) and the script polls the journal until
+every secret has a promoted rotation. Reported: seconds from the spawn of
+the services to the last promotion, rotations per second, and a check that
+every secret was rotated exactly once. ``--no-rate-limits`` turns off
+rotator's own Secrets Manager limits (40 writes/s per process), which
+otherwise bound each replica.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+import sqlalchemy as sa
+
+from providers.aws.sandbox import AwsSandbox
+from rotator.journal import metadata, schema_migrations
+
+
+def _engine(url: str) -> sa.Engine:
+    return sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+
+
+def _promoted(url: str) -> tuple[int, int]:
+    with _engine(url).connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT count(DISTINCT secret), count(*) FROM rotations "
+                "WHERE promoted_at IS NOT NULL"
+            )
+        ).one()
+    return int(row[0]), int(row[1])
+
+
+def run(url: str, env: dict[str, str], count: int, replicas: int, workdir: Path) -> None:
+    """Time ``replicas`` services rotating ``count`` due secrets; print one line."""
+    request = urllib.request.Request(env["AWS_ENDPOINT_URL"] + "/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=10).close()
+    sm = boto3.client(
+        "secretsmanager",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    for i in range(count):
+        sm.create_secret(Name=f"s{i:04d}", SecretString=f"initial-value-{i:05d}")
+    engine = _engine(url)
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+        schema_migrations.drop(conn, checkfirst=True)
+    engine.dispose()
+    config = workdir / "policies.yaml"
+    config.write_text(
+        "defaults: {schedule: {every: 1d}, grace: 1h}\nsecrets:\n"
+        + "".join(
+            f"  - name: s{i:04d}\n"
+            f"    store: {{provider: aws-secretsmanager, secret_id: s{i:04d}}}\n"
+            for i in range(count)
+        )
+    )
+    full = {
+        **os.environ,
+        **env,
+        "ROTATOR_CONFIG": str(config),
+        "ROTATOR_STATE": url,
+        "ROTATOR_KEY_FILE": str(workdir / "fingerprint.key"),
+        "ROTATOR_NOW": "2099-01-01T00:00:00+00:00",
+    }
+    subprocess.run([sys.executable, "-m", "rotator", "db", "upgrade"], env=full, check=True)
+    log = (workdir / f"replicas-{replicas}.log").open("w")
+    began = time.monotonic()
+    services = [
+        subprocess.Popen(
+            [sys.executable, "-m", "rotator", "run", "--reconcile", "1", "--listen", ""],
+            env=full,
+            stdout=log,
+            stderr=log,
+        )
+        for _ in range(replicas)
+    ]
+    tick = threading.Event()
+    try:
+        while _promoted(url)[0] < count and time.monotonic() - began < 600:
+            tick.wait(0.1)
+        took = time.monotonic() - began
+    finally:
+        for service in services:
+            service.send_signal(signal.SIGTERM)
+        codes = [service.wait(timeout=60) for service in services]
+    secrets_done, rotations = _promoted(url)
+    print(
+        f"{replicas} replica(s): {count} secrets in {took:.1f} s = {count / took:.1f} rotations/s; "
+        f"{secrets_done} secrets promoted by {rotations} rotations; exit codes {codes}",
+        flush=True,
+    )
+
+
+def main() -> None:
+    """Parse the options and run each replica count."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=300)
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--no-rate-limits", action="store_true")
+    opts = parser.parse_args()
+    url = os.environ.get("ROTATOR_TEST_POSTGRES_URL")
+    if not url:
+        sys.exit("set ROTATOR_TEST_POSTGRES_URL (see .ci/run)")
+    sandbox = AwsSandbox()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = sandbox.start(Path(tmp))
+        if opts.no_rate_limits:
+            env["ROTATOR_RATE_LIMITS"] = "secretsmanager.write=0,secretsmanager.read=0"
+        print(
+            f"{os.cpu_count()} CPUs; moto_server and PostgreSQL on this machine; rate limits "
+            f"{'off' if opts.no_rate_limits else 'default (40 Secrets Manager writes/s a process)'}"
+        )
+        try:
+            for replicas in opts.replicas:
+                run(url, env, opts.count, replicas, Path(tmp))
+        finally:
+            sandbox.stop()
+
+
+if __name__ == "__main__":
+    main()
