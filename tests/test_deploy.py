@@ -1,0 +1,608 @@
+"""The container image (Dockerfile) and the Kubernetes manifests (deploy/kubernetes) fit rotator.
+
+Everything here reads the shipped files as they are: the YAML with PyYAML, the
+Dockerfile with a small parser of its instructions, the CLI through click's
+own parser. Nothing is built or applied (there is no Docker engine or cluster
+here); ``kubectl kustomize`` renders the manifests when kubectl is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import click
+import pytest
+import yaml
+
+from rotator.cli import cli
+from rotator.loader import load_policies
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = ROOT / "Dockerfile"
+KUBE = ROOT / "deploy" / "kubernetes"
+#: The Kubernetes release whose schemas the manifests must satisfy: the oldest
+#: one still commonly run (it has CronJob.timeZone and Job.podFailurePolicy).
+KUBERNETES_VERSION = "1.29"
+#: The two installs: the service (the default) and the CronJob alternative.
+SERVICE_INSTALL = KUBE
+ONESHOT_INSTALL = KUBE / "oneshot"
+#: The extras the image must carry: every provider, Kubernetes targets, PostgreSQL.
+IMAGE_EXTRAS = {"aws", "vault", "azure", "kubernetes", "postgres"}
+METRICS_PORT = 9464
+#: Environment variables whose value is a credential (or, for ROTATOR_STATE,
+#: a database URL that carries one): never a literal in a manifest.
+CREDENTIAL_ENV = {
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+    "VAULT_TOKEN",
+    "VAULT_SECRET_ID",
+    "ROTATOR_STATE",
+}
+AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
+PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+URL_WITH_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@]+:[^\s/@]+@")
+BUILD_TOOLS = re.compile(
+    r"\b(?:gcc|g\+\+|clang|cc|make|cmake|build-essential|python3?-dev|libpq-dev|pip)\b"
+)
+
+
+# -- the Kubernetes manifests ---------------------------------------------------
+
+
+def _documents(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def _kustomization_files() -> list[Path]:
+    return sorted(KUBE.rglob("kustomization.yaml"))
+
+
+def _manifest_files() -> list[Path]:
+    files = [*KUBE.rglob("*.yaml"), *KUBE.rglob("*.yml")]
+    return sorted(p for p in files if p.name not in {"kustomization.yaml", "kustomization.yml"})
+
+
+def _objects() -> list[tuple[Path, dict[str, Any]]]:
+    return [(path, doc) for path in _manifest_files() for doc in _documents(path)]
+
+
+def _name(obj: dict[str, Any]) -> str:
+    return f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+def _render(directory: Path) -> list[dict[str, Any]]:
+    """Collect what kustomize would emit for ``directory`` (resources and components)."""
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    objects: list[dict[str, Any]] = []
+    for entry in [*kustomization.get("resources", []), *kustomization.get("components", [])]:
+        path = (directory / entry).resolve()
+        objects.extend(_render(path) if path.is_dir() else _documents(path))
+    return objects
+
+
+def _pod_template(obj: dict[str, Any]) -> dict[str, Any] | None:
+    if obj["kind"] in {"Deployment", "StatefulSet", "DaemonSet", "Job"}:
+        template: dict[str, Any] = obj["spec"]["template"]
+        return template
+    if obj["kind"] == "CronJob":
+        template = obj["spec"]["jobTemplate"]["spec"]["template"]
+        return template
+    return None
+
+
+def _workloads() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Every workload as (kind/name, the object, its pod template)."""
+    found = []
+    for _, obj in _objects():
+        template = _pod_template(obj)
+        if template is not None:
+            found.append((_name(obj), obj, template))
+    return found
+
+
+def _workload(kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    [(obj, template)] = [(o, t) for _, o, t in _workloads() if o["kind"] == kind]
+    return obj, template
+
+
+def _rotator_container(template: dict[str, Any]) -> dict[str, Any]:
+    """The container running the image's entrypoint (``rotator``), not an init helper."""
+    containers: list[dict[str, Any]] = template["spec"]["containers"]
+    [container] = [c for c in containers if c["name"] == "rotator"]
+    return container
+
+
+def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {entry["name"]: entry for entry in container.get("env", [])}
+
+
+def _mounts(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {mount["mountPath"]: mount for mount in container.get("volumeMounts", [])}
+
+
+def _volume(template: dict[str, Any], name: str) -> dict[str, Any]:
+    volumes: list[dict[str, Any]] = template["spec"].get("volumes", [])
+    [volume] = [v for v in volumes if v["name"] == name]
+    return volume
+
+
+def _port(container: dict[str, Any], port: int | str) -> int:
+    """Resolve a probe's or Service's port (a number, or a named container port)."""
+    if isinstance(port, int):
+        return port
+    [number] = [p["containerPort"] for p in container["ports"] if p["name"] == port]
+    return int(number)
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(key)
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item)
+
+
+def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+# -- the Dockerfile ---------------------------------------------------------------
+
+
+def _instructions() -> list[tuple[str, str]]:
+    """The Dockerfile as (KEYWORD, arguments), continuations joined, comments dropped."""
+    instructions = []
+    pending = ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue  # also inside a continuation, as Docker does
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        keyword, _, rest = (pending + line).partition(" ")
+        instructions.append((keyword.upper(), rest.strip()))
+        pending = ""
+    assert not pending, "the Dockerfile ends inside a continuation"
+    return instructions
+
+
+def _stages() -> list[list[tuple[str, str]]]:
+    stages: list[list[tuple[str, str]]] = []
+    for keyword, rest in _instructions():
+        if keyword == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append((keyword, rest))
+    return stages
+
+
+def _final_stage() -> list[tuple[str, str]]:
+    return _stages()[-1]
+
+
+def _image_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for keyword, rest in _final_stage():
+        if keyword == "ENV":
+            words = shlex.split(rest)
+            if "=" not in words[0]:  # the legacy form: ENV NAME value
+                env[words[0]] = " ".join(words[1:])
+                continue
+            for word in words:
+                name, _, value = word.partition("=")
+                env[name] = value
+    return env
+
+
+def _exec_form(keyword: str) -> list[str]:
+    [value] = [rest for kw, rest in _final_stage() if kw == keyword]
+    words = json.loads(value)
+    assert isinstance(words, list), f"{keyword} is not in exec (JSON) form: {value}"
+    return [str(word) for word in words]
+
+
+def _sqlite_directory(url: str) -> str:
+    assert url.startswith("sqlite:///"), url
+    return str(PurePosixPath(url.removeprefix("sqlite:///")).parent)
+
+
+# -- the CLI ----------------------------------------------------------------------
+
+
+def _parse(argv: list[str]) -> dict[str, Any]:
+    """Parse a rotator command line with click's own parser, as the CLI would; return its params."""
+    name, *rest = argv
+    command = cli.commands.get(name)
+    assert command is not None, f"rotator has no command {name!r} (has {sorted(cli.commands)})"
+    context = command.make_context(f"rotator {name}", list(rest))
+    return dict(context.params)
+
+
+def _invocations() -> list[tuple[str, dict[str, Any]]]:
+    """The rotator container of every workload, with where it comes from."""
+    return [(where, _rotator_container(template)) for where, _, template in _workloads()]
+
+
+def _templates() -> list[tuple[str, dict[str, Any]]]:
+    return [(where, template) for where, _, template in _workloads()]
+
+
+def _ids(cases: list[tuple[str, Any]]) -> list[str]:
+    return [where for where, _ in cases]
+
+
+# -- tests: the manifests ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", _manifest_files(), ids=lambda p: str(p.relative_to(KUBE)))
+def test_manifest_validates_against_the_kubernetes_schemas(path: Path) -> None:
+    """Every object in the manifest file is valid for Kubernetes 1.29, unknown fields refused."""
+    kubernetes_validate = pytest.importorskip(
+        "kubernetes_validate",
+        reason="kubernetes-validate is not installed (it belongs in the test extra)",
+    )
+    documents = _documents(path)
+    assert documents, f"{path} holds no object"
+    for document in documents:
+        try:
+            version = kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            where = ".".join(str(part) for part in exc.path)
+            pytest.fail(f"{path.name}: {_name(document)}: {where}: {exc.message}")
+        assert version == KUBERNETES_VERSION
+
+
+def test_every_object_is_named_and_in_the_rotator_namespace() -> None:
+    """Each object has a name, and every namespaced one says namespace rotator (kubectl -f too)."""
+    objects = _objects()
+    assert len(objects) >= 7
+    for path, obj in objects:
+        assert obj["metadata"].get("name"), f"{path}: an object without a name"
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"].get("namespace") == "rotator", f"{path}: {_name(obj)}"
+
+
+def test_kustomizations_list_every_manifest_once_and_only_existing_files() -> None:
+    """Each manifest file is a resource of exactly one kustomization, and every entry exists."""
+    listed: list[Path] = []
+    for kustomization_file in _kustomization_files():
+        directory = kustomization_file.parent
+        kustomization = yaml.safe_load(kustomization_file.read_text())
+        for field in ("resources", "components"):
+            entries = kustomization.get(field, [])
+            assert len(entries) == len(set(entries)), f"{kustomization_file}: duplicate {field}"
+            for entry in entries:
+                path = (directory / entry).resolve()
+                assert path.exists(), f"{kustomization_file}: {field} entry {entry} does not exist"
+                if path.is_dir():
+                    child = yaml.safe_load((path / "kustomization.yaml").read_text())
+                    wanted = "Component" if field == "components" else "Kustomization"
+                    assert child["kind"] == wanted, f"{kustomization_file}: {entry} is no {wanted}"
+                else:
+                    assert field == "resources", f"{kustomization_file}: file {entry} as component"
+                    # kustomize's load restrictor: a file must lie under its kustomization.
+                    assert path.is_relative_to(directory), f"{kustomization_file}: {entry}"
+                    listed.append(path)
+    assert sorted(listed) == _manifest_files()
+
+
+def test_default_install_is_the_service_and_oneshot_install_is_the_cronjob() -> None:
+    """The default kustomization runs the Deployment only; oneshot/ runs the CronJob only."""
+    service = {obj["kind"] for obj in _render(SERVICE_INSTALL)}
+    oneshot = {obj["kind"] for obj in _render(ONESHOT_INSTALL)}
+    shared = {"Namespace", "ServiceAccount", "ConfigMap"}
+    assert service == shared | {"Deployment", "Service", "PodDisruptionBudget"}
+    assert oneshot == shared | {"CronJob"}
+
+
+@pytest.mark.parametrize("install", [SERVICE_INSTALL, ONESHOT_INSTALL], ids=["service", "oneshot"])
+def test_kustomize_renders_the_install(install: Path) -> None:
+    """``kubectl kustomize`` renders the same objects, all in namespace rotator, images set."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    result = subprocess.run(
+        [kubectl, "kustomize", str(install)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert sorted(_name(o) for o in rendered) == sorted(_name(o) for o in _render(install))
+    kustomization = yaml.safe_load((install / "kustomization.yaml").read_text())
+    [image] = kustomization["images"]
+    for obj in rendered:
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"]["namespace"] == "rotator", _name(obj)
+        template = _pod_template(obj)
+        if template is not None:
+            spec = template["spec"]
+            for container in [*spec.get("initContainers", []), *spec["containers"]]:
+                assert container["image"] == f"{image['newName']}:{image['newTag']}"
+
+
+def test_workloads_are_one_deployment_and_one_cronjob() -> None:
+    """The manifests hold the service's Deployment and the one-shot CronJob, nothing else."""
+    assert sorted(name.split("/")[0] for name, _, _ in _workloads()) == ["CronJob", "Deployment"]
+
+
+@pytest.mark.parametrize(("where", "container"), _invocations(), ids=_ids(_invocations()))
+def test_manifest_commands_and_flags_exist(where: str, container: dict[str, Any]) -> None:
+    """The rotator command line a workload runs parses with the real CLI's options and types."""
+    command = container.get("command")
+    assert command in (None, ["rotator"]), f"{where} replaces rotator's entrypoint: {command}"
+    argv = [str(arg) for arg in container["args"]]
+    params = _parse(argv)
+    assert argv[0] == "run"
+    assert params["log_format"] == "json", f"{where}: logs must be JSON lines in a pod"
+
+
+def test_dockerfile_entrypoint_and_command_exist() -> None:
+    """The image's ENTRYPOINT is ``rotator`` and its CMD a command the CLI accepts."""
+    assert _exec_form("ENTRYPOINT") == ["rotator"]
+    command = _exec_form("CMD")
+    assert command[0] in cli.commands
+    _parse(command)
+
+
+@pytest.mark.parametrize(("where", "template"), _templates(), ids=_ids(_templates()))
+def test_pods_are_hardened(where: str, template: dict[str, Any]) -> None:
+    """Every pod and container runs non-root, read-only, unprivileged, no capabilities."""
+    spec = template["spec"]
+    pod = spec["securityContext"]
+    assert pod["runAsNonRoot"] is True, where
+    assert pod["runAsUser"] == _image_user()[0], where
+    assert pod["seccompProfile"]["type"] == "RuntimeDefault", where
+    assert not spec.get("hostNetwork") and not spec.get("hostPID") and not spec.get("hostIPC")
+    assert all("hostPath" not in volume for volume in spec.get("volumes", [])), where
+    for container in [*spec.get("initContainers", []), *spec["containers"]]:
+        context = container["securityContext"]
+        name = f"{where} container {container['name']}"
+        assert context["runAsNonRoot"] is True, name
+        assert context.get("runAsUser", pod["runAsUser"]) != 0, name
+        assert context["readOnlyRootFilesystem"] is True, name
+        assert context["allowPrivilegeEscalation"] is False, name
+        assert context.get("privileged") is not True, name
+        assert context["capabilities"]["drop"] == ["ALL"], name
+        assert not context["capabilities"].get("add"), name
+        assert context["seccompProfile"]["type"] == "RuntimeDefault", name
+        assert container["resources"]["limits"]["memory"], name
+        assert container["resources"]["requests"]["memory"], name
+
+
+@pytest.mark.parametrize(("where", "template"), _templates(), ids=_ids(_templates()))
+def test_grace_period_outlasts_the_shutdown_deadline(where: str, template: dict[str, Any]) -> None:
+    """The kubelet's SIGKILL comes at least 10 s after rotator's --shutdown-deadline runs out."""
+    params = _parse([str(arg) for arg in _rotator_container(template)["args"]])
+    grace = template["spec"]["terminationGracePeriodSeconds"]
+    assert grace - params["shutdown_deadline"] >= 10, where
+
+
+def test_manifests_and_image_hold_no_literal_credential() -> None:
+    """No key id, private key or password-bearing URL appears; credential env comes from refs."""
+    texts = {path: path.read_text() for path in [*_manifest_files(), DOCKERFILE]}
+    for path, text in texts.items():
+        assert not AWS_KEY_ID.search(text), f"{path}: an AWS access key id"
+        assert not PRIVATE_KEY.search(text), f"{path}: a private key"
+    for path, obj in _objects():
+        assert obj["kind"] != "Secret", f"{path}: Secrets are created by the operator"
+        for text in _strings(obj):
+            assert not URL_WITH_PASSWORD.search(text), f"{path}: {_name(obj)}: a URL password"
+    image_env = _image_env()
+    assert not (CREDENTIAL_ENV - {"ROTATOR_STATE"}) & set(image_env), "a credential in the image"
+    assert not URL_WITH_PASSWORD.search(image_env["ROTATOR_STATE"]), "a URL password in the image"
+    for where, _, template in _workloads():
+        spec = template["spec"]
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            for name, entry in _env(container).items():
+                if name in CREDENTIAL_ENV:
+                    assert "value" not in entry, f"{where}: {name} is a literal"
+        state = _env(_rotator_container(template))["ROTATOR_STATE"]
+        assert state["valueFrom"]["secretKeyRef"]["name"], where
+
+
+@pytest.mark.parametrize(("where", "template"), _templates(), ids=_ids(_templates()))
+def test_fingerprint_key_comes_from_one_shared_secret(where: str, template: dict[str, Any]) -> None:
+    """Each pod copies the journal's fingerprint key, owner-only, out of the same Secret."""
+    spec = template["spec"]
+    container = _rotator_container(template)
+    key_file = PurePosixPath(_env(container)["ROTATOR_KEY_FILE"]["value"])
+    assert str(key_file.parent) in _mounts(container), where
+    secrets = [v for v in spec["volumes"] if "secret" in v]
+    [secret] = secrets
+    assert secret["secret"]["secretName"] == "rotator-fingerprint-key", where
+    assert not secret["secret"].get("optional"), f"{where}: a missing key must stop the pod"
+    assert secret["name"] not in {m["name"] for m in container["volumeMounts"]}, where
+    [init] = [c for c in spec["initContainers"] if secret["name"] in _volume_names(c)]
+    [item] = secret["secret"]["items"]
+    [source] = [m["mountPath"] for m in init["volumeMounts"] if m["name"] == secret["name"]]
+    script = " ".join(init["args"])
+    assert f"{source}/{item['path']}" in script and str(key_file) in script, where
+    mode = re.search(r"-m (0?[0-7]{3})\b", script)
+    assert mode is not None and int(mode.group(1), 8) & 0o077 == 0, f"{where}: key file mode"
+
+
+def _volume_names(container: dict[str, Any]) -> set[str]:
+    return {mount["name"] for mount in container.get("volumeMounts", [])}
+
+
+def test_configmap_policies_are_valid(tmp_path: Path) -> None:
+    """The example policies in the ConfigMap load as rotator would load the mounted directory."""
+    [configmap] = [o for _, o in _objects() if o["kind"] == "ConfigMap"]
+    for name, text in configmap["data"].items():
+        assert name.endswith((".yaml", ".yml")), f"{name}: rotator reads only *.yaml and *.yml"
+        (tmp_path / name).write_text(text)
+    assert load_policies(tmp_path)
+    for where, _, template in _workloads():
+        volume = _volume(template, "policies")
+        assert volume["configMap"]["name"] == configmap["metadata"]["name"], where
+
+
+def test_deployment_is_highly_available() -> None:
+    """Two replicas, spread over nodes, with a PodDisruptionBudget keeping one up."""
+    deployment, template = _workload("Deployment")
+    labels = template["metadata"]["labels"]
+    assert deployment["spec"]["replicas"] >= 2
+    assert _selects(deployment["spec"]["selector"]["matchLabels"], labels)
+    spread = template["spec"]["topologySpreadConstraints"]
+    by_node = [c for c in spread if c["topologyKey"] == "kubernetes.io/hostname"]
+    assert by_node and _selects(by_node[0]["labelSelector"]["matchLabels"], labels)
+    [pdb] = [o for _, o in _objects() if o["kind"] == "PodDisruptionBudget"]
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_probes_metrics_and_service_use_the_listen_port() -> None:
+    """Probes (/healthz, /readyz), Prometheus and the Service use the port rotator listens on."""
+    _, template = _workload("Deployment")
+    container = _rotator_container(template)
+    listen = _env(container)["ROTATOR_LISTEN"]["value"]
+    assert listen == f"0.0.0.0:{METRICS_PORT}"
+    for probe, path in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")]:
+        assert container[probe]["httpGet"]["path"] == path
+        assert _port(container, container[probe]["httpGet"]["port"]) == METRICS_PORT
+    annotations = template["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(METRICS_PORT)
+    assert annotations["prometheus.io/path"] == "/metrics"
+    [service] = [o for _, o in _objects() if o["kind"] == "Service"]
+    [port] = service["spec"]["ports"]
+    assert service["spec"]["type"] == "ClusterIP"
+    assert port["port"] == METRICS_PORT and _port(container, port["targetPort"]) == METRICS_PORT
+    assert _selects(service["spec"]["selector"], template["metadata"]["labels"])
+    _, cron_template = _workload("CronJob")
+    assert not _selects(service["spec"]["selector"], cron_template["metadata"]["labels"])
+
+
+def test_cronjob_runs_once_and_its_deadline_covers_a_hung_provider(tmp_path: Path) -> None:
+    """The CronJob never overlaps itself and outlasts a worst-case step, IAM and propagation."""
+    from providers.aws.clients import client_config
+    from providers.aws.iam import AccessKeyConfig
+    from rotator.engine import RetryPolicy
+
+    cronjob, template = _workload("CronJob")
+    job = cronjob["spec"]["jobTemplate"]["spec"]
+    assert "--once" in _rotator_container(template)["args"]
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cronjob["spec"]["startingDeadlineSeconds"] >= 10  # below 10 s runs can be missed
+    assert template["spec"]["restartPolicy"] == "Never"
+    assert isinstance(job["backoffLimit"], int)
+
+    config: Any = client_config()
+    sdk_attempts = config.retries["max_attempts"] + 1  # botocore counts retries
+    per_call = sdk_attempts * (config.connect_timeout + config.read_timeout)
+    per_call += sum(min(2**n, 20) for n in range(sdk_attempts - 1))  # standard-mode backoff
+    retry = RetryPolicy()
+    step = retry.attempts * per_call + sum(retry.delay(n, None) for n in range(1, retry.attempts))
+    iam_verify = AccessKeyConfig.model_fields["verify_timeout"].default.total_seconds()
+    [configmap] = [o for _, o in _objects() if o["kind"] == "ConfigMap"]
+    for name, text in configmap["data"].items():
+        (tmp_path / name).write_text(text)
+    propagation = max(p.propagation_delay.total_seconds() for p in load_policies(tmp_path))
+    assert job["activeDeadlineSeconds"] >= step + iam_verify + propagation
+    assert job["activeDeadlineSeconds"] < 3600  # inside the hour between runs
+
+
+# -- tests: the Dockerfile -------------------------------------------------------------
+
+
+def _image_user() -> tuple[int, int]:
+    [user] = [rest for keyword, rest in _final_stage() if keyword == "USER"]
+    uid, _, gid = user.partition(":")
+    assert uid.isdigit() and gid.isdigit(), f"USER {user}: numeric, so runAsNonRoot can check it"
+    return int(uid), int(gid)
+
+
+def test_dockerfile_runs_as_a_numeric_non_root_user() -> None:
+    """The final stage switches to a numeric UID and GID other than root, as the pods expect."""
+    uid, gid = _image_user()
+    assert uid != 0 and gid != 0
+    for _, _, template in _workloads():
+        assert template["spec"]["securityContext"]["runAsGroup"] == gid
+
+
+def test_dockerfile_is_multistage_on_a_pinned_slim_python() -> None:
+    """A builder and a final stage, both on the same python:3.11-slim tag, never latest."""
+    stages = _stages()
+    assert len(stages) >= 2
+    bases = [stage[0][1].split()[0] for stage in stages]
+    assert all(base.startswith("python:3.11-slim") for base in bases), bases
+    assert len(set(bases)) == 1, "the venv's interpreter path must exist in the final image"
+
+
+def test_dockerfile_final_stage_has_no_build_tools() -> None:
+    """The final stage installs nothing: no compiler or pip, and copies only the builder's venv."""
+    final = _final_stage()
+    for keyword, rest in final:
+        if keyword == "RUN":
+            assert not BUILD_TOOLS.search(rest), rest
+            assert "apt-get" not in rest and "apk " not in rest, rest
+        if keyword in {"COPY", "ADD"}:
+            words = rest.split()
+            assert keyword == "COPY" and words[0].startswith("--from="), rest
+            assert words[1:] == ["/opt/rotator/venv", "/opt/rotator/venv"], rest
+    assert _image_env()["PATH"].startswith("/opt/rotator/venv/bin:")
+
+
+def test_dockerfile_builder_installs_the_wheel_with_the_deployment_extras() -> None:
+    """The builder installs a wheel of the project with the aws, vault, azure, ... extras."""
+    builder = " ".join(rest for keyword, rest in _stages()[0] if keyword == "RUN")
+    assert "pip wheel" in builder
+    match = re.search(r"pip install \"?(\S+?)\[([a-z0-9-]+(?:,[a-z0-9-]+)*)\]", builder)
+    assert match is not None, "no install of the project with extras"
+    assert "wheel" in match.group(1) or ".whl" in match.group(1), "installs no wheel"
+    extras = set(match.group(2).split(","))
+    assert extras == IMAGE_EXTRAS
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert extras <= set(project["optional-dependencies"])
+
+
+def test_dockerfile_environment_defaults() -> None:
+    """The image's defaults: policies, SQLite journal, listen address and Python settings."""
+    env = _image_env()
+    assert env["ROTATOR_CONFIG"] == "/etc/rotator/schedules"
+    assert env["ROTATOR_STATE"] == "sqlite:////var/lib/rotator/rotator.db"
+    assert env["ROTATOR_LISTEN"] == f"0.0.0.0:{METRICS_PORT}"
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1" and env["PYTHONUNBUFFERED"] == "1"
+    assert [rest for keyword, rest in _final_stage() if keyword == "EXPOSE"] == [str(METRICS_PORT)]
+    created = " ".join(rest for keyword, rest in _final_stage() if keyword == "RUN")
+    assert _sqlite_directory(env["ROTATOR_STATE"]) in created
+    assert env["ROTATOR_CONFIG"] in created
+
+
+@pytest.mark.parametrize(("where", "template"), _templates(), ids=_ids(_templates()))
+def test_dockerfile_paths_are_the_pods_mounts(where: str, template: dict[str, Any]) -> None:
+    """Policies, state, HOME and TMPDIR as the image sets them are mounted in the pods."""
+    env = _image_env()
+    container = _rotator_container(template)
+    mounts = _mounts(container)
+    overrides = {name: entry.get("value") for name, entry in _env(container).items()}
+    config = mounts[env["ROTATOR_CONFIG"]]
+    assert "configMap" in _volume(template, config["name"]), where
+    assert overrides.get("ROTATOR_CONFIG", env["ROTATOR_CONFIG"]) == env["ROTATOR_CONFIG"]
+    assert _sqlite_directory(env["ROTATOR_STATE"]) in mounts, where
+    for variable in ("HOME", "TMPDIR"):
+        assert variable not in overrides or overrides[variable] == env[variable], where
+        mount = mounts[env[variable]]
+        assert not mount.get("readOnly"), f"{where}: {variable} must be writable"
+        assert "emptyDir" in _volume(template, mount["name"]), where
+
+
+def test_click_rejects_an_unknown_flag() -> None:
+    """The command-line check used above fails on a flag rotator does not have."""
+    with pytest.raises(click.NoSuchOption):
+        _parse(["run", "--no-such-flag"])
