@@ -294,3 +294,17 @@ def test_needs_attention_is_exported_logged_once_and_left_alone(aws: None, tmp_p
     service.run_pass()
     assert "rotator_secrets_needing_attention 0.0" in service.metrics.render()[0].decode()
     assert service.index.get("app") is not None  # scheduled again
+
+
+def test_not_ready_while_the_journal_is_unreachable(aws: None, tmp_path: Path) -> None:
+    """/readyz's probe says not ready, naming the journal, when the database does not answer."""
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    service = _service(tmp_path, clock, "app")
+    service.run_pass()
+    assert service.ready() == (True, "ready")
+    dead = Journal("postgresql://rotator:rotator@127.0.0.1:1/none", clock)
+    service.engine.journal = dead
+    ready, reason = service.ready()
+    assert not ready and reason.startswith("journal unreachable")
+    service.run_pass()  # a pass against a dead journal is logged, never raised
+    assert service.last_pass == clock()
