@@ -40,6 +40,32 @@ def test_migrate_is_versioned_and_idempotent(journal: Journal) -> None:
     assert versions == list(range(1, SCHEMA_VERSION + 1))
 
 
+def test_concurrent_starts_migrate_once(journal_url: str, clock: FakeClock) -> None:
+    """Four processes' journals migrating an empty database at once apply each migration once."""
+    journals = [Journal(journal_url, clock) for _ in range(4)]
+    barrier = threading.Barrier(len(journals))
+    errors: list[BaseException] = []
+
+    def start(journal: Journal) -> None:
+        barrier.wait()
+        try:
+            journal.migrate()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(j,)) for j in journals]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    engine = sa.create_engine(journal_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:
+        versions = list(conn.scalars(sa.select(schema_migrations.c.version)))
+    engine.dispose()
+    assert sorted(versions) == list(range(1, SCHEMA_VERSION + 1))
+
+
 def test_newer_schema_is_refused(journal: Journal) -> None:
     """A journal written by a newer rotator is refused, not silently downgraded."""
     with journal._engine.begin() as conn:
