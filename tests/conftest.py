@@ -61,6 +61,11 @@ def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'journal.db'}"
         return
+    yield empty_postgres()
+
+
+def empty_postgres() -> str:
+    """Return the test PostgreSQL's URL with the journal's tables dropped (skip without one)."""
     url = _postgres_url()
     if url is None:
         pytest.skip("no PostgreSQL (set ROTATOR_TEST_POSTGRES_URL)")
@@ -69,7 +74,7 @@ def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         metadata.drop_all(conn)
         schema_migrations.drop(conn, checkfirst=True)
     engine.dispose()
-    yield url
+    return url
 
 
 @pytest.fixture

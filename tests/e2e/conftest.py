@@ -6,8 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -108,6 +109,37 @@ class Rotator:
             check=False,
         )
         return Completed(proc.returncode, proc.stdout, proc.stderr)
+
+
+def spawn(
+    cli: Rotator, log: Path, *args: str, fault: str = "", capture: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m rotator ARGS`` logging JSON to ``log`` (stdout piped if ``capture``)."""
+    env = {
+        **os.environ,
+        **cli.env,
+        "ROTATOR_CONFIG": str(cli.config),
+        "ROTATOR_STATE": cli.state,
+        "ROTATOR_FAULT": fault,
+    }
+    sink = log.open("a")
+    return subprocess.Popen(
+        [sys.executable, "-m", "rotator", *args, "--log-format", "json"],
+        env=env,
+        cwd=cli.workdir,
+        stdout=subprocess.PIPE if capture else sink,
+        stderr=sink,
+    )
+
+
+def eventually(check: Callable[[], bool], seconds: float, every: float = 0.05) -> bool:
+    """Poll ``check`` until it holds or ``seconds`` pass (no fixed sleep)."""
+    tick = threading.Event()
+    for _ in range(int(seconds / every)):
+        if check():
+            return True
+        tick.wait(every)
+    return check()
 
 
 @pytest.fixture

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
-import threading
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Rotator, client
+from tests.e2e.conftest import Rotator, client, eventually, spawn
 
 POLICY = """
 secrets:
@@ -25,37 +21,6 @@ secrets:
     schedule: {every: 3s}
     grace: 1s
 """
-
-
-def _spawn(
-    rotator_cli: Rotator, log: Path, *args: str, fault: str = "", capture: bool = False
-) -> subprocess.Popen[bytes]:
-    """Start ``python -m rotator ARGS`` logging JSON to ``log`` (stdout piped if ``capture``)."""
-    env = {
-        **os.environ,
-        **rotator_cli.env,
-        "ROTATOR_CONFIG": str(rotator_cli.config),
-        "ROTATOR_STATE": rotator_cli.state,
-        "ROTATOR_FAULT": fault,
-    }
-    sink = log.open("a")
-    return subprocess.Popen(
-        [sys.executable, "-m", "rotator", *args, "--log-format", "json"],
-        env=env,
-        cwd=rotator_cli.workdir,
-        stdout=subprocess.PIPE if capture else sink,
-        stderr=sink,
-    )
-
-
-def _eventually(check: Callable[[], bool], seconds: float) -> bool:
-    """Poll ``check`` until it holds or ``seconds`` pass (no fixed sleep)."""
-    tick = threading.Event()
-    for _ in range(int(seconds / 0.05)):
-        if check():
-            return True
-        tick.wait(0.05)
-    return check()
 
 
 def _finished_rotations(db: Path) -> int:
@@ -75,10 +40,10 @@ def test_daemon_rotates_reloads_safely_and_stops_cleanly(rotator_cli: Rotator) -
     client("secretsmanager").create_secret(Name="app", SecretString="initial-value-long")
     rotator_cli.config.write_text(POLICY)
     log = rotator_cli.workdir / "daemon.log"
-    daemon = _spawn(rotator_cli, log, "run", "--reconcile", "1", "--listen", "127.0.0.1:0")
+    daemon = spawn(rotator_cli, log, "run", "--reconcile", "1", "--listen", "127.0.0.1:0")
     try:
         db = rotator_cli.workdir / "rotator.db"
-        assert _eventually(lambda: _finished_rotations(db) >= 1, 40), log.read_text()[-3000:]
+        assert eventually(lambda: _finished_rotations(db) >= 1, 40), log.read_text()[-3000:]
 
         url = next(e["url"] for e in _events(log) if e["event"] == "health endpoint listening")
         with urllib.request.urlopen(url + "/healthz", timeout=5) as answer:
@@ -99,9 +64,9 @@ def test_daemon_rotates_reloads_safely_and_stops_cleanly(rotator_cli: Rotator) -
 
         rotator_cli.config.write_text("secrets:\n  - name: Not A Valid Name\n")
         daemon.send_signal(signal.SIGHUP)
-        assert _eventually(lambda: "reload refused" in log.read_text(), 20)
+        assert eventually(lambda: "reload refused" in log.read_text(), 20)
         done = _finished_rotations(db)
-        assert _eventually(lambda: _finished_rotations(db) > done, 40), "old set stopped"
+        assert eventually(lambda: _finished_rotations(db) > done, 40), "old set stopped"
 
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=25) == 0
@@ -118,7 +83,7 @@ def _events(log: Path) -> list[dict[str, Any]]:
 def _daemon(
     rotator_cli: Rotator, log: Path, *extra: str, fault: str = ""
 ) -> subprocess.Popen[bytes]:
-    return _spawn(rotator_cli, log, "run", "--listen", "", *extra, fault=fault)
+    return spawn(rotator_cli, log, "run", "--listen", "", *extra, fault=fault)
 
 
 def _states(db: Path) -> list[str]:
@@ -146,7 +111,7 @@ def test_sigterm_mid_step_exits_0_by_the_deadline_and_a_restart_finishes(
     rotator_cli.env.update(later)
     daemon = _daemon(rotator_cli, log, "--shutdown-deadline", "2", fault="hang:mint:issued")
     try:
-        assert _eventually(lambda: "hanging at mint:issued" in log.read_text(), 40), log.read_text()
+        assert eventually(lambda: "hanging at mint:issued" in log.read_text(), 40), log.read_text()
         assert _states(db) == ["planned"]  # minted at the issuer, not yet recorded
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=15) == 0
@@ -159,7 +124,7 @@ def test_sigterm_mid_step_exits_0_by_the_deadline_and_a_restart_finishes(
 
     restarted = _daemon(rotator_cli, log, "--reconcile", "1")
     try:
-        assert _eventually(lambda: _states(db) in (["grace"], ["done"]), 40), log.read_text()
+        assert eventually(lambda: _states(db) in (["grace"], ["done"]), 40), log.read_text()
     finally:
         restarted.send_signal(signal.SIGTERM)
         assert restarted.wait(timeout=25) == 0
@@ -174,7 +139,7 @@ def test_sigterm_stops_a_one_shot_run_at_the_deadline(rotator_cli: Rotator) -> N
     rotator_cli.config.write_text(POLICY.replace("every: 3s", "every: 1h"))
     log = rotator_cli.workdir / "once.log"
     rotator_cli.env["ROTATOR_NOW"] = "2099-01-01T00:00:00Z"
-    once = _spawn(
+    once = spawn(
         rotator_cli,
         log,
         *("run", "--once", "--json", "--shutdown-deadline", "1"),
@@ -182,7 +147,7 @@ def test_sigterm_stops_a_one_shot_run_at_the_deadline(rotator_cli: Rotator) -> N
         capture=True,
     )
     try:
-        assert _eventually(lambda: log.exists() and "hanging at mint:issued" in log.read_text(), 40)
+        assert eventually(lambda: log.exists() and "hanging at mint:issued" in log.read_text(), 40)
         once.send_signal(signal.SIGTERM)
         out, _ = once.communicate(timeout=15)
     finally:

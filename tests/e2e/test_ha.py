@@ -10,18 +10,15 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from rotator.journal import metadata, schema_migrations
-from tests.conftest import _postgres_url
-from tests.e2e.conftest import Rotator, client
+from tests.conftest import empty_postgres
+from tests.e2e.conftest import Rotator, client, eventually, spawn
 
 LATER = "2099-01-01T00:00:00+00:00"  # every secret is due (never rotated), no grace ends
 
@@ -29,15 +26,7 @@ LATER = "2099-01-01T00:00:00+00:00"  # every secret is due (never rotated), no g
 @pytest.fixture
 def pg(rotator_cli: Rotator) -> Iterator[Rotator]:
     """The CLI on an empty PostgreSQL journal, one fingerprint key shared by every process."""
-    url = _postgres_url()
-    if url is None:
-        pytest.skip("no PostgreSQL (set ROTATOR_TEST_POSTGRES_URL)")
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    with engine.begin() as conn:
-        metadata.drop_all(conn)
-        schema_migrations.drop(conn, checkfirst=True)
-    engine.dispose()
-    rotator_cli.state = url
+    rotator_cli.state = empty_postgres()
     rotator_cli.env = {
         **rotator_cli.env,
         "ROTATOR_KEY_FILE": str(rotator_cli.workdir / "fingerprint.key"),
@@ -57,34 +46,6 @@ def _query(url: str, sql: str) -> list[Any]:
         engine.dispose()
 
 
-def _eventually(check: Callable[[], bool], seconds: float) -> bool:
-    """Poll ``check`` until it holds or ``seconds`` pass (no fixed sleep)."""
-    tick = threading.Event()
-    for _ in range(int(seconds / 0.2)):
-        if check():
-            return True
-        tick.wait(0.2)
-    return check()
-
-
-def _spawn(cli: Rotator, log: Path, *args: str, fault: str = "") -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        **cli.env,
-        "ROTATOR_CONFIG": str(cli.config),
-        "ROTATOR_STATE": cli.state,
-        "ROTATOR_FAULT": fault,
-    }
-    sink = log.open("a")
-    return subprocess.Popen(
-        [sys.executable, "-m", "rotator", *args, "--log-format", "json"],
-        env=env,
-        cwd=cli.workdir,
-        stdout=sink,
-        stderr=sink,
-    )
-
-
 def _policies(count: int) -> str:
     return "defaults: {schedule: {every: 1d}, grace: 1h}\nsecrets:\n" + "".join(
         f"  - name: s{i:03d}\n    store: {{provider: aws-secretsmanager, secret_id: s{i:03d}}}\n"
@@ -97,6 +58,11 @@ def _promoted(url: str) -> int:
         url, "SELECT count(DISTINCT secret) FROM rotations WHERE promoted_at IS NOT NULL"
     )
     return int(count)
+
+
+def _promoted_soon(cli: Rotator, at_least: int, seconds: float) -> bool:
+    """Wait until at least ``at_least`` secrets have a promoted rotation (False on timeout)."""
+    return eventually(lambda: _promoted(cli.state) >= at_least, seconds, every=0.2)
 
 
 def _stop(processes: list[subprocess.Popen[bytes]]) -> list[int]:
@@ -120,10 +86,10 @@ def test_three_replicas_and_two_one_shots_rotate_each_secret_once(pg: Rotator) -
         sm.create_secret(Name=f"s{i:03d}", SecretString=f"initial-value-{i:04d}")
     pg.config.write_text(_policies(count))
     log = pg.workdir / "ha.log"
-    services = [_spawn(pg, log, "run", "--reconcile", "1", "--listen", "") for _ in range(3)]
-    one_shots = [_spawn(pg, log, "run", "--once") for _ in range(2)]
+    services = [spawn(pg, log, "run", "--reconcile", "1", "--listen", "") for _ in range(3)]
+    one_shots = [spawn(pg, log, "run", "--once") for _ in range(2)]
     try:
-        assert _eventually(lambda: _promoted(pg.state) == count, 240), log.read_text()[-3000:]
+        assert _promoted_soon(pg, count, 240), log.read_text()[-3000:]
         assert [p.wait(timeout=120) for p in one_shots] == [0, 0]
     finally:
         codes = _stop(services + one_shots)
@@ -149,9 +115,9 @@ def test_a_killed_replica_rotation_is_finished_by_another(pg: Rotator) -> None:
     pg.config.write_text(_policies(1))
     pg.env = {**pg.env, "ROTATOR_LEASE_TTL": "5s"}
     log = pg.workdir / "ha.log"
-    doomed = _spawn(pg, log, "run", "--reconcile", "1", "--listen", "", fault="hang:store:written")
+    doomed = spawn(pg, log, "run", "--reconcile", "1", "--listen", "", fault="hang:store:written")
     try:
-        assert _eventually(lambda: "hanging at store:written" in log.read_text(), 60), (
+        assert eventually(lambda: "hanging at store:written" in log.read_text(), 60, every=0.2), (
             log.read_text()
         )
     finally:
@@ -159,9 +125,9 @@ def test_a_killed_replica_rotation_is_finished_by_another(pg: Rotator) -> None:
         doomed.wait(timeout=10)
     [(rotation_id, state)] = _query(pg.state, "SELECT id, state FROM rotations")
     assert state == "minted"  # the pending value was written, the step never recorded
-    survivor = _spawn(pg, log, "run", "--reconcile", "1", "--listen", "")
+    survivor = spawn(pg, log, "run", "--reconcile", "1", "--listen", "")
     try:
-        assert _eventually(lambda: _promoted(pg.state) == 1, 60), log.read_text()[-3000:]
+        assert _promoted_soon(pg, 1, 60), log.read_text()[-3000:]
     finally:
         assert _stop([survivor]) == [0]
     assert _query(pg.state, "SELECT id FROM rotations") == [(rotation_id,)]  # resumed, not redone
@@ -186,11 +152,11 @@ def test_postgres_restarting_mid_run_loses_and_duplicates_nothing(pg: Rotator) -
     pg.config.write_text(_policies(count))
     pg.env = {**pg.env, "ROTATOR_RATE_LIMITS": "secretsmanager.write=20"}  # keep it busy a while
     log = pg.workdir / "ha.log"
-    services = [_spawn(pg, log, "run", "--reconcile", "1", "--listen", "") for _ in range(2)]
+    services = [spawn(pg, log, "run", "--reconcile", "1", "--listen", "") for _ in range(2)]
     try:
-        assert _eventually(lambda: _promoted(pg.state) >= 10, 120), log.read_text()[-3000:]
+        assert _promoted_soon(pg, 10, 120), log.read_text()[-3000:]
         subprocess.run(["pg_ctlcluster", "15", "main", "restart"], check=True, timeout=120)
-        assert _eventually(lambda: _promoted(pg.state) == count, 240), log.read_text()[-3000:]
+        assert _promoted_soon(pg, count, 240), log.read_text()[-3000:]
     finally:
         codes = _stop(services)
     assert codes == [0, 0]
@@ -211,14 +177,14 @@ def test_a_stuck_run_loses_its_lease_when_it_expires(pg: Rotator) -> None:
     pg.env = {k: v for k, v in pg.env.items() if k != "ROTATOR_NOW"}
     pg.env["ROTATOR_LEASE_TTL"] = "5s"
     log = pg.workdir / "ha.log"
-    stuck = _spawn(pg, log, "rotate", "s000", fault="hang:store:written")
+    stuck = spawn(pg, log, "rotate", "s000", fault="hang:store:written")
     try:
-        hanging = _eventually(lambda: "hanging at store:written" in log.read_text(), 60)
+        hanging = eventually(lambda: "hanging at store:written" in log.read_text(), 60, every=0.2)
         assert hanging, log.read_text()
         [(rotation_id,)] = _query(pg.state, "SELECT id FROM rotations")
-        survivor = _spawn(pg, log, "run", "--reconcile", "1", "--listen", "")
+        survivor = spawn(pg, log, "run", "--reconcile", "1", "--listen", "")
         try:
-            assert _eventually(lambda: _promoted(pg.state) == 1, 60), log.read_text()[-3000:]
+            assert _promoted_soon(pg, 1, 60), log.read_text()[-3000:]
             assert stuck.poll() is None  # taken over from a live holder: by expiry alone
         finally:
             assert _stop([survivor]) == [0]
