@@ -42,7 +42,7 @@ def aws(moto_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     for key, value in moto_env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    return moto_env
+    return dict(moto_env)
 
 
 def client(service: str, **kw: Any) -> Any:
@@ -145,8 +145,9 @@ def eventually(check: Callable[[], bool], seconds: float, every: float = 0.05) -
 @pytest.fixture
 def rotator_cli(aws: dict[str, str], tmp_path: Path) -> Rotator:
     """The CLI against moto_server, with policies in tmp_path/policies.yaml."""
+    # A copy: a test may change its CLI's environment; the session's moto_env stays as it is.
     return Rotator(
-        aws, tmp_path / "policies.yaml", f"sqlite:///{tmp_path / 'rotator.db'}", tmp_path
+        dict(aws), tmp_path / "policies.yaml", f"sqlite:///{tmp_path / 'rotator.db'}", tmp_path
     )
 
 
