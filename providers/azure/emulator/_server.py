@@ -44,6 +44,7 @@ from providers.azure.emulator._store import SecretStore
 from providers.emulation import (
     EmulatorHandler,
     EmulatorHTTPServer,
+    FaultPlan,
     LoopbackServer,
     netloc,
     serve_in_background,
@@ -67,18 +68,6 @@ _FAULT_ERRORS = {
 }
 _HOST_HEADER = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::"}  # noqa: S104 - names, not a bind
-
-
-@dataclass
-class _Fault:
-    """An injected failure or delay waiting for the requests it applies to."""
-
-    path_prefix: str
-    status: int | None
-    retry_after: int | None
-    delay: float
-    remaining: int
-    method: str | None
 
 
 @dataclass(frozen=True)
@@ -143,8 +132,7 @@ class KeyVaultEmulator(LoopbackServer):
         self.identity_header = uuid.uuid4().hex
         self._store = SecretStore(soft_delete, recoverable_days)
         self._issuer = TokenIssuer(self._now, tenant_id, TOKEN_LIFETIME)
-        self._faults: list[_Fault] = []
-        self._faults_lock = threading.Lock()
+        self._faults = FaultPlan()
         self._msi_server: _Server | None = None
         self._msi_thread: threading.Thread | None = None
         self._tmpdir: str | None = None
@@ -238,29 +226,16 @@ class KeyVaultEmulator(LoopbackServer):
         ``status`` with Key Vault's error envelope and, if ``retry_after`` is set, a
         ``Retry-After`` header, or, when ``status`` is None, it is served normally.
         """
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        if delay < 0:
-            raise ValueError("delay cannot be negative")
-        if status is not None and not 400 <= status <= 599:
-            raise ValueError("status must be an HTTP error status (4xx or 5xx) or None")
         if retry_after is not None and retry_after < 0:
             raise ValueError("retry_after cannot be negative")
-        fault = _Fault(
-            path_prefix, status, retry_after, delay, count, method.upper() if method else None
+        self._faults.add(
+            path_prefix,
+            status=status,
+            delay=delay,
+            count=count,
+            method=method,
+            retry_after=None if retry_after is None else str(retry_after),
         )
-        with self._faults_lock:
-            self._faults.append(fault)
-
-    def _take_fault(self, path: str, method: str) -> _Fault | None:
-        with self._faults_lock:
-            for fault in self._faults:
-                if path.startswith(fault.path_prefix) and fault.method in {None, method}:
-                    fault.remaining -= 1
-                    if fault.remaining == 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
 
     # -- one vault request
 
@@ -287,7 +262,7 @@ class KeyVaultEmulator(LoopbackServer):
         except KeyVaultError as error:
             error.headers["WWW-Authenticate"] = self._challenge()
             return _error_outcome(error)
-        fault = self._take_fault(path, method)
+        fault = self._faults.take(path, method)
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
@@ -297,7 +272,7 @@ class KeyVaultEmulator(LoopbackServer):
                 )
                 injected = KeyVaultError(fault.status, code, message)
                 if fault.retry_after is not None:
-                    injected.headers["Retry-After"] = str(fault.retry_after)
+                    injected.headers["Retry-After"] = fault.retry_after
                 return _error_outcome(injected)
         try:
             params = {

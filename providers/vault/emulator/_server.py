@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, cast
 
-from providers.emulation import EmulatorHandler, EmulatorHTTPServer, LoopbackServer
+from providers.emulation import EmulatorHandler, EmulatorHTTPServer, FaultPlan, LoopbackServer
 from providers.vault.emulator._auth import APPROLE_ROUTES, KUBERNETES_ROUTES, TOKEN_ROUTES
 from providers.vault.emulator._common import (
     Clock,
@@ -51,18 +50,6 @@ def _system_clock() -> datetime:
 
 
 @dataclass
-class _Fault:
-    """An injected failure or delay waiting for the requests it applies to."""
-
-    path_prefix: str
-    status: int | None
-    delay: float
-    remaining: int
-    method: str | None
-    retry_after: str | None = None
-
-
-@dataclass
 class _Outcome:
     """What goes back on the wire."""
 
@@ -91,8 +78,7 @@ class VaultEmulator(LoopbackServer):
         self.root_token = root_token or f"hvs.{base62(24)}"
         self.clock: Clock = clock or _system_clock
         self._core = Core(self.clock, self.root_token)
-        self._faults: list[_Fault] = []
-        self._faults_lock = threading.Lock()
+        self._faults = FaultPlan()
 
     # -- lifecycle
 
@@ -119,28 +105,12 @@ class VaultEmulator(LoopbackServer):
         a ``Retry-After`` header when ``retry_after`` is given: whole seconds for a number, as
         is for text), or, when ``status`` is None, it is served normally.
         """
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        if delay < 0:
-            raise ValueError("delay cannot be negative")
-        if status is not None and not 400 <= status <= 599:
-            raise ValueError("status must be an HTTP error status (4xx or 5xx) or None")
         after = None
         if retry_after is not None:
             after = retry_after if isinstance(retry_after, str) else str(int(retry_after))
-        fault = _Fault(path_prefix, status, delay, count, method.upper() if method else None, after)
-        with self._faults_lock:
-            self._faults.append(fault)
-
-    def _take_fault(self, path: str, method: str) -> _Fault | None:
-        with self._faults_lock:
-            for fault in self._faults:
-                if path.startswith(fault.path_prefix) and fault.method in {None, method}:
-                    fault.remaining -= 1
-                    if fault.remaining == 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
+        self._faults.add(
+            path_prefix, status=status, delay=delay, count=count, method=method, retry_after=after
+        )
 
     # -- one request
 
@@ -150,7 +120,7 @@ class VaultEmulator(LoopbackServer):
         """Serve one HTTP request (``headers`` keys are lower-case)."""
         raw_path, _, query = target.partition("?")
         path = re.sub(r"/+", "/", urllib.parse.unquote(raw_path))
-        fault = self._take_fault(path, method)
+        fault = self._faults.take(path, method)
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
