@@ -574,6 +574,14 @@ def sandbox(duration: float, config: str | None, state: str | None, log_format: 
     sys.exit(code)
 
 
+
+# Commands kept in their own modules; they use the helpers above, hence last.
+from rotator import cli_leaks, cli_permissions  # noqa: E402
+
+cli.add_command(cli_leaks.leaks)
+cli.add_command(cli_permissions.permissions)
+
+
 def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

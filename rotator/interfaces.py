@@ -7,8 +7,8 @@ validates a policy's ``store:``, ``issuer:``, ``targets:`` and ``verify:``
 blocks against it before any provider is called.
 
 Adapters are registered in the ``rotator.providers`` entry-point group, under
-``store.<provider>``, ``issuer.<kind>``, ``target.<kind>`` or
-``verifier.<kind>``; rotator's own adapters are registered the same way, so a
+``store.<provider>``, ``issuer.<kind>``, ``target.<kind>``,
+``verifier.<kind>`` or ``notifier.<kind>``; rotator's own adapters are registered the same way, so a
 third-party package adds one without touching the engine. (Every store is
 also usable as a target, through :class:`StoreReplica`.) Adapter modules
 import their SDK lazily (inside methods), so that loading the registry costs
@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from importlib.metadata import PackageNotFoundError, entry_points, version
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -101,6 +102,22 @@ class Credential:
     ref: str | None = None
 
 
+@dataclass(frozen=True)
+class Permission:
+    """One permission an adapter needs at its outside system, and the step that fails without it.
+
+    ``system`` says how to read the rest: ``aws`` (IAM ``actions`` on an ARN
+    ``resource``), ``vault`` (policy capabilities on a path), ``azure`` (data
+    actions on a vault URL), ``kubernetes`` (verbs on a resource).
+    """
+
+    system: str
+    actions: tuple[str, ...]
+    resource: str
+    #: What breaks without it, as an operator reads it: ``store: write the pending version``.
+    step: str
+
+
 class Adapter(ABC, Generic[ConfigT]):
     """What every adapter holds: its validated policy fields, the runtime, the secret's name."""
 
@@ -113,6 +130,15 @@ class Adapter(ABC, Generic[ConfigT]):
         self.config = config
         self.runtime = runtime
         self.secret = secret
+
+    def permissions(self) -> list[Permission]:
+        """Return the least permissions this adapter needs for every step it takes.
+
+        Nothing is called (no provider is asked). The default, an empty
+        list, means the adapter needs no permission at an outside system
+        (a random value) or cannot say.
+        """
+        return []
 
 
 class Store(Adapter[ConfigT]):
@@ -190,6 +216,12 @@ class Issuer(Adapter[ConfigT]):
     reports_last_use: ClassVar[bool] = False
     #: True if ``revoke`` only disables and ``delete`` removes for good.
     two_stage_revoke: ClassVar[bool] = False
+    #: True if a person may supply the new value (``rotate --value-from-stdin``):
+    #: the engine then uses it instead of calling ``mint``.
+    accepts_value: ClassVar[bool] = False
+    #: True if the issuer cannot mint at all (a key only a person can change):
+    #: when due, the owner is reminded instead of a rotation being started.
+    reminder_only: ClassVar[bool] = False
 
     def ref_of(self, value: SecretValue) -> str | None:
         """Return the identifier of the credential held in ``value`` (None if none)."""
@@ -312,6 +344,91 @@ class Verifier(Adapter[ConfigT]):
         """Prove ``credential`` works; raise ``VerificationError`` saying why if it does not."""
 
 
+class AlertEvent(StrEnum):
+    """What an alert is about; notifiers subscribe to these by value."""
+
+    #: A rotation rolled back, or a step failed after its retries.
+    ROTATION_FAILED = "rotation-failed"
+    #: Scheduled attempts stopped after failures in a row; a person must act.
+    NEEDS_ATTENTION = "needs-attention"
+    #: The old credential was still used at its grace deadline.
+    OLD_STILL_IN_USE = "old-still-in-use"
+    #: A revoked or deactivated credential showed use after its revocation.
+    REVOKED_CREDENTIAL_USED = "revoked-credential-used"
+    #: The current credential is older than its policy allows.
+    OVERDUE = "overdue"
+    #: A reminder-only credential is due: its owner must change it by hand.
+    ROTATION_DUE = "rotation-due"
+    #: A rotation succeeded (sent only to notifiers that ask for it).
+    ROTATION_SUCCEEDED = "rotation-succeeded"
+    #: An emergency rotation started (a leak, ``--emergency``).
+    EMERGENCY = "emergency-rotation"
+    #: ``audit verify`` found an edited, deleted, inserted or reordered record.
+    AUDIT_CHAIN_BROKEN = "audit-chain-broken"
+
+
+class Severity(StrEnum):
+    """How urgent an alert is."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One thing a person should hear about; never carries a secret value.
+
+    ``key`` is stable for the same condition (the same failed rotation, the
+    same overdue credential), so receivers can deduplicate as rotator does.
+    """
+
+    event: AlertEvent
+    severity: Severity
+    secret: str | None
+    summary: str
+    at: datetime
+    key: str
+    rotation_id: str | None = None
+    owner: str | None = None
+    details: Mapping[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready mapping (what webhook and exec notifiers send)."""
+        return {
+            "event": self.event.value,
+            "severity": self.severity.value,
+            "secret": self.secret,
+            "summary": self.summary,
+            "at": self.at.isoformat(),
+            "key": self.key,
+            "rotation_id": self.rotation_id,
+            "owner": self.owner,
+            "details": dict(self.details),
+        }
+
+
+class Notifier(Adapter[ConfigT]):
+    """Tells people about an alert: a webhook, a Slack channel, a command.
+
+    Built once per declared notifier (``secret`` is the notifier's name).
+    ``send`` raises ``TransientError`` when trying again may help (a
+    timeout, a 5xx, a 429) and ``PermanentError`` otherwise; the engine
+    retries with backoff and records an alert as sent only once delivered.
+    No message it raises carries a secret or the notifier's own URL token.
+    """
+
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Return a short description without credentials, such as ``slack:hooks.slack.com``."""
+
+    @abstractmethod
+    def send(self, alert: Alert) -> None:
+        """Deliver ``alert`` once; raise as described above if it was not delivered."""
+
+
 class StoreReplica(Target[ProviderConfig]):
     """Any store used as a target: the value replicated to another vault or cloud.
 
@@ -389,6 +506,7 @@ class Registry:
     issuers: dict[str, type[Issuer[Any]]]
     targets: dict[str, type[Target[Any]]] = field(default_factory=dict)
     verifiers: dict[str, type[Verifier[Any]]] = field(default_factory=dict)
+    notifiers: dict[str, type[Notifier[Any]]] = field(default_factory=dict)
 
     def store(self, name: str) -> type[Store[Any]]:
         """Return the store adapter called ``name``; KeyError if unknown."""
@@ -402,9 +520,17 @@ class Registry:
 @functools.cache
 def registry() -> Registry:
     """Load every adapter registered in the ``rotator.providers`` entry-point group."""
-    found: dict[str, dict[str, Any]] = {"store": {}, "issuer": {}, "target": {}, "verifier": {}}
+    found: dict[str, dict[str, Any]] = {
+        "store": {},
+        "issuer": {},
+        "target": {},
+        "verifier": {},
+        "notifier": {},
+    }
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         role, _, name = ep.name.partition(".")
         if role in found:
             found[role][name] = ep.load()
-    return Registry(found["store"], found["issuer"], found["target"], found["verifier"])
+    return Registry(
+        found["store"], found["issuer"], found["target"], found["verifier"], found["notifier"]
+    )
