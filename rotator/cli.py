@@ -12,146 +12,36 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import wraps
-from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 import click
-import structlog
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rotator import __version__, logs
-from rotator.clock import system_clock, system_sleep
-from rotator.concurrency import DEFAULT_PER_PROVIDER, DEFAULT_TOTAL, Limits
-from rotator.durations import format_duration, parse_duration
+from rotator import __version__, cli_leaks, cli_permissions, logs
+from rotator.cli_common import (
+    common,
+    engine_for,
+    err,
+    fail,
+    log,
+    out,
+    policies,
+    when,
+)
+from rotator.clock import system_clock
+from rotator.concurrency import DEFAULT_PER_PROVIDER, DEFAULT_TOTAL
+from rotator.durations import format_duration
 from rotator.engine import Action, Engine, Outcome, PlanItem, Result, RunReport
 from rotator.errors import ConfigError, JournalError, PolicyError
 from rotator.health import HealthServer
-from rotator.interfaces import RequestObserver
 from rotator.journal import Journal
 from rotator.lifecycle import State
-from rotator.loader import load_policies
 from rotator.metrics import Metrics
-from rotator.policy import Policy
 from rotator.preflight import Verdict
 from rotator.service import Service, ServiceSettings
-
-F = TypeVar("F", bound=Callable[..., Any])
-log = structlog.get_logger("rotator.cli")
-
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
-DEFAULT_STATE = "sqlite:///rotator.db"
-
-# Off a terminal (a CronJob's log, a CI job) tables get room instead of 80 columns.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
-
-
-def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
-    err.print(f"rotator: error: {message}", markup=False, highlight=False)
-    sys.exit(code)
-
-
-def common(func: F) -> F:
-    """Add ``--config``, ``--state``, ``--log-format`` and ``--log-level`` to a command."""
-
-    @click.option(
-        "--config",
-        "config",
-        envvar="ROTATOR_CONFIG",
-        default="schedules",
-        show_default=True,
-        help="Policy file or directory of *.yaml files.",
-    )
-    @click.option(
-        "--state",
-        "state",
-        envvar="ROTATOR_STATE",
-        default=DEFAULT_STATE,
-        show_default=True,
-        help="Journal URL (sqlite:///PATH or postgresql://...).",
-    )
-    @click.option(
-        "--log-format",
-        type=click.Choice(["json", "console"]),
-        default=None,
-        help="Log format (default: console on a terminal, JSON otherwise).",
-    )
-    @click.option(
-        "--log-level",
-        type=click.Choice(["debug", "info", "warning", "error"]),
-        default="info",
-        show_default=True,
-        envvar="ROTATOR_LOG_LEVEL",
-    )
-    @wraps(func)
-    def wrapper(*args: Any, log_format: str | None, log_level: str, **kwargs: Any) -> Any:
-        logs.configure(log_format, log_level)
-        try:
-            return func(*args, **kwargs)
-        except PolicyError as exc:
-            for problem in exc.problems:
-                err.print(str(problem), markup=False, highlight=False)
-            _fail(f"{len(exc.problems)} problem(s) in the policy files; nothing was changed")
-        except (ConfigError, JournalError) as exc:
-            _fail(str(exc))
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _policies(config: str) -> list[Policy]:
-    return load_policies(Path(config))
-
-
-def _engine(
-    config: str,
-    state: str,
-    *,
-    concurrency: int | None = None,
-    on_request: RequestObserver | None = None,
-) -> Engine:
-    policies = _policies(config)
-    return Engine(
-        policies,
-        Journal(state, system_clock),
-        clock=system_clock,
-        sleep=system_sleep,
-        limits=Limits.from_env(total=concurrency),
-        on_request=on_request,
-        lease_ttl=_lease_ttl(),
-    )
-
-
-def _lease_ttl() -> timedelta:
-    """Return ``ROTATOR_LEASE_TTL`` (default 15m): how long a silent lease holder keeps a secret.
-
-    Every recorded step extends the lease, so the TTL bounds the longest
-    single step (provider calls with their retries), not a whole rotation.
-    """
-    text = os.environ.get("ROTATOR_LEASE_TTL", "15m")
-    try:
-        ttl = parse_duration(text)
-    except ValueError as exc:
-        raise ConfigError(f"ROTATOR_LEASE_TTL={text!r}: {exc}") from None
-    if ttl < timedelta(seconds=5):
-        raise ConfigError(f"ROTATOR_LEASE_TTL={text!r}: must be at least 5s")
-    return ttl
-
-
-def _when(at: datetime | None, now: datetime) -> str:
-    """Say when, relative to now: ``in 3d4h``, ``5m ago``, ``now``."""
-    if at is None:
-        return "-"
-    delta = at - now
-    if abs(delta) < timedelta(seconds=1):
-        return "now"
-    words = format_duration(timedelta(seconds=round(abs(delta.total_seconds()))))
-    return f"in {words}" if delta > timedelta(0) else f"{words} ago"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -164,9 +54,9 @@ def cli() -> None:
 @common
 def validate(config: str, state: str) -> None:
     """Check every policy file; print every problem as FILE:LINE:COL: field.path: reason."""
-    policies = _policies(config)
-    files = {p.source_file for p in policies}
-    out.print(f"{len(policies)} policies in {len(files)} file(s) are valid", highlight=False)
+    loaded = policies(config)
+    files = {p.source_file for p in loaded}
+    out.print(f"{len(loaded)} policies in {len(files)} file(s) are valid", highlight=False)
 
 
 @cli.command()
@@ -174,7 +64,7 @@ def validate(config: str, state: str) -> None:
 @common
 def plan(config: str, state: str, as_json: bool) -> None:
     """Show what is due, when and why; changes nothing."""
-    engine = _engine(config, state)
+    engine = engine_for(config, state)
     items = engine.plan()
     if as_json:
         click.echo(json.dumps([i.as_dict() for i in items], indent=2))
@@ -191,7 +81,7 @@ def _print_plan(items: list[PlanItem], now: datetime) -> None:
             item.secret,
             item.action.value,
             "yes" if item.due else "no",
-            _when(item.due_at, now),
+            when(item.due_at, now),
             item.reason,
         )
     out.print(table)
@@ -244,7 +134,7 @@ def run(
 ) -> None:
     """Resume unfinished rotations, rotate what is due, revoke what has passed its grace."""
     metrics = Metrics(system_clock)
-    engine = _engine(
+    engine = engine_for(
         config,
         state,
         concurrency=concurrency,
@@ -316,7 +206,7 @@ def upgrade(config: str, state: str) -> None:
 @common
 def check(config: str, state: str, names: tuple[str, ...], as_json: bool) -> None:
     """Preflight, changing nothing: store, issuer, targets and checks of each policy (or NAMES)."""
-    engine = _engine(config, state)
+    engine = engine_for(config, state)
     unknown = sorted(set(names) - set(engine.policies))
     if unknown:
         raise ConfigError(f"no policy named {', '.join(repr(n) for n in unknown)}")
@@ -355,7 +245,7 @@ def rotate(
     config: str, state: str, name: str, emergency: bool, reason: str | None, as_json: bool
 ) -> None:
     """Rotate one secret now."""
-    engine = _engine(config, state)
+    engine = engine_for(config, state)
     report = engine.rotate(name, emergency=emergency, reason=reason)
     _report_json(report) if as_json else _print_report(report)
     sys.exit(report.exit_code)
@@ -406,7 +296,7 @@ def _outcome_dict(o: Outcome) -> dict[str, Any]:
 @common
 def status(config: str, state: str, as_json: bool) -> None:
     """Per secret: state, age, last rotation, next due, grace deadline of the old one."""
-    _print_status(_engine(config, state), as_json)
+    _print_status(engine_for(config, state), as_json)
 
 
 def _print_status(engine: Engine, as_json: bool) -> None:
@@ -456,11 +346,11 @@ def _print_status(engine: Engine, as_json: bool) -> None:
             r["secret"],
             r["state"],
             r["age"] or "-",
-            f"{r['last_rotation'][:8]} {_when(datetime.fromisoformat(started), now)}"
+            f"{r['last_rotation'][:8]} {when(datetime.fromisoformat(started), now)}"
             if r["last_rotation"] and started
             else "-",
-            _when(datetime.fromisoformat(r["next_due"]), now) if r["next_due"] else "-",
-            _when(datetime.fromisoformat(r["old_grace_deadline"]), now)
+            when(datetime.fromisoformat(r["next_due"]), now) if r["next_due"] else "-",
+            when(datetime.fromisoformat(r["old_grace_deadline"]), now)
             if r["old_grace_deadline"]
             else "-",
             r["last_error"] or "",
@@ -474,7 +364,7 @@ def _print_status(engine: Engine, as_json: bool) -> None:
 @common
 def history(config: str, state: str, name: str, as_json: bool) -> None:
     """Every rotation of one secret, step by step."""
-    engine = _engine(config, state)
+    engine = engine_for(config, state)
     journal = engine.journal
     entries = journal.history(name) if journal.exists() else []
     if not entries and name not in engine.policies:
@@ -564,19 +454,15 @@ def sandbox(duration: float, config: str | None, state: str | None, log_format: 
         with emulators.session(config, state) as current:
             code = emulators.run_passes(current, duration)
             out.rule("rotator status")
-            _print_status(_engine(current.config, current.state), as_json=False)
+            _print_status(engine_for(current.config, current.state), as_json=False)
     except PolicyError as exc:
         for problem in exc.problems:
             err.print(str(problem), markup=False, highlight=False)
-        _fail("the sandbox policy is invalid")
+        fail("the sandbox policy is invalid")
     except (ConfigError, JournalError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     sys.exit(code)
 
-
-
-# Commands kept in their own modules; they use the helpers above, hence last.
-from rotator import cli_leaks, cli_permissions  # noqa: E402
 
 cli.add_command(cli_leaks.leaks)
 cli.add_command(cli_permissions.permissions)

@@ -1,0 +1,142 @@
+"""What every command shares: the common options, the consoles, building the engine.
+
+Kept apart from :mod:`rotator.cli` so that commands in their own modules
+(``cli_leaks``, ``cli_permissions``, ``cli_audit``) use it without importing
+the command group.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import wraps
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+import structlog
+from rich.console import Console
+
+from rotator import logs
+from rotator.clock import system_clock, system_sleep
+from rotator.concurrency import Limits
+from rotator.durations import format_duration, parse_duration
+from rotator.engine import Engine
+from rotator.errors import ConfigError, JournalError, PolicyError
+from rotator.interfaces import RequestObserver
+from rotator.journal import Journal
+from rotator.loader import load_policies
+from rotator.policy import Policy
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = structlog.get_logger("rotator.cli")
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+DEFAULT_STATE = "sqlite:///rotator.db"
+
+# Off a terminal (a CronJob's log, a CI job) tables get room instead of 80 columns.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
+
+
+def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
+    err.print(f"rotator: error: {message}", markup=False, highlight=False)
+    sys.exit(code)
+
+
+def common(func: F) -> F:
+    """Add ``--config``, ``--state``, ``--log-format`` and ``--log-level`` to a command."""
+
+    @click.option(
+        "--config",
+        "config",
+        envvar="ROTATOR_CONFIG",
+        default="schedules",
+        show_default=True,
+        help="Policy file or directory of *.yaml files.",
+    )
+    @click.option(
+        "--state",
+        "state",
+        envvar="ROTATOR_STATE",
+        default=DEFAULT_STATE,
+        show_default=True,
+        help="Journal URL (sqlite:///PATH or postgresql://...).",
+    )
+    @click.option(
+        "--log-format",
+        type=click.Choice(["json", "console"]),
+        default=None,
+        help="Log format (default: console on a terminal, JSON otherwise).",
+    )
+    @click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        default="info",
+        show_default=True,
+        envvar="ROTATOR_LOG_LEVEL",
+    )
+    @wraps(func)
+    def wrapper(*args: Any, log_format: str | None, log_level: str, **kwargs: Any) -> Any:
+        logs.configure(log_format, log_level)
+        try:
+            return func(*args, **kwargs)
+        except PolicyError as exc:
+            for problem in exc.problems:
+                err.print(str(problem), markup=False, highlight=False)
+            fail(f"{len(exc.problems)} problem(s) in the policy files; nothing was changed")
+        except (ConfigError, JournalError) as exc:
+            fail(str(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def policies(config: str) -> list[Policy]:
+    return load_policies(Path(config))
+
+
+def engine_for(
+    config: str,
+    state: str,
+    *,
+    concurrency: int | None = None,
+    on_request: RequestObserver | None = None,
+) -> Engine:
+    return Engine(
+        policies(config),
+        Journal(state, system_clock),
+        clock=system_clock,
+        sleep=system_sleep,
+        limits=Limits.from_env(total=concurrency),
+        on_request=on_request,
+        lease_ttl=lease_ttl(),
+    )
+
+
+def lease_ttl() -> timedelta:
+    """Return ``ROTATOR_LEASE_TTL`` (default 15m): how long a silent lease holder keeps a secret.
+
+    Every recorded step extends the lease, so the TTL bounds the longest
+    single step (provider calls with their retries), not a whole rotation.
+    """
+    text = os.environ.get("ROTATOR_LEASE_TTL", "15m")
+    try:
+        ttl = parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"ROTATOR_LEASE_TTL={text!r}: {exc}") from None
+    if ttl < timedelta(seconds=5):
+        raise ConfigError(f"ROTATOR_LEASE_TTL={text!r}: must be at least 5s")
+    return ttl
+
+
+def when(at: datetime | None, now: datetime) -> str:
+    """Say when, relative to now: ``in 3d4h``, ``5m ago``, ``now``."""
+    if at is None:
+        return "-"
+    delta = at - now
+    if abs(delta) < timedelta(seconds=1):
+        return "now"
+    words = format_duration(timedelta(seconds=round(abs(delta.total_seconds()))))
+    return f"in {words}" if delta > timedelta(0) else f"{words} ago"
