@@ -471,6 +471,10 @@ class StoreReplica(Target[ProviderConfig]):
         self.store.put_pending(undo, previous)
         self.store.promote(undo)
 
+    def permissions(self) -> list[Permission]:
+        """Return the replica store's permissions (it is written as the store is)."""
+        return self.store.permissions()
+
     def check(self) -> str:
         """Read the replica's current version (proves it exists and can be read)."""
         current = self.store.current()
