@@ -53,6 +53,7 @@ import signal
 import stat
 import subprocess
 import time
+from collections.abc import Mapping
 from datetime import timedelta
 
 from pydantic import Field, field_validator
@@ -141,22 +142,137 @@ class ExecConfig(ProviderConfig):
         return _env_names(value)
 
 
+def _environment(config: ExecConfig, own: Mapping[str, str]) -> dict[str, str]:
+    """Return a command's whole environment: the base variables, ``pass_env``, ``env``, ``own``.
+
+    ``own`` holds rotator's ``ROTATOR_*`` variables, set last so a policy
+    cannot shadow them (its validators refuse such names anyway).
+    """
+    env = {name: os.environ[name] for name in BASE_ENV if name in os.environ}
+    env.setdefault("PATH", os.defpath)
+    env.update({name: os.environ[name] for name in config.pass_env if name in os.environ})
+    env.update(config.env)
+    env.update(own)
+    return env
+
+
+def _program(config: ExecConfig) -> str:
+    """Return the program's base name, as messages and logs name it (never its arguments)."""
+    return os.path.basename(config.command[0])
+
+
+def _run(config: ExecConfig, data: bytes, env: dict[str, str], operation: str) -> int:
+    """Run the command with ``data`` on its input and its output discarded; return its status.
+
+    Raises ``TransientError`` when it outlives ``timeout`` (its whole process
+    group is killed), ``NotFoundError`` / ``PermissionDeniedError`` /
+    ``PermanentError`` when it cannot start. ``operation`` names the phase in
+    messages.
+    """
+    name = _program(config)
+    started = time.monotonic()
+    try:
+        process = subprocess.Popen(  # noqa: S603 (a command from the policy, no shell)
+            config.command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            close_fds=True,
+            # Its own process group, so a timeout kills what it started too,
+            # and a Ctrl-C at rotator's terminal does not reach it.
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise _start_error(config, exc, operation) from None
+    try:
+        process.communicate(data, timeout=config.timeout.total_seconds())
+    except subprocess.TimeoutExpired:
+        _kill(process)
+        raise TransientError(
+            f"command {name} ({operation}) did not finish within "
+            f"{config.timeout.total_seconds():g}s and was killed",
+            provider=PROVIDER,
+            operation=operation,
+        ) from None
+    except BaseException:
+        _kill(process)
+        raise
+    log.debug(
+        "hook %s (%s) exited with %s after %.2fs",
+        name,
+        operation,
+        process.returncode,
+        time.monotonic() - started,
+    )
+    return process.returncode
+
+
+def _start_error(config: ExecConfig, exc: OSError, operation: str) -> ProviderError:
+    """Return the error of a command that could not start (never the exception's own text)."""
+    program = config.command[0]
+    if isinstance(exc, FileNotFoundError):
+        return NotFoundError(f"command {program} not found", provider=PROVIDER, operation=operation)
+    if isinstance(exc, PermissionError):
+        return PermissionDeniedError(
+            f"command {program} is not executable", provider=PROVIDER, operation=operation
+        )
+    reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+    return PermanentError(
+        f"command {program} could not start: {reason}", provider=PROVIDER, operation=operation
+    )
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """Kill the command's whole process group and reap it."""
+    with contextlib.suppress(ProcessLookupError):  # already gone
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _exit_outcome(
+    config: ExecConfig, status: int, operation: str, refused: type[PermanentError]
+) -> None:
+    """Raise what exit ``status`` means (nothing for 0); ``refused`` for a plain failure."""
+    if status == 0:
+        return
+    name = _program(config)
+    if status == EX_TEMPFAIL:
+        raise TransientError(
+            f"command {name} ({operation}) exited with status 75 (EX_TEMPFAIL): "
+            "a temporary failure; retry later",
+            provider=PROVIDER,
+            operation=operation,
+        )
+    if status < 0:
+        try:
+            signal_name = signal.Signals(-status).name
+        except ValueError:
+            signal_name = f"signal {-status}"
+        raise PermanentError(
+            f"command {name} ({operation}) was killed by {signal_name}",
+            provider=PROVIDER,
+            operation=operation,
+        )
+    raise refused(
+        f"command {name} ({operation}) exited with status {status}",
+        provider=PROVIDER,
+        operation=operation,
+    )
+
+
 class _Hook:
     """Runs one configured command for a phase, with the value on stdin."""
 
     def __init__(self, config: ExecConfig, secret: str) -> None:
         self.config = config
         self.secret = secret
-        self.name = os.path.basename(config.command[0])
 
     def environment(self, phase: str, extra: dict[str, str]) -> dict[str, str]:
         """Return the hook's whole environment for ``phase`` (never a secret value)."""
-        env = {name: os.environ[name] for name in BASE_ENV if name in os.environ}
-        env.setdefault("PATH", os.defpath)
-        env.update({name: os.environ[name] for name in self.config.pass_env if name in os.environ})
-        env.update(self.config.env)
-        env.update(ROTATOR_SECRET=self.secret, ROTATOR_PHASE=phase, **extra)
-        return env
+        return _environment(
+            self.config, {"ROTATOR_SECRET": self.secret, "ROTATOR_PHASE": phase, **extra}
+        )
 
     def resolve(self, operation: str) -> str:
         """Return the program's path, checking it exists and is executable (runs nothing)."""
@@ -200,88 +316,11 @@ class _Hook:
         """
         data = b"" if stdin is None else stdin.text().encode("utf-8")
         env = self.environment(phase, {"ROTATOR_HAS_VALUE": "0" if stdin is None else "1", **extra})
-        started = time.monotonic()
-        try:
-            process = subprocess.Popen(  # noqa: S603 (a command from the policy, no shell)
-                self.config.command,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=env,
-                close_fds=True,
-                # Its own process group, so a timeout kills what it started too,
-                # and a Ctrl-C at rotator's terminal does not reach it.
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise self._start_error(exc, phase) from None
-        try:
-            process.communicate(data, timeout=self.config.timeout.total_seconds())
-        except subprocess.TimeoutExpired:
-            self._kill(process)
-            raise TransientError(
-                f"command {self.name} ({phase}) did not finish within "
-                f"{self.config.timeout.total_seconds():g}s and was killed",
-                provider=PROVIDER,
-                operation=phase,
-            ) from None
-        except BaseException:
-            self._kill(process)
-            raise
-        log.debug(
-            "hook %s (%s) exited with %s after %.2fs",
-            self.name,
-            phase,
-            process.returncode,
-            time.monotonic() - started,
-        )
-        return process.returncode
-
-    def _start_error(self, exc: OSError, phase: str) -> ProviderError:
-        program = self.config.command[0]
-        if isinstance(exc, FileNotFoundError):
-            return NotFoundError(f"command {program} not found", provider=PROVIDER, operation=phase)
-        if isinstance(exc, PermissionError):
-            return PermissionDeniedError(
-                f"command {program} is not executable", provider=PROVIDER, operation=phase
-            )
-        reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
-        return PermanentError(
-            f"command {program} could not start: {reason}", provider=PROVIDER, operation=phase
-        )
-
-    @staticmethod
-    def _kill(process: subprocess.Popen[bytes]) -> None:
-        with contextlib.suppress(ProcessLookupError):  # already gone
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        return _run(self.config, data, env, phase)
 
     def outcome(self, status: int, phase: str, refused: type[PermanentError]) -> None:
         """Raise what exit ``status`` means (nothing for 0); ``refused`` for a plain failure."""
-        if status == 0:
-            return
-        if status == EX_TEMPFAIL:
-            raise TransientError(
-                f"command {self.name} ({phase}) exited with status 75 (EX_TEMPFAIL): "
-                "a temporary failure; retry later",
-                provider=PROVIDER,
-                operation=phase,
-            )
-        if status < 0:
-            try:
-                name = signal.Signals(-status).name
-            except ValueError:
-                name = f"signal {-status}"
-            raise PermanentError(
-                f"command {self.name} ({phase}) was killed by {name}",
-                provider=PROVIDER,
-                operation=phase,
-            )
-        raise refused(
-            f"command {self.name} ({phase}) exited with status {status}",
-            provider=PROVIDER,
-            operation=phase,
-        )
+        _exit_outcome(self.config, status, phase, refused)
 
 
 class ExecTarget(Target[ExecConfig]):

@@ -268,6 +268,31 @@ class _Reply:
     failure: str = ""
     #: True when trying again cannot help (a certificate refused).
     permanent: bool = False
+    #: The answer's error code when its body is one (Slack answers ``channel_not_found``),
+    #: else empty: never more of a body, which may echo what was sent.
+    hint: str = ""
+
+
+#: What a body must look like to be kept as a hint: an error code, nothing else.
+_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def _hint(body: bytes) -> str:
+    """Return ``body``'s error code (``invalid_payload``, or ``error`` of a JSON object), if any.
+
+    Only a short lower-case code is ever kept: a body may echo the request,
+    or carry text from anywhere, so nothing else of it reaches a message.
+    """
+    text = body[:4096].decode("utf-8", "replace").strip()
+    if text.startswith("{"):
+        try:
+            found = json.loads(text)
+        except ValueError:
+            return ""
+        text = found.get("error", "") if isinstance(found, dict) else ""
+        if not isinstance(text, str):
+            return ""
+    return text if _CODE.fullmatch(text) else ""
 
 
 def _retry_after(raw: str | None, now: datetime) -> float | None:
@@ -338,8 +363,12 @@ def _send(
     try:
         connection.request(method, path, body=body, headers=headers)
         answer = connection.getresponse()
-        answer.read(_DRAIN)
-        return _Reply(answer.status, _retry_after(answer.getheader("Retry-After"), now))
+        drained = answer.read(_DRAIN)
+        return _Reply(
+            answer.status,
+            _retry_after(answer.getheader("Retry-After"), now),
+            hint="" if 200 <= answer.status < 300 else _hint(drained),
+        )
     except ssl.SSLCertVerificationError:
         return _Reply(failure="SSLCertVerificationError", permanent=True)
     except (OSError, http.client.HTTPException) as exc:
@@ -362,6 +391,66 @@ def _outcome(reply: _Reply) -> str:
     if status == 408 or status >= 500:
         return "transient"
     return "permanent"
+
+
+def _said(reply: _Reply) -> str:
+    """Say how a request that did not succeed ended, in a few words (no body, no header)."""
+    if reply.status is not None:
+        return f"answered HTTP {reply.status}"
+    return f"no answer ({reply.failure})"
+
+
+def _refusal(
+    reply: _Reply, where: str, provider: str, operation: str, denied: str
+) -> PermanentError:
+    """Return the error a refused request raises: ``denied`` explains a 401 or 403."""
+    status = reply.status
+    if status is None:
+        if reply.failure == "SSLCertVerificationError":
+            message = f"{where}: the server's certificate was refused (see ca_file)"
+        else:
+            message = f"{where}: the request could not be sent ({reply.failure})"
+        return PermanentError(message, provider=provider, operation=operation)
+    if status in (401, 403):
+        return PermissionDeniedError(
+            f"{where} answered HTTP {status}: {denied}", provider=provider, operation=operation
+        )
+    if status in (404, 410):
+        return NotFoundError(
+            f"{where} answered HTTP {status}", provider=provider, operation=operation
+        )
+    if 300 <= status < 400:
+        return PermanentError(
+            f"{where} answered a redirect (HTTP {status}), which is not followed: "
+            "put the final URL in the policy",
+            provider=provider,
+            operation=operation,
+        )
+    return PermanentError(f"{where} answered HTTP {status}", provider=provider, operation=operation)
+
+
+def _hmac_key(env: str, what: str, provider: str, operation: str) -> bytes:
+    """Return the HMAC key held in variable ``env``; PermanentError naming it (never its value).
+
+    Read at each request, so a key rotated in the environment is used at
+    once; registered with :mod:`rotator.redact`, so it is masked if it ever
+    reaches a log line.
+    """
+    text = os.environ.get(env, "")
+    if not text:
+        raise PermanentError(
+            f"environment variable {env} ({what}) is not set",
+            provider=provider,
+            operation=operation,
+        )
+    redact.register(text)
+    return text.encode("utf-8")
+
+
+def _signature_headers(key: bytes, stamp: int, body: bytes) -> dict[str, str]:
+    """Return the headers that sign ``body`` at ``stamp``: HMAC-SHA256 of ``"<stamp>.<body>"``."""
+    signature = hmac.new(key, f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return {"X-Rotator-Timestamp": str(stamp), "X-Rotator-Signature": f"sha256={signature}"}
 
 
 def _backoff(attempt: int, retry_after: float | None) -> float:
@@ -387,16 +476,7 @@ class WebhookTarget(Target[WebhookConfig]):
 
     def _key(self, operation: str) -> bytes:
         """Return the HMAC key from ``secret_env``; PermanentError naming the variable if unset."""
-        text = os.environ.get(self.config.secret_env, "")
-        if not text:
-            raise PermanentError(
-                f"environment variable {self.config.secret_env} (the webhook's HMAC key) "
-                "is not set",
-                provider=WEBHOOK,
-                operation=operation,
-            )
-        redact.register(text)  # a key is a secret too: mask it if it ever reaches a line
-        return text.encode("utf-8")
+        return _hmac_key(self.config.secret_env, "the webhook's HMAC key", WEBHOOK, operation)
 
     def _body(self, event: str, rotation_id: str, value: SecretValue | None, stamp: int) -> bytes:
         payload: dict[str, Any] = {
@@ -421,13 +501,11 @@ class WebhookTarget(Target[WebhookConfig]):
             now = self.runtime.clock()
             stamp = int(now.timestamp())
             body = self._body(event, rotation_id, value, stamp)
-            signature = hmac.new(key, f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
             headers = {
                 **self.config.headers,
                 "Content-Type": "application/json",
                 "User-Agent": "rotator-webhook",
-                "X-Rotator-Timestamp": str(stamp),
-                "X-Rotator-Signature": f"sha256={signature}",
+                **_signature_headers(key, stamp, body),
             }
             reply = _send(
                 self.config.url,
@@ -450,54 +528,27 @@ class WebhookTarget(Target[WebhookConfig]):
                 log.warning(
                     "webhook %s: %s; retrying in %gs (attempt %d of %d)",
                     where,
-                    self._said(reply),
+                    _said(reply),
                     delay,
                     attempt,
                     attempts,
                 )
                 self.runtime.sleep(delay)
         raise TransientError(
-            f"{where}: {self._said(reply)} after {attempts} attempts",
+            f"{where}: {_said(reply)} after {attempts} attempts",
             provider=WEBHOOK,
             operation=OP_POST,
             delay=reply.retry_after,
         )
 
     @staticmethod
-    def _said(reply: _Reply) -> str:
-        if reply.status is not None:
-            return f"answered HTTP {reply.status}"
-        return f"no answer ({reply.failure})"
-
-    @staticmethod
     def _refused(reply: _Reply, where: str) -> PermanentError:
-        status = reply.status
-        if status is None:
-            if reply.failure == "SSLCertVerificationError":
-                message = f"{where}: the server's certificate was refused (see ca_file)"
-            else:
-                message = f"{where}: the request could not be sent ({reply.failure})"
-            return PermanentError(message, provider=WEBHOOK, operation=OP_POST)
-        if status in (401, 403):
-            return PermissionDeniedError(
-                f"{where} answered HTTP {status}: the receiver refused the request "
-                "(does it hold the same HMAC key?)",
-                provider=WEBHOOK,
-                operation=OP_POST,
-            )
-        if status in (404, 410):
-            return NotFoundError(
-                f"{where} answered HTTP {status}", provider=WEBHOOK, operation=OP_POST
-            )
-        if 300 <= status < 400:
-            return PermanentError(
-                f"{where} answered a redirect (HTTP {status}), which is not followed: "
-                "put the final URL in the policy",
-                provider=WEBHOOK,
-                operation=OP_POST,
-            )
-        return PermanentError(
-            f"{where} answered HTTP {status}", provider=WEBHOOK, operation=OP_POST
+        return _refusal(
+            reply,
+            where,
+            WEBHOOK,
+            OP_POST,
+            "the receiver refused the request (does it hold the same HMAC key?)",
         )
 
     def write(self, rotation_id: str, value: SecretValue) -> None:

@@ -18,10 +18,11 @@ safe to repeat, so a run killed anywhere is finished by the next one:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,8 +32,11 @@ from typing import Any, TypeVar
 import structlog
 
 from rotator import faults
+from rotator.alerts import Alerting
+from rotator.audit import AuditAction
 from rotator.clock import Clock, Sleep, system_clock, system_sleep
 from rotator.concurrency import Limits, run_bounded
+from rotator.durations import format_duration
 from rotator.errors import (
     ConfigError,
     ConflictError,
@@ -44,11 +48,13 @@ from rotator.errors import (
     VerificationError,
 )
 from rotator.interfaces import (
+    AlertEvent,
     Credential,
     Issuer,
     Registry,
     RequestObserver,
     Runtime,
+    Severity,
     Store,
     StoreReplica,
     Target,
@@ -64,9 +70,9 @@ from rotator.journal import (
     lease_owner,
 )
 from rotator.lifecycle import BEFORE_PROMOTE, FORWARD, TERMINAL, State, Step
-from rotator.policy import Policy
+from rotator.policy import NotifierSpec, Policy
 from rotator.preflight import Finding, check_policy
-from rotator.schedule import min_interval, next_due
+from rotator.schedule import max_age, min_interval, next_due
 from rotator.secret import SecretValue
 
 log = structlog.get_logger("rotator.engine")
@@ -112,6 +118,8 @@ class Action(StrEnum):
     ERROR = "error"
     #: Scheduled retries gave up; only ``rotator rotate NAME`` tries again.
     ATTENTION = "needs-attention"
+    #: Due, but only a person can rotate it (issuer ``manual``): the owner is reminded.
+    REMIND = "remind"
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,8 @@ class PlanItem:
     due: bool
     reason: str
     rotation_id: str | None = None
+    #: When the current credential became older than its policy allows (None: it is not).
+    overdue_since: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-ready mapping."""
@@ -134,6 +144,7 @@ class PlanItem:
             "due_at": self.due_at.isoformat() if self.due_at else None,
             "reason": self.reason,
             "rotation_id": self.rotation_id,
+            "overdue_since": self.overdue_since.isoformat() if self.overdue_since else None,
         }
 
 
@@ -155,6 +166,8 @@ class Outcome:
     message: str
     rotation_id: str | None = None
     state: State | None = None
+    #: True when the failure was alerted where it was found (not as rotation-failed).
+    alerted: bool = False
 
 
 @dataclass
@@ -198,6 +211,7 @@ class Engine:
         lease_ttl: timedelta = timedelta(minutes=15),
         limits: Limits | None = None,
         on_request: RequestObserver | None = None,
+        notifiers: Mapping[str, NotifierSpec] | None = None,
     ) -> None:
         self.policies = {p.name: p for p in policies}
         self.journal = journal
@@ -222,14 +236,27 @@ class Engine:
         # and store the value lives only here (a crash there is what
         # Issuer.recover is for).
         self._minted: dict[str, Credential] = {}
+        # Values a person supplied (rotate --value-from-stdin), by rotation
+        # id, until the mint step takes them.
+        self._supplied: dict[str, SecretValue] = {}
+        self.alerting = Alerting(
+            notifiers or {},
+            journal,
+            adapters=self.adapters,
+            runtime=Runtime(clock=clock, sleep=self.sleep, on_request=self.runtime.on_request),
+        )
 
-    def replace_policies(self, policies: Iterable[Policy]) -> None:
+    def replace_policies(
+        self, policies: Iterable[Policy], notifiers: Mapping[str, NotifierSpec] | None = None
+    ) -> None:
         """Switch to a new, already validated policy set (a reload).
 
         Adapters of changed or removed policies are rebuilt or dropped.
         Unfinished rotations of a removed secret stay in the journal and are
         reported by ``plan`` until its policy returns; none is abandoned.
         """
+        if notifiers is not None:
+            self.alerting.replace(notifiers)
         new = {p.name: p for p in policies}
         for name in list(self._bindings):
             if new.get(name) != self.policies.get(name):
@@ -248,7 +275,7 @@ class Engine:
         if found is None:
             policy = self.policies[name]
             text = policy.model_dump_json(
-                exclude={"source_file", "source_line", "description", "owner", "labels"},
+                exclude={"source_file", "source_line", "description", "owner", "labels", "alerts"},
                 serialize_as_any=True,  # the adapters' Config subclasses, not the base
             )
             found = self._digests[name] = hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -360,6 +387,22 @@ class Engine:
         due = next_due(policy.schedule, name, last, now)
         due_at, is_due = due.due_at, due.is_due
         reason = due.reason if last is None else f"{due.reason} ({basis})"
+        overdue_since = None
+        if last is not None and now - last > max_age(policy.schedule):
+            overdue_since = last + max_age(policy.schedule)
+        if self.adapters.issuer(policy.issuer.kind).reminder_only:
+            # Nothing to retry on a schedule: a person rotates it, when reminded.
+            return [
+                *items,
+                PlanItem(
+                    name,
+                    Action.REMIND,
+                    due_at,
+                    is_due,
+                    f"{reason}; rotated by hand: `rotator rotate {name} --value-from-stdin`",
+                    overdue_since=overdue_since,
+                ),
+            ]
         failed = summary.last_rotation
         streak = summary.failures_in_a_row
         if (
@@ -390,7 +433,9 @@ class Engine:
                     f"last attempt {failed.id[:8]} rolled back ({failed.error}; "
                     f"{streak} in a row); {reason}"
                 )
-        items.append(PlanItem(name, Action.ROTATE, due_at, is_due, reason))
+        items.append(
+            PlanItem(name, Action.ROTATE, due_at, is_due, reason, overdue_since=overdue_since)
+        )
         return items
 
     @staticmethod
@@ -441,10 +486,27 @@ class Engine:
             by_secret.setdefault(item.secret, []).append(item)
         work: list[tuple[str, bool]] = []
         for name, secret_items in by_secret.items():
+            for item in secret_items:
+                if item.overdue_since is not None:
+                    self._alert_overdue(item)
             errors = [i for i in secret_items if i.action in (Action.ERROR, Action.ATTENTION)]
             if errors:
+                for item in errors:
+                    if item.action is Action.ATTENTION:
+                        self._alert(
+                            name,
+                            AlertEvent.NEEDS_ATTENTION,
+                            Severity.CRITICAL,
+                            f"{name} needs attention: {item.reason}",
+                            condition=item.rotation_id or "-",
+                            rotation_id=item.rotation_id,
+                        )
                 report.outcomes.append(Outcome(name, Result.FAILED, errors[0].reason))
-            elif any(i.due for i in secret_items):
+                continue
+            for item in secret_items:
+                if item.due and item.action is Action.REMIND:
+                    report.outcomes.append(self._remind(item))
+            if any(i.due and i.action is not Action.REMIND for i in secret_items):
                 rotate = any(i.due and i.action is Action.ROTATE for i in secret_items)
                 work.append((name, rotate))
 
@@ -487,14 +549,50 @@ class Engine:
             report.outcomes.append(Outcome(name, Result.WAITING, message))
         return report
 
-    def rotate(self, name: str, *, emergency: bool = False, reason: str | None = None) -> RunReport:
-        """Rotate one secret now (``emergency``: no grace for the old credential)."""
-        if name not in self.policies:
+    def rotate(
+        self,
+        name: str,
+        *,
+        emergency: bool = False,
+        reason: str | None = None,
+        value: SecretValue | None = None,
+    ) -> RunReport:
+        """Rotate one secret now (``emergency``: no grace for the old credential).
+
+        ``value`` is a new value a person supplies (issuers that accept one,
+        such as ``manual``): it is used instead of minting, and goes through
+        store, propagation, verification and grace like a minted one.
+        Raises ``ConfigError`` for an unknown name, a value the issuer does
+        not accept, or a reminder-only secret without a value.
+        """
+        policy = self.policies.get(name)
+        if policy is None:
             raise ConfigError(f"no policy named {name!r}")
+        issuer = self.adapters.issuer(policy.issuer.kind)
+        if value is not None and not issuer.accepts_value:
+            raise ConfigError(
+                f"{name}: issuer {policy.issuer.kind} mints its own credentials; "
+                "a value can be supplied only to issuers that accept one (manual)"
+            )
+        if value is None and issuer.reminder_only:
+            raise ConfigError(
+                f"{name} is rotated by hand (issuer {policy.issuer.kind}): supply the new "
+                f"value with `rotator rotate {name} --value-from-stdin`"
+            )
         self.journal.migrate()
         trigger = "emergency" if emergency else "manual"
+        if emergency:
+            self._alert(
+                name,
+                AlertEvent.EMERGENCY,
+                Severity.CRITICAL,
+                f"emergency rotation of {name}: {reason or 'no reason given'}; the old "
+                "credential is revoked as soon as the new one is live",
+                condition=uuid.uuid4().hex,
+                details={"reason": reason or "", "actor": self.journal.actor},
+            )
         outcomes = self._process(
-            name, start=True, trigger=trigger, emergency=emergency, reason=reason
+            name, start=True, trigger=trigger, emergency=emergency, reason=reason, value=value
         )
         for outcome in outcomes:
             # Asked for by name, a rotation that could not start has failed.
@@ -510,6 +608,7 @@ class Engine:
         trigger: str,
         emergency: bool = False,
         reason: str | None = None,
+        value: SecretValue | None = None,
     ) -> list[Outcome]:
         """Handle one secret under its lease: finish open rotations, maybe start one."""
         lease = self.journal.acquire(name, self.owner, self.lease_ttl)
@@ -519,14 +618,20 @@ class Engine:
         structlog.contextvars.bind_contextvars(secret=name)
         try:
             with self.journal.holding(lease):
-                return self._process_locked(name, start, trigger, emergency, reason)
+                return self._process_locked(name, start, trigger, emergency, reason, value)
         finally:
             structlog.contextvars.unbind_contextvars("secret", "rotation_id", "step")
             with contextlib.suppress(RotatorError):  # an unreachable journal: the lease expires
                 self.journal.release(lease)
 
     def _process_locked(
-        self, name: str, start: bool, trigger: str, emergency: bool, reason: str | None
+        self,
+        name: str,
+        start: bool,
+        trigger: str,
+        emergency: bool,
+        reason: str | None,
+        value: SecretValue | None,
     ) -> list[Outcome]:
         outcomes: list[Outcome] = []
         blocking: Rotation | None = None
@@ -598,10 +703,52 @@ class Engine:
             detail=f"{trigger} rotation" + (f": {reason}" if reason else ""),
         )
         log.info("rotation started", rotation_id=rotation.id, trigger=trigger, emergency=emergency)
-        outcomes.append(self._advance_safely(rotation))
+        if value is not None:
+            self._supplied[rotation.id] = value
+        try:
+            outcomes.append(self._advance_safely(rotation))
+        finally:
+            self._supplied.pop(rotation.id, None)
         return outcomes
 
     def _advance_safely(self, rotation: Rotation) -> Outcome:
+        """Advance a rotation, turning what ends it into an outcome (and an alert)."""
+        outcome = self._advance_outcome(rotation)
+        if outcome.result is Result.FAILED and not outcome.alerted:
+            self._alert(
+                rotation.secret,
+                AlertEvent.ROTATION_FAILED,
+                Severity.WARNING,
+                f"rotation of {rotation.secret} failed: {outcome.message}",
+                condition=f"{rotation.id}:{outcome.state}",
+                rotation_id=rotation.id,
+                details={"state": str(outcome.state or "-")},
+            )
+        elif (
+            outcome.result is Result.OK
+            and rotation.state in BEFORE_PROMOTE | {State.ROLLING_BACK}
+            and outcome.state in (State.GRACE, State.REVOKED, State.DONE)
+        ):
+            self.alerting.clear(
+                rotation.secret,
+                (
+                    AlertEvent.ROTATION_FAILED,
+                    AlertEvent.NEEDS_ATTENTION,
+                    AlertEvent.OVERDUE,
+                    AlertEvent.ROTATION_DUE,
+                ),
+            )
+            self._alert(
+                rotation.secret,
+                AlertEvent.ROTATION_SUCCEEDED,
+                Severity.INFO,
+                f"{rotation.secret} rotated: {outcome.message}",
+                condition=rotation.id,
+                rotation_id=rotation.id,
+            )
+        return outcome
+
+    def _advance_outcome(self, rotation: Rotation) -> Outcome:
         try:
             rotation = self.advance(rotation)
         except Interrupted:
@@ -613,6 +760,12 @@ class Engine:
                 f"interrupted by shutdown at {latest.state}; the next start resumes it",
                 rotation.id,
                 latest.state,
+            )
+        except StillInUseError as exc:
+            # Alerted as old-still-in-use where it was found; not a failed rotation.
+            latest = self.journal.get(rotation.id) or rotation
+            return Outcome(
+                rotation.secret, Result.FAILED, str(exc), rotation.id, latest.state, alerted=True
             )
         except RotatorError as exc:
             latest = self.journal.get(rotation.id) or rotation
@@ -785,6 +938,13 @@ class Engine:
                     found,
                     f"adopted {found.ref or 'credential'} minted by an interrupted run",
                 )
+        supplied = self._supplied.pop(rotation.id, None)
+        if supplied is not None:
+            credential = Credential(supplied, b.issuer.ref_of(supplied))
+            self._minted[rotation.id] = credential
+            return self._minted_as(
+                rotation, credential, f"new value supplied by {self.journal.actor}"
+            )
         credential = b.issuer.mint(rotation.id)
         self._minted[rotation.id] = credential
         faults.point("mint:issued")
@@ -873,6 +1033,10 @@ class Engine:
                 target.write(rotation.id, value)
             faults.point(f"propagate:target{number}")
             log.info("propagated to target", target=target.describe(), number=number)
+            # One audit record per target: which consumer got the new value when.
+            rotation = self.journal.record(
+                rotation, Step.PROPAGATE, "ok", f"target {number}: {target.describe()}"
+            )
         return self.journal.transition(
             rotation,
             State.PROPAGATED,
@@ -956,6 +1120,19 @@ class Engine:
             now = self.clock()
             if last is not None and last > since:
                 what = f"old credential {rotation.old_ref} was used at {_fmt(last)}"
+                self._alert(
+                    rotation.secret,
+                    AlertEvent.OLD_STILL_IN_USE,
+                    Severity.CRITICAL
+                    if policy.when_old_still_used == "revoke"
+                    else Severity.WARNING,
+                    f"{rotation.secret}: {what}, after its successor became current "
+                    f"(when_old_still_used: {policy.when_old_still_used}): a consumer never "
+                    "picked up the new credential",
+                    condition=rotation.id,
+                    rotation_id=rotation.id,
+                    details={"ref": rotation.old_ref, "last_used": _fmt(last)},
+                )
                 if policy.when_old_still_used == "extend":
                     until = now + (policy.grace or MIN_EXTENSION)
                     log.warning(
@@ -990,6 +1167,20 @@ class Engine:
         if rotation.old_ref:
             b.issuer.revoke(rotation.old_ref)
         faults.point("revoke:revoked")
+        if b.issuer.reminder_only:
+            self._alert(
+                rotation.secret,
+                AlertEvent.ROTATION_DUE,
+                Severity.WARNING,
+                f"{rotation.secret}: the old credential's grace ended; revoke it by hand now"
+                + (
+                    f" ({b.issuer.config.instructions})"
+                    if getattr(b.issuer.config, "instructions", None)
+                    else ""
+                ),
+                condition=f"revoke:{rotation.id}",
+                rotation_id=rotation.id,
+            )
         if rotation.old_version_id:
             b.store.retire(rotation.old_version_id)
         delay: timedelta = getattr(b.issuer.config, "delete_after", timedelta(0))
@@ -1002,10 +1193,12 @@ class Engine:
             f"revoked {rotation.old_ref or 'old value'}; retired version "
             f"{rotation.old_version_id or '-'}",
             delete_at=delete_at,
+            revoked_at=self.clock(),
         )
 
     def _delete(self, b: _Binding, rotation: Rotation) -> Rotation:
-        """REVOKED -> DONE: delete the revoked credential for good."""
+        """REVOKED -> DONE: look once more for use of the revoked credential, delete it for good."""
+        self._check_revoked_use(b, rotation)
         if rotation.old_ref and b.issuer.two_stage_revoke:
             b.issuer.delete(rotation.old_ref)
             log.info("deleted old credential", ref=rotation.old_ref)
@@ -1055,6 +1248,157 @@ class Engine:
             "new credential deleted, pending version removed; the old credential stays current"
             + (f" (deleted {', '.join(sorted(doomed))})" if doomed else ""),
         )
+
+    # -- alerts and watching ---------------------------------------------------
+
+    def _alert(
+        self,
+        name: str,
+        event: AlertEvent,
+        severity: Severity,
+        summary: str,
+        *,
+        condition: str,
+        rotation_id: str | None = None,
+        details: Mapping[str, str] | None = None,
+    ) -> None:
+        """Raise an alert about one secret to the notifiers its policy names."""
+        policy = self.policies.get(name)
+        self.alerting.raise_alert(
+            event,
+            severity,
+            summary,
+            secret=name,
+            condition=condition,
+            to=policy.alerts if policy is not None else (),
+            rotation_id=rotation_id,
+            owner=policy.owner if policy is not None else None,
+            details=details,
+        )
+
+    def _alert_overdue(self, item: PlanItem) -> None:
+        """Alert that a secret's credential is older than its policy allows."""
+        policy = self.policies[item.secret]
+        since = item.overdue_since
+        assert since is not None
+        self._alert(
+            item.secret,
+            AlertEvent.OVERDUE,
+            Severity.WARNING,
+            f"{item.secret}: the current credential is older than its policy allows "
+            f"({format_duration(max_age(policy.schedule))}) since {_fmt(since)}; {item.reason}",
+            condition=since.isoformat(),
+            details={"overdue_since": _fmt(since)},
+        )
+
+    def _remind(self, item: PlanItem) -> Outcome:
+        """Remind the owner that a credential only a person can rotate is due."""
+        policy = self.policies[item.secret]
+        how = getattr(self.binding(item.secret).issuer.config, "instructions", None)
+        self._alert(
+            item.secret,
+            AlertEvent.ROTATION_DUE,
+            Severity.WARNING,
+            f"{item.secret} is due for rotation by hand"
+            + (f" ({how})" if how else "")
+            + f": then run `rotator rotate {item.secret} --value-from-stdin`",
+            condition=f"due:{item.due_at.isoformat() if item.due_at else '-'}",
+            details={"owner": policy.owner or "", "due_at": _fmt(item.due_at)},
+        )
+        return Outcome(item.secret, Result.WAITING, f"due; owner reminded. {item.reason}")
+
+    def _check_revoked_use(self, b: _Binding, rotation: Rotation) -> bool:
+        """Alert if the issuer saw the revoked old credential used after its revocation."""
+        if not (b.issuer.reports_last_use and rotation.old_ref and rotation.revoked_at):
+            return False
+        last = self._retrying(functools.partial(b.issuer.last_used, rotation.old_ref))
+        with contextlib.suppress(RotatorError):
+            self.journal.record_usage(rotation.secret, rotation.old_ref, last)
+        if last is None or last <= rotation.revoked_at:
+            return False
+        what = (
+            f"{rotation.old_ref}, revoked at {_fmt(rotation.revoked_at)}, was used at {_fmt(last)}"
+        )
+        self._alert(
+            rotation.secret,
+            AlertEvent.REVOKED_CREDENTIAL_USED,
+            Severity.CRITICAL,
+            f"{rotation.secret}: revoked credential {what}: someone still holds it "
+            "(a consumer left behind, or a leak)",
+            condition=f"{rotation.old_ref}:{last.isoformat()}",
+            rotation_id=rotation.id,
+            details={"ref": rotation.old_ref, "last_used": _fmt(last)},
+        )
+        with contextlib.suppress(RotatorError):
+            self.journal.audit_note(
+                AuditAction.REVOKED_CREDENTIAL_USED,
+                "alert",
+                f"revoked credential {what}",
+                secret=rotation.secret,
+                rotation_id=rotation.id,
+                refs=(rotation.old_ref, None),
+            )
+        return True
+
+    def watch(self, names: Collection[str] | None = None) -> WatchReport:
+        """Record last use of credentials, alert on anomalies, resend undelivered alerts.
+
+        For issuers that report last use: the current credential's and any
+        old one's (in grace, or revoked and not yet deleted) last use is
+        asked and recorded (``rotator status`` shows it), and a revoked
+        credential used after its revocation is alerted. Then alerts left
+        undelivered are sent again. One secret's failure is logged and the
+        others go on. Changes no credential.
+        """
+        report = WatchReport()
+        chosen = sorted(self.policies if names is None else set(names) & self.policies.keys())
+        watched = [
+            n for n in chosen if self.adapters.issuer(self.policies[n].issuer.kind).reports_last_use
+        ]
+        summaries = self.journal.summaries(names=watched) if watched else {}
+        for name in watched:
+            summary = summaries.get(name)
+            if summary is None:
+                continue
+            try:
+                report.checked += self._watch_usage(name, summary)
+            except RotatorError as exc:
+                report.errors += 1
+                log.warning("last use not checked", secret=name, error=str(exc))
+        delivery = self.alerting.flush()
+        report.alerts_resent = len(delivery.sent)
+        return report
+
+    def _watch_usage(self, name: str, summary: SecretSummary) -> int:
+        """Ask and record the last use of one secret's credentials; return how many were asked."""
+        b = self.binding(name)
+        refs: dict[str, Rotation | None] = {}
+        last = summary.last_rotation
+        if last is not None:
+            current = last.new_ref if last.succeeded else last.old_ref
+            if current:
+                refs[current] = None
+        for rotation in summary.open:
+            if rotation.state is State.GRACE and rotation.old_ref:
+                refs.setdefault(rotation.old_ref, None)
+            if rotation.state is State.REVOKED and rotation.old_ref:
+                refs[rotation.old_ref] = rotation
+        for ref, revoked in refs.items():
+            if revoked is not None:
+                self._check_revoked_use(b, revoked)
+                continue
+            used = self._retrying(functools.partial(b.issuer.last_used, ref))
+            self.journal.record_usage(name, ref, used)
+        return len(refs)
+
+
+@dataclass
+class WatchReport:
+    """What a watch pass did: credentials checked, failures, alerts sent again."""
+
+    checked: int = 0
+    errors: int = 0
+    alerts_resent: int = 0
 
 
 @contextmanager

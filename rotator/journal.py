@@ -50,6 +50,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 
+from rotator.audit import GENESIS, AuditAction, AuditRecord, ChainReport, chain_key, verify_chain
 from rotator.clock import Clock
 from rotator.errors import JournalError, RotatorError
 from rotator.lifecycle import BLOCKING, TERMINAL, State, check
@@ -117,6 +118,8 @@ rotations = sa.Table(
     sa.Column("error", sa.Text),
     # Added by migration 2 (see _policy_digest_and_change_index).
     sa.Column("policy_digest", sa.String(64)),
+    # Added by migration 4: when the old credential was revoked.
+    sa.Column("revoked_at", UTCDateTime),
 )
 
 events = sa.Table(
@@ -143,6 +146,60 @@ leases = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=False),
     # Added by migration 3: the fencing token.
     sa.Column("token", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    # Assigned as the previous record's plus one, never by the database, so
+    # that a gap means a deleted record.
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("secret", sa.String(128)),
+    sa.Column("rotation_id", sa.String(64)),
+    sa.Column("step", sa.String(32)),
+    sa.Column("reason", sa.Text),
+    sa.Column("detail", sa.Text),
+    sa.Column("old_ref", sa.String(256)),
+    sa.Column("new_ref", sa.String(256)),
+    sa.Column("old_fingerprint", sa.String(64)),
+    sa.Column("new_fingerprint", sa.String(64)),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_audit_at", "at"),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    # The outbox and memory of alerts: one row per secret (empty for alerts
+    # about no secret), event and notifier, holding the condition last
+    # raised. The same condition is not sent again until it changes or is
+    # cleared; a row not yet delivered (sent_at NULL) is retried.
+    sa.Column("secret", sa.String(128), primary_key=True),
+    sa.Column("event", sa.String(32), primary_key=True),
+    sa.Column("notifier", sa.String(64), primary_key=True),
+    sa.Column("condition", sa.String(256), nullable=False),
+    sa.Column("raised_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text),
+    # The alert itself, as JSON (never a secret value), to send it again.
+    sa.Column("payload", sa.Text, nullable=False),
+)
+
+usage = sa.Table(
+    "usage",
+    metadata,
+    # When an issuer last saw each credential used, as last checked.
+    sa.Column("secret", sa.String(128), primary_key=True),
+    sa.Column("ref", sa.String(256), primary_key=True),
+    sa.Column("last_used", UTCDateTime),
+    sa.Column("checked_at", UTCDateTime, nullable=False),
 )
 
 
@@ -177,16 +234,70 @@ def _fencing_token(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE leases ADD COLUMN token BIGINT NOT NULL DEFAULT 0"))
 
 
+def _watching(conn: Connection) -> None:
+    """Add the audit chain, the alerts table, the usage table and ``rotations.revoked_at``."""
+    for table in (audit, alerts, usage):
+        table.create(conn, checkfirst=True)
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("rotations")}
+    if "revoked_at" not in columns:
+        kind = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+        conn.execute(sa.text(f"ALTER TABLE rotations ADD COLUMN revoked_at {kind}"))
+
+
 #: Versioned schema migrations, applied in order. Never edit a released
 #: entry: add a new one that alters the schema.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "rotations, events and leases", _create(rotations, events, leases)),
     (2, "rotations.policy_digest; index on updated_at", _policy_digest_and_change_index),
     (3, "leases.token (fencing)", _fencing_token),
+    (4, "audit chain, alerts, credential usage, rotations.revoked_at", _watching),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 #: PostgreSQL advisory lock key that serialises migrations ("rotator" in ASCII).
 _LOCK_KEY = 0x726F7461746F72
+#: PostgreSQL advisory lock key that serialises appends to the audit chain.
+_AUDIT_LOCK_KEY = _LOCK_KEY + 1
+#: Audit records read per query when streaming the chain.
+_AUDIT_PAGE = 5000
+
+#: The audit action of a state change, by (from, to).
+_TRANSITION_ACTIONS: dict[tuple[State, State], AuditAction] = {
+    (State.PLANNED, State.MINTED): AuditAction.MINTED,
+    (State.MINTED, State.MINTED): AuditAction.MINTED,
+    (State.MINTED, State.PENDING): AuditAction.STORED_PENDING,
+    (State.PENDING, State.PROPAGATED): AuditAction.PROPAGATED,
+    (State.PROPAGATED, State.VERIFIED): AuditAction.VERIFIED,
+    (State.VERIFIED, State.GRACE): AuditAction.PROMOTED,
+    (State.ROLLING_BACK, State.GRACE): AuditAction.PROMOTED,
+    (State.GRACE, State.REVOKED): AuditAction.REVOKED,
+    (State.REVOKED, State.DONE): AuditAction.DELETED,
+    (State.ROLLING_BACK, State.ROLLED_BACK): AuditAction.ROLLED_BACK,
+}
+_TRIGGER_ACTIONS = {
+    "schedule": AuditAction.SCHEDULED,
+    "manual": AuditAction.MANUAL,
+    "emergency": AuditAction.EMERGENCY,
+}
+
+
+def _audit_action(
+    trigger: str, step: str, outcome: str, src: State | None, dst: State | None
+) -> str:
+    """Name what an event did, in the audit trail's words."""
+    if src is None:
+        return _TRIGGER_ACTIONS.get(trigger, AuditAction.MANUAL).value
+    if outcome == "info":
+        return AuditAction.INVENTORY.value
+    if outcome != "ok":
+        return AuditAction.STEP.value
+    if dst is State.ROLLING_BACK:
+        return AuditAction.ROLLBACK_STARTED.value
+    if src is dst is State.GRACE:
+        return AuditAction.GRACE_EXTENDED.value
+    if src is dst and step == "propagate":
+        return AuditAction.PROPAGATED_TO_TARGET.value
+    found = _TRANSITION_ACTIONS.get((src, dst)) if dst is not None else None
+    return found.value if found is not None else AuditAction.STEP.value
 
 
 @dataclass(frozen=True)
@@ -220,6 +331,8 @@ class Rotation:
     #: A digest of the policy the rotation started under (a changed policy
     #: clears the failure streak: see ``Engine``).
     policy_digest: str | None = None
+    #: When the old credential was revoked (use seen after it is an anomaly).
+    revoked_at: datetime | None = None
 
     @property
     def blocking(self) -> bool:
@@ -242,6 +355,29 @@ class Event:
     state_from: str | None
     state_to: str | None
     detail: str | None
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """One alert raised: to which notifier, for what condition, and whether it was delivered."""
+
+    secret: str
+    event: str
+    notifier: str
+    condition: str
+    raised_at: datetime
+    sent_at: datetime | None
+    attempts: int
+    last_error: str | None
+    payload: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """When an issuer last saw a credential used, and when that was asked."""
+
+    last_used: datetime | None
+    checked_at: datetime
 
 
 @dataclass(frozen=True)
@@ -332,13 +468,28 @@ def lease_owner() -> str:
 class Journal:
     """The durable record of rotations, steps and leases."""
 
-    def __init__(self, url: str, clock: Clock, *, key_file: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        clock: Clock,
+        *,
+        key_file: str | Path | None = None,
+        actor: str = "rotator",
+        sink: Callable[[AuditRecord], None] | None = None,
+    ) -> None:
         self.url = url
         self.clock = clock
+        #: Who the audit records name as having acted (``service``, ``operator:NAME``...).
+        self.actor = actor
+        #: Told of every audit record once its transaction committed (the JSONL sink).
+        self.sink = sink
         self._engine = self._connect(url)
         self._key_file = Path(key_file) if key_file else self._default_key_file(url)
         self._key: bytes | None = None
         self._key_lock = threading.Lock()
+        # Audit records sealed inside this thread's open transaction: handed
+        # to the sink only once it commits.
+        self._sealed = threading.local()
 
     # -- setup -------------------------------------------------------------
 
@@ -460,6 +611,7 @@ class Journal:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
+        self._sealed.records = []
         try:
             with self._engine.begin() as conn:
                 yield conn
@@ -469,6 +621,11 @@ class Journal:
             raise JournalUnavailable(f"journal unreachable: {type(exc).__name__}") from None
         except SQLAlchemyError as exc:
             raise JournalError(f"journal write failed: {type(exc).__name__}") from None
+        finally:
+            sealed, self._sealed.records = self._sealed.records, []
+        if self.sink is not None:
+            for record in sealed:
+                self.sink(record)
 
     # -- fingerprints --------------------------------------------------------
 
@@ -559,11 +716,12 @@ class Journal:
         dst: State | None,
         detail: str | None,
     ) -> None:
+        at = self.clock()
         conn.execute(
             events.insert().values(
                 rotation_id=rotation.id,
                 secret=rotation.secret,
-                at=self.clock(),
+                at=at,
                 step=step,
                 outcome=outcome,
                 state_from=src.value if src else None,
@@ -571,6 +729,105 @@ class Journal:
                 detail=detail,
             )
         )
+        self._append_audit(
+            conn,
+            AuditRecord(
+                seq=0,
+                at=at,
+                actor=self.actor,
+                action=_audit_action(rotation.trigger, step, outcome, src, dst),
+                outcome=outcome,
+                secret=rotation.secret,
+                rotation_id=rotation.id,
+                step=step,
+                reason=rotation.reason,
+                detail=detail,
+                old_ref=rotation.old_ref,
+                new_ref=rotation.new_ref,
+                old_fingerprint=rotation.old_fingerprint,
+                new_fingerprint=rotation.new_fingerprint,
+            ),
+        )
+
+    # -- the audit chain -------------------------------------------------------
+
+    def _append_audit(self, conn: Connection, record: AuditRecord) -> AuditRecord:
+        """Link ``record`` after the chain's head and insert it, inside the caller's write."""
+        if conn.dialect.name == "postgresql":
+            # Writers on every replica take turns at the head; SQLite's
+            # BEGIN IMMEDIATE already serialises all writers.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK_KEY})
+        head = conn.execute(
+            sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
+        ).first()
+        seq, prev = (head.seq + 1, head.hash) if head is not None else (1, GENESIS)
+        sealed = replace(record, seq=seq, prev_hash=prev).sealed(self._chain_key())
+        conn.execute(audit.insert().values(**sealed.as_dict() | {"at": sealed.at}))
+        self._sealed.records.append(sealed)
+        return sealed
+
+    def _chain_key(self) -> bytes:
+        return chain_key(self._fingerprint_key())
+
+    def audit_note(
+        self,
+        action: AuditAction,
+        outcome: str,
+        detail: str,
+        *,
+        secret: str | None = None,
+        rotation_id: str | None = None,
+        reason: str | None = None,
+        refs: tuple[str | None, str | None] = (None, None),
+    ) -> AuditRecord:
+        """Append an audit record of something learnt outside a rotation's steps."""
+        record = AuditRecord(
+            seq=0,
+            at=self.clock(),
+            actor=self.actor,
+            action=action.value,
+            outcome=outcome,
+            secret=secret,
+            rotation_id=rotation_id,
+            reason=reason,
+            detail=detail,
+            old_ref=refs[0],
+            new_ref=refs[1],
+        )
+        with self._tx() as conn:
+            return self._append_audit(conn, record)
+
+    def audit_records(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        secret: str | None = None,
+        after: int = 0,
+    ) -> Iterator[AuditRecord]:
+        """Yield audit records in chain order, read a page at a time (filters optional)."""
+        while True:
+            query = sa.select(audit).where(audit.c.seq > after)
+            if since is not None:
+                query = query.where(audit.c.at >= since)
+            if until is not None:
+                query = query.where(audit.c.at < until)
+            if secret is not None:
+                query = query.where(audit.c.secret == secret)
+            with self._read() as conn:
+                rows = conn.execute(query.order_by(audit.c.seq).limit(_AUDIT_PAGE)).all()
+            for row in rows:
+                yield AuditRecord(**row._asdict())
+            if len(rows) < _AUDIT_PAGE:
+                return
+            after = rows[-1].seq
+
+    def verify_audit(
+        self, *, anchor: tuple[int, str] | None = None, start: tuple[int, str] | None = None
+    ) -> ChainReport:
+        """Check the whole chain, or from ``start`` (a record verified before)."""
+        records = self.audit_records(after=start[0] if start else 0)
+        return verify_chain(records, self._chain_key(), anchor=anchor, start=start)
 
     def get(self, rotation_id: str) -> Rotation | None:
         """Return one rotation by id."""
@@ -702,6 +959,118 @@ class Journal:
                 Event(e.at, e.step, e.outcome, e.state_from, e.state_to, e.detail)
             )
         return [(r, by_rotation.get(r.id, [])) for r in (_row_to_rotation(x) for x in rows)]
+
+    # -- alerts and usage ------------------------------------------------------
+
+    def alert_rows(
+        self, secret: str | None = None, event: str | None = None, *, unsent: bool = False
+    ) -> list[AlertRow]:
+        """Return the alerts raised (of one secret and event, or only those not delivered)."""
+        query = sa.select(alerts)
+        if secret is not None:
+            query = query.where(alerts.c.secret == secret)
+        if event is not None:
+            query = query.where(alerts.c.event == event)
+        if unsent:
+            query = query.where(alerts.c.sent_at.is_(None))
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(alerts.c.raised_at)).all()
+        return [AlertRow(**row._asdict()) for row in rows]
+
+    def alert_raised(
+        self, secret: str, event: str, notifier: str, condition: str, payload: str
+    ) -> bool:
+        """Record that an alert is to be sent; False if this condition was raised already."""
+        now = self.clock()
+        values = {
+            "condition": condition,
+            "raised_at": now,
+            "sent_at": None,
+            "attempts": 0,
+            "last_error": None,
+            "payload": payload,
+        }
+        key = (alerts.c.secret == secret, alerts.c.event == event, alerts.c.notifier == notifier)
+        try:
+            with self._tx() as conn:
+                changed = conn.execute(
+                    alerts.update().where(*key, alerts.c.condition != condition).values(**values)
+                ).rowcount
+                if changed:
+                    return True
+                if conn.execute(sa.select(alerts.c.condition).where(*key)).first() is not None:
+                    return False
+                conn.execute(
+                    alerts.insert().values(secret=secret, event=event, notifier=notifier, **values)
+                )
+                return True
+        except JournalError as exc:
+            if isinstance(exc.__context__, IntegrityError):
+                return False  # another process raised it at the same moment
+            raise
+
+    def alert_attempted(self, row: AlertRow, *, delivered: bool, error: str | None = None) -> None:
+        """Record one delivery attempt of a raised alert (if its condition is still the same)."""
+        with self._tx() as conn:
+            conn.execute(
+                alerts.update()
+                .where(
+                    alerts.c.secret == row.secret,
+                    alerts.c.event == row.event,
+                    alerts.c.notifier == row.notifier,
+                    alerts.c.condition == row.condition,
+                )
+                .values(
+                    attempts=alerts.c.attempts + 1,
+                    sent_at=self.clock() if delivered else None,
+                    last_error=error,
+                )
+            )
+
+    def alerts_cleared(self, secret: str, events: Collection[str]) -> int:
+        """Forget the conditions of these events (they ended): the next one is sent again."""
+        with self._tx() as conn:
+            result = conn.execute(
+                alerts.delete().where(alerts.c.secret == secret, alerts.c.event.in_(list(events)))
+            )
+            return int(result.rowcount)
+
+    def record_usage(self, secret: str, ref: str, last_used: datetime | None) -> None:
+        """Remember when the issuer last saw credential ``ref`` used (checked now)."""
+        now = self.clock()
+        key = (usage.c.secret == secret, usage.c.ref == ref)
+        try:
+            with self._tx() as conn:
+                if (
+                    conn.execute(
+                        usage.update().where(*key).values(last_used=last_used, checked_at=now)
+                    ).rowcount
+                    == 0
+                ):
+                    conn.execute(
+                        usage.insert().values(
+                            secret=secret, ref=ref, last_used=last_used, checked_at=now
+                        )
+                    )
+        except JournalError as exc:
+            if not isinstance(exc.__context__, IntegrityError):
+                raise
+
+    def usage_of(self, names: Collection[str] | None = None) -> dict[tuple[str, str], Usage]:
+        """Return what is known of each credential's last use, by (secret, ref)."""
+        query = sa.select(usage)
+        found: dict[tuple[str, str], Usage] = {}
+        chunks = (
+            [None]
+            if names is None
+            else [sorted(names)[i : i + _IN_CHUNK] for i in range(0, len(names), _IN_CHUNK)]
+        )
+        with self._read() as conn:
+            for chunk in chunks:
+                q = query if chunk is None else query.where(usage.c.secret.in_(chunk))
+                for row in conn.execute(q):
+                    found[row.secret, row.ref] = Usage(row.last_used, row.checked_at)
+        return found
 
     # -- leases (invariant 4) -----------------------------------------------
 

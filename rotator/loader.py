@@ -50,7 +50,7 @@ from yaml.events import (
 from rotator import interfaces
 from rotator.errors import ConfigError, PolicyError, Problem
 from rotator.interfaces import Registry
-from rotator.policy import IssuerSpec, Policy, Schedule
+from rotator.policy import NOTIFIER_NAME_PATTERN, IssuerSpec, NotifierSpec, Policy, Schedule
 
 MAX_FILE_BYTES = 1024 * 1024
 """Policy files larger than this are refused without being parsed."""
@@ -65,7 +65,7 @@ _CORE_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")
 )
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-_TOP_LEVEL = ("defaults", "secrets")
+_TOP_LEVEL = ("notifiers", "defaults", "secrets")
 #: Policy fields the loader fills in; a policy file may not set them.
 _INTERNAL_FIELDS = frozenset({"source_file", "source_line"})
 _SECRET_FIELDS = tuple(name for name in Policy.model_fields if name not in _INTERNAL_FIELDS)
@@ -522,8 +522,25 @@ class _NamedPolicy(NamedTuple):
     policy: Policy | None
 
 
+class _Declared(NamedTuple):
+    """A notifier declared under ``notifiers:``, where, and its spec if valid."""
+
+    name: str
+    line: int
+    column: int
+    spec: NotifierSpec | None
+
+
+class PolicySet(list[Policy]):
+    """The policies loaded, and the notifiers declared beside them (by name)."""
+
+    def __init__(self, policies: Iterable[Policy], notifiers: dict[str, NotifierSpec]) -> None:
+        super().__init__(policies)
+        self.notifiers = notifiers
+
+
 class _FileLoader:
-    """Validates every secret of one file."""
+    """Validates every notifier and secret of one file."""
 
     def __init__(self, path: Path, shown: str, registry: Registry) -> None:
         self.path = path
@@ -531,6 +548,7 @@ class _FileLoader:
         self.registry = registry
         self.reader = _FileReader(shown)
         self.secrets: list[_NamedPolicy] = []
+        self.notifiers: list[_Declared] = []
         self.problems: list[Problem] = []
 
     def problem(self, node: _Node, path: str, reason: str, *, at_key: bool = False) -> None:
@@ -555,10 +573,14 @@ class _FileLoader:
         for key, node in root.value.items():
             if key not in _TOP_LEVEL:
                 self.problem(node, key, _unknown_field(key, _TOP_LEVEL), at_key=True)
+        notifiers = root.value.get("notifiers")
+        if notifiers is not None:
+            self._notifiers(notifiers)
         defaults = self._defaults(root.value.get("defaults"))
         secrets = root.value.get("secrets")
         if secrets is None:
-            self.problem(root, "secrets", "missing required field 'secrets'")
+            if notifiers is None:  # a file of notifiers alone is fine
+                self.problem(root, "secrets", "missing required field 'secrets'")
             return
         if secrets.value is None:
             return
@@ -573,6 +595,65 @@ class _FileLoader:
         for index, secret in enumerate(secrets.value):
             located.extend(self._secret(index, secret, defaults))
         self.problems.extend(_fold_defaults_problems(located))
+
+    def _notifiers(self, node: _Node) -> None:
+        """Validate each notifier under ``notifiers:``, reporting problems where they are."""
+        if node.value is None:
+            return
+        if not isinstance(node.value, dict):
+            self.problem(
+                node,
+                "notifiers",
+                "'notifiers' must be a mapping of names to notifiers, "
+                f"got {_kind_of(node.plain())}",
+            )
+            return
+        for name, child in node.value.items():
+            path = f"notifiers.{name}"
+            if not NOTIFIER_NAME_PATTERN.fullmatch(name):
+                self.problem(
+                    child,
+                    path,
+                    f"invalid notifier name {name!r}: use 1 to 64 lowercase letters, digits, "
+                    "_ and -, starting with a letter or digit",
+                    at_key=True,
+                )
+                continue
+            spec: NotifierSpec | None = None
+            try:
+                spec = NotifierSpec.model_validate(
+                    child.plain(), context={"registry": self.registry}
+                )
+            except ValidationError as exc:
+                for error in exc.errors(include_url=False):
+                    self._notifier_problem(name, child, error)
+            self.notifiers.append(_Declared(name, child.key_line, child.key_column, spec))
+
+    def _notifier_problem(self, name: str, node: _Node, error: ErrorDetails) -> None:
+        """Place one validation error of notifier ``name`` in the file."""
+        loc = tuple(error["loc"])
+        chain, matched = _walk(node, loc)
+        target = chain[-1]
+        if error["type"] == "extra_forbidden":
+            kind = node.plain().get("kind") if isinstance(node.value, dict) else None
+            adapter = self.registry.notifiers.get(kind) if isinstance(kind, str) else None
+            known = ["kind", "events", *(adapter.Config.model_fields if adapter else ())]
+            reason = _unknown_field(str(loc[-1]), known)
+        else:
+            reason = _reason(error, node.plain(), self.registry)
+        scalar = target.is_scalar and error["type"] not in ("extra_forbidden", "missing")
+        line, column = (
+            (target.line, target.column)
+            if scalar
+            else (
+                target.key_line,
+                target.key_column,
+            )
+        )
+        shown_loc = loc if error["type"] == "missing" else loc[:matched]
+        self.problems.append(
+            Problem(self.shown, line, column, _path_text(("notifiers", name, *shown_loc)), reason)
+        )
 
     def _defaults(self, node: _Node | None) -> dict[str, _Node]:
         """Return the usable entries of ``defaults:``, reporting the others."""
@@ -900,6 +981,8 @@ def _load_quickly(path: Path, shown: str, shared: _Shared) -> list[_NamedPolicy]
     root = plain.root
     if type(root) is not dict or not root.keys() <= set(_TOP_LEVEL) or "secrets" not in root:
         return None
+    if "notifiers" in root:
+        return None  # notifiers need their lines (across files): the located way has them
     defaults = root.get("defaults")
     if defaults is None:
         defaults = {}
@@ -965,12 +1048,15 @@ def _installed_registry() -> Registry:
         raise ConfigError(f"cannot load the provider adapters: {exc}") from exc
 
 
-def load_policies(path: str | Path, registry: Registry | None = None) -> list[Policy]:
+def load_policies(path: str | Path, registry: Registry | None = None) -> PolicySet:
     """Load and validate every policy in a file or a directory of ``*.yaml``/``*.yml`` files.
 
-    Raises :class:`ConfigError` if the path does not exist or a directory holds
-    no policy file, and :class:`PolicyError` with every problem of every file
-    if anything is invalid. Adapters come from ``registry`` (the installed ones
+    Returns the policies, with the notifiers declared in any of the files
+    (``notifiers:``, one namespace across files) as ``.notifiers``. Raises
+    :class:`ConfigError` if the path does not exist or a directory holds no
+    policy file, and :class:`PolicyError` with every problem of every file
+    if anything is invalid (a secret's ``alerts`` naming an undeclared
+    notifier included). Adapters come from ``registry`` (the installed ones
     by default); none is called.
     """
     files = _policy_files(Path(path))
@@ -999,12 +1085,15 @@ def _automatic_collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _load_files(files: list[Path], registry: Registry, *, quickly: bool = True) -> list[Policy]:
+def _load_files(files: list[Path], registry: Registry, *, quickly: bool = True) -> PolicySet:
     """Load the files, each the quick way if it allows (``quickly``) or else the located way."""
     shared = _Shared(registry)
     problems: list[Problem] = []
     policies: list[Policy] = []
     first_seen: dict[str, tuple[str, int, int]] = {}
+    notifiers: dict[str, NotifierSpec] = {}
+    declared_at: dict[str, str] = {}
+    alerting: list[tuple[str, _NamedPolicy]] = []
     for file in files:
         shown = str(file)
         secrets = _load_quickly(file, shown, shared) if quickly else None
@@ -1013,7 +1102,24 @@ def _load_files(files: list[Path], registry: Registry, *, quickly: bool = True) 
             loader.load()
             problems.extend(loader.problems)
             secrets = loader.secrets
+            for declared in loader.notifiers:
+                first_at = declared_at.setdefault(declared.name, f"{shown}:{declared.line}")
+                if first_at != f"{shown}:{declared.line}":
+                    problems.append(
+                        Problem(
+                            shown,
+                            declared.line,
+                            declared.column,
+                            f"notifiers.{declared.name}",
+                            f"duplicate notifier name '{declared.name}'; first defined at "
+                            f"{first_at}",
+                        )
+                    )
+                elif declared.spec is not None:
+                    notifiers[declared.name] = declared.spec
         for named in secrets:
+            if named.policy is not None and named.policy.alerts:
+                alerting.append((shown, named))
             here = (shown, named.line, named.position)
             first = first_seen.setdefault(named.name, here)
             if first != here:
@@ -1030,6 +1136,32 @@ def _load_files(files: list[Path], registry: Registry, *, quickly: bool = True) 
             elif named.policy is not None and not problems:
                 # once anything is wrong no policy is returned: stop keeping them
                 policies.append(shared.compact(named.policy))
+    problems.extend(_unknown_notifiers(alerting, declared_at))
     if problems:
         raise PolicyError(problems)
-    return policies
+    return PolicySet(policies, notifiers)
+
+
+def _unknown_notifiers(
+    alerting: list[tuple[str, _NamedPolicy]], declared: dict[str, str]
+) -> list[Problem]:
+    """Report every ``alerts`` entry naming a notifier no file declares."""
+    problems: list[Problem] = []
+    for shown, named in alerting:
+        assert named.policy is not None  # only valid policies are collected
+        for name in named.policy.alerts:
+            if name in declared:
+                continue
+            close = difflib.get_close_matches(name, list(declared), n=1)
+            hint = f" did you mean '{close[0]}'?" if close else ""
+            known = ", ".join(sorted(declared)) or "none (add a top-level 'notifiers:' mapping)"
+            problems.append(
+                Problem(
+                    shown,
+                    named.line,
+                    named.column,
+                    f"secrets[{named.position}].alerts",
+                    f"unknown notifier '{name}';{hint} declared: {known}",
+                )
+            )
+    return problems

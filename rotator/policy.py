@@ -34,7 +34,13 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from rotator.durations import Duration, format_duration
-from rotator.interfaces import ProviderConfig, Registry, missing_requirement, registry
+from rotator.interfaces import (
+    AlertEvent,
+    ProviderConfig,
+    Registry,
+    missing_requirement,
+    registry,
+)
 from rotator.schedule import (
     Window,
     min_interval,
@@ -45,6 +51,14 @@ from rotator.schedule import (
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._/-]{0,127}")
 """What a secret's name may look like (matched against the whole name)."""
+
+NOTIFIER_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+"""What a notifier's name may look like (matched against the whole name)."""
+
+#: The events a notifier gets unless it lists its own: all but successes.
+DEFAULT_ALERT_EVENTS: tuple[AlertEvent, ...] = tuple(
+    e for e in AlertEvent if e is not AlertEvent.ROTATION_SUCCEEDED
+)
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 
@@ -306,6 +320,46 @@ class VerifierSpec(BaseModel):
         )
 
 
+class NotifierSpec(BaseModel):
+    """A notifier declared under ``notifiers:``: its kind, the events it gets, its fields."""
+
+    model_config = _FROZEN
+
+    kind: str
+    #: The alert events sent to it (default: every event but ``rotation-succeeded``).
+    events: tuple[AlertEvent, ...] = DEFAULT_ALERT_EVENTS
+    config: ProviderConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, data: Any, info: ValidationInfo) -> Any:
+        """Validate ``{kind: name, events: [...], **fields}`` against that notifier's ``Config``."""
+        if not isinstance(data, dict) or isinstance(data.get("config"), ProviderConfig):
+            return data
+        fields = dict(data)
+        events = fields.pop("events", None)
+        split = _adapter_block(
+            fields,
+            info,
+            title=cls.__name__,
+            key="kind",
+            what="notifier kind",
+            default=None,
+            role="notifiers",
+        )
+        return split if events is None else {**split, "events": events}
+
+    @field_validator("events")
+    @classmethod
+    def _some_events(cls, value: tuple[AlertEvent, ...]) -> tuple[AlertEvent, ...]:
+        """Refuse an empty list (a notifier that gets nothing is a mistake)."""
+        if not value:
+            raise ValueError(
+                "events must name at least one of: " + ", ".join(e.value for e in AlertEvent)
+            )
+        return tuple(dict.fromkeys(value))
+
+
 def _random_issuer() -> IssuerSpec:
     """Return the default issuer: ``random`` with its default fields."""
     return IssuerSpec.model_validate({"kind": "random"})
@@ -332,6 +386,8 @@ class Policy(BaseModel):
     verify: tuple[VerifierSpec, ...] = ()
     #: How long to wait between writing the targets and verifying.
     propagation_delay: Duration = timedelta(0)
+    #: Names of the notifiers (declared under ``notifiers:``) told of this secret's alerts.
+    alerts: tuple[str, ...] = ()
     source_file: str = ""
     source_line: int = 0
 
@@ -355,6 +411,18 @@ class Policy(BaseModel):
                 "starting with a letter or digit"
             )
         return value
+
+    @field_validator("alerts")
+    @classmethod
+    def _notifier_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Refuse a malformed notifier name (unknown names are checked across files)."""
+        for name in value:
+            if not NOTIFIER_NAME_PATTERN.fullmatch(name):
+                raise ValueError(
+                    f"invalid notifier name {name!r}: use 1 to 64 lowercase letters, digits, "
+                    "_ and -, starting with a letter or digit"
+                )
+        return tuple(dict.fromkeys(value))
 
     @field_validator("grace")
     @classmethod

@@ -281,6 +281,11 @@ def _cron_min_interval(expr: str, timezone: str) -> timedelta:
     return shortest
 
 
+def max_age(schedule: Schedule) -> timedelta:
+    """Return the oldest a credential may get: ``max_age``, or twice the shortest interval."""
+    return schedule.max_age or 2 * min_interval(schedule)
+
+
 def min_interval(schedule: Schedule) -> timedelta:
     """Return the shortest time between two rotations the schedule can ask for.
 
@@ -543,7 +548,7 @@ def next_due(schedule: Schedule, name: str, last_rotation: datetime | None, now:
         # cert-manager's rule: a window never lets a credential outlive its
         # maximum age (``max_age``, by default twice the interval); past
         # that, rotate anyway and say so.
-        limit = last_rotation + (schedule.max_age or 2 * min_interval(schedule))
+        limit = last_rotation + max_age(schedule)
         if due > max(limit, wanted):
             due = max(limit, wanted)
             is_due = now >= due

@@ -42,5 +42,5 @@ def test_missing_sdk_is_a_located_policy_problem(tmp_path: Path) -> None:
 def test_installed_adapters_have_what_they_need() -> None:
     """In the test environment every built-in adapter's SDK is installed."""
     base = registry()
-    for adapter in [*base.stores.values(), *base.issuers.values()]:
+    for adapter in [*base.stores.values(), *base.issuers.values(), *base.notifiers.values()]:
         assert missing_requirement(adapter) is None, adapter

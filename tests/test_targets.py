@@ -125,7 +125,9 @@ def test_a_store_target_carries_the_new_value_when_it_is_promoted(aws: Any, tmp_
     assert _current(aws, "app") != "old-value-of-the-app"
     assert _current(aws, "replica") == _current(aws, "app")
     [(_, events)] = engine.journal.history("app")
-    [propagated] = [e for e in events if e.step == "propagate"]
+    per_target, propagated = [e for e in events if e.step == "propagate"]
+    assert per_target.detail == "target 1: aws-secretsmanager:replica"
+    assert per_target.state_from == per_target.state_to == "pending"
     assert "aws-secretsmanager:replica" in (propagated.detail or "")
 
 
@@ -200,6 +202,7 @@ def test_old_credential_outlives_every_target_write_by_the_grace(aws: Any, tmp_p
     [outcome] = engine.run_once().outcomes
     assert outcome.state is State.GRACE
     [(rotation, events)] = engine.journal.history("app")
-    [propagated] = [e for e in events if e.step == "propagate" and e.outcome == "ok"]
+    *_, propagated = [e for e in events if e.step == "propagate" and e.outcome == "ok"]
+    assert propagated.state_to == "propagated"
     assert rotation.grace_deadline is not None
     assert rotation.grace_deadline - propagated.at >= timedelta(hours=1, minutes=10)
