@@ -26,14 +26,23 @@ is still there, and the JSONL sink ships every record as it is written.
 from __future__ import annotations
 
 import csv
+import getpass
 import hashlib
 import hmac
 import io
 import json
+import os
+import socket
+import sys
+import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+
+import structlog
+
+log = structlog.get_logger("rotator.audit")
 
 #: ``prev_hash`` of the first record.
 GENESIS = "0" * 64
@@ -241,3 +250,60 @@ def to_csv(records: Iterable[AuditRecord]) -> Iterable[str]:
         buffer.truncate()
         writer.writerow({k: "" if v is None else v for k, v in record.as_dict().items()})
         yield buffer.getvalue()
+
+
+def actor(mode: str) -> str:
+    """Name who acts in audit records: ``service@HOST``, ``one-shot@HOST``, ``operator:NAME@HOST``.
+
+    ``ROTATOR_ACTOR`` names the person or pipeline (a CI job sets it to its
+    run's URL); an operator is otherwise the user who ran ``sudo``, or the
+    login name.
+    """
+    host = socket.gethostname()
+    named = os.environ.get("ROTATOR_ACTOR", "").strip()
+    if mode == "operator":
+        try:
+            named = named or os.environ.get("SUDO_USER", "") or getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry (a container's random uid)
+            named = named or f"uid {os.getuid()}"
+    return f"{mode}:{named}@{host}" if named else f"{mode}@{host}"
+
+
+class JsonlSink:
+    """Appends every audit record as one line of JSON to a file, or to stdout (``-``).
+
+    For log shippers: the file is opened for each record (so that log
+    rotation by rename just works) and written with one ``write`` of a whole
+    line. A failure to write is logged, once, and does not stop rotations:
+    the journal holds the chain.
+    """
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._lock = threading.Lock()
+        self._warned = False
+
+    def __call__(self, record: AuditRecord) -> None:
+        """Append one record."""
+        line = "".join(to_jsonl([record]))
+        with self._lock:
+            try:
+                if self.target == "-":
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+                    return
+                fd = os.open(self.target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    os.write(fd, line.encode())
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                if not self._warned:
+                    self._warned = True
+                    log.error("audit sink not writable", sink=self.target, error=exc.strerror)
+
+
+def sink_from_env() -> JsonlSink | None:
+    """Return the sink ``ROTATOR_AUDIT_LOG`` names (a file path or ``-``), or None if unset."""
+    target = os.environ.get("ROTATOR_AUDIT_LOG", "").strip()
+    return JsonlSink(target) if target else None

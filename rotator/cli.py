@@ -20,7 +20,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from rotator import __version__, cli_leaks, cli_permissions, logs
+from rotator import __version__, cli_audit, cli_leaks, cli_permissions, logs
 from rotator.cli_common import (
     common,
     engine_for,
@@ -41,6 +41,7 @@ from rotator.journal import Journal
 from rotator.lifecycle import State
 from rotator.metrics import Metrics
 from rotator.preflight import Verdict
+from rotator.secret import SecretValue
 from rotator.service import Service, ServiceSettings
 
 
@@ -137,6 +138,7 @@ def run(
     engine = engine_for(
         config,
         state,
+        mode="one-shot" if once else "service",
         concurrency=concurrency,
         on_request=None if once else metrics.provider_request,
     )
@@ -152,6 +154,10 @@ def run(
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         report = engine.run_once(stop=stopping.is_set, deadline=shutdown_deadline)
+        if not stopping.is_set():
+            # A CronJob is the only process some installations run: record
+            # last use, alert on anomalies, and resend undelivered alerts here.
+            engine.watch()
         _report_json(report) if as_json else _print_report(report)
         sys.exit(report.exit_code)
     service = Service(
@@ -238,17 +244,55 @@ def check(config: str, state: str, names: tuple[str, ...], as_json: bool) -> Non
     is_flag=True,
     help="Leaked key: no grace, the old credential dies as soon as the new one is live.",
 )
-@click.option("--reason", default=None, help="Why (recorded in the journal).")
+@click.option("--reason", default=None, help="Why (recorded in the journal and the audit trail).")
+@click.option(
+    "--value-from-stdin",
+    "value_from_stdin",
+    is_flag=True,
+    help="Take the new value from standard input (issuer manual: a key only a person can "
+    "change); asked for without echo on a terminal.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @common
 def rotate(
-    config: str, state: str, name: str, emergency: bool, reason: str | None, as_json: bool
+    config: str,
+    state: str,
+    name: str,
+    emergency: bool,
+    reason: str | None,
+    value_from_stdin: bool,
+    as_json: bool,
 ) -> None:
     """Rotate one secret now."""
     engine = engine_for(config, state)
-    report = engine.rotate(name, emergency=emergency, reason=reason)
+    value = _value_from_stdin(name) if value_from_stdin else None
+    report = engine.rotate(name, emergency=emergency, reason=reason, value=value)
     _report_json(report) if as_json else _print_report(report)
     sys.exit(report.exit_code)
+
+
+#: The longest value ``--value-from-stdin`` takes (Secrets Manager's own limit).
+MAX_SUPPLIED_VALUE = 65536
+
+
+def _value_from_stdin(name: str) -> SecretValue:
+    """Read a new value from stdin (without echo, twice, on a terminal); ConfigError if unusable."""
+    if sys.stdin.isatty():
+        text = click.prompt(
+            f"new value for {name}", hide_input=True, confirmation_prompt=True, err=True
+        )
+    else:
+        text = sys.stdin.read(MAX_SUPPLIED_VALUE + 2)
+        # One trailing newline is the shell's (echo, a here-string), not the value's.
+        text = text.removesuffix("\n").removesuffix("\r")
+    if not text:
+        raise ConfigError("--value-from-stdin: standard input was empty; nothing was changed")
+    if len(text.encode()) > MAX_SUPPLIED_VALUE:
+        raise ConfigError(
+            f"--value-from-stdin: the value is longer than {MAX_SUPPLIED_VALUE} bytes; "
+            "nothing was changed"
+        )
+    return SecretValue(text)
 
 
 def _print_report(report: RunReport) -> None:
@@ -464,6 +508,7 @@ def sandbox(duration: float, config: str | None, state: str | None, log_format: 
     sys.exit(code)
 
 
+cli.add_command(cli_audit.audit)
 cli.add_command(cli_leaks.leaks)
 cli.add_command(cli_permissions.permissions)
 

@@ -20,6 +20,7 @@ import structlog
 from rich.console import Console
 
 from rotator import logs
+from rotator.audit import actor, sink_from_env
 from rotator.clock import system_clock, system_sleep
 from rotator.concurrency import Limits
 from rotator.durations import format_duration, parse_duration
@@ -27,8 +28,7 @@ from rotator.engine import Engine
 from rotator.errors import ConfigError, JournalError, PolicyError
 from rotator.interfaces import RequestObserver
 from rotator.journal import Journal
-from rotator.loader import load_policies
-from rotator.policy import Policy
+from rotator.loader import PolicySet, load_policies
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = structlog.get_logger("rotator.cli")
@@ -93,25 +93,35 @@ def common(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def policies(config: str) -> list[Policy]:
+def policies(config: str) -> PolicySet:
+    """Load the policies (and the notifiers declared with them) from ``--config``."""
     return load_policies(Path(config))
+
+
+def journal_for(state: str, mode: str = "operator") -> Journal:
+    """Open the journal at ``--state``, recording ``mode``'s actor and feeding the audit sink."""
+    return Journal(state, system_clock, actor=actor(mode), sink=sink_from_env())
 
 
 def engine_for(
     config: str,
     state: str,
     *,
+    mode: str = "operator",
     concurrency: int | None = None,
     on_request: RequestObserver | None = None,
 ) -> Engine:
+    """Build the engine for a command: ``mode`` (service, one-shot, operator) names the actor."""
+    loaded = policies(config)
     return Engine(
-        policies(config),
-        Journal(state, system_clock),
+        loaded,
+        journal_for(state, mode),
         clock=system_clock,
         sleep=system_sleep,
         limits=Limits.from_env(total=concurrency),
         on_request=on_request,
         lease_ttl=lease_ttl(),
+        notifiers=loaded.notifiers,
     )
 
 

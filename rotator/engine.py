@@ -33,7 +33,7 @@ import structlog
 
 from rotator import faults
 from rotator.alerts import Alerting
-from rotator.audit import AuditAction
+from rotator.audit import AuditAction, ChainReport
 from rotator.clock import Clock, Sleep, system_clock, system_sleep
 from rotator.concurrency import Limits, run_bounded
 from rotator.durations import format_duration
@@ -239,6 +239,8 @@ class Engine:
         # Values a person supplied (rotate --value-from-stdin), by rotation
         # id, until the mint step takes them.
         self._supplied: dict[str, SecretValue] = {}
+        # The last audit record verified (seq, hash): checks continue from it.
+        self._audit_verified: tuple[int, str] | None = None
         self.alerting = Alerting(
             notifiers or {},
             journal,
@@ -1367,6 +1369,33 @@ class Engine:
                 log.warning("last use not checked", secret=name, error=str(exc))
         delivery = self.alerting.flush()
         report.alerts_resent = len(delivery.sent)
+        return report
+
+    def check_audit(
+        self, *, full: bool = False, anchor: tuple[int, str] | None = None
+    ) -> ChainReport:
+        """Verify the audit chain (from the last record verified, unless ``full``); alert if broken.
+
+        A broken chain is alerted (``audit-chain-broken``, to every notifier
+        that wants it) once per first bad record, and the next check is a
+        full one again.
+        """
+        start = None if full or anchor is not None else self._audit_verified
+        report = self.journal.verify_audit(start=start, anchor=anchor)
+        if report.intact:
+            if report.head_seq is not None and report.head_hash is not None:
+                self._audit_verified = (report.head_seq, report.head_hash)
+            return report
+        self._audit_verified = None
+        self.alerting.raise_alert(
+            AlertEvent.AUDIT_CHAIN_BROKEN,
+            Severity.CRITICAL,
+            f"the audit trail in {self.journal.describe()} is broken: {report.problem}",
+            secret=None,
+            condition=f"{report.broken_at}",
+            to=None,
+            details={"first_bad_record": str(report.broken_at)},
+        )
         return report
 
     def _watch_usage(self, name: str, summary: SecretSummary) -> int:

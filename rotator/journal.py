@@ -559,6 +559,13 @@ class Journal:
         except SQLAlchemyError as exc:
             raise JournalError(f"cannot read journal {_safe_url(self.url)}: {exc}") from None
 
+    def has_audit_trail(self) -> bool:
+        """Tell whether the journal exists and has the audit chain (schema 4 or later)."""
+        if not self.exists():
+            return False
+        with self._read() as conn:
+            return sa.inspect(conn).has_table("audit")
+
     def migrate(self) -> int:
         """Apply every pending migration; return the schema version now in place."""
         path = self.sqlite_path(self.url)

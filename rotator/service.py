@@ -47,7 +47,6 @@ from rotator.errors import ConfigError, PolicyError, RotatorError
 from rotator.lifecycle import State
 from rotator.loader import load_policies
 from rotator.metrics import Metrics, SecretGauges
-from rotator.policy import Policy
 
 log = structlog.get_logger("rotator.service")
 
@@ -65,6 +64,11 @@ class ServiceSettings:
     min_wait: float = 1.0
     #: Seconds running steps get to finish after SIGTERM (Kubernetes kills at 30).
     shutdown_deadline: float = 25.0
+    #: Seconds between watch passes: last use, anomalies, undelivered alerts, the audit chain.
+    watch: float = 900.0
+    #: Every this many watch passes the whole audit chain is verified again
+    #: (the others verify only what was appended since).
+    full_audit_every: int = 24
 
 
 def _policy_files(config: Path) -> dict[Path, float]:
@@ -182,6 +186,10 @@ class Service:
         self._stale = True
         #: The journal's latest change seen, to notice other processes' work.
         self._watermark: datetime | None = None
+        #: When the last watch pass started, and the thread running one.
+        self._watched: datetime | None = None
+        self._watcher: threading.Thread | None = None
+        self._watches = 0
 
     # -- control ----------------------------------------------------------
 
@@ -220,7 +228,7 @@ class Service:
         self._reload_requested = False
         self._stamps = _policy_files(self.config)
         try:
-            policies: list[Policy] = load_policies(self.config)
+            policies = load_policies(self.config)
         except (PolicyError, ConfigError) as exc:
             self.reloads_failed += 1
             if self.metrics is not None:
@@ -232,7 +240,7 @@ class Service:
             )
             return False
         before = set(self.engine.policies)
-        self.engine.replace_policies(policies)
+        self.engine.replace_policies(policies, policies.notifiers)
         del policies
         _settle_heap()
         self._stale = True
@@ -286,7 +294,44 @@ class Service:
             except RotatorError as exc:
                 log.warning("planning after the pass failed", error=str(exc))
                 self._stale = True
+        self._maybe_watch()
         self.last_pass = self.clock()
+
+    def _maybe_watch(self) -> None:
+        """Start a watch pass on its own thread when one is due and none is running."""
+        now = self.clock()
+        running = self._watcher is not None and self._watcher.is_alive()
+        if running or self.stopping.is_set():
+            return
+        if (
+            self._watched is not None
+            and (now - self._watched).total_seconds() < self.settings.watch
+        ):
+            return
+        self._watched = now
+        full = self._watches % self.settings.full_audit_every == 0
+        self._watches += 1
+        self._watcher = threading.Thread(
+            target=self.watch, kwargs={"full_audit": full}, name="rotator-watch", daemon=True
+        )
+        self._watcher.start()
+
+    def watch(self, *, full_audit: bool = False) -> None:
+        """Run one watch pass (see ``Engine.watch`` and ``Engine.check_audit``); never raises."""
+        try:
+            chain = self.engine.check_audit(full=full_audit)
+            report = self.engine.watch()
+        except RotatorError as exc:
+            log.warning("watch pass failed", error=str(exc))
+            return
+        log.info(
+            "watch pass done",
+            credentials_checked=report.checked,
+            errors=report.errors,
+            alerts_resent=report.alerts_resent,
+            audit_records_verified=chain.records,
+            audit_intact=chain.intact,
+        )
 
     def _names_for_pass(self, now: datetime) -> set[str]:
         """Return the secrets this pass looks at (see the module docstring)."""
