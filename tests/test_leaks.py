@@ -1,0 +1,757 @@
+"""``rotator leaks ingest``: scanner reports parsed, matched to managed secrets, rotated.
+
+Parsers run on reports shaped as gitleaks and trufflehog v3 write them
+(``tests/data/leaks``); matching and rotation run on in-process moto with an
+injected clock; the command itself runs in-process through click's runner.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import structlog
+from click.testing import CliRunner, Result
+from moto import mock_aws
+
+from rotator.cli_leaks import leaks
+from rotator.engine import Engine
+from rotator.journal import Journal
+from rotator.leaks import Action, ReportError, Standing, Triage, parse_report, triage
+from rotator.lifecycle import State
+from rotator.loader import load_policies
+from rotator.secret import SecretValue
+from tests.conftest import FakeClock
+
+REGION = "us-east-1"
+DATA = Path(__file__).parent / "data" / "leaks"
+#: The payments token the fixture reports found (gitleaks' first finding, trufflehog's second).
+LEAKED = "pK9v2mQx7LrT4wZs8NbY3cHdGf6J"
+#: The AWS key pair of the fixture reports (replaced by a moto key where one is needed).
+FIXTURE_KEY_ID = "AKIAZQ3DRSQ5LKFZ2K7V"
+FIXTURE_SECRET_KEY = "Jx4rT8v1Lm2Qp7Ws9Zb3Nc6Yd0Hf5Kg+Ua/Ee1Ri"
+
+POLICIES = """
+defaults: {schedule: {every: 30d}, grace: 1h}
+secrets:
+  - name: payments-api
+    store: {provider: aws-secretsmanager, secret_id: payments-api}
+    issuer: {kind: random, length: 32}
+  - name: deployer
+    store: {provider: aws-secretsmanager, secret_id: deployer}
+    issuer: {kind: aws-iam-access-key, user: deployer, delete_after: 1d}
+"""
+
+
+# -- report builders ---------------------------------------------------------------
+
+
+def _gitleaks_findings() -> list[dict[str, Any]]:
+    findings: list[dict[str, Any]] = json.loads((DATA / "gitleaks.json").read_text())
+    return findings
+
+
+def _gitleaks(findings: list[dict[str, Any]]) -> bytes:
+    """Write findings as ``gitleaks detect --report-format json`` does (one-space indent)."""
+    return (json.dumps(findings, indent=1) + "\n").encode()
+
+
+def _finding(index: int = 0, **changes: Any) -> dict[str, Any]:
+    """Return a fixture gitleaks finding with ``changes`` (a field set to None is dropped)."""
+    finding = {**_gitleaks_findings()[index], **changes}
+    return {k: v for k, v in finding.items() if v is not None}
+
+
+def _trufflehog_lines() -> list[dict[str, Any]]:
+    text = (DATA / "trufflehog-git.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def _trufflehog(*findings: dict[str, Any]) -> bytes:
+    """Write findings as ``trufflehog git --json`` does: compact, one object per line."""
+    return "".join(json.dumps(f, separators=(",", ":")) + "\n" for f in findings).encode()
+
+
+def _swap(data: bytes, swaps: dict[str, str]) -> bytes:
+    text = data.decode()
+    for old, new in swaps.items():
+        text = text.replace(old, new)
+    return text.encode()
+
+
+def _start_line(text: str, number: int) -> int:
+    """Return the line on which gitleaks finding ``number`` (1-based) opens."""
+    opening = [i for i, line in enumerate(text.splitlines(), start=1) if line == " {"]
+    return opening[number - 1]
+
+
+# -- parsing -------------------------------------------------------------------------
+
+
+def test_gitleaks_report_gives_place_rule_commit_and_masks_the_value() -> None:
+    """A gitleaks finding keeps file, line, rule, commit and fingerprint; its value stays masked."""
+    data = (DATA / "gitleaks.json").read_bytes()
+    report = parse_report(data, "gitleaks.json")
+    assert report.tool == "gitleaks"
+    first, second = report.findings
+    assert (first.location, first.rule, first.short_commit) == (
+        "config/settings.py:12",
+        "generic-api-key",
+        "1f4e0c2",
+    )
+    assert first.report_line == _start_line(data.decode(), 1) == 2
+    assert second.report_line == _start_line(data.decode(), 2)
+    assert first.fingerprint.endswith(":config/settings.py:generic-api-key:12")
+    assert first.values == (SecretValue(LEAKED),) and first.key_ids == ()
+    assert LEAKED not in repr(first) and LEAKED not in repr(first.values)
+    # The aws-access-token rule reports the key id: an identifier, compared as a ref.
+    assert second.key_ids == (FIXTURE_KEY_ID,) and second.values == ()
+    assert first.reason() == (
+        "leak: gitleaks generic-api-key at config/settings.py:12 (commit 1f4e0c2)"
+    )
+
+
+def test_trufflehog_git_lines_give_the_aws_key_id_and_pair() -> None:
+    """An AWS finding yields its key id as a ref and RawV2, the secret key and the stored pair."""
+    report = parse_report((DATA / "trufflehog-git.jsonl").read_bytes(), "th.jsonl")
+    assert report.tool == "trufflehog"
+    aws, custom = report.findings
+    assert (aws.rule, aws.location, aws.short_commit, aws.verified) == (
+        "AWS",
+        "deploy/ci.env:3",
+        "7b2d9e4",
+        False,
+    )
+    assert aws.key_ids == (FIXTURE_KEY_ID,)
+    assert SecretValue(FIXTURE_SECRET_KEY) in aws.values
+    pair = SecretValue({"AccessKeyId": FIXTURE_KEY_ID, "SecretAccessKey": FIXTURE_SECRET_KEY})
+    assert pair in aws.values
+    assert (custom.number, custom.report_line, custom.rule) == (2, 2, "CustomRegex")
+    assert custom.values == (SecretValue(LEAKED),) and custom.key_ids == ()
+
+
+def test_trufflehog_raw_v2_without_separator_is_still_an_aws_pair() -> None:
+    """Older trufflehog joined key id and secret key with nothing between; both are recognised."""
+    aws = _trufflehog_lines()[0]
+    aws["RawV2"] = FIXTURE_KEY_ID + FIXTURE_SECRET_KEY
+    [finding] = parse_report(_trufflehog(aws), "th.jsonl").findings
+    assert finding.key_ids == (FIXTURE_KEY_ID,)
+    assert SecretValue(FIXTURE_SECRET_KEY) in finding.values
+
+
+def test_trufflehog_filesystem_finding_has_a_place_but_no_commit() -> None:
+    """A filesystem scan names the file and line; the reason then carries no commit."""
+    report = parse_report((DATA / "trufflehog-filesystem.jsonl").read_bytes(), "fs.jsonl")
+    [finding] = report.findings
+    assert (finding.location, finding.commit, finding.rule) == ("/srv/app/.env:4", "", "Github")
+    assert finding.reason() == "leak: trufflehog Github at /srv/app/.env:4"
+
+
+def test_trufflehog_log_lines_blank_lines_and_crlf_are_skipped() -> None:
+    """trufflehog log lines merged into the report, blank lines and CRLF are not findings."""
+    log_line = {
+        "level": "info-0",
+        "ts": "2026-10-31T09:45:01Z",
+        "logger": "trufflehog",
+        "msg": "finished scanning",
+        "chunks": 12,
+        "verified_secrets": 0,
+        "unverified_secrets": 2,
+    }
+    data = _trufflehog(log_line, *_trufflehog_lines()).replace(b"\n", b"\r\n") + b"\r\n \r\n"
+    report = parse_report(data, "th.jsonl")
+    assert [(f.number, f.report_line) for f in report.findings] == [(1, 2), (2, 3)]
+
+
+@pytest.mark.parametrize(
+    ("data", "tool", "count"),
+    [
+        ((DATA / "gitleaks.json").read_bytes(), "gitleaks", 2),
+        (b"[]\n", "gitleaks", 0),
+        (b"null\n", "gitleaks", 0),
+        ((DATA / "trufflehog-git.jsonl").read_bytes(), "trufflehog", 2),
+        ((DATA / "trufflehog-filesystem.jsonl").read_bytes(), "trufflehog", 1),
+        (b"", "trufflehog", 0),
+        ("\ufeff".encode() + (DATA / "gitleaks.json").read_bytes(), "gitleaks", 2),
+    ],
+    ids=["gitleaks", "gitleaks-empty", "gitleaks-null", "trufflehog", "filesystem", "empty", "bom"],
+)
+def test_format_is_detected_from_content(data: bytes, tool: str, count: int) -> None:
+    """A JSON array is gitleaks, JSON lines (or nothing, trufflehog's clean scan) trufflehog."""
+    report = parse_report(data, "report")
+    assert (report.tool, len(report.findings)) == (tool, count)
+
+
+def _bad_gitleaks_json() -> tuple[bytes, int]:
+    text = (DATA / "gitleaks.json").read_text()
+    bad = text.replace('"StartLine": 12,', '"StartLine": 12,,', 1)
+    return bad.encode(), text.splitlines().index('  "StartLine": 12,') + 1
+
+
+def _gitleaks_case(index: int, **changes: Any) -> tuple[bytes, int]:
+    findings = _gitleaks_findings()
+    findings[index] = _finding(index, **changes)
+    data = _gitleaks(findings)
+    return data, _start_line(data.decode(), index + 1)
+
+
+def _missing_comma() -> tuple[bytes, int]:
+    data = _gitleaks(_gitleaks_findings())
+    bad = data.decode().replace(" },\n {", " }\n {")
+    return bad.encode(), _start_line(bad, 2)
+
+
+def _trufflehog_case(change: Callable[[dict[str, Any]], None]) -> tuple[bytes, int]:
+    lines = _trufflehog_lines()
+    change(lines[1])
+    return _trufflehog(*lines), 2
+
+
+def _drop(key: str) -> Callable[[dict[str, Any]], None]:
+    return lambda finding: finding.pop(key)
+
+
+def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda finding: finding.update({key: value})
+
+
+def _set_line(value: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda finding: finding["SourceMetadata"]["Data"]["Git"].update({"line": value})
+
+
+TRUFFLEHOG = (DATA / "trufflehog-git.jsonl").read_bytes()
+GITLEAKS = (DATA / "gitleaks.json").read_bytes()
+
+BAD_REPORTS: list[tuple[str, str | None, tuple[bytes, int], str]] = [
+    ("gitleaks-bad-json", None, _bad_gitleaks_json(), "not valid JSON: Expecting property name"),
+    ("gitleaks-no-secret", None, _gitleaks_case(1, Secret=None), 'finding 2: has no "Secret"'),
+    ("gitleaks-empty-secret", None, _gitleaks_case(0, Secret=""), 'finding 1: "Secret" is empty'),
+    (
+        "gitleaks-secret-number",
+        None,
+        _gitleaks_case(0, Secret=12345),
+        'finding 1: "Secret" must be a string, not number',
+    ),
+    (
+        "gitleaks-startline-string",
+        None,
+        _gitleaks_case(1, StartLine="3"),
+        'finding 2: "StartLine" must be an integer, not string',
+    ),
+    (
+        "gitleaks-file-null",
+        None,
+        _gitleaks_case(0, File=[]),
+        'finding 1: "File" must be a string, not array',
+    ),
+    ("gitleaks-not-object", None, (b'[\n "oops"\n]\n', 2), "finding 1 is a JSON string"),
+    ("gitleaks-missing-comma", None, _missing_comma(), "expected ',' or ']'"),
+    ("gitleaks-unclosed", None, (b'[\n {"Secret": "x"}\n', 3), "the array is not closed"),
+    ("gitleaks-extra-data", None, (GITLEAKS + b"[]\n", 44), "extra data after the array"),
+    ("gitleaks-forced-on-lines", "gitleaks", (TRUFFLEHOG, 1), "--format trufflehog"),
+    ("trufflehog-bad-json", None, (TRUFFLEHOG[:-40], 2), "not valid JSON"),
+    ("trufflehog-no-raw", None, _trufflehog_case(_drop("Raw")), 'finding 2: has no "Raw"'),
+    (
+        "trufflehog-raw-number",
+        None,
+        _trufflehog_case(_set("Raw", 7)),
+        'finding 2: "Raw" must be a string, not number',
+    ),
+    (
+        "trufflehog-metadata-string",
+        None,
+        _trufflehog_case(_set("SourceMetadata", "git")),
+        '"SourceMetadata" must be an object, not string',
+    ),
+    (
+        "trufflehog-line-string",
+        None,
+        _trufflehog_case(_set_line("12")),
+        'SourceMetadata.Data.Git: "line" must be an integer, not string',
+    ),
+    (
+        "trufflehog-verified-string",
+        None,
+        _trufflehog_case(_set("Verified", "yes")),
+        '"Verified" must be true or false',
+    ),
+    ("trufflehog-array-line", None, (TRUFFLEHOG + b"[1, 2]\n", 3), "a JSON array, not an object"),
+    ("trufflehog-forced-on-array", "trufflehog", (GITLEAKS, 1), "a gitleaks report?"),
+    (
+        "trufflehog-pretty-object",
+        None,
+        (json.dumps(_trufflehog_lines()[0], indent=2).encode(), 1),
+        "one JSON object over several lines",
+    ),
+    ("not-utf8", None, (TRUFFLEHOG.splitlines()[0] + b"\n\xff\xfe{}\n", 2), "not UTF-8 text"),
+]
+
+
+@pytest.mark.parametrize(
+    ("tool", "case", "reason"),
+    [(tool, case, reason) for _, tool, case, reason in BAD_REPORTS],
+    ids=[name for name, *_ in BAD_REPORTS],
+)
+def test_bad_report_is_refused_with_its_line_and_reason(
+    tool: str | None, case: tuple[bytes, int], reason: str
+) -> None:
+    """A report its tool could not have written is refused naming the file, the line and why."""
+    data, line = case
+    with pytest.raises(ReportError) as refused:
+        parse_report(data, "scan.json", tool)
+    assert (refused.value.source, refused.value.line) == ("scan.json", line)
+    assert reason in refused.value.reason
+    assert str(refused.value).startswith(f"scan.json:{line}: ")
+    for value in (LEAKED, FIXTURE_SECRET_KEY):
+        assert value not in str(refused.value)
+
+
+# -- the engine on in-process moto ---------------------------------------------------
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """In-process moto with fake credentials and a region, no config file or endpoint."""
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock starting at the real now (moto stamps versions and keys with real time)."""
+    return FakeClock(datetime.now(UTC).replace(microsecond=0))
+
+
+def _sm() -> Any:
+    return boto3.client("secretsmanager", region_name=REGION)
+
+
+def _iam() -> Any:
+    return boto3.client("iam", region_name=REGION)
+
+
+def _current(secret_id: str) -> str:
+    value: str = _sm().get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")[
+        "SecretString"
+    ]
+    return value
+
+
+def _stages(secret_id: str) -> list[list[str]]:
+    described = _sm().describe_secret(SecretId=secret_id)
+    return sorted(described["VersionIdsToStages"].values())
+
+
+def _keys() -> dict[str, str]:
+    listed = _iam().list_access_keys(UserName="deployer")["AccessKeyMetadata"]
+    return {k["AccessKeyId"]: k["Status"] for k in listed}
+
+
+def _seed() -> dict[str, str]:
+    """Create the payments token (the leaked value) and the deployer's IAM key pair."""
+    _sm().create_secret(Name="payments-api", SecretString=LEAKED)
+    _iam().create_user(UserName="deployer")
+    key = _iam().create_access_key(UserName="deployer")["AccessKey"]
+    pair = {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}
+    _sm().create_secret(Name="deployer", SecretString=json.dumps(pair))
+    return pair
+
+
+def _replace_by_hand(secret_id: str, value: str) -> None:
+    """Make ``value`` current the way a person would, moving AWSCURRENT explicitly.
+
+    (moto's PutSecretValue leaves AWSCURRENT also on the version it replaces.)
+    """
+    stages = _sm().describe_secret(SecretId=secret_id)["VersionIdsToStages"]
+    [current] = [v for v, labels in stages.items() if "AWSCURRENT" in labels]
+    new = _sm().put_secret_value(SecretId=secret_id, SecretString=value, VersionStages=["BYHAND"])
+    _sm().update_secret_version_stage(
+        SecretId=secret_id,
+        VersionStage="AWSCURRENT",
+        MoveToVersionId=new["VersionId"],
+        RemoveFromVersionId=current,
+    )
+
+
+def _policies(tmp_path: Path, body: str = POLICIES) -> Path:
+    path = tmp_path / "policies.yaml"
+    path.write_text(body)
+    return path
+
+
+def _engine(tmp_path: Path, clock: FakeClock, body: str = POLICIES) -> Engine:
+    return Engine(
+        load_policies(_policies(tmp_path, body)),
+        Journal(f"sqlite:///{tmp_path / 'rotator.db'}", clock),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+
+
+def _triage(engine: Engine, data: bytes, *, dry_run: bool = False) -> Triage:
+    return triage(engine, parse_report(data, "scan.json"), dry_run=dry_run)
+
+
+def _rotations(engine: Engine, name: str) -> list[Any]:
+    if not engine.journal.exists():
+        return []
+    return [r for r, _ in engine.journal.history(name)]
+
+
+def test_leaked_current_value_is_rotated_in_an_emergency(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """gitleaks finding the current value: new AWSCURRENT, old retired at once, leak recorded."""
+    _seed()
+    engine = _engine(tmp_path, clock)
+    result = _triage(engine, _gitleaks([_finding(0)]))
+    [row] = result.rows
+    assert (row.secret, row.known and row.known.standing, row.action) == (
+        "payments-api",
+        Standing.CURRENT,
+        Action.ROTATED,
+    )
+    assert result.exit_code == 0
+    assert _current("payments-api") != LEAKED and len(_current("payments-api")) == 32
+    # Emergency: no grace, the old version lost its label in the same run.
+    assert _stages("payments-api") == [[], ["AWSCURRENT"]]
+    [rotation] = _rotations(engine, "payments-api")
+    assert rotation.trigger == "emergency" and rotation.emergency
+    assert rotation.reason == (
+        "leak: gitleaks generic-api-key at config/settings.py:12 (commit 1f4e0c2)"
+    )
+    assert rotation.state is State.DONE and row.rotation_id == rotation.id
+    assert _rotations(engine, "deployer") == []
+
+
+def test_trufflehog_aws_pair_rotates_the_iam_key_and_deactivates_the_leaked_one(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A trufflehog AWS finding (Raw: the key id) rotates the IAM secret; the leaked key is off."""
+    old = _seed()
+    data = _swap(
+        _trufflehog(_trufflehog_lines()[0]),
+        {FIXTURE_KEY_ID: old["AccessKeyId"], FIXTURE_SECRET_KEY: old["SecretAccessKey"]},
+    )
+    engine = _engine(tmp_path, clock)
+    result = _triage(engine, data)
+    [row] = result.rows
+    assert (row.secret, row.action, result.exit_code) == ("deployer", Action.ROTATED, 0)
+    new = json.loads(_current("deployer"))
+    assert new["AccessKeyId"] != old["AccessKeyId"]
+    assert _keys() == {old["AccessKeyId"]: "Inactive", new["AccessKeyId"]: "Active"}
+    [rotation] = _rotations(engine, "deployer")
+    assert rotation.emergency and rotation.reason == (
+        "leak: trufflehog AWS at deploy/ci.env:3 (commit 7b2d9e4)"
+    )
+    assert rotation.old_ref == old["AccessKeyId"] and rotation.state is State.REVOKED
+
+
+def test_secret_key_alone_matches_the_stored_pair(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A finding of only the SecretAccessKey matches the IAM secret by its field (dry run)."""
+    old = _seed()
+    engine = _engine(tmp_path, clock)
+    result = _triage(engine, _gitleaks([_finding(0, Secret=old["SecretAccessKey"])]), dry_run=True)
+    [row] = result.rows
+    assert (row.secret, row.action) == ("deployer", Action.WOULD_ROTATE)
+    assert _keys() == {old["AccessKeyId"]: "Active"}
+
+
+def test_dry_run_changes_nothing(aws: None, tmp_path: Path, clock: FakeClock) -> None:
+    """--dry-run says what would be rotated and leaves store, keys and journal as they were."""
+    old = _seed()
+    key_finding = _finding(1, Secret=old["AccessKeyId"], Match=old["AccessKeyId"])
+    engine = _engine(tmp_path, clock)
+    result = _triage(engine, _gitleaks([_finding(0), key_finding]), dry_run=True)
+    assert [(r.secret, r.action) for r in result.rows] == [
+        ("payments-api", Action.WOULD_ROTATE),
+        ("deployer", Action.WOULD_ROTATE),
+    ]
+    assert result.exit_code == 0
+    assert _current("payments-api") == LEAKED and _stages("payments-api") == [["AWSCURRENT"]]
+    assert _keys() == {old["AccessKeyId"]: "Active"}
+    assert _rotations(engine, "payments-api") == [] and _rotations(engine, "deployer") == []
+    assert not (tmp_path / "rotator.db").exists() and not (tmp_path / "rotator.db.key").exists()
+    assert "2 secret(s) would be rotated (dry run)" in result.summary()
+
+
+def test_unmatched_finding_is_listed_for_a_human_and_exits_1(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A finding of no managed secret is kept with its place and makes the exit code 1."""
+    _seed()
+    engine = _engine(tmp_path, clock)
+    stranger = _finding(0, Secret="zzUnmanagedToken0123456789", File="lib/vendor.js", StartLine=7)
+    result = _triage(engine, _gitleaks([stranger]))
+    [row] = result.rows
+    assert (row.secret, row.action) == (None, Action.NO_MATCH)
+    assert row.finding.location == "lib/vendor.js:7"
+    assert result.exit_code == 1
+    assert _current("payments-api") == LEAKED
+
+
+def test_value_revoked_earlier_is_reported_already_revoked(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A leaked value rotated away and revoked before is reported with when; nothing is rotated."""
+    _seed()
+    engine = _engine(tmp_path, clock)
+    engine.rotate("payments-api")
+    clock.advance(timedelta(hours=1))
+    revoked_at = clock()
+    engine.run_once()
+    clock.advance(timedelta(days=2))
+    result = _triage(engine, _gitleaks([_finding(0)]))
+    [row] = result.rows
+    assert (row.secret, row.known and row.known.standing, row.action) == (
+        "payments-api",
+        Standing.REVOKED,
+        Action.ALREADY_REVOKED,
+    )
+    assert row.known is not None and row.known.at == revoked_at
+    assert row.says() == f"already revoked at {revoked_at:%Y-%m-%d %H:%M:%S} UTC"
+    assert result.exit_code == 0
+    assert len(_rotations(engine, "payments-api")) == 1
+
+
+def test_value_in_grace_is_revoked_now_by_an_emergency_rotation(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A leaked old value still in its grace cuts the grace short: revoked now, secret rotated."""
+    _seed()
+    engine = _engine(tmp_path, clock)
+    engine.rotate("payments-api")
+    clock.advance(timedelta(minutes=10))
+    result = _triage(engine, _gitleaks([_finding(0)]))
+    [row] = result.rows
+    assert (row.known and row.known.standing, row.action) == (Standing.GRACE, Action.ROTATED)
+    first, second = engine.journal.history("payments-api")
+    assert first[0].state is State.DONE
+    assert any(e.detail == "emergency rotation: grace cut short" for e in first[1])
+    assert second[0].emergency and second[0].state is State.DONE
+    assert _stages("payments-api") == [[], [], ["AWSCURRENT"]]
+
+
+def test_two_findings_of_one_secret_rotate_it_once(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Two findings of the same value make one emergency rotation, reported on both rows."""
+    _seed()
+    engine = _engine(tmp_path, clock)
+    again = _finding(0, File="docs/setup.md", StartLine=40)
+    result = _triage(engine, _gitleaks([_finding(0), again]))
+    assert [r.action for r in result.rows] == [Action.ROTATED, Action.ROTATED]
+    [rotation] = _rotations(engine, "payments-api")
+    assert {r.rotation_id for r in result.rows} == {rotation.id}
+    assert rotation.reason is not None and "config/settings.py:12" in rotation.reason
+    assert "1 secret(s) rotated (emergency)" in result.summary()
+
+
+def test_unreadable_store_is_reported_and_the_others_still_rotate(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A secret whose store cannot be read is 'could not be checked' (exit 1); others go on."""
+    _seed()
+    body = POLICIES + (
+        "  - name: vanished\n    store: {provider: aws-secretsmanager, secret_id: vanished}\n"
+    )
+    engine = _engine(tmp_path, clock, body)
+    result = _triage(engine, _gitleaks([_finding(0)]))
+    assert list(result.unchecked) == ["vanished"]
+    assert "does not exist" in result.unchecked["vanished"]
+    assert [(r.secret, r.action) for r in result.rows] == [("payments-api", Action.ROTATED)]
+    assert _current("payments-api") != LEAKED
+    assert result.exit_code == 1
+    assert "1 secret(s) could not be checked" in result.summary()
+
+
+def test_failed_emergency_rotation_is_reported_and_exits_1(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """When the IAM user has no room for a new key, the row says the rotation failed; exit 1."""
+    old = _seed()
+    _iam().create_access_key(UserName="deployer")  # an active key rotator does not manage
+    engine = _engine(tmp_path, clock)
+    key_finding = _finding(1, Secret=old["AccessKeyId"], Match=old["AccessKeyId"])
+    result = _triage(engine, _gitleaks([key_finding]))
+    [row] = result.rows
+    assert (row.secret, row.action) == ("deployer", Action.FAILED)
+    assert "two access keys" in row.says()
+    assert result.exit_code == 1
+    assert _keys()[old["AccessKeyId"]] == "Active"
+
+
+def test_leaked_key_only_a_person_can_change_says_how(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A leaked manual-issuer secret cannot be minted: the row says how to hand one over; exit 1."""
+    _seed()
+    body = POLICIES + (
+        "  - name: partner-portal\n"
+        "    store: {provider: aws-secretsmanager, secret_id: partner-portal}\n"
+        "    issuer: {kind: manual, instructions: 'https://partner.example/keys'}\n"
+    )
+    _sm().create_secret(Name="partner-portal", SecretString="PartnerPortalKey0123456789")
+    engine = _engine(tmp_path, clock, body)
+    result = _triage(engine, _gitleaks([_finding(0, Secret="PartnerPortalKey0123456789")]))
+    [row] = result.rows
+    assert (row.secret, row.action) == ("partner-portal", Action.FAILED)
+    assert "--value-from-stdin" in row.says()
+    assert result.exit_code == 1
+    assert _current("partner-portal") == "PartnerPortalKey0123456789"
+
+
+def test_value_replaced_outside_rotator_is_left_to_a_human(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A value rotator minted, since replaced by hand and never revoked, is not rotated; exit 1."""
+    _seed()
+    engine = _engine(tmp_path, clock, POLICIES.replace("grace: 1h", "grace: 0s"))
+    engine.rotate("payments-api")
+    minted = _current("payments-api")
+    _replace_by_hand("payments-api", "ReplacedByHand0123456789abcdef")
+    result = _triage(engine, _gitleaks([_finding(0, Secret=minted)]))
+    [row] = result.rows
+    assert (row.known and row.known.standing, row.action) == (Standing.SUPERSEDED, Action.BY_HAND)
+    assert result.exit_code == 1
+    assert len(_rotations(engine, "payments-api")) == 1
+
+
+# -- the command, in process ---------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Give the logging set-up back after a command configured it for the runner's streams."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+
+
+def _ingest(tmp_path: Path, *args: str, stdin: bytes | None = None) -> Result:
+    """Run ``rotator leaks ingest ARGS`` in process against tmp_path's policies and journal."""
+    return CliRunner().invoke(
+        leaks,
+        [
+            "ingest",
+            *args,
+            "--config",
+            str(_policies(tmp_path)),
+            "--state",
+            f"sqlite:///{tmp_path / 'rotator.db'}",
+            "--log-format",
+            "json",
+            "--log-level",
+            "debug",
+        ],
+        input=stdin,
+        catch_exceptions=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("tool", "case", "reason"),
+    [(tool, case, reason) for _, tool, case, reason in BAD_REPORTS],
+    ids=[name for name, *_ in BAD_REPORTS],
+)
+def test_bad_report_exits_2_and_rotates_nothing(
+    aws: None, tmp_path: Path, tool: str | None, case: tuple[bytes, int], reason: str
+) -> None:
+    """The command refuses a bad report with exit 2, FILE:LINE: reason, and touches nothing."""
+    _seed()
+    data, line = case
+    report = tmp_path / "scan.json"
+    report.write_bytes(data)
+    result = _ingest(tmp_path, str(report), *(["--format", tool] if tool else []))
+    assert result.exit_code == 2
+    assert f"{report}:{line}: " in result.stderr and reason in result.stderr
+    assert _current("payments-api") == LEAKED
+    assert not (tmp_path / "rotator.db").exists()
+
+
+def test_report_from_stdin(aws: None, tmp_path: Path) -> None:
+    """'-' reads the report from stdin; a dry run lists what would be rotated and exits 0."""
+    _seed()
+    result = _ingest(tmp_path, "-", "--dry-run", stdin=_gitleaks([_finding(0)]))
+    assert result.exit_code == 0, result.stderr
+    assert "config/settings.py:12" in result.stdout
+    assert "would rotate (dry run)" in result.stdout
+    assert "payments-api" in result.stdout
+    assert _current("payments-api") == LEAKED
+
+
+def test_bad_report_from_stdin_is_named_stdin(aws: None, tmp_path: Path) -> None:
+    """A bad report on stdin is refused as <stdin>:LINE with exit 2."""
+    result = _ingest(tmp_path, "-", stdin=TRUFFLEHOG + b"{oops\n")
+    assert result.exit_code == 2
+    assert "<stdin>:3: not valid JSON" in result.stderr
+
+
+def test_missing_report_file_exits_2(aws: None, tmp_path: Path) -> None:
+    """A report that cannot be read is a usage error: exit 2, its path named."""
+    result = _ingest(tmp_path, str(tmp_path / "nowhere.json"))
+    assert result.exit_code == 2
+    assert "nowhere.json: cannot read the report" in result.stderr
+
+
+def test_command_prints_a_table_and_exits_1_on_an_unmatched_finding(
+    aws: None, tmp_path: Path
+) -> None:
+    """The table shows every finding's place, rule, commit and fate; an unmatched one exits 1."""
+    _seed()
+    report = tmp_path / "scan.json"
+    stranger = _finding(0, Secret="zzUnmanagedToken0123456789", File="lib/vendor.js", StartLine=7)
+    report.write_bytes(_gitleaks([_finding(0), stranger]))
+    result = _ingest(tmp_path, str(report))
+    assert result.exit_code == 1, result.stderr
+    for text in ("config/settings.py:12", "generic-api-key", "1f4e0c2", "payments-api"):
+        assert text in result.stdout
+    assert "rotated (emergency)" in result.stdout
+    assert "lib/vendor.js:7" in result.stdout and "no match" in result.stdout
+    assert result.stdout.rstrip().splitlines()[-1].startswith("2 finding(s) in ")
+    assert _current("payments-api") != LEAKED
+
+
+def test_command_json_output_names_everything_but_the_values(aws: None, tmp_path: Path) -> None:
+    """--json gives each finding's place and fate and a summary, and no leaked value."""
+    old = _seed()
+    data = _swap(
+        TRUFFLEHOG,
+        {FIXTURE_KEY_ID: old["AccessKeyId"], FIXTURE_SECRET_KEY: old["SecretAccessKey"]},
+    )
+    report = tmp_path / "scan.jsonl"
+    report.write_bytes(data)
+    result = _ingest(tmp_path, str(report), "--json")
+    assert result.exit_code == 0, result.stderr
+    document = result.stdout
+    parsed = json.loads(document)
+    assert parsed["format"] == "trufflehog"
+    assert [(f["file"], f["line"], f["secret"], f["action"]) for f in parsed["findings"]] == [
+        ("deploy/ci.env", 3, "deployer", "rotated (emergency)"),
+        ("config/settings.py", 12, "payments-api", "rotated (emergency)"),
+    ]
+    assert parsed["findings"][0]["key_id"] == f"{old['AccessKeyId'][:4]}…{old['AccessKeyId'][-4:]}"
+    assert parsed["summary"]["rotated"] == ["deployer", "payments-api"]
+    assert parsed["summary"]["exit_code"] == 0
+    for value in (LEAKED, old["SecretAccessKey"]):
+        assert value not in document and value not in result.stderr
+    # The key id is a ref: the engine logs it by design, the command's output shortens it.
+    assert old["AccessKeyId"] not in document
