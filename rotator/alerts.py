@@ -208,7 +208,7 @@ class Alerting:
             log.warning(
                 "alert not delivered; kept to send again",
                 notifier=name,
-                event=alert.event.value,
+                alert=alert.event.value,
                 error=error,
             )
         try:

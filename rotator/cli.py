@@ -348,14 +348,23 @@ def _print_status(engine: Engine, as_json: bool) -> None:
     summaries = journal.summaries() if journal.exists() else {}
     now = engine.clock()
     plan = engine.plan(summaries)
-    due = {i.secret: i for i in plan if i.action is Action.ROTATE}
+    due = {i.secret: i for i in plan if i.action in (Action.ROTATE, Action.REMIND)}
     attention = {i.secret for i in plan if i.action is Action.ATTENTION}
-    rows = []
+    overdue = {i.secret for i in plan if i.overdue_since is not None}
+    used = journal.usage_of(engine.policies) if summaries else {}
+
+    def last_use(name: str, ref: str | None) -> str | None:
+        found = used.get((name, ref)) if ref else None
+        return found.last_used.isoformat() if found and found.last_used else None
+
+    rows: list[dict[str, Any]] = []
     for name in sorted(engine.policies):
         s = summaries.get(name)
         last = s.last_rotation if s else None
         grace = next((r for r in (s.open if s else []) if r.state is State.GRACE), None)
         item = due.get(name)
+        current_ref = (last.new_ref if last.succeeded else last.old_ref) if last else None
+        old_ref = grace.old_ref if grace else None
         rows.append(
             {
                 "secret": name,
@@ -375,6 +384,11 @@ def _print_status(engine: Engine, as_json: bool) -> None:
                 "old_grace_deadline": grace.grace_deadline.isoformat()
                 if grace and grace.grace_deadline
                 else None,
+                "overdue": name in overdue,
+                "current_ref": current_ref,
+                "current_last_used": last_use(name, current_ref),
+                "old_ref": old_ref,
+                "old_last_used": last_use(name, old_ref),
             }
         )
     if as_json:
@@ -382,13 +396,30 @@ def _print_status(engine: Engine, as_json: bool) -> None:
         return
     table = Table(title="status", title_justify="left")
     table.add_column("secret", no_wrap=True)
-    for column in ("state", "age", "last rotation", "next due", "old revoked", "last error"):
+    for column in (
+        "state",
+        "age",
+        "last rotation",
+        "next due",
+        "old revoked",
+        "last used (current / old)",
+        "last error",
+    ):
         table.add_column(column)
+
+    def used_when(at: str | None, ref: str | None) -> str:
+        if ref is None:
+            return "-"
+        return when(datetime.fromisoformat(at), now) if at else "not seen"
+
     for r in rows:
         started = r["last_rotation_at"]
+        usage = used_when(r["current_last_used"], r["current_ref"])
+        if r["old_ref"]:
+            usage += f" / {used_when(r['old_last_used'], r['old_ref'])}"
         table.add_row(
             r["secret"],
-            r["state"],
+            r["state"] + (" (overdue)" if r["overdue"] else ""),
             r["age"] or "-",
             f"{r['last_rotation'][:8]} {when(datetime.fromisoformat(started), now)}"
             if r["last_rotation"] and started
@@ -397,6 +428,7 @@ def _print_status(engine: Engine, as_json: bool) -> None:
             when(datetime.fromisoformat(r["old_grace_deadline"]), now)
             if r["old_grace_deadline"]
             else "-",
+            usage,
             r["last_error"] or "",
         )
     out.print(table)

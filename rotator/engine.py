@@ -647,6 +647,21 @@ class Engine:
                     "emergency rotation: grace cut short",
                     grace_deadline=self.clock(),
                 )
+            if emergency and rotation.state in BEFORE_PROMOTE and not rotation.emergency:
+                # Finishing it would give the leaked credential a normal grace
+                # (and its own new credential may be what leaked): roll it back,
+                # and let the emergency rotation replace the credential at once.
+                why = "superseded by an emergency rotation"
+                rotation = self.journal.transition(
+                    rotation, State.ROLLING_BACK, Step.ROLLBACK, why, error=why
+                )
+                rolled = self._advance_outcome(rotation)
+                if rolled.state is State.ROLLED_BACK:
+                    rolled.result, rolled.message = Result.OK, f"rolled back: {why}"
+                outcomes.append(rolled)
+                if rolled.state is not State.ROLLED_BACK:
+                    blocking = rotation
+                continue
             outcome = self._advance_safely(rotation)
             outcomes.append(outcome)
             finished_by_hand = trigger == "manual" or (

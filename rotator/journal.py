@@ -559,6 +559,16 @@ class Journal:
         except SQLAlchemyError as exc:
             raise JournalError(f"cannot read journal {_safe_url(self.url)}: {exc}") from None
 
+    def _has_rotations(self) -> bool:
+        """Tell whether the journal exists and records at least one rotation."""
+        if not self.exists():
+            return False
+        try:
+            with self._read() as conn:
+                return conn.execute(sa.select(rotations.c.id).limit(1)).first() is not None
+        except JournalError:
+            return False  # no rotations table yet
+
     def has_audit_trail(self) -> bool:
         """Tell whether the journal exists and has the audit chain (schema 4 or later)."""
         if not self.exists():
@@ -618,6 +628,9 @@ class Journal:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
+        # The audit chain needs the key inside the transaction; making the key
+        # may read the journal, which must not wait on this thread's own lock.
+        self._fingerprint_key()
         self._sealed.records = []
         try:
             with self._engine.begin() as conn:
@@ -643,6 +656,15 @@ class Journal:
             if self._key is None:
                 path = self._key_file
                 if not path.exists():
+                    if self._has_rotations():
+                        # A new key would make every recorded fingerprint
+                        # unmatchable (leak reports, read-back checks).
+                        raise JournalError(
+                            f"fingerprint key {path} is missing, but the journal "
+                            f"{self.describe()} already records rotations: restore the key "
+                            "file (or point ROTATOR_KEY_FILE at it) from where rotator first "
+                            "ran; every replica must share it"
+                        )
                     _create_key_file(path)
                 if path.stat().st_mode & 0o077:
                     raise JournalError(f"fingerprint key {path} must be readable by its owner only")

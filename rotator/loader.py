@@ -428,7 +428,7 @@ def _reason(error: ErrorDetails, data: Any, registry: Registry) -> str:
         return f"expected a mapping, got {_kind_of(value)}"
     if kind == "list_type":
         return f"expected a list, got {_kind_of(value)}"
-    if kind == "literal_error":
+    if kind in ("literal_error", "enum"):
         return f"expected one of {ctx.get('expected')}, got {value!r}"
     if kind in ("greater_than_equal", "greater_than"):
         bound = ctx.get("ge", ctx.get("gt"))

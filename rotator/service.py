@@ -52,6 +52,8 @@ log = structlog.get_logger("rotator.service")
 
 #: Policies planned per journal read when the whole set is planned.
 PLAN_CHUNK = 2000
+#: How often a due reminder-only secret is looked at again (its reminder is sent once).
+REMIND_RECHECK = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -427,6 +429,10 @@ class Service:
                 self._attention.add(name)
                 if not needed_attention:
                     log.error("secret needs attention", secret=name, reason=item.reason)
+            elif item.action is Action.REMIND and item.due:
+                # A person rotates it; look again in a while (for overdue), not every pass.
+                later = now + REMIND_RECHECK
+                earliest = later if earliest is None else min(earliest, later)
             elif item.action is Action.ERROR or item.due:
                 # Looked at again on the next pass (a reconcile tick at most away).
                 self._again.add(name)
