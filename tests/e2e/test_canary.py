@@ -7,6 +7,7 @@ or the journal database files.
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,12 @@ import pytest
 from tests.e2e.conftest import Rotator, client
 
 POLICIES = """
-defaults: {{schedule: {{every: 30d}}, grace: 0s}}
+notifiers:
+  everything:
+    kind: exec
+    command: [{python}, -c, "import sys; open({alerts!r}, 'a').write(sys.stdin.read())"]
+    events: [rotation-succeeded, emergency-rotation, rotation-failed, overdue]
+defaults: {{schedule: {{every: 30d}}, grace: 0s, alerts: [everything]}}
 secrets:
   - name: db
     store: {{provider: aws-secretsmanager, secret_id: db, field: password}}
@@ -63,7 +69,12 @@ def test_no_secret_value_in_logs_output_or_journal(rotator_cli: Rotator) -> None
     api_key = apigw.create_api_key(name="initial", enabled=True, value="CanaryApiKey" * 3)
     apigw.create_usage_plan_key(usagePlanId=plan, keyId=api_key["id"], keyType="API_KEY")
     sm.create_secret(Name="partner", SecretString=api_key["value"])
-    rotator_cli.config.write_text(POLICIES.format(plan=plan))
+    alerts = Path(rotator_cli.workdir) / "alerts.jsonl"
+    shipped = Path(rotator_cli.workdir) / "audit.jsonl"
+    rotator_cli.env["ROTATOR_AUDIT_LOG"] = str(shipped)
+    rotator_cli.config.write_text(
+        POLICIES.format(plan=plan, python=sys.executable, alerts=str(alerts))
+    )
 
     now = datetime.now(UTC)
     runs = [
@@ -72,9 +83,18 @@ def test_no_secret_value_in_logs_output_or_journal(rotator_cli: Rotator) -> None
         rotator_cli("run", "--once", "--json", now=now + timedelta(days=31), log_level="debug"),
         rotator_cli("status", "--json", log_level="debug"),
         rotator_cli("history", "deployer", "--json", log_level="debug"),
+        rotator_cli("audit", "export", log_level="debug"),
+        rotator_cli("audit", "export", "--format", "csv", log_level="debug"),
+        rotator_cli("audit", "verify", log_level="debug"),
     ]
-    assert [r.code for r in runs] == [0, 0, 0, 0, 0], [r.stderr[-2000:] for r in runs]
+    assert [r.code for r in runs] == [0] * 8, [r.stderr[-2000:] for r in runs]
     logs = "\n".join(r.stdout + r.stderr for r in runs)
+    # The alerts and the shipped audit trail are scanned like the logs.
+    assert "emergency-rotation" in alerts.read_text() and '"rotation-succeeded"' in (
+        alerts.read_text()
+    )
+    assert '"action":"promoted"' in shipped.read_text()
+    logs += alerts.read_text() + shipped.read_text()
     assert '"level": "debug"' in logs or '"level":"debug"' in logs, "no debug line was written"
 
     secrets = set()
