@@ -139,10 +139,9 @@ def test_no_value_reaches_the_audit_trail(aws: Any, tmp_path: Path, clock: FakeC
         assert value.encode() not in (tmp_path / "j.db").read_bytes()
 
 
-def test_verify_names_an_edited_record(journal_url: str, clock: FakeClock) -> None:
+def test_verify_names_an_edited_record(journal: Journal, clock: FakeClock) -> None:
     """Changing one field of one record breaks the chain exactly at that record."""
-    journal = Journal(journal_url, clock)
-    journal.migrate()
+    journal_url = journal.url
     _steps(journal, clock)
     assert journal.verify_audit().records == 9
     _tamper(journal_url, "UPDATE audit SET detail = 'nothing to see' WHERE seq = 5")
@@ -151,10 +150,9 @@ def test_verify_names_an_edited_record(journal_url: str, clock: FakeClock) -> No
     assert "edited" in (report.problem or "")
 
 
-def test_verify_names_a_deleted_record(journal_url: str, clock: FakeClock) -> None:
+def test_verify_names_a_deleted_record(journal: Journal, clock: FakeClock) -> None:
     """Removing a record is found at the record after the gap."""
-    journal = Journal(journal_url, clock)
-    journal.migrate()
+    journal_url = journal.url
     _steps(journal, clock)
     _tamper(journal_url, "DELETE FROM audit WHERE seq = 4")
     report = journal.verify_audit()
@@ -163,11 +161,10 @@ def test_verify_names_a_deleted_record(journal_url: str, clock: FakeClock) -> No
 
 
 def test_verify_finds_a_record_inserted_with_renumbering(
-    journal_url: str, clock: FakeClock
+    journal: Journal, clock: FakeClock
 ) -> None:
     """A forged record slipped in (later ones renumbered to hide the gap) breaks its link."""
-    journal = Journal(journal_url, clock)
-    journal.migrate()
+    journal_url = journal.url
     _steps(journal, clock, 2)
     _tamper(journal_url, "UPDATE audit SET seq = seq + 100 WHERE seq >= 4")
     _tamper(journal_url, "UPDATE audit SET seq = seq - 99 WHERE seq >= 100")
@@ -186,10 +183,9 @@ def test_verify_finds_a_record_inserted_with_renumbering(
     assert report.broken_at == 4
 
 
-def test_verify_finds_two_records_swapped(journal_url: str, clock: FakeClock) -> None:
+def test_verify_finds_two_records_swapped(journal: Journal, clock: FakeClock) -> None:
     """Swapping the order of two records breaks the chain at the first of them."""
-    journal = Journal(journal_url, clock)
-    journal.migrate()
+    journal_url = journal.url
     _steps(journal, clock)
     _tamper(journal_url, "UPDATE audit SET seq = 1000 WHERE seq = 3")
     _tamper(journal_url, "UPDATE audit SET seq = 3 WHERE seq = 4")
@@ -221,10 +217,8 @@ def test_a_chain_rewritten_without_the_key_does_not_verify() -> None:
     assert report.broken_at == 1
 
 
-def test_concurrent_writers_keep_one_unbroken_chain(journal_url: str, clock: FakeClock) -> None:
+def test_concurrent_writers_keep_one_unbroken_chain(journal: Journal, clock: FakeClock) -> None:
     """Eight threads appending at once leave every record numbered and linked."""
-    journal = Journal(journal_url, clock)
-    journal.migrate()
 
     def work(thread: int) -> None:
         for number in range(5):
