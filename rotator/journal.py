@@ -971,6 +971,24 @@ class Journal:
         with self._read() as conn:
             return [(row.secret, row.updated_at) for row in conn.execute(query)]
 
+    def rotations_of(self, names: Collection[str] | None = None) -> dict[str, list[Rotation]]:
+        """Return every rotation (oldest first) of every secret, or of ``names``, without events."""
+        found: dict[str, list[Rotation]] = {}
+        query = sa.select(rotations).order_by(rotations.c.created_at, rotations.c.id)
+        wanted = None if names is None else sorted(set(names))
+        chunks = (
+            [None]
+            if wanted is None
+            else [wanted[i : i + _IN_CHUNK] for i in range(0, len(wanted), _IN_CHUNK)]
+        )
+        with self._read() as conn:
+            for chunk in chunks:
+                q = query if chunk is None else query.where(rotations.c.secret.in_(chunk))
+                for row in conn.execute(q):
+                    rotation = _row_to_rotation(row)
+                    found.setdefault(rotation.secret, []).append(rotation)
+        return found
+
     def history(self, secret: str) -> list[tuple[Rotation, list[Event]]]:
         """Return every rotation of a secret (oldest first) with its events."""
         with self._read() as conn:

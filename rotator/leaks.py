@@ -44,7 +44,7 @@ import structlog
 from rotator.engine import Engine
 from rotator.errors import ConfigError, RotatorError
 from rotator.interfaces import Store
-from rotator.journal import Event, Rotation
+from rotator.journal import Rotation
 from rotator.lifecycle import BEFORE_PROMOTE, State
 from rotator.secret import PUBLIC_FIELDS, SecretValue
 
@@ -547,17 +547,15 @@ def _string_fields(value: SecretValue) -> dict[str, str]:
     return {str(k): v for k, v in plain.items() if isinstance(v, str)}
 
 
-def _revoked_at(rotation: Rotation, events: list[Event]) -> datetime | None:
-    for event in events:
-        if event.state_to in (State.REVOKED.value, State.ROLLED_BACK.value):
-            return event.at
-    return rotation.finished_at or rotation.updated_at
+def _revoked_at(rotation: Rotation) -> datetime | None:
+    """Return when a rotation's old credential was revoked (or its new one rolled back)."""
+    return rotation.revoked_at or rotation.finished_at or rotation.updated_at
 
 
 def recognise(
     name: str,
     store: Store[Any],
-    history: list[tuple[Rotation, list[Event]]],
+    history: list[Rotation],
     fingerprint: Fingerprint,
 ) -> Credentials:
     """Return what rotator knows of a secret's credentials: its store now, and its journal.
@@ -576,14 +574,14 @@ def recognise(
                 credentials.add(now, ref=text)
             elif len(text) >= MIN_FIELD_LENGTH:
                 credentials.add(now, fingerprint=fingerprint(SecretValue(text)))
-    for rotation, events in history:
+    for rotation in history:
         state, rid = rotation.state, rotation.id
         # The credential this rotation replaces (or was to replace).
         old: Known | None
         if state is State.GRACE:
             old = Known(Standing.GRACE, rotation.grace_deadline, rid)
         elif state in (State.REVOKED, State.DONE):
-            old = Known(Standing.REVOKED, _revoked_at(rotation, events), rid)
+            old = Known(Standing.REVOKED, _revoked_at(rotation), rid)
         elif rotation.old_fingerprint is not None and rotation.old_fingerprint == live:
             old = Known(Standing.CURRENT, None, rid)  # not replaced (yet): still current
         else:
@@ -593,7 +591,7 @@ def recognise(
         # The credential this rotation minted.
         new: Known
         if state is State.ROLLED_BACK:
-            new = Known(Standing.REVOKED, _revoked_at(rotation, events), rid)
+            new = Known(Standing.REVOKED, _revoked_at(rotation), rid)
         elif state in BEFORE_PROMOTE or state is State.ROLLING_BACK:
             new = Known(Standing.PENDING, None, rid)
         elif rotation.new_fingerprint is not None and rotation.new_fingerprint == live:
@@ -770,8 +768,10 @@ def triage(engine: Engine, report: Report, *, dry_run: bool = False) -> Triage:
     ]
     matches: list[list[tuple[str, Known]]] = [[] for _ in leaked]
     unchecked: dict[str, str] = {}
+    # One read of the whole journal, not two queries per secret.
+    recorded_rotations = journal.rotations_of(engine.policies) if recorded else {}
     for name in sorted(engine.policies):
-        history = journal.history(name) if recorded else []
+        history = recorded_rotations.get(name, [])
         try:
             credentials = recognise(name, engine.binding(name).store, history, fingerprint)
         except RotatorError as exc:
