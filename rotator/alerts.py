@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -69,10 +69,13 @@ class Alerting:
         *,
         adapters: Registry,
         runtime: Runtime,
+        on_outcome: Callable[[str, str], None] | None = None,
     ) -> None:
         self.journal = journal
         self.adapters = adapters
         self.runtime = runtime
+        #: Told ``(event, outcome)`` per notifier: sent, failed or deduplicated (metrics).
+        self.on_outcome = on_outcome or (lambda _event, _outcome: None)
         self.replace(notifiers)
 
     def replace(self, notifiers: Mapping[str, NotifierSpec]) -> None:
@@ -146,6 +149,7 @@ class Alerting:
                 fresh = True  # deliver all the same: better twice than never
             if not fresh:
                 skipped.append(name)
+                self.on_outcome(event.value, "deduplicated")
                 continue
             row = AlertRow(secret or "", event.value, name, condition, alert.at, None, 0, None, "")
             (sent if self._deliver(name, alert, row) else failed).append(name)
@@ -204,6 +208,7 @@ class Alerting:
             error = None
             break
         delivered = error is None
+        self.on_outcome(alert.event.value, "sent" if delivered else "failed")
         if not delivered:
             log.warning(
                 "alert not delivered; kept to send again",

@@ -41,6 +41,8 @@ from rotator.lifecycle import State
 ROTATION_OUTCOMES = frozenset({"succeeded", "rolled_back", "failed", "skipped"})
 #: How a configuration reload ended.
 RELOAD_OUTCOMES = frozenset({"succeeded", "failed"})
+#: What became of an alert for one notifier.
+ALERT_OUTCOMES = frozenset({"sent", "failed", "deduplicated"})
 #: How one provider API request ended. ``throttled`` is counted apart from
 #: other transient failures because the rate limiters are tuned against it.
 PROVIDER_OUTCOMES = frozenset({"ok", "throttled", "transient", "permanent"})
@@ -174,6 +176,22 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self._alerts = Counter(
+            "rotator_alerts",
+            "Alerts per notifier, by event and outcome (sent, failed, deduplicated).",
+            ["event", "outcome"],
+            registry=self.registry,
+        )
+        self._audit_intact = Gauge(
+            "rotator_audit_chain_intact",
+            "1 if the last verification of the audit trail found it intact, 0 if broken.",
+            registry=self.registry,
+        )
+        self._audit_records = Gauge(
+            "rotator_audit_records_verified",
+            "Audit records the last verification checked (the whole chain on a full one).",
+            registry=self.registry,
+        )
         build = Gauge(
             "rotator_build_info",
             "Always 1; the version label says which rotator is running.",
@@ -204,6 +222,16 @@ class Metrics:
         if not OPERATION_PATTERN.fullmatch(operation):
             raise ValueError(f"operation must be an API call name, not {operation!r}")
         self._requests.labels(provider, operation, outcome).inc()
+
+    def alert(self, event: str, outcome: str) -> None:
+        """Count what became of one alert for one notifier."""
+        _check(outcome, ALERT_OUTCOMES, "alert outcome")
+        self._alerts.labels(event, outcome).inc()
+
+    def audit_verified(self, intact: bool, records: int) -> None:
+        """Record the outcome of an audit chain verification."""
+        self._audit_intact.set(1 if intact else 0)
+        self._audit_records.set(records)
 
     def config_reload(self, outcome: str) -> None:
         """Count one policy reload."""

@@ -167,6 +167,8 @@ class Service:
     ) -> None:
         self.engine = engine
         self.metrics = metrics
+        if metrics is not None:
+            engine.alerting.on_outcome = metrics.alert
         self.config = Path(config)
         self.settings = settings or ServiceSettings()
         self.clock = clock
@@ -322,6 +324,8 @@ class Service:
         """Run one watch pass (see ``Engine.watch`` and ``Engine.check_audit``); never raises."""
         try:
             chain = self.engine.check_audit(full=full_audit)
+            if self.metrics is not None:
+                self.metrics.audit_verified(chain.intact, chain.records)
             report = self.engine.watch()
         except RotatorError as exc:
             log.warning("watch pass failed", error=str(exc))

@@ -90,6 +90,8 @@ def exported_series() -> dict[str, set[str]]:
     metrics.rotation_finished("db-password", "aws-secretsmanager", "rolled_back", 12.5)
     metrics.provider_request("aws-secretsmanager", "PutSecretValue", "throttled")
     metrics.config_reload("failed")
+    metrics.alert("rotation-failed", "sent")
+    metrics.audit_verified(True, 12)
     grace = Rotation(
         id="r-db-password",
         secret="db-password",
