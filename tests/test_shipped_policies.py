@@ -37,5 +37,8 @@ def test_demo_policy_validates_once_the_sandbox_fills_it_in(tmp_path: Path) -> N
 def test_example_policies_validate() -> None:
     """The commented examples load without a single problem."""
     policies = load_policies(ROOT / "schedules/examples")
-    assert len(policies) == 7
+    assert len(policies) == 8
+    assert sorted(policies.notifiers) == ["change-log", "pager", "platform-slack"]
+    [manual] = [p for p in policies if p.issuer.kind == "manual"]
+    assert manual.alerts == ("platform-slack", "pager", "change-log")
     assert all(p.grace < p.schedule.every for p in policies if p.schedule.every)
