@@ -354,8 +354,11 @@ def _print_status(engine: Engine, as_json: bool) -> None:
     used = journal.usage_of(engine.policies) if summaries else {}
 
     def last_use(name: str, ref: str | None) -> str | None:
+        """Say when the issuer last saw ``ref`` used: a time, ``never``, or None (not asked)."""
         found = used.get((name, ref)) if ref else None
-        return found.last_used.isoformat() if found and found.last_used else None
+        if found is None:
+            return None
+        return found.last_used.isoformat() if found.last_used else "never"
 
     rows: list[dict[str, Any]] = []
     for name in sorted(engine.policies):
@@ -408,9 +411,9 @@ def _print_status(engine: Engine, as_json: bool) -> None:
         table.add_column(column)
 
     def used_when(at: str | None, ref: str | None) -> str:
-        if ref is None:
-            return "-"
-        return when(datetime.fromisoformat(at), now) if at else "not seen"
+        if ref is None or at is None:
+            return "-"  # nothing to ask about, or not asked (yet, or the issuer cannot tell)
+        return at if at == "never" else when(datetime.fromisoformat(at), now)
 
     for r in rows:
         started = r["last_rotation_at"]
@@ -530,7 +533,15 @@ def sandbox(duration: float, config: str | None, state: str | None, log_format: 
         with emulators.session(config, state) as current:
             code = emulators.run_passes(current, duration)
             out.rule("rotator status")
-            _print_status(engine_for(current.config, current.state), as_json=False)
+            watched = engine_for(current.config, current.state)
+            _print_status(watched, as_json=False)
+            chain = watched.journal.verify_audit()
+            out.print(
+                f"audit trail: {chain.records} records, "
+                + ("intact" if chain.intact else f"BROKEN at {chain.broken_at}")
+                + f" (`rotator audit verify --state {current.state}`)",
+                highlight=False,
+            )
     except PolicyError as exc:
         for problem in exc.problems:
             err.print(str(problem), markup=False, highlight=False)
