@@ -31,9 +31,10 @@ from pydantic import Field
 
 from providers.aws.clients import client
 from providers.aws.errors import aws_errors
+from providers.aws.permissions import apigateway_arn
 from rotator.durations import Duration
 from rotator.errors import ConflictError, NotFoundError, RotatorError, VerificationError
-from rotator.interfaces import Credential, Issuer, ProviderConfig
+from rotator.interfaces import Credential, Issuer, Permission, ProviderConfig
 from rotator.secret import SecretValue
 
 if TYPE_CHECKING:
@@ -135,6 +136,41 @@ class ApiKeyIssuer(Issuer[ApiKeyConfig]):
         return Credential(SecretValue(key["value"]), key["id"])
 
     # -- Issuer -----------------------------------------------------------
+
+    def permissions(self) -> list[Permission]:
+        """Return the API Gateway actions (HTTP verbs) on the key and usage-plan paths, by step.
+
+        Mint: ``GET`` and ``POST`` on ``/apikeys`` (find a replayed key,
+        create one) and on each plan's ``/usageplans/ID/keys`` (find the
+        current key's id, attach the new key), plus ``PUT`` on ``/tags/*``,
+        which the Service Authorization Reference lists for ``CreateApiKey``
+        (the key is created with tags; its ARN is not known before, hence
+        the wildcard). Verify: ``GET`` on ``/apikeys/*`` and each plan's
+        ``/keys/*``. Revoke: ``PATCH`` on ``/apikeys/*`` (disable). Delete:
+        ``DELETE`` on ``/apikeys/*`` and each plan's ``/keys/*``. Key ids
+        are minted by API Gateway, so ``/apikeys/*`` cannot be narrower.
+        """
+        region = self.config.region
+
+        def arns(*paths: str) -> list[str]:
+            return [apigateway_arn(self.runtime, path, region) for path in paths]
+
+        plans = [f"/usageplans/{plan}/keys" for plan in sorted(set(self.config.usage_plans))]
+        keys = [f"{plan}/*" for plan in plans]
+        steps: list[tuple[str, tuple[str, ...], list[str]]] = [
+            (
+                "issuer: mint api key",
+                ("apigateway:GET", "apigateway:POST"),
+                arns("/apikeys", *plans),
+            ),
+            ("issuer: tag api key", ("apigateway:PUT",), arns("/tags/*")),
+            ("issuer: verify api key", ("apigateway:GET",), arns("/apikeys/*", *keys)),
+            ("issuer: revoke api key", ("apigateway:PATCH",), arns("/apikeys/*")),
+            ("issuer: delete api key", ("apigateway:DELETE",), arns("/apikeys/*", *keys)),
+        ]
+        return [
+            Permission("aws", actions, arn, step) for step, actions, found in steps for arn in found
+        ]
 
     def ref_of(self, value: SecretValue) -> str | None:
         """Return the id of the key whose value is ``value``, among the usage plans' keys.

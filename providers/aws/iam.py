@@ -24,6 +24,7 @@ from pydantic import Field
 
 from providers.aws.clients import client
 from providers.aws.errors import aws_errors
+from providers.aws.permissions import user_arns
 from rotator.durations import Duration
 from rotator.errors import (
     LimitExceededError,
@@ -33,7 +34,7 @@ from rotator.errors import (
     TransientError,
     VerificationError,
 )
-from rotator.interfaces import Credential, Issuer, ProviderConfig
+from rotator.interfaces import Credential, Issuer, Permission, ProviderConfig
 from rotator.secret import SecretValue
 
 if TYPE_CHECKING:
@@ -105,6 +106,27 @@ class AccessKeyIssuer(Issuer[AccessKeyConfig]):
                 arn = self._iam().get_user(UserName=self.config.user)["User"]["Arn"]
             self.runtime.cache[cache_key] = arn
         return arn
+
+    def permissions(self) -> list[Permission]:
+        """Return the IAM actions on the user's ARN, by the step that first needs them.
+
+        ``ListAccessKeys`` and ``CreateAccessKey`` at mint (the inventory,
+        making room, the key itself; listing again at verify and after a
+        crash); ``GetUser`` at verify (the ARN the new key must sign as);
+        ``GetAccessKeyLastUsed`` and ``UpdateAccessKey`` at revoke (the
+        last-use evidence, then deactivation); ``DeleteAccessKey`` at delete
+        (also to make room at mint and to remove a key a rollback or a crash
+        left). The new key proves itself with STS ``GetCallerIdentity``,
+        which needs no permission.
+        """
+        users = user_arns(self.runtime, self.config.user, self.config.region)
+        steps = (
+            ("issuer: mint access key", ("iam:CreateAccessKey", "iam:ListAccessKeys")),
+            ("issuer: verify access key", ("iam:GetUser",)),
+            ("issuer: revoke access key", ("iam:GetAccessKeyLastUsed", "iam:UpdateAccessKey")),
+            ("issuer: delete access key", ("iam:DeleteAccessKey",)),
+        )
+        return [Permission("aws", actions, arn, step) for step, actions in steps for arn in users]
 
     def ref_of(self, value: SecretValue) -> str | None:
         """Return the access key id held in ``value`` (``None`` if it holds no key pair)."""

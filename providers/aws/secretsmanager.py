@@ -53,6 +53,7 @@ from pydantic import Field
 
 from providers.aws.clients import client
 from providers.aws.errors import aws_errors
+from providers.aws.permissions import secret_arn
 from rotator.errors import (
     ConflictError,
     NotFoundError,
@@ -61,7 +62,7 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
-from rotator.interfaces import ProviderConfig, Store, Version
+from rotator.interfaces import Permission, ProviderConfig, Store, Version
 from rotator.secret import SecretValue
 
 if TYPE_CHECKING:
@@ -437,6 +438,31 @@ class SecretsManagerStore(Store[SecretsManagerConfig]):
         except NotImplementedError:
             # In-process moto raises this for the actions it lacks (SimulatePrincipalPolicy).
             return "the endpoint does not implement the IAM policy simulator"
+
+    def permissions(self) -> list[Permission]:
+        """Return the IAM actions a rotation calls on the secret's ARN, by step.
+
+        ``GetSecretValue`` reads the current value (mint, rollback) and the
+        pending one back (verify); ``PutSecretValue`` writes the pending
+        version; ``DescribeSecret`` and ``UpdateSecretVersionStage`` move the
+        labels (promote; retire at revoke; discard at rollback). Only the
+        ARN's account may be asked of STS (see :mod:`providers.aws.permissions`).
+        ``check`` also calls ``iam:SimulatePrincipalPolicy`` on rotator's own
+        identity, which is left out: without it the preflight says it
+        could not tell. A customer-managed KMS key on the secret needs
+        ``kms:Decrypt`` and ``kms:GenerateDataKey`` on that key besides.
+        """
+        arn = secret_arn(self.runtime, self.config.secret_id, self.config.region)
+        return [
+            Permission("aws", ("secretsmanager:GetSecretValue",), arn, "store: read current"),
+            Permission("aws", ("secretsmanager:PutSecretValue",), arn, "store: write pending"),
+            Permission(
+                "aws",
+                ("secretsmanager:DescribeSecret", "secretsmanager:UpdateSecretVersionStage"),
+                arn,
+                "store: promote",
+            ),
+        ]
 
     def current(self) -> Version | None:
         """Return the ``AWSCURRENT`` version, or ``None`` if the secret has no value yet.

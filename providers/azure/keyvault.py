@@ -62,7 +62,7 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
-from rotator.interfaces import ProviderConfig, Store, Version
+from rotator.interfaces import Permission, ProviderConfig, Store, Version
 from rotator.secret import SecretValue
 
 if TYPE_CHECKING:
@@ -392,6 +392,41 @@ class KeyVaultStore(Store[KeyVaultConfig]):
         """Return ``azure-keyvault:<vault host>/<name>``."""
         host = urlsplit(self.config.vault_url).netloc
         return f"{PROVIDER}:{host}/{self.config.name}"
+
+    def permissions(self) -> list[Permission]:
+        """Return the Key Vault data actions each step needs, on the vault.
+
+        What each SDK call needs (Key Vault's RBAC data actions):
+        ``get_secret`` ``getSecret/action`` (the current value, the base
+        version, the companion); ``set_secret`` ``setSecret/action`` (the
+        companion, then the secret at promote); ``get_deleted_secret`` and
+        ``list_properties_of_secret_versions`` ``readMetadata/action`` (is a
+        missing secret soft-deleted; the delete poller; finding a version a
+        replayed promote wrote); ``begin_delete_secret`` ``delete`` (the
+        companion after promote or rollback); ``purge_deleted_secret``
+        ``purge/action`` (only with ``purge_pending``);
+        ``begin_recover_deleted_secret`` ``recover/action`` (a companion
+        left soft-deleted by purge protection); ``update_secret_properties``
+        ``update/action`` (disable the old version at revoke). Granted at
+        the vault, which covers the companion secret too.
+        """
+        vault = self.config.vault_url
+        prefix = "Microsoft.KeyVault/vaults/secrets/"
+        steps: list[tuple[str, str]] = [
+            ("getSecret/action", "store: read current"),
+            ("getSecret/action", "store: read pending"),
+            ("readMetadata/action", "store: read current"),
+            ("setSecret/action", "store: write pending"),
+            ("recover/action", "store: write pending"),
+            ("setSecret/action", "store: promote"),
+            ("readMetadata/action", "store: promote"),
+            ("delete", "store: remove pending"),
+            ("readMetadata/action", "store: remove pending"),
+            ("update/action", "store: retire"),
+        ]
+        if self.config.purge_pending:
+            steps.append(("purge/action", "store: remove pending"))
+        return [Permission("azure", (prefix + action,), vault, step) for action, step in steps]
 
     def current(self) -> Version | None:
         """Return the secret's latest version, or ``None`` if the secret has no value yet.

@@ -105,7 +105,7 @@ from providers.kubernetes.client import KubeSession, session
 from providers.kubernetes.errors import PROVIDER, ConflictRetry, sdk
 from rotator import redact
 from rotator.errors import ConflictError, NotFoundError, PermanentError, PermissionDeniedError
-from rotator.interfaces import ProviderConfig, Target
+from rotator.interfaces import Permission, ProviderConfig, Target
 from rotator.secret import SecretValue
 
 KIND = "kubernetes-secret"
@@ -537,6 +537,42 @@ class KubernetesSecretTarget(Target[KubernetesSecretConfig]):
         what = "removed key" if previous is None else "restored the previous value of key"
         log.info("%s %s of Secret %s/%s", what, c.key, c.namespace, c.name)
         return "changed"
+
+    # -- permissions
+
+    def permissions(self) -> list[Permission]:
+        """Return the RBAC verbs each step needs in the Secret's namespace.
+
+        ``get`` and ``patch`` on the Secret (write, restore), ``get`` and
+        ``patch`` on each workload restarted; with ``create``: ``create`` on
+        secrets (RBAC cannot name an object that does not exist yet) and
+        ``delete`` on the Secret (a restore removes a Secret this rotation
+        created). ``rotator check`` also creates selfsubjectaccessreviews,
+        which every authenticated identity may, and reads the namespace
+        when the Secret is missing (optional: it says so when it may not).
+        """
+        c = self.config
+        where = f"contexts/{c.context}/" if c.context else ""
+        where += f"namespaces/{c.namespace}"
+        secret = f"{where}/secrets/{c.name}"
+        found = [
+            Permission("kubernetes", ("get", "patch"), secret, "target: write secret"),
+        ]
+        if c.create:
+            found += [
+                Permission("kubernetes", ("create",), f"{where}/secrets", "target: create secret"),
+                Permission("kubernetes", ("delete",), secret, "target: undo a created secret"),
+            ]
+        for workload in self.workloads:
+            found.append(
+                Permission(
+                    "kubernetes",
+                    ("get", "patch"),
+                    f"{where}/{workload.resource}.apps/{workload.name}",
+                    "target: restart workloads",
+                )
+            )
+        return found
 
     # -- check
 

@@ -42,7 +42,7 @@ from rotator.errors import (
     TransientError,
     VerificationError,
 )
-from rotator.interfaces import Credential, Issuer, ProviderConfig
+from rotator.interfaces import Credential, Issuer, Permission, ProviderConfig
 from rotator.secret import SecretValue
 
 PROVIDER = "vault-approle-secret-id"
@@ -143,6 +143,42 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
         return self._call("approle.secret_id.list", f"LIST {self._role_path}/secret-id", listing)
 
     # -- Issuer -------------------------------------------------------------
+
+    def permissions(self) -> list[Permission]:
+        """Return the capabilities each step needs on the role's paths.
+
+        Mint: ``read`` on ``role-id``, ``update`` (generate) and ``list``
+        (the inventory) on ``secret-id``. Verify: ``update`` on
+        ``secret-id/lookup`` (also how the current secret-id's accessor is
+        found at mint). Recover (a rollback, or a run resumed after a
+        crash): ``update`` on ``secret-id-accessor/lookup``, to recognise the
+        secret-ids the rotation minted. Revoke: ``update`` on
+        ``secret-id-accessor/destroy``. Verification logs in *as the role*
+        (an unauthenticated path) and uses the new token's own
+        ``lookup-self`` and ``revoke-self``: the role's tokens need Vault's
+        default policy, rotator's token nothing more.
+        """
+        role = self._role_path
+        return [
+            Permission("vault", ("read",), f"{role}/role-id", "issuer: mint secret-id"),
+            Permission("vault", ("update",), f"{role}/secret-id", "issuer: mint secret-id"),
+            Permission("vault", ("list",), f"{role}/secret-id", "issuer: list secret-ids"),
+            Permission(
+                "vault", ("update",), f"{role}/secret-id/lookup", "issuer: verify secret-id"
+            ),
+            Permission(
+                "vault",
+                ("update",),
+                f"{role}/secret-id-accessor/lookup",
+                "issuer: recover secret-ids",
+            ),
+            Permission(
+                "vault",
+                ("update",),
+                f"{role}/secret-id-accessor/destroy",
+                "issuer: revoke secret-id",
+            ),
+        ]
 
     def ref_of(self, value: SecretValue) -> str | None:
         """Return the accessor of the secret-id in ``value``; ``None`` if none or gone.

@@ -49,7 +49,7 @@ from pydantic import Field
 from providers.vault.client import session
 from providers.vault.errors import recognise
 from rotator.errors import ConflictError, PermanentError, PermissionDeniedError
-from rotator.interfaces import ProviderConfig, Store, Version
+from rotator.interfaces import Permission, ProviderConfig, Store, Version
 from rotator.secret import SecretValue
 
 PROVIDER = "vault-kv"
@@ -61,6 +61,10 @@ CURRENT_VERSION = "rotator_current_version"
 PREVIOUS_VERSION = "rotator_previous_version"
 
 _PATH = r"^[^/\s](?:[^\s]*[^/\s])?$"
+
+#: The step ``sys/capabilities-self`` serves (``rotator check`` only; Vault's
+#: default policy grants it too).
+CHECK_STEP = "check: rotator check asks the token's capabilities"
 
 #: The rotation id a staging path is asked about in ``check``: any id stands
 #: for every other (the engine's are 32 hex digits), shown as ``<rotation-id>``.
@@ -346,6 +350,45 @@ class VaultKvStore(Store[VaultKvConfig]):
                 f"{staging_mount}/metadata/{shown}",
                 ("create", "read", "update", "delete"),
             ),
+        ]
+
+    def permissions(self) -> list[Permission]:
+        """Return the capabilities each step needs on each KV v2 path the store calls.
+
+        ``data/<path>``: ``read`` (the current value, at mint and rollback)
+        and ``create``/``update`` (promote's check-and-set write: ``create``
+        while the path has no metadata yet, ``update`` after; Vault's
+        existence check decides). ``metadata/<path>``: ``read`` and
+        ``update`` (promote's labels; retire drops one; the plan reads when
+        the value last changed). ``delete/<path>`` (``destroy/<path>`` with
+        ``destroy_on_retire``): ``update``. The staging paths, one segment
+        per rotation id (``+``): ``data/``: ``read`` and ``update`` (its
+        metadata is written first, so the data write is an update);
+        ``metadata/``: ``create`` (the first write), ``update`` (the same
+        write replayed after a crash), ``read`` and ``delete`` (promote,
+        discard). ``sys/capabilities-self`` is asked by ``rotator check``
+        only (Vault's default policy grants it as well).
+        """
+        mount, path = self.config.mount, self.config.path
+        staged = f"{self.config.staging_prefix}/{path}/+"
+        staging = self._staging_mount
+        retire = "destroy" if self.config.destroy_on_retire else "delete"
+
+        def need(capabilities: tuple[str, ...], where: str, step: str) -> Permission:
+            return Permission("vault", capabilities, where, step)
+
+        return [
+            need(("read",), f"{mount}/data/{path}", "store: read current"),
+            need(("create", "update"), f"{mount}/data/{path}", "store: promote"),
+            need(("read", "update"), f"{mount}/metadata/{path}", "store: promote"),
+            need(("read", "update"), f"{mount}/metadata/{path}", "store: retire"),
+            need(("update",), f"{mount}/{retire}/{path}", "store: retire"),
+            need(("read", "update"), f"{staging}/data/{staged}", "store: write pending"),
+            need(("read",), f"{staging}/data/{staged}", "store: read pending"),
+            need(("create", "update"), f"{staging}/metadata/{staged}", "store: write pending"),
+            need(("read", "delete"), f"{staging}/metadata/{staged}", "store: promote"),
+            need(("delete",), f"{staging}/metadata/{staged}", "store: discard pending"),
+            need(("update",), "sys/capabilities-self", CHECK_STEP),
         ]
 
     def check(self) -> str:

@@ -49,7 +49,7 @@ from rotator.errors import (
     TransientError,
     VerificationError,
 )
-from rotator.interfaces import Credential, Issuer, ProviderConfig
+from rotator.interfaces import Credential, Issuer, Permission, ProviderConfig
 from rotator.secret import SecretValue
 
 PROVIDER = "vault-token"
@@ -144,6 +144,48 @@ class TokenIssuer(Issuer[TokenConfig]):
             client.adapter.close()
         data = answer.get("data") if isinstance(answer, Mapping) else None
         return data if isinstance(data, Mapping) else None
+
+    def permissions(self) -> list[Permission]:
+        """Return the capabilities each step needs on the token store's paths.
+
+        Mint: ``update`` on ``auth/token/create-orphan``, with ``sudo`` for
+        a periodic token (the default). A token with ``ttl`` only needs no
+        ``sudo``, but Vault then lets rotator's token grant only policies it
+        holds itself: that requirement is returned with no capability (no
+        path block can grant it) and printed as a note. With
+        ``list_accessors``: ``list`` and ``sudo`` on ``auth/token/accessors``
+        (the inventory taken at mint) and ``update`` on
+        ``auth/token/lookup-accessor`` (recognising what an interrupted or
+        rolled-back rotation minted). Revoke: ``update`` on
+        ``auth/token/revoke-accessor``. Verify uses the new token's own
+        ``lookup-self``, which Vault's default policy grants it.
+        """
+        mint = "issuer: mint token"
+        periodic = self.config.effective_period() is not None
+        found = [
+            Permission(
+                "vault",
+                ("update", "sudo") if periodic else ("update",),
+                "auth/token/create-orphan",
+                mint,
+            ),
+            Permission("vault", ("update",), "auth/token/revoke-accessor", "issuer: revoke token"),
+        ]
+        if not periodic:
+            held = ", ".join(sorted(set(self.config.policies)))
+            found.append(
+                Permission("vault", (), f"rotator's own token must hold the policies {held}", mint)
+            )
+        if self.config.list_accessors:
+            found += [
+                Permission(
+                    "vault", ("list", "sudo"), "auth/token/accessors", "issuer: list tokens"
+                ),
+                Permission(
+                    "vault", ("update",), "auth/token/lookup-accessor", "issuer: recover tokens"
+                ),
+            ]
+        return found
 
     def ref_of(self, value: SecretValue) -> str | None:
         """Return the accessor of the token in ``value``; ``None`` if it is not a live token.
