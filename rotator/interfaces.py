@@ -108,7 +108,9 @@ class Permission:
 
     ``system`` says how to read the rest: ``aws`` (IAM ``actions`` on an ARN
     ``resource``), ``vault`` (policy capabilities on a path), ``azure`` (data
-    actions on a vault URL), ``kubernetes`` (verbs on a resource).
+    actions on a vault URL), ``kubernetes`` (verbs on a resource written
+    ``[contexts/CTX/]namespaces/NS/RESOURCE[.GROUP][/NAME]``). A permission
+    without actions is a requirement the output states as a note.
     """
 
     system: str
