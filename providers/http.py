@@ -155,20 +155,13 @@ def _where(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path or '/'}"
 
 
-class _HttpConfig(ProviderConfig):
-    """Fields the webhook and the HTTP verifier share."""
+class _TransportConfig(ProviderConfig):
+    """How every HTTP adapter connects: a timeout and the CAs it trusts."""
 
-    #: Where to send the request: https://, or http:// to a loopback address.
-    url: str
     #: Bound on connecting and on each read.
     timeout: Duration = timedelta(seconds=10)
     #: A PEM bundle of CAs to trust instead of the system's.
     ca_file: str | None = Field(default=None, min_length=1)
-
-    @field_validator("url")
-    @classmethod
-    def _url_ok(cls, value: str) -> str:
-        return _checked_url(value)
 
     @field_validator("timeout")
     @classmethod
@@ -183,6 +176,18 @@ class _HttpConfig(ProviderConfig):
         if value is not None and not os.path.isabs(value):
             raise ValueError("ca_file must be an absolute path")
         return value
+
+
+class _HttpConfig(_TransportConfig):
+    """Fields the webhook and the HTTP verifier share: the transport and a checked URL."""
+
+    #: Where to send the request: https://, or http:// to a loopback address.
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _url_ok(cls, value: str) -> str:
+        return _checked_url(value)
 
 
 class WebhookConfig(_HttpConfig):

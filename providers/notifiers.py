@@ -74,13 +74,13 @@ from providers.http import (
     _send,
     _signature_headers,
     _tls,
+    _TransportConfig,
     _where,
 )
 from providers.metering import report
 from rotator import redact
-from rotator.durations import Duration
 from rotator.errors import PermanentError, TransientError
-from rotator.interfaces import Alert, AlertEvent, Notifier, ProviderConfig, Runtime, Severity
+from rotator.interfaces import Alert, AlertEvent, Notifier, Runtime, Severity
 
 WEBHOOK = "webhook"
 SLACK = "slack"
@@ -230,15 +230,11 @@ class WebhookNotifier(Notifier[WebhookNotifierConfig]):
 # -- slack --------------------------------------------------------------------
 
 
-class SlackConfig(ProviderConfig):
+class SlackConfig(_TransportConfig):
     """Policy fields of the ``slack`` notifier: where to find the webhook URL, never the URL."""
 
     #: Name of the environment variable holding the incoming-webhook URL (a secret).
     url_env: str
-    #: Bound on connecting and on each read.
-    timeout: Duration = timedelta(seconds=10)
-    #: A PEM bundle of CAs to trust instead of the system's (a self-hosted receiver).
-    ca_file: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -254,20 +250,6 @@ class SlackConfig(ProviderConfig):
     @classmethod
     def _env_ok(cls, value: str) -> str:
         return _env_name("url_env", value)
-
-    @field_validator("timeout")
-    @classmethod
-    def _timeout_ok(cls, value: timedelta) -> timedelta:
-        if not timedelta(0) < value <= timedelta(minutes=5):
-            raise ValueError("timeout must be longer than zero and at most 5m")
-        return value
-
-    @field_validator("ca_file")
-    @classmethod
-    def _ca_file_ok(cls, value: str | None) -> str | None:
-        if value is not None and not os.path.isabs(value):
-            raise ValueError("ca_file must be an absolute path")
-        return value
 
 
 #: What Slack's plain-text error codes mean, and what to do; ``{env}`` is url_env.

@@ -14,6 +14,7 @@ from rotator import redact
 from rotator.journal import Journal, metadata, schema_migrations
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+AWS_REGION = "us-east-1"
 
 
 class FakeClock:
@@ -84,3 +85,17 @@ def journal(journal_url: str, clock: FakeClock, tmp_path: Path) -> Iterator[Jour
     j.migrate()
     yield j
     j.close()
+
+
+@pytest.fixture
+def aws_in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """In-process moto with fake credentials and a region; nothing can reach AWS."""
+    from moto import mock_aws
+
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", AWS_REGION)
+    with mock_aws():
+        yield

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,6 @@ from typing import Any
 import boto3
 import pytest
 from click.testing import CliRunner
-from moto import mock_aws
 
 from rotator.cli import cli
 from rotator.engine import Action, Engine, Result
@@ -21,9 +19,9 @@ from rotator.journal import Journal, Rotation
 from rotator.lifecycle import State
 from rotator.loader import load_policies
 from rotator.secret import SecretValue
-from tests.conftest import FakeClock
+from tests.conftest import AWS_REGION, FakeClock
 
-REGION = "us-east-1"
+REGION = AWS_REGION
 #: An exec notifier appending each alert's JSON to $OUT, or failing with $FAIL's exit status.
 RECORDER = (
     "import os, sys\n"
@@ -33,15 +31,9 @@ RECORDER = (
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """In-process moto with fake credentials; yields a Secrets Manager client."""
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name=REGION)
+def aws(aws_in_process: None) -> Any:
+    """In-process moto; yields a Secrets Manager client."""
+    return boto3.client("secretsmanager", region_name=REGION)
 
 
 def _notifiers(tmp_path: Path, events: str = "") -> str:

@@ -7,7 +7,6 @@ import io
 import itertools
 import json
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ import boto3
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from moto import mock_aws
 
 from rotator.audit import GENESIS, AuditRecord, JsonlSink, actor, chain_key, verify_chain
 from rotator.cli import cli
@@ -24,9 +22,9 @@ from rotator.engine import Engine
 from rotator.journal import Journal, Rotation
 from rotator.lifecycle import State, Step
 from rotator.loader import load_policies
-from tests.conftest import FakeClock
+from tests.conftest import AWS_REGION, FakeClock
 
-REGION = "us-east-1"
+REGION = AWS_REGION
 POLICY = """
 secrets:
   - name: app/db
@@ -40,18 +38,12 @@ secrets:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def aws(aws_in_process: None) -> Any:
     """In-process moto with the two secrets of POLICY."""
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        sm = boto3.client("secretsmanager", region_name=REGION)
-        sm.create_secret(Name="app/db", SecretString="first-value-of-app-db")
-        sm.create_secret(Name="app/db-replica", SecretString="first-value-of-app-db")
-        yield sm
+    sm = boto3.client("secretsmanager", region_name=REGION)
+    sm.create_secret(Name="app/db", SecretString="first-value-of-app-db")
+    sm.create_secret(Name="app/db-replica", SecretString="first-value-of-app-db")
+    return sm
 
 
 def _engine(tmp_path: Path, clock: FakeClock, **journal: Any) -> Engine:
