@@ -22,6 +22,7 @@ from rich.table import Table
 
 from rotator import __version__, cli_audit, cli_leaks, cli_permissions, logs
 from rotator.cli_common import (
+    EXIT_FAILED,
     common,
     engine_for,
     err,
@@ -43,6 +44,7 @@ from rotator.metrics import Metrics
 from rotator.preflight import Verdict
 from rotator.secret import SecretValue
 from rotator.service import Service, ServiceSettings
+from rotator.summary import RunSummary
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -102,6 +104,21 @@ def _print_plan(items: list[PlanItem], now: datetime) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="With --once: print the summary as JSON.")
 @click.option(
+    "--summary",
+    "summary_file",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="With --once: also write the run's summary as JSON to this file (a pipeline artifact).",
+)
+@click.option(
+    "--summary-markdown",
+    "summary_markdown",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    envvar="ROTATOR_SUMMARY_MARKDOWN",
+    help='With --once: append the summary as Markdown to this file (e.g. "$GITHUB_STEP_SUMMARY").',
+)
+@click.option(
     "--concurrency",
     type=click.IntRange(min=1),
     default=None,
@@ -129,11 +146,15 @@ def run(
     once: bool,
     reconcile: float,
     as_json: bool,
+    summary_file: str | None,
+    summary_markdown: str | None,
     concurrency: int | None,
     shutdown_deadline: float,
     listen: str,
 ) -> None:
     """Resume unfinished rotations, rotate what is due, revoke what has passed its grace."""
+    if not once and (summary_file or summary_markdown):
+        raise ConfigError("--summary and --summary-markdown go with --once")
     metrics = Metrics(system_clock)
     engine = engine_for(
         config,
@@ -153,12 +174,25 @@ def run(
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        started = engine.clock()
         report = engine.run_once(stop=stopping.is_set, deadline=shutdown_deadline)
         if not stopping.is_set():
             # A CronJob is the only process some installations run: record
             # last use, alert on anomalies, and resend undelivered alerts here.
             engine.watch()
         _report_json(report) if as_json else _print_report(report)
+        summary = RunSummary(
+            report, started, engine.clock(), engine.journal.actor, stopping.is_set()
+        )
+        try:
+            if summary_file:
+                summary.write_json(summary_file)
+            if summary_markdown:
+                summary.append_markdown(summary_markdown)
+        except OSError as exc:
+            # The rotations happened: say so in the exit code, not a traceback.
+            err.print(f"rotator: summary not written: {exc.strerror}: {exc.filename}")
+            sys.exit(max(report.exit_code, EXIT_FAILED))
         sys.exit(report.exit_code)
     service = Service(
         engine,

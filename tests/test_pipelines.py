@@ -1,0 +1,195 @@
+"""rotator in a pipeline: the example workflow and job, and the run summary they keep."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import click
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from rotator.cli import cli
+from rotator.engine import Outcome, Result, RunReport
+from rotator.lifecycle import State
+from rotator.summary import RunSummary
+from tests.conftest import AWS_REGION, START
+
+ROOT = Path(__file__).resolve().parent.parent
+GITHUB = ROOT / "deploy/ci/github-actions.yml"
+GITLAB = ROOT / "deploy/ci/gitlab-ci.yml"
+
+
+def _github() -> dict[Any, Any]:
+    loaded: dict[Any, Any] = yaml.safe_load(GITHUB.read_text())
+    return loaded
+
+
+def _gitlab() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(GITLAB.read_text())
+    return loaded
+
+
+def _shell_lines() -> Iterator[tuple[str, str]]:
+    """Yield (file, command line) for every shell line of both examples."""
+    for step in _github()["jobs"]["rotate"]["steps"]:
+        for line in str(step.get("run", "")).splitlines():
+            yield GITHUB.name, line
+        # A folded (>-) block is one line already.
+    job = _gitlab()["rotate-credentials"]
+    for line in [*job["before_script"], *job["script"]]:
+        yield GITLAB.name, line
+
+
+def _rotator_commands() -> list[tuple[str, list[str]]]:
+    """Return every rotator invocation of both examples as its argument list."""
+    found = []
+    for where, line in _shell_lines():
+        words = shlex.split(line)
+        if words and words[0] == "rotator":
+            found.append((where, words[1:]))
+    return found
+
+
+def _resolve(args: list[str]) -> tuple[click.Command, list[str]]:
+    """Walk the command tree along ``args``; return the command and the rest."""
+    command: click.Command = cli
+    rest = list(args)
+    while isinstance(command, click.Group) and rest and not rest[0].startswith("-"):
+        sub = command.get_command(click.Context(command), rest[0])
+        assert sub is not None, f"no command {rest[0]!r} under {command.name!r}"
+        command, rest = sub, rest[1:]
+    return command, rest
+
+
+def test_both_examples_parse_and_run_rotator_once() -> None:
+    """The workflow and the job are valid YAML, and each runs `rotator run --once`."""
+    workflow = _github()
+    # YAML 1.1 reads the key `on` as true; GitHub reads it as "on".
+    assert "schedule" in workflow[True] and workflow["permissions"]["id-token"] == "write"
+    job = _gitlab()["rotate-credentials"]
+    assert {"AWS_ID_TOKEN", "AZURE_ID_TOKEN", "VAULT_ID_TOKEN"} <= set(job["id_tokens"])
+    commands = _rotator_commands()
+    runs = [args for _, args in commands if args[:2] == ["run", "--once"]]
+    assert len(runs) == 2, commands
+
+
+def test_every_rotator_command_and_flag_they_use_exists() -> None:
+    """Each rotator command of the examples exists, with every flag it is given."""
+    commands = _rotator_commands()
+    assert len(commands) >= 6
+    for where, args in commands:
+        command, rest = _resolve(args)
+        known = {opt for param in command.params for opt in param.opts}
+        for word in rest:
+            if word.startswith("--"):
+                assert word.split("=")[0] in known, f"{where}: {command.name} has no {word}"
+
+
+def test_the_rotator_variables_they_set_are_read_by_rotator() -> None:
+    """Every ROTATOR_* variable the examples set is one rotator reads (no dead settings)."""
+    source = "\n".join(p.read_text() for p in (ROOT / "rotator").glob("*.py"))
+    used = set(re.findall(r"ROTATOR_[A-Z_]+", GITHUB.read_text() + GITLAB.read_text()))
+    assert {"ROTATOR_STATE", "ROTATOR_KEY_FILE", "ROTATOR_ACTOR"} <= used
+    secrets_only = {"ROTATOR_FINGERPRINT_KEY"}  # a CI secret the job copies into a file
+    for name in used - secrets_only:
+        assert name in source, f"{name} is set by an example but rotator never reads it"
+
+
+def test_no_cloud_key_is_stored_and_the_summary_is_kept() -> None:
+    """No static cloud credential appears; the summary is uploaded even when the run fails."""
+    for text in (GITHUB.read_text(), GITLAB.read_text()):
+        for stored in ("AWS_SECRET_ACCESS_KEY", "AZURE_CLIENT_SECRET", "VAULT_SECRET_ID"):
+            assert stored not in text
+    upload = next(s for s in _github()["jobs"]["rotate"]["steps"] if "upload-artifact" in str(s))
+    assert upload["if"] == "always()" and upload["with"]["path"] == "rotator-summary.json"
+    artifacts = _gitlab()["rotate-credentials"]["artifacts"]
+    assert artifacts["when"] == "always" and "rotator-summary.json" in artifacts["paths"]
+
+
+def _report() -> RunReport:
+    return RunReport(
+        [
+            Outcome("app/db", Result.OK, "rotation grace", "a" * 32, State.GRACE),
+            Outcome("partner|key", Result.FAILED, "rolled back: check\nrefused", "b" * 32),
+        ]
+    )
+
+
+def test_the_summary_counts_and_lists_failures_first(tmp_path: Path) -> None:
+    """JSON holds counts and outcomes; Markdown puts failures first and escapes table cells."""
+    summary = RunSummary(_report(), START, START.replace(second=42), "one-shot@ci")
+    data = summary.as_dict()
+    assert data["exit_code"] == 1 and data["seconds"] == 42.0
+    assert data["counts"] == {"ok": 1, "failed": 1, "waiting": 0, "skipped": 0}
+    text = summary.markdown()
+    rows = [
+        line for line in text.splitlines() if line.startswith("| ❌") or line.startswith("| ✅")
+    ]
+    assert rows[0].startswith("| ❌") and "`partner\\|key`" in rows[0]
+    assert "rolled back: check refused" in rows[0]
+    path = tmp_path / "step-summary.md"
+    summary.append_markdown(str(path))
+    summary.append_markdown(str(path))
+    assert path.read_text().count("### rotator run --once failed") == 2
+
+
+def test_run_once_writes_the_summary_files(aws_in_process: None, tmp_path: Path) -> None:
+    """`run --once --summary F --summary-markdown M` writes both, and exits as the run did."""
+    boto3.client("secretsmanager", region_name=AWS_REGION).create_secret(
+        Name="app/db", SecretString="initial-value-of-app-db"
+    )
+    (tmp_path / "p.yaml").write_text(
+        """secrets:
+  - name: app/db
+    store: {provider: aws-secretsmanager, secret_id: app/db}
+    schedule: {every: 30d}
+    grace: 1h
+  - name: missing
+    store: {provider: aws-secretsmanager, secret_id: missing}
+    schedule: {every: 30d}
+    grace: 1h
+"""
+    )
+    args = ["--config", str(tmp_path / "p.yaml"), "--state", f"sqlite:///{tmp_path / 'j.db'}"]
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--once",
+            "--summary",
+            str(tmp_path / "s.json"),
+            "--summary-markdown",
+            str(tmp_path / "s.md"),
+            *args,
+        ],
+        env={"ROTATOR_NOW": "2099-01-01T00:00:00+00:00"},
+    )
+    assert result.exit_code == 1, result.output
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert data["exit_code"] == 1 and data["counts"]["failed"] == 1
+    assert {o["secret"] for o in data["outcomes"]} == {"app/db", "missing"}
+    assert "initial-value-of-app-db" not in (tmp_path / "s.json").read_text()
+    assert "| ❌ | `missing` |" in (tmp_path / "s.md").read_text()
+
+
+def test_summary_options_need_once(tmp_path: Path) -> None:
+    """--summary without --once is a usage error (exit 2)."""
+    (tmp_path / "p.yaml").write_text("secrets: []\n")
+    result = CliRunner().invoke(
+        cli, ["run", "--summary", str(tmp_path / "s.json"), "--config", str(tmp_path / "p.yaml")]
+    )
+    assert result.exit_code == 2 and "--once" in result.output
+
+
+@pytest.mark.parametrize("path", [GITHUB, GITLAB], ids=lambda p: p.name)
+def test_examples_name_no_secret_value(path: Path) -> None:
+    """Secrets reach the examples only as references (secrets.X, $VARIABLE), never inline."""
+    text = path.read_text()
+    assert not re.search(r"(?i)(password|secret|token)\s*:\s*['\"]?[A-Za-z0-9+/]{20,}", text)
