@@ -29,7 +29,7 @@ $(VENV)/bin/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.demo: pyproject.toml $(VENV)/bin/python
-	$(BIN)/pip install -q -e '.[aws,vault,azure,sandbox]'
+	$(BIN)/pip install -q -e '.[aws,vault,azure,azure-apim,sandbox]'
 	touch $@
 
 $(VENV)/.test: pyproject.toml $(VENV)/bin/python

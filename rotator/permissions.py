@@ -257,33 +257,60 @@ def vault_name(vault_url: str) -> str:
 
 
 def azure_role(permissions: Iterable[Permission]) -> dict[str, Any]:
-    """Return a custom role definition holding the data actions, assignable to the vaults.
+    """Return a custom role definition: data actions on the vaults, ARM actions on the rest.
 
     ``az role definition create --role-definition @FILE`` reads it once the
     subscription and resource group placeholders of its scopes are filled in.
-    Each vault gets the union of what every vault needs (one role; they
-    differ only when ``purge_pending`` does).
+    Key Vault permissions (a vault URL as resource) are data actions,
+    assignable to each vault; control-plane permissions (an ARM resource id
+    such as an API Management subscription, ``/subscriptions/...``) are
+    actions, assignable to the API Management service that holds them. One
+    role holds the union of what every scope needs.
     """
     kept = [p for p in permissions if p.system == "azure" and p.actions]
-    by_action: dict[str, set[str]] = {}
+    data: dict[str, set[str]] = {}
+    control: dict[str, set[str]] = {}
+    scopes: set[str] = set()
     for p in kept:
+        arm = p.resource.startswith("/subscriptions/")
         for action in p.actions:
-            by_action.setdefault(action, set()).add(p.step)
-    vaults = sorted({p.resource for p in kept})
+            (control if arm else data).setdefault(action, set()).add(p.step)
+        scopes.add(_arm_scope(p.resource) if arm else SCOPE.format(vault=vault_name(p.resource)))
     why = "; ".join(
-        f"{action.removeprefix('Microsoft.KeyVault/vaults/')}: {', '.join(sorted(steps))}"
-        for action, steps in sorted(by_action.items())
+        f"{_short_action(action)}: {', '.join(sorted(steps))}"
+        for action, steps in sorted({**data, **control}.items())
+    )
+    what = " and ".join(
+        w
+        for w, used in (("Key Vault secrets", data), ("API Management subscriptions", control))
+        if used
     )
     return {
         "Name": ROLE_NAME,
         "IsCustom": True,
-        "Description": f"What rotator needs on Key Vault secrets (rotator permissions). {why}",
-        "Actions": [],
+        "Description": f"What rotator needs on {what or 'Azure'} (rotator permissions). {why}",
+        "Actions": sorted(control),
         "NotActions": [],
-        "DataActions": sorted(by_action),
+        "DataActions": sorted(data),
         "NotDataActions": [],
-        "AssignableScopes": sorted(SCOPE.format(vault=vault_name(v)) for v in vaults),
+        "AssignableScopes": sorted(scopes),
     }
+
+
+def _arm_scope(resource_id: str) -> str:
+    """Cut an API Management subscription's resource id to its service (the role's scope)."""
+    head, marker, rest = resource_id.partition("/providers/Microsoft.ApiManagement/service/")
+    if not marker:
+        return resource_id
+    return f"{head}{marker}{rest.split('/', 1)[0]}"
+
+
+def _short_action(action: str) -> str:
+    """Drop the provider prefix from an action, for the role's description."""
+    for prefix in ("Microsoft.KeyVault/vaults/", "Microsoft.ApiManagement/service/"):
+        if action.startswith(prefix):
+            return action.removeprefix(prefix)
+    return action
 
 
 # -- Kubernetes -----------------------------------------------------------------

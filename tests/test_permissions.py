@@ -473,3 +473,40 @@ def test_command_pipes_documents_from_a_real_process(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert parse_policy("rotator", done.stdout).rules
     assert done.stdout.startswith("# Vault policy for rotator")
+
+
+def test_azure_role_puts_arm_actions_apart_from_data_actions() -> None:
+    """An APIM subscription's actions are control-plane Actions scoped to its service."""
+    from rotator.interfaces import Permission
+    from rotator.permissions import azure_role
+
+    sub = (
+        "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ApiManagement/service/gw"
+        "/subscriptions/partner"
+    )
+    role = azure_role(
+        [
+            Permission(
+                "azure",
+                ("Microsoft.KeyVault/vaults/secrets/getSecret/action",),
+                "https://payments.vault.azure.net",
+                "store: read current",
+            ),
+            Permission(
+                "azure",
+                ("Microsoft.ApiManagement/service/subscriptions/regeneratePrimaryKey/action",),
+                sub,
+                "issuer: mint",
+            ),
+        ]
+    )
+    assert role["Actions"] == [
+        "Microsoft.ApiManagement/service/subscriptions/regeneratePrimaryKey/action"
+    ]
+    assert role["DataActions"] == ["Microsoft.KeyVault/vaults/secrets/getSecret/action"]
+    scopes = role["AssignableScopes"]
+    assert "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ApiManagement/service/gw" in (
+        scopes
+    )
+    assert any("payments" in s for s in scopes) and len(scopes) == 2
+    assert "API Management subscriptions" in role["Description"]

@@ -19,6 +19,11 @@ The same classification gives each HTTP request its outcome for
 and :func:`keyvault_operation` names the request by the Key Vault REST call
 it is (``secrets.get``, ``secrets.set``...), read from its verb and path.
 
+The same machinery serves the other Azure services an adapter calls (Azure
+Resource Manager, for API Management): a :class:`Service` passed as
+``service=`` says how messages name the service and what they advise;
+:data:`KEY_VAULT` is the default.
+
 ``azure.core`` and ``azure.identity`` are imported inside the functions:
 adapter modules import this module at load time, and loading the registry
 must not import the SDK.
@@ -71,6 +76,51 @@ class SoftDeletedError(PermanentError):
     message names the ``az`` commands that clear it. Above the adapters it
     is a ``PermanentError`` like any other.
     """
+
+
+@dataclass(frozen=True)
+class Service:
+    """How translated errors name the Azure service called, and what they advise.
+
+    Every field is a phrase of a message; none may hold a value (identifiers
+    of the resource called are fine).
+    """
+
+    #: The service as a sentence names it: ``Key Vault``.
+    name: str
+    #: Where requests go, as a sentence names it: ``the vault``.
+    endpoint: str
+    #: The reason given for a 404.
+    not_found: str
+    #: The reason given for a 401 (the service refused the token).
+    unauthenticated: str
+    #: The reason given for a 403 about the caller's rights.
+    denied: str
+    #: The reason given for a 409 with no more precise meaning.
+    conflict: str
+    #: What to check when the TLS handshake fails.
+    tls_hint: str
+    #: What to say when the SDK refuses a plain-HTTP URL.
+    https_hint: str
+
+
+#: Key Vault's wording (the default of every function here).
+KEY_VAULT = Service(
+    name="Key Vault",
+    endpoint="the vault",
+    not_found="not found in the vault",
+    unauthenticated=(
+        "authentication failed: the identity could not get a token, or Key Vault "
+        "refused it (check the identity's tenant and configuration)"
+    ),
+    denied=(
+        "the Azure identity rotator runs as may not do this (grant it the "
+        "'Key Vault Secrets Officer' role on the vault, or check the vault's firewall)"
+    ),
+    conflict="the secret is not in the expected state",
+    tls_hint="check vault_url, and AZURE_CA_BUNDLE or REQUESTS_CA_BUNDLE for a private CA",
+    https_hint="Key Vault needs an https:// vault URL",
+)
 
 
 @dataclass(frozen=True)
@@ -284,13 +334,19 @@ def vault_name(vault_url: str) -> str:
 
 
 def from_http_error(
-    exc: BaseException, provider: str, operation: str, *, vault: str = "", secret: str = ""
+    exc: BaseException,
+    provider: str,
+    operation: str,
+    *,
+    vault: str = "",
+    secret: str = "",
+    service: Service = KEY_VAULT,
 ) -> ProviderError:
     """Translate an ``HttpResponseError`` (or one of its subclasses) into a rotator error.
 
-    The message is built from the status and the error codes only; ``vault``
-    and ``secret`` (identifiers) make the recovery command of a soft-deleted
-    secret concrete.
+    The message is built from the status and the error codes only, in
+    ``service``'s words; ``vault`` and ``secret`` (identifiers) make the
+    recovery command of a soft-deleted secret concrete.
     """
     from azure.core.exceptions import (
         ClientAuthenticationError,
@@ -308,18 +364,14 @@ def from_http_error(
     if failure.status is None and not isinstance(exc, ClientAuthenticationError):
         # Raised by the transport for an answer cut off mid-body: no status at all.
         return TransientError(
-            f"{detail}: the vault's answer was cut off; retry later",
+            f"{detail}: {service.endpoint}'s answer was cut off; retry later",
             provider=provider,
             operation=operation,
         )
     if isinstance(exc, ResourceNotFoundError) or status == 404:
-        return make(NotFoundError, "not found in the vault")
+        return make(NotFoundError, service.not_found)
     if isinstance(exc, ClientAuthenticationError) or status == 401:
-        return make(
-            PermissionDeniedError,
-            "authentication failed: the identity could not get a token, or Key Vault "
-            "refused it (check the identity's tenant and configuration)",
-        )
+        return make(PermissionDeniedError, service.unauthenticated)
     if isinstance(exc, ResourceExistsError) or status == 409:
         if failure.inner_code == DELETED_CODE:
             return make(
@@ -334,38 +386,40 @@ def from_http_error(
                 operation=operation,
                 delay=failure.retry_after,
             )
-        return make(ConflictError, "the secret is not in the expected state")
+        return make(ConflictError, service.conflict)
     if status == 403:
         if failure.inner_code == DISABLED_CODE:
             return make(PermanentError, "the secret version is disabled")
         if failure.inner_code == EXPIRED_CODE:
             return make(PermanentError, "the secret version is expired")
-        return make(
-            PermissionDeniedError,
-            "the Azure identity rotator runs as may not do this (grant it the "
-            "'Key Vault Secrets Officer' role on the vault, or check the vault's firewall)",
-        )
+        return make(PermissionDeniedError, service.denied)
     if status == 429:
         return TransientError(
-            f"{detail}: throttled by Key Vault; retry later",
+            f"{detail}: throttled by {service.name}; retry later",
             provider=provider,
             operation=operation,
             delay=failure.retry_after,
         )
     if status == 408 or status >= 500:
         return TransientError(
-            f"{detail}: Key Vault failed to serve the request; retry later",
+            f"{detail}: {service.name} failed to serve the request; retry later",
             provider=provider,
             operation=operation,
             delay=failure.retry_after,
         )
     if 400 <= status < 500:
-        return make(PermanentError, "Key Vault refused the request")
-    return make(PermanentError, "unexpected answer from Key Vault")
+        return make(PermanentError, f"{service.name} refused the request")
+    return make(PermanentError, f"unexpected answer from {service.name}")
 
 
 def from_azure_error(
-    exc: BaseException, provider: str, operation: str, *, vault: str = "", secret: str = ""
+    exc: BaseException,
+    provider: str,
+    operation: str,
+    *,
+    vault: str = "",
+    secret: str = "",
+    service: Service = KEY_VAULT,
 ) -> ProviderError:
     """Translate any ``azure.core`` or ``azure.identity`` exception into a rotator error."""
     from azure.core.exceptions import (
@@ -381,37 +435,39 @@ def from_azure_error(
     if isinstance(exc, CredentialUnavailableError):
         return PermanentError(f"{name}: {IDENTITY_HINT}", provider=provider, operation=operation)
     if isinstance(exc, ClientAuthenticationError) and getattr(exc, "status_code", None) is None:
-        # Raised by a credential (the token endpoint refused), not by Key Vault.
+        # Raised by a credential (the token endpoint refused), not by the service.
         return PermissionDeniedError(
-            f"{name}: the Azure identity could not get a token for Key Vault "
+            f"{name}: the Azure identity could not get a token for {service.name} "
             "(check the identity's configuration and its federated credential or secret)",
             provider=provider,
             operation=operation,
         )
     if isinstance(exc, HttpResponseError):
-        return from_http_error(exc, provider, operation, vault=vault, secret=secret)
+        return from_http_error(
+            exc, provider, operation, vault=vault, secret=secret, service=service
+        )
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
         if _is_tls_failure(exc):
             return PermanentError(
-                f"{name}: TLS handshake with the vault failed (check vault_url, and "
-                "AZURE_CA_BUNDLE or REQUESTS_CA_BUNDLE for a private CA)",
+                f"{name}: TLS handshake with {service.endpoint} failed ({service.tls_hint})",
                 provider=provider,
                 operation=operation,
             )
         if "non-TLS" in str(getattr(exc, "message", "")):
             return PermanentError(
-                f"{name}: Key Vault needs an https:// vault URL",
+                f"{name}: {service.https_hint}",
                 provider=provider,
                 operation=operation,
             )
         if isinstance(exc, ServiceResponseError):
             return TransientError(
-                f"{name}: the vault did not answer (timeout or lost connection); retry later",
+                f"{name}: {service.endpoint} did not answer (timeout or lost connection); "
+                "retry later",
                 provider=provider,
                 operation=operation,
             )
         return TransientError(
-            f"{name}: could not reach the vault; retry later",
+            f"{name}: could not reach {service.endpoint}; retry later",
             provider=provider,
             operation=operation,
         )
@@ -420,7 +476,12 @@ def from_azure_error(
 
 @contextmanager
 def azure_errors(
-    provider: str, operation: str, *, vault: str = "", secret: str = ""
+    provider: str,
+    operation: str,
+    *,
+    vault: str = "",
+    secret: str = "",
+    service: Service = KEY_VAULT,
 ) -> Iterator[None]:
     """Run the block, translating Azure SDK exceptions into rotator errors.
 
@@ -428,7 +489,8 @@ def azure_errors(
     Key Vault call (``set_secret payments-db``); both end up in the error's
     prefix. ``vault`` (the vault's name, see :func:`vault_name`) and
     ``secret`` (the secret's name) fill in the recovery command of a
-    soft-deleted secret.
+    soft-deleted secret. ``service`` words the messages for another Azure
+    service (see :class:`Service`).
 
     Raises:
         TransientError: 408, 429 (with ``Retry-After`` as ``delay``), 5xx, a
@@ -448,7 +510,9 @@ def azure_errors(
     try:
         yield
     except AzureError as exc:
-        error = from_azure_error(exc, provider, operation, vault=vault, secret=secret)
+        error = from_azure_error(
+            exc, provider, operation, vault=vault, secret=secret, service=service
+        )
         defuse(exc, f"{type(exc).__name__} when calling {operation}")
         raise error from None
     except ValueError as exc:

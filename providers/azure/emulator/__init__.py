@@ -121,6 +121,16 @@ Fault injection
     text, 500 ``InternalServerError``, 503 ``ServiceUnavailable``) and ``Retry-After`` when
     ``retry_after`` is set, or, when ``status`` is None, are served normally.
 
+API Management (``kv.apim``)
+    On the same HTTPS port: ARM's calls on an APIM subscription's keys (``GET`` the
+    subscription, ``POST .../regeneratePrimaryKey``, ``.../regenerateSecondaryKey``,
+    ``.../listSecrets``) on their real paths, with ARM's bearer authentication (a token this
+    emulator issued for ``https://management.azure.com``; no challenge round trip) and ARM's
+    error envelope and codes, plus a gateway (``/apim/{service}/...``) that lets a current key
+    of an active subscription in. Seed with ``kv.apim.add_subscription(service, sid, ...)``;
+    faults use ``inject_fault`` with the ARM path (``kv.apim.resource_path(...)``). See
+    ``providers.azure.emulator._apim`` for what is emulated and how it diverges.
+
 Concurrency
     One thread per connection; the vault's state sits behind one lock, so every request sees
     and leaves a consistent vault.
@@ -172,9 +182,10 @@ Known divergences from real Key Vault
   it); whether Key Vault answers 403 there was not verified.
 - Not emulated: backup and restore (``/secrets/{name}/backup``, ``/secrets/restore`` are 404),
   keys, certificates and certificate-backed secrets (``kid``, ``managed``),
-  ``outContentType``, ``previousVersion``, Event Grid events, vault management (ARM), and real
-  throttling (only injected). Only the headers listed above are sent (no
-  ``x-ms-keyvault-region`` or ``x-ms-keyvault-network-info``).
+  ``outContentType``, ``previousVersion``, Event Grid events, vault management (ARM; only
+  API Management subscription keys are), and real throttling (only injected). Only the
+  headers listed above are sent (no ``x-ms-keyvault-region`` or
+  ``x-ms-keyvault-network-info``).
 - The MSI endpoint issues a token for any ``resource`` (the vault then refuses a foreign
   audience with ``AKV10022``), does not check ``client_id``/``principal_id``/``mi_res_id``
   against any identity, and reports a fixed client id for the system-assigned identity.

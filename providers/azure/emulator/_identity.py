@@ -102,6 +102,11 @@ class TokenIssuer:
         for token in [t for t, i in self._tokens.items() if i.expires_on + self.lifetime < now]:
             del self._tokens[token]
 
+    def lookup(self, token: str) -> IssuedToken | None:
+        """Return what was issued with ``token``, or None if this emulator never issued it."""
+        with self._lock:
+            return self._tokens.get(token)
+
     def check(self, authorization: str | None) -> None:
         """Accept a ``Bearer`` token this emulator issued, for the vault, unexpired, in the tenant.
 

@@ -23,6 +23,7 @@ from typing import Any, cast
 
 import trustme
 
+from providers.azure.emulator._apim import ApimEmulator
 from providers.azure.emulator._common import (
     AUTHORITY_HOST,
     VAULT_RESOURCE,
@@ -133,6 +134,8 @@ class KeyVaultEmulator(LoopbackServer):
         self._store = SecretStore(soft_delete, recoverable_days)
         self._issuer = TokenIssuer(self._now, tenant_id, TOKEN_LIFETIME)
         self._faults = FaultPlan()
+        #: API Management: ARM calls on subscription keys, and a gateway (see ``_apim``).
+        self.apim = ApimEmulator(self._issuer, self._faults, self._now, lambda: self.url)
         self._msi_server: _Server | None = None
         self._msi_thread: threading.Thread | None = None
         self._tmpdir: str | None = None
@@ -257,6 +260,10 @@ class KeyVaultEmulator(LoopbackServer):
         raw_path, _, query = target.partition("?")
         raw_path = re.sub(r"/{2,}", "/", raw_path)
         path = urllib.parse.unquote(raw_path)
+        if self.apim.serves(path):
+            answer = self.apim.handle(method, raw_path, query, headers)
+            encoded = None if answer.body is None else dumps(answer.body)
+            return _Outcome(answer.status, encoded, answer.headers)
         try:
             self._issuer.check(headers.get("authorization"))
         except KeyVaultError as error:
