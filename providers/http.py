@@ -66,7 +66,8 @@ import os
 import re
 import socket
 import ssl
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
@@ -316,6 +317,52 @@ def _retry_after(raw: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
+def _server_time(answer: _Answer) -> datetime | None:
+    """Return the time the server says it answered (its ``Date`` header), if it sent one."""
+    raw = answer.headers.get("date")
+    if not raw:
+        return None
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+#: The longest part of an API's error message kept for a rotator message.
+_MESSAGE_LIMIT = 300
+
+
+def _message_of(body: bytes) -> str:
+    """Return the ``message`` of a JSON error answer, flattened and scrubbed ("" if none).
+
+    GitHub answers ``{"message": "Bad credentials"}``, GitLab also
+    ``{"message": {"value": ["is invalid"]}}`` (flattened to ``value: is
+    invalid``). The text is cut short and passed through
+    :func:`rotator.redact.scrub`, so a registered secret an answer might
+    echo is masked; callers also drop it outright if it holds what they sent.
+    """
+    try:
+        found = json.loads(body[:16384].decode("utf-8", "replace"))
+    except ValueError:
+        return ""
+    message = found.get("message") if isinstance(found, dict) else None
+    if isinstance(message, dict):
+        parts = []
+        for name, reasons in message.items():
+            listed = reasons if isinstance(reasons, list) else [reasons]
+            parts.append(f"{name}: " + ", ".join(str(r) for r in listed))
+        text = "; ".join(parts)
+    elif isinstance(message, str):
+        text = message
+    else:
+        return ""
+    text = " ".join(text.split())
+    if len(text) > _MESSAGE_LIMIT:
+        text = text[: _MESSAGE_LIMIT - 3] + "..."
+    return redact.scrub(text)
+
+
 def _tls(runtime: Runtime, ca_file: str | None, provider: str, operation: str) -> ssl.SSLContext:
     """Return the TLS context for ``ca_file`` (shared through the runtime's cache)."""
     key = f"http:tls:{ca_file or ''}"
@@ -345,18 +392,38 @@ def _connection(url: str, timeout: float, context: ssl.SSLContext) -> Any:
     return http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
 
 
-def _send(
+@dataclass(frozen=True)
+class _Answer:
+    """One request's whole answer (status, headers, body), or why there was none.
+
+    What the API adapters built on this module (GitHub, GitLab) read; the
+    webhook and the verifier keep only the :class:`_Reply` made from it.
+    """
+
+    status: int | None = None
+    #: Header names lower-cased; a repeated header's values joined by ", ".
+    headers: Mapping[str, str] = field(default_factory=dict)
+    #: At most the ``limit`` bytes asked for.
+    body: bytes = b""
+    #: The exception's type name when no answer came.
+    failure: str = ""
+    #: True when trying again cannot help (a certificate refused).
+    permanent: bool = False
+
+
+def _exchange(
     url: str,
     method: str,
-    headers: dict[str, str],
+    headers: Mapping[str, str],
     body: bytes | None,
     timeout: float,
     context: ssl.SSLContext,
-    now: datetime,
-) -> _Reply:
-    """Send one request and return how it ended; raises nothing.
+    *,
+    limit: int = _DRAIN,
+) -> _Answer:
+    """Send one request and return its answer (the body cut at ``limit`` bytes); raises nothing.
 
-    Exceptions are turned into a ``_Reply`` holding only their type name:
+    Exceptions are turned into an ``_Answer`` holding only their type name:
     their messages may quote a header (``http.client`` quotes an invalid
     header value whole), so none is kept or chained.
     """
@@ -366,22 +433,42 @@ def _send(
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     connection = _connection(url, timeout, context)
     try:
-        connection.request(method, path, body=body, headers=headers)
+        connection.request(method, path, body=body, headers=dict(headers))
         answer = connection.getresponse()
-        drained = answer.read(_DRAIN)
-        return _Reply(
-            answer.status,
-            _retry_after(answer.getheader("Retry-After"), now),
-            hint="" if 200 <= answer.status < 300 else _hint(drained),
-        )
+        received = answer.read(limit)
+        found: dict[str, str] = {}
+        for name, text in answer.getheaders():
+            lowered = name.lower()
+            found[lowered] = f"{found[lowered]}, {text}" if lowered in found else text
+        return _Answer(answer.status, found, received)
     except ssl.SSLCertVerificationError:
-        return _Reply(failure="SSLCertVerificationError", permanent=True)
+        return _Answer(failure="SSLCertVerificationError", permanent=True)
     except (OSError, http.client.HTTPException) as exc:
-        return _Reply(failure=type(exc).__name__)
+        return _Answer(failure=type(exc).__name__)
     except (ValueError, UnicodeError) as exc:
-        return _Reply(failure=type(exc).__name__, permanent=True)
+        return _Answer(failure=type(exc).__name__, permanent=True)
     finally:
         connection.close()
+
+
+def _send(
+    url: str,
+    method: str,
+    headers: dict[str, str],
+    body: bytes | None,
+    timeout: float,
+    context: ssl.SSLContext,
+    now: datetime,
+) -> _Reply:
+    """Send one request and return how it ended (see :func:`_exchange`); raises nothing."""
+    answer = _exchange(url, method, headers, body, timeout, context)
+    if answer.status is None:
+        return _Reply(failure=answer.failure, permanent=answer.permanent)
+    return _Reply(
+        answer.status,
+        _retry_after(answer.headers.get("retry-after"), now),
+        hint="" if 200 <= answer.status < 300 else _hint(answer.body),
+    )
 
 
 def _outcome(reply: _Reply) -> str:

@@ -568,6 +568,7 @@ def sandbox(duration: float, config: str | None, state: str | None, log_format: 
             code = emulators.run_passes(current, duration)
             out.rule("rotator status")
             watched = engine_for(current.config, current.state)
+            watched.watch()  # last use of the IAM keys, for the status below
             _print_status(watched, as_json=False)
             chain = watched.journal.verify_audit()
             out.print(
