@@ -42,7 +42,12 @@ from rotator.interfaces import Adapter, Issuer, Permission, Store, StoreReplica,
 AWS_ACCOUNT = "rotator:aws-account-id"
 
 #: The systems a document is rendered for, in the order they are printed.
-SYSTEMS = ("aws", "vault", "azure", "kubernetes")
+SYSTEMS = ("aws", "vault", "azure", "kubernetes", "github", "gitlab")
+#: Systems whose permissions are a token's scopes per resource, printed as a list.
+TOKEN_SYSTEMS = {
+    "github": "GitHub: a fine-grained personal access token or GitHub App installation with",
+    "gitlab": "GitLab: a project (or group) access token with",
+}
 
 IAM_VERSION = "2012-10-17"
 #: Vault capabilities in the order Vault's own documentation lists them.
@@ -467,7 +472,39 @@ def documents(permissions: Iterable[Permission]) -> dict[str, Any]:
         found["azure"] = azure_role(kept)
     if "kubernetes" in present:
         found["kubernetes"] = kubernetes_roles(kept)
+    for system in TOKEN_SYSTEMS:
+        if system in present:
+            found[system] = token_scopes(system, kept)
     return found
+
+
+def token_scopes(system: str, permissions: Iterable[Permission]) -> dict[str, Any]:
+    """Return a token system's scopes per resource, with the steps needing them, and its notes."""
+    by_resource: dict[str, tuple[set[str], set[str]]] = {}
+    for p in permissions:
+        if p.system == system and p.actions:
+            scopes, steps = by_resource.setdefault(p.resource, (set(), set()))
+            scopes.update(p.actions)
+            steps.add(p.step)
+    return {
+        "grants": [
+            {"resource": resource, "permissions": sorted(scopes), "steps": sorted(steps)}
+            for resource, (scopes, steps) in sorted(by_resource.items())
+        ],
+        "notes": notes(permissions, system),
+    }
+
+
+def _token_text(system: str, permissions: Iterable[Permission]) -> str:
+    """Return a token system's scopes as lines a person follows when making the token."""
+    document = token_scopes(system, permissions)
+    lines = [f"# {TOKEN_SYSTEMS[system]}:"]
+    for grant in document["grants"]:
+        lines.append(
+            f"{grant['resource']}: {', '.join(grant['permissions'])}  # {'; '.join(grant['steps'])}"
+        )
+    lines += [f"# note: {note}" for note in document["notes"]]
+    return "\n".join(lines) + "\n"
 
 
 def text(system: str, permissions: Iterable[Permission]) -> str:
@@ -477,6 +514,8 @@ def text(system: str, permissions: Iterable[Permission]) -> str:
         return vault_policy(kept)
     if system == "kubernetes":
         return kubernetes_yaml(kept)
+    if system in TOKEN_SYSTEMS:
+        return _token_text(system, kept)
     document: Mapping[str, Any] = aws_policy(kept) if system == "aws" else azure_role(kept)
     return json.dumps(document, indent=2) + "\n"
 
@@ -495,4 +534,7 @@ def summary(system: str, permissions: Iterable[Permission]) -> str:
             f"azure: custom role, {len(role['DataActions'])} data action(s) on "
             f"{len(role['AssignableScopes'])} vault(s)"
         )
+    if system in TOKEN_SYSTEMS:
+        grants = token_scopes(system, kept)["grants"]
+        return f"{system}: token permissions on {len(grants)} resource(s)"
     return f"kubernetes: {len(kubernetes_roles(kept))} Role(s)"

@@ -510,3 +510,37 @@ def test_azure_role_puts_arm_actions_apart_from_data_actions() -> None:
     )
     assert any("payments" in s for s in scopes) and len(scopes) == 2
     assert "API Management subscriptions" in role["Description"]
+
+
+CI_TARGETS = """
+secrets:
+  - name: deploy-token
+    store: {provider: vault-kv, path: ci/deploy-token}
+    schedule: {every: 30d}
+    grace: 1h
+    targets:
+      - {kind: github-actions, repository: acme/api, name: DEPLOY_TOKEN}
+      - {kind: github-actions, repository: acme/api, environment: prod, name: DEPLOY_TOKEN}
+      - {kind: gitlab-ci, project: acme/api, key: DEPLOY_TOKEN}
+"""
+
+
+def test_ci_targets_print_the_token_permissions_they_need(tmp_path: Path) -> None:
+    """GitHub and GitLab targets print each resource's token permissions and the steps."""
+    path = tmp_path / "policies.yaml"
+    path.write_text(CI_TARGETS)
+    args = ["--config", str(path), "--state", f"sqlite:///{tmp_path / 'j.db'}"]
+    github = _run("--provider", "github", *args)
+    assert github.exit_code == 0, github.output
+    lines = github.stdout.splitlines()
+    assert lines[0].startswith("# GitHub: a fine-grained personal access token")
+    assert any(line.startswith("repos/acme/api: secrets:write") for line in lines)
+    assert any(
+        line.startswith("repos/acme/api/environments/prod: environments:write, secrets:write")
+        for line in lines
+    )
+    both = json.loads(_run("--json", *args).stdout)
+    assert {"github", "gitlab", "vault"} <= set(both)
+    [grant] = both["gitlab"]["grants"]
+    assert grant["permissions"] == ["api"] and "acme/api" in grant["resource"]
+    assert any("Maintainer" in note for note in both["gitlab"]["notes"])
