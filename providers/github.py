@@ -117,10 +117,12 @@ from providers.http import (
     _checked_url,
     _exchange,
     _message_of,
+    _outcome,
     _retry_after,
     _server_time,
     _tls,
     _TransportConfig,
+    _unanswered,
 )
 from providers.metering import report, take
 from rotator import redact
@@ -597,17 +599,10 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
         return answer
 
     def _outcome(self, answer: _Answer) -> str:
-        """Return the metering outcome of one answer (a 403 rate limit is throttling)."""
-        status = answer.status
-        if status is None:
-            return "permanent" if answer.permanent else "transient"
-        if 200 <= status < 300:
-            return "ok"
-        if status == 429 or (status == 403 and self._rate_limit_delay(answer) is not None):
+        """Return the metering outcome of one answer (a 403 rate limit is throttling too)."""
+        if answer.status == 403 and self._rate_limit_delay(answer) is not None:
             return "throttled"
-        if status == 408 or status >= 500:
-            return "transient"
-        return "permanent"
+        return _outcome(answer)
 
     def _rate_limit_delay(self, answer: _Answer) -> float | None:
         """Return the seconds GitHub asks to wait if the answer is a rate limit, else None."""
@@ -630,17 +625,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
         common: dict[str, Any] = {"provider": PROVIDER, "operation": operation}
         status = answer.status
         if status is None:
-            if answer.failure == "SSLCertVerificationError":
-                return PermanentError(
-                    f"{self._host}: the server's certificate was refused (see ca_file)", **common
-                )
-            if answer.permanent:
-                return PermanentError(
-                    f"{self._host}: the request could not be sent ({answer.failure})", **common
-                )
-            return TransientError(
-                f"{self._host}: no answer ({answer.failure}); retry later", **common
-            )
+            return _unanswered(self._host, answer, PROVIDER, operation)
         said = _message_of(answer.body)
         detail = f"HTTP {status}" + (f": {said}" if said else "")
         if status in (403, 429):

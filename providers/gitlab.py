@@ -95,10 +95,12 @@ from providers.http import (
     _checked_url,
     _exchange,
     _message_of,
+    _outcome,
     _retry_after,
     _server_time,
     _tls,
     _TransportConfig,
+    _unanswered,
 )
 from providers.metering import report, take
 from rotator import redact
@@ -371,17 +373,7 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
         subject = self._subject
         status = answer.status
         if status is None:
-            if answer.failure == "SSLCertVerificationError":
-                return PermanentError(
-                    f"{self._host}: the server's certificate was refused (see ca_file)", **common
-                )
-            if answer.permanent:
-                return PermanentError(
-                    f"{self._host}: the request could not be sent ({answer.failure})", **common
-                )
-            return TransientError(
-                f"{self._host}: no answer ({answer.failure}); retry later", **common
-            )
+            return _unanswered(self._host, answer, PROVIDER, operation)
         said = _message_of(answer.body)
         if any(text and text in said for text in sent):
             said = ""
@@ -660,17 +652,3 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
 def _succeeded(answer: _Answer) -> bool:
     """Tell whether the answer is a 2xx."""
     return answer.status is not None and 200 <= answer.status < 300
-
-
-def _outcome(answer: _Answer) -> str:
-    """Return the metering outcome of one answer (see :mod:`providers.metering`)."""
-    status = answer.status
-    if status is None:
-        return "permanent" if answer.permanent else "transient"
-    if 200 <= status < 300:
-        return "ok"
-    if status == 429:
-        return "throttled"
-    if status == 408 or status >= 500:
-        return "transient"
-    return "permanent"

@@ -82,6 +82,7 @@ from rotator.errors import (
     NotFoundError,
     PermanentError,
     PermissionDeniedError,
+    ProviderError,
     TransientError,
     VerificationError,
 )
@@ -471,8 +472,8 @@ def _send(
     )
 
 
-def _outcome(reply: _Reply) -> str:
-    """Return the metering outcome of one reply (see :mod:`providers.metering`)."""
+def _outcome(reply: _Reply | _Answer) -> str:
+    """Return the metering outcome of one reply or answer (see :mod:`providers.metering`)."""
     status = reply.status
     if status is None:
         return "permanent" if reply.permanent else "transient"
@@ -807,3 +808,15 @@ def _latin1(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _unanswered(host: str, answer: _Answer, provider: str, operation: str) -> ProviderError:
+    """Translate a request that got no answer: a refused certificate, or a network failure."""
+    common: dict[str, Any] = {"provider": provider, "operation": operation}
+    if answer.failure == "SSLCertVerificationError":
+        return PermanentError(
+            f"{host}: the server's certificate was refused (see ca_file)", **common
+        )
+    if answer.permanent:
+        return PermanentError(f"{host}: the request could not be sent ({answer.failure})", **common)
+    return TransientError(f"{host}: no answer ({answer.failure}); retry later", **common)
