@@ -294,7 +294,7 @@ class Service:
             if self.metrics is not None:
                 self._count(result, started)
             try:
-                self._replan(names)
+                self._replan(names, reminded=True)
             except RotatorError as exc:
                 log.warning("planning after the pass failed", error=str(exc))
                 self._stale = True
@@ -388,8 +388,12 @@ class Service:
             due_or_retrying=len(self._again),
         )
 
-    def _replan(self, names: Collection[str]) -> None:
-        """Plan ``names`` again from the journal; update the index and the gauges."""
+    def _replan(self, names: Collection[str], *, reminded: bool = False) -> None:
+        """Plan ``names`` again from the journal; update the index and the gauges.
+
+        ``reminded``: the pass just handled these secrets, so a due
+        reminder-only secret among them was reminded.
+        """
         if not names:
             return
         summaries = self.engine.journal.summaries(names=names)
@@ -400,12 +404,16 @@ class Service:
             by_secret.setdefault(item.secret, []).append(item)
         gauges: dict[str, SecretGauges | None] = {}
         for name, secret_items in by_secret.items():
-            self._schedule(name, secret_items, now)
+            self._schedule(name, secret_items, now, reminded=reminded)
             if name not in self.engine.policies:
                 gauges[name] = None
                 continue
             next_due = min(
-                (i.due_at for i in secret_items if i.action is Action.ROTATE and i.due_at),
+                (
+                    i.due_at
+                    for i in secret_items
+                    if i.action in (Action.ROTATE, Action.REMIND) and i.due_at
+                ),
                 default=None,
             )
             gauges[name] = SecretGauges.of(summaries.get(name), next_due)
@@ -416,7 +424,9 @@ class Service:
                 needs_attention=len(self._attention),
             )
 
-    def _schedule(self, name: str, items: Iterable[PlanItem], now: datetime) -> None:
+    def _schedule(
+        self, name: str, items: Iterable[PlanItem], now: datetime, *, reminded: bool = False
+    ) -> None:
         """Put one secret back in the index (or the retry set) from its plan items.
 
         A secret that needs attention is neither scheduled nor retried: it
@@ -433,8 +443,9 @@ class Service:
                 self._attention.add(name)
                 if not needed_attention:
                     log.error("secret needs attention", secret=name, reason=item.reason)
-            elif item.action is Action.REMIND and item.due:
-                # A person rotates it; look again in a while (for overdue), not every pass.
+            elif item.action is Action.REMIND and item.due and reminded:
+                # A person rotates it: once reminded, look again in a while
+                # (for overdue, or the value supplied), not on every pass.
                 later = now + REMIND_RECHECK
                 earliest = later if earliest is None else min(earliest, later)
             elif item.action is Action.ERROR or item.due:

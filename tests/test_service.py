@@ -308,3 +308,23 @@ def test_not_ready_while_the_journal_is_unreachable(aws: None, tmp_path: Path) -
     assert not ready and reason.startswith("journal unreachable")
     service.run_pass()  # a pass against a dead journal is logged, never raised
     assert service.last_pass == clock()
+
+
+def test_a_due_reminder_is_looked_at_hourly_and_exported(aws: None, tmp_path: Path) -> None:
+    """A due manual secret is reminded, looked at again in an hour (not each pass), and gauged."""
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    service = _service(tmp_path, clock, "partner")
+    config = Path(service.config)
+    manual = "    grace: 1m\n    issuer: {kind: manual}\n"
+    config.write_text(config.read_text().replace("    grace: 1m\n", manual))
+    assert service.reload()
+    service.metrics = Metrics(clock)
+    with capture_logs() as logs:
+        service.run_pass()
+    assert service.index.get("partner") == clock() + timedelta(hours=1)
+    assert service.engine.journal.open_rotations() == []  # nothing minted
+    [reminder] = [e for e in logs if e.get("alert") == "rotation-due"]
+    assert reminder["log_level"] == "warning" and reminder["alert_secret"] == "partner"
+    text = service.metrics.render()[0].decode()
+    gauge = [line for line in text.splitlines() if "next_rotation_timestamp" in line]
+    assert any('secret="partner"' in line for line in gauge if not line.startswith("#"))
