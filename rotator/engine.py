@@ -95,6 +95,9 @@ MIN_EXTENSION = timedelta(hours=1)
 #: mint and delete a credential on every pass of the service.
 FAILURE_BACKOFF = timedelta(hours=1)
 FAILURE_BACKOFF_CAP = timedelta(hours=24)
+#: An unfinished rotation whose last step failed after its retries is tried
+#: again on schedule this long after that failure (``rotator rotate`` at once).
+STEP_RETRY_AFTER = timedelta(minutes=5)
 #: After this many rollbacks in a row the secret needs attention: scheduled
 #: attempts stop until an operator runs ``rotator rotate NAME``.
 MAX_FAILURES_IN_A_ROW = 5
@@ -451,15 +454,25 @@ class Engine:
     @staticmethod
     def _plan_open(rotation: Rotation, now: datetime) -> PlanItem:
         until = _waits_until(rotation)
-        due = until is None or until <= now
         if rotation.state is State.GRACE:
             action, reason = Action.REVOKE, f"old credential in grace until {_fmt(until)}"
         elif rotation.state is State.REVOKED:
             action, reason = Action.DELETE, f"old credential revoked; deleted at {_fmt(until)}"
         else:
             action, reason = Action.RESUME, f"unfinished rotation in state {rotation.state}"
-            until = rotation.updated_at
-        return PlanItem(rotation.secret, action, until, due, reason, rotation.id)
+            until = None
+        if rotation.error is not None and rotation.state is not State.ROLLING_BACK:
+            # Its last step failed after its retries (a provider down): try
+            # again a while after that failure, not on every pass. (A
+            # rollback's error is its reason: it goes on at once.)
+            later = rotation.updated_at + STEP_RETRY_AFTER
+            if until is None or later > until:
+                until = later
+                reason += f"; last attempt failed ({rotation.error}), tried again at {_fmt(later)}"
+        due = until is None or until <= now
+        return PlanItem(
+            rotation.secret, action, until or rotation.updated_at, due, reason, rotation.id
+        )
 
     # -- running --------------------------------------------------------------
 

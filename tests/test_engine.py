@@ -16,7 +16,7 @@ from moto import mock_aws
 from providers.aws.secretsmanager import SecretsManagerStore
 from providers.random import RandomIssuer
 from rotator.concurrency import Limits
-from rotator.engine import Action, Engine, Result, RetryPolicy
+from rotator.engine import STEP_RETRY_AFTER, Action, Engine, Result, RetryPolicy
 from rotator.errors import TransientError, VerificationError
 from rotator.interfaces import Credential, Registry, registry
 from rotator.journal import Journal, Rotation
@@ -320,7 +320,7 @@ def test_transient_errors_are_retried_with_backoff(
 def test_transient_errors_exhausted_leave_rotation_resumable(
     aws: None, tmp_path: Path, clock: FakeClock
 ) -> None:
-    """When retries run out the rotation stays where it was, and the next run finishes it."""
+    """When retries run out the rotation stays where it was; a run after the pause finishes it."""
     _sm().create_secret(Name="app/db", SecretString="original-value-123")
     _FlakyMint.failures = 5
     adapters = _with_issuer("random", _FlakyMint)
@@ -334,6 +334,10 @@ def test_transient_errors_exhausted_leave_rotation_resumable(
     report = engine.rotate("app/db")
     assert report.exit_code == 1 and report.outcomes[0].state is State.PLANNED
     _FlakyMint.failures = 0
+    [waiting] = engine.plan()
+    assert not waiting.due and "last attempt failed" in waiting.reason
+    assert engine.run_once().outcomes == []  # not on every pass: the provider may be down
+    clock.advance(STEP_RETRY_AFTER)
     report = engine.run_once()
     assert [o.state for o in report.outcomes] == [State.GRACE]
     assert _current("app/db") != "original-value-123"
