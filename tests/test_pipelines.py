@@ -102,6 +102,17 @@ def test_the_rotator_variables_they_set_are_read_by_rotator() -> None:
         assert name in source, f"{name} is set by an example but rotator never reads it"
 
 
+def test_the_vault_variables_the_gitlab_job_sets_are_read_by_the_vault_client() -> None:
+    """Every VAULT_* variable the GitLab job sets or exports is one rotator's Vault client reads."""
+    source = (ROOT / "providers/vault/client.py").read_text()
+    job = _gitlab()["rotate-credentials"]
+    exported = re.findall(r"export (VAULT_[A-Z_]+)=", "\n".join(job["before_script"]))
+    names = {name for name in job["variables"] if name.startswith("VAULT_")} | set(exported)
+    assert {"VAULT_ADDR", "VAULT_JWT_ROLE", "VAULT_JWT"} <= names
+    for name in names:
+        assert f'"{name}"' in source, f"{name} is set by the GitLab job but never read"
+
+
 def test_no_cloud_key_is_stored_and_the_summary_is_kept() -> None:
     """No static cloud credential appears; the summary is uploaded even when the run fails."""
     for text in (GITHUB.read_text(), GITLAB.read_text()):

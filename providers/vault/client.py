@@ -17,17 +17,24 @@ from a policy file:
      ``/var/run/secrets/kubernetes.io/serviceaccount/token``; read again at
      every login, since projected tokens rotate) at mount ``VAULT_K8S_MOUNT``
      (default ``kubernetes``).
-  4. ``~/.vault-token`` (what ``vault login`` and Vault Agent's file sink
+  4. JWT/OIDC (CI pipelines: GitLab ``id_tokens``, GitHub Actions OIDC):
+     ``VAULT_JWT_ROLE``, with the JWT read from ``VAULT_JWT_TOKEN_FILE``
+     (read again at every login, since a CI job's token is short-lived) or
+     given as is in ``VAULT_JWT`` (the file wins when both are set), at
+     mount ``VAULT_JWT_MOUNT`` (default ``jwt``). Kubernetes comes first
+     when both roles are set: in a pod, the pod's own identity is the
+     deliberate one.
+  5. ``~/.vault-token`` (what ``vault login`` and Vault Agent's file sink
      write; read again when Vault refuses the token). It comes after the
-     explicit AppRole and Kubernetes settings, so a stray file in a home
+     explicit AppRole, Kubernetes and JWT settings, so a stray file in a home
      directory never overrides what a deployment configured.
 
 A :class:`VaultSession` owns the client. Before each call it checks the
 token's expiry on ``runtime.clock`` (learnt from the login's
 ``lease_duration`` or from ``lookup-self``): with less than a third of its
 TTL left, it renews the token (``renew-self``); if renewal fails, or a call
-is refused with 401/403, it logs in again once (AppRole, Kubernetes, token
-file) and retries the call once. Adapters route every call through
+is refused with 401/403, it logs in again once (AppRole, Kubernetes, JWT,
+token file) and retries the call once. Adapters route every call through
 :meth:`VaultSession.call`, which also translates errors
 (:func:`providers.vault.errors.vault_errors`).
 
@@ -81,7 +88,7 @@ from providers.vault.errors import (
     vault_errors,
 )
 from rotator import redact
-from rotator.errors import PermanentError, ProviderError
+from rotator.errors import PermanentError, PermissionDeniedError, ProviderError
 from rotator.interfaces import Runtime
 from rotator.ratelimit import limits
 from rotator.secret import SecretValue
@@ -119,6 +126,7 @@ OPERATIONS = frozenset(
         "approle.secret_id_accessor.lookup",
         "approle.secret_id_accessor.destroy",
         "kubernetes.login",
+        "jwt.login",
         "token.lookup_self",
         "token.renew_self",
         "token.revoke_self",
@@ -299,7 +307,7 @@ def _read_secret_file(path: str, what: str) -> str:
 class Auth(ABC):
     """One way of getting a Vault token."""
 
-    #: Short name for logs and messages (``token``, ``approle``, ``kubernetes``).
+    #: Short name for logs and messages (``token``, ``approle``, ``kubernetes``, ``jwt``).
     method: str = ""
     #: Whether :meth:`login` can get a *new* token when the current one is refused.
     can_login: bool = False
@@ -438,6 +446,68 @@ class KubernetesAuth(Auth):
         return _login_from(answer, self.method)
 
 
+class JwtAuth(Auth):
+    """JWT auth-method login with a CI job's ID token, from a file or given as is."""
+
+    method = "jwt"
+    can_login = True
+
+    def __init__(
+        self,
+        role: str,
+        *,
+        jwt: str | None = None,
+        token_file: str | None = None,
+        mount: str = "jwt",
+    ) -> None:
+        if jwt is None and token_file is None:
+            raise ValueError("JwtAuth needs a jwt or a token_file")
+        self.role = role
+        self._jwt = jwt
+        self.token_file = token_file
+        self.mount = mount
+        if jwt:
+            redact.register(jwt)
+
+    def token(self) -> str:
+        """Not available: JWT auth gets its token by logging in."""
+        raise NotImplementedError("JWT auth gets its token by logging in")
+
+    def login(self, connection: Connection) -> Login:
+        """Log in with the JWT (the file, when there is one, is read again each time).
+
+        Raises:
+            PermissionDeniedError: Vault refused the JWT or the role.
+            PermanentError: the JWT file cannot be read, or the answer has no token.
+            TransientError: Vault is unreachable or unavailable.
+        """
+        jwt = self._jwt
+        if self.token_file is not None:
+            jwt = _read_secret_file(self.token_file, "JWT")
+        operation = f"login auth/{self.mount}"
+        client = connection.new_client()
+        try:
+            with vault_errors(PROVIDER, operation), named("jwt.login"):
+                answer = client.auth.jwt.jwt_login(
+                    role=self.role, jwt=jwt, use_token=False, path=self.mount
+                )
+        except PermanentError as exc:
+            # The JWT method answers every refusal (signature, audience, claims,
+            # expiry, unknown role) with a 400, which reads as a malformed
+            # request; say what it is, without Vault's text (it may quote claims).
+            if type(exc) is not PermanentError or ": HTTP 400:" not in str(exc):
+                raise
+            raise PermissionDeniedError(
+                "HTTP 400: Vault refused the JWT login (check the role's bound_audiences "
+                "and bound_claims, the JWT's expiry, and the keys the method validates it with)",
+                provider=PROVIDER,
+                operation=operation,
+            ) from None
+        finally:
+            client.adapter.close()
+        return _login_from(answer, self.method)
+
+
 def _login_from(answer: Any, method: str) -> Login:
     auth = answer.get("auth") if isinstance(answer, Mapping) else None
     token = auth.get("client_token") if isinstance(auth, Mapping) else None
@@ -484,6 +554,19 @@ def auth_from_env(environ: Mapping[str, str] | None = None) -> Auth:
             token_file=get("VAULT_K8S_TOKEN_FILE") or DEFAULT_K8S_TOKEN_FILE,
             mount=get("VAULT_K8S_MOUNT") or "kubernetes",
         )
+    if get("VAULT_JWT_ROLE"):
+        if not get("VAULT_JWT_TOKEN_FILE") and not get("VAULT_JWT"):
+            raise PermanentError(
+                "VAULT_JWT_ROLE is set but neither VAULT_JWT_TOKEN_FILE nor VAULT_JWT is",
+                provider=PROVIDER,
+                operation="login",
+            )
+        return JwtAuth(
+            get("VAULT_JWT_ROLE"),
+            jwt=get("VAULT_JWT") or None,
+            token_file=get("VAULT_JWT_TOKEN_FILE") or None,
+            mount=get("VAULT_JWT_MOUNT") or "jwt",
+        )
     home = env.get("HOME") or os.path.expanduser("~")
     token_file = Path(home) / ".vault-token"
     if token_file.is_file():
@@ -491,6 +574,7 @@ def auth_from_env(environ: Mapping[str, str] | None = None) -> Auth:
     raise PermanentError(
         "no Vault credentials: set VAULT_TOKEN, or VAULT_ROLE_ID with VAULT_SECRET_ID or "
         "VAULT_SECRET_ID_FILE (AppRole), or VAULT_K8S_ROLE (Kubernetes auth), "
+        "or VAULT_JWT_ROLE with VAULT_JWT_TOKEN_FILE or VAULT_JWT (JWT/OIDC auth), "
         "or write a token to ~/.vault-token",
         provider=PROVIDER,
         operation="login",
@@ -664,8 +748,8 @@ class VaultSession:
         ``operation`` names the Vault call in error messages (it may hold a
         path); ``name`` is its kind as reported to ``runtime.on_request``
         (one of :data:`OPERATIONS`, never a path). The retry only happens
-        for methods that can get a new token (AppRole, Kubernetes, a token
-        file); a refusal that persists is raised.
+        for methods that can get a new token (AppRole, Kubernetes, JWT, a
+        token file); a refusal that persists is raised.
 
         Raises:
             TransientError: 429 (``delay`` from ``Retry-After``), 5xx, a

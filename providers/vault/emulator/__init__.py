@@ -4,7 +4,8 @@ No Vault server can be installed on the machines this project is built on, so
 the project carries this stand-in. It is a stdlib ``ThreadingHTTPServer`` on
 loopback that answers like Vault does, closely enough that the real ``hvac``
 client cannot tell the difference. It imports nothing outside the standard
-library.
+library, except PyJWT and cryptography, imported only when the ``jwt`` auth
+method is configured or logged in with (to verify signatures).
 
 Usage::
 
@@ -104,6 +105,23 @@ Kubernetes (``auth/{mount}/``)
     clock, ``iss`` when ``disable_iss_validation`` is false, ``aud`` when the
     role sets ``audience``.
 
+JWT (``auth/{mount}/``, enabled with ``sys/auth/:path`` type ``jwt``)
+    ``config`` (``jwt_validation_pubkeys``: PKIX public keys or certificates,
+    parsed when written; ``bound_issuer``, ``jwt_supported_algs``,
+    ``default_role``; exactly one key source, as the plugin requires),
+    ``role/:name`` (``role_type`` jwt/oidc, ``user_claim``,
+    ``bound_audiences``, ``bound_subject``, ``bound_claims`` matched exactly,
+    ``claim_mappings``, the three leeways and the token fields; the "at least
+    one bound constraint" rule), LIST ``role``, and ``login`` with ``{role,
+    jwt}``: the signature must verify against a configured key with an
+    allowed algorithm (never ``none``), then hashicorp/cap's checks (``iss``,
+    ``sub``, ``aud`` intersecting ``bound_audiences``, an ``aud`` with no
+    bound audience refused, ``nbf``/``exp``/``iat`` on the clock with 60s of
+    skew), the user claim, and ``bound_claims``, each refusal a 400 with the
+    plugin's message. The token carries ``metadata.role`` (plus mapped
+    claims), display name ``<mount>-<user claim>`` and an entity per user
+    claim value.
+
 System (``sys/``)
     ``tools/random[/:source][/:bytes]`` (``bytes``, ``format`` base64|hex);
     ``mounts`` (GET list, GET/POST/DELETE ``mounts/:path``, GET
@@ -125,7 +143,7 @@ ACL policies
     add up, ``deny`` overrides. The capability a request needs comes from its
     operation: GET read, LIST list, DELETE delete, PATCH patch, and POST/PUT
     ``create`` or ``update`` chosen by Vault's existence check (KV v2 data and
-    metadata paths: whether the key exists; AppRole and Kubernetes
+    metadata paths: whether the key exists; AppRole, Kubernetes and JWT
     ``role/:name``: whether the role exists; every other path, as in Vault,
     ``update``). Root-protected paths (``auth/token/accessors``,
     ``auth/token/revoke-orphan``, ``sys/auth/*``) also need ``sudo``. A
@@ -190,7 +208,10 @@ Known divergences from real Vault
   ``exclude_deleted`` on LIST, and the ``created_by``/``deleted_by``/
   ``last_updated_by`` attribution fields of newer Vault. Mount tuning is
   read-only and reports the system TTLs.
-- Only ``approle`` and ``kubernetes`` auth methods can be enabled. The
+- JWT auth validates with static ``jwt_validation_pubkeys`` only: no JWKS
+  URL, OIDC discovery or OIDC browser flow; ``bound_claims_type`` ``glob``,
+  JSON-pointer claim names and ``groups_claim`` are not supported.
+- Only ``approle``, ``kubernetes`` and ``jwt`` auth methods can be enabled. The
   ``sys/health`` version is a fixed ``1.17.0+ent`` (namespaces are an
   Enterprise feature); there is no seal, HA, replication, audit, leases on
   secrets, ``cubbyhole/`` or ``identity/`` mount.

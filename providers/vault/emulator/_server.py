@@ -23,6 +23,7 @@ from providers.vault.emulator._common import (
     go_quote,
     new_uuid,
 )
+from providers.vault.emulator._jwt import JWT_ROUTES
 from providers.vault.emulator._kv import ROUTES as KV_ROUTES
 from providers.vault.emulator._state import Call, Core, Mount, Namespace, Route, Token
 from providers.vault.emulator._sys import SYS_ROUTES
@@ -33,6 +34,7 @@ _ROUTES: dict[str, list[Route]] = {
     "token": TOKEN_ROUTES,
     "approle": APPROLE_ROUTES,
     "kubernetes": KUBERNETES_ROUTES,
+    "jwt": JWT_ROUTES,
 }
 _WRITE_METHODS = {"POST", "PUT"}
 _QUERY_METHODS = {"GET", "HEAD", "LIST", "DELETE"}

@@ -152,6 +152,35 @@ class KubernetesStore:
     roles: dict[str, KubernetesRole] = field(default_factory=dict)
 
 
+@dataclass
+class JwtRole:
+    """A JWT/OIDC auth role (``jwtRole`` in vault-plugin-auth-jwt)."""
+
+    name: str
+    role_type: str = "oidc"
+    user_claim: str = ""
+    bound_audiences: list[str] = field(default_factory=list)
+    bound_subject: str = ""
+    bound_claims: JSONDict = field(default_factory=dict)
+    claim_mappings: dict[str, str] = field(default_factory=dict)
+    allowed_redirect_uris: list[str] = field(default_factory=list)
+    # Seconds; 0 means the plugin's default, a negative value no leeway at all.
+    clock_skew_leeway: int = 0
+    expiration_leeway: int = 0
+    not_before_leeway: int = 0
+    token: TokenParams = field(default_factory=TokenParams)
+
+
+@dataclass
+class JwtStore:
+    """A JWT auth mount: its configuration (with the parsed public keys) and roles."""
+
+    config: JSONDict | None = None
+    #: The ``jwt_validation_pubkeys`` as cryptography public-key objects.
+    public_keys: list[Any] = field(default_factory=list)
+    roles: dict[str, JwtRole] = field(default_factory=dict)
+
+
 # --------------------------------------------------------------------------- mounts, tokens
 
 
@@ -195,6 +224,7 @@ _DESCRIPTIONS = {
     "token": "token based credentials",
     "approle": "",
     "kubernetes": "",
+    "jwt": "",
 }
 
 
@@ -403,6 +433,7 @@ class Core:
             "kv": KvStore,
             "approle": AppRoleStore,
             "kubernetes": KubernetesStore,
+            "jwt": JwtStore,
         }.get(kind, dict)()
         prefix = {"kv": "kv", "system": "system", "token": "auth_token"}.get(kind, f"auth_{kind}")
         return Mount(

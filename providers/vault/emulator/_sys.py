@@ -188,7 +188,7 @@ def read_auth(call: Call) -> Reply:
 
 
 def enable_auth(call: Call) -> Reply:
-    """POST sys/auth/:path {type}: approle or kubernetes (204)."""
+    """POST sys/auth/:path {type}: approle, kubernetes or jwt (204)."""
     path = _mount_path(call)
     kind = get_str(call.data, "type")
     if not kind:
@@ -198,7 +198,7 @@ def enable_auth(call: Call) -> Reply:
     conflict = _conflict(call.namespace.auths, path)
     if conflict is not None:
         raise VaultError.respond(400, f"path is already in use at {conflict}")
-    if kind not in {"approle", "kubernetes"}:
+    if kind not in {"approle", "kubernetes", "jwt"}:
         raise VaultError.respond(400, f"plugin not found in the catalog: {kind}")
     call.core.mount_auth(call.namespace, path, kind, get_str(call.data, "description"))
     return no_content()
