@@ -213,7 +213,13 @@ def test_a_pass_plans_only_what_it_touches(aws: None, tmp_path: Path) -> None:
 
 def test_restart_after_a_week_catches_up_spread_over_the_jitter(aws: None, tmp_path: Path) -> None:
     """A service back after a week rotates the missed secrets across the 6h jitter, each once."""
-    clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(days=2))
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    # Come back half-way through a 6h catch-up slot (slots start at the epoch),
+    # whatever the time of day the test runs: about half the secrets are due
+    # at once. Near a slot's end nearly all would be, by design.
+    back = (start + timedelta(hours=7)).timestamp() % (6 * 3600)
+    start += timedelta(seconds=(3 * 3600 - back) % (6 * 3600))
+    clock = FakeClock(start)
     first = _jittered_service(tmp_path, clock, 40)
     _run_until(first, clock, clock() + timedelta(hours=7))
     assert _rotations(first, 40) == [1] * 40
