@@ -191,7 +191,11 @@ def run(
                 summary.append_markdown(summary_markdown)
         except OSError as exc:
             # The rotations happened: say so in the exit code, not a traceback.
-            err.print(f"rotator: summary not written: {exc.strerror}: {exc.filename}")
+            err.print(
+                f"rotator: summary not written: {exc.strerror}: {exc.filename}",
+                markup=False,
+                highlight=False,
+            )
             sys.exit(max(report.exit_code, EXIT_FAILED))
         sys.exit(report.exit_code)
     service = Service(

@@ -204,3 +204,24 @@ def test_examples_name_no_secret_value(path: Path) -> None:
     """Secrets reach the examples only as references (secrets.X, $VARIABLE), never inline."""
     text = path.read_text()
     assert not re.search(r"(?i)(password|secret|token)\s*:\s*['\"]?[A-Za-z0-9+/]{20,}", text)
+
+
+def test_an_unwritable_summary_fails_the_run_with_a_message(tmp_path: Path) -> None:
+    """A summary that cannot be written exits 1 and says which file, even with [brackets]."""
+    (tmp_path / "p.yaml").write_text("secrets: []\n")
+    target = tmp_path / "no-such-dir [x]" / "s.json"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--once",
+            "--summary",
+            str(target),
+            "--config",
+            str(tmp_path / "p.yaml"),
+            "--state",
+            f"sqlite:///{tmp_path / 'j.db'}",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "summary not written" in result.output and "[x]" in result.output
