@@ -115,12 +115,11 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from providers.http import (
     _Answer,
     _checked_url,
-    _exchange,
+    _exchange_json,
     _message_of,
     _outcome,
     _retry_after,
     _server_time,
-    _tls,
     _TransportConfig,
     _unanswered,
 )
@@ -144,8 +143,6 @@ API_VERSION = "2022-11-28"
 USER_AGENT = "rotator-github-actions"
 #: GitHub's limit on the size of a secret's value.
 MAX_VALUE_BYTES = 48 * 1024
-#: The most of an answer's body read: GitHub's answers here are a few hundred bytes.
-MAX_ANSWER = 1 << 20
 #: Calls per second per API host (``ROTATOR_RATE_LIMITS=github.write=N``; 0 turns it off).
 RATE_LIMITS = {"github.write": 1.0}
 WRITE_QUOTA = "github.write"
@@ -565,25 +562,21 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
         c = self.config
         if method in ("PUT", "DELETE"):
             take(self.runtime, limits(RATE_LIMITS), WRITE_QUOTA, self._host)
-        headers = {
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": API_VERSION,
-            "User-Agent": USER_AGENT,
-            "Authorization": f"Bearer {token}",
-        }
-        body = None
-        if payload is not None:
-            body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
-            headers["Content-Type"] = "application/json"
-        context = _tls(self.runtime, c.ca_file, PROVIDER, operation)
-        answer = _exchange(
-            c.api_url + path,
-            method,
-            headers,
-            body,
-            c.timeout.total_seconds(),
-            context,
-            limit=MAX_ANSWER,
+        answer = _exchange_json(
+            self.runtime,
+            provider=PROVIDER,
+            operation=operation,
+            url=c.api_url + path,
+            method=method,
+            headers={
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": USER_AGENT,
+                "Authorization": f"Bearer {token}",
+            },
+            payload=payload,
+            timeout=c.timeout,
+            ca_file=c.ca_file,
         )
         report(self.runtime, PROVIDER, operation, self._outcome(answer))
         return answer

@@ -93,12 +93,11 @@ from pydantic import Field, field_validator
 from providers.http import (
     _Answer,
     _checked_url,
-    _exchange,
+    _exchange_json,
     _message_of,
     _outcome,
     _retry_after,
     _server_time,
-    _tls,
     _TransportConfig,
     _unanswered,
 )
@@ -120,8 +119,6 @@ KIND = "gitlab-ci"
 PROVIDER = "gitlab"
 DEFAULT_URL = "https://gitlab.com"
 USER_AGENT = "rotator-gitlab-ci"
-#: The most of an answer's body read (one variable: its value is at most a few KB).
-MAX_ANSWER = 1 << 20
 #: Calls per second per GitLab host (``ROTATOR_RATE_LIMITS=gitlab=N``; 0 turns it off).
 RATE_LIMITS = {"gitlab": 10.0}
 QUOTA = "gitlab"
@@ -345,19 +342,16 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
             headers["PRIVATE-TOKEN"] = token
         else:
             headers["Authorization"] = f"Bearer {token}"
-        body = None
-        if payload is not None:
-            body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
-            headers["Content-Type"] = "application/json"
-        context = _tls(self.runtime, c.ca_file, PROVIDER, operation)
-        answer = _exchange(
-            c.url + path,
-            method,
-            headers,
-            body,
-            c.timeout.total_seconds(),
-            context,
-            limit=MAX_ANSWER,
+        answer = _exchange_json(
+            self.runtime,
+            provider=PROVIDER,
+            operation=operation,
+            url=c.url + path,
+            method=method,
+            headers=headers,
+            payload=payload,
+            timeout=c.timeout,
+            ca_file=c.ca_file,
         )
         report(self.runtime, PROVIDER, operation, _outcome(answer))
         return answer

@@ -452,6 +452,38 @@ def _exchange(
         connection.close()
 
 
+#: The most of an API's answer the JSON API adapters read.
+MAX_API_ANSWER = 1 << 20
+
+
+def _exchange_json(
+    runtime: Runtime,
+    *,
+    provider: str,
+    operation: str,
+    url: str,
+    method: str,
+    headers: Mapping[str, str],
+    payload: Mapping[str, Any] | None,
+    timeout: timedelta,
+    ca_file: str | None,
+) -> _Answer:
+    """Send one JSON API request (the payload as compact JSON) over TLS; raises nothing.
+
+    What the GitHub and GitLab targets share: each adds its own headers and
+    pacing before, and reads the answer after.
+    """
+    sent = dict(headers)
+    body = None
+    if payload is not None:
+        body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        sent["Content-Type"] = "application/json"
+    context = _tls(runtime, ca_file, provider, operation)
+    return _exchange(
+        url, method, sent, body, timeout.total_seconds(), context, limit=MAX_API_ANSWER
+    )
+
+
 def _send(
     url: str,
     method: str,
