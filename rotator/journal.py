@@ -885,10 +885,9 @@ class Journal:
             names = [secret]
         if names is None:
             return self._summaries(None)
-        wanted = sorted(set(names))
         found: dict[str, SecretSummary] = {}
-        for start in range(0, len(wanted), _IN_CHUNK):
-            found.update(self._summaries(wanted[start : start + _IN_CHUNK]))
+        for chunk in _chunks(names):
+            found.update(self._summaries(chunk))
         return found
 
     def _summaries(self, names: list[str] | None) -> dict[str, SecretSummary]:
@@ -975,14 +974,8 @@ class Journal:
         """Return every rotation (oldest first) of every secret, or of ``names``, without events."""
         found: dict[str, list[Rotation]] = {}
         query = sa.select(rotations).order_by(rotations.c.created_at, rotations.c.id)
-        wanted = None if names is None else sorted(set(names))
-        chunks = (
-            [None]
-            if wanted is None
-            else [wanted[i : i + _IN_CHUNK] for i in range(0, len(wanted), _IN_CHUNK)]
-        )
         with self._read() as conn:
-            for chunk in chunks:
+            for chunk in _chunks(names):
                 q = query if chunk is None else query.where(rotations.c.secret.in_(chunk))
                 for row in conn.execute(q):
                     rotation = _row_to_rotation(row)
@@ -1107,13 +1100,8 @@ class Journal:
         """Return what is known of each credential's last use, by (secret, ref)."""
         query = sa.select(usage)
         found: dict[tuple[str, str], Usage] = {}
-        chunks = (
-            [None]
-            if names is None
-            else [sorted(names)[i : i + _IN_CHUNK] for i in range(0, len(names), _IN_CHUNK)]
-        )
         with self._read() as conn:
-            for chunk in chunks:
+            for chunk in _chunks(names):
                 q = query if chunk is None else query.where(usage.c.secret.in_(chunk))
                 for row in conn.execute(q):
                     found[row.secret, row.ref] = Usage(row.last_used, row.checked_at)
@@ -1213,6 +1201,14 @@ class Journal:
                     leases.c.token == lease.token,
                 )
             )
+
+
+def _chunks(names: Collection[str] | None) -> list[list[str]] | list[None]:
+    """Split secret names into ``IN (...)`` lists of ``_IN_CHUNK``; ``[None]``: no filter."""
+    if names is None:
+        return [None]
+    wanted = sorted(set(names))
+    return [wanted[i : i + _IN_CHUNK] for i in range(0, len(wanted), _IN_CHUNK)]
 
 
 def _create_key_file(path: Path) -> None:
