@@ -500,7 +500,7 @@ def missing_requirement(adapter: type[Adapter[Any]]) -> str | None:
             missing.append(name)
     if not missing:
         return None
-    extra = f"pip install 'rotator[{adapter.extra}]'" if adapter.extra else "install it"
+    extra = f"pip install 'rotator-keys[{adapter.extra}]'" if adapter.extra else "install it"
     return f"needs {', '.join(missing)}, which is not installed: {extra}"
 
 

@@ -36,7 +36,7 @@ def test_missing_sdk_is_a_located_policy_problem(tmp_path: Path) -> None:
     [problem] = caught.value.problems
     assert (problem.line, problem.path) == (3, "secrets[0].store.provider")
     assert "rotator-no-such-sdk" in problem.reason
-    assert "pip install 'rotator[imaginary]'" in problem.reason
+    assert "pip install 'rotator-keys[imaginary]'" in problem.reason
 
 
 def test_installed_adapters_have_what_they_need() -> None:
