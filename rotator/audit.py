@@ -42,6 +42,8 @@ from enum import StrEnum
 
 import structlog
 
+from rotator.escaping import csv_cell
+
 log = structlog.get_logger("rotator.audit")
 
 #: ``prev_hash`` of the first record.
@@ -63,6 +65,8 @@ class AuditAction(StrEnum):
     PROMOTED = "promoted"
     GRACE_EXTENDED = "grace-extended"
     GRACE_CUT_SHORT = "grace-cut-short"
+    #: The old credential was still in use at its deadline and is held (not revoked) for now.
+    GRACE_HELD = "grace-held"
     REVOKED = "revoked"
     DELETED = "deleted"
     ROLLBACK_STARTED = "rollback-started"
@@ -97,11 +101,24 @@ class AuditRecord:
     new_fingerprint: str | None = None
     prev_hash: str = GENESIS
     hash: str = ""
+    #: The seal of the ``rotations`` row as this record left it (schema 5 on):
+    #: binds the row the engine acts on to the chain (see ``Journal.verify_audit``).
+    row_seal: str | None = None
+    #: The ``events`` row this record was written with, and its seal (schema 5 on).
+    event_id: int | None = None
+    event_seal: str | None = None
 
     def canonical(self) -> bytes:
-        """Return the bytes the hash covers: every field but ``hash``, as sorted compact JSON."""
+        """Return the bytes the hash covers: every field but ``hash``, as sorted compact JSON.
+
+        The bindings added by schema 5 are left out while empty, so records
+        written before them keep the hash they were sealed with.
+        """
         data = self.as_dict()
         del data["hash"]
+        for name in BINDINGS:
+            if data[name] is None:
+                del data[name]
         return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
     def sealed(self, key: bytes) -> AuditRecord:
@@ -114,6 +131,9 @@ class AuditRecord:
         data["at"] = _timestamp(self.at)
         return data
 
+
+#: Fields that bind a record to the journal rows it was written with (schema 5).
+BINDINGS = ("row_seal", "event_id", "event_seal")
 
 #: Column order of ``audit export --format csv``.
 CSV_FIELDS = tuple(f.name for f in fields(AuditRecord))
@@ -129,20 +149,56 @@ def chain_key(fingerprint_key: bytes) -> bytes:
     return hmac.new(fingerprint_key, b"rotator audit chain v1", hashlib.sha256).digest()
 
 
+def row_key(fingerprint_key: bytes) -> bytes:
+    """Derive the HMAC key that seals journal rows from the installation's fingerprint key."""
+    return hmac.new(fingerprint_key, b"rotator journal rows v1", hashlib.sha256).digest()
+
+
+def seal_row(key: bytes, table: str, values: dict[str, object]) -> str:
+    """Return the seal of one journal row: an HMAC-SHA256 over its table and canonical values.
+
+    Times are written the same way whatever database they came back from;
+    the ``seal`` column itself is left out.
+    """
+    data = {
+        name: _timestamp(value) if isinstance(value, datetime) else value
+        for name, value in values.items()
+        if name != "seal"
+    }
+    body = json.dumps([table, data], sort_keys=True, separators=(",", ":"), default=str)
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Tampering:
+    """One journal row (or the chain's head) that does not match what rotator wrote."""
+
+    #: The secret whose rows it concerns (None: the trail as a whole).
+    secret: str | None
+    what: str
+
+
 @dataclass(frozen=True)
 class ChainReport:
-    """What :func:`verify_chain` found: how many records, the head, the first break."""
+    """What a verification found: records checked, the head, the first break, tampered rows."""
 
     records: int
     head_seq: int | None
     head_hash: str | None
     broken_at: int | None = None
     problem: str | None = None
+    #: Rows of rotations, events and leases, and the head, that fail their check.
+    tampering: tuple[Tampering, ...] = ()
 
     @property
     def intact(self) -> bool:
-        """True if no record was found edited, missing, inserted or reordered."""
-        return self.problem is None
+        """True if no record or row was found edited, missing, inserted or reordered."""
+        return self.problem is None and not self.tampering
+
+    @property
+    def tampered_secrets(self) -> frozenset[str]:
+        """Return the secrets whose journal rows fail their check."""
+        return frozenset(t.secret for t in self.tampering if t.secret is not None)
 
     @property
     def head(self) -> str:
@@ -240,7 +296,12 @@ def to_jsonl(records: Iterable[AuditRecord]) -> Iterable[str]:
 
 
 def to_csv(records: Iterable[AuditRecord]) -> Iterable[str]:
-    """Yield a CSV header and one row per record (RFC 4180 quoting)."""
+    """Yield a CSV header and one row per record (RFC 4180 quoting).
+
+    For spreadsheets: a text cell that starts like a formula (``=``, ``+``,
+    ``-``, ``@``, tab, CR) gets a ``'`` first, so a name or a remote error
+    cannot run as one. JSON lines hold every field exactly as hashed.
+    """
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\r\n")
     writer.writeheader()
@@ -248,7 +309,7 @@ def to_csv(records: Iterable[AuditRecord]) -> Iterable[str]:
     for record in records:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow({k: "" if v is None else v for k, v in record.as_dict().items()})
+        writer.writerow({k: "" if v is None else csv_cell(v) for k, v in record.as_dict().items()})
         yield buffer.getvalue()
 
 

@@ -12,7 +12,7 @@ from typing import TextIO
 import click
 
 from rotator.audit import ChainReport, parse_anchor, to_csv, to_jsonl
-from rotator.cli_common import common, engine_for, journal_for, out
+from rotator.cli_common import common, engine_for, journal_for, out, plain
 from rotator.clock import system_clock
 from rotator.durations import parse_duration
 from rotator.errors import ConfigError
@@ -33,7 +33,7 @@ def audit() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @common
 def verify(config: str, state: str, anchor: str | None, as_json: bool) -> None:
-    """Check every record's hash and link; name the first bad one (exit 1 if any).
+    """Check every record's hash and link and every journal row's seal (exit 1 if any fails).
 
     When the policy files are at hand (--config), a broken chain is also
     alerted to every notifier that wants audit-chain-broken.
@@ -56,16 +56,23 @@ def verify(config: str, state: str, anchor: str | None, as_json: bool) -> None:
         click.echo(json.dumps(_as_dict(report), indent=2))
     elif report.intact:
         out.print(
-            f"audit trail intact: {report.records} record(s) verified; head {report.head} "
-            "(keep it to check later with --anchor)",
-            highlight=False,
+            plain(
+                f"audit trail intact: {report.records} record(s) verified; head {report.head} "
+                "(keep it to check later with --anchor)"
+            )
         )
     else:
-        out.print(
-            f"audit trail BROKEN at record {report.broken_at}: {report.problem}. "
-            f"{report.records} record(s) before it verified; last good head {report.head}",
-            highlight=False,
-        )
+        if report.problem is not None:
+            out.print(
+                plain(
+                    f"audit trail BROKEN at record {report.broken_at}: {report.problem}. "
+                    f"{report.records} record(s) before it verified; last good head {report.head}"
+                )
+            )
+        else:
+            out.print(plain(f"audit trail: {report.records} record(s) verified, but:"))
+        for found in report.tampering:
+            out.print(plain(f"TAMPERED: {found.what}"))
     sys.exit(0 if report.intact else 1)
 
 
@@ -76,6 +83,7 @@ def _as_dict(report: ChainReport) -> dict[str, object]:
         "head": None if report.head_seq is None else report.head,
         "broken_at": report.broken_at,
         "problem": report.problem,
+        "tampered": [{"secret": t.secret, "problem": t.what} for t in report.tampering],
     }
 
 

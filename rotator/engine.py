@@ -41,7 +41,7 @@ import structlog
 
 from rotator import faults
 from rotator.alerts import Alerting
-from rotator.audit import AuditAction, ChainReport
+from rotator.audit import AuditAction, ChainReport, Tampering
 from rotator.clock import Clock, Sleep, system_clock, system_sleep
 from rotator.concurrency import Limits, run_bounded
 from rotator.durations import format_duration
@@ -71,6 +71,7 @@ from rotator.interfaces import (
 )
 from rotator.journal import (
     Journal,
+    JournalTampered,
     JournalUnavailable,
     LeaseLost,
     Rotation,
@@ -78,7 +79,7 @@ from rotator.journal import (
     lease_owner,
 )
 from rotator.lifecycle import BEFORE_PROMOTE, FORWARD, TERMINAL, State, Step
-from rotator.policy import NotifierSpec, Policy
+from rotator.policy import MIN_EXTENSION, NotifierSpec, Policy
 from rotator.preflight import Finding, check_policy
 from rotator.schedule import max_age, min_interval, next_due
 from rotator.secret import SecretValue
@@ -87,8 +88,6 @@ log = structlog.get_logger("rotator.engine")
 
 _T = TypeVar("_T")
 
-#: How long an extension lasts when the grace itself is zero.
-MIN_EXTENSION = timedelta(hours=1)
 #: After a scheduled rotation rolled back, the next scheduled attempt waits
 #: this long (or a quarter of the interval, if shorter), doubling with each
 #: failure in a row up to FAILURE_BACKOFF_CAP, so a broken secret does not
@@ -145,6 +144,8 @@ class PlanItem:
     rotation_id: str | None = None
     #: When the current credential became older than its policy allows (None: it is not).
     overdue_since: datetime | None = None
+    #: An old credential still in use is held past its original grace deadline.
+    held: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-ready mapping."""
@@ -156,6 +157,7 @@ class PlanItem:
             "reason": self.reason,
             "rotation_id": self.rotation_id,
             "overdue_since": self.overdue_since.isoformat() if self.overdue_since else None,
+            "held": self.held,
         }
 
 
@@ -252,6 +254,9 @@ class Engine:
         self._supplied: dict[str, SecretValue] = {}
         # The last audit record verified (seq, hash): checks continue from it.
         self._audit_verified: tuple[int, str] | None = None
+        # Secrets whose journal rows failed their check at the last
+        # verification, with what was found: never acted on (needs attention).
+        self._tampered: dict[str, str] = {}
         self.alerting = Alerting(
             notifiers or {},
             journal,
@@ -381,6 +386,18 @@ class Engine:
         return items
 
     def _plan_secret(self, name: str, summary: SecretSummary, now: datetime) -> list[PlanItem]:
+        tampered = self._tampering_of(name, summary)
+        if tampered is not None:
+            return [
+                PlanItem(
+                    name,
+                    Action.ATTENTION,
+                    None,
+                    False,
+                    f"its journal rows are not as rotator wrote them ({tampered}); nothing is "
+                    "done for it until they are checked: `rotator audit verify`",
+                )
+            ]
         items: list[PlanItem] = []
         blocked = False
         for rotation in summary.open:
@@ -451,10 +468,54 @@ class Engine:
         )
         return items
 
+    def _tampering_of(self, name: str, summary: SecretSummary) -> str | None:
+        """Say why a secret's journal rows cannot be trusted (None: they can, as far as known)."""
+        if name in self._tampered:
+            return self._tampered[name]
+        rows = [*summary.open, *([summary.last_rotation] if summary.last_rotation else [])]
+        forged = next((r for r in rows if not r.intact), None)
+        if forged is not None:
+            return f"rotation {forged.id} does not match its seal"
+        return None
+
+    def check_state(self, *, decisions_only: bool = True) -> tuple[Tampering, ...]:
+        """Check every journal row the engine decides on; alert and set aside tampered secrets.
+
+        ``decisions_only`` leaves out the events (history), which ``audit
+        verify`` and the service's full checks cover. Returns what was found.
+        """
+        found = self.journal.verify_state(decisions_only=decisions_only)
+        self._note_tampering(found)
+        return found
+
+    def _note_tampering(self, found: Iterable[Tampering]) -> None:
+        """Remember which secrets failed their check, and alert each (critical, once)."""
+        tampered: dict[str, str] = {}
+        for item in found:
+            if item.secret is None:
+                continue
+            if item.secret not in tampered:
+                self._alert_tampered(item.secret, item.what)
+            tampered.setdefault(item.secret, item.what)
+        self._tampered = tampered
+
+    def _alert_tampered(self, name: str, what: str) -> None:
+        self._alert(
+            name,
+            AlertEvent.JOURNAL_TAMPERED,
+            Severity.CRITICAL,
+            f"{name}: its journal rows are not as rotator wrote them: {what}. Nothing is "
+            "revoked, extended or rotated for it until a person checks (`rotator audit verify`)",
+            condition=what[:200],
+        )
+
     @staticmethod
     def _plan_open(rotation: Rotation, now: datetime) -> PlanItem:
         until = _waits_until(rotation)
-        if rotation.state is State.GRACE:
+        held = _held(rotation)
+        if held:
+            action, reason = Action.REVOKE, _held_message(rotation)
+        elif rotation.state is State.GRACE:
             action, reason = Action.REVOKE, f"old credential in grace until {_fmt(until)}"
         elif rotation.state is State.REVOKED:
             action, reason = Action.DELETE, f"old credential revoked; deleted at {_fmt(until)}"
@@ -470,9 +531,8 @@ class Engine:
                 until = later
                 reason += f"; last attempt failed ({rotation.error}), tried again at {_fmt(later)}"
         due = until is None or until <= now
-        return PlanItem(
-            rotation.secret, action, until or rotation.updated_at, due, reason, rotation.id
-        )
+        at = until or rotation.updated_at
+        return PlanItem(rotation.secret, action, at, due, reason, rotation.id, held=held)
 
     # -- running --------------------------------------------------------------
 
@@ -484,6 +544,7 @@ class Engine:
         See :meth:`execute` for ``stop`` and ``deadline``.
         """
         self.journal.migrate()
+        self.check_state()
         return self.execute(self.plan(self.journal.summaries()), stop=stop, deadline=deadline)
 
     def execute(
@@ -532,6 +593,13 @@ class Engine:
             if any(i.due and i.action is not Action.REMIND for i in secret_items):
                 rotate = any(i.due and i.action is Action.ROTATE for i in secret_items)
                 work.append((name, rotate))
+            else:
+                # Alerted when held: the run still fails while it lasts.
+                report.outcomes += [
+                    Outcome(name, Result.FAILED, i.reason, i.rotation_id, State.GRACE, alerted=True)
+                    for i in secret_items
+                    if i.held
+                ]
 
         if len(work) > 1:
             # Replicas (and overlapping one-shot runs) start at different points
@@ -634,18 +702,39 @@ class Engine:
         value: SecretValue | None = None,
     ) -> list[Outcome]:
         """Handle one secret under its lease: finish open rotations, maybe start one."""
-        lease = self.journal.acquire(name, self.owner, self.lease_ttl)
+        try:
+            lease = self.journal.acquire(name, self.owner, self.lease_ttl)
+        except JournalTampered as exc:
+            return [self._refused(name, str(exc))]
         if lease is None:
             log.info("skipped: another run holds this secret", secret=name)
             return [Outcome(name, Result.SKIPPED, "another run holds this secret's lease")]
         structlog.contextvars.bind_contextvars(secret=name)
         try:
             with self.journal.holding(lease):
+                found = self.journal.check_secret(name)
+                if found:
+                    return [self._refused(name, found[0].what)]
                 return self._process_locked(name, start, trigger, emergency, reason, value)
+        except JournalTampered as exc:
+            return [self._refused(name, str(exc))]
         finally:
             structlog.contextvars.unbind_contextvars("secret", "rotation_id", "step")
             with contextlib.suppress(RotatorError):  # an unreachable journal: the lease expires
                 self.journal.release(lease)
+
+    def _refused(self, name: str, what: str) -> Outcome:
+        """Refuse to act on a secret whose journal rows failed their check; alert it."""
+        self._tampered[name] = what
+        log.error("journal rows tampered with; not acting", secret=name, problem=what)
+        self._alert_tampered(name, what)
+        return Outcome(
+            name,
+            Result.FAILED,
+            f"not acting on {name}: its journal rows are not as rotator wrote them ({what}); "
+            "run `rotator audit verify`",
+            alerted=True,
+        )
 
     def _process_locked(
         self,
@@ -818,6 +907,15 @@ class Engine:
                 f"rolled back: {rotation.error or 'see history'}",
                 rotation.id,
                 rotation.state,
+            )
+        if _held(rotation) and not self._step_due(rotation):
+            return Outcome(
+                rotation.secret,
+                Result.FAILED,
+                _held_message(rotation),
+                rotation.id,
+                rotation.state,
+                alerted=True,
             )
         if rotation.state in (State.GRACE, State.REVOKED) and not self._step_due(rotation):
             return Outcome(
@@ -1146,7 +1244,6 @@ class Engine:
 
     def _revoke(self, b: _Binding, rotation: Rotation) -> Rotation:
         """GRACE -> REVOKED: at the grace deadline, revoke the old credential and retire it."""
-        policy = b.policy
         if (
             not rotation.emergency
             and rotation.old_ref
@@ -1155,53 +1252,10 @@ class Engine:
         ):
             since = rotation.checked_at or rotation.promoted_at
             last = b.issuer.last_used(rotation.old_ref)
-            now = self.clock()
             if last is not None and last > since:
-                what = f"old credential {rotation.old_ref} was used at {_fmt(last)}"
-                self._alert(
-                    rotation.secret,
-                    AlertEvent.OLD_STILL_IN_USE,
-                    Severity.CRITICAL
-                    if policy.when_old_still_used == "revoke"
-                    else Severity.WARNING,
-                    f"{rotation.secret}: {what}, after its successor became current "
-                    f"(when_old_still_used: {policy.when_old_still_used}): a consumer never "
-                    "picked up the new credential",
-                    condition=rotation.id,
-                    rotation_id=rotation.id,
-                    details={"ref": rotation.old_ref, "last_used": _fmt(last)},
-                )
-                if policy.when_old_still_used == "extend":
-                    until = now + (policy.grace or MIN_EXTENSION)
-                    log.warning(
-                        "old credential still in use; grace extended",
-                        last_used=_fmt(last),
-                        until=until.isoformat(),
-                    )
-                    return self.journal.transition(
-                        rotation,
-                        State.GRACE,
-                        Step.REVOKE,
-                        f"{what}; grace extended to {_fmt(until)}",
-                        grace_deadline=until,
-                        checked_at=now,
-                        extensions=rotation.extensions + 1,
-                    )
-                if policy.when_old_still_used == "alert":
-                    self.journal.transition(
-                        rotation,
-                        State.GRACE,
-                        Step.REVOKE,
-                        f"{what}; holding it (alert)",
-                        checked_at=now,
-                        extensions=rotation.extensions + 1,
-                    )
-                    raise StillInUseError(
-                        f"{what} after its successor became current; not revoked "
-                        "(when_old_still_used: alert). Find the consumer, or rotate with "
-                        "--emergency to revoke it now"
-                    )
-                log.warning("old credential still in use; revoking anyway", last_used=_fmt(last))
+                held = self._still_used(b.policy, rotation, last)
+                if held is not None:
+                    return held
         if rotation.old_ref:
             b.issuer.revoke(rotation.old_ref)
         faults.point("revoke:revoked")
@@ -1232,6 +1286,90 @@ class Engine:
             f"{rotation.old_version_id or '-'}",
             delete_at=delete_at,
             revoked_at=self.clock(),
+        )
+
+    def _still_used(self, policy: Policy, rotation: Rotation, last: datetime) -> Rotation | None:
+        """Handle an old credential used after promotion: extend, hold, or None to revoke it.
+
+        Never past ``max_grace`` after promotion: there, the old credential
+        is revoked (``when_old_still_used_after_max: revoke``, the default)
+        or held with a critical alert on every check (``alert``). A stolen
+        key is not kept alive by using it.
+        """
+        assert rotation.promoted_at is not None and rotation.old_ref is not None
+        now = self.clock()
+        limit = rotation.promoted_at + policy.grace_limit
+        what = f"old credential {rotation.old_ref} was used at {_fmt(last)}"
+        mode = policy.when_old_still_used if now < limit else policy.when_old_still_used_after_max
+        at_limit = now >= limit
+        number = rotation.extensions + 1
+        if mode == "extend":
+            until = min(now + max(policy.grace, MIN_EXTENSION), limit)
+            self._alert_still_used(
+                rotation,
+                Severity.WARNING,
+                f"{what}; grace extended to {_fmt(until)} (extension {number}; never past "
+                f"{_fmt(limit)}, max_grace after promotion)",
+                condition=f"{rotation.id}:{number}",
+                last=last,
+            )
+            log.warning("old credential still in use; grace extended", until=until.isoformat())
+            return self.journal.transition(
+                rotation,
+                State.GRACE,
+                Step.REVOKE,
+                f"{what}; grace extended to {_fmt(until)} (extension {number}, "
+                f"limit {_fmt(limit)})",
+                grace_deadline=until,
+                checked_at=now,
+                extensions=number,
+            )
+        if mode == "alert":
+            which = "when_old_still_used_after_max" if at_limit else "when_old_still_used"
+            self._alert_still_used(
+                rotation,
+                Severity.CRITICAL if at_limit else Severity.WARNING,
+                f"{what}; held, not revoked ({which}: alert"
+                + (f", past max_grace {_fmt(limit)})" if at_limit else ")"),
+                condition=f"{rotation.id}:{'limit' if at_limit else 'held'}",
+                last=last,
+            )
+            self.journal.transition(
+                rotation,
+                State.GRACE,
+                Step.REVOKE,
+                f"{what}; holding it (alert)",
+                checked_at=now,
+                extensions=number,
+            )
+            raise StillInUseError(
+                f"{what} after its successor became current; not revoked "
+                f"({which}: alert). Find the consumer, or rotate with --emergency to revoke it now"
+            )
+        why = "past max_grace" if at_limit else "when_old_still_used: revoke"
+        self._alert_still_used(
+            rotation,
+            Severity.CRITICAL,
+            f"{what}; revoked anyway ({why}): a consumer still using it fails from now on",
+            condition=f"{rotation.id}:revoked",
+            last=last,
+        )
+        log.warning("old credential still in use; revoking anyway", last_used=_fmt(last))
+        return None
+
+    def _alert_still_used(
+        self, rotation: Rotation, severity: Severity, what: str, *, condition: str, last: datetime
+    ) -> None:
+        """Alert that an old credential was used after its successor became current."""
+        self._alert(
+            rotation.secret,
+            AlertEvent.OLD_STILL_IN_USE,
+            severity,
+            f"{rotation.secret}: {what}: a consumer never picked up the new credential "
+            "(or someone else holds the old one)",
+            condition=condition,
+            rotation_id=rotation.id,
+            details={"ref": rotation.old_ref or "", "last_used": _fmt(last)},
         )
 
     def _delete(self, b: _Binding, rotation: Rotation) -> Rotation:
@@ -1422,17 +1560,19 @@ class Engine:
         """
         start = None if full or anchor is not None else self._audit_verified
         report = self.journal.verify_audit(start=start, anchor=anchor)
+        self._note_tampering(report.tampering)
         if report.intact:
             if report.head_seq is not None and report.head_hash is not None:
                 self._audit_verified = (report.head_seq, report.head_hash)
             return report
         self._audit_verified = None
+        problem = report.problem or "; ".join(t.what for t in report.tampering[:5])
         self.alerting.raise_alert(
             AlertEvent.AUDIT_CHAIN_BROKEN,
             Severity.CRITICAL,
-            f"the audit trail in {self.journal.describe()} is broken: {report.problem}",
+            f"the audit trail in {self.journal.describe()} is broken: {problem}",
             secret=None,
-            condition=f"{report.broken_at}",
+            condition=f"{report.broken_at}" if report.problem else problem[:200],
             to=None,
             details={"first_bad_record": str(report.broken_at)},
         )
@@ -1490,6 +1630,19 @@ def _waits_until(rotation: Rotation) -> datetime | None:
     if rotation.state is State.REVOKED:
         return rotation.delete_at
     return None
+
+
+def _held(rotation: Rotation) -> bool:
+    """Tell whether an old credential is kept past its original grace deadline (in use)."""
+    return rotation.state is State.GRACE and rotation.extensions > 0
+
+
+def _held_message(rotation: Rotation) -> str:
+    return (
+        f"old credential {rotation.old_ref or ''} still in use, held past its original grace "
+        f"deadline ({rotation.extensions} extension(s) or hold(s)); next check "
+        f"{_fmt(rotation.grace_deadline)}"
+    ).replace("  ", " ")
 
 
 def _fmt(when: datetime | None) -> str:

@@ -111,6 +111,8 @@ class Permission:
     actions on a vault URL), ``kubernetes`` (verbs on a resource written
     ``[contexts/CTX/]namespaces/NS/RESOURCE[.GROUP][/NAME]``). A permission
     without actions is a requirement the output states as a note.
+    ``conditions`` (``aws`` only) narrow a grant whose resource IAM cannot
+    name exactly: every one must hold.
     """
 
     system: str
@@ -118,6 +120,9 @@ class Permission:
     resource: str
     #: What breaks without it, as an operator reads it: ``store: write the pending version``.
     step: str
+    #: IAM conditions, each ``(operator, key, values)``:
+    #: ``("StringEquals", "aws:ResourceTag/rotator:secret", ("app/api",))``.
+    conditions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
 
 class Adapter(ABC, Generic[ConfigT]):
@@ -365,8 +370,12 @@ class AlertEvent(StrEnum):
     ROTATION_SUCCEEDED = "rotation-succeeded"
     #: An emergency rotation started (a leak, ``--emergency``).
     EMERGENCY = "emergency-rotation"
+    #: A leak report named a credential's public identifier only (no secret part).
+    IDENTIFIER_LEAKED = "identifier-leaked"
     #: ``audit verify`` found an edited, deleted, inserted or reordered record.
     AUDIT_CHAIN_BROKEN = "audit-chain-broken"
+    #: A secret's journal rows are not as rotator wrote them; it is not acted on.
+    JOURNAL_TAMPERED = "journal-tampered"
 
 
 class Severity(StrEnum):

@@ -50,7 +50,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 
-from rotator.audit import GENESIS, AuditAction, AuditRecord, ChainReport, chain_key, verify_chain
+from rotator.audit import (
+    GENESIS,
+    AuditAction,
+    AuditRecord,
+    ChainReport,
+    Tampering,
+    chain_key,
+    row_key,
+    seal_row,
+    verify_chain,
+)
 from rotator.clock import Clock
 from rotator.errors import JournalError, RotatorError
 from rotator.lifecycle import BLOCKING, TERMINAL, State, check
@@ -120,6 +130,8 @@ rotations = sa.Table(
     sa.Column("policy_digest", sa.String(64)),
     # Added by migration 4: when the old credential was revoked.
     sa.Column("revoked_at", UTCDateTime),
+    # Added by migration 5: HMAC of the row under the journal key (see _seal).
+    sa.Column("seal", sa.String(64)),
 )
 
 events = sa.Table(
@@ -134,6 +146,8 @@ events = sa.Table(
     sa.Column("state_from", sa.String(32)),
     sa.Column("state_to", sa.String(32)),
     sa.Column("detail", sa.Text),
+    # Added by migration 5.
+    sa.Column("seal", sa.String(64)),
     sa.Index("ix_events_rotation", "rotation_id", "id"),
 )
 
@@ -146,6 +160,8 @@ leases = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=False),
     # Added by migration 3: the fencing token.
     sa.Column("token", sa.BigInteger, nullable=False, server_default="0"),
+    # Added by migration 5: HMAC of (secret, owner, token), so a token cannot be forged.
+    sa.Column("seal", sa.String(64)),
 )
 
 
@@ -170,7 +186,26 @@ audit = sa.Table(
     sa.Column("new_fingerprint", sa.String(64)),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    # Added by migration 5: the rows this record was written with (AuditRecord.BINDINGS).
+    sa.Column("row_seal", sa.String(64)),
+    sa.Column("event_id", sa.Integer),
+    sa.Column("event_seal", sa.String(64)),
     sa.Index("ix_audit_at", "at"),
+    sa.Index("ix_audit_rotation", "rotation_id", "seq"),
+    sa.Index("ix_audit_secret", "secret"),
+)
+
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    # One row (id 1): the chain's last record, sealed with the journal key and
+    # moved in the same transaction as each append. A chain emptied or cut at
+    # its end no longer reaches the head; a head deleted or edited is missed
+    # or fails its seal (added by migration 5).
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("seal", sa.String(64), nullable=False),
 )
 
 alerts = sa.Table(
@@ -244,6 +279,30 @@ def _watching(conn: Connection) -> None:
         conn.execute(sa.text(f"ALTER TABLE rotations ADD COLUMN revoked_at {kind}"))
 
 
+def _row_seals(conn: Connection) -> None:
+    """Add the seal columns, the audit bindings, their indexes and the chain's head table.
+
+    The rows already there are sealed by ``Journal.migrate`` in the same
+    transaction (sealing needs the key, which migrations do not hold).
+    """
+    inspector = sa.inspect(conn)
+    added = {
+        "rotations": ("seal VARCHAR(64)",),
+        "events": ("seal VARCHAR(64)",),
+        "leases": ("seal VARCHAR(64)",),
+        "audit": ("row_seal VARCHAR(64)", "event_id INTEGER", "event_seal VARCHAR(64)"),
+    }
+    for table, columns in added.items():
+        present = {c["name"] for c in inspector.get_columns(table)}
+        for column in columns:
+            if column.split()[0] not in present:
+                conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column}"))
+    for index in ("ix_audit_rotation", "ix_audit_secret"):
+        found = next(i for i in audit.indexes if i.name == index)
+        found.create(conn, checkfirst=True)
+    audit_head.create(conn, checkfirst=True)
+
+
 #: Versioned schema migrations, applied in order. Never edit a released
 #: entry: add a new one that alters the schema.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
@@ -251,7 +310,10 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (2, "rotations.policy_digest; index on updated_at", _policy_digest_and_change_index),
     (3, "leases.token (fencing)", _fencing_token),
     (4, "audit chain, alerts, credential usage, rotations.revoked_at", _watching),
+    (5, "row seals, audit bindings and the chain's head", _row_seals),
 )
+#: The migration after which every row is sealed (its rows are sealed as found).
+_SEALED_FROM = 5
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 #: PostgreSQL advisory lock key that serialises migrations ("rotator" in ASCII).
 _LOCK_KEY = 0x726F7461746F72
@@ -333,6 +395,11 @@ class Rotation:
     policy_digest: str | None = None
     #: When the old credential was revoked (use seen after it is an anomaly).
     revoked_at: datetime | None = None
+    #: The row's seal as read (None for a rotation not yet written).
+    seal: str | None = field(default=None, compare=False)
+    #: False when the row read does not match its seal: written by someone
+    #: other than rotator. The engine never acts on such a row.
+    intact: bool = field(default=True, compare=False)
 
     @property
     def blocking(self) -> bool:
@@ -398,6 +465,19 @@ class LeaseLost(RotatorError):
     """
 
 
+class JournalTampered(JournalError):
+    """A journal row or the audit trail's head does not match what rotator wrote.
+
+    Permanent: the row was edited, inserted or deleted outside rotator (or
+    the key file is not the one that sealed it). Nothing is done on the
+    strength of it; ``rotator audit verify`` names what changed.
+    """
+
+    def __init__(self, message: str, *, secret: str | None = None) -> None:
+        super().__init__(message)
+        self.secret = secret
+
+
 class JournalUnavailable(JournalError):
     """The database did not answer (restarting, unreachable); trying again later may work."""
 
@@ -419,7 +499,8 @@ class SecretSummary:
     failures_in_a_row: int = 0
 
 
-_ROTATION_FIELDS = {f.name for f in fields(Rotation)}
+#: Rotation fields that are columns of ``rotations`` (``seal`` and ``intact`` are not sealed).
+_ROTATION_FIELDS = {f.name for f in fields(Rotation)} - {"seal", "intact"}
 
 
 def _enable_wal(cursor: Any, attempts: int = 200, pause: float = 0.05) -> None:
@@ -440,14 +521,19 @@ def _enable_wal(cursor: Any, attempts: int = 200, pause: float = 0.05) -> None:
             time.sleep(pause)
 
 
-def _row_to_rotation(row: sa.Row[Any]) -> Rotation:
+def _row_to_rotation(row: sa.Row[Any], key: bytes | None) -> Rotation:
+    """Turn a ``rotations`` row into a Rotation, checking its seal when the key is at hand."""
     # _asdict, not _mapping.items(): the latter rebuilds the key view per row,
     # which was most of the cost of reading 100,000 summaries.
     data = {k: v for k, v in row._asdict().items() if k in _ROTATION_FIELDS}
+    seal = row.seal
+    intact = key is None or (
+        seal is not None and hmac.compare_digest(seal_row(key, "rotations", data), seal)
+    )
     data["state"] = State(data["state"])
     known = data.get("known_refs")
     data["known_refs"] = None if known is None else tuple(json.loads(known))
-    return Rotation(**data)
+    return Rotation(**data, seal=seal, intact=intact)
 
 
 def _process_alive(pid: int) -> bool:
@@ -581,6 +667,9 @@ class Journal:
         path = self.sqlite_path(self.url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+        # Sealing the rows found by the migration that adds seals needs the
+        # key; taking it may read the journal, so before the transaction.
+        key = self._fingerprint_key() if self._seals_pending() else None
         try:
             with self._engine.begin() as conn:
                 if conn.dialect.name == "postgresql":
@@ -597,6 +686,8 @@ class Journal:
                     if version in done:
                         continue
                     run(conn)
+                    if version == _SEALED_FROM:
+                        _seal_existing(conn, key if key is not None else self._fingerprint_key())
                     conn.execute(
                         schema_migrations.insert().values(
                             version=version, name=name, applied_at=self.clock()
@@ -610,6 +701,14 @@ class Journal:
                 if extra.exists():
                     extra.chmod(0o600)
         return SCHEMA_VERSION
+
+    def _seals_pending(self) -> bool:
+        """Tell whether the migration that seals rows is still to be applied here."""
+        if not self.exists():
+            return True
+        with self._read() as conn:
+            done = set(conn.scalars(sa.select(schema_migrations.c.version)))
+        return _SEALED_FROM not in done
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -671,6 +770,18 @@ class Journal:
                 self._key = bytes.fromhex(path.read_text().strip())
         return self._key
 
+    def _row_key(self) -> bytes:
+        return row_key(self._fingerprint_key())
+
+    def _row_key_if_present(self) -> bytes | None:
+        """The row key when the key file exists (reads never create it); None otherwise."""
+        if self._key is None and not self._key_file.exists():
+            return None
+        try:
+            return self._row_key()
+        except (JournalError, OSError, ValueError):
+            return None
+
     def fingerprint(self, value: SecretValue) -> str:
         """Return a keyed fingerprint of a value (HMAC-SHA256, 16 bytes, hex)."""
         digest = hmac.new(self._fingerprint_key(), value.text().encode(), hashlib.sha256)
@@ -680,12 +791,12 @@ class Journal:
 
     def create(self, rotation: Rotation, detail: str | None = None) -> Rotation:
         """Record a new rotation (in state ``planned``) and its first event."""
+        values = _rotation_values(rotation, self._row_key())
         with self._tx() as conn:
             self._fence(conn, rotation.secret)
-            values = _rotation_values(rotation)
             conn.execute(rotations.insert().values(**values))
-            self._event(conn, rotation, "plan", "ok", None, rotation.state, detail)
-        return rotation
+            self._event(conn, rotation, "plan", "ok", None, rotation.state, detail, values["seal"])
+        return replace(rotation, seal=values["seal"])
 
     def transition(
         self,
@@ -704,19 +815,21 @@ class Journal:
         new = replace(rotation, state=to, updated_at=now, **{"error": keep, **changes})
         if to in TERMINAL and new.finished_at is None:
             new = replace(new, finished_at=now)
+        self._refuse_tampered(rotation)
+        values = _rotation_values(new, self._row_key())
         with self._tx() as conn:
             self._fence(conn, rotation.secret)
             result = conn.execute(
-                rotations.update()
-                .where(rotations.c.id == rotation.id, rotations.c.state == rotation.state.value)
-                .values(**_rotation_values(new))
+                rotations.update().where(*self._as_read(rotation)).values(**values)
             )
             if result.rowcount != 1:
                 raise JournalError(
                     f"rotation {rotation.id} is no longer {rotation.state}: changed by another run"
                 )
-            self._event(conn, new, step, "ok", rotation.state, to, detail)
-        return new
+            self._event(
+                conn, new, step, "ok", rotation.state, to, detail, values["seal"], previous=rotation
+            )
+        return replace(new, seal=values["seal"])
 
     def record(
         self, rotation: Rotation, step: str, outcome: str, detail: str | None, **changes: Any
@@ -725,15 +838,32 @@ class Journal:
         now = self.clock()
         error = detail if outcome == "error" else rotation.error
         new = replace(rotation, updated_at=now, error=error, **changes)
+        self._refuse_tampered(rotation)
+        values = _rotation_values(new, self._row_key())
         with self._tx() as conn:
             self._fence(conn, rotation.secret)
-            conn.execute(
-                rotations.update()
-                .where(rotations.c.id == rotation.id)
-                .values(**_rotation_values(new))
+            conn.execute(rotations.update().where(rotations.c.id == rotation.id).values(**values))
+            state = rotation.state
+            self._event(conn, rotation, step, outcome, state, state, detail, values["seal"])
+        return replace(new, seal=values["seal"])
+
+    @staticmethod
+    def _as_read(rotation: Rotation) -> tuple[sa.ColumnElement[bool], ...]:
+        """The conditions that the row is still as this run read it (state, and seal if known)."""
+        conditions = [rotations.c.id == rotation.id, rotations.c.state == rotation.state.value]
+        if rotation.seal is not None:
+            conditions.append(rotations.c.seal == rotation.seal)
+        return tuple(conditions)
+
+    @staticmethod
+    def _refuse_tampered(rotation: Rotation) -> None:
+        """Raise JournalTampered rather than build on a row that failed its seal."""
+        if not rotation.intact:
+            raise JournalTampered(
+                f"rotation {rotation.id} of {rotation.secret}: its journal row does not match "
+                "its seal (edited outside rotator); nothing is done on the strength of it",
+                secret=rotation.secret,
             )
-            self._event(conn, rotation, step, outcome, rotation.state, rotation.state, detail)
-        return new
 
     def _event(
         self,
@@ -744,27 +874,36 @@ class Journal:
         src: State | None,
         dst: State | None,
         detail: str | None,
+        row_seal: str,
+        *,
+        previous: Rotation | None = None,
     ) -> None:
         at = self.clock()
-        conn.execute(
-            events.insert().values(
-                rotation_id=rotation.id,
-                secret=rotation.secret,
-                at=at,
-                step=step,
-                outcome=outcome,
-                state_from=src.value if src else None,
-                state_to=dst.value if dst else None,
-                detail=detail,
-            )
-        )
+        row: dict[str, Any] = {
+            "rotation_id": rotation.id,
+            "secret": rotation.secret,
+            "at": at,
+            "step": step,
+            "outcome": outcome,
+            "state_from": src.value if src else None,
+            "state_to": dst.value if dst else None,
+            "detail": detail,
+        }
+        inserted = conn.execute(events.insert().values(**row)).inserted_primary_key
+        assert inserted is not None  # an INSERT of one row always has its key
+        event_id = inserted[0]
+        event_seal = seal_row(self._row_key(), "events", {"id": event_id, **row})
+        conn.execute(events.update().where(events.c.id == event_id).values(seal=event_seal))
+        action = _audit_action(rotation.trigger, step, outcome, src, dst)
+        if action == AuditAction.GRACE_EXTENDED and previous is not None:
+            action = _grace_action(previous, rotation)
         self._append_audit(
             conn,
             AuditRecord(
                 seq=0,
                 at=at,
                 actor=self.actor,
-                action=_audit_action(rotation.trigger, step, outcome, src, dst),
+                action=action,
                 outcome=outcome,
                 secret=rotation.secret,
                 rotation_id=rotation.id,
@@ -775,6 +914,9 @@ class Journal:
                 new_ref=rotation.new_ref,
                 old_fingerprint=rotation.old_fingerprint,
                 new_fingerprint=rotation.new_fingerprint,
+                row_seal=row_seal,
+                event_id=int(event_id),
+                event_seal=event_seal,
             ),
         )
 
@@ -786,14 +928,46 @@ class Journal:
             # Writers on every replica take turns at the head; SQLite's
             # BEGIN IMMEDIATE already serialises all writers.
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK_KEY})
-        head = conn.execute(
+        last = conn.execute(
             sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
         ).first()
-        seq, prev = (head.seq + 1, head.hash) if head is not None else (1, GENESIS)
+        seq, prev = (last.seq + 1, last.hash) if last is not None else (1, GENESIS)
+        problem = self._head_problem(conn, (seq - 1, prev))
+        if problem is not None:
+            # Appending would hide the cut (or bless a forged head): refuse.
+            raise JournalTampered(f"audit trail: {problem}; run `rotator audit verify`")
         sealed = replace(record, seq=seq, prev_hash=prev).sealed(self._chain_key())
         conn.execute(audit.insert().values(**sealed.as_dict() | {"at": sealed.at}))
+        head = {"seq": seq, "hash": sealed.hash}
+        conn.execute(
+            audit_head.update()
+            .where(audit_head.c.id == 1)
+            .values(**head, seal=seal_row(self._row_key(), "audit_head", head))
+        )
         self._sealed.records.append(sealed)
         return sealed
+
+    def _head_problem(self, conn: Connection, end: tuple[int, str]) -> str | None:
+        """Say how the sealed head disagrees with the chain's last record (None: it agrees).
+
+        ``end`` is the last record's (seq, hash), ``(0, GENESIS)`` for an
+        empty chain. Every write happens after ``migrate``, which made the row.
+        """
+        row = conn.execute(sa.select(audit_head).where(audit_head.c.id == 1)).first()
+        if row is None:
+            return "its sealed head is gone (deleted outside rotator)"
+        head = {"seq": row.seq, "hash": row.hash}
+        if not hmac.compare_digest(seal_row(self._row_key(), "audit_head", head), row.seal):
+            return "its head does not match its seal (edited outside rotator)"
+        if row.seq > end[0]:
+            what = "emptied" if end[0] == 0 else f"cut after record {end[0]}"
+            return f"it ends before its sealed head (record {row.seq}): {what}"
+        if row.seq < end[0] or row.hash != end[1]:
+            return (
+                f"its last record ({end[0]}) is not its sealed head (record {row.seq}): "
+                "records were added or replaced outside rotator"
+            )
+        return None
 
     def _chain_key(self) -> bytes:
         return chain_key(self._fingerprint_key())
@@ -854,15 +1028,54 @@ class Journal:
     def verify_audit(
         self, *, anchor: tuple[int, str] | None = None, start: tuple[int, str] | None = None
     ) -> ChainReport:
-        """Check the whole chain, or from ``start`` (a record verified before)."""
+        """Check the chain (whole, or from ``start``, a record verified before) and every row.
+
+        The rows are always checked whole: each rotation, event and lease
+        against its seal, each rotation and event against the audit record
+        that last wrote it, every rotation the trail names still there, and
+        the chain's last record against its sealed head.
+        """
         records = self.audit_records(after=start[0] if start else 0)
-        return verify_chain(records, self._chain_key(), anchor=anchor, start=start)
+        chain = verify_chain(records, self._chain_key(), anchor=anchor, start=start)
+        return replace(chain, tampering=self._tampering())
+
+    def check_secret(self, secret: str) -> tuple[Tampering, ...]:
+        """Check one secret's rows (and the chain's head) before acting on it; () if all hold."""
+        return self._tampering(secret)
+
+    def verify_state(self, *, decisions_only: bool = False) -> tuple[Tampering, ...]:
+        """Check every row (without the events if ``decisions_only``) and the chain's head."""
+        return self._tampering(events_too=not decisions_only)
+
+    def _tampering(
+        self, secret: str | None = None, *, events_too: bool = True
+    ) -> tuple[Tampering, ...]:
+        """Find the rows (all, or one secret's) that are not as rotator wrote them."""
+        if not self.has_audit_trail():
+            return ()
+        key = self._row_key()
+        chain = self._chain_key()
+        found: list[Tampering] = []
+        with self._read() as conn:
+            if not sa.inspect(conn).has_table("audit_head"):
+                return ()  # not upgraded yet: nothing is sealed
+            last = conn.execute(
+                sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
+            ).first()
+            problem = self._head_problem(conn, (last.seq, last.hash) if last else (0, GENESIS))
+            if problem is not None:
+                found.append(Tampering(None, f"the audit trail: {problem}"))
+            found += _rotation_tampering(conn, key, chain, secret)
+            if events_too:
+                found += _event_tampering(conn, key, chain, secret)
+            found += _lease_tampering(conn, key, secret)
+        return tuple(found)
 
     def get(self, rotation_id: str) -> Rotation | None:
         """Return one rotation by id."""
         with self._read() as conn:
             row = conn.execute(sa.select(rotations).where(rotations.c.id == rotation_id)).first()
-        return _row_to_rotation(row) if row else None
+        return _row_to_rotation(row, self._row_key_if_present()) if row else None
 
     def open_rotations(self, secret: str | None = None) -> list[Rotation]:
         """Return unfinished rotations (oldest first), optionally of one secret."""
@@ -871,7 +1084,8 @@ class Journal:
             query = query.where(rotations.c.secret == secret)
         with self._read() as conn:
             rows = conn.execute(query.order_by(rotations.c.created_at, rotations.c.id)).all()
-        return [_row_to_rotation(r) for r in rows]
+        key = self._row_key_if_present()
+        return [_row_to_rotation(r, key) for r in rows]
 
     def summaries(
         self, secret: str | None = None, *, names: Collection[str] | None = None
@@ -891,6 +1105,8 @@ class Journal:
         return found
 
     def _summaries(self, names: list[str] | None) -> dict[str, SecretSummary]:
+        key = self._row_key_if_present()
+
         def only(query: sa.Select[Any], table: sa.Table = rotations) -> sa.Select[Any]:
             return query if names is None else query.where(table.c.secret.in_(names))
 
@@ -935,11 +1151,11 @@ class Journal:
                 row.secret: UTCDateTime().process_result_value(row.at, conn.dialect)
                 for row in conn.execute(last_success)
             }
-            last = {r.secret: r for r in (_row_to_rotation(x) for x in conn.execute(latest))}
+            last = {r.secret: r for r in (_row_to_rotation(x, key) for x in conn.execute(latest))}
             failures = {row.secret: int(row.n) for row in conn.execute(streaks)}
             open_rows = conn.execute(open_query).all()
         open_by_secret: dict[str, list[Rotation]] = {}
-        for rotation in (_row_to_rotation(r) for r in open_rows):
+        for rotation in (_row_to_rotation(r, key) for r in open_rows):
             open_by_secret.setdefault(rotation.secret, []).append(rotation)
         return {
             name: SecretSummary(
@@ -974,11 +1190,12 @@ class Journal:
         """Return every rotation (oldest first) of every secret, or of ``names``, without events."""
         found: dict[str, list[Rotation]] = {}
         query = sa.select(rotations).order_by(rotations.c.created_at, rotations.c.id)
+        key = self._row_key_if_present()
         with self._read() as conn:
             for chunk in _chunks(names):
                 q = query if chunk is None else query.where(rotations.c.secret.in_(chunk))
                 for row in conn.execute(q):
-                    rotation = _row_to_rotation(row)
+                    rotation = _row_to_rotation(row, key)
                     found.setdefault(rotation.secret, []).append(rotation)
         return found
 
@@ -998,7 +1215,8 @@ class Journal:
             by_rotation.setdefault(e.rotation_id, []).append(
                 Event(e.at, e.step, e.outcome, e.state_from, e.state_to, e.detail)
             )
-        return [(r, by_rotation.get(r.id, [])) for r in (_row_to_rotation(x) for x in rows)]
+        key = self._row_key_if_present()
+        return [(r, by_rotation.get(r.id, [])) for r in (_row_to_rotation(x, key) for x in rows)]
 
     # -- alerts and usage ------------------------------------------------------
 
@@ -1121,6 +1339,7 @@ class Journal:
         try:
             with self._tx() as conn:
                 row = conn.execute(sa.select(leases).where(leases.c.secret == secret)).first()
+                key = self._row_key()
                 if row is None:
                     conn.execute(
                         leases.insert().values(
@@ -1129,9 +1348,18 @@ class Journal:
                             acquired_at=now,
                             expires_at=now + ttl,
                             token=1,
+                            seal=_lease_seal(key, secret, owner, 1),
                         )
                     )
                     return Lease(secret, owner, 1, ttl)
+                if row.seal is None or not hmac.compare_digest(
+                    _lease_seal(key, secret, row.owner, row.token), row.seal
+                ):
+                    raise JournalTampered(
+                        f"the lease on {secret} does not match its seal (its holder or fencing "
+                        "token was edited outside rotator)",
+                        secret=secret,
+                    )
                 if row.owner != owner and not self._lease_dead(row.owner, row.expires_at, now):
                     return None
                 # Conditional on the row being as read: of two runs taking over
@@ -1143,9 +1371,17 @@ class Journal:
                         leases.c.owner == row.owner,
                         leases.c.token == row.token,
                     )
-                    .values(owner=owner, acquired_at=now, expires_at=now + ttl, token=row.token + 1)
+                    .values(
+                        owner=owner,
+                        acquired_at=now,
+                        expires_at=now + ttl,
+                        token=row.token + 1,
+                        seal=_lease_seal(key, secret, owner, row.token + 1),
+                    )
                 )
                 return Lease(secret, owner, row.token + 1, ttl) if result.rowcount == 1 else None
+        except JournalTampered:
+            raise
         except JournalError as exc:
             if isinstance(exc.__context__, IntegrityError):
                 return None
@@ -1203,6 +1439,169 @@ class Journal:
             )
 
 
+def _seal_existing(conn: Connection, fingerprint_key: bytes) -> None:
+    """Seal the rows a journal holds when it is upgraded to sealed rows, and start the head.
+
+    What is there at the upgrade is taken as rotator wrote it: from then on
+    an edit, insertion or deletion is detected.
+    """
+    key = row_key(fingerprint_key)
+    for row in conn.execute(sa.select(rotations)).all():
+        values = {k: v for k, v in row._asdict().items() if k in _ROTATION_FIELDS}
+        conn.execute(
+            rotations.update()
+            .where(rotations.c.id == row.id)
+            .values(seal=seal_row(key, "rotations", values))
+        )
+    for row in conn.execute(sa.select(events)).all():
+        data = {name: getattr(row, name) for name in _EVENT_FIELDS}
+        conn.execute(
+            events.update().where(events.c.id == row.id).values(seal=seal_row(key, "events", data))
+        )
+    for row in conn.execute(sa.select(leases)).all():
+        conn.execute(
+            leases.update()
+            .where(leases.c.secret == row.secret)
+            .values(seal=_lease_seal(key, row.secret, row.owner, row.token))
+        )
+    last = conn.execute(
+        sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
+    ).first()
+    head = {"seq": last.seq, "hash": last.hash} if last is not None else {"seq": 0, "hash": GENESIS}
+    conn.execute(audit_head.insert().values(id=1, **head, seal=seal_row(key, "audit_head", head)))
+
+
+def _only(query: sa.Select[Any], column: sa.ColumnElement[Any], secret: str | None) -> Any:
+    return query if secret is None else query.where(column == secret)
+
+
+def _bound(conn: Connection, chain: bytes, secret: str | None) -> dict[str, AuditRecord]:
+    """Return, by rotation id, the last audit record that wrote each rotation's row.
+
+    A record whose own hash fails is left out (the chain check reports it),
+    so a forged record cannot vouch for a forged row.
+    """
+    latest = _only(
+        sa.select(sa.func.max(audit.c.seq).label("seq"))
+        .where(audit.c.row_seal.is_not(None))
+        .group_by(audit.c.rotation_id),
+        audit.c.secret,
+        secret,
+    ).subquery()
+    rows = conn.execute(sa.select(audit).where(audit.c.seq.in_(sa.select(latest.c.seq)))).all()
+    records = (AuditRecord(**row._asdict()) for row in rows)
+    return {
+        r.rotation_id: r
+        for r in records
+        if r.rotation_id is not None and hmac.compare_digest(r.sealed(chain).hash, r.hash)
+    }
+
+
+def _rotation_tampering(
+    conn: Connection, key: bytes, chain: bytes, secret: str | None
+) -> list[Tampering]:
+    """Rotations edited (seal or binding), deleted (named by the trail, gone) or inserted."""
+    found: list[Tampering] = []
+    bound = _bound(conn, chain, secret)
+    present: set[str] = set()
+    for row in conn.execute(_only(sa.select(rotations), rotations.c.secret, secret)):
+        rotation = _row_to_rotation(row, key)
+        present.add(rotation.id)
+        where = f"rotation {rotation.id} of {rotation.secret}"
+        record = bound.get(rotation.id)
+        if not rotation.intact:
+            found.append(Tampering(rotation.secret, f"{where} does not match its seal: edited"))
+        elif record is not None and record.row_seal != rotation.seal:
+            found.append(
+                Tampering(
+                    rotation.secret,
+                    f"{where} is not as audit record {record.seq} left it: "
+                    "replaced by an earlier copy of itself",
+                )
+            )
+    named = conn.execute(
+        _only(
+            sa.select(audit.c.rotation_id, audit.c.secret)
+            .where(audit.c.rotation_id.is_not(None))
+            .distinct(),
+            audit.c.secret,
+            secret,
+        )
+    ).all()
+    for row in named:
+        if row.rotation_id not in present:
+            found.append(
+                Tampering(
+                    row.secret,
+                    f"rotation {row.rotation_id} of {row.secret} is in the audit trail but not "
+                    "in the journal: deleted",
+                )
+            )
+    return found
+
+
+def _event_tampering(
+    conn: Connection, key: bytes, chain: bytes, secret: str | None
+) -> list[Tampering]:
+    """Events edited or inserted (seal), or deleted (named by an audit record, gone)."""
+    found: list[Tampering] = []
+    seals: dict[int, tuple[str | None, str]] = {}
+    for row in conn.execute(_only(sa.select(events), events.c.secret, secret)):
+        data = {name: getattr(row, name) for name in _EVENT_FIELDS}
+        expected = seal_row(key, "events", data)
+        if row.seal is None or not hmac.compare_digest(expected, row.seal):
+            found.append(
+                Tampering(row.secret, f"event {row.id} of {row.secret} does not match its seal")
+            )
+        seals[row.id] = (row.seal, row.secret)
+    query = _only(
+        sa.select(audit.c.seq, audit.c.secret, audit.c.event_id, audit.c.event_seal).where(
+            audit.c.event_id.is_not(None)
+        ),
+        audit.c.secret,
+        secret,
+    )
+    for row in conn.execute(query):
+        seal, _ = seals.get(row.event_id, (None, None))
+        if row.event_id not in seals:
+            found.append(
+                Tampering(
+                    row.secret,
+                    f"event {row.event_id} of {row.secret} (audit record {row.seq}) is gone: "
+                    "deleted",
+                )
+            )
+        elif seal != row.event_seal:
+            found.append(
+                Tampering(
+                    row.secret,
+                    f"event {row.event_id} of {row.secret} is not the one audit record "
+                    f"{row.seq} wrote",
+                )
+            )
+    return found
+
+
+def _lease_tampering(conn: Connection, key: bytes, secret: str | None) -> list[Tampering]:
+    """Leases whose holder or fencing token was edited."""
+    return [
+        Tampering(row.secret, f"the lease on {row.secret} does not match its seal")
+        for row in conn.execute(_only(sa.select(leases), leases.c.secret, secret))
+        if row.seal is None
+        or not hmac.compare_digest(_lease_seal(key, row.secret, row.owner, row.token), row.seal)
+    ]
+
+
+def _grace_action(before: Rotation, after: Rotation) -> str:
+    """Name a change of grace in the audit trail's words: extended, cut short or held."""
+    old, new = before.grace_deadline, after.grace_deadline
+    if old is not None and new is not None and new < old:
+        return AuditAction.GRACE_CUT_SHORT.value
+    if old is not None and new is not None and new > old:
+        return AuditAction.GRACE_EXTENDED.value
+    return AuditAction.GRACE_HELD.value
+
+
 def _chunks(names: Collection[str] | None) -> list[list[str]] | list[None]:
     """Split secret names into ``IN (...)`` lists of ``_IN_CHUNK``; ``[None]``: no filter."""
     if names is None:
@@ -1232,17 +1631,51 @@ def _create_key_file(path: Path) -> None:
         temporary.unlink()
 
 
-def _rotation_values(rotation: Rotation) -> dict[str, Any]:
-    values = {f.name: getattr(rotation, f.name) for f in fields(Rotation)}
+def _rotation_values(rotation: Rotation, key: bytes) -> dict[str, Any]:
+    """Return the ``rotations`` columns of a rotation, sealed with the row key."""
+    values = {name: getattr(rotation, name) for name in _ROTATION_FIELDS}
     values["state"] = rotation.state.value
     values["known_refs"] = (
         None if rotation.known_refs is None else json.dumps(list(rotation.known_refs))
     )
+    values["seal"] = seal_row(key, "rotations", values)
     return values
 
 
+def _lease_seal(key: bytes, secret: str, owner: str, token: int) -> str:
+    """Seal what fences a lease's writes: who holds it and with which token."""
+    return seal_row(key, "leases", {"secret": secret, "owner": owner, "token": token})
+
+
+_EVENT_FIELDS = (
+    "id",
+    "rotation_id",
+    "secret",
+    "at",
+    "step",
+    "outcome",
+    "state_from",
+    "state_to",
+    "detail",
+)
+
+
 def _safe_url(url: str) -> str:
+    """Return ``url`` with its password and password-like query parameters masked.
+
+    SQLAlchemy's ``hide_password`` masks the user-info password only; libpq
+    also takes ``?password=`` (and ``sslpassword``...), which it left as is.
+    """
+    from rotator import redact
+
     try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except (SQLAlchemyError, ValueError):
+        parsed = sa.engine.make_url(url)
+        masked = {
+            name: "***" if redact.is_secret_param(name) else value
+            for name, value in parsed.query.items()
+        }
+        rendered = parsed.set(query=masked).render_as_string(hide_password=True)
+        # The query is rendered percent-encoded: show the mask as hide_password does.
+        return rendered.replace("=%2A%2A%2A", "=***")
+    except (SQLAlchemyError, ValueError, TypeError):
         return "<unparsable URL>"

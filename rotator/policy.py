@@ -360,9 +360,49 @@ class NotifierSpec(BaseModel):
         return tuple(dict.fromkeys(value))
 
 
+#: What a leak report holding only a credential's public identifier (an AWS
+#: access key id, without its secret key) makes ``rotator leaks ingest`` do.
+#: ``alert``: alert only; ``rotate`` (the default): alert, and start a normal
+#: rotation whose grace keeps the old credential working; ``emergency``:
+#: rotate with no grace, as when the secret part leaked.
+IDENTIFIER_ONLY_RESPONSES = ("alert", "rotate", "emergency")
+
+
+class LeakPolicy(BaseModel):
+    """How ``rotator leaks ingest`` answers reports about this secret (``leaks:``)."""
+
+    model_config = _FROZEN
+
+    #: A report naming only the public identifier proves nothing leaked that
+    #: can be used, and anyone who can feed reports could otherwise cut every
+    #: consumer off at once: by default it gets a normal rotation, with grace.
+    on_identifier_only: Literal["alert", "rotate", "emergency"] = "rotate"
+
+    @field_validator("on_identifier_only", mode="before")
+    @classmethod
+    def _known_response(cls, value: Any) -> Any:
+        """Refuse an unknown response, suggesting the closest known one."""
+        if isinstance(value, str) and value not in IDENTIFIER_ONLY_RESPONSES:
+            close = difflib.get_close_matches(value, IDENTIFIER_ONLY_RESPONSES, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ValueError(
+                f"expected one of {', '.join(IDENTIFIER_ONLY_RESPONSES)}, got {value!r}{hint}"
+            )
+        return value
+
+
 def _random_issuer() -> IssuerSpec:
     """Return the default issuer: ``random`` with its default fields."""
     return IssuerSpec.model_validate({"kind": "random"})
+
+
+#: How long one extension lasts at least (an old credential still in use).
+MIN_EXTENSION = timedelta(hours=1)
+
+
+def default_max_grace(grace: timedelta) -> timedelta:
+    """Return the default bound on an old credential's life: 3 x grace, at least grace + 1h."""
+    return max(3 * grace, grace + MIN_EXTENSION)
 
 
 class Policy(BaseModel):
@@ -380,6 +420,11 @@ class Policy(BaseModel):
     schedule: Schedule
     grace: Duration
     when_old_still_used: Literal["extend", "alert", "revoke"] = "extend"
+    #: How long after promotion an old credential still in use may live at
+    #: most, extensions and holds included (None: ``default_max_grace``).
+    max_grace: Duration | None = None
+    #: What happens at ``max_grace`` to an old credential still in use.
+    when_old_still_used_after_max: Literal["revoke", "alert"] = "revoke"
     #: Where consumers read the credential: all written before promote.
     targets: tuple[TargetSpec, ...] = ()
     #: Checks the new credential must pass before promote.
@@ -388,6 +433,8 @@ class Policy(BaseModel):
     propagation_delay: Duration = timedelta(0)
     #: Names of the notifiers (declared under ``notifiers:``) told of this secret's alerts.
     alerts: tuple[str, ...] = ()
+    #: How ``rotator leaks ingest`` answers reports about this secret.
+    leaks: LeakPolicy = LeakPolicy()
     source_file: str = ""
     source_line: int = 0
 
@@ -423,6 +470,25 @@ class Policy(BaseModel):
                     "_ and -, starting with a letter or digit"
                 )
         return tuple(dict.fromkeys(value))
+
+    @property
+    def grace_limit(self) -> timedelta:
+        """Return how long after promotion the old credential may live at most."""
+        return self.max_grace if self.max_grace is not None else default_max_grace(self.grace)
+
+    @field_validator("max_grace")
+    @classmethod
+    def _not_shorter_than_grace(
+        cls, value: timedelta | None, info: ValidationInfo
+    ) -> timedelta | None:
+        """Refuse a max_grace shorter than the grace it bounds."""
+        grace = info.data.get("grace")
+        if value is not None and isinstance(grace, timedelta) and value < grace:
+            raise ValueError(
+                f"max_grace {format_duration(value)} must be at least the grace "
+                f"{format_duration(grace)}"
+            )
+        return value
 
     @field_validator("grace")
     @classmethod

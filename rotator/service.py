@@ -228,20 +228,18 @@ class Service:
     # -- the loop -----------------------------------------------------------
 
     def reload(self) -> bool:
-        """Validate the policy files again; switch to them only if they are all valid."""
+        """Validate the policy files again; switch to them only if they are all valid.
+
+        Whatever the files hold, a reload never stops the service: any error
+        while loading them (an invalid policy, or a bug the files trigger)
+        is logged and counted, and the policies in force keep running.
+        """
         self._reload_requested = False
         self._stamps = _policy_files(self.config)
         try:
             policies = load_policies(self.config)
-        except (PolicyError, ConfigError) as exc:
-            self.reloads_failed += 1
-            if self.metrics is not None:
-                self.metrics.config_reload("failed")
-            problems = exc.problems if isinstance(exc, PolicyError) else [exc]
-            log.error(
-                "reload refused: the policies in force keep running",
-                problems=[str(p) for p in problems],
-            )
+        except Exception as exc:  # noqa: BLE001 (a reload must never end the service)
+            self._refuse_reload(exc)
             return False
         before = set(self.engine.policies)
         self.engine.replace_policies(policies, policies.notifiers)
@@ -259,6 +257,21 @@ class Service:
             total=len(after),
         )
         return True
+
+    def _refuse_reload(self, exc: Exception) -> None:
+        """Log and count a reload whose files could not be loaded."""
+        self.reloads_failed += 1
+        if self.metrics is not None:
+            self.metrics.config_reload("failed")
+        if isinstance(exc, PolicyError):
+            problems = [str(p) for p in exc.problems]
+        elif isinstance(exc, ConfigError):
+            problems = [str(exc)]
+        else:
+            # not a policy problem: a bug the files trigger; the traceback is for its report
+            problems = [f"unexpected {type(exc).__name__} while loading: {exc}"]
+            log.error("reload failed unexpectedly", exc_info=exc)
+        log.error("reload refused: the policies in force keep running", problems=problems)
 
     def _files_changed(self) -> bool:
         return _policy_files(self.config) != self._stamps
@@ -366,6 +379,12 @@ class Service:
         self.index = DueIndex()
         self._again, self._attention = set(), set()
         self._watermark = self.engine.journal.latest_change()
+        # Before anything is planned, every row the engine decides on is
+        # checked against its seal (the watch pass checks everything again).
+        try:
+            self.engine.check_state()
+        except RotatorError as exc:
+            log.warning("journal rows not checked", error=str(exc))
         names = sorted(self.engine.policies)
         for start in range(0, len(names), PLAN_CHUNK):
             self._replan(names[start : start + PLAN_CHUNK])

@@ -187,7 +187,7 @@ def test_verify_finds_two_records_swapped(journal: Journal, clock: FakeClock) ->
 
 
 def test_an_anchor_finds_records_cut_off_the_end(tmp_path: Path, clock: FakeClock) -> None:
-    """Cutting the newest records leaves a valid chain, but not the anchored head."""
+    """Cutting the newest records leaves a valid chain, but not the sealed or the anchored head."""
     url = f"sqlite:///{tmp_path / 'j.db'}"
     journal = Journal(url, clock)
     journal.migrate()
@@ -195,7 +195,11 @@ def test_an_anchor_finds_records_cut_off_the_end(tmp_path: Path, clock: FakeCloc
     head = journal.verify_audit()
     assert head.head_seq == 9 and head.head_hash is not None
     _tamper(url, "DELETE FROM audit WHERE seq > 6")
-    assert journal.verify_audit().intact  # without an anchor a cut is invisible
+    sealed = journal.verify_audit()  # the head sealed in the journal no longer matches
+    assert not sealed.intact and sealed.problem is None
+    assert [t.what for t in sealed.tampering] == [
+        "the audit trail: it ends before its sealed head (record 9): cut after record 6"
+    ]
     cut = journal.verify_audit(anchor=(head.head_seq, head.head_hash))
     assert cut.broken_at == 9 and "cut off the end" in (cut.problem or "")
 

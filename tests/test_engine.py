@@ -191,7 +191,7 @@ def test_iam_key_rotation_deactivates_then_deletes(
 
 
 def test_old_key_still_used_extends_grace(aws: None, tmp_path: Path, real_clock: FakeClock) -> None:
-    """An old key used after promotion is not revoked at the deadline under extend."""
+    """An old key used after promotion is not revoked at the deadline under extend; the run fails."""
     old = _iam_user()
     engine = _engine(tmp_path, IAM_POLICY.format(delete_after="0s", when="extend"), real_clock)
     engine.rotate("deployer")
@@ -203,7 +203,8 @@ def test_old_key_still_used_extends_grace(aws: None, tmp_path: Path, real_clock:
     ).get_caller_identity()
     real_clock.advance(timedelta(hours=1, seconds=1))
     [outcome] = engine.run_once().outcomes
-    assert outcome.result is Result.OK and outcome.state is State.GRACE
+    # Held past its original deadline: alerted, and the run exits 1 until it is quiet.
+    assert outcome.result is Result.FAILED and outcome.state is State.GRACE and outcome.alerted
     assert _keys()[old["AccessKeyId"]] == "Active"
     rotation = engine.journal.open_rotations("deployer")[0]
     assert rotation.extensions == 1

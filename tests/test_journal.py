@@ -253,11 +253,11 @@ def test_lease_of_a_dead_local_process_is_taken_over(journal: Journal) -> None:
 
 
 def test_sqlite_file_is_private(tmp_path: Path, clock: FakeClock) -> None:
-    """The SQLite journal file is created readable by its owner only."""
+    """The SQLite journal file and its key (made with it: it seals the trail's head) are private."""
     path = tmp_path / "j.db"
     Journal(f"sqlite:///{path}", clock).migrate()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert (tmp_path / "j.db.key").exists() is False  # created on first fingerprint only
+    assert stat.S_IMODE((tmp_path / "j.db.key").stat().st_mode) == 0o600
 
 
 def test_failure_streak_counts_rollbacks_since_the_last_success(

@@ -1,0 +1,237 @@
+"""Bounded grace: an old credential still in use is kept alive at most ``max_grace``.
+
+A stolen old key must not be kept alive forever by using it: each use at the
+deadline extends the grace by one grace (at least an hour), each extension is
+alerted again, never past ``max_grace`` after promotion, where
+``when_old_still_used_after_max`` revokes it (the default) or holds it with a
+critical alert; ``run --once`` fails while an old credential is held past its
+original deadline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import boto3
+import pytest
+
+from providers.random import RandomIssuer
+from rotator.engine import Engine
+from rotator.errors import PolicyError
+from rotator.interfaces import Credential, registry
+from rotator.journal import Journal
+from rotator.lifecycle import State
+from rotator.loader import load_policies
+from rotator.policy import default_max_grace
+from rotator.secret import SecretValue
+from tests.conftest import AWS_REGION, FakeClock
+
+RECORDER = "import os, sys\nopen(os.environ['OUT'], 'a').write(sys.stdin.read().strip() + '\\n')\n"
+
+
+class _Watched(RandomIssuer):
+    """A random issuer whose credentials have refs and a last use the test sets."""
+
+    reports_last_use = True
+    used: ClassVar[dict[str, datetime]] = {}
+    revoked: ClassVar[list[str]] = []
+
+    def ref_of(self, value: SecretValue) -> str | None:
+        return "ref-" + hashlib.sha256(value.text().encode()).hexdigest()[:8]
+
+    def mint(self, rotation_id: str) -> Credential:
+        credential = super().mint(rotation_id)
+        return Credential(credential.value, self.ref_of(credential.value))
+
+    def last_used(self, ref: str) -> datetime | None:
+        return self.used.get(ref)
+
+    def revoke(self, ref: str) -> None:
+        self.revoked.append(ref)
+
+
+@pytest.fixture
+def watched(aws_in_process: None) -> type[_Watched]:
+    _Watched.used, _Watched.revoked = {}, []
+    boto3.client("secretsmanager", region_name=AWS_REGION).create_secret(
+        Name="app/key", SecretString="the-first-value-of-the-key"
+    )
+    return _Watched
+
+
+def _engine(tmp_path: Path, clock: FakeClock, extra: str = "", grace: str = "1h") -> Engine:
+    script = tmp_path / "recorder.py"
+    script.write_text(RECORDER)
+    (tmp_path / "p.yaml").write_text(f"""
+notifiers:
+  ops:
+    kind: exec
+    command: [{sys.executable}, {script}]
+    env: {{OUT: {tmp_path / "alerts.jsonl"}}}
+secrets:
+  - name: app/key
+    store: {{provider: aws-secretsmanager, secret_id: app/key}}
+    schedule: {{every: 30d}}
+    grace: {grace}
+    alerts: [ops]
+{extra}""")
+    loaded = load_policies(tmp_path / "p.yaml")
+    base = registry()
+    return Engine(
+        loaded,
+        Journal(f"sqlite:///{tmp_path / 'j.db'}", clock),
+        adapters=replace(base, issuers={**base.issuers, "random": _Watched}),
+        clock=clock,
+        sleep=clock.sleep,
+        notifiers=loaded.notifiers,
+    )
+
+
+def _alerts(tmp_path: Path) -> list[dict[str, Any]]:
+    path = tmp_path / "alerts.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _old_ref(engine: Engine) -> str:
+    [rotation] = engine.journal.open_rotations("app/key")
+    assert rotation.old_ref is not None
+    return rotation.old_ref
+
+
+def _use_old(engine: Engine, clock: FakeClock) -> None:
+    """The old credential is used (by a forgotten consumer, or a thief) just now."""
+    _Watched.used[_old_ref(engine)] = clock() - timedelta(seconds=1)
+
+
+def test_the_default_bound_is_three_graces_and_at_least_an_hour_more() -> None:
+    """Documented default: max(3 x grace, grace + 1h)."""
+    assert default_max_grace(timedelta(hours=24)) == timedelta(hours=72)
+    assert default_max_grace(timedelta(0)) == timedelta(hours=1)
+    assert default_max_grace(timedelta(minutes=10)) == timedelta(minutes=70)
+
+
+def test_extensions_stop_at_max_grace_and_the_old_key_is_revoked(
+    watched: type[_Watched], tmp_path: Path, clock: FakeClock
+) -> None:
+    """Used at every deadline: extended twice (re-alerted each time), revoked at 3h, critical."""
+    engine = _engine(tmp_path, clock)
+    engine.rotate("app/key")
+    old = _old_ref(engine)
+    promoted = clock()
+    deadlines = []
+    for _ in range(2):
+        clock.advance(timedelta(hours=1, seconds=1))
+        _use_old(engine, clock)
+        report = engine.run_once()
+        assert report.exit_code == 1  # held past its original deadline
+        [rotation] = engine.journal.open_rotations("app/key")
+        deadlines.append(rotation.grace_deadline)
+    assert deadlines[1] is not None and deadlines[1] <= promoted + timedelta(hours=3)
+    assert old not in watched.revoked
+    clock.advance(timedelta(hours=2))  # past max_grace (3h after promotion)
+    _use_old(engine, clock)
+    report = engine.run_once()
+    assert watched.revoked == [old]
+    assert [r.state for r in engine.journal.open_rotations("app/key")] in ([], [State.REVOKED])
+    still_used = [a for a in _alerts(tmp_path) if a["event"] == "old-still-in-use"]
+    assert [a["severity"] for a in still_used] == ["warning", "warning", "critical"]
+    assert "revoked anyway (past max_grace)" in still_used[-1]["summary"]
+
+
+def test_a_pass_while_held_fails_even_when_nothing_is_due(
+    watched: type[_Watched], tmp_path: Path, clock: FakeClock
+) -> None:
+    """Between extensions nothing is due, but run --once still exits 1 (and says why)."""
+    engine = _engine(tmp_path, clock)
+    engine.rotate("app/key")
+    clock.advance(timedelta(hours=1, seconds=1))
+    _use_old(engine, clock)
+    engine.run_once()
+    clock.advance(timedelta(minutes=10))
+    report = engine.run_once()
+    assert report.exit_code == 1
+    [failed] = report.failed
+    assert "held past its original grace deadline" in failed.message
+
+
+def test_an_old_key_no_longer_used_is_revoked_and_the_run_succeeds(
+    watched: type[_Watched], tmp_path: Path, clock: FakeClock
+) -> None:
+    """Once quiet at the extended deadline, the old key is revoked and the run exits 0."""
+    engine = _engine(tmp_path, clock)
+    engine.rotate("app/key")
+    clock.advance(timedelta(hours=1, seconds=1))
+    _use_old(engine, clock)
+    engine.run_once()
+    clock.advance(timedelta(hours=1, seconds=1))
+    report = engine.run_once()
+    assert report.exit_code == 0
+    assert len(watched.revoked) == 1
+
+
+def test_an_extension_lasts_at_least_an_hour_when_the_grace_is_shorter(
+    watched: type[_Watched], tmp_path: Path, clock: FakeClock
+) -> None:
+    """README says an extension is one grace, at least an hour: so it is, not only for 0s."""
+    engine = _engine(tmp_path, clock, grace="5m", extra="    max_grace: 1d\n")
+    engine.rotate("app/key")
+    clock.advance(timedelta(minutes=5, seconds=1))
+    _use_old(engine, clock)
+    engine.run_once()
+    [rotation] = engine.journal.open_rotations("app/key")
+    assert rotation.grace_deadline == clock() + timedelta(hours=1)
+
+
+def test_after_max_alert_holds_with_a_critical_alert(
+    watched: type[_Watched], tmp_path: Path, clock: FakeClock
+) -> None:
+    """when_old_still_used_after_max: alert keeps the key, critically, and the run fails."""
+    engine = _engine(
+        tmp_path,
+        clock,
+        extra="    max_grace: 2h\n    when_old_still_used_after_max: alert\n",
+    )
+    engine.rotate("app/key")
+    for _ in range(3):
+        clock.advance(timedelta(hours=1, seconds=1))
+        _use_old(engine, clock)
+        report = engine.run_once()
+        assert report.exit_code == 1
+    assert watched.revoked == []
+    last = [a for a in _alerts(tmp_path) if a["event"] == "old-still-in-use"][-1]
+    assert last["severity"] == "critical" and "past max_grace" in last["summary"]
+
+
+def test_a_max_grace_shorter_than_the_grace_is_a_located_error(tmp_path: Path) -> None:
+    """max_grace below grace is refused at validation, with file and line."""
+    (tmp_path / "p.yaml").write_text(
+        "secrets:\n  - name: a\n    store: {provider: aws-secretsmanager, secret_id: a}\n"
+        "    schedule: {every: 30d}\n    grace: 2h\n    max_grace: 1h\n"
+    )
+    with pytest.raises(PolicyError) as raised:
+        load_policies(tmp_path / "p.yaml")
+    [problem] = raised.value.problems
+    assert "p.yaml:6" in str(problem) and "max_grace 1h must be at least the grace 2h" in str(
+        problem
+    )
+
+
+def test_held_rotations_are_recorded_as_extended_or_held_never_cut_short(
+    watched: type[_Watched], tmp_path: Path, clock: FakeClock
+) -> None:
+    """The audit trail says grace-extended for an extension and grace-cut-short for --emergency."""
+    engine = _engine(tmp_path, clock)
+    engine.rotate("app/key")
+    clock.advance(timedelta(hours=1, seconds=1))
+    _use_old(engine, clock)
+    engine.run_once()
+    engine.rotate("app/key", emergency=True, reason="leaked")
+    actions = [r.action for r in engine.journal.audit_records(secret="app/key")]
+    assert "grace-extended" in actions and "grace-cut-short" in actions
+    assert actions.index("grace-extended") < actions.index("grace-cut-short")

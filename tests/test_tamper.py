@@ -1,0 +1,304 @@
+"""Tamper evidence over every journal row the engine acts on, on SQLite and PostgreSQL.
+
+Rows of ``rotations``, ``events`` and ``leases`` are sealed with the journal
+key, each rotation and event is bound to the audit record that last wrote
+it, and the chain's last record to a sealed head. ``audit verify`` finds an
+edited column, a deleted, inserted or replayed row, an emptied or cut chain;
+the engine refuses to act on a secret whose rows fail, raises a critical
+alert, and revokes or extends nothing on the strength of a forged row.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from rotator.cli import cli
+from rotator.engine import Action, Engine
+from rotator.journal import Journal, JournalTampered, Rotation, rotations
+from rotator.lifecycle import State, Step
+from rotator.loader import load_policies
+from tests.conftest import AWS_REGION, FakeClock
+from tests.test_bounded_grace import RECORDER, _Watched
+
+
+def _sql(url: str, statement: str, **params: Any) -> None:
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(sa.text(statement), params)
+    engine.dispose()
+
+
+def _to_grace(journal: Journal, clock: FakeClock, name: str, number: int) -> Rotation:
+    """Record one rotation of ``name`` from planned to grace, as the engine would."""
+    rotation = journal.create(
+        Rotation(
+            id=f"{name}-{number}",
+            secret=name,
+            state=State.PLANNED,
+            trigger="schedule",
+            created_at=clock(),
+            updated_at=clock(),
+        )
+    )
+    steps = [
+        (State.MINTED, Step.MINT, {"new_ref": f"new-{number}", "old_ref": f"old-{number}"}),
+        (State.PENDING, Step.STORE, {"new_version_id": f"v{number}"}),
+        (State.PROPAGATED, Step.PROPAGATE, {}),
+        (State.VERIFIED, Step.VERIFY, {}),
+        (
+            State.GRACE,
+            Step.PROMOTE,
+            {"promoted_at": clock(), "grace_deadline": clock() + timedelta(hours=1)},
+        ),
+    ]
+    for state, step, changes in steps:
+        clock.advance(timedelta(seconds=1))
+        rotation = journal.transition(rotation, state, step, f"to {state}", **changes)
+    return rotation
+
+
+@pytest.fixture
+def history(journal: Journal, clock: FakeClock) -> Journal:
+    """A journal with two secrets' rotations in grace and a lease held."""
+    _to_grace(journal, clock, "app/db", 1)
+    _to_grace(journal, clock, "app/api", 2)
+    assert journal.acquire("app/api", "host:1:a", timedelta(hours=1)) is not None
+    assert journal.verify_audit().intact
+    return journal
+
+
+#: (kind of tampering, SQL, what verify must say). Every row the engine decides on.
+TAMPERING: list[tuple[str, str, str]] = [
+    *(
+        (
+            f"edited rotations.{column}",
+            f"UPDATE rotations SET {column} = {value} WHERE id = 'app/db-1'",
+            "rotation app/db-1 of app/db does not match its seal: edited",
+        )
+        for column, value in [
+            ("grace_deadline", "created_at"),
+            ("state", "'done'"),
+            ("old_ref", "'old-x'"),
+            ("new_ref", "'new-x'"),
+            ("new_version_id", "'v9'"),
+            ("extensions", "7"),
+            ("revoked_at", "created_at"),
+            ("delete_at", "created_at"),
+            ("error", "'x'"),
+            ("emergency", "true"),
+            ("promoted_at", "NULL"),
+        ]
+    ),
+    (
+        "deleted rotation",
+        "DELETE FROM events WHERE rotation_id = 'app/db-1'; "
+        "DELETE FROM rotations WHERE id = 'app/db-1'",
+        "rotation app/db-1 of app/db is in the audit trail but not in the journal: deleted",
+    ),
+    (
+        "inserted rotation",
+        "INSERT INTO rotations (id, secret, state, trigger, emergency, created_at, updated_at, "
+        "extensions) SELECT 'forged', secret, 'grace', trigger, emergency, created_at, "
+        "updated_at, 0 FROM rotations WHERE id = 'app/db-1'",
+        "rotation forged of app/db does not match its seal: edited",
+    ),
+    (
+        "every event deleted",
+        "DELETE FROM events",
+        "of app/db (audit record 1) is gone: deleted",
+    ),
+    (
+        "edited event",
+        "UPDATE events SET detail = 'nothing happened' WHERE rotation_id = 'app/db-1'",
+        "of app/db does not match its seal",
+    ),
+    (
+        "inserted event",
+        "INSERT INTO events (rotation_id, secret, at, step, outcome) "
+        "SELECT rotation_id, secret, at, 'revoke', 'ok' FROM events WHERE rotation_id = 'app/db-1'",
+        "of app/db does not match its seal",
+    ),
+    ("emptied chain", "DELETE FROM audit", "it ends before its sealed head (record 12): emptied"),
+    (
+        "emptied chain and head",
+        "DELETE FROM audit; DELETE FROM audit_head",
+        "its sealed head is gone",
+    ),
+    (
+        "records cut off the end",
+        "DELETE FROM audit WHERE seq > 10",
+        "it ends before its sealed head (record 12): cut after record 10",
+    ),
+    ("edited head", "UPDATE audit_head SET seq = 11", "its head does not match its seal"),
+    (
+        "edited lease token",
+        "UPDATE leases SET token = token + 5",
+        "the lease on app/api does not match its seal",
+    ),
+    (
+        "edited lease holder",
+        "UPDATE leases SET owner = 'elsewhere:1:b'",
+        "the lease on app/api does not match its seal",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "statements", "said"), TAMPERING, ids=[t[0] for t in TAMPERING])
+def test_verify_finds_every_kind_of_tampering(
+    history: Journal, kind: str, statements: str, said: str
+) -> None:
+    """Each edit, deletion or insertion made outside rotator is named by verify."""
+    for statement in statements.split("; "):
+        _sql(history.url, statement)
+    report = history.verify_audit()
+    assert not report.intact, kind
+    assert any(said in t.what for t in report.tampering) or said in (report.problem or "")
+
+
+def test_a_replayed_earlier_copy_of_a_row_is_found(journal: Journal, clock: FakeClock) -> None:
+    """A row put back as it was before a step (valid seal, stale) no longer matches the trail."""
+    rotation = _to_grace(journal, clock, "app/db", 1)
+    engine = sa.create_engine(journal.url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:
+        saved = conn.execute(sa.select(rotations).where(rotations.c.id == rotation.id)).one()
+    clock.advance(timedelta(hours=2))
+    journal.transition(rotation, State.REVOKED, Step.REVOKE, "revoked", revoked_at=clock())
+    with engine.begin() as conn:
+        conn.execute(
+            rotations.update().where(rotations.c.id == rotation.id).values(**saved._asdict())
+        )
+    engine.dispose()
+    [found] = journal.verify_audit().tampering
+    assert found.secret == "app/db" and "replaced by an earlier copy of itself" in found.what
+    assert [t.what for t in journal.check_secret("app/db")] == [found.what]
+
+
+def test_a_journal_untouched_verifies_intact_and_checks_per_secret(history: Journal) -> None:
+    """No false alarm: the untouched journal and each of its secrets pass."""
+    report = history.verify_audit()
+    assert report.intact and report.tampering == ()
+    assert history.check_secret("app/db") == () and history.check_secret("app/api") == ()
+
+
+def test_the_trail_refuses_to_grow_past_a_cut(history: Journal, clock: FakeClock) -> None:
+    """Appending after records were cut off would hide the cut: the write is refused."""
+    _sql(history.url, "DELETE FROM audit WHERE seq > 10")
+    [rotation] = history.open_rotations("app/db")
+    with pytest.raises(JournalTampered, match="cut after record 10"):
+        history.transition(rotation, State.REVOKED, Step.REVOKE, "revoked")
+
+
+def test_a_lease_with_a_forged_token_is_not_taken(history: Journal) -> None:
+    """A lease row edited to another token is refused, not taken over."""
+    _sql(history.url, "UPDATE leases SET token = 1000")
+    with pytest.raises(JournalTampered, match="lease on app/api"):
+        history.acquire("app/api", "host:2:c", timedelta(hours=1))
+
+
+# -- the engine refuses to act on a forged row --------------------------------------------
+
+
+@pytest.fixture
+def engine(aws_in_process: None, tmp_path: Path, clock: FakeClock) -> Engine:
+    """An engine over one secret in moto, whose old credentials' revocations are recorded."""
+    _Watched.used, _Watched.revoked = {}, []
+    boto3.client("secretsmanager", region_name=AWS_REGION).create_secret(
+        Name="app/key", SecretString="the-first-value-of-the-key"
+    )
+    script = tmp_path / "recorder.py"
+    script.write_text(RECORDER)
+    (tmp_path / "p.yaml").write_text(f"""
+notifiers:
+  ops:
+    kind: exec
+    command: [{sys.executable}, {script}]
+    env: {{OUT: {tmp_path / "alerts.jsonl"}}}
+secrets:
+  - name: app/key
+    store: {{provider: aws-secretsmanager, secret_id: app/key}}
+    schedule: {{every: 30d}}
+    grace: 1h
+    alerts: [ops]
+""")
+    loaded = load_policies(tmp_path / "p.yaml")
+    from dataclasses import replace
+
+    from rotator.interfaces import registry
+
+    base = registry()
+    return Engine(
+        loaded,
+        Journal(f"sqlite:///{tmp_path / 'j.db'}", clock),
+        adapters=replace(base, issuers={**base.issuers, "random": _Watched}),
+        clock=clock,
+        sleep=clock.sleep,
+        notifiers=loaded.notifiers,
+    )
+
+
+def _alerts(tmp_path: Path) -> list[dict[str, Any]]:
+    path = tmp_path / "alerts.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+FAR = datetime(2099, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("forge", "why"),
+    [
+        (
+            lambda: f"UPDATE rotations SET grace_deadline = '{FAR:%Y-%m-%d %H:%M:%S}'",
+            "keep the old key alive",
+        ),
+        (lambda: "UPDATE rotations SET grace_deadline = created_at", "revoke the old key early"),
+        (lambda: "UPDATE rotations SET state = 'done'", "forget the old key"),
+    ],
+    ids=["deadline-2099", "deadline-early", "state-done"],
+)
+def test_the_engine_does_not_act_on_a_forged_rotation(
+    engine: Engine, tmp_path: Path, clock: FakeClock, forge: Callable[[], str], why: str
+) -> None:
+    """A grace deadline or state edited in the database: needs attention, critical, nothing done."""
+    engine.rotate("app/key")
+    _sql(engine.journal.url, forge())
+    clock.advance(timedelta(hours=2))  # past the real deadline
+    report = engine.run_once()
+    assert report.exit_code == 1, why
+    assert "not as rotator wrote" in report.failed[0].message
+    assert _Watched.revoked == []  # the old credential was neither revoked early nor forgotten
+    [alert] = [a for a in _alerts(tmp_path) if a["event"] == "journal-tampered"]
+    assert alert["severity"] == "critical" and alert["secret"] == "app/key"
+    [item] = engine.plan()
+    assert item.action is Action.ATTENTION
+    assert engine.rotate("app/key").exit_code == 1  # not by hand either
+    engine.run_once()
+    assert len([a for a in _alerts(tmp_path) if a["event"] == "journal-tampered"]) == 1
+
+
+def test_audit_verify_names_tampered_rows_and_exits_1(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI prints each tampered row (and lists them in --json) and exits 1."""
+    engine.rotate("app/key")
+    _sql(engine.journal.url, "UPDATE rotations SET extensions = 3")
+    _sql(engine.journal.url, "DELETE FROM events WHERE step = 'verify'")
+    args = ["--config", str(tmp_path / "p.yaml"), "--state", engine.journal.url]
+    result = CliRunner().invoke(cli, ["audit", "verify", *args])
+    assert result.exit_code == 1, result.output
+    assert "TAMPERED: rotation" in result.output and "does not match its seal" in result.output
+    assert "is gone: deleted" in result.output
+    result = CliRunner().invoke(cli, ["audit", "verify", "--json", *args])
+    data = json.loads(result.stdout)
+    assert data["intact"] is False
+    assert {t["secret"] for t in data["tampered"]} == {"app/key"}
