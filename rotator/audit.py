@@ -353,7 +353,9 @@ class JsonlSink:
                     sys.stdout.write(line)
                     sys.stdout.flush()
                     return
-                fd = os.open(self.target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                # O_NOFOLLOW: a link planted at the sink's name is not written through.
+                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+                fd = os.open(self.target, flags, 0o600)
                 try:
                     os.write(fd, line.encode())
                 finally:

@@ -17,7 +17,6 @@ from types import FrameType
 from typing import Any
 
 import click
-from rich.markup import escape
 from rich.table import Table
 
 from rotator import __version__, cli_audit, cli_leaks, cli_permissions, logs
@@ -29,6 +28,7 @@ from rotator.cli_common import (
     fail,
     log,
     out,
+    plain,
     policies,
     when,
 )
@@ -37,6 +37,7 @@ from rotator.concurrency import DEFAULT_PER_PROVIDER, DEFAULT_TOTAL
 from rotator.durations import format_duration
 from rotator.engine import Action, Engine, Outcome, PlanItem, Result, RunReport
 from rotator.errors import ConfigError, JournalError, PolicyError
+from rotator.escaping import printable
 from rotator.health import HealthServer
 from rotator.journal import Journal
 from rotator.lifecycle import State
@@ -81,11 +82,11 @@ def _print_plan(items: list[PlanItem], now: datetime) -> None:
         table.add_column(column)
     for item in items:
         table.add_row(
-            item.secret,
+            plain(item.secret),
             item.action.value,
             "yes" if item.due else "no",
             when(item.due_at, now),
-            item.reason,
+            plain(item.reason),
         )
     out.print(table)
     due = sum(1 for i in items if i.due)
@@ -184,18 +185,8 @@ def run(
         summary = RunSummary(
             report, started, engine.clock(), engine.journal.actor, stopping.is_set()
         )
-        try:
-            if summary_file:
-                summary.write_json(summary_file)
-            if summary_markdown:
-                summary.append_markdown(summary_markdown)
-        except OSError as exc:
+        if not _summary_written(summary, summary_file, summary_markdown):
             # The rotations happened: say so in the exit code, not a traceback.
-            err.print(
-                f"rotator: summary not written: {exc.strerror}: {exc.filename}",
-                markup=False,
-                highlight=False,
-            )
             sys.exit(max(report.exit_code, EXIT_FAILED))
         sys.exit(report.exit_code)
     service = Service(
@@ -230,6 +221,20 @@ def run(
     sys.exit(code)
 
 
+def _summary_written(summary: RunSummary, json_file: str | None, markdown: str | None) -> bool:
+    """Write the summary files asked for; False, having said which, if one could not be."""
+    for path, write in ((json_file, summary.write_json), (markdown, summary.append_markdown)):
+        if not path:
+            continue
+        try:
+            write(path)
+        except OSError as exc:
+            # The file the user named, not the temporary file beside it that failed.
+            err.print(plain(f"rotator: summary not written: {exc.strerror}: {path}"))
+            return False
+    return True
+
+
 @cli.group()
 def db() -> None:
     """The journal's schema."""
@@ -241,7 +246,7 @@ def upgrade(config: str, state: str) -> None:
     """Bring the journal to this rotator's schema (safe to run from several places at once)."""
     journal = Journal(state, system_clock)
     version = journal.migrate()
-    out.print(f"journal {journal.describe()} is at schema version {version}", highlight=False)
+    out.print(plain(f"journal {journal.describe()} is at schema version {version}"))
 
 
 @cli.command()
@@ -264,8 +269,8 @@ def check(config: str, state: str, names: tuple[str, ...], as_json: bool) -> Non
             table.add_column(column)
         style = {Verdict.OK: "green", Verdict.FAILED: "red", Verdict.SKIPPED: "yellow"}
         for f in findings:
-            verdict = f"[{style[f.verdict]}]{f.verdict.value}[/]"
-            table.add_row(f.secret, f.check, verdict, escape(f.detail))
+            verdict = plain(f.verdict.value, style[f.verdict])
+            table.add_row(plain(f.secret), plain(f.check), verdict, plain(f.detail))
         out.print(table)
         secrets = {f.secret for f in findings}
         out.print(
@@ -317,7 +322,7 @@ def _value_from_stdin(name: str) -> SecretValue:
     """Read a new value from stdin (without echo, twice, on a terminal); ConfigError if unusable."""
     if sys.stdin.isatty():
         text = click.prompt(
-            f"new value for {name}", hide_input=True, confirmation_prompt=True, err=True
+            f"new value for {printable(name)}", hide_input=True, confirmation_prompt=True, err=True
         )
     else:
         text = sys.stdin.read(MAX_SUPPLIED_VALUE + 2)
@@ -348,11 +353,11 @@ def _print_report(report: RunReport) -> None:
     }
     for o in report.outcomes:
         table.add_row(
-            o.secret,
-            f"[{style[o.result]}]{o.result.value}[/]",
+            plain(o.secret),
+            plain(o.result.value, style[o.result]),
             o.state.value if o.state else "-",
-            (o.rotation_id or "-")[:12],
-            o.message,
+            plain((o.rotation_id or "-")[:12]),
+            plain(o.message),
         )
     out.print(table)
     failed = len(report.failed)
@@ -459,8 +464,8 @@ def _print_status(engine: Engine, as_json: bool) -> None:
         if r["old_ref"]:
             usage += f" / {used_when(r['old_last_used'], r['old_ref'])}"
         table.add_row(
-            r["secret"],
-            r["state"] + (" (overdue)" if r["overdue"] else ""),
+            plain(r["secret"]),
+            plain(r["state"] + (" (overdue)" if r["overdue"] else "")),
             r["age"] or "-",
             f"{r['last_rotation'][:8]} {when(datetime.fromisoformat(started), now)}"
             if r["last_rotation"] and started
@@ -470,7 +475,7 @@ def _print_status(engine: Engine, as_json: bool) -> None:
             if r["old_grace_deadline"]
             else "-",
             usage,
-            r["last_error"] or "",
+            plain(r["last_error"] or ""),
         )
     out.print(table)
 
@@ -527,17 +532,21 @@ def history(config: str, state: str, name: str, as_json: bool) -> None:
         )
         return
     if not entries:
-        out.print(f"{name}: never rotated", highlight=False)
+        out.print(plain(f"{name}: never rotated"))
         return
     for r, events in entries:
         title = f"{r.id}  {r.trigger}{' (emergency)' if r.emergency else ''}  now {r.state.value}"
-        table = Table(title=title, title_justify="left")
+        table = Table(title=plain(title, "table.title"), title_justify="left")
         for column in ("at", "step", "outcome", "state", "detail"):
             table.add_column(column)
         for e in events:
             moved = f"{e.state_from or ''} -> {e.state_to}" if e.state_from != e.state_to else ""
             table.add_row(
-                e.at.strftime("%Y-%m-%d %H:%M:%S"), e.step, e.outcome, moved, e.detail or ""
+                e.at.strftime("%Y-%m-%d %H:%M:%S"),
+                plain(e.step),
+                plain(e.outcome),
+                plain(moved),
+                plain(e.detail or ""),
             )
         out.print(table)
 
@@ -576,14 +585,15 @@ def sandbox(duration: float, config: str | None, state: str | None, log_format: 
             _print_status(watched, as_json=False)
             chain = watched.journal.verify_audit()
             out.print(
-                f"audit trail: {chain.records} records, "
-                + ("intact" if chain.intact else f"BROKEN at {chain.broken_at}")
-                + f" (`rotator audit verify --state {current.state}`)",
-                highlight=False,
+                plain(
+                    f"audit trail: {chain.records} records, "
+                    + ("intact" if chain.intact else f"BROKEN at {chain.broken_at}")
+                    + f" (`rotator audit verify --state {current.state}`)"
+                )
             )
     except PolicyError as exc:
         for problem in exc.problems:
-            err.print(str(problem), markup=False, highlight=False)
+            err.print(plain(problem))
         fail("the sandbox policy is invalid")
     except (ConfigError, JournalError) as exc:
         fail(str(exc))

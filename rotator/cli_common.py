@@ -18,14 +18,16 @@ from typing import Any, NoReturn, TypeVar
 import click
 import structlog
 from rich.console import Console
+from rich.text import Text
 
-from rotator import logs
+from rotator import logs, redact
 from rotator.audit import actor, sink_from_env
 from rotator.clock import system_clock, system_sleep
 from rotator.concurrency import Limits
 from rotator.durations import format_duration, parse_duration
 from rotator.engine import Engine
 from rotator.errors import ConfigError, JournalError, PolicyError
+from rotator.escaping import printable
 from rotator.interfaces import RequestObserver
 from rotator.journal import Journal
 from rotator.loader import PolicySet, load_policies
@@ -41,8 +43,18 @@ out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
 
+def plain(text: object, style: str = "") -> Text:
+    """Return text for the consoles that is shown as written: never markup, emoji or controls.
+
+    Every name, path, reason and error rotator prints may come from outside
+    (a policy file, a remote API): ``[/]`` in it must not crash rich, and
+    ``[link=...]`` or an escape sequence must not restyle the terminal.
+    """
+    return Text(printable(str(text)), style=style)
+
+
 def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
-    err.print(f"rotator: error: {message}", markup=False, highlight=False)
+    err.print(plain(f"rotator: error: {message}"))
     sys.exit(code)
 
 
@@ -80,12 +92,15 @@ def common(func: F) -> F:
     )
     @wraps(func)
     def wrapper(*args: Any, log_format: str | None, log_level: str, **kwargs: Any) -> Any:
+        # rotator's own database password (in the journal URL, or its query) is
+        # masked wherever a driver or a server echoes it, from the start.
+        redact.register_url(str(kwargs.get("state") or ""))
         logs.configure(log_format, log_level)
         try:
             return func(*args, **kwargs)
         except PolicyError as exc:
             for problem in exc.problems:
-                err.print(str(problem), markup=False, highlight=False)
+                err.print(plain(problem))
             fail(f"{len(exc.problems)} problem(s) in the policy files; nothing was changed")
         except (ConfigError, JournalError) as exc:
             fail(str(exc))

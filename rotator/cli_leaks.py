@@ -13,11 +13,10 @@ import json
 import sys
 
 import click
-from rich.markup import escape
 from rich.table import Table
 
 from rotator import leaks as scanner
-from rotator.cli_common import common, engine_for, out
+from rotator.cli_common import common, engine_for, out, plain
 from rotator.errors import ConfigError
 
 
@@ -76,6 +75,10 @@ def _read(report: str) -> tuple[bytes, str]:
 _STYLE = {
     scanner.Action.ROTATED: "green",
     scanner.Action.WOULD_ROTATE: "yellow",
+    scanner.Action.ROTATED_WITH_GRACE: "green",
+    scanner.Action.WOULD_ROTATE_WITH_GRACE: "yellow",
+    scanner.Action.ALERTED: "yellow",
+    scanner.Action.WOULD_ALERT: "yellow",
     scanner.Action.ALREADY_REVOKED: "cyan",
     scanner.Action.FAILED: "red",
     scanner.Action.BY_HAND: "red",
@@ -85,19 +88,19 @@ _STYLE = {
 
 def _print(result: scanner.Triage) -> None:
     if result.rows:
-        table = Table(title=f"leaks: {result.source}", title_justify="left")
+        table = Table(title=plain(f"leaks: {result.source}", "table.title"), title_justify="left")
         for column in ("#", "location", "rule", "commit", "secret", "credential", "action"):
             table.add_column(column)
         for row in result.rows:
             finding = row.finding
             table.add_row(
                 str(finding.number),
-                escape(finding.location),
-                escape(finding.rule or "-"),
-                escape(finding.short_commit or "-"),
-                escape(row.secret or "no match"),
+                plain(finding.location),
+                plain(finding.rule or "-"),
+                plain(finding.short_commit or "-"),
+                plain(row.secret or "no match"),
                 row.known.standing.value if row.known else "-",
-                f"[{_STYLE[row.action]}]{escape(row.says())}[/]",
+                plain(row.says(), _STYLE[row.action]),
             )
         out.print(table)
     if result.unchecked:
@@ -105,6 +108,6 @@ def _print(result: scanner.Triage) -> None:
         table.add_column("secret")
         table.add_column("error")
         for name, error in sorted(result.unchecked.items()):
-            table.add_row(escape(name), f"[red]{escape(error)}[/]")
+            table.add_row(plain(name), plain(error, "red"))
         out.print(table)
-    out.print(result.summary(), markup=False, highlight=False)
+    out.print(plain(result.summary()))

@@ -21,7 +21,7 @@ import sys
 import click
 
 from rotator import permissions as perms
-from rotator.cli_common import common, engine_for, err
+from rotator.cli_common import common, engine_for, err, plain
 from rotator.errors import ConfigError, RotatorError
 
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -76,16 +76,12 @@ def permissions(
         click.echo(json.dumps(found, indent=2, sort_keys=False))
         return
     if not found:
-        err.print(
-            f"nothing is needed at {system or 'any outside system'} by these policies",
-            markup=False,
-            highlight=False,
-        )
+        err.print(plain(f"nothing is needed at {system or 'any outside system'} by these policies"))
         return
     for name in found:
         if system is None:
             # The heading on stderr must come out before its document on stdout.
             sys.stdout.flush()
-            err.print(f"== {perms.summary(name, needed)} ==", markup=False, highlight=False)
+            err.print(plain(f"== {perms.summary(name, needed)} =="))
         # click.echo, not the rich console: the document must reach a pipe byte for byte.
         click.echo(perms.text(name, needed), nl=False)

@@ -37,6 +37,7 @@ import os
 import secrets
 import socket
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -1618,8 +1619,10 @@ def _create_key_file(path: Path) -> None:
     on one key, and no reader ever sees the file empty or half-written.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # A random name (mkstemp: O_EXCL, mode 0600), so nobody who can write the
+    # folder can take the name first, and a crashed start leaves no name in the way.
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    temporary = Path(name)
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32))

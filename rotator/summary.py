@@ -11,8 +11,10 @@ identifiers and rotator's own messages, never a value.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +23,7 @@ from typing import Any
 
 from rotator import __version__
 from rotator.engine import Result, RunReport
+from rotator.escaping import markdown_cell, markdown_code
 
 #: Rows shown in the Markdown table at most (a job page is not a database).
 MARKDOWN_ROWS = 200
@@ -87,9 +90,9 @@ class RunSummary:
         ordered = sorted(self.report.outcomes, key=lambda o: (o.result is not Result.FAILED,))
         for o in ordered[:MARKDOWN_ROWS]:
             lines.append(
-                f"| {_ICONS[o.result]} | `{_cell(o.secret)}` | {o.result.value} | "
+                f"| {_ICONS[o.result]} | {markdown_code(o.secret)} | {o.result.value} | "
                 f"{o.state.value if o.state else '-'} | "
-                f"{(o.rotation_id or '-')[:12]} | {_cell(o.message)} |"
+                f"{markdown_cell((o.rotation_id or '-')[:12])} | {markdown_cell(o.message)} |"
             )
         if len(ordered) > MARKDOWN_ROWS:
             lines.append(f"\n{len(ordered) - MARKDOWN_ROWS} more in the JSON summary.")
@@ -97,10 +100,7 @@ class RunSummary:
 
     def write_json(self, path: str) -> None:
         """Write the JSON summary to ``path`` (whole, through a temporary file)."""
-        target = Path(path)
-        temporary = target.with_name(f".{target.name}.{os.getpid()}")
-        temporary.write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
-        temporary.replace(target)
+        _replace_file(Path(path), json.dumps(self.as_dict(), indent=2) + "\n")
 
     def append_markdown(self, path: str) -> None:
         """Append the Markdown summary to ``path`` (a job summary file collects many)."""
@@ -108,6 +108,27 @@ class RunSummary:
             stream.write(self.markdown())
 
 
-def _cell(text: str) -> str:
-    """Make text safe inside a Markdown table cell (one line, no column breaks)."""
-    return " ".join(text.split()).replace("|", "\\|")
+def _replace_file(target: Path, text: str) -> None:
+    """Put ``text`` at ``target`` whole: a new file beside it, then renamed over it.
+
+    The temporary file has a random name and is created exclusively (never
+    through a link someone planted), and the rename replaces a link at
+    ``target`` instead of writing where it points.
+    """
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            os.fchmod(stream.fileno(), 0o666 & ~_umask())  # mkstemp makes it 0600
+            stream.write(text)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _umask() -> int:
+    """Return the process's umask (setting a stricter one for a moment, never a looser one)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
