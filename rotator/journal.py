@@ -315,6 +315,15 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
 )
 #: The migration after which every row is sealed (its rows are sealed as found).
 _SEALED_FROM = 5
+#: The sealed head and the number of the chain's last record, in one read.
+_HEAD_AND_END = sa.select(
+    audit_head.c.seq,
+    audit_head.c.hash,
+    audit_head.c.seal,
+    sa.select(sa.func.max(audit.c.seq)).scalar_subquery().label("end"),
+).where(audit_head.c.id == 1)
+#: Moves the head to the record just appended (parameters: seq, hash, seal).
+_MOVE_HEAD = audit_head.update().where(audit_head.c.id == 1)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 #: PostgreSQL advisory lock key that serialises migrations ("rotator" in ASCII).
 _LOCK_KEY = 0x726F7461746F72
@@ -890,11 +899,12 @@ class Journal:
             "state_to": dst.value if dst else None,
             "detail": detail,
         }
-        inserted = conn.execute(events.insert().values(**row)).inserted_primary_key
+        # Sealed without its id (the database assigns it): the audit record
+        # below names the id, which binds the two.
+        event_seal = seal_row(self._row_key(), "events", row)
+        inserted = conn.execute(events.insert(), {**row, "seal": event_seal}).inserted_primary_key
         assert inserted is not None  # an INSERT of one row always has its key
         event_id = inserted[0]
-        event_seal = seal_row(self._row_key(), "events", {"id": event_id, **row})
-        conn.execute(events.update().where(events.c.id == event_id).values(seal=event_seal))
         action = _audit_action(rotation.trigger, step, outcome, src, dst)
         if action == AuditAction.GRACE_EXTENDED and previous is not None:
             action = _grace_action(previous, rotation)
@@ -929,32 +939,28 @@ class Journal:
             # Writers on every replica take turns at the head; SQLite's
             # BEGIN IMMEDIATE already serialises all writers.
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK_KEY})
-        last = conn.execute(
-            sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
-        ).first()
-        seq, prev = (last.seq + 1, last.hash) if last is not None else (1, GENESIS)
-        problem = self._head_problem(conn, (seq - 1, prev))
-        if problem is not None:
+        # One read for both: the sealed head, and the last record's number.
+        row = conn.execute(_HEAD_AND_END).first()
+        end = row.end if row is not None and row.end is not None else 0
+        problem = self._head_problem(row, (end, row.hash if row is not None else GENESIS))
+        if problem is not None or row is None:
             # Appending would hide the cut (or bless a forged head): refuse.
             raise JournalTampered(f"audit trail: {problem}; run `rotator audit verify`")
+        seq, prev = row.seq + 1, row.hash
         sealed = replace(record, seq=seq, prev_hash=prev).sealed(self._chain_key())
-        conn.execute(audit.insert().values(**sealed.as_dict() | {"at": sealed.at}))
+        conn.execute(audit.insert(), sealed.as_dict() | {"at": sealed.at})
         head = {"seq": seq, "hash": sealed.hash}
-        conn.execute(
-            audit_head.update()
-            .where(audit_head.c.id == 1)
-            .values(**head, seal=seal_row(self._row_key(), "audit_head", head))
-        )
+        seal = seal_row(self._row_key(), "audit_head", head)
+        conn.execute(_MOVE_HEAD, {**head, "seal": seal})
         self._sealed.records.append(sealed)
         return sealed
 
-    def _head_problem(self, conn: Connection, end: tuple[int, str]) -> str | None:
-        """Say how the sealed head disagrees with the chain's last record (None: it agrees).
+    def _head_problem(self, row: Any, end: tuple[int, str]) -> str | None:
+        """Say how the sealed head ``row`` disagrees with the chain's last record (None: agrees).
 
         ``end`` is the last record's (seq, hash), ``(0, GENESIS)`` for an
         empty chain. Every write happens after ``migrate``, which made the row.
         """
-        row = conn.execute(sa.select(audit_head).where(audit_head.c.id == 1)).first()
         if row is None:
             return "its sealed head is gone (deleted outside rotator)"
         head = {"seq": row.seq, "hash": row.hash}
@@ -1063,7 +1069,8 @@ class Journal:
             last = conn.execute(
                 sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
             ).first()
-            problem = self._head_problem(conn, (last.seq, last.hash) if last else (0, GENESIS))
+            head = conn.execute(sa.select(audit_head).where(audit_head.c.id == 1)).first()
+            problem = self._head_problem(head, (last.seq, last.hash) if last else (0, GENESIS))
             if problem is not None:
                 found.append(Tampering(None, f"the audit trail: {problem}"))
             found += _rotation_tampering(conn, key, chain, secret)
@@ -1650,8 +1657,8 @@ def _lease_seal(key: bytes, secret: str, owner: str, token: int) -> str:
     return seal_row(key, "leases", {"secret": secret, "owner": owner, "token": token})
 
 
+#: The columns an event's seal covers (not its id, which the database assigns).
 _EVENT_FIELDS = (
-    "id",
     "rotation_id",
     "secret",
     "at",
