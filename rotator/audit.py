@@ -79,6 +79,8 @@ class AuditAction(StrEnum):
     LEAK_REPORTED = "leak-reported"
     #: The chain was started (first record of a journal, or after the upgrade adding it).
     TRAIL_STARTED = "trail-started"
+    #: A person took the journal's rows as found after they failed their checks.
+    TAMPERING_ACCEPTED = "tampering-accepted"
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,33 @@ def verify(config: str, state: str, anchor: str | None, as_json: bool) -> None:
     sys.exit(0 if report.intact else 1)
 
 
+@audit.command()
+@click.option("--reason", required=True, help="Why the journal is taken as it is (recorded).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@common
+def accept(config: str, state: str, reason: str, yes: bool) -> None:
+    """Take journal rows that failed their checks as they are now, after checking them.
+
+    For after an investigation: rows are sealed again, a tampering-accepted
+    record names every finding, and the secrets are acted on again. Records
+    of the trail are never rewritten. Exit 0 when accepted or nothing to
+    accept, 2 when not confirmed.
+    """
+    journal = journal_for(state)
+    if not journal.has_audit_trail():
+        raise ConfigError(f"journal {journal.describe()} has no audit trail")
+    found = journal.verify_state()
+    if not found:
+        out.print(plain("nothing to accept: every journal row matches its seal"))
+        return
+    for item in found:
+        out.print(plain(f"TAMPERED: {item.what}"))
+    if not yes and not (sys.stdin.isatty() and click.confirm("Take these rows as they are?")):
+        raise ConfigError("not accepted (pass --yes to accept without a prompt)")
+    accepted = journal.accept_tampering(reason)
+    out.print(plain(f"accepted {len(accepted)} finding(s); recorded as tampering-accepted"))
+
+
 def _as_dict(report: ChainReport) -> dict[str, object]:
     return {
         "intact": report.intact,

@@ -206,6 +206,9 @@ audit_head = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    # The record by which a person accepted the journal as found (``audit
+    # accept``): rows deleted before it are no longer reported.
+    sa.Column("accepted", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("seal", sa.String(64), nullable=False),
 )
 
@@ -319,6 +322,7 @@ _SEALED_FROM = 5
 _HEAD_AND_END = sa.select(
     audit_head.c.seq,
     audit_head.c.hash,
+    audit_head.c.accepted,
     audit_head.c.seal,
     sa.select(sa.func.max(audit.c.seq)).scalar_subquery().label("end"),
 ).where(audit_head.c.id == 1)
@@ -949,7 +953,7 @@ class Journal:
         seq, prev = row.seq + 1, row.hash
         sealed = replace(record, seq=seq, prev_hash=prev).sealed(self._chain_key())
         conn.execute(audit.insert(), sealed.as_dict() | {"at": sealed.at})
-        head = {"seq": seq, "hash": sealed.hash}
+        head = {"seq": seq, "hash": sealed.hash, "accepted": row.accepted}
         seal = seal_row(self._row_key(), "audit_head", head)
         conn.execute(_MOVE_HEAD, {**head, "seal": seal})
         self._sealed.records.append(sealed)
@@ -963,7 +967,7 @@ class Journal:
         """
         if row is None:
             return "its sealed head is gone (deleted outside rotator)"
-        head = {"seq": row.seq, "hash": row.hash}
+        head = {"seq": row.seq, "hash": row.hash, "accepted": row.accepted}
         if not hmac.compare_digest(seal_row(self._row_key(), "audit_head", head), row.seal):
             return "its head does not match its seal (edited outside rotator)"
         if row.seq > end[0]:
@@ -1050,6 +1054,70 @@ class Journal:
         """Check one secret's rows (and the chain's head) before acting on it; () if all hold."""
         return self._tampering(secret)
 
+    def accept_tampering(self, reason: str) -> tuple[Tampering, ...]:
+        """Take the journal as it is now, after a person checked it; return what was accepted.
+
+        Rows failing their seal are sealed again, each affected rotation is
+        bound anew by a ``tampering-accepted`` record, the head moves to the
+        chain's end, and rows deleted before now are no longer reported. The
+        records themselves are not rewritten: an edited or missing record
+        stays visible to ``audit verify``.
+        """
+        found = self._tampering()
+        if not found:
+            return ()
+        key = self._row_key()
+        with self._tx() as conn:
+            if conn.dialect.name == "postgresql":  # no replica appends meanwhile
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
+            last = conn.execute(
+                sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
+            ).first()
+            head = {
+                "seq": last.seq if last else 0,
+                "hash": last.hash if last else GENESIS,
+                "accepted": 0,
+            }
+            conn.execute(audit_head.delete())
+            seal = seal_row(key, "audit_head", head)
+            conn.execute(audit_head.insert().values(id=1, **head, seal=seal))
+            _reseal_rows(conn, key)
+            bound = _bound(conn, self._chain_key(), None)
+            for row in conn.execute(sa.select(rotations)).all():
+                record = bound.get(row.id)
+                if record is None or record.row_seal != row.seal:
+                    self._append_audit(
+                        conn,
+                        AuditRecord(
+                            seq=0,
+                            at=self.clock(),
+                            actor=self.actor,
+                            action=AuditAction.TAMPERING_ACCEPTED.value,
+                            outcome="ok",
+                            secret=row.secret,
+                            rotation_id=row.id,
+                            reason=reason,
+                            detail=f"row taken as found: state {row.state}",
+                            row_seal=row.seal,
+                        ),
+                    )
+            summary = "; ".join(t.what for t in found)
+            accepted = self._append_audit(
+                conn,
+                AuditRecord(
+                    seq=0,
+                    at=self.clock(),
+                    actor=self.actor,
+                    action=AuditAction.TAMPERING_ACCEPTED.value,
+                    outcome="ok",
+                    reason=reason,
+                    detail=f"{len(found)} finding(s) accepted: {summary}"[:4000],
+                ),
+            )
+            moved = {"seq": accepted.seq, "hash": accepted.hash, "accepted": accepted.seq}
+            conn.execute(_MOVE_HEAD, {**moved, "seal": seal_row(key, "audit_head", moved)})
+        return found
+
     def verify_state(self, *, decisions_only: bool = False) -> tuple[Tampering, ...]:
         """Check every row (without the events if ``decisions_only``) and the chain's head."""
         return self._tampering(events_too=not decisions_only)
@@ -1073,9 +1141,10 @@ class Journal:
             problem = self._head_problem(head, (last.seq, last.hash) if last else (0, GENESIS))
             if problem is not None:
                 found.append(Tampering(None, f"the audit trail: {problem}"))
-            found += _rotation_tampering(conn, key, chain, secret)
+            accepted = head.accepted if head is not None and problem is None else 0
+            found += _rotation_tampering(conn, key, chain, secret, accepted)
             if events_too:
-                found += _event_tampering(conn, key, chain, secret)
+                found += _event_tampering(conn, key, chain, secret, accepted)
             found += _lease_tampering(conn, key, secret)
         return tuple(found)
 
@@ -1475,7 +1544,7 @@ def _seal_existing(conn: Connection, fingerprint_key: bytes) -> None:
     last = conn.execute(
         sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
     ).first()
-    head = {"seq": last.seq, "hash": last.hash} if last is not None else {"seq": 0, "hash": GENESIS}
+    head = {"seq": last.seq if last else 0, "hash": last.hash if last else GENESIS, "accepted": 0}
     conn.execute(audit_head.insert().values(id=1, **head, seal=seal_row(key, "audit_head", head)))
 
 
@@ -1506,7 +1575,7 @@ def _bound(conn: Connection, chain: bytes, secret: str | None) -> dict[str, Audi
 
 
 def _rotation_tampering(
-    conn: Connection, key: bytes, chain: bytes, secret: str | None
+    conn: Connection, key: bytes, chain: bytes, secret: str | None, accepted: int
 ) -> list[Tampering]:
     """Rotations edited (seal or binding), deleted (named by the trail, gone) or inserted."""
     found: list[Tampering] = []
@@ -1527,10 +1596,11 @@ def _rotation_tampering(
                     "replaced by an earlier copy of itself",
                 )
             )
+    # Named after the last acceptance: rotations deleted before it were accepted gone.
     named = conn.execute(
         _only(
             sa.select(audit.c.rotation_id, audit.c.secret)
-            .where(audit.c.rotation_id.is_not(None))
+            .where(audit.c.rotation_id.is_not(None), audit.c.seq > accepted)
             .distinct(),
             audit.c.secret,
             secret,
@@ -1549,7 +1619,7 @@ def _rotation_tampering(
 
 
 def _event_tampering(
-    conn: Connection, key: bytes, chain: bytes, secret: str | None
+    conn: Connection, key: bytes, chain: bytes, secret: str | None, accepted: int
 ) -> list[Tampering]:
     """Events edited or inserted (seal), or deleted (named by an audit record, gone)."""
     found: list[Tampering] = []
@@ -1564,7 +1634,7 @@ def _event_tampering(
         seals[row.id] = (row.seal, row.secret)
     query = _only(
         sa.select(audit.c.seq, audit.c.secret, audit.c.event_id, audit.c.event_seal).where(
-            audit.c.event_id.is_not(None)
+            audit.c.event_id.is_not(None), audit.c.seq > accepted
         ),
         audit.c.secret,
         secret,
@@ -1598,6 +1668,24 @@ def _lease_tampering(conn: Connection, key: bytes, secret: str | None) -> list[T
         if row.seal is None
         or not hmac.compare_digest(_lease_seal(key, row.secret, row.owner, row.token), row.seal)
     ]
+
+
+def _reseal_rows(conn: Connection, key: bytes) -> None:
+    """Seal again every rotation, event and lease row whose seal fails (``audit accept``)."""
+    for row in conn.execute(sa.select(rotations)).all():
+        rotation = _row_to_rotation(row, key)
+        if not rotation.intact:
+            values = {k: v for k, v in row._asdict().items() if k in _ROTATION_FIELDS}
+            seal = seal_row(key, "rotations", values)
+            conn.execute(rotations.update().where(rotations.c.id == row.id).values(seal=seal))
+    for row in conn.execute(sa.select(events)).all():
+        seal = seal_row(key, "events", {name: getattr(row, name) for name in _EVENT_FIELDS})
+        if row.seal != seal:
+            conn.execute(events.update().where(events.c.id == row.id).values(seal=seal))
+    for row in conn.execute(sa.select(leases)).all():
+        seal = _lease_seal(key, row.secret, row.owner, row.token)
+        if row.seal != seal:
+            conn.execute(leases.update().where(leases.c.secret == row.secret).values(seal=seal))
 
 
 def _grace_action(before: Rotation, after: Rotation) -> str:

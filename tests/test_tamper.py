@@ -302,3 +302,47 @@ def test_audit_verify_names_tampered_rows_and_exits_1(
     data = json.loads(result.stdout)
     assert data["intact"] is False
     assert {t["secret"] for t in data["tampered"]} == {"app/key"}
+
+
+# -- a person accepts the journal as found -------------------------------------------------
+
+
+def test_accept_takes_the_rows_as_found_and_records_who_and_why(
+    engine: Engine, tmp_path: Path, clock: FakeClock
+) -> None:
+    """After checking, `audit accept` reseals, records the finding, and the secret runs again."""
+    engine.rotate("app/key")
+    [rotation] = engine.journal.open_rotations("app/key")
+    url = engine.journal.url
+    _sql(url, "UPDATE rotations SET grace_deadline = created_at")
+    _sql(url, "DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)")
+    args = ["--config", str(tmp_path / "p.yaml"), "--state", url]
+    refused = CliRunner().invoke(cli, ["audit", "accept", "--reason", "checked", *args])
+    assert refused.exit_code == 2 and "pass --yes" in refused.output
+    assert not engine.journal.verify_audit().intact  # nothing changed
+    result = CliRunner().invoke(
+        cli, ["audit", "accept", "--reason", "INC-42: DBA restored a row", "--yes", *args]
+    )
+    assert result.exit_code == 0, result.output
+    assert "TAMPERED: rotation" in result.output and "cut after record" in result.output
+    assert "accepted 2 finding(s)" in result.output
+    assert engine.journal.verify_audit().intact
+    accepted = [r for r in engine.journal.audit_records() if r.action == "tampering-accepted"]
+    assert accepted[-1].reason == "INC-42: DBA restored a row"
+    assert accepted[-1].actor.startswith("operator:")
+    assert "does not match its seal" in (accepted[-1].detail or "")
+    clock.advance(timedelta(minutes=1))
+    report = engine.run_once()
+    assert report.exit_code == 0  # acted on again: the accepted (earlier) deadline has passed
+    assert _Watched.revoked == [rotation.old_ref]
+    assert engine.journal.verify_audit().intact
+
+
+def test_accept_with_nothing_to_accept_changes_nothing(engine: Engine, tmp_path: Path) -> None:
+    """An intact journal: accept says so, exits 0 and appends nothing."""
+    engine.rotate("app/key")
+    before = len(list(engine.journal.audit_records()))
+    args = ["--config", str(tmp_path / "p.yaml"), "--state", engine.journal.url]
+    result = CliRunner().invoke(cli, ["audit", "accept", "--reason", "x", "--yes", *args])
+    assert result.exit_code == 0 and "nothing to accept" in result.output
+    assert len(list(engine.journal.audit_records())) == before
