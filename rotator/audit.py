@@ -25,6 +25,7 @@ is still there, and the JSONL sink ships every record as it is written.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import getpass
 import hashlib
@@ -34,6 +35,7 @@ import json
 import os
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
@@ -366,6 +368,51 @@ class JsonlSink:
                 if not self._warned:
                     self._warned = True
                     log.error("audit sink not writable", sink=self.target, error=exc.strerror)
+
+
+class AnchorFile:
+    """The last verified head of the chain (``SEQ:HASH``), kept in a file outside the database.
+
+    Whoever can write the database can drop it whole, or put back an older
+    copy of it with its head: the sealed head cannot tell. A head kept where
+    they cannot write (``ROTATOR_AUDIT_ANCHOR``, on rotator's host, not the
+    database's) can: every later verification must still find that record.
+    Written after each verification that found the chain intact.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+
+    def read(self) -> tuple[int, str] | None:
+        """Return the anchored head, or None before the first verification wrote one."""
+        try:
+            with open(self.path) as fh:
+                text = fh.read().strip()
+        except FileNotFoundError:
+            return None
+        try:
+            return parse_anchor(text)
+        except ValueError as exc:
+            raise ValueError(f"ROTATOR_AUDIT_ANCHOR {self.path}: {exc}") from None
+
+    def write(self, seq: int, digest: str) -> None:
+        """Replace the anchored head whole (a random temporary name, then a rename)."""
+        folder = os.path.dirname(os.path.abspath(self.path))
+        fd, temporary = tempfile.mkstemp(prefix=".anchor.", dir=folder)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f"{seq}:{digest}\n")
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+
+def anchor_from_env() -> AnchorFile | None:
+    """Return the anchor file ``ROTATOR_AUDIT_ANCHOR`` names, or None if unset."""
+    target = os.environ.get("ROTATOR_AUDIT_ANCHOR", "").strip()
+    return AnchorFile(target) if target else None
 
 
 def sink_from_env() -> JsonlSink | None:

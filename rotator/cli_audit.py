@@ -11,7 +11,7 @@ from typing import TextIO
 
 import click
 
-from rotator.audit import ChainReport, parse_anchor, to_csv, to_jsonl
+from rotator.audit import ChainReport, anchor_from_env, parse_anchor, to_csv, to_jsonl
 from rotator.cli_common import common, engine_for, journal_for, out, plain
 from rotator.clock import system_clock
 from rotator.durations import parse_duration
@@ -38,9 +38,10 @@ def verify(config: str, state: str, anchor: str | None, as_json: bool) -> None:
     When the policy files are at hand (--config), a broken chain is also
     alerted to every notifier that wants audit-chain-broken.
     """
+    kept = anchor_from_env()
     try:
-        anchored = parse_anchor(anchor) if anchor else None
-    except ValueError as exc:
+        anchored = parse_anchor(anchor) if anchor else (kept.read() if kept else None)
+    except (OSError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
     journal = journal_for(state)
     if not journal.has_audit_trail():
@@ -52,6 +53,8 @@ def verify(config: str, state: str, anchor: str | None, as_json: bool) -> None:
         report = engine_for(config, state).check_audit(full=True, anchor=anchored)
     else:
         report = journal.verify_audit(anchor=anchored)
+        if kept is not None and report.intact and report.head_seq is not None:
+            kept.write(report.head_seq, report.head_hash or "")
     if as_json:
         click.echo(json.dumps(_as_dict(report), indent=2))
     elif report.intact:

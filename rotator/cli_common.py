@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.text import Text
 
 from rotator import logs, redact
-from rotator.audit import actor, sink_from_env
+from rotator.audit import actor, anchor_from_env, sink_from_env
 from rotator.clock import system_clock, system_sleep
 from rotator.concurrency import Limits
 from rotator.durations import format_duration, parse_duration
@@ -137,6 +137,7 @@ def engine_for(
         on_request=on_request,
         lease_ttl=lease_ttl(),
         notifiers=loaded.notifiers,
+        anchor=anchor_from_env(),
     )
 
 

@@ -41,7 +41,7 @@ import structlog
 
 from rotator import faults
 from rotator.alerts import Alerting
-from rotator.audit import AuditAction, ChainReport, Tampering
+from rotator.audit import AnchorFile, AuditAction, ChainReport, Tampering
 from rotator.clock import Clock, Sleep, system_clock, system_sleep
 from rotator.concurrency import Limits, run_bounded
 from rotator.durations import format_duration
@@ -225,8 +225,11 @@ class Engine:
         limits: Limits | None = None,
         on_request: RequestObserver | None = None,
         notifiers: Mapping[str, NotifierSpec] | None = None,
+        anchor: AnchorFile | None = None,
     ) -> None:
         self.policies = {p.name: p for p in policies}
+        #: Where the last verified head of the audit chain is kept (outside the database).
+        self.anchor = anchor
         self.journal = journal
         self.adapters = adapters or registry()
         self.clock = clock
@@ -257,6 +260,9 @@ class Engine:
         # Secrets whose journal rows failed their check at the last
         # verification, with what was found: never acted on (needs attention).
         self._tampered: dict[str, str] = {}
+        # What is wrong with the journal as a whole (its head, its anchor): no
+        # secret is acted on while it lasts.
+        self._trail_problem: str | None = None
         self.alerting = Alerting(
             notifiers or {},
             journal,
@@ -470,6 +476,8 @@ class Engine:
 
     def _tampering_of(self, name: str, summary: SecretSummary) -> str | None:
         """Say why a secret's journal rows cannot be trusted (None: they can, as far as known)."""
+        if self._trail_problem is not None:
+            return self._trail_problem
         if name in self._tampered:
             return self._tampered[name]
         rows = [*summary.open, *([summary.last_rotation] if summary.last_rotation else [])]
@@ -485,12 +493,46 @@ class Engine:
         verify`` and the service's full checks cover. Returns what was found.
         """
         found = self.journal.verify_state(decisions_only=decisions_only)
+        behind = self._behind_anchor()
+        if behind is not None:
+            found = (*found, Tampering(None, behind))
         self._note_tampering(found)
         return found
+
+    def _behind_anchor(self) -> str | None:
+        """Say whether the journal ends before the anchored head (dropped, or an older copy)."""
+        if self.anchor is None:
+            return None
+        try:
+            kept = self.anchor.read()
+        except (OSError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
+        if kept is None:
+            return None
+        seq, digest = kept
+        found = next(iter(self.journal.audit_records(after=seq - 1)), None)
+        if found is not None and found.seq == seq and found.hash == digest:
+            return None
+        return (
+            f"the journal does not hold the anchored audit record {seq} "
+            f"({self.anchor.path}): dropped, or restored from an older copy"
+        )
 
     def _note_tampering(self, found: Iterable[Tampering]) -> None:
         """Remember which secrets failed their check, and alert each (critical, once)."""
         tampered: dict[str, str] = {}
+        trail = [item.what for item in found if item.secret is None]
+        if trail and self._trail_problem != trail[0]:
+            self.alerting.raise_alert(
+                AlertEvent.AUDIT_CHAIN_BROKEN,
+                Severity.CRITICAL,
+                f"the journal {self.journal.describe()} cannot be trusted: {trail[0]}; "
+                "no secret is acted on until a person checks (`rotator audit verify`)",
+                secret=None,
+                condition=trail[0][:200],
+                to=None,
+            )
+        self._trail_problem = trail[0] if trail else None
         for item in found:
             if item.secret is None:
                 continue
@@ -1275,6 +1317,8 @@ class Engine:
             )
         if rotation.old_version_id:
             b.store.retire(rotation.old_version_id)
+        for target in b.targets:  # replicas retire the old value as the store just did
+            target.retire(rotation.id)
         delay: timedelta = getattr(b.issuer.config, "delete_after", timedelta(0))
         delete_at = self.clock() + (delay if b.issuer.two_stage_revoke else timedelta(0))
         log.info("revoked old credential", ref=rotation.old_ref, version=rotation.old_version_id)
@@ -1558,12 +1602,19 @@ class Engine:
         that wants it) once per first bad record, and the next check is a
         full one again.
         """
+        if anchor is None and self.anchor is not None:
+            try:
+                anchor = self.anchor.read()
+            except (OSError, ValueError) as exc:
+                raise ConfigError(str(exc)) from None
         start = None if full or anchor is not None else self._audit_verified
         report = self.journal.verify_audit(start=start, anchor=anchor)
-        self._note_tampering(report.tampering)
+        behind = self._behind_anchor()
+        self._note_tampering((*report.tampering, *([Tampering(None, behind)] if behind else [])))
         if report.intact:
             if report.head_seq is not None and report.head_hash is not None:
                 self._audit_verified = (report.head_seq, report.head_hash)
+                self._keep_anchor(report.head_seq, report.head_hash)
             return report
         self._audit_verified = None
         problem = report.problem or "; ".join(t.what for t in report.tampering[:5])
@@ -1577,6 +1628,15 @@ class Engine:
             details={"first_bad_record": str(report.broken_at)},
         )
         return report
+
+    def _keep_anchor(self, seq: int, digest: str) -> None:
+        """Write the head just verified to the anchor file (a failure is logged, not fatal)."""
+        if self.anchor is None:
+            return
+        try:
+            self.anchor.write(seq, digest)
+        except OSError as exc:
+            log.warning("audit anchor not written", path=self.anchor.path, error=exc.strerror)
 
     def _watch_usage(self, name: str, summary: SecretSummary) -> int:
         """Ask and record the last use of one secret's credentials; return how many were asked."""

@@ -11,6 +11,7 @@ alert, and revokes or extends nothing on the strength of a forged row.
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from rotator.audit import AnchorFile
 from rotator.cli import cli
 from rotator.engine import Action, Engine
 from rotator.journal import Journal, JournalTampered, Rotation, rotations
@@ -346,3 +348,35 @@ def test_accept_with_nothing_to_accept_changes_nothing(engine: Engine, tmp_path:
     result = CliRunner().invoke(cli, ["audit", "accept", "--reason", "x", "--yes", *args])
     assert result.exit_code == 0 and "nothing to accept" in result.output
     assert len(list(engine.journal.audit_records())) == before
+
+
+# -- an anchor outside the database ---------------------------------------------------------
+
+
+def test_an_anchor_file_finds_a_journal_restored_from_an_older_copy(
+    engine: Engine, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ROTATOR_AUDIT_ANCHOR keeps the verified head: an older copy of the journal is refused."""
+    anchor = tmp_path / "anchor"
+    monkeypatch.setenv("ROTATOR_AUDIT_ANCHOR", str(anchor))
+    database = Path(engine.journal.url.removeprefix("sqlite:///"))
+    args = ["--config", str(tmp_path / "p.yaml"), "--state", engine.journal.url]
+    engine.rotate("app/key")
+    older = tmp_path / "older.db"
+    with sqlite3.connect(database) as live, sqlite3.connect(older) as copy:
+        live.backup(copy)
+    clock.advance(timedelta(hours=2))
+    engine.run_once()  # the old credential is revoked: records after the copy
+    verified = CliRunner().invoke(cli, ["audit", "verify", *args])
+    assert verified.exit_code == 0, verified.output
+    seq, _, digest = anchor.read_text().strip().partition(":")
+    assert int(seq) > 0 and len(digest) == 64
+    with sqlite3.connect(older) as copy, sqlite3.connect(database) as live:
+        copy.backup(live)  # the copy is put back (its sealed head agrees with it)
+    assert engine.journal.verify_audit().intact  # from inside the database it looks whole
+    refused = CliRunner().invoke(cli, ["audit", "verify", *args])
+    assert refused.exit_code == 1 and f"record {seq}" in refused.output
+    engine.anchor = AnchorFile(anchor)
+    report = engine.run_once()
+    assert report.exit_code == 1
+    assert all("anchored audit record" in o.message for o in report.failed)
