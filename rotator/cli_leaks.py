@@ -47,6 +47,10 @@ def ingest(
     output, compares each finding with the current and past credentials of
     every managed secret by keyed fingerprint, and rotates (no grace) each
     secret whose current credential, or an old one still in its grace, leaked.
+    A finding that matches by a public identifier alone (an AWS access key
+    id without its secret key) gets what the secret's policy says under
+    leaks.on_identifier_only: by default an alert and a normal rotation, with
+    its grace.
     Exit 0: every finding dealt with; 1: a human must act (a finding matched
     nothing, a rotation failed, a secret could not be checked); 2: bad report
     or usage, nothing rotated.

@@ -298,8 +298,20 @@ class Engine:
         found = self._digests.get(name)
         if found is None:
             policy = self.policies[name]
+            # What happens after promotion (grace bounds, leak responses) is
+            # left out: changing it does not make a failing rotation work.
             text = policy.model_dump_json(
-                exclude={"source_file", "source_line", "description", "owner", "labels", "alerts"},
+                exclude={
+                    "source_file",
+                    "source_line",
+                    "description",
+                    "owner",
+                    "labels",
+                    "alerts",
+                    "leaks",
+                    "max_grace",
+                    "when_old_still_used_after_max",
+                },
                 serialize_as_any=True,  # the adapters' Config subclasses, not the base
             )
             found = self._digests[name] = hashlib.sha256(text.encode()).hexdigest()[:32]

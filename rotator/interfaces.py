@@ -204,6 +204,20 @@ class Store(Adapter[ConfigT]):
     def retire(self, version_id: str) -> None:
         """Stop labelling an old version as usable (no label on a dead credential)."""
 
+    def replaced_version(self, rotation_id: str) -> str | None:
+        """Return the id of the version this rotation's promote replaced, if the store can tell.
+
+        What a replica of this store retires at revoke (the engine keeps the
+        store's own in the journal). ``None`` when the promote replaced
+        nothing, no longer tells (a later rotation promoted, or the version
+        was retired), or the store does not record it (the default).
+
+        Raises:
+            PermissionDeniedError: rotator may not read the store's metadata.
+            TransientError: the store did not answer; retry later.
+        """
+        return None
+
     def check(self) -> str:
         """Prove, changing nothing, that rotator may write this store; say what was checked.
 
@@ -322,6 +336,17 @@ class Target(Adapter[ConfigT]):
         crash); ``previous`` is the value consumers had before (None if there
         was none: then what ``write`` added is removed). Safe to call when
         ``write`` never ran, and twice.
+        """
+
+    def retire(self, rotation_id: str) -> None:
+        """Stop the value this rotation's ``write`` replaced from being readable here.
+
+        Called at revoke, when the old credential's grace has ended, as the
+        store's old version is retired. Idempotent; a target with no older
+        value to retire, or no way to tell which it is, does nothing (the
+        default). Raises the errors above: ``TransientError`` (the revoke is
+        tried again), ``PermissionDeniedError``, ``NotFoundError`` or
+        another ``PermanentError``.
         """
 
     def check(self) -> str:
@@ -446,7 +471,9 @@ class StoreReplica(Target[ProviderConfig]):
     ``write`` stores the value as pending and promotes it at once (the
     replica's consumers read its current version); ``restore`` discards a
     pending version never promoted, or writes ``previous`` back as a new
-    current version when the replica already carries ``written``.
+    current version when the replica already carries ``written``;
+    ``retire`` retires the version ``write`` replaced, as the store's own
+    old version is at revoke (a store that cannot tell which keeps it).
     """
 
     kind = "store"
@@ -481,6 +508,12 @@ class StoreReplica(Target[ProviderConfig]):
         undo = f"{rotation_id}-undo"
         self.store.put_pending(undo, previous)
         self.store.promote(undo)
+
+    def retire(self, rotation_id: str) -> None:
+        """Retire the replica's version this rotation replaced, as the store retires its own."""
+        replaced = self.store.replaced_version(rotation_id)
+        if replaced is not None:
+            self.store.retire(replaced)
 
     def permissions(self) -> list[Permission]:
         """Return the replica store's permissions (it is written as the store is)."""

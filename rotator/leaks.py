@@ -8,6 +8,15 @@ secret whose current credential, pending one or old one still in its grace
 window leaked. An old credential already revoked needs nothing; a finding
 that matches nothing is listed for a human.
 
+Only a secret part that matches (a value's fingerprint, an AWS secret access
+key) is a leak worth an emergency. A finding that matches by its public
+identifier alone (an AWS access key id, with no secret key or one that is not
+the key's) is answered as the secret's ``leaks.on_identifier_only`` says:
+``rotate`` (the default) alerts ``identifier-leaked`` and starts a normal
+rotation, whose grace keeps the old credential working; ``alert`` only
+alerts; ``emergency`` rotates with no grace. Anyone who can feed reports
+would otherwise be able to cut every consumer of a key off at once.
+
 What a secret's credentials are, and where each stands:
 
 - its current value, read live from its store, and each string field of a
@@ -41,9 +50,10 @@ from typing import Any
 
 import structlog
 
+from rotator.durations import format_duration
 from rotator.engine import Engine
 from rotator.errors import ConfigError, RotatorError
-from rotator.interfaces import Store
+from rotator.interfaces import AlertEvent, Severity, Store
 from rotator.journal import Rotation
 from rotator.lifecycle import BEFORE_PROMOTE, State
 from rotator.secret import PUBLIC_FIELDS, SecretValue
@@ -127,9 +137,10 @@ class Finding:
         key = self.key_ids[0]
         return f"{key[:4]}…{key[-4:]}"
 
-    def reason(self) -> str:
-        """Return the reason recorded with the emergency rotation this finding causes."""
-        text = f"leak: {self.tool} {self.rule or 'finding'} at {self.location}"
+    def reason(self, *, identifier_only: bool = False) -> str:
+        """Return the reason recorded with the rotation this finding causes."""
+        kind = "leak (identifier only)" if identifier_only else "leak"
+        text = f"{kind}: {self.tool} {self.rule or 'finding'} at {self.location}"
         return text + (f" (commit {self.short_commit})" if self.commit else "")
 
     def as_dict(self) -> dict[str, Any]:
@@ -624,6 +635,10 @@ class Action(StrEnum):
 
     ROTATED = "rotated (emergency)"
     WOULD_ROTATE = "would rotate (dry run)"
+    ROTATED_WITH_GRACE = "rotated with grace (identifier only)"
+    WOULD_ROTATE_WITH_GRACE = "would rotate with grace (dry run)"
+    ALERTED = "alerted (identifier only)"
+    WOULD_ALERT = "would alert (dry run)"
     ALREADY_REVOKED = "already revoked"
     FAILED = "rotation failed"
     BY_HAND = "revoke by hand"
@@ -651,6 +666,10 @@ class Row:
             return f"already revoked at {_fmt(self.known.at if self.known else None)}"
         if self.action is Action.FAILED:
             return f"rotation failed: {self.detail}"
+        if self.action is Action.ROTATED_WITH_GRACE:
+            return "rotated with grace: only its identifier leaked, not its secret part"
+        if self.action is Action.ALERTED:
+            return f"alerted: only its identifier leaked, not its secret part; {self.detail}"
         if self.action is Action.BY_HAND:
             return "not rotated: replaced outside rotator and never revoked; revoke it by hand"
         if self.action is Action.NO_MATCH:
@@ -711,10 +730,24 @@ class Triage:
             f"{len(rotated)} secret(s) "
             + ("would be rotated (dry run)" if self.dry_run else "rotated (emergency)")
         ]
+        graced = self._secrets(
+            Action.WOULD_ROTATE_WITH_GRACE if self.dry_run else Action.ROTATED_WITH_GRACE
+        )
+        if graced:
+            parts.append(
+                f"{len(graced)} secret(s) "
+                + (
+                    "would be rotated with grace (dry run)"
+                    if self.dry_run
+                    else "rotated with grace (identifier only)"
+                )
+            )
         failed = self._secrets(Action.FAILED)
         if failed:
             parts.append(f"{len(failed)} rotation(s) failed")
         for action, words in (
+            (Action.ALERTED, "alerted (identifier only)"),
+            (Action.WOULD_ALERT, "would be alerted (dry run)"),
             (Action.ALREADY_REVOKED, "already revoked"),
             (Action.BY_HAND, "to revoke by hand"),
             (Action.NO_MATCH, "matched nothing"),
@@ -738,6 +771,10 @@ class Triage:
                 "findings": self.findings,
                 "rotated": self._secrets(Action.ROTATED),
                 "would_rotate": self._secrets(Action.WOULD_ROTATE),
+                "rotated_with_grace": self._secrets(Action.ROTATED_WITH_GRACE),
+                "would_rotate_with_grace": self._secrets(Action.WOULD_ROTATE_WITH_GRACE),
+                "alerted": self._findings(Action.ALERTED),
+                "would_alert": self._findings(Action.WOULD_ALERT),
                 "failed": self._secrets(Action.FAILED),
                 "already_revoked": self._findings(Action.ALREADY_REVOKED),
                 "revoke_by_hand": self._findings(Action.BY_HAND),
@@ -749,14 +786,49 @@ class Triage:
         }
 
 
+@dataclass(frozen=True)
+class _Match:
+    """One finding's match with one managed secret, and what the secret's policy asks for."""
+
+    secret: str
+    known: Known
+    #: Only the public identifier matched: no secret part of the finding did.
+    identifier_only: bool
+    #: ``emergency``, or for an identifier only the policy's ``leaks.on_identifier_only``.
+    response: str
+
+    @property
+    def normal_rotation(self) -> bool:
+        """Tell whether this match asks for a normal rotation (with grace) of its secret."""
+        return self.response == "rotate" and self.known.standing is Standing.CURRENT
+
+
+def _match(
+    engine: Engine, credentials: Credentials, finding: Finding, fingerprints: frozenset[str]
+) -> _Match | None:
+    """Match one finding with one secret's credentials: by a secret part, else by identifier."""
+    by_value = credentials.match(fingerprints, ())
+    known = by_value or credentials.match((), finding.key_ids)
+    if known is None:
+        return None
+    if by_value is not None:
+        return _Match(credentials.secret, known, identifier_only=False, response="emergency")
+    response = engine.policies[credentials.secret].leaks.on_identifier_only
+    return _Match(credentials.secret, known, identifier_only=True, response=response)
+
+
 def triage(engine: Engine, report: Report, *, dry_run: bool = False) -> Triage:
-    """Match a report's findings to the managed secrets and emergency-rotate those that leaked.
+    """Match a report's findings to the managed secrets and rotate those that leaked.
 
     Every secret's credentials are read before anything is rotated, so the
     rows say what the report matched, not what a rotation made of it. A
-    secret is rotated once however many findings match it, with the first
-    such finding as the reason. A store that cannot be read leaves that
-    secret unchecked; the others go on. With ``dry_run`` nothing changes.
+    secret whose secret part leaked is emergency-rotated; one whose public
+    identifier alone did is answered as its ``leaks.on_identifier_only``
+    says (see the module). A secret is rotated once however many findings
+    match it, with the first such finding as the reason, and an emergency
+    wins over a normal rotation. A store that cannot be read leaves that
+    secret unchecked; the others go on. With ``dry_run`` nothing changes and
+    no alert is raised.
     """
     journal = engine.journal
     recorded = journal.exists()
@@ -766,7 +838,7 @@ def triage(engine: Engine, report: Report, *, dry_run: bool = False) -> Triage:
         (replace(f, values=()), frozenset(fingerprint(v) for v in f.values))
         for f in report.findings
     ]
-    matches: list[list[tuple[str, Known]]] = [[] for _ in leaked]
+    matches: list[list[_Match]] = [[] for _ in leaked]
     unchecked: dict[str, str] = {}
     # One read of the whole journal, not two queries per secret.
     recorded_rotations = journal.rotations_of(engine.policies) if recorded else {}
@@ -786,52 +858,161 @@ def triage(engine: Engine, report: Report, *, dry_run: bool = False) -> Triage:
             )
             continue
         for found, (finding, fingerprints) in zip(matches, leaked, strict=True):
-            known = credentials.match(fingerprints, finding.key_ids)
-            if known is not None:
-                found.append((name, known))
+            match = _match(engine, credentials, finding, fingerprints)
+            if match is not None:
+                found.append(match)
                 log.warning(
                     "leaked credential matched",
                     secret=name,
-                    credential=known.standing.value,
+                    credential=match.known.standing.value,
+                    identifier_only=match.identifier_only,
                     finding=finding.number,
                     location=finding.location,
                     rule=finding.rule,
                 )
 
-    first: dict[str, Finding] = {}
-    for found, (finding, _) in zip(matches, leaked, strict=True):
-        for name, known in found:
-            if known.standing in ROTATE:
-                first.setdefault(name, finding)
+    emergency, normal = _rotations_asked(matches, [f for f, _ in leaked])
+    if not dry_run:
+        _alert_identifiers(engine, matches, [f for f, _ in leaked], emergency)
     done: dict[str, tuple[Action, str, str | None]] = {}
-    for name, finding in first.items():
+    for name, finding in emergency.items():
         done[name] = (Action.WOULD_ROTATE, "", None) if dry_run else _rotate(engine, name, finding)
+    graced: dict[str, tuple[Action, str, str | None]] = {}
+    for name, finding in normal.items():
+        graced[name] = (
+            (Action.WOULD_ROTATE_WITH_GRACE, "", None)
+            if dry_run
+            else _rotate(engine, name, finding, emergency=False)
+        )
 
     rows: list[Row] = []
     for found, (finding, _) in zip(matches, leaked, strict=True):
         if not found:
             rows.append(Row(finding))
-            continue
-        for name, known in found:
-            if known.standing in ROTATE:
-                action, detail, rotation_id = done[name]
-                rows.append(Row(finding, name, known, action, detail, rotation_id))
-            elif known.standing is Standing.REVOKED:
-                rows.append(Row(finding, name, known, Action.ALREADY_REVOKED))
-            else:
-                rows.append(Row(finding, name, known, Action.BY_HAND))
+        for match in found:
+            rows.append(_row(finding, match, done, graced, dry_run=dry_run))
     return Triage(report.source, report.tool, dry_run, rows, unchecked)
 
 
-def _rotate(engine: Engine, name: str, finding: Finding) -> tuple[Action, str, str | None]:
-    """Emergency-rotate one secret; return the action, a failure's reason and the rotation id."""
-    log.warning("emergency rotation for a leak", secret=name, reason=finding.reason())
+def _rotations_asked(
+    matches: list[list[_Match]], findings: list[Finding]
+) -> tuple[dict[str, Finding], dict[str, Finding]]:
+    """Return the secrets to rotate in an emergency and those to rotate normally, each with why.
+
+    An emergency rotation replaces the credential anyway: a secret asked for
+    both gets only the emergency one.
+    """
+    emergency: dict[str, Finding] = {}
+    normal: dict[str, Finding] = {}
+    for found, finding in zip(matches, findings, strict=True):
+        for match in found:
+            if match.known.standing not in ROTATE:
+                continue
+            if match.response == "emergency":
+                emergency.setdefault(match.secret, finding)
+            elif match.normal_rotation:
+                normal.setdefault(match.secret, finding)
+    return emergency, {n: f for n, f in normal.items() if n not in emergency}
+
+
+def _row(
+    finding: Finding,
+    match: _Match,
+    done: Mapping[str, tuple[Action, str, str | None]],
+    graced: Mapping[str, tuple[Action, str, str | None]],
+    *,
+    dry_run: bool,
+) -> Row:
+    """Return the row saying what became of one finding's match with one secret."""
+    name, known = match.secret, match.known
+    if known.standing is Standing.REVOKED:
+        return Row(finding, name, known, Action.ALREADY_REVOKED)
+    if known.standing not in ROTATE:
+        return Row(finding, name, known, Action.BY_HAND)
+    # An emergency rotation deals with every credential of the secret it rotates.
+    rotated = done.get(name) or (graced.get(name) if match.normal_rotation else None)
+    if rotated is not None:
+        action, detail, rotation_id = rotated
+        return Row(finding, name, known, action, detail, rotation_id)
+    action = Action.WOULD_ALERT if dry_run else Action.ALERTED
+    return Row(finding, name, known, action, _identifier_outcome(match))
+
+
+def _identifier_outcome(match: _Match) -> str:
+    """Say what happens to a credential whose identifier alone leaked, when not rotated now."""
+    if match.response == "alert":
+        return "not rotated (leaks.on_identifier_only: alert)"
+    if match.known.standing is Standing.GRACE:
+        return f"revoked at its grace deadline, {_fmt(match.known.at)}"
+    if match.known.standing is Standing.PENDING:
+        return "minted by a rotation still under way; rotate again once it is done"
+    return "a normal rotation starts now; the old credential stays valid for its grace"
+
+
+def _alert_identifiers(
+    engine: Engine,
+    matches: list[list[_Match]],
+    findings: list[Finding],
+    emergency: Collection[str],
+) -> None:
+    """Alert ``identifier-leaked`` for each identifier-only match not answered by an emergency."""
+    migrated = False
+    for found, finding in zip(matches, findings, strict=True):
+        for match in found:
+            if not match.identifier_only or match.response == "emergency":
+                continue
+            if match.known.standing not in ROTATE or match.secret in emergency:
+                continue
+            if not migrated:
+                engine.journal.migrate()  # alerts are recorded in the journal before being sent
+                migrated = True
+            _alert_identifier(engine, finding, match)
+
+
+def _alert_identifier(engine: Engine, finding: Finding, match: _Match) -> None:
+    """Raise one ``identifier-leaked`` alert to the notifiers the secret's policy names."""
+    policy = engine.policies[match.secret]
+    then = _identifier_outcome(match)
+    if match.normal_rotation:
+        then = (
+            "a normal rotation starts now; the old credential stays valid for its grace "
+            f"({format_duration(policy.grace)})"
+        )
+    where = finding.location + (f" (commit {finding.short_commit})" if finding.commit else "")
+    engine.alerting.raise_alert(
+        AlertEvent.IDENTIFIER_LEAKED,
+        Severity.WARNING,
+        f"{match.secret}: {finding.tool} reported the identifier {finding.key_hint} of its "
+        f"{match.known.standing.value} credential at {where}, without its secret part; {then}",
+        secret=match.secret,
+        # one alert per place a key id is reported, not one per ingest of the same report
+        condition=f"{','.join(finding.key_ids)}|{finding.location}|{finding.commit}",
+        to=policy.alerts,
+        owner=policy.owner,
+        details={
+            "location": finding.location,
+            "commit": finding.short_commit,
+            "rule": finding.rule,
+            "key_id": finding.key_hint,
+            "credential": match.known.standing.value,
+            "on_identifier_only": match.response,
+        },
+    )
+
+
+def _rotate(
+    engine: Engine, name: str, finding: Finding, *, emergency: bool = True
+) -> tuple[Action, str, str | None]:
+    """Rotate one secret (``emergency``: no grace); return the action, failure and rotation id."""
+    kind = "emergency" if emergency else "normal"
+    reason = finding.reason(identifier_only=not emergency)
+    log.warning(f"{kind} rotation for a leak", secret=name, reason=reason)
     try:
-        result = engine.rotate(name, emergency=True, reason=finding.reason())
+        result = engine.rotate(name, emergency=emergency, reason=reason)
     except RotatorError as exc:
         return Action.FAILED, str(exc), None
     except Exception as exc:  # noqa: BLE001 (the other leaked secrets must still be rotated)
-        log.error("emergency rotation failed unexpectedly", secret=name, error=type(exc).__name__)
+        log.error(f"{kind} rotation failed unexpectedly", secret=name, error=type(exc).__name__)
         return Action.FAILED, f"unexpected {type(exc).__name__}", None
     last = result.outcomes[-1] if result.outcomes else None
     rotation_id = last.rotation_id if last is not None else None
@@ -839,7 +1020,7 @@ def _rotate(engine: Engine, name: str, finding: Finding) -> tuple[Action, str, s
         return Action.FAILED, result.failed[0].message, rotation_id
     if last is None:
         return Action.FAILED, "the engine did nothing", None
-    return Action.ROTATED, "", rotation_id
+    return (Action.ROTATED if emergency else Action.ROTATED_WITH_GRACE), "", rotation_id
 
 
 def _fmt(when: datetime | None) -> str:

@@ -50,7 +50,14 @@ from yaml.events import (
 from rotator import interfaces
 from rotator.errors import ConfigError, PolicyError, Problem
 from rotator.interfaces import Registry
-from rotator.policy import NOTIFIER_NAME_PATTERN, IssuerSpec, NotifierSpec, Policy, Schedule
+from rotator.policy import (
+    NOTIFIER_NAME_PATTERN,
+    IssuerSpec,
+    LeakPolicy,
+    NotifierSpec,
+    Policy,
+    Schedule,
+)
 
 MAX_FILE_BYTES = 1024 * 1024
 """Policy files larger than this are refused without being parsed."""
@@ -397,6 +404,8 @@ def _known_fields(parent: tuple[str | int, ...], data: Any, registry: Registry) 
         return list(_SECRET_FIELDS)
     if parent == ("schedule",):
         return list(_SCHEDULE_FIELDS)
+    if parent == ("leaks",):
+        return list(LeakPolicy.model_fields)
     if len(parent) == 1 and parent[0] in _ADAPTER_KEYS and isinstance(data, dict):
         field = str(parent[0])
         key, default = _ADAPTER_KEYS[field]

@@ -37,6 +37,9 @@ ONESHOT_INSTALL = KUBE / "oneshot"
 #: The extras the image must carry: every provider, Kubernetes targets, PostgreSQL.
 IMAGE_EXTRAS = {"aws", "vault", "azure", "kubernetes", "postgres"}
 METRICS_PORT = 9464
+#: The namespace whose pods (Prometheus) may reach the metrics port, by the
+#: label the API server sets on every namespace.
+MONITORING_NAMESPACE = {"kubernetes.io/metadata.name": "monitoring"}
 #: Environment variables whose value is a credential (or, for ROTATOR_STATE,
 #: a database URL that carries one): never a literal in a manifest.
 CREDENTIAL_ENV = {
@@ -306,7 +309,7 @@ def test_default_install_is_the_service_and_oneshot_install_is_the_cronjob() -> 
     """The default kustomization runs the Deployment only; oneshot/ runs the CronJob only."""
     service = {obj["kind"] for obj in _render(SERVICE_INSTALL)}
     oneshot = {obj["kind"] for obj in _render(ONESHOT_INSTALL)}
-    shared = {"Namespace", "ServiceAccount", "ConfigMap"}
+    shared = {"Namespace", "ServiceAccount", "ConfigMap", "NetworkPolicy"}
     assert service == shared | {"Deployment", "Service", "PodDisruptionBudget"}
     assert oneshot == shared | {"CronJob"}
 
@@ -486,6 +489,31 @@ def test_probes_metrics_and_service_use_the_listen_port() -> None:
     assert _selects(service["spec"]["selector"], template["metadata"]["labels"])
     _, cron_template = _workload("CronJob")
     assert not _selects(service["spec"]["selector"], cron_template["metadata"]["labels"])
+
+
+def test_network_policy_lets_only_monitoring_reach_the_metrics_port() -> None:
+    """One NetworkPolicy selects every rotator pod and allows ingress only to 9464 from monitoring.
+
+    /metrics names every secret and its grace deadline, and rotator listens
+    on 0.0.0.0 in a pod: without the policy any pod in the cluster could read it.
+    """
+    [policy] = [o for _, o in _objects() if o["kind"] == "NetworkPolicy"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    for kind in ("Deployment", "CronJob"):
+        _, template = _workload(kind)
+        assert _selects(selector, template["metadata"]["labels"]), kind
+    assert set(policy["spec"].get("policyTypes", [])) == {"Ingress"}
+    [rule] = policy["spec"]["ingress"]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": MONITORING_NAMESPACE}}]
+    assert rule["ports"] == [{"port": METRICS_PORT, "protocol": "TCP"}]
+    _, template = _workload("Deployment")
+    assert _port(_rotator_container(template), "metrics") == METRICS_PORT
+
+
+@pytest.mark.parametrize("install", [SERVICE_INSTALL, ONESHOT_INSTALL], ids=["service", "oneshot"])
+def test_every_install_carries_the_network_policy(install: Path) -> None:
+    """Both installs (the service and the CronJob) apply the NetworkPolicy."""
+    assert [o["kind"] for o in _render(install)].count("NetworkPolicy") == 1
 
 
 def test_cronjob_runs_once_and_its_deadline_covers_a_hung_provider(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from rotator.durations import Duration, format_duration, parse_duration
+from rotator.durations import MAX_DURATION, Duration, format_duration, parse_duration
 
 
 class _Holder(BaseModel):
@@ -126,3 +126,37 @@ def test_duration_type_refuses_bad_text_every_time(raw: str) -> None:
     for _ in range(2):
         with pytest.raises(ValidationError, match=r"negative duration|malformed duration"):
             _Holder.model_validate({"value": raw})
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["999999999w", "99999999999999999999999d", "P999999999999W", "PT99999999999999999999.5S"],
+)
+def test_parse_duration_refuses_an_overflowing_duration(text: str) -> None:
+    """A duration too large for a timedelta is refused as too long, not an OverflowError."""
+    with pytest.raises(ValueError, match="longer than 10 years"):
+        parse_duration(text)
+
+
+def test_parse_duration_accepts_exactly_the_maximum() -> None:
+    """MAX_DURATION itself (3650 days) is accepted; one second more is refused."""
+    assert parse_duration("3650d") == MAX_DURATION == timedelta(days=3650)
+    with pytest.raises(ValueError, match="longer than 10 years"):
+        parse_duration("3650d1s")
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (10**30, "longer than 10 years"),
+        (1e300, "longer than 10 years"),
+        (float("inf"), "longer than 10 years"),
+        (float("nan"), "not a number"),
+        (-float("inf"), "negative duration"),
+        (timedelta.max, "longer than 10 years"),
+    ],
+)
+def test_duration_type_refuses_numbers_out_of_range(raw: object, reason: str) -> None:
+    """A number of seconds that is huge, infinite or NaN is refused with a reason."""
+    with pytest.raises(ValidationError, match=reason):
+        _Holder.model_validate({"value": raw})

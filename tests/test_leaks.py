@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,11 +17,13 @@ from typing import Any
 import boto3
 import pytest
 import structlog
+import structlog.testing
 from click.testing import CliRunner, Result
 from moto import mock_aws
 
 from rotator.cli_leaks import leaks
 from rotator.engine import Engine
+from rotator.errors import PolicyError
 from rotator.journal import Journal
 from rotator.leaks import Action, ReportError, Standing, Triage, parse_report, triage
 from rotator.lifecycle import State
@@ -480,14 +482,15 @@ def test_dry_run_changes_nothing(aws: None, tmp_path: Path, clock: FakeClock) ->
     result = _triage(engine, _gitleaks([_finding(0), key_finding]), dry_run=True)
     assert [(r.secret, r.action) for r in result.rows] == [
         ("payments-api", Action.WOULD_ROTATE),
-        ("deployer", Action.WOULD_ROTATE),
+        ("deployer", Action.WOULD_ROTATE_WITH_GRACE),  # the key id alone: with grace
     ]
     assert result.exit_code == 0
     assert _current("payments-api") == LEAKED and _stages("payments-api") == [["AWSCURRENT"]]
     assert _keys() == {old["AccessKeyId"]: "Active"}
     assert _rotations(engine, "payments-api") == [] and _rotations(engine, "deployer") == []
     assert not (tmp_path / "rotator.db").exists() and not (tmp_path / "rotator.db.key").exists()
-    assert "2 secret(s) would be rotated (dry run)" in result.summary()
+    assert "1 secret(s) would be rotated (dry run)" in result.summary()
+    assert "1 secret(s) would be rotated with grace (dry run)" in result.summary()
 
 
 def test_unmatched_finding_is_listed_for_a_human_and_exits_1(
@@ -587,7 +590,7 @@ def test_failed_emergency_rotation_is_reported_and_exits_1(
     old = _seed()
     _iam().create_access_key(UserName="deployer")  # an active key rotator does not manage
     engine = _engine(tmp_path, clock)
-    key_finding = _finding(1, Secret=old["AccessKeyId"], Match=old["AccessKeyId"])
+    key_finding = _finding(0, Secret=old["SecretAccessKey"])
     result = _triage(engine, _gitleaks([key_finding]))
     [row] = result.rows
     assert (row.secret, row.action) == ("deployer", Action.FAILED)
@@ -630,6 +633,210 @@ def test_value_replaced_outside_rotator_is_left_to_a_human(
     assert (row.known and row.known.standing, row.action) == (Standing.SUPERSEDED, Action.BY_HAND)
     assert result.exit_code == 1
     assert len(_rotations(engine, "payments-api")) == 1
+
+
+# -- reports holding only a public identifier ------------------------------------------
+
+
+def _key_id_finding(key_id: str) -> dict[str, Any]:
+    """Return gitleaks' aws-access-token finding of ``key_id`` alone (no secret part)."""
+    return _finding(1, Secret=key_id, Match=key_id)
+
+
+def _on_identifier_only(mode: str) -> str:
+    """Return the test policies with ``leaks.on_identifier_only`` set to ``mode`` for all."""
+    return POLICIES.replace(
+        "defaults: {schedule: {every: 30d}, grace: 1h}",
+        f"defaults: {{schedule: {{every: 30d}}, grace: 1h, leaks: {{on_identifier_only: {mode}}}}}",
+    )
+
+
+def _identifier_alerts(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
+    return [e for e in logs if e.get("event") == "alert" and e.get("alert") == "identifier-leaked"]
+
+
+def test_identifier_only_alerts_and_rotates_with_grace_by_default(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A key id without its secret key: an alert, a normal rotation; the old key keeps working."""
+    old = _seed()
+    engine = _engine(tmp_path, clock)
+    with structlog.testing.capture_logs() as logs:
+        result = _triage(engine, _gitleaks([_key_id_finding(old["AccessKeyId"])]))
+    [row] = result.rows
+    assert (row.secret, row.known and row.known.standing, row.action) == (
+        "deployer",
+        Standing.CURRENT,
+        Action.ROTATED_WITH_GRACE,
+    )
+    assert result.exit_code == 0
+    [rotation] = _rotations(engine, "deployer")
+    assert not rotation.emergency and rotation.trigger == "manual"
+    assert rotation.state is State.GRACE and row.rotation_id == rotation.id
+    assert rotation.reason == (
+        "leak (identifier only): gitleaks aws-access-token at deploy/ci.env:3 (commit 7b2d9e4)"
+    )
+    new = json.loads(_current("deployer"))
+    # With grace: the leaked key is still active until the grace deadline.
+    assert _keys() == {old["AccessKeyId"]: "Active", new["AccessKeyId"]: "Active"}
+    [alert] = _identifier_alerts(logs)
+    assert alert["alert_secret"] == "deployer" and alert["log_level"] == "warning"
+    assert old["AccessKeyId"] not in alert["summary"]
+    assert "1 secret(s) rotated with grace (identifier only)" in result.summary()
+    assert not [e for e in logs if e.get("alert") == "emergency-rotation"]
+
+
+def test_identifier_only_with_alert_policy_only_alerts(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """``on_identifier_only: alert``: the alert is raised, nothing is rotated; exit 0."""
+    old = _seed()
+    engine = _engine(tmp_path, clock, _on_identifier_only("alert"))
+    with structlog.testing.capture_logs() as logs:
+        result = _triage(engine, _gitleaks([_key_id_finding(old["AccessKeyId"])]))
+    [row] = result.rows
+    assert (row.secret, row.action) == ("deployer", Action.ALERTED)
+    assert "only its identifier leaked" in row.says()
+    assert result.exit_code == 0
+    assert _rotations(engine, "deployer") == []
+    assert _keys() == {old["AccessKeyId"]: "Active"}
+    assert len(_identifier_alerts(logs)) == 1
+    assert "1 finding(s) alerted (identifier only)" in result.summary()
+
+
+def test_identifier_only_with_emergency_policy_rotates_in_an_emergency(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """``on_identifier_only: emergency`` keeps the old behaviour: no grace, the key is off."""
+    old = _seed()
+    engine = _engine(tmp_path, clock, _on_identifier_only("emergency"))
+    result = _triage(engine, _gitleaks([_key_id_finding(old["AccessKeyId"])]))
+    [row] = result.rows
+    assert (row.secret, row.action) == ("deployer", Action.ROTATED)
+    [rotation] = _rotations(engine, "deployer")
+    assert rotation.emergency and rotation.state is State.REVOKED
+    assert _keys()[old["AccessKeyId"]] == "Inactive"
+
+
+def test_a_forged_secret_part_beside_a_real_key_id_is_identifier_only(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A real key id with a secret key that is not its own does not start an emergency."""
+    old = _seed()
+    forged = "Zz" * 20
+    data = _swap(
+        _trufflehog(_trufflehog_lines()[0]),
+        {FIXTURE_KEY_ID: old["AccessKeyId"], FIXTURE_SECRET_KEY: forged},
+    )
+    engine = _engine(tmp_path, clock)
+    result = _triage(engine, data)
+    [row] = result.rows
+    assert (row.secret, row.action) == ("deployer", Action.ROTATED_WITH_GRACE)
+    [rotation] = _rotations(engine, "deployer")
+    assert not rotation.emergency
+    assert _keys()[old["AccessKeyId"]] == "Active"
+
+
+def test_identifier_of_a_key_in_grace_is_alerted_and_its_grace_kept(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """The key id of an old key in grace: alerted, revoked at its deadline as planned."""
+    old = _seed()
+    engine = _engine(tmp_path, clock)
+    engine.rotate("deployer")
+    clock.advance(timedelta(minutes=10))
+    result = _triage(engine, _gitleaks([_key_id_finding(old["AccessKeyId"])]))
+    [row] = result.rows
+    assert (row.known and row.known.standing, row.action) == (Standing.GRACE, Action.ALERTED)
+    assert "revoked at its grace deadline" in row.says()
+    [rotation] = _rotations(engine, "deployer")
+    assert rotation.state is State.GRACE and not rotation.emergency
+    assert _keys()[old["AccessKeyId"]] == "Active"
+    assert result.exit_code == 0
+
+
+def test_identifier_only_dry_run_says_what_it_would_do(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A dry run names the normal rotation it would start and raises no alert."""
+    old = _seed()
+    engine = _engine(tmp_path, clock)
+    with structlog.testing.capture_logs() as logs:
+        result = _triage(engine, _gitleaks([_key_id_finding(old["AccessKeyId"])]), dry_run=True)
+    [row] = result.rows
+    assert row.action is Action.WOULD_ROTATE_WITH_GRACE
+    assert not _identifier_alerts(logs)
+    assert _rotations(engine, "deployer") == []
+    assert "1 secret(s) would be rotated with grace (dry run)" in result.summary()
+
+
+def test_a_full_leak_beside_an_identifier_only_one_makes_one_emergency(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """The secret key and, elsewhere, the key id alone: one emergency rotation for both rows."""
+    old = _seed()
+    engine = _engine(tmp_path, clock)
+    full = _finding(0, Secret=old["SecretAccessKey"])
+    result = _triage(engine, _gitleaks([_key_id_finding(old["AccessKeyId"]), full]))
+    assert [(r.secret, r.action) for r in result.rows] == [
+        ("deployer", Action.ROTATED),
+        ("deployer", Action.ROTATED),
+    ]
+    [rotation] = _rotations(engine, "deployer")
+    assert rotation.emergency
+
+
+@pytest.mark.parametrize(
+    ("leaks_block", "line", "column", "path", "reason"),
+    [
+        (
+            "{on_identifier_only: emergancy}",
+            5,
+            33,
+            "secrets[0].leaks.on_identifier_only",
+            "did you mean 'emergency'?",
+        ),
+        (
+            "{on_identifer_only: alert}",
+            5,
+            13,
+            "secrets[0].leaks.on_identifer_only",
+            "unknown field 'on_identifer_only'; did you mean 'on_identifier_only'?",
+        ),
+        ("alert", 5, 12, "secrets[0].leaks", "expected a mapping"),
+    ],
+)
+def test_bad_leaks_setting_is_located(
+    tmp_path: Path, leaks_block: str, line: int, column: int, path: str, reason: str
+) -> None:
+    """A misspelt ``leaks`` setting is refused at its file:line:col with a did-you-mean."""
+    body = (
+        "secrets:\n"
+        "  - name: deployer\n"
+        "    store: {provider: aws-secretsmanager, secret_id: deployer}\n"
+        "    schedule: {every: 30d}\n"
+        f"    leaks: {leaks_block}\n"
+        "    grace: 1h\n"
+    )
+    file = _policies(tmp_path, body)
+    with pytest.raises(PolicyError) as caught:
+        load_policies(file)
+    [problem] = caught.value.problems
+    assert (problem.file, problem.line, problem.column, problem.path) == (
+        str(file),
+        line,
+        column,
+        path,
+    )
+    assert reason in problem.reason
+
+
+def test_leaks_setting_defaults_to_rotate_and_merges_from_defaults(tmp_path: Path) -> None:
+    """Without ``leaks`` a policy says ``rotate``; ``defaults.leaks`` applies to every secret."""
+    [payments, deployer] = load_policies(_policies(tmp_path))
+    assert payments.leaks.on_identifier_only == deployer.leaks.on_identifier_only == "rotate"
+    [payments, _] = load_policies(_policies(tmp_path, _on_identifier_only("alert")))
+    assert payments.leaks.on_identifier_only == "alert"
 
 
 # -- the command, in process ---------------------------------------------------------
@@ -755,3 +962,23 @@ def test_command_json_output_names_everything_but_the_values(aws: None, tmp_path
         assert value not in document and value not in result.stderr
     # The key id is a ref: the engine logs it by design, the command's output shortens it.
     assert old["AccessKeyId"] not in document
+
+
+def test_command_rotates_a_leaked_key_id_alone_with_grace(aws: None, tmp_path: Path) -> None:
+    """``leaks ingest`` of a key id alone exits 0, says 'rotated with grace' and keeps the key."""
+    old = _seed()
+    report = tmp_path / "scan.json"
+    report.write_bytes(_gitleaks([_key_id_finding(old["AccessKeyId"])]))
+    result = _ingest(tmp_path, str(report), "--json")
+    assert result.exit_code == 0, result.stderr
+    parsed = json.loads(result.stdout)
+    assert [(f["secret"], f["action"]) for f in parsed["findings"]] == [
+        ("deployer", "rotated with grace (identifier only)")
+    ]
+    assert parsed["summary"]["rotated"] == []
+    assert parsed["summary"]["rotated_with_grace"] == ["deployer"]
+    assert _keys()[old["AccessKeyId"]] == "Active"
+    again = _ingest(tmp_path, str(report))  # the leaked key is in grace now: alerted only
+    assert again.exit_code == 0, again.stderr
+    assert "1 finding(s) alerted (identifier only)" in again.stdout
+    assert _keys()[old["AccessKeyId"]] == "Active"

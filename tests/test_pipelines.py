@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import tomllib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,10 @@ import click
 import pytest
 import yaml
 from click.testing import CliRunner
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
+from rotator import clock
 from rotator.cli import cli
 from rotator.engine import Outcome, Result, RunReport
 from rotator.lifecycle import State
@@ -24,6 +29,22 @@ from tests.conftest import AWS_REGION, START
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB = ROOT / "deploy/ci/github-actions.yml"
 GITLAB = ROOT / "deploy/ci/gitlab-ci.yml"
+#: The pipelines' lock: rotator-keys and every package it needs, pinned and hashed.
+LOCK = ROOT / "deploy/ci/requirements.txt"
+#: Where each pipeline installs its copy of the lock from, in the repository of the policies.
+LOCK_COPIES = {
+    GITHUB.name: ".github/rotator-requirements.txt",
+    GITLAB.name: "ci/rotator-requirements.txt",
+}
+#: The extras of rotator-keys the pipelines run with (their jobs use AWS, Vault, Azure, PostgreSQL).
+PIPELINE_EXTRAS = {"aws", "vault", "azure", "postgres"}
+_USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<action>[^@\s]+)@(?P<ref>\S+)(?P<rest>.*)$")
+_FULL_SHA = re.compile(r"[0-9a-f]{40}")
+_VERSION_COMMENT = re.compile(r"\s+# v\d+\.\d+\.\d+$")
+_LOCKED = re.compile(
+    r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[(?P<extras>[a-z0-9,_-]+)\])?"
+    r"==(?P<version>[A-Za-z0-9.+!_-]+)(?P<hashes>(?: --hash=sha256:[0-9a-f]{64})+)"
+)
 
 
 def _github() -> dict[Any, Any]:
@@ -124,6 +145,103 @@ def test_no_cloud_key_is_stored_and_the_summary_is_kept() -> None:
     assert artifacts["when"] == "always" and "rotator-summary.json" in artifacts["paths"]
 
 
+# -- supply chain: actions by commit, packages by version and hash ---------------------------
+
+
+def test_every_action_is_pinned_by_full_commit_sha_with_its_version() -> None:
+    """Each ``uses:`` names a 40-hex commit (a tag can be moved) and says its release (# vX.Y.Z)."""
+    lines = [m for m in map(_USES.match, GITHUB.read_text().splitlines()) if m]
+    steps = [s for s in _github()["jobs"]["rotate"]["steps"] if "uses" in s]
+    assert len(lines) == len(steps) >= 5
+    for found in lines:
+        where = f"{found['action']}@{found['ref']}"
+        assert _FULL_SHA.fullmatch(found["ref"]), f"{where}: not pinned by a full commit SHA"
+        assert _VERSION_COMMENT.fullmatch(found["rest"]), f"{where}: no '# vX.Y.Z' comment"
+
+
+def _pip_installs() -> list[tuple[str, list[str]]]:
+    """Return every ``pip install`` of both pipelines as (file, the words after install)."""
+    found = []
+    for where, line in _shell_lines():
+        words = shlex.split(line)
+        for start in range(len(words)):
+            if words[start] in {"pip", "pip3"} and words[start + 1 : start + 2] == ["install"]:
+                found.append((where, words[start + 2 :]))
+    return found
+
+
+def _option(words: list[str], name: str) -> str | None:
+    """Return the value of ``name`` (``--opt value`` or ``--opt=value``) among pip's words."""
+    for index, word in enumerate(words):
+        if word == name and index + 1 < len(words):
+            return words[index + 1]
+        if word.startswith(f"{name}="):
+            return word.split("=", 1)[1]
+    return None
+
+
+def test_every_pip_install_requires_hashes_from_the_lock() -> None:
+    """Each pipeline installs only from its copy of the lock, hashes required, no source builds."""
+    installs = _pip_installs()
+    assert {where for where, _ in installs} == set(LOCK_COPIES)
+    for where, words in installs:
+        assert "--require-hashes" in words, f"{where}: pip install without --require-hashes"
+        assert _option(words, "--only-binary") == ":all:", f"{where}: may build from source"
+        assert _option(words, "-r") == LOCK_COPIES[where], f"{where}: not from the lock"
+        values = {":all:", LOCK_COPIES[where]}
+        named = [w for w in words if not w.startswith("-") and w not in values]
+        assert named == [], f"{where}: installs {named} outside the lock"
+        for option in ("--index-url", "--extra-index-url", "-i", "--find-links", "-f", "-e"):
+            assert _option(words, option) is None, f"{where}: {option}"
+    for path in (GITHUB, GITLAB):
+        text = path.read_text()
+        assert "deploy/ci/requirements.txt" in text and LOCK_COPIES[path.name] in text
+
+
+def _lock_requirements() -> list[str]:
+    """Return the lock's requirements, each on one line with its hashes, comments dropped."""
+    joined = LOCK.read_text().replace("\\\n", " ")
+    lines = (line.split("#", 1)[0].strip() for line in joined.splitlines())
+    return [" ".join(line.split()) for line in lines if line]
+
+
+def test_the_lock_pins_and_hashes_every_requirement() -> None:
+    """Every requirement of the lock is ``name==version`` with sha256 hashes; no option, no URL."""
+    requirements = _lock_requirements()
+    assert len(requirements) >= 30
+    for requirement in requirements:
+        assert _LOCKED.fullmatch(requirement), f"unpinned, unhashed or odd: {requirement}"
+
+
+def _locked() -> dict[str, re.Match[str]]:
+    """Return the lock's pins by canonical package name."""
+    matches = [_LOCKED.fullmatch(r) for r in _lock_requirements()]
+    return {canonicalize_name(m["name"]): m for m in matches if m}
+
+
+def test_the_lock_installs_this_rotator_with_the_pipeline_extras() -> None:
+    """The lock names rotator-keys at pyproject's version with the extras the pipelines use."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    rotator = _locked()["rotator-keys"]
+    assert rotator["version"] == project["version"]
+    assert set(rotator["extras"].split(",")) == PIPELINE_EXTRAS
+
+
+def test_the_lock_satisfies_every_requirement_of_rotator_and_those_extras() -> None:
+    """Each dependency pyproject declares (and those extras) is locked at a version it allows."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [*project["dependencies"]]
+    for extra in sorted(PIPELINE_EXTRAS):
+        declared += project["optional-dependencies"][extra]
+    locked = _locked()
+    for text in declared:
+        requirement = Requirement(text)
+        found = locked.get(canonicalize_name(requirement.name))
+        assert found is not None, f"{requirement.name} is not in the lock"
+        assert requirement.specifier.contains(found["version"], prereleases=True), text
+    assert "psycopg-binary" in locked  # psycopg[binary]: the C build, no compiler in the job
+
+
 def _report() -> RunReport:
     return RunReport(
         [
@@ -169,19 +287,19 @@ def test_run_once_writes_the_summary_files(aws_in_process: None, tmp_path: Path)
 """
     )
     args = ["--config", str(tmp_path / "p.yaml"), "--state", f"sqlite:///{tmp_path / 'j.db'}"]
-    result = CliRunner().invoke(
-        cli,
-        [
-            "run",
-            "--once",
-            "--summary",
-            str(tmp_path / "s.json"),
-            "--summary-markdown",
-            str(tmp_path / "s.md"),
-            *args,
-        ],
-        env={"ROTATOR_NOW": "2099-01-01T00:00:00+00:00"},
-    )
+    with clock.pinned(datetime(2099, 1, 1, tzinfo=UTC)):
+        result = CliRunner().invoke(
+            cli,
+            [
+                "run",
+                "--once",
+                "--summary",
+                str(tmp_path / "s.json"),
+                "--summary-markdown",
+                str(tmp_path / "s.md"),
+                *args,
+            ],
+        )
     assert result.exit_code == 1, result.output
     data = json.loads((tmp_path / "s.json").read_text())
     assert data["exit_code"] == 1 and data["counts"]["failed"] == 1

@@ -94,6 +94,42 @@ def test_broken_reload_keeps_the_old_set(aws: None, tmp_path: Path) -> None:
     assert set(service.engine.policies) == {"app"}
 
 
+def test_reload_of_an_overflowing_duration_keeps_the_old_set(aws: None, tmp_path: Path) -> None:
+    """A reload of ``every: 999999999w`` is refused with the problem logged; nothing crashes."""
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    service = _service(tmp_path, clock, "app")
+    huge = POLICY.format(name="other").replace("every: 1h", 'every: "999999999w"')
+    service.config.write_text(huge)
+    with capture_logs() as logs:
+        assert service.reload() is False
+    assert service.reloads_failed == 1
+    assert set(service.engine.policies) == {"app"}
+    [refused] = [e for e in logs if e["event"].startswith("reload refused")]
+    assert any("policies.yaml:4:" in p and "longer than 10 years" in p for p in refused["problems"])
+
+
+def test_reload_survives_any_error_while_loading(
+    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected exception while loading is logged and counted; the old policies stay."""
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    service = _service(tmp_path, clock, "app")
+    service.metrics = Metrics(clock)
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise OverflowError("Python int too large to convert to C int")
+
+    monkeypatch.setattr("rotator.service.load_policies", broken)
+    with capture_logs() as logs:
+        assert service.reload() is False
+    assert service.reloads_failed == 1
+    assert set(service.engine.policies) == {"app"}
+    [refused] = [e for e in logs if e["event"].startswith("reload refused")]
+    assert refused["log_level"] == "error"
+    assert "OverflowError" in refused["problems"][0]
+    service.run_pass()  # and the service goes on with the old set
+
+
 def test_valid_reload_adds_and_removes(aws: None, tmp_path: Path) -> None:
     """A valid reload schedules added secrets and drops removed ones."""
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
