@@ -290,6 +290,8 @@ def _hint(body: bytes) -> str:
     Only a short lower-case code is ever kept: a body may echo the request,
     or carry text from anywhere, so nothing else of it reaches a message.
     """
+    # Reading at most 4 KiB bounds the work; a code is far shorter, and a cut
+    # body is no code (its JSON does not parse, or it does not match).
     text = body[:4096].decode("utf-8", "replace").strip()
     if text.startswith("{"):
         try:
@@ -299,6 +301,8 @@ def _hint(body: bytes) -> str:
         text = found.get("error", "") if isinstance(found, dict) else ""
         if not isinstance(text, str):
             return ""
+    # A lower-case value echoed back would look like a code: a masked one does not.
+    text = redact.outside_text(text, 64)
     return text if _CODE.fullmatch(text) else ""
 
 
@@ -335,13 +339,13 @@ _MESSAGE_LIMIT = 300
 
 
 def _message_of(body: bytes) -> str:
-    """Return the ``message`` of a JSON error answer, flattened and scrubbed ("" if none).
+    """Return the ``message`` of a JSON error answer, scrubbed, flattened and cut ("" if none).
 
     GitHub answers ``{"message": "Bad credentials"}``, GitLab also
     ``{"message": {"value": ["is invalid"]}}`` (flattened to ``value: is
-    invalid``). The text is cut short and passed through
-    :func:`rotator.redact.scrub`, so a registered secret an answer might
-    echo is masked; callers also drop it outright if it holds what they sent.
+    invalid``). The text goes through :func:`rotator.redact.outside_text`,
+    which masks a registered secret an answer might echo before it cuts the
+    text short; callers also drop it outright if it holds what they sent.
     """
     try:
         found = json.loads(body[:16384].decode("utf-8", "replace"))
@@ -358,10 +362,7 @@ def _message_of(body: bytes) -> str:
         text = message
     else:
         return ""
-    text = " ".join(text.split())
-    if len(text) > _MESSAGE_LIMIT:
-        text = text[: _MESSAGE_LIMIT - 3] + "..."
-    return redact.scrub(text)
+    return redact.outside_text(text, _MESSAGE_LIMIT)
 
 
 def _tls(runtime: Runtime, ca_file: str | None, provider: str, operation: str) -> ssl.SSLContext:

@@ -291,6 +291,7 @@ _TITLES = {
     AlertEvent.ROTATION_DUE: "Rotation due (by hand)",
     AlertEvent.ROTATION_SUCCEEDED: "Rotation succeeded",
     AlertEvent.EMERGENCY: "Emergency rotation",
+    AlertEvent.IDENTIFIER_LEAKED: "Identifier leaked (no secret part)",
     AlertEvent.AUDIT_CHAIN_BROKEN: "Audit chain broken",
 }
 # Slack's limits: a header's plain text, a section's text, a field's text,
@@ -304,7 +305,13 @@ _CUT_ENTITY = re.compile(r"&[a-z]{0,3}$")
 
 
 def _clip(text: str, limit: int) -> str:
-    """Return ``text`` cut to ``limit`` characters, ending with an ellipsis when cut."""
+    """Return ``text`` scrubbed, then cut to ``limit`` characters, ending with an ellipsis if cut.
+
+    Scrubbed first: a registered value cut in two would match none of its
+    forms. (An alert's text keeps its lines, so this is not
+    :func:`rotator.redact.outside_text`, which puts text on one line.)
+    """
+    text = redact.scrub(text)
     if len(text) <= limit:
         return text
     return _CUT_ENTITY.sub("", text[: limit - 1]) + "…"
@@ -314,9 +321,11 @@ def _mrkdwn(text: str, limit: int) -> str:
     """Return ``text`` escaped for Slack's mrkdwn and clipped to ``limit``.
 
     Slack reads ``<...>`` as a link or a mention (``<!channel>`` pages a
-    whole channel), so ``&``, ``<`` and ``>`` of a summary are escaped.
+    whole channel), so ``&``, ``<`` and ``>`` of a summary are escaped,
+    after scrubbing (escaping changes a value's form).
     """
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    clean = redact.scrub(text)
+    escaped = clean.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _clip(escaped, limit)
 
 

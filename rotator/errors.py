@@ -31,11 +31,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rotator import redact
+
 
 class RotatorError(Exception):
     """Root of every error rotator raises on purpose."""
 
     retryable: bool = False
+
+    def __init__(self, *args: object) -> None:
+        # The last net under the adapters' doors: an error's text reaches the
+        # journal, the audit trail, alerts and summaries, so a registered
+        # value (or rotator's own credential) that slipped into it is masked.
+        super().__init__(*(redact.scrub(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(RotatorError):

@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from rotator import redact
 from rotator.errors import ConfigError
 from rotator.metrics import Metrics
 
@@ -122,16 +123,26 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("http request", client=self.client_address[0], line=format % args)
 
 
+#: The longest reason a probe's answer gives.
+_REASON_LIMIT = 1000
+
+
 def _probe(check: Callable[[], bool | tuple[bool, str]], what: str) -> tuple[bool, str]:
-    """Call a probe callable and return (ok, reason); a crash in it counts as a failure."""
+    """Call a probe callable and return (ok, reason); a crash in it counts as a failure.
+
+    The reason quotes an exception's text (a database driver's, say), which
+    may echo rotator's own credentials: it goes through
+    :func:`rotator.redact.outside_text` before anyone can read it.
+    """
     try:
         answer = check()
     except Exception as exc:  # noqa: BLE001 (a probe must answer 503, not drop the request)
         log.warning(f"{what} check failed", error=type(exc).__name__)
-        return False, f"{what} check failed: {type(exc).__name__}: {exc}"
+        reason = f"{what} check failed: {type(exc).__name__}: {exc}"
+        return False, redact.outside_text(reason, _REASON_LIMIT)
     if isinstance(answer, tuple):
         ok, reason = answer
-        return bool(ok), reason or f"{what} check failed"
+        return bool(ok), redact.outside_text(reason or f"{what} check failed", _REASON_LIMIT)
     return bool(answer), "the scheduler loop has not ticked recently"
 
 

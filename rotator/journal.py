@@ -51,6 +51,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 
+from rotator import redact
 from rotator.audit import (
     GENESIS,
     AuditAction,
@@ -578,6 +579,8 @@ class Journal:
         sink: Callable[[AuditRecord], None] | None = None,
     ) -> None:
         self.url = url
+        # Its password is rotator's own credential: masked wherever it is echoed.
+        redact.register_url(url)
         self.clock = clock
         #: Who the audit records name as having acted (``service``, ``operator:NAME``...).
         self.actor = actor
@@ -1764,8 +1767,6 @@ def _safe_url(url: str) -> str:
     SQLAlchemy's ``hide_password`` masks the user-info password only; libpq
     also takes ``?password=`` (and ``sslpassword``...), which it left as is.
     """
-    from rotator import redact
-
     try:
         parsed = sa.engine.make_url(url)
         masked = {

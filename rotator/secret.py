@@ -36,6 +36,8 @@ class SecretValue:
                     redact.register(leaf)
             redact.register(json.dumps(value, sort_keys=True))
             redact.register(json.dumps(value))
+            # The compact form text() returns: what hooks, headers and bodies carry.
+            redact.register(json.dumps(value, sort_keys=True, separators=(",", ":")))
         else:
             redact.register(value)
         self._value: Plain = value

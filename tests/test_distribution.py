@@ -1,4 +1,4 @@
-"""The distribution name: rotator installs as ``rotator-keys``, never as PyPI's unrelated ``rotator``.
+"""The distribution name: rotator installs as ``rotator-keys``, not as PyPI's ``rotator``.
 
 ``pip install rotator`` resolves to another project ("Piped log rotation
 utility", which also ships a ``rotator`` script). Every install instruction

@@ -191,7 +191,7 @@ def test_iam_key_rotation_deactivates_then_deletes(
 
 
 def test_old_key_still_used_extends_grace(aws: None, tmp_path: Path, real_clock: FakeClock) -> None:
-    """An old key used after promotion is not revoked at the deadline under extend; the run fails."""
+    """An old key used after promotion is kept at the deadline under extend; the run fails."""
     old = _iam_user()
     engine = _engine(tmp_path, IAM_POLICY.format(delete_after="0s", when="extend"), real_clock)
     engine.rotate("deployer")

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from providers.aws.errors import attempt_outcome, aws_errors
 from providers.metering import report, take
-from rotator import __version__
+from rotator import __version__, redact
 from rotator.interfaces import Runtime
 from rotator.ratelimit import limits
 
@@ -127,6 +127,34 @@ def _instrument(runtime: Runtime, service: str, made: Any) -> None:
     made.meta.events.register(f"needs-retry.{service_id}", _observe(runtime, service))
 
 
+def _own_keys(session: Any) -> Callable[..., None]:
+    """Return a ``before-call`` hook registering the keys rotator's own identity signs with.
+
+    Best effort: the secret key and session token of the shared session's
+    credentials (renewed ones included, as an assumed role's are) are
+    registered with :mod:`rotator.redact`, so an echo of them is masked.
+    """
+    try:
+        credentials = session.get_credentials()
+    except Exception:  # noqa: BLE001 (the calls themselves report broken credentials)
+        credentials = None
+    seen: set[str] = set()
+
+    def before_call(**_: Any) -> None:
+        if credentials is None:
+            return
+        try:
+            frozen = credentials.get_frozen_credentials()
+        except Exception:  # noqa: BLE001 (signing the call reports it)
+            return
+        for text in (frozen.secret_key, frozen.token):
+            if text and text not in seen:
+                seen.add(text)
+                redact.register(text)
+
+    return before_call
+
+
 def client_config() -> Config:
     """Return the botocore configuration every adapter client uses."""
     from botocore.config import Config
@@ -207,10 +235,11 @@ def client(
         cached = runtime.cache.get(key)
         if cached is None:
             with aws_errors("aws", f"create {service} client"):
-                cached = _session(runtime).client(
-                    service, region_name=region, config=client_config()
-                )
+                shared = _session(runtime)
+                cached = shared.client(service, region_name=region, config=client_config())
             _instrument(runtime, service, cached)
+            service_id = cached.meta.service_model.service_id.hyphenize()
+            cached.meta.events.register(f"before-call.{service_id}", _own_keys(shared))
             runtime.cache[key] = cached
     return cached
 

@@ -14,10 +14,12 @@ at load time, and loading the registry must not import the SDK.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from rotator import redact
 from rotator.errors import (
     ConflictError,
     LimitExceededError,
@@ -112,7 +114,21 @@ def error_code(exc: BaseException) -> str:
     error = response.get("Error")
     if not isinstance(error, Mapping):
         return ""
-    return str(error.get("Code", ""))
+    return _identifier(error.get("Code", ""))
+
+
+#: What an AWS error code or request id looks like; anything else is not copied.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:#/+=-]{0,99}")
+
+
+def _identifier(raw: object) -> str:
+    """Return ``raw`` if, once scrubbed, it looks like an error code or a request id, else ``""``.
+
+    Both come from the answer, which a server may fill with what it was
+    sent: a masked value no longer looks like an identifier.
+    """
+    text = redact.outside_text(str(raw or ""), 100)
+    return text if _IDENTIFIER.fullmatch(text) else ""
 
 
 def status_outcome(status: int, code: str) -> str:
@@ -173,7 +189,7 @@ def from_client_error(exc: ClientError, provider: str, operation: str) -> Provid
     code = error_code(exc)
     meta = exc.response.get("ResponseMetadata", {})
     status = int(meta.get("HTTPStatusCode") or 0)
-    request_id = meta.get("RequestId") or ""
+    request_id = _identifier(meta.get("RequestId"))
     detail = f"{code or 'UnknownError'} (HTTP {status or '?'}"
     detail += f", request id {request_id})" if request_id else ")"
 

@@ -99,7 +99,7 @@ from providers.azure.errors import (
     status_outcome,
 )
 from providers.metering import report
-from rotator import __version__
+from rotator import __version__, redact
 from rotator.errors import (
     ConflictError,
     LimitExceededError,
@@ -291,7 +291,7 @@ def management_client(runtime: Runtime, config: ApimSubscriptionConfig) -> ApiMa
             if bundle is not None:
                 options["connection_verify"] = bundle
             cached = ApiManagementClient(
-                credential=token_credential,
+                credential=identity.TokenRegistrar(token_credential),
                 subscription_id=config.subscription_id,
                 base_url=config.management_url,
                 credential_scopes=[management_scope(config.management_url)],
@@ -395,7 +395,11 @@ class ApimSubscriptionIssuer(Issuer[ApimSubscriptionConfig]):
         keys = self._call(
             "list_secrets", lambda s: s.list_secrets(c.resource_group, c.service, c.sid)
         )
-        return {PRIMARY: keys.primary_key or "", SECONDARY: keys.secondary_key or ""}
+        found = {PRIMARY: keys.primary_key or "", SECONDARY: keys.secondary_key or ""}
+        for key in found.values():
+            # Both are live credentials read in this process: scrubbed like any value.
+            redact.register(key)
+        return found
 
     def _state(self) -> str:
         """Return the subscription's state (``active``, ``suspended``...), reading it."""

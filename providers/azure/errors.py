@@ -37,6 +37,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
+from rotator import redact
 from rotator.errors import (
     ConflictError,
     NotFoundError,
@@ -246,7 +247,8 @@ def _retry_after(headers: Any) -> float | None:
 
 def _safe_code(raw: object) -> str:
     """Return an error code if it looks like one (an identifier); anything else is dropped."""
-    text = str(raw or "")
+    # Scrubbed first: an echoed value made of letters and digits looks like a code.
+    text = redact.outside_text(str(raw or ""), 64)
     return text if _CODE.fullmatch(text) else ""
 
 

@@ -80,13 +80,13 @@ from providers.azure.errors import (
     status_outcome,
 )
 from providers.metering import report, take
-from rotator import __version__
+from rotator import __version__, redact
 from rotator.errors import PermanentError
 from rotator.interfaces import Runtime
 from rotator.ratelimit import limits
 
 if TYPE_CHECKING:
-    from azure.core.credentials import TokenCredential
+    from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
     from azure.keyvault.secrets import SecretClient
 
 PROVIDER = "azure"
@@ -117,6 +117,16 @@ READ_TIMEOUT = 30
 SDK_RETRIES = 2
 
 _FALSE = frozenset({"0", "false", "no", "off"})
+#: Variables holding rotator's own Azure secrets (read by azure-identity itself).
+SECRET_ENVS = (
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+    "AZURE_PASSWORD",
+    "IDENTITY_HEADER",
+    "MSI_SECRET",
+)
+#: Variables naming a file that holds one (the workload identity's federated token).
+SECRET_FILE_ENVS = ("AZURE_FEDERATED_TOKEN_FILE",)
 
 
 def _lock(runtime: Runtime) -> threading.Lock:
@@ -158,6 +168,7 @@ def build_credential(environ: Mapping[str, str] | None = None) -> TokenCredentia
 
     env = _env(environ)
     kind = credential_kind(environ)
+    register_own_secrets(env)
     try:
         if kind == "workload":
             return identity.WorkloadIdentityCredential()
@@ -170,14 +181,79 @@ def build_credential(environ: Mapping[str, str] | None = None) -> TokenCredentia
             return identity.AzureCliCredential()
         return identity.DefaultAzureCredential()
     except ValueError as exc:
-        # azure-identity's text names the missing variables, never their values.
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # azure-identity's text names the missing variables, never their values;
+        # it is still the SDK's text, so it goes through the one door.
+        reason = redact.outside_text(str(exc).split("\n", 1)[0], 300) or type(exc).__name__
         exc.__traceback__ = None
         raise PermanentError(
             f"the {kind} Azure credential is not configured ({reason}); {IDENTITY_HINT}",
             provider=PROVIDER,
             operation="credential",
         ) from None
+
+
+def register_own_secrets(environ: Mapping[str, str]) -> None:
+    """Register rotator's own Azure secrets (client secret, MSI header, federated token)."""
+    for name in SECRET_ENVS:
+        value = environ.get(name, "").strip()
+        if value:
+            redact.register(value)
+    for name in SECRET_FILE_ENVS:
+        path = environ.get(name, "").strip()
+        if not path:
+            continue
+        try:
+            with open(path, encoding="utf-8") as fh:
+                token = fh.read().strip()
+        except (OSError, UnicodeError):
+            continue  # azure-identity reports an unreadable file itself
+        if token:
+            redact.register(token)
+
+
+class TokenRegistrar:
+    """A credential handing out the tokens of another, each registered with :mod:`rotator.redact`.
+
+    rotator's own access tokens are credentials like the values it rotates:
+    a token an SDK logs, or a server echoes in an error, is masked. The
+    credential built (or seeded in the cache) is wrapped as the clients
+    are built, so the cached object stays the SDK's own.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        """Return the inner credential's token for ``scopes``, registered."""
+        token = self.inner.get_token(*scopes, **kwargs)
+        redact.register(token.token)
+        return token  # type: ignore[no-any-return]
+
+    def get_token_info(self, *scopes: str, options: Any = None) -> AccessTokenInfo:
+        """Return the inner credential's token information for ``scopes``, registered."""
+        from azure.core.credentials import AccessTokenInfo
+
+        ask = getattr(self.inner, "get_token_info", None)
+        if ask is not None:
+            info = ask(*scopes, options=options)
+        else:
+            # An older credential: get_token takes the same options as keywords.
+            plain = self.inner.get_token(*scopes, **dict(options or {}))
+            info = AccessTokenInfo(plain.token, plain.expires_on)
+        redact.register(info.token)
+        return info  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Close the inner credential (its transport)."""
+        close = getattr(self.inner, "close", None)
+        if callable(close):
+            close()
+
+    def __enter__(self) -> TokenRegistrar:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def credential(runtime: Runtime, environ: Mapping[str, str] | None = None) -> TokenCredential:
@@ -303,7 +379,7 @@ def secret_client(
 
             cached = SecretClient(
                 vault_url=vault_url,
-                credential=token_credential,
+                credential=TokenRegistrar(token_credential),
                 # After the retry policy (each attempt is seen) and before the
                 # authentication policy (its challenge round trip is not).
                 per_retry_policies=[request_meter(runtime, vault_url)],

@@ -53,6 +53,7 @@ from typing import Any
 
 from providers.kubernetes.errors import PROVIDER, kubernetes_errors, request_outcome, sdk
 from providers.metering import report, take
+from rotator import redact
 from rotator.errors import PermanentError, ProviderError
 from rotator.interfaces import Runtime
 from rotator.ratelimit import limits
@@ -184,7 +185,26 @@ def build_api_client(context: str | None, environ: Mapping[str, str]) -> Any:
     # backoff and the delay the answer asked for. (urllib3 still checks a
     # pooled connection is alive before reusing it.)
     configuration.retries = False
+    register_own_credentials(configuration)
     return client.ApiClient(configuration)
+
+
+def register_own_credentials(configuration: Any) -> None:
+    """Register the token or password rotator's cluster identity signs in with (best effort).
+
+    An in-cluster token is read again from its file as it rotates; the one
+    loaded now is registered, and the client's logger is held anyway.
+    """
+    found: list[Any] = [getattr(configuration, "password", None)]
+    api_key = getattr(configuration, "api_key", None)
+    if isinstance(api_key, Mapping):
+        for text in api_key.values():
+            found.append(text)
+            if isinstance(text, str):
+                found.append(text.rpartition(" ")[2])  # "Bearer TOKEN"
+    for text in found:
+        if isinstance(text, str) and text:
+            redact.register(text)
 
 
 def session(

@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Any
 
+from rotator import redact
 from rotator.errors import (
     NotFoundError,
     PermanentError,
@@ -91,7 +92,11 @@ def status_reason(body: Any) -> str:
     if not isinstance(body, Mapping) or body.get("kind") != "Status":
         return ""
     reason = body.get("reason")
-    return reason if isinstance(reason, str) and _STATUS_REASON.match(reason) else ""
+    if not isinstance(reason, str):
+        return ""
+    # Scrubbed first: an echoed value made of letters alone looks like a reason.
+    reason = redact.outside_text(reason, 64)
+    return reason if _STATUS_REASON.match(reason) else ""
 
 
 def retry_after(headers: Any) -> float | None:

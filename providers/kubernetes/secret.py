@@ -92,6 +92,7 @@ from any log line too.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -206,6 +207,17 @@ def encode(value: SecretValue) -> str:
     return encoded
 
 
+def _register_current(encoded: object) -> None:
+    """Register the value a Secret's key holds now (base64 and plain): a live credential."""
+    if not isinstance(encoded, str) or not encoded:
+        return
+    redact.register(encoded)
+    # Not base64 text (binascii.Error and UnicodeDecodeError are ValueErrors):
+    # its encoded form is all a body can carry, and it is registered.
+    with contextlib.suppress(ValueError):
+        redact.register(base64.b64decode(encoded, validate=True).decode("utf-8"))
+
+
 def rfc3339(when: datetime) -> str:
     """Return ``when`` as kubectl writes ``restartedAt``: RFC 3339, seconds, here in UTC."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -282,11 +294,13 @@ class KubernetesSecretTarget(Target[KubernetesSecretConfig]):
         """Return the Secret as JSON, or None if it does not exist."""
         c = self.config
         try:
-            return kube.call(
+            found = kube.call(
                 "secrets.get", self._where, kube.core.read_namespaced_secret, c.name, c.namespace
             )
         except NotFoundError:
             return None
+        _register_current(_data(found).get(c.key))
+        return found
 
     def _read_workload(self, kube: KubeSession, workload: Workload) -> dict[str, Any]:
         """Return the workload as JSON (NotFoundError if it does not exist)."""
