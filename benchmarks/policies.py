@@ -111,7 +111,6 @@ def main() -> None:
             **os.environ,
             "ROTATOR_CONFIG": str(workdir),
             "ROTATOR_STATE": url,
-            "ROTATOR_NOW": now.isoformat(),
             # No AWS endpoint on purpose: a run that called AWS would fail.
             "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
             "AWS_ACCESS_KEY_ID": "none",

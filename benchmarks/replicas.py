@@ -8,8 +8,10 @@ Prints figures; asserts nothing about time. Run (PostgreSQL running, as in
 
 For each replica count: moto_server is reset and ``--count`` secrets are
 created; the journal's tables are dropped and ``rotator db upgrade`` run;
-then N ``rotator run`` services start at once (``ROTATOR_NOW`` pinned two
-days ahead, so every secret is due) and the script polls the journal until
+then N ``rotator run`` services start at once (their clock pinned to 2099,
+so every secret is due: the services run through the test harness,
+``python -m tests.harness`` with ``ROTATOR_TEST_NOW``, since the installed
+``rotator`` cannot be given another "now") and the script polls the journal until
 every secret has a promoted rotation. Reported: seconds from the spawn of
 the services to the last promotion, rotations per second, and a check that
 every secret was rotated exactly once. ``--no-rate-limits`` turns off
@@ -35,6 +37,8 @@ import sqlalchemy as sa
 
 from providers.aws.sandbox import AwsSandbox
 from rotator.journal import metadata, schema_migrations
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _engine(url: str) -> sa.Engine:
@@ -85,15 +89,20 @@ def run(url: str, env: dict[str, str], count: int, replicas: int, workdir: Path)
         "ROTATOR_CONFIG": str(config),
         "ROTATOR_STATE": url,
         "ROTATOR_KEY_FILE": str(workdir / "fingerprint.key"),
-        "ROTATOR_NOW": "2099-01-01T00:00:00+00:00",
     }
+    full.pop("ROTATOR_TEST_FAULT", None)
     subprocess.run([sys.executable, "-m", "rotator", "db", "upgrade"], env=full, check=True)
+    pinned = {
+        **full,
+        "ROTATOR_TEST_NOW": "2099-01-01T00:00:00+00:00",
+        "PYTHONPATH": str(ROOT),  # where ``tests.harness`` is found
+    }
     log = (workdir / f"replicas-{replicas}.log").open("w")
     began = time.monotonic()
     services = [
         subprocess.Popen(
-            [sys.executable, "-m", "rotator", "run", "--reconcile", "1", "--listen", ""],
-            env=full,
+            [sys.executable, "-m", "tests.harness", "run", "--reconcile", "1", "--listen", ""],
+            env=pinned,
             stdout=log,
             stderr=log,
         )

@@ -10,11 +10,14 @@ moto_server is started with :class:`providers.aws.sandbox.AwsSandbox`. Then,
 1. ``--count`` secrets are created (a 32-character string each); policies
    for them are written (``random`` issuer, ``aws-secretsmanager`` store,
    ``every: 1d``, ``grace: 1h``) with an empty journal, and the subprocess
-   ``python -m rotator run --once --json --log-format json --concurrency N``
-   runs with ``ROTATOR_CONCURRENCY=per-provider=N`` (the default per-provider
-   limit is 4, so ``--concurrency`` alone would not raise it past 4) and
-   ``ROTATOR_NOW`` pinned two days ahead, so every secret is due (never
-   rotated; created, by the store's date, two days before "now");
+   ``rotator run --once --json --log-format json --concurrency N`` runs with
+   ``ROTATOR_CONCURRENCY=per-provider=N`` (the default per-provider limit is
+   4, so ``--concurrency`` alone would not raise it past 4) and its clock
+   pinned two days ahead, so every secret is due (never rotated;
+   created, by the store's date, two days before "now"). The installed
+   ``rotator`` cannot be given another "now", so this command runs through
+   the test harness (``python -m tests.harness``, ``tests/harness.py``, with
+   ``ROTATOR_TEST_NOW``): the same CLI, the clock pinned first;
 2. moto_server is reset (``POST /moto-api/reset``), the secrets are created
    again, and a minimal hand-written boto3 script, also a subprocess, makes
    the *same* API calls, in the same order. The calls are listed in
@@ -78,6 +81,7 @@ from providers.aws.sandbox import AwsSandbox
 from rotator.ratelimit import TokenBucket, limits
 
 PREFIX = "bench/throughput-"
+ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 #: ``ROTATOR_RATE_LIMITS`` for ``--no-rate-limits``: the Secrets Manager limits off.
@@ -344,9 +348,11 @@ def main() -> None:
             env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
             env.update(aws)
             env["ROTATOR_CONFIG"] = str(policies)
-            for name in ("ROTATOR_FAULT", "ROTATOR_RATE_LIMITS", "ROTATOR_CONCURRENCY"):
+            for name in ("ROTATOR_TEST_FAULT", "ROTATOR_RATE_LIMITS", "ROTATOR_CONCURRENCY"):
                 env.pop(name, None)
             rotator = [sys.executable, "-m", "rotator"]
+            # The CLI with its clock pinned: only the test harness can do that.
+            harness = [sys.executable, "-m", "tests.harness"]
 
             validate, proc = run_timed([*rotator, "validate", "--log-format", "json"], env, left())
             print(f"rotator validate (start-up and policy loading): {validate:.2f} s")
@@ -366,11 +372,12 @@ def main() -> None:
                     **rate_env,
                     "ROTATOR_CONCURRENCY": f"per-provider={workers}",
                     "ROTATOR_STATE": f"sqlite:///{state}",
-                    "ROTATOR_NOW": now.isoformat(),
+                    "ROTATOR_TEST_NOW": now.isoformat(),
+                    "PYTHONPATH": str(ROOT),  # where ``tests.harness`` is found
                 }
                 wall, proc = run_timed(
                     [
-                        *rotator,
+                        *harness,
                         *("run", "--once", "--json", "--log-format", "json"),
                         *("--concurrency", str(workers)),
                     ],

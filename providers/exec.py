@@ -40,10 +40,20 @@ scrubber would recognise). A hook that wants a record writes its own log.
 
 A hook must be idempotent, as every target is: the engine may run ``write``
 again after a crash, and ``restore`` when ``write`` never ran.
+
+A hook's own process group is not reached by signals sent to rotator, so
+rotator ends it when it stops (:func:`end_hooks`, registered with
+:mod:`rotator.shutdown` and run at exit): SIGTERM to the group, SIGKILL to
+what is left ``END_GRACE`` seconds later. ``rotator rotate`` does so as soon
+as it is told to stop; ``rotator run`` once its running steps have had their
+shutdown deadline. A hook ended so, or one that would start after, fails
+its step with ``TransientError``: the rotation stays where it was and the
+next start runs the hook again.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -52,12 +62,14 @@ import shutil
 import signal
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Mapping
 from datetime import timedelta
 
 from pydantic import Field, field_validator
 
+from rotator import shutdown
 from rotator.durations import Duration
 from rotator.errors import (
     NotFoundError,
@@ -80,6 +92,16 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_TIMEOUT = timedelta(hours=1)
 
 log = logging.getLogger(__name__)
+
+#: Seconds a hook's process group has between SIGTERM and SIGKILL when rotator stops.
+END_GRACE = 2.0
+#: Seconds between two looks at whether the ended groups are gone.
+_END_POLL = 0.02
+#: The hooks running now, by process id (their process group's id too). Only
+#: single dict operations touch it (atomic), so a signal handler may read it.
+_RUNNING: dict[int, subprocess.Popen[bytes]] = {}
+#: Set once rotator stops: no hook starts any more, and an ended hook is no failure.
+_STOPPING = threading.Event()
 
 
 def _env_names(names: list[str]) -> list[str]:
@@ -170,6 +192,8 @@ def _run(config: ExecConfig, data: bytes, env: dict[str, str], operation: str) -
     messages.
     """
     name = _program(config)
+    if _STOPPING.is_set():
+        raise _stopped(name, operation)
     started = time.monotonic()
     try:
         process = subprocess.Popen(  # noqa: S603 (a command from the policy, no shell)
@@ -185,7 +209,10 @@ def _run(config: ExecConfig, data: bytes, env: dict[str, str], operation: str) -
         )
     except OSError as exc:
         raise _start_error(config, exc, operation) from None
+    _RUNNING[process.pid] = process
     try:
+        if _STOPPING.is_set():  # rotator began stopping as it started: end it with the rest
+            _end_groups([process], END_GRACE)
         process.communicate(data, timeout=config.timeout.total_seconds())
     except subprocess.TimeoutExpired:
         _kill(process)
@@ -198,6 +225,10 @@ def _run(config: ExecConfig, data: bytes, env: dict[str, str], operation: str) -
     except BaseException:
         _kill(process)
         raise
+    finally:
+        _RUNNING.pop(process.pid, None)
+    if _STOPPING.is_set() and process.returncode != 0:
+        raise _stopped(name, operation)
     log.debug(
         "hook %s (%s) exited with %s after %.2fs",
         name,
@@ -228,6 +259,63 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):  # already gone
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+def _stopped(name: str, operation: str) -> TransientError:
+    """Return the error of a hook ended, or not started, because rotator is stopping."""
+    return TransientError(
+        f"command {name} ({operation}) was ended: rotator is stopping; "
+        "the next start runs it again",
+        provider=PROVIDER,
+        operation=operation,
+    )
+
+
+def end_hooks(grace: float = END_GRACE) -> None:
+    """End every running hook's process group: SIGTERM, then SIGKILL what is left after ``grace``.
+
+    For a rotator that stops: from then on no hook starts, and a hook ended
+    here fails its step with ``TransientError`` instead of failing it for
+    good. Takes no lock, so a signal handler may call it; calling it again
+    is harmless. Returns when every group is gone or has been sent SIGKILL.
+    """
+    _STOPPING.set()
+    # A snapshot: the threads running hooks add and remove theirs meanwhile.
+    _end_groups(list(_RUNNING.values()), grace)
+
+
+def _end_groups(processes: list[subprocess.Popen[bytes]], grace: float) -> None:
+    """Send each hook's process group SIGTERM; SIGKILL the groups still there after ``grace``."""
+    for process in processes:
+        _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(_group_alive(p) for p in processes) and time.monotonic() < deadline:
+        time.sleep(_END_POLL)
+    for process in processes:
+        if _group_alive(process):
+            _signal_group(process, signal.SIGKILL)
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    """Send ``signum`` to a hook's whole process group, if any of it is left."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # gone, or not ours to signal
+        os.killpg(process.pid, signum)
+
+
+def _group_alive(process: subprocess.Popen[bytes]) -> bool:
+    """Tell whether any process of a hook's group is left."""
+    process.poll()  # reap the leader if it exited: unreaped, it still counts in its group
+    try:
+        os.killpg(process.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # a member rotator may not signal (a setuid program) is still a member
+    return True
+
+
+shutdown.register(end_hooks)
+atexit.register(end_hooks)
 
 
 def _exit_outcome(

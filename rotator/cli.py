@@ -7,11 +7,13 @@ nothing changed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from rotator import __version__, cli_audit, cli_leaks, cli_permissions, logs
+from rotator import __version__, cli_audit, cli_leaks, cli_permissions, logs, shutdown
 from rotator.cli_common import (
     EXIT_FAILED,
     common,
@@ -177,7 +179,9 @@ def run(
         signal.signal(signal.SIGINT, stop)
         started = engine.clock()
         report = engine.run_once(stop=stopping.is_set, deadline=shutdown_deadline)
-        if not stopping.is_set():
+        if stopping.is_set():  # hooks still running at the deadline: end their process groups
+            shutdown.end_outside_work()
+        else:
             # A CronJob is the only process some installations run: record
             # last use, alert on anomalies, and resend undelivered alerts here.
             engine.watch()
@@ -216,6 +220,7 @@ def run(
     try:
         code = service.run()
     finally:
+        shutdown.end_outside_work()  # hooks still running at the deadline: end their groups
         if probe is not None:
             probe.stop()
     sys.exit(code)
@@ -309,9 +314,37 @@ def rotate(
     """Rotate one secret now."""
     engine = engine_for(config, state)
     value = _value_from_stdin(name) if value_from_stdin else None
-    report = engine.rotate(name, emergency=emergency, reason=reason, value=value)
+    with _stopped_at_once_by_signals(engine):
+        report = engine.rotate(name, emergency=emergency, reason=reason, value=value)
     _report_json(report) if as_json else _print_report(report)
     sys.exit(report.exit_code)
+
+
+@contextlib.contextmanager
+def _stopped_at_once_by_signals(engine: Engine) -> Iterator[None]:
+    """While inside, SIGTERM or SIGINT start no new step and end the running hooks now.
+
+    A hook runs in a process group of its own, which the signal does not
+    reach: unended, it would outlive rotator. The rotation stays at its
+    recorded step (the next run resumes it); a second signal stops at once.
+    The previous handlers are back afterwards.
+    """
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        engine.interrupt()
+        shutdown.end_outside_work()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:  # None: set outside Python, cannot be put back
+                signal.signal(signum, handler)
 
 
 #: The longest value ``--value-from-stdin`` takes (Secrets Manager's own limit).

@@ -1135,6 +1135,12 @@ class Journal:
         chain = self._chain_key()
         found: list[Tampering] = []
         with self._read() as conn:
+            if conn.dialect.name == "postgresql":
+                # Every query below must see one state: other runs write
+                # meanwhile, and a row read after the record that last wrote it
+                # (or a head read after the chain's end) would seem tampered
+                # with. (SQLite's reads already hold one snapshot: BEGIN IMMEDIATE.)
+                conn.execution_options(isolation_level="REPEATABLE READ")
             if not sa.inspect(conn).has_table("audit_head"):
                 return ()  # not upgraded yet: nothing is sealed
             last = conn.execute(

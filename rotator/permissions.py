@@ -7,13 +7,16 @@ then merges the answers per system and renders one document each:
 - ``aws``: an IAM policy. One statement per step (``Sid`` is the step in
   CamelCase: ``store: write pending`` is ``StoreWritePending``), its actions
   and the exact resources that step touches, so an operator reading an
-  AccessDenied knows from the action which step needs it.
+  AccessDenied knows from the action which step needs it. Where IAM cannot
+  name a resource before it exists (an API Gateway key's id), the statement
+  carries the adapter's conditions instead (the key's tags).
 - ``vault``: an HCL policy, one ``path`` block per path with the union of the
   capabilities the steps need there, each preceded by a comment naming those
   steps.
-- ``azure``: a custom role definition (data actions only) whose assignable
-  scopes are the vaults, with placeholders for subscription and resource
-  group; its description says which step needs each data action.
+- ``azure``: custom role definitions, one per set of actions a scope needs,
+  whose assignable scopes are the exact secrets (and the companions holding
+  pending values), with placeholders for subscription and resource group;
+  each description says which step needs each action.
 - ``kubernetes``: one RBAC ``Role`` per namespace.
 
 A replica target's permissions are its store's, named ``replica: ...``
@@ -29,6 +32,7 @@ module imports no SDK and no adapter; the AWS adapters read the account id
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -126,40 +130,67 @@ def collect(bindings: Iterable[Bound], systems: Iterable[str] = SYSTEMS) -> list
     seen: set[Permission] = set()
     for bound in bindings:
         seen.update(needed(bound, wanted))
-    return sorted(seen, key=lambda p: (p.system, p.step, p.resource, p.actions))
+    return sorted(seen, key=lambda p: (p.system, p.step, p.resource, p.actions, p.conditions))
 
 
 # -- merging --------------------------------------------------------------------
 
 
+#: IAM conditions as a Permission carries them: ``(operator, key, values)`` each.
+Conditions = tuple[tuple[str, str, tuple[str, ...]], ...]
+
+
 @dataclass(frozen=True)
 class Grant:
-    """Actions one step needs on some resources (one IAM statement)."""
+    """Actions one step needs on some resources, under some conditions (one IAM statement)."""
 
     step: str
     actions: tuple[str, ...]
     resources: tuple[str, ...]
+    conditions: Conditions = ()
+
+
+def _condition_keys(conditions: Conditions) -> tuple[tuple[str, str], ...]:
+    """Return the ``(operator, key)`` pairs of some conditions, sorted (what may be merged)."""
+    return tuple(sorted({(operator, key) for operator, key, _ in conditions}))
+
+
+def _merged_conditions(found: Iterable[Conditions]) -> Conditions:
+    """Merge conditions on the same keys: each key allows the values any of them allows."""
+    values: dict[tuple[str, str], set[str]] = {}
+    for conditions in found:
+        for operator, key, allowed in conditions:
+            values.setdefault((operator, key), set()).update(allowed)
+    return tuple((op, key, tuple(sorted(allowed))) for (op, key), allowed in sorted(values.items()))
 
 
 def grants(permissions: Iterable[Permission], system: str) -> list[Grant]:
-    """Merge one system's permissions: per step, the actions on each resource, then by action set.
+    """Merge one system's permissions: per step and condition keys, by resource, by action set.
 
     Within a step, the actions asked for one resource add up; resources
     needing exactly the same actions share a grant (an IAM statement's
     actions apply to all its resources, so only equal sets may share one).
-    Requirements with no actions are left out (see :func:`notes`).
+    Permissions of a step with conditions on the same keys share a grant
+    whose conditions allow every value any of them allows (two secrets' API
+    keys: the tag may be either name); conditions on other keys, or none,
+    make another grant. Requirements with no actions are left out (see
+    :func:`notes`).
     """
-    by_step: dict[str, dict[str, set[str]]] = {}
+    by_step: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, set[str]]] = {}
+    conditions: dict[tuple[str, tuple[tuple[str, str], ...]], list[Conditions]] = {}
     for p in permissions:
         if p.system == system and p.actions:
-            by_step.setdefault(p.step, {}).setdefault(p.resource, set()).update(p.actions)
+            group = (p.step, _condition_keys(p.conditions))
+            by_step.setdefault(group, {}).setdefault(p.resource, set()).update(p.actions)
+            conditions.setdefault(group, []).append(p.conditions)
     found: list[Grant] = []
-    for step in sorted(by_step):
+    for group in sorted(by_step):
+        merged = _merged_conditions(conditions[group])
         by_actions: dict[tuple[str, ...], set[str]] = {}
-        for resource, wanted in by_step[step].items():
+        for resource, wanted in by_step[group].items():
             by_actions.setdefault(tuple(sorted(wanted)), set()).add(resource)
         for actions, resources in sorted(by_actions.items()):
-            found.append(Grant(step, actions, tuple(sorted(resources))))
+            found.append(Grant(group[0], actions, tuple(sorted(resources)), merged))
     return found
 
 
@@ -190,16 +221,25 @@ def aws_policy(permissions: Iterable[Permission]) -> dict[str, Any]:
             number += 1
             sid = f"{base}{number}"
         taken.add(sid)
-        statements.append(
-            {
-                "Sid": sid,
-                "Effect": "Allow",
-                "Action": list(grant.actions),
-                "Resource": list(grant.resources),
-            }
-        )
+        statement: dict[str, Any] = {
+            "Sid": sid,
+            "Effect": "Allow",
+            "Action": list(grant.actions),
+            "Resource": list(grant.resources),
+        }
+        if grant.conditions:
+            statement["Condition"] = _condition_block(grant.conditions)
+        statements.append(statement)
     statements.sort(key=lambda s: str(s["Sid"]))
     return {"Version": IAM_VERSION, "Statement": statements}
+
+
+def _condition_block(conditions: Conditions) -> dict[str, dict[str, list[str]]]:
+    """Return an IAM ``Condition`` block: operator, then key, then the values it allows."""
+    block: dict[str, dict[str, list[str]]] = {}
+    for operator, key, values in conditions:
+        block.setdefault(operator, {})[key] = list(values)
+    return block
 
 
 # -- Vault ----------------------------------------------------------------------
@@ -261,16 +301,65 @@ def vault_name(vault_url: str) -> str:
     return host.split(".")[0] if not host.replace(".", "").isdigit() else host
 
 
-def azure_role(permissions: Iterable[Permission]) -> dict[str, Any]:
-    """Return a custom role definition: data actions on the vaults, ARM actions on the rest.
+def azure_scope(resource: str) -> str:
+    """Return the RBAC scope of an Azure permission's resource: a secret, a vault, a service.
+
+    A Key Vault secret's URL (``https://VAULT.vault.azure.net/secrets/NAME``)
+    is that secret's scope, a bare vault URL the vault's, an API Management
+    subscription's resource id its service's; subscription and resource
+    group are placeholders to fill in.
+    """
+    if resource.startswith("/subscriptions/"):
+        return _arm_scope(resource)
+    vault = SCOPE.format(vault=vault_name(resource))
+    segments = [s for s in urlsplit(resource).path.split("/") if s]
+    if len(segments) == 2 and segments[0] == "secrets":
+        return f"{vault}/secrets/{segments[1]}"
+    return vault
+
+
+def azure_roles(permissions: Iterable[Permission]) -> list[dict[str, Any]]:
+    """Return one custom role per set of actions a scope needs, assignable to those scopes.
+
+    Each scope (a secret, a pending value's companion secret, an API
+    Management service) gets exactly the actions asked for it, nothing
+    another scope needs: the companion's ``delete`` and ``purge`` never
+    reach the secret consumers read. Scopes needing the same actions share
+    a role, named after that set (:func:`azure_role_name`).
+    """
+    kept = [p for p in permissions if p.system == "azure" and p.actions]
+    by_scope: dict[str, set[str]] = {}
+    for p in kept:
+        by_scope.setdefault(azure_scope(p.resource), set()).update(p.actions)
+    by_actions: dict[tuple[str, ...], set[str]] = {}
+    for scope, actions in by_scope.items():
+        by_actions.setdefault(tuple(sorted(actions)), set()).add(scope)
+    roles = [
+        azure_role(
+            [p for p in kept if azure_scope(p.resource) in scopes], name=azure_role_name(actions)
+        )
+        for actions, scopes in by_actions.items()
+    ]
+    return sorted(roles, key=lambda role: str(role["Name"]))
+
+
+def azure_role_name(actions: Iterable[str]) -> str:
+    """Return a role's name from its actions: the same set, the same name, whatever the order."""
+    digest = hashlib.sha256("\n".join(sorted(set(actions))).encode()).hexdigest()
+    return f"{ROLE_NAME}-{digest[:8]}"
+
+
+def azure_role(permissions: Iterable[Permission], name: str = ROLE_NAME) -> dict[str, Any]:
+    """Return one custom role definition holding every action ``permissions`` ask for.
 
     ``az role definition create --role-definition @FILE`` reads it once the
     subscription and resource group placeholders of its scopes are filled in.
-    Key Vault permissions (a vault URL as resource) are data actions,
-    assignable to each vault; control-plane permissions (an ARM resource id
-    such as an API Management subscription, ``/subscriptions/...``) are
-    actions, assignable to the API Management service that holds them. One
-    role holds the union of what every scope needs.
+    Key Vault permissions (a secret's or a vault's URL as resource) are data
+    actions, assignable to that secret or vault; control-plane permissions
+    (an ARM resource id such as an API Management subscription,
+    ``/subscriptions/...``) are actions, assignable to the API Management
+    service that holds them. The role holds the union of what its scopes
+    need: :func:`azure_roles` gives it only scopes needing the same.
     """
     kept = [p for p in permissions if p.system == "azure" and p.actions]
     data: dict[str, set[str]] = {}
@@ -280,7 +369,7 @@ def azure_role(permissions: Iterable[Permission]) -> dict[str, Any]:
         arm = p.resource.startswith("/subscriptions/")
         for action in p.actions:
             (control if arm else data).setdefault(action, set()).add(p.step)
-        scopes.add(_arm_scope(p.resource) if arm else SCOPE.format(vault=vault_name(p.resource)))
+        scopes.add(azure_scope(p.resource))
     why = "; ".join(
         f"{_short_action(action)}: {', '.join(sorted(steps))}"
         for action, steps in sorted({**data, **control}.items())
@@ -291,7 +380,7 @@ def azure_role(permissions: Iterable[Permission]) -> dict[str, Any]:
         if used
     )
     return {
-        "Name": ROLE_NAME,
+        "Name": name,
         "IsCustom": True,
         "Description": f"What rotator needs on {what or 'Azure'} (rotator permissions). {why}",
         "Actions": sorted(control),
@@ -458,8 +547,8 @@ def kubernetes_yaml(permissions: Iterable[Permission]) -> str:
 def documents(permissions: Iterable[Permission]) -> dict[str, Any]:
     """Return the JSON-ready document of every system something is needed at, in SYSTEMS order.
 
-    ``aws`` and ``azure`` are objects, ``vault`` the HCL text, ``kubernetes``
-    a list of Role objects.
+    ``aws`` is an object, ``vault`` the HCL text, ``azure`` a list of role
+    definitions, ``kubernetes`` a list of Role objects.
     """
     kept = list(permissions)
     present = {p.system for p in kept}
@@ -469,7 +558,7 @@ def documents(permissions: Iterable[Permission]) -> dict[str, Any]:
     if "vault" in present:
         found["vault"] = vault_policy(kept)
     if "azure" in present:
-        found["azure"] = azure_role(kept)
+        found["azure"] = azure_roles(kept)
     if "kubernetes" in present:
         found["kubernetes"] = kubernetes_roles(kept)
     for system in TOKEN_SYSTEMS:
@@ -516,7 +605,8 @@ def text(system: str, permissions: Iterable[Permission]) -> str:
         return kubernetes_yaml(kept)
     if system in TOKEN_SYSTEMS:
         return _token_text(system, kept)
-    document: Mapping[str, Any] = aws_policy(kept) if system == "aws" else azure_role(kept)
+    document: Mapping[str, Any] | list[dict[str, Any]]
+    document = aws_policy(kept) if system == "aws" else azure_roles(kept)
     return json.dumps(document, indent=2) + "\n"
 
 
@@ -529,11 +619,9 @@ def summary(system: str, permissions: Iterable[Permission]) -> str:
     if system == "vault":
         return f"vault: ACL policy (HCL), {len(vault_blocks(kept))} path block(s)"
     if system == "azure":
-        role = azure_role(kept)
-        return (
-            f"azure: custom role, {len(role['DataActions'])} data action(s) on "
-            f"{len(role['AssignableScopes'])} vault(s)"
-        )
+        roles = azure_roles(kept)
+        scopes = sum(len(role["AssignableScopes"]) for role in roles)
+        return f"azure: {len(roles)} custom role(s), assignable at {scopes} scope(s)"
     if system in TOKEN_SYSTEMS:
         grants = token_scopes(system, kept)["grants"]
         return f"{system}: token permissions on {len(grants)} resource(s)"

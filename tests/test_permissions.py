@@ -367,14 +367,18 @@ def test_every_system_without_provider_headings_on_stderr(no_aws: None, config: 
 
 
 def test_json_is_one_object_keyed_by_system(no_aws: None, config: list[str]) -> None:
-    """--json prints one object: the IAM policy, the HCL text, the role, the Roles."""
+    """--json prints one object: the IAM policy, the HCL text, the Azure roles, the Roles."""
     result = _run("--json", "--account", ACCOUNT, *config)
     assert result.exit_code == 0, result.output
     found = json.loads(result.stdout)
     assert list(found) == ["aws", "vault", "azure", "kubernetes"]
     assert found["aws"]["Version"] == "2012-10-17"
     assert found["vault"].startswith("# Vault policy for rotator")
-    assert found["azure"]["AssignableScopes"][0].endswith("/vaults/billing-prod")
+    scopes = sorted(s for role in found["azure"] for s in role["AssignableScopes"])
+    assert [s.rsplit("/vaults/", 1)[1] for s in scopes] == [
+        "billing-prod/secrets/role",
+        "billing-prod/secrets/role--pending",
+    ]
     assert found["kubernetes"][0]["metadata"]["namespace"] == "payments"
     filtered = json.loads(_run("--json", "--provider", "azure", *config).stdout)
     assert list(filtered) == ["azure"] and filtered["azure"] == found["azure"]

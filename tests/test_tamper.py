@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -380,3 +381,30 @@ def test_an_anchor_file_finds_a_journal_restored_from_an_older_copy(
     report = engine.run_once()
     assert report.exit_code == 1
     assert all("anchored audit record" in o.message for o in report.failed)
+
+
+def test_checks_beside_concurrent_writers_find_nothing(journal: Journal, clock: FakeClock) -> None:
+    """Rows and records written while a check reads them are never taken for tampering."""
+    _to_grace(journal, clock, "app/db", 0)
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        number = 1
+        try:
+            while not stop.is_set():
+                _to_grace(journal, clock, f"app/w{number % 3}", number)
+                number += 1
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        found = [journal.check_secret(f"app/w{i % 3}") for i in range(30)]
+        found += [journal.verify_state() for _ in range(5)]
+    finally:
+        stop.set()
+        writer.join()
+    assert failures == []
+    assert [f for f in found if f] == []

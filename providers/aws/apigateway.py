@@ -10,6 +10,10 @@ time, so a key minted by an interrupted rotation is found again by its name
 and adopted rather than deleted.
 
 The stored value is the key's value (a string); the ref is the key id.
+``rotator permissions`` grants access to keys by their ``rotator:secret``
+tag, so the key in use before the first rotation (which rotator did not
+create) must carry ``rotator:secret=<policy name>`` for its revoke and
+delete to be allowed.
 API Gateway's control plane allows about 5 requests per second per account:
 botocore's standard retry mode absorbs short bursts of
 ``TooManyRequestsException``, and anything longer surfaces as
@@ -31,7 +35,7 @@ from pydantic import Field
 
 from providers.aws.clients import client
 from providers.aws.errors import aws_errors
-from providers.aws.permissions import apigateway_arn
+from providers.aws.permissions import apigateway_arn, apigateway_tags_arns
 from rotator.durations import Duration
 from rotator.errors import ConflictError, NotFoundError, RotatorError, VerificationError
 from rotator.interfaces import Credential, Issuer, Permission, ProviderConfig
@@ -42,6 +46,8 @@ if TYPE_CHECKING:
     from mypy_boto3_apigateway.type_defs import ApiKeyTypeDef
 
 PROVIDER = "aws-apigateway-api-key"
+#: IAM conditions as a Permission carries them: ``(operator, key, values)`` each.
+Conditions = tuple[tuple[str, str, tuple[str, ...]], ...]
 TAG_ROTATION = "rotator:rotation-id"
 TAG_SECRET = "rotator:secret"  # noqa: S105 (a tag name)
 #: Longest key name rotator writes; longer prefixes and secret names are cut.
@@ -138,17 +144,25 @@ class ApiKeyIssuer(Issuer[ApiKeyConfig]):
     # -- Issuer -----------------------------------------------------------
 
     def permissions(self) -> list[Permission]:
-        """Return the API Gateway actions (HTTP verbs) on the key and usage-plan paths, by step.
+        """Return the API Gateway actions (HTTP verbs) by step: plans by id, keys by their tags.
 
-        Mint: ``GET`` and ``POST`` on ``/apikeys`` (find a replayed key,
-        create one) and on each plan's ``/usageplans/ID/keys`` (find the
-        current key's id, attach the new key), plus ``PUT`` on ``/tags/*``,
-        which the Service Authorization Reference lists for ``CreateApiKey``
-        (the key is created with tags; its ARN is not known before, hence
-        the wildcard). Verify: ``GET`` on ``/apikeys/*`` and each plan's
-        ``/keys/*``. Revoke: ``PATCH`` on ``/apikeys/*`` (disable). Delete:
-        ``DELETE`` on ``/apikeys/*`` and each plan's ``/keys/*``. Key ids
-        are minted by API Gateway, so ``/apikeys/*`` cannot be narrower.
+        Key ids are minted by API Gateway, so a key can only be named as
+        ``/apikeys/*``; every grant on a key is therefore conditioned on the
+        ``rotator:secret`` tag :meth:`mint` puts on it (``aws:ResourceTag``),
+        and creating or tagging a key on the tags it is created with
+        (``aws:RequestTag`` for this secret, ``aws:TagKeys`` rotator's two).
+        A key no such tag marks (another team's) cannot be read, disabled or
+        deleted: the key in use before rotator's first rotation must be
+        tagged ``rotator:secret=<policy name>`` by hand.
+
+        Mint: ``GET`` on ``/apikeys`` (find a replayed key by name: a list,
+        no tag to condition on), ``POST`` there (create it), ``PUT`` on the
+        tags of API keys, which the Service Authorization Reference lists
+        for ``CreateApiKey`` with tags, and ``GET``/``POST`` on each plan's
+        ``/usageplans/ID/keys`` (find the current key's id, attach the new
+        key). Verify: ``GET`` on the key and on each plan's ``/keys/*``.
+        Revoke: ``PATCH`` on the key (disable). Delete: ``DELETE`` on each
+        plan's ``/keys/*`` (detach) and on the key.
         """
         region = self.config.region
 
@@ -157,19 +171,27 @@ class ApiKeyIssuer(Issuer[ApiKeyConfig]):
 
         plans = [f"/usageplans/{plan}/keys" for plan in sorted(set(self.config.usage_plans))]
         keys = [f"{plan}/*" for plan in plans]
-        steps: list[tuple[str, tuple[str, ...], list[str]]] = [
-            (
-                "issuer: mint api key",
-                ("apigateway:GET", "apigateway:POST"),
-                arns("/apikeys", *plans),
-            ),
-            ("issuer: tag api key", ("apigateway:PUT",), arns("/tags/*")),
-            ("issuer: verify api key", ("apigateway:GET",), arns("/apikeys/*", *keys)),
-            ("issuer: revoke api key", ("apigateway:PATCH",), arns("/apikeys/*")),
-            ("issuer: delete api key", ("apigateway:DELETE",), arns("/apikeys/*", *keys)),
+        tagged = (("StringEquals", f"aws:ResourceTag/{TAG_SECRET}", (self.secret,)),)
+        tagging = (
+            ("StringEquals", f"aws:RequestTag/{TAG_SECRET}", (self.secret,)),
+            ("ForAllValues:StringEquals", "aws:TagKeys", (TAG_ROTATION, TAG_SECRET)),
+        )
+        tags = apigateway_tags_arns(self.runtime, "/apikeys/", region)
+        steps: list[tuple[str, tuple[str, ...], list[str], Conditions]] = [
+            ("issuer: find api key", ("apigateway:GET",), arns("/apikeys"), ()),
+            ("issuer: mint api key", ("apigateway:GET", "apigateway:POST"), arns(*plans), ()),
+            ("issuer: create api key", ("apigateway:POST",), arns("/apikeys"), tagging),
+            ("issuer: tag api key", ("apigateway:PUT",), tags, tagging),
+            ("issuer: verify api key", ("apigateway:GET",), arns("/apikeys/*"), tagged),
+            ("issuer: verify api key in usage plan", ("apigateway:GET",), arns(*keys), ()),
+            ("issuer: revoke api key", ("apigateway:PATCH",), arns("/apikeys/*"), tagged),
+            ("issuer: delete api key", ("apigateway:DELETE",), arns("/apikeys/*"), tagged),
+            ("issuer: detach api key", ("apigateway:DELETE",), arns(*keys), ()),
         ]
         return [
-            Permission("aws", actions, arn, step) for step, actions, found in steps for arn in found
+            Permission("aws", actions, arn, step, conditions)
+            for step, actions, found, conditions in steps
+            for arn in found
         ]
 
     def ref_of(self, value: SecretValue) -> str | None:

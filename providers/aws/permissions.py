@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import threading
+from urllib.parse import quote
 
 from providers.aws.clients import client
 from providers.aws.errors import aws_errors
@@ -133,3 +134,18 @@ def apigateway_arn(runtime: Runtime, path: str, region: str | None) -> str:
     """Return the ARN of an API Gateway resource path (``/apikeys/*``) in the region."""
     where = region_of(runtime, region)
     return f"arn:{partition_of(runtime, where)}:apigateway:{where}::{path}"
+
+
+def apigateway_tags_arns(runtime: Runtime, path: str, region: str | None) -> list[str]:
+    """Return the ARN patterns of the tags of the resources under ``path`` (``/apikeys/``).
+
+    Tags are the resource ``/tags/{UrlEncodedResourceARN}`` (the Service
+    Authorization Reference); the resource's ARN is named URL-encoded, as
+    the request path carries it, and as it reads, so that either form IAM
+    compares matches the tags of those resources and of nothing else.
+    """
+    tagged = apigateway_arn(runtime, path, region)
+    return [
+        apigateway_arn(runtime, f"/tags/{quote(tagged, safe='')}*", region),
+        apigateway_arn(runtime, f"/tags/{tagged}*", region),
+    ]

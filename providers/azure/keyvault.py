@@ -22,7 +22,9 @@ written to the secret before it is verified. The store keeps it in a
   detected: Key Vault offers nothing to close that window.
 - ``retire`` disables the old version (never the latest): reading it then
   fails with 403 ``SecretDisabled``, but it is not deleted, so an operator
-  can enable it again.
+  can enable it again. Used as a replica (a target), the secret is retired
+  the same way at revoke: the version the rotation's write replaced, found
+  by its tags (``replaced_version``).
 
 A soft-deleted companion (deleted by a promote whose purge was refused, in
 a vault with purge protection) is recovered before it is reused. A
@@ -32,7 +34,8 @@ error names the ``az`` command.
 The companion holds the new credential (and, when it cannot be purged, the
 older pending values in its versions): give it the same protection as the
 secret. An RBAC assignment at the vault scope covers both; one at the
-secret's scope must be repeated for the companion.
+secret's scope must be repeated for the companion (``rotator permissions``
+names both scopes, each with only what it needs).
 """
 
 from __future__ import annotations
@@ -394,39 +397,47 @@ class KeyVaultStore(Store[KeyVaultConfig]):
         return f"{PROVIDER}:{host}/{self.config.name}"
 
     def permissions(self) -> list[Permission]:
-        """Return the Key Vault data actions each step needs, on the vault.
+        """Return the Key Vault data actions each step needs, on the secret or its companion.
 
-        What each SDK call needs (Key Vault's RBAC data actions):
-        ``get_secret`` ``getSecret/action`` (the current value, the base
-        version, the companion); ``set_secret`` ``setSecret/action`` (the
-        companion, then the secret at promote); ``get_deleted_secret`` and
-        ``list_properties_of_secret_versions`` ``readMetadata/action`` (is a
-        missing secret soft-deleted; the delete poller; finding a version a
-        replayed promote wrote); ``begin_delete_secret`` ``delete`` (the
-        companion after promote or rollback); ``purge_deleted_secret``
-        ``purge/action`` (only with ``purge_pending``);
-        ``begin_recover_deleted_secret`` ``recover/action`` (a companion
-        left soft-deleted by purge protection); ``update_secret_properties``
-        ``update/action`` (disable the old version at revoke). Granted at
-        the vault, which covers the companion secret too.
+        What each SDK call needs (Key Vault's RBAC data actions), and on
+        which secret. The secret: ``get_secret`` ``getSecret/action`` (the
+        current value, the base version), ``get_deleted_secret``
+        ``readMetadata/action`` (is a missing secret soft-deleted),
+        ``set_secret`` ``setSecret/action`` and
+        ``list_properties_of_secret_versions`` ``readMetadata/action``
+        (promote; finding the version a replayed promote, or a replica's
+        retire, looks for), ``update_secret_properties`` ``update/action``
+        (disable the old version at revoke). The companion: ``get_secret``
+        (the pending value), ``set_secret`` and
+        ``begin_recover_deleted_secret`` ``recover/action`` (write it, reusing
+        one left soft-deleted by purge protection), ``begin_delete_secret``
+        ``delete`` and its poller's ``readMetadata/action`` (remove it after
+        promote or rollback), ``purge_deleted_secret`` ``purge/action`` only
+        with ``purge_pending``. Each is its own resource
+        (``VAULT_URL/secrets/NAME``), so the secret consumers read is never
+        granted a delete or a purge.
         """
-        vault = self.config.vault_url
-        prefix = "Microsoft.KeyVault/vaults/secrets/"
-        steps: list[tuple[str, str]] = [
-            ("getSecret/action", "store: read current"),
-            ("getSecret/action", "store: read pending"),
-            ("readMetadata/action", "store: read current"),
-            ("setSecret/action", "store: write pending"),
-            ("recover/action", "store: write pending"),
-            ("setSecret/action", "store: promote"),
-            ("readMetadata/action", "store: promote"),
-            ("delete", "store: remove pending"),
-            ("readMetadata/action", "store: remove pending"),
-            ("update/action", "store: retire"),
+        secrets = f"{self.config.vault_url}/secrets/"
+        secret, companion = secrets + self.config.name, secrets + self.companion
+        steps: list[tuple[str, str, str]] = [
+            ("getSecret/action", secret, "store: read current"),
+            ("readMetadata/action", secret, "store: read current"),
+            ("setSecret/action", secret, "store: promote"),
+            ("readMetadata/action", secret, "store: promote"),
+            ("update/action", secret, "store: retire"),
+            ("readMetadata/action", secret, "store: retire"),
+            ("getSecret/action", companion, "store: read pending"),
+            ("setSecret/action", companion, "store: write pending"),
+            ("recover/action", companion, "store: write pending"),
+            ("delete", companion, "store: remove pending"),
+            ("readMetadata/action", companion, "store: remove pending"),
         ]
         if self.config.purge_pending:
-            steps.append(("purge/action", "store: remove pending"))
-        return [Permission("azure", (prefix + action,), vault, step) for action, step in steps]
+            steps.append(("purge/action", companion, "store: remove pending"))
+        prefix = "Microsoft.KeyVault/vaults/secrets/"
+        return [
+            Permission("azure", (prefix + action,), where, step) for action, where, step in steps
+        ]
 
     def current(self) -> Version | None:
         """Return the secret's latest version, or ``None`` if the secret has no value yet.
@@ -649,6 +660,22 @@ class KeyVaultStore(Store[KeyVaultConfig]):
         self._remove_companion(rotation_id, staged)
         if staged is not None:
             log.info("discarded the pending value of rotation %s (%s)", rotation_id, self.companion)
+
+    def replaced_version(self, rotation_id: str) -> str | None:
+        """Return the version this rotation's promote replaced: its ``rotator-previous-version``.
+
+        The version carrying the rotation's tag is found among every version
+        of the secret, so a later write does not hide it. ``None`` when no
+        version carries it, or the promote created the secret.
+
+        Raises:
+            PermissionDeniedError: the identity may not list the secret's versions.
+            TransientError: throttled, 5xx or unreachable; retry later.
+        """
+        promoted = self._promoted_version(rotation_id)
+        if promoted is None:
+            return None
+        return _tags(promoted).get(PREVIOUS_VERSION) or None
 
     def retire(self, version_id: str) -> None:
         """Disable version ``version_id`` of the secret; never the latest, never deleted.

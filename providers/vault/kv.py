@@ -20,7 +20,9 @@ it at a separate staging path instead:
   ``delete_version_after`` are carried over) and deletes the staging path.
 - ``retire`` soft-deletes the old version (an operator can still undelete
   it), or destroys it with ``destroy_on_retire``, and drops the
-  ``rotator_previous_version`` label.
+  ``rotator_previous_version`` label. Used as a replica (a target), the
+  path is retired the same way at revoke: the version the rotation's write
+  replaced, which the labels name (``replaced_version``).
 
 ``check`` (the ``rotator check`` preflight) asks Vault, with
 ``sys/capabilities-self``, for the token's capabilities on every path a
@@ -647,6 +649,23 @@ class VaultKvStore(Store[VaultKvConfig]):
             TransientError: Vault is unavailable or unreachable; retry later.
         """
         self._delete_all(self._staging_mount, self._staging_path(rotation_id))
+
+    def replaced_version(self, rotation_id: str) -> str | None:
+        """Return the version this rotation's promote replaced, while ``path``'s labels say so.
+
+        The labels name the latest promote only: ``None`` once another
+        rotation has promoted, once ``retire`` dropped the label, or when
+        the promote created ``path``.
+
+        Raises:
+            NotFoundError: the mount does not exist.
+            PermissionDeniedError: the token may not read the metadata.
+            TransientError: Vault is unavailable or unreachable; retry later.
+        """
+        meta = self._metadata(self.config.mount, self.config.path)
+        if meta is None or meta.custom.get(ROTATION_ID) != rotation_id:
+            return None
+        return meta.custom.get(PREVIOUS_VERSION) or None
 
     def retire(self, version_id: str) -> None:
         """Soft-delete version ``version_id`` of ``path`` (destroy with ``destroy_on_retire``).

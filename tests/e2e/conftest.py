@@ -18,6 +18,7 @@ import boto3
 import pytest
 
 from providers.aws.sandbox import AwsSandbox
+from tests import harness
 
 REGION = "us-east-1"
 
@@ -64,12 +65,35 @@ class Completed:
 
 @dataclass
 class Rotator:
-    """Runs the rotator CLI as a subprocess with a given policy file and journal."""
+    """Runs the rotator CLI as a subprocess with a given policy file and journal.
+
+    ``python -m rotator``, or, when a call pins the clock or arms a fault
+    point, the test harness (``python -m tests.harness``, see
+    ``tests/harness.py``): the installed program honours neither.
+    ``now`` is the instant every call pins unless it names its own.
+    """
 
     env: dict[str, str]
     config: Path
     state: str
     workdir: Path
+    now: datetime | str | None = None
+
+    def command(
+        self, *args: str, now: datetime | str | None = None, fault: str | None = None
+    ) -> tuple[list[str], dict[str, str]]:
+        """Return the command line and environment running the CLI with ``args``."""
+        env = {
+            **os.environ,
+            **self.env,
+            "ROTATOR_CONFIG": str(self.config),
+            "ROTATOR_STATE": self.state,
+        }
+        now = self.now if now is None else now
+        if now is None and not fault:
+            plain = {k: v for k, v in env.items() if k not in (harness.NOW, harness.FAULT)}
+            return [sys.executable, "-m", "rotator", *args], plain
+        return harness.command(*args), harness.environment(env, now=now, fault=fault)
 
     def __call__(
         self,
@@ -78,29 +102,11 @@ class Rotator:
         fault: str | None = None,
         log_level: str = "info",
     ) -> Completed:
-        env = {
-            **os.environ,
-            **self.env,
-            "ROTATOR_CONFIG": str(self.config),
-            "ROTATOR_STATE": self.state,
-        }
-        env.pop("ROTATOR_NOW", None)
-        env.pop("ROTATOR_FAULT", None)
-        if now is not None:
-            env["ROTATOR_NOW"] = now.isoformat()
-        if fault is not None:
-            env["ROTATOR_FAULT"] = fault
+        command, env = self.command(
+            *args, "--log-format", "json", "--log-level", log_level, now=now, fault=fault
+        )
         proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "rotator",
-                *args,
-                "--log-format",
-                "json",
-                "--log-level",
-                log_level,
-            ],
+            command,
             env=env,
             cwd=self.workdir,
             capture_output=True,
@@ -114,17 +120,15 @@ class Rotator:
 def spawn(
     cli: Rotator, log: Path, *args: str, fault: str = "", capture: bool = False
 ) -> subprocess.Popen[bytes]:
-    """Start ``python -m rotator ARGS`` logging JSON to ``log`` (stdout piped if ``capture``)."""
-    env = {
-        **os.environ,
-        **cli.env,
-        "ROTATOR_CONFIG": str(cli.config),
-        "ROTATOR_STATE": cli.state,
-        "ROTATOR_FAULT": fault,
-    }
+    """Start the CLI with ``ARGS`` as ``cli`` runs it, logging JSON to ``log``.
+
+    Its stdout is piped if ``capture``. With ``cli.now`` set or a ``fault``
+    armed, it runs through the harness (``tests/harness.py``).
+    """
+    command, env = cli.command(*args, "--log-format", "json", fault=fault)
     sink = log.open("a")
     return subprocess.Popen(
-        [sys.executable, "-m", "rotator", *args, "--log-format", "json"],
+        command,
         env=env,
         cwd=cli.workdir,
         stdout=subprocess.PIPE if capture else sink,

@@ -2,9 +2,10 @@
 
 Each case rotates an IAM access key stored in Secrets Manager (the hardest
 issuer: two slots, and a secret that AWS shows only once) with the CLI as a
-subprocess against moto_server. ``ROTATOR_FAULT`` ends the process with
-``os._exit`` at the named point, as SIGKILL would; ``ROTATOR_NOW`` pins each
-run's clock, so the grace deadline is crossed without waiting.
+subprocess against moto_server, through the test harness (``tests/harness.py``):
+an armed fault point ends the process with ``os._exit`` at that point, as
+SIGKILL would, and each run's clock is pinned, so the grace deadline is
+crossed without waiting.
 """
 
 from __future__ import annotations

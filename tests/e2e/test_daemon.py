@@ -107,8 +107,7 @@ def test_sigterm_mid_step_exits_0_by_the_deadline_and_a_restart_finishes(
     log = rotator_cli.workdir / "daemon.log"
     db = rotator_cli.workdir / "rotator.db"
     # Never rotated: the store's creation date makes it due an hour from now; pin "now" later.
-    later = {"ROTATOR_NOW": "2099-01-01T00:00:00Z"}
-    rotator_cli.env.update(later)
+    rotator_cli.now = "2099-01-01T00:00:00Z"
     daemon = _daemon(rotator_cli, log, "--shutdown-deadline", "2", fault="hang:mint:issued")
     try:
         assert eventually(lambda: "hanging at mint:issued" in log.read_text(), 40), log.read_text()
@@ -138,7 +137,7 @@ def test_sigterm_stops_a_one_shot_run_at_the_deadline(rotator_cli: Rotator) -> N
     client("secretsmanager").create_secret(Name="app", SecretString="initial-value-long")
     rotator_cli.config.write_text(POLICY.replace("every: 3s", "every: 1h"))
     log = rotator_cli.workdir / "once.log"
-    rotator_cli.env["ROTATOR_NOW"] = "2099-01-01T00:00:00Z"
+    rotator_cli.now = "2099-01-01T00:00:00Z"
     once = spawn(
         rotator_cli,
         log,

@@ -30,10 +30,10 @@ def pg(rotator_cli: Rotator) -> Iterator[Rotator]:
     rotator_cli.env = {
         **rotator_cli.env,
         "ROTATOR_KEY_FILE": str(rotator_cli.workdir / "fingerprint.key"),
-        "ROTATOR_NOW": LATER,
     }
     upgraded = rotator_cli("db", "upgrade")
     assert upgraded.code == 0, upgraded.stderr
+    rotator_cli.now = LATER  # every process from now on runs through the harness, at LATER
     yield rotator_cli
 
 
@@ -174,7 +174,7 @@ def test_a_stuck_run_loses_its_lease_when_it_expires(pg: Rotator) -> None:
     sm.create_secret(Name="s000", SecretString="initial-value-0000")
     pg.config.write_text(_policies(1))
     # The real clock here: a lease expires only as time passes.
-    pg.env = {k: v for k, v in pg.env.items() if k != "ROTATOR_NOW"}
+    pg.now = None
     pg.env["ROTATOR_LEASE_TTL"] = "5s"
     log = pg.workdir / "ha.log"
     stuck = spawn(pg, log, "rotate", "s000", fault="hang:store:written")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,14 +24,9 @@ def test_two_simultaneous_runs_rotate_each_secret_once(rotator_cli: Rotator) -> 
     rotator_cli.config.write_text("\n".join(lines) + "\n")
     assert rotator_cli("validate").code == 0
 
-    env = {
-        **os.environ,
-        **rotator_cli.env,
-        "ROTATOR_CONFIG": str(rotator_cli.config),
-        "ROTATOR_STATE": rotator_cli.state,
-        "ROTATOR_NOW": (datetime.now(UTC) + timedelta(days=31)).isoformat(),
-    }
-    command = [sys.executable, "-m", "rotator", "run", "--once", "--log-format", "json"]
+    command, env = rotator_cli.command(
+        *("run", "--once", "--log-format", "json"), now=datetime.now(UTC) + timedelta(days=31)
+    )
     procs = [
         subprocess.Popen(
             command,

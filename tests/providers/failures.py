@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from rotator.journal import Journal
 from rotator.lifecycle import State
 
-#: Failures a test injects on purpose (``ROTATOR_FAULT=fail:<step>``) are not the ones looked for.
+#: Failures a test injects on purpose (``faults.armed("fail:<step>")``) are not the ones looked for.
 INJECTED = "fault injected"
 
 

@@ -5,7 +5,7 @@ HTTPS; the issuer logs in with the real ``ManagedIdentityCredential`` (the
 emulator's token endpoint), as in production. Whole rotations run through
 the engine with the Key Vault store (the same emulator) and an ``http``
 verifier calling the gateway with the new key. A crash is simulated by
-raising, at the engine's fault points (the ``ROTATOR_FAULT`` names), an
+raising, at the engine's fault points (``rotator.faults.POINTS``), an
 exception nothing below the engine catches, then resuming with a new engine,
 journal handle and issuer (nothing in memory survives, as after SIGKILL).
 """
@@ -664,15 +664,12 @@ def test_preflight_reads_the_current_key_and_the_subscription(apim: Apim) -> Non
     assert apim.regenerated() == []
 
 
-def test_every_request_a_rotation_sends_is_covered_by_the_permissions(
-    apim: Apim, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_every_request_a_rotation_sends_is_covered_by_the_permissions(apim: Apim) -> None:
     """A rolled-back rotation and a whole one send only ARM calls the listed actions cover."""
     engine = apim.engine()
     granted = {a for p in engine.binding(POLICY).issuer.permissions() for a in p.actions}
-    monkeypatch.setenv("ROTATOR_FAULT", "fail:verify")
-    [rolled] = engine.rotate(POLICY).outcomes
-    monkeypatch.delenv("ROTATOR_FAULT")
+    with faults.armed("fail:verify"):
+        [rolled] = engine.rotate(POLICY).outcomes
     engine.rotate(POLICY)
     apim.clock.advance(timedelta(hours=2))
     [done] = engine.run_once().outcomes
@@ -776,17 +773,13 @@ def test_a_revoke_killed_before_it_was_recorded_is_replayed_harmlessly(apim: Api
     assert apim.current() == new and apim.accepts(new)
 
 
-def test_a_rollback_killed_midway_kills_the_new_key_and_keeps_the_current(
-    apim: Apim, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_rollback_killed_midway_kills_the_new_key_and_keeps_the_current(apim: Apim) -> None:
     """Killed as the rollback begins, the resumed rollback regenerates the new slot only."""
     held = apim.current()
-    monkeypatch.setenv("ROTATOR_FAULT", "fail:verify")
     apim.crash_at("before:rollback")
-    with pytest.raises(Crash):
+    with faults.armed("fail:verify"), pytest.raises(Crash):
         apim.engine().rotate(POLICY)
     apim.heal()
-    monkeypatch.delenv("ROTATOR_FAULT")
     pending = apim.admin.get_secret(NAME + "--pending").value
     assert apim.slot_of(pending) == "primary" and apim.accepts(pending)
 
@@ -818,9 +811,8 @@ def test_no_key_in_logs_exceptions_or_the_journal(
     engine.rotate(POLICY)
     apim.clock.advance(timedelta(hours=2))
     engine.run_once()
-    monkeypatch.setenv("ROTATOR_FAULT", "fail:verify")
-    [rolled] = engine.rotate(POLICY).outcomes
-    monkeypatch.delenv("ROTATOR_FAULT")
+    with faults.armed("fail:verify"):
+        [rolled] = engine.rotate(POLICY).outcomes
     issuer = apim.issuer()
     apim.kv.inject_fault(apim.resource_path() + "/listSecrets", status=429)
     for failing in (

@@ -27,18 +27,25 @@ What moto cannot check, and how it is covered instead:
   body made of its headers, so every such API Gateway call fails as
   ``SignatureDoesNotMatch``; :func:`signed_like_aws` makes moto sign an empty
   body, as AWS does (and a test shows a wrong secret is still refused).
+- moto ignores a statement's ``Condition``. API keys are granted by their
+  ``rotator:secret`` tag (key ids are minted, so ARNs cannot name them), and
+  those conditions are what keeps rotator off other keys: the same check
+  evaluates them for every API Gateway request, against the tags moto holds
+  for the key and the tags the request sends (:func:`apigateway_allowed`,
+  ``StringEquals`` and ``ForAllValues:StringEquals`` as IAM reads them).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from typing import Any, ClassVar
+from urllib.parse import quote, unquote
 
 import boto3
 import botocore.session
@@ -47,6 +54,7 @@ import pytest
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.apigateway.models import apigateway_backends
 from moto.core.authorization import enable_iam_authentication
 
 from providers.aws.permissions import apigateway_arn, secret_arn, user_arns
@@ -101,15 +109,37 @@ DROPPED = {
     "IssuerRevokeAccessKey": Expected(("app/iam",), "revoke", "GetAccessKeyLastUsed"),
     "IssuerDeleteAccessKey": Expected(("app/iam",), "delete", "DeleteAccessKey"),
     "IssuerMintApiKey": Expected(("app/api",), "mint", "GetUsagePlanKeys"),
+    "IssuerFindApiKey": Expected(("app/api",), "mint", "GetApiKeys"),
+    "IssuerCreateApiKey": Expected(("app/api",), "mint", "CreateApiKey"),
     "IssuerTagApiKey": Expected(("app/api",), "mint", "CreateApiKey"),
     "IssuerVerifyApiKey": Expected(("app/api",), "verify", "GetApiKey"),
+    "IssuerVerifyApiKeyInUsagePlan": Expected(("app/api",), "verify", "GetUsagePlanKey"),
     "IssuerRevokeApiKey": Expected(("app/api",), "revoke", "UpdateApiKey"),
-    "IssuerDeleteApiKey": Expected(("app/api",), "delete", "DeleteUsagePlanKey"),
+    "IssuerDetachApiKey": Expected(("app/api",), "delete", "DeleteUsagePlanKey"),
+    "IssuerDeleteApiKey": Expected(("app/api",), "delete", "DeleteApiKey"),
 }
+#: The tag the API Gateway issuer marks its keys with, and what the policy conditions on it.
+TAG_SECRET = "rotator:secret"
+KEY_ARN = f"arn:aws:apigateway:{REGION}::/apikeys/{{}}"
 
 
 class _SignedLikeAws(access_control.IAMRequest):  # type: ignore[misc]
-    """moto's IAM request check, with a bodiless request's payload empty as AWS signs it."""
+    """moto's IAM request check, with a bodiless request's payload empty as AWS signs it.
+
+    With :attr:`conditioned` set, an API Gateway request must also be
+    granted by that policy with its conditions (see :func:`apigateway_allowed`).
+    """
+
+    #: The policy the restricted user holds, conditions included (None: not checked).
+    conditioned: ClassVar[dict[str, Any] | None] = None
+
+    def check_action_permitted(self, resource: str) -> None:
+        super().check_action_permitted(resource)
+        policy = type(self).conditioned
+        if self._service == "apigateway" and policy is not None:
+            context = _request_context(self._path, self._body)
+            if not apigateway_allowed(policy, self._method, self._path.split("?")[0], context):
+                self._raise_access_denied()
 
     def _create_aws_request(self) -> AWSRequest:
         request = super()._create_aws_request()
@@ -120,6 +150,60 @@ class _SignedLikeAws(access_control.IAMRequest):  # type: ignore[misc]
         )
         fixed.context.update(request.context)
         return fixed
+
+
+def _request_context(path: str, body: bytes | None) -> dict[str, list[str]]:
+    """Return the tag condition keys of an API Gateway request: the key's tags, the request's."""
+    context: dict[str, list[str]] = {}
+    sent = json.loads(body) if body else {}
+    tags = sent.get("tags") if isinstance(sent, dict) else None
+    if isinstance(tags, dict):
+        context.update({f"aws:RequestTag/{k}": [v] for k, v in tags.items()})
+        context["aws:TagKeys"] = sorted(tags)
+    key = re.fullmatch(r"/apikeys/([^/?]+)(\?.*)?", path)
+    stored = apigateway_backends[ACCOUNT][REGION].keys.get(unquote(key[1])) if key else None
+    for name, value in ((stored.tags if stored else None) or {}).items():
+        context[f"aws:ResourceTag/{name}"] = [value]
+    return context
+
+
+def _holds(operator: str, key: str, allowed: list[str], context: dict[str, list[str]]) -> bool:
+    """Evaluate one condition as IAM does (the two operators the policy uses)."""
+    present = context.get(key)
+    if operator == "StringEquals":  # a single-valued key: absent never matches
+        return present is not None and all(v in allowed for v in present)
+    if operator == "ForAllValues:StringEquals":  # every value sent is allowed
+        return all(v in allowed for v in present or [])
+    raise AssertionError(f"the test does not evaluate {operator}")
+
+
+def _granted(policy: dict[str, Any], verb: str, path: str, context: dict[str, list[str]]) -> bool:
+    """Tell whether a statement grants ``apigateway:VERB`` on the path with its conditions held."""
+    arn = f"arn:aws:apigateway:{REGION}::{path}"
+    return any(
+        f"apigateway:{verb}" in s["Action"]
+        and any(fnmatch.fnmatchcase(arn, r) for r in s["Resource"])
+        and all(
+            _holds(operator, key, allowed, context)
+            for operator, keys in s.get("Condition", {}).items()
+            for key, allowed in keys.items()
+        )
+        for s in policy["Statement"]
+    )
+
+
+def apigateway_allowed(
+    policy: dict[str, Any], verb: str, path: str, context: dict[str, list[str]]
+) -> bool:
+    """Tell whether ``policy`` allows one API Gateway request, conditions included.
+
+    Creating a key with tags also needs ``PUT`` on the new key's tags (the
+    Service Authorization Reference), under the same request tags.
+    """
+    needed = [(verb, path)]
+    if (verb, path) == ("POST", "/apikeys") and "aws:TagKeys" in context:
+        needed.append(("PUT", "/tags/" + quote(KEY_ARN.format("sample"), safe="")))
+    return all(_granted(policy, v, p, context) for v, p in needed)
 
 
 @pytest.fixture
@@ -137,15 +221,20 @@ class World:
     policy: dict[str, Any]
 
 
-def _seed(tmp_path: Path, clock: FakeClock) -> World:
-    """Create the secrets, the user and its first key, the usage plan and its first key."""
+def _seed(tmp_path: Path, clock: FakeClock, *, tag_first_key: bool = True) -> World:
+    """Create the secrets, the user and its first key, the usage plan and its first key.
+
+    The first API key is tagged for ``app/api`` as the docs ask of an
+    operator (rotator did not create it), unless ``tag_first_key`` is false.
+    """
     sm = boto3.client("secretsmanager", region_name=REGION)
     iam = boto3.client("iam", region_name=REGION)
     ag = boto3.client("apigateway", region_name=REGION)
     iam.create_user(UserName=USER)
     first = iam.create_access_key(UserName=USER)["AccessKey"]
     plan = ag.create_usage_plan(name="orders")["id"]
-    key = ag.create_api_key(name="orders-first", enabled=True)
+    tags = {TAG_SECRET: "app/api"} if tag_first_key else {}
+    key = ag.create_api_key(name="orders-first", enabled=True, tags=tags)
     ag.create_usage_plan_key(usagePlanId=plan, keyId=key["id"], keyType="API_KEY")
     sm.create_secret(Name="app/db", SecretString="initial-db-password-1234")
     sm.create_secret(
@@ -263,6 +352,7 @@ def _run_as(
 ) -> tuple[Engine, dict[str, State | None]]:
     """Run every rotation as a user holding ``policy``, under moto's IAM enforcement."""
     key_id, secret = _restricted(world, policy)
+    monkeypatch.setattr(_SignedLikeAws, "conditioned", policy)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
     engine = _engine(tmp_path / "run.db", world.config, clock)
@@ -304,6 +394,95 @@ def test_generated_arns_match_the_real_ones(moto_aws: None, tmp_path: Path) -> N
     assert not any(fnmatch.fnmatchcase(pathed, p) for p in iam_patterns)
     plan_keys = f"arn:aws:apigateway:{REGION}::/usageplans/{world.plan}/keys"
     assert plan_keys in resources and f"{plan_keys}/*" in resources
+
+
+def test_api_keys_and_their_tags_are_granted_only_by_rotator_s_tag(
+    moto_aws: None, tmp_path: Path
+) -> None:
+    """No statement grants every API key or every tag: each is held to the secret's tag."""
+    world = _seed(tmp_path, FakeClock())
+    statements = {s["Sid"]: s for s in world.policy["Statement"]}
+    for statement in statements.values():
+        wide = [r for r in statement["Resource"] if r.endswith("/apikeys/*") or "/tags/" in r]
+        assert not wide or statement.get("Condition"), f"{statement['Sid']} is unconditioned"
+        assert not any(r.endswith(("/tags/*", "::*", "::/*")) for r in statement["Resource"])
+    by_tag = {"StringEquals": {f"aws:ResourceTag/{TAG_SECRET}": ["app/api"]}}
+    for sid in ("IssuerVerifyApiKey", "IssuerRevokeApiKey", "IssuerDeleteApiKey"):
+        assert statements[sid]["Resource"] == [KEY_ARN.format("*")]
+        assert statements[sid]["Condition"] == by_tag
+    tagging = {
+        "StringEquals": {f"aws:RequestTag/{TAG_SECRET}": ["app/api"]},
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["rotator:rotation-id", TAG_SECRET]},
+    }
+    assert statements["IssuerCreateApiKey"]["Condition"] == tagging
+    assert statements["IssuerTagApiKey"]["Condition"] == tagging
+    # The tags resource names API keys' tags only: a real key's, not a stage's.
+    key_id = boto3.client("apigateway", region_name=REGION).get_api_keys()["items"][0]["id"]
+    stage = f"arn:aws:apigateway:{REGION}::/restapis/abc/stages/prod"
+    patterns = statements["IssuerTagApiKey"]["Resource"]
+    for arn, matches in ((KEY_ARN.format(key_id), True), (stage, False)):
+        for form in (quote(arn, safe=""), arn):
+            tags_arn = f"arn:aws:apigateway:{REGION}::/tags/{form}"
+            assert any(fnmatch.fnmatchcase(tags_arn, p) for p in patterns) is matches
+
+
+def test_keys_not_tagged_for_the_secret_are_refused(
+    moto_aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Holding the policy, rotator may read its own key but not touch or create any other."""
+    world = _seed(tmp_path, FakeClock())
+    ag = boto3.client("apigateway", region_name=REGION)
+    foreign = ag.create_api_key(name="partner", enabled=True)["id"]
+    other = ag.create_api_key(name="other", enabled=True, tags={TAG_SECRET: "app/other"})["id"]
+    ours = ag.create_api_key(name="ours", enabled=True, tags={TAG_SECRET: "app/api"})["id"]
+    key_id, secret = _restricted(world, world.policy)
+    monkeypatch.setattr(_SignedLikeAws, "conditioned", world.policy)
+    rotator = boto3.client(
+        "apigateway", region_name=REGION, aws_access_key_id=key_id, aws_secret_access_key=secret
+    )
+    disable = [{"op": "replace", "path": "/enabled", "value": "false"}]
+    refused = [
+        *(lambda k=k: rotator.get_api_key(apiKey=k) for k in (foreign, other)),
+        *(
+            lambda k=k: rotator.update_api_key(apiKey=k, patchOperations=disable)
+            for k in (foreign, other)
+        ),
+        *(lambda k=k: rotator.delete_api_key(apiKey=k) for k in (foreign, other)),
+        lambda: rotator.create_api_key(name="untagged", enabled=True),
+        lambda: rotator.create_api_key(name="x", enabled=True, tags={TAG_SECRET: "app/other"}),
+        lambda: rotator.create_api_key(name="y", tags={TAG_SECRET: "app/api", "owner": "me"}),
+        lambda: rotator.tag_resource(
+            resourceArn=KEY_ARN.format(foreign), tags={TAG_SECRET: "app/other"}
+        ),
+    ]
+    with enable_iam_authentication():
+        assert rotator.get_api_key(apiKey=ours)["id"] == ours
+        for call in refused:
+            with pytest.raises(ClientError, match="AccessDenied"):
+                call()
+    keys = {k["id"]: k for k in ag.get_api_keys()["items"]}
+    assert keys[foreign]["enabled"] and keys[other]["enabled"]
+    assert {k["name"] for k in keys.values()} == {"orders-first", "partner", "other", "ours"}
+
+
+def test_an_untagged_first_key_is_not_revoked(
+    moto_aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first key nobody tagged for the secret stays enabled: revoke is refused, as documented."""
+    clock = FakeClock()
+    world = _seed(tmp_path, clock, tag_first_key=False)
+    engine, ended = _run_as(world, world.policy, tmp_path, clock, monkeypatch)
+    assert ended["app/db"] is State.DONE and ended["app/iam"] is State.DONE
+    assert ended["app/api"] is None
+    failure = first_failure(engine.journal, "app/api")
+    assert failure is not None and failure.step == "revoke"
+    assert "UpdateApiKey" in failure.detail
+    [first] = [
+        k
+        for k in boto3.client("apigateway", region_name=REGION).get_api_keys()["items"]
+        if k["name"] == "orders-first"
+    ]
+    assert first["enabled"]
 
 
 def test_signature_fix_still_refuses_a_wrong_secret(

@@ -8,8 +8,10 @@ is shown instead:
   to a data action, and the generated actions are exactly those, ``purge``
   only with ``purge_pending``;
 - every REST request a rotation really sends to the emulator (a rolled-back
-  rotation, then two whole ones) maps to a data action the role holds;
-- the role for two vaults scopes both, with every action and its steps.
+  rotation, then two whole ones) maps to a data action the role assigned at
+  that very secret's scope holds;
+- the roles are scoped to each secret and its companion, never a vault, and
+  the secret consumers read gets neither ``delete`` nor ``purge``.
 
 The mapping from REST operation to data action is Key Vault's, as Azure's
 RBAC documentation lists the secret data actions.
@@ -22,6 +24,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.keyvault.secrets._shared import http_challenge_cache
@@ -30,12 +33,13 @@ from providers.azure import keyvault as keyvault_module
 from providers.azure.emulator import KeyVaultEmulator
 from providers.azure.errors import keyvault_operation
 from providers.azure.keyvault import KeyVaultConfig, KeyVaultStore
+from rotator import faults
 from rotator.engine import Engine
 from rotator.interfaces import Runtime
 from rotator.journal import Journal
 from rotator.lifecycle import State
 from rotator.loader import load_policies
-from rotator.permissions import azure_role, collect
+from rotator.permissions import azure_role, azure_roles, collect, vault_name
 from tests.conftest import FakeClock
 from tests.providers.azure.backends import emulator_admin, point_at_emulator
 
@@ -115,24 +119,57 @@ def test_generated_actions_are_exactly_what_the_sdk_calls_need() -> None:
     keeping = {a for p in _store(url, purge_pending=False).permissions() for a in p.actions}
     assert purging == _actions_of(methods)
     assert keeping == _actions_of(methods - {"purge_deleted_secret"})
-    assert {p.resource for p in _store(url).permissions()} == {url}
+    secret, companion = f"{url}/secrets/billing-db", f"{url}/secrets/billing-db--pending"
+    assert {p.resource for p in _store(url).permissions()} == {secret, companion}
+    purge = [p for p in _store(url).permissions() if PREFIX + "purge/action" in p.actions]
+    assert [p.resource for p in purge] == [companion]
 
 
-def test_role_for_two_vaults_scopes_both_with_every_action() -> None:
-    """Two vaults give one custom role: data actions only, both vaults scoped, steps explained."""
+def _scope(vault: str, secret: str) -> str:
+    return (
+        "/subscriptions/<subscription-id>/resourceGroups/<resource-group>"
+        f"/providers/Microsoft.KeyVault/vaults/{vault}/secrets/{secret}"
+    )
+
+
+def _role_at(roles: list[dict[str, Any]], scope: str) -> dict[str, Any]:
+    """Return the one role assignable at ``scope``."""
+    [role] = [r for r in roles if scope in r["AssignableScopes"]]
+    return role
+
+
+def test_roles_scope_each_secret_and_purge_only_a_purged_companion() -> None:
+    """Each secret and companion is one scope; delete and purge reach only companions asking."""
     first = _store("https://billing-prod.vault.azure.net")
     second = _store("https://orders-prod.vault.azure.net", purge_pending=False)
     needed = [*first.permissions(), *second.permissions()]
-    role = azure_role(needed)
-    assert role["IsCustom"] is True and role["Actions"] == [] and role["NotActions"] == []
-    assert role["DataActions"] == sorted(_actions_of(_sdk_methods()))
-    assert role["AssignableScopes"] == [
-        "/subscriptions/<subscription-id>/resourceGroups/<resource-group>"
-        f"/providers/Microsoft.KeyVault/vaults/{name}"
-        for name in ("billing-prod", "orders-prod")
-    ]
-    assert "secrets/update/action: store: retire" in role["Description"]
-    assert azure_role(list(reversed(needed))) == role
+    roles = azure_roles(needed)
+    scopes = [s for role in roles for s in role["AssignableScopes"]]
+    assert sorted(scopes) == sorted(
+        _scope(vault, name)
+        for vault in ("billing-prod", "orders-prod")
+        for name in ("billing-db", "billing-db--pending")
+    )
+    assert all("/secrets/" in scope for scope in scopes)
+    for role in roles:
+        assert role["IsCustom"] is True and role["Actions"] == [] and role["NotActions"] == []
+    read = {PREFIX + a for a in ("getSecret/action", "readMetadata/action", "setSecret/action")}
+    for vault in ("billing-prod", "orders-prod"):
+        assert set(_role_at(roles, _scope(vault, "billing-db"))["DataActions"]) == read | {
+            PREFIX + "update/action"
+        }
+    purged = set(_role_at(roles, _scope("billing-prod", "billing-db--pending"))["DataActions"])
+    kept = set(_role_at(roles, _scope("orders-prod", "billing-db--pending"))["DataActions"])
+    assert purged - kept == {PREFIX + "purge/action"}
+    assert {PREFIX + "delete", PREFIX + "recover/action"} <= kept
+    assert not any(
+        PREFIX + "purge/action" in r["DataActions"] for r in azure_roles(second.permissions())
+    )
+    union = azure_role(needed)
+    assert union["DataActions"] == sorted(_actions_of(_sdk_methods()))
+    assert "secrets/update/action: store: retire" in union["Description"]
+    assert azure_roles(list(reversed(needed))) == roles
+    assert len({r["Name"] for r in roles}) == len(roles) == 3
 
 
 @pytest.fixture
@@ -147,7 +184,7 @@ def keyvault(monkeypatch: pytest.MonkeyPatch) -> Iterator[KeyVaultEmulator]:
 
 
 def test_every_request_a_rotation_sends_is_covered(
-    keyvault: KeyVaultEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    keyvault: KeyVaultEmulator, tmp_path: Path
 ) -> None:
     """A rolled-back rotation and two whole ones send only requests the role's actions cover."""
     emulator_admin(keyvault).set_secret("billing-db", "initial-value-of-the-secret")
@@ -178,23 +215,31 @@ def test_every_request_a_rotation_sends_is_covered(
         clock=clock,
         sleep=clock.sleep,
     )
-    role = azure_role(collect(engine.binding(n) for n in engine.policies))
+    roles = azure_roles(collect(engine.binding(n) for n in engine.policies))
     keyvault.request_log.clear()
-    monkeypatch.setenv("ROTATOR_FAULT", "fail:verify")
-    [rolled] = engine.rotate("billing-db").outcomes
-    monkeypatch.delenv("ROTATOR_FAULT")
+    with faults.armed("fail:verify"):
+        [rolled] = engine.rotate("billing-db").outcomes
     ended = []
     for _round in range(2):
         engine.rotate("billing-db")
         clock.advance(timedelta(hours=2))
         ended += [o.state for o in engine.run_once().outcomes]
     assert rolled.state is State.ROLLED_BACK and ended == [State.DONE, State.DONE]
-    operations = {
-        keyvault_operation(r.method, r.path.split("?")[0])
-        for r in keyvault.request_log
-        if r.authorization
+    vault = vault_name(keyvault.vault_url)
+    used: dict[str, set[str]] = {}
+    for request in keyvault.request_log:
+        if request.authorization:
+            path = request.path.split("?")[0]
+            action = PREFIX + BY_OPERATION[keyvault_operation(request.method, path)]
+            used.setdefault(_scope(vault, path.split("/")[2]), set()).add(action)
+    assert set(used) == {_scope(vault, "billing-db"), _scope(vault, "billing-db--pending")}
+    for scope, actions in used.items():
+        assert actions <= set(_role_at(roles, scope)["DataActions"]), scope
+    # The rotations used most of what the roles grant; the rest serves recovering
+    # a soft-deleted companion, a missing secret's soft-delete check and replays.
+    granted = {(s, a) for r in roles for s in r["AssignableScopes"] for a in r["DataActions"]}
+    unused = {(s.rsplit("/", 1)[1], a.removeprefix(PREFIX)) for s, a in granted if a not in used[s]}
+    assert unused <= {
+        ("billing-db--pending", "recover/action"),
+        ("billing-db", "readMetadata/action"),
     }
-    needed = {PREFIX + BY_OPERATION[o] for o in operations}
-    assert needed <= set(role["DataActions"])
-    # The rotations used most of what the role grants (the rest: replays and recovery).
-    assert set(role["DataActions"]) - needed <= {PREFIX + "recover/action"}

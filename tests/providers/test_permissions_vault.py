@@ -25,6 +25,7 @@ import pytest
 from providers.vault.emulator import VaultEmulator
 from providers.vault.kv import CHECK_STEP, VaultKvConfig, VaultKvStore
 from providers.vault.token import TokenConfig, TokenIssuer
+from rotator import faults
 from rotator.engine import Engine, Result
 from rotator.errors import PermissionDeniedError, ProviderError
 from rotator.interfaces import Permission, Runtime
@@ -187,11 +188,10 @@ def _rotate_all(
     clock = FakeClock()
     engine = _engine(tmp_path / "run.db", world.config, clock)
     ended: dict[str, list[State | None]] = {name: [] for name in SECRETS}
-    monkeypatch.setenv("ROTATOR_FAULT", "fail:verify")
-    for name in SECRETS:
-        [outcome] = engine.rotate(name).outcomes
-        ended[name].append(outcome.state if outcome.state is State.ROLLED_BACK else None)
-    monkeypatch.delenv("ROTATOR_FAULT")
+    with faults.armed("fail:verify"):
+        for name in SECRETS:
+            [outcome] = engine.rotate(name).outcomes
+            ended[name].append(outcome.state if outcome.state is State.ROLLED_BACK else None)
     for _round in range(2):
         for name in SECRETS:
             outcomes = engine.rotate(name).outcomes
