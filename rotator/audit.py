@@ -37,7 +37,7 @@ import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -158,7 +158,7 @@ def row_key(fingerprint_key: bytes) -> bytes:
     return hmac.new(fingerprint_key, b"rotator journal rows v1", hashlib.sha256).digest()
 
 
-def seal_row(key: bytes, table: str, values: dict[str, object]) -> str:
+def seal_row(key: bytes, table: str, values: Mapping[str, object]) -> str:
     """Return the seal of one journal row: an HMAC-SHA256 over its table and canonical values.
 
     Times are written the same way whatever database they came back from;

@@ -230,6 +230,9 @@ alerts = sa.Table(
     sa.Column("last_error", sa.Text),
     # The alert itself, as JSON (never a secret value), to send it again.
     sa.Column("payload", sa.Text, nullable=False),
+    # Added by migration 5: HMAC of the condition and whether it was sent, so
+    # an alert cannot be silenced by marking it sent or pre-raising it.
+    sa.Column("seal", sa.String(64)),
 )
 
 usage = sa.Table(
@@ -295,6 +298,7 @@ def _row_seals(conn: Connection) -> None:
         "rotations": ("seal VARCHAR(64)",),
         "events": ("seal VARCHAR(64)",),
         "leases": ("seal VARCHAR(64)",),
+        "alerts": ("seal VARCHAR(64)",),
         "audit": ("row_seal VARCHAR(64)", "event_id INTEGER", "event_seal VARCHAR(64)"),
     }
     for table, columns in added.items():
@@ -704,6 +708,7 @@ class Journal:
                         continue
                     run(conn)
                     if version == _SEALED_FROM:
+                        _refuse_resealing(conn)
                         _seal_existing(conn, key if key is not None else self._fingerprint_key())
                     conn.execute(
                         schema_migrations.insert().values(
@@ -1154,6 +1159,7 @@ class Journal:
             found += _rotation_tampering(conn, key, chain, secret, accepted)
             if events_too:
                 found += _event_tampering(conn, key, chain, secret, accepted)
+                found += _alert_tampering(conn, key, secret)
             found += _lease_tampering(conn, key, secret)
         return tuple(found)
 
@@ -1315,11 +1321,20 @@ class Journal:
             query = query.where(alerts.c.secret == secret)
         if event is not None:
             query = query.where(alerts.c.event == event)
-        if unsent:
-            query = query.where(alerts.c.sent_at.is_(None))
         with self._read() as conn:
             rows = conn.execute(query.order_by(alerts.c.raised_at)).all()
-        return [AlertRow(**row._asdict()) for row in rows]
+        key = self._row_key_if_present()
+        found = [
+            AlertRow(**{k: v for k, v in row._asdict().items() if k != "seal"}) for row in rows
+        ]
+        if unsent:
+            # A row marked sent by someone other than rotator was never sent.
+            found = [
+                a
+                for a, row in zip(found, rows, strict=True)
+                if a.sent_at is None or (key is not None and not _alert_intact(key, row))
+            ]
+        return found
 
     def alert_raised(
         self, secret: str, event: str, notifier: str, condition: str, payload: str
@@ -1334,6 +1349,7 @@ class Journal:
             "last_error": None,
             "payload": payload,
         }
+        values["seal"] = _alert_seal(self._row_key(), secret, event, notifier, condition, None)
         key = (alerts.c.secret == secret, alerts.c.event == event, alerts.c.notifier == notifier)
         try:
             with self._tx() as conn:
@@ -1342,8 +1358,12 @@ class Journal:
                 ).rowcount
                 if changed:
                     return True
-                if conn.execute(sa.select(alerts.c.condition).where(*key)).first() is not None:
+                row = conn.execute(sa.select(alerts).where(*key)).first()
+                if row is not None and _alert_intact(self._row_key(), row):
                     return False
+                if row is not None:  # raised by someone else than rotator: raise it for real
+                    conn.execute(alerts.update().where(*key).values(**values))
+                    return True
                 conn.execute(
                     alerts.insert().values(secret=secret, event=event, notifier=notifier, **values)
                 )
@@ -1355,6 +1375,9 @@ class Journal:
 
     def alert_attempted(self, row: AlertRow, *, delivered: bool, error: str | None = None) -> None:
         """Record one delivery attempt of a raised alert (if its condition is still the same)."""
+        sent = self.clock() if delivered else None
+        key = self._row_key()
+        seal = _alert_seal(key, row.secret, row.event, row.notifier, row.condition, sent)
         with self._tx() as conn:
             conn.execute(
                 alerts.update()
@@ -1364,11 +1387,7 @@ class Journal:
                     alerts.c.notifier == row.notifier,
                     alerts.c.condition == row.condition,
                 )
-                .values(
-                    attempts=alerts.c.attempts + 1,
-                    sent_at=self.clock() if delivered else None,
-                    last_error=error,
-                )
+                .values(attempts=alerts.c.attempts + 1, sent_at=sent, last_error=error, seal=seal)
             )
 
     def alerts_cleared(self, secret: str, events: Collection[str]) -> int:
@@ -1525,6 +1544,24 @@ class Journal:
             )
 
 
+def _refuse_resealing(conn: Connection) -> None:
+    """Refuse to seal rows as found when the journal was sealed before (it would launder edits).
+
+    ``schema_migrations`` is not sealed: with its row for the sealing
+    migration deleted, the upgrade would run again and take edited rows as
+    rotator's. Records already bound to rows, or a head, show it ran.
+    """
+    bound = conn.execute(
+        sa.select(audit.c.seq).where(audit.c.row_seal.is_not(None)).limit(1)
+    ).first()
+    head = conn.execute(sa.select(audit_head.c.id)).first()
+    if bound is not None or head is not None:
+        raise JournalTampered(
+            "the journal's rows were sealed before, but schema_migrations says they never "
+            "were: it was edited outside rotator; restore the journal from a backup"
+        )
+
+
 def _seal_existing(conn: Connection, fingerprint_key: bytes) -> None:
     """Seal the rows a journal holds when it is upgraded to sealed rows, and start the head.
 
@@ -1550,6 +1587,7 @@ def _seal_existing(conn: Connection, fingerprint_key: bytes) -> None:
             .where(leases.c.secret == row.secret)
             .values(seal=_lease_seal(key, row.secret, row.owner, row.token))
         )
+    _reseal_alerts(conn, key)
     last = conn.execute(
         sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
     ).first()
@@ -1669,6 +1707,19 @@ def _event_tampering(
     return found
 
 
+def _alert_tampering(conn: Connection, key: bytes, secret: str | None) -> list[Tampering]:
+    """Alerts marked sent, or raised, by someone other than rotator (sent again regardless)."""
+    return [
+        Tampering(
+            row.secret or None,
+            f"the {row.event} alert of {row.secret or 'the journal'} to {row.notifier} does not "
+            "match its seal (marked sent or raised outside rotator; it is sent again)",
+        )
+        for row in conn.execute(_only(sa.select(alerts), alerts.c.secret, secret))
+        if not _alert_intact(key, row)
+    ]
+
+
 def _lease_tampering(conn: Connection, key: bytes, secret: str | None) -> list[Tampering]:
     """Leases whose holder or fencing token was edited."""
     return [
@@ -1695,6 +1746,23 @@ def _reseal_rows(conn: Connection, key: bytes) -> None:
         seal = _lease_seal(key, row.secret, row.owner, row.token)
         if row.seal != seal:
             conn.execute(leases.update().where(leases.c.secret == row.secret).values(seal=seal))
+    _reseal_alerts(conn, key)
+
+
+def _reseal_alerts(conn: Connection, key: bytes) -> None:
+    """Seal every ``alerts`` row as found (at the upgrade that adds seals, or ``audit accept``)."""
+    for row in conn.execute(sa.select(alerts)).all():
+        if not _alert_intact(key, row):
+            seal = _alert_seal(key, row.secret, row.event, row.notifier, row.condition, row.sent_at)
+            conn.execute(
+                alerts.update()
+                .where(
+                    alerts.c.secret == row.secret,
+                    alerts.c.event == row.event,
+                    alerts.c.notifier == row.notifier,
+                )
+                .values(seal=seal)
+            )
 
 
 def _grace_action(before: Rotation, after: Rotation) -> str:
@@ -1747,6 +1815,26 @@ def _rotation_values(rotation: Rotation, key: bytes) -> dict[str, Any]:
     )
     values["seal"] = seal_row(key, "rotations", values)
     return values
+
+
+def _alert_seal(
+    key: bytes, secret: str, event: str, notifier: str, condition: str, sent_at: datetime | None
+) -> str:
+    """Seal what decides whether an alert is sent (again): its condition, and if it was sent."""
+    values = {
+        "secret": secret,
+        "event": event,
+        "notifier": notifier,
+        "condition": condition,
+        "sent_at": sent_at,
+    }
+    return seal_row(key, "alerts", values)
+
+
+def _alert_intact(key: bytes, row: Any) -> bool:
+    """Tell whether an ``alerts`` row is as rotator wrote it."""
+    expected = _alert_seal(key, row.secret, row.event, row.notifier, row.condition, row.sent_at)
+    return row.seal is not None and hmac.compare_digest(expected, row.seal)
 
 
 def _lease_seal(key: bytes, secret: str, owner: str, token: int) -> str:

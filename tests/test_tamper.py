@@ -408,3 +408,41 @@ def test_checks_beside_concurrent_writers_find_nothing(journal: Journal, clock: 
         writer.join()
     assert failures == []
     assert [f for f in found if f] == []
+
+
+# -- alerts cannot be silenced, the upgrade cannot be replayed -----------------------------
+
+
+def test_an_alert_marked_sent_outside_rotator_is_sent_again(journal: Journal) -> None:
+    """Marking an undelivered alert sent in the database does not silence it."""
+    assert journal.alert_raised("app/db", "journal-tampered", "ops", "c1", "{}")
+    assert [a.condition for a in journal.alert_rows(unsent=True)] == ["c1"]
+    _sql(journal.url, "UPDATE alerts SET sent_at = raised_at")
+    assert [a.condition for a in journal.alert_rows(unsent=True)] == ["c1"]
+    [found] = journal.verify_audit().tampering
+    assert "journal-tampered alert of app/db to ops does not match its seal" in found.what
+
+
+def test_an_alert_raised_outside_rotator_does_not_stop_the_real_one(journal: Journal) -> None:
+    """A row planted with the condition rotator is about to raise is overwritten and sent."""
+    _sql(
+        journal.url,
+        "INSERT INTO alerts (secret, event, notifier, condition, raised_at, sent_at, attempts, "
+        "payload) SELECT 'app/db', 'journal-tampered', 'ops', 'c1', applied_at, applied_at, 1, "
+        "'{}' FROM schema_migrations WHERE version = 1",
+    )
+    assert journal.alert_raised("app/db", "journal-tampered", "ops", "c1", "{}")
+    assert [a.condition for a in journal.alert_rows(unsent=True)] == ["c1"]
+    assert not journal.alert_raised("app/db", "journal-tampered", "ops", "c1", "{}")
+
+
+def test_the_sealing_upgrade_cannot_be_replayed_to_launder_edits(
+    history: Journal, clock: FakeClock
+) -> None:
+    """Deleting the upgrade's row in schema_migrations would re-seal edited rows: refused."""
+    _sql(history.url, "UPDATE rotations SET grace_deadline = NULL WHERE id = 'app/db-1'")
+    _sql(history.url, "DELETE FROM audit_head")
+    _sql(history.url, "DELETE FROM schema_migrations WHERE version = 5")
+    with pytest.raises(JournalTampered, match="sealed before"):
+        history.migrate()
+    assert not history.verify_audit().intact
