@@ -172,7 +172,14 @@ class Alerting:
             log.warning("undelivered alerts not read", error=str(exc))
             return Delivery()
         for row in rows:
-            if row.notifier not in self.specs or row.attempts >= MAX_ATTEMPTS:
+            if row.notifier not in self.specs:
+                continue
+            if not row.intact:
+                substitute = self._altered(row)
+                ok = self._deliver(row.notifier, substitute, row, replaced=True)
+                (sent if ok else failed).append(row.notifier)
+                continue
+            if row.attempts >= MAX_ATTEMPTS:
                 continue
             data = json.loads(row.payload)
             alert = Alert(
@@ -190,7 +197,25 @@ class Alerting:
             (sent if ok else failed).append(row.notifier)
         return Delivery(tuple(sent), tuple(failed))
 
-    def _deliver(self, name: str, alert: Alert, row: AlertRow) -> bool:
+    def _altered(self, row: AlertRow) -> Alert:
+        """Return the alert sent instead of one whose journal row was altered outside rotator.
+
+        Its payload, attempts or delivery mark cannot be trusted, so what is
+        sent says so, critically, rather than repeat a text someone wrote.
+        """
+        what = f"{row.event} alert about {row.secret or 'the journal'}"
+        return Alert(
+            event=AlertEvent.JOURNAL_TAMPERED,
+            severity=Severity.CRITICAL,
+            secret=row.secret or None,
+            summary=f"the {what} was altered in the journal outside rotator (marked sent, "
+            "given up on or reworded); its text is not trusted: run `rotator audit verify`",
+            at=self.runtime.clock(),
+            key=alert_key(AlertEvent.JOURNAL_TAMPERED, row.secret or None, row.condition),
+            details={"event": row.event, "condition": row.condition},
+        )
+
+    def _deliver(self, name: str, alert: Alert, row: AlertRow, *, replaced: bool = False) -> bool:
         """Send to one notifier, retrying transient failures; record how it went."""
         error: str | None = None
         delay = BASE_DELAY
@@ -217,7 +242,8 @@ class Alerting:
                 error=error,
             )
         try:
-            self.journal.alert_attempted(row, delivered=delivered, error=error)
+            payload = json.dumps(alert.as_dict(), sort_keys=True) if replaced else None
+            self.journal.alert_attempted(row, delivered=delivered, error=error, replaced=payload)
         except RotatorError as exc:
             log.warning("alert delivery not recorded", notifier=name, error=str(exc))
         return delivered

@@ -25,7 +25,6 @@ is still there, and the JSONL sink ships every record as it is written.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import getpass
 import hashlib
@@ -35,16 +34,17 @@ import json
 import os
 import socket
 import sys
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 
 import structlog
 
 from rotator.escaping import csv_cell
+from rotator.files import replace_file
 
 log = structlog.get_logger("rotator.audit")
 
@@ -397,16 +397,16 @@ class AnchorFile:
 
     def write(self, seq: int, digest: str) -> None:
         """Replace the anchored head whole (a random temporary name, then a rename)."""
-        folder = os.path.dirname(os.path.abspath(self.path))
-        fd, temporary = tempfile.mkstemp(prefix=".anchor.", dir=folder)
+        replace_file(Path(os.path.abspath(self.path)), f"{seq}:{digest}\n", private=True)
+
+    def keep(self, report: ChainReport) -> None:
+        """Anchor the head a verification found intact (a write that fails is logged, not fatal)."""
+        if not report.intact or report.head_seq is None or report.head_hash is None:
+            return
         try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(f"{seq}:{digest}\n")
-            os.replace(temporary, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+            self.write(report.head_seq, report.head_hash)
+        except OSError as exc:
+            log.warning("audit anchor not written", path=self.path, error=exc.strerror)
 
 
 def anchor_from_env() -> AnchorFile | None:

@@ -1,6 +1,6 @@
 """The command line: thin, mapping flags to settings and calling the engine.
 
-Exit codes (DESIGN.md): 0 everything succeeded or nothing was due; 1 at least
+Exit codes (README, "Commands"): 0 everything succeeded or nothing was due; 1 at least
 one rotation failed (the others still ran); 2 invalid configuration or usage,
 nothing changed.
 """

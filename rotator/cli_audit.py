@@ -53,8 +53,8 @@ def verify(config: str, state: str, anchor: str | None, as_json: bool) -> None:
         report = engine_for(config, state).check_audit(full=True, anchor=anchored)
     else:
         report = journal.verify_audit(anchor=anchored)
-        if kept is not None and report.intact and report.head_seq is not None:
-            kept.write(report.head_seq, report.head_hash or "")
+        if kept is not None:
+            kept.keep(report)
     if as_json:
         click.echo(json.dumps(_as_dict(report), indent=2))
     elif report.intact:
@@ -102,7 +102,7 @@ def accept(config: str, state: str, reason: str, yes: bool) -> None:
         out.print(plain(f"TAMPERED: {item.what}"))
     if not yes and not (sys.stdin.isatty() and click.confirm("Take these rows as they are?")):
         raise ConfigError("not accepted (pass --yes to accept without a prompt)")
-    accepted = journal.accept_tampering(reason)
+    accepted = journal.accept_tampering(reason, expected=found)
     out.print(plain(f"accepted {len(accepted)} finding(s); recorded as tampering-accepted"))
 
 

@@ -196,7 +196,7 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        """Return 1 if anything failed, else 0 (DESIGN.md's exit codes)."""
+        """Return 1 if anything failed, else 0 (README's exit codes, under "Commands")."""
         return 1 if self.failed else 0
 
 
@@ -498,18 +498,30 @@ class Engine:
             return f"rotation {forged.id} does not match its seal"
         return None
 
-    def check_state(self, *, decisions_only: bool = True) -> tuple[Tampering, ...]:
-        """Check every journal row the engine decides on; alert and set aside tampered secrets.
+    def check_state(self) -> ChainReport:
+        """Check the journal before acting: every row, and the chain since it was last verified.
 
-        ``decisions_only`` leaves out the events (history), which ``audit
-        verify`` and the service's full checks cover. Returns what was found.
+        Since the last verification of this process, or else since the head
+        kept in ``ROTATOR_AUDIT_ANCHOR``, or else the whole chain. Secrets
+        whose rows fail are set aside (needs attention, alerted); a chain
+        broken since the last acceptance, or a journal that lacks the
+        anchored record, sets everything aside.
         """
-        found = self.journal.verify_state(decisions_only=decisions_only)
+        return self.check_audit()
+
+    def _trail_problems(self, report: ChainReport) -> list[str]:
+        """Say what makes the whole journal untrustworthy: a recent chain break, a lost anchor."""
+        found = []
+        if report.problem is not None and (report.broken_at or 0) > self.journal.accepted_through():
+            found.append(f"the audit trail: {report.problem}")
         behind = self._behind_anchor()
         if behind is not None:
-            found = (*found, Tampering(None, behind))
-        self._note_tampering(found)
+            found.append(behind)
         return found
+
+    def hold_everything(self, reason: str) -> None:
+        """Act on no secret until the journal is checked again (a check that could not run)."""
+        self._note_tampering([Tampering(None, reason)])
 
     def _behind_anchor(self) -> str | None:
         """Say whether the journal ends before the anchored head (dropped, or an older copy)."""
@@ -725,6 +737,7 @@ class Engine:
                 f"value with `rotator rotate {name} --value-from-stdin`"
             )
         self.journal.migrate()
+        self.check_state()  # a journal dropped or restored from an older copy is not acted on
         trigger = "emergency" if emergency else "manual"
         if emergency:
             self._alert(
@@ -756,6 +769,8 @@ class Engine:
         value: SecretValue | None = None,
     ) -> list[Outcome]:
         """Handle one secret under its lease: finish open rotations, maybe start one."""
+        if self._trail_problem is not None:
+            return [self._refused(name, self._trail_problem)]
         try:
             lease = self.journal.acquire(name, self.owner, self.lease_ttl)
         except JournalTampered as exc:
@@ -1387,7 +1402,8 @@ class Engine:
                 Severity.CRITICAL if at_limit else Severity.WARNING,
                 f"{what}; held, not revoked ({which}: alert"
                 + (f", past max_grace {_fmt(limit)})" if at_limit else ")"),
-                condition=f"{rotation.id}:{'limit' if at_limit else 'held'}",
+                # Past the limit every check is alerted again; before it, once.
+                condition=f"{rotation.id}:{f'limit:{number}' if at_limit else 'held'}",
                 last=last,
             )
             self.journal.transition(
@@ -1614,19 +1630,27 @@ class Engine:
         that wants it) once per first bad record, and the next check is a
         full one again.
         """
-        if anchor is None and self.anchor is not None:
+        kept = None
+        if self.anchor is not None:
             try:
-                anchor = self.anchor.read()
+                kept = self.anchor.read()
             except (OSError, ValueError) as exc:
                 raise ConfigError(str(exc)) from None
-        start = None if full or anchor is not None else self._audit_verified
+        if full:
+            start, anchor = None, anchor or kept
+        else:
+            start = None if anchor is not None else self._audit_verified or kept
         report = self.journal.verify_audit(start=start, anchor=anchor)
-        behind = self._behind_anchor()
-        self._note_tampering((*report.tampering, *([Tampering(None, behind)] if behind else [])))
+        trail = [Tampering(None, what) for what in self._trail_problems(report)]
+        self._note_tampering((*report.tampering, *trail))
         if report.intact:
             if report.head_seq is not None and report.head_hash is not None:
                 self._audit_verified = (report.head_seq, report.head_hash)
-                self._keep_anchor(report.head_seq, report.head_hash)
+                if self.anchor is not None:
+                    self.anchor.keep(report)
+            return report
+        if trail:  # alerted as the journal not to be trusted
+            self._audit_verified = None
             return report
         self._audit_verified = None
         problem = report.problem or "; ".join(t.what for t in report.tampering[:5])
@@ -1640,15 +1664,6 @@ class Engine:
             details={"first_bad_record": str(report.broken_at)},
         )
         return report
-
-    def _keep_anchor(self, seq: int, digest: str) -> None:
-        """Write the head just verified to the anchor file (a failure is logged, not fatal)."""
-        if self.anchor is None:
-            return
-        try:
-            self.anchor.write(seq, digest)
-        except OSError as exc:
-            log.warning("audit anchor not written", path=self.anchor.path, error=exc.strerror)
 
     def _watch_usage(self, name: str, summary: SecretSummary) -> int:
         """Ask and record the last use of one secret's credentials; return how many were asked."""
@@ -1710,11 +1725,12 @@ def _held(rotation: Rotation) -> bool:
 
 
 def _held_message(rotation: Rotation) -> str:
+    which = f"old credential {rotation.old_ref}" if rotation.old_ref else "old credential"
     return (
-        f"old credential {rotation.old_ref or ''} still in use, held past its original grace "
-        f"deadline ({rotation.extensions} extension(s) or hold(s)); next check "
+        f"{which} still in use, held past its original grace deadline "
+        f"({rotation.extensions} extension(s) or hold(s)); next check "
         f"{_fmt(rotation.grace_deadline)}"
-    ).replace("  ", " ")
+    )
 
 
 def _fmt(when: datetime | None) -> str:

@@ -11,7 +11,9 @@ boundary (see ``providers.aws.errors``); nothing above an adapter ever sees a
     ├── ConfigError               bad policy or usage: exit 2, nothing changed
     │   └── PolicyError           one or more located policy problems
     ├── JournalError              the journal cannot be read or written
-    ├── BusyError                 another run holds this secret's lease
+    │   ├── JournalUnavailable    the database did not answer (retryable)
+    │   └── JournalTampered       a row or the trail's head is not as rotator wrote it
+    ├── LeaseLost                 another run took this secret's lease over
     ├── Interrupted               the service is stopping: the step was not started
     ├── ProviderError             an outside system refused or failed
     │   ├── TransientError        retry later (throttling, 5xx, timeouts)
@@ -82,12 +84,6 @@ class Interrupted(RotatorError):
 
     Retryable: the next start resumes it. Never a reason to roll back.
     """
-
-    retryable = True
-
-
-class BusyError(RotatorError):
-    """Another run holds the lease on this secret (invariant 4)."""
 
     retryable = True
 

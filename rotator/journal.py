@@ -45,6 +45,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -210,6 +211,9 @@ audit_head = sa.Table(
     # The record by which a person accepted the journal as found (``audit
     # accept``): rows deleted before it are no longer reported.
     sa.Column("accepted", sa.BigInteger, nullable=False, server_default="0"),
+    # The last event row sealed as found (at the upgrade, or an acceptance):
+    # every later event must be named by an audit record.
+    sa.Column("events_from", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("seal", sa.String(64), nullable=False),
 )
 
@@ -328,9 +332,12 @@ _HEAD_AND_END = sa.select(
     audit_head.c.seq,
     audit_head.c.hash,
     audit_head.c.accepted,
+    audit_head.c.events_from,
     audit_head.c.seal,
     sa.select(sa.func.max(audit.c.seq)).scalar_subquery().label("end"),
 ).where(audit_head.c.id == 1)
+#: The chain's last record (seq, hash).
+_LAST_RECORD = sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
 #: Moves the head to the record just appended (parameters: seq, hash, seal).
 _MOVE_HEAD = audit_head.update().where(audit_head.c.id == 1)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -456,6 +463,8 @@ class AlertRow:
     attempts: int
     last_error: str | None
     payload: str
+    #: False when the row fails its seal: its payload and attempts are not to be trusted.
+    intact: bool = True
 
 
 @dataclass(frozen=True)
@@ -491,6 +500,8 @@ class JournalTampered(JournalError):
     the key file is not the one that sealed it). Nothing is done on the
     strength of it; ``rotator audit verify`` names what changed.
     """
+
+    retryable = False
 
     def __init__(self, message: str, *, secret: str | None = None) -> None:
         super().__init__(message)
@@ -961,7 +972,7 @@ class Journal:
         seq, prev = row.seq + 1, row.hash
         sealed = replace(record, seq=seq, prev_hash=prev).sealed(self._chain_key())
         conn.execute(audit.insert(), sealed.as_dict() | {"at": sealed.at})
-        head = {"seq": seq, "hash": sealed.hash, "accepted": row.accepted}
+        head = _head_values(row, seq=seq, hash=sealed.hash)
         seal = seal_row(self._row_key(), "audit_head", head)
         conn.execute(_MOVE_HEAD, {**head, "seal": seal})
         self._sealed.records.append(sealed)
@@ -975,7 +986,7 @@ class Journal:
         """
         if row is None:
             return "its sealed head is gone (deleted outside rotator)"
-        head = {"seq": row.seq, "hash": row.hash, "accepted": row.accepted}
+        head = _head_values(row)
         if not hmac.compare_digest(seal_row(self._row_key(), "audit_head", head), row.seal):
             return "its head does not match its seal (edited outside rotator)"
         if row.seq > end[0]:
@@ -1062,69 +1073,84 @@ class Journal:
         """Check one secret's rows (and the chain's head) before acting on it; () if all hold."""
         return self._tampering(secret)
 
-    def accept_tampering(self, reason: str) -> tuple[Tampering, ...]:
+    def accept_tampering(
+        self, reason: str, expected: tuple[Tampering, ...] | None = None
+    ) -> tuple[Tampering, ...]:
         """Take the journal as it is now, after a person checked it; return what was accepted.
 
         Rows failing their seal are sealed again, each affected rotation is
         bound anew by a ``tampering-accepted`` record, the head moves to the
         chain's end, and rows deleted before now are no longer reported. The
         records themselves are not rewritten: an edited or missing record
-        stays visible to ``audit verify``.
+        stays visible to ``audit verify``. ``expected`` is what the person
+        was shown: when the journal no longer fails in exactly those ways,
+        nothing is accepted (JournalTampered), so nothing unseen is blessed.
         """
-        found = self._tampering()
-        if not found:
+        if not self._tampering():
             return ()
         key = self._row_key()
         with self._tx() as conn:
             if conn.dialect.name == "postgresql":  # no replica appends meanwhile
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
-            last = conn.execute(
-                sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
-            ).first()
-            head = {
-                "seq": last.seq if last else 0,
-                "hash": last.hash if last else GENESIS,
-                "accepted": 0,
-            }
+            # Under the write lock now: what is found here is what is accepted.
+            found = self._tampering_in(conn, None, events_too=True)
+            if expected is not None and set(found) != set(expected):
+                raise JournalTampered(
+                    "the journal changed since its findings were shown; nothing was accepted: "
+                    "run `rotator audit accept` again"
+                )
+            last = conn.execute(_LAST_RECORD).first()
+            head = _head_values(
+                None,
+                seq=last.seq if last else 0,
+                hash=last.hash if last else GENESIS,
+                events_from=conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0,
+            )
             conn.execute(audit_head.delete())
             seal = seal_row(key, "audit_head", head)
             conn.execute(audit_head.insert().values(id=1, **head, seal=seal))
-            _reseal_rows(conn, key)
-            bound = _bound(conn, self._chain_key(), None)
-            for row in conn.execute(sa.select(rotations)).all():
-                record = bound.get(row.id)
-                if record is None or record.row_seal != row.seal:
-                    self._append_audit(
-                        conn,
-                        AuditRecord(
-                            seq=0,
-                            at=self.clock(),
-                            actor=self.actor,
-                            action=AuditAction.TAMPERING_ACCEPTED.value,
-                            outcome="ok",
-                            secret=row.secret,
-                            rotation_id=row.id,
-                            reason=reason,
-                            detail=f"row taken as found: state {row.state}",
-                            row_seal=row.seal,
-                        ),
-                    )
-            summary = "; ".join(t.what for t in found)
-            accepted = self._append_audit(
-                conn,
-                AuditRecord(
+            _seal_rows(conn, key)
+            bound = _bound(conn, None)
+
+            def accepted_record(detail: str, **about: Any) -> AuditRecord:
+                record = AuditRecord(
                     seq=0,
                     at=self.clock(),
                     actor=self.actor,
                     action=AuditAction.TAMPERING_ACCEPTED.value,
                     outcome="ok",
                     reason=reason,
-                    detail=f"{len(found)} finding(s) accepted: {summary}"[:4000],
-                ),
-            )
-            moved = {"seq": accepted.seq, "hash": accepted.hash, "accepted": accepted.seq}
+                    detail=detail,
+                    **about,
+                )
+                return self._append_audit(conn, record)
+
+            chain = self._chain_key()
+            for row in conn.execute(sa.select(rotations)).all():
+                record = bound.get(row.id)
+                vouches = record is not None and hmac.compare_digest(
+                    record.sealed(chain).hash, record.hash
+                )
+                if record is None or not vouches or record.row_seal != row.seal:
+                    accepted_record(
+                        f"row taken as found: state {row.state}",
+                        secret=row.secret,
+                        rotation_id=row.id,
+                        row_seal=row.seal,
+                    )
+            summary = "; ".join(t.what for t in found)
+            accepted = accepted_record(f"{len(found)} finding(s) accepted: {summary}"[:4000])
+            moved = _head_values(head, seq=accepted.seq, hash=accepted.hash, accepted=accepted.seq)
             conn.execute(_MOVE_HEAD, {**moved, "seal": seal_row(key, "audit_head", moved)})
         return found
+
+    def accepted_through(self) -> int:
+        """Return the record by which a person last accepted the journal as found (0: never)."""
+        with self._read() as conn:
+            if not sa.inspect(conn).has_table("audit_head"):
+                return 0
+            accepted = conn.scalar(sa.select(audit_head.c.accepted).where(audit_head.c.id == 1))
+        return int(accepted or 0)
 
     def verify_state(self, *, decisions_only: bool = False) -> tuple[Tampering, ...]:
         """Check every row (without the events if ``decisions_only``) and the chain's head."""
@@ -1136,9 +1162,6 @@ class Journal:
         """Find the rows (all, or one secret's) that are not as rotator wrote them."""
         if not self.has_audit_trail():
             return ()
-        key = self._row_key()
-        chain = self._chain_key()
-        found: list[Tampering] = []
         with self._read() as conn:
             if conn.dialect.name == "postgresql":
                 # Every query below must see one state: other runs write
@@ -1146,21 +1169,34 @@ class Journal:
                 # (or a head read after the chain's end) would seem tampered
                 # with. (SQLite's reads already hold one snapshot: BEGIN IMMEDIATE.)
                 conn.execution_options(isolation_level="REPEATABLE READ")
-            if not sa.inspect(conn).has_table("audit_head"):
-                return ()  # not upgraded yet: nothing is sealed
-            last = conn.execute(
-                sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
-            ).first()
-            head = conn.execute(sa.select(audit_head).where(audit_head.c.id == 1)).first()
-            problem = self._head_problem(head, (last.seq, last.hash) if last else (0, GENESIS))
-            if problem is not None:
-                found.append(Tampering(None, f"the audit trail: {problem}"))
-            accepted = head.accepted if head is not None and problem is None else 0
-            found += _rotation_tampering(conn, key, chain, secret, accepted)
-            if events_too:
-                found += _event_tampering(conn, key, chain, secret, accepted)
-                found += _alert_tampering(conn, key, secret)
-            found += _lease_tampering(conn, key, secret)
+            return self._tampering_in(conn, secret, events_too=events_too)
+
+    def _tampering_in(
+        self, conn: Connection, secret: str | None, *, events_too: bool
+    ) -> tuple[Tampering, ...]:
+        """Find, on this connection (one snapshot), the rows not as rotator wrote them."""
+        key = self._row_key()
+        chain = self._chain_key()
+        found: list[Tampering] = []
+        if not sa.inspect(conn).has_table("audit_head"):
+            return ()  # not upgraded yet: nothing is sealed
+        last = conn.execute(_LAST_RECORD).first()
+        head = conn.execute(sa.select(audit_head).where(audit_head.c.id == 1)).first()
+        problem = self._head_problem(head, (last.seq, last.hash) if last else (0, GENESIS))
+        if problem is not None:
+            found.append(Tampering(None, f"the audit trail: {problem}"))
+        # The head's watermarks count when its seal holds, even if the chain
+        # no longer reaches it (that is reported above).
+        sealed = head is not None and hmac.compare_digest(
+            seal_row(key, "audit_head", _head_values(head)), head.seal
+        )
+        accepted = head.accepted if head is not None and sealed else 0
+        found += _rotation_tampering(conn, key, chain, secret, accepted)
+        if events_too:
+            since = head.events_from if head is not None and sealed else 0
+            found += _event_tampering(conn, key, chain, secret, accepted, since)
+            found += _alert_tampering(conn, key, secret)
+        found += _lease_tampering(conn, key, secret)
         return tuple(found)
 
     def get(self, rotation_id: str) -> Rotation | None:
@@ -1325,16 +1361,14 @@ class Journal:
             rows = conn.execute(query.order_by(alerts.c.raised_at)).all()
         key = self._row_key_if_present()
         found = [
-            AlertRow(**{k: v for k, v in row._asdict().items() if k != "seal"}) for row in rows
+            AlertRow(
+                **{k: v for k, v in row._asdict().items() if k != "seal"},
+                intact=key is None or _alert_intact(key, row),
+            )
+            for row in rows
         ]
-        if unsent:
-            # A row marked sent by someone other than rotator was never sent.
-            found = [
-                a
-                for a, row in zip(found, rows, strict=True)
-                if a.sent_at is None or (key is not None and not _alert_intact(key, row))
-            ]
-        return found
+        # A row marked sent by someone other than rotator was never sent.
+        return [a for a in found if a.sent_at is None or not a.intact] if unsent else found
 
     def alert_raised(
         self, secret: str, event: str, notifier: str, condition: str, payload: str
@@ -1349,7 +1383,10 @@ class Journal:
             "last_error": None,
             "payload": payload,
         }
-        values["seal"] = _alert_seal(self._row_key(), secret, event, notifier, condition, None)
+        values["seal"] = _alert_seal(
+            self._row_key(),
+            SimpleNamespace(secret=secret, event=event, notifier=notifier, **values),
+        )
         key = (alerts.c.secret == secret, alerts.c.event == event, alerts.c.notifier == notifier)
         try:
             with self._tx() as conn:
@@ -1373,22 +1410,35 @@ class Journal:
                 return False  # another process raised it at the same moment
             raise
 
-    def alert_attempted(self, row: AlertRow, *, delivered: bool, error: str | None = None) -> None:
-        """Record one delivery attempt of a raised alert (if its condition is still the same)."""
+    def alert_attempted(
+        self,
+        row: AlertRow,
+        *,
+        delivered: bool,
+        error: str | None = None,
+        replaced: str | None = None,
+    ) -> None:
+        """Record one delivery attempt of a raised alert (if its condition is still the same).
+
+        ``replaced`` is the payload sent instead of a row's that failed its
+        seal: it is kept, and the attempts counted afresh.
+        """
         sent = self.clock() if delivered else None
-        key = self._row_key()
-        seal = _alert_seal(key, row.secret, row.event, row.notifier, row.condition, sent)
+        key = (
+            alerts.c.secret == row.secret,
+            alerts.c.event == row.event,
+            alerts.c.notifier == row.notifier,
+            alerts.c.condition == row.condition,
+        )
         with self._tx() as conn:
-            conn.execute(
-                alerts.update()
-                .where(
-                    alerts.c.secret == row.secret,
-                    alerts.c.event == row.event,
-                    alerts.c.notifier == row.notifier,
-                    alerts.c.condition == row.condition,
-                )
-                .values(attempts=alerts.c.attempts + 1, sent_at=sent, last_error=error, seal=seal)
-            )
+            found = conn.execute(sa.select(alerts).where(*key)).first()
+            if found is None:
+                return  # cleared, or raised again for another condition, meanwhile
+            changes: dict[str, Any] = {"sent_at": sent, "attempts": found.attempts + 1}
+            if replaced is not None:
+                changes |= {"payload": replaced, "attempts": 1}
+            seal = _alert_seal(self._row_key(), SimpleNamespace(**(found._asdict() | changes)))
+            conn.execute(alerts.update().where(*key).values(**changes, last_error=error, seal=seal))
 
     def alerts_cleared(self, secret: str, events: Collection[str]) -> int:
         """Forget the conditions of these events (they ended): the next one is sent again."""
@@ -1453,12 +1503,12 @@ class Journal:
                             acquired_at=now,
                             expires_at=now + ttl,
                             token=1,
-                            seal=_lease_seal(key, secret, owner, 1),
+                            seal=_lease_seal(key, secret, owner, 1, now + ttl),
                         )
                     )
                     return Lease(secret, owner, 1, ttl)
                 if row.seal is None or not hmac.compare_digest(
-                    _lease_seal(key, secret, row.owner, row.token), row.seal
+                    _lease_seal(key, secret, row.owner, row.token, row.expires_at), row.seal
                 ):
                     raise JournalTampered(
                         f"the lease on {secret} does not match its seal (its holder or fencing "
@@ -1481,7 +1531,7 @@ class Journal:
                         acquired_at=now,
                         expires_at=now + ttl,
                         token=row.token + 1,
-                        seal=_lease_seal(key, secret, owner, row.token + 1),
+                        seal=_lease_seal(key, secret, owner, row.token + 1, now + ttl),
                     )
                 )
                 return Lease(secret, owner, row.token + 1, ttl) if result.rowcount == 1 else None
@@ -1516,7 +1566,10 @@ class Journal:
                 leases.c.owner == lease.owner,
                 leases.c.token == lease.token,
             )
-            .values(expires_at=self.clock() + lease.ttl)
+            .values(
+                expires_at=(until := self.clock() + lease.ttl),
+                seal=_lease_seal(self._row_key(), secret, lease.owner, lease.token, until),
+            )
         )
         if result.rowcount != 1:
             raise LeaseLost(
@@ -1569,29 +1622,14 @@ def _seal_existing(conn: Connection, fingerprint_key: bytes) -> None:
     an edit, insertion or deletion is detected.
     """
     key = row_key(fingerprint_key)
-    for row in conn.execute(sa.select(rotations)).all():
-        values = {k: v for k, v in row._asdict().items() if k in _ROTATION_FIELDS}
-        conn.execute(
-            rotations.update()
-            .where(rotations.c.id == row.id)
-            .values(seal=seal_row(key, "rotations", values))
-        )
-    for row in conn.execute(sa.select(events)).all():
-        data = {name: getattr(row, name) for name in _EVENT_FIELDS}
-        conn.execute(
-            events.update().where(events.c.id == row.id).values(seal=seal_row(key, "events", data))
-        )
-    for row in conn.execute(sa.select(leases)).all():
-        conn.execute(
-            leases.update()
-            .where(leases.c.secret == row.secret)
-            .values(seal=_lease_seal(key, row.secret, row.owner, row.token))
-        )
-    _reseal_alerts(conn, key)
-    last = conn.execute(
-        sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
-    ).first()
-    head = {"seq": last.seq if last else 0, "hash": last.hash if last else GENESIS, "accepted": 0}
+    _seal_rows(conn, key)
+    last = conn.execute(_LAST_RECORD).first()
+    head = _head_values(
+        None,
+        seq=last.seq if last else 0,
+        hash=last.hash if last else GENESIS,
+        events_from=conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0,
+    )
     conn.execute(audit_head.insert().values(id=1, **head, seal=seal_row(key, "audit_head", head)))
 
 
@@ -1599,11 +1637,11 @@ def _only(query: sa.Select[Any], column: sa.ColumnElement[Any], secret: str | No
     return query if secret is None else query.where(column == secret)
 
 
-def _bound(conn: Connection, chain: bytes, secret: str | None) -> dict[str, AuditRecord]:
+def _bound(conn: Connection, secret: str | None) -> dict[str, AuditRecord]:
     """Return, by rotation id, the last audit record that wrote each rotation's row.
 
-    A record whose own hash fails is left out (the chain check reports it),
-    so a forged record cannot vouch for a forged row.
+    The records' own hashes are checked by the caller: a record that fails
+    cannot vouch for a row.
     """
     latest = _only(
         sa.select(sa.func.max(audit.c.seq).label("seq"))
@@ -1614,11 +1652,7 @@ def _bound(conn: Connection, chain: bytes, secret: str | None) -> dict[str, Audi
     ).subquery()
     rows = conn.execute(sa.select(audit).where(audit.c.seq.in_(sa.select(latest.c.seq)))).all()
     records = (AuditRecord(**row._asdict()) for row in rows)
-    return {
-        r.rotation_id: r
-        for r in records
-        if r.rotation_id is not None and hmac.compare_digest(r.sealed(chain).hash, r.hash)
-    }
+    return {r.rotation_id: r for r in records if r.rotation_id is not None}
 
 
 def _rotation_tampering(
@@ -1626,7 +1660,7 @@ def _rotation_tampering(
 ) -> list[Tampering]:
     """Rotations edited (seal or binding), deleted (named by the trail, gone) or inserted."""
     found: list[Tampering] = []
-    bound = _bound(conn, chain, secret)
+    bound = _bound(conn, secret)
     present: set[str] = set()
     for row in conn.execute(_only(sa.select(rotations), rotations.c.secret, secret)):
         rotation = _row_to_rotation(row, key)
@@ -1635,6 +1669,14 @@ def _rotation_tampering(
         record = bound.get(rotation.id)
         if not rotation.intact:
             found.append(Tampering(rotation.secret, f"{where} does not match its seal: edited"))
+        elif record is not None and not hmac.compare_digest(record.sealed(chain).hash, record.hash):
+            found.append(
+                Tampering(
+                    rotation.secret,
+                    f"audit record {record.seq}, which last wrote {where}, does not match its "
+                    "hash: edited, so it vouches for nothing",
+                )
+            )
         elif record is not None and record.row_seal != rotation.seal:
             found.append(
                 Tampering(
@@ -1666,9 +1708,13 @@ def _rotation_tampering(
 
 
 def _event_tampering(
-    conn: Connection, key: bytes, chain: bytes, secret: str | None, accepted: int
+    conn: Connection, key: bytes, chain: bytes, secret: str | None, accepted: int, since: int
 ) -> list[Tampering]:
-    """Events edited or inserted (seal), or deleted (named by an audit record, gone)."""
+    """Events edited or inserted (seal, or named by no record), or deleted (named, gone).
+
+    Events up to ``since`` were sealed as found (the upgrade, an acceptance):
+    no audit record names them, and none need.
+    """
     found: list[Tampering] = []
     seals: dict[int, tuple[str | None, str]] = {}
     for row in conn.execute(_only(sa.select(events), events.c.secret, secret)):
@@ -1704,6 +1750,16 @@ def _event_tampering(
                     f"{row.seq} wrote",
                 )
             )
+    named = set(
+        conn.scalars(sa.select(audit.c.event_id).where(audit.c.event_id > since).distinct())
+    )
+    found += [
+        Tampering(
+            event_secret, f"event {event_id} of {event_secret} is in no audit record: inserted"
+        )
+        for event_id, (_, event_secret) in seals.items()
+        if event_id > since and event_id not in named
+    ]
     return found
 
 
@@ -1726,34 +1782,34 @@ def _lease_tampering(conn: Connection, key: bytes, secret: str | None) -> list[T
         Tampering(row.secret, f"the lease on {row.secret} does not match its seal")
         for row in conn.execute(_only(sa.select(leases), leases.c.secret, secret))
         if row.seal is None
-        or not hmac.compare_digest(_lease_seal(key, row.secret, row.owner, row.token), row.seal)
+        or not hmac.compare_digest(
+            _lease_seal(key, row.secret, row.owner, row.token, row.expires_at), row.seal
+        )
     ]
 
 
-def _reseal_rows(conn: Connection, key: bytes) -> None:
-    """Seal again every rotation, event and lease row whose seal fails (``audit accept``)."""
+def _seal_rows(conn: Connection, key: bytes) -> None:
+    """Seal every rotation, event, lease and alert row whose seal is missing or fails.
+
+    At the upgrade that adds seals (every row), and for ``audit accept``
+    (the rows a person took as found).
+    """
     for row in conn.execute(sa.select(rotations)).all():
-        rotation = _row_to_rotation(row, key)
-        if not rotation.intact:
-            values = {k: v for k, v in row._asdict().items() if k in _ROTATION_FIELDS}
-            seal = seal_row(key, "rotations", values)
+        values = {k: v for k, v in row._asdict().items() if k in _ROTATION_FIELDS}
+        seal = seal_row(key, "rotations", values)
+        if row.seal != seal:
             conn.execute(rotations.update().where(rotations.c.id == row.id).values(seal=seal))
     for row in conn.execute(sa.select(events)).all():
         seal = seal_row(key, "events", {name: getattr(row, name) for name in _EVENT_FIELDS})
         if row.seal != seal:
             conn.execute(events.update().where(events.c.id == row.id).values(seal=seal))
     for row in conn.execute(sa.select(leases)).all():
-        seal = _lease_seal(key, row.secret, row.owner, row.token)
+        seal = _lease_seal(key, row.secret, row.owner, row.token, row.expires_at)
         if row.seal != seal:
             conn.execute(leases.update().where(leases.c.secret == row.secret).values(seal=seal))
-    _reseal_alerts(conn, key)
-
-
-def _reseal_alerts(conn: Connection, key: bytes) -> None:
-    """Seal every ``alerts`` row as found (at the upgrade that adds seals, or ``audit accept``)."""
     for row in conn.execute(sa.select(alerts)).all():
-        if not _alert_intact(key, row):
-            seal = _alert_seal(key, row.secret, row.event, row.notifier, row.condition, row.sent_at)
+        seal = _alert_seal(key, row)
+        if row.seal != seal:
             conn.execute(
                 alerts.update()
                 .where(
@@ -1763,6 +1819,17 @@ def _reseal_alerts(conn: Connection, key: bytes) -> None:
                 )
                 .values(seal=seal)
             )
+
+
+def _head_values(row: Any, **changes: Any) -> dict[str, Any]:
+    """Return the sealed columns of the trail's head: ``row``'s (or zeros), with ``changes``."""
+    names = ("seq", "hash", "accepted", "events_from")
+    values: dict[str, Any] = {"seq": 0, "hash": GENESIS, "accepted": 0, "events_from": 0}
+    if row is not None:
+        values |= {
+            name: (row[name] if isinstance(row, dict) else getattr(row, name)) for name in names
+        }
+    return values | changes
 
 
 def _grace_action(before: Rotation, after: Rotation) -> str:
@@ -1817,29 +1884,30 @@ def _rotation_values(rotation: Rotation, key: bytes) -> dict[str, Any]:
     return values
 
 
-def _alert_seal(
-    key: bytes, secret: str, event: str, notifier: str, condition: str, sent_at: datetime | None
-) -> str:
-    """Seal what decides whether an alert is sent (again): its condition, and if it was sent."""
-    values = {
-        "secret": secret,
-        "event": event,
-        "notifier": notifier,
-        "condition": condition,
-        "sent_at": sent_at,
-    }
-    return seal_row(key, "alerts", values)
+def _alert_seal(key: bytes, row: Any) -> str:
+    """Seal what decides whether an alert is sent (again), and what it says.
+
+    Its condition, whether and how often it was tried, and its payload: an
+    alert marked sent, given up on, pre-raised or reworded in the database
+    fails its seal and is sent again as rotator raised it.
+    """
+    names = ("secret", "event", "notifier", "condition", "sent_at", "attempts", "payload")
+    return seal_row(key, "alerts", {name: getattr(row, name) for name in names})
 
 
 def _alert_intact(key: bytes, row: Any) -> bool:
     """Tell whether an ``alerts`` row is as rotator wrote it."""
-    expected = _alert_seal(key, row.secret, row.event, row.notifier, row.condition, row.sent_at)
-    return row.seal is not None and hmac.compare_digest(expected, row.seal)
+    return row.seal is not None and hmac.compare_digest(_alert_seal(key, row), row.seal)
 
 
-def _lease_seal(key: bytes, secret: str, owner: str, token: int) -> str:
-    """Seal what fences a lease's writes: who holds it and with which token."""
-    return seal_row(key, "leases", {"secret": secret, "owner": owner, "token": token})
+def _lease_seal(key: bytes, secret: str, owner: str, token: int, expires_at: datetime) -> str:
+    """Seal what fences a lease's writes: who holds it, with which token, until when.
+
+    The expiry too: a lease put back (or pushed out) to 2099 would keep every
+    other run off the secret for good.
+    """
+    values = {"secret": secret, "owner": owner, "token": token, "expires_at": expires_at}
+    return seal_row(key, "leases", values)
 
 
 #: The columns an event's seal covers (not its id, which the database assigns).

@@ -383,7 +383,9 @@ class Service:
         # checked against its seal (the watch pass checks everything again).
         try:
             self.engine.check_state()
-        except RotatorError as exc:
+        except ConfigError as exc:  # the anchor file unreadable: nothing can be trusted
+            self.engine.hold_everything(f"the journal could not be checked: {exc}")
+        except RotatorError as exc:  # a database blip: each secret is checked before acting
             log.warning("journal rows not checked", error=str(exc))
         names = sorted(self.engine.policies)
         for start in range(0, len(names), PLAN_CHUNK):

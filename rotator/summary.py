@@ -11,10 +11,7 @@ identifiers and rotator's own messages, never a value.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +21,7 @@ from typing import Any
 from rotator import __version__
 from rotator.engine import Result, RunReport
 from rotator.escaping import markdown_cell, markdown_code
+from rotator.files import replace_file
 
 #: Rows shown in the Markdown table at most (a job page is not a database).
 MARKDOWN_ROWS = 200
@@ -100,35 +98,9 @@ class RunSummary:
 
     def write_json(self, path: str) -> None:
         """Write the JSON summary to ``path`` (whole, through a temporary file)."""
-        _replace_file(Path(path), json.dumps(self.as_dict(), indent=2) + "\n")
+        replace_file(Path(path), json.dumps(self.as_dict(), indent=2) + "\n")
 
     def append_markdown(self, path: str) -> None:
         """Append the Markdown summary to ``path`` (a job summary file collects many)."""
         with open(path, "a", encoding="utf-8") as stream:
             stream.write(self.markdown())
-
-
-def _replace_file(target: Path, text: str) -> None:
-    """Put ``text`` at ``target`` whole: a new file beside it, then renamed over it.
-
-    The temporary file has a random name and is created exclusively (never
-    through a link someone planted), and the rename replaces a link at
-    ``target`` instead of writing where it points.
-    """
-    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            os.fchmod(stream.fileno(), 0o666 & ~_umask())  # mkstemp makes it 0600
-            stream.write(text)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
-def _umask() -> int:
-    """Return the process's umask (setting a stricter one for a moment, never a looser one)."""
-    mask = os.umask(0o077)
-    os.umask(mask)
-    return mask

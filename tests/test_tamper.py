@@ -27,6 +27,7 @@ from click.testing import CliRunner
 from rotator.audit import AnchorFile
 from rotator.cli import cli
 from rotator.engine import Action, Engine
+from rotator.interfaces import AlertEvent, Severity
 from rotator.journal import Journal, JournalTampered, Rotation, rotations
 from rotator.lifecycle import State, Step
 from rotator.loader import load_policies
@@ -131,6 +132,13 @@ TAMPERING: list[tuple[str, str, str]] = [
         "SELECT rotation_id, secret, at, 'revoke', 'ok' FROM events WHERE rotation_id = 'app/db-1'",
         "of app/db does not match its seal",
     ),
+    (
+        "copied event (its seal with it)",
+        "INSERT INTO events (rotation_id, secret, at, step, outcome, state_from, state_to, "
+        "detail, seal) SELECT rotation_id, secret, at, step, outcome, state_from, state_to, "
+        "detail, seal FROM events WHERE rotation_id = 'app/db-1' AND step = 'promote'",
+        "of app/db is in no audit record: inserted",
+    ),
     ("emptied chain", "DELETE FROM audit", "it ends before its sealed head (record 12): emptied"),
     (
         "emptied chain and head",
@@ -146,6 +154,11 @@ TAMPERING: list[tuple[str, str, str]] = [
     (
         "edited lease token",
         "UPDATE leases SET token = token + 5",
+        "the lease on app/api does not match its seal",
+    ),
+    (
+        "lease pushed out to 2099",
+        "UPDATE leases SET expires_at = '2099-01-01 00:00:00'",
         "the lease on app/api does not match its seal",
     ),
     (
@@ -328,7 +341,8 @@ def test_accept_takes_the_rows_as_found_and_records_who_and_why(
     )
     assert result.exit_code == 0, result.output
     assert "TAMPERED: rotation" in result.output and "cut after record" in result.output
-    assert "accepted 2 finding(s)" in result.output
+    # The cut, the edited row, and the step whose record was cut off.
+    assert "accepted 3 finding(s)" in result.output
     assert engine.journal.verify_audit().intact
     accepted = [r for r in engine.journal.audit_records() if r.action == "tampering-accepted"]
     assert accepted[-1].reason == "INC-42: DBA restored a row"
@@ -446,3 +460,83 @@ def test_the_sealing_upgrade_cannot_be_replayed_to_launder_edits(
     with pytest.raises(JournalTampered, match="sealed before"):
         history.migrate()
     assert not history.verify_audit().intact
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        "UPDATE alerts SET sent_at = NULL, payload = replace(payload, 'overdue since', 'ignore')",
+        "UPDATE alerts SET sent_at = NULL, attempts = 30",
+    ],
+    ids=["reworded", "given-up-on"],
+)
+def test_an_altered_alert_is_replaced_by_a_critical_one(
+    engine: Engine, tmp_path: Path, forge: str
+) -> None:
+    """A reworded or given-up alert row is not sent as written: a critical alert says why."""
+    engine.journal.migrate()
+    engine.alerting.raise_alert(
+        AlertEvent.OVERDUE,
+        Severity.WARNING,
+        "app/key: overdue since yesterday",
+        secret="app/key",
+        condition="c1",
+        to=["ops"],
+    )
+    assert [a["summary"] for a in _alerts(tmp_path)] == ["app/key: overdue since yesterday"]
+    _sql(engine.journal.url, forge)
+    engine.alerting.flush()
+    *_, last = _alerts(tmp_path)
+    assert last["event"] == "journal-tampered" and last["severity"] == "critical"
+    assert "altered in the journal outside rotator" in last["summary"]
+    assert "ignore" not in last["summary"]
+    assert engine.journal.verify_audit().intact  # the replacement is rotator's own row
+    engine.alerting.flush()
+    assert len(_alerts(tmp_path)) == 2  # sent once
+
+
+# -- the chain itself: an edited record vouches for nothing -------------------------------
+
+
+def test_an_edited_record_stops_the_engine_until_a_person_accepts(
+    engine: Engine, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A record edited in the trail: its row is not trusted, nothing is done, accept lifts it."""
+    engine.rotate("app/key")
+    [rotation] = engine.journal.open_rotations("app/key")
+    last = max(r.seq for r in engine.journal.audit_records(secret="app/key"))
+    _sql(engine.journal.url, f"UPDATE audit SET detail = detail || ' ' WHERE seq = {last}")
+    [found] = engine.journal.check_secret("app/key")
+    assert f"audit record {last}, which last wrote rotation" in found.what
+    clock.advance(timedelta(hours=2))
+    report = engine.run_once()
+    assert report.exit_code == 1 and _Watched.revoked == []
+    assert "the audit trail" in report.failed[0].message
+    args = ["--config", str(tmp_path / "p.yaml"), "--state", engine.journal.url]
+    accepted = CliRunner().invoke(cli, ["audit", "accept", "--reason", "INC-7", "--yes", *args])
+    assert accepted.exit_code == 0, accepted.output
+    report = engine.run_once()
+    assert report.exit_code == 0, [o.message for o in report.failed]
+    assert _Watched.revoked == [rotation.old_ref]
+    # The edited record stays edited: the full verification still says so.
+    assert CliRunner().invoke(cli, ["audit", "verify", *args]).exit_code == 1
+
+
+def test_run_once_keeps_the_anchor_and_checks_only_what_is_new(
+    engine: Engine, tmp_path: Path, clock: FakeClock
+) -> None:
+    """With an anchor file, each run verifies from the kept head and moves it forward."""
+    anchor = AnchorFile(tmp_path / "anchor")
+    engine.anchor = anchor
+    engine.rotate("app/key")
+    assert anchor.read() is None  # checked before anything was written: nothing to keep
+    engine.run_once()
+    first = anchor.read()
+    assert first is not None
+    clock.advance(timedelta(hours=2))
+    engine.run_once()  # revokes: records after the kept head
+    engine.run_once()
+    second = anchor.read()
+    assert second is not None and second[0] > first[0]
+    report = engine.check_state()
+    assert report.intact and report.records == 0  # nothing new since the kept head

@@ -1,0 +1,40 @@
+"""Files rotator writes whole: a summary, the audit anchor.
+
+A reader never sees half a file, and a link planted at the file's name (or a
+name guessed for the temporary file) is never written through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def replace_file(target: Path, text: str, *, private: bool = False) -> None:
+    """Put ``text`` at ``target`` whole: a new file beside it, then renamed over it.
+
+    The temporary file has a random name and is created exclusively (never
+    through a link someone planted), and the rename replaces a link at
+    ``target`` instead of writing where it points. ``private`` keeps it
+    readable by its owner only; otherwise the umask decides, as for any file.
+    """
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            if not private:
+                os.fchmod(stream.fileno(), 0o666 & ~_umask())  # mkstemp makes it 0600
+            stream.write(text)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _umask() -> int:
+    """Return the process's umask (setting a stricter one for a moment, never a looser one)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
