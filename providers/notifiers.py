@@ -293,6 +293,7 @@ _TITLES = {
     AlertEvent.EMERGENCY: "Emergency rotation",
     AlertEvent.IDENTIFIER_LEAKED: "Identifier leaked (no secret part)",
     AlertEvent.AUDIT_CHAIN_BROKEN: "Audit chain broken",
+    AlertEvent.JOURNAL_TAMPERED: "Journal tampered with",
 }
 # Slack's limits: a header's plain text, a section's text, a field's text,
 # and what fits comfortably in a notification for the fallback.

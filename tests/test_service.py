@@ -127,7 +127,10 @@ def test_reload_survives_any_error_while_loading(
     [refused] = [e for e in logs if e["event"].startswith("reload refused")]
     assert refused["log_level"] == "error"
     assert "OverflowError" in refused["problems"][0]
-    service.run_pass()  # and the service goes on with the old set
+    with capture_logs() as after:
+        service.run_pass()  # and the service goes on with the old set
+    assert [e for e in after if e["event"] == "pass failed"] == []
+    assert service.last_pass == clock()
 
 
 def test_valid_reload_adds_and_removes(aws: None, tmp_path: Path) -> None:

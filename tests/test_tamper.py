@@ -400,27 +400,35 @@ def test_an_anchor_file_finds_a_journal_restored_from_an_older_copy(
 def test_checks_beside_concurrent_writers_find_nothing(journal: Journal, clock: FakeClock) -> None:
     """Rows and records written while a check reads them are never taken for tampering."""
     _to_grace(journal, clock, "app/db", 0)
-    stop = threading.Event()
+    stop, writing = threading.Event(), threading.Event()
     failures: list[BaseException] = []
+    written = [0]
 
     def write() -> None:
-        number = 1
         try:
             while not stop.is_set():
-                _to_grace(journal, clock, f"app/w{number % 3}", number)
-                number += 1
+                written[0] += 1
+                _to_grace(journal, clock, f"app/w{written[0] % 3}", written[0])
+                writing.set()
         except BaseException as exc:  # reported below
             failures.append(exc)
 
     writer = threading.Thread(target=write)
     writer.start()
     try:
+        assert writing.wait(30)
+        before = written[0]
         found = [journal.check_secret(f"app/w{i % 3}") for i in range(30)]
         found += [journal.verify_state() for _ in range(5)]
+        during = written[0] - before
     finally:
         stop.set()
         writer.join()
     assert failures == []
+    if journal.url.startswith("postgresql"):
+        # The checks really ran beside writes. (On SQLite a read holds the write
+        # lock, BEGIN IMMEDIATE: checks and writes take turns by design.)
+        assert during > 0
     assert [f for f in found if f] == []
 
 
@@ -540,3 +548,22 @@ def test_run_once_keeps_the_anchor_and_checks_only_what_is_new(
     assert second is not None and second[0] > first[0]
     report = engine.check_state()
     assert report.intact and report.records == 0  # nothing new since the kept head
+
+
+def test_the_audit_sink_and_the_anchor_never_write_through_a_planted_link(
+    tmp_path: Path,
+) -> None:
+    """A link planted at the sink's or the anchor's name leaves its target untouched."""
+    from rotator.audit import AuditRecord, JsonlSink
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / "sink.jsonl").symlink_to(victim)
+    record = AuditRecord(seq=1, at=datetime.now(UTC), actor="a", action="manual", outcome="ok")
+    JsonlSink(str(tmp_path / "sink.jsonl"))(record)
+    assert victim.read_text() == "precious\n"
+    (tmp_path / "anchor").symlink_to(victim)
+    AnchorFile(tmp_path / "anchor").write(7, "a" * 64)
+    assert victim.read_text() == "precious\n"
+    assert not (tmp_path / "anchor").is_symlink()
+    assert (tmp_path / "anchor").read_text() == f"7:{'a' * 64}\n"

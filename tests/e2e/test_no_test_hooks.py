@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from rotator import clock, faults
+from rotator.errors import PermanentError
 from tests import harness
 from tests.e2e.conftest import Completed, Rotator, client
 
@@ -157,7 +158,7 @@ def test_the_test_only_overrides_are_off_by_default_and_undone_on_exit() -> None
             assert clock.system_clock() == at + timedelta(days=1)
             assert faults._armed() == {"fail:verify", "hang:mint:issued"}
         assert clock.system_clock() == at
-        with pytest.raises(Exception, match="fault injected: verify fails"):
+        with pytest.raises(PermanentError, match="fault injected: verify fails"):
             faults.fail("verify")
     faults.fail("verify")
     assert faults._armed() == frozenset()
