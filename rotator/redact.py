@@ -176,8 +176,13 @@ def register_url(url: str) -> None:
     found = [password] if password else []
     found += [v for k, v in parse_qsl(parts.query, keep_blank_values=False) if is_secret_param(k)]
     for value in found:
-        register(value)
-        register(unquote(value))
+        for form in (value, unquote(value)):
+            register(form)
+            # A password with an unencoded "@" is split there by other URL
+            # parsers, whose errors then quote what follows it.
+            for at in range(len(form)):
+                if form[at] == "@":
+                    register(form[at + 1 :])
 
 
 def forget_all() -> None:

@@ -1,4 +1,4 @@
-"""Work adapters run outside rotator's process, ended when rotator stops.
+"""End the processes adapters started, when rotator stops.
 
 An adapter that starts processes of its own (the ``exec`` hooks, each in a
 process group of its own, which nothing else would end) registers a

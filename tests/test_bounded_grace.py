@@ -10,92 +10,23 @@ original deadline.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sys
-from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar
 
-import boto3
 import pytest
 
-from providers.random import RandomIssuer
 from rotator.engine import Engine
 from rotator.errors import PolicyError
-from rotator.interfaces import Credential, registry
-from rotator.journal import Journal
 from rotator.lifecycle import State
 from rotator.loader import load_policies
 from rotator.policy import default_max_grace
-from rotator.secret import SecretValue
-from tests.conftest import AWS_REGION, FakeClock
-
-RECORDER = "import os, sys\nopen(os.environ['OUT'], 'a').write(sys.stdin.read().strip() + '\\n')\n"
-
-
-class _Watched(RandomIssuer):
-    """A random issuer whose credentials have refs and a last use the test sets."""
-
-    reports_last_use = True
-    used: ClassVar[dict[str, datetime]] = {}
-    revoked: ClassVar[list[str]] = []
-
-    def ref_of(self, value: SecretValue) -> str | None:
-        return "ref-" + hashlib.sha256(value.text().encode()).hexdigest()[:8]
-
-    def mint(self, rotation_id: str) -> Credential:
-        credential = super().mint(rotation_id)
-        return Credential(credential.value, self.ref_of(credential.value))
-
-    def last_used(self, ref: str) -> datetime | None:
-        return self.used.get(ref)
-
-    def revoke(self, ref: str) -> None:
-        self.revoked.append(ref)
+from tests.conftest import FakeClock
+from tests.watched import WatchedIssuer, recorded_alerts, watched_engine, watched_secret
 
 
 @pytest.fixture
-def watched(aws_in_process: None) -> type[_Watched]:
-    _Watched.used, _Watched.revoked = {}, []
-    boto3.client("secretsmanager", region_name=AWS_REGION).create_secret(
-        Name="app/key", SecretString="the-first-value-of-the-key"
-    )
-    return _Watched
-
-
-def _engine(tmp_path: Path, clock: FakeClock, extra: str = "", grace: str = "1h") -> Engine:
-    script = tmp_path / "recorder.py"
-    script.write_text(RECORDER)
-    (tmp_path / "p.yaml").write_text(f"""
-notifiers:
-  ops:
-    kind: exec
-    command: [{sys.executable}, {script}]
-    env: {{OUT: {tmp_path / "alerts.jsonl"}}}
-secrets:
-  - name: app/key
-    store: {{provider: aws-secretsmanager, secret_id: app/key}}
-    schedule: {{every: 30d}}
-    grace: {grace}
-    alerts: [ops]
-{extra}""")
-    loaded = load_policies(tmp_path / "p.yaml")
-    base = registry()
-    return Engine(
-        loaded,
-        Journal(f"sqlite:///{tmp_path / 'j.db'}", clock),
-        adapters=replace(base, issuers={**base.issuers, "random": _Watched}),
-        clock=clock,
-        sleep=clock.sleep,
-        notifiers=loaded.notifiers,
-    )
-
-
-def _alerts(tmp_path: Path) -> list[dict[str, Any]]:
-    path = tmp_path / "alerts.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+def watched(aws_in_process: None) -> type[WatchedIssuer]:
+    return watched_secret()
 
 
 def _old_ref(engine: Engine) -> str:
@@ -106,7 +37,7 @@ def _old_ref(engine: Engine) -> str:
 
 def _use_old(engine: Engine, clock: FakeClock) -> None:
     """The old credential is used (by a forgotten consumer, or a thief) just now."""
-    _Watched.used[_old_ref(engine)] = clock() - timedelta(seconds=1)
+    WatchedIssuer.used[_old_ref(engine)] = clock() - timedelta(seconds=1)
 
 
 def test_the_default_bound_is_three_graces_and_at_least_an_hour_more() -> None:
@@ -117,10 +48,10 @@ def test_the_default_bound_is_three_graces_and_at_least_an_hour_more() -> None:
 
 
 def test_extensions_stop_at_max_grace_and_the_old_key_is_revoked(
-    watched: type[_Watched], tmp_path: Path, clock: FakeClock
+    watched: type[WatchedIssuer], tmp_path: Path, clock: FakeClock
 ) -> None:
     """Used at every deadline: extended twice (re-alerted each time), revoked at 3h, critical."""
-    engine = _engine(tmp_path, clock)
+    engine = watched_engine(tmp_path, clock)
     engine.rotate("app/key")
     old = _old_ref(engine)
     promoted = clock()
@@ -139,16 +70,16 @@ def test_extensions_stop_at_max_grace_and_the_old_key_is_revoked(
     report = engine.run_once()
     assert watched.revoked == [old]
     assert [r.state for r in engine.journal.open_rotations("app/key")] in ([], [State.REVOKED])
-    still_used = [a for a in _alerts(tmp_path) if a["event"] == "old-still-in-use"]
+    still_used = [a for a in recorded_alerts(tmp_path) if a["event"] == "old-still-in-use"]
     assert [a["severity"] for a in still_used] == ["warning", "warning", "critical"]
     assert "revoked anyway (past max_grace)" in still_used[-1]["summary"]
 
 
 def test_a_pass_while_held_fails_even_when_nothing_is_due(
-    watched: type[_Watched], tmp_path: Path, clock: FakeClock
+    watched: type[WatchedIssuer], tmp_path: Path, clock: FakeClock
 ) -> None:
     """Between extensions nothing is due, but run --once still exits 1 (and says why)."""
-    engine = _engine(tmp_path, clock)
+    engine = watched_engine(tmp_path, clock)
     engine.rotate("app/key")
     clock.advance(timedelta(hours=1, seconds=1))
     _use_old(engine, clock)
@@ -161,10 +92,10 @@ def test_a_pass_while_held_fails_even_when_nothing_is_due(
 
 
 def test_an_old_key_no_longer_used_is_revoked_and_the_run_succeeds(
-    watched: type[_Watched], tmp_path: Path, clock: FakeClock
+    watched: type[WatchedIssuer], tmp_path: Path, clock: FakeClock
 ) -> None:
     """Once quiet at the extended deadline, the old key is revoked and the run exits 0."""
-    engine = _engine(tmp_path, clock)
+    engine = watched_engine(tmp_path, clock)
     engine.rotate("app/key")
     clock.advance(timedelta(hours=1, seconds=1))
     _use_old(engine, clock)
@@ -176,10 +107,10 @@ def test_an_old_key_no_longer_used_is_revoked_and_the_run_succeeds(
 
 
 def test_an_extension_lasts_at_least_an_hour_when_the_grace_is_shorter(
-    watched: type[_Watched], tmp_path: Path, clock: FakeClock
+    watched: type[WatchedIssuer], tmp_path: Path, clock: FakeClock
 ) -> None:
     """README says an extension is one grace, at least an hour: so it is, not only for 0s."""
-    engine = _engine(tmp_path, clock, grace="5m", extra="    max_grace: 1d\n")
+    engine = watched_engine(tmp_path, clock, grace="5m", extra="    max_grace: 1d\n")
     engine.rotate("app/key")
     clock.advance(timedelta(minutes=5, seconds=1))
     _use_old(engine, clock)
@@ -189,10 +120,10 @@ def test_an_extension_lasts_at_least_an_hour_when_the_grace_is_shorter(
 
 
 def test_after_max_alert_holds_with_a_critical_alert(
-    watched: type[_Watched], tmp_path: Path, clock: FakeClock
+    watched: type[WatchedIssuer], tmp_path: Path, clock: FakeClock
 ) -> None:
     """when_old_still_used_after_max: alert keeps the key, alerting critically at every check."""
-    engine = _engine(
+    engine = watched_engine(
         tmp_path,
         clock,
         extra="    max_grace: 2h\n    when_old_still_used_after_max: alert\n",
@@ -204,7 +135,7 @@ def test_after_max_alert_holds_with_a_critical_alert(
         report = engine.run_once()
         assert report.exit_code == 1
     assert watched.revoked == []
-    still_used = [a for a in _alerts(tmp_path) if a["event"] == "old-still-in-use"]
+    still_used = [a for a in recorded_alerts(tmp_path) if a["event"] == "old-still-in-use"]
     assert [a["severity"] for a in still_used] == ["warning"] + ["critical"] * 4
     assert all("past max_grace" in a["summary"] for a in still_used[1:])
 
@@ -224,10 +155,10 @@ def test_a_max_grace_shorter_than_the_grace_is_a_located_error(tmp_path: Path) -
 
 
 def test_held_rotations_are_recorded_as_extended_or_held_never_cut_short(
-    watched: type[_Watched], tmp_path: Path, clock: FakeClock
+    watched: type[WatchedIssuer], tmp_path: Path, clock: FakeClock
 ) -> None:
     """The audit trail says grace-extended for an extension and grace-cut-short for --emergency."""
-    engine = _engine(tmp_path, clock)
+    engine = watched_engine(tmp_path, clock)
     engine.rotate("app/key")
     clock.advance(timedelta(hours=1, seconds=1))
     _use_old(engine, clock)

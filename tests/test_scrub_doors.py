@@ -653,6 +653,16 @@ def test_journal_password_is_registered_at_startup_and_never_echoed() -> None:
     assert redact.scrub(f"FATAL: bad password {password}") == f"FATAL: bad password {redact.MASK}"
 
 
+def test_a_password_with_an_unencoded_at_sign_is_never_quoted(tmp_path: Path) -> None:
+    """Parsers split ``P@ss@w0rd...`` at an ``@``; what follows one is masked too."""
+    from rotator.journal import Journal
+
+    url = "postgresql://rot:P@ss@w0rdLongEnough@127.0.0.1:1/x"
+    with pytest.raises(JournalError) as raised:
+        Journal(url, datetime.now, key_file=tmp_path / "k").exists()
+    assert found(str(raised.value), ["P@ss@w0rdLongEnough"]) == []
+
+
 def test_readyz_never_shows_the_journal_password(tmp_path: Path) -> None:
     """/readyz of a daemon whose journal is down names it without its password."""
     from rotator.health import HealthServer

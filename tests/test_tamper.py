@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
@@ -30,9 +28,8 @@ from rotator.engine import Action, Engine
 from rotator.interfaces import AlertEvent, Severity
 from rotator.journal import Journal, JournalTampered, Rotation, rotations
 from rotator.lifecycle import State, Step
-from rotator.loader import load_policies
-from tests.conftest import AWS_REGION, FakeClock
-from tests.test_bounded_grace import RECORDER, _Watched
+from tests.conftest import FakeClock
+from tests.watched import WatchedIssuer, recorded_alerts, watched_engine, watched_secret
 
 
 def _sql(url: str, statement: str, **params: Any) -> None:
@@ -227,44 +224,8 @@ def test_a_lease_with_a_forged_token_is_not_taken(history: Journal) -> None:
 @pytest.fixture
 def engine(aws_in_process: None, tmp_path: Path, clock: FakeClock) -> Engine:
     """An engine over one secret in moto, whose old credentials' revocations are recorded."""
-    _Watched.used, _Watched.revoked = {}, []
-    boto3.client("secretsmanager", region_name=AWS_REGION).create_secret(
-        Name="app/key", SecretString="the-first-value-of-the-key"
-    )
-    script = tmp_path / "recorder.py"
-    script.write_text(RECORDER)
-    (tmp_path / "p.yaml").write_text(f"""
-notifiers:
-  ops:
-    kind: exec
-    command: [{sys.executable}, {script}]
-    env: {{OUT: {tmp_path / "alerts.jsonl"}}}
-secrets:
-  - name: app/key
-    store: {{provider: aws-secretsmanager, secret_id: app/key}}
-    schedule: {{every: 30d}}
-    grace: 1h
-    alerts: [ops]
-""")
-    loaded = load_policies(tmp_path / "p.yaml")
-    from dataclasses import replace
-
-    from rotator.interfaces import registry
-
-    base = registry()
-    return Engine(
-        loaded,
-        Journal(f"sqlite:///{tmp_path / 'j.db'}", clock),
-        adapters=replace(base, issuers={**base.issuers, "random": _Watched}),
-        clock=clock,
-        sleep=clock.sleep,
-        notifiers=loaded.notifiers,
-    )
-
-
-def _alerts(tmp_path: Path) -> list[dict[str, Any]]:
-    path = tmp_path / "alerts.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    watched_secret()
+    return watched_engine(tmp_path, clock)
 
 
 FAR = datetime(2099, 1, 1, tzinfo=UTC)
@@ -292,14 +253,14 @@ def test_the_engine_does_not_act_on_a_forged_rotation(
     report = engine.run_once()
     assert report.exit_code == 1, why
     assert "not as rotator wrote" in report.failed[0].message
-    assert _Watched.revoked == []  # the old credential was neither revoked early nor forgotten
-    [alert] = [a for a in _alerts(tmp_path) if a["event"] == "journal-tampered"]
+    assert WatchedIssuer.revoked == []  # the old credential was neither revoked early nor forgotten
+    [alert] = [a for a in recorded_alerts(tmp_path) if a["event"] == "journal-tampered"]
     assert alert["severity"] == "critical" and alert["secret"] == "app/key"
     [item] = engine.plan()
     assert item.action is Action.ATTENTION
     assert engine.rotate("app/key").exit_code == 1  # not by hand either
     engine.run_once()
-    assert len([a for a in _alerts(tmp_path) if a["event"] == "journal-tampered"]) == 1
+    assert len([a for a in recorded_alerts(tmp_path) if a["event"] == "journal-tampered"]) == 1
 
 
 def test_audit_verify_names_tampered_rows_and_exits_1(
@@ -351,7 +312,7 @@ def test_accept_takes_the_rows_as_found_and_records_who_and_why(
     clock.advance(timedelta(minutes=1))
     report = engine.run_once()
     assert report.exit_code == 0  # acted on again: the accepted (earlier) deadline has passed
-    assert _Watched.revoked == [rotation.old_ref]
+    assert WatchedIssuer.revoked == [rotation.old_ref]
     assert engine.journal.verify_audit().intact
 
 
@@ -491,16 +452,16 @@ def test_an_altered_alert_is_replaced_by_a_critical_one(
         condition="c1",
         to=["ops"],
     )
-    assert [a["summary"] for a in _alerts(tmp_path)] == ["app/key: overdue since yesterday"]
+    assert [a["summary"] for a in recorded_alerts(tmp_path)] == ["app/key: overdue since yesterday"]
     _sql(engine.journal.url, forge)
     engine.alerting.flush()
-    *_, last = _alerts(tmp_path)
+    *_, last = recorded_alerts(tmp_path)
     assert last["event"] == "journal-tampered" and last["severity"] == "critical"
     assert "altered in the journal outside rotator" in last["summary"]
     assert "ignore" not in last["summary"]
     assert engine.journal.verify_audit().intact  # the replacement is rotator's own row
     engine.alerting.flush()
-    assert len(_alerts(tmp_path)) == 2  # sent once
+    assert len(recorded_alerts(tmp_path)) == 2  # sent once
 
 
 # -- the chain itself: an edited record vouches for nothing -------------------------------
@@ -518,14 +479,14 @@ def test_an_edited_record_stops_the_engine_until_a_person_accepts(
     assert f"audit record {last}, which last wrote rotation" in found.what
     clock.advance(timedelta(hours=2))
     report = engine.run_once()
-    assert report.exit_code == 1 and _Watched.revoked == []
+    assert report.exit_code == 1 and WatchedIssuer.revoked == []
     assert "the audit trail" in report.failed[0].message
     args = ["--config", str(tmp_path / "p.yaml"), "--state", engine.journal.url]
     accepted = CliRunner().invoke(cli, ["audit", "accept", "--reason", "INC-7", "--yes", *args])
     assert accepted.exit_code == 0, accepted.output
     report = engine.run_once()
     assert report.exit_code == 0, [o.message for o in report.failed]
-    assert _Watched.revoked == [rotation.old_ref]
+    assert WatchedIssuer.revoked == [rotation.old_ref]
     # The edited record stays edited: the full verification still says so.
     assert CliRunner().invoke(cli, ["audit", "verify", *args]).exit_code == 1
 
