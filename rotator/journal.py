@@ -1099,13 +1099,7 @@ class Journal:
                     "the journal changed since its findings were shown; nothing was accepted: "
                     "run `rotator audit accept` again"
                 )
-            last = conn.execute(_LAST_RECORD).first()
-            head = _head_values(
-                None,
-                seq=last.seq if last else 0,
-                hash=last.hash if last else GENESIS,
-                events_from=conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0,
-            )
+            head = _head_at_end(conn)
             conn.execute(audit_head.delete())
             seal = seal_row(key, "audit_head", head)
             conn.execute(audit_head.insert().values(id=1, **head, seal=seal))
@@ -1623,13 +1617,7 @@ def _seal_existing(conn: Connection, fingerprint_key: bytes) -> None:
     """
     key = row_key(fingerprint_key)
     _seal_rows(conn, key)
-    last = conn.execute(_LAST_RECORD).first()
-    head = _head_values(
-        None,
-        seq=last.seq if last else 0,
-        hash=last.hash if last else GENESIS,
-        events_from=conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0,
-    )
+    head = _head_at_end(conn)
     conn.execute(audit_head.insert().values(id=1, **head, seal=seal_row(key, "audit_head", head)))
 
 
@@ -1819,6 +1807,17 @@ def _seal_rows(conn: Connection, key: bytes) -> None:
                 )
                 .values(seal=seal)
             )
+
+
+def _head_at_end(conn: Connection) -> dict[str, Any]:
+    """Return a head at the chain's last record, every event so far taken as found."""
+    last = conn.execute(_LAST_RECORD).first()
+    return _head_values(
+        None,
+        seq=last.seq if last else 0,
+        hash=last.hash if last else GENESIS,
+        events_from=conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0,
+    )
 
 
 def _head_values(row: Any, **changes: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -99,3 +100,11 @@ def aws_in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", AWS_REGION)
     with mock_aws():
         yield
+
+
+def run_sql(url: str, statement: str, **params: Any) -> None:
+    """Run one SQL statement on a journal's database, as someone with its password would."""
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(sa.text(statement), params)
+    engine.dispose()

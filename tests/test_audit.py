@@ -13,7 +13,6 @@ from typing import Any
 
 import boto3
 import pytest
-import sqlalchemy as sa
 from click.testing import CliRunner
 
 from rotator.audit import GENESIS, AuditRecord, JsonlSink, actor, chain_key, verify_chain
@@ -22,7 +21,7 @@ from rotator.engine import Engine
 from rotator.journal import Journal, Rotation
 from rotator.lifecycle import State, Step
 from rotator.loader import load_policies
-from tests.conftest import AWS_REGION, FakeClock
+from tests.conftest import AWS_REGION, FakeClock, run_sql
 
 REGION = AWS_REGION
 POLICY = """
@@ -54,13 +53,6 @@ def _engine(tmp_path: Path, clock: FakeClock, **journal: Any) -> Engine:
         clock=clock,
         sleep=clock.sleep,
     )
-
-
-def _tamper(url: str, statement: str, **params: Any) -> None:
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    with engine.begin() as conn:
-        conn.execute(sa.text(statement), params)
-    engine.dispose()
 
 
 def _rotation(journal: Journal, clock: FakeClock, name: str, number: int) -> Rotation:
@@ -136,7 +128,7 @@ def test_verify_names_an_edited_record(journal: Journal, clock: FakeClock) -> No
     journal_url = journal.url
     _steps(journal, clock)
     assert journal.verify_audit().records == 9
-    _tamper(journal_url, "UPDATE audit SET detail = 'nothing to see' WHERE seq = 5")
+    run_sql(journal_url, "UPDATE audit SET detail = 'nothing to see' WHERE seq = 5")
     report = journal.verify_audit()
     assert not report.intact and report.broken_at == 5 and report.records == 4
     assert "edited" in (report.problem or "")
@@ -146,7 +138,7 @@ def test_verify_names_a_deleted_record(journal: Journal, clock: FakeClock) -> No
     """Removing a record is found at the record after the gap."""
     journal_url = journal.url
     _steps(journal, clock)
-    _tamper(journal_url, "DELETE FROM audit WHERE seq = 4")
+    run_sql(journal_url, "DELETE FROM audit WHERE seq = 4")
     report = journal.verify_audit()
     assert report.broken_at == 5
     assert "record 4 missing" in (report.problem or "")
@@ -158,12 +150,12 @@ def test_verify_finds_a_record_inserted_with_renumbering(
     """A forged record slipped in (later ones renumbered to hide the gap) breaks its link."""
     journal_url = journal.url
     _steps(journal, clock, 2)
-    _tamper(journal_url, "UPDATE audit SET seq = seq + 100 WHERE seq >= 4")
-    _tamper(journal_url, "UPDATE audit SET seq = seq - 99 WHERE seq >= 100")
+    run_sql(journal_url, "UPDATE audit SET seq = seq + 100 WHERE seq >= 4")
+    run_sql(journal_url, "UPDATE audit SET seq = seq - 99 WHERE seq >= 100")
     forged = AuditRecord(
         seq=4, at=clock(), actor="mallory", action="revoked", outcome="ok", prev_hash="f" * 64
     ).sealed(b"a guessed key")
-    _tamper(
+    run_sql(
         journal_url,
         "INSERT INTO audit (seq, at, actor, action, outcome, prev_hash, hash) "
         "VALUES (4, :at, 'mallory', 'revoked', 'ok', :prev, :hash)",
@@ -179,9 +171,9 @@ def test_verify_finds_two_records_swapped(journal: Journal, clock: FakeClock) ->
     """Swapping the order of two records breaks the chain at the first of them."""
     journal_url = journal.url
     _steps(journal, clock)
-    _tamper(journal_url, "UPDATE audit SET seq = 1000 WHERE seq = 3")
-    _tamper(journal_url, "UPDATE audit SET seq = 3 WHERE seq = 4")
-    _tamper(journal_url, "UPDATE audit SET seq = 4 WHERE seq = 1000")
+    run_sql(journal_url, "UPDATE audit SET seq = 1000 WHERE seq = 3")
+    run_sql(journal_url, "UPDATE audit SET seq = 3 WHERE seq = 4")
+    run_sql(journal_url, "UPDATE audit SET seq = 4 WHERE seq = 1000")
     report = journal.verify_audit()
     assert not report.intact and report.broken_at == 3
 
@@ -194,7 +186,7 @@ def test_an_anchor_finds_records_cut_off_the_end(tmp_path: Path, clock: FakeCloc
     _steps(journal, clock)
     head = journal.verify_audit()
     assert head.head_seq == 9 and head.head_hash is not None
-    _tamper(url, "DELETE FROM audit WHERE seq > 6")
+    run_sql(url, "DELETE FROM audit WHERE seq > 6")
     sealed = journal.verify_audit()  # the head sealed in the journal no longer matches
     assert not sealed.intact and sealed.problem is None
     found = [t.what for t in sealed.tampering]
@@ -272,7 +264,7 @@ def test_cli_verify_and_export(aws: Any, tmp_path: Path, clock: FakeClock) -> No
     assert [r["action"] for r in table] == [r["action"] for r in rows]
     later = runner.invoke(cli, ["audit", "export", "--since", "2099-01-01", *args])
     assert later.stdout == ""
-    _tamper(state, "UPDATE audit SET actor = 'someone else' WHERE seq = 6")
+    run_sql(state, "UPDATE audit SET actor = 'someone else' WHERE seq = 6")
     broken = runner.invoke(cli, ["audit", "verify", "--json", *args])
     assert broken.exit_code == 1
     assert json.loads(broken.stdout)["broken_at"] == 6

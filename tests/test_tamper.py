@@ -16,7 +16,6 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -28,15 +27,8 @@ from rotator.engine import Action, Engine
 from rotator.interfaces import AlertEvent, Severity
 from rotator.journal import Journal, JournalTampered, Rotation, rotations
 from rotator.lifecycle import State, Step
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, run_sql
 from tests.watched import WatchedIssuer, recorded_alerts, watched_engine, watched_secret
-
-
-def _sql(url: str, statement: str, **params: Any) -> None:
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    with engine.begin() as conn:
-        conn.execute(sa.text(statement), params)
-    engine.dispose()
 
 
 def _to_grace(journal: Journal, clock: FakeClock, name: str, number: int) -> Rotation:
@@ -172,7 +164,7 @@ def test_verify_finds_every_kind_of_tampering(
 ) -> None:
     """Each edit, deletion or insertion made outside rotator is named by verify."""
     for statement in statements.split("; "):
-        _sql(history.url, statement)
+        run_sql(history.url, statement)
     report = history.verify_audit()
     assert not report.intact, kind
     assert any(said in t.what for t in report.tampering) or said in (report.problem or "")
@@ -205,7 +197,7 @@ def test_a_journal_untouched_verifies_intact_and_checks_per_secret(history: Jour
 
 def test_the_trail_refuses_to_grow_past_a_cut(history: Journal, clock: FakeClock) -> None:
     """Appending after records were cut off would hide the cut: the write is refused."""
-    _sql(history.url, "DELETE FROM audit WHERE seq > 10")
+    run_sql(history.url, "DELETE FROM audit WHERE seq > 10")
     [rotation] = history.open_rotations("app/db")
     with pytest.raises(JournalTampered, match="cut after record 10"):
         history.transition(rotation, State.REVOKED, Step.REVOKE, "revoked")
@@ -213,7 +205,7 @@ def test_the_trail_refuses_to_grow_past_a_cut(history: Journal, clock: FakeClock
 
 def test_a_lease_with_a_forged_token_is_not_taken(history: Journal) -> None:
     """A lease row edited to another token is refused, not taken over."""
-    _sql(history.url, "UPDATE leases SET token = 1000")
+    run_sql(history.url, "UPDATE leases SET token = 1000")
     with pytest.raises(JournalTampered, match="lease on app/api"):
         history.acquire("app/api", "host:2:c", timedelta(hours=1))
 
@@ -248,7 +240,7 @@ def test_the_engine_does_not_act_on_a_forged_rotation(
 ) -> None:
     """A grace deadline or state edited in the database: needs attention, critical, nothing done."""
     engine.rotate("app/key")
-    _sql(engine.journal.url, forge())
+    run_sql(engine.journal.url, forge())
     clock.advance(timedelta(hours=2))  # past the real deadline
     report = engine.run_once()
     assert report.exit_code == 1, why
@@ -268,8 +260,8 @@ def test_audit_verify_names_tampered_rows_and_exits_1(
 ) -> None:
     """The CLI prints each tampered row (and lists them in --json) and exits 1."""
     engine.rotate("app/key")
-    _sql(engine.journal.url, "UPDATE rotations SET extensions = 3")
-    _sql(engine.journal.url, "DELETE FROM events WHERE step = 'verify'")
+    run_sql(engine.journal.url, "UPDATE rotations SET extensions = 3")
+    run_sql(engine.journal.url, "DELETE FROM events WHERE step = 'verify'")
     args = ["--config", str(tmp_path / "p.yaml"), "--state", engine.journal.url]
     result = CliRunner().invoke(cli, ["audit", "verify", *args])
     assert result.exit_code == 1, result.output
@@ -291,8 +283,8 @@ def test_accept_takes_the_rows_as_found_and_records_who_and_why(
     engine.rotate("app/key")
     [rotation] = engine.journal.open_rotations("app/key")
     url = engine.journal.url
-    _sql(url, "UPDATE rotations SET grace_deadline = created_at")
-    _sql(url, "DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)")
+    run_sql(url, "UPDATE rotations SET grace_deadline = created_at")
+    run_sql(url, "DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)")
     args = ["--config", str(tmp_path / "p.yaml"), "--state", url]
     refused = CliRunner().invoke(cli, ["audit", "accept", "--reason", "checked", *args])
     assert refused.exit_code == 2 and "pass --yes" in refused.output
@@ -400,7 +392,7 @@ def test_an_alert_marked_sent_outside_rotator_is_sent_again(journal: Journal) ->
     """Marking an undelivered alert sent in the database does not silence it."""
     assert journal.alert_raised("app/db", "journal-tampered", "ops", "c1", "{}")
     assert [a.condition for a in journal.alert_rows(unsent=True)] == ["c1"]
-    _sql(journal.url, "UPDATE alerts SET sent_at = raised_at")
+    run_sql(journal.url, "UPDATE alerts SET sent_at = raised_at")
     assert [a.condition for a in journal.alert_rows(unsent=True)] == ["c1"]
     [found] = journal.verify_audit().tampering
     assert "journal-tampered alert of app/db to ops does not match its seal" in found.what
@@ -408,7 +400,7 @@ def test_an_alert_marked_sent_outside_rotator_is_sent_again(journal: Journal) ->
 
 def test_an_alert_raised_outside_rotator_does_not_stop_the_real_one(journal: Journal) -> None:
     """A row planted with the condition rotator is about to raise is overwritten and sent."""
-    _sql(
+    run_sql(
         journal.url,
         "INSERT INTO alerts (secret, event, notifier, condition, raised_at, sent_at, attempts, "
         "payload) SELECT 'app/db', 'journal-tampered', 'ops', 'c1', applied_at, applied_at, 1, "
@@ -423,9 +415,9 @@ def test_the_sealing_upgrade_cannot_be_replayed_to_launder_edits(
     history: Journal, clock: FakeClock
 ) -> None:
     """Deleting the upgrade's row in schema_migrations would re-seal edited rows: refused."""
-    _sql(history.url, "UPDATE rotations SET grace_deadline = NULL WHERE id = 'app/db-1'")
-    _sql(history.url, "DELETE FROM audit_head")
-    _sql(history.url, "DELETE FROM schema_migrations WHERE version = 5")
+    run_sql(history.url, "UPDATE rotations SET grace_deadline = NULL WHERE id = 'app/db-1'")
+    run_sql(history.url, "DELETE FROM audit_head")
+    run_sql(history.url, "DELETE FROM schema_migrations WHERE version = 5")
     with pytest.raises(JournalTampered, match="sealed before"):
         history.migrate()
     assert not history.verify_audit().intact
@@ -453,7 +445,7 @@ def test_an_altered_alert_is_replaced_by_a_critical_one(
         to=["ops"],
     )
     assert [a["summary"] for a in recorded_alerts(tmp_path)] == ["app/key: overdue since yesterday"]
-    _sql(engine.journal.url, forge)
+    run_sql(engine.journal.url, forge)
     engine.alerting.flush()
     *_, last = recorded_alerts(tmp_path)
     assert last["event"] == "journal-tampered" and last["severity"] == "critical"
@@ -474,7 +466,7 @@ def test_an_edited_record_stops_the_engine_until_a_person_accepts(
     engine.rotate("app/key")
     [rotation] = engine.journal.open_rotations("app/key")
     last = max(r.seq for r in engine.journal.audit_records(secret="app/key"))
-    _sql(engine.journal.url, f"UPDATE audit SET detail = detail || ' ' WHERE seq = {last}")
+    run_sql(engine.journal.url, f"UPDATE audit SET detail = detail || ' ' WHERE seq = {last}")
     [found] = engine.journal.check_secret("app/key")
     assert f"audit record {last}, which last wrote rotation" in found.what
     clock.advance(timedelta(hours=2))
