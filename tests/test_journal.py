@@ -40,9 +40,7 @@ def test_migrate_is_versioned_and_idempotent(journal: Journal) -> None:
     assert versions == list(range(1, SCHEMA_VERSION + 1))
 
 
-def test_concurrent_starts_migrate_once(
-    journal_url: str, clock: FakeClock, tmp_path: Path
-) -> None:
+def test_concurrent_starts_migrate_once(journal_url: str, clock: FakeClock, tmp_path: Path) -> None:
     """Four processes' journals migrating an empty database at once apply each migration once."""
     # One key file for all (migrating makes it: it seals the trail's head), never the cwd's.
     journals = [Journal(journal_url, clock, key_file=tmp_path / "k") for _ in range(4)]
