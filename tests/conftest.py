@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -10,6 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import structlog
 
 from rotator import redact
 from rotator.journal import Journal, metadata, schema_migrations
@@ -108,3 +111,16 @@ def run_sql(url: str, statement: str, **params: Any) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text(statement), params)
     engine.dispose()
+
+
+@contextlib.contextmanager
+def restored_logging() -> Iterator[None]:
+    """Give the logging set-up back afterwards (a command configures it for the runner)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        structlog.reset_defaults()

@@ -8,7 +8,6 @@ injected clock; the command itself runs in-process through click's runner.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +28,7 @@ from rotator.leaks import Action, ReportError, Standing, Triage, parse_report, t
 from rotator.lifecycle import State
 from rotator.loader import load_policies
 from rotator.secret import SecretValue
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, restored_logging
 
 REGION = "us-east-1"
 DATA = Path(__file__).parent / "data" / "leaks"
@@ -845,12 +844,8 @@ def test_leaks_setting_defaults_to_rotate_and_merges_from_defaults(tmp_path: Pat
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
     """Give the logging set-up back after a command configured it for the runner's streams."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.reset_defaults()
+    with restored_logging():
+        yield
 
 
 def _ingest(tmp_path: Path, *args: str, stdin: bytes | None = None) -> Result:

@@ -11,14 +11,12 @@ must agree on what they load.
 
 from __future__ import annotations
 
-import logging
 import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 import yaml
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -28,6 +26,7 @@ from rotator import interfaces
 from rotator.cli import cli
 from rotator.errors import PolicyError
 from rotator.loader import PolicySet, _load_files, load_policies
+from tests.conftest import restored_logging
 
 #: Modest, so the whole module runs in seconds; no example database in the tree.
 FUZZ = settings(
@@ -194,12 +193,8 @@ LOCATION = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<column>\d+): ", re.MULT
 @pytest.fixture(scope="module", autouse=True)
 def _restore_logging() -> Iterator[None]:
     """Give the logging set-up back after ``rotator validate`` configured it for the runner."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.reset_defaults()
+    with restored_logging():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from rotator.errors import RotatorError, TransientError
 from rotator.interfaces import Runtime
 from rotator.secret import SecretValue
 from tests.conftest import FakeClock
+from tests.e2e.conftest import eventually
 
 #: Starts a grandchild that ignores SIGTERM, writes both pids, and waits for good.
 HOOK = """\
@@ -63,11 +64,7 @@ def _write_in_background(
 
     writer = threading.Thread(target=write)
     writer.start()
-    for _ in range(400):
-        if ready.exists():
-            break
-        time.sleep(0.025)
-    assert ready.exists(), "the hook did not start"
+    assert eventually(ready.exists, 10), "the hook did not start"
     return writer, raised
 
 

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.keyvault.secrets._shared import http_challenge_cache
 
 from providers.azure import keyvault as keyvault_module
 from providers.azure.emulator import KeyVaultEmulator
@@ -41,7 +40,7 @@ from rotator.lifecycle import State
 from rotator.loader import load_policies
 from rotator.permissions import azure_role, azure_roles, collect, vault_name
 from tests.conftest import FakeClock
-from tests.providers.azure.backends import emulator_admin, point_at_emulator
+from tests.providers.azure.backends import emulator_admin, managed_emulator
 
 PREFIX = "Microsoft.KeyVault/vaults/secrets/"
 #: The data action each REST operation of the secrets API needs (Key Vault RBAC).
@@ -175,12 +174,8 @@ def test_roles_scope_each_secret_and_purge_only_a_purged_companion() -> None:
 @pytest.fixture
 def keyvault(monkeypatch: pytest.MonkeyPatch) -> Iterator[KeyVaultEmulator]:
     """A started emulator the store reaches with the real managed-identity credential."""
-    http_challenge_cache.clear()
-    with KeyVaultEmulator() as emulator:
-        point_at_emulator(monkeypatch, emulator, managed=True)
-        monkeypatch.setattr(keyvault_module, "POLL_INTERVAL", 0.05)
+    with managed_emulator(monkeypatch) as emulator:
         yield emulator
-    http_challenge_cache.clear()
 
 
 def test_every_request_a_rotation_sends_is_covered(

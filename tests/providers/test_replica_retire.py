@@ -20,9 +20,7 @@ from typing import Any
 import hvac
 import pytest
 from azure.core.exceptions import HttpResponseError
-from azure.keyvault.secrets._shared import http_challenge_cache
 
-from providers.azure import keyvault as keyvault_module
 from providers.azure.emulator import KeyVaultEmulator
 from providers.vault.emulator import VaultEmulator
 from rotator.engine import Engine
@@ -30,7 +28,7 @@ from rotator.journal import Journal
 from rotator.lifecycle import State
 from rotator.loader import load_policies
 from tests.conftest import FakeClock
-from tests.providers.azure.backends import emulator_admin, point_at_emulator
+from tests.providers.azure.backends import emulator_admin, managed_emulator
 
 OLD = "the-old-value-of-the-secret-0123"
 
@@ -137,12 +135,8 @@ def test_vault_replicas_retire_the_old_version_at_grace_end(
 @pytest.fixture
 def keyvault(monkeypatch: pytest.MonkeyPatch) -> Iterator[KeyVaultEmulator]:
     """A started Key Vault emulator the store reaches with the real managed-identity credential."""
-    http_challenge_cache.clear()
-    with KeyVaultEmulator() as emulator:
-        point_at_emulator(monkeypatch, emulator, managed=True)
-        monkeypatch.setattr(keyvault_module, "POLL_INTERVAL", 0.05)
+    with managed_emulator(monkeypatch) as emulator:
         yield emulator
-    http_challenge_cache.clear()
 
 
 def _enabled(admin: Any, name: str) -> dict[str, bool]:

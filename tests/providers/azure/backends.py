@@ -80,6 +80,21 @@ def point_at_emulator(monkeypatch: pytest.MonkeyPatch, emulator: Any, *, managed
         monkeypatch.setenv("IDENTITY_HEADER", emulator.identity_header)
 
 
+@contextlib.contextmanager
+def managed_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A started Key Vault emulator the store reaches with the real managed-identity credential."""
+    from azure.keyvault.secrets._shared import http_challenge_cache
+
+    from providers.azure.emulator import KeyVaultEmulator
+
+    http_challenge_cache.clear()
+    with KeyVaultEmulator() as emulator:
+        point_at_emulator(monkeypatch, emulator, managed=True)
+        monkeypatch.setattr(keyvault_module, "POLL_INTERVAL", 0.05)
+        yield emulator
+    http_challenge_cache.clear()
+
+
 def emulator_admin(emulator: Any) -> Any:
     """A SecretClient with the emulator's own credential, for seeding and inspecting."""
     from azure.keyvault.secrets import SecretClient
