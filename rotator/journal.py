@@ -604,6 +604,9 @@ class Journal:
         self._engine = self._connect(url)
         self._key_file = Path(key_file) if key_file else self._default_key_file(url)
         self._key: bytes | None = None
+        self._derived: tuple[bytes, bytes] | None = None
+        # Set once the journal is known to have sealed rows (schema only grows).
+        self._sealed_schema = False
         self._key_lock = threading.Lock()
         # Audit records sealed inside this thread's open transaction: handed
         # to the sink only once it commits.
@@ -804,7 +807,14 @@ class Journal:
         return self._key
 
     def _row_key(self) -> bytes:
-        return row_key(self._fingerprint_key())
+        return self._derived_keys()[0]
+
+    def _derived_keys(self) -> tuple[bytes, bytes]:
+        """The row and chain keys, derived once from the fingerprint key (every write uses them)."""
+        if self._derived is None:
+            key = self._fingerprint_key()
+            self._derived = (row_key(key), chain_key(key))
+        return self._derived
 
     def _row_key_if_present(self) -> bytes | None:
         """The row key when the key file exists (reads never create it); None otherwise."""
@@ -964,8 +974,7 @@ class Journal:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK_KEY})
         # One read for both: the sealed head, and the last record's number.
         row = conn.execute(_HEAD_AND_END).first()
-        end = row.end if row is not None and row.end is not None else 0
-        problem = self._head_problem(row, (end, row.hash if row is not None else GENESIS))
+        problem = self._head_problem(row, row.end or 0 if row is not None else 0)
         if problem is not None or row is None:
             # Appending would hide the cut (or bless a forged head): refuse.
             raise JournalTampered(f"audit trail: {problem}; run `rotator audit verify`")
@@ -978,29 +987,34 @@ class Journal:
         self._sealed.records.append(sealed)
         return sealed
 
-    def _head_problem(self, row: Any, end: tuple[int, str]) -> str | None:
+    def _head_problem(self, row: Any, end: int, end_hash: str | None = None) -> str | None:
         """Say how the sealed head ``row`` disagrees with the chain's last record (None: agrees).
 
-        ``end`` is the last record's (seq, hash), ``(0, GENESIS)`` for an
-        empty chain. Every write happens after ``migrate``, which made the row.
+        ``end`` is the last record's number (0 for an empty chain), and
+        ``end_hash`` its hash when it was read. Every write happens after
+        ``migrate``, which made the row.
         """
         if row is None:
             return "its sealed head is gone (deleted outside rotator)"
-        head = _head_values(row)
-        if not hmac.compare_digest(seal_row(self._row_key(), "audit_head", head), row.seal):
+        if not self._head_sealed(row):
             return "its head does not match its seal (edited outside rotator)"
-        if row.seq > end[0]:
-            what = "emptied" if end[0] == 0 else f"cut after record {end[0]}"
+        if row.seq > end:
+            what = "emptied" if end == 0 else f"cut after record {end}"
             return f"it ends before its sealed head (record {row.seq}): {what}"
-        if row.seq < end[0] or row.hash != end[1]:
+        if row.seq < end or end_hash not in (None, row.hash):
             return (
-                f"its last record ({end[0]}) is not its sealed head (record {row.seq}): "
+                f"its last record ({end}) is not its sealed head (record {row.seq}): "
                 "records were added or replaced outside rotator"
             )
         return None
 
+    def _head_sealed(self, row: Any) -> bool:
+        """Tell whether the head row is as rotator wrote it."""
+        expected = seal_row(self._row_key(), "audit_head", _head_values(row))
+        return hmac.compare_digest(expected, row.seal)
+
     def _chain_key(self) -> bytes:
-        return chain_key(self._fingerprint_key())
+        return self._derived_keys()[1]
 
     def audit_note(
         self,
@@ -1093,7 +1107,7 @@ class Journal:
             if conn.dialect.name == "postgresql":  # no replica appends meanwhile
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
             # Under the write lock now: what is found here is what is accepted.
-            found = self._tampering_in(conn, None, events_too=True)
+            found = self._tampering_in(conn, None)
             if expected is not None and set(found) != set(expected):
                 raise JournalTampered(
                     "the journal changed since its findings were shown; nothing was accepted: "
@@ -1146,16 +1160,14 @@ class Journal:
             accepted = conn.scalar(sa.select(audit_head.c.accepted).where(audit_head.c.id == 1))
         return int(accepted or 0)
 
-    def verify_state(self, *, decisions_only: bool = False) -> tuple[Tampering, ...]:
-        """Check every row (without the events if ``decisions_only``) and the chain's head."""
-        return self._tampering(events_too=not decisions_only)
+    def verify_state(self) -> tuple[Tampering, ...]:
+        """Check every row and the chain's head (not the records: see ``verify_audit``)."""
+        return self._tampering()
 
-    def _tampering(
-        self, secret: str | None = None, *, events_too: bool = True
-    ) -> tuple[Tampering, ...]:
+    def _tampering(self, secret: str | None = None) -> tuple[Tampering, ...]:
         """Find the rows (all, or one secret's) that are not as rotator wrote them."""
-        if not self.has_audit_trail():
-            return ()
+        if not self._has_sealed_rows():
+            return ()  # not upgraded yet: nothing is sealed
         with self._read() as conn:
             if conn.dialect.name == "postgresql":
                 # Every query below must see one state: other runs write
@@ -1163,33 +1175,32 @@ class Journal:
                 # (or a head read after the chain's end) would seem tampered
                 # with. (SQLite's reads already hold one snapshot: BEGIN IMMEDIATE.)
                 conn.execution_options(isolation_level="REPEATABLE READ")
-            return self._tampering_in(conn, secret, events_too=events_too)
+            return self._tampering_in(conn, secret)
 
-    def _tampering_in(
-        self, conn: Connection, secret: str | None, *, events_too: bool
-    ) -> tuple[Tampering, ...]:
+    def _has_sealed_rows(self) -> bool:
+        """Tell whether the journal is at the schema that seals rows (remembered once true)."""
+        if not self._sealed_schema and self.has_audit_trail():
+            with self._read() as conn:
+                self._sealed_schema = sa.inspect(conn).has_table("audit_head")
+        return self._sealed_schema
+
+    def _tampering_in(self, conn: Connection, secret: str | None) -> tuple[Tampering, ...]:
         """Find, on this connection (one snapshot), the rows not as rotator wrote them."""
-        key = self._row_key()
-        chain = self._chain_key()
+        key, chain = self._derived_keys()
         found: list[Tampering] = []
-        if not sa.inspect(conn).has_table("audit_head"):
-            return ()  # not upgraded yet: nothing is sealed
         last = conn.execute(_LAST_RECORD).first()
         head = conn.execute(sa.select(audit_head).where(audit_head.c.id == 1)).first()
-        problem = self._head_problem(head, (last.seq, last.hash) if last else (0, GENESIS))
+        problem = self._head_problem(head, last.seq if last else 0, last.hash if last else None)
         if problem is not None:
             found.append(Tampering(None, f"the audit trail: {problem}"))
         # The head's watermarks count when its seal holds, even if the chain
         # no longer reaches it (that is reported above).
-        sealed = head is not None and hmac.compare_digest(
-            seal_row(key, "audit_head", _head_values(head)), head.seal
-        )
+        sealed = head is not None and self._head_sealed(head)
         accepted = head.accepted if head is not None and sealed else 0
+        since = head.events_from if head is not None and sealed else 0
         found += _rotation_tampering(conn, key, chain, secret, accepted)
-        if events_too:
-            since = head.events_from if head is not None and sealed else 0
-            found += _event_tampering(conn, key, chain, secret, accepted, since)
-            found += _alert_tampering(conn, key, secret)
+        found += _event_tampering(conn, key, chain, secret, accepted, since)
+        found += _alert_tampering(conn, key, secret)
         found += _lease_tampering(conn, key, secret)
         return tuple(found)
 
