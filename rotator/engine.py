@@ -509,12 +509,12 @@ class Engine:
         """
         return self.check_audit()
 
-    def _trail_problems(self, report: ChainReport) -> list[str]:
+    def _trail_problems(self, report: ChainReport, kept: tuple[int, str] | None) -> list[str]:
         """Say what makes the whole journal untrustworthy: a recent chain break, a lost anchor."""
         found = []
         if report.problem is not None and (report.broken_at or 0) > self.journal.accepted_through():
             found.append(f"the audit trail: {report.problem}")
-        behind = self._behind_anchor()
+        behind = self._behind_anchor(kept)
         if behind is not None:
             found.append(behind)
         return found
@@ -523,15 +523,18 @@ class Engine:
         """Act on no secret until the journal is checked again (a check that could not run)."""
         self._note_tampering([Tampering(None, reason)])
 
-    def _behind_anchor(self) -> str | None:
-        """Say whether the journal ends before the anchored head (dropped, or an older copy)."""
+    def _anchored(self) -> tuple[int, str] | None:
+        """Return the head kept in the anchor file (None: no file, or nothing kept yet)."""
         if self.anchor is None:
             return None
         try:
-            kept = self.anchor.read()
+            return self.anchor.read()
         except (OSError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
-        if kept is None:
+
+    def _behind_anchor(self, kept: tuple[int, str] | None) -> str | None:
+        """Say whether the journal lacks the anchored record ``kept`` (dropped, or older)."""
+        if kept is None or self.anchor is None:
             return None
         seq, digest = kept
         found = next(iter(self.journal.audit_records(after=seq - 1)), None)
@@ -1630,18 +1633,13 @@ class Engine:
         that wants it) once per first bad record, and the next check is a
         full one again.
         """
-        kept = None
-        if self.anchor is not None:
-            try:
-                kept = self.anchor.read()
-            except (OSError, ValueError) as exc:
-                raise ConfigError(str(exc)) from None
+        kept = self._anchored()
         if full:
             start, anchor = None, anchor or kept
         else:
             start = None if anchor is not None else self._audit_verified or kept
         report = self.journal.verify_audit(start=start, anchor=anchor)
-        trail = [Tampering(None, what) for what in self._trail_problems(report)]
+        trail = [Tampering(None, what) for what in self._trail_problems(report, kept)]
         self._note_tampering((*report.tampering, *trail))
         if report.intact:
             if report.head_seq is not None and report.head_hash is not None:
@@ -1649,10 +1647,9 @@ class Engine:
                 if self.anchor is not None:
                     self.anchor.keep(report)
             return report
-        if trail:  # alerted as the journal not to be trusted
-            self._audit_verified = None
-            return report
         self._audit_verified = None
+        if trail:  # alerted as the journal not to be trusted
+            return report
         problem = report.problem or "; ".join(t.what for t in report.tampering[:5])
         self.alerting.raise_alert(
             AlertEvent.AUDIT_CHAIN_BROKEN,
