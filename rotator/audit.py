@@ -200,11 +200,6 @@ class ChainReport:
         return self.problem is None and not self.tampering
 
     @property
-    def tampered_secrets(self) -> frozenset[str]:
-        """Return the secrets whose journal rows fail their check."""
-        return frozenset(t.secret for t in self.tampering if t.secret is not None)
-
-    @property
     def head(self) -> str:
         """Return the head as ``SEQ:HASH`` (what to keep as an anchor), or ``-``."""
         return "-" if self.head_seq is None else f"{self.head_seq}:{self.head_hash}"
