@@ -973,11 +973,8 @@ def _alert_identifier(engine: Engine, finding: Finding, match: _Match) -> None:
     """Raise one ``identifier-leaked`` alert to the notifiers the secret's policy names."""
     policy = engine.policies[match.secret]
     then = _identifier_outcome(match)
-    if match.normal_rotation:
-        then = (
-            "a normal rotation starts now; the old credential stays valid for its grace "
-            f"({format_duration(policy.grace)})"
-        )
+    if match.normal_rotation:  # how long the grace is, for whoever reads the alert
+        then += f" ({format_duration(policy.grace)})"
     where = finding.location + (f" (commit {finding.short_commit})" if finding.commit else "")
     engine.alerting.raise_alert(
         AlertEvent.IDENTIFIER_LEAKED,
