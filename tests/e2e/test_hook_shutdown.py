@@ -82,8 +82,9 @@ def _stop_while_hooked(
     process = spawn(cli, log, *args)
     pids: list[int] = []
     try:
-        started = eventually((cli.workdir / "grandchild.pid").exists, 60)
-        assert started and (cli.workdir / "child.pid").exists(), log.read_text()[-3000:]
+        # child.pid is written last (the hook writes grandchild.pid first).
+        started = eventually((cli.workdir / "child.pid").exists, 60)
+        assert started and (cli.workdir / "grandchild.pid").exists(), log.read_text()[-3000:]
         pids = _pids(cli.workdir)
         assert all(_alive(pid) for pid in pids)
         process.send_signal(signum)
