@@ -22,8 +22,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from rotator.audit import to_jsonl
-from rotator.journal import Journal, Rotation, metadata, schema_migrations
+from rotator.journal.audit import to_jsonl
+from rotator.journal.journal import Journal, Rotation, metadata, schema_migrations
 from rotator.lifecycle import State, Step
 
 

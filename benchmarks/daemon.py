@@ -61,8 +61,8 @@ from typing import Any
 import sqlalchemy as sa
 from policies import write_policies  # benchmarks/policies.py, beside this script
 
-from rotator.audit import row_key
-from rotator.journal import Journal, Rotation, _rotation_values, rotations
+from rotator.journal.audit import row_key
+from rotator.journal.journal import Journal, Rotation, _rotation_values, rotations
 from rotator.lifecycle import State
 
 TICK = os.sysconf("SC_CLK_TCK")

@@ -1,4 +1,4 @@
-"""Measure `rotator.loader.load_policies` alone on 10,000 and 100,000 generated policies.
+"""Measure `rotator.policy.loader.load_policies` alone on 10,000 and 100,000 generated policies.
 
 Prints figures; asserts nothing about time. Run: ``.venv/bin/python benchmarks/loading.py``
 (``--counts 1000`` for a quick look, ``--tracemalloc`` for the top allocations
@@ -61,8 +61,8 @@ def memory_mib() -> tuple[float, float]:
 def child(directory: str, *, trace: bool, profile: str | None, top: int) -> None:
     """Load the policies of ``directory`` once and print the figures as one JSON line."""
     started = time.perf_counter()
-    from rotator import interfaces
-    from rotator.loader import load_policies
+    from rotator.adapters import roles as interfaces
+    from rotator.policy.loader import load_policies
 
     imported = time.perf_counter()
     interfaces.registry()

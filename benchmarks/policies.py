@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from rotator.journal import Journal, Rotation
+from rotator.journal.journal import Journal, Rotation
 from rotator.lifecycle import State
 
 ZONES = ("UTC", "Europe/Berlin", "America/New_York")
@@ -119,8 +119,8 @@ def main() -> None:
         }
         rotator = [sys.executable, "-m", "rotator"]
         print(f"{opts.count} policies in {opts.files} files; journal seeded in {seeded:.1f}s")
-        baseline = timed([sys.executable, "-c", "import rotator.cli"], env, opts.runs)
-        print(f"{'import rotator.cli':32} median {baseline[0]:.3f}s")
+        baseline = timed([sys.executable, "-c", "import rotator.cli.main"], env, opts.runs)
+        print(f"{'import rotator.cli.main':32} median {baseline[0]:.3f}s")
         for label, args in (
             ("rotator validate", [*rotator, "validate"]),
             ("rotator plan --json", [*rotator, "plan", "--json", "--log-format", "json"]),

@@ -35,8 +35,8 @@ from pathlib import Path
 import boto3
 import sqlalchemy as sa
 
-from providers.aws.sandbox import AwsSandbox
-from rotator.journal import metadata, schema_migrations
+from rotator.journal.journal import metadata, schema_migrations
+from rotator.sandbox.aws.sandbox import AwsSandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,7 +4,7 @@ Prints figures; asserts nothing about time. Run: ``.venv/bin/python benchmarks/t
 (``--count 100`` for a quick look; ``--concurrency 1`` for one secret at a
 time; ``--no-rate-limits`` to lift rotator's client-side rate limits).
 
-moto_server is started with :class:`providers.aws.sandbox.AwsSandbox`. Then,
+moto_server is started with :class:`rotator.sandbox.aws.sandbox.AwsSandbox`. Then,
 ``--runs`` times:
 
 1. ``--count`` secrets are created (a 32-character string each); policies
@@ -22,7 +22,7 @@ moto_server is started with :class:`providers.aws.sandbox.AwsSandbox`. Then,
    again, and a minimal hand-written boto3 script, also a subprocess, makes
    the *same* API calls, in the same order. The calls are listed in
    ``CALLS`` below, read from ``providers/aws/secretsmanager.py``,
-   ``providers/random.py`` and ``rotator/engine.py``; moto_server's request
+   ``providers/random.py`` and ``rotator/engine/runner.py``; moto_server's request
    log counts what each side really sent, and a count other than
    ``len(CALLS)`` per secret, or any 4xx, is flagged as a mismatch. A
    rotation that is not ``ok`` is flagged too (its outcome and rotator's
@@ -33,7 +33,7 @@ Concurrency (``--concurrency N``, default 4: what ``run --once`` uses by
 default for secrets that all live in one store provider, 8 in total but 4
 per provider). Both sides first read every secret's ``AWSCURRENT`` one after
 the other (rotator's plan is sequential), then rotate at most N secrets at
-once: rotator with its worker threads (``rotator/concurrency.py``; at
+once: rotator with its worker threads (``rotator/engine/concurrency.py``; at
 ``--concurrency 1`` it runs them inline), the hand-written script with a
 ``ThreadPoolExecutor`` of N threads sharing **one** boto3 client, as rotator's
 threads share its cached client per service and region. Both clients use the
@@ -77,8 +77,8 @@ from typing import Any
 import boto3
 
 from providers.aws.clients import RATE_LIMITS, quota
-from providers.aws.sandbox import AwsSandbox
-from rotator.ratelimit import TokenBucket, limits
+from rotator.adapters.ratelimit import TokenBucket, limits
+from rotator.sandbox.aws.sandbox import AwsSandbox
 
 PREFIX = "bench/throughput-"
 ROOT = Path(__file__).resolve().parent.parent

@@ -43,7 +43,7 @@ again after a crash, and ``restore`` when ``write`` never ran.
 
 A hook's own process group is not reached by signals sent to rotator, so
 rotator ends it when it stops (:func:`end_hooks`, registered with
-:mod:`rotator.shutdown` and run at exit): SIGTERM to the group, SIGKILL to
+:mod:`rotator.adapters.shutdown` and run at exit): SIGTERM to the group, SIGKILL to
 what is left ``END_GRACE`` seconds later. ``rotator rotate`` does so as soon
 as it is told to stop; ``rotator run`` once its running steps have had their
 shutdown deadline. A hook ended so, or one that would start after, fails
@@ -69,8 +69,10 @@ from datetime import timedelta
 
 from pydantic import Field, field_validator
 
-from rotator import shutdown
-from rotator.durations import Duration
+from rotator.adapters import shutdown
+from rotator.adapters.durations import Duration
+from rotator.adapters.roles import Credential, ProviderConfig, Target, Verifier
+from rotator.adapters.secret import SecretValue
 from rotator.errors import (
     NotFoundError,
     PermanentError,
@@ -79,8 +81,6 @@ from rotator.errors import (
     TransientError,
     VerificationError,
 )
-from rotator.interfaces import Credential, ProviderConfig, Target, Verifier
-from rotator.secret import SecretValue
 
 PROVIDER = "exec"
 #: ``EX_TEMPFAIL`` (sysexits.h): a temporary failure, try again later.

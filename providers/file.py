@@ -63,6 +63,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from rotator.adapters.roles import ProviderConfig, Target
+from rotator.adapters.secret import SecretValue
 from rotator.errors import (
     NotFoundError,
     PermanentError,
@@ -70,8 +72,6 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
-from rotator.interfaces import ProviderConfig, Target
-from rotator.secret import SecretValue
 
 PROVIDER = "file"
 

@@ -25,7 +25,7 @@ after ``iat``; ``iss`` the app id) with the private key (the PEM text held in
 access_tokens`` for an installation token, and keeps that token in
 ``runtime.cache`` until five minutes before its ``expires_at``; a token
 GitHub refuses with 401 is dropped and a new one minted once. Tokens, the
-private key and the JWT are registered with :mod:`rotator.redact` and never
+private key and the JWT are registered with :mod:`rotator.output.redact` and never
 logged or raised.
 
 **Requests** go through :mod:`providers.http` (``https://``, or ``http://``
@@ -124,7 +124,9 @@ from providers.http import (
     _unanswered,
 )
 from providers.metering import report, take
-from rotator import redact
+from rotator.adapters.ratelimit import limits
+from rotator.adapters.roles import Permission, Target
+from rotator.adapters.secret import SecretValue
 from rotator.errors import (
     NotFoundError,
     PermanentError,
@@ -132,9 +134,7 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
-from rotator.interfaces import Permission, Target
-from rotator.ratelimit import limits
-from rotator.secret import SecretValue
+from rotator.output import redact
 
 KIND = "github-actions"
 PROVIDER = "github"

@@ -20,7 +20,7 @@ Policy fields (:class:`GitLabCiConfig`)::
 **Credentials**: the token in ``token_env`` (a project, group or personal
 access token with the ``api`` scope, whose user has the Maintainer role on
 the project), sent as ``PRIVATE-TOKEN`` (or ``Authorization: Bearer`` with
-``auth: bearer``). It is registered with :mod:`rotator.redact` and never
+``auth: bearer``). It is registered with :mod:`rotator.output.redact` and never
 logged or raised.
 
 **Requests** go through :mod:`providers.http` (``https://``, or ``http://``
@@ -102,7 +102,9 @@ from providers.http import (
     _unanswered,
 )
 from providers.metering import report, take
-from rotator import redact
+from rotator.adapters.ratelimit import limits
+from rotator.adapters.roles import Permission, Target
+from rotator.adapters.secret import SecretValue
 from rotator.errors import (
     ConflictError,
     NotFoundError,
@@ -111,9 +113,7 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
-from rotator.interfaces import Permission, Target
-from rotator.ratelimit import limits
-from rotator.secret import SecretValue
+from rotator.output import redact
 
 KIND = "gitlab-ci"
 PROVIDER = "gitlab"

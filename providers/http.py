@@ -76,8 +76,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 
 from providers.metering import report
-from rotator import redact
-from rotator.durations import Duration
+from rotator.adapters.durations import Duration
+from rotator.adapters.roles import Credential, ProviderConfig, Runtime, Target, Verifier
+from rotator.adapters.secret import SecretValue
 from rotator.errors import (
     NotFoundError,
     PermanentError,
@@ -86,8 +87,7 @@ from rotator.errors import (
     TransientError,
     VerificationError,
 )
-from rotator.interfaces import Credential, ProviderConfig, Runtime, Target, Verifier
-from rotator.secret import SecretValue
+from rotator.output import redact
 
 WEBHOOK = "webhook"
 HTTP = "http"
@@ -343,7 +343,7 @@ def _message_of(body: bytes) -> str:
 
     GitHub answers ``{"message": "Bad credentials"}``, GitLab also
     ``{"message": {"value": ["is invalid"]}}`` (flattened to ``value: is
-    invalid``). The text goes through :func:`rotator.redact.outside_text`,
+    invalid``). The text goes through :func:`rotator.output.redact.outside_text`,
     which masks a registered secret an answer might echo before it cuts the
     text short; callers also drop it outright if it holds what they sent.
     """
@@ -559,7 +559,7 @@ def _hmac_key(env: str, what: str, provider: str, operation: str) -> bytes:
     """Return the HMAC key held in variable ``env``; PermanentError naming it (never its value).
 
     Read at each request, so a key rotated in the environment is used at
-    once; registered with :mod:`rotator.redact`, so it is masked if it ever
+    once; registered with :mod:`rotator.output.redact`, so it is masked if it ever
     reaches a log line.
     """
     text = os.environ.get(env, "")

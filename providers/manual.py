@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from rotator.adapters.roles import Credential, Issuer, ProviderConfig
 from rotator.errors import PermanentError
-from rotator.interfaces import Credential, Issuer, ProviderConfig
 
 
 class ManualConfig(ProviderConfig):

@@ -1,6 +1,6 @@
 """What every adapter does around each request to its provider: pace it, then report it.
 
-Pacing: :func:`take` takes a token from the :class:`rotator.ratelimit.TokenBucket`
+Pacing: :func:`take` takes a token from the :class:`rotator.adapters.ratelimit.TokenBucket`
 of one quota (``secretsmanager.write``, ``vault``, ``keyvault``...) and one
 scope (a region, a Vault address, a vault host), waiting on
 ``runtime.sleep`` when the bucket is empty. Buckets live in
@@ -8,7 +8,7 @@ scope (a region, a Vault address, a vault host), waiting on
 
 Reporting: :func:`report` tells ``runtime.on_request`` how one HTTP request
 (one attempt: a request an SDK retries is reported once per attempt) ended,
-as one of :data:`rotator.interfaces.OUTCOMES`:
+as one of :data:`rotator.adapters.roles.OUTCOMES`:
 
 - ``ok``: the provider answered 2xx (or 3xx);
 - ``throttled``: the provider said "slow down" (HTTP 429, or an AWS
@@ -31,8 +31,8 @@ import logging
 import threading
 from collections.abc import Mapping
 
-from rotator.interfaces import Runtime
-from rotator.ratelimit import TokenBucket
+from rotator.adapters.ratelimit import TokenBucket
+from rotator.adapters.roles import Runtime
 
 _LOCK_KEY = "providers:metering-lock"
 
@@ -63,7 +63,7 @@ def take(runtime: Runtime, limits: Mapping[str, float], quota: str, scope: str) 
     """Take one token of ``quota`` for ``scope``, waiting if needed; return the seconds waited.
 
     ``limits`` maps quota names to calls per second (see
-    :func:`rotator.ratelimit.limits`); a quota absent from it or set to 0 is
+    :func:`rotator.adapters.ratelimit.limits`); a quota absent from it or set to 0 is
     not limited.
     """
     rate = limits.get(quota, 0.0)

@@ -78,9 +78,9 @@ from providers.http import (
     _where,
 )
 from providers.metering import report
-from rotator import redact
+from rotator.adapters.roles import Alert, AlertEvent, Notifier, Runtime, Severity
 from rotator.errors import PermanentError, TransientError
-from rotator.interfaces import Alert, AlertEvent, Notifier, Runtime, Severity
+from rotator.output import redact
 
 WEBHOOK = "webhook"
 SLACK = "slack"
@@ -310,7 +310,7 @@ def _clip(text: str, limit: int) -> str:
 
     Scrubbed first: a registered value cut in two would match none of its
     forms. (An alert's text keeps its lines, so this is not
-    :func:`rotator.redact.outside_text`, which puts text on one line.)
+    :func:`rotator.output.redact.outside_text`, which puts text on one line.)
     """
     text = redact.scrub(text)
     if len(text) <= limit:

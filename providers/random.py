@@ -12,9 +12,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from rotator.adapters.roles import Credential, Issuer, ProviderConfig
+from rotator.adapters.secret import SecretValue
 from rotator.errors import VerificationError
-from rotator.interfaces import Credential, Issuer, ProviderConfig
-from rotator.secret import SecretValue
 
 ALPHABETS: dict[str, str] = {
     "alphanumeric": string.ascii_letters + string.digits,

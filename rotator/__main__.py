@@ -1,5 +1,5 @@
 """``python -m rotator``: the same as the ``rotator`` command."""
 
-from rotator.cli import main
+from rotator.cli.main import main
 
 main()

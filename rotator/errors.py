@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rotator import redact
+from rotator.output import redact
 
 
 class RotatorError(Exception):

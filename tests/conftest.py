@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 import structlog
 
-from rotator import redact
-from rotator.journal import Journal, metadata, schema_migrations
+from rotator.journal.journal import Journal, metadata, schema_migrations
+from rotator.output import redact
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 AWS_REGION = "us-east-1"

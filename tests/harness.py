@@ -1,7 +1,7 @@
 """``python -m tests.harness ARGS...``: the ``rotator`` CLI with a test's clock and faults.
 
 The installed ``rotator`` honours no environment variable that moves its
-clock or injects a fault (see ``rotator/clock.py`` and ``rotator/faults.py``).
+clock or injects a fault (see ``rotator/clock.py`` and ``rotator/engine/faults.py``).
 The tests that run the CLI as a subprocess at a chosen moment, or kill it at
 a chosen point, run this wrapper instead. It reads two variables, which
 nothing under ``rotator/`` or ``providers/`` reads:
@@ -9,11 +9,11 @@ nothing under ``rotator/`` or ``providers/`` reads:
 - ``ROTATOR_TEST_NOW``: an ISO 8601 instant (naive: UTC); the whole process,
   a service included, sees that instant as "now" (:func:`rotator.clock.pinned`);
 - ``ROTATOR_TEST_FAULT``: comma-separated entries to arm
-  (:func:`rotator.faults.armed`): a crash point (``after:mint``, ...) ends
+  (:func:`rotator.engine.faults.armed`): a crash point (``after:mint``, ...) ends
   the process with ``os._exit(137)``, ``fail:<step>`` fails that step,
   ``hang:<point>`` blocks there for good;
 
-then hands over to :func:`rotator.cli.main` with the same arguments.
+then hands over to :func:`rotator.cli.main.main` with the same arguments.
 
 :func:`command` and :func:`environment` build the command line and the
 environment for a subprocess; the environment puts the repository root on
@@ -55,7 +55,9 @@ def environment(
 
 def main() -> None:
     """Pin the clock and arm the faults the caller asked for, then run the CLI."""
-    from rotator import cli, clock, faults
+    from rotator import clock
+    from rotator.cli import main as cli
+    from rotator.engine import faults
 
     with ExitStack() as stack:
         if now := os.environ.get(NOW, "").strip():

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from providers.aws.secretsmanager import SecretsManagerStore
+from rotator.adapters.roles import Registry, missing_requirement, registry
 from rotator.errors import PolicyError
-from rotator.interfaces import Registry, missing_requirement, registry
-from rotator.loader import load_policies
+from rotator.policy.loader import load_policies
 
 
 class _NeedsMissingSdk(SecretsManagerStore):

@@ -12,13 +12,13 @@ import boto3
 import pytest
 from click.testing import CliRunner
 
-from rotator.cli import cli
-from rotator.engine import Action, Engine, Result
+from rotator.adapters.secret import SecretValue
+from rotator.cli.main import cli
+from rotator.engine.runner import Action, Engine, Result
 from rotator.errors import ConfigError, PolicyError
-from rotator.journal import Journal, Rotation
+from rotator.journal.journal import Journal, Rotation
 from rotator.lifecycle import State
-from rotator.loader import load_policies
-from rotator.secret import SecretValue
+from rotator.policy.loader import load_policies
 from tests.conftest import AWS_REGION, FakeClock
 
 REGION = AWS_REGION

@@ -15,12 +15,12 @@ import boto3
 import pytest
 from click.testing import CliRunner
 
-from rotator.audit import GENESIS, AuditRecord, JsonlSink, actor, chain_key, verify_chain
-from rotator.cli import cli
-from rotator.engine import Engine
-from rotator.journal import Journal, Rotation
+from rotator.cli.main import cli
+from rotator.engine.runner import Engine
+from rotator.journal.audit import GENESIS, AuditRecord, JsonlSink, actor, chain_key, verify_chain
+from rotator.journal.journal import Journal, Rotation
 from rotator.lifecycle import State, Step
-from rotator.loader import load_policies
+from rotator.policy.loader import load_policies
 from tests.conftest import AWS_REGION, FakeClock, run_sql
 
 REGION = AWS_REGION

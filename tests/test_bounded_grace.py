@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from rotator.engine import Engine
+from rotator.engine.runner import Engine
 from rotator.errors import PolicyError
 from rotator.lifecycle import State
-from rotator.loader import load_policies
-from rotator.policy import default_max_grace
+from rotator.policy.loader import load_policies
+from rotator.policy.model import default_max_grace
 from tests.conftest import FakeClock
 from tests.watched import WatchedIssuer, recorded_alerts, watched_engine, watched_secret
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from rotator.concurrency import DEFAULT_PER_PROVIDER, DEFAULT_TOTAL, Limits, run_bounded
+from rotator.engine.concurrency import DEFAULT_PER_PROVIDER, DEFAULT_TOTAL, Limits, run_bounded
 from rotator.errors import ConfigError
 
 WAIT = 10.0  # seconds a test waits for another thread before calling it stuck

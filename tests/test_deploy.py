@@ -22,8 +22,8 @@ import click
 import pytest
 import yaml
 
-from rotator.cli import cli
-from rotator.loader import load_policies
+from rotator.cli.main import cli
+from rotator.policy.loader import load_policies
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -520,7 +520,7 @@ def test_cronjob_runs_once_and_its_deadline_covers_a_hung_provider(tmp_path: Pat
     """The CronJob never overlaps itself and outlasts a worst-case step, IAM and propagation."""
     from providers.aws.clients import client_config
     from providers.aws.iam import AccessKeyConfig
-    from rotator.engine import RetryPolicy
+    from rotator.engine.runner import RetryPolicy
 
     cronjob, template = _workload("CronJob")
     job = cronjob["spec"]["jobTemplate"]["spec"]

@@ -72,7 +72,7 @@ def test_pyproject_names_the_distribution_and_keeps_the_command() -> None:
     """The distribution is rotator-keys; the console script and import package stay ``rotator``."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["name"] == DISTRIBUTION
-    assert project["scripts"] == {"rotator": "rotator.cli:main"}
+    assert project["scripts"] == {"rotator": "rotator.cli.main:main"}
     for extra in ("all", "test"):
         for requirement in project["optional-dependencies"][extra]:
             if requirement.startswith("rotator"):

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from rotator.durations import MAX_DURATION, Duration, format_duration, parse_duration
+from rotator.adapters.durations import MAX_DURATION, Duration, format_duration, parse_duration
 
 
 class _Holder(BaseModel):

@@ -15,13 +15,13 @@ from moto import mock_aws
 
 from providers.aws.secretsmanager import SecretsManagerStore
 from providers.random import RandomIssuer
-from rotator.concurrency import Limits
-from rotator.engine import STEP_RETRY_AFTER, Action, Engine, Result, RetryPolicy
+from rotator.adapters.roles import Credential, Registry, registry
+from rotator.engine.concurrency import Limits
+from rotator.engine.runner import STEP_RETRY_AFTER, Action, Engine, Result, RetryPolicy
 from rotator.errors import TransientError, VerificationError
-from rotator.interfaces import Credential, Registry, registry
-from rotator.journal import Journal, Rotation
+from rotator.journal.journal import Journal, Rotation
 from rotator.lifecycle import State
-from rotator.loader import load_policies
+from rotator.policy.loader import load_policies
 from tests.conftest import FakeClock
 
 REGION = "us-east-1"

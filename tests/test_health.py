@@ -12,8 +12,8 @@ import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from rotator.errors import ConfigError
-from rotator.health import HealthServer
-from rotator.metrics import Metrics
+from rotator.service.health import HealthServer
+from rotator.service.metrics import Metrics
 from tests.conftest import FakeClock
 
 

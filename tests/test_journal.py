@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from rotator.adapters.secret import SecretValue
 from rotator.errors import JournalError
-from rotator.journal import SCHEMA_VERSION, Journal, LeaseLost, Rotation, schema_migrations
+from rotator.journal.journal import SCHEMA_VERSION, Journal, LeaseLost, Rotation, schema_migrations
 from rotator.lifecycle import State, TransitionError
-from rotator.secret import SecretValue
 from tests.conftest import FakeClock
 
 

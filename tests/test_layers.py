@@ -21,22 +21,22 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_only_the_schedule_module_touches_apscheduler() -> None:
-    """APScheduler is imported by rotator/schedule.py and by no other module."""
+    """APScheduler is imported by rotator/policy/cron.py and by no other module."""
     users = {
         str(p.relative_to(ROOT))
         for package in ("rotator", "providers")
         for p in (ROOT / package).rglob("*.py")
         if "apscheduler" in _imports(p)
     }
-    assert users == {"rotator/schedule.py"}
+    assert users == {"rotator/policy/cron.py"}
 
 
 def test_loading_policies_imports_no_sdk() -> None:
     """Loading the registry and a policy imports no provider SDK (they are imported lazily)."""
     code = (
         "import sys\n"
-        "from rotator.interfaces import registry\n"
-        "from rotator.loader import load_policies\n"
+        "from rotator.adapters.roles import registry\n"
+        "from rotator.policy.loader import load_policies\n"
         "registry()\n"
         "load_policies('schedules/examples')\n"
         "print(sorted(m for m in ('boto3', 'botocore', 'hvac', 'azure', 'moto', 'kubernetes') "

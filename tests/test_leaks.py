@@ -20,14 +20,14 @@ import structlog.testing
 from click.testing import CliRunner, Result
 from moto import mock_aws
 
-from rotator.cli_leaks import leaks
-from rotator.engine import Engine
+from rotator.adapters.secret import SecretValue
+from rotator.cli.leaks import leaks
+from rotator.engine.runner import Engine
 from rotator.errors import PolicyError
-from rotator.journal import Journal
-from rotator.leaks import Action, ReportError, Standing, Triage, parse_report, triage
+from rotator.journal.journal import Journal
 from rotator.lifecycle import State
-from rotator.loader import load_policies
-from rotator.secret import SecretValue
+from rotator.policy.loader import load_policies
+from rotator.watch.leaks import Action, ReportError, Standing, Triage, parse_report, triage
 from tests.conftest import FakeClock, restored_logging
 
 REGION = "us-east-1"

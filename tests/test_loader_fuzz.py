@@ -22,10 +22,10 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rotator import interfaces
-from rotator.cli import cli
+from rotator.adapters import roles as interfaces
+from rotator.cli.main import cli
 from rotator.errors import PolicyError
-from rotator.loader import PolicySet, _load_files, load_policies
+from rotator.policy.loader import PolicySet, _load_files, load_policies
 from tests.conftest import restored_logging
 
 #: Modest, so the whole module runs in seconds; no example database in the tree.

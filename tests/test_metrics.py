@@ -10,9 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from rotator import __version__
-from rotator.journal import Rotation, SecretSummary
+from rotator.journal.journal import Rotation, SecretSummary
 from rotator.lifecycle import State
-from rotator.metrics import DURATION_BUCKETS, Metrics
+from rotator.service.metrics import DURATION_BUCKETS, Metrics
 from tests.conftest import START, FakeClock
 
 POLICIES = {"db-password": "aws-secretsmanager", "api-key": "vault-kv"}

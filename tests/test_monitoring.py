@@ -16,9 +16,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from rotator.journal import Rotation, SecretSummary
+from rotator.journal.journal import Rotation, SecretSummary
 from rotator.lifecycle import State
-from rotator.metrics import Metrics
+from rotator.service.metrics import Metrics
 from tests.conftest import START, FakeClock
 
 ROOT = Path(__file__).resolve().parent.parent

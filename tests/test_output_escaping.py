@@ -23,13 +23,13 @@ import pytest
 from click.testing import CliRunner, Result
 from rich.console import Console
 
-from rotator import cli_common
-from rotator.audit import AuditRecord, to_csv
-from rotator.cli import cli
-from rotator.engine import Outcome, RunReport
-from rotator.engine import Result as Fate
-from rotator.escaping import csv_cell, markdown_cell, markdown_code, printable
-from rotator.summary import RunSummary
+from rotator.cli import common as cli_common
+from rotator.cli.main import cli
+from rotator.engine.runner import Outcome, RunReport
+from rotator.engine.runner import Result as Fate
+from rotator.journal.audit import AuditRecord, to_csv
+from rotator.output.escaping import csv_cell, markdown_cell, markdown_code, printable
+from rotator.reports.summary import RunSummary
 from tests.conftest import AWS_REGION, START
 
 #: What a remote error or a policy may carry: markup, formulas, Markdown, HTML, controls.

@@ -16,9 +16,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from providers.vault.emulator._acl import parse_policy
-from rotator.cli import cli
-from rotator.interfaces import (
+from rotator.adapters.roles import (
     Credential,
     Issuer,
     Permission,
@@ -30,7 +28,9 @@ from rotator.interfaces import (
     Verifier,
     Version,
 )
-from rotator.permissions import (
+from rotator.adapters.secret import SecretValue
+from rotator.cli.main import cli
+from rotator.reports.permissions import (
     aws_policy,
     collect,
     documents,
@@ -43,7 +43,7 @@ from rotator.permissions import (
     vault_name,
     vault_policy,
 )
-from rotator.secret import SecretValue
+from rotator.sandbox.vault._acl import parse_policy
 from tests.conftest import FakeClock
 
 ACCOUNT = "111122223333"
@@ -481,8 +481,8 @@ def test_command_pipes_documents_from_a_real_process(tmp_path: Path) -> None:
 
 def test_azure_role_puts_arm_actions_apart_from_data_actions() -> None:
     """An APIM subscription's actions are control-plane Actions scoped to its service."""
-    from rotator.interfaces import Permission
-    from rotator.permissions import azure_role
+    from rotator.adapters.roles import Permission
+    from rotator.reports.permissions import azure_role
 
     sub = (
         "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ApiManagement/service/gw"

@@ -20,10 +20,10 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from rotator import clock
-from rotator.cli import cli
-from rotator.engine import Outcome, Result, RunReport
+from rotator.cli.main import cli
+from rotator.engine.runner import Outcome, Result, RunReport
 from rotator.lifecycle import State
-from rotator.summary import RunSummary
+from rotator.reports.summary import RunSummary
 from tests.conftest import AWS_REGION, START
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,7 +115,7 @@ def test_every_rotator_command_and_flag_they_use_exists() -> None:
 
 def test_the_rotator_variables_they_set_are_read_by_rotator() -> None:
     """Every ROTATOR_* variable the examples set is one rotator reads (no dead settings)."""
-    source = "\n".join(p.read_text() for p in (ROOT / "rotator").glob("*.py"))
+    source = "\n".join(p.read_text() for p in (ROOT / "rotator").rglob("*.py"))
     used = set(re.findall(r"ROTATOR_[A-Z_]+", GITHUB.read_text() + GITLAB.read_text()))
     assert {"ROTATOR_STATE", "ROTATOR_KEY_FILE", "ROTATOR_ACTOR"} <= used
     secrets_only = {"ROTATOR_FINGERPRINT_KEY"}  # a CI secret the job copies into a file

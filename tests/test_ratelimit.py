@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from rotator.adapters.ratelimit import TokenBucket, limits
 from rotator.errors import ConfigError
-from rotator.ratelimit import TokenBucket, limits
 
 
 class _Time:

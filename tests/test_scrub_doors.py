@@ -29,11 +29,11 @@ from typing import Any
 import pytest
 import structlog
 
-from rotator import logs, redact
+from rotator.adapters.roles import Alert, AlertEvent, Credential, Issuer, Runtime, Severity
+from rotator.adapters.secret import SecretValue
 from rotator.errors import JournalError, RotatorError
-from rotator.interfaces import Alert, AlertEvent, Credential, Issuer, Runtime, Severity
-from rotator.metrics import Metrics
-from rotator.secret import SecretValue
+from rotator.output import logs, redact
+from rotator.service.metrics import Metrics
 from tests.echo_server import (
     PIECE,
     STRADDLE,
@@ -627,7 +627,7 @@ def test_kubernetes_status_reason_echoing_a_value(seen: Seen) -> None:
 
 def test_journal_password_in_the_query_is_masked(tmp_path: Path) -> None:
     """``?password=`` (and sslpassword) is hidden like a user-info password."""
-    from rotator.journal import Journal
+    from rotator.journal.journal import Journal
 
     url = "postgresql://rotator@127.0.0.1:1/rotator?sslpassword=OwnSslPassword42&password=OwnPw0rd1234567"
 
@@ -641,7 +641,7 @@ def test_journal_password_is_registered_at_startup_and_never_echoed() -> None:
     """The CLI registers the journal's password: any echo of it, anywhere, is masked."""
     from click.testing import CliRunner
 
-    from rotator.cli import cli
+    from rotator.cli.main import cli
 
     password = "OwnJournalPassword0123"
     url = f"postgresql://rotator@127.0.0.1:1/rotator?password={password}"
@@ -655,7 +655,7 @@ def test_journal_password_is_registered_at_startup_and_never_echoed() -> None:
 
 def test_a_password_with_an_unencoded_at_sign_is_never_quoted(tmp_path: Path) -> None:
     """Parsers split ``P@ss@w0rd...`` at an ``@``; what follows one is masked too."""
-    from rotator.journal import Journal
+    from rotator.journal.journal import Journal
 
     url = "postgresql://rot:P@ss@w0rdLongEnough@127.0.0.1:1/x"
     with pytest.raises(JournalError) as raised:
@@ -665,8 +665,8 @@ def test_a_password_with_an_unencoded_at_sign_is_never_quoted(tmp_path: Path) ->
 
 def test_readyz_never_shows_the_journal_password(tmp_path: Path) -> None:
     """/readyz of a daemon whose journal is down names it without its password."""
-    from rotator.health import HealthServer
-    from rotator.journal import Journal
+    from rotator.journal.journal import Journal
+    from rotator.service.health import HealthServer
 
     password = "OwnJournalPassword0123"
     url = f"postgresql://rotator@127.0.0.1:1/rotator?password={password}"

@@ -10,8 +10,8 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from rotator import redact
-from rotator.secret import SecretValue
+from rotator.adapters.secret import SecretValue
+from rotator.output import redact
 
 
 def test_repr_and_str_are_masked() -> None:

@@ -14,14 +14,14 @@ from moto import mock_aws
 from structlog.testing import capture_logs
 
 from providers.random import RandomIssuer
-from rotator.concurrency import Limits
-from rotator.engine import Engine
+from rotator.adapters.roles import Credential, Registry, registry
+from rotator.engine.concurrency import Limits
+from rotator.engine.runner import Engine
 from rotator.errors import VerificationError
-from rotator.interfaces import Credential, Registry, registry
-from rotator.journal import Journal, SecretSummary
-from rotator.loader import load_policies
-from rotator.metrics import Metrics
-from rotator.service import Service, ServiceSettings
+from rotator.journal.journal import Journal, SecretSummary
+from rotator.policy.loader import load_policies
+from rotator.service.loop import Service, ServiceSettings
+from rotator.service.metrics import Metrics
 from tests.conftest import FakeClock
 
 ENTRY = """  - name: {name}
@@ -119,7 +119,7 @@ def test_reload_survives_any_error_while_loading(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise OverflowError("Python int too large to convert to C int")
 
-    monkeypatch.setattr("rotator.service.load_policies", broken)
+    monkeypatch.setattr("rotator.service.loop.load_policies", broken)
     with capture_logs() as logs:
         assert service.reload() is False
     assert service.reloads_failed == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
-from rotator.loader import load_policies
+from rotator.policy.loader import load_policies
 
 ROOT = Path(__file__).resolve().parent.parent
 

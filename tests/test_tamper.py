@@ -21,11 +21,11 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from rotator.audit import AnchorFile
-from rotator.cli import cli
-from rotator.engine import Action, Engine
-from rotator.interfaces import AlertEvent, Severity
-from rotator.journal import Journal, JournalTampered, Rotation, rotations
+from rotator.adapters.roles import AlertEvent, Severity
+from rotator.cli.main import cli
+from rotator.engine.runner import Action, Engine
+from rotator.journal.audit import AnchorFile
+from rotator.journal.journal import Journal, JournalTampered, Rotation, rotations
 from rotator.lifecycle import State, Step
 from tests.conftest import FakeClock, run_sql
 from tests.watched import WatchedIssuer, recorded_alerts, watched_engine, watched_secret
@@ -507,7 +507,7 @@ def test_the_audit_sink_and_the_anchor_never_write_through_a_planted_link(
     tmp_path: Path,
 ) -> None:
     """A link planted at the sink's or the anchor's name leaves its target untouched."""
-    from rotator.audit import AuditRecord, JsonlSink
+    from rotator.journal.audit import AuditRecord, JsonlSink
 
     victim = tmp_path / "victim"
     victim.write_text("precious\n")

@@ -11,9 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rotator.engine import Engine, Result
-from rotator.errors import PermanentError, VerificationError
-from rotator.interfaces import (
+from rotator.adapters.roles import (
     Credential,
     ProviderConfig,
     Registry,
@@ -21,11 +19,13 @@ from rotator.interfaces import (
     Verifier,
     registry,
 )
-from rotator.journal import Journal
+from rotator.adapters.secret import SecretValue
+from rotator.engine.preflight import Verdict
+from rotator.engine.runner import Engine, Result
+from rotator.errors import PermanentError, VerificationError
+from rotator.journal.journal import Journal
 from rotator.lifecycle import State
-from rotator.loader import load_policies
-from rotator.preflight import Verdict
-from rotator.secret import SecretValue
+from rotator.policy.loader import load_policies
 from tests.conftest import FakeClock
 
 REGION = "us-east-1"

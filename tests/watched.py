@@ -19,11 +19,11 @@ from typing import Any, ClassVar
 import boto3
 
 from providers.random import RandomIssuer
-from rotator.engine import Engine
-from rotator.interfaces import Credential, registry
-from rotator.journal import Journal
-from rotator.loader import load_policies
-from rotator.secret import SecretValue
+from rotator.adapters.roles import Credential, registry
+from rotator.adapters.secret import SecretValue
+from rotator.engine.runner import Engine
+from rotator.journal.journal import Journal
+from rotator.policy.loader import load_policies
 from tests.conftest import AWS_REGION, FakeClock
 
 #: An exec notifier appending each alert's JSON to $OUT.

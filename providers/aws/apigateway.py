@@ -36,10 +36,10 @@ from pydantic import Field
 from providers.aws.clients import client
 from providers.aws.errors import aws_errors
 from providers.aws.permissions import apigateway_arn, apigateway_tags_arns
-from rotator.durations import Duration
+from rotator.adapters.durations import Duration
+from rotator.adapters.roles import Credential, Issuer, Permission, ProviderConfig
+from rotator.adapters.secret import SecretValue
 from rotator.errors import ConflictError, NotFoundError, RotatorError, VerificationError
-from rotator.interfaces import Credential, Issuer, Permission, ProviderConfig
-from rotator.secret import SecretValue
 
 if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient

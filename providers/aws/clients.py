@@ -1,6 +1,6 @@
 """boto3 clients for the AWS adapters: built once per service and region, then reused.
 
-One ``boto3.Session`` is kept per :attr:`rotator.interfaces.Runtime.cache`
+One ``boto3.Session`` is kept per :attr:`rotator.adapters.roles.Runtime.cache`
 (sessions are not thread-safe to build clients from, so a lock guards it),
 and one client per (service, region) in the same cache; clients themselves
 are thread-safe. Every client uses botocore's ``standard`` retry mode.
@@ -42,9 +42,10 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from providers.aws.errors import attempt_outcome, aws_errors
 from providers.metering import report, take
-from rotator import __version__, redact
-from rotator.interfaces import Runtime
-from rotator.ratelimit import limits
+from rotator import __version__
+from rotator.adapters.ratelimit import limits
+from rotator.adapters.roles import Runtime
+from rotator.output import redact
 
 if TYPE_CHECKING:
     import boto3
@@ -132,7 +133,7 @@ def _own_keys(session: Any) -> Callable[..., None]:
 
     Best effort: the secret key and session token of the shared session's
     credentials (renewed ones included, as an assumed role's are) are
-    registered with :mod:`rotator.redact`, so an echo of them is masked.
+    registered with :mod:`rotator.output.redact`, so an echo of them is masked.
     """
     try:
         credentials = session.get_credentials()

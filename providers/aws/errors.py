@@ -19,7 +19,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from rotator import redact
 from rotator.errors import (
     ConflictError,
     LimitExceededError,
@@ -29,6 +28,7 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
+from rotator.output import redact
 
 if TYPE_CHECKING:
     from botocore.exceptions import BotoCoreError, ClientError

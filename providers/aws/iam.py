@@ -25,7 +25,9 @@ from pydantic import Field
 from providers.aws.clients import client
 from providers.aws.errors import aws_errors
 from providers.aws.permissions import user_arns
-from rotator.durations import Duration
+from rotator.adapters.durations import Duration
+from rotator.adapters.roles import Credential, Issuer, Permission, ProviderConfig
+from rotator.adapters.secret import SecretValue
 from rotator.errors import (
     LimitExceededError,
     NotFoundError,
@@ -34,8 +36,6 @@ from rotator.errors import (
     TransientError,
     VerificationError,
 )
-from rotator.interfaces import Credential, Issuer, Permission, ProviderConfig
-from rotator.secret import SecretValue
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient

@@ -4,7 +4,7 @@
 nothing is called at AWS to answer, except that the account id an ARN needs
 may be asked of STS once (``GetCallerIdentity``, which every identity may
 call) when ``--account`` did not give it. The answer is kept in
-``runtime.cache`` under :data:`rotator.permissions.AWS_ACCOUNT`, where the
+``runtime.cache`` under :data:`rotator.reports.permissions.AWS_ACCOUNT`, where the
 command puts ``--account`` too.
 
 The region is the policy's, else the AWS default chain's (``AWS_REGION``,
@@ -25,9 +25,9 @@ from urllib.parse import quote
 
 from providers.aws.clients import client
 from providers.aws.errors import aws_errors
+from rotator.adapters.roles import Runtime
 from rotator.errors import ConfigError, ProviderError
-from rotator.interfaces import Runtime
-from rotator.permissions import AWS_ACCOUNT
+from rotator.reports.permissions import AWS_ACCOUNT
 
 SYSTEM = "aws"
 #: What IAM matches any six characters with (Secrets Manager's random ARN suffix).

@@ -54,6 +54,8 @@ from pydantic import Field
 from providers.aws.clients import client
 from providers.aws.errors import aws_errors
 from providers.aws.permissions import secret_arn
+from rotator.adapters.roles import Permission, ProviderConfig, Store, Version
+from rotator.adapters.secret import SecretValue
 from rotator.errors import (
     ConflictError,
     NotFoundError,
@@ -62,8 +64,6 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
-from rotator.interfaces import Permission, ProviderConfig, Store, Version
-from rotator.secret import SecretValue
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

@@ -99,15 +99,16 @@ from providers.azure.errors import (
     status_outcome,
 )
 from providers.metering import report
-from rotator import __version__, redact
+from rotator import __version__
+from rotator.adapters.roles import Credential, Issuer, Permission, ProviderConfig, Runtime
+from rotator.adapters.secret import SecretValue
 from rotator.errors import (
     ConflictError,
     LimitExceededError,
     PermanentError,
     VerificationError,
 )
-from rotator.interfaces import Credential, Issuer, Permission, ProviderConfig, Runtime
-from rotator.secret import SecretValue
+from rotator.output import redact
 
 if TYPE_CHECKING:
     from azure.mgmt.apimanagement import ApiManagementClient

@@ -37,7 +37,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-from rotator import redact
 from rotator.errors import (
     ConflictError,
     NotFoundError,
@@ -46,6 +45,7 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
+from rotator.output import redact
 
 #: Inner error codes of a 409 that pass by themselves: retry later.
 BUSY_CODES = frozenset({"ObjectIsBeingDeleted", "ObjectIsBeingRecovered"})

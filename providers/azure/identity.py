@@ -80,10 +80,11 @@ from providers.azure.errors import (
     status_outcome,
 )
 from providers.metering import report, take
-from rotator import __version__, redact
+from rotator import __version__
+from rotator.adapters.ratelimit import limits
+from rotator.adapters.roles import Runtime
 from rotator.errors import PermanentError
-from rotator.interfaces import Runtime
-from rotator.ratelimit import limits
+from rotator.output import redact
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
@@ -212,7 +213,7 @@ def register_own_secrets(environ: Mapping[str, str]) -> None:
 
 
 class TokenRegistrar:
-    """A credential handing out the tokens of another, each registered with :mod:`rotator.redact`.
+    """A credential handing out the tokens of another, each registered with the scrubber.
 
     rotator's own access tokens are credentials like the values it rotates:
     a token an SDK logs, or a server echoes in an error, is masked. The

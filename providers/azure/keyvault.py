@@ -57,7 +57,9 @@ from providers.azure.errors import (
     vault_name,
 )
 from providers.azure.identity import secret_client
-from rotator.durations import Duration
+from rotator.adapters.durations import Duration
+from rotator.adapters.roles import Permission, ProviderConfig, Store, Version
+from rotator.adapters.secret import SecretValue
 from rotator.errors import (
     ConflictError,
     NotFoundError,
@@ -65,8 +67,6 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
-from rotator.interfaces import Permission, ProviderConfig, Store, Version
-from rotator.secret import SecretValue
 
 if TYPE_CHECKING:
     from azure.keyvault.secrets import KeyVaultSecret, SecretClient, SecretProperties

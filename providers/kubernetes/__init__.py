@@ -8,7 +8,7 @@
   metered and error-translated.
 - :mod:`providers.kubernetes.errors`: the client's exceptions as
   :mod:`rotator.errors`.
-- :mod:`providers.kubernetes.emulator`: a small Kubernetes API server
+- :mod:`rotator.sandbox.kubernetes.server`: a small Kubernetes API server
   (stdlib only) speaking the REST paths the adapter uses, for tests.
 
 Nothing here imports the ``kubernetes`` package at module load: it is

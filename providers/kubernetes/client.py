@@ -53,10 +53,10 @@ from typing import Any
 
 from providers.kubernetes.errors import PROVIDER, kubernetes_errors, request_outcome, sdk
 from providers.metering import report, take
-from rotator import redact
+from rotator.adapters.ratelimit import limits
+from rotator.adapters.roles import Runtime
 from rotator.errors import PermanentError, ProviderError
-from rotator.interfaces import Runtime
-from rotator.ratelimit import limits
+from rotator.output import redact
 
 #: Calls per second per API server (the ``kubernetes`` quota of ``ROTATOR_RATE_LIMITS``).
 RATE_LIMITS = {"kubernetes": 20.0}

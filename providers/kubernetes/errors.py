@@ -41,7 +41,6 @@ from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Any
 
-from rotator import redact
 from rotator.errors import (
     NotFoundError,
     PermanentError,
@@ -49,6 +48,7 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
+from rotator.output import redact
 
 PROVIDER = "kubernetes"
 

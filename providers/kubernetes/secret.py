@@ -85,7 +85,7 @@ identity::
         verbs: [get, patch]
 
 The value is sent base64-encoded in request bodies only, never in a URL;
-that encoding is registered with :mod:`rotator.redact` so it is scrubbed
+that encoding is registered with :mod:`rotator.output.redact` so it is scrubbed
 from any log line too.
 """
 
@@ -104,10 +104,10 @@ from pydantic import Field, field_validator
 
 from providers.kubernetes.client import KubeSession, session
 from providers.kubernetes.errors import PROVIDER, ConflictRetry, sdk
-from rotator import redact
+from rotator.adapters.roles import Permission, ProviderConfig, Target
+from rotator.adapters.secret import SecretValue
 from rotator.errors import ConflictError, NotFoundError, PermanentError, PermissionDeniedError
-from rotator.interfaces import Permission, ProviderConfig, Target
-from rotator.secret import SecretValue
+from rotator.output import redact
 
 KIND = "kubernetes-secret"
 

@@ -35,6 +35,8 @@ from pydantic import Field
 
 from providers.vault.client import cache_fingerprint, named, session
 from providers.vault.errors import vault_errors
+from rotator.adapters.roles import Credential, Issuer, Permission, ProviderConfig
+from rotator.adapters.secret import SecretValue
 from rotator.errors import (
     NotFoundError,
     PermanentError,
@@ -42,8 +44,6 @@ from rotator.errors import (
     TransientError,
     VerificationError,
 )
-from rotator.interfaces import Credential, Issuer, Permission, ProviderConfig
-from rotator.secret import SecretValue
 
 PROVIDER = "vault-approle-secret-id"
 ROLE_ID = "role_id"

@@ -87,11 +87,11 @@ from providers.vault.errors import (
     status_outcome,
     vault_errors,
 )
-from rotator import redact
+from rotator.adapters.ratelimit import limits
+from rotator.adapters.roles import Runtime
+from rotator.adapters.secret import SecretValue
 from rotator.errors import PermanentError, PermissionDeniedError, ProviderError
-from rotator.interfaces import Runtime
-from rotator.ratelimit import limits
-from rotator.secret import SecretValue
+from rotator.output import redact
 
 PROVIDER = "vault"
 DEFAULT_K8S_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105

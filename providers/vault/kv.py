@@ -50,9 +50,9 @@ from pydantic import Field
 
 from providers.vault.client import session
 from providers.vault.errors import recognise
+from rotator.adapters.roles import Permission, ProviderConfig, Store, Version
+from rotator.adapters.secret import SecretValue
 from rotator.errors import ConflictError, PermanentError, PermissionDeniedError
-from rotator.interfaces import Permission, ProviderConfig, Store, Version
-from rotator.secret import SecretValue
 
 PROVIDER = "vault-kv"
 #: custom_metadata keys rotator writes.

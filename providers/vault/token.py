@@ -40,7 +40,9 @@ from pydantic import Field, field_validator, model_validator
 
 from providers.vault.client import cache_fingerprint, named, session
 from providers.vault.errors import TokenRejectedError, vault_errors
-from rotator.durations import Duration
+from rotator.adapters.durations import Duration
+from rotator.adapters.roles import Credential, Issuer, Permission, ProviderConfig
+from rotator.adapters.secret import SecretValue
 from rotator.errors import (
     NotFoundError,
     PermanentError,
@@ -49,8 +51,6 @@ from rotator.errors import (
     TransientError,
     VerificationError,
 )
-from rotator.interfaces import Credential, Issuer, Permission, ProviderConfig
-from rotator.secret import SecretValue
 
 PROVIDER = "vault-token"
 ROTATION_ID = "rotator_rotation_id"

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
-from providers.aws.sandbox import AwsSandbox
+from rotator.sandbox.aws.sandbox import AwsSandbox
 from tests import harness
 
 REGION = "us-east-1"
@@ -158,7 +158,7 @@ def rotator_cli(aws: dict[str, str], tmp_path: Path) -> Rotator:
 @pytest.fixture
 def vault() -> Iterator[Any]:
     """A fresh Vault emulator on a free loopback port (a thread of the test process)."""
-    from providers.vault.emulator import VaultEmulator
+    from rotator.sandbox.vault import VaultEmulator
 
     with VaultEmulator() as emulator:
         yield emulator
@@ -181,7 +181,7 @@ def hvac_client(vault: Any, token: str | None = None) -> Any:
 @pytest.fixture
 def keyvault() -> Iterator[Any]:
     """A fresh Azure Key Vault emulator (HTTPS, its own CA) on a free loopback port."""
-    from providers.azure.emulator import KeyVaultEmulator
+    from rotator.sandbox.azure import KeyVaultEmulator
 
     with KeyVaultEmulator() as emulator:
         yield emulator

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rotator.faults import POINTS
+from rotator.engine.faults import POINTS
 from tests.e2e.conftest import Rotator, secret_client
 
 POLICY = """

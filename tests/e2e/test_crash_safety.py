@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from rotator.faults import POINTS
+from rotator.engine.faults import POINTS
 from tests.e2e.conftest import Rotator, client
 
 GRACE = timedelta(hours=1)

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from rotator import clock, faults
+from rotator import clock
+from rotator.engine import faults
 from rotator.errors import PermanentError
 from tests import harness
 from tests.e2e.conftest import Completed, Rotator, client

@@ -14,7 +14,7 @@ from typing import Any
 import hvac
 import pytest
 
-from rotator.faults import POINTS
+from rotator.engine.faults import POINTS
 from tests.e2e.conftest import Rotator, client, hvac_client
 
 ROLE = "ci-app"

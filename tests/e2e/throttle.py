@@ -88,7 +88,7 @@ class TokenBucket:
 
     The way AWS meters a request quota: the bucket refills continuously, so
     a client that backs off briefly finds a few tokens again, rather than
-    waiting for a whole window to pass. Unlike :class:`rotator.ratelimit.TokenBucket`
+    waiting for a whole window to pass. Unlike :class:`rotator.adapters.ratelimit.TokenBucket`
     it never waits: an event finding the bucket empty is refused.
     """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rotator.journal import Journal
+from rotator.journal.journal import Journal
 from rotator.lifecycle import State
 
 #: Failures a test injects on purpose (``faults.armed("fail:<step>")``) are not the ones looked for.

@@ -5,7 +5,7 @@ HTTPS; the issuer logs in with the real ``ManagedIdentityCredential`` (the
 emulator's token endpoint), as in production. Whole rotations run through
 the engine with the Key Vault store (the same emulator) and an ``http``
 verifier calling the gateway with the new key. A crash is simulated by
-raising, at the engine's fault points (``rotator.faults.POINTS``), an
+raising, at the engine's fault points (``rotator.engine.faults.POINTS``), an
 exception nothing below the engine catches, then resuming with a new engine,
 journal handle and issuer (nothing in memory survives, as after SIGKILL).
 """
@@ -36,10 +36,10 @@ from providers.azure.apim import (
     apim_operation,
     management_scope,
 )
-from providers.azure.emulator import KeyVaultEmulator
-from providers.azure.sandbox import APIM_SECRET, APIM_SERVICE, APIM_SID, AzureSandbox
-from rotator import faults, redact
-from rotator.engine import Engine
+from rotator.adapters.roles import Credential, Runtime
+from rotator.adapters.secret import SecretValue
+from rotator.engine import faults
+from rotator.engine.runner import Engine
 from rotator.errors import (
     ConflictError,
     LimitExceededError,
@@ -49,11 +49,12 @@ from rotator.errors import (
     TransientError,
     VerificationError,
 )
-from rotator.interfaces import Credential, Runtime
-from rotator.journal import Journal
+from rotator.journal.journal import Journal
 from rotator.lifecycle import State
-from rotator.loader import load_policies
-from rotator.secret import SecretValue
+from rotator.output import redact
+from rotator.policy.loader import load_policies
+from rotator.sandbox.azure import KeyVaultEmulator
+from rotator.sandbox.azure.sandbox import APIM_SECRET, APIM_SERVICE, APIM_SID, AzureSandbox
 from tests.conftest import FakeClock
 from tests.providers.azure.backends import emulator_admin, point_at_emulator
 

@@ -9,9 +9,9 @@ import pytest
 
 from providers.aws.apigateway import ApiKeyConfig, ApiKeyIssuer
 from providers.aws.clients import client
+from rotator.adapters.roles import Credential, Runtime
+from rotator.adapters.secret import SecretValue
 from rotator.errors import NotFoundError, VerificationError
-from rotator.interfaces import Credential, Runtime
-from rotator.secret import SecretValue
 from tests.providers.helpers import count_calls, error_reply, inject, new_rotation_id
 
 pytestmark = pytest.mark.usefixtures("aws")

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from providers.aws.clients import client
-from rotator.interfaces import Runtime
+from rotator.adapters.roles import Runtime
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
@@ -67,7 +67,7 @@ def test_adapter_modules_do_not_import_the_sdk() -> None:
     code = (
         "import sys\n"
         "import providers.aws.secretsmanager, providers.aws.iam, providers.aws.apigateway\n"
-        "import providers.aws.sandbox\n"
+        "import rotator.sandbox.aws.sandbox\n"
         "bad = [m for m in ('boto3', 'botocore', 'moto') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

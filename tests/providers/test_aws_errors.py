@@ -20,6 +20,8 @@ from botocore.exceptions import (
 from providers.aws.clients import client
 from providers.aws.errors import aws_errors
 from providers.aws.secretsmanager import SecretsManagerConfig, SecretsManagerStore
+from rotator.adapters.roles import Runtime
+from rotator.adapters.secret import SecretValue
 from rotator.errors import (
     ConflictError,
     LimitExceededError,
@@ -29,8 +31,6 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
-from rotator.interfaces import Runtime
-from rotator.secret import SecretValue
 from tests.providers.helpers import error_reply, inject, new_rotation_id
 
 LEAK = "hunter2-very-secret-value"

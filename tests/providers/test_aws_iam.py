@@ -9,9 +9,9 @@ import boto3
 import pytest
 
 from providers.aws.iam import AccessKeyConfig, AccessKeyIssuer
+from rotator.adapters.roles import Credential, Runtime
+from rotator.adapters.secret import SecretValue
 from rotator.errors import LimitExceededError, NotFoundError, VerificationError
-from rotator.interfaces import Credential, Runtime
-from rotator.secret import SecretValue
 from tests.providers.helpers import StepClock, new_rotation_id
 
 pytestmark = pytest.mark.usefixtures("aws")

@@ -17,9 +17,9 @@ from providers.aws.clients import client
 from providers.aws.errors import attempt_outcome
 from providers.aws.iam import AccessKeyConfig, AccessKeyIssuer
 from providers.aws.secretsmanager import SecretsManagerConfig, SecretsManagerStore
-from rotator.interfaces import OUTCOMES, Runtime
-from rotator.metrics import OPERATION_PATTERN
-from rotator.secret import SecretValue
+from rotator.adapters.roles import OUTCOMES, Runtime
+from rotator.adapters.secret import SecretValue
+from rotator.service.metrics import OPERATION_PATTERN
 from tests.providers.helpers import new_rotation_id
 from tests.providers.threads import run_together
 

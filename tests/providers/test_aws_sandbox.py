@@ -13,10 +13,10 @@ import pytest
 
 from providers.aws.apigateway import ApiKeyConfig, ApiKeyIssuer
 from providers.aws.iam import AccessKeyConfig, AccessKeyIssuer
-from providers.aws.sandbox import AwsSandbox
 from providers.aws.secretsmanager import SecretsManagerConfig, SecretsManagerStore
-from rotator.interfaces import Runtime
-from rotator.secret import SecretValue
+from rotator.adapters.roles import Runtime
+from rotator.adapters.secret import SecretValue
+from rotator.sandbox.aws.sandbox import AwsSandbox
 from tests.providers.helpers import new_rotation_id
 
 pytestmark = pytest.mark.e2e

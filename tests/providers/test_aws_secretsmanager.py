@@ -11,9 +11,9 @@ import pytest
 
 from providers.aws.clients import client
 from providers.aws.secretsmanager import SecretsManagerConfig, SecretsManagerStore
+from rotator.adapters.roles import Runtime
+from rotator.adapters.secret import SecretValue
 from rotator.errors import ConflictError, NotFoundError, PermanentError
-from rotator.interfaces import Runtime
-from rotator.secret import SecretValue
 from tests.providers.helpers import error_reply, inject, new_rotation_id
 
 pytestmark = pytest.mark.usefixtures("aws")

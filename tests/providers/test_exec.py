@@ -15,6 +15,8 @@ import pytest
 from pydantic import ValidationError
 
 from providers.exec import ExecConfig, ExecTarget, ExecVerifier
+from rotator.adapters.roles import Credential, Runtime
+from rotator.adapters.secret import SecretValue
 from rotator.errors import (
     NotFoundError,
     PermanentError,
@@ -22,8 +24,6 @@ from rotator.errors import (
     TransientError,
     VerificationError,
 )
-from rotator.interfaces import Credential, Runtime
-from rotator.secret import SecretValue
 
 ROTATION = "0123456789abcdef0123456789abcdef"
 VALUE = "canary-Value-7f3a9c2e1b"

@@ -1,7 +1,7 @@
 """``exec`` hooks when rotator stops: their process groups ended, their steps not failed for good.
 
 In process: a hook writing the value runs on a thread, :func:`end_hooks`
-(what ``rotator.shutdown`` runs on a stop and at exit) ends it and the
+(what ``rotator.adapters.shutdown`` runs on a stop and at exit) ends it and the
 grandchild it started; the write raises ``TransientError`` (the rotation
 resumes at the next start) and no hook starts afterwards.
 """
@@ -18,10 +18,10 @@ import pytest
 
 from providers import exec as exec_module
 from providers.exec import ExecConfig, ExecTarget, end_hooks
-from rotator import shutdown
+from rotator.adapters import shutdown
+from rotator.adapters.roles import Runtime
+from rotator.adapters.secret import SecretValue
 from rotator.errors import RotatorError, TransientError
-from rotator.interfaces import Runtime
-from rotator.secret import SecretValue
 from tests.conftest import FakeClock
 from tests.e2e.conftest import eventually
 
@@ -120,5 +120,5 @@ def test_a_hook_honouring_sigterm_is_not_kept_waiting(tmp_path: Path) -> None:
 
 
 def test_rotator_shutdown_runs_end_hooks() -> None:
-    """The command line ends hooks through rotator.shutdown, which knows exec's ender."""
+    """The command line ends hooks through rotator.adapters.shutdown, which knows exec's ender."""
     assert end_hooks in shutdown._ENDERS

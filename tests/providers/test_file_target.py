@@ -16,10 +16,10 @@ import pytest
 from pydantic import ValidationError
 
 from providers.file import FileConfig, FileTarget
+from rotator.adapters.roles import Registry, Runtime, registry
+from rotator.adapters.secret import SecretValue
 from rotator.errors import NotFoundError, PermanentError, PermissionDeniedError, PolicyError
-from rotator.interfaces import Registry, Runtime, registry
-from rotator.loader import load_policies
-from rotator.secret import SecretValue
+from rotator.policy.loader import load_policies
 from tests.providers.threads import run_together
 
 ROTATION = "0123456789abcdef0123456789abcdef"

@@ -22,17 +22,7 @@ from providers.github import (
     GitHubActionsConfig,
     GitHubActionsTarget,
 )
-from rotator.engine import Engine, Result
-from rotator.errors import (
-    NotFoundError,
-    PermanentError,
-    PermissionDeniedError,
-    PolicyError,
-    RotatorError,
-    TransientError,
-    VerificationError,
-)
-from rotator.interfaces import (
+from rotator.adapters.roles import (
     OUTCOMES,
     Credential,
     Permission,
@@ -42,13 +32,23 @@ from rotator.interfaces import (
     Verifier,
     registry,
 )
-from rotator.journal import Journal
+from rotator.adapters.secret import SecretValue
+from rotator.engine.runner import Engine, Result
+from rotator.errors import (
+    NotFoundError,
+    PermanentError,
+    PermissionDeniedError,
+    PolicyError,
+    RotatorError,
+    TransientError,
+    VerificationError,
+)
+from rotator.journal.journal import Journal
 from rotator.lifecycle import State
-from rotator.loader import load_policies
-from rotator.metrics import OPERATION_PATTERN
-from rotator.secret import SecretValue
+from rotator.policy.loader import load_policies
+from rotator.sandbox.github.server import GitHubServer, serve
+from rotator.service.metrics import OPERATION_PATTERN
 from tests.conftest import FakeClock
-from tests.providers.github_server import GitHubServer, serve
 from tests.providers.helpers import StepClock
 
 TOKEN = "github_pat_11canaryTOKEN0123456789abcdef"

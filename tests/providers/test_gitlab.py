@@ -22,17 +22,7 @@ from providers.gitlab import (
     created_by,
     masking_problems,
 )
-from rotator.engine import Engine, Result
-from rotator.errors import (
-    ConflictError,
-    NotFoundError,
-    PermanentError,
-    PermissionDeniedError,
-    RotatorError,
-    TransientError,
-    VerificationError,
-)
-from rotator.interfaces import (
+from rotator.adapters.roles import (
     OUTCOMES,
     Credential,
     Permission,
@@ -42,13 +32,23 @@ from rotator.interfaces import (
     Verifier,
     registry,
 )
-from rotator.journal import Journal
+from rotator.adapters.secret import SecretValue
+from rotator.engine.runner import Engine, Result
+from rotator.errors import (
+    ConflictError,
+    NotFoundError,
+    PermanentError,
+    PermissionDeniedError,
+    RotatorError,
+    TransientError,
+    VerificationError,
+)
+from rotator.journal.journal import Journal
 from rotator.lifecycle import State
-from rotator.loader import load_policies
-from rotator.metrics import OPERATION_PATTERN
-from rotator.secret import SecretValue
+from rotator.policy.loader import load_policies
+from rotator.sandbox.gitlab.server import GitLabServer, Project, StoredVariable, serve
+from rotator.service.metrics import OPERATION_PATTERN
 from tests.conftest import FakeClock
-from tests.providers.gitlab_server import GitLabServer, Project, StoredVariable, serve
 from tests.providers.helpers import StepClock
 
 TOKEN = "glpat-canaryTOKEN0123456789ab"

@@ -20,6 +20,8 @@ import pytest
 from pydantic import ValidationError
 
 from providers.http import HttpVerifier, HttpVerifierConfig, WebhookConfig, WebhookTarget
+from rotator.adapters.roles import Credential, Runtime
+from rotator.adapters.secret import SecretValue
 from rotator.errors import (
     NotFoundError,
     PermanentError,
@@ -28,8 +30,6 @@ from rotator.errors import (
     TransientError,
     VerificationError,
 )
-from rotator.interfaces import Credential, Runtime
-from rotator.secret import SecretValue
 from tests.providers.helpers import StepClock
 
 ROTATION = "0123456789abcdef0123456789abcdef"

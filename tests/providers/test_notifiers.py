@@ -31,7 +31,7 @@ from providers.notifiers import (
     WebhookNotifier,
     WebhookNotifierConfig,
 )
-from rotator import redact
+from rotator.adapters.roles import Alert, AlertEvent, Runtime, Severity, registry
 from rotator.errors import (
     NotFoundError,
     PermanentError,
@@ -39,7 +39,7 @@ from rotator.errors import (
     RotatorError,
     TransientError,
 )
-from rotator.interfaces import Alert, AlertEvent, Runtime, Severity, registry
+from rotator.output import redact
 from tests.providers.helpers import StepClock
 
 KEY_ENV = "ROTATOR_TEST_ALERT_KEY"

@@ -29,16 +29,16 @@ from typing import Any
 import pytest
 
 from providers.azure import keyvault as keyvault_module
-from providers.azure.emulator import KeyVaultEmulator
 from providers.azure.errors import keyvault_operation
 from providers.azure.keyvault import KeyVaultConfig, KeyVaultStore
-from rotator import faults
-from rotator.engine import Engine
-from rotator.interfaces import Runtime
-from rotator.journal import Journal
+from rotator.adapters.roles import Runtime
+from rotator.engine import faults
+from rotator.engine.runner import Engine
+from rotator.journal.journal import Journal
 from rotator.lifecycle import State
-from rotator.loader import load_policies
-from rotator.permissions import azure_role, azure_roles, collect, vault_name
+from rotator.policy.loader import load_policies
+from rotator.reports.permissions import azure_role, azure_roles, collect, vault_name
+from rotator.sandbox.azure import KeyVaultEmulator
 from tests.conftest import FakeClock
 from tests.providers.azure.backends import emulator_admin, managed_emulator
 

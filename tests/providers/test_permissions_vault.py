@@ -22,19 +22,19 @@ from pathlib import Path
 import hvac
 import pytest
 
-from providers.vault.emulator import VaultEmulator
 from providers.vault.kv import CHECK_STEP, VaultKvConfig, VaultKvStore
 from providers.vault.token import TokenConfig, TokenIssuer
-from rotator import faults
-from rotator.engine import Engine, Result
+from rotator.adapters.roles import Permission, Runtime
+from rotator.adapters.secret import SecretValue
+from rotator.engine import faults
+from rotator.engine.preflight import Verdict
+from rotator.engine.runner import Engine, Result
 from rotator.errors import PermissionDeniedError, ProviderError
-from rotator.interfaces import Permission, Runtime
-from rotator.journal import Journal
+from rotator.journal.journal import Journal
 from rotator.lifecycle import State
-from rotator.loader import load_policies
-from rotator.permissions import collect, vault_blocks, vault_policy
-from rotator.preflight import Verdict
-from rotator.secret import SecretValue
+from rotator.policy.loader import load_policies
+from rotator.reports.permissions import collect, vault_blocks, vault_policy
+from rotator.sandbox.vault import VaultEmulator
 from tests.conftest import FakeClock
 from tests.providers.failures import first_failure
 

@@ -21,12 +21,12 @@ import hvac
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from providers.azure.emulator import KeyVaultEmulator
-from providers.vault.emulator import VaultEmulator
-from rotator.engine import Engine
-from rotator.journal import Journal
+from rotator.engine.runner import Engine
+from rotator.journal.journal import Journal
 from rotator.lifecycle import State
-from rotator.loader import load_policies
+from rotator.policy.loader import load_policies
+from rotator.sandbox.azure import KeyVaultEmulator
+from rotator.sandbox.vault import VaultEmulator
 from tests.conftest import FakeClock
 from tests.providers.azure.backends import emulator_admin, managed_emulator
 

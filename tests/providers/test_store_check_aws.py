@@ -24,8 +24,8 @@ from providers.aws.secretsmanager import (
     interpret,
     principal_of,
 )
+from rotator.adapters.roles import Runtime
 from rotator.errors import NotFoundError, PermissionDeniedError
-from rotator.interfaces import Runtime
 from tests.providers.helpers import error_reply, inject
 
 pytestmark = pytest.mark.usefixtures("aws")

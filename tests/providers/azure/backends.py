@@ -4,7 +4,7 @@ Load the fixtures with ``pytest_plugins = ["tests.providers.azure.backends"]``
 (the emulator's own fixtures live in ``conftest.py``, owned separately; the
 names here start with ``akv_`` so that neither shadows the other).
 
-- ``emulator``: :class:`providers.azure.emulator.KeyVaultEmulator` on a fresh
+- ``emulator``: :class:`rotator.sandbox.azure.KeyVaultEmulator` on a fresh
   loopback port (the SDK's challenge cache is keyed by host and port). The
   store logs in with the real ``ManagedIdentityCredential``, pointed at the
   emulator's App Service style token endpoint
@@ -33,7 +33,7 @@ import pytest
 
 from providers.azure import keyvault as keyvault_module
 from providers.azure.keyvault import KeyVaultConfig, KeyVaultStore
-from rotator.interfaces import Runtime
+from rotator.adapters.roles import Runtime
 
 REAL_URL = os.environ.get("AZURE_KEYVAULT_URL", "").strip()
 _IDENTITY_VARS = (
@@ -85,7 +85,7 @@ def managed_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A started Key Vault emulator the store reaches with the real managed-identity credential."""
     from azure.keyvault.secrets._shared import http_challenge_cache
 
-    from providers.azure.emulator import KeyVaultEmulator
+    from rotator.sandbox.azure import KeyVaultEmulator
 
     http_challenge_cache.clear()
     with KeyVaultEmulator() as emulator:
@@ -199,7 +199,7 @@ def akv_backend(
     """The emulator, and a real vault when AZURE_KEYVAULT_URL and an Azure identity are set."""
     prefix = f"rt{uuid.uuid4().hex[:12]}"
     if request.param == "emulator":
-        from providers.azure.emulator import KeyVaultEmulator
+        from rotator.sandbox.azure import KeyVaultEmulator
 
         with KeyVaultEmulator() as emulator:
             point_at_emulator(monkeypatch, emulator, managed=True)
@@ -230,7 +230,7 @@ def akv_backend(
 @pytest.fixture
 def akv_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
     """The emulator only, for tests that inject faults or need its endpoints."""
-    from providers.azure.emulator import KeyVaultEmulator
+    from rotator.sandbox.azure import KeyVaultEmulator
 
     with KeyVaultEmulator() as emulator:
         point_at_emulator(monkeypatch, emulator, managed=True)

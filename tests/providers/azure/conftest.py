@@ -11,7 +11,7 @@ import pytest
 from azure.keyvault.secrets import SecretClient
 from azure.keyvault.secrets._shared import http_challenge_cache
 
-from providers.azure.emulator import KeyVaultEmulator
+from rotator.sandbox.azure import KeyVaultEmulator
 
 
 @dataclass

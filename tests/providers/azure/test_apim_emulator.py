@@ -20,7 +20,7 @@ import requests
 from azure.core.exceptions import ClientAuthenticationError, ResourceNotFoundError
 from azure.mgmt.apimanagement import ApiManagementClient
 
-from providers.azure.emulator import KeyVaultEmulator
+from rotator.sandbox.azure import KeyVaultEmulator
 from tests.providers.azure.conftest import ManualClock, make_client
 
 AZURE = "6c0d2b1a-9e8f-4a7b-8c6d-5e4f3a2b1c0d"

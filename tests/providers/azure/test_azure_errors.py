@@ -16,8 +16,8 @@ import pytest
 from providers.azure import identity
 from providers.azure.errors import SoftDeletedError, azure_errors, vault_name
 from providers.azure.keyvault import KeyVaultStore
+from rotator.adapters.secret import SecretValue
 from rotator.errors import PermanentError, PermissionDeniedError, TransientError
-from rotator.secret import SecretValue
 
 if TYPE_CHECKING:
     from tests.providers.azure.backends import Backend

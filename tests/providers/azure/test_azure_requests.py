@@ -11,10 +11,10 @@ from azure.keyvault.secrets._shared import http_challenge_cache
 from providers.azure import identity
 from providers.azure.errors import OPERATIONS, keyvault_operation, status_outcome
 from providers.azure.keyvault import KeyVaultStore
+from rotator.adapters.roles import OUTCOMES, Runtime
+from rotator.adapters.secret import SecretValue
 from rotator.errors import TransientError
-from rotator.interfaces import OUTCOMES, Runtime
-from rotator.metrics import OPERATION_PATTERN
-from rotator.secret import SecretValue
+from rotator.service.metrics import OPERATION_PATTERN
 from tests.providers.threads import run_together
 
 if TYPE_CHECKING:

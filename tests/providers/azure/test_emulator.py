@@ -35,7 +35,7 @@ from azure.core.exceptions import (
 from azure.identity import ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
 
-from providers.azure.emulator import KeyVaultEmulator
+from rotator.sandbox.azure import KeyVaultEmulator
 from tests.providers.azure.conftest import ManualClock, make_client
 
 REPO = Path(__file__).resolve().parents[3]
@@ -883,11 +883,11 @@ def test_stop_removes_the_ca_and_refuses_connections() -> None:
 
 
 def test_cli_prints_exports_and_serves() -> None:
-    """Emulator contract (CLI): python -m providers.azure.emulator prints the four exports and
+    """Emulator contract (CLI): python -m rotator.sandbox.azure prints the four exports and
     serves HTTPS until SIGTERM."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "providers.azure.emulator", "--port", "0"],
+        [sys.executable, "-m", "rotator.sandbox.azure", "--port", "0"],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

@@ -27,8 +27,8 @@ from providers.azure.identity import (
     credential,
     secret_client,
 )
+from rotator.adapters.secret import SecretValue
 from rotator.errors import PermanentError
-from rotator.secret import SecretValue
 
 if TYPE_CHECKING:
     from tests.providers.azure.backends import Backend

@@ -24,8 +24,8 @@ from providers.azure.keyvault import (
     KeyVaultConfig,
     KeyVaultStore,
 )
+from rotator.adapters.secret import SecretValue
 from rotator.errors import ConflictError, NotFoundError, PermanentError
-from rotator.secret import SecretValue
 
 if TYPE_CHECKING:
     from tests.providers.azure.backends import Backend

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from providers.kubernetes.emulator import KubernetesEmulator
-from rotator.interfaces import Runtime
+from rotator.adapters.roles import Runtime
+from rotator.sandbox.kubernetes.server import KubernetesEmulator
 from tests.providers.kubernetes.helpers import (
     KEY,
     NAMESPACE,

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from providers.kubernetes.emulator import KubernetesEmulator
 from providers.kubernetes.secret import KubernetesSecretConfig, KubernetesSecretTarget
-from rotator.interfaces import Runtime
+from rotator.adapters.roles import Runtime
+from rotator.sandbox.kubernetes.server import KubernetesEmulator
 
 NAMESPACE = "payments"
 SECRET = "payments-db"

@@ -14,7 +14,7 @@ pytest.importorskip("kubernetes")
 
 from kubernetes import client, config
 
-from providers.kubernetes.emulator import KubernetesEmulator, Rule, merge_patch
+from rotator.sandbox.kubernetes.server import KubernetesEmulator, Rule, merge_patch
 from tests.providers.kubernetes.helpers import KEY, NAMESPACE, OLD, SECRET
 
 SECRETS = f"/api/v1/namespaces/{NAMESPACE}/secrets"

@@ -13,7 +13,6 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import NewConnectionError, ReadTimeoutError, SSLError
 
 from providers.kubernetes.client import session
-from providers.kubernetes.emulator import KubernetesEmulator
 from providers.kubernetes.errors import (
     ConflictRetry,
     from_exception,
@@ -22,6 +21,7 @@ from providers.kubernetes.errors import (
     status_outcome,
     status_reason,
 )
+from rotator.adapters.roles import Runtime
 from rotator.errors import (
     NotFoundError,
     PermanentError,
@@ -29,7 +29,7 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
-from rotator.interfaces import Runtime
+from rotator.sandbox.kubernetes.server import KubernetesEmulator
 from tests.providers.kubernetes.helpers import NAMESPACE, SECRET
 
 CANARY = "canary-Hw3Jk8Lp2Qs6Vx9Z"

@@ -12,7 +12,6 @@ from pydantic import ValidationError
 pytest.importorskip("kubernetes")
 
 from providers.kubernetes.client import OPERATIONS, KubeSession, session
-from providers.kubernetes.emulator import KubernetesEmulator, Rule
 from providers.kubernetes.secret import (
     CREATED_FOR,
     KIND,
@@ -24,6 +23,8 @@ from providers.kubernetes.secret import (
     KubernetesSecretConfig,
     KubernetesSecretTarget,
 )
+from rotator.adapters.roles import OUTCOMES, Registry, Runtime, registry
+from rotator.adapters.secret import SecretValue
 from rotator.errors import (
     ConflictError,
     NotFoundError,
@@ -33,10 +34,9 @@ from rotator.errors import (
     RotatorError,
     TransientError,
 )
-from rotator.interfaces import OUTCOMES, Registry, Runtime, registry
-from rotator.loader import load_policies
-from rotator.metrics import OPERATION_PATTERN
-from rotator.secret import SecretValue
+from rotator.policy.loader import load_policies
+from rotator.sandbox.kubernetes.server import KubernetesEmulator, Rule
+from rotator.service.metrics import OPERATION_PATTERN
 from tests.providers.kubernetes.helpers import (
     KEY,
     NAMESPACE,

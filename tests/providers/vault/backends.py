@@ -4,7 +4,7 @@ The fixtures live in ``conftest_backends`` (test modules load it with
 ``pytest_plugins``; the emulator's own fixtures are in ``conftest.py``,
 owned separately). The ``vault_backend`` fixture is parametrized over:
 
-- ``emulator``: :class:`providers.vault.emulator.VaultEmulator` on loopback,
+- ``emulator``: :class:`rotator.sandbox.vault.VaultEmulator` on loopback,
   driven by a step clock shared with the adapters' runtime;
 - ``vault``: the real Vault named by ``VAULT_ADDR`` and ``VAULT_TOKEN`` (a
   token allowed to mount engines and auth methods and write policies, such
@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from rotator.interfaces import Runtime
+from rotator.adapters.roles import Runtime
 from tests.providers.helpers import StepClock
 
 REAL_ADDR = os.environ.get("VAULT_ADDR", "")

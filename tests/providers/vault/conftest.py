@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import hvac
 import pytest
 
-from providers.vault.emulator import VaultEmulator
+from rotator.sandbox.vault import VaultEmulator
 
 
 @dataclass

@@ -28,7 +28,7 @@ def vault_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """The emulator, and a real Vault when VAULT_ADDR and VAULT_TOKEN are set."""
     prefix = f"rt{uuid.uuid4().hex[:10]}"
     if request.param == "emulator":
-        from providers.vault.emulator import VaultEmulator
+        from rotator.sandbox.vault import VaultEmulator
 
         step = StepClock()
         with VaultEmulator(clock=step) as vault:
@@ -58,7 +58,7 @@ def vault_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
 @pytest.fixture
 def emulator_backend() -> Iterator[Backend]:
     """The emulator only, for tests that inject faults or move its clock."""
-    from providers.vault.emulator import VaultEmulator
+    from rotator.sandbox.vault import VaultEmulator
 
     step = StepClock()
     with VaultEmulator(clock=step) as vault:

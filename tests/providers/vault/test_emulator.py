@@ -23,7 +23,7 @@ import hvac.exceptions
 import pytest
 import requests
 
-from providers.vault.emulator import VaultEmulator
+from rotator.sandbox.vault import VaultEmulator
 from tests.providers.vault.conftest import ManualClock
 
 REPO = Path(__file__).resolve().parents[3]
@@ -1540,13 +1540,13 @@ def test_inject_fault_validates_arguments(vault: VaultEmulator) -> None:
 
 
 def test_command_line_serves_and_prints_exports() -> None:
-    """Emulator CLI: `python -m providers.vault.emulator` prints VAULT_ADDR/VAULT_TOKEN, serves."""
+    """Emulator CLI: `python -m rotator.sandbox.vault` prints VAULT_ADDR/VAULT_TOKEN, serves."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "providers.vault.emulator",
+            "rotator.sandbox.vault",
             "--port",
             "0",
             "--root-token",

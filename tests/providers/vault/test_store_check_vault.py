@@ -10,8 +10,8 @@ import pytest
 from hvac.exceptions import InvalidPath
 
 from providers.vault.kv import SAMPLE_ROTATION_ID, VaultKvConfig, VaultKvStore, lacking
+from rotator.adapters.roles import Runtime
 from rotator.errors import PermissionDeniedError, TransientError
-from rotator.interfaces import Runtime
 from tests.providers.vault.backends import (
     Backend,
     clean_vault_env,

@@ -19,8 +19,8 @@ from providers.vault.client import (
     auth_from_env,
     session,
 )
+from rotator.adapters.roles import Runtime
 from rotator.errors import PermanentError, PermissionDeniedError
-from rotator.interfaces import Runtime
 from tests.providers.vault.backends import (
     Backend,
     clean_vault_env,

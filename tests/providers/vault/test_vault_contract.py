@@ -18,9 +18,9 @@ from hvac.exceptions import Forbidden, InvalidPath, InvalidRequest, VaultError
 from providers.vault.approle import AppRoleConfig, AppRoleSecretIdIssuer
 from providers.vault.kv import VaultKvConfig, VaultKvStore
 from providers.vault.token import TokenConfig, TokenIssuer
+from rotator.adapters.roles import Credential, Runtime
+from rotator.adapters.secret import SecretValue
 from rotator.errors import ConflictError, VerificationError
-from rotator.interfaces import Credential, Runtime
-from rotator.secret import SecretValue
 from tests.providers.vault.backends import (
     Backend,
     approle_policy,

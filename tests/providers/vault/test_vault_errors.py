@@ -14,6 +14,7 @@ from hvac import exceptions as hx
 from providers.vault.client import session
 from providers.vault.errors import TokenRejectedError, vault_errors
 from providers.vault.kv import VaultKvConfig, VaultKvStore
+from rotator.adapters.secret import SecretValue
 from rotator.errors import (
     ConflictError,
     NotFoundError,
@@ -22,7 +23,6 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
-from rotator.secret import SecretValue
 from tests.providers.vault.backends import (
     Backend,
     clean_vault_env,

@@ -25,9 +25,9 @@ from providers.vault.client import (
     session,
 )
 from providers.vault.kv import VaultKvConfig, VaultKvStore
-from rotator import redact
+from rotator.adapters.secret import SecretValue
 from rotator.errors import PermanentError, PermissionDeniedError
-from rotator.secret import SecretValue
+from rotator.output import redact
 from tests.providers.vault.backends import (
     Backend,
     clean_vault_env,

@@ -12,10 +12,10 @@ import pytest
 from providers.vault.approle import AppRoleConfig, AppRoleSecretIdIssuer
 from providers.vault.client import OPERATIONS
 from providers.vault.kv import VaultKvConfig, VaultKvStore
+from rotator.adapters.roles import OUTCOMES, Runtime
+from rotator.adapters.secret import SecretValue
 from rotator.errors import TransientError
-from rotator.interfaces import OUTCOMES, Runtime
-from rotator.metrics import OPERATION_PATTERN
-from rotator.secret import SecretValue
+from rotator.service.metrics import OPERATION_PATTERN
 from tests.providers.threads import run_together
 from tests.providers.vault.backends import (
     Backend,

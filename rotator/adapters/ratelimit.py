@@ -1,0 +1,83 @@
+"""Client-side rate limits, so rotator stays under each provider's published quota.
+
+A :class:`TokenBucket` lets ``rate`` calls a second through, with bursts of
+up to ``burst``; a caller that finds it empty waits (on an injectable
+sleeper) for the next token instead of being throttled by the provider.
+Adapters keep one bucket per quota (``limits`` names them, such as
+``secretsmanager.write``) in :attr:`rotator.adapters.roles.Runtime.cache`, so
+every client of a process shares it.
+
+``ROTATOR_RATE_LIMITS`` overrides the defaults:
+``secretsmanager.write=25,apigateway=2`` (calls per second; ``0`` turns a
+limit off).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+from rotator.errors import ConfigError
+
+
+class TokenBucket:
+    """Lets ``rate`` calls a second through, in bursts of at most ``burst``."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.burst = burst if burst is not None else max(1.0, rate)
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._tokens = self.burst
+        self._stamp = monotonic()
+        self._lock = threading.Lock()
+        #: Seconds callers have waited in total (for figures and tests).
+        self.waited = 0.0
+
+    def acquire(self) -> float:
+        """Take one token, waiting for it if needed; return the seconds waited."""
+        with self._lock:
+            now = self._monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            self._tokens -= 1
+            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+            self.waited += wait
+        if wait > 0:
+            # The token is ours already (the count went negative): later
+            # callers queue behind us, so waiting outside the lock is fair.
+            self._sleep(wait)
+        return wait
+
+
+def limits(defaults: Mapping[str, float], env: Mapping[str, str] | None = None) -> dict[str, float]:
+    """Return the calls-per-second limits: ``defaults`` with ``ROTATOR_RATE_LIMITS`` applied.
+
+    Raises ``ConfigError`` naming the bad entry if the variable is malformed.
+    """
+    result = dict(defaults)
+    raw = (env if env is not None else os.environ).get("ROTATOR_RATE_LIMITS", "")
+    for entry in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, value = entry.partition("=")
+        try:
+            rate = float(value)
+        except ValueError:
+            rate = -1.0
+        if not sep or not name or rate < 0:
+            raise ConfigError(
+                f"ROTATOR_RATE_LIMITS: {entry!r} is not NAME=CALLS_PER_SECOND "
+                f"(known: {', '.join(sorted(defaults))})"
+            )
+        result[name.strip()] = rate
+    return result

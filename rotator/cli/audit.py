@@ -1,0 +1,187 @@
+"""``rotator audit verify`` and ``rotator audit export``: the audit trail for auditors and SIEMs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+import click
+
+from rotator.adapters.durations import parse_duration
+from rotator.cli.common import common, engine_for, journal_for, out, plain
+from rotator.clock import system_clock
+from rotator.errors import ConfigError
+from rotator.journal.audit import ChainReport, anchor_from_env, parse_anchor, to_csv, to_jsonl
+
+
+@click.group()
+def audit() -> None:
+    """The hash-chained audit trail: verify it, export it."""
+
+
+@audit.command()
+@click.option(
+    "--anchor",
+    default=None,
+    help="A head printed by an earlier verify (SEQ:HASH) that must still be in the chain "
+    "(detects records cut off the end).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@common
+def verify(config: str, state: str, anchor: str | None, as_json: bool) -> None:
+    """Check every record's hash and link and every journal row's seal (exit 1 if any fails).
+
+    When the policy files are at hand (--config), a broken chain is also
+    alerted to every notifier that wants audit-chain-broken.
+    """
+    kept = anchor_from_env()
+    try:
+        anchored = parse_anchor(anchor) if anchor else (kept.read() if kept else None)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    journal = journal_for(state)
+    if not journal.has_audit_trail():
+        raise ConfigError(
+            f"journal {journal.describe()} has no audit trail: it does not exist or predates it "
+            "(run `rotator db upgrade`)"
+        )
+    if Path(config).exists():
+        report = engine_for(config, state).check_audit(full=True, anchor=anchored)
+    else:
+        report = journal.verify_audit(anchor=anchored)
+        if kept is not None:
+            kept.keep(report)
+    if as_json:
+        click.echo(json.dumps(_as_dict(report), indent=2))
+    elif report.intact:
+        out.print(
+            plain(
+                f"audit trail intact: {report.records} record(s) verified; head {report.head} "
+                "(keep it to check later with --anchor)"
+            )
+        )
+    else:
+        if report.problem is not None:
+            out.print(
+                plain(
+                    f"audit trail BROKEN at record {report.broken_at}: {report.problem}. "
+                    f"{report.records} record(s) before it verified; last good head {report.head}"
+                )
+            )
+        else:
+            out.print(plain(f"audit trail: {report.records} record(s) verified, but:"))
+        for found in report.tampering:
+            out.print(plain(f"TAMPERED: {found.what}"))
+    sys.exit(0 if report.intact else 1)
+
+
+@audit.command()
+@click.option("--reason", required=True, help="Why the journal is taken as it is (recorded).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@common
+def accept(config: str, state: str, reason: str, yes: bool) -> None:
+    """Take journal rows that failed their checks as they are now, after checking them.
+
+    For after an investigation: rows are sealed again, a tampering-accepted
+    record names every finding, and the secrets are acted on again. Records
+    of the trail are never rewritten. Exit 0 when accepted or nothing to
+    accept, 2 when not confirmed.
+    """
+    journal = journal_for(state)
+    if not journal.has_audit_trail():
+        raise ConfigError(f"journal {journal.describe()} has no audit trail")
+    found = journal.verify_state()
+    if not found:
+        out.print(plain("nothing to accept: every journal row matches its seal"))
+        return
+    for item in found:
+        out.print(plain(f"TAMPERED: {item.what}"))
+    if not yes and not (sys.stdin.isatty() and click.confirm("Take these rows as they are?")):
+        raise ConfigError("not accepted (pass --yes to accept without a prompt)")
+    accepted = journal.accept_tampering(reason, expected=found)
+    out.print(plain(f"accepted {len(accepted)} finding(s); recorded as tampering-accepted"))
+
+
+def _as_dict(report: ChainReport) -> dict[str, object]:
+    return {
+        "intact": report.intact,
+        "records": report.records,
+        "head": None if report.head_seq is None else report.head,
+        "broken_at": report.broken_at,
+        "problem": report.problem,
+        "tampered": [{"secret": t.secret, "problem": t.what} for t in report.tampering],
+    }
+
+
+def _when(text: str | None, option: str) -> datetime | None:
+    """Parse ``--since``/``--until``: ISO 8601 (UTC if no zone), or a duration ago."""
+    if text is None:
+        return None
+    try:
+        return system_clock() - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"{option} {text!r}: expected an ISO 8601 date or time (2026-11-01, "
+            "2026-11-01T12:00:00Z) or a duration ago (7d, 12h)"
+        ) from None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+
+
+@audit.command()
+@click.option("--since", default=None, help="From this time (ISO 8601) or this long ago (7d).")
+@click.option("--until", default=None, help="Before this time (ISO 8601) or this long ago.")
+@click.option("--secret", "secret", default=None, help="Only the records of this secret.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write to this file (default: standard output).",
+)
+@common
+def export(
+    config: str,
+    state: str,
+    since: str | None,
+    until: str | None,
+    secret: str | None,
+    fmt: str,
+    output: str | None,
+) -> None:
+    """Print audit records in chain order, hashes included, as JSON lines or CSV."""
+    journal = journal_for(state)
+    if not journal.has_audit_trail():
+        raise ConfigError(
+            f"journal {journal.describe()} has no audit trail: it does not exist or predates it "
+            "(run `rotator db upgrade`)"
+        )
+    records = journal.audit_records(
+        since=_when(since, "--since"), until=_when(until, "--until"), secret=secret
+    )
+    lines = to_jsonl(records) if fmt == "jsonl" else to_csv(records)
+    if output is None:
+        _write(lines, sys.stdout)
+        return
+    with open(output, "w", encoding="utf-8", newline="") as stream:
+        _write(lines, stream)
+
+
+def _write(lines: Iterable[str], stream: TextIO) -> None:
+    for line in lines:
+        stream.write(line)
+    stream.flush()

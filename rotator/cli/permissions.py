@@ -1,0 +1,87 @@
+"""``rotator permissions``: print the least privilege the configured policies need.
+
+The documents go to stdout, so one can be piped where it is applied::
+
+    rotator permissions --provider aws | aws iam put-user-policy --user-name rotator \\
+        --policy-name rotator --policy-document file:///dev/stdin
+    rotator permissions --provider vault | vault policy write rotator -
+
+Without ``--provider`` every system's document is printed, each after a
+heading on stderr; ``--json`` prints one object keyed by system instead.
+Nothing is changed anywhere; the only call a provider may get is STS
+``GetCallerIdentity`` for the AWS account id when ``--account`` is not given.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import click
+
+from rotator.cli.common import common, engine_for, err, plain
+from rotator.errors import ConfigError, RotatorError
+from rotator.reports import permissions as perms
+
+_ACCOUNT = re.compile(r"^\d{12}$")
+
+
+@click.command()
+@click.argument("names", nargs=-1)
+@click.option(
+    "--provider",
+    "system",
+    type=click.Choice(perms.SYSTEMS),
+    default=None,
+    help="Print only this system's document (default: every system's).",
+)
+@click.option(
+    "--account",
+    default=None,
+    metavar="ID",
+    help="AWS account id for the ARNs (default: asked of STS GetCallerIdentity).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object keyed by system.")
+@common
+def permissions(
+    config: str,
+    state: str,
+    names: tuple[str, ...],
+    system: str | None,
+    account: str | None,
+    as_json: bool,
+) -> None:
+    """Print the minimal permissions the policies (or NAMES) need, per system."""
+    engine = engine_for(config, state)
+    unknown = sorted(set(names) - set(engine.policies))
+    if unknown:
+        raise ConfigError(f"no policy named {', '.join(repr(n) for n in unknown)}")
+    if account is not None:
+        if not _ACCOUNT.match(account):
+            raise ConfigError(f"--account {account!r}: an AWS account id is 12 digits")
+        engine.runtime.cache[perms.AWS_ACCOUNT] = account
+    systems = (system,) if system else perms.SYSTEMS
+    try:
+        needed = perms.collect(
+            (engine.binding(name) for name in (names or sorted(engine.policies))), systems
+        )
+    except ConfigError:
+        raise
+    except RotatorError as exc:
+        # An adapter that cannot say what it needs: the configuration is at fault.
+        raise ConfigError(f"cannot tell the permissions: {exc}") from None
+    found = perms.documents(needed)
+    if as_json:
+        click.echo(json.dumps(found, indent=2, sort_keys=False))
+        return
+    if not found:
+        err.print(plain(f"nothing is needed at {system or 'any outside system'} by these policies"))
+        return
+    for name in found:
+        if system is None:
+            # The heading on stderr must come out before its document on stdout.
+            sys.stdout.flush()
+            err.print(plain(f"== {perms.summary(name, needed)} =="))
+        # click.echo, not the rich console: the document must reach a pipe byte for byte.
+        click.echo(perms.text(name, needed), nl=False)

@@ -1,0 +1,1 @@
+"""What rotator reports about itself: run summaries and least-privilege documents."""

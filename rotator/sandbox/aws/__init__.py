@@ -1,0 +1,1 @@
+"""The AWS sandbox: moto_server, seeded."""

@@ -1,0 +1,62 @@
+"""``python -m rotator.sandbox.azure``: serve an emulated Key Vault until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+
+from rotator.sandbox.azure import KeyVaultEmulator
+from rotator.sandbox.azure._server import DEFAULT_TENANT_ID
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the emulator, print the shell exports for it, and serve until told to stop."""
+    parser = argparse.ArgumentParser(
+        prog="python -m rotator.sandbox.azure",
+        description="Serve an emulated Azure Key Vault (secrets) over HTTPS, with an MSI endpoint.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8443, help="vault port; 0 picks a free one")
+    parser.add_argument(
+        "--tenant-id",
+        default=DEFAULT_TENANT_ID,
+        help="tenant named in the 401 challenge and required in tokens",
+    )
+    parser.add_argument(
+        "--recoverable-days", type=int, default=90, help="soft-delete retention, 7-90 days"
+    )
+    parser.add_argument(
+        "--no-soft-delete", action="store_true", help="emulate a vault without soft delete"
+    )
+    args = parser.parse_args(argv)
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    emulator = KeyVaultEmulator(
+        host=args.host,
+        port=args.port,
+        tenant_id=args.tenant_id,
+        recoverable_days=args.recoverable_days,
+        soft_delete=not args.no_soft_delete,
+    )
+    with emulator as kv:
+        print(f"export AZURE_KEYVAULT_URL={kv.vault_url}", flush=True)
+        print(f"export REQUESTS_CA_BUNDLE={kv.ca_path}", flush=True)
+        print(f"export IDENTITY_ENDPOINT={kv.identity_endpoint}", flush=True)
+        print(f"export IDENTITY_HEADER={kv.identity_header}", flush=True)
+        # A timed wait keeps the main thread responsive to signals on every platform.
+        while not stop.wait(0.5):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

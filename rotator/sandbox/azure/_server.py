@@ -1,0 +1,484 @@
+"""The network side: an HTTPS vault endpoint, a plain-HTTP MSI endpoint, faults, and the facade."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import socket
+import ssl
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from typing import Any, cast
+
+import trustme
+
+from rotator.sandbox.azure._apim import ApimEmulator
+from rotator.sandbox.azure._common import (
+    AUTHORITY_HOST,
+    VAULT_RESOURCE,
+    Clock,
+    KeyVaultError,
+    bad_parameter,
+    dumps,
+    epoch,
+    system_clock,
+)
+from rotator.sandbox.azure._identity import (
+    MSI_PATH,
+    EmulatorCredential,
+    TokenIssuer,
+    msi_token,
+)
+from rotator.sandbox.azure._secrets import Call, match, route_error
+from rotator.sandbox.azure._store import SecretStore
+from rotator.sandbox.core import (
+    EmulatorHandler,
+    EmulatorHTTPServer,
+    FaultPlan,
+    LoopbackServer,
+    netloc,
+    serve_in_background,
+    shut_down,
+)
+
+DEFAULT_TENANT_ID = "00000000-0000-0000-0000-000000000000"
+TOKEN_LIFETIME = 3600
+REQUEST_LOG_SIZE = 10000
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+SERVICE_VERSION = "kv-emulator"
+# What Key Vault answers for these statuses (429 as observed; the others in Key Vault's style).
+_FAULT_ERRORS = {
+    429: (
+        "Throttled",
+        "Request was not processed because too many requests were received. "
+        "Reason: VaultRequestTypeLimitReached",
+    ),
+    500: ("InternalServerError", "The server encountered an internal error."),
+    503: ("ServiceUnavailable", "The service is temporarily unavailable. Please retry later."),
+}
+_HOST_HEADER = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
+_WILDCARD_HOSTS = {"", "0.0.0.0", "::"}  # noqa: S104 - names, not a bind
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the vault received (after TLS), as kept in ``KeyVaultEmulator.request_log``."""
+
+    method: str
+    path: str
+    query: str
+    authorization: bool
+    body_length: int
+    status: int
+
+
+@dataclass
+class _Outcome:
+    """What goes back on the wire."""
+
+    status: int
+    body: bytes | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _phrase(status: int) -> str:
+    """An error code for a status without a Key Vault one: its reason phrase, CamelCased."""
+    try:
+        return HTTPStatus(status).phrase.replace(" ", "").replace("-", "")
+    except ValueError:
+        return "Error"
+
+
+def _error_outcome(error: KeyVaultError) -> _Outcome:
+    return _Outcome(error.status, dumps(error.body()), dict(error.headers))
+
+
+class KeyVaultEmulator(LoopbackServer):
+    """An Azure Key Vault (secrets) stand-in over HTTPS on loopback (see the package doc).
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`.
+    """
+
+    scheme = "https"
+    thread_name = "kv-emulator-vault"
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tenant_id: str = DEFAULT_TENANT_ID,
+        clock: Clock | None = None,
+        recoverable_days: int = 90,
+        soft_delete: bool = True,
+    ) -> None:
+        if soft_delete and not 7 <= recoverable_days <= 90:
+            raise ValueError("recoverable_days must be between 7 and 90, as in Key Vault")
+        super().__init__(host, port)
+        self.identity_port = 0
+        self.tenant_id = tenant_id
+        self.clock: Clock = clock or system_clock
+        self.recoverable_days = recoverable_days
+        self.soft_delete = soft_delete
+        self.identity_header = uuid.uuid4().hex
+        self._store = SecretStore(soft_delete, recoverable_days)
+        self._issuer = TokenIssuer(self._now, tenant_id, TOKEN_LIFETIME)
+        self._faults = FaultPlan()
+        #: API Management: ARM calls on subscription keys, and a gateway (see ``_apim``).
+        self.apim = ApimEmulator(self._issuer, self._faults, self._now, lambda: self.url)
+        self._msi_server: _Server | None = None
+        self._msi_thread: threading.Thread | None = None
+        self._tmpdir: str | None = None
+        self._ca_path: str | None = None
+        # The last requests the vault answered, oldest first (for tests and debugging).
+        self.request_log: deque[RecordedRequest] = deque(maxlen=REQUEST_LOG_SIZE)
+
+    def _now(self) -> datetime:
+        # Read the attribute on every call so that replacing ``clock`` takes effect at once.
+        return self.clock()
+
+    # -- addresses and credentials
+
+    @property
+    def vault_url(self) -> str:
+        """The vault's address, e.g. ``https://127.0.0.1:8443`` (``localhost`` works too)."""
+        return self.url
+
+    @property
+    def ca_path(self) -> str:
+        """A PEM file with the CA that signed the vault's certificate (removed at :meth:`stop`)."""
+        if self._ca_path is None:
+            raise RuntimeError("the emulator is not started")
+        return self._ca_path
+
+    @property
+    def identity_endpoint(self) -> str:
+        """The App Service style managed-identity endpoint (``IDENTITY_ENDPOINT``), plain HTTP."""
+        if self._msi_server is None:
+            raise RuntimeError("the emulator is not started")
+        return f"http://{netloc(self.host, self.identity_port)}{MSI_PATH}"
+
+    def credential(self) -> EmulatorCredential:
+        """An azure-core TokenCredential whose tokens this emulator accepts."""
+        return EmulatorCredential(self._issuer)
+
+    # -- lifecycle
+
+    def _bind(self) -> _Server:
+        """Make the certificates and listen for the vault over TLS."""
+        self._tmpdir = tempfile.mkdtemp(prefix="kv-emulator-")
+        context = self._tls_context(self._tmpdir)
+        return _Server((self.host, self.port), _VaultHandler, self, context)
+
+    def _tls_context(self, directory: str) -> ssl.SSLContext:
+        ca = trustme.CA(organization_name="rotator Key Vault emulator")
+        identities = ["localhost", "127.0.0.1", "::1"]
+        if self.host not in identities and self.host not in _WILDCARD_HOSTS:
+            identities.append(self.host)
+        leaf = ca.issue_cert(*identities)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        leaf.configure_cert(context)
+        path = os.path.join(directory, "ca.pem")
+        ca.cert_pem.write_to_path(path)
+        self._ca_path = path
+        return context
+
+    def _on_start(self) -> None:
+        """Serve the managed-identity endpoint too, over plain HTTP on a port of its own."""
+        msi = _Server((self.host, 0), _MsiHandler, self, None)
+        self.identity_port = int(msi.server_address[1])
+        self._msi_server = msi
+        self._msi_thread = serve_in_background(msi, f"kv-emulator-msi-{self.identity_port}")
+
+    def _on_stop(self) -> None:
+        """Stop the managed-identity endpoint and remove the CA file."""
+        msi, thread = self._msi_server, self._msi_thread
+        self._msi_server, self._msi_thread = None, None
+        if msi is not None:
+            shut_down(msi, thread)
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+        self._tmpdir = self._ca_path = None
+
+    # -- fault injection
+
+    def inject_fault(
+        self,
+        path_prefix: str = "/secrets/app",
+        status: int | None = 429,
+        retry_after: int | None = None,
+        delay: float = 0.0,
+        count: int = 1,
+        method: str | None = None,
+    ) -> None:
+        """Make the next ``count`` matching requests fail with ``status`` (or only wait ``delay``).
+
+        A request matches when it carries a valid token (the 401 challenge is never replaced),
+        its decoded path (e.g. ``/secrets/app/``) starts with ``path_prefix`` and, if ``method``
+        is given, its verb is that one. It first waits ``delay`` real seconds; then it gets
+        ``status`` with Key Vault's error envelope and, if ``retry_after`` is set, a
+        ``Retry-After`` header, or, when ``status`` is None, it is served normally.
+        """
+        if retry_after is not None and retry_after < 0:
+            raise ValueError("retry_after cannot be negative")
+        self._faults.add(
+            path_prefix,
+            status=status,
+            delay=delay,
+            count=count,
+            method=method,
+            retry_after=None if retry_after is None else str(retry_after),
+        )
+
+    # -- one vault request
+
+    def _base_url(self, headers: dict[str, str]) -> str:
+        host = headers.get("host", "")
+        if not _HOST_HEADER.fullmatch(host):
+            host = netloc(self.host, self.port)
+        return f"https://{host}"
+
+    def _challenge(self) -> str:
+        return (
+            f'Bearer authorization="{AUTHORITY_HOST}/{self.tenant_id}", resource="{VAULT_RESOURCE}"'
+        )
+
+    def _handle_vault(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> _Outcome:
+        """Serve one request to the vault (``headers`` keys are lower-case)."""
+        raw_path, _, query = target.partition("?")
+        raw_path = re.sub(r"/{2,}", "/", raw_path)
+        path = urllib.parse.unquote(raw_path)
+        if self.apim.serves(path):
+            answer = self.apim.handle(method, raw_path, query, headers)
+            encoded = None if answer.body is None else dumps(answer.body)
+            return _Outcome(answer.status, encoded, answer.headers)
+        try:
+            self._issuer.check(headers.get("authorization"))
+        except KeyVaultError as error:
+            error.headers["WWW-Authenticate"] = self._challenge()
+            return _error_outcome(error)
+        fault = self._faults.take(path, method)
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.status is not None:
+                code, message = _FAULT_ERRORS.get(
+                    fault.status, (_phrase(fault.status), "Injected.")
+                )
+                injected = KeyVaultError(fault.status, code, message)
+                if fault.retry_after is not None:
+                    injected.headers["Retry-After"] = fault.retry_after
+                return _error_outcome(injected)
+        try:
+            params = {
+                key: values[-1]
+                for key, values in urllib.parse.parse_qs(query, keep_blank_values=True).items()
+            }
+            api_version = params.get("api-version", "")
+            if not api_version:
+                raise bad_parameter("The 'api-version' query parameter is missing.")
+            found = match(raw_path)
+            route, groups = found if found is not None else (None, {})
+            handler = route.operations.get(method) if route is not None else None
+            if handler is None:
+                raise route_error(method, path, route)
+            store = self._store
+            with store.lock:
+                now = epoch(self.clock())
+                store.sweep(now)
+                call = Call(
+                    method=method,
+                    path=raw_path,
+                    groups=groups,
+                    params=params,
+                    body=body,
+                    base_url=self._base_url(headers),
+                    api_version=api_version,
+                    now=now,
+                    store=store,
+                )
+                reply = handler(call)
+        except KeyVaultError as error:
+            return _error_outcome(error)
+        except Exception as exc:  # noqa: BLE001
+            # An emulator bug must reach the client as a 500 envelope, not a dropped connection.
+            return _error_outcome(
+                KeyVaultError(500, "InternalServerError", f"emulator internal error: {exc!r}")
+            )
+        if reply.body is None:
+            return _Outcome(reply.status, None)
+        return _Outcome(reply.status, dumps(reply.body))
+
+    def _handle_msi(self, method: str, target: str, headers: dict[str, str]) -> _Outcome:
+        """Serve one request to the managed-identity endpoint."""
+        raw_path, _, query = target.partition("?")
+        params = {key: values[-1] for key, values in urllib.parse.parse_qs(query).items()}
+        reply = msi_token(
+            self._issuer,
+            self.identity_header,
+            method,
+            urllib.parse.unquote(raw_path),
+            params,
+            headers,
+        )
+        return _Outcome(reply.status, dumps(reply.body))
+
+
+class _Server(EmulatorHTTPServer[KeyVaultEmulator]):
+    """A listening socket, TLS when given a context, that hangs up on its clients when closed."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        emulator: KeyVaultEmulator,
+        context: ssl.SSLContext | None,
+    ) -> None:
+        self.context = context
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, handler, emulator)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept a connection; TLS is set up here but negotiated on the connection's thread."""
+        sock, address = self.socket.accept()
+        if self.context is not None:
+            sock = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Negotiate TLS (a plain-HTTP or untrusting client is just dropped), then serve."""
+        connection = cast(socket.socket, request)
+        with self._connections_lock:
+            self._connections.add(connection)
+        try:
+            if isinstance(connection, ssl.SSLSocket):
+                connection.settimeout(10)
+                try:
+                    connection.do_handshake()
+                except (ssl.SSLError, OSError):
+                    return
+                connection.settimeout(None)
+            super().finish_request(request, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        """Hang up on every open (keep-alive) connection."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            # The plain socket's shutdown: SSLSocket's own would tear down its TLS state under
+            # the thread that is reading from it.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(connection, socket.SHUT_RDWR)
+
+    def server_close(self) -> None:
+        """Hang up on the open connections, then close the listening socket."""
+        self.close_connections()
+        super().server_close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet about clients that hang up (or are hung up on); report anything else."""
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(EmulatorHandler):
+    """Shared reply writing."""
+
+    server_version = "kv-emulator"
+    # Headers and body leave in one segment: a buffered writer, flushed after each answer.
+    wbufsize = -1
+    timeout = 120
+
+    @property
+    def emulator(self) -> KeyVaultEmulator:
+        return cast(_Server, self.server).emulator
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _headers(self) -> dict[str, str]:
+        return {key.lower(): value for key, value in self.headers.items()}
+
+    def _send(self, outcome: _Outcome, extra: dict[str, str]) -> None:
+        self.send_response(outcome.status)
+        for key, value in {**extra, **outcome.headers}.items():
+            self.send_header(key, value)
+        if outcome.body is not None:
+            self.send_header("Content-Type", JSON_CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(outcome.body)))
+        elif outcome.status != 204:
+            self.send_header("Content-Length", "0")
+        self.end_headers()
+        if outcome.body is not None and self.command != "HEAD":
+            self.wfile.write(outcome.body)
+
+
+class _VaultHandler(_Handler):
+    """Every verb goes to the vault."""
+
+    def _serve(self) -> None:
+        body = self._read_body()
+        headers = self._headers()
+        emulator = self.emulator
+        outcome = emulator._handle_vault(self.command, self.path, headers, body)
+        path, _, query = self.path.partition("?")
+        emulator.request_log.append(
+            RecordedRequest(
+                method=self.command,
+                path=urllib.parse.unquote(path),
+                query=query,
+                authorization="authorization" in headers,
+                body_length=len(body),
+                status=outcome.status,
+            )
+        )
+        extra = {
+            "Cache-Control": "no-cache",
+            "Pragma": "no-cache",
+            "Expires": "-1",
+            "x-ms-request-id": str(uuid.uuid4()),
+            "x-ms-keyvault-service-version": SERVICE_VERSION,
+        }
+        client_request_id = headers.get("x-ms-client-request-id")
+        if client_request_id:
+            extra["x-ms-client-request-id"] = client_request_id
+        self._send(outcome, extra)
+
+    do_GET = _serve
+    do_HEAD = _serve
+    do_POST = _serve
+    do_PUT = _serve
+    do_PATCH = _serve
+    do_DELETE = _serve
+
+
+class _MsiHandler(_Handler):
+    """The managed-identity token endpoint."""
+
+    def _serve(self) -> None:
+        self._read_body()
+        outcome = self.emulator._handle_msi(self.command, self.path, self._headers())
+        self._send(outcome, {"Cache-Control": "no-store"})
+
+    do_GET = _serve
+    do_POST = _serve
+    do_PUT = _serve
+    do_DELETE = _serve

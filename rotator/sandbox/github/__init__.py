@@ -1,0 +1,1 @@
+"""A fake GitHub REST API: Actions secrets, sealed boxes, App installation tokens."""

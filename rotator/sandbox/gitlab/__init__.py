@@ -1,0 +1,1 @@
+"""A fake GitLab REST API: CI/CD variables."""

@@ -1,0 +1,1 @@
+"""An emulated Kubernetes API server (Secrets, RBAC checks, watches)."""

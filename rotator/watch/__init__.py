@@ -1,0 +1,1 @@
+"""Watching between rotations: leak reports from secret scanners, turned into action."""
