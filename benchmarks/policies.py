@@ -18,9 +18,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rotator.journal.journal import Journal, Rotation
-from rotator.lifecycle import State
+from rotator.lifecycle import State, Transition
 
 ZONES = ("UTC", "Europe/Berlin", "America/New_York")
+
+#: The transitions from planned to verified, in order.
+_TO_VERIFIED = (
+    Transition.MINTED,
+    Transition.STORED_PENDING,
+    Transition.PROPAGATED,
+    Transition.VERIFIED,
+)
 
 
 def write_policies(directory: Path, count: int, files: int) -> list[str]:
@@ -67,13 +75,18 @@ def seed_journal(url: str, names: list[str], now: datetime) -> None:
             updated_at=done,
         )
         journal.create(rotation)
-        for state in (State.MINTED, State.PENDING, State.PROPAGATED, State.VERIFIED):
-            rotation = journal.transition(rotation, state, "bench")
-        rotation = journal.transition(
-            rotation, State.GRACE, "bench", promoted_at=done, grace_deadline=done
+        for transition in (
+            Transition.MINTED,
+            Transition.STORED_PENDING,
+            Transition.PROPAGATED,
+            Transition.VERIFIED,
+        ):
+            rotation = journal.advance(rotation, transition)
+        rotation = journal.advance(
+            rotation, Transition.PROMOTED, promoted_at=done, grace_deadline=done
         )
-        rotation = journal.transition(rotation, State.REVOKED, "bench", delete_at=done)
-        journal.transition(rotation, State.DONE, "bench")
+        rotation = journal.advance(rotation, Transition.REVOKED, delete_at=done)
+        journal.advance(rotation, Transition.DELETED)
     journal.close()
 
 

@@ -19,7 +19,7 @@ from rotator.cli.main import cli
 from rotator.engine.runner import Engine
 from rotator.journal.audit import GENESIS, AuditRecord, JsonlSink, actor, chain_key, verify_chain
 from rotator.journal.journal import Journal, Rotation
-from rotator.lifecycle import State, Step
+from rotator.lifecycle import State, Step, Transition
 from rotator.policy.loader import load_policies
 from tests.conftest import AWS_REGION, FakeClock, run_sql
 
@@ -73,7 +73,7 @@ def _steps(journal: Journal, clock: FakeClock, count: int = 3) -> None:
     for number in range(count):
         rotation = _rotation(journal, clock, "app", number)
         clock.advance(timedelta(seconds=1))
-        rotation = journal.transition(rotation, State.MINTED, Step.MINT, "minted", new_ref="r")
+        rotation = journal.advance(rotation, Transition.MINTED, "minted", new_ref="r")
         journal.record(rotation, Step.STORE, "retry", "throttled (attempt 1 of 4)")
 
 

@@ -167,3 +167,22 @@ def test_held_rotations_are_recorded_as_extended_or_held_never_cut_short(
     actions = [r.action for r in engine.journal.audit_records(secret="app/key")]
     assert "grace-extended" in actions and "grace-cut-short" in actions
     assert actions.index("grace-extended") < actions.index("grace-cut-short")
+
+
+def test_a_held_credential_is_recorded_as_held_not_extended(
+    watched: type[WatchedIssuer], tmp_path: Path, clock: FakeClock
+) -> None:
+    """Past max_grace with ``alert``, each check is written to the trail as grace-held."""
+    engine = watched_engine(
+        tmp_path,
+        clock,
+        extra="    max_grace: 2h\n    when_old_still_used_after_max: alert\n",
+    )
+    engine.rotate("app/key")
+    for _ in range(3):  # one extension to the limit, then two checks past it
+        clock.advance(timedelta(hours=1, seconds=1))
+        _use_old(engine, clock)
+        engine.run_once()
+    actions = [r.action for r in engine.journal.audit_records(secret="app/key")]
+    grace = [a for a in actions if a.startswith("grace-")]
+    assert grace == ["grace-extended", "grace-held", "grace-held"]

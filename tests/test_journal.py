@@ -16,8 +16,16 @@ import sqlalchemy as sa
 from rotator.adapters.secret import SecretValue
 from rotator.errors import JournalError
 from rotator.journal.journal import SCHEMA_VERSION, Journal, LeaseLost, Rotation, schema_migrations
-from rotator.lifecycle import State, TransitionError
+from rotator.lifecycle import State, Step, Transition, TransitionError
 from tests.conftest import FakeClock
+
+#: The transitions from planned to verified, in order.
+_TO_VERIFIED = (
+    Transition.MINTED,
+    Transition.STORED_PENDING,
+    Transition.PROPAGATED,
+    Transition.VERIFIED,
+)
 
 
 def _rotation(clock: FakeClock, secret: str = "db", rid: str = "a" * 32) -> Rotation:
@@ -83,7 +91,7 @@ def test_transition_records_state_and_event(journal: Journal, clock: FakeClock) 
     """A transition persists the new state, its fields and a step event."""
     r = journal.create(_rotation(clock))
     clock.advance(timedelta(seconds=5))
-    r = journal.transition(r, State.MINTED, "mint", "minted AKIA1", new_ref="AKIA1")
+    r = journal.advance(r, Transition.MINTED, "minted AKIA1", new_ref="AKIA1")
     stored = journal.get(r.id)
     assert stored is not None
     assert stored.state is State.MINTED and stored.new_ref == "AKIA1"
@@ -99,15 +107,15 @@ def test_illegal_transition_is_refused(journal: Journal, clock: FakeClock) -> No
     """The journal refuses a state change outside the lifecycle table."""
     r = journal.create(_rotation(clock))
     with pytest.raises(TransitionError):
-        journal.transition(r, State.GRACE, "promote")
+        journal.advance(r, Transition.PROMOTED)
 
 
 def test_stale_transition_is_refused(journal: Journal, clock: FakeClock) -> None:
     """Moving a rotation from a state it has already left fails (a concurrent writer)."""
     r = journal.create(_rotation(clock))
-    journal.transition(r, State.MINTED, "mint")
+    journal.advance(r, Transition.MINTED)
     with pytest.raises(JournalError, match="changed by another run"):
-        journal.transition(r, State.MINTED, "mint")
+        journal.advance(r, Transition.MINTED)
 
 
 def test_known_refs_round_trip(journal: Journal, clock: FakeClock) -> None:
@@ -121,13 +129,17 @@ def test_known_refs_round_trip(journal: Journal, clock: FakeClock) -> None:
 def test_summaries_report_last_success_and_open(journal: Journal, clock: FakeClock) -> None:
     """Summaries give each secret its last promotion and its unfinished rotations."""
     r = journal.create(_rotation(clock))
-    for state in (State.MINTED, State.PENDING, State.PROPAGATED, State.VERIFIED):
-        r = journal.transition(r, state, "step")
+    for transition in (
+        Transition.MINTED,
+        Transition.STORED_PENDING,
+        Transition.PROPAGATED,
+        Transition.VERIFIED,
+    ):
+        r = journal.advance(r, transition)
     promoted = clock()
-    r = journal.transition(
+    r = journal.advance(
         r,
-        State.GRACE,
-        "promote",
+        Transition.PROMOTED,
         promoted_at=promoted,
         grace_deadline=promoted + timedelta(hours=1),
     )
@@ -217,10 +229,10 @@ def test_a_run_that_lost_its_lease_cannot_write(journal: Journal, clock: FakeClo
     new = journal.acquire("db", "otherhost:2:b", ttl)
     assert new is not None and new.token == old.token + 1
     with journal.holding(old), pytest.raises(LeaseLost):
-        journal.transition(rotation, State.MINTED, "mint")
+        journal.advance(rotation, Transition.MINTED)
     assert journal.get(rotation.id) == rotation  # nothing was written
     with journal.holding(new):
-        minted = journal.transition(rotation, State.MINTED, "mint")
+        minted = journal.advance(rotation, Transition.MINTED)
     assert minted.state is State.MINTED
 
 
@@ -270,12 +282,17 @@ def test_failure_streak_counts_rollbacks_since_the_last_success(
         clock.advance(timedelta(minutes=1))
         r = journal.create(_rotation(clock, rid=f"{n:032x}"))
         if promote:
-            for state in (State.MINTED, State.PENDING, State.PROPAGATED, State.VERIFIED):
-                r = journal.transition(r, state, "step")
-            journal.transition(r, State.GRACE, "promote", promoted_at=clock())
+            for transition in (
+                Transition.MINTED,
+                Transition.STORED_PENDING,
+                Transition.PROPAGATED,
+                Transition.VERIFIED,
+            ):
+                r = journal.advance(r, transition)
+            journal.advance(r, Transition.PROMOTED, promoted_at=clock())
         else:
-            r = journal.transition(r, State.ROLLING_BACK, "verify")
-            journal.transition(r, State.ROLLED_BACK, "rollback")
+            r = journal.advance(r, Transition.ROLLBACK_STARTED, step=Step.VERIFY)
+            journal.advance(r, Transition.ROLLED_BACK)
 
     rotation(1, promote=False)
     rotation(2, promote=True)

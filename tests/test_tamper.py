@@ -26,7 +26,7 @@ from rotator.cli.main import cli
 from rotator.engine.runner import Action, Engine
 from rotator.journal.audit import AnchorFile
 from rotator.journal.journal import Journal, JournalTampered, Rotation, rotations
-from rotator.lifecycle import State, Step
+from rotator.lifecycle import State, Transition
 from tests.conftest import FakeClock, run_sql
 from tests.watched import WatchedIssuer, recorded_alerts, watched_engine, watched_secret
 
@@ -44,19 +44,18 @@ def _to_grace(journal: Journal, clock: FakeClock, name: str, number: int) -> Rot
         )
     )
     steps = [
-        (State.MINTED, Step.MINT, {"new_ref": f"new-{number}", "old_ref": f"old-{number}"}),
-        (State.PENDING, Step.STORE, {"new_version_id": f"v{number}"}),
-        (State.PROPAGATED, Step.PROPAGATE, {}),
-        (State.VERIFIED, Step.VERIFY, {}),
+        (Transition.MINTED, {"new_ref": f"new-{number}", "old_ref": f"old-{number}"}),
+        (Transition.STORED_PENDING, {"new_version_id": f"v{number}"}),
+        (Transition.PROPAGATED, {}),
+        (Transition.VERIFIED, {}),
         (
-            State.GRACE,
-            Step.PROMOTE,
+            Transition.PROMOTED,
             {"promoted_at": clock(), "grace_deadline": clock() + timedelta(hours=1)},
         ),
     ]
-    for state, step, changes in steps:
+    for transition, changes in steps:
         clock.advance(timedelta(seconds=1))
-        rotation = journal.transition(rotation, state, step, f"to {state}", **changes)
+        rotation = journal.advance(rotation, transition, f"by {transition}", **changes)
     return rotation
 
 
@@ -177,7 +176,7 @@ def test_a_replayed_earlier_copy_of_a_row_is_found(journal: Journal, clock: Fake
     with engine.connect() as conn:
         saved = conn.execute(sa.select(rotations).where(rotations.c.id == rotation.id)).one()
     clock.advance(timedelta(hours=2))
-    journal.transition(rotation, State.REVOKED, Step.REVOKE, "revoked", revoked_at=clock())
+    journal.advance(rotation, Transition.REVOKED, "revoked", revoked_at=clock())
     with engine.begin() as conn:
         conn.execute(
             rotations.update().where(rotations.c.id == rotation.id).values(**saved._asdict())
@@ -200,7 +199,7 @@ def test_the_trail_refuses_to_grow_past_a_cut(history: Journal, clock: FakeClock
     run_sql(history.url, "DELETE FROM audit WHERE seq > 10")
     [rotation] = history.open_rotations("app/db")
     with pytest.raises(JournalTampered, match="cut after record 10"):
-        history.transition(rotation, State.REVOKED, Step.REVOKE, "revoked")
+        history.advance(rotation, Transition.REVOKED, "revoked")
 
 
 def test_a_lease_with_a_forged_token_is_not_taken(history: Journal) -> None:

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import structlog
 
@@ -80,7 +80,7 @@ from rotator.journal.journal import (
     SecretSummary,
     lease_owner,
 )
-from rotator.lifecycle import BEFORE_PROMOTE, FORWARD, TERMINAL, State, Step
+from rotator.lifecycle import BEFORE_PROMOTE, FORWARD, TERMINAL, State, Step, Transition
 from rotator.policy.model import MIN_EXTENSION, NotifierSpec, Policy
 from rotator.policy.schedule import max_age, min_interval, next_due
 
@@ -211,6 +211,18 @@ class _Binding:
 
 class Engine:
     """Runs rotations for a set of policies against one journal."""
+
+    #: The method that runs each step of the lifecycle (``FORWARD`` says which step is next).
+    STEP_HANDLERS: ClassVar[dict[Step, str]] = {
+        Step.MINT: "_mint",
+        Step.STORE: "_store",
+        Step.PROPAGATE: "_propagate",
+        Step.VERIFY: "_verify",
+        Step.PROMOTE: "_promote",
+        Step.REVOKE: "_revoke",
+        Step.DELETE: "_delete",
+        Step.ROLLBACK: "_rollback",
+    }
 
     def __init__(
         self,
@@ -822,10 +834,9 @@ class Engine:
         for unfinished in self.journal.open_rotations(name):
             rotation = unfinished
             if emergency and rotation.state is State.GRACE:
-                rotation = self.journal.transition(
+                rotation = self.journal.advance(
                     rotation,
-                    State.GRACE,
-                    Step.REVOKE,
+                    Transition.GRACE_CUT_SHORT,
                     "emergency rotation: grace cut short",
                     grace_deadline=self.clock(),
                 )
@@ -834,8 +845,8 @@ class Engine:
                 # (and its own new credential may be what leaked): roll it back,
                 # and let the emergency rotation replace the credential at once.
                 why = "superseded by an emergency rotation"
-                rotation = self.journal.transition(
-                    rotation, State.ROLLING_BACK, Step.ROLLBACK, why, error=why
+                rotation = self.journal.advance(
+                    rotation, Transition.ROLLBACK_STARTED, why, error=why
                 )
                 rolled = self._advance_outcome(rotation)
                 if rolled.state is State.ROLLED_BACK:
@@ -1010,16 +1021,6 @@ class Engine:
         """
         binding = self.binding(rotation.secret)
         structlog.contextvars.bind_contextvars(rotation_id=rotation.id)
-        handlers: dict[Step, Callable[[_Binding, Rotation], Rotation]] = {
-            Step.MINT: self._mint,
-            Step.STORE: self._store,
-            Step.PROPAGATE: self._propagate,
-            Step.VERIFY: self._verify,
-            Step.PROMOTE: self._promote,
-            Step.REVOKE: self._revoke,
-            Step.DELETE: self._delete,
-            Step.ROLLBACK: self._rollback,
-        }
         while rotation.state not in TERMINAL and self._step_due(rotation):
             step, _ = FORWARD[rotation.state]
             structlog.contextvars.bind_contextvars(step=step.value)
@@ -1028,7 +1029,8 @@ class Engine:
             try:
                 if self._interrupt.is_set():
                     raise Interrupted(f"stopping before step {step}")
-                after = self._with_retries(rotation, step, handlers[step], binding)
+                handler = getattr(self, self.STEP_HANDLERS[step])
+                after = self._with_retries(rotation, step, handler, binding)
             except LeaseLost:
                 raise  # another run owns the secret now: record nothing, undo nothing
             except Interrupted as exc:
@@ -1039,8 +1041,12 @@ class Engine:
                 latest = self.journal.get(rotation.id) or rotation
                 if latest.state in BEFORE_PROMOTE and not exc.retryable:
                     log.warning("step failed; rolling back", error=str(exc))
-                    rotation = self.journal.transition(
-                        latest, State.ROLLING_BACK, step, f"failed: {exc}", error=str(exc)
+                    rotation = self.journal.advance(
+                        latest,
+                        Transition.ROLLBACK_STARTED,
+                        f"failed: {exc}",
+                        step=step,
+                        error=str(exc),
                     )
                     continue
                 self.journal.record(latest, step, "error", str(exc))
@@ -1164,10 +1170,9 @@ class Engine:
     def _minted_as(self, rotation: Rotation, credential: Credential, detail: str) -> Rotation:
         """Keep a new credential in memory and record the rotation as minted."""
         self._minted[rotation.id] = credential
-        return self.journal.transition(
+        return self.journal.advance(
             rotation,
-            State.MINTED,
-            Step.MINT,
+            Transition.MINTED,
             detail,
             new_ref=credential.ref,
             new_fingerprint=self.journal.fingerprint(credential.value),
@@ -1194,10 +1199,9 @@ class Engine:
         version_id = b.store.put_pending(rotation.id, credential.value)
         faults.point("store:written")
         log.info("stored as pending", store=b.store.describe(), version=version_id)
-        return self.journal.transition(
+        return self.journal.advance(
             rotation,
-            State.PENDING,
-            Step.STORE,
+            Transition.STORED_PENDING,
             f"pending version {version_id} in {b.store.describe()}",
             new_version_id=version_id,
             new_ref=credential.ref,
@@ -1232,8 +1236,8 @@ class Engine:
         """
         if not b.targets:
             log.info("propagated", targets=0)
-            return self.journal.transition(
-                rotation, State.PROPAGATED, Step.PROPAGATE, "no targets: consumers read the store"
+            return self.journal.advance(
+                rotation, Transition.PROPAGATED, "no targets: consumers read the store"
             )
         value = self._new_value(b, rotation, read_back=False)
         for number, target in enumerate(b.targets, start=1):
@@ -1242,13 +1246,12 @@ class Engine:
             faults.point(f"propagate:target{number}")
             log.info("propagated to target", target=target.describe(), number=number)
             # One audit record per target: which consumer got the new value when.
-            rotation = self.journal.record(
-                rotation, Step.PROPAGATE, "ok", f"target {number}: {target.describe()}"
+            rotation = self.journal.advance(
+                rotation, Transition.PROPAGATED_TO_TARGET, f"target {number}: {target.describe()}"
             )
-        return self.journal.transition(
+        return self.journal.advance(
             rotation,
-            State.PROPAGATED,
-            Step.PROPAGATE,
+            Transition.PROPAGATED,
             f"written to {len(b.targets)} target(s): " + ", ".join(t.describe() for t in b.targets),
         )
 
@@ -1272,10 +1275,9 @@ class Engine:
                 verifier.verify(credential)
         log.info("verified new credential", ref=rotation.new_ref, checks=len(b.verifiers))
         checks = "".join(f", {v.describe()}" for v in b.verifiers)
-        return self.journal.transition(
+        return self.journal.advance(
             rotation,
-            State.VERIFIED,
-            Step.VERIFY,
+            Transition.VERIFIED,
             f"read back from the store (fingerprint matches) and accepted by {b.issuer.kind}"
             + checks,
         )
@@ -1303,10 +1305,9 @@ class Engine:
             grace_until=deadline.isoformat(),
             emergency=rotation.emergency,
         )
-        return self.journal.transition(
+        return self.journal.advance(
             rotation,
-            State.GRACE,
-            Step.PROMOTE,
+            Transition.PROMOTED,
             f"{how}; old credential valid until {_fmt(deadline)}"
             + (" (emergency: no grace)" if rotation.emergency else ""),
             promoted_at=now,
@@ -1352,10 +1353,9 @@ class Engine:
         delay: timedelta = getattr(b.issuer.config, "delete_after", timedelta(0))
         delete_at = self.clock() + (delay if b.issuer.two_stage_revoke else timedelta(0))
         log.info("revoked old credential", ref=rotation.old_ref, version=rotation.old_version_id)
-        return self.journal.transition(
+        return self.journal.advance(
             rotation,
-            State.REVOKED,
-            Step.REVOKE,
+            Transition.REVOKED,
             f"revoked {rotation.old_ref or 'old value'}; retired version "
             f"{rotation.old_version_id or '-'}",
             delete_at=delete_at,
@@ -1388,10 +1388,9 @@ class Engine:
                 last=last,
             )
             log.warning("old credential still in use; grace extended", until=until.isoformat())
-            return self.journal.transition(
+            return self.journal.advance(
                 rotation,
-                State.GRACE,
-                Step.REVOKE,
+                Transition.GRACE_EXTENDED,
                 f"{what}; grace extended to {_fmt(until)} (extension {number}, "
                 f"limit {_fmt(limit)})",
                 grace_deadline=until,
@@ -1409,10 +1408,9 @@ class Engine:
                 condition=f"{rotation.id}:{f'limit:{number}' if at_limit else 'held'}",
                 last=last,
             )
-            self.journal.transition(
+            self.journal.advance(
                 rotation,
-                State.GRACE,
-                Step.REVOKE,
+                Transition.GRACE_HELD,
                 f"{what}; holding it (alert)",
                 checked_at=now,
                 extensions=number,
@@ -1457,10 +1455,9 @@ class Engine:
         if rotation.old_ref and b.issuer.two_stage_revoke:
             b.issuer.delete(rotation.old_ref)
             log.info("deleted old credential", ref=rotation.old_ref)
-        return self.journal.transition(
+        return self.journal.advance(
             rotation,
-            State.DONE,
-            Step.DELETE,
+            Transition.DELETED,
             f"deleted {rotation.old_ref}"
             if rotation.old_ref and b.issuer.two_stage_revoke
             else "done",
@@ -1496,10 +1493,9 @@ class Engine:
         b.store.discard(rotation.id)
         self._minted.pop(rotation.id, None)
         log.warning("rolled back", deleted=sorted(doomed))
-        return self.journal.transition(
+        return self.journal.advance(
             rotation,
-            State.ROLLED_BACK,
-            Step.ROLLBACK,
+            Transition.ROLLED_BACK,
             "new credential deleted, pending version removed; the old credential stays current"
             + (f" (deleted {', '.join(sorted(doomed))})" if doomed else ""),
         )

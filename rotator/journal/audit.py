@@ -53,26 +53,18 @@ GENESIS = "0" * 64
 
 
 class AuditAction(StrEnum):
-    """What an audit record says happened."""
+    """What an audit record says happened, besides a transition of the lifecycle.
+
+    A record of a move between states carries the
+    :class:`~rotator.lifecycle.Transition`'s own word (``minted``,
+    ``promoted``, ``grace-cut-short``...); these are the other words, and no
+    word is both (a test holds them apart).
+    """
 
     SCHEDULED = "scheduled"
     MANUAL = "manual"
     EMERGENCY = "emergency"
     INVENTORY = "inventory"
-    MINTED = "minted"
-    STORED_PENDING = "stored-pending"
-    PROPAGATED_TO_TARGET = "propagated-to-target"
-    PROPAGATED = "propagated"
-    VERIFIED = "verified"
-    PROMOTED = "promoted"
-    GRACE_EXTENDED = "grace-extended"
-    GRACE_CUT_SHORT = "grace-cut-short"
-    #: The old credential was still in use at its deadline and is held (not revoked) for now.
-    GRACE_HELD = "grace-held"
-    REVOKED = "revoked"
-    DELETED = "deleted"
-    ROLLBACK_STARTED = "rollback-started"
-    ROLLED_BACK = "rolled-back"
     #: A retry, an error, an interruption: the step's name, the outcome says which.
     STEP = "step"
     #: A credential revoked earlier was seen in use.

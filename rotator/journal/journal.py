@@ -66,7 +66,7 @@ from rotator.journal.audit import (
     seal_row,
     verify_chain,
 )
-from rotator.lifecycle import BLOCKING, TERMINAL, State, check
+from rotator.lifecycle import BLOCKING, STEP_OF, TERMINAL, State, Step, Transition, destination
 from rotator.output import redact
 
 #: Secret names per ``IN (...)`` list (SQLite allows 32,766 parameters; keep well under).
@@ -348,44 +348,12 @@ _AUDIT_LOCK_KEY = _LOCK_KEY + 1
 #: Audit records read per query when streaming the chain.
 _AUDIT_PAGE = 5000
 
-#: The audit action of a state change, by (from, to).
-_TRANSITION_ACTIONS: dict[tuple[State, State], AuditAction] = {
-    (State.PLANNED, State.MINTED): AuditAction.MINTED,
-    (State.MINTED, State.MINTED): AuditAction.MINTED,
-    (State.MINTED, State.PENDING): AuditAction.STORED_PENDING,
-    (State.PENDING, State.PROPAGATED): AuditAction.PROPAGATED,
-    (State.PROPAGATED, State.VERIFIED): AuditAction.VERIFIED,
-    (State.VERIFIED, State.GRACE): AuditAction.PROMOTED,
-    (State.ROLLING_BACK, State.GRACE): AuditAction.PROMOTED,
-    (State.GRACE, State.REVOKED): AuditAction.REVOKED,
-    (State.REVOKED, State.DONE): AuditAction.DELETED,
-    (State.ROLLING_BACK, State.ROLLED_BACK): AuditAction.ROLLED_BACK,
-}
+#: The audit action of a rotation's start, by its trigger.
 _TRIGGER_ACTIONS = {
     "schedule": AuditAction.SCHEDULED,
     "manual": AuditAction.MANUAL,
     "emergency": AuditAction.EMERGENCY,
 }
-
-
-def _audit_action(
-    trigger: str, step: str, outcome: str, src: State | None, dst: State | None
-) -> str:
-    """Name what an event did, in the audit trail's words."""
-    if src is None:
-        return _TRIGGER_ACTIONS.get(trigger, AuditAction.MANUAL).value
-    if outcome == "info":
-        return AuditAction.INVENTORY.value
-    if outcome != "ok":
-        return AuditAction.STEP.value
-    if dst is State.ROLLING_BACK:
-        return AuditAction.ROLLBACK_STARTED.value
-    if src is dst is State.GRACE:
-        return AuditAction.GRACE_EXTENDED.value
-    if src is dst and step == "propagate":
-        return AuditAction.PROPAGATED_TO_TARGET.value
-    found = _TRANSITION_ACTIONS.get((src, dst)) if dst is not None else None
-    return found.value if found is not None else AuditAction.STEP.value
 
 
 @dataclass(frozen=True)
@@ -841,16 +809,27 @@ class Journal:
             self._event(conn, rotation, "plan", "ok", None, rotation.state, detail, values["seal"])
         return replace(rotation, seal=values["seal"])
 
-    def transition(
+    def advance(
         self,
         rotation: Rotation,
-        to: State,
-        step: str,
+        transition: Transition,
         detail: str | None = None,
+        *,
+        step: Step | None = None,
         **changes: Any,
     ) -> Rotation:
-        """Move a rotation to ``to`` (checked against the lifecycle table) and record the step."""
-        check(rotation.state, to)
+        """Move a rotation by ``transition`` to where the lifecycle table says, and record it.
+
+        The audit record's action is the transition's own word. ``step`` names
+        the step the event belongs to when it is not the transition's own (a
+        rollback starts in the step that failed).
+
+        Raises:
+            TransitionError: the lifecycle table holds no such move from the rotation's state.
+            JournalTampered: the rotation's row failed its seal.
+            JournalError: another run changed the rotation since it was read.
+        """
+        to = destination(rotation.state, transition)
         now = self.clock()
         # A step that succeeds clears the last error, except on the way to a
         # rollback, whose reason is the error.
@@ -870,7 +849,15 @@ class Journal:
                     f"rotation {rotation.id} is no longer {rotation.state}: changed by another run"
                 )
             self._event(
-                conn, new, step, "ok", rotation.state, to, detail, values["seal"], previous=rotation
+                conn,
+                new,
+                step or STEP_OF[transition],
+                "ok",
+                rotation.state,
+                to,
+                detail,
+                values["seal"],
+                action=transition.value,
             )
         return replace(new, seal=values["seal"])
 
@@ -919,8 +906,9 @@ class Journal:
         detail: str | None,
         row_seal: str,
         *,
-        previous: Rotation | None = None,
+        action: str | None = None,
     ) -> None:
+        """Insert an event and its audit record; ``action`` is the transition's word, if any."""
         at = self.clock()
         row: dict[str, Any] = {
             "rotation_id": rotation.id,
@@ -938,9 +926,8 @@ class Journal:
         inserted = conn.execute(events.insert(), {**row, "seal": event_seal}).inserted_primary_key
         assert inserted is not None  # an INSERT of one row always has its key
         event_id = inserted[0]
-        action = _audit_action(rotation.trigger, step, outcome, src, dst)
-        if action == AuditAction.GRACE_EXTENDED and previous is not None:
-            action = _grace_action(previous, rotation)
+        if action is None:
+            action = _event_action(rotation.trigger, outcome, src)
         self._append_audit(
             conn,
             AuditRecord(
@@ -1842,14 +1829,11 @@ def _head_values(row: Any, **changes: Any) -> dict[str, Any]:
     return values | changes
 
 
-def _grace_action(before: Rotation, after: Rotation) -> str:
-    """Name a change of grace in the audit trail's words: extended, cut short or held."""
-    old, new = before.grace_deadline, after.grace_deadline
-    if old is not None and new is not None and new < old:
-        return AuditAction.GRACE_CUT_SHORT.value
-    if old is not None and new is not None and new > old:
-        return AuditAction.GRACE_EXTENDED.value
-    return AuditAction.GRACE_HELD.value
+def _event_action(trigger: str, outcome: str, src: State | None) -> str:
+    """Name, in the audit trail's words, an event that moved nothing: a start, a fact, a retry."""
+    if src is None:
+        return _TRIGGER_ACTIONS.get(trigger, AuditAction.MANUAL).value
+    return (AuditAction.INVENTORY if outcome == "info" else AuditAction.STEP).value
 
 
 def _chunks(names: Collection[str] | None) -> list[list[str]] | list[None]:
