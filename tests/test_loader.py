@@ -22,7 +22,9 @@ from providers.aws.secretsmanager import SecretsManagerConfig
 from providers.random import RandomConfig
 from rotator.adapters.roles import Issuer, ProviderConfig, Registry, Store
 from rotator.errors import ConfigError, PolicyError, Problem
-from rotator.policy.loader import MAX_FILE_BYTES, _load_files, _load_quickly, _Shared, load_policies
+from rotator.policy.loader import _load_files, load_policies
+from rotator.policy.located_yaml import MAX_FILE_BYTES
+from rotator.policy.quick_load import SharedModels, load_quickly
 
 # ------------------------------------------------------------------ the registry
 
@@ -1585,7 +1587,7 @@ def test_quick_and_located_ways_build_the_same_policies(tmp_path: Path, text: st
     """A valid file loads the quick way into exactly the policies the located way builds."""
     file = tmp_path / "p.yaml"
     file.write_text(text)
-    assert _load_quickly(file, str(file), _Shared(REGISTRY)) is not None, "took the located way"
+    assert load_quickly(file, str(file), SharedModels(REGISTRY)) is not None, "took the located way"
     quick = _load_files([file], REGISTRY)
     located = _load_files([file], REGISTRY, quickly=False)
     assert quick == located
@@ -1604,7 +1606,7 @@ def test_quick_way_leaves_every_malformed_file_to_the_located_way(
 ) -> None:
     """The quick way returns no policy for a file the located way finds a problem in."""
     file = _write(tmp_path, "p.yaml", text)
-    assert _load_quickly(file, str(file), _Shared(REGISTRY)) is None
+    assert load_quickly(file, str(file), SharedModels(REGISTRY)) is None
 
 
 def test_quick_way_leaves_unreadable_files_to_the_located_way(tmp_path: Path) -> None:
@@ -1617,7 +1619,7 @@ def test_quick_way_leaves_unreadable_files_to_the_located_way(tmp_path: Path) ->
     }
     for name, content in files.items():
         (tmp_path / name).write_bytes(content)
-        assert _load_quickly(tmp_path / name, name, _Shared(REGISTRY)) is None, name
+        assert load_quickly(tmp_path / name, name, SharedModels(REGISTRY)) is None, name
 
 
 def test_tagged_values_load_the_located_way(tmp_path: Path) -> None:
@@ -1634,7 +1636,7 @@ def test_tagged_values_load_the_located_way(tmp_path: Path) -> None:
             grace: ! 1h
         """,
     )
-    assert _load_quickly(file, str(file), _Shared(REGISTRY)) is None
+    assert load_quickly(file, str(file), SharedModels(REGISTRY)) is None
     (policy,) = load_policies(file, REGISTRY)
     assert (policy.description, policy.grace) == ("2026", timedelta(hours=1))
 

@@ -33,7 +33,7 @@ _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FULL_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
 _CRON_FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
-#: Where :func:`min_interval` starts counting cron fires: fixed, so the answer never drifts.
+#: Where :func:`cron_min_interval` starts counting cron fires: fixed, so the answer never drifts.
 _REFERENCE = datetime(2025, 1, 1)
 _REFERENCE_FIRES = 50
 #: A cron expression that does not fire within this many years is refused.

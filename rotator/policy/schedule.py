@@ -103,7 +103,7 @@ class Schedule(BaseModel):
 
     @property
     def parsed_window(self) -> Window | None:
-        """Return the window as a :class:`~rotator.policy.schedule.Window`, or None if unset."""
+        """Return the window as a :class:`~rotator.policy.cron.Window`, or None if unset."""
         return self._window
 
     @property
