@@ -89,7 +89,7 @@ refused); 403 ``PermissionDeniedError``, except a rate limit (403 or 429 with
 or a "secondary rate limit" message: ``TransientError`` with the delay
 asked, 60 s when none is given); 404 ``NotFoundError`` naming what is
 missing; 422 ``PermanentError``; a redirect (a renamed repository)
-``PermanentError``; 408, 5xx, a timeout or a refused connection
+``PermanentError``; 408, a 5xx but 501, a timeout or a refused connection
 ``TransientError``; a refused certificate ``PermanentError``. Messages name
 the scope, the secret and the status, with GitHub's own message (scrubbed);
 never a token or a value.
@@ -118,12 +118,12 @@ from providers.http import (
     _exchange_json,
     _message_of,
     _outcome,
-    _retry_after,
-    _server_time,
     _TransportConfig,
     _unanswered,
 )
 from providers.metering import report, take
+from providers.transport.failures import may_pass
+from providers.transport.retry_after import asked_wait, server_time
 from rotator.adapters.ratelimit import limits
 from rotator.adapters.roles import Permission, Target
 from rotator.adapters.secret import SecretValue
@@ -599,8 +599,8 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
 
     def _rate_limit_delay(self, answer: _Answer) -> float | None:
         """Return the seconds GitHub asks to wait if the answer is a rate limit, else None."""
-        now = _server_time(answer) or self.runtime.clock()
-        asked = _retry_after(answer.headers.get("retry-after"), now)
+        now = server_time(answer.headers) or self.runtime.clock()
+        asked = asked_wait(answer.headers, now)
         if asked is not None:
             return asked
         if answer.headers.get("x-ratelimit-remaining", "").strip() == "0":
@@ -656,8 +656,8 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
                 "was the repository renamed or moved? Put its current name in the policy",
                 **common,
             )
-        if status == 408 or status >= 500:
-            asked = _retry_after(answer.headers.get("retry-after"), self.runtime.clock())
+        if may_pass(status):
+            asked = asked_wait(answer.headers, self.runtime.clock())
             return TransientError(
                 f"{subject}: GitHub failed to answer ({detail}); retry later",
                 delay=asked,
@@ -724,7 +724,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
         operation = "secrets.get"
         answer = self._request(operation, "GET", f"{self._prefix}/{self.config.name}")
         if answer.status == 404:
-            return None, _server_time(answer)
+            return None, server_time(answer.headers)
         if answer.status != 200:
             raise self._error(answer, operation, self._subject)
         body = _json(answer)
@@ -735,7 +735,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
                 provider=PROVIDER,
                 operation=operation,
             )
-        return Metadata(created, updated), _server_time(answer)
+        return Metadata(created, updated), server_time(answer.headers)
 
     def _put(self, value: SecretValue) -> bool:
         """Seal ``value`` and PUT it; return True if GitHub created the secret (201)."""

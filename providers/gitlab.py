@@ -73,8 +73,8 @@ nothing.
 meanwhile by someone else: ``TransientError``); 401 and 403
 ``PermissionDeniedError`` naming the token variable and what it needs; 404
 ``NotFoundError`` naming the project; 429 ``TransientError`` with the delay
-of ``Retry-After`` (or ``RateLimit-Reset``); 408, 5xx, a timeout or a
-refused connection ``TransientError``; a redirect or a refused certificate
+of ``Retry-After`` (or ``RateLimit-Reset``); 408, a 5xx but 501, a timeout
+or a refused connection ``TransientError``; a redirect or a refused certificate
 ``PermanentError``.
 """
 
@@ -96,12 +96,12 @@ from providers.http import (
     _exchange_json,
     _message_of,
     _outcome,
-    _retry_after,
-    _server_time,
     _TransportConfig,
     _unanswered,
 )
 from providers.metering import report, take
+from providers.transport.failures import may_pass
+from providers.transport.retry_after import asked_wait, server_time
 from rotator.adapters.ratelimit import limits
 from rotator.adapters.roles import Permission, Target
 from rotator.adapters.secret import SecretValue
@@ -402,7 +402,7 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
                 delay=self._rate_limit_delay(answer),
                 **common,
             )
-        if status == 408 or status >= 500:
+        if may_pass(status):
             return TransientError(
                 f"{subject}: GitLab failed to answer ({detail}); retry later",
                 delay=self._rate_limit_delay(answer),
@@ -418,8 +418,8 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
 
     def _rate_limit_delay(self, answer: _Answer) -> float | None:
         """Return the seconds GitLab asks to wait (``Retry-After``, else ``RateLimit-Reset``)."""
-        now = _server_time(answer) or self.runtime.clock()
-        asked = _retry_after(answer.headers.get("retry-after"), now)
+        now = server_time(answer.headers) or self.runtime.clock()
+        asked = asked_wait(answer.headers, now)
         if asked is not None:
             return asked
         try:

@@ -33,7 +33,7 @@ event again, so a receiver dedupes on ``(rotation_id, event)`` (or simply
 makes its reload idempotent). A retried request is signed afresh, with a new
 timestamp.
 
-Answers: 2xx is success; 429, 408, 5xx, a timeout or a lost connection are
+Answers: 2xx is success; 429, 408, a 5xx but 501, a timeout or a lost connection are
 retried up to ``attempts`` times (waiting 1, 2, 4... seconds, at most 30, or
 what ``Retry-After`` asks, at most 60), then raise ``TransientError``; 401
 and 403 raise ``PermissionDeniedError``, 404 and 410 ``NotFoundError``, any
@@ -68,14 +68,15 @@ import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
 from providers.metering import report
+from providers.transport.failures import Outcome, status_outcome
+from providers.transport.retry_after import asked_wait
 from rotator.adapters.durations import Duration
 from rotator.adapters.roles import Credential, ProviderConfig, Runtime, Target, Verifier
 from rotator.adapters.secret import SecretValue
@@ -306,34 +307,6 @@ def _hint(body: bytes) -> str:
     return text if _CODE.fullmatch(text) else ""
 
 
-def _retry_after(raw: str | None, now: datetime) -> float | None:
-    """Return the seconds ``Retry-After`` asks to wait (seconds or an HTTP date), if any."""
-    if raw is None or not raw.strip():
-        return None
-    try:
-        return max(0.0, float(raw.strip()))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
-def _server_time(answer: _Answer) -> datetime | None:
-    """Return the time the server says it answered (its ``Date`` header), if it sent one."""
-    raw = answer.headers.get("date")
-    if not raw:
-        return None
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 #: The longest part of an API's error message kept for a rotator message.
 _MESSAGE_LIMIT = 300
 
@@ -500,23 +473,16 @@ def _send(
         return _Reply(failure=answer.failure, permanent=answer.permanent)
     return _Reply(
         answer.status,
-        _retry_after(answer.headers.get("retry-after"), now),
+        asked_wait(answer.headers, now),
         hint="" if 200 <= answer.status < 300 else _hint(answer.body),
     )
 
 
-def _outcome(reply: _Reply | _Answer) -> str:
+def _outcome(reply: _Reply | _Answer) -> Outcome:
     """Return the metering outcome of one reply or answer (see :mod:`providers.metering`)."""
-    status = reply.status
-    if status is None:
+    if reply.status is None:
         return "permanent" if reply.permanent else "transient"
-    if 200 <= status < 300:
-        return "ok"
-    if status == 429:
-        return "throttled"
-    if status == 408 or status >= 500:
-        return "transient"
-    return "permanent"
+    return status_outcome(reply.status)
 
 
 def _said(reply: _Reply) -> str:

@@ -5,7 +5,7 @@ reads the ``kind`` and ``events`` keys and hands the remaining fields to the
 kind's ``Config``. Each ``send`` makes exactly one delivery attempt: the
 engine retries with backoff and deduplicates on ``Alert.key``, so nothing
 here loops or sleeps. ``send`` raises ``TransientError`` when trying again
-may help (HTTP 408, 429 and 5xx, a timeout, a refused or lost connection,
+may help (HTTP 408, 429 and a 5xx but 501, a timeout, a refused or lost connection,
 exit status 75, a command outliving its timeout), with ``delay`` set from
 ``Retry-After`` when the receiver sent one; ``PermanentError`` otherwise
 (``PermissionDeniedError`` for 401/403 or a command that is not executable,
@@ -135,7 +135,7 @@ def _post(
 
 
 def _retry_later(reply: _Reply, where: str, provider: str, hint: str = "") -> TransientError:
-    """Return the TransientError of a 408, 429, 5xx or lost request (``delay`` from Retry-After)."""
+    """Return the TransientError of a 408, 429, 5xx (not 501) or lost request, delayed as asked."""
     said = f" {_said(reply)}" if reply.status is not None else f": {_said(reply)}"
     return TransientError(
         f"{where}{said}{hint}; try again later",
@@ -181,7 +181,7 @@ class WebhookNotifier(Notifier[WebhookNotifierConfig]):
         """POST the alert once.
 
         Raises:
-            TransientError: 408, 429, 5xx, a timeout or no connection
+            TransientError: 408, 429, a 5xx but 501, a timeout or no connection
                 (``delay`` from ``Retry-After``).
             PermissionDeniedError: 401 or 403.
             NotFoundError: 404 or 410.
@@ -426,7 +426,7 @@ class SlackNotifier(Notifier[SlackConfig]):
         """POST the alert's message to the webhook once.
 
         Raises:
-            TransientError: 408, 429, 5xx, a timeout or no connection
+            TransientError: 408, 429, a 5xx but 501, a timeout or no connection
                 (``delay`` from ``Retry-After``).
             PermissionDeniedError: 401 or 403 (``invalid_token``, ``action_prohibited``).
             NotFoundError: 404 or 410 (``no_service``, ``channel_is_archived``).

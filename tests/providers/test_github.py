@@ -8,6 +8,7 @@ import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -542,6 +543,31 @@ def test_a_server_error_is_transient_and_changes_nothing(
 
     assert stored(github) == OLD
     assert ("github", "secrets.put", "transient") in recorder.calls
+
+
+def test_a_server_errors_http_date_retry_after_counts_on_githubs_clock(
+    clock: StepClock, github: GitHubServer
+) -> None:
+    """A 503's HTTP-date Retry-After counts from GitHub's Date, not from rotator's own clock."""
+    ahead = Runtime(clock=lambda: clock.now + timedelta(hours=3), sleep=clock.sleep, cache={})
+    asked = format_datetime(clock.now + timedelta(seconds=30), usegmt=True)
+    github.fail(503, method="PUT", headers={"retry-after": asked}, body={"message": "Unavailable"})
+
+    with pytest.raises(TransientError) as caught:
+        target(ahead, github).write(ROTATION, SecretValue(VALUE))
+
+    assert caught.value.delay == 30.0
+
+
+def test_a_501_is_permanent(runtime: Runtime, github: GitHubServer, recorder: Recorder) -> None:
+    """A 501 (the server does not do this) raises PermanentError, counted permanent."""
+    github.fail(501, method="PUT", body={"message": "Not Implemented"})
+
+    with pytest.raises(PermanentError, match="HTTP 501") as caught:
+        target(runtime, github).write(ROTATION, SecretValue(VALUE))
+
+    assert not caught.value.retryable
+    assert ("github", "secrets.put", "permanent") in recorder.calls
 
 
 def test_a_redirect_is_not_followed(runtime: Runtime, github: GitHubServer) -> None:
