@@ -23,8 +23,8 @@ the project), sent as ``PRIVATE-TOKEN`` (or ``Authorization: Bearer`` with
 ``auth: bearer``). It is registered with :mod:`rotator.output.redact` and never
 logged or raised.
 
-**Requests** go through :mod:`providers.http` (``https://``, or ``http://``
-to loopback only; certificates verified; no redirect followed, no proxy),
+**Requests** go through :mod:`providers.transport.http` (``https://``, or
+``http://`` to loopback only; certificates verified; no redirect followed, no proxy),
 one attempt each, to GitLab's project-level variables API under
 ``{url}/api/v4``, the project id URL-encoded (``payments%2Fapi``) and the
 scope always named by ``filter[environment_scope]``:
@@ -90,17 +90,17 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import Field, field_validator
 
-from providers.http import (
-    _Answer,
-    _checked_url,
-    _exchange_json,
-    _message_of,
-    _outcome,
-    _TransportConfig,
-    _unanswered,
-)
 from providers.metering import report, take
 from providers.transport.failures import may_pass
+from providers.transport.http import (
+    Answer,
+    TransportConfig,
+    checked_url,
+    exchange_json,
+    message_of,
+    request_outcome,
+    unanswered,
+)
 from providers.transport.retry_after import asked_wait, server_time
 from rotator.adapters.ratelimit import limits
 from rotator.adapters.roles import Permission, Target
@@ -163,7 +163,7 @@ def masking_problems(value: str, *, raw: bool) -> list[str]:
     return problems
 
 
-class GitLabCiConfig(_TransportConfig):
+class GitLabCiConfig(TransportConfig):
     """Policy fields of the ``gitlab-ci`` target."""
 
     #: The project: its numeric id or its full path (``group/sub/project``).
@@ -215,7 +215,7 @@ class GitLabCiConfig(_TransportConfig):
     @field_validator("url")
     @classmethod
     def _url_ok(cls, value: str) -> str:
-        checked = _checked_url(value)
+        checked = checked_url(value)
         if urlsplit(checked).query:
             raise ValueError("url may not have a ?query")
         return checked.rstrip("/")
@@ -331,7 +331,7 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
         method: str,
         path: str,
         payload: dict[str, Any] | None = None,
-    ) -> _Answer:
+    ) -> Answer:
         """Pace, send and report one request; return the answer whatever its status."""
         assert operation in OPERATIONS, operation
         c = self.config
@@ -342,7 +342,7 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
             headers["PRIVATE-TOKEN"] = token
         else:
             headers["Authorization"] = f"Bearer {token}"
-        answer = _exchange_json(
+        answer = exchange_json(
             self.runtime,
             provider=PROVIDER,
             operation=operation,
@@ -353,10 +353,10 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
             timeout=c.timeout,
             ca_file=c.ca_file,
         )
-        report(self.runtime, PROVIDER, operation, _outcome(answer))
+        report(self.runtime, PROVIDER, operation, request_outcome(answer))
         return answer
 
-    def _error(self, answer: _Answer, operation: str, sent: tuple[str, ...] = ()) -> ProviderError:
+    def _error(self, answer: Answer, operation: str, sent: tuple[str, ...] = ()) -> ProviderError:
         """Translate an answer that is not a success into the matching rotator error.
 
         GitLab's message is kept (scrubbed) unless it holds one of ``sent``
@@ -367,8 +367,8 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
         subject = self._subject
         status = answer.status
         if status is None:
-            return _unanswered(self._host, answer, PROVIDER, operation)
-        said = _message_of(answer.body)
+            return unanswered(self._host, answer, PROVIDER, operation)
+        said = message_of(answer.body)
         if any(text and text in said for text in sent):
             said = ""
         detail = f"HTTP {status}" + (f": {said}" if said else "")
@@ -416,7 +416,7 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
             )
         return PermanentError(f"{subject}: GitLab refused the request ({detail})", **common)
 
-    def _rate_limit_delay(self, answer: _Answer) -> float | None:
+    def _rate_limit_delay(self, answer: Answer) -> float | None:
         """Return the seconds GitLab asks to wait (``Retry-After``, else ``RateLimit-Reset``)."""
         now = server_time(answer.headers) or self.runtime.clock()
         asked = asked_wait(answer.headers, now)
@@ -434,7 +434,7 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
         """Return the variable in this scope, or None if it does not exist."""
         operation = "variables.get"
         answer = self._request(operation, "GET", self._variable_path)
-        if answer.status == 404 and "variable" in _message_of(answer.body).lower():
+        if answer.status == 404 and "variable" in message_of(answer.body).lower():
             return None
         if answer.status != 200:
             raise self._error(answer, operation)
@@ -643,6 +643,6 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
         ]
 
 
-def _succeeded(answer: _Answer) -> bool:
+def _succeeded(answer: Answer) -> bool:
     """Tell whether the answer is a 2xx."""
     return answer.status is not None and 200 <= answer.status < 300
