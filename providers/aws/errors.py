@@ -25,7 +25,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from providers.transport.failures import Outcome, defuse, error_outcome, status_outcome
+from providers.transport.failures import (
+    Outcome,
+    defuse,
+    error_outcome,
+    status_outcome,
+    vetted,
+)
 from providers.transport.retry_after import asked_wait
 from rotator.errors import (
     ConflictError,
@@ -36,7 +42,6 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
-from rotator.output import redact
 
 if TYPE_CHECKING:
     from botocore.exceptions import BotoCoreError, ClientError
@@ -122,21 +127,11 @@ def error_code(exc: BaseException) -> str:
     error = response.get("Error")
     if not isinstance(error, Mapping):
         return ""
-    return _identifier(error.get("Code", ""))
+    return vetted(error.get("Code", ""), _IDENTIFIER, 100)
 
 
 #: What an AWS error code or request id looks like; anything else is not copied.
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:#/+=-]{0,99}")
-
-
-def _identifier(raw: object) -> str:
-    """Return ``raw`` if, once scrubbed, it looks like an error code or a request id, else ``""``.
-
-    Both come from the answer, which a server may fill with what it was
-    sent: a masked value no longer looks like an identifier.
-    """
-    text = redact.outside_text(str(raw or ""), 100)
-    return text if _IDENTIFIER.fullmatch(text) else ""
 
 
 def answer_outcome(status: int, code: str) -> Outcome:
@@ -182,7 +177,7 @@ def from_client_error(exc: ClientError, provider: str, operation: str) -> Provid
     code = error_code(exc)
     meta = exc.response.get("ResponseMetadata", {})
     status = int(meta.get("HTTPStatusCode") or 0)
-    request_id = _identifier(meta.get("RequestId"))
+    request_id = vetted(meta.get("RequestId"), _IDENTIFIER, 100)
     detail = f"{code or 'UnknownError'} (HTTP {status or '?'}"
     detail += f", request id {request_id})" if request_id else ")"
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from providers.transport import failures
-from providers.transport.failures import Outcome, defuse, error_outcome, may_pass
+from providers.transport.failures import Outcome, defuse, error_outcome, may_pass, vetted
 from providers.transport.retry_after import asked_wait, delay_seconds, header_value
 from rotator.errors import (
     ConflictError,
@@ -49,7 +49,6 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
-from rotator.output import redact
 
 #: Inner error codes of a 409 that pass by themselves: retry later.
 BUSY_CODES = frozenset({"ObjectIsBeingDeleted", "ObjectIsBeingRecovered"})
@@ -242,9 +241,8 @@ def _retry_after(headers: Any) -> float | None:
 
 def _safe_code(raw: object) -> str:
     """Return an error code if it looks like one (an identifier); anything else is dropped."""
-    # Scrubbed first: an echoed value made of letters and digits looks like a code.
-    text = redact.outside_text(str(raw or ""), 64)
-    return text if _CODE.fullmatch(text) else ""
+    # Scrubbed first (vetted): an echoed value made of letters and digits looks like a code.
+    return vetted(raw, _CODE, 64)
 
 
 def inspect(exc: BaseException) -> AzureFailure:

@@ -44,7 +44,7 @@ from http import HTTPStatus
 from typing import Any
 
 from providers.transport import failures
-from providers.transport.failures import Outcome, defuse, error_outcome
+from providers.transport.failures import Outcome, defuse, error_outcome, vetted
 from providers.transport.retry_after import asked_wait
 from rotator.errors import (
     NotFoundError,
@@ -53,13 +53,12 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
-from rotator.output import redact
 
 PROVIDER = "kubernetes"
 
 # A Status reason is a fixed CamelCase word of the API (metav1.StatusReason);
 # anything else in that field is not ours to repeat.
-_STATUS_REASON = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+_STATUS_REASON = re.compile(r"[A-Z][A-Za-z]{1,63}")
 
 
 def sdk(module: str) -> Any:
@@ -99,9 +98,8 @@ def status_reason(body: Any) -> str:
     reason = body.get("reason")
     if not isinstance(reason, str):
         return ""
-    # Scrubbed first: an echoed value made of letters alone looks like a reason.
-    reason = redact.outside_text(reason, 64)
-    return reason if _STATUS_REASON.match(reason) else ""
+    # Scrubbed first (vetted): an echoed value made of letters alone looks like a reason.
+    return vetted(reason, _STATUS_REASON, 64)
 
 
 #: The status the adapter retries itself besides the shared ones: a conflict.

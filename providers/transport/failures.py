@@ -20,6 +20,10 @@ statuses it retries itself (Kubernetes' 409). The errors an adapter raises
 agree with these outcomes: ``TransientError`` exactly for ``throttled`` and
 ``transient`` (:func:`error_outcome` goes the other way).
 
+**Vetting.** An error code or a request id is the one piece of an answer a
+message may repeat, once :func:`vetted` has checked that, scrubbed, it still
+looks like one.
+
 **Defusing.** A translated SDK exception is raised ``from None``, but Python
 keeps it as the new error's ``__context__`` whatever the adapter does, and
 anything walking the chain (a debugger, an error tracker) can read it.
@@ -28,11 +32,13 @@ anything walking the chain (a debugger, an error tracker) can read it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from contextlib import suppress
 from typing import Literal
 
 from rotator.errors import ProviderError, TransientError
+from rotator.output import redact
 
 Outcome = Literal["ok", "throttled", "transient", "permanent"]
 
@@ -70,6 +76,17 @@ def status_outcome(
 def error_outcome(error: ProviderError) -> Outcome:
     """Return how a request that ended in ``error`` (already translated) ends: transient or not."""
     return "transient" if isinstance(error, TransientError) else "permanent"
+
+
+def vetted(raw: object, pattern: re.Pattern[str], limit: int) -> str:
+    """Return ``raw`` as text if, scrubbed and cut to ``limit``, it is all ``pattern``; else ``""``.
+
+    For an error code or a request id taken from an answer, which a server
+    may fill with what it was sent: scrubbed first, a registered value
+    echoed back is masked, no longer looks like a code, and is dropped.
+    """
+    text = redact.outside_text(str(raw or ""), limit)
+    return text if pattern.fullmatch(text) else ""
 
 
 #: Attributes in which SDK exceptions keep outside text, and what each is set to:

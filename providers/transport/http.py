@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from providers.transport.failures import Outcome, status_outcome
+from providers.transport.failures import Outcome, status_outcome, vetted
 from providers.transport.retry_after import asked_wait
 from rotator.adapters.durations import Duration
 from rotator.adapters.roles import ProviderConfig, Runtime
@@ -196,9 +196,8 @@ def _hint(body: bytes) -> str:
         text = found.get("error", "") if isinstance(found, dict) else ""
         if not isinstance(text, str):
             return ""
-    # A lower-case value echoed back would look like a code: a masked one does not.
-    text = redact.outside_text(text, 64)
-    return text if _CODE.fullmatch(text) else ""
+    # A lower-case value echoed back would look like a code: a masked (vetted) one does not.
+    return vetted(text, _CODE, 64)
 
 
 #: The longest part of an API's error message kept for a rotator message.

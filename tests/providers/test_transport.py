@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import traceback
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -15,6 +16,7 @@ from providers.transport.failures import (
     error_outcome,
     may_pass,
     status_outcome,
+    vetted,
 )
 from providers.transport.retry_after import (
     LONGEST_WAIT,
@@ -26,6 +28,7 @@ from providers.transport.retry_after import (
 )
 from rotator.adapters.roles import OUTCOMES
 from rotator.errors import ConflictError, PermanentError, TransientError
+from rotator.output import redact
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LEAK = "hunter2-very-secret-value"
@@ -224,6 +227,34 @@ def test_a_translated_error_gives_its_outcome() -> None:
     assert error_outcome(TransientError("x")) == "transient"
     assert error_outcome(PermanentError("x")) == "permanent"
     assert error_outcome(ConflictError("x")) == "permanent"
+
+
+# -- vetting --------------------------------------------------------------------------
+
+CODE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
+
+
+def test_a_code_that_looks_like_one_is_kept() -> None:
+    """An error code or request id passes as it is."""
+    assert vetted("ThrottlingException", CODE, 64) == "ThrottlingException"
+    assert vetted("  SecretDisabled \n", CODE, 64) == "SecretDisabled"
+
+
+@pytest.mark.parametrize("raw", [None, "", "not a code", "Code; DROP", 42.5, ["Code"]])
+def test_anything_else_is_dropped(raw: object) -> None:
+    """Text that is not all code (or not text at all, but its rendering) gives nothing."""
+    assert vetted(raw, CODE, 64) == ""
+
+
+def test_an_echoed_secret_is_dropped_not_repeated() -> None:
+    """A registered value sent back as the "code" is masked first, so it no longer matches."""
+    redact.register("EchoedSecretValue42")
+    assert vetted("EchoedSecretValue42", CODE, 64) == ""
+
+
+def test_a_code_longer_than_the_limit_is_dropped() -> None:
+    """Cut short, a code carries an ellipsis and matches nothing."""
+    assert vetted("A" * 70, CODE, 64) == ""
 
 
 # -- defuse ---------------------------------------------------------------------------
