@@ -113,7 +113,7 @@ from urllib.parse import quote, urlsplit
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from providers.metering import report, take
-from providers.transport.failures import may_pass
+from providers.transport.failures import defuse, may_pass
 from providers.transport.http import (
     Answer,
     TransportConfig,
@@ -507,6 +507,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
         try:
             signed = app_jwt(app_id, private_key, now)
         except Exception as exc:  # noqa: BLE001 (PyJWT and cryptography raise many kinds)
+            defuse(exc, type(exc).__name__)  # its frames hold the private key
             raise PermanentError(
                 f"the private key in {c.app_private_key_env} cannot sign a JWT "
                 f"({type(exc).__name__}): it must be the App's PEM private key",
@@ -752,6 +753,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
         try:
             sealed = seal(key, plain)
         except Exception as exc:  # noqa: BLE001 (nacl raises its own ValueError/TypeError kinds)
+            defuse(exc, type(exc).__name__)  # its frames hold the value
             raise PermanentError(
                 f"{self.scope}: the value could not be sealed under GitHub's public key "
                 f"({type(exc).__name__})",

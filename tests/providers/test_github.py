@@ -707,6 +707,29 @@ def test_a_private_key_that_is_not_a_pem_is_permanent(
 
     assert "not-a-pem" not in str(caught.value)
     assert github.requests == []
+    # The SDK's exception, kept as the context, is emptied: its frames held the key.
+    context = caught.value.__context__
+    assert context is not None and context.__traceback__ is None
+    assert context.args == (type(context).__name__,)
+
+
+def test_a_value_that_cannot_be_sealed_leaves_no_trace_in_the_error_chain(
+    runtime: Runtime, github: GitHubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sealing failure quoting the value raises PermanentError whose context is emptied."""
+    import providers.github as module
+
+    def seal(key: bytes, plain: bytes) -> str:
+        raise ValueError(f"cannot seal {plain!r}")
+
+    monkeypatch.setattr(module, "seal", seal)
+
+    with pytest.raises(PermanentError, match="could not be sealed") as caught:
+        target(runtime, github).write(ROTATION, SecretValue(VALUE))
+
+    context = caught.value.__context__
+    assert context is not None and VALUE not in repr(context.args)
+    assert context.__traceback__ is None
 
 
 # -- nothing leaks
