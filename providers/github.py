@@ -533,7 +533,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
                 provider=PROVIDER,
                 operation=operation,
             )
-        if not _succeeded(answer):
+        if not answer.succeeded:
             raise self._error(answer, operation, installation)
         body = _json(answer)
         token = body.get("token")
@@ -766,7 +766,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
             if c.selected_repository_ids:
                 payload["selected_repository_ids"] = list(c.selected_repository_ids)
         answer = self._request(operation, "PUT", f"{self._prefix}/{c.name}", payload)
-        if not _succeeded(answer):
+        if not answer.succeeded:
             raise self._error(answer, operation, self._subject)
         return answer.status == 201
 
@@ -862,7 +862,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
             return
         operation = "secrets.delete"
         answer = self._request(operation, "DELETE", f"{self._prefix}/{self.config.name}")
-        if answer.status != 404 and not _succeeded(answer):
+        if answer.status != 404 and not answer.succeeded:
             raise self._error(answer, operation, self._subject)
         created.discard(rotation_id)
         log.info("deleted %s, which rotation %s had created", self.describe(), rotation_id)
@@ -918,11 +918,6 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
                 )
             )
         return found
-
-
-def _succeeded(answer: Answer) -> bool:
-    """Tell whether the answer is a 2xx."""
-    return answer.status is not None and 200 <= answer.status < 300
 
 
 def _iso(when: datetime) -> str:

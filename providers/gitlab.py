@@ -465,13 +465,13 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
         answer = self._request(
             "variables.create", "POST", f"{self._project_path}/variables", payload
         )
-        if not _succeeded(answer):
+        if not answer.succeeded:
             raise self._error(answer, "variables.create", (text,))
 
     def _update(self, text: str, attributes: dict[str, Any]) -> None:
         payload = {"value": text, **attributes}
         answer = self._request("variables.update", "PUT", self._variable_path, payload)
-        if not _succeeded(answer):
+        if not answer.succeeded:
             raise self._error(answer, "variables.update", (text,))
 
     def _verify(self, text: str) -> None:
@@ -604,7 +604,7 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
             )
             return
         answer = self._request("variables.delete", "DELETE", self._variable_path)
-        if answer.status != 404 and not _succeeded(answer):
+        if answer.status != 404 and not answer.succeeded:
             raise self._error(answer, "variables.delete")
         self._created().discard(rotation_id)
         log.info("deleted %s, which rotation %s had created", self.describe(), rotation_id)
@@ -641,8 +641,3 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
                 "target: manage CI/CD variables",
             ),
         ]
-
-
-def _succeeded(answer: Answer) -> bool:
-    """Tell whether the answer is a 2xx."""
-    return answer.status is not None and 200 <= answer.status < 300

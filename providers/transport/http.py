@@ -280,6 +280,11 @@ class Answer:
     #: True when trying again cannot help (a certificate refused).
     permanent: bool = False
 
+    @property
+    def succeeded(self) -> bool:
+        """Tell whether the answer is a 2xx."""
+        return self.status is not None and 200 <= self.status < 300
+
 
 def exchange(
     url: str,
@@ -367,7 +372,7 @@ def request_once(
     return Reply(
         answer.status,
         asked_wait(answer.headers, now),
-        hint="" if 200 <= answer.status < 300 else _hint(answer.body),
+        hint="" if answer.succeeded else _hint(answer.body),
     )
 
 
