@@ -28,8 +28,8 @@ GitHub refuses with 401 is dropped and a new one minted once. Tokens, the
 private key and the JWT are registered with :mod:`rotator.output.redact` and never
 logged or raised.
 
-**Requests** go through :mod:`providers.http` (``https://``, or ``http://``
-to loopback only; certificates verified against the system's CAs or
+**Requests** go through :mod:`providers.transport.http` (``https://``, or
+``http://`` to loopback only; certificates verified against the system's CAs or
 ``ca_file``; no redirect followed, no proxy used), one attempt each: a
 ``TransientError`` carries the delay GitHub asked for and the engine
 retries. Every request sends ``Accept: application/vnd.github+json``,
@@ -89,7 +89,7 @@ refused); 403 ``PermissionDeniedError``, except a rate limit (403 or 429 with
 or a "secondary rate limit" message: ``TransientError`` with the delay
 asked, 60 s when none is given); 404 ``NotFoundError`` naming what is
 missing; 422 ``PermanentError``; a redirect (a renamed repository)
-``PermanentError``; 408, 5xx, a timeout or a refused connection
+``PermanentError``; 408, a 5xx but 501, a timeout or a refused connection
 ``TransientError``; a refused certificate ``PermanentError``. Messages name
 the scope, the secret and the status, with GitHub's own message (scrubbed);
 never a token or a value.
@@ -112,18 +112,18 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from providers.http import (
-    _Answer,
-    _checked_url,
-    _exchange_json,
-    _message_of,
-    _outcome,
-    _retry_after,
-    _server_time,
-    _TransportConfig,
-    _unanswered,
-)
 from providers.metering import report, take
+from providers.transport.failures import defuse, may_pass
+from providers.transport.http import (
+    Answer,
+    TransportConfig,
+    checked_url,
+    exchange_json,
+    message_of,
+    request_outcome,
+    unanswered,
+)
+from providers.transport.retry_after import asked_wait, server_time
 from rotator.adapters.ratelimit import limits
 from rotator.adapters.roles import Permission, Target
 from rotator.adapters.secret import SecretValue
@@ -186,7 +186,7 @@ def _env_name(field: str, value: str | None) -> str | None:
     return value
 
 
-class GitHubActionsConfig(_TransportConfig):
+class GitHubActionsConfig(TransportConfig):
     """Policy fields of the ``github-actions`` target."""
 
     #: ``owner/name`` of a repository (or ``organization``: exactly one of the two).
@@ -251,7 +251,7 @@ class GitHubActionsConfig(_TransportConfig):
     @field_validator("api_url")
     @classmethod
     def _api_url_ok(cls, value: str) -> str:
-        checked = _checked_url(value)
+        checked = checked_url(value)
         if urlsplit(checked).query:
             raise ValueError("api_url may not have a ?query")
         return checked.rstrip("/")
@@ -358,7 +358,7 @@ def _timestamp(text: Any) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def _json(answer: _Answer) -> dict[str, Any]:
+def _json(answer: Answer) -> dict[str, Any]:
     """Return an answer's JSON object ({} if it is not one)."""
     try:
         found = json.loads(answer.body)
@@ -507,6 +507,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
         try:
             signed = app_jwt(app_id, private_key, now)
         except Exception as exc:  # noqa: BLE001 (PyJWT and cryptography raise many kinds)
+            defuse(exc, type(exc).__name__)  # its frames hold the private key
             raise PermanentError(
                 f"the private key in {c.app_private_key_env} cannot sign a JWT "
                 f"({type(exc).__name__}): it must be the App's PEM private key",
@@ -532,7 +533,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
                 provider=PROVIDER,
                 operation=operation,
             )
-        if not _succeeded(answer):
+        if not answer.succeeded:
             raise self._error(answer, operation, installation)
         body = _json(answer)
         token = body.get("token")
@@ -556,13 +557,13 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
         path: str,
         payload: dict[str, Any] | None,
         token: str,
-    ) -> _Answer:
+    ) -> Answer:
         """Pace, send and report one request; return the answer whatever its status."""
         assert operation in OPERATIONS, operation
         c = self.config
         if method in ("PUT", "DELETE"):
             take(self.runtime, limits(RATE_LIMITS), WRITE_QUOTA, self._host)
-        answer = _exchange_json(
+        answer = exchange_json(
             self.runtime,
             provider=PROVIDER,
             operation=operation,
@@ -583,7 +584,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
 
     def _request(
         self, operation: str, method: str, path: str, payload: dict[str, Any] | None = None
-    ) -> _Answer:
+    ) -> Answer:
         """Send one request with the token; an App token refused with 401 is renewed once."""
         answer = self._send(operation, method, path, payload, self._token())
         if answer.status == 401 and self.config.uses_app:
@@ -591,16 +592,16 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
             answer = self._send(operation, method, path, payload, self._token(fresh=True))
         return answer
 
-    def _outcome(self, answer: _Answer) -> str:
+    def _outcome(self, answer: Answer) -> str:
         """Return the metering outcome of one answer (a 403 rate limit is throttling too)."""
         if answer.status == 403 and self._rate_limit_delay(answer) is not None:
             return "throttled"
-        return _outcome(answer)
+        return request_outcome(answer)
 
-    def _rate_limit_delay(self, answer: _Answer) -> float | None:
+    def _rate_limit_delay(self, answer: Answer) -> float | None:
         """Return the seconds GitHub asks to wait if the answer is a rate limit, else None."""
-        now = _server_time(answer) or self.runtime.clock()
-        asked = _retry_after(answer.headers.get("retry-after"), now)
+        now = server_time(answer.headers) or self.runtime.clock()
+        asked = asked_wait(answer.headers, now)
         if asked is not None:
             return asked
         if answer.headers.get("x-ratelimit-remaining", "").strip() == "0":
@@ -609,17 +610,17 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
             except ValueError:
                 return SECONDARY_WAIT
             return max(1.0, reset - now.timestamp())
-        if "rate limit" in _message_of(answer.body).lower():
+        if "rate limit" in message_of(answer.body).lower():
             return SECONDARY_WAIT
         return None
 
-    def _error(self, answer: _Answer, operation: str, subject: str) -> ProviderError:
+    def _error(self, answer: Answer, operation: str, subject: str) -> ProviderError:
         """Translate an answer that is not a success into the matching rotator error."""
         common: dict[str, Any] = {"provider": PROVIDER, "operation": operation}
         status = answer.status
         if status is None:
-            return _unanswered(self._host, answer, PROVIDER, operation)
-        said = _message_of(answer.body)
+            return unanswered(self._host, answer, PROVIDER, operation)
+        said = message_of(answer.body)
         detail = f"HTTP {status}" + (f": {said}" if said else "")
         if status in (403, 429):
             delay = self._rate_limit_delay(answer)
@@ -656,8 +657,8 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
                 "was the repository renamed or moved? Put its current name in the policy",
                 **common,
             )
-        if status == 408 or status >= 500:
-            asked = _retry_after(answer.headers.get("retry-after"), self.runtime.clock())
+        if may_pass(status):
+            asked = asked_wait(answer.headers, self.runtime.clock())
             return TransientError(
                 f"{subject}: GitHub failed to answer ({detail}); retry later",
                 delay=asked,
@@ -724,7 +725,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
         operation = "secrets.get"
         answer = self._request(operation, "GET", f"{self._prefix}/{self.config.name}")
         if answer.status == 404:
-            return None, _server_time(answer)
+            return None, server_time(answer.headers)
         if answer.status != 200:
             raise self._error(answer, operation, self._subject)
         body = _json(answer)
@@ -735,7 +736,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
                 provider=PROVIDER,
                 operation=operation,
             )
-        return Metadata(created, updated), _server_time(answer)
+        return Metadata(created, updated), server_time(answer.headers)
 
     def _put(self, value: SecretValue) -> bool:
         """Seal ``value`` and PUT it; return True if GitHub created the secret (201)."""
@@ -752,6 +753,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
         try:
             sealed = seal(key, plain)
         except Exception as exc:  # noqa: BLE001 (nacl raises its own ValueError/TypeError kinds)
+            defuse(exc, type(exc).__name__)  # its frames hold the value
             raise PermanentError(
                 f"{self.scope}: the value could not be sealed under GitHub's public key "
                 f"({type(exc).__name__})",
@@ -764,7 +766,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
             if c.selected_repository_ids:
                 payload["selected_repository_ids"] = list(c.selected_repository_ids)
         answer = self._request(operation, "PUT", f"{self._prefix}/{c.name}", payload)
-        if not _succeeded(answer):
+        if not answer.succeeded:
             raise self._error(answer, operation, self._subject)
         return answer.status == 201
 
@@ -860,7 +862,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
             return
         operation = "secrets.delete"
         answer = self._request(operation, "DELETE", f"{self._prefix}/{self.config.name}")
-        if answer.status != 404 and not _succeeded(answer):
+        if answer.status != 404 and not answer.succeeded:
             raise self._error(answer, operation, self._subject)
         created.discard(rotation_id)
         log.info("deleted %s, which rotation %s had created", self.describe(), rotation_id)
@@ -916,11 +918,6 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
                 )
             )
         return found
-
-
-def _succeeded(answer: _Answer) -> bool:
-    """Tell whether the answer is a 2xx."""
-    return answer.status is not None and 200 <= answer.status < 300
 
 
 def _iso(when: datetime) -> str:

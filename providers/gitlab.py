@@ -23,8 +23,8 @@ the project), sent as ``PRIVATE-TOKEN`` (or ``Authorization: Bearer`` with
 ``auth: bearer``). It is registered with :mod:`rotator.output.redact` and never
 logged or raised.
 
-**Requests** go through :mod:`providers.http` (``https://``, or ``http://``
-to loopback only; certificates verified; no redirect followed, no proxy),
+**Requests** go through :mod:`providers.transport.http` (``https://``, or
+``http://`` to loopback only; certificates verified; no redirect followed, no proxy),
 one attempt each, to GitLab's project-level variables API under
 ``{url}/api/v4``, the project id URL-encoded (``payments%2Fapi``) and the
 scope always named by ``filter[environment_scope]``:
@@ -73,8 +73,8 @@ nothing.
 meanwhile by someone else: ``TransientError``); 401 and 403
 ``PermissionDeniedError`` naming the token variable and what it needs; 404
 ``NotFoundError`` naming the project; 429 ``TransientError`` with the delay
-of ``Retry-After`` (or ``RateLimit-Reset``); 408, 5xx, a timeout or a
-refused connection ``TransientError``; a redirect or a refused certificate
+of ``Retry-After`` (or ``RateLimit-Reset``); 408, a 5xx but 501, a timeout
+or a refused connection ``TransientError``; a redirect or a refused certificate
 ``PermanentError``.
 """
 
@@ -90,18 +90,18 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import Field, field_validator
 
-from providers.http import (
-    _Answer,
-    _checked_url,
-    _exchange_json,
-    _message_of,
-    _outcome,
-    _retry_after,
-    _server_time,
-    _TransportConfig,
-    _unanswered,
-)
 from providers.metering import report, take
+from providers.transport.failures import may_pass
+from providers.transport.http import (
+    Answer,
+    TransportConfig,
+    checked_url,
+    exchange_json,
+    message_of,
+    request_outcome,
+    unanswered,
+)
+from providers.transport.retry_after import asked_wait, server_time
 from rotator.adapters.ratelimit import limits
 from rotator.adapters.roles import Permission, Target
 from rotator.adapters.secret import SecretValue
@@ -163,7 +163,7 @@ def masking_problems(value: str, *, raw: bool) -> list[str]:
     return problems
 
 
-class GitLabCiConfig(_TransportConfig):
+class GitLabCiConfig(TransportConfig):
     """Policy fields of the ``gitlab-ci`` target."""
 
     #: The project: its numeric id or its full path (``group/sub/project``).
@@ -215,7 +215,7 @@ class GitLabCiConfig(_TransportConfig):
     @field_validator("url")
     @classmethod
     def _url_ok(cls, value: str) -> str:
-        checked = _checked_url(value)
+        checked = checked_url(value)
         if urlsplit(checked).query:
             raise ValueError("url may not have a ?query")
         return checked.rstrip("/")
@@ -331,7 +331,7 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
         method: str,
         path: str,
         payload: dict[str, Any] | None = None,
-    ) -> _Answer:
+    ) -> Answer:
         """Pace, send and report one request; return the answer whatever its status."""
         assert operation in OPERATIONS, operation
         c = self.config
@@ -342,7 +342,7 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
             headers["PRIVATE-TOKEN"] = token
         else:
             headers["Authorization"] = f"Bearer {token}"
-        answer = _exchange_json(
+        answer = exchange_json(
             self.runtime,
             provider=PROVIDER,
             operation=operation,
@@ -353,10 +353,10 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
             timeout=c.timeout,
             ca_file=c.ca_file,
         )
-        report(self.runtime, PROVIDER, operation, _outcome(answer))
+        report(self.runtime, PROVIDER, operation, request_outcome(answer))
         return answer
 
-    def _error(self, answer: _Answer, operation: str, sent: tuple[str, ...] = ()) -> ProviderError:
+    def _error(self, answer: Answer, operation: str, sent: tuple[str, ...] = ()) -> ProviderError:
         """Translate an answer that is not a success into the matching rotator error.
 
         GitLab's message is kept (scrubbed) unless it holds one of ``sent``
@@ -367,8 +367,8 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
         subject = self._subject
         status = answer.status
         if status is None:
-            return _unanswered(self._host, answer, PROVIDER, operation)
-        said = _message_of(answer.body)
+            return unanswered(self._host, answer, PROVIDER, operation)
+        said = message_of(answer.body)
         if any(text and text in said for text in sent):
             said = ""
         detail = f"HTTP {status}" + (f": {said}" if said else "")
@@ -402,7 +402,7 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
                 delay=self._rate_limit_delay(answer),
                 **common,
             )
-        if status == 408 or status >= 500:
+        if may_pass(status):
             return TransientError(
                 f"{subject}: GitLab failed to answer ({detail}); retry later",
                 delay=self._rate_limit_delay(answer),
@@ -416,10 +416,10 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
             )
         return PermanentError(f"{subject}: GitLab refused the request ({detail})", **common)
 
-    def _rate_limit_delay(self, answer: _Answer) -> float | None:
+    def _rate_limit_delay(self, answer: Answer) -> float | None:
         """Return the seconds GitLab asks to wait (``Retry-After``, else ``RateLimit-Reset``)."""
-        now = _server_time(answer) or self.runtime.clock()
-        asked = _retry_after(answer.headers.get("retry-after"), now)
+        now = server_time(answer.headers) or self.runtime.clock()
+        asked = asked_wait(answer.headers, now)
         if asked is not None:
             return asked
         try:
@@ -434,7 +434,7 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
         """Return the variable in this scope, or None if it does not exist."""
         operation = "variables.get"
         answer = self._request(operation, "GET", self._variable_path)
-        if answer.status == 404 and "variable" in _message_of(answer.body).lower():
+        if answer.status == 404 and "variable" in message_of(answer.body).lower():
             return None
         if answer.status != 200:
             raise self._error(answer, operation)
@@ -465,13 +465,13 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
         answer = self._request(
             "variables.create", "POST", f"{self._project_path}/variables", payload
         )
-        if not _succeeded(answer):
+        if not answer.succeeded:
             raise self._error(answer, "variables.create", (text,))
 
     def _update(self, text: str, attributes: dict[str, Any]) -> None:
         payload = {"value": text, **attributes}
         answer = self._request("variables.update", "PUT", self._variable_path, payload)
-        if not _succeeded(answer):
+        if not answer.succeeded:
             raise self._error(answer, "variables.update", (text,))
 
     def _verify(self, text: str) -> None:
@@ -604,7 +604,7 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
             )
             return
         answer = self._request("variables.delete", "DELETE", self._variable_path)
-        if answer.status != 404 and not _succeeded(answer):
+        if answer.status != 404 and not answer.succeeded:
             raise self._error(answer, "variables.delete")
         self._created().discard(rotation_id)
         log.info("deleted %s, which rotation %s had created", self.describe(), rotation_id)
@@ -641,8 +641,3 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
                 "target: manage CI/CD variables",
             ),
         ]
-
-
-def _succeeded(answer: _Answer) -> bool:
-    """Tell whether the answer is a 2xx."""
-    return answer.status is not None and 200 <= answer.status < 300

@@ -10,11 +10,12 @@ Reporting: :func:`report` tells ``runtime.on_request`` how one HTTP request
 (one attempt: a request an SDK retries is reported once per attempt) ended,
 as one of :data:`rotator.adapters.roles.OUTCOMES`:
 
-- ``ok``: the provider answered 2xx (or 3xx);
+- ``ok``: the provider answered 2xx;
 - ``throttled``: the provider said "slow down" (HTTP 429, or an AWS
   throttling error code);
-- ``transient``: 5xx, 408, a timeout or a lost connection;
-- ``permanent``: any other refusal, **including an expected 404** (a probe
+- ``transient``: a 5xx but 501, 408, a timeout or a lost connection;
+- ``permanent``: any other answer (a redirect, which no adapter follows, or a
+  501, which no retry changes), **including an expected 404** (a probe
   for a version that does not exist). The outcome describes the provider's
   answer, not whether rotator minded it: it is the class of error the answer
   would raise (``NotFoundError`` is a ``PermanentError``), so the counter

@@ -5,7 +5,7 @@ reads the ``kind`` and ``events`` keys and hands the remaining fields to the
 kind's ``Config``. Each ``send`` makes exactly one delivery attempt: the
 engine retries with backoff and deduplicates on ``Alert.key``, so nothing
 here loops or sleeps. ``send`` raises ``TransientError`` when trying again
-may help (HTTP 408, 429 and 5xx, a timeout, a refused or lost connection,
+may help (HTTP 408, 429 and a 5xx but 501, a timeout, a refused or lost connection,
 exit status 75, a command outliving its timeout), with ``delay`` set from
 ``Retry-After`` when the receiver sent one; ``PermanentError`` otherwise
 (``PermissionDeniedError`` for 401/403 or a command that is not executable,
@@ -19,7 +19,7 @@ the ``webhook`` target (``X-Rotator-Timestamp``, ``X-Rotator-Signature:
 sha256=<HMAC-SHA256(key, "<timestamp>.<body>")>``). Unsigned alerts can be
 forged by anyone who can reach the receiver: sign them unless the receiver
 is on a trusted network. URL checks, TLS and the ban on redirects and
-proxies are those of :mod:`providers.http`.
+proxies are those of the ``webhook`` target (:mod:`providers.transport.http`).
 
 **slack** POSTs a message in Slack's incoming-webhook format (``text``, the
 notification fallback, and ``blocks``) to the URL held in the environment
@@ -32,7 +32,7 @@ turned into a message saying what to do.
 
 **exec** runs ``command`` (no shell) with the alert's JSON on its standard
 input, its output discarded, in the small environment of the ``exec``
-target (:mod:`providers.exec`) plus ``ROTATOR_ALERT_EVENT``,
+target (:mod:`providers.transport.commands`) plus ``ROTATOR_ALERT_EVENT``,
 ``ROTATOR_ALERT_SEVERITY``, ``ROTATOR_ALERT_KEY``, ``ROTATOR_SECRET`` (empty
 when the alert is about no secret) and ``ROTATOR_NOTIFIER``.
 
@@ -54,30 +54,29 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from providers.exec import (
-    EX_TEMPFAIL,
-    ExecConfig,
-    _environment,
-    _exit_outcome,
-    _run,
-)
-from providers.http import (
-    _WEBHOOK_RESERVED,
-    _checked_headers,
-    _checked_url,
-    _hmac_key,
-    _HttpConfig,
-    _outcome,
-    _refusal,
-    _Reply,
-    _said,
-    _send,
-    _signature_headers,
-    _tls,
-    _TransportConfig,
-    _where,
-)
 from providers.metering import report
+from providers.transport.commands import (
+    CommandConfig,
+    environment,
+    exit_outcome,
+    raise_for_exit,
+    run,
+)
+from providers.transport.http import (
+    POST_RESERVED,
+    EndpointConfig,
+    Reply,
+    TransportConfig,
+    checked_headers,
+    checked_url,
+    hmac_key,
+    refusal,
+    request_once,
+    request_outcome,
+    signature_headers,
+    tls_context,
+    without_query,
+)
 from rotator.adapters.roles import Alert, AlertEvent, Notifier, Runtime, Severity
 from rotator.errors import PermanentError, TransientError
 from rotator.output import redact
@@ -92,7 +91,7 @@ PHASE = "alert"
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: Headers the webhook notifier sets itself, which a policy may not set.
-_NOTIFIER_RESERVED = _WEBHOOK_RESERVED | {"idempotency-key", "user-agent"}
+_NOTIFIER_RESERVED = POST_RESERVED | {"idempotency-key", "user-agent"}
 #: Longest alert key sent as is in a header; a longer one is sent as its SHA-256.
 _MAX_HEADER_KEY = 256
 
@@ -126,17 +125,19 @@ def _post(
     body: bytes,
     timeout: timedelta,
     ca_file: str | None,
-) -> _Reply:
+) -> Reply:
     """POST ``body`` once and report the attempt; raises only for an unusable ``ca_file``."""
-    context = _tls(runtime, ca_file, provider, OP_POST)
-    reply = _send(url, "POST", headers, body, timeout.total_seconds(), context, runtime.clock())
-    report(runtime, provider, OP_POST, _outcome(reply))
+    context = tls_context(runtime, ca_file, provider, OP_POST)
+    reply = request_once(
+        url, "POST", headers, body, timeout.total_seconds(), context, runtime.clock()
+    )
+    report(runtime, provider, OP_POST, request_outcome(reply))
     return reply
 
 
-def _retry_later(reply: _Reply, where: str, provider: str, hint: str = "") -> TransientError:
-    """Return the TransientError of a 408, 429, 5xx or lost request (``delay`` from Retry-After)."""
-    said = f" {_said(reply)}" if reply.status is not None else f": {_said(reply)}"
+def _retry_later(reply: Reply, where: str, provider: str, hint: str = "") -> TransientError:
+    """Return the TransientError of a 408, 429, 5xx (not 501) or lost request, delayed as asked."""
+    said = f" {reply.said()}" if reply.status is not None else f": {reply.said()}"
     return TransientError(
         f"{where}{said}{hint}; try again later",
         provider=provider,
@@ -148,7 +149,7 @@ def _retry_later(reply: _Reply, where: str, provider: str, hint: str = "") -> Tr
 # -- webhook ------------------------------------------------------------------
 
 
-class WebhookNotifierConfig(_HttpConfig):
+class WebhookNotifierConfig(EndpointConfig):
     """Policy fields of the ``webhook`` notifier; the URL, TLS and timeout ones are the target's."""
 
     #: Name of the environment variable holding the HMAC key; unset: alerts go unsigned.
@@ -164,7 +165,7 @@ class WebhookNotifierConfig(_HttpConfig):
     @field_validator("headers")
     @classmethod
     def _headers_ok(cls, value: dict[str, str]) -> dict[str, str]:
-        return _checked_headers(value, _NOTIFIER_RESERVED)
+        return checked_headers(value, _NOTIFIER_RESERVED)
 
 
 class WebhookNotifier(Notifier[WebhookNotifierConfig]):
@@ -175,13 +176,13 @@ class WebhookNotifier(Notifier[WebhookNotifierConfig]):
 
     def describe(self) -> str:
         """Return ``webhook:<url>`` (without its query)."""
-        return f"{WEBHOOK}:{_where(self.config.url)}"
+        return f"{WEBHOOK}:{without_query(self.config.url)}"
 
     def send(self, alert: Alert) -> None:
         """POST the alert once.
 
         Raises:
-            TransientError: 408, 429, 5xx, a timeout or no connection
+            TransientError: 408, 429, a 5xx but 501, a timeout or no connection
                 (``delay`` from ``Retry-After``).
             PermissionDeniedError: 401 or 403.
             NotFoundError: 404 or 410.
@@ -200,10 +201,10 @@ class WebhookNotifier(Notifier[WebhookNotifierConfig]):
             "Idempotency-Key": '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"',
         }
         if self.config.secret_env is not None:
-            secret = _hmac_key(self.config.secret_env, "the HMAC key of alerts", WEBHOOK, OP_POST)
+            secret = hmac_key(self.config.secret_env, "the HMAC key of alerts", WEBHOOK, OP_POST)
             stamp = int(self.runtime.clock().timestamp())
-            headers.update(_signature_headers(secret, stamp, body))
-        where = _where(self.config.url)
+            headers.update(signature_headers(secret, stamp, body))
+        where = without_query(self.config.url)
         reply = _post(
             self.runtime,
             WEBHOOK,
@@ -213,7 +214,7 @@ class WebhookNotifier(Notifier[WebhookNotifierConfig]):
             self.config.timeout,
             self.config.ca_file,
         )
-        outcome = _outcome(reply)
+        outcome = request_outcome(reply)
         if outcome == "ok":
             log.debug("notifier %s: %s alert delivered to %s", self.secret, alert.event, where)
             return
@@ -223,14 +224,14 @@ class WebhookNotifier(Notifier[WebhookNotifierConfig]):
                 if self.config.secret_env is not None
                 else "the receiver refused the alert (does it expect a signature? set secret_env)"
             )
-            raise _refusal(reply, where, WEBHOOK, OP_POST, denied)
+            raise refusal(reply, where, WEBHOOK, OP_POST, denied)
         raise _retry_later(reply, where, WEBHOOK)
 
 
 # -- slack --------------------------------------------------------------------
 
 
-class SlackConfig(_TransportConfig):
+class SlackConfig(TransportConfig):
     """Policy fields of the ``slack`` notifier: where to find the webhook URL, never the URL."""
 
     #: Name of the environment variable holding the incoming-webhook URL (a secret).
@@ -411,7 +412,7 @@ class SlackNotifier(Notifier[SlackConfig]):
         for text in (url, parts.path, parts.path.rstrip("/").rpartition("/")[2]):
             redact.register(text)
         try:
-            _checked_url(url)
+            checked_url(url)
         except ValueError:
             # The reason would quote the URL: say what is wrong without it.
             raise PermanentError(
@@ -426,7 +427,7 @@ class SlackNotifier(Notifier[SlackConfig]):
         """POST the alert's message to the webhook once.
 
         Raises:
-            TransientError: 408, 429, 5xx, a timeout or no connection
+            TransientError: 408, 429, a 5xx but 501, a timeout or no connection
                 (``delay`` from ``Retry-After``).
             PermissionDeniedError: 401 or 403 (``invalid_token``, ``action_prohibited``).
             NotFoundError: 404 or 410 (``no_service``, ``channel_is_archived``).
@@ -439,13 +440,13 @@ class SlackNotifier(Notifier[SlackConfig]):
         reply = _post(
             self.runtime, SLACK, url, headers, body, self.config.timeout, self.config.ca_file
         )
-        outcome = _outcome(reply)
+        outcome = request_outcome(reply)
         if outcome == "ok":
             log.debug("notifier %s: %s alert delivered to %s", self.secret, alert.event, where)
             return
         said = self._explained(reply)
         if outcome == "permanent":
-            error = _refusal(reply, where, SLACK, OP_POST, "Slack refused the webhook")
+            error = refusal(reply, where, SLACK, OP_POST, "Slack refused the webhook")
             if reply.status is None or not 400 <= reply.status < 500 or not said:
                 raise error
             # The same class, with Slack's code and what it means instead of a generic word.
@@ -454,7 +455,7 @@ class SlackNotifier(Notifier[SlackConfig]):
             )
         raise _retry_later(reply, where, SLACK, said)
 
-    def _explained(self, reply: _Reply) -> str:
+    def _explained(self, reply: Reply) -> str:
         """Return ``" (code): what it means"`` for Slack's answer, or ``""`` without a code."""
         if not reply.hint:
             return ""
@@ -480,7 +481,7 @@ def _host(url: str) -> str:
 # -- exec ---------------------------------------------------------------------
 
 
-class ExecNotifierConfig(ExecConfig):
+class ExecNotifierConfig(CommandConfig):
     """Policy fields of the ``exec`` notifier: those of the ``exec`` target."""
 
 
@@ -504,7 +505,7 @@ class ExecNotifier(Notifier[ExecNotifierConfig]):
             PermissionDeniedError: the command is not executable.
             PermanentError: any other non-zero status, or killed by a signal.
         """
-        env = _environment(
+        env = environment(
             self.config,
             {
                 "ROTATOR_ALERT_EVENT": alert.event.value,
@@ -515,14 +516,13 @@ class ExecNotifier(Notifier[ExecNotifierConfig]):
             },
         )
         try:
-            status = _run(self.config, _json(alert) + b"\n", env, PHASE)
+            status = run(self.config, _json(alert) + b"\n", env, PHASE)
         except TransientError:
             report(self.runtime, EXEC, OP_RUN, "transient")
             raise
         except PermanentError:
             report(self.runtime, EXEC, OP_RUN, "permanent")
             raise
-        outcome = "ok" if status == 0 else "transient" if status == EX_TEMPFAIL else "permanent"
-        report(self.runtime, EXEC, OP_RUN, outcome)
-        _exit_outcome(self.config, status, PHASE, PermanentError)
+        report(self.runtime, EXEC, OP_RUN, exit_outcome(status))
+        raise_for_exit(self.config, status, PHASE, PermanentError)
         log.debug("notifier %s: %s alert handed to its command", self.secret, alert.event)

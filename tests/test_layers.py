@@ -46,3 +46,17 @@ def test_loading_policies_imports_no_sdk() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_no_provider_module_imports_another_modules_private_names() -> None:
+    """Under providers/, no ``from X import _name``: what adapters share is public."""
+    found = []
+    for path in sorted((ROOT / "providers").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom):
+                found += [
+                    f"{path.relative_to(ROOT)}: {node.module}.{alias.name}"
+                    for alias in node.names
+                    if alias.name.startswith("_") and not alias.name.startswith("__")
+                ]
+    assert found == []

@@ -6,7 +6,13 @@ the AWS error code, the HTTP status, the request id (for CloudTrail and AWS
 support) and a short reason of our own. It never carries the AWS message text
 or the request parameters, since either could echo a secret value. For the
 same reason the botocore exception is not chained as the cause, and is
-emptied (text and traceback) before Python records it as the context.
+emptied (:func:`providers.transport.failures.defuse`) before Python records
+it as the context.
+
+Statuses are judged by the rule every adapter shares
+(:func:`providers.transport.failures.status_outcome`), with AWS's error codes
+added: a throttling code is throttled and a server-side code transient
+whatever the status.
 
 botocore is imported inside the functions: adapter modules import this module
 at load time, and loading the registry must not import the SDK.
@@ -19,6 +25,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from providers.transport.failures import (
+    Outcome,
+    defuse,
+    error_outcome,
+    status_outcome,
+    vetted,
+)
+from providers.transport.retry_after import asked_wait
 from rotator.errors import (
     ConflictError,
     LimitExceededError,
@@ -28,7 +42,6 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
-from rotator.output import redact
 
 if TYPE_CHECKING:
     from botocore.exceptions import BotoCoreError, ClientError
@@ -114,41 +127,25 @@ def error_code(exc: BaseException) -> str:
     error = response.get("Error")
     if not isinstance(error, Mapping):
         return ""
-    return _identifier(error.get("Code", ""))
+    return vetted(error.get("Code", ""), _IDENTIFIER, 100)
 
 
 #: What an AWS error code or request id looks like; anything else is not copied.
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:#/+=-]{0,99}")
 
 
-def _identifier(raw: object) -> str:
-    """Return ``raw`` if, once scrubbed, it looks like an error code or a request id, else ``""``.
-
-    Both come from the answer, which a server may fill with what it was
-    sent: a masked value no longer looks like an identifier.
-    """
-    text = redact.outside_text(str(raw or ""), 100)
-    return text if _IDENTIFIER.fullmatch(text) else ""
-
-
-def status_outcome(status: int, code: str) -> str:
+def answer_outcome(status: int, code: str) -> Outcome:
     """Return how an AWS answer ends for ``rotator_provider_requests_total``.
 
-    ``throttled`` for a throttling code or HTTP 429, ``transient`` for a
-    server-side code or a 5xx, ``permanent`` for any other error code or 4xx
-    (a 404 probe included: see :mod:`providers.metering`), ``ok`` otherwise.
-    The same codes decide the error :func:`from_client_error` raises.
+    The shared rule, with AWS's codes: ``throttled`` for a throttling code,
+    ``transient`` for a server-side code, ``permanent`` for any other code
+    (a 404 probe included: see :mod:`providers.metering`). The same judgement
+    decides the error :func:`from_client_error` raises.
     """
-    if code in THROTTLING_CODES or status == 429:
-        return "throttled"
-    if code in SERVER_CODES or status >= 500:
-        return "transient"
-    if code or status >= 400:
-        return "permanent"
-    return "ok"
+    return status_outcome(status, code, throttling=THROTTLING_CODES, passing=SERVER_CODES)
 
 
-def attempt_outcome(response: Any, caught: BaseException | None) -> str:
+def attempt_outcome(response: Any, caught: BaseException | None) -> Outcome:
     """Return how one botocore attempt ended, from what ``needs-retry`` hands its handlers.
 
     ``response`` is botocore's ``(http_response, parsed)`` pair (``None``
@@ -159,8 +156,7 @@ def attempt_outcome(response: Any, caught: BaseException | None) -> str:
         from botocore.exceptions import BotoCoreError
 
         if isinstance(caught, BotoCoreError):
-            translated = from_botocore_error(caught, "", "")
-            return "transient" if isinstance(translated, TransientError) else "permanent"
+            return error_outcome(from_botocore_error(caught, "", ""))
         return "permanent"
     if not isinstance(response, tuple) or len(response) != 2:
         return "transient"
@@ -169,15 +165,7 @@ def attempt_outcome(response: Any, caught: BaseException | None) -> str:
     status = status if isinstance(status, int) else 0
     error = parsed.get("Error") if isinstance(parsed, Mapping) else None
     code = str(error.get("Code", "")) if isinstance(error, Mapping) else ""
-    return status_outcome(status, code)
-
-
-def _retry_after(headers: Mapping[str, Any]) -> float | None:
-    raw = headers.get("retry-after") or headers.get("Retry-After")
-    try:
-        return max(0.0, float(raw)) if raw is not None else None
-    except (TypeError, ValueError):
-        return None
+    return answer_outcome(status, code)
 
 
 def from_client_error(exc: ClientError, provider: str, operation: str) -> ProviderError:
@@ -189,19 +177,19 @@ def from_client_error(exc: ClientError, provider: str, operation: str) -> Provid
     code = error_code(exc)
     meta = exc.response.get("ResponseMetadata", {})
     status = int(meta.get("HTTPStatusCode") or 0)
-    request_id = _identifier(meta.get("RequestId"))
+    request_id = vetted(meta.get("RequestId"), _IDENTIFIER, 100)
     detail = f"{code or 'UnknownError'} (HTTP {status or '?'}"
     detail += f", request id {request_id})" if request_id else ")"
 
-    if code in THROTTLING_CODES:
-        headers = meta.get("HTTPHeaders") or {}
+    outcome = answer_outcome(status, code)
+    if outcome == "throttled":
         return TransientError(
             f"{detail}: throttled by AWS; retry later",
-            delay=_retry_after(headers),
+            delay=asked_wait(meta.get("HTTPHeaders")),
             provider=provider,
             operation=operation,
         )
-    if code in SERVER_CODES or status >= 500:
+    if outcome == "transient":
         return TransientError(
             f"{detail}: AWS failed to serve the request; retry later",
             provider=provider,
@@ -304,28 +292,9 @@ def aws_errors(provider: str, operation: str) -> Iterator[None]:
         yield
     except ClientError as exc:
         error = from_client_error(exc, provider, operation)
-        _defuse(exc, f"An error occurred ({error_code(exc)}) when calling {operation}")
+        defuse(exc, f"An error occurred ({error_code(exc)}) when calling {operation}")
         raise error from None
     except BotoCoreError as exc:
         error = from_botocore_error(exc, provider, operation)
-        _defuse(exc, type(exc).__name__)
+        defuse(exc, type(exc).__name__)
         raise error from None
-
-
-def _defuse(exc: BaseException, summary: str) -> None:
-    """Strip what could hold a secret from a translated botocore exception.
-
-    Python records it as the new error's ``__context__`` whatever we do (it is
-    raised while the original is being handled), so the original is emptied
-    instead: its text (AWS's message, or botocore's parameter report, which
-    quotes values) and its traceback (whose frames hold the request
-    parameters as local variables).
-    """
-    exc.args = (summary,)
-    if hasattr(exc, "kwargs"):
-        setattr(exc, "kwargs", {})  # noqa: B010 (not every exception type declares it)
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict) and isinstance(response.get("Error"), dict):
-        response["Error"].pop("Message", None)
-        response["Error"].pop("message", None)
-    exc.__traceback__ = None

@@ -11,11 +11,12 @@ message text is never copied: it names the secret at best, and the SDK's
 rendering of an error appends the response body, or (for a transport error)
 the request it failed to send, whose body may hold the value being set. For
 the same reason the SDK exception is not chained as the cause, and is
-emptied (text, response, parsed error, inner exception, traceback) before
-Python records it as the context.
+emptied (:func:`providers.transport.failures.defuse`: text, response, parsed
+error, inner exception, traceback) before Python records it as the context.
 
 The same classification gives each HTTP request its outcome for
-``runtime.on_request`` (:func:`status_outcome`, :func:`exception_outcome`),
+``runtime.on_request`` (:func:`status_outcome`, the rule every adapter
+shares with Key Vault's busy 409 added, and :func:`exception_outcome`),
 and :func:`keyvault_operation` names the request by the Key Vault REST call
 it is (``secrets.get``, ``secrets.set``...), read from its verb and path.
 
@@ -33,10 +34,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from providers.transport import failures
+from providers.transport.failures import Outcome, defuse, error_outcome, may_pass, vetted
+from providers.transport.retry_after import asked_wait, delay_seconds, header_value
 from rotator.errors import (
     ConflictError,
     NotFoundError,
@@ -45,7 +49,6 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
-from rotator.output import redact
 
 #: Inner error codes of a 409 that pass by themselves: retry later.
 BUSY_CODES = frozenset({"ObjectIsBeingDeleted", "ObjectIsBeingRecovered"})
@@ -201,26 +204,19 @@ def keyvault_operation(method: str, path: str) -> str:
     return "other"
 
 
-def status_outcome(status: int, inner_code: str = "") -> str:
+def status_outcome(status: int, inner_code: str = "") -> Outcome:
     """Return how a Key Vault answer ends, as :func:`from_http_error` would judge it.
 
-    ``throttled`` for 429; ``transient`` for 408, a 5xx, or a 409 while the
-    secret is being deleted or recovered; ``permanent`` for any other 4xx
-    (an expected 404 included: see :mod:`providers.metering`); ``ok`` otherwise.
+    The rule every adapter shares (:func:`providers.transport.failures.status_outcome`),
+    with a 409 while the secret is being deleted or recovered ``transient``
+    too; an expected 404 is ``permanent`` (see :mod:`providers.metering`).
     """
-    if status == 429:
-        return "throttled"
-    if status == 408 or status >= 500 or (status == 409 and inner_code in BUSY_CODES):
-        return "transient"
-    if status >= 400:
-        return "permanent"
-    return "ok"
+    return failures.status_outcome(status, inner_code if status == 409 else "", passing=BUSY_CODES)
 
 
-def exception_outcome(exc: BaseException) -> str:
+def exception_outcome(exc: BaseException) -> Outcome:
     """Return how a request that got no answer ended: transient, unless retrying cannot help."""
-    translated = from_azure_error(exc, "", "")
-    return "transient" if isinstance(translated, TransientError) else "permanent"
+    return error_outcome(from_azure_error(exc, "", ""))
 
 
 def inner_code(body: Any) -> str:
@@ -230,26 +226,23 @@ def inner_code(body: Any) -> str:
     return _safe_code(inner.get("code")) if isinstance(inner, Mapping) else ""
 
 
+#: Headers Azure counts a wait in milliseconds in, read before ``Retry-After``.
+MILLISECOND_HEADERS = ("retry-after-ms", "x-ms-retry-after-ms")
+
+
 def _retry_after(headers: Any) -> float | None:
-    """Read ``Retry-After`` (seconds) or ``retry-after-ms`` from a response's headers."""
-    if headers is None:
-        return None
-    try:
-        millis = headers.get("retry-after-ms") or headers.get("x-ms-retry-after-ms")
-        if millis is not None:
-            return max(0.0, float(millis) / 1000.0)
-        raw = headers.get("Retry-After") or headers.get("retry-after")
-        return max(0.0, float(raw)) if raw is not None else None
-    except (TypeError, ValueError, AttributeError):
-        # An HTTP date instead of seconds: the engine's own backoff will do.
-        return None
+    """Read ``retry-after-ms`` (or ``x-ms-retry-after-ms``), else ``Retry-After``."""
+    for name in MILLISECOND_HEADERS:
+        asked = delay_seconds(header_value(headers, name), unit=0.001)
+        if asked is not None:
+            return asked
+    return asked_wait(headers)
 
 
 def _safe_code(raw: object) -> str:
     """Return an error code if it looks like one (an identifier); anything else is dropped."""
-    # Scrubbed first: an echoed value made of letters and digits looks like a code.
-    text = redact.outside_text(str(raw or ""), 64)
-    return text if _CODE.fullmatch(text) else ""
+    # Scrubbed first (vetted): an echoed value made of letters and digits looks like a code.
+    return vetted(raw, _CODE, 64)
 
 
 def inspect(exc: BaseException) -> AzureFailure:
@@ -402,7 +395,7 @@ def from_http_error(
             operation=operation,
             delay=failure.retry_after,
         )
-    if status == 408 or status >= 500:
+    if may_pass(status):
         return TransientError(
             f"{detail}: {service.name} failed to serve the request; retry later",
             provider=provider,
@@ -530,34 +523,3 @@ def azure_errors(
             provider=provider,
             operation=operation,
         ) from None
-
-
-def defuse(exc: BaseException, summary: str) -> None:
-    """Strip what could hold a secret from a translated Azure exception.
-
-    Python records it as the new error's ``__context__`` whatever we do, so
-    the original is emptied instead: its text, the HTTP response (whose
-    request carries the body sent, the value of a ``set_secret``), the parsed
-    error and model, the inner exception and ``sys.exc_info()`` triple
-    ``AzureError`` keeps, its own cause and context, and its traceback
-    (whose frames hold the request parameters as local variables).
-    """
-    exc.args = (summary,)
-    for name, empty in (
-        ("message", summary),
-        ("exc_msg", summary),
-        ("response", None),
-        ("error", None),
-        ("model", None),
-        ("inner_exception", None),
-        ("exc_value", None),
-        ("exc_traceback", None),
-        ("exc_type", None),
-        ("reason", None),
-    ):
-        if hasattr(exc, name):
-            with suppress(AttributeError):  # a read-only property on some subclass
-                setattr(exc, name, empty)
-    exc.__cause__ = None
-    exc.__context__ = None
-    exc.__traceback__ = None

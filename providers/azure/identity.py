@@ -80,6 +80,7 @@ from providers.azure.errors import (
     status_outcome,
 )
 from providers.metering import report, take
+from providers.transport.failures import defuse
 from rotator import __version__
 from rotator.adapters.ratelimit import limits
 from rotator.adapters.roles import Runtime
@@ -185,7 +186,7 @@ def build_credential(environ: Mapping[str, str] | None = None) -> TokenCredentia
         # azure-identity's text names the missing variables, never their values;
         # it is still the SDK's text, so it goes through the one door.
         reason = redact.outside_text(str(exc).split("\n", 1)[0], 300) or type(exc).__name__
-        exc.__traceback__ = None
+        defuse(exc, type(exc).__name__)
         raise PermanentError(
             f"the {kind} Azure credential is not configured ({reason}); {IDENTITY_HINT}",
             provider=PROVIDER,

@@ -9,8 +9,9 @@ The translated message holds the operation, the HTTP status, the Kubernetes
 never carries the response body, the response headers or the server's
 ``message``: a Secret's body holds its data, and a validation error can quote
 the submitted value. For the same reason the client's exception is not
-chained as the cause, and is emptied (text, body, headers, traceback) before
-Python records it as the context.
+chained as the cause, and is emptied
+(:func:`providers.transport.failures.defuse`) before Python records it as
+the context.
 
 Mapping:
 
@@ -22,7 +23,8 @@ Mapping:
   adapter does so itself a few times before giving up;
 - 429, 5xx (not 501), 408, a timeout or a lost connection -> ``TransientError``,
   with ``delay`` from ``Retry-After`` when the server sent one (the API
-  server's priority-and-fairness throttling does);
+  server's priority-and-fairness throttling does), read by
+  :func:`providers.transport.retry_after.asked_wait`;
 - a failed TLS handshake, a kubeconfig that cannot be loaded, a client-side
   validation error and any other status -> ``PermanentError``.
 
@@ -41,6 +43,9 @@ from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Any
 
+from providers.transport import failures
+from providers.transport.failures import Outcome, defuse, error_outcome, vetted
+from providers.transport.retry_after import asked_wait
 from rotator.errors import (
     NotFoundError,
     PermanentError,
@@ -48,13 +53,12 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
-from rotator.output import redact
 
 PROVIDER = "kubernetes"
 
 # A Status reason is a fixed CamelCase word of the API (metav1.StatusReason);
 # anything else in that field is not ours to repeat.
-_STATUS_REASON = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+_STATUS_REASON = re.compile(r"[A-Z][A-Za-z]{1,63}")
 
 
 def sdk(module: str) -> Any:
@@ -94,51 +98,23 @@ def status_reason(body: Any) -> str:
     reason = body.get("reason")
     if not isinstance(reason, str):
         return ""
-    # Scrubbed first: an echoed value made of letters alone looks like a reason.
-    reason = redact.outside_text(reason, 64)
-    return reason if _STATUS_REASON.match(reason) else ""
+    # Scrubbed first (vetted): an echoed value made of letters alone looks like a reason.
+    return vetted(reason, _STATUS_REASON, 64)
 
 
-def retry_after(headers: Any) -> float | None:
-    """Return the seconds ``Retry-After`` asks to wait; ``None`` if absent or unreadable.
-
-    The API server sends whole seconds (never an HTTP date).
-    """
-    if headers is None:
-        return None
-    try:
-        raw = headers.get("Retry-After")
-        if raw is None:
-            raw = headers.get("retry-after")
-    except AttributeError:
-        return None
-    if not isinstance(raw, str | int | float):
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        return None
+#: The status the adapter retries itself besides the shared ones: a conflict.
+CONFLICT = 409
 
 
-def status_outcome(status: int) -> str:
+def status_outcome(status: int) -> Outcome:
     """Return how an answer with HTTP ``status`` ends for ``rotator_provider_requests_total``.
 
-    ``throttled`` for 429; ``transient`` for the statuses :func:`from_status`
-    makes a ``TransientError`` (5xx but 501, 408, 409); ``permanent`` for any
-    other error (a 404 probe included: see :mod:`providers.metering`);
-    ``ok`` below 400.
+    The rule every adapter shares (:func:`providers.transport.failures.status_outcome`),
+    with a 409 ``transient`` too (:class:`ConflictRetry`); a status 0 (no
+    answer: a failed TLS handshake) is ``permanent``. It agrees with the
+    error :func:`from_status` raises.
     """
-    if status == 429:
-        return "throttled"
-    if _is_transient(status):
-        return "transient"
-    if status >= 400 or status == 0:
-        return "permanent"
-    return "ok"
-
-
-def _is_transient(status: int) -> bool:
-    return status in (408, 409) or (status >= 500 and status != 501)
+    return failures.status_outcome(status, passing_statuses=(CONFLICT,))
 
 
 def from_status(
@@ -172,22 +148,23 @@ def from_status(
         return PermissionDeniedError(f"{detail}: {why}", **common)
     if status == 404:
         return NotFoundError(f"{detail}: it does not exist", **common)
-    if status == 409:
+    if status == CONFLICT:
         return ConflictRetry(
             f"{detail}: the object changed or was created meanwhile; retry",
-            delay=retry_after(headers),
+            delay=asked_wait(headers),
             **common,
         )
-    if status == 429:
+    outcome = status_outcome(status)
+    if outcome == "throttled":
         return TransientError(
             f"{detail}: throttled by the API server; retry later",
-            delay=retry_after(headers),
+            delay=asked_wait(headers),
             **common,
         )
-    if _is_transient(status):
+    if outcome == "transient":
         return TransientError(
             f"{detail}: the API server failed to serve the request; retry later",
-            delay=retry_after(headers),
+            delay=asked_wait(headers),
             **common,
         )
     if status == 422:
@@ -240,12 +217,11 @@ def from_exception(exc: BaseException, operation: str, target: str) -> ProviderE
     return PermanentError(f"{where}{name}: the Kubernetes client failed", **common)
 
 
-def request_outcome(exc: BaseException) -> str:
+def request_outcome(exc: BaseException) -> Outcome:
     """Return how a request that raised ``exc`` ended, for ``runtime.on_request``."""
     if isinstance(exc, sdk("kubernetes.client.exceptions").ApiException):
         return status_outcome(exc.status if isinstance(exc.status, int) else 0)
-    translated = from_exception(exc, "", "")
-    return "transient" if isinstance(translated, TransientError) else "permanent"
+    return error_outcome(from_exception(exc, "", ""))
 
 
 @contextmanager
@@ -271,26 +247,5 @@ def kubernetes_errors(operation: str, target: str = "") -> Iterator[None]:
         raise
     except Exception as exc:  # noqa: BLE001 (every SDK failure is translated, none escapes)
         error = from_exception(exc, operation, target)
-        defuse(exc)
+        defuse(exc, type(exc).__name__)
         raise error from None
-
-
-def defuse(exc: BaseException) -> None:
-    """Strip what could hold a secret from a translated client exception.
-
-    Python records it as the new error's ``__context__`` whatever we do, so
-    the original is emptied instead: its text (an ``ApiException`` renders
-    the response body and headers; a pydantic validation error quotes the
-    request body it refused), the body, headers and parsed data it keeps, and
-    its traceback, whose frames hold the request body as a local variable.
-    """
-    exc.args = (type(exc).__name__,)
-    for name in ("body", "headers", "data", "reason", "http_resp"):
-        if getattr(exc, name, None) is not None:
-            try:
-                setattr(exc, name, None)
-            except AttributeError:
-                continue
-    exc.__traceback__ = None
-    exc.__context__ = None
-    exc.__cause__ = None

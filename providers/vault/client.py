@@ -80,13 +80,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from providers.metering import report, take
-from providers.vault.errors import (
-    TokenRejectedError,
-    request_outcome,
-    retry_after,
-    status_outcome,
-    vault_errors,
-)
+from providers.transport.failures import status_outcome
+from providers.transport.retry_after import asked_wait
+from providers.vault.errors import TokenRejectedError, request_outcome, vault_errors
 from rotator.adapters.ratelimit import limits
 from rotator.adapters.roles import Runtime
 from rotator.adapters.secret import SecretValue
@@ -178,7 +174,7 @@ class Meter:
 
     def retry_after(self, headers: Any) -> float | None:
         """Return the seconds a 429's ``Retry-After`` asks for (``None`` if absent)."""
-        return retry_after(headers, self.runtime.clock())
+        return asked_wait(headers, self.runtime.clock())
 
 
 @functools.cache

@@ -10,14 +10,16 @@ error strings are server-generated, but some of them quote request fields
 are never copied: a message Vault sends is only *recognised* against a short
 list of known texts (:data:`KNOWN_MESSAGES`) and replaced by our canonical
 wording; anything else gets a generic reason for its status. For the same
-reason the hvac exception is not chained as the cause, and is emptied (text,
-parsed body, traceback) before Python records it as the context.
+reason the hvac exception is not chained as the cause, and is emptied
+(:func:`providers.transport.failures.defuse`) before Python records it as
+the context.
 
 A 429 (a rate-limit quota) becomes a ``TransientError`` whose ``delay`` is the
 answer's ``Retry-After``, when Vault sent one (the metered adapter of
-:mod:`providers.vault.client` notes it on the hvac exception as
-``retry_after``). The same classification gives each request its outcome
-for ``runtime.on_request`` (:func:`request_outcome`).
+:mod:`providers.vault.client` reads it with
+:func:`providers.transport.retry_after.asked_wait` and notes it on the hvac
+exception as ``retry_after``). The same classification gives each request
+its outcome for ``runtime.on_request`` (:func:`request_outcome`).
 
 hvac and requests are imported inside the functions: adapter modules import
 this module at load time, and loading the registry must not import the SDK.
@@ -29,10 +31,8 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any
 
+from providers.transport.failures import Outcome, defuse, error_outcome
 from rotator.errors import (
     ConflictError,
     NotFoundError,
@@ -220,18 +220,7 @@ def from_vault_error(exc: BaseException, provider: str, operation: str) -> Provi
     return kind(f"{detail}: {reason}", provider=provider, operation=operation)
 
 
-def status_outcome(status: int) -> str:
-    """Return the outcome of an answer Vault gave without an error (any status hvac passed)."""
-    if status == 429:
-        return "throttled"
-    if status >= 500 and status != 501:
-        return "transient"
-    if status >= 400:
-        return "permanent"
-    return "ok"
-
-
-def request_outcome(exc: BaseException) -> str:
+def request_outcome(exc: BaseException) -> Outcome:
     """Return how a request that raised ``exc`` ended, for ``runtime.on_request``.
 
     ``throttled`` for a 429, ``transient`` or ``permanent`` as the error
@@ -244,41 +233,10 @@ def request_outcome(exc: BaseException) -> str:
     if isinstance(exc, VaultError):
         if type(exc).__name__ == "RateLimitExceeded":
             return "throttled"
-        translated = from_vault_error(exc, "", "")
-    elif isinstance(exc, requests.exceptions.RequestException):
-        translated = from_transport_error(exc, "", "")
-    else:
-        return "permanent"
-    return "transient" if isinstance(translated, TransientError) else "permanent"
-
-
-def retry_after(headers: Any, now: datetime) -> float | None:
-    """Return the seconds ``Retry-After`` asks to wait; ``None`` if absent or unreadable.
-
-    Vault sends seconds; older versions sent an HTTP date (counted
-    from the answer's ``Date`` header, else from ``now``).
-    """
-    if headers is None:
-        return None
-    try:
-        raw = headers.get("Retry-After")
-        stamp = headers.get("Date")
-    except AttributeError:
-        return None
-    if not isinstance(raw, str) or not raw.strip():
-        return None
-    try:
-        return max(0.0, float(raw.strip()))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw.strip())
-        base = parsedate_to_datetime(stamp) if isinstance(stamp, str) else now
-    except (TypeError, ValueError, IndexError):
-        return None
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    base = base if base.tzinfo else base.replace(tzinfo=UTC)
-    return max(0.0, (when - base).total_seconds())
+        return error_outcome(from_vault_error(exc, "", ""))
+    if isinstance(exc, requests.exceptions.RequestException):
+        return error_outcome(from_transport_error(exc, "", ""))
+    return "permanent"
 
 
 def from_transport_error(exc: BaseException, provider: str, operation: str) -> ProviderError:
@@ -325,30 +283,9 @@ def vault_errors(provider: str, operation: str) -> Iterator[None]:
         yield
     except VaultError as exc:
         error = from_vault_error(exc, provider, operation)
-        _defuse(exc, f"{type(exc).__name__} when calling {operation}")
+        defuse(exc, f"{type(exc).__name__} when calling {operation}")
         raise error from None
     except requests.exceptions.RequestException as exc:
         error = from_transport_error(exc, provider, operation)
-        _defuse(exc, type(exc).__name__)
+        defuse(exc, type(exc).__name__)
         raise error from None
-
-
-def _defuse(exc: BaseException, summary: str) -> None:
-    """Strip what could hold a secret from a translated exception.
-
-    Python records it as the new error's ``__context__`` whatever we do, so
-    the original is emptied instead: its text, Vault's error list and parsed
-    body (a deleted KV version's envelope, for one), the raw response text,
-    the request object a requests exception carries (its body may hold a
-    secret-id or a token), and its traceback (whose frames hold the request
-    parameters as local variables).
-    """
-    exc.args = (summary,)
-    attrs: dict[str, Any] = {"errors": None, "text": None, "json": None}
-    for name, empty in attrs.items():
-        if hasattr(exc, name):
-            setattr(exc, name, empty)
-    for name in ("request", "response"):
-        if getattr(exc, name, None) is not None:
-            setattr(exc, name, None)
-    exc.__traceback__ = None

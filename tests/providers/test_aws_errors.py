@@ -98,6 +98,42 @@ def test_retry_after_becomes_the_delay() -> None:
     assert isinstance(error, TransientError) and error.delay == 7.0
 
 
+def test_an_http_date_retry_after_is_counted_from_the_answers_date() -> None:
+    """An HTTP-date Retry-After is the seconds from the answer's own Date to it."""
+    headers = {
+        "date": "Thu, 01 Jan 2026 12:00:00 GMT",
+        "retry-after": "Thu, 01 Jan 2026 12:00:30 GMT",
+    }
+    error = translate(client_error("TooManyRequestsException", 429, headers))
+    assert isinstance(error, TransientError) and error.delay == 30.0
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "expected"),
+    [("", 408, TransientError), ("NotImplemented", 501, PermanentError)],
+)
+def test_statuses_alone_are_judged_as_every_provider_judges_them(
+    code: str, status: int, expected: type[ProviderError]
+) -> None:
+    """A 408 may pass and a 501 will not, whatever code (or none) AWS adds."""
+    assert type(translate(client_error(code, status))) is expected
+
+
+def test_the_replaced_exception_loses_its_response_and_its_own_chain() -> None:
+    """The ClientError kept as context holds neither AWS's answer nor what it was raised in."""
+    original = client_error("ValidationException")
+    try:
+        try:
+            raise ValueError(f"parameters {LEAK}")
+        except ValueError:
+            raise original from None
+    except ClientError:
+        error = translate(original)
+    assert error.__context__ is original
+    assert original.response is None
+    assert original.__context__ is None and original.__cause__ is None
+
+
 @pytest.mark.parametrize(
     ("exc", "expected", "hint"),
     [

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from providers import exec as exec_module
-from providers.exec import ExecConfig, ExecTarget, end_hooks
+from providers.exec import ExecConfig, ExecTarget
+from providers.transport import commands
+from providers.transport.commands import end_hooks
 from rotator.adapters import shutdown
 from rotator.adapters.roles import Runtime
 from rotator.adapters.secret import SecretValue
@@ -38,10 +39,10 @@ wait
 @pytest.fixture(autouse=True)
 def _not_stopping(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts with rotator not stopping (end_hooks marks the process as stopping)."""
-    monkeypatch.setattr(exec_module, "_STOPPING", threading.Event())
+    monkeypatch.setattr(commands, "_STOPPING", threading.Event())
     yield
-    for process in list(exec_module._RUNNING.values()):
-        exec_module._kill(process)
+    for process in list(commands._RUNNING.values()):
+        commands._kill(process)
 
 
 def _target(command: list[str]) -> ExecTarget:
@@ -94,7 +95,7 @@ def test_end_hooks_ends_the_group_and_the_write_is_transient(tmp_path: Path) -> 
     assert 0.5 <= took < 5  # SIGTERM was ignored: SIGKILL after the grace, not sooner
     [error] = raised
     assert isinstance(error, TransientError) and "rotator is stopping" in str(error)
-    assert exec_module._RUNNING == {}
+    assert commands._RUNNING == {}
 
 
 def test_no_hook_starts_once_rotator_stops(tmp_path: Path) -> None:

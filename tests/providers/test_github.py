@@ -8,6 +8,7 @@ import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -544,6 +545,31 @@ def test_a_server_error_is_transient_and_changes_nothing(
     assert ("github", "secrets.put", "transient") in recorder.calls
 
 
+def test_a_server_errors_http_date_retry_after_counts_on_githubs_clock(
+    clock: StepClock, github: GitHubServer
+) -> None:
+    """A 503's HTTP-date Retry-After counts from GitHub's Date, not from rotator's own clock."""
+    ahead = Runtime(clock=lambda: clock.now + timedelta(hours=3), sleep=clock.sleep, cache={})
+    asked = format_datetime(clock.now + timedelta(seconds=30), usegmt=True)
+    github.fail(503, method="PUT", headers={"retry-after": asked}, body={"message": "Unavailable"})
+
+    with pytest.raises(TransientError) as caught:
+        target(ahead, github).write(ROTATION, SecretValue(VALUE))
+
+    assert caught.value.delay == 30.0
+
+
+def test_a_501_is_permanent(runtime: Runtime, github: GitHubServer, recorder: Recorder) -> None:
+    """A 501 (the server does not do this) raises PermanentError, counted permanent."""
+    github.fail(501, method="PUT", body={"message": "Not Implemented"})
+
+    with pytest.raises(PermanentError, match="HTTP 501") as caught:
+        target(runtime, github).write(ROTATION, SecretValue(VALUE))
+
+    assert not caught.value.retryable
+    assert ("github", "secrets.put", "permanent") in recorder.calls
+
+
 def test_a_redirect_is_not_followed(runtime: Runtime, github: GitHubServer) -> None:
     """A 301 (a renamed repository) raises PermanentError saying to fix the policy."""
     github.fail(301, headers={"Location": "https://api.github.com/repositories/1"})
@@ -681,6 +707,29 @@ def test_a_private_key_that_is_not_a_pem_is_permanent(
 
     assert "not-a-pem" not in str(caught.value)
     assert github.requests == []
+    # The SDK's exception, kept as the context, is emptied: its frames held the key.
+    context = caught.value.__context__
+    assert context is not None and context.__traceback__ is None
+    assert context.args == (type(context).__name__,)
+
+
+def test_a_value_that_cannot_be_sealed_leaves_no_trace_in_the_error_chain(
+    runtime: Runtime, github: GitHubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sealing failure quoting the value raises PermanentError whose context is emptied."""
+    import providers.github as module
+
+    def seal(key: bytes, plain: bytes) -> str:
+        raise ValueError(f"cannot seal {plain!r}")
+
+    monkeypatch.setattr(module, "seal", seal)
+
+    with pytest.raises(PermanentError, match="could not be sealed") as caught:
+        target(runtime, github).write(ROTATION, SecretValue(VALUE))
+
+    context = caught.value.__context__
+    assert context is not None and VALUE not in repr(context.args)
+    assert context.__traceback__ is None
 
 
 # -- nothing leaks

@@ -94,6 +94,8 @@ class Receiver:
     #: (status, body, extra headers) to answer, in order; 200 "ok" once it runs out.
     answers: deque[tuple[int, bytes, dict[str, str]]] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: The receiver's own clock, as its ``Date`` headers say (None: the real time).
+    date: datetime | None = None
 
     def answer(self, status: int, body: bytes = b"", **headers: str) -> None:
         """Queue one answer (headers as keywords, ``Retry_After="5"``)."""
@@ -127,6 +129,12 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(text)))
             self.end_headers()
             self.wfile.write(text)
+
+        def date_time_string(self, timestamp: float | None = None) -> str:
+            """Stamp ``Date`` with the receiver's clock, when the test set one."""
+            if receiver.date is None:
+                return super().date_time_string(timestamp)
+            return format_datetime(receiver.date, usegmt=True)
 
         def log_message(self, format: str, *args: Any) -> None:
             """Keep the test output quiet."""
@@ -317,6 +325,7 @@ def test_an_alert_key_unfit_for_a_header_is_sent_as_its_hash(
         (404, NotFoundError, "permanent", "HTTP 404"),
         (410, NotFoundError, "permanent", "HTTP 410"),
         (302, PermanentError, "permanent", "redirect"),
+        (501, PermanentError, "permanent", "HTTP 501"),
         (408, TransientError, "transient", "HTTP 408"),
         (500, TransientError, "transient", "HTTP 500"),
         (503, TransientError, "transient", "HTTP 503"),
@@ -360,6 +369,7 @@ def test_unsigned_webhook_refusal_suggests_signing(rec: Recording, receiver: Rec
 
 def test_retry_after_becomes_the_delay(rec: Recording, receiver: Receiver) -> None:
     """Retry-After in seconds or as an HTTP date becomes TransientError.delay; nothing sleeps."""
+    receiver.date = AT
     receiver.answer(429, Retry_After="7")
     receiver.answer(503, Retry_After=format_datetime(AT + timedelta(seconds=20), usegmt=True))
     notifier = webhook(rec, f"{receiver.base}/a")
@@ -368,6 +378,30 @@ def test_retry_after_becomes_the_delay(rec: Recording, receiver: Receiver) -> No
     assert isinstance(first, TransientError) and first.delay == 7.0
     assert isinstance(second, TransientError) and second.delay == 20.0
     assert rec.clock.sleeps == []
+
+
+def test_an_http_date_retry_after_is_counted_from_the_receivers_date(
+    rec: Recording, receiver: Receiver
+) -> None:
+    """A receiver whose clock is an hour behind ours still gets the 20 s it asked for."""
+    behind = AT - timedelta(hours=1)
+    receiver.date = behind
+    receiver.answer(503, Retry_After=format_datetime(behind + timedelta(seconds=20), usegmt=True))
+    caught = raised(lambda: webhook(rec, f"{receiver.base}/a").send(ALERT))
+    assert isinstance(caught, TransientError) and caught.delay == 20.0
+
+
+@pytest.mark.parametrize(
+    ("asked", "delay"),
+    [("-5", None), ("inf", None), ("nan", None), ("soon", None), ("99999999", 86400.0)],
+)
+def test_an_unreadable_or_huge_retry_after_is_ignored_or_capped(
+    rec: Recording, receiver: Receiver, asked: str, delay: float | None
+) -> None:
+    """Garbage in Retry-After leaves the wait to the engine; a huge wait is cut to a day."""
+    receiver.answer(503, Retry_After=asked)
+    caught = raised(lambda: webhook(rec, f"{receiver.base}/a").send(ALERT))
+    assert isinstance(caught, TransientError) and caught.delay == delay
 
 
 def test_refused_connection_is_transient(rec: Recording, closed_port: int) -> None:

@@ -280,3 +280,36 @@ def test_a_managed_identity_refused_its_token_is_permanent(
         akv_emulator.store(akv_emulator.secret_name()).current()
     assert not caught.value.retryable
     assert "not-the-emulators-header" not in str(caught.value)
+
+
+def http_response_error(status: int, **headers: str) -> Any:
+    """Return the SDK's HttpResponseError for an answer with ``status`` and ``headers``."""
+    import requests
+    from azure.core.exceptions import HttpResponseError
+    from azure.core.pipeline.transport import HttpRequest, RequestsTransportResponse
+
+    answer = requests.Response()
+    answer.status_code = status
+    answer.headers.update(headers)
+    answer._content = b'{"error": {"code": "Throttled", "message": "slow down"}}'
+    request = HttpRequest("GET", "https://example.vault.azure.net/secrets/app")
+    return HttpResponseError(response=RequestsTransportResponse(request, answer))
+
+
+def test_an_http_date_retry_after_is_counted_from_the_answers_date() -> None:
+    """An HTTP-date Retry-After is the seconds from the answer's own Date to it."""
+    exc = http_response_error(
+        429,
+        **{"Date": "Thu, 01 Jan 2026 12:00:00 GMT", "Retry-After": "Thu, 01 Jan 2026 12:00:30 GMT"},
+    )
+    with pytest.raises(TransientError) as caught, azure_errors("azure-test", "get_secret app"):
+        raise exc
+    assert caught.value.delay == 30.0
+
+
+@pytest.mark.parametrize(("status", "expected"), [(408, TransientError), (501, PermanentError)])
+def test_a_408_may_pass_and_a_501_will_not(status: int, expected: type[Exception]) -> None:
+    """Statuses are judged as every provider judges them: 408 transient, 501 permanent."""
+    with pytest.raises(expected) as caught, azure_errors("azure-test", "get_secret app"):
+        raise http_response_error(status)
+    assert type(caught.value) is expected

@@ -215,6 +215,8 @@ def test_requests_are_named_by_rest_call(method: str, path: str, expected: str) 
         (408, "", "transient"),
         (500, "", "transient"),
         (503, "", "transient"),
+        (501, "", "permanent"),
+        (302, "", "permanent"),
         (409, "ObjectIsBeingDeleted", "transient"),
         (409, "ObjectIsDeletedButRecoverable", "permanent"),
         (404, "", "permanent"),

@@ -142,6 +142,10 @@ def test_workload_identity_without_its_variables_is_refused_with_a_hint(
     with pytest.raises(PermanentError, match="workload Azure credential is not configured") as e:
         build_credential()
     assert "AZURE_FEDERATED_TOKEN_FILE" in str(e.value)
+    # The SDK's own exception, kept as the context, is emptied like every translated one.
+    context = e.value.__context__
+    assert context is not None and context.args == ("ValueError",)
+    assert context.__traceback__ is None and context.__context__ is None
 
 
 @pytest.mark.usefixtures("akv_clean_env")

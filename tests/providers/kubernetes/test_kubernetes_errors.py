@@ -17,7 +17,6 @@ from providers.kubernetes.errors import (
     ConflictRetry,
     from_exception,
     kubernetes_errors,
-    retry_after,
     status_outcome,
     status_reason,
 )
@@ -63,6 +62,7 @@ def api_exception(status: int, reason: str = "", message: str = "", **headers: s
         (422, PermanentError, "permanent"),
         (429, TransientError, "throttled"),
         (500, TransientError, "transient"),
+        (302, PermanentError, "permanent"),
         (501, PermanentError, "permanent"),
         (503, TransientError, "transient"),
         (504, TransientError, "transient"),
@@ -106,18 +106,15 @@ def test_retry_after_becomes_the_delay() -> None:
     assert isinstance(error, TransientError) and error.delay == 4.0
 
 
-@pytest.mark.parametrize(
-    ("headers", "expected"),
-    [({"Retry-After": "3"}, 3.0), ({"retry-after": "-1"}, 0.0), ({"Retry-After": "soon"}, None)],
-)
-def test_retry_after_is_read_leniently(headers: dict[str, str], expected: float | None) -> None:
-    """Whole seconds are read, a negative one is clamped to 0, anything else is ignored."""
-    assert retry_after(headers) == expected
+def test_an_http_date_retry_after_is_counted_from_the_answers_date() -> None:
+    """An HTTP-date Retry-After is the seconds from the answer's own Date to it."""
+    headers = {
+        "Date": "Thu, 01 Jan 2026 12:00:00 GMT",
+        "Retry-After": "Thu, 01 Jan 2026 12:00:30 GMT",
+    }
+    error = from_exception(api_exception(503, "ServiceUnavailable", **headers), "op", "")
 
-
-def test_no_headers_mean_no_delay() -> None:
-    """An answer without headers has no Retry-After."""
-    assert retry_after(None) is None
+    assert isinstance(error, TransientError) and error.delay == 30.0
 
 
 @pytest.mark.parametrize(

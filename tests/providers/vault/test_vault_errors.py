@@ -218,6 +218,20 @@ def test_translated_exception_is_emptied() -> None:
     assert LEAK not in repr(original.args)
 
 
+def test_translated_exception_loses_its_own_chain() -> None:
+    """What the hvac exception was raised in (a parse error quoting the body) is dropped too."""
+    original = hx.InvalidRequest(errors=["invalid request"])
+    try:
+        try:
+            raise ValueError(f"cannot parse {LEAK}")
+        except ValueError:
+            raise original from None
+    except hx.InvalidRequest:
+        error = translate(original)
+    assert error.__context__ is original
+    assert original.__context__ is None and original.__cause__ is None
+
+
 def test_requests_exception_loses_its_request() -> None:
     """A requests failure's request object (whose body may hold a secret-id) is dropped."""
     request = requests.Request("POST", "http://vault.invalid/", json={"secret_id": LEAK}).prepare()
