@@ -67,7 +67,7 @@ from rotator.sandbox.azure._common import Clock, JSONDict, epoch
 
 if TYPE_CHECKING:
     from rotator.sandbox.azure._identity import TokenIssuer
-    from rotator.sandbox.core import FaultPlan
+    from rotator.sandbox.core.faults import FaultPlan
 
 #: The audiences ARM accepts in a token (Azure public cloud).
 ARM_AUDIENCES = frozenset({"https://management.azure.com", "https://management.core.windows.net"})

@@ -42,10 +42,10 @@ from rotator.sandbox.azure._identity import (
 )
 from rotator.sandbox.azure._secrets import Call, match, route_error
 from rotator.sandbox.azure._store import SecretStore
-from rotator.sandbox.core import (
+from rotator.sandbox.core.faults import FaultPlan
+from rotator.sandbox.core.http import (
     EmulatorHandler,
     EmulatorHTTPServer,
-    FaultPlan,
     LoopbackServer,
     netloc,
     serve_in_background,

@@ -99,7 +99,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from rotator.sandbox.core import EmulatorHandler, EmulatorHTTPServer, LoopbackServer
+from rotator.sandbox.core.http import EmulatorHandler, EmulatorHTTPServer, LoopbackServer
 
 JSON = dict[str, Any]
 

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, cast
 
-from rotator.sandbox.core import EmulatorHandler, EmulatorHTTPServer, FaultPlan, LoopbackServer
+from rotator.sandbox.core.faults import FaultPlan
+from rotator.sandbox.core.http import EmulatorHandler, EmulatorHTTPServer, LoopbackServer
 from rotator.sandbox.vault._auth import APPROLE_ROUTES, KUBERNETES_ROUTES, TOKEN_ROUTES
 from rotator.sandbox.vault._common import (
     Clock,
