@@ -43,7 +43,7 @@ from rotator.reports.permissions import (
     vault_name,
     vault_policy,
 )
-from rotator.sandbox.vault._acl import parse_policy
+from rotator.sandbox.vault.acl import parse_policy
 from tests.conftest import FakeClock
 
 ACCOUNT = "111122223333"

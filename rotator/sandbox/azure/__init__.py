@@ -129,7 +129,7 @@ API Management (``kv.apim``)
     error envelope and codes, plus a gateway (``/apim/{service}/...``) that lets a current key
     of an active subscription in. Seed with ``kv.apim.add_subscription(service, sid, ...)``;
     faults use ``inject_fault`` with the ARM path (``kv.apim.resource_path(...)``). See
-    ``rotator.sandbox.azure._apim`` for what is emulated and how it diverges.
+    ``rotator.sandbox.azure.apim`` for what is emulated and how it diverges.
 
 Concurrency
     One thread per connection; the vault's state sits behind one lock, so every request sees
@@ -195,6 +195,6 @@ Known divergences from real Key Vault
   certificates.
 """
 
-from rotator.sandbox.azure._server import KeyVaultEmulator
+from rotator.sandbox.azure.server import KeyVaultEmulator
 
 __all__ = ["KeyVaultEmulator"]

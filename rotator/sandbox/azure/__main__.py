@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-from types import FrameType
 
 from rotator.sandbox.azure import KeyVaultEmulator
-from rotator.sandbox.azure._server import DEFAULT_TENANT_ID
+from rotator.sandbox.azure.server import DEFAULT_TENANT_ID
+from rotator.sandbox.core.shell import stop_on_signals, wait_for
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,13 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    stop = stop_on_signals()
     emulator = KeyVaultEmulator(
         host=args.host,
         port=args.port,
@@ -52,9 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"export REQUESTS_CA_BUNDLE={kv.ca_path}", flush=True)
         print(f"export IDENTITY_ENDPOINT={kv.identity_endpoint}", flush=True)
         print(f"export IDENTITY_HEADER={kv.identity_header}", flush=True)
-        # A timed wait keeps the main thread responsive to signals on every platform.
-        while not stop.wait(0.5):
-            pass
+        wait_for(stop)
     return 0
 
 

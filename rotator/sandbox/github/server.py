@@ -18,9 +18,9 @@ It checks what GitHub checks: the token (401 ``Bad credentials``), a
 ``write_skew`` stamps ``updated_at`` off its clock, and ``send_date = False``
 leaves ``Date`` out.
 
-:class:`RecordingServer` (also the base of the GitLab server) runs the HTTP
-server on a thread and records every raw request: method, path, headers,
-body.
+Serving, recording every raw request (method, path, headers, body) and the
+queued faults come from the shared core's
+:class:`rotator.sandbox.core.jsonapi.JsonApiServer`, as for the GitLab fake.
 """
 
 from __future__ import annotations
@@ -29,12 +29,9 @@ import base64
 import json
 import re
 import secrets
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ssl import SSLContext
 from typing import Any
 from urllib.parse import unquote
@@ -42,193 +39,16 @@ from urllib.parse import unquote
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, SealedBox
 
+from rotator.sandbox.core.clock import Clock
+from rotator.sandbox.core.jsonapi import JsonApiServer, Received, Reply
+
 API_VERSION = "2022-11-28"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-Clock = Callable[[], datetime]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def iso(when: datetime) -> str:
     """Return ``when`` as GitHub writes times: ISO 8601, whole seconds, ``Z``."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Seen:
-    """One request as it arrived."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        """Return a header's value, whatever the case of its name."""
-        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
-
-    def text(self) -> str:
-        """Return everything received as one string (to search for what must not be there)."""
-        heads = "\n".join(f"{k}: {v}" for k, v in self.headers.items())
-        return f"{self.method} {self.path}\n{heads}\n\n{self.body.decode('utf-8', 'replace')}"
-
-
-@dataclass
-class Fault:
-    """An answer to give instead of the real one, ``times`` times, to matching requests."""
-
-    status: int
-    headers: dict[str, str]
-    body: Any
-    method: str | None
-    path: str | None
-    times: int
-
-
-@dataclass
-class Reply:
-    """What a handler answers: a status, JSON (or nothing) and extra headers."""
-
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class RecordingServer:
-    """An HTTP(S) server on 127.0.0.1 that records requests and can be told to fail."""
-
-    def __init__(self, clock: Clock | None = None, context: SSLContext | None = None) -> None:
-        self.clock: Clock = clock or _now
-        self.requests: list[Seen] = []
-        self.faults: list[Fault] = []
-        self.lock = threading.RLock()
-        self._context = context
-        #: False: answers carry no ``Date`` header (as behind a proxy that strips it).
-        self.send_date = True
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.url = ""
-
-    # -- life
-
-    def start(self) -> RecordingServer:
-        """Listen on a free port of 127.0.0.1 and serve on a thread."""
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        if self._context is not None:
-            self._httpd.socket = self._context.wrap_socket(self._httpd.socket, server_side=True)
-        scheme = "https" if self._context is not None else "http"
-        self.url = f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.01,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> RecordingServer:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    # -- faults and records
-
-    def fail(
-        self,
-        status: int,
-        *,
-        method: str | None = None,
-        path: str | None = None,
-        times: int = 1,
-        headers: dict[str, str] | None = None,
-        body: Any = None,
-    ) -> None:
-        """Answer ``status`` to the next ``times`` requests of ``method`` under ``path``."""
-        with self.lock:
-            self.faults.append(Fault(status, headers or {}, body, method, path, times))
-
-    def requests_to(self, method: str, path: str | None = None) -> list[Seen]:
-        """Return the requests of ``method`` (to paths starting with ``path``), in order."""
-        return [
-            r
-            for r in self.requests
-            if r.method == method and (path is None or r.path.startswith(path))
-        ]
-
-    def everything_received(self) -> str:
-        """Return every request received, as text, one after the other."""
-        return "\n\n".join(r.text() for r in self.requests)
-
-    # -- serving
-
-    def answer(self, seen: Seen) -> Reply:
-        """Record ``seen`` and answer it: a queued fault, else :meth:`handle`."""
-        with self.lock:
-            self.requests.append(seen)
-            for fault in self.faults:
-                if (fault.method is None or fault.method == seen.method) and (
-                    fault.path is None or seen.path.startswith(fault.path)
-                ):
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self.faults.remove(fault)
-                    return Reply(fault.status, fault.body, dict(fault.headers))
-            return self.handle(seen)
-
-    def handle(self, seen: Seen) -> Reply:
-        """Answer one request (subclasses speak their API)."""
-        return Reply(404, {"message": "Not Found"})
-
-
-def _handler(server: RecordingServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            seen = Seen(self.command, self.path, dict(self.headers.items()), body)
-            reply = server.answer(seen)
-            payload = b"" if reply.body is None else json.dumps(reply.body).encode()
-            self.send_response(reply.status)
-            for name, text in reply.headers.items():
-                self.send_header(name, text)
-            if payload:
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if payload:
-                self.wfile.write(payload)
-
-        do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _serve
-
-        def send_response(self, code: int, message: str | None = None) -> None:
-            """Send the status line, Server and (unless turned off) Date headers."""
-            self.log_request(code)
-            self.send_response_only(code, message)
-            self.send_header("Server", self.version_string())
-            if server.send_date:
-                self.send_header("Date", self.date_time_string())
-
-        def date_time_string(self, timestamp: float | None = None) -> str:
-            """Stamp ``Date`` with the server's (the test's) clock, as GitHub stamps its own."""
-            return formatdate(server.clock().timestamp(), usegmt=True)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Keep the test output quiet."""
-
-    return Handler
-
-
-# -- GitHub -------------------------------------------------------------------------
 
 
 @dataclass
@@ -273,8 +93,10 @@ class App:
     installations: set[int]
 
 
-class GitHubServer(RecordingServer):
+class GitHubServer(JsonApiServer):
     """GitHub's Actions secrets and App token endpoints, with state (see module doc)."""
+
+    thread_name = "github-fake"
 
     def __init__(
         self,
@@ -343,9 +165,9 @@ class GitHubServer(RecordingServer):
 
     # -- the API
 
-    def handle(self, seen: Seen) -> Reply:
+    def handle(self, received: Received) -> Reply:
         """Check the headers and the token, then route the request."""
-        if not seen.header("User-Agent"):
+        if not received.header("User-Agent"):
             return Reply(
                 403,
                 {
@@ -353,19 +175,19 @@ class GitHubServer(RecordingServer):
                     "your request has a User-Agent header"
                 },
             )
-        version = seen.header("X-GitHub-Api-Version")
+        version = received.header("X-GitHub-Api-Version")
         if version is not None and version != API_VERSION:
             return Reply(400, {"message": f"API version {version} is not supported."})
-        parts = [unquote(p) for p in seen.path.split("?")[0].strip("/").split("/")]
-        bearer = (seen.header("Authorization") or "").removeprefix("Bearer ").strip()
-        if parts[:2] == ["app", "installations"] and len(parts) == 4 and seen.method == "POST":
+        parts = [unquote(p) for p in received.path.split("?")[0].strip("/").split("/")]
+        bearer = (received.header("Authorization") or "").removeprefix("Bearer ").strip()
+        if parts[:2] == ["app", "installations"] and len(parts) == 4 and received.method == "POST":
             return self._installation_token(parts[2], bearer)
         if not self._token_ok(bearer):
             return Reply(
                 401,
                 {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"},
             )
-        return self._route(seen, parts)
+        return self._route(received, parts)
 
     def _token_ok(self, bearer: str) -> bool:
         if bearer in self.tokens:
@@ -373,38 +195,40 @@ class GitHubServer(RecordingServer):
         issued = self.issued.get(bearer)
         return issued is not None and self.clock() < issued[1]
 
-    def _route(self, seen: Seen, parts: list[str]) -> Reply:
+    def _route(self, received: Received, parts: list[str]) -> Reply:
         missing = Reply(404, {"message": "Not Found"})
         if parts[0] == "orgs" and len(parts) >= 4 and parts[2:4] == ["actions", "secrets"]:
             scope = self.organizations.get(parts[1].lower())
             if scope is None:
                 return missing
-            return self._secrets(seen, scope, parts[4:], organization=True)
+            return self._secrets(received, scope, parts[4:], organization=True)
         if parts[0] != "repos" or len(parts) < 3:
             return missing
         repo = self.repositories.get(f"{parts[1]}/{parts[2]}".lower())
         if repo is None:
             return missing
         rest = parts[3:]
-        if not rest and seen.method == "GET":
+        if not rest and received.method == "GET":
             return Reply(200, {"id": repo.id, "full_name": f"{parts[1]}/{parts[2]}"})
         if rest[:2] == ["actions", "secrets"]:
-            return self._secrets(seen, repo.scope, rest[2:], organization=False)
+            return self._secrets(received, repo.scope, rest[2:], organization=False)
         if len(rest) >= 3 and rest[0] == "environments" and rest[2] == "secrets":
             environment = repo.environments.get(rest[1])
             if environment is None:
                 return missing
-            return self._secrets(seen, environment, rest[3:], organization=False)
+            return self._secrets(received, environment, rest[3:], organization=False)
         return missing
 
-    def _secrets(self, seen: Seen, scope: Scope, rest: list[str], *, organization: bool) -> Reply:
-        if rest == ["public-key"] and seen.method == "GET":
+    def _secrets(
+        self, received: Received, scope: Scope, rest: list[str], *, organization: bool
+    ) -> Reply:
+        if rest == ["public-key"] and received.method == "GET":
             return Reply(200, scope.public_key())
         if len(rest) != 1:
             return Reply(404, {"message": "Not Found"})
         name = rest[0].upper()
         found = scope.secrets.get(name)
-        if seen.method == "GET":
+        if received.method == "GET":
             if found is None:
                 return Reply(404, {"message": "Not Found"})
             body: dict[str, Any] = {
@@ -415,20 +239,20 @@ class GitHubServer(RecordingServer):
             if organization:
                 body["visibility"] = found.visibility
             return Reply(200, body)
-        if seen.method == "DELETE":
+        if received.method == "DELETE":
             if found is None:
                 return Reply(404, {"message": "Not Found"})
             del scope.secrets[name]
             return Reply(204)
-        if seen.method == "PUT":
-            return self._put(seen, scope, name, organization=organization)
+        if received.method == "PUT":
+            return self._put(received, scope, name, organization=organization)
         return Reply(404, {"message": "Not Found"})
 
-    def _put(self, seen: Seen, scope: Scope, name: str, *, organization: bool) -> Reply:
+    def _put(self, received: Received, scope: Scope, name: str, *, organization: bool) -> Reply:
         if not _NAME.fullmatch(name) or name.startswith("GITHUB_"):
             return Reply(422, {"message": "Secret names can only contain alphanumeric characters"})
         try:
-            body = json.loads(seen.body)
+            body = json.loads(received.body)
             sealed = base64.b64decode(body["encrypted_value"], validate=True)
         except (ValueError, KeyError, TypeError):
             return Reply(422, {"message": "Invalid request: encrypted_value is required"})

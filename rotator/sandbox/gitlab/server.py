@@ -9,7 +9,7 @@ the role (403 below Maintainer), the key's characters, a masked value
 against GitLab's own ``Ci::Maskable`` expressions, a duplicate key in one
 scope, and answers GitLab's 404 messages (``404 Project Not Found``,
 ``404 Variable Not Found``). A hidden variable's value is answered as null.
-Faults can be queued as in :class:`rotator.sandbox.github.server.RecordingServer`,
+Faults can be queued as in :class:`rotator.sandbox.core.jsonapi.JsonApiServer`,
 and ``ignore_writes`` makes it answer a PUT 200 without changing anything.
 """
 
@@ -23,7 +23,8 @@ from ssl import SSLContext
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from rotator.sandbox.github.server import Clock, RecordingServer, Reply, Seen
+from rotator.sandbox.core.clock import Clock
+from rotator.sandbox.core.jsonapi import JsonApiServer, Received, Reply
 
 #: GitLab's expressions for masked values (Ci::Maskable): expanded, and raw.
 MASKABLE = re.compile(r"\A[a-zA-Z0-9_+=/@:.~-]{8,}\Z")
@@ -70,8 +71,10 @@ class Project:
         ]
 
 
-class GitLabServer(RecordingServer):
+class GitLabServer(JsonApiServer):
     """GitLab's project-level variables API, with state (see module doc)."""
+
+    thread_name = "gitlab-fake"
 
     def __init__(
         self,
@@ -101,15 +104,15 @@ class GitLabServer(RecordingServer):
 
     # -- the API
 
-    def handle(self, seen: Seen) -> Reply:
+    def handle(self, received: Received) -> Reply:
         """Check the token and role, then route the request."""
-        token = seen.header("PRIVATE-TOKEN")
+        token = received.header("PRIVATE-TOKEN")
         if token is None:
-            token = (seen.header("Authorization") or "").removeprefix("Bearer ").strip()
+            token = (received.header("Authorization") or "").removeprefix("Bearer ").strip()
         role = self.tokens.get(token or "")
         if role is None:
             return Reply(401, {"message": "401 Unauthorized"})
-        raw_path, _, query = seen.path.partition("?")
+        raw_path, _, query = received.path.partition("?")
         parts = raw_path.strip("/").split("/")
         if parts[:3] != ["api", "v4", "projects"] or len(parts) < 5 or parts[4] != "variables":
             return Reply(404, {"error": "404 Not Found"})
@@ -121,11 +124,11 @@ class GitLabServer(RecordingServer):
         filters = {k: v[0] for k, v in parse_qs(query).items()}
         scope = filters.get("filter[environment_scope]")
         key = unquote(parts[5]) if len(parts) > 5 else None
-        body = _body(seen)
+        body = _body(received)
         if key is None:
-            if seen.method == "GET":
+            if received.method == "GET":
                 return Reply(200, [v.as_json() for v in project.variables])
-            if seen.method == "POST":
+            if received.method == "POST":
                 return self._create(project, body)
             return Reply(405, {"message": "405 Method Not Allowed"})
         matches = project.find(key, scope)
@@ -140,12 +143,12 @@ class GitLabServer(RecordingServer):
         if not matches:
             return Reply(404, {"message": "404 Variable Not Found"})
         [found] = matches
-        if seen.method == "GET":
+        if received.method == "GET":
             return Reply(200, found.as_json())
-        if seen.method == "DELETE":
+        if received.method == "DELETE":
             project.variables.remove(found)
             return Reply(204)
-        if seen.method == "PUT":
+        if received.method == "PUT":
             return self._update(found, body)
         return Reply(405, {"message": "405 Method Not Allowed"})
 
@@ -196,12 +199,12 @@ class GitLabServer(RecordingServer):
         return Reply(200, found.as_json())
 
 
-def _body(seen: Seen) -> dict[str, Any]:
+def _body(received: Received) -> dict[str, Any]:
     """Return the request's JSON object (GitLab also takes forms; rotator sends JSON)."""
-    if not seen.body:
+    if not received.body:
         return {}
     try:
-        found = json.loads(seen.body)
+        found = json.loads(received.body)
     except ValueError:
         return {}
     return found if isinstance(found, dict) else {}

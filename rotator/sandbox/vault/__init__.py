@@ -222,6 +222,6 @@ Known divergences from real Vault
   JSON and decode to the same values.
 """
 
-from rotator.sandbox.vault._server import VaultEmulator
+from rotator.sandbox.vault.server import VaultEmulator
 
 __all__ = ["VaultEmulator"]

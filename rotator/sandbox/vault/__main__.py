@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-from types import FrameType
 
+from rotator.sandbox.core.shell import stop_on_signals, wait_for
 from rotator.sandbox.vault import VaultEmulator
 
 
@@ -22,19 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root-token", default=None, help="root token (default: random hvs.*)")
     args = parser.parse_args(argv)
 
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    stop = stop_on_signals()
     with VaultEmulator(host=args.host, port=args.port, root_token=args.root_token) as vault:
         print(f"export VAULT_ADDR={vault.url}", flush=True)
         print(f"export VAULT_TOKEN={vault.root_token}", flush=True)
-        # A timed wait keeps the main thread responsive to signals on every platform.
-        while not stop.wait(0.5):
-            pass
+        wait_for(stop)
     return 0
 
 

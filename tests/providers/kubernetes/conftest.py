@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from rotator.adapters.roles import Runtime
-from rotator.sandbox.kubernetes.server import KubernetesEmulator
+from rotator.sandbox.kubernetes import KubernetesEmulator
 from tests.providers.kubernetes.helpers import (
     KEY,
     NAMESPACE,

@@ -8,7 +8,7 @@ from typing import Any
 
 from providers.kubernetes.secret import KubernetesSecretConfig, KubernetesSecretTarget
 from rotator.adapters.roles import Runtime
-from rotator.sandbox.kubernetes.server import KubernetesEmulator
+from rotator.sandbox.kubernetes import KubernetesEmulator
 
 NAMESPACE = "payments"
 SECRET = "payments-db"

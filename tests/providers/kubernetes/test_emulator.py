@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import queue
+import subprocess
+import sys
+import threading
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,13 +20,14 @@ pytest.importorskip("kubernetes")
 
 from kubernetes import client, config
 
-from rotator.sandbox.kubernetes.server import KubernetesEmulator, Rule, merge_patch
+from rotator.sandbox.kubernetes import KubernetesEmulator, Rule, merge_patch
 from tests.providers.kubernetes.helpers import KEY, NAMESPACE, OLD, SECRET
 
 SECRETS = f"/api/v1/namespaces/{NAMESPACE}/secrets"
 DEPLOYMENT = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/payments-api"
 SMP = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
+REPO = Path(__file__).resolve().parents[3]
 
 
 def http(
@@ -303,3 +310,43 @@ def test_requests_are_recorded(kube: KubernetesEmulator) -> None:
     )
     assert recorded.content_type == SMP and recorded.body == b'{"data": {}}'
     assert recorded.authenticated
+
+
+def test_command_line_serves_the_namespaces_asked_for_until_sigterm() -> None:
+    """`python -m rotator.sandbox.kubernetes` prints KUBECONFIG, serves, cleans up on SIGTERM."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rotator.sandbox.kubernetes", "--namespace", "payments"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        stdout = process.stdout
+        lines: queue.Queue[str] = queue.Queue()
+
+        def read_lines() -> None:
+            """Forward the subprocess's output lines to the queue."""
+            for line in stdout:
+                lines.put(line.strip())
+
+        threading.Thread(target=read_lines, daemon=True).start()
+        name, _, value = lines.get(timeout=30).removeprefix("export ").partition("=")
+        kubeconfig = Path(value)
+        settings = json.loads(kubeconfig.read_text())
+        request = urllib.request.Request(
+            settings["clusters"][0]["cluster"]["server"] + "/api/v1/namespaces/payments"
+        )
+        request.add_header("Authorization", f"Bearer {settings['users'][0]['user']['token']}")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            namespace = json.loads(response.read())
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        if process.stdout is not None:
+            process.stdout.close()
+    assert name == "KUBECONFIG"
+    assert namespace["metadata"]["name"] == "payments"
+    assert process.returncode == 0
+    assert not kubeconfig.exists()

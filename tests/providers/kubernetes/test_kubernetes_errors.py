@@ -28,7 +28,7 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
-from rotator.sandbox.kubernetes.server import KubernetesEmulator
+from rotator.sandbox.kubernetes import KubernetesEmulator
 from tests.providers.kubernetes.helpers import NAMESPACE, SECRET
 
 CANARY = "canary-Hw3Jk8Lp2Qs6Vx9Z"

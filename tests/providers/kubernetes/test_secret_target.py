@@ -35,7 +35,7 @@ from rotator.errors import (
     TransientError,
 )
 from rotator.policy.loader import load_policies
-from rotator.sandbox.kubernetes.server import KubernetesEmulator, Rule
+from rotator.sandbox.kubernetes import KubernetesEmulator, Rule
 from rotator.service.metrics import OPERATION_PATTERN
 from tests.providers.kubernetes.helpers import (
     KEY,

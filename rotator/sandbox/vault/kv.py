@@ -6,22 +6,19 @@ import copy
 from datetime import datetime
 from typing import Any
 
-from rotator.sandbox.vault._common import (
+from rotator.sandbox.vault.backends import KvKey, KvStore, KvVersion
+from rotator.sandbox.vault.fields import get_bool, get_int, get_int_list, get_map, parse_duration
+from rotator.sandbox.vault.protocol import (
     JSONDict,
     Reply,
     VaultError,
     after,
-    get_bool,
-    get_int,
-    get_int_list,
-    get_map,
     go_duration,
     go_quote,
     go_time,
     no_content,
-    parse_duration,
 )
-from rotator.sandbox.vault._state import Call, KvKey, KvStore, KvVersion, Route, route
+from rotator.sandbox.vault.routing import Call, Route, route
 
 DEFAULT_MAX_VERSIONS = 10
 _MAX_CUSTOM_KEYS = 64

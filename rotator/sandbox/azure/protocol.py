@@ -1,16 +1,15 @@
-"""Shared pieces of the Key Vault emulator: errors in Key Vault's envelope, time, ids, JSON."""
+"""How the Key Vault emulator speaks Azure: errors in Key Vault's envelope, time, ids, JSON."""
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+from http import HTTPStatus
 from typing import Any
 
 JSONDict = dict[str, Any]
-Clock = Callable[[], datetime]
 
 # The Key Vault data-plane resource: the challenge's ``resource`` and the token audience.
 VAULT_RESOURCE = "https://vault.azure.net"
@@ -26,11 +25,6 @@ _NOT_FOUND_HINT = (
 )
 
 
-def system_clock() -> datetime:
-    """The wall clock, in UTC."""
-    return datetime.now(UTC)
-
-
 def epoch(moment: datetime) -> int:
     """An instant as integer Unix seconds (Key Vault's ``IntDate``)."""
     return int(moment.timestamp())
@@ -39,6 +33,14 @@ def epoch(moment: datetime) -> int:
 def new_version_id() -> str:
     """A Key Vault object version: 32 lower-case hex digits."""
     return secrets.token_hex(16)
+
+
+def error_code(status: int) -> str:
+    """An error code for a status the service has none for: its reason phrase, CamelCased."""
+    try:
+        return HTTPStatus(status).phrase.replace(" ", "").replace("-", "")
+    except ValueError:
+        return "Error"
 
 
 def dumps(body: Any) -> bytes:

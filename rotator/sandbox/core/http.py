@@ -1,9 +1,9 @@
-"""Serve a test emulator over HTTP on a local port: bind, run on a daemon thread, stop.
+"""Serve an emulator over HTTP on a local port: bind, run on a daemon thread, stop.
 
-The Vault, Key Vault and Kubernetes emulators each answer requests their own way;
-what they share is the lifecycle around that, kept here: bind ``host``:``port``
-(port 0 picks a free one), serve every connection on its own daemon thread, stop
-and release the port, and work as a context manager. Standard library only, as
+Every emulator and fake server answers requests its own way; what they share
+is the lifecycle around that, kept here: bind ``host``:``port`` (port 0 picks
+a free one), serve every connection on its own daemon thread, stop and
+release the port, and work as a context manager. Standard library only, as
 the emulators promise.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import socket
 import threading
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
@@ -155,58 +154,3 @@ class LoopbackServer:
     ) -> None:
         """Stop serving, however the ``with`` block ended."""
         self.stop()
-
-
-@dataclass
-class Fault:
-    """An injected failure or delay waiting for the requests it applies to."""
-
-    path_prefix: str
-    status: int | None
-    delay: float
-    remaining: int
-    method: str | None
-    #: The ``Retry-After`` header to send with ``status``, as written on the wire.
-    retry_after: str | None = None
-
-
-class FaultPlan:
-    """The faults an emulator was told to inject, matched to requests one by one, thread-safely."""
-
-    def __init__(self) -> None:
-        self._faults: list[Fault] = []
-        self._lock = threading.Lock()
-
-    def add(
-        self,
-        path_prefix: str,
-        *,
-        status: int | None,
-        delay: float,
-        count: int,
-        method: str | None,
-        retry_after: str | None,
-    ) -> None:
-        """Fail (or only delay) the next ``count`` requests under ``path_prefix``."""
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        if delay < 0:
-            raise ValueError("delay cannot be negative")
-        if status is not None and not 400 <= status <= 599:
-            raise ValueError("status must be an HTTP error status (4xx or 5xx) or None")
-        fault = Fault(
-            path_prefix, status, delay, count, method.upper() if method else None, retry_after
-        )
-        with self._lock:
-            self._faults.append(fault)
-
-    def take(self, path: str, method: str) -> Fault | None:
-        """Return the first fault matching a request (using one of its ``count``), if any."""
-        with self._lock:
-            for fault in self._faults:
-                if path.startswith(fault.path_prefix) and fault.method in {None, method}:
-                    fault.remaining -= 1
-                    if fault.remaining == 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None

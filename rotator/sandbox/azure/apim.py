@@ -60,14 +60,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from http import HTTPStatus
 from typing import TYPE_CHECKING
 
-from rotator.sandbox.azure._common import Clock, JSONDict, epoch
+from rotator.sandbox.azure.protocol import JSONDict, epoch, error_code
+from rotator.sandbox.core.clock import Clock
 
 if TYPE_CHECKING:
-    from rotator.sandbox.azure._identity import TokenIssuer
-    from rotator.sandbox.core import FaultPlan
+    from rotator.sandbox.azure.identity import TokenIssuer
+    from rotator.sandbox.core.faults import FaultPlan
 
 #: The audiences ARM accepts in a token (Azure public cloud).
 ARM_AUDIENCES = frozenset({"https://management.azure.com", "https://management.core.windows.net"})
@@ -326,7 +326,7 @@ class ApimEmulator:
             time.sleep(fault.delay)
         if fault.status is None:
             return None
-        code, message = _FAULTS.get(fault.status, (_phrase(fault.status), "Injected."))
+        code, message = _FAULTS.get(fault.status, (error_code(fault.status), "Injected."))
         error = ArmError(fault.status, code, message)
         if fault.retry_after is not None:
             error.headers["Retry-After"] = fault.retry_after
@@ -520,11 +520,3 @@ def _gateway_error(status: int, message: str) -> ApimReply:
         {"statusCode": status, "message": message},
         {"x-ms-request-id": str(uuid.uuid4())},
     )
-
-
-def _phrase(status: int) -> str:
-    """An error code for a status without an ARM one: its reason phrase, CamelCased."""
-    try:
-        return HTTPStatus(status).phrase.replace(" ", "").replace("-", "")
-    except ValueError:
-        return "Error"

@@ -7,21 +7,20 @@ import binascii
 import contextlib
 import secrets
 
-from rotator.sandbox.vault._acl import PolicyError, parse_policy
-from rotator.sandbox.vault._common import (
+from rotator.sandbox.vault.acl import PolicyError, parse_policy
+from rotator.sandbox.vault.fields import get_map, get_str, get_str_list
+from rotator.sandbox.vault.mounts import Mount, Namespace
+from rotator.sandbox.vault.protocol import (
     SYSTEM_DEFAULT_TTL,
     SYSTEM_MAX_TTL,
     VAULT_VERSION,
     JSONDict,
     Reply,
     VaultError,
-    get_map,
-    get_str,
-    get_str_list,
     go_quote,
     no_content,
 )
-from rotator.sandbox.vault._state import Call, Mount, Namespace, Route, route
+from rotator.sandbox.vault.routing import Call, Route, route
 
 _MAX_RANDOM_BYTES = 128 * 1024
 _RANDOM_SOURCES = {"platform", "seal", "all"}

@@ -11,20 +11,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from rotator.sandbox.vault._auth import login, parse_token_fields
-from rotator.sandbox.vault._common import (
-    JSONDict,
-    Reply,
-    VaultError,
-    get_map,
-    get_str,
-    get_str_list,
-    go_quote,
-    ip_in_cidrs,
-    no_content,
-    parse_duration,
-)
-from rotator.sandbox.vault._state import Call, JwtRole, JwtStore, Route, route
+from rotator.sandbox.vault.auth.login import login, parse_token_fields
+from rotator.sandbox.vault.backends import JwtRole, JwtStore
+from rotator.sandbox.vault.fields import get_map, get_str, get_str_list, ip_in_cidrs, parse_duration
+from rotator.sandbox.vault.protocol import JSONDict, Reply, VaultError, go_quote, no_content
+from rotator.sandbox.vault.routing import Call, Route, route
 
 #: What the plugin accepts when ``jwt_supported_algs`` is not set.
 DEFAULT_ALGORITHMS = (

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from rotator.sandbox.azure._common import JSONDict, KeyVaultError, bad_parameter
-from rotator.sandbox.azure._store import (
+from rotator.sandbox.azure.protocol import JSONDict, KeyVaultError, bad_parameter
+from rotator.sandbox.azure.store import (
     Attributes,
     DeletedSecret,
     Secret,

@@ -6,7 +6,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-from rotator.sandbox.azure._common import (
+from rotator.sandbox.azure.protocol import (
     bad_parameter,
     deleted_but_recoverable,
     deleted_secret_not_found,

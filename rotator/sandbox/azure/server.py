@@ -2,55 +2,50 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-import socket
 import ssl
-import sys
 import tempfile
 import threading
 import time
 import urllib.parse
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
-from typing import Any, cast
+from typing import cast
 
 import trustme
 
-from rotator.sandbox.azure._apim import ApimEmulator
-from rotator.sandbox.azure._common import (
-    AUTHORITY_HOST,
-    VAULT_RESOURCE,
-    Clock,
-    KeyVaultError,
-    bad_parameter,
-    dumps,
-    epoch,
-    system_clock,
-)
-from rotator.sandbox.azure._identity import (
+from rotator.sandbox.azure.apim import ApimEmulator
+from rotator.sandbox.azure.identity import (
     MSI_PATH,
     EmulatorCredential,
     TokenIssuer,
     msi_token,
 )
-from rotator.sandbox.azure._secrets import Call, match, route_error
-from rotator.sandbox.azure._store import SecretStore
-from rotator.sandbox.core import (
+from rotator.sandbox.azure.protocol import (
+    AUTHORITY_HOST,
+    VAULT_RESOURCE,
+    KeyVaultError,
+    bad_parameter,
+    dumps,
+    epoch,
+    error_code,
+)
+from rotator.sandbox.azure.secrets_api import Call, match, route_error
+from rotator.sandbox.azure.store import SecretStore
+from rotator.sandbox.core.clock import Clock, utc_now
+from rotator.sandbox.core.faults import FaultPlan
+from rotator.sandbox.core.http import (
     EmulatorHandler,
-    EmulatorHTTPServer,
-    FaultPlan,
     LoopbackServer,
     netloc,
     serve_in_background,
     shut_down,
 )
+from rotator.sandbox.core.recording import RequestLog
+from rotator.sandbox.core.tls import TLSServer
 
 DEFAULT_TENANT_ID = "00000000-0000-0000-0000-000000000000"
 TOKEN_LIFETIME = 3600
@@ -84,7 +79,7 @@ class RecordedRequest:
 
 
 @dataclass
-class _Outcome:
+class Outcome:
     """What goes back on the wire."""
 
     status: int
@@ -92,16 +87,8 @@ class _Outcome:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def _phrase(status: int) -> str:
-    """An error code for a status without a Key Vault one: its reason phrase, CamelCased."""
-    try:
-        return HTTPStatus(status).phrase.replace(" ", "").replace("-", "")
-    except ValueError:
-        return "Error"
-
-
-def _error_outcome(error: KeyVaultError) -> _Outcome:
-    return _Outcome(error.status, dumps(error.body()), dict(error.headers))
+def _error_outcome(error: KeyVaultError) -> Outcome:
+    return Outcome(error.status, dumps(error.body()), dict(error.headers))
 
 
 class KeyVaultEmulator(LoopbackServer):
@@ -127,21 +114,21 @@ class KeyVaultEmulator(LoopbackServer):
         super().__init__(host, port)
         self.identity_port = 0
         self.tenant_id = tenant_id
-        self.clock: Clock = clock or system_clock
+        self.clock: Clock = clock or utc_now
         self.recoverable_days = recoverable_days
         self.soft_delete = soft_delete
         self.identity_header = uuid.uuid4().hex
         self._store = SecretStore(soft_delete, recoverable_days)
         self._issuer = TokenIssuer(self._now, tenant_id, TOKEN_LIFETIME)
         self._faults = FaultPlan()
-        #: API Management: ARM calls on subscription keys, and a gateway (see ``_apim``).
+        #: API Management: ARM calls on subscription keys, and a gateway (see :mod:`.apim`).
         self.apim = ApimEmulator(self._issuer, self._faults, self._now, lambda: self.url)
-        self._msi_server: _Server | None = None
+        self._msi_server: TLSServer[KeyVaultEmulator] | None = None
         self._msi_thread: threading.Thread | None = None
         self._tmpdir: str | None = None
         self._ca_path: str | None = None
         # The last requests the vault answered, oldest first (for tests and debugging).
-        self.request_log: deque[RecordedRequest] = deque(maxlen=REQUEST_LOG_SIZE)
+        self.request_log: RequestLog[RecordedRequest] = RequestLog(maxlen=REQUEST_LOG_SIZE)
 
     def _now(self) -> datetime:
         # Read the attribute on every call so that replacing ``clock`` takes effect at once.
@@ -174,11 +161,11 @@ class KeyVaultEmulator(LoopbackServer):
 
     # -- lifecycle
 
-    def _bind(self) -> _Server:
+    def _bind(self) -> TLSServer[KeyVaultEmulator]:
         """Make the certificates and listen for the vault over TLS."""
         self._tmpdir = tempfile.mkdtemp(prefix="kv-emulator-")
         context = self._tls_context(self._tmpdir)
-        return _Server((self.host, self.port), _VaultHandler, self, context)
+        return TLSServer((self.host, self.port), _VaultHandler, self, context)
 
     def _tls_context(self, directory: str) -> ssl.SSLContext:
         ca = trustme.CA(organization_name="rotator Key Vault emulator")
@@ -195,7 +182,7 @@ class KeyVaultEmulator(LoopbackServer):
 
     def _on_start(self) -> None:
         """Serve the managed-identity endpoint too, over plain HTTP on a port of its own."""
-        msi = _Server((self.host, 0), _MsiHandler, self, None)
+        msi = TLSServer((self.host, 0), _MsiHandler, self, None)
         self.identity_port = int(msi.server_address[1])
         self._msi_server = msi
         self._msi_thread = serve_in_background(msi, f"kv-emulator-msi-{self.identity_port}")
@@ -253,9 +240,9 @@ class KeyVaultEmulator(LoopbackServer):
             f'Bearer authorization="{AUTHORITY_HOST}/{self.tenant_id}", resource="{VAULT_RESOURCE}"'
         )
 
-    def _handle_vault(
+    def handle_vault(
         self, method: str, target: str, headers: dict[str, str], body: bytes
-    ) -> _Outcome:
+    ) -> Outcome:
         """Serve one request to the vault (``headers`` keys are lower-case)."""
         raw_path, _, query = target.partition("?")
         raw_path = re.sub(r"/{2,}", "/", raw_path)
@@ -263,7 +250,7 @@ class KeyVaultEmulator(LoopbackServer):
         if self.apim.serves(path):
             answer = self.apim.handle(method, raw_path, query, headers)
             encoded = None if answer.body is None else dumps(answer.body)
-            return _Outcome(answer.status, encoded, answer.headers)
+            return Outcome(answer.status, encoded, answer.headers)
         try:
             self._issuer.check(headers.get("authorization"))
         except KeyVaultError as error:
@@ -275,7 +262,7 @@ class KeyVaultEmulator(LoopbackServer):
                 time.sleep(fault.delay)
             if fault.status is not None:
                 code, message = _FAULT_ERRORS.get(
-                    fault.status, (_phrase(fault.status), "Injected.")
+                    fault.status, (error_code(fault.status), "Injected.")
                 )
                 injected = KeyVaultError(fault.status, code, message)
                 if fault.retry_after is not None:
@@ -318,10 +305,10 @@ class KeyVaultEmulator(LoopbackServer):
                 KeyVaultError(500, "InternalServerError", f"emulator internal error: {exc!r}")
             )
         if reply.body is None:
-            return _Outcome(reply.status, None)
-        return _Outcome(reply.status, dumps(reply.body))
+            return Outcome(reply.status, None)
+        return Outcome(reply.status, dumps(reply.body))
 
-    def _handle_msi(self, method: str, target: str, headers: dict[str, str]) -> _Outcome:
+    def handle_msi(self, method: str, target: str, headers: dict[str, str]) -> Outcome:
         """Serve one request to the managed-identity endpoint."""
         raw_path, _, query = target.partition("?")
         params = {key: values[-1] for key, values in urllib.parse.parse_qs(query).items()}
@@ -333,69 +320,7 @@ class KeyVaultEmulator(LoopbackServer):
             params,
             headers,
         )
-        return _Outcome(reply.status, dumps(reply.body))
-
-
-class _Server(EmulatorHTTPServer[KeyVaultEmulator]):
-    """A listening socket, TLS when given a context, that hangs up on its clients when closed."""
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        handler: type[BaseHTTPRequestHandler],
-        emulator: KeyVaultEmulator,
-        context: ssl.SSLContext | None,
-    ) -> None:
-        self.context = context
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, handler, emulator)
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        """Accept a connection; TLS is set up here but negotiated on the connection's thread."""
-        sock, address = self.socket.accept()
-        if self.context is not None:
-            sock = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, address
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        """Negotiate TLS (a plain-HTTP or untrusting client is just dropped), then serve."""
-        connection = cast(socket.socket, request)
-        with self._connections_lock:
-            self._connections.add(connection)
-        try:
-            if isinstance(connection, ssl.SSLSocket):
-                connection.settimeout(10)
-                try:
-                    connection.do_handshake()
-                except (ssl.SSLError, OSError):
-                    return
-                connection.settimeout(None)
-            super().finish_request(request, client_address)
-        finally:
-            with self._connections_lock:
-                self._connections.discard(connection)
-
-    def close_connections(self) -> None:
-        """Hang up on every open (keep-alive) connection."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            # The plain socket's shutdown: SSLSocket's own would tear down its TLS state under
-            # the thread that is reading from it.
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(connection, socket.SHUT_RDWR)
-
-    def server_close(self) -> None:
-        """Hang up on the open connections, then close the listening socket."""
-        self.close_connections()
-        super().server_close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet about clients that hang up (or are hung up on); report anything else."""
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
+        return Outcome(reply.status, dumps(reply.body))
 
 
 class _Handler(EmulatorHandler):
@@ -408,7 +333,7 @@ class _Handler(EmulatorHandler):
 
     @property
     def emulator(self) -> KeyVaultEmulator:
-        return cast(_Server, self.server).emulator
+        return cast(TLSServer[KeyVaultEmulator], self.server).emulator
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -417,7 +342,7 @@ class _Handler(EmulatorHandler):
     def _headers(self) -> dict[str, str]:
         return {key.lower(): value for key, value in self.headers.items()}
 
-    def _send(self, outcome: _Outcome, extra: dict[str, str]) -> None:
+    def _send(self, outcome: Outcome, extra: dict[str, str]) -> None:
         self.send_response(outcome.status)
         for key, value in {**extra, **outcome.headers}.items():
             self.send_header(key, value)
@@ -438,7 +363,7 @@ class _VaultHandler(_Handler):
         body = self._read_body()
         headers = self._headers()
         emulator = self.emulator
-        outcome = emulator._handle_vault(self.command, self.path, headers, body)
+        outcome = emulator.handle_vault(self.command, self.path, headers, body)
         path, _, query = self.path.partition("?")
         emulator.request_log.append(
             RecordedRequest(
@@ -475,7 +400,7 @@ class _MsiHandler(_Handler):
 
     def _serve(self) -> None:
         self._read_body()
-        outcome = self.emulator._handle_msi(self.command, self.path, self._headers())
+        outcome = self.emulator.handle_msi(self.command, self.path, self._headers())
         self._send(outcome, {"Cache-Control": "no-store"})
 
     do_GET = _serve

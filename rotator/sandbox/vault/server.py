@@ -7,14 +7,20 @@ import re
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any, cast
 
-from rotator.sandbox.core import EmulatorHandler, EmulatorHTTPServer, FaultPlan, LoopbackServer
-from rotator.sandbox.vault._auth import APPROLE_ROUTES, KUBERNETES_ROUTES, TOKEN_ROUTES
-from rotator.sandbox.vault._common import (
-    Clock,
+from rotator.sandbox.core.clock import Clock, utc_now
+from rotator.sandbox.core.faults import FaultPlan
+from rotator.sandbox.core.http import EmulatorHandler, EmulatorHTTPServer, LoopbackServer
+from rotator.sandbox.vault.auth.approle import APPROLE_ROUTES
+from rotator.sandbox.vault.auth.jwt import JWT_ROUTES
+from rotator.sandbox.vault.auth.kubernetes import KUBERNETES_ROUTES
+from rotator.sandbox.vault.auth.token_store import TOKEN_ROUTES
+from rotator.sandbox.vault.kv import ROUTES as KV_ROUTES
+from rotator.sandbox.vault.mounts import Mount, Namespace
+from rotator.sandbox.vault.protocol import (
     JSONDict,
     Reply,
     VaultError,
@@ -23,10 +29,9 @@ from rotator.sandbox.vault._common import (
     go_quote,
     new_uuid,
 )
-from rotator.sandbox.vault._jwt import JWT_ROUTES
-from rotator.sandbox.vault._kv import ROUTES as KV_ROUTES
-from rotator.sandbox.vault._state import Call, Core, Mount, Namespace, Route, Token
-from rotator.sandbox.vault._sys import SYS_ROUTES
+from rotator.sandbox.vault.routing import Call, Route
+from rotator.sandbox.vault.state import Core, Token
+from rotator.sandbox.vault.system import SYS_ROUTES
 
 _ROUTES: dict[str, list[Route]] = {
     "kv": KV_ROUTES,
@@ -46,13 +51,8 @@ _FAULT_MESSAGES = {
 }
 
 
-def _system_clock() -> datetime:
-    """The wall clock, in UTC."""
-    return datetime.now(UTC)
-
-
 @dataclass
-class _Outcome:
+class Outcome:
     """What goes back on the wire."""
 
     status: int
@@ -78,7 +78,7 @@ class VaultEmulator(LoopbackServer):
     ) -> None:
         super().__init__(host, port)
         self.root_token = root_token or f"hvs.{base62(24)}"
-        self.clock: Clock = clock or _system_clock
+        self.clock: Clock = clock or utc_now
         self._core = Core(self.clock, self.root_token)
         self._faults = FaultPlan()
 
@@ -116,9 +116,9 @@ class VaultEmulator(LoopbackServer):
 
     # -- one request
 
-    def _handle(
+    def handle(
         self, method: str, target: str, headers: dict[str, str], body: bytes, remote_addr: str
-    ) -> _Outcome:
+    ) -> Outcome:
         """Serve one HTTP request (``headers`` keys are lower-case)."""
         raw_path, _, query = target.partition("?")
         path = re.sub(r"/+", "/", urllib.parse.unquote(raw_path))
@@ -324,16 +324,16 @@ def _dumps(body: Any) -> bytes:
     return (json.dumps(body, separators=(",", ":")) + "\n").encode()
 
 
-def _error_outcome(error: VaultError) -> _Outcome:
+def _error_outcome(error: VaultError) -> Outcome:
     body: Any = error.body if error.body is not None else {"errors": error.errors}
-    return _Outcome(error.status, _dumps(body))
+    return Outcome(error.status, _dumps(body))
 
 
-def _reply_outcome(reply: Reply, mount_type: str, inject: bool) -> _Outcome:
+def _reply_outcome(reply: Reply, mount_type: str, inject: bool) -> Outcome:
     if reply.raw is not None:
-        return _Outcome(reply.status, _dumps(reply.raw))
+        return Outcome(reply.status, _dumps(reply.raw))
     if reply.no_content:
-        return _Outcome(204, b"", content_type=False)
+        return Outcome(204, b"", content_type=False)
     envelope: JSONDict = {
         "request_id": new_uuid(),
         "lease_id": "",
@@ -349,7 +349,7 @@ def _reply_outcome(reply: Reply, mount_type: str, inject: bool) -> _Outcome:
         # /v1/sys/ responses also carry their data at the top level (Vault's HTTPSysInjector).
         for key, value in reply.data.items():
             envelope.setdefault(key, value)
-    return _Outcome(reply.status, _dumps(envelope))
+    return Outcome(reply.status, _dumps(envelope))
 
 
 class _Handler(EmulatorHandler):
@@ -364,7 +364,7 @@ class _Handler(EmulatorHandler):
         body = self.rfile.read(length) if length > 0 else b""
         headers = {key.lower(): value for key, value in self.headers.items()}
         emulator = cast(EmulatorHTTPServer[VaultEmulator], self.server).emulator
-        outcome = emulator._handle(self.command, self.path, headers, body, self.client_address[0])
+        outcome = emulator.handle(self.command, self.path, headers, body, self.client_address[0])
         self.send_response(outcome.status)
         self.send_header("Cache-Control", "no-store")
         for name, value in outcome.headers.items():

@@ -17,14 +17,14 @@ from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from rotator.sandbox.azure._common import (
+from rotator.sandbox.azure.protocol import (
     VAULT_APP_ID,
     VAULT_RESOURCE,
-    Clock,
     JSONDict,
     epoch,
     unauthorized,
 )
+from rotator.sandbox.core.clock import Clock
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions

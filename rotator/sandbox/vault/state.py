@@ -1,21 +1,18 @@
-"""The emulator's state (namespaces, mounts, tokens, backend data) and the routing primitives."""
+"""All mutable state of one emulated Vault (namespaces, mounts, tokens) and lease TTLs."""
 
 from __future__ import annotations
 
-import re
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from rotator.sandbox.vault._acl import ACL, DEFAULT_POLICY, Policy, parse_policy
-from rotator.sandbox.vault._common import (
+from rotator.sandbox.core.clock import Clock
+from rotator.sandbox.vault.acl import ACL, DEFAULT_POLICY, parse_policy
+from rotator.sandbox.vault.mounts import Mount, Namespace, new_mount
+from rotator.sandbox.vault.protocol import (
     SYSTEM_DEFAULT_TTL,
     SYSTEM_MAX_TTL,
-    Clock,
     JSONDict,
-    Reply,
     VaultError,
     after,
     base62,
@@ -26,237 +23,6 @@ from rotator.sandbox.vault._common import (
     seconds_between,
     truncate_seconds,
 )
-
-# --------------------------------------------------------------------------- backend data
-
-
-@dataclass
-class KvVersion:
-    """One version of a KV v2 secret."""
-
-    data: JSONDict | None
-    created_time: datetime
-    deletion_time: datetime | None = None
-    destroyed: bool = False
-
-
-@dataclass
-class KvKey:
-    """A KV v2 key's metadata and versions (``KeyMetadata`` in the plugin)."""
-
-    created_time: datetime | None = None
-    updated_time: datetime | None = None
-    current_version: int = 0
-    oldest_version: int = 0
-    max_versions: int = 0
-    cas_required: bool = False
-    delete_version_after: int = 0
-    custom_metadata: dict[str, str] | None = None
-    versions: dict[int, KvVersion] = field(default_factory=dict)
-
-
-@dataclass
-class KvStore:
-    """A KV v2 mount: engine configuration and keys."""
-
-    max_versions: int = 0
-    cas_required: bool = False
-    # None: unset; -1: disabled (a negative value was written); else seconds.
-    delete_version_after: int | None = None
-    keys: dict[str, KvKey] = field(default_factory=dict)
-
-
-@dataclass
-class TokenParams:
-    """The ``token_*`` fields every auth method role carries (sdk/helper/tokenutil)."""
-
-    policies: list[str] = field(default_factory=list)
-    ttl: int = 0
-    max_ttl: int = 0
-    period: int = 0
-    explicit_max_ttl: int = 0
-    num_uses: int = 0
-    no_default_policy: bool = False
-    bound_cidrs: list[str] = field(default_factory=list)
-
-    def as_data(self) -> JSONDict:
-        """The fields as a role read returns them (``PopulateTokenData``)."""
-        return {
-            "token_bound_cidrs": list(self.bound_cidrs),
-            "token_explicit_max_ttl": self.explicit_max_ttl,
-            "token_max_ttl": self.max_ttl,
-            "token_no_default_policy": self.no_default_policy,
-            "token_period": self.period,
-            "token_policies": list(self.policies),
-            "token_type": "default",
-            "token_ttl": self.ttl,
-            "token_num_uses": self.num_uses,
-        }
-
-
-@dataclass
-class SecretId:
-    """An AppRole secret id."""
-
-    secret_id: str
-    accessor: str
-    num_uses: int
-    ttl: int
-    creation_time: datetime
-    expiration_time: datetime | None
-    last_updated_time: datetime
-    metadata: dict[str, str]
-    cidr_list: list[str]
-    token_bound_cidrs: list[str]
-
-
-@dataclass
-class AppRole:
-    """An AppRole role."""
-
-    name: str
-    role_id: str
-    bind_secret_id: bool = True
-    secret_id_bound_cidrs: list[str] = field(default_factory=list)
-    secret_id_num_uses: int = 0
-    secret_id_ttl: int = 0
-    local_secret_ids: bool = False
-    token: TokenParams = field(default_factory=TokenParams)
-    secret_ids: dict[str, SecretId] = field(default_factory=dict)
-
-
-@dataclass
-class AppRoleStore:
-    """An AppRole auth mount."""
-
-    roles: dict[str, AppRole] = field(default_factory=dict)
-
-
-@dataclass
-class KubernetesRole:
-    """A Kubernetes auth role."""
-
-    name: str
-    service_account_names: list[str]
-    service_account_namespaces: list[str]
-    audience: str = ""
-    alias_name_source: str = "serviceaccount_uid"
-    token: TokenParams = field(default_factory=TokenParams)
-
-
-@dataclass
-class KubernetesStore:
-    """A Kubernetes auth mount."""
-
-    config: JSONDict | None = None
-    roles: dict[str, KubernetesRole] = field(default_factory=dict)
-
-
-@dataclass
-class JwtRole:
-    """A JWT/OIDC auth role (``jwtRole`` in vault-plugin-auth-jwt)."""
-
-    name: str
-    role_type: str = "oidc"
-    user_claim: str = ""
-    bound_audiences: list[str] = field(default_factory=list)
-    bound_subject: str = ""
-    bound_claims: JSONDict = field(default_factory=dict)
-    claim_mappings: dict[str, str] = field(default_factory=dict)
-    allowed_redirect_uris: list[str] = field(default_factory=list)
-    # Seconds; 0 means the plugin's default, a negative value no leeway at all.
-    clock_skew_leeway: int = 0
-    expiration_leeway: int = 0
-    not_before_leeway: int = 0
-    token: TokenParams = field(default_factory=TokenParams)
-
-
-@dataclass
-class JwtStore:
-    """A JWT auth mount: its configuration (with the parsed public keys) and roles."""
-
-    config: JSONDict | None = None
-    #: The ``jwt_validation_pubkeys`` as cryptography public-key objects.
-    public_keys: list[Any] = field(default_factory=list)
-    roles: dict[str, JwtRole] = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------- mounts, tokens
-
-
-@dataclass
-class Mount:
-    """A secrets engine or auth method mounted in a namespace."""
-
-    path: str
-    type: str
-    description: str
-    accessor: str
-    uuid: str
-    options: dict[str, str] | None
-    backend: Any
-    local: bool = False
-    seal_wrap: bool = False
-
-    def info(self) -> JSONDict:
-        """The entry ``sys/mounts`` and ``sys/auth`` list for this mount."""
-        return {
-            "accessor": self.accessor,
-            "config": {"default_lease_ttl": 0, "force_no_cache": False, "max_lease_ttl": 0},
-            "description": self.description,
-            "external_entropy_access": False,
-            "local": self.local,
-            "options": self.options,
-            "plugin_version": "",
-            "running_plugin_version": f"v{VERSION_BUILTIN}",
-            "running_sha256": "",
-            "seal_wrap": self.seal_wrap,
-            "type": self.type,
-            "uuid": self.uuid,
-        }
-
-
-VERSION_BUILTIN = "1.17.0+builtin.vault"
-
-_DESCRIPTIONS = {
-    "kv": "key/value secret storage",
-    "system": "system endpoints used for control, policy and debugging",
-    "token": "token based credentials",
-    "approle": "",
-    "kubernetes": "",
-    "jwt": "",
-}
-
-
-@dataclass
-class Namespace:
-    """A Vault Enterprise namespace: its own mounts, auth methods, policies and tokens."""
-
-    id: str
-    path: str
-    parent: Namespace | None
-    children: dict[str, Namespace] = field(default_factory=dict)
-    mounts: dict[str, Mount] = field(default_factory=dict)
-    auths: dict[str, Mount] = field(default_factory=dict)
-    policies: dict[str, Policy] = field(default_factory=dict)
-    custom_metadata: dict[str, str] = field(default_factory=dict)
-
-    def is_within(self, other: Namespace) -> bool:
-        """Whether this namespace is ``other`` or one of its descendants."""
-        current: Namespace | None = self
-        while current is not None:
-            if current is other:
-                return True
-            current = current.parent
-        return False
-
-    def relative_to(self, ancestor: Namespace) -> str:
-        """This namespace's path relative to an ancestor (``""`` when they are the same)."""
-        return self.path[len(ancestor.path) :]
-
-    def info(self) -> JSONDict:
-        """The namespace as ``sys/namespaces`` returns it."""
-        return {"id": self.id, "path": self.path, "custom_metadata": dict(self.custom_metadata)}
 
 
 @dataclass
@@ -304,60 +70,6 @@ class Token:
         }
 
 
-# --------------------------------------------------------------------------- routing
-
-
-Handler = Callable[["Call"], Reply]
-
-
-@dataclass(frozen=True)
-class Route:
-    """One backend path: its pattern (relative to the mount) and what each operation does."""
-
-    pattern: re.Pattern[str]
-    operations: Mapping[str, Handler]
-    exists: Callable[[Call], bool] | None = None
-    unauthenticated: bool = False
-    sudo: bool = False
-
-
-def route(
-    pattern: str,
-    operations: Mapping[str, Handler],
-    exists: Callable[[Call], bool] | None = None,
-    *,
-    unauthenticated: bool = False,
-    sudo: bool = False,
-) -> Route:
-    """Build a Route from a regular expression matched against the whole relative path."""
-    return Route(re.compile(pattern + r"\Z"), operations, exists, unauthenticated, sudo)
-
-
-@dataclass
-class Call:
-    """Everything a handler needs about one request."""
-
-    core: Core
-    namespace: Namespace
-    mount: Mount | None
-    path: str
-    relative: str
-    params: dict[str, str]
-    operation: str
-    data: JSONDict
-    token: Token | None
-    now: datetime
-    remote_addr: str
-    content_type: str
-
-    def param(self, name: str) -> str:
-        """A named group of the route pattern (empty when it did not participate)."""
-        return self.params.get(name) or ""
-
-
-# --------------------------------------------------------------------------- the core
-
-
 class Core:
     """All mutable state of one emulated Vault, guarded by one lock."""
 
@@ -400,8 +112,8 @@ class Core:
 
     def setup_namespace(self, namespace: Namespace) -> None:
         """Give a new namespace what Vault gives one: sys/, the token store and "default"."""
-        namespace.mounts["sys/"] = self._new_mount("sys/", "system", None, None)
-        namespace.auths["token/"] = self._new_mount("token/", "token", None, None)
+        namespace.mounts["sys/"] = new_mount("sys/", "system", None, None)
+        namespace.auths["token/"] = new_mount("token/", "token", None, None)
         namespace.policies["default"] = parse_policy("default", DEFAULT_POLICY)
 
     def create_namespace(self, parent: Namespace, name: str) -> Namespace:
@@ -426,37 +138,17 @@ class Core:
                 k: v for k, v in namespace.parent.children.items() if v is not namespace
             }
 
-    def _new_mount(
-        self, path: str, kind: str, options: dict[str, str] | None, desc: str | None
-    ) -> Mount:
-        backend: Any = {
-            "kv": KvStore,
-            "approle": AppRoleStore,
-            "kubernetes": KubernetesStore,
-            "jwt": JwtStore,
-        }.get(kind, dict)()
-        prefix = {"kv": "kv", "system": "system", "token": "auth_token"}.get(kind, f"auth_{kind}")
-        return Mount(
-            path=path,
-            type=kind,
-            description=_DESCRIPTIONS.get(kind, "") if desc is None else desc,
-            accessor=f"{prefix}_{base62(8).lower()}",
-            uuid=new_uuid(),
-            options=options,
-            backend=backend,
-        )
-
     def mount_secret(
         self, namespace: Namespace, path: str, kind: str, options: dict[str, str] | None, desc: str
     ) -> Mount:
         """Mount a secrets engine (the caller checked conflicts)."""
-        mount = self._new_mount(path, kind, options, desc)
+        mount = new_mount(path, kind, options, desc)
         namespace.mounts[path] = mount
         return mount
 
     def mount_auth(self, namespace: Namespace, path: str, kind: str, desc: str) -> Mount:
         """Enable an auth method (the caller checked conflicts)."""
-        mount = self._new_mount(path, kind, None, desc)
+        mount = new_mount(path, kind, None, desc)
         namespace.auths[path] = mount
         return mount
 

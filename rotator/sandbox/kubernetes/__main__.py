@@ -1,0 +1,34 @@
+"""``python -m rotator.sandbox.kubernetes``: serve an emulated API server until Ctrl-C/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rotator.sandbox.core.shell import stop_on_signals, wait_for
+from rotator.sandbox.kubernetes import KubernetesEmulator
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the emulator, print the kubeconfig export for it, and serve until told to stop."""
+    parser = argparse.ArgumentParser(
+        prog="python -m rotator.sandbox.kubernetes",
+        description="Serve an emulated Kubernetes API server (Secrets, workloads, RBAC checks).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
+    parser.add_argument("--namespace", action="append", default=[], help="create this namespace")
+    args = parser.parse_args(argv)
+
+    # SIGTERM ends the wait like Ctrl-C does, so the kubeconfig file is removed.
+    stop = stop_on_signals()
+    with KubernetesEmulator(host=args.host, port=args.port) as kube:
+        for namespace in args.namespace or ["default"]:
+            kube.add_namespace(namespace)
+        print(f"export KUBECONFIG={kube.kubeconfig_path}", flush=True)
+        wait_for(stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
