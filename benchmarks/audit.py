@@ -23,7 +23,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from rotator.journal.audit import to_jsonl
-from rotator.journal.journal import Journal, Rotation, metadata, schema_migrations
+from rotator.journal.journal import Journal
+from rotator.journal.records import Rotation
+from rotator.journal.schema import metadata, schema_migrations
 from rotator.lifecycle import State, Step
 
 
@@ -86,7 +88,7 @@ def main() -> None:
         print(f"4 threads: {written} steps in {four:.2f}s, {written / four:,.0f} steps/s")
 
         started = time.perf_counter()
-        report = journal.verify_audit()
+        report = journal.trail.verify()
         verify = time.perf_counter() - started
         print(
             f"verify:    {report.records} records in {verify:.2f}s, "
@@ -95,7 +97,7 @@ def main() -> None:
 
         started = time.perf_counter()
         out = io.StringIO()
-        for line in to_jsonl(journal.audit_records()):
+        for line in to_jsonl(journal.trail.records()):
             out.write(line)
         export = time.perf_counter() - started
         size = len(out.getvalue().encode())

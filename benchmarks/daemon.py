@@ -61,8 +61,9 @@ from typing import Any
 import sqlalchemy as sa
 from policies import write_policies  # benchmarks/policies.py, beside this script
 
-from rotator.journal.audit import row_key
-from rotator.journal.journal import Journal, Rotation, _rotation_values, rotations
+from rotator.journal.journal import Journal
+from rotator.journal.records import Rotation, rotation_values
+from rotator.journal.schema import rotations
 from rotator.lifecycle import State
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -168,7 +169,7 @@ def seed_journal_bulk(url: str, names: list[str], now: datetime) -> None:
     journal.migrate()
     # Sealed with the journal's key as the journal seals them (a row without
     # its seal is refused as tampered with, which is not what is measured).
-    key = row_key(journal._fingerprint_key())
+    key = journal.database.keys.row()
     journal.close()
     done = now - timedelta(hours=1)
     engine = sa.create_engine(url)
@@ -176,7 +177,7 @@ def seed_journal_bulk(url: str, names: list[str], now: datetime) -> None:
         with engine.begin() as conn:
             for start in range(0, len(names), INSERT_BATCH):
                 rows = [
-                    _rotation_values(
+                    rotation_values(
                         Rotation(
                             id=f"{start + i:032x}",
                             secret=name,

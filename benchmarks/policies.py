@@ -17,7 +17,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from rotator.journal.journal import Journal, Rotation
+from rotator.journal.journal import Journal
+from rotator.journal.records import Rotation
 from rotator.lifecycle import State, Transition
 
 ZONES = ("UTC", "Europe/Berlin", "America/New_York")

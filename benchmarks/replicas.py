@@ -35,7 +35,7 @@ from pathlib import Path
 import boto3
 import sqlalchemy as sa
 
-from rotator.journal.journal import metadata, schema_migrations
+from rotator.journal.schema import metadata, schema_migrations
 from rotator.sandbox.aws.sandbox import AwsSandbox
 
 ROOT = Path(__file__).resolve().parent.parent

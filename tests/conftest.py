@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 import structlog
 
-from rotator.journal.journal import Journal, metadata, schema_migrations
+from rotator.journal.journal import Journal
+from rotator.journal.schema import metadata, schema_migrations
 from rotator.output import redact
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

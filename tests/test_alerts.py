@@ -16,7 +16,8 @@ from rotator.adapters.secret import SecretValue
 from rotator.cli.main import cli
 from rotator.engine.runner import Action, Engine, Result
 from rotator.errors import ConfigError, PolicyError
-from rotator.journal.journal import Journal, Rotation
+from rotator.journal.journal import Journal
+from rotator.journal.records import Rotation
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
 from tests.conftest import AWS_REGION, FakeClock
@@ -111,7 +112,7 @@ def test_a_failed_rotation_is_alerted_once_per_failure(
     (tmp_path / "refuse").unlink()
     [ok] = engine.rotate("app/db").outcomes
     assert ok.result is Result.OK
-    assert engine.journal.alert_rows("app/db", "rotation-failed") == []
+    assert engine.journal.alerts.rows("app/db", "rotation-failed") == []
 
 
 def _never() -> Rotation:
@@ -145,14 +146,14 @@ def test_an_undelivered_alert_is_kept_and_sent_later(
     engine.rotate("app/db", emergency=True, reason="key pasted in a ticket")
     assert _alerts(tmp_path) == []
     assert clock.slept[:2] == [1.0, 2.0]  # backoff between the three attempts
-    [row] = engine.journal.alert_rows(unsent=True)
+    [row] = engine.journal.alerts.rows(unsent=True)
     assert row.event == "emergency-rotation" and row.attempts == 1
     (tmp_path / "fail").unlink()
     assert engine.watch().alerts_resent == 1
     [alert] = _alerts(tmp_path)
     assert alert["event"] == "emergency-rotation"
     assert "key pasted in a ticket" in alert["summary"]
-    assert engine.journal.alert_rows(unsent=True) == []
+    assert engine.journal.alerts.rows(unsent=True) == []
     assert engine.watch().alerts_resent == 0
 
 
@@ -347,9 +348,9 @@ def test_a_revoked_key_used_after_revocation_is_alerted(aws: Any, tmp_path: Path
     assert old["SecretAccessKey"] not in json.dumps(alert)
     engine.watch()
     assert len(_alerts(tmp_path)) == 1
-    usage = engine.journal.usage_of(["deployer"])
+    usage = engine.journal.usage.of(["deployer"])
     assert usage["deployer", old["AccessKeyId"]].last_used is not None
-    actions = [r.action for r in engine.journal.audit_records()]
+    actions = [r.action for r in engine.journal.trail.records()]
     assert "revoked-credential-used" in actions
 
 

@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from rotator.cli.main import cli
 from rotator.engine.runner import Engine
 from rotator.journal.audit import GENESIS, AuditRecord, JsonlSink, actor, chain_key, verify_chain
-from rotator.journal.journal import Journal, Rotation
+from rotator.journal.journal import Journal
+from rotator.journal.records import Rotation
 from rotator.lifecycle import State, Step, Transition
 from rotator.policy.loader import load_policies
 from tests.conftest import AWS_REGION, FakeClock, run_sql
@@ -85,7 +86,7 @@ def test_a_rotation_leaves_one_chained_record_per_action(
     engine.rotate("app/db", reason="quarterly")
     clock.advance(timedelta(hours=2))
     engine.run_once()
-    records = list(engine.journal.audit_records())
+    records = list(engine.journal.trail.records())
     assert [r.action for r in records] == [
         "manual",
         "inventory",
@@ -107,7 +108,7 @@ def test_a_rotation_leaves_one_chained_record_per_action(
     assert promoted.new_fingerprint and promoted.old_fingerprint
     assert promoted.new_fingerprint != promoted.old_fingerprint
     assert records[4].detail == "target 1: aws-secretsmanager:app/db-replica"
-    assert engine.journal.verify_audit().intact
+    assert engine.journal.trail.verify().intact
 
 
 def test_no_value_reaches_the_audit_trail(aws: Any, tmp_path: Path, clock: FakeClock) -> None:
@@ -116,7 +117,7 @@ def test_no_value_reaches_the_audit_trail(aws: Any, tmp_path: Path, clock: FakeC
     engine = _engine(tmp_path, clock, sink=JsonlSink(str(shipped)))
     engine.rotate("app/db")
     new = aws.get_secret_value(SecretId="app/db", VersionStage="AWSCURRENT")["SecretString"]
-    text = "".join(json.dumps(r.as_dict()) for r in engine.journal.audit_records())
+    text = "".join(json.dumps(r.as_dict()) for r in engine.journal.trail.records())
     for value in ("first-value-of-app-db", new):
         assert value not in text
         assert value not in shipped.read_text()
@@ -127,9 +128,9 @@ def test_verify_names_an_edited_record(journal: Journal, clock: FakeClock) -> No
     """Changing one field of one record breaks the chain exactly at that record."""
     journal_url = journal.url
     _steps(journal, clock)
-    assert journal.verify_audit().records == 9
+    assert journal.trail.verify().records == 9
     run_sql(journal_url, "UPDATE audit SET detail = 'nothing to see' WHERE seq = 5")
-    report = journal.verify_audit()
+    report = journal.trail.verify()
     assert not report.intact and report.broken_at == 5 and report.records == 4
     assert "edited" in (report.problem or "")
 
@@ -139,7 +140,7 @@ def test_verify_names_a_deleted_record(journal: Journal, clock: FakeClock) -> No
     journal_url = journal.url
     _steps(journal, clock)
     run_sql(journal_url, "DELETE FROM audit WHERE seq = 4")
-    report = journal.verify_audit()
+    report = journal.trail.verify()
     assert report.broken_at == 5
     assert "record 4 missing" in (report.problem or "")
 
@@ -163,7 +164,7 @@ def test_verify_finds_a_record_inserted_with_renumbering(
         prev=forged.prev_hash,
         hash=forged.hash,
     )
-    report = journal.verify_audit()
+    report = journal.trail.verify()
     assert report.broken_at == 4
 
 
@@ -174,7 +175,7 @@ def test_verify_finds_two_records_swapped(journal: Journal, clock: FakeClock) ->
     run_sql(journal_url, "UPDATE audit SET seq = 1000 WHERE seq = 3")
     run_sql(journal_url, "UPDATE audit SET seq = 3 WHERE seq = 4")
     run_sql(journal_url, "UPDATE audit SET seq = 4 WHERE seq = 1000")
-    report = journal.verify_audit()
+    report = journal.trail.verify()
     assert not report.intact and report.broken_at == 3
 
 
@@ -184,10 +185,10 @@ def test_an_anchor_finds_records_cut_off_the_end(tmp_path: Path, clock: FakeCloc
     journal = Journal(url, clock)
     journal.migrate()
     _steps(journal, clock)
-    head = journal.verify_audit()
+    head = journal.trail.verify()
     assert head.head_seq == 9 and head.head_hash is not None
     run_sql(url, "DELETE FROM audit WHERE seq > 6")
-    sealed = journal.verify_audit()  # the head sealed in the journal no longer matches
+    sealed = journal.trail.verify()  # the head sealed in the journal no longer matches
     assert not sealed.intact and sealed.problem is None
     found = [t.what for t in sealed.tampering]
     assert (
@@ -195,7 +196,7 @@ def test_an_anchor_finds_records_cut_off_the_end(tmp_path: Path, clock: FakeCloc
     )
     # The steps the cut records were written with are named by no record now.
     assert all("is in no audit record: inserted" in what for what in found[1:]) and found[1:]
-    cut = journal.verify_audit(anchor=(head.head_seq, head.head_hash))
+    cut = journal.trail.verify(anchor=(head.head_seq, head.head_hash))
     assert cut.broken_at == 9 and "cut off the end" in (cut.problem or "")
 
 
@@ -221,7 +222,7 @@ def test_concurrent_writers_keep_one_unbroken_chain(journal: Journal, clock: Fak
         t.start()
     for t in threads:
         t.join()
-    report = journal.verify_audit()
+    report = journal.trail.verify()
     assert report.intact and report.records == 80
 
 
@@ -232,7 +233,7 @@ def test_the_sink_gets_each_record_once_committed(tmp_path: Path, clock: FakeClo
     journal.migrate()
     _steps(journal, clock, 2)
     lines = [json.loads(line) for line in shipped.read_text().splitlines()]
-    assert lines == [r.as_dict() for r in journal.audit_records()]
+    assert lines == [r.as_dict() for r in journal.trail.records()]
     assert shipped.stat().st_mode & 0o077 == 0
 
 

@@ -164,7 +164,7 @@ def test_held_rotations_are_recorded_as_extended_or_held_never_cut_short(
     _use_old(engine, clock)
     engine.run_once()
     engine.rotate("app/key", emergency=True, reason="leaked")
-    actions = [r.action for r in engine.journal.audit_records(secret="app/key")]
+    actions = [r.action for r in engine.journal.trail.records(secret="app/key")]
     assert "grace-extended" in actions and "grace-cut-short" in actions
     assert actions.index("grace-extended") < actions.index("grace-cut-short")
 
@@ -183,6 +183,6 @@ def test_a_held_credential_is_recorded_as_held_not_extended(
         clock.advance(timedelta(hours=1, seconds=1))
         _use_old(engine, clock)
         engine.run_once()
-    actions = [r.action for r in engine.journal.audit_records(secret="app/key")]
+    actions = [r.action for r in engine.journal.trail.records(secret="app/key")]
     grace = [a for a in actions if a.startswith("grace-")]
     assert grace == ["grace-extended", "grace-held", "grace-held"]

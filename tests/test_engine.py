@@ -19,7 +19,8 @@ from rotator.adapters.roles import Credential, Registry, registry
 from rotator.engine.concurrency import Limits
 from rotator.engine.runner import STEP_RETRY_AFTER, Action, Engine, Result, RetryPolicy
 from rotator.errors import TransientError, VerificationError
-from rotator.journal.journal import Journal, Rotation
+from rotator.journal.journal import Journal
+from rotator.journal.records import Rotation
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
 from tests.conftest import FakeClock
@@ -350,7 +351,7 @@ def test_busy_secret_is_skipped(aws: None, tmp_path: Path, real_clock: FakeClock
     engine = _engine(tmp_path, RANDOM_POLICY, real_clock)
     real_clock.advance(timedelta(days=31))
     engine.journal.migrate()
-    assert engine.journal.acquire("app/db", "elsewhere:1:x", timedelta(hours=5))
+    assert engine.journal.leases.acquire("app/db", "elsewhere:1:x", timedelta(hours=5))
     report = engine.run_once()
     assert [o.result for o in report.outcomes] == [Result.SKIPPED]
     assert report.exit_code == 0

@@ -15,7 +15,10 @@ import sqlalchemy as sa
 
 from rotator.adapters.secret import SecretValue
 from rotator.errors import JournalError
-from rotator.journal.journal import SCHEMA_VERSION, Journal, LeaseLost, Rotation, schema_migrations
+from rotator.journal.journal import Journal
+from rotator.journal.leases import LeaseLost
+from rotator.journal.records import Rotation
+from rotator.journal.schema import SCHEMA_VERSION, schema_migrations
 from rotator.lifecycle import State, Step, Transition, TransitionError
 from tests.conftest import FakeClock
 
@@ -43,7 +46,7 @@ def _rotation(clock: FakeClock, secret: str = "db", rid: str = "a" * 32) -> Rota
 def test_migrate_is_versioned_and_idempotent(journal: Journal) -> None:
     """Migrating twice applies each migration once and reports the current version."""
     assert journal.migrate() == SCHEMA_VERSION
-    with journal._engine.connect() as conn:
+    with journal.database._engine.connect() as conn:
         versions = list(conn.scalars(sa.select(schema_migrations.c.version)))
     assert versions == list(range(1, SCHEMA_VERSION + 1))
 
@@ -77,7 +80,7 @@ def test_concurrent_starts_migrate_once(journal_url: str, clock: FakeClock, tmp_
 
 def test_newer_schema_is_refused(journal: Journal) -> None:
     """A journal written by a newer rotator is refused, not silently downgraded."""
-    with journal._engine.begin() as conn:
+    with journal.database._engine.begin() as conn:
         conn.execute(
             schema_migrations.insert().values(
                 version=SCHEMA_VERSION + 1, name="future", applied_at=journal.clock()
@@ -206,14 +209,14 @@ def test_world_readable_key_is_refused(journal_url: str, clock: FakeClock, tmp_p
 def test_lease_excludes_a_second_owner(journal: Journal, clock: FakeClock) -> None:
     """Only one live owner holds a secret's lease until it is released or expires."""
     ttl = timedelta(minutes=5)
-    first = journal.acquire("db", "otherhost:1:a", ttl)
+    first = journal.leases.acquire("db", "otherhost:1:a", ttl)
     assert first is not None
-    assert journal.acquire("db", "otherhost:2:b", ttl) is None
-    journal.release(first)
-    second = journal.acquire("db", "otherhost:2:b", ttl)
+    assert journal.leases.acquire("db", "otherhost:2:b", ttl) is None
+    journal.leases.release(first)
+    second = journal.leases.acquire("db", "otherhost:2:b", ttl)
     assert second is not None
     clock.advance(ttl + timedelta(seconds=1))
-    third = journal.acquire("db", "otherhost:3:c", ttl)
+    third = journal.leases.acquire("db", "otherhost:3:c", ttl)
     assert third is not None and third.token > second.token
 
 
@@ -221,17 +224,17 @@ def test_a_run_that_lost_its_lease_cannot_write(journal: Journal, clock: FakeClo
     """After a takeover the old holder's write fails and changes nothing; the new one's works."""
     journal.migrate()
     ttl = timedelta(minutes=5)
-    old = journal.acquire("db", "otherhost:1:a", ttl)
+    old = journal.leases.acquire("db", "otherhost:1:a", ttl)
     assert old is not None
-    with journal.holding(old):
+    with journal.leases.holding(old):
         rotation = journal.create(_rotation(clock))
     clock.advance(ttl + timedelta(seconds=1))  # the holder was paused past its expiry
-    new = journal.acquire("db", "otherhost:2:b", ttl)
+    new = journal.leases.acquire("db", "otherhost:2:b", ttl)
     assert new is not None and new.token == old.token + 1
-    with journal.holding(old), pytest.raises(LeaseLost):
+    with journal.leases.holding(old), pytest.raises(LeaseLost):
         journal.advance(rotation, Transition.MINTED)
     assert journal.get(rotation.id) == rotation  # nothing was written
-    with journal.holding(new):
+    with journal.leases.holding(new):
         minted = journal.advance(rotation, Transition.MINTED)
     assert minted.state is State.MINTED
 
@@ -240,14 +243,14 @@ def test_each_fenced_write_extends_the_lease(journal: Journal, clock: FakeClock)
     """A holder that keeps writing keeps its lease past the first expiry."""
     journal.migrate()
     ttl = timedelta(minutes=5)
-    lease = journal.acquire("db", "otherhost:1:a", ttl)
+    lease = journal.leases.acquire("db", "otherhost:1:a", ttl)
     assert lease is not None
-    with journal.holding(lease):
+    with journal.leases.holding(lease):
         rotation = journal.create(_rotation(clock))
         clock.advance(timedelta(minutes=4))
         rotation = journal.record(rotation, "mint", "info", "inventory: 1 existing")
         clock.advance(timedelta(minutes=4))  # 8 min after acquire, 4 after the last write
-    assert journal.acquire("db", "otherhost:2:b", ttl) is None
+    assert journal.leases.acquire("db", "otherhost:2:b", ttl) is None
 
 
 def test_lease_of_a_dead_local_process_is_taken_over(journal: Journal) -> None:
@@ -261,8 +264,10 @@ def test_lease_of_a_dead_local_process_is_taken_over(journal: Journal) -> None:
         check=True,
     )
     dead = f"{socket.gethostname()}:{child.stdout.strip()}:x"
-    assert journal.acquire("db", dead, timedelta(hours=1))
-    assert journal.acquire("db", f"{socket.gethostname()}:{os.getpid()}:y", timedelta(hours=1))
+    assert journal.leases.acquire("db", dead, timedelta(hours=1))
+    assert journal.leases.acquire(
+        "db", f"{socket.gethostname()}:{os.getpid()}:y", timedelta(hours=1)
+    )
 
 
 def test_sqlite_file_is_private(tmp_path: Path, clock: FakeClock) -> None:

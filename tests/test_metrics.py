@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from rotator import __version__
-from rotator.journal.journal import Rotation, SecretSummary
+from rotator.journal.records import Rotation, SecretSummary
 from rotator.lifecycle import State
 from rotator.service.metrics import DURATION_BUCKETS, Metrics
 from tests.conftest import START, FakeClock

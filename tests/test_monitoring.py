@@ -16,7 +16,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from rotator.journal.journal import Rotation, SecretSummary
+from rotator.journal.records import Rotation, SecretSummary
 from rotator.lifecycle import State
 from rotator.service.metrics import Metrics
 from tests.conftest import START, FakeClock

@@ -18,7 +18,8 @@ from rotator.adapters.roles import Credential, Registry, registry
 from rotator.engine.concurrency import Limits
 from rotator.engine.runner import Engine
 from rotator.errors import VerificationError
-from rotator.journal.journal import Journal, SecretSummary
+from rotator.journal.journal import Journal
+from rotator.journal.records import SecretSummary
 from rotator.policy.loader import load_policies
 from rotator.service.loop import Service, ServiceSettings
 from rotator.service.metrics import Metrics

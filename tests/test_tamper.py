@@ -25,7 +25,9 @@ from rotator.adapters.roles import AlertEvent, Severity
 from rotator.cli.main import cli
 from rotator.engine.runner import Action, Engine
 from rotator.journal.audit import AnchorFile
-from rotator.journal.journal import Journal, JournalTampered, Rotation, rotations
+from rotator.journal.journal import Journal
+from rotator.journal.records import JournalTampered, Rotation
+from rotator.journal.schema import rotations
 from rotator.lifecycle import State, Transition
 from tests.conftest import FakeClock, run_sql
 from tests.watched import WatchedIssuer, recorded_alerts, watched_engine, watched_secret
@@ -64,8 +66,8 @@ def history(journal: Journal, clock: FakeClock) -> Journal:
     """A journal with two secrets' rotations in grace and a lease held."""
     _to_grace(journal, clock, "app/db", 1)
     _to_grace(journal, clock, "app/api", 2)
-    assert journal.acquire("app/api", "host:1:a", timedelta(hours=1)) is not None
-    assert journal.verify_audit().intact
+    assert journal.leases.acquire("app/api", "host:1:a", timedelta(hours=1)) is not None
+    assert journal.trail.verify().intact
     return journal
 
 
@@ -164,7 +166,7 @@ def test_verify_finds_every_kind_of_tampering(
     """Each edit, deletion or insertion made outside rotator is named by verify."""
     for statement in statements.split("; "):
         run_sql(history.url, statement)
-    report = history.verify_audit()
+    report = history.trail.verify()
     assert not report.intact, kind
     assert any(said in t.what for t in report.tampering) or said in (report.problem or "")
 
@@ -182,16 +184,16 @@ def test_a_replayed_earlier_copy_of_a_row_is_found(journal: Journal, clock: Fake
             rotations.update().where(rotations.c.id == rotation.id).values(**saved._asdict())
         )
     engine.dispose()
-    [found] = journal.verify_audit().tampering
+    [found] = journal.trail.verify().tampering
     assert found.secret == "app/db" and "replaced by an earlier copy of itself" in found.what
-    assert [t.what for t in journal.check_secret("app/db")] == [found.what]
+    assert [t.what for t in journal.tampering.find("app/db")] == [found.what]
 
 
 def test_a_journal_untouched_verifies_intact_and_checks_per_secret(history: Journal) -> None:
     """No false alarm: the untouched journal and each of its secrets pass."""
-    report = history.verify_audit()
+    report = history.trail.verify()
     assert report.intact and report.tampering == ()
-    assert history.check_secret("app/db") == () and history.check_secret("app/api") == ()
+    assert history.tampering.find("app/db") == () and history.tampering.find("app/api") == ()
 
 
 def test_the_trail_refuses_to_grow_past_a_cut(history: Journal, clock: FakeClock) -> None:
@@ -206,7 +208,7 @@ def test_a_lease_with_a_forged_token_is_not_taken(history: Journal) -> None:
     """A lease row edited to another token is refused, not taken over."""
     run_sql(history.url, "UPDATE leases SET token = 1000")
     with pytest.raises(JournalTampered, match="lease on app/api"):
-        history.acquire("app/api", "host:2:c", timedelta(hours=1))
+        history.leases.acquire("app/api", "host:2:c", timedelta(hours=1))
 
 
 # -- the engine refuses to act on a forged row --------------------------------------------
@@ -287,7 +289,7 @@ def test_accept_takes_the_rows_as_found_and_records_who_and_why(
     args = ["--config", str(tmp_path / "p.yaml"), "--state", url]
     refused = CliRunner().invoke(cli, ["audit", "accept", "--reason", "checked", *args])
     assert refused.exit_code == 2 and "pass --yes" in refused.output
-    assert not engine.journal.verify_audit().intact  # nothing changed
+    assert not engine.journal.trail.verify().intact  # nothing changed
     result = CliRunner().invoke(
         cli, ["audit", "accept", "--reason", "INC-42: DBA restored a row", "--yes", *args]
     )
@@ -295,8 +297,8 @@ def test_accept_takes_the_rows_as_found_and_records_who_and_why(
     assert "TAMPERED: rotation" in result.output and "cut after record" in result.output
     # The cut, the edited row, and the step whose record was cut off.
     assert "accepted 3 finding(s)" in result.output
-    assert engine.journal.verify_audit().intact
-    accepted = [r for r in engine.journal.audit_records() if r.action == "tampering-accepted"]
+    assert engine.journal.trail.verify().intact
+    accepted = [r for r in engine.journal.trail.records() if r.action == "tampering-accepted"]
     assert accepted[-1].reason == "INC-42: DBA restored a row"
     assert accepted[-1].actor.startswith("operator:")
     assert "does not match its seal" in (accepted[-1].detail or "")
@@ -304,17 +306,17 @@ def test_accept_takes_the_rows_as_found_and_records_who_and_why(
     report = engine.run_once()
     assert report.exit_code == 0  # acted on again: the accepted (earlier) deadline has passed
     assert WatchedIssuer.revoked == [rotation.old_ref]
-    assert engine.journal.verify_audit().intact
+    assert engine.journal.trail.verify().intact
 
 
 def test_accept_with_nothing_to_accept_changes_nothing(engine: Engine, tmp_path: Path) -> None:
     """An intact journal: accept says so, exits 0 and appends nothing."""
     engine.rotate("app/key")
-    before = len(list(engine.journal.audit_records()))
+    before = len(list(engine.journal.trail.records()))
     args = ["--config", str(tmp_path / "p.yaml"), "--state", engine.journal.url]
     result = CliRunner().invoke(cli, ["audit", "accept", "--reason", "x", "--yes", *args])
     assert result.exit_code == 0 and "nothing to accept" in result.output
-    assert len(list(engine.journal.audit_records())) == before
+    assert len(list(engine.journal.trail.records())) == before
 
 
 # -- an anchor outside the database ---------------------------------------------------------
@@ -340,7 +342,7 @@ def test_an_anchor_file_finds_a_journal_restored_from_an_older_copy(
     assert int(seq) > 0 and len(digest) == 64
     with sqlite3.connect(older) as copy, sqlite3.connect(database) as live:
         copy.backup(live)  # the copy is put back (its sealed head agrees with it)
-    assert engine.journal.verify_audit().intact  # from inside the database it looks whole
+    assert engine.journal.trail.verify().intact  # from inside the database it looks whole
     refused = CliRunner().invoke(cli, ["audit", "verify", *args])
     assert refused.exit_code == 1 and f"record {seq}" in refused.output
     engine.anchor = AnchorFile(anchor)
@@ -370,8 +372,8 @@ def test_checks_beside_concurrent_writers_find_nothing(journal: Journal, clock: 
     try:
         assert writing.wait(30)
         before = written[0]
-        found = [journal.check_secret(f"app/w{i % 3}") for i in range(30)]
-        found += [journal.verify_state() for _ in range(5)]
+        found = [journal.tampering.find(f"app/w{i % 3}") for i in range(30)]
+        found += [journal.tampering.find() for _ in range(5)]
         during = written[0] - before
     finally:
         stop.set()
@@ -389,11 +391,11 @@ def test_checks_beside_concurrent_writers_find_nothing(journal: Journal, clock: 
 
 def test_an_alert_marked_sent_outside_rotator_is_sent_again(journal: Journal) -> None:
     """Marking an undelivered alert sent in the database does not silence it."""
-    assert journal.alert_raised("app/db", "journal-tampered", "ops", "c1", "{}")
-    assert [a.condition for a in journal.alert_rows(unsent=True)] == ["c1"]
+    assert journal.alerts.raised("app/db", "journal-tampered", "ops", "c1", "{}")
+    assert [a.condition for a in journal.alerts.rows(unsent=True)] == ["c1"]
     run_sql(journal.url, "UPDATE alerts SET sent_at = raised_at")
-    assert [a.condition for a in journal.alert_rows(unsent=True)] == ["c1"]
-    [found] = journal.verify_audit().tampering
+    assert [a.condition for a in journal.alerts.rows(unsent=True)] == ["c1"]
+    [found] = journal.trail.verify().tampering
     assert "journal-tampered alert of app/db to ops does not match its seal" in found.what
 
 
@@ -405,9 +407,9 @@ def test_an_alert_raised_outside_rotator_does_not_stop_the_real_one(journal: Jou
         "payload) SELECT 'app/db', 'journal-tampered', 'ops', 'c1', applied_at, applied_at, 1, "
         "'{}' FROM schema_migrations WHERE version = 1",
     )
-    assert journal.alert_raised("app/db", "journal-tampered", "ops", "c1", "{}")
-    assert [a.condition for a in journal.alert_rows(unsent=True)] == ["c1"]
-    assert not journal.alert_raised("app/db", "journal-tampered", "ops", "c1", "{}")
+    assert journal.alerts.raised("app/db", "journal-tampered", "ops", "c1", "{}")
+    assert [a.condition for a in journal.alerts.rows(unsent=True)] == ["c1"]
+    assert not journal.alerts.raised("app/db", "journal-tampered", "ops", "c1", "{}")
 
 
 def test_the_sealing_upgrade_cannot_be_replayed_to_launder_edits(
@@ -419,7 +421,7 @@ def test_the_sealing_upgrade_cannot_be_replayed_to_launder_edits(
     run_sql(history.url, "DELETE FROM schema_migrations WHERE version = 5")
     with pytest.raises(JournalTampered, match="sealed before"):
         history.migrate()
-    assert not history.verify_audit().intact
+    assert not history.trail.verify().intact
 
 
 @pytest.mark.parametrize(
@@ -450,7 +452,7 @@ def test_an_altered_alert_is_replaced_by_a_critical_one(
     assert last["event"] == "journal-tampered" and last["severity"] == "critical"
     assert "altered in the journal outside rotator" in last["summary"]
     assert "ignore" not in last["summary"]
-    assert engine.journal.verify_audit().intact  # the replacement is rotator's own row
+    assert engine.journal.trail.verify().intact  # the replacement is rotator's own row
     engine.alerting.flush()
     assert len(recorded_alerts(tmp_path)) == 2  # sent once
 
@@ -464,9 +466,9 @@ def test_an_edited_record_stops_the_engine_until_a_person_accepts(
     """A record edited in the trail: its row is not trusted, nothing is done, accept lifts it."""
     engine.rotate("app/key")
     [rotation] = engine.journal.open_rotations("app/key")
-    last = max(r.seq for r in engine.journal.audit_records(secret="app/key"))
+    last = max(r.seq for r in engine.journal.trail.records(secret="app/key"))
     run_sql(engine.journal.url, f"UPDATE audit SET detail = detail || ' ' WHERE seq = {last}")
-    [found] = engine.journal.check_secret("app/key")
+    [found] = engine.journal.tampering.find("app/key")
     assert f"audit record {last}, which last wrote rotation" in found.what
     clock.advance(timedelta(hours=2))
     report = engine.run_once()

@@ -44,7 +44,7 @@ def verify(config: str, state: str, anchor: str | None, as_json: bool) -> None:
     except (OSError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
     journal = journal_for(state)
-    if not journal.has_audit_trail():
+    if not journal.trail.exists():
         raise ConfigError(
             f"journal {journal.describe()} has no audit trail: it does not exist or predates it "
             "(run `rotator db upgrade`)"
@@ -52,7 +52,7 @@ def verify(config: str, state: str, anchor: str | None, as_json: bool) -> None:
     if Path(config).exists():
         report = engine_for(config, state).check_audit(full=True, anchor=anchored)
     else:
-        report = journal.verify_audit(anchor=anchored)
+        report = journal.trail.verify(anchor=anchored)
         if kept is not None:
             kept.keep(report)
     if as_json:
@@ -92,9 +92,9 @@ def accept(config: str, state: str, reason: str, yes: bool) -> None:
     accept, 2 when not confirmed.
     """
     journal = journal_for(state)
-    if not journal.has_audit_trail():
+    if not journal.trail.exists():
         raise ConfigError(f"journal {journal.describe()} has no audit trail")
-    found = journal.verify_state()
+    found = journal.tampering.find()
     if not found:
         out.print(plain("nothing to accept: every journal row matches its seal"))
         return
@@ -102,7 +102,7 @@ def accept(config: str, state: str, reason: str, yes: bool) -> None:
         out.print(plain(f"TAMPERED: {item.what}"))
     if not yes and not (sys.stdin.isatty() and click.confirm("Take these rows as they are?")):
         raise ConfigError("not accepted (pass --yes to accept without a prompt)")
-    accepted = journal.accept_tampering(reason, expected=found)
+    accepted = journal.trail.accept(reason, expected=found)
     out.print(plain(f"accepted {len(accepted)} finding(s); recorded as tampering-accepted"))
 
 
@@ -165,12 +165,12 @@ def export(
 ) -> None:
     """Print audit records in chain order, hashes included, as JSON lines or CSV."""
     journal = journal_for(state)
-    if not journal.has_audit_trail():
+    if not journal.trail.exists():
         raise ConfigError(
             f"journal {journal.describe()} has no audit trail: it does not exist or predates it "
             "(run `rotator db upgrade`)"
         )
-    records = journal.audit_records(
+    records = journal.trail.records(
         since=_when(since, "--since"), until=_when(until, "--until"), secret=secret
     )
     lines = to_jsonl(records) if fmt == "jsonl" else to_csv(records)

@@ -432,7 +432,7 @@ def _print_status(engine: Engine, as_json: bool) -> None:
     due = {i.secret: i for i in plan if i.action in (Action.ROTATE, Action.REMIND)}
     attention = {i.secret for i in plan if i.action is Action.ATTENTION}
     overdue = {i.secret for i in plan if i.overdue_since is not None}
-    used = journal.usage_of(engine.policies) if summaries else {}
+    used = journal.usage.of(engine.policies) if summaries else {}
 
     def last_use(name: str, ref: str | None) -> str | None:
         """Say when the issuer last saw ``ref`` used: a time, ``never``, or None (not asked)."""
@@ -621,7 +621,7 @@ def sandbox(duration: float, config: str | None, state: str | None, log_format: 
             watched = engine_for(current.config, current.state)
             watched.watch()  # last use of the IAM keys, for the status below
             _print_status(watched, as_json=False)
-            chain = watched.journal.verify_audit()
+            chain = watched.journal.trail.verify()
             out.print(
                 plain(
                     f"audit trail: {chain.records} records, "

@@ -31,7 +31,8 @@ import structlog
 
 from rotator.adapters.roles import Alert, AlertEvent, Notifier, Registry, Runtime, Severity
 from rotator.errors import RotatorError, TransientError
-from rotator.journal.journal import AlertRow, Journal
+from rotator.journal.journal import Journal
+from rotator.journal.records import AlertRow
 from rotator.policy.model import NotifierSpec
 
 log = structlog.get_logger("rotator.alerts")
@@ -141,7 +142,7 @@ class Alerting:
         skipped: list[str] = []
         for name in self.recipients(event, to):
             try:
-                fresh = self.journal.alert_raised(
+                fresh = self.journal.alerts.raised(
                     secret or "", event.value, name, condition, payload
                 )
             except RotatorError as exc:
@@ -158,7 +159,7 @@ class Alerting:
     def clear(self, secret: str, events: Collection[AlertEvent]) -> None:
         """Forget the conditions of ``events`` for ``secret`` (they ended); never raises."""
         try:
-            self.journal.alerts_cleared(secret, [e.value for e in events])
+            self.journal.alerts.cleared(secret, [e.value for e in events])
         except RotatorError as exc:
             log.warning("alert conditions not cleared", error=str(exc))
 
@@ -167,7 +168,7 @@ class Alerting:
         sent: list[str] = []
         failed: list[str] = []
         try:
-            rows = self.journal.alert_rows(unsent=True)
+            rows = self.journal.alerts.rows(unsent=True)
         except RotatorError as exc:
             log.warning("undelivered alerts not read", error=str(exc))
             return Delivery()
@@ -243,7 +244,7 @@ class Alerting:
             )
         try:
             payload = json.dumps(alert.as_dict(), sort_keys=True) if replaced else None
-            self.journal.alert_attempted(row, delivered=delivered, error=error, replaced=payload)
+            self.journal.alerts.attempted(row, delivered=delivered, error=error, replaced=payload)
         except RotatorError as exc:
             log.warning("alert delivery not recorded", notifier=name, error=str(exc))
         return delivered

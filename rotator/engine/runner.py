@@ -71,15 +71,10 @@ from rotator.errors import (
     VerificationError,
 )
 from rotator.journal.audit import AnchorFile, AuditAction, ChainReport, Tampering
-from rotator.journal.journal import (
-    Journal,
-    JournalTampered,
-    JournalUnavailable,
-    LeaseLost,
-    Rotation,
-    SecretSummary,
-    lease_owner,
-)
+from rotator.journal.database import JournalUnavailable
+from rotator.journal.journal import Journal
+from rotator.journal.leases import LeaseLost, lease_owner
+from rotator.journal.records import JournalTampered, Rotation, SecretSummary
 from rotator.lifecycle import BEFORE_PROMOTE, FORWARD, TERMINAL, State, Step, Transition
 from rotator.policy.model import MIN_EXTENSION, NotifierSpec, Policy
 from rotator.policy.schedule import max_age, min_interval, next_due
@@ -524,7 +519,10 @@ class Engine:
     def _trail_problems(self, report: ChainReport, kept: tuple[int, str] | None) -> list[str]:
         """Say what makes the whole journal untrustworthy: a recent chain break, a lost anchor."""
         found = []
-        if report.problem is not None and (report.broken_at or 0) > self.journal.accepted_through():
+        if (
+            report.problem is not None
+            and (report.broken_at or 0) > self.journal.trail.accepted_through()
+        ):
             found.append(f"the audit trail: {report.problem}")
         behind = self._behind_anchor(kept)
         if behind is not None:
@@ -549,7 +547,7 @@ class Engine:
         if kept is None or self.anchor is None:
             return None
         seq, digest = kept
-        found = next(iter(self.journal.audit_records(after=seq - 1)), None)
+        found = next(iter(self.journal.trail.records(after=seq - 1)), None)
         if found is not None and found.seq == seq and found.hash == digest:
             return None
         return (
@@ -787,7 +785,7 @@ class Engine:
         if self._trail_problem is not None:
             return [self._refused(name, self._trail_problem)]
         try:
-            lease = self.journal.acquire(name, self.owner, self.lease_ttl)
+            lease = self.journal.leases.acquire(name, self.owner, self.lease_ttl)
         except JournalTampered as exc:
             return [self._refused(name, str(exc))]
         if lease is None:
@@ -795,8 +793,8 @@ class Engine:
             return [Outcome(name, Result.SKIPPED, "another run holds this secret's lease")]
         structlog.contextvars.bind_contextvars(secret=name)
         try:
-            with self.journal.holding(lease):
-                found = self.journal.check_secret(name)
+            with self.journal.leases.holding(lease):
+                found = self.journal.tampering.find(name)
                 if found:
                     return [self._refused(name, found[0].what)]
                 return self._process_locked(name, start, trigger, emergency, reason, value)
@@ -805,7 +803,7 @@ class Engine:
         finally:
             structlog.contextvars.unbind_contextvars("secret", "rotation_id", "step")
             with contextlib.suppress(RotatorError):  # an unreachable journal: the lease expires
-                self.journal.release(lease)
+                self.journal.leases.release(lease)
 
     def _refused(self, name: str, what: str) -> Outcome:
         """Refuse to act on a secret whose journal rows failed their check; alert it."""
@@ -1564,7 +1562,7 @@ class Engine:
             return False
         last = self._retrying(functools.partial(b.issuer.last_used, rotation.old_ref))
         with contextlib.suppress(RotatorError):
-            self.journal.record_usage(rotation.secret, rotation.old_ref, last)
+            self.journal.usage.record(rotation.secret, rotation.old_ref, last)
         if last is None or last <= rotation.revoked_at:
             return False
         what = (
@@ -1581,7 +1579,7 @@ class Engine:
             details={"ref": rotation.old_ref, "last_used": _fmt(last)},
         )
         with contextlib.suppress(RotatorError):
-            self.journal.audit_note(
+            self.journal.trail.note(
                 AuditAction.REVOKED_CREDENTIAL_USED,
                 "alert",
                 f"revoked credential {what}",
@@ -1634,7 +1632,7 @@ class Engine:
             start, anchor = None, anchor or kept
         else:
             start = None if anchor is not None else self._audit_verified or kept
-        report = self.journal.verify_audit(start=start, anchor=anchor)
+        report = self.journal.trail.verify(start=start, anchor=anchor)
         trail = [Tampering(None, what) for what in self._trail_problems(report, kept)]
         self._note_tampering((*report.tampering, *trail))
         if report.intact:
@@ -1677,7 +1675,7 @@ class Engine:
                 self._check_revoked_use(b, revoked)
                 continue
             used = self._retrying(functools.partial(b.issuer.last_used, ref))
-            self.journal.record_usage(name, ref, used)
+            self.journal.usage.record(name, ref, used)
         return len(refs)
 
 

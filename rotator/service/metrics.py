@@ -34,7 +34,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from rotator import __version__
-from rotator.journal.journal import SecretSummary
+from rotator.journal.records import SecretSummary
 from rotator.lifecycle import State
 
 #: How a rotation ended, as ``rotation_finished`` reports it.

@@ -55,7 +55,7 @@ from rotator.adapters.roles import AlertEvent, Severity, Store
 from rotator.adapters.secret import PUBLIC_FIELDS, SecretValue
 from rotator.engine.runner import Engine
 from rotator.errors import ConfigError, RotatorError
-from rotator.journal.journal import Rotation
+from rotator.journal.records import Rotation
 from rotator.lifecycle import BEFORE_PROMOTE, State
 
 log = structlog.get_logger("rotator.leaks")

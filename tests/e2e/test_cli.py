@@ -131,7 +131,7 @@ def test_failed_rotation_exits_1_and_others_still_run(rotator_cli: Rotator) -> N
 @pytest.mark.e2e
 def test_db_upgrade_brings_the_journal_to_the_current_schema(rotator_cli: Rotator) -> None:
     """`rotator db upgrade` creates or upgrades the journal, and a second run changes nothing."""
-    from rotator.journal.journal import SCHEMA_VERSION
+    from rotator.journal.schema import SCHEMA_VERSION
 
     for _ in range(2):
         done = rotator_cli("db", "upgrade")

@@ -1,0 +1,294 @@
+"""The journal's database: connecting (SQLite with WAL, or PostgreSQL), reads, writes, migrating.
+
+Every read and write goes through :meth:`Database.read` and
+:meth:`Database.write`, which turn a database failure into a
+:class:`~rotator.errors.JournalError` (:class:`JournalUnavailable` when the
+database did not answer: trying again later may work). A write is one
+transaction; the audit records sealed inside it reach the sink (the JSONL
+shipper) only once it has committed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+
+from rotator.clock import Clock
+from rotator.errors import JournalError
+from rotator.journal.audit import AuditRecord
+from rotator.journal.keys import Keys, default_key_file
+from rotator.journal.schema import (
+    MIGRATION_LOCK_KEY,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SEALED_FROM,
+    refuse_resealing,
+    rotations,
+    schema_migrations,
+    seal_existing,
+)
+from rotator.output import redact
+
+#: Secret names per ``IN (...)`` list (SQLite allows 32,766 parameters; keep well under).
+IN_CHUNK = 500
+
+
+class JournalUnavailable(JournalError):
+    """The database did not answer (restarting, unreachable); trying again later may work."""
+
+    retryable = True
+
+
+class Database:
+    """One journal's database and its key: connections, transactions and the schema's version."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_file: str | Path | None = None,
+        sink: Callable[[AuditRecord], None] | None = None,
+    ) -> None:
+        """Connect to the journal at ``url`` (lazily: nothing is opened until first used)."""
+        self.url = url
+        # Its password is rotator's own credential: masked wherever it is echoed.
+        redact.register_url(url)
+        #: Told of every audit record once its transaction committed (the JSONL sink).
+        self.sink = sink
+        self._engine = _connect(url)
+        self.keys = Keys(
+            Path(key_file) if key_file else default_key_file(url),
+            journal=self.describe(),
+            has_rotations=self.has_rotations,
+        )
+        # Audit records sealed inside this thread's open transaction: handed
+        # to the sink only once it commits.
+        self._unshipped = threading.local()
+
+    def describe(self) -> str:
+        """Return the journal's URL with any password hidden."""
+        return safe_url(self.url)
+
+    def exists(self) -> bool:
+        """Tell whether the journal has been created (plan must not create it)."""
+        path = sqlite_path(self.url)
+        if path is not None and not path.exists():
+            return False
+        try:
+            with self._engine.connect() as conn:
+                return sa.inspect(conn).has_table("schema_migrations")
+        except SQLAlchemyError as exc:
+            raise JournalError(f"cannot read journal {self.describe()}: {exc}") from None
+
+    def has_rotations(self) -> bool:
+        """Tell whether the journal exists and records at least one rotation."""
+        if not self.exists():
+            return False
+        try:
+            with self.read() as conn:
+                return conn.execute(sa.select(rotations.c.id).limit(1)).first() is not None
+        except JournalError:
+            return False  # no rotations table yet
+
+    def has_tables(self, *names: str) -> bool:
+        """Tell whether the journal exists and has every table named (a schema reached)."""
+        if not self.exists():
+            return False
+        with self.read() as conn:
+            inspector = sa.inspect(conn)
+            return all(inspector.has_table(name) for name in names)
+
+    def migrate(self, clock: Clock) -> int:
+        """Apply every pending migration; return the schema version now in place."""
+        path = sqlite_path(self.url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        # Sealing the rows found by the migration that adds seals needs the
+        # key; taking it may read the journal, so before the transaction.
+        key = self.keys.fingerprint_key() if self._seals_pending() else None
+        try:
+            with self._engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Replicas starting together migrate one at a time.
+                    conn.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                    )
+                self._apply_migrations(conn, clock, key)
+        except OperationalError as exc:
+            raise JournalError(f"cannot migrate journal {self.describe()}: {exc}") from None
+        if path is not None:
+            for suffix in ("", "-wal", "-shm"):
+                extra = Path(str(path) + suffix)
+                if extra.exists():
+                    extra.chmod(0o600)
+        return SCHEMA_VERSION
+
+    def _apply_migrations(self, conn: Connection, clock: Clock, key: bytes | None) -> None:
+        """Run, in this transaction, each migration not yet recorded, and record it."""
+        schema_migrations.create(conn, checkfirst=True)
+        done = set(conn.scalars(sa.select(schema_migrations.c.version)))
+        if done and max(done) > SCHEMA_VERSION:
+            raise JournalError(
+                f"journal schema version {max(done)} is newer than this rotator "
+                f"({SCHEMA_VERSION}); upgrade rotator"
+            )
+        for version, name, run in MIGRATIONS:
+            if version in done:
+                continue
+            run(conn)
+            if version == SEALED_FROM:
+                refuse_resealing(conn)
+                seal_existing(conn, key if key is not None else self.keys.fingerprint_key())
+            conn.execute(
+                schema_migrations.insert().values(version=version, name=name, applied_at=clock())
+            )
+
+    def _seals_pending(self) -> bool:
+        """Tell whether the migration that seals rows is still to be applied here."""
+        if not self.exists():
+            return True
+        with self.read() as conn:
+            done = set(conn.scalars(sa.select(schema_migrations.c.version)))
+        return SEALED_FROM not in done
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._engine.dispose()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """Open a connection for reading; a database failure becomes a ``JournalError``."""
+        try:
+            with self._engine.connect() as conn:
+                yield conn
+        except (OperationalError, InterfaceError) as exc:
+            raise JournalUnavailable(f"journal unreachable: {type(exc).__name__}") from None
+        except SQLAlchemyError as exc:
+            raise JournalError(f"journal read failed: {type(exc).__name__}") from None
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """Open a transaction; a database failure becomes a ``JournalError``, rolled back.
+
+        The audit records given to :meth:`ship_on_commit` inside it reach the
+        sink once it has committed, never when it rolled back.
+        """
+        # The audit chain needs the key inside the transaction; making the key
+        # may read the journal, which must not wait on this thread's own lock.
+        self.keys.fingerprint_key()
+        self._unshipped.records = []
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except (OperationalError, InterfaceError) as exc:
+            raise JournalUnavailable(f"journal unreachable: {type(exc).__name__}") from None
+        except SQLAlchemyError as exc:
+            raise JournalError(f"journal write failed: {type(exc).__name__}") from None
+        finally:
+            committed, self._unshipped.records = self._unshipped.records, []
+        if self.sink is not None:
+            for record in committed:
+                self.sink(record)
+
+    def ship_on_commit(self, record: AuditRecord) -> None:
+        """Hand ``record`` to the sink once this thread's open write commits."""
+        self._unshipped.records.append(record)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """Return the database file of a SQLite URL (None for other URLs)."""
+    if not url.startswith("sqlite"):
+        return None
+    database = sa.engine.make_url(url).database
+    return Path(database) if database and database != ":memory:" else None
+
+
+def in_chunks(names: Collection[str] | None) -> list[list[str]] | list[None]:
+    """Split secret names into ``IN (...)`` lists of ``IN_CHUNK``; ``[None]``: no filter."""
+    if names is None:
+        return [None]
+    wanted = sorted(set(names))
+    return [wanted[i : i + IN_CHUNK] for i in range(0, len(wanted), IN_CHUNK)]
+
+
+def safe_url(url: str) -> str:
+    """Return ``url`` with its password and password-like query parameters masked.
+
+    SQLAlchemy's ``hide_password`` masks the user-info password only; libpq
+    also takes ``?password=`` (and ``sslpassword``...), which it left as is.
+    """
+    try:
+        parsed = sa.engine.make_url(url)
+        masked = {
+            name: "***" if redact.is_secret_param(name) else value
+            for name, value in parsed.query.items()
+        }
+        rendered = parsed.set(query=masked).render_as_string(hide_password=True)
+        # The query is rendered percent-encoded: show the mask as hide_password does.
+        return rendered.replace("=%2A%2A%2A", "=***")
+    except (SQLAlchemyError, ValueError, TypeError):
+        return "<unparsable URL>"
+
+
+def _connect(url: str) -> Engine:
+    """Create the engine for ``url``: SQLite with WAL and up-front write locks, or psycopg."""
+    try:
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        # pre_ping: a pooled connection that died with a database restart
+        # is replaced before use instead of failing the next statement.
+        engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise JournalError(f"cannot use journal {safe_url(url)}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # pysqlite opens transactions late and not at all for DDL; take
+            # over (see "begin" below) so that migrations are atomic and a
+            # read-then-write (a lease) cannot race another process.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            # The busy timeout first: it makes concurrent one-shot runs wait
+            # instead of fail, and switching to WAL itself needs a lock.
+            # WAL lets readers (status, plan) run beside a writer.
+            cur.execute("PRAGMA busy_timeout=10000")
+            _enable_wal(cur)
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            # IMMEDIATE: the write lock is taken up front (waiting up to the
+            # busy timeout), so concurrent writers queue instead of failing.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _enable_wal(cursor: Any, attempts: int = 200, pause: float = 0.05) -> None:
+    """Switch a SQLite database to WAL, waiting out another process doing the same.
+
+    WAL is persistent, so this matters only for a new file. Switching needs
+    an exclusive lock, and SQLite answers "database is locked" at once,
+    without its busy handler, when another connection holds a lock it might
+    be waiting on (two one-shot runs creating the same journal together).
+    """
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(pause)
