@@ -16,6 +16,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
+from rotator.adapters.replica import StoreReplica
 from rotator.adapters.roles import (
     Credential,
     Issuer,
@@ -23,7 +24,6 @@ from rotator.adapters.roles import (
     ProviderConfig,
     Runtime,
     Store,
-    StoreReplica,
     Target,
     Verifier,
     Version,

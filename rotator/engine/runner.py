@@ -39,20 +39,19 @@ from typing import Any, TypeVar
 
 import structlog
 
+from rotator.adapters.discovery import Registry, registry
 from rotator.adapters.durations import format_duration
+from rotator.adapters.replica import StoreReplica
 from rotator.adapters.roles import (
     AlertEvent,
     Credential,
     Issuer,
-    Registry,
     RequestObserver,
     Runtime,
     Severity,
     Store,
-    StoreReplica,
     Target,
     Verifier,
-    registry,
 )
 from rotator.adapters.secret import SecretValue
 from rotator.clock import Clock, Sleep, system_clock, system_sleep

@@ -47,8 +47,8 @@ from yaml.events import (
     StreamEndEvent,
 )
 
-from rotator.adapters import roles as interfaces
-from rotator.adapters.roles import Registry
+from rotator.adapters import discovery
+from rotator.adapters.discovery import Registry
 from rotator.errors import ConfigError, PolicyError, Problem
 from rotator.policy.model import (
     NOTIFIER_NAME_PATTERN,
@@ -1052,7 +1052,7 @@ def _policy_files(path: Path) -> list[Path]:
 def _installed_registry() -> Registry:
     """Load the installed adapters; a broken installation is a ConfigError."""
     try:
-        return interfaces.registry()
+        return discovery.registry()
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"cannot load the provider adapters: {exc}") from exc
 

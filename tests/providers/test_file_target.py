@@ -16,7 +16,8 @@ import pytest
 from pydantic import ValidationError
 
 from providers.file import FileConfig, FileTarget
-from rotator.adapters.roles import Registry, Runtime, registry
+from rotator.adapters.discovery import Registry, registry
+from rotator.adapters.roles import Runtime
 from rotator.adapters.secret import SecretValue
 from rotator.errors import NotFoundError, PermanentError, PermissionDeniedError, PolicyError
 from rotator.policy.loader import load_policies

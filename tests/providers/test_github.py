@@ -22,15 +22,14 @@ from providers.github import (
     GitHubActionsConfig,
     GitHubActionsTarget,
 )
+from rotator.adapters.discovery import Registry, registry
 from rotator.adapters.roles import (
     OUTCOMES,
     Credential,
     Permission,
     ProviderConfig,
-    Registry,
     Runtime,
     Verifier,
-    registry,
 )
 from rotator.adapters.secret import SecretValue
 from rotator.engine.runner import Engine, Result

@@ -31,7 +31,8 @@ from providers.notifiers import (
     WebhookNotifier,
     WebhookNotifierConfig,
 )
-from rotator.adapters.roles import Alert, AlertEvent, Runtime, Severity, registry
+from rotator.adapters.discovery import registry
+from rotator.adapters.roles import Alert, AlertEvent, Runtime, Severity
 from rotator.errors import (
     NotFoundError,
     PermanentError,

@@ -23,7 +23,8 @@ from providers.kubernetes.secret import (
     KubernetesSecretConfig,
     KubernetesSecretTarget,
 )
-from rotator.adapters.roles import OUTCOMES, Registry, Runtime, registry
+from rotator.adapters.discovery import Registry, registry
+from rotator.adapters.roles import OUTCOMES, Runtime
 from rotator.adapters.secret import SecretValue
 from rotator.errors import (
     ConflictError,
