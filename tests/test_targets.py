@@ -56,7 +56,7 @@ class RecordingTarget(Target[_Seen]):
         RecordingTarget.log.append(("write", value.text()))
 
     def restore(
-        self, rotation_id: str, written: SecretValue | None, previous: SecretValue | None
+        self, rotation_id: str, *, written: SecretValue | None, previous: SecretValue | None
     ) -> None:
         RecordingTarget.log.append(("restore", previous.text() if previous else None))
 

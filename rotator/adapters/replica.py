@@ -38,7 +38,7 @@ class StoreReplica(Target[ProviderConfig]):
         self.store.promote(rotation_id)
 
     def restore(
-        self, rotation_id: str, written: SecretValue | None, previous: SecretValue | None
+        self, rotation_id: str, *, written: SecretValue | None, previous: SecretValue | None
     ) -> None:
         """Put ``previous`` back as the replica's current value if ``written`` had replaced it."""
         if self.store.pending(rotation_id) is not None:

@@ -321,7 +321,7 @@ class Issuer(Adapter[ConfigT]):
         """
 
     def recover(
-        self, rotation_id: str, known: Collection[str], pending: SecretValue | None
+        self, rotation_id: str, *, known: Collection[str], pending: SecretValue | None
     ) -> Credential | None:
         """Find what an interrupted mint left behind, adopt it or delete it.
 
@@ -332,6 +332,8 @@ class Issuer(Adapter[ConfigT]):
         even when ``pending`` is None; the engine then writes it to the
         store. Every other credential minted for this rotation is deleted, so
         nothing is orphaned. Returns ``None`` when nothing is left to adopt.
+        (Keyword-only: ``known`` and a rotation id are both strings to a
+        careless caller, since a ``str`` is a ``Collection[str]``.)
 
         Raises:
             NotFoundError: what the credentials belong to does not exist.
@@ -427,14 +429,15 @@ class Target(Adapter[ConfigT]):
 
     @abstractmethod
     def restore(
-        self, rotation_id: str, written: SecretValue | None, previous: SecretValue | None
+        self, rotation_id: str, *, written: SecretValue | None, previous: SecretValue | None
     ) -> None:
         """Undo this rotation's ``write``: put ``previous`` back, or remove what was added.
 
         ``written`` is the value ``write`` was given (None if lost in a
         crash); ``previous`` is the value consumers had before (None if there
         was none: then what ``write`` added is removed). Safe to call when
-        ``write`` never ran, and twice.
+        ``write`` never ran, and twice. Keyword-only: the two values have one
+        type, and swapping them would put the new credential back.
 
         Raises:
             NotFoundError: where the value goes does not exist.

@@ -10,7 +10,7 @@ what a notifier is given to send.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -97,11 +97,14 @@ class Permission:
     ``[contexts/CTX/]namespaces/NS/RESOURCE[.GROUP][/NAME]``). A permission
     without actions is a requirement the output states as a note.
     ``conditions`` (``aws`` only) narrow a grant whose resource IAM cannot
-    name exactly: every one must hold.
+    name exactly: every one must hold. ``resource`` and ``step`` are
+    keyword-only: both are text, as ``system`` is, and a swap would print a
+    wrong policy without a word.
     """
 
     system: str
     actions: tuple[str, ...]
+    _: KW_ONLY
     resource: str
     #: What breaks without it, as an operator reads it: ``store: write the pending version``.
     step: str
@@ -145,12 +148,13 @@ class Severity(StrEnum):
     INFO = "info"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Alert:
     """One thing a person should hear about; never carries a secret value.
 
     ``key`` is stable for the same condition (the same failed rotation, the
     same overdue credential), so receivers can deduplicate as rotator does.
+    Built with keywords only: five of its fields are text.
     """
 
     event: AlertEvent

@@ -1138,7 +1138,9 @@ class Engine:
             )
         else:
             # A run died inside this step: adopt what it minted, or delete it.
-            found = b.issuer.recover(rotation.id, rotation.known_refs, b.store.pending(rotation.id))
+            found = b.issuer.recover(
+                rotation.id, known=rotation.known_refs, pending=b.store.pending(rotation.id)
+            )
             if found is not None:
                 return self._minted_as(
                     rotation,
@@ -1179,7 +1181,7 @@ class Engine:
             # Resumed after a crash between mint and store: the value is in the
             # store already, or recoverable from the issuer, or lost for good.
             credential = b.issuer.recover(
-                rotation.id, rotation.known_refs or (), b.store.pending(rotation.id)
+                rotation.id, known=rotation.known_refs or (), pending=b.store.pending(rotation.id)
             )
             if credential is None:
                 credential = b.issuer.mint(rotation.id)
@@ -1478,7 +1480,7 @@ class Engine:
             return self._promoted(b, rotation, rotation.old_version_id, "found already promoted")
         doomed = {rotation.new_ref} if rotation.new_ref else set()
         if rotation.known_refs is not None:
-            found = b.issuer.recover(rotation.id, rotation.known_refs, None)
+            found = b.issuer.recover(rotation.id, known=rotation.known_refs, pending=None)
             if found is not None and found.ref:
                 doomed.add(found.ref)
         if b.targets:
@@ -1487,7 +1489,7 @@ class Engine:
             old = current.value if current is not None else None
             for target in reversed(b.targets):
                 with _naming(f"restoring target {target.describe()}"):
-                    target.restore(rotation.id, new_value, old)
+                    target.restore(rotation.id, written=new_value, previous=old)
                 log.info("restored target", target=target.describe())
         for ref in sorted(doomed):
             b.issuer.revoke(ref)
