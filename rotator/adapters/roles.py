@@ -267,7 +267,10 @@ class Issuer(Adapter[ConfigT]):
     def ref_of(self, value: SecretValue) -> str | None:
         """Return the identifier of the credential held in ``value`` (None if none).
 
-        Raises (only an issuer that must ask its system, such as API Gateway):
+        Most issuers read it from the value; one that must ask its system
+        (API Gateway) may raise.
+
+        Raises:
             NotFoundError: what the credential belongs to does not exist.
             PermissionDeniedError: rotator may not look the credential up.
             TransientError: the issuer did not answer; retry later.
@@ -362,7 +365,8 @@ class Issuer(Adapter[ConfigT]):
         """Return when the credential was last used, if the issuer reports it.
 
         Raises:
-            NotFoundError: what the credential belongs to does not exist.
+            NotFoundError: the credential, or what it belongs to, does not
+                exist (a deleted credential's last use cannot be told).
             PermissionDeniedError: rotator may not read its last use.
             TransientError: the issuer did not answer; retry later.
             PermanentError: any other refusal.
