@@ -79,6 +79,35 @@ class JournalError(RotatorError):
     """The journal cannot be opened, migrated, read or written."""
 
 
+class JournalUnavailable(JournalError):
+    """The database did not answer (restarting, unreachable); trying again later may work."""
+
+    retryable = True
+
+
+class JournalTampered(JournalError):
+    """A journal row or the audit trail's head does not match what rotator wrote.
+
+    Permanent: the row was edited, inserted or deleted outside rotator (or
+    the key file is not the one that sealed it). Nothing is done on the
+    strength of it; ``rotator audit verify`` names what changed.
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, secret: str | None = None) -> None:
+        super().__init__(message)
+        self.secret = secret
+
+
+class LeaseLost(RotatorError):
+    """This run no longer holds the secret's lease; another run owns it now.
+
+    Not retryable: the step was not recorded, and the run that holds the
+    lease finishes the rotation from its last recorded step.
+    """
+
+
 class Interrupted(RotatorError):
     """The service is stopping; the rotation stays at its last recorded step.
 

@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from rotator.adapters.secret import SecretValue
-from rotator.errors import JournalError
-from rotator.journal.journal import SCHEMA_VERSION, Journal, LeaseLost, Rotation, schema_migrations
+from rotator.errors import JournalError, LeaseLost
+from rotator.journal.journal import SCHEMA_VERSION, Journal, Rotation, schema_migrations
 from rotator.lifecycle import State, TransitionError
 from tests.conftest import FakeClock
 

@@ -24,8 +24,9 @@ from click.testing import CliRunner
 from rotator.adapters.roles import AlertEvent, Severity
 from rotator.cli.main import cli
 from rotator.engine.runner import Action, Engine
+from rotator.errors import JournalTampered
 from rotator.journal.audit import AnchorFile
-from rotator.journal.journal import Journal, JournalTampered, Rotation, rotations
+from rotator.journal.journal import Journal, Rotation, rotations
 from rotator.lifecycle import State, Step
 from tests.conftest import FakeClock, run_sql
 from tests.watched import WatchedIssuer, recorded_alerts, watched_engine, watched_secret

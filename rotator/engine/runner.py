@@ -63,6 +63,9 @@ from rotator.errors import (
     ConfigError,
     ConflictError,
     Interrupted,
+    JournalTampered,
+    JournalUnavailable,
+    LeaseLost,
     PermanentError,
     RotatorError,
     StillInUseError,
@@ -72,9 +75,6 @@ from rotator.errors import (
 from rotator.journal.audit import AnchorFile, AuditAction, ChainReport, Tampering
 from rotator.journal.journal import (
     Journal,
-    JournalTampered,
-    JournalUnavailable,
-    LeaseLost,
     Rotation,
     SecretSummary,
     lease_owner,

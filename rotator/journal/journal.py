@@ -54,7 +54,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQL
 
 from rotator.adapters.secret import SecretValue
 from rotator.clock import Clock
-from rotator.errors import JournalError, RotatorError
+from rotator.errors import JournalError, JournalTampered, JournalUnavailable, LeaseLost
 from rotator.journal.audit import (
     GENESIS,
     AuditAction,
@@ -483,35 +483,6 @@ class Lease:
     owner: str
     token: int
     ttl: timedelta
-
-
-class LeaseLost(RotatorError):
-    """This run no longer holds the secret's lease; another run owns it now.
-
-    Not retryable: the step was not recorded, and the run that holds the
-    lease finishes the rotation from its last recorded step.
-    """
-
-
-class JournalTampered(JournalError):
-    """A journal row or the audit trail's head does not match what rotator wrote.
-
-    Permanent: the row was edited, inserted or deleted outside rotator (or
-    the key file is not the one that sealed it). Nothing is done on the
-    strength of it; ``rotator audit verify`` names what changed.
-    """
-
-    retryable = False
-
-    def __init__(self, message: str, *, secret: str | None = None) -> None:
-        super().__init__(message)
-        self.secret = secret
-
-
-class JournalUnavailable(JournalError):
-    """The database did not answer (restarting, unreachable); trying again later may work."""
-
-    retryable = True
 
 
 #: The lease the current thread holds while it works on a secret (see Journal.holding).
