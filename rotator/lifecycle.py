@@ -82,7 +82,7 @@ TRANSITIONS: frozenset[tuple[State, State]] = frozenset(
     | {(src, State.ROLLING_BACK) for src in BEFORE_PROMOTE}
     # A rollback that finds the new version already current (the process died
     # between the store's promote and the journal's record) goes forward: the
-    # current credential must never be revoked (invariant 1).
+    # current credential must never be revoked (invariant 1 of docs/design.md).
     | {(State.ROLLING_BACK, State.GRACE)}
     # An extension of the grace window, or a re-mint after a crash lost a value
     # the store never received, stays in the same state.

@@ -11,7 +11,7 @@ fingerprints: HMAC-SHA256 under a per-installation key kept beside the
 database file with mode 0600, so a fingerprint cannot be brute-forced from
 the database alone.
 
-Leases (invariant 4: one rotation of a secret at a time, across replicas
+Leases (invariant 4 of docs/design.md: one rotation of a secret at a time, across replicas
 and one-shot runs) are rows of ``leases``: an owner, an expiry and a
 *fencing token* that grows by one each time the lease changes hands. While
 a run holds a lease (:meth:`Journal.holding`), every write it makes for that
@@ -1456,7 +1456,7 @@ class Journal:
                     found[row.secret, row.ref] = Usage(row.last_used, row.checked_at)
         return found
 
-    # -- leases (invariant 4) -----------------------------------------------
+    # -- leases (invariant 4 of docs/design.md) ---------------------------
 
     def acquire(self, secret: str, owner: str, ttl: timedelta) -> Lease | None:
         """Take the lease on a secret with a new fencing token; None if another live run holds it.
