@@ -61,11 +61,11 @@ def memory_mib() -> tuple[float, float]:
 def child(directory: str, *, trace: bool, profile: str | None, top: int) -> None:
     """Load the policies of ``directory`` once and print the figures as one JSON line."""
     started = time.perf_counter()
-    from rotator.adapters import roles as interfaces
+    from rotator.adapters.discovery import registry
     from rotator.policy.loader import load_policies
 
     imported = time.perf_counter()
-    interfaces.registry()
+    registry()
     registry_s = time.perf_counter() - imported
     gc.collect()
     before, _ = memory_mib()

@@ -167,7 +167,7 @@ class ExecTarget(Target[ExecConfig]):
         hook.outcome(status, "write", PermanentError)
 
     def restore(
-        self, rotation_id: str, written: SecretValue | None, previous: SecretValue | None
+        self, rotation_id: str, *, written: SecretValue | None, previous: SecretValue | None
     ) -> None:
         """Run the command with ``ROTATOR_PHASE=restore`` and ``previous`` on stdin.
 

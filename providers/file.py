@@ -508,7 +508,7 @@ class FileTarget(Target[FileConfig]):
         log.debug("file target %s %s", self.describe(), "written" if changed else "already current")
 
     def restore(
-        self, rotation_id: str, written: SecretValue | None, previous: SecretValue | None
+        self, rotation_id: str, *, written: SecretValue | None, previous: SecretValue | None
     ) -> None:
         """Put ``previous`` back if the file carries ``written`` (see the module doc for None).
 

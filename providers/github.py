@@ -71,7 +71,7 @@ caught up yet): the engine writes again, then rolls back.
 A replay re-encrypts and re-PUTs (a sealed box differs every time); writing
 the same value twice is harmless. Values are limited to 48 KB, as GitHub's.
 
-**restore(rotation_id, written, previous)** writes ``previous`` back the same
+**restore(rotation_id, *, written, previous)** writes ``previous`` back the same
 way. When ``previous`` is None, it deletes the secret if this rotation's
 ``write`` created it (answered 201), as recorded in ``runtime.cache``: a
 restore after a restart of rotator cannot tell, since GitHub keeps no mark
@@ -831,7 +831,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
         )
 
     def restore(
-        self, rotation_id: str, written: SecretValue | None, previous: SecretValue | None
+        self, rotation_id: str, *, written: SecretValue | None, previous: SecretValue | None
     ) -> None:
         """Write ``previous`` back, or delete the secret if this rotation's write created it.
 
@@ -893,7 +893,10 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
         if c.organization is not None:
             found = [
                 Permission(
-                    PROVIDER, ("organization_secrets:write",), f"orgs/{c.organization}", step
+                    PROVIDER,
+                    ("organization_secrets:write",),
+                    resource=f"orgs/{c.organization}",
+                    step=step,
                 )
             ]
         elif c.environment is not None:
@@ -901,20 +904,24 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
                 Permission(
                     PROVIDER,
                     ("environments:write", "secrets:write"),
-                    f"repos/{c.repository}/environments/{c.environment}",
-                    step,
+                    resource=f"repos/{c.repository}/environments/{c.environment}",
+                    step=step,
                 )
             ]
         else:
-            found = [Permission(PROVIDER, ("secrets:write",), f"repos/{c.repository}", step)]
+            found = [
+                Permission(
+                    PROVIDER, ("secrets:write",), resource=f"repos/{c.repository}", step=step
+                )
+            ]
         if c.uses_app:
             found.append(
                 Permission(
                     PROVIDER,
                     (),
-                    f"the GitHub App whose id is in {c.app_id_env} is installed "
+                    resource=f"the GitHub App whose id is in {c.app_id_env} is installed "
                     f"(installation {c.installation_id}) with the permissions above",
-                    "target: mint an installation token",
+                    step="target: mint an installation token",
                 )
             )
         return found

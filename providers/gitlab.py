@@ -57,7 +57,7 @@ returns a variable's value to a Maintainer) and compares the value with
 what was written, in memory: a difference raises ``ConflictError``. Nothing
 of either value is logged.
 
-**restore(rotation_id, written, previous)** reads the variable and, if it
+**restore(rotation_id, *, written, previous)** reads the variable and, if it
 still holds ``written`` (or ``written`` was lost), puts ``previous`` back
 (value only) and reads it back; if ``previous`` is None, it deletes the
 variable when this rotation created it (its description, or the record in
@@ -558,7 +558,7 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
         self._verify(text)
 
     def restore(
-        self, rotation_id: str, written: SecretValue | None, previous: SecretValue | None
+        self, rotation_id: str, *, written: SecretValue | None, previous: SecretValue | None
     ) -> None:
         """Put ``previous`` back, or delete the variable this rotation created (see module doc).
 
@@ -633,11 +633,15 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
         """Return what the token needs: the ``api`` scope and the Maintainer role on the project."""
         project = f"projects/{self.config.project}"
         return [
-            Permission(PROVIDER, ("api",), project, "target: write the CI/CD variable"),
+            Permission(
+                PROVIDER, ("api",), resource=project, step="target: write the CI/CD variable"
+            ),
             Permission(
                 PROVIDER,
                 (),
-                f"the token's user (or access token's bot) has the Maintainer role on {project}",
-                "target: manage CI/CD variables",
+                resource=(
+                    f"the token's user (or access token's bot) has the Maintainer role on {project}"
+                ),
+                step="target: manage CI/CD variables",
             ),
         ]

@@ -284,7 +284,7 @@ class WebhookTarget(Target[WebhookConfig]):
         self._deliver("rotated", rotation_id, value)
 
     def restore(
-        self, rotation_id: str, written: SecretValue | None, previous: SecretValue | None
+        self, rotation_id: str, *, written: SecretValue | None, previous: SecretValue | None
     ) -> None:
         """POST ``{"event": "restored"}`` (with the previous value only if ``include_value``).
 

@@ -5,25 +5,9 @@ Provider adapters translate their SDK's exceptions into this tree at their
 boundary (see ``providers.aws.errors``); nothing above an adapter ever sees a
 ``botocore`` or ``hvac`` exception.
 
-::
-
-    RotatorError
-    ├── ConfigError               bad policy or usage: exit 2, nothing changed
-    │   └── PolicyError           one or more located policy problems
-    ├── JournalError              the journal cannot be read or written
-    │   ├── JournalUnavailable    the database did not answer (retryable)
-    │   └── JournalTampered       a row or the trail's head is not as rotator wrote it
-    ├── LeaseLost                 another run took this secret's lease over
-    ├── Interrupted               the service is stopping: the step was not started
-    ├── ProviderError             an outside system refused or failed
-    │   ├── TransientError        retry later (throttling, 5xx, timeouts)
-    │   └── PermanentError        retrying will not help
-    │       ├── NotFoundError
-    │       ├── PermissionDeniedError
-    │       ├── ConflictError     someone else changed what we expected
-    │       ├── LimitExceededError
-    │       └── VerificationError the new credential does not work
-    └── StillInUseError           the old credential is still used at grace end
+The tree, with the few classes other modules add to it, is drawn once, in
+docs/design.md ("The exception tree"); tests/test_design.py checks that the
+drawing and these classes agree.
 
 ``retryable`` tells the engine whether a step may be tried again. Messages
 never contain secret values: adapters build them from identifiers only.
@@ -77,6 +61,35 @@ class PolicyError(ConfigError):
 
 class JournalError(RotatorError):
     """The journal cannot be opened, migrated, read or written."""
+
+
+class JournalUnavailable(JournalError):
+    """The database did not answer (restarting, unreachable); trying again later may work."""
+
+    retryable = True
+
+
+class JournalTampered(JournalError):
+    """A journal row or the audit trail's head does not match what rotator wrote.
+
+    Permanent: the row was edited, inserted or deleted outside rotator (or
+    the key file is not the one that sealed it). Nothing is done on the
+    strength of it; ``rotator audit verify`` names what changed.
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, secret: str | None = None) -> None:
+        super().__init__(message)
+        self.secret = secret
+
+
+class LeaseLost(RotatorError):
+    """This run no longer holds the secret's lease; another run owns it now.
+
+    Not retryable: the step was not recorded, and the run that holds the
+    lease finishes the rotation from its last recorded step.
+    """
 
 
 class Interrupted(RotatorError):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from providers.aws.secretsmanager import SecretsManagerStore
-from rotator.adapters.roles import Registry, missing_requirement, registry
+from rotator.adapters.discovery import Registry, missing_requirement, registry
 from rotator.errors import PolicyError
 from rotator.policy.loader import load_policies
 

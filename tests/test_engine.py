@@ -15,7 +15,8 @@ from moto import mock_aws
 
 from providers.aws.secretsmanager import SecretsManagerStore
 from providers.random import RandomIssuer
-from rotator.adapters.roles import Credential, Registry, registry
+from rotator.adapters.discovery import Registry, registry
+from rotator.adapters.roles import Credential
 from rotator.engine.concurrency import Limits
 from rotator.engine.runner import STEP_RETRY_AFTER, Action, Engine, Result, RetryPolicy
 from rotator.errors import TransientError, VerificationError

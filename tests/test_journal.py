@@ -14,9 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from rotator.adapters.secret import SecretValue
-from rotator.errors import JournalError
+from rotator.errors import JournalError, LeaseLost
 from rotator.journal.journal import Journal
-from rotator.journal.leases import LeaseLost
 from rotator.journal.records import Rotation
 from rotator.journal.schema import SCHEMA_VERSION, schema_migrations
 from rotator.lifecycle import State, Step, Transition, TransitionError

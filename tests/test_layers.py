@@ -35,7 +35,7 @@ def test_loading_policies_imports_no_sdk() -> None:
     """Loading the registry and a policy imports no provider SDK (they are imported lazily)."""
     code = (
         "import sys\n"
-        "from rotator.adapters.roles import registry\n"
+        "from rotator.adapters.discovery import registry\n"
         "from rotator.policy.loader import load_policies\n"
         "registry()\n"
         "load_policies('schedules/examples')\n"
@@ -60,3 +60,28 @@ def test_no_provider_module_imports_another_modules_private_names() -> None:
                     if alias.name.startswith("_") and not alias.name.startswith("__")
                 ]
     assert found == []
+
+
+def test_the_sdk_face_offers_every_name_providers_take_from_rotator() -> None:
+    """What providers import from rotator (besides rotator.errors) is all in ``rotator.adapters``.
+
+    So an adapter can import ``rotator.adapters`` and ``rotator.errors`` alone.
+    rotator's version reaches adapters as ``USER_AGENT``; the AWS account's
+    cache key is the one import the layering contract still tolerates.
+    """
+    import rotator.adapters as face
+
+    taken: set[str] = set()
+    for path in (ROOT / "providers").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.split(".")[0] == "rotator"
+                and node.module != "rotator.errors"
+            ):
+                taken |= {alias.name for alias in node.names}
+    replaced = {"__version__": "USER_AGENT", "AWS_ACCOUNT": None}
+    needed = {replaced.get(name, name) for name in taken} - {None}
+    assert needed <= set(face.__all__)
+    assert all(hasattr(face, name) for name in face.__all__)

@@ -20,7 +20,8 @@ from providers.aws.apigateway import ApiKeyConfig
 from providers.aws.iam import AccessKeyConfig
 from providers.aws.secretsmanager import SecretsManagerConfig
 from providers.random import RandomConfig
-from rotator.adapters.roles import Issuer, ProviderConfig, Registry, Store
+from rotator.adapters.discovery import Registry
+from rotator.adapters.roles import Issuer, ProviderConfig, Store
 from rotator.errors import ConfigError, PolicyError, Problem
 from rotator.policy.loader import _load_files, load_policies
 from rotator.policy.located_yaml import MAX_FILE_BYTES

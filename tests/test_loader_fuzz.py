@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rotator.adapters import roles as interfaces
+from rotator.adapters.discovery import registry
 from rotator.cli.main import cli
 from rotator.errors import PolicyError
 from rotator.policy.loader import PolicySet, _load_files, load_policies
@@ -36,7 +36,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 
-REGISTRY = interfaces.registry()
+REGISTRY = registry()
 
 #: A valid file using most policy fields; the mutations start from it.
 VALID = """\

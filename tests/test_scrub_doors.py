@@ -196,7 +196,7 @@ def test_webhook_target_echo(
     with pytest.raises(RotatorError) as raised:
         target.write(ROTATION, SecretValue(NEW))
     with pytest.raises(RotatorError) as restored:
-        target.restore(ROTATION, SecretValue(NEW), SecretValue(CURRENT))
+        target.restore(ROTATION, written=SecretValue(NEW), previous=SecretValue(CURRENT))
 
     assert NEW in echo.requests[0] and CURRENT in echo.requests[1]
     seen.assert_clean(raised.value, restored.value, secrets=[NEW, CURRENT, HMAC_KEY])
@@ -277,7 +277,7 @@ def test_gitlab_target_echo_of_the_current_value_on_rollback(
     previous = SecretValue(CURRENT)
 
     with pytest.raises(RotatorError) as raised:
-        target.restore(ROTATION, written, previous)
+        target.restore(ROTATION, written=written, previous=previous)
 
     assert CURRENT in echo.requests[-1]
     seen.assert_clean(raised.value, secrets=[NEW, CURRENT, GITLAB_TOKEN])
@@ -360,11 +360,11 @@ def test_github_app_jwt_echoed_across_the_cut(
 
 def _alert() -> Alert:
     return Alert(
-        AlertEvent.ROTATION_FAILED,
-        Severity.CRITICAL,
-        "app",
-        "rotation failed",
-        datetime(2026, 11, 2, 9, 0, tzinfo=UTC),
+        event=AlertEvent.ROTATION_FAILED,
+        severity=Severity.CRITICAL,
+        secret="app",
+        summary="rotation failed",
+        at=datetime(2026, 11, 2, 9, 0, tzinfo=UTC),
         key="app:rotation-failed:1",
     )
 
@@ -583,7 +583,9 @@ def test_exec_target_and_verifier_echo_on_stderr(seen: Seen) -> None:
         ExecTarget(config, seen.runtime, "app").write(ROTATION, SecretValue(NEW))
     errors.append(raised.value)
     with pytest.raises(RotatorError) as raised:
-        ExecTarget(config, seen.runtime, "app").restore(ROTATION, None, SecretValue(CURRENT))
+        ExecTarget(config, seen.runtime, "app").restore(
+            ROTATION, written=None, previous=SecretValue(CURRENT)
+        )
     errors.append(raised.value)
     with pytest.raises(RotatorError) as raised:
         ExecVerifier(config, seen.runtime, "app").verify(Credential(SecretValue(NEW)))
@@ -735,12 +737,12 @@ def test_alert_text_is_scrubbed_before_slack_clips_it() -> None:
     SecretValue(NEW)
     alert = _alert()
     long = Alert(
-        alert.event,
-        alert.severity,
-        alert.secret,
-        "x" * 2990 + NEW,
-        alert.at,
-        alert.key,
+        event=alert.event,
+        severity=alert.severity,
+        secret=alert.secret,
+        summary="x" * 2990 + NEW,
+        at=alert.at,
+        key=alert.key,
     )
 
     assert not found(json.dumps(slack_message(long)), [NEW])

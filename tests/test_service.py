@@ -14,7 +14,8 @@ from moto import mock_aws
 from structlog.testing import capture_logs
 
 from providers.random import RandomIssuer
-from rotator.adapters.roles import Credential, Registry, registry
+from rotator.adapters.discovery import Registry, registry
+from rotator.adapters.roles import Credential
 from rotator.engine.concurrency import Limits
 from rotator.engine.runner import Engine
 from rotator.errors import VerificationError

@@ -24,9 +24,10 @@ from click.testing import CliRunner
 from rotator.adapters.roles import AlertEvent, Severity
 from rotator.cli.main import cli
 from rotator.engine.runner import Action, Engine
+from rotator.errors import JournalTampered
 from rotator.journal.audit import AnchorFile
 from rotator.journal.journal import Journal
-from rotator.journal.records import JournalTampered, Rotation
+from rotator.journal.records import Rotation
 from rotator.journal.schema import rotations
 from rotator.lifecycle import State, Transition
 from tests.conftest import FakeClock, run_sql

@@ -11,14 +11,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rotator.adapters.roles import (
-    Credential,
-    ProviderConfig,
-    Registry,
-    Target,
-    Verifier,
-    registry,
-)
+from rotator.adapters.discovery import Registry, registry
+from rotator.adapters.roles import Credential, ProviderConfig, Target, Verifier
 from rotator.adapters.secret import SecretValue
 from rotator.engine.preflight import Verdict
 from rotator.engine.runner import Engine, Result
@@ -62,7 +56,7 @@ class RecordingTarget(Target[_Seen]):
         RecordingTarget.log.append(("write", value.text()))
 
     def restore(
-        self, rotation_id: str, written: SecretValue | None, previous: SecretValue | None
+        self, rotation_id: str, *, written: SecretValue | None, previous: SecretValue | None
     ) -> None:
         RecordingTarget.log.append(("restore", previous.text() if previous else None))
 

@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 import boto3
 
 from providers.random import RandomIssuer
-from rotator.adapters.roles import Credential, registry
+from rotator.adapters.discovery import registry
+from rotator.adapters.roles import Credential
 from rotator.adapters.secret import SecretValue
 from rotator.engine.runner import Engine
 from rotator.journal.journal import Journal

@@ -189,7 +189,7 @@ class ApiKeyIssuer(Issuer[ApiKeyConfig]):
             ("issuer: detach api key", ("apigateway:DELETE",), arns(*keys), ()),
         ]
         return [
-            Permission("aws", actions, arn, step, conditions)
+            Permission("aws", actions, resource=arn, step=step, conditions=conditions)
             for step, actions, found, conditions in steps
             for arn in found
         ]
@@ -262,7 +262,7 @@ class ApiKeyIssuer(Issuer[ApiKeyConfig]):
         return credential
 
     def recover(
-        self, rotation_id: str, known: Collection[str], pending: SecretValue | None
+        self, rotation_id: str, *, known: Collection[str], pending: SecretValue | None
     ) -> Credential | None:
         """Adopt the key minted for ``rotation_id`` (its value can be read back).
 

@@ -126,7 +126,11 @@ class AccessKeyIssuer(Issuer[AccessKeyConfig]):
             ("issuer: revoke access key", ("iam:GetAccessKeyLastUsed", "iam:UpdateAccessKey")),
             ("issuer: delete access key", ("iam:DeleteAccessKey",)),
         )
-        return [Permission("aws", actions, arn, step) for step, actions in steps for arn in users]
+        return [
+            Permission("aws", actions, resource=arn, step=step)
+            for step, actions in steps
+            for arn in users
+        ]
 
     def ref_of(self, value: SecretValue) -> str | None:
         """Return the access key id held in ``value`` (``None`` if it holds no key pair)."""
@@ -202,7 +206,7 @@ class AccessKeyIssuer(Issuer[AccessKeyConfig]):
         return Credential(value, key["AccessKeyId"])
 
     def recover(
-        self, rotation_id: str, known: Collection[str], pending: SecretValue | None
+        self, rotation_id: str, *, known: Collection[str], pending: SecretValue | None
     ) -> Credential | None:
         """Adopt the key ``pending`` holds if it exists; delete every other unknown key.
 

@@ -454,13 +454,17 @@ class SecretsManagerStore(Store[SecretsManagerConfig]):
         """
         arn = secret_arn(self.runtime, self.config.secret_id, self.config.region)
         return [
-            Permission("aws", ("secretsmanager:GetSecretValue",), arn, "store: read current"),
-            Permission("aws", ("secretsmanager:PutSecretValue",), arn, "store: write pending"),
+            Permission(
+                "aws", ("secretsmanager:GetSecretValue",), resource=arn, step="store: read current"
+            ),
+            Permission(
+                "aws", ("secretsmanager:PutSecretValue",), resource=arn, step="store: write pending"
+            ),
             Permission(
                 "aws",
                 ("secretsmanager:DescribeSecret", "secretsmanager:UpdateSecretVersionStage"),
-                arn,
-                "store: promote",
+                resource=arn,
+                step="store: promote",
             ),
         ]
 

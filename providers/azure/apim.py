@@ -473,7 +473,7 @@ class ApimSubscriptionIssuer(Issuer[ApimSubscriptionConfig]):
             ("regenerateSecondaryKey/action", "issuer: revoke"),
         ]
         return [
-            Permission("azure", (ACTION_PREFIX + action,), self.resource_id, step)
+            Permission("azure", (ACTION_PREFIX + action,), resource=self.resource_id, step=step)
             for action, step in steps
         ]
 
@@ -557,7 +557,7 @@ class ApimSubscriptionIssuer(Issuer[ApimSubscriptionConfig]):
         return Credential(SecretValue(value), self.ref(slot))
 
     def recover(
-        self, rotation_id: str, known: Collection[str], pending: SecretValue | None
+        self, rotation_id: str, *, known: Collection[str], pending: SecretValue | None
     ) -> Credential | None:
         """Adopt the pending value if the standby slot still holds it; otherwise adopt nothing.
 

@@ -436,7 +436,8 @@ class KeyVaultStore(Store[KeyVaultConfig]):
             steps.append(("purge/action", companion, "store: remove pending"))
         prefix = "Microsoft.KeyVault/vaults/secrets/"
         return [
-            Permission("azure", (prefix + action,), where, step) for action, where, step in steps
+            Permission("azure", (prefix + action,), resource=where, step=step)
+            for action, where, step in steps
         ]
 
     def current(self) -> Version | None:

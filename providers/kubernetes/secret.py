@@ -49,7 +49,7 @@ marker names the Secret and key as well, so two targets restarting one
 workload in one rotation each still restart it (a replay of both then
 restarts it again: more restarts than needed, never fewer).
 
-What ``restore(rotation_id, written, previous)`` does: if the Secret's key
+What ``restore(rotation_id, *, written, previous)`` does: if the Secret's key
 still holds ``written`` (or, when ``written`` was lost, the Secret still
 carries this rotation's id), it puts ``previous`` back, or removes the key
 when ``previous`` is None, or deletes the Secret when this rotation created
@@ -484,7 +484,7 @@ class KubernetesSecretTarget(Target[KubernetesSecretConfig]):
     # -- restore
 
     def restore(
-        self, rotation_id: str, written: SecretValue | None, previous: SecretValue | None
+        self, rotation_id: str, *, written: SecretValue | None, previous: SecretValue | None
     ) -> None:
         """Put ``previous`` back if the key still holds this rotation's value; restart again."""
         kube = self._session()
@@ -570,20 +570,29 @@ class KubernetesSecretTarget(Target[KubernetesSecretConfig]):
         where += f"namespaces/{c.namespace}"
         secret = f"{where}/secrets/{c.name}"
         found = [
-            Permission("kubernetes", ("get", "patch"), secret, "target: write secret"),
+            Permission(
+                "kubernetes", ("get", "patch"), resource=secret, step="target: write secret"
+            ),
         ]
         if c.create:
             found += [
-                Permission("kubernetes", ("create",), f"{where}/secrets", "target: create secret"),
-                Permission("kubernetes", ("delete",), secret, "target: undo a created secret"),
+                Permission(
+                    "kubernetes",
+                    ("create",),
+                    resource=f"{where}/secrets",
+                    step="target: create secret",
+                ),
+                Permission(
+                    "kubernetes", ("delete",), resource=secret, step="target: undo a created secret"
+                ),
             ]
         for workload in self.workloads:
             found.append(
                 Permission(
                     "kubernetes",
                     ("get", "patch"),
-                    f"{where}/{workload.resource}.apps/{workload.name}",
-                    "target: restart workloads",
+                    resource=f"{where}/{workload.resource}.apps/{workload.name}",
+                    step="target: restart workloads",
                 )
             )
         return found

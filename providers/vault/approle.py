@@ -160,23 +160,32 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
         """
         role = self._role_path
         return [
-            Permission("vault", ("read",), f"{role}/role-id", "issuer: mint secret-id"),
-            Permission("vault", ("update",), f"{role}/secret-id", "issuer: mint secret-id"),
-            Permission("vault", ("list",), f"{role}/secret-id", "issuer: list secret-ids"),
             Permission(
-                "vault", ("update",), f"{role}/secret-id/lookup", "issuer: verify secret-id"
+                "vault", ("read",), resource=f"{role}/role-id", step="issuer: mint secret-id"
+            ),
+            Permission(
+                "vault", ("update",), resource=f"{role}/secret-id", step="issuer: mint secret-id"
+            ),
+            Permission(
+                "vault", ("list",), resource=f"{role}/secret-id", step="issuer: list secret-ids"
             ),
             Permission(
                 "vault",
                 ("update",),
-                f"{role}/secret-id-accessor/lookup",
-                "issuer: recover secret-ids",
+                resource=f"{role}/secret-id/lookup",
+                step="issuer: verify secret-id",
             ),
             Permission(
                 "vault",
                 ("update",),
-                f"{role}/secret-id-accessor/destroy",
-                "issuer: revoke secret-id",
+                resource=f"{role}/secret-id-accessor/lookup",
+                step="issuer: recover secret-ids",
+            ),
+            Permission(
+                "vault",
+                ("update",),
+                resource=f"{role}/secret-id-accessor/destroy",
+                step="issuer: revoke secret-id",
             ),
         ]
 
@@ -258,7 +267,7 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
         return Credential(value, str(accessor))
 
     def recover(
-        self, rotation_id: str, known: Collection[str], pending: SecretValue | None
+        self, rotation_id: str, *, known: Collection[str], pending: SecretValue | None
     ) -> Credential | None:
         """Adopt the secret-id ``pending`` holds; destroy the others this rotation minted.
 

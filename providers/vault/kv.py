@@ -377,7 +377,7 @@ class VaultKvStore(Store[VaultKvConfig]):
         retire = "destroy" if self.config.destroy_on_retire else "delete"
 
         def need(capabilities: tuple[str, ...], where: str, step: str) -> Permission:
-            return Permission("vault", capabilities, where, step)
+            return Permission("vault", capabilities, resource=where, step=step)
 
         return [
             need(("read",), f"{mount}/data/{path}", "store: read current"),

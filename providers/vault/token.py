@@ -166,23 +166,39 @@ class TokenIssuer(Issuer[TokenConfig]):
             Permission(
                 "vault",
                 ("update", "sudo") if periodic else ("update",),
-                "auth/token/create-orphan",
-                mint,
+                resource="auth/token/create-orphan",
+                step=mint,
             ),
-            Permission("vault", ("update",), "auth/token/revoke-accessor", "issuer: revoke token"),
+            Permission(
+                "vault",
+                ("update",),
+                resource="auth/token/revoke-accessor",
+                step="issuer: revoke token",
+            ),
         ]
         if not periodic:
             held = ", ".join(sorted(set(self.config.policies)))
             found.append(
-                Permission("vault", (), f"rotator's own token must hold the policies {held}", mint)
+                Permission(
+                    "vault",
+                    (),
+                    resource=f"rotator's own token must hold the policies {held}",
+                    step=mint,
+                )
             )
         if self.config.list_accessors:
             found += [
                 Permission(
-                    "vault", ("list", "sudo"), "auth/token/accessors", "issuer: list tokens"
+                    "vault",
+                    ("list", "sudo"),
+                    resource="auth/token/accessors",
+                    step="issuer: list tokens",
                 ),
                 Permission(
-                    "vault", ("update",), "auth/token/lookup-accessor", "issuer: recover tokens"
+                    "vault",
+                    ("update",),
+                    resource="auth/token/lookup-accessor",
+                    step="issuer: recover tokens",
                 ),
             ]
         return found
@@ -292,7 +308,7 @@ class TokenIssuer(Issuer[TokenConfig]):
         return data if isinstance(data, Mapping) else None
 
     def recover(
-        self, rotation_id: str, known: Collection[str], pending: SecretValue | None
+        self, rotation_id: str, *, known: Collection[str], pending: SecretValue | None
     ) -> Credential | None:
         """Adopt the token ``pending`` holds; revoke the others this rotation minted.
 

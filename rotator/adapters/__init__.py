@@ -1,13 +1,69 @@
-"""The adapter SDK: the roles an outside system plays, and what they exchange.
+"""The adapter SDK: what an adapter imports from rotator, besides :mod:`rotator.errors`.
 
 An adapter (in ``providers/`` or a third-party distribution) imports from
-here and from :mod:`rotator.errors`, and from nothing else of rotator:
+here and from :mod:`rotator.errors`, and from nothing else of rotator. The
+modules behind this face:
 
-- :mod:`.roles`: ``Store``, ``Issuer``, ``Target``, ``Verifier``, ``Notifier``,
-  the values they exchange (``Credential``, ``Version``, ``Permission``) and
-  the registry that finds adapters through entry points;
+- :mod:`.roles`: the abstract ``Store``, ``Issuer``, ``Target``, ``Verifier``
+  and ``Notifier``, each method saying what it raises;
+- :mod:`.values`: what the roles exchange (``Credential``, ``Version``,
+  ``Permission``, ``Alert``), the ``Runtime`` the engine lends, and the
+  ``ProviderConfig`` base of an adapter's policy fields;
+- :mod:`.discovery`: the registry that finds adapters through entry points
+  (the engine's business; an adapter only declares its entry point);
+- :mod:`.replica`: any store used as a target (the engine builds it);
 - :mod:`.secret`: ``SecretValue``, a credential that never shows itself;
 - :mod:`.durations`: the ``Duration`` type policy fields are written in;
 - :mod:`.ratelimit`: client-side token buckets under a provider's quota;
 - :mod:`.shutdown`: processes an adapter started, ended when rotator stops.
+
+``redact`` (:mod:`rotator.output.redact`) is here too: an adapter registers
+every secret it handles that rotator has not seen (a token it read, a
+header it built) and scrubs every outside text it keeps.
 """
+
+from rotator.adapters import shutdown
+from rotator.adapters.durations import Duration
+from rotator.adapters.ratelimit import TokenBucket, limits
+from rotator.adapters.roles import Issuer, Notifier, Store, Target, Verifier
+from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import (
+    OUTCOMES,
+    USER_AGENT,
+    Alert,
+    AlertEvent,
+    Credential,
+    Permission,
+    ProviderConfig,
+    Runtime,
+    Severity,
+    Version,
+)
+from rotator.clock import Clock, Sleep
+from rotator.output import redact
+
+__all__ = [
+    "OUTCOMES",
+    "USER_AGENT",
+    "Alert",
+    "AlertEvent",
+    "Clock",
+    "Credential",
+    "Duration",
+    "Issuer",
+    "Notifier",
+    "Permission",
+    "ProviderConfig",
+    "Runtime",
+    "SecretValue",
+    "Severity",
+    "Sleep",
+    "Store",
+    "Target",
+    "TokenBucket",
+    "Verifier",
+    "Version",
+    "limits",
+    "redact",
+    "shutdown",
+]

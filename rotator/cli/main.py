@@ -23,6 +23,7 @@ from rich.table import Table
 
 from rotator import __version__
 from rotator.adapters import shutdown
+from rotator.adapters.discovery import registry
 from rotator.adapters.durations import format_duration
 from rotator.adapters.secret import SecretValue
 from rotator.cli import audit as cli_audit
@@ -65,6 +66,8 @@ def cli() -> None:
 @common
 def validate(config: str, state: str) -> None:
     """Check every policy file; print every problem as FILE:LINE:COL: field.path: reason."""
+    for skipped in registry().skipped:
+        err.print(plain(f"rotator: warning: {skipped}"))
     loaded = policies(config)
     files = {p.source_file for p in loaded}
     out.print(f"{len(loaded)} policies in {len(files)} file(s) are valid", highlight=False)

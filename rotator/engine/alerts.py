@@ -29,7 +29,8 @@ from typing import Any
 
 import structlog
 
-from rotator.adapters.roles import Alert, AlertEvent, Notifier, Registry, Runtime, Severity
+from rotator.adapters.discovery import Registry
+from rotator.adapters.roles import Alert, AlertEvent, Notifier, Runtime, Severity
 from rotator.errors import RotatorError, TransientError
 from rotator.journal.journal import Journal
 from rotator.journal.records import AlertRow

@@ -39,20 +39,19 @@ from typing import Any, ClassVar, TypeVar
 
 import structlog
 
+from rotator.adapters.discovery import Registry, registry
 from rotator.adapters.durations import format_duration
+from rotator.adapters.replica import StoreReplica
 from rotator.adapters.roles import (
     AlertEvent,
     Credential,
     Issuer,
-    Registry,
     RequestObserver,
     Runtime,
     Severity,
     Store,
-    StoreReplica,
     Target,
     Verifier,
-    registry,
 )
 from rotator.adapters.secret import SecretValue
 from rotator.clock import Clock, Sleep, system_clock, system_sleep
@@ -64,6 +63,9 @@ from rotator.errors import (
     ConfigError,
     ConflictError,
     Interrupted,
+    JournalTampered,
+    JournalUnavailable,
+    LeaseLost,
     PermanentError,
     RotatorError,
     StillInUseError,
@@ -71,10 +73,9 @@ from rotator.errors import (
     VerificationError,
 )
 from rotator.journal.audit import AnchorFile, AuditAction, ChainReport, Tampering
-from rotator.journal.database import JournalUnavailable
 from rotator.journal.journal import Journal
-from rotator.journal.leases import LeaseLost, lease_owner
-from rotator.journal.records import JournalTampered, Rotation, SecretSummary
+from rotator.journal.leases import lease_owner
+from rotator.journal.records import Rotation, SecretSummary
 from rotator.lifecycle import BEFORE_PROMOTE, FORWARD, TERMINAL, State, Step, Transition
 from rotator.policy.model import MIN_EXTENSION, NotifierSpec, Policy
 from rotator.policy.schedule import max_age, min_interval, next_due
@@ -1143,7 +1144,9 @@ class Engine:
             )
         else:
             # A run died inside this step: adopt what it minted, or delete it.
-            found = b.issuer.recover(rotation.id, rotation.known_refs, b.store.pending(rotation.id))
+            found = b.issuer.recover(
+                rotation.id, known=rotation.known_refs, pending=b.store.pending(rotation.id)
+            )
             if found is not None:
                 return self._minted_as(
                     rotation,
@@ -1183,7 +1186,7 @@ class Engine:
             # Resumed after a crash between mint and store: the value is in the
             # store already, or recoverable from the issuer, or lost for good.
             credential = b.issuer.recover(
-                rotation.id, rotation.known_refs or (), b.store.pending(rotation.id)
+                rotation.id, known=rotation.known_refs or (), pending=b.store.pending(rotation.id)
             )
             if credential is None:
                 credential = b.issuer.mint(rotation.id)
@@ -1474,7 +1477,7 @@ class Engine:
             return self._promoted(b, rotation, rotation.old_version_id, "found already promoted")
         doomed = {rotation.new_ref} if rotation.new_ref else set()
         if rotation.known_refs is not None:
-            found = b.issuer.recover(rotation.id, rotation.known_refs, None)
+            found = b.issuer.recover(rotation.id, known=rotation.known_refs, pending=None)
             if found is not None and found.ref:
                 doomed.add(found.ref)
         if b.targets:
@@ -1483,7 +1486,7 @@ class Engine:
             old = current.value if current is not None else None
             for target in reversed(b.targets):
                 with _naming(f"restoring target {target.describe()}"):
-                    target.restore(rotation.id, new_value, old)
+                    target.restore(rotation.id, written=new_value, previous=old)
                 log.info("restored target", target=target.describe())
         for ref in sorted(doomed):
             b.issuer.revoke(ref)

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from rotator.clock import Clock
-from rotator.errors import JournalError
+from rotator.errors import JournalError, JournalUnavailable
 from rotator.journal.audit import AuditRecord
 from rotator.journal.keys import Keys, default_key_file
 from rotator.journal.schema import (
@@ -40,12 +40,6 @@ from rotator.output import redact
 
 #: Secret names per ``IN (...)`` list (SQLite allows 32,766 parameters; keep well under).
 IN_CHUNK = 500
-
-
-class JournalUnavailable(JournalError):
-    """The database did not answer (restarting, unreachable); trying again later may work."""
-
-    retryable = True
 
 
 class Database:

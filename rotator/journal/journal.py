@@ -24,19 +24,12 @@ from sqlalchemy.engine import Connection
 
 from rotator.adapters.secret import SecretValue
 from rotator.clock import Clock
-from rotator.errors import JournalError
+from rotator.errors import JournalError, JournalTampered
 from rotator.journal.audit import AuditAction, AuditRecord, seal_row
 from rotator.journal.database import Database, in_chunks
 from rotator.journal.leases import Leases
 from rotator.journal.outbox import AlertOutbox
-from rotator.journal.records import (
-    Event,
-    JournalTampered,
-    Rotation,
-    SecretSummary,
-    rotation_values,
-    row_to_rotation,
-)
+from rotator.journal.records import Event, Rotation, SecretSummary, rotation_values, row_to_rotation
 from rotator.journal.schema import UTCDateTime, events, rotations
 from rotator.journal.tampering import TamperChecks
 from rotator.journal.trail import Trail
@@ -72,7 +65,7 @@ class Journal:
         self.url = url
         self.clock = clock
         self.database = Database(url, key_file=key_file, sink=sink)
-        #: The leases that keep two runs off one secret (invariant 4).
+        #: The leases that keep two runs off one secret (invariant 4 of docs/design.md).
         self.leases = Leases(self.database, clock)
         #: The checks of every row against its seal and the trail.
         self.tampering = TamperChecks(self.database)

@@ -1,4 +1,6 @@
-"""Leases: one rotation of a secret at a time, across replicas and one-shot runs (invariant 4).
+"""Leases: one rotation of a secret at a time, across replicas and one-shot runs.
+
+This is invariant 4 of docs/design.md.
 
 A lease is a row of ``leases``: an owner, an expiry and a *fencing token*
 that grows by one each time the lease changes hands. While a run holds a
@@ -31,19 +33,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from rotator.clock import Clock
-from rotator.errors import JournalError, RotatorError
+from rotator.errors import JournalError, JournalTampered, LeaseLost
 from rotator.journal.database import Database
-from rotator.journal.records import JournalTampered, Lease, lease_seal
+from rotator.journal.records import Lease, lease_seal
 from rotator.journal.schema import leases
-
-
-class LeaseLost(RotatorError):
-    """This run no longer holds the secret's lease; another run owns it now.
-
-    Not retryable: the step was not recorded, and the run that holds the
-    lease finishes the rotation from its last recorded step.
-    """
-
 
 #: The lease the current thread holds while it works on a secret (see Leases.holding).
 _HELD: contextvars.ContextVar[Lease | None] = contextvars.ContextVar("rotator_lease", default=None)

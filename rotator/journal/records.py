@@ -18,7 +18,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from rotator.errors import JournalError
 from rotator.journal.audit import GENESIS, seal_row
 from rotator.lifecycle import BLOCKING, State
 
@@ -129,21 +128,6 @@ class SecretSummary:
     open: list[Rotation] = field(default_factory=list)
     #: Rotations rolled back since the last success (the failure streak).
     failures_in_a_row: int = 0
-
-
-class JournalTampered(JournalError):
-    """A journal row or the audit trail's head does not match what rotator wrote.
-
-    Permanent: the row was edited, inserted or deleted outside rotator (or
-    the key file is not the one that sealed it). Nothing is done on the
-    strength of it; ``rotator audit verify`` names what changed.
-    """
-
-    retryable = False
-
-    def __init__(self, message: str, *, secret: str | None = None) -> None:
-        super().__init__(message)
-        self.secret = secret
 
 
 #: Rotation fields that are columns of ``rotations`` (``seal`` and ``intact`` are not sealed).

@@ -15,15 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from rotator.errors import JournalTampered
 from rotator.journal.audit import GENESIS, row_key, seal_row
-from rotator.journal.records import (
-    ROTATION_FIELDS,
-    JournalTampered,
-    alert_seal,
-    event_seal,
-    head_values,
-    lease_seal,
-)
+from rotator.journal.records import ROTATION_FIELDS, alert_seal, event_seal, head_values, lease_seal
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):

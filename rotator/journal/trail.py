@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from rotator.clock import Clock
+from rotator.errors import JournalTampered
 from rotator.journal.audit import (
     AuditAction,
     AuditRecord,
@@ -29,7 +30,7 @@ from rotator.journal.audit import (
     verify_chain,
 )
 from rotator.journal.database import Database
-from rotator.journal.records import JournalTampered, head_values
+from rotator.journal.records import head_values
 from rotator.journal.schema import (
     AUDIT_LOCK_KEY,
     audit,

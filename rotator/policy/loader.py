@@ -23,8 +23,8 @@ import gc
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rotator.adapters import roles as interfaces
-from rotator.adapters.roles import Registry
+from rotator.adapters import discovery
+from rotator.adapters.discovery import Registry
 from rotator.errors import ConfigError, PolicyError, Problem
 from rotator.policy.conflicts import PolicySetConflicts
 from rotator.policy.located_file import LocatedFileLoader
@@ -56,14 +56,6 @@ def _policy_files(path: Path) -> list[Path]:
     return files
 
 
-def _installed_registry() -> Registry:
-    """Load the installed adapters; a broken installation is a ConfigError."""
-    try:
-        return interfaces.registry()
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot load the provider adapters: {exc}") from exc
-
-
 def load_policies(path: str | Path, registry: Registry | None = None) -> PolicySet:
     """Load and validate every policy in a file or a directory of ``*.yaml``/``*.yml`` files.
 
@@ -76,7 +68,7 @@ def load_policies(path: str | Path, registry: Registry | None = None) -> PolicyS
     by default); none is called.
     """
     files = _policy_files(Path(path))
-    adapters = registry if registry is not None else _installed_registry()
+    adapters = registry if registry is not None else discovery.registry()
     with _automatic_collection_paused():
         return _load_files(files, adapters)
 

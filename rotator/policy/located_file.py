@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from rotator.adapters.roles import Registry
+from rotator.adapters.discovery import Registry
 from rotator.errors import Problem
 from rotator.policy.conflicts import DeclaredNotifier, NamedPolicy
 from rotator.policy.defaults import from_defaults, merge_secret

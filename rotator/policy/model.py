@@ -31,14 +31,9 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from rotator.adapters.discovery import Registry, missing_requirement, registry
 from rotator.adapters.durations import Duration, format_duration
-from rotator.adapters.roles import (
-    AlertEvent,
-    ProviderConfig,
-    Registry,
-    missing_requirement,
-    registry,
-)
+from rotator.adapters.roles import AlertEvent, ProviderConfig
 from rotator.policy.schedule import Schedule, min_interval
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._/-]{0,127}")
@@ -99,6 +94,7 @@ def _adapter_block(
         raise _refuse(title, key, "string_type", name)
     adapter = adapters.get(name)
     if adapter is None:
+        _refuse_skipped(reg, table, name, title=title, key=key, what=what)
         close = difflib.get_close_matches(name, adapters, n=1)
         raise _refuse(
             title,
@@ -129,6 +125,25 @@ def _adapter_block(
         )
     config = adapter.Config.model_validate(fields, context=info.context)
     return {key: name, "config": config}
+
+
+def _refuse_skipped(
+    reg: Registry, table: str, name: str, *, title: str, key: str, what: str
+) -> None:
+    """Refuse an adapter name whose entry point was skipped, saying why; else return."""
+    skipped = reg.skipped_as(table.removesuffix("s"), name)
+    if skipped is None:
+        return
+    raise _refuse(
+        title,
+        key,
+        PydanticCustomError(
+            "adapter_skipped",
+            "{what} '{name}' could not be loaded: {skipped}",
+            {"what": what, "name": name, "skipped": str(skipped)},
+        ),
+        name,
+    )
 
 
 class StoreSpec(BaseModel):

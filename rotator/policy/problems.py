@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic_core import ErrorDetails
 
-from rotator.adapters.roles import Registry
+from rotator.adapters.discovery import Registry
 from rotator.errors import Problem
 from rotator.policy.layout import ADAPTER_NAME_KEYS, SCHEDULE_FIELDS, SECRET_FIELDS
 from rotator.policy.located_yaml import LocatedNode, path_text

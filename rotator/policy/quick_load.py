@@ -28,7 +28,7 @@ from yaml.events import (
     StreamEndEvent,
 )
 
-from rotator.adapters.roles import Registry
+from rotator.adapters.discovery import Registry
 from rotator.policy.conflicts import NamedPolicy
 from rotator.policy.defaults import merge_plain_field
 from rotator.policy.layout import DEFAULTABLE, LOADER_FIELDS, TOP_LEVEL_KEYS

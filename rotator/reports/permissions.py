@@ -40,12 +40,12 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from rotator.adapters.replica import StoreReplica
 from rotator.adapters.roles import (
     Adapter,
     Issuer,
     Permission,
     Store,
-    StoreReplica,
     Target,
     Verifier,
 )

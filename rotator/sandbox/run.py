@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from rotator.adapters.roles import SANDBOX_GROUP
+from rotator.adapters.discovery import SANDBOX_GROUP
 from rotator.clock import system_clock, system_sleep
 from rotator.engine.runner import Engine, Result
 from rotator.errors import ConfigError

@@ -1,7 +1,7 @@
 """Canary: rotate secrets whose values we know, at DEBUG, then look for them everywhere.
 
-Invariant 5: no secret value in logs (rotator's or the SDKs'), command output,
-or the journal database files.
+Invariant 5 of docs/design.md: no secret value in logs (rotator's or the SDKs'),
+command output, or the journal database files.
 """
 
 from __future__ import annotations

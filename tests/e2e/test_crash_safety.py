@@ -1,4 +1,6 @@
-"""Kill the process at every step boundary; the next run must converge safely (invariant 3).
+"""Kill the process at every step boundary; the next run must converge safely.
+
+Invariant 3 of docs/design.md (and 1, 2 and 6 along the way).
 
 Each case rotates an IAM access key stored in Secrets Manager (the hardest
 issuer: two slots, and a secret that AWS shows only once) with the CLI as a

@@ -1,4 +1,7 @@
-"""Overlapping one-shot runs (two CronJobs at once) rotate each secret once (invariant 4)."""
+"""Overlapping one-shot runs (two CronJobs at once) rotate each secret once.
+
+Invariant 4 of docs/design.md: one rotation of a secret at a time.
+"""
 
 from __future__ import annotations
 

@@ -379,7 +379,7 @@ def test_refs_of_another_subscription_are_refused(apim: Apim) -> None:
     with pytest.raises(ConflictError, match="not a key of APIM subscription"):
         issuer.revoke("someone-else/primary")
     with pytest.raises(ConflictError):
-        issuer.recover("r1", ["someone-else/primary"], None)
+        issuer.recover("r1", known=["someone-else/primary"], pending=None)
     assert issuer.prepare(["someone-else/primary"]) == []
     assert issuer.inventory() == []
     assert apim.regenerated() == []
@@ -404,7 +404,7 @@ def test_recover_adopts_a_pending_value_still_in_the_standby_slot(apim: Apim) ->
     minter.prepare([f"{SID}/secondary"])
     minted = minter.mint("r1")
     fresh = apim.issuer()
-    adopted = fresh.recover("r1", [f"{SID}/secondary"], minted.value)
+    adopted = fresh.recover("r1", known=[f"{SID}/secondary"], pending=minted.value)
     assert adopted == Credential(minted.value, f"{SID}/primary")
     assert apim.regenerated() == ["primary"]
 
@@ -415,11 +415,11 @@ def test_recover_without_pending_adopts_nothing_and_the_next_mint_uses_the_stand
     """No pending value: nothing adopted; mint then regenerates the standby (never the held)."""
     held = apim.keys()["secondary"]
     fresh = apim.issuer()
-    assert fresh.recover("r1", [f"{SID}/secondary"], None) is None
+    assert fresh.recover("r1", known=[f"{SID}/secondary"], pending=None) is None
     assert fresh.mint("r1").ref == f"{SID}/primary"
     assert apim.keys()["secondary"] == held
     stale = SecretValue("0123456789abcdef0123456789abcdef")
-    assert apim.issuer().recover("r1", [f"{SID}/secondary"], stale) is None
+    assert apim.issuer().recover("r1", known=[f"{SID}/secondary"], pending=stale) is None
 
 
 def test_verify_refuses_a_value_the_slot_no_longer_holds(apim: Apim) -> None:

@@ -108,9 +108,9 @@ def test_recover_adopts_by_name(apigw: Any, plans: list[str], issuer: ApiKeyIssu
     rid = new_rotation_id()
     minted = issuer.mint(rid)
     apigw.delete_usage_plan_key(usagePlanId=plans[1], keyId=minted.ref)
-    adopted = issuer.recover(rid, [], None)
+    adopted = issuer.recover(rid, known=[], pending=None)
     assert adopted == minted
-    assert issuer.recover(rid, [], adopted.value) == minted
+    assert issuer.recover(rid, known=[], pending=adopted.value) == minted
     for plan in plans:
         assert minted.ref in plan_key_ids(apigw, plan)
 
@@ -119,7 +119,7 @@ def test_recover_adopts_when_pending_holds_it(issuer: ApiKeyIssuer) -> None:
     """recover() returns the named key when the store's pending value is that key."""
     rid = new_rotation_id()
     minted = issuer.mint(rid)
-    assert issuer.recover(rid, [], minted.value) == minted
+    assert issuer.recover(rid, known=[], pending=minted.value) == minted
 
 
 def test_recover_deletes_a_key_pending_does_not_hold(apigw: Any, issuer: ApiKeyIssuer) -> None:
@@ -128,7 +128,10 @@ def test_recover_deletes_a_key_pending_does_not_hold(apigw: Any, issuer: ApiKeyI
     rid = new_rotation_id()
     stray = issuer.mint(rid)
     assert (
-        issuer.recover(rid, [str(current.ref)], SecretValue("some-other-value-0000000001")) is None
+        issuer.recover(
+            rid, known=[str(current.ref)], pending=SecretValue("some-other-value-0000000001")
+        )
+        is None
     )
     assert all_key_ids(apigw) == {current.ref}
     assert stray.ref not in all_key_ids(apigw)
@@ -137,7 +140,7 @@ def test_recover_deletes_a_key_pending_does_not_hold(apigw: Any, issuer: ApiKeyI
 def test_recover_with_nothing_left_behind(apigw: Any, issuer: ApiKeyIssuer) -> None:
     """recover() of a rotation that minted nothing returns None and deletes nothing."""
     current = issuer.mint(new_rotation_id())
-    assert issuer.recover(new_rotation_id(), [str(current.ref)], None) is None
+    assert issuer.recover(new_rotation_id(), known=[str(current.ref)], pending=None) is None
     assert all_key_ids(apigw) == {current.ref}
 
 

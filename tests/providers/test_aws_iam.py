@@ -175,8 +175,8 @@ def test_recover_deletes_an_orphan(iam: Any, issuer: AccessKeyIssuer) -> None:
     current = issuer.mint(new_rotation_id())
     orphan = issuer.mint(new_rotation_id())
     rid = new_rotation_id()
-    assert issuer.recover(rid, [str(current.ref)], None) is None
-    assert issuer.recover(rid, [str(current.ref)], None) is None
+    assert issuer.recover(rid, known=[str(current.ref)], pending=None) is None
+    assert issuer.recover(rid, known=[str(current.ref)], pending=None) is None
     assert keys(iam) == {current.ref: "Active"}
     assert orphan.ref not in keys(iam)
 
@@ -186,9 +186,9 @@ def test_recover_adopts_the_pending_key(iam: Any, issuer: AccessKeyIssuer) -> No
     current = issuer.mint(new_rotation_id())
     minted = issuer.mint(new_rotation_id())
     rid = new_rotation_id()
-    adopted = issuer.recover(rid, [str(current.ref)], minted.value)
+    adopted = issuer.recover(rid, known=[str(current.ref)], pending=minted.value)
     assert adopted == minted
-    assert issuer.recover(rid, [str(current.ref)], minted.value) == minted
+    assert issuer.recover(rid, known=[str(current.ref)], pending=minted.value) == minted
     assert set(keys(iam)) == {current.ref, minted.ref}
 
 
@@ -197,14 +197,14 @@ def test_recover_deletes_a_key_pending_does_not_hold(iam: Any, issuer: AccessKey
     current = issuer.mint(new_rotation_id())
     stray = issuer.mint(new_rotation_id())
     gone = SecretValue({"AccessKeyId": "AKIAGONE00000001", "SecretAccessKey": "gone-secret-0001"})
-    assert issuer.recover(new_rotation_id(), [str(current.ref)], gone) is None
+    assert issuer.recover(new_rotation_id(), known=[str(current.ref)], pending=gone) is None
     assert stray.ref not in keys(iam)
 
 
 def test_recover_with_nothing_left_behind(iam: Any, issuer: AccessKeyIssuer) -> None:
     """recover() with no unknown key changes nothing and returns None."""
     current = issuer.mint(new_rotation_id())
-    assert issuer.recover(new_rotation_id(), [str(current.ref)], None) is None
+    assert issuer.recover(new_rotation_id(), known=[str(current.ref)], pending=None) is None
     assert keys(iam) == {current.ref: "Active"}
 
 

@@ -122,7 +122,7 @@ def test_mapping_value_arrives_as_compact_json(
 def test_restore_sends_the_previous_value(runtime: Runtime, tmp_path: Path, recorder: Path) -> None:
     """restore runs the hook with phase restore and the previous value on stdin."""
     target = ExecTarget(hook(runtime, tmp_path, recorder), runtime, "payments-db")
-    target.restore(ROTATION, SecretValue(VALUE), SecretValue(PREVIOUS))
+    target.restore(ROTATION, written=SecretValue(VALUE), previous=SecretValue(PREVIOUS))
     [record] = records(tmp_path)
     assert record["stdin"] == PREVIOUS
     assert record["env"]["ROTATOR_PHASE"] == "restore"
@@ -136,7 +136,7 @@ def test_restore_without_previous_sends_empty_stdin(
 ) -> None:
     """With no previous value, stdin is empty and ROTATOR_HAS_VALUE is 0."""
     ExecTarget(hook(runtime, tmp_path, recorder), runtime, "db").restore(
-        ROTATION, SecretValue(VALUE), None
+        ROTATION, written=SecretValue(VALUE), previous=None
     )
     [record] = records(tmp_path)
     assert (record["stdin"], record["env"]["ROTATOR_HAS_VALUE"]) == ("", "0")

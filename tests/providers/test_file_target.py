@@ -16,7 +16,8 @@ import pytest
 from pydantic import ValidationError
 
 from providers.file import FileConfig, FileTarget
-from rotator.adapters.roles import Registry, Runtime, registry
+from rotator.adapters.discovery import Registry, registry
+from rotator.adapters.roles import Runtime
 from rotator.adapters.secret import SecretValue
 from rotator.errors import NotFoundError, PermanentError, PermissionDeniedError, PolicyError
 from rotator.policy.loader import load_policies
@@ -342,10 +343,10 @@ def test_restore_puts_previous_back_over_written(runtime: Runtime, tmp_path: Pat
     path.write_text(f"A=1\nDB_PASSWORD={OLD}\n")
     env = target(runtime, path, format="env", key="DB_PASSWORD")
     env.write(ROTATION, SecretValue(NEW))
-    env.restore(ROTATION, SecretValue(NEW), SecretValue(OLD))
+    env.restore(ROTATION, written=SecretValue(NEW), previous=SecretValue(OLD))
     assert path.read_text() == f"A=1\nDB_PASSWORD={OLD}\n"
     seen = identity(path)
-    env.restore(ROTATION, SecretValue(NEW), SecretValue(OLD))
+    env.restore(ROTATION, written=SecretValue(NEW), previous=SecretValue(OLD))
     assert identity(path) == seen
 
 
@@ -353,14 +354,14 @@ def test_restore_leaves_a_value_it_did_not_write(runtime: Runtime, tmp_path: Pat
     """If the file holds something other than ``written``, restore leaves it."""
     path = tmp_path / "db-password"
     path.write_text("someone-elses-value")
-    target(runtime, path).restore(ROTATION, SecretValue(NEW), SecretValue(OLD))
+    target(runtime, path).restore(ROTATION, written=SecretValue(NEW), previous=SecretValue(OLD))
     assert path.read_text() == "someone-elses-value"
 
 
 def test_restore_when_write_never_ran_creates_nothing(runtime: Runtime, tmp_path: Path) -> None:
     """Restore with no file present (write never ran) creates no file."""
     path = tmp_path / "db-password"
-    target(runtime, path).restore(ROTATION, SecretValue(NEW), SecretValue(OLD))
+    target(runtime, path).restore(ROTATION, written=SecretValue(NEW), previous=SecretValue(OLD))
     assert not path.exists()
 
 
@@ -369,9 +370,9 @@ def test_restore_without_previous_removes_a_raw_file(runtime: Runtime, tmp_path:
     path = tmp_path / "db-password"
     raw = target(runtime, path)
     raw.write(ROTATION, SecretValue(NEW))
-    raw.restore(ROTATION, SecretValue(NEW), None)
+    raw.restore(ROTATION, written=SecretValue(NEW), previous=None)
     assert not path.exists()
-    raw.restore(ROTATION, SecretValue(NEW), None)
+    raw.restore(ROTATION, written=SecretValue(NEW), previous=None)
     assert not path.exists()
 
 
@@ -384,7 +385,7 @@ def test_restore_without_previous_removes_only_the_key(runtime: Runtime, tmp_pat
     doc = target(runtime, json_path, format="json", key="db")
     for t in (env, doc):
         t.write(ROTATION, SecretValue(NEW))
-        t.restore(ROTATION, SecretValue(NEW), None)
+        t.restore(ROTATION, written=SecretValue(NEW), previous=None)
     assert env_path.read_text() == "A=1\n"
     assert json.loads(json_path.read_text()) == {"a": 1}
 
@@ -394,7 +395,7 @@ def test_restore_of_the_only_key_keeps_an_empty_env_file(runtime: Runtime, tmp_p
     path = tmp_path / "app.env"
     env = target(runtime, path, format="env", key="DB_PASSWORD")
     env.write(ROTATION, SecretValue(NEW))
-    env.restore(ROTATION, SecretValue(NEW), None)
+    env.restore(ROTATION, written=SecretValue(NEW), previous=None)
     assert path.read_text() == ""
 
 
@@ -403,7 +404,7 @@ def test_restore_with_written_lost_puts_previous(runtime: Runtime, tmp_path: Pat
     path = tmp_path / "db-password"
     raw = target(runtime, path)
     raw.write(ROTATION, SecretValue(NEW))
-    raw.restore(ROTATION, None, SecretValue(OLD))
+    raw.restore(ROTATION, written=None, previous=SecretValue(OLD))
     assert path.read_text() == OLD
 
 
@@ -412,7 +413,7 @@ def test_restore_with_nothing_known_changes_nothing(runtime: Runtime, tmp_path: 
     path = tmp_path / "db-password"
     path.write_text(NEW)
     seen = identity(path)
-    target(runtime, path).restore(ROTATION, None, None)
+    target(runtime, path).restore(ROTATION, written=None, previous=None)
     assert identity(path) == seen
 
 

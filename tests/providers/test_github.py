@@ -23,15 +23,14 @@ from providers.github import (
     GitHubActionsConfig,
     GitHubActionsTarget,
 )
+from rotator.adapters.discovery import Registry, registry
 from rotator.adapters.roles import (
     OUTCOMES,
     Credential,
     Permission,
     ProviderConfig,
-    Registry,
     Runtime,
     Verifier,
-    registry,
 )
 from rotator.adapters.secret import SecretValue
 from rotator.engine.runner import Engine, Result
@@ -345,7 +344,7 @@ def test_restore_puts_the_previous_value_back(runtime: Runtime, github: GitHubSe
     tgt = target(runtime, github)
     tgt.write(ROTATION, SecretValue(VALUE))
 
-    tgt.restore(ROTATION, SecretValue(VALUE), SecretValue(OLD))
+    tgt.restore(ROTATION, written=SecretValue(VALUE), previous=SecretValue(OLD))
 
     assert stored(github) == OLD
 
@@ -355,8 +354,8 @@ def test_restore_deletes_a_secret_the_write_created(runtime: Runtime, github: Gi
     tgt = target(runtime, github)
     tgt.write(ROTATION, SecretValue(VALUE))
 
-    tgt.restore(ROTATION, SecretValue(VALUE), None)
-    tgt.restore(ROTATION, SecretValue(VALUE), None)
+    tgt.restore(ROTATION, written=SecretValue(VALUE), previous=None)
+    tgt.restore(ROTATION, written=SecretValue(VALUE), previous=None)
 
     assert stored(github) is None
     assert len(github.requests_to("DELETE")) == 1
@@ -371,7 +370,7 @@ def test_restore_without_previous_leaves_a_secret_it_did_not_create(
     tgt.write(ROTATION, SecretValue(VALUE))
 
     with caplog.at_level(logging.WARNING):
-        tgt.restore(ROTATION, SecretValue(VALUE), None)
+        tgt.restore(ROTATION, written=SecretValue(VALUE), previous=None)
 
     assert stored(github) == VALUE
     assert github.requests_to("DELETE") == []
@@ -385,7 +384,7 @@ def test_restore_after_a_restart_does_not_delete(
     target(runtime, github).write(ROTATION, SecretValue(VALUE))
     restarted = Runtime(clock=clock, sleep=clock.sleep, cache={})
 
-    target(restarted, github).restore(ROTATION, SecretValue(VALUE), None)
+    target(restarted, github).restore(ROTATION, written=SecretValue(VALUE), previous=None)
 
     assert stored(github) == VALUE
 
@@ -396,7 +395,7 @@ def test_restore_in_a_missing_environment_is_a_no_op(
     """With no environment there is no secret to restore: a warning, no error, no write."""
     with caplog.at_level(logging.WARNING):
         target(runtime, github, environment="staging").restore(
-            ROTATION, SecretValue(VALUE), SecretValue(OLD)
+            ROTATION, written=SecretValue(VALUE), previous=SecretValue(OLD)
         )
 
     assert "nothing to restore" in caplog.text
@@ -755,7 +754,7 @@ def test_the_value_never_reaches_a_request_a_log_an_error_or_describe(
 
     tgt = target(runtime, github)
     tgt.write(ROTATION, SecretValue(VALUE))
-    tgt.restore(ROTATION, SecretValue(VALUE), SecretValue(OLD))
+    tgt.restore(ROTATION, written=SecretValue(VALUE), previous=SecretValue(OLD))
     for status in (401, 403, 404, 422, 429, 500):
         github.fail(status, method="PUT", body={"message": "refused by the test"})
         attempt(lambda: tgt.write(ROTATION, SecretValue(VALUE)))
@@ -825,16 +824,18 @@ def test_permissions_name_githubs_permissions_per_scope(
     with_app = target(runtime, github, **app).permissions()
 
     step = "target: write the Actions secret"
-    assert repo == [Permission("github", ("secrets:write",), f"repos/{REPO}", step)]
+    assert repo == [Permission("github", ("secrets:write",), resource=f"repos/{REPO}", step=step)]
     assert environment == [
         Permission(
             "github",
             ("environments:write", "secrets:write"),
-            f"repos/{REPO}/environments/{ENV}",
-            step,
+            resource=f"repos/{REPO}/environments/{ENV}",
+            step=step,
         )
     ]
-    assert org == [Permission("github", ("organization_secrets:write",), f"orgs/{ORG}", step)]
+    assert org == [
+        Permission("github", ("organization_secrets:write",), resource=f"orgs/{ORG}", step=step)
+    ]
     assert with_app[0] == repo[0]
     assert with_app[1].actions == () and APP_ID_ENV in with_app[1].resource
 
@@ -845,7 +846,7 @@ def test_every_request_is_reported_with_a_fixed_operation(
     """Each request is reported as provider github with a known operation and outcome."""
     tgt = target(runtime, github)
     tgt.write(ROTATION, SecretValue(VALUE))
-    tgt.restore(ROTATION, SecretValue(VALUE), None)
+    tgt.restore(ROTATION, written=SecretValue(VALUE), previous=None)
 
     assert len(recorder.calls) == len(github.requests) == 5
     for provider, operation, outcome in recorder.calls:

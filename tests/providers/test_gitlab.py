@@ -22,15 +22,14 @@ from providers.gitlab import (
     created_by,
     masking_problems,
 )
+from rotator.adapters.discovery import Registry, registry
 from rotator.adapters.roles import (
     OUTCOMES,
     Credential,
     Permission,
     ProviderConfig,
-    Registry,
     Runtime,
     Verifier,
-    registry,
 )
 from rotator.adapters.secret import SecretValue
 from rotator.engine.runner import Engine, Result
@@ -362,7 +361,7 @@ def test_restore_puts_the_previous_value_back(
     tgt = target(runtime, gitlab)
     tgt.write(ROTATION, SecretValue(VALUE))
 
-    tgt.restore(ROTATION, SecretValue(VALUE), SecretValue(OLD))
+    tgt.restore(ROTATION, written=SecretValue(VALUE), previous=SecretValue(OLD))
 
     variable = gitlab.variable(project, KEY)
     assert variable is not None and variable.value == OLD
@@ -377,8 +376,8 @@ def test_restore_deletes_a_variable_the_write_created_even_after_a_restart(
     target(runtime, gitlab).write(ROTATION, SecretValue(VALUE))
     restarted = Runtime(clock=clock, sleep=clock.sleep, cache={})
 
-    target(restarted, gitlab).restore(ROTATION, SecretValue(VALUE), None)
-    target(restarted, gitlab).restore(ROTATION, SecretValue(VALUE), None)
+    target(restarted, gitlab).restore(ROTATION, written=SecretValue(VALUE), previous=None)
+    target(restarted, gitlab).restore(ROTATION, written=SecretValue(VALUE), previous=None)
 
     assert gitlab.variable(project, KEY) is None
     assert len(gitlab.requests_to("DELETE")) == 1
@@ -393,7 +392,7 @@ def test_restore_without_previous_leaves_a_variable_it_did_not_create(
     tgt.write(ROTATION, SecretValue(VALUE))
 
     with caplog.at_level(logging.WARNING):
-        tgt.restore(ROTATION, SecretValue(VALUE), None)
+        tgt.restore(ROTATION, written=SecretValue(VALUE), previous=None)
 
     assert gitlab.variable(project, KEY) is not None
     assert "did not create the variable" in caplog.text
@@ -410,8 +409,8 @@ def test_restore_leaves_a_value_someone_else_wrote_since(
     variable.value = "someone-elses-value-123"
 
     with caplog.at_level(logging.WARNING):
-        tgt.restore(ROTATION, SecretValue(VALUE), SecretValue(OLD))
-        tgt.restore(ROTATION, SecretValue(VALUE), None)
+        tgt.restore(ROTATION, written=SecretValue(VALUE), previous=SecretValue(OLD))
+        tgt.restore(ROTATION, written=SecretValue(VALUE), previous=None)
 
     assert variable.value == "someone-elses-value-123"
     assert caplog.text.count("left as it is") == 2
@@ -422,9 +421,9 @@ def test_restore_when_the_write_never_ran_changes_nothing(
 ) -> None:
     """A variable still holding the previous value gets no write; a missing one gets none either."""
     seed(project)
-    target(runtime, gitlab).restore(ROTATION, SecretValue(VALUE), SecretValue(OLD))
+    target(runtime, gitlab).restore(ROTATION, written=SecretValue(VALUE), previous=SecretValue(OLD))
     target(runtime, gitlab, environment_scope="staging").restore(
-        ROTATION, SecretValue(VALUE), SecretValue(OLD)
+        ROTATION, written=SecretValue(VALUE), previous=SecretValue(OLD)
     )
 
     assert writes(gitlab) == []
@@ -437,7 +436,7 @@ def test_restore_with_the_written_value_lost_puts_previous_back(
     seed(project, masked=True, raw=True)
     target(runtime, gitlab).write(ROTATION, SecretValue(VALUE))
 
-    target(runtime, gitlab).restore(ROTATION, None, SecretValue(OLD))
+    target(runtime, gitlab).restore(ROTATION, written=None, previous=SecretValue(OLD))
 
     variable = gitlab.variable(project, KEY)
     assert variable is not None and variable.value == OLD
@@ -449,7 +448,7 @@ def test_restore_in_a_missing_project_is_a_no_op(
     """With no project there is no variable to restore: a warning, no error, no write."""
     with caplog.at_level(logging.WARNING):
         target(runtime, gitlab, project="payments/missing").restore(
-            ROTATION, SecretValue(VALUE), SecretValue(OLD)
+            ROTATION, written=SecretValue(VALUE), previous=SecretValue(OLD)
         )
 
     assert "nothing to restore" in caplog.text
@@ -579,7 +578,7 @@ def test_the_value_travels_only_in_request_bodies(
 
     tgt = target(runtime, gitlab)
     tgt.write(ROTATION, SecretValue(VALUE))
-    tgt.restore(ROTATION, SecretValue(VALUE), SecretValue(OLD))
+    tgt.restore(ROTATION, written=SecretValue(VALUE), previous=SecretValue(OLD))
     for status in (400, 401, 403, 404, 429, 500):
         gitlab.fail(status, method="PUT", body={"message": {"value": [f"{VALUE} refused"]}})
         attempt(lambda: tgt.write(ROTATION, SecretValue(VALUE)))
@@ -631,7 +630,7 @@ def test_permissions_name_the_api_scope_and_the_maintainer_role(
     scope, role = target(runtime, gitlab).permissions()
 
     assert scope == Permission(
-        "gitlab", ("api",), f"projects/{PROJECT}", "target: write the CI/CD variable"
+        "gitlab", ("api",), resource=f"projects/{PROJECT}", step="target: write the CI/CD variable"
     )
     assert role.actions == () and "Maintainer" in role.resource
 
@@ -643,7 +642,7 @@ def test_every_request_is_reported_with_a_fixed_operation(
     tgt = target(runtime, gitlab)
     tgt.write(ROTATION, SecretValue(VALUE))
     tgt.write(ROTATION, SecretValue(OLD))
-    tgt.restore(ROTATION, SecretValue(OLD), None)
+    tgt.restore(ROTATION, written=SecretValue(OLD), previous=None)
 
     assert len(recorder.calls) == len(gitlab.requests)
     assert {op for _, op, _ in recorder.calls} == OPERATIONS

@@ -220,8 +220,8 @@ def test_webhook_includes_the_value_when_asked(rec: Recording, server: Server) -
 def test_restore_posts_restored(rec: Recording, server: Server) -> None:
     """restore posts event restored, with the previous value (or null) when values are included."""
     target = webhook(rec, server.url, include_value=True)
-    target.restore(ROTATION, SecretValue(VALUE), SecretValue(PREVIOUS))
-    target.restore(ROTATION, SecretValue(VALUE), None)
+    target.restore(ROTATION, written=SecretValue(VALUE), previous=SecretValue(PREVIOUS))
+    target.restore(ROTATION, written=SecretValue(VALUE), previous=None)
     first, second = (json.loads(s.body) for s in server.requests)
     assert (first["event"], first["value"]) == ("restored", PREVIOUS)
     assert (second["event"], second["value"]) == ("restored", None)
@@ -469,7 +469,9 @@ def test_value_never_reaches_an_error_or_a_log_line(
     loud = webhook(rec, server.url, include_value=True)
     attempt(lambda: loud.write(ROTATION, credential.value))  # 503 then 200
     attempt(lambda: loud.write(ROTATION, credential.value))  # 400
-    attempt(lambda: loud.restore(ROTATION, credential.value, SecretValue(PREVIOUS)))  # 401
+    attempt(
+        lambda: loud.restore(ROTATION, written=credential.value, previous=SecretValue(PREVIOUS))
+    )  # 401
     attempt(lambda: webhook(rec, refused, include_value=True).write(ROTATION, credential.value))
     bearer = {"Authorization": "Bearer {new}"}
     server.answer(500)

@@ -31,7 +31,8 @@ from providers.notifiers import (
     WebhookNotifier,
     WebhookNotifierConfig,
 )
-from rotator.adapters.roles import Alert, AlertEvent, Runtime, Severity, registry
+from rotator.adapters.discovery import registry
+from rotator.adapters.roles import Alert, AlertEvent, Runtime, Severity
 from rotator.errors import (
     NotFoundError,
     PermanentError,
@@ -304,7 +305,14 @@ def test_an_alert_key_unfit_for_a_header_is_sent_as_its_hash(
     rec: Recording, receiver: Receiver
 ) -> None:
     """A key with a line break or non-ASCII reaches the headers as its SHA-256, stable per key."""
-    odd = Alert(AlertEvent.OVERDUE, Severity.WARNING, "db", "overdue", AT, "db:é\r\nX-Evil: 1")
+    odd = Alert(
+        event=AlertEvent.OVERDUE,
+        severity=Severity.WARNING,
+        secret="db",
+        summary="overdue",
+        at=AT,
+        key="db:é\r\nX-Evil: 1",
+    )
     notifier = webhook(rec, f"{receiver.base}/a")
     notifier.send(odd)
     notifier.send(odd)
@@ -547,7 +555,14 @@ def test_slack_text_cannot_mention_or_overflow(
 ) -> None:
     """<!channel> in a summary is escaped, and long texts are clipped to Slack's limits."""
     summary = "<!channel> failed & <https://evil.example|click> " + "x" * 5000
-    loud = Alert(AlertEvent.OVERDUE, Severity.INFO, "s" * 200, summary, AT, "k")
+    loud = Alert(
+        event=AlertEvent.OVERDUE,
+        severity=Severity.INFO,
+        secret="s" * 200,
+        summary=summary,
+        at=AT,
+        key="k",
+    )
     slack(rec, monkeypatch, receiver.base + SLACK_PATH).send(loud)
     message = json.loads(receiver.only().body)
     header, section = message["blocks"][0]["text"]["text"], message["blocks"][1]["text"]["text"]

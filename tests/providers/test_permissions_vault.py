@@ -375,7 +375,7 @@ def test_token_lost_in_a_crash_is_found_only_with_the_accessors_block(
         rotation_id = f"{label.replace(' ', '-')}-rotation"
         known = issuer.inventory()
         lost = issuer.mint(rotation_id)  # the process dies before the store has it
-        assert issuer.recover(rotation_id, known, None) is None
+        assert issuer.recover(rotation_id, known=known, pending=None) is None
         try:
             world.root.auth.token.lookup_accessor(lost.ref)
             alive[label] = True

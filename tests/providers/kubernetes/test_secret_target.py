@@ -23,7 +23,8 @@ from providers.kubernetes.secret import (
     KubernetesSecretConfig,
     KubernetesSecretTarget,
 )
-from rotator.adapters.roles import OUTCOMES, Registry, Runtime, registry
+from rotator.adapters.discovery import Registry, registry
+from rotator.adapters.roles import OUTCOMES, Runtime
 from rotator.adapters.secret import SecretValue
 from rotator.errors import (
     ConflictError,
@@ -237,7 +238,7 @@ def test_restore_puts_the_old_value_back_and_restarts(
     tgt.write(ROTATION, SecretValue(NEW))
     clock.advance(90)
 
-    tgt.restore(ROTATION, SecretValue(NEW), SecretValue(OLD))
+    tgt.restore(ROTATION, written=SecretValue(NEW), previous=SecretValue(OLD))
 
     assert kube.secret_data(NAMESPACE, SECRET) == {"username": "payments", KEY: OLD}
     secret = kube.secret(NAMESPACE, SECRET)
@@ -254,10 +255,10 @@ def test_restore_twice_changes_nothing_the_second_time(
     """A replayed restore sends no write."""
     tgt = target(runtime)
     tgt.write(ROTATION, SecretValue(NEW))
-    tgt.restore(ROTATION, SecretValue(NEW), SecretValue(OLD))
+    tgt.restore(ROTATION, written=SecretValue(NEW), previous=SecretValue(OLD))
     seen = len(kube.requests)
 
-    tgt.restore(ROTATION, SecretValue(NEW), SecretValue(OLD))
+    tgt.restore(ROTATION, written=SecretValue(NEW), previous=SecretValue(OLD))
 
     assert changes(kube, seen) == []
 
@@ -266,7 +267,7 @@ def test_restore_when_never_written_is_a_no_op(kube: KubernetesEmulator, runtime
     """Restoring a rotation that never wrote changes nothing and reads no workload."""
     before = kube.secret(NAMESPACE, SECRET)
 
-    target(runtime).restore(ROTATION, SecretValue(NEW), SecretValue(OLD))
+    target(runtime).restore(ROTATION, written=SecretValue(NEW), previous=SecretValue(OLD))
 
     assert changes(kube) == []
     assert kube.secret(NAMESPACE, SECRET) == before
@@ -280,7 +281,7 @@ def test_restore_with_the_written_value_lost_uses_the_annotation(
     tgt = target(runtime)
     tgt.write(ROTATION, SecretValue(NEW))
 
-    tgt.restore(ROTATION, None, SecretValue(OLD))
+    tgt.restore(ROTATION, written=None, previous=SecretValue(OLD))
 
     assert kube.secret_data(NAMESPACE, SECRET) == {"username": "payments", KEY: OLD}
 
@@ -294,7 +295,7 @@ def test_restore_leaves_a_value_someone_else_wrote_since(
     kube.put_secret(NAMESPACE, SECRET, {KEY: "someone-else-1234567"})
     seen = len(kube.requests)
 
-    tgt.restore(ROTATION, SecretValue(NEW), SecretValue(OLD))
+    tgt.restore(ROTATION, written=SecretValue(NEW), previous=SecretValue(OLD))
 
     assert changes(kube, seen) == []
     assert kube.secret_data(NAMESPACE, SECRET) == {KEY: "someone-else-1234567"}
@@ -305,7 +306,7 @@ def test_restore_removes_a_key_the_write_added(kube: KubernetesEmulator, runtime
     tgt = target(runtime, key="api-token")
     tgt.write(ROTATION, SecretValue(NEW))
 
-    tgt.restore(ROTATION, SecretValue(NEW), None)
+    tgt.restore(ROTATION, written=SecretValue(NEW), previous=None)
 
     assert kube.secret_data(NAMESPACE, SECRET) == {"username": "payments", KEY: OLD}
 
@@ -317,7 +318,7 @@ def test_restore_deletes_a_secret_the_write_created(
     tgt = target(runtime, name="payments-new")
     tgt.write(ROTATION, SecretValue(NEW))
 
-    tgt.restore(ROTATION, SecretValue(NEW), None)
+    tgt.restore(ROTATION, written=SecretValue(NEW), previous=None)
 
     assert kube.secret(NAMESPACE, "payments-new") is None
     marker = f"{ROTATION} payments-new/{KEY} restored"
@@ -332,10 +333,10 @@ def test_restore_after_a_crash_finishes_the_restarts(
     tgt.write(ROTATION, SecretValue(NEW))
     kube.inject_fault(500, method="PATCH", path_prefix="/apis/apps/v1/namespaces/payments/daemon")
     with pytest.raises(TransientError):
-        tgt.restore(ROTATION, SecretValue(NEW), SecretValue(OLD))
+        tgt.restore(ROTATION, written=SecretValue(NEW), previous=SecretValue(OLD))
     seen = len(kube.requests)
 
-    tgt.restore(ROTATION, SecretValue(NEW), SecretValue(OLD))
+    tgt.restore(ROTATION, written=SecretValue(NEW), previous=SecretValue(OLD))
 
     assert changes(kube, seen) == [
         ("PATCH", f"/apis/apps/v1/namespaces/{NAMESPACE}/daemonsets/payments-agent")
@@ -524,10 +525,10 @@ def test_the_value_never_reaches_messages_logs_or_urls(
     target(runtime).write(ROTATION, SecretValue(canary))
     kube.inject_fault(503, method="PATCH", path_prefix=SECRET_PATH)
     try:
-        target(runtime).restore(ROTATION, SecretValue(canary), SecretValue(OLD))
+        target(runtime).restore(ROTATION, written=SecretValue(canary), previous=SecretValue(OLD))
     except RotatorError as exc:
         raised.append(exc)
-    target(runtime).restore(ROTATION, SecretValue(canary), SecretValue(OLD))
+    target(runtime).restore(ROTATION, written=SecretValue(canary), previous=SecretValue(OLD))
 
     assert len(raised) == 5
     texts = [str(e) for e in raised] + [repr(e) for e in raised]
@@ -551,7 +552,7 @@ def test_every_request_is_reported_with_a_fixed_operation(
     tgt = target(runtime, name="payments-new")
     tgt.check()
     tgt.write(ROTATION, SecretValue(NEW))
-    tgt.restore(ROTATION, SecretValue(NEW), None)
+    tgt.restore(ROTATION, written=SecretValue(NEW), previous=None)
 
     assert len(recorder.calls) == len(kube.requests)
     for provider, operation, outcome in recorder.calls:

@@ -507,7 +507,7 @@ def test_approle_recover_adopts_pending_and_destroys_the_rest(approle: AppRoleSe
     kept = issuer.mint(rid)
     lost = issuer.mint(rid)
     foreign = approle.approle.generate_secret_id(role_name=approle.role, mount_point=approle.mount)
-    adopted = issuer.recover(rid, known, kept.value)
+    adopted = issuer.recover(rid, known=known, pending=kept.value)
     assert adopted == kept
     remaining = issuer.inventory()
     assert kept.ref in remaining and older.ref in remaining
@@ -523,9 +523,9 @@ def test_approle_recover_without_pending_destroys_the_runs_mints(approle: AppRol
     rid = new_rotation_id()
     issuer.mint(rid)
     issuer.mint(rid)
-    assert issuer.recover(rid, known, None) is None
+    assert issuer.recover(rid, known=known, pending=None) is None
     assert issuer.inventory() == []
-    assert issuer.recover(rid, known, None) is None
+    assert issuer.recover(rid, known=known, pending=None) is None
 
 
 # -- token issuer -------------------------------------------------------------
@@ -625,11 +625,11 @@ def test_token_inventory_and_recover(tokens: TokenSetup) -> None:
     lost = tokens.track(issuer.mint(rid))
     other = tokens.track(issuer.mint(new_rotation_id()))
     assert {kept.ref, lost.ref, other.ref} <= set(issuer.inventory())
-    assert issuer.recover(rid, known, kept.value) == kept
+    assert issuer.recover(rid, known=known, pending=kept.value) == kept
     assert tokens.lookup(str(lost.ref)) is None
     assert tokens.lookup(str(kept.ref)) is not None
     assert tokens.lookup(str(other.ref)) is not None
-    assert issuer.recover(rid, known, None) is None
+    assert issuer.recover(rid, known=known, pending=None) is None
     assert tokens.lookup(str(kept.ref)) is None
 
 
@@ -648,4 +648,4 @@ def test_token_inventory_without_sudo_is_empty(
         assert issuer.inventory() == []
     assert sum("list token accessors" in r.getMessage() for r in caplog.records) == 1
     credential = tokens.track(issuer.mint(new_rotation_id()))
-    assert issuer.recover("any", [], credential.value) == credential
+    assert issuer.recover("any", known=[], pending=credential.value) == credential

@@ -1,0 +1,182 @@
+"""The values adapters and the engine exchange: configuration, runtime, credentials, alerts.
+
+Nothing here calls an outside system. :class:`ProviderConfig` is the base of
+every adapter's policy fields; :class:`Runtime` is what the engine lends an
+adapter; :class:`Version`, :class:`Credential` and :class:`Permission` are
+what the roles (:mod:`rotator.adapters.roles`) return; :class:`Alert` is
+what a notifier is given to send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import KW_ONLY, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from rotator import __version__
+from rotator.adapters.secret import SecretValue
+from rotator.clock import Clock, Sleep
+
+#: What an adapter sends as (or appends to) its HTTP User-Agent: rotator and its version.
+USER_AGENT = f"rotator/{__version__}"
+
+
+class ProviderConfig(BaseModel):
+    """Base of every adapter's policy fields: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ConfigT = TypeVar("ConfigT", bound=ProviderConfig)
+
+
+#: Told of every call an adapter makes to its provider's API:
+#: ``(provider, operation, outcome)``, outcome being one of :data:`OUTCOMES`.
+RequestObserver = Callable[[str, str, str], None]
+
+#: The outcomes a :data:`RequestObserver` is told (a bounded label set).
+OUTCOMES = ("ok", "throttled", "transient", "permanent")
+
+
+def _ignore_request(_provider: str, _operation: str, _outcome: str) -> None:
+    """Drop a request observation (the default when nobody counts)."""
+
+
+@dataclass
+class Runtime:
+    """What the engine lends an adapter: the clock, a sleeper, a cache and a request counter.
+
+    ``cache`` lives as long as the engine; adapters keep their SDK clients in
+    it (one per region and service) so they are built once and reused. The
+    engine runs secrets on several threads at once, so adapters guard what
+    they add to it. (The policy name reaches an adapter through its
+    constructor.) ``on_request`` is told of every API call an adapter makes,
+    with an operation name from a fixed set (never an id or a path), so the
+    service can export ``rotator_provider_requests_total``.
+    """
+
+    clock: Clock
+    sleep: Sleep
+    cache: dict[str, Any] = field(default_factory=dict)
+    on_request: RequestObserver = _ignore_request
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of a secret in a store."""
+
+    version_id: str
+    value: SecretValue
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A credential an issuer minted: its value and its non-secret identifier.
+
+    ``ref`` is what the issuer needs to find the credential again (an IAM
+    access key id, an API Gateway key id); ``None`` where there is nothing to
+    find (a random value lives only in the store).
+    """
+
+    value: SecretValue
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One permission an adapter needs at its outside system, and the step that fails without it.
+
+    ``system`` says how to read the rest: ``aws`` (IAM ``actions`` on an ARN
+    ``resource``), ``vault`` (policy capabilities on a path), ``azure`` (data
+    actions on a vault URL), ``kubernetes`` (verbs on a resource written
+    ``[contexts/CTX/]namespaces/NS/RESOURCE[.GROUP][/NAME]``). A permission
+    without actions is a requirement the output states as a note.
+    ``conditions`` (``aws`` only) narrow a grant whose resource IAM cannot
+    name exactly: every one must hold. ``resource`` and ``step`` are
+    keyword-only: both are text, as ``system`` is, and a swap would print a
+    wrong policy without a word.
+    """
+
+    system: str
+    actions: tuple[str, ...]
+    _: KW_ONLY
+    resource: str
+    #: What breaks without it, as an operator reads it: ``store: write the pending version``.
+    step: str
+    #: IAM conditions, each ``(operator, key, values)``:
+    #: ``("StringEquals", "aws:ResourceTag/rotator:secret", ("app/api",))``.
+    conditions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+
+
+class AlertEvent(StrEnum):
+    """What an alert is about; notifiers subscribe to these by value."""
+
+    #: A rotation rolled back, or a step failed after its retries.
+    ROTATION_FAILED = "rotation-failed"
+    #: Scheduled attempts stopped after failures in a row; a person must act.
+    NEEDS_ATTENTION = "needs-attention"
+    #: The old credential was still used at its grace deadline.
+    OLD_STILL_IN_USE = "old-still-in-use"
+    #: A revoked or deactivated credential showed use after its revocation.
+    REVOKED_CREDENTIAL_USED = "revoked-credential-used"
+    #: The current credential is older than its policy allows.
+    OVERDUE = "overdue"
+    #: A reminder-only credential is due: its owner must change it by hand.
+    ROTATION_DUE = "rotation-due"
+    #: A rotation succeeded (sent only to notifiers that ask for it).
+    ROTATION_SUCCEEDED = "rotation-succeeded"
+    #: An emergency rotation started (a leak, ``--emergency``).
+    EMERGENCY = "emergency-rotation"
+    #: A leak report named a credential's public identifier only (no secret part).
+    IDENTIFIER_LEAKED = "identifier-leaked"
+    #: ``audit verify`` found an edited, deleted, inserted or reordered record.
+    AUDIT_CHAIN_BROKEN = "audit-chain-broken"
+    #: A secret's journal rows are not as rotator wrote them; it is not acted on.
+    JOURNAL_TAMPERED = "journal-tampered"
+
+
+class Severity(StrEnum):
+    """How urgent an alert is."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Alert:
+    """One thing a person should hear about; never carries a secret value.
+
+    ``key`` is stable for the same condition (the same failed rotation, the
+    same overdue credential), so receivers can deduplicate as rotator does.
+    Built with keywords only: five of its fields are text.
+    """
+
+    event: AlertEvent
+    severity: Severity
+    secret: str | None
+    summary: str
+    at: datetime
+    key: str
+    rotation_id: str | None = None
+    owner: str | None = None
+    details: Mapping[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready mapping (what webhook and exec notifiers send)."""
+        return {
+            "event": self.event.value,
+            "severity": self.severity.value,
+            "secret": self.secret,
+            "summary": self.summary,
+            "at": self.at.isoformat(),
+            "key": self.key,
+            "rotation_id": self.rotation_id,
+            "owner": self.owner,
+            "details": dict(self.details),
+        }
