@@ -124,6 +124,7 @@ from providers.http import (
     _unanswered,
 )
 from providers.metering import report, take
+from rotator.adapters.permissions import TokenScopes
 from rotator.adapters.ratelimit import limits
 from rotator.adapters.roles import Permission, Target
 from rotator.adapters.secret import SecretValue
@@ -916,6 +917,14 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
                 )
             )
         return found
+
+
+class GitHubTokenScopes(TokenScopes):
+    """The ``github`` document: the token's permissions per resource."""
+
+    system = PROVIDER
+    order = 50
+    heading = "GitHub: a fine-grained personal access token or GitHub App installation with"
 
 
 def _succeeded(answer: _Answer) -> bool:

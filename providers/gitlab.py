@@ -102,6 +102,7 @@ from providers.http import (
     _unanswered,
 )
 from providers.metering import report, take
+from rotator.adapters.permissions import TokenScopes
 from rotator.adapters.ratelimit import limits
 from rotator.adapters.roles import Permission, Target
 from rotator.adapters.secret import SecretValue
@@ -641,6 +642,14 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
                 "target: manage CI/CD variables",
             ),
         ]
+
+
+class GitLabTokenScopes(TokenScopes):
+    """The ``gitlab`` document: the token's permissions per resource."""
+
+    system = PROVIDER
+    order = 60
+    heading = "GitLab: a project (or group) access token with"
 
 
 def _succeeded(answer: _Answer) -> bool:
