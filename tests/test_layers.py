@@ -46,3 +46,26 @@ def test_loading_policies_imports_no_sdk() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+#: What shows a provider's format: an AWS key id's prefix, IAM's policy version,
+#: the RBAC API group, an Azure role's actions, a Vault ACL rule.
+PROVIDER_FORMATS = (
+    "AKIA",
+    "2012-10-17",
+    "rbac.authorization.k8s.io",
+    "Microsoft.KeyVault",
+    "capabilities = [",
+)
+
+
+def test_the_core_knows_no_provider_format() -> None:
+    """Permission documents and key formats live with the providers; only emulators know them."""
+    found = {
+        (str(p.relative_to(ROOT)), marker)
+        for p in (ROOT / "rotator").rglob("*.py")
+        if "sandbox" not in p.relative_to(ROOT).parts
+        for marker in PROVIDER_FORMATS
+        if marker in p.read_text()
+    }
+    assert found == set()
