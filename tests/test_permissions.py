@@ -612,6 +612,21 @@ def test_the_command_exits_2_on_a_system_without_a_renderer(
     assert asked == [None]  # every system is asked, not only those with a renderer
 
 
+def test_the_command_line_loads_no_renderer_until_asked() -> None:
+    """Starting rotator loads no renderer: ``--provider``'s choices are read when it is parsed."""
+    code = (
+        "import sys\n"
+        "import rotator.cli.main\n"
+        "print(sorted(m for m in sys.modules if m.startswith('providers')))\n"
+        "from rotator.reports.permissions import systems\n"
+        "print(','.join(systems()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.splitlines() == ["[]", "aws,vault,azure,kubernetes,github,gitlab"]
+
+
 @pytest.fixture
 def fresh_renderers() -> Iterator[None]:
     """Load the renderers again in the test, and again after it."""
