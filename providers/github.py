@@ -124,6 +124,7 @@ from providers.transport.http import (
     unanswered,
 )
 from providers.transport.retry_after import asked_wait, server_time
+from rotator.adapters.permissions import TokenScopes
 from rotator.adapters.ratelimit import limits
 from rotator.adapters.roles import Permission, Target
 from rotator.adapters.secret import SecretValue
@@ -925,6 +926,14 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
                 )
             )
         return found
+
+
+class GitHubTokenScopes(TokenScopes):
+    """The ``github`` document: the token's permissions per resource."""
+
+    system = PROVIDER
+    order = 50
+    heading = "GitHub: a fine-grained personal access token or GitHub App installation with"
 
 
 def _iso(when: datetime) -> str:

@@ -102,6 +102,7 @@ from providers.transport.http import (
     unanswered,
 )
 from providers.transport.retry_after import asked_wait, server_time
+from rotator.adapters.permissions import TokenScopes
 from rotator.adapters.ratelimit import limits
 from rotator.adapters.roles import Permission, Target
 from rotator.adapters.secret import SecretValue
@@ -645,3 +646,11 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
                 step="target: manage CI/CD variables",
             ),
         ]
+
+
+class GitLabTokenScopes(TokenScopes):
+    """The ``gitlab`` document: the token's permissions per resource."""
+
+    system = PROVIDER
+    order = 60
+    heading = "GitLab: a project (or group) access token with"

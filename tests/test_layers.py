@@ -85,3 +85,26 @@ def test_the_sdk_face_offers_every_name_providers_take_from_rotator() -> None:
     needed = {replaced.get(name, name) for name in taken} - {None}
     assert needed <= set(face.__all__)
     assert all(hasattr(face, name) for name in face.__all__)
+
+
+#: What shows a provider's format: an AWS key id's prefix, IAM's policy version,
+#: the RBAC API group, an Azure role's actions, a Vault ACL rule.
+PROVIDER_FORMATS = (
+    "AKIA",
+    "2012-10-17",
+    "rbac.authorization.k8s.io",
+    "Microsoft.KeyVault",
+    "capabilities = [",
+)
+
+
+def test_the_core_knows_no_provider_format() -> None:
+    """Permission documents and key formats live with the providers; only emulators know them."""
+    found = {
+        (str(p.relative_to(ROOT)), marker)
+        for p in (ROOT / "rotator").rglob("*.py")
+        if "sandbox" not in p.relative_to(ROOT).parts
+        for marker in PROVIDER_FORMATS
+        if marker in p.read_text()
+    }
+    assert found == set()

@@ -8,8 +8,10 @@ injected clock; the command itself runs in-process through click's runner.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +22,25 @@ import structlog.testing
 from click.testing import CliRunner, Result
 from moto import mock_aws
 
+from providers.aws.leaks import AccessKeyFormat
+from rotator.adapters import scanning
+from rotator.adapters.scanning import (
+    FORMAT_GROUP,
+    CredentialFormat,
+    LeakedPair,
+    credential_formats,
+)
 from rotator.adapters.secret import SecretValue
 from rotator.cli.leaks import leaks
 from rotator.engine.runner import Engine
-from rotator.errors import PolicyError
+from rotator.errors import ConfigError, PolicyError
 from rotator.journal.journal import Journal
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
-from rotator.watch.leaks import Action, ReportError, Standing, Triage, parse_report, triage
+from rotator.watch.credentials import Standing
+from rotator.watch.findings import ReportError
+from rotator.watch.leaks import Action, Triage, triage
+from rotator.watch.scanners import parse_report
 from tests.conftest import FakeClock, restored_logging
 
 REGION = "us-east-1"
@@ -144,6 +157,67 @@ def test_trufflehog_raw_v2_without_separator_is_still_an_aws_pair() -> None:
     [finding] = parse_report(_trufflehog(aws), "th.jsonl").findings
     assert finding.key_ids == (FIXTURE_KEY_ID,)
     assert SecretValue(FIXTURE_SECRET_KEY) in finding.values
+
+
+def test_what_an_identifier_is_the_providers_say() -> None:
+    """The core knows no key format: without the installed formats, an AWS key id is a value."""
+    assert [type(f) for f in credential_formats()] == [AccessKeyFormat]
+    data = (DATA / "gitleaks.json").read_bytes()
+    _, alone = parse_report(data, "gitleaks.json", formats=()).findings
+    assert alone.key_ids == () and alone.values == (SecretValue(FIXTURE_KEY_ID),)
+    _, read = parse_report(data, "gitleaks.json").findings
+    assert read.key_ids == (FIXTURE_KEY_ID,) and read.values == ()
+
+
+def test_the_aws_format_reads_key_ids_and_key_pairs() -> None:
+    """An access key id is an identifier; id and secret key together give the secret key twice."""
+    keys = AccessKeyFormat()
+    assert keys.is_identifier(FIXTURE_KEY_ID) and keys.is_identifier("ASIA" + FIXTURE_KEY_ID[4:])
+    assert not keys.is_identifier(FIXTURE_KEY_ID + "Z") and not keys.is_identifier(LEAKED)
+    stored = SecretValue({"AccessKeyId": FIXTURE_KEY_ID, "SecretAccessKey": FIXTURE_SECRET_KEY})
+    for written in (f"{FIXTURE_KEY_ID}:{FIXTURE_SECRET_KEY}", FIXTURE_KEY_ID + FIXTURE_SECRET_KEY):
+        found = keys.pair(written)
+        assert found is not None and found.identifier == FIXTURE_KEY_ID
+        assert found.values == (SecretValue(FIXTURE_SECRET_KEY), stored)
+        assert FIXTURE_SECRET_KEY not in repr(found)
+    assert keys.pair(FIXTURE_KEY_ID) is None and keys.pair(LEAKED) is None
+
+
+class _TokenFormat(CredentialFormat):
+    """A third party's token: ``tid_`` and 8 hex digits, then ``.`` and its secret."""
+
+    def is_identifier(self, text: str) -> bool:
+        return re.fullmatch(r"tid_[0-9a-f]{8}", text) is not None
+
+    def pair(self, text: str) -> LeakedPair | None:
+        identifier, dot, secret = text.partition(".")
+        if not dot or not self.is_identifier(identifier):
+            return None
+        return LeakedPair(identifier, (SecretValue(secret),))
+
+
+def test_a_third_party_format_is_read_as_the_aws_one_is() -> None:
+    """Another provider's format: its Raw is a ref, its RawV2 pair gives the secret to compare."""
+    line = {**_trufflehog_lines()[0], "Raw": "tid_0123abcd", "RawV2": "tid_0123abcd.s3cr3t-part"}
+    [finding] = parse_report(_trufflehog(line), "th.jsonl", formats=(_TokenFormat(),)).findings
+    assert finding.key_ids == ("tid_0123abcd",)
+    assert finding.values == (SecretValue("tid_0123abcd.s3cr3t-part"), SecretValue("s3cr3t-part"))
+    [plain] = parse_report(_trufflehog(line), "th.jsonl").findings
+    assert plain.key_ids == () and SecretValue("tid_0123abcd") in plain.values
+
+
+def test_a_misregistered_format_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry point of the formats group that is no CredentialFormat is refused, named."""
+    wrong = EntryPoint(
+        name="aws-access-key", value="providers.aws.iam:AccessKeyIssuer", group=FORMAT_GROUP
+    )
+    monkeypatch.setattr(scanning, "entry_points", lambda group: [wrong])
+    credential_formats.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=r"'aws-access-key' .* is not a CredentialFormat"):
+            credential_formats()
+    finally:
+        credential_formats.cache_clear()
 
 
 def test_trufflehog_filesystem_finding_has_a_place_but_no_commit() -> None:

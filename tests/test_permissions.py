@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import datetime
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,7 +17,12 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from rotator.adapters.replica import StoreReplica
+from providers.aws.permissions import AWS_ACCOUNT
+from providers.aws.policy import IamPolicy, aws_policy, grants, sid_of
+from providers.azure.rbac import vault_name
+from providers.kubernetes.rbac import kubernetes_roles, kubernetes_yaml
+from providers.vault.policy import VaultPolicy, vault_policy
+from rotator.adapters import permissions as renderer_registry
 from rotator.adapters.roles import (
     Credential,
     Issuer,
@@ -24,25 +30,16 @@ from rotator.adapters.roles import (
     ProviderConfig,
     Runtime,
     Store,
+    StoreReplica,
     Target,
     Verifier,
     Version,
 )
 from rotator.adapters.secret import SecretValue
 from rotator.cli.main import cli
-from rotator.reports.permissions import (
-    aws_policy,
-    collect,
-    documents,
-    grants,
-    kubernetes_roles,
-    kubernetes_yaml,
-    needed,
-    sid_of,
-    text,
-    vault_name,
-    vault_policy,
-)
+from rotator.errors import ConfigError
+from rotator.reports import permissions as perms
+from rotator.reports.permissions import collect, documents, needed, summary, systems, text
 from rotator.sandbox.vault.acl import parse_policy
 from tests.conftest import FakeClock
 
@@ -50,7 +47,7 @@ ACCOUNT = "111122223333"
 
 
 def _aws(step: str, resource: str, *actions: str) -> Permission:
-    return Permission("aws", actions, resource=resource, step=step)
+    return Permission("aws", actions, resource, step)
 
 
 def test_sid_is_the_step_in_camel_case() -> None:
@@ -101,17 +98,10 @@ def test_rendering_is_stable_whatever_the_order() -> None:
     every = [
         _aws("store: promote", "arn:b", "sm:Stage"),
         _aws("issuer: mint", "arn:u", "iam:Create", "iam:List"),
-        Permission("vault", ("read",), resource="secret/data/x", step="store: read current"),
-        Permission("vault", ("update", "create"), resource="secret/data/x", step="store: promote"),
-        Permission(
-            "azure",
-            ("A/getSecret/action",),
-            resource="https://v.vault.azure.net",
-            step="store: read",
-        ),
-        Permission(
-            "kubernetes", ("get",), resource="namespaces/n/secrets/s", step="target: write secret"
-        ),
+        Permission("vault", ("read",), "secret/data/x", "store: read current"),
+        Permission("vault", ("update", "create"), "secret/data/x", "store: promote"),
+        Permission("azure", ("A/getSecret/action",), "https://v.vault.azure.net", "store: read"),
+        Permission("kubernetes", ("get",), "namespaces/n/secrets/s", "target: write secret"),
     ]
     expected = {s: text(s, every) for s in ("aws", "vault", "azure", "kubernetes")}
     shuffled = every * 2
@@ -124,17 +114,10 @@ def test_vault_policy_parses_as_vault_reads_it() -> None:
     """The HCL has one block per path, capabilities merged in Vault's order, steps in comments."""
     hcl = vault_policy(
         [
-            Permission("vault", ("read",), resource="secret/data/x", step="store: read current"),
-            Permission(
-                "vault", ("update", "create"), resource="secret/data/x", step="store: promote"
-            ),
-            Permission(
-                "vault",
-                ("list", "sudo"),
-                resource="auth/token/accessors",
-                step="issuer: list tokens",
-            ),
-            Permission("vault", (), resource="holding policy p", step="issuer: mint token"),
+            Permission("vault", ("read",), "secret/data/x", "store: read current"),
+            Permission("vault", ("update", "create"), "secret/data/x", "store: promote"),
+            Permission("vault", ("list", "sudo"), "auth/token/accessors", "issuer: list tokens"),
+            Permission("vault", (), "holding policy p", "issuer: mint token"),
         ]
     )
     assert "# store: promote [create, update]; store: read current [read]" in hcl
@@ -150,27 +133,11 @@ def test_vault_policy_parses_as_vault_reads_it() -> None:
 def test_kubernetes_yaml_is_the_roles_as_yaml() -> None:
     """The YAML documents load to exactly the Role objects the JSON form gives."""
     permissions = [
-        Permission(
-            "kubernetes",
-            ("get", "patch"),
-            resource="namespaces/pay/secrets/db",
-            step="target: write",
-        ),
-        Permission(
-            "kubernetes", ("delete",), resource="namespaces/pay/secrets/db", step="target: undo"
-        ),
-        Permission(
-            "kubernetes", ("create",), resource="namespaces/pay/secrets", step="target: create"
-        ),
-        Permission(
-            "kubernetes",
-            ("get", "patch"),
-            resource="namespaces/pay/deployments.apps/api",
-            step="t: r",
-        ),
-        Permission(
-            "kubernetes", ("get",), resource="contexts/eu/namespaces/ops/secrets/x", step="t: w"
-        ),
+        Permission("kubernetes", ("get", "patch"), "namespaces/pay/secrets/db", "target: write"),
+        Permission("kubernetes", ("delete",), "namespaces/pay/secrets/db", "target: undo"),
+        Permission("kubernetes", ("create",), "namespaces/pay/secrets", "target: create"),
+        Permission("kubernetes", ("get", "patch"), "namespaces/pay/deployments.apps/api", "t: r"),
+        Permission("kubernetes", ("get",), "contexts/eu/namespaces/ops/secrets/x", "t: w"),
     ]
     loaded = [d for d in yaml.safe_load_all(kubernetes_yaml(permissions)) if d]
     roles = kubernetes_roles(permissions)
@@ -202,7 +169,7 @@ def test_vault_name_is_the_first_label_of_the_host() -> None:
 
 def test_grants_leave_out_requirements_without_actions() -> None:
     """A requirement with no actions is no grant (it is rendered as a note instead)."""
-    assert grants([Permission("vault", (), resource="hold p", step="issuer: mint")], "vault") == []
+    assert grants([Permission("vault", (), "hold p", "issuer: mint")], "vault") == []
 
 
 # -- collecting ---------------------------------------------------------------------------
@@ -225,11 +192,7 @@ class _Store(Store[_Config]):
 
     def permissions(self) -> list[Permission]:
         _Store.asked.append(self.secret)
-        return [
-            Permission(
-                "vault", ("update",), resource=f"kv/{self.secret}", step="store: write pending"
-            )
-        ]
+        return [Permission("vault", ("update",), f"kv/{self.secret}", "store: write pending")]
 
     def current(self) -> Version | None:
         return None
@@ -292,8 +255,8 @@ def test_a_replica_store_is_named_as_a_replica() -> None:
     )
     found = needed(bound, ("vault",))
     assert found == [
-        Permission("vault", ("update",), resource="kv/main", step="store: write pending"),
-        Permission("vault", ("update",), resource="kv/copy", step="replica: write pending"),
+        Permission("vault", ("update",), "kv/main", "store: write pending"),
+        Permission("vault", ("update",), "kv/copy", "replica: write pending"),
     ]
 
 
@@ -515,8 +478,8 @@ def test_command_pipes_documents_from_a_real_process(tmp_path: Path) -> None:
 
 def test_azure_role_puts_arm_actions_apart_from_data_actions() -> None:
     """An APIM subscription's actions are control-plane Actions scoped to its service."""
+    from providers.azure.rbac import azure_role
     from rotator.adapters.roles import Permission
-    from rotator.reports.permissions import azure_role
 
     sub = (
         "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ApiManagement/service/gw"
@@ -527,14 +490,14 @@ def test_azure_role_puts_arm_actions_apart_from_data_actions() -> None:
             Permission(
                 "azure",
                 ("Microsoft.KeyVault/vaults/secrets/getSecret/action",),
-                resource="https://payments.vault.azure.net",
-                step="store: read current",
+                "https://payments.vault.azure.net",
+                "store: read current",
             ),
             Permission(
                 "azure",
                 ("Microsoft.ApiManagement/service/subscriptions/regeneratePrimaryKey/action",),
-                resource=sub,
-                step="issuer: mint",
+                sub,
+                "issuer: mint",
             ),
         ]
     )
@@ -582,3 +545,125 @@ def test_ci_targets_print_the_token_permissions_they_need(tmp_path: Path) -> Non
     [grant] = both["gitlab"]["grants"]
     assert grant["permissions"] == ["api"] and "acme/api" in grant["resource"]
     assert any("Maintainer" in note for note in both["gitlab"]["notes"])
+
+
+# -- renderers: each provider renders its own system's document ---------------------------
+
+
+def test_every_shipped_system_is_rendered_by_its_provider_in_print_order() -> None:
+    """The installed renderers are found through entry points, printed in their order."""
+    assert systems() == ("aws", "vault", "azure", "kubernetes", "github", "gitlab")
+    found = renderer_registry.renderers()
+    assert type(found["aws"]).__module__ == "providers.aws.policy"
+    assert type(found["vault"]).__module__ == "providers.vault.policy"
+    assert type(found["azure"]).__module__ == "providers.azure.rbac"
+    assert type(found["kubernetes"]).__module__ == "providers.kubernetes.rbac"
+    assert type(found["github"]).__module__ == "providers.github"
+    assert type(found["gitlab"]).__module__ == "providers.gitlab"
+
+
+def _gcp() -> Permission:
+    return Permission("gcp", ("secretmanager.versions.add",), "projects/p/secrets/s", "store: w")
+
+
+class _GcpStore(_Store):
+    """A third party's store needing something at a system no installed package renders."""
+
+    extra = "gcp"
+
+    def permissions(self) -> list[Permission]:
+        return [_gcp()]
+
+
+def test_a_system_without_a_renderer_is_refused_saying_what_to_install() -> None:
+    """Permissions at a system nothing renders are gathered, then refused: never dropped."""
+    runtime = _runtime()
+    bound = _Bound(_GcpStore(_Config(), runtime, "x"), _AwsIssuer(_Config(), runtime, "x"), [])
+    found = collect([bound], ("gcp",))
+    assert found == [_gcp()]
+    vault = Permission("vault", ("read",), "secret/data/x", "store: read current")
+    for call in (
+        lambda: documents([vault, *found]),
+        lambda: text("gcp", found),
+        lambda: summary("gcp", found),
+    ):
+        with pytest.raises(ConfigError) as refused:
+            call()
+        message = str(refused.value)
+        assert "no installed package renders the permissions needed at 'gcp'" in message
+        assert "'rotator.permissions' entry-point group" in message
+        assert "--provider (aws, vault, azure, kubernetes, github, gitlab)" in message
+
+
+def test_the_command_exits_2_on_a_system_without_a_renderer(
+    no_aws: None, config: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every system asked for, one of them unrenderable: exit 2, nothing printed on stdout."""
+    asked: list[object] = []
+
+    def gathered(bindings: object, wanted: object = None) -> list[Permission]:
+        asked.append(wanted)
+        return [_gcp(), _aws("store: read current", "arn:a", "sm:Get")]
+
+    monkeypatch.setattr(perms, "collect", gathered)
+    result = _run("--account", ACCOUNT, *config)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "renders the permissions needed at 'gcp'" in result.stderr
+    assert asked == [None]  # every system is asked, not only those with a renderer
+
+
+def test_the_command_line_loads_no_renderer_until_asked() -> None:
+    """Starting rotator loads no renderer: ``--provider``'s choices are read when it is parsed."""
+    code = (
+        "import sys\n"
+        "import rotator.cli.main\n"
+        "print(sorted(m for m in sys.modules if m.startswith('providers')))\n"
+        "from rotator.reports.permissions import systems\n"
+        "print(','.join(systems()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.splitlines() == ["[]", "aws,vault,azure,kubernetes,github,gitlab"]
+
+
+@pytest.fixture
+def fresh_renderers() -> Iterator[None]:
+    """Load the renderers again in the test, and again after it."""
+    renderer_registry.renderers.cache_clear()
+    yield
+    renderer_registry.renderers.cache_clear()
+
+
+def _entry_point(name: str, value: str) -> EntryPoint:
+    return EntryPoint(name=name, value=value, group=renderer_registry.RENDERER_GROUP)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("aws", "providers.vault.policy:VaultPolicy", "renders 'vault', not 'aws'"),
+        ("aws", "providers.aws.iam:AccessKeyIssuer", "is not a PermissionRenderer"),
+    ],
+)
+def test_a_misregistered_renderer_is_refused(
+    fresh_renderers: None, monkeypatch: pytest.MonkeyPatch, name: str, value: str, says: str
+) -> None:
+    """An entry point naming another system's renderer, or no renderer at all, is refused."""
+    monkeypatch.setattr(
+        renderer_registry, "entry_points", lambda group: [_entry_point(name, value)]
+    )
+    with pytest.raises(ConfigError, match=says):
+        renderer_registry.renderers()
+
+
+def test_the_account_reaches_the_aws_adapters_only() -> None:
+    """``--account`` is kept where the AWS adapters read it; other systems ignore it."""
+    runtime = _runtime()
+    VaultPolicy().use_account(runtime, ACCOUNT)
+    assert runtime.cache == {}
+    with pytest.raises(ConfigError, match="an AWS account id is 12 digits"):
+        IamPolicy().use_account(runtime, "12345")
+    assert runtime.cache == {}
+    perms.use_account(runtime, ACCOUNT)
+    assert runtime.cache == {AWS_ACCOUNT: ACCOUNT}

@@ -4,8 +4,8 @@
 nothing is called at AWS to answer, except that the account id an ARN needs
 may be asked of STS once (``GetCallerIdentity``, which every identity may
 call) when ``--account`` did not give it. The answer is kept in
-``runtime.cache`` under :data:`rotator.reports.permissions.AWS_ACCOUNT`, where the
-command puts ``--account`` too.
+``runtime.cache`` under :data:`AWS_ACCOUNT`, where the command puts
+``--account`` too (through :meth:`providers.aws.policy.IamPolicy.use_account`).
 
 The region is the policy's, else the AWS default chain's (``AWS_REGION``,
 ``AWS_DEFAULT_REGION``, the profile); the partition follows the region
@@ -27,13 +27,15 @@ from providers.aws.clients import client
 from providers.aws.errors import aws_errors
 from rotator.adapters.roles import Runtime
 from rotator.errors import ConfigError, ProviderError
-from rotator.reports.permissions import AWS_ACCOUNT
 
 SYSTEM = "aws"
+#: Where the AWS account id the ARNs carry is kept, in ``Runtime.cache``.
+AWS_ACCOUNT = "rotator:aws-account-id"
 #: What IAM matches any six characters with (Secrets Manager's random ARN suffix).
 SECRET_SUFFIX = "-??????"  # noqa: S105 (an ARN wildcard)
 _SUFFIXED = re.compile(r"-[A-Za-z0-9]{6}$")
-_ACCOUNT = re.compile(r"^\d{12}$")
+#: An AWS account id: twelve digits.
+ACCOUNT_ID = re.compile(r"^\d{12}$")
 _LOCK = "aws:permissions-lock"
 
 
@@ -93,7 +95,7 @@ def account_of(runtime: Runtime, region: str | None) -> str:
                 f"cannot tell the AWS account id the ARNs need ({exc}); pass --account ID"
             ) from None
         account = str(answer.get("Account") or "")
-        if not _ACCOUNT.match(account):
+        if not ACCOUNT_ID.match(account):
             raise ConfigError(
                 f"STS answered an account id that is not 12 digits ({account!r}); pass --account ID"
             )

@@ -18,6 +18,7 @@ from rich.table import Table
 from rotator.cli.common import common, engine_for, out, plain
 from rotator.errors import ConfigError
 from rotator.watch import leaks as scanner
+from rotator.watch.scanners import TOOLS, parse_report
 
 
 @click.group()
@@ -30,7 +31,7 @@ def leaks() -> None:
 @click.option(
     "--format",
     "tool",
-    type=click.Choice(scanner.TOOLS),
+    type=click.Choice(TOOLS),
     default=None,
     help="The report's tool (default: from the content: a JSON array is gitleaks, "
     "JSON lines trufflehog).",
@@ -55,7 +56,7 @@ def ingest(
     nothing, a rotation failed, a secret could not be checked); 2: bad report
     or usage, nothing rotated.
     """
-    parsed = scanner.parse_report(*_read(report), tool)
+    parsed = parse_report(*_read(report), tool)
     engine = engine_for(config, state)
     result = scanner.triage(engine, parsed, dry_run=dry_run)
     if as_json:

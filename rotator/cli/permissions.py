@@ -15,8 +15,8 @@ Nothing is changed anywhere; the only call a provider may get is STS
 from __future__ import annotations
 
 import json
-import re
 import sys
+from collections.abc import Sequence
 
 import click
 
@@ -24,7 +24,25 @@ from rotator.cli.common import common, engine_for, err, plain
 from rotator.errors import ConfigError, RotatorError
 from rotator.reports import permissions as perms
 
-_ACCOUNT = re.compile(r"^\d{12}$")
+
+class _SystemChoice(click.Choice[str]):
+    """``--provider``: a system whose renderer is installed, read when click first asks.
+
+    Not at import: loading the renderers costs every command a tenth of a
+    second, and a broken third-party renderer must not stop the others.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """Return the systems whose documents can be rendered, in print order."""
+        return perms.systems()
+
+    @choices.setter
+    def choices(self, _given: Sequence[str]) -> None:
+        """Ignore what ``click.Choice`` sets: the installed systems are read instead."""
 
 
 @click.command()
@@ -32,7 +50,7 @@ _ACCOUNT = re.compile(r"^\d{12}$")
 @click.option(
     "--provider",
     "system",
-    type=click.Choice(perms.SYSTEMS),
+    type=_SystemChoice(),
     default=None,
     help="Print only this system's document (default: every system's).",
 )
@@ -58,10 +76,11 @@ def permissions(
     if unknown:
         raise ConfigError(f"no policy named {', '.join(repr(n) for n in unknown)}")
     if account is not None:
-        if not _ACCOUNT.match(account):
-            raise ConfigError(f"--account {account!r}: an AWS account id is 12 digits")
-        engine.runtime.cache[perms.AWS_ACCOUNT] = account
-    systems = (system,) if system else perms.SYSTEMS
+        try:
+            perms.use_account(engine.runtime, account)
+        except ConfigError as exc:
+            raise ConfigError(f"--account {account!r}: {exc}") from None
+    systems = (system,) if system else None
     try:
         needed = perms.collect(
             (engine.binding(name) for name in (names or sorted(engine.policies))), systems

@@ -57,13 +57,14 @@ from moto import mock_aws
 from moto.apigateway.models import apigateway_backends
 from moto.core.authorization import enable_iam_authentication
 
-from providers.aws.permissions import apigateway_arn, secret_arn, user_arns
+from providers.aws.permissions import AWS_ACCOUNT, apigateway_arn, secret_arn, user_arns
+from providers.aws.policy import aws_policy
 from rotator.adapters.roles import Runtime
 from rotator.engine.runner import Engine, Result
 from rotator.journal.journal import Journal
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
-from rotator.reports.permissions import AWS_ACCOUNT, aws_policy, collect
+from rotator.reports.permissions import collect
 from tests.conftest import FakeClock
 from tests.providers.failures import first_failure
 

@@ -31,13 +31,14 @@ import pytest
 from providers.azure import keyvault as keyvault_module
 from providers.azure.errors import keyvault_operation
 from providers.azure.keyvault import KeyVaultConfig, KeyVaultStore
+from providers.azure.rbac import azure_role, azure_roles, vault_name
 from rotator.adapters.roles import Runtime
 from rotator.engine import faults
 from rotator.engine.runner import Engine
 from rotator.journal.journal import Journal
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
-from rotator.reports.permissions import azure_role, azure_roles, collect, vault_name
+from rotator.reports.permissions import collect
 from rotator.sandbox.azure import KeyVaultEmulator
 from tests.conftest import FakeClock
 from tests.providers.azure.backends import emulator_admin, managed_emulator

@@ -23,6 +23,7 @@ import hvac
 import pytest
 
 from providers.vault.kv import CHECK_STEP, VaultKvConfig, VaultKvStore
+from providers.vault.policy import vault_blocks, vault_policy
 from providers.vault.token import TokenConfig, TokenIssuer
 from rotator.adapters.roles import Permission, Runtime
 from rotator.adapters.secret import SecretValue
@@ -33,7 +34,7 @@ from rotator.errors import PermissionDeniedError, ProviderError
 from rotator.journal.journal import Journal
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
-from rotator.reports.permissions import collect, vault_blocks, vault_policy
+from rotator.reports.permissions import collect
 from rotator.sandbox.vault import VaultEmulator
 from tests.conftest import FakeClock
 from tests.providers.failures import first_failure
