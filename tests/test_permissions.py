@@ -23,6 +23,7 @@ from providers.azure.rbac import vault_name
 from providers.kubernetes.rbac import kubernetes_roles, kubernetes_yaml
 from providers.vault.policy import VaultPolicy, vault_policy
 from rotator.adapters import permissions as renderer_registry
+from rotator.adapters.replica import StoreReplica
 from rotator.adapters.roles import (
     Credential,
     Issuer,
@@ -30,7 +31,6 @@ from rotator.adapters.roles import (
     ProviderConfig,
     Runtime,
     Store,
-    StoreReplica,
     Target,
     Verifier,
     Version,
