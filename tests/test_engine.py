@@ -17,7 +17,10 @@ from providers.aws.secretsmanager import SecretsManagerStore
 from providers.random import RandomIssuer
 from rotator.adapters.roles import Credential, Registry, registry
 from rotator.engine.concurrency import Limits
-from rotator.engine.runner import STEP_RETRY_AFTER, Action, Engine, Result, RetryPolicy
+from rotator.engine.plan import STEP_RETRY_AFTER
+from rotator.engine.report import Action, Result
+from rotator.engine.retry import RetryPolicy
+from rotator.engine.runner import Engine
 from rotator.errors import TransientError, VerificationError
 from rotator.journal.journal import Journal, Rotation
 from rotator.lifecycle import State

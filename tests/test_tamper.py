@@ -23,7 +23,8 @@ from click.testing import CliRunner
 
 from rotator.adapters.roles import AlertEvent, Severity
 from rotator.cli.main import cli
-from rotator.engine.runner import Action, Engine
+from rotator.engine.report import Action
+from rotator.engine.runner import Engine
 from rotator.journal.audit import AnchorFile
 from rotator.journal.journal import Journal, JournalTampered, Rotation, rotations
 from rotator.lifecycle import State, Transition

@@ -21,7 +21,8 @@ from rotator.adapters.roles import (
 )
 from rotator.adapters.secret import SecretValue
 from rotator.engine.preflight import Verdict
-from rotator.engine.runner import Engine, Result
+from rotator.engine.report import Result
+from rotator.engine.runner import Engine
 from rotator.errors import PermanentError, VerificationError
 from rotator.journal.journal import Journal
 from rotator.lifecycle import State

@@ -32,7 +32,7 @@ import structlog
 from rotator.adapters.roles import Alert, AlertEvent, Notifier, Registry, Runtime, Severity
 from rotator.errors import RotatorError, TransientError
 from rotator.journal.journal import AlertRow, Journal
-from rotator.policy.model import NotifierSpec
+from rotator.policy.model import NotifierSpec, Policy
 
 log = structlog.get_logger("rotator.alerts")
 
@@ -247,6 +247,40 @@ class Alerting:
         except RotatorError as exc:
             log.warning("alert delivery not recorded", notifier=name, error=str(exc))
         return delivered
+
+
+class SecretAlerts:
+    """Raises alerts about one secret to the notifiers its policy names, naming its owner."""
+
+    def __init__(self, alerting: Alerting, policies: Callable[[], Mapping[str, Policy]]) -> None:
+        self.alerting = alerting
+        #: The current policies by secret (a reload replaces them).
+        self.policies = policies
+
+    def raise_alert(
+        self,
+        name: str,
+        event: AlertEvent,
+        severity: Severity,
+        summary: str,
+        *,
+        condition: str,
+        rotation_id: str | None = None,
+        details: Mapping[str, str] | None = None,
+    ) -> None:
+        """Raise an alert about secret ``name`` for ``condition`` (see ``Alerting.raise_alert``)."""
+        policy = self.policies().get(name)
+        self.alerting.raise_alert(
+            event,
+            severity,
+            summary,
+            secret=name,
+            condition=condition,
+            to=policy.alerts if policy is not None else (),
+            rotation_id=rotation_id,
+            owner=policy.owner if policy is not None else None,
+            details=details,
+        )
 
 
 _LEVELS = {

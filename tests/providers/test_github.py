@@ -33,7 +33,8 @@ from rotator.adapters.roles import (
     registry,
 )
 from rotator.adapters.secret import SecretValue
-from rotator.engine.runner import Engine, Result
+from rotator.engine.report import Result
+from rotator.engine.runner import Engine
 from rotator.errors import (
     NotFoundError,
     PermanentError,

@@ -28,7 +28,8 @@ from rotator.adapters.roles import Permission, Runtime
 from rotator.adapters.secret import SecretValue
 from rotator.engine import faults
 from rotator.engine.preflight import Verdict
-from rotator.engine.runner import Engine, Result
+from rotator.engine.report import Result
+from rotator.engine.runner import Engine
 from rotator.errors import PermissionDeniedError, ProviderError
 from rotator.journal.journal import Journal
 from rotator.lifecycle import State
