@@ -22,12 +22,12 @@ moto_server is started with :class:`rotator.sandbox.aws.sandbox.AwsSandbox`. The
    again, and a minimal hand-written boto3 script, also a subprocess, makes
    the *same* API calls, in the same order. The calls are listed in
    ``CALLS`` below, read from ``providers/aws/secretsmanager.py``,
-   ``providers/random.py`` and ``rotator/engine/runner.py``; moto_server's request
-   log counts what each side really sent, and a count other than
-   ``len(CALLS)`` per secret, or any 4xx, is flagged as a mismatch. A
-   rotation that is not ``ok`` is flagged too (its outcome and rotator's
-   error log lines are printed); either way the script exits 1 once the
-   figures are printed.
+   ``providers/random.py``, ``rotator/engine/runner.py`` (the plan) and
+   ``rotator/engine/steps.py`` (the steps); moto_server's request log
+   counts what each side really sent, and a count other than ``len(CALLS)``
+   per secret, or any 4xx, is flagged as a mismatch. A rotation that is not
+   ``ok`` is flagged too (its outcome and rotator's error log lines are
+   printed); either way the script exits 1 once the figures are printed.
 
 Concurrency (``--concurrency N``, default 4: what ``run --once`` uses by
 default for secrets that all live in one store provider, 8 in total but 4

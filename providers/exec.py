@@ -64,8 +64,9 @@ from providers.transport.commands import (
     raise_for_exit,
     run,
 )
-from rotator.adapters.roles import Credential, Target, Verifier
+from rotator.adapters.roles import Target, Verifier
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Credential
 from rotator.errors import (
     NotFoundError,
     PermanentError,

@@ -126,8 +126,9 @@ from providers.transport.http import (
 from providers.transport.retry_after import asked_wait, server_time
 from rotator.adapters.permissions import TokenScopes
 from rotator.adapters.ratelimit import limits
-from rotator.adapters.roles import Permission, Target
+from rotator.adapters.roles import Target
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Permission
 from rotator.errors import (
     NotFoundError,
     PermanentError,

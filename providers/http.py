@@ -85,8 +85,9 @@ from providers.transport.http import (
     why_unsent,
     without_query,
 )
-from rotator.adapters.roles import Credential, Target, Verifier
+from rotator.adapters.roles import Target, Verifier
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Credential
 from rotator.errors import PermanentError, TransientError, VerificationError
 
 WEBHOOK = "webhook"

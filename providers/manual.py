@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from rotator.adapters.roles import Credential, Issuer, ProviderConfig
+from rotator.adapters.roles import Issuer
+from rotator.adapters.values import Credential, ProviderConfig
 from rotator.errors import PermanentError
 
 

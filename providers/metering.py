@@ -33,7 +33,7 @@ import threading
 from collections.abc import Mapping
 
 from rotator.adapters.ratelimit import TokenBucket
-from rotator.adapters.roles import Runtime
+from rotator.adapters.values import Runtime
 
 _LOCK_KEY = "providers:metering-lock"
 

@@ -12,8 +12,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from rotator.adapters.roles import Credential, Issuer, ProviderConfig
+from rotator.adapters.roles import Issuer
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Credential, ProviderConfig
 from rotator.errors import VerificationError
 
 ALPHABETS: dict[str, str] = {

@@ -14,12 +14,14 @@ from click.testing import CliRunner
 
 from rotator.adapters.secret import SecretValue
 from rotator.cli.main import cli
-from rotator.engine.runner import Action, Engine, Result
+from rotator.engine.report import Action, Result
+from rotator.engine.runner import Engine
 from rotator.errors import ConfigError, PolicyError
 from rotator.journal.journal import Journal
 from rotator.journal.records import Rotation
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
+from rotator.watch.usage import watch_usage
 from tests.conftest import AWS_REGION, FakeClock
 
 REGION = AWS_REGION
@@ -105,7 +107,7 @@ def test_a_failed_rotation_is_alerted_once_per_failure(
     assert alert["event"] == "rotation-failed" and alert["secret"] == "app/db"
     assert alert["owner"] == "team-payments" and alert["rotation_id"] == outcome.rotation_id
     assert "the-current-value-123" not in json.dumps(alert)
-    engine._advance_safely(engine.journal.get(outcome.rotation_id or "") or _never())
+    engine.driver.advance_safely(engine.journal.get(outcome.rotation_id or "") or _never())
     assert len(_alerts(tmp_path)) == 1  # the same condition is not sent twice
     engine.rotate("app/db")
     assert [a["event"] for a in _alerts(tmp_path)] == ["rotation-failed"] * 2
@@ -149,12 +151,12 @@ def test_an_undelivered_alert_is_kept_and_sent_later(
     [row] = engine.journal.alerts.rows(unsent=True)
     assert row.event == "emergency-rotation" and row.attempts == 1
     (tmp_path / "fail").unlink()
-    assert engine.watch().alerts_resent == 1
+    assert watch_usage(engine).alerts_resent == 1
     [alert] = _alerts(tmp_path)
     assert alert["event"] == "emergency-rotation"
     assert "key pasted in a ticket" in alert["summary"]
     assert engine.journal.alerts.rows(unsent=True) == []
-    assert engine.watch().alerts_resent == 0
+    assert watch_usage(engine).alerts_resent == 0
 
 
 def test_an_overdue_credential_is_alerted(aws: Any, tmp_path: Path, clock: FakeClock) -> None:
@@ -331,7 +333,7 @@ def test_a_revoked_key_used_after_revocation_is_alerted(aws: Any, tmp_path: Path
     clock.advance(timedelta(hours=1, seconds=1))
     [revoked] = engine.run_once().outcomes
     assert revoked.state is State.REVOKED
-    assert engine.watch().checked == 2
+    assert watch_usage(engine).checked == 2
     assert _alerts(tmp_path) == []
     # moto lets an inactive key sign requests (notes D13); AWS would refuse it
     # but still record the attempt's last use.
@@ -341,12 +343,12 @@ def test_a_revoked_key_used_after_revocation_is_alerted(aws: Any, tmp_path: Path
         aws_access_key_id=old["AccessKeyId"],
         aws_secret_access_key=old["SecretAccessKey"],
     ).get_caller_identity()
-    engine.watch()
+    watch_usage(engine)
     [alert] = _alerts(tmp_path)
     assert alert["event"] == "revoked-credential-used" and alert["severity"] == "critical"
     assert old["AccessKeyId"] in alert["summary"]
     assert old["SecretAccessKey"] not in json.dumps(alert)
-    engine.watch()
+    watch_usage(engine)
     assert len(_alerts(tmp_path)) == 1
     usage = engine.journal.usage.of(["deployer"])
     assert usage["deployer", old["AccessKeyId"]].last_used is not None
@@ -373,7 +375,7 @@ def test_status_shows_last_use(aws: Any, tmp_path: Path) -> None:
         aws_access_key_id=new["AccessKeyId"],
         aws_secret_access_key=new["SecretAccessKey"],
     ).get_caller_identity()
-    engine.watch()
+    watch_usage(engine)
     args = ["--config", str(tmp_path / "p.yaml"), "--state", f"sqlite:///{tmp_path / 'j.db'}"]
     result = CliRunner().invoke(cli, ["status", "--json", *args])
     [row] = json.loads(result.stdout)

@@ -520,7 +520,7 @@ def test_cronjob_runs_once_and_its_deadline_covers_a_hung_provider(tmp_path: Pat
     """The CronJob never overlaps itself and outlasts a worst-case step, IAM and propagation."""
     from providers.aws.clients import client_config
     from providers.aws.iam import AccessKeyConfig
-    from rotator.engine.runner import RetryPolicy
+    from rotator.engine.retry import RetryPolicy
 
     cronjob, template = _workload("CronJob")
     job = cronjob["spec"]["jobTemplate"]["spec"]

@@ -16,9 +16,12 @@ from moto import mock_aws
 from providers.aws.secretsmanager import SecretsManagerStore
 from providers.random import RandomIssuer
 from rotator.adapters.discovery import Registry, registry
-from rotator.adapters.roles import Credential
+from rotator.adapters.values import Credential
 from rotator.engine.concurrency import Limits
-from rotator.engine.runner import STEP_RETRY_AFTER, Action, Engine, Result, RetryPolicy
+from rotator.engine.plan import STEP_RETRY_AFTER
+from rotator.engine.report import Action, Result
+from rotator.engine.retry import RetryPolicy
+from rotator.engine.runner import Engine
 from rotator.errors import TransientError, VerificationError
 from rotator.journal.journal import Journal
 from rotator.journal.records import Rotation

@@ -21,7 +21,8 @@ from providers.aws.iam import AccessKeyConfig
 from providers.aws.secretsmanager import SecretsManagerConfig
 from providers.random import RandomConfig
 from rotator.adapters.discovery import Registry
-from rotator.adapters.roles import Issuer, ProviderConfig, Store
+from rotator.adapters.roles import Issuer, Store
+from rotator.adapters.values import ProviderConfig
 from rotator.errors import ConfigError, PolicyError, Problem
 from rotator.policy.loader import _load_files, load_policies
 from rotator.policy.located_yaml import MAX_FILE_BYTES

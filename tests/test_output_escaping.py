@@ -25,8 +25,8 @@ from rich.console import Console
 
 from rotator.cli import common as cli_common
 from rotator.cli.main import cli
-from rotator.engine.runner import Outcome, RunReport
-from rotator.engine.runner import Result as Fate
+from rotator.engine.report import Outcome, RunReport
+from rotator.engine.report import Result as Fate
 from rotator.journal.audit import AuditRecord, to_csv
 from rotator.output.escaping import csv_cell, markdown_cell, markdown_code, printable
 from rotator.reports.summary import RunSummary

@@ -24,18 +24,9 @@ from providers.kubernetes.rbac import kubernetes_roles, kubernetes_yaml
 from providers.vault.policy import VaultPolicy, vault_policy
 from rotator.adapters import permissions as renderer_registry
 from rotator.adapters.replica import StoreReplica
-from rotator.adapters.roles import (
-    Credential,
-    Issuer,
-    Permission,
-    ProviderConfig,
-    Runtime,
-    Store,
-    Target,
-    Verifier,
-    Version,
-)
+from rotator.adapters.roles import Issuer, Store, Target, Verifier
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Credential, Permission, ProviderConfig, Runtime, Version
 from rotator.cli.main import cli
 from rotator.errors import ConfigError
 from rotator.reports import permissions as perms
@@ -479,7 +470,7 @@ def test_command_pipes_documents_from_a_real_process(tmp_path: Path) -> None:
 def test_azure_role_puts_arm_actions_apart_from_data_actions() -> None:
     """An APIM subscription's actions are control-plane Actions scoped to its service."""
     from providers.azure.rbac import azure_role
-    from rotator.adapters.roles import Permission
+    from rotator.adapters.values import Permission
 
     sub = (
         "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ApiManagement/service/gw"

@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 
 from rotator import clock
 from rotator.cli.main import cli
-from rotator.engine.runner import Outcome, Result, RunReport
+from rotator.engine.report import Outcome, Result, RunReport
 from rotator.lifecycle import State
 from rotator.reports.summary import RunSummary
 from tests.conftest import AWS_REGION, START

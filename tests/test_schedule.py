@@ -11,14 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from rotator.policy.schedule import (
-    Schedule,
-    jitter_offset,
-    min_interval,
-    next_due,
-    parse_window,
-    validate_cron,
-)
+from rotator.policy.cron import parse_window, validate_cron
+from rotator.policy.schedule import Schedule, jitter_offset, min_interval, next_due
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

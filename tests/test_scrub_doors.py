@@ -29,8 +29,9 @@ from typing import Any
 import pytest
 import structlog
 
-from rotator.adapters.roles import Alert, AlertEvent, Credential, Issuer, Runtime, Severity
+from rotator.adapters.roles import Issuer
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Alert, AlertEvent, Credential, Runtime, Severity
 from rotator.errors import JournalError, RotatorError
 from rotator.output import logs, redact
 from rotator.service.metrics import Metrics

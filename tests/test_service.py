@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 
 from providers.random import RandomIssuer
 from rotator.adapters.discovery import Registry, registry
-from rotator.adapters.roles import Credential
+from rotator.adapters.values import Credential
 from rotator.engine.concurrency import Limits
 from rotator.engine.runner import Engine
 from rotator.errors import VerificationError

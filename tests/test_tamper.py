@@ -21,9 +21,10 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from rotator.adapters.roles import AlertEvent, Severity
+from rotator.adapters.values import AlertEvent, Severity
 from rotator.cli.main import cli
-from rotator.engine.runner import Action, Engine
+from rotator.engine.report import Action
+from rotator.engine.runner import Engine
 from rotator.errors import JournalTampered
 from rotator.journal.audit import AnchorFile
 from rotator.journal.journal import Journal

@@ -12,10 +12,12 @@ import pytest
 from moto import mock_aws
 
 from rotator.adapters.discovery import Registry, registry
-from rotator.adapters.roles import Credential, ProviderConfig, Target, Verifier
+from rotator.adapters.roles import Target, Verifier
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Credential, ProviderConfig
 from rotator.engine.preflight import Verdict
-from rotator.engine.runner import Engine, Result
+from rotator.engine.report import Result
+from rotator.engine.runner import Engine
 from rotator.errors import PermanentError, VerificationError
 from rotator.journal.journal import Journal
 from rotator.lifecycle import State

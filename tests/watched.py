@@ -20,8 +20,8 @@ import boto3
 
 from providers.random import RandomIssuer
 from rotator.adapters.discovery import registry
-from rotator.adapters.roles import Credential
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Credential
 from rotator.engine.runner import Engine
 from rotator.journal.journal import Journal
 from rotator.policy.loader import load_policies

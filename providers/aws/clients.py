@@ -44,7 +44,7 @@ from providers.aws.errors import attempt_outcome, aws_errors
 from providers.metering import report, take
 from rotator import __version__
 from rotator.adapters.ratelimit import limits
-from rotator.adapters.roles import Runtime
+from rotator.adapters.values import Runtime
 from rotator.output import redact
 
 if TYPE_CHECKING:

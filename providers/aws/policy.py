@@ -19,7 +19,7 @@ from typing import Any
 
 from providers.aws.permissions import ACCOUNT_ID, AWS_ACCOUNT
 from rotator.adapters.permissions import PermissionRenderer
-from rotator.adapters.roles import Permission, Runtime
+from rotator.adapters.values import Permission, Runtime
 from rotator.errors import ConfigError
 
 SYSTEM = "aws"

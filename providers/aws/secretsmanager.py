@@ -54,8 +54,9 @@ from pydantic import Field
 from providers.aws.clients import client
 from providers.aws.errors import aws_errors
 from providers.aws.permissions import secret_arn
-from rotator.adapters.roles import Permission, ProviderConfig, Store, Version
+from rotator.adapters.roles import Store
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Permission, ProviderConfig, Version
 from rotator.errors import (
     ConflictError,
     NotFoundError,

@@ -100,8 +100,9 @@ from providers.azure.errors import (
 )
 from providers.metering import report
 from rotator import __version__
-from rotator.adapters.roles import Credential, Issuer, Permission, ProviderConfig, Runtime
+from rotator.adapters.roles import Issuer
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Credential, Permission, ProviderConfig, Runtime
 from rotator.errors import (
     ConflictError,
     LimitExceededError,

@@ -83,7 +83,7 @@ from providers.metering import report, take
 from providers.transport.failures import defuse
 from rotator import __version__
 from rotator.adapters.ratelimit import limits
-from rotator.adapters.roles import Runtime
+from rotator.adapters.values import Runtime
 from rotator.errors import PermanentError
 from rotator.output import redact
 

@@ -58,8 +58,9 @@ from providers.azure.errors import (
 )
 from providers.azure.identity import secret_client
 from rotator.adapters.durations import Duration
-from rotator.adapters.roles import Permission, ProviderConfig, Store, Version
+from rotator.adapters.roles import Store
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Permission, ProviderConfig, Version
 from rotator.errors import (
     ConflictError,
     NotFoundError,

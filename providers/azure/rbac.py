@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rotator.adapters.permissions import PermissionRenderer
-from rotator.adapters.roles import Permission
+from rotator.adapters.values import Permission
 
 SYSTEM = "azure"
 ROLE_NAME = "rotator"

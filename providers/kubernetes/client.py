@@ -54,7 +54,7 @@ from typing import Any
 from providers.kubernetes.errors import PROVIDER, kubernetes_errors, request_outcome, sdk
 from providers.metering import report, take
 from rotator.adapters.ratelimit import limits
-from rotator.adapters.roles import Runtime
+from rotator.adapters.values import Runtime
 from rotator.errors import PermanentError, ProviderError
 from rotator.output import redact
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rotator.adapters.permissions import PermissionRenderer
-from rotator.adapters.roles import Permission
+from rotator.adapters.values import Permission
 
 SYSTEM = "kubernetes"
 ROLE_NAME = "rotator"

@@ -104,8 +104,9 @@ from pydantic import Field, field_validator
 
 from providers.kubernetes.client import KubeSession, session
 from providers.kubernetes.errors import PROVIDER, ConflictRetry, sdk
-from rotator.adapters.roles import Permission, ProviderConfig, Target
+from rotator.adapters.roles import Target
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Permission, ProviderConfig
 from rotator.errors import ConflictError, NotFoundError, PermanentError, PermissionDeniedError
 from rotator.output import redact
 

@@ -45,7 +45,7 @@ from pydantic import Field, field_validator
 from providers.transport.failures import Outcome
 from rotator.adapters import shutdown
 from rotator.adapters.durations import Duration
-from rotator.adapters.roles import ProviderConfig
+from rotator.adapters.values import ProviderConfig
 from rotator.errors import (
     NotFoundError,
     PermanentError,

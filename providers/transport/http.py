@@ -45,7 +45,7 @@ from pydantic import Field, field_validator
 from providers.transport.failures import Outcome, status_outcome, vetted
 from providers.transport.retry_after import asked_wait
 from rotator.adapters.durations import Duration
-from rotator.adapters.roles import ProviderConfig, Runtime
+from rotator.adapters.values import ProviderConfig, Runtime
 from rotator.errors import (
     NotFoundError,
     PermanentError,

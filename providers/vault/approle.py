@@ -35,8 +35,9 @@ from pydantic import Field
 
 from providers.vault.client import cache_fingerprint, named, session
 from providers.vault.errors import vault_errors
-from rotator.adapters.roles import Credential, Issuer, Permission, ProviderConfig
+from rotator.adapters.roles import Issuer
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Credential, Permission, ProviderConfig
 from rotator.errors import (
     NotFoundError,
     PermanentError,

@@ -84,8 +84,8 @@ from providers.transport.failures import status_outcome
 from providers.transport.retry_after import asked_wait
 from providers.vault.errors import TokenRejectedError, request_outcome, vault_errors
 from rotator.adapters.ratelimit import limits
-from rotator.adapters.roles import Runtime
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Runtime
 from rotator.errors import PermanentError, PermissionDeniedError, ProviderError
 from rotator.output import redact
 

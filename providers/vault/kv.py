@@ -50,8 +50,9 @@ from pydantic import Field
 
 from providers.vault.client import session
 from providers.vault.errors import recognise
-from rotator.adapters.roles import Permission, ProviderConfig, Store, Version
+from rotator.adapters.roles import Store
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Permission, ProviderConfig, Version
 from rotator.errors import ConflictError, PermanentError, PermissionDeniedError
 
 PROVIDER = "vault-kv"

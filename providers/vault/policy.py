@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from rotator.adapters.permissions import PermissionRenderer, notes
-from rotator.adapters.roles import Permission
+from rotator.adapters.values import Permission
 
 SYSTEM = "vault"
 #: Vault capabilities in the order Vault's own documentation lists them.

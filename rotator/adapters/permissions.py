@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
-from rotator.adapters.roles import Permission, Runtime
+from rotator.adapters.values import Permission, Runtime
 from rotator.errors import ConfigError
 
 RENDERER_GROUP = "rotator.permissions"

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.text import Text
 
 from rotator.adapters.durations import format_duration, parse_duration
-from rotator.adapters.roles import RequestObserver
+from rotator.adapters.values import RequestObserver
 from rotator.clock import system_clock, system_sleep
 from rotator.engine.concurrency import Limits
 from rotator.engine.runner import Engine

@@ -44,7 +44,8 @@ from rotator.cli.common import (
 from rotator.clock import system_clock
 from rotator.engine.concurrency import DEFAULT_PER_PROVIDER, DEFAULT_TOTAL
 from rotator.engine.preflight import Verdict
-from rotator.engine.runner import Action, Engine, Outcome, PlanItem, Result, RunReport
+from rotator.engine.report import Action, Outcome, PlanItem, Result, RunReport
+from rotator.engine.runner import Engine
 from rotator.errors import ConfigError, JournalError, PolicyError
 from rotator.journal.journal import Journal
 from rotator.lifecycle import State
@@ -54,6 +55,7 @@ from rotator.reports.summary import RunSummary
 from rotator.service.health import HealthServer
 from rotator.service.loop import Service, ServiceSettings
 from rotator.service.metrics import Metrics
+from rotator.watch.usage import watch_usage
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -192,7 +194,7 @@ def run(
         else:
             # A CronJob is the only process some installations run: record
             # last use, alert on anomalies, and resend undelivered alerts here.
-            engine.watch()
+            watch_usage(engine)
         _report_json(report) if as_json else _print_report(report)
         summary = RunSummary(
             report, started, engine.clock(), engine.journal.actor, stopping.is_set()
@@ -622,7 +624,7 @@ def sandbox(duration: float, config: str | None, state: str | None, log_format: 
             code = emulators.run_passes(current, duration)
             out.rule("rotator status")
             watched = engine_for(current.config, current.state)
-            watched.watch()  # last use of the IAM keys, for the status below
+            watch_usage(watched)  # last use of the IAM keys, for the status below
             _print_status(watched, as_json=False)
             chain = watched.journal.trail.verify()
             out.print(

@@ -30,11 +30,12 @@ from typing import Any
 import structlog
 
 from rotator.adapters.discovery import Registry
-from rotator.adapters.roles import Alert, AlertEvent, Notifier, Runtime, Severity
+from rotator.adapters.roles import Notifier
+from rotator.adapters.values import Alert, AlertEvent, Runtime, Severity
 from rotator.errors import RotatorError, TransientError
 from rotator.journal.journal import Journal
 from rotator.journal.records import AlertRow
-from rotator.policy.model import NotifierSpec
+from rotator.policy.model import NotifierSpec, Policy
 
 log = structlog.get_logger("rotator.alerts")
 
@@ -256,3 +257,37 @@ _LEVELS = {
     Severity.WARNING: logging.WARNING,
     Severity.INFO: logging.INFO,
 }
+
+
+class SecretAlerts:
+    """Raises alerts about one secret to the notifiers its policy names, naming its owner."""
+
+    def __init__(self, alerting: Alerting, policies: Callable[[], Mapping[str, Policy]]) -> None:
+        self.alerting = alerting
+        #: The current policies by secret (a reload replaces them).
+        self.policies = policies
+
+    def raise_alert(
+        self,
+        name: str,
+        event: AlertEvent,
+        severity: Severity,
+        summary: str,
+        *,
+        condition: str,
+        rotation_id: str | None = None,
+        details: Mapping[str, str] | None = None,
+    ) -> None:
+        """Raise an alert about secret ``name`` for ``condition`` (see ``Alerting.raise_alert``)."""
+        policy = self.policies().get(name)
+        self.alerting.raise_alert(
+            event,
+            severity,
+            summary,
+            secret=name,
+            condition=condition,
+            to=policy.alerts if policy is not None else (),
+            rotation_id=rotation_id,
+            owner=policy.owner if policy is not None else None,
+            details=details,
+        )

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from rotator.adapters.roles import Credential, Issuer, Store, Target, Verifier, Version
+from rotator.adapters.roles import Issuer, Store, Target, Verifier
+from rotator.adapters.values import Credential, Version
 from rotator.errors import RotatorError
 
 

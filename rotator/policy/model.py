@@ -33,7 +33,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from rotator.adapters.discovery import Registry, missing_requirement, registry
 from rotator.adapters.durations import Duration, format_duration
-from rotator.adapters.roles import AlertEvent, ProviderConfig
+from rotator.adapters.values import AlertEvent, ProviderConfig
 from rotator.policy.schedule import Schedule, min_interval
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._/-]{0,127}")

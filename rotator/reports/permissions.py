@@ -23,15 +23,8 @@ from typing import Any, Protocol
 
 from rotator.adapters.permissions import RENDERER_GROUP, PermissionRenderer, renderers
 from rotator.adapters.replica import StoreReplica
-from rotator.adapters.roles import (
-    Adapter,
-    Issuer,
-    Permission,
-    Runtime,
-    Store,
-    Target,
-    Verifier,
-)
+from rotator.adapters.roles import Adapter, Issuer, Store, Target, Verifier
+from rotator.adapters.values import Permission, Runtime
 from rotator.errors import ConfigError
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rotator import __version__
-from rotator.engine.runner import Result, RunReport
+from rotator.engine.report import Result, RunReport
 from rotator.output.escaping import markdown_cell, markdown_code
 from rotator.output.files import replace_file
 

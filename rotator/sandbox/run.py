@@ -24,7 +24,8 @@ import structlog
 
 from rotator.adapters.discovery import SANDBOX_GROUP
 from rotator.clock import system_clock, system_sleep
-from rotator.engine.runner import Engine, Result
+from rotator.engine.report import Result
+from rotator.engine.runner import Engine
 from rotator.errors import ConfigError
 from rotator.journal.journal import Journal
 from rotator.policy.loader import load_policies

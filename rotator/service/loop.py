@@ -42,11 +42,13 @@ from types import FrameType
 import structlog
 
 from rotator.clock import Clock, system_clock
-from rotator.engine.runner import Action, Engine, PlanItem, Result, RunReport
+from rotator.engine.report import Action, PlanItem, Result, RunReport
+from rotator.engine.runner import Engine
 from rotator.errors import ConfigError, PolicyError, RotatorError
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
 from rotator.service.metrics import Metrics, SecretGauges
+from rotator.watch.usage import watch_usage
 
 log = structlog.get_logger("rotator.service")
 
@@ -334,12 +336,12 @@ class Service:
         self._watcher.start()
 
     def watch(self, *, full_audit: bool = False) -> None:
-        """Run one watch pass (see ``Engine.watch`` and ``Engine.check_audit``); never raises."""
+        """Run one watch pass (see ``watch_usage`` and ``Engine.check_audit``); never raises."""
         try:
             chain = self.engine.check_audit(full=full_audit)
             if self.metrics is not None:
                 self.metrics.audit_verified(chain.intact, chain.records)
-            report = self.engine.watch()
+            report = watch_usage(self.engine)
         except RotatorError as exc:
             log.warning("watch pass failed", error=str(exc))
             return

@@ -1,1 +1,1 @@
-"""Watching between rotations: leak reports from secret scanners, turned into action."""
+"""Watching between rotations: credentials' last use, and leak reports turned into action."""

@@ -37,7 +37,7 @@ from typing import Any
 import structlog
 
 from rotator.adapters.durations import format_duration
-from rotator.adapters.roles import AlertEvent, Severity
+from rotator.adapters.values import AlertEvent, Severity
 from rotator.engine.runner import Engine
 from rotator.errors import RotatorError
 from rotator.watch.credentials import (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rotator.adapters.roles import Runtime
+from rotator.adapters.values import Runtime
 from tests.providers.helpers import StepClock
 
 

@@ -36,8 +36,8 @@ from providers.azure.apim import (
     apim_operation,
     management_scope,
 )
-from rotator.adapters.roles import Credential, Runtime
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Credential, Runtime
 from rotator.engine import faults
 from rotator.engine.runner import Engine
 from rotator.errors import (

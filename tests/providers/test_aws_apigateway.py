@@ -9,8 +9,8 @@ import pytest
 
 from providers.aws.apigateway import ApiKeyConfig, ApiKeyIssuer
 from providers.aws.clients import client
-from rotator.adapters.roles import Credential, Runtime
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Credential, Runtime
 from rotator.errors import NotFoundError, VerificationError
 from tests.providers.helpers import count_calls, error_reply, inject, new_rotation_id
 

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from providers.aws.clients import client
-from rotator.adapters.roles import Runtime
+from rotator.adapters.values import Runtime
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

@@ -20,8 +20,8 @@ from botocore.exceptions import (
 from providers.aws.clients import client
 from providers.aws.errors import aws_errors
 from providers.aws.secretsmanager import SecretsManagerConfig, SecretsManagerStore
-from rotator.adapters.roles import Runtime
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Runtime
 from rotator.errors import (
     ConflictError,
     LimitExceededError,

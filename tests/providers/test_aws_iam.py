@@ -9,8 +9,8 @@ import boto3
 import pytest
 
 from providers.aws.iam import AccessKeyConfig, AccessKeyIssuer
-from rotator.adapters.roles import Credential, Runtime
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Credential, Runtime
 from rotator.errors import LimitExceededError, NotFoundError, VerificationError
 from tests.providers.helpers import StepClock, new_rotation_id
 

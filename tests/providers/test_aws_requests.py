@@ -17,8 +17,8 @@ from providers.aws.clients import client
 from providers.aws.errors import attempt_outcome
 from providers.aws.iam import AccessKeyConfig, AccessKeyIssuer
 from providers.aws.secretsmanager import SecretsManagerConfig, SecretsManagerStore
-from rotator.adapters.roles import OUTCOMES, Runtime
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import OUTCOMES, Runtime
 from rotator.service.metrics import OPERATION_PATTERN
 from tests.providers.helpers import new_rotation_id
 from tests.providers.threads import run_together

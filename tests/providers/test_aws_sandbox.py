@@ -14,8 +14,8 @@ import pytest
 from providers.aws.apigateway import ApiKeyConfig, ApiKeyIssuer
 from providers.aws.iam import AccessKeyConfig, AccessKeyIssuer
 from providers.aws.secretsmanager import SecretsManagerConfig, SecretsManagerStore
-from rotator.adapters.roles import Runtime
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Runtime
 from rotator.sandbox.aws.sandbox import AwsSandbox
 from tests.providers.helpers import new_rotation_id
 

@@ -11,8 +11,8 @@ import pytest
 
 from providers.aws.clients import client
 from providers.aws.secretsmanager import SecretsManagerConfig, SecretsManagerStore
-from rotator.adapters.roles import Runtime
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Runtime
 from rotator.errors import ConflictError, NotFoundError, PermanentError
 from tests.providers.helpers import error_reply, inject, new_rotation_id
 

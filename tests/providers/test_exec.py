@@ -15,8 +15,8 @@ import pytest
 from pydantic import ValidationError
 
 from providers.exec import ExecConfig, ExecTarget, ExecVerifier
-from rotator.adapters.roles import Credential, Runtime
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Credential, Runtime
 from rotator.errors import (
     NotFoundError,
     PermanentError,

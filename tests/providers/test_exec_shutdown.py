@@ -20,8 +20,8 @@ from providers.exec import ExecConfig, ExecTarget
 from providers.transport import commands
 from providers.transport.commands import end_hooks
 from rotator.adapters import shutdown
-from rotator.adapters.roles import Runtime
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Runtime
 from rotator.errors import RotatorError, TransientError
 from tests.conftest import FakeClock
 from tests.e2e.conftest import eventually

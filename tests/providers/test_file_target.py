@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from providers.file import FileConfig, FileTarget
 from rotator.adapters.discovery import Registry, registry
-from rotator.adapters.roles import Runtime
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Runtime
 from rotator.errors import NotFoundError, PermanentError, PermissionDeniedError, PolicyError
 from rotator.policy.loader import load_policies
 from tests.providers.threads import run_together

@@ -24,16 +24,11 @@ from providers.github import (
     GitHubActionsTarget,
 )
 from rotator.adapters.discovery import Registry, registry
-from rotator.adapters.roles import (
-    OUTCOMES,
-    Credential,
-    Permission,
-    ProviderConfig,
-    Runtime,
-    Verifier,
-)
+from rotator.adapters.roles import Verifier
 from rotator.adapters.secret import SecretValue
-from rotator.engine.runner import Engine, Result
+from rotator.adapters.values import OUTCOMES, Credential, Permission, ProviderConfig, Runtime
+from rotator.engine.report import Result
+from rotator.engine.runner import Engine
 from rotator.errors import (
     NotFoundError,
     PermanentError,

@@ -23,16 +23,11 @@ from providers.gitlab import (
     masking_problems,
 )
 from rotator.adapters.discovery import Registry, registry
-from rotator.adapters.roles import (
-    OUTCOMES,
-    Credential,
-    Permission,
-    ProviderConfig,
-    Runtime,
-    Verifier,
-)
+from rotator.adapters.roles import Verifier
 from rotator.adapters.secret import SecretValue
-from rotator.engine.runner import Engine, Result
+from rotator.adapters.values import OUTCOMES, Credential, Permission, ProviderConfig, Runtime
+from rotator.engine.report import Result
+from rotator.engine.runner import Engine
 from rotator.errors import (
     ConflictError,
     NotFoundError,

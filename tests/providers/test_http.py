@@ -20,8 +20,8 @@ import pytest
 from pydantic import ValidationError
 
 from providers.http import HttpVerifier, HttpVerifierConfig, WebhookConfig, WebhookTarget
-from rotator.adapters.roles import Credential, Runtime
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Credential, Runtime
 from rotator.errors import (
     NotFoundError,
     PermanentError,

@@ -32,7 +32,7 @@ from providers.notifiers import (
     WebhookNotifierConfig,
 )
 from rotator.adapters.discovery import registry
-from rotator.adapters.roles import Alert, AlertEvent, Runtime, Severity
+from rotator.adapters.values import Alert, AlertEvent, Runtime, Severity
 from rotator.errors import (
     NotFoundError,
     PermanentError,

@@ -59,8 +59,9 @@ from moto.core.authorization import enable_iam_authentication
 
 from providers.aws.permissions import AWS_ACCOUNT, apigateway_arn, secret_arn, user_arns
 from providers.aws.policy import aws_policy
-from rotator.adapters.roles import Runtime
-from rotator.engine.runner import Engine, Result
+from rotator.adapters.values import Runtime
+from rotator.engine.report import Result
+from rotator.engine.runner import Engine
 from rotator.journal.journal import Journal
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies

@@ -32,7 +32,7 @@ from providers.azure import keyvault as keyvault_module
 from providers.azure.errors import keyvault_operation
 from providers.azure.keyvault import KeyVaultConfig, KeyVaultStore
 from providers.azure.rbac import azure_role, azure_roles, vault_name
-from rotator.adapters.roles import Runtime
+from rotator.adapters.values import Runtime
 from rotator.engine import faults
 from rotator.engine.runner import Engine
 from rotator.journal.journal import Journal

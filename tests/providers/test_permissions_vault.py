@@ -25,11 +25,12 @@ import pytest
 from providers.vault.kv import CHECK_STEP, VaultKvConfig, VaultKvStore
 from providers.vault.policy import vault_blocks, vault_policy
 from providers.vault.token import TokenConfig, TokenIssuer
-from rotator.adapters.roles import Permission, Runtime
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Permission, Runtime
 from rotator.engine import faults
 from rotator.engine.preflight import Verdict
-from rotator.engine.runner import Engine, Result
+from rotator.engine.report import Result
+from rotator.engine.runner import Engine
 from rotator.errors import PermissionDeniedError, ProviderError
 from rotator.journal.journal import Journal
 from rotator.lifecycle import State

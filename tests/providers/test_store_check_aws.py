@@ -24,7 +24,7 @@ from providers.aws.secretsmanager import (
     interpret,
     principal_of,
 )
-from rotator.adapters.roles import Runtime
+from rotator.adapters.values import Runtime
 from rotator.errors import NotFoundError, PermissionDeniedError
 from tests.providers.helpers import error_reply, inject
 

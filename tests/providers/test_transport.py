@@ -26,7 +26,7 @@ from providers.transport.retry_after import (
     retry_after,
     server_time,
 )
-from rotator.adapters.roles import OUTCOMES
+from rotator.adapters.values import OUTCOMES
 from rotator.errors import ConflictError, PermanentError, TransientError
 from rotator.output import redact
 

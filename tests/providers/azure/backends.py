@@ -33,7 +33,7 @@ import pytest
 
 from providers.azure import keyvault as keyvault_module
 from providers.azure.keyvault import KeyVaultConfig, KeyVaultStore
-from rotator.adapters.roles import Runtime
+from rotator.adapters.values import Runtime
 
 REAL_URL = os.environ.get("AZURE_KEYVAULT_URL", "").strip()
 _IDENTITY_VARS = (

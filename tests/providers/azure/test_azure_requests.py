@@ -11,8 +11,8 @@ from azure.keyvault.secrets._shared import http_challenge_cache
 from providers.azure import identity
 from providers.azure.errors import OPERATIONS, keyvault_operation, status_outcome
 from providers.azure.keyvault import KeyVaultStore
-from rotator.adapters.roles import OUTCOMES, Runtime
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import OUTCOMES, Runtime
 from rotator.errors import TransientError
 from rotator.service.metrics import OPERATION_PATTERN
 from tests.providers.threads import run_together

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rotator.adapters.roles import Runtime
+from rotator.adapters.values import Runtime
 from rotator.sandbox.kubernetes import KubernetesEmulator
 from tests.providers.kubernetes.helpers import (
     KEY,

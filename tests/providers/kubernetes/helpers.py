@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from providers.kubernetes.secret import KubernetesSecretConfig, KubernetesSecretTarget
-from rotator.adapters.roles import Runtime
+from rotator.adapters.values import Runtime
 from rotator.sandbox.kubernetes import KubernetesEmulator
 
 NAMESPACE = "payments"

@@ -20,7 +20,7 @@ from providers.kubernetes.errors import (
     status_outcome,
     status_reason,
 )
-from rotator.adapters.roles import Runtime
+from rotator.adapters.values import Runtime
 from rotator.errors import (
     NotFoundError,
     PermanentError,

@@ -24,8 +24,8 @@ from providers.kubernetes.secret import (
     KubernetesSecretTarget,
 )
 from rotator.adapters.discovery import Registry, registry
-from rotator.adapters.roles import OUTCOMES, Runtime
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import OUTCOMES, Runtime
 from rotator.errors import (
     ConflictError,
     NotFoundError,

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from rotator.adapters.roles import Runtime
+from rotator.adapters.values import Runtime
 from tests.providers.helpers import StepClock
 
 REAL_ADDR = os.environ.get("VAULT_ADDR", "")

@@ -10,7 +10,7 @@ import pytest
 from hvac.exceptions import InvalidPath
 
 from providers.vault.kv import SAMPLE_ROTATION_ID, VaultKvConfig, VaultKvStore, lacking
-from rotator.adapters.roles import Runtime
+from rotator.adapters.values import Runtime
 from rotator.errors import PermissionDeniedError, TransientError
 from tests.providers.vault.backends import (
     Backend,

@@ -19,7 +19,7 @@ from providers.vault.client import (
     auth_from_env,
     session,
 )
-from rotator.adapters.roles import Runtime
+from rotator.adapters.values import Runtime
 from rotator.errors import PermanentError, PermissionDeniedError
 from tests.providers.vault.backends import (
     Backend,

@@ -18,8 +18,8 @@ from hvac.exceptions import Forbidden, InvalidPath, InvalidRequest, VaultError
 from providers.vault.approle import AppRoleConfig, AppRoleSecretIdIssuer
 from providers.vault.kv import VaultKvConfig, VaultKvStore
 from providers.vault.token import TokenConfig, TokenIssuer
-from rotator.adapters.roles import Credential, Runtime
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import Credential, Runtime
 from rotator.errors import ConflictError, VerificationError
 from tests.providers.vault.backends import (
     Backend,

@@ -12,8 +12,8 @@ import pytest
 from providers.vault.approle import AppRoleConfig, AppRoleSecretIdIssuer
 from providers.vault.client import OPERATIONS
 from providers.vault.kv import VaultKvConfig, VaultKvStore
-from rotator.adapters.roles import OUTCOMES, Runtime
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import OUTCOMES, Runtime
 from rotator.errors import TransientError
 from rotator.service.metrics import OPERATION_PATTERN
 from tests.providers.threads import run_together

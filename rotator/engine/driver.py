@@ -1,0 +1,362 @@
+"""Driving rotations: one secret's rotations under its lease, each taken through its steps.
+
+For a secret, the driver takes its lease, checks its journal rows, finishes
+its open rotations (an emergency cuts a grace short, and rolls back a
+rotation not yet promoted), decides again whether a new rotation is due now
+that the lease is held, and starts it. Each rotation goes from step to step
+(:data:`~rotator.engine.steps.STEP_HANDLERS`) as far as time allows: a
+permanent failure before promote rolls back; any other failure is recorded
+and left for the next run. What ends a rotation becomes an outcome, and a
+failure or a success is alerted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import structlog
+
+from rotator.adapters.secret import SecretValue
+from rotator.adapters.values import AlertEvent, Severity
+from rotator.clock import Clock
+from rotator.engine import faults
+from rotator.engine.alerts import Alerting, SecretAlerts
+from rotator.engine.binding import Binding
+from rotator.engine.report import Action, Outcome, PlanItem, Result
+from rotator.engine.retry import Retrier
+from rotator.engine.steps import STEP_HANDLERS, Steps
+from rotator.engine.trust import JournalTrust
+from rotator.engine.waits import held_message, is_held, waiting_message, waits_until
+from rotator.errors import Interrupted, JournalTampered, LeaseLost, RotatorError, StillInUseError
+from rotator.journal.journal import Journal
+from rotator.journal.records import Rotation, SecretSummary
+from rotator.lifecycle import BEFORE_PROMOTE, FORWARD, TERMINAL, State, Transition
+
+log = structlog.get_logger("rotator.engine")
+
+
+class Driver:
+    """Takes a secret's rotations through the lifecycle under its lease."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        clock: Clock,
+        lease: tuple[str, timedelta],
+        interrupted: threading.Event,
+        steps: Steps,
+        retrier: Retrier,
+        trust: JournalTrust,
+        alerts: SecretAlerts,
+        alerting: Alerting,
+        binding: Callable[[str], Binding],
+        replan: Callable[[str, SecretSummary, datetime], list[PlanItem]],
+        digest: Callable[[str], str],
+    ) -> None:
+        self.journal = journal
+        self.clock = clock
+        #: Who holds the leases this driver takes, and for how long each is taken.
+        self.owner, self.lease_ttl = lease
+        self.interrupted = interrupted
+        self.steps = steps
+        self.retrier = retrier
+        self.trust = trust
+        self.alerts = alerts
+        self.alerting = alerting
+        #: The adapters of a secret's policy.
+        self.binding = binding
+        #: Plans a secret again from its summary (what is due now the lease is held).
+        self.replan = replan
+        #: The digest of a secret's policy, recorded with each rotation.
+        self.digest = digest
+
+    def process(
+        self,
+        name: str,
+        *,
+        start: bool,
+        trigger: str,
+        emergency: bool = False,
+        reason: str | None = None,
+        value: SecretValue | None = None,
+    ) -> list[Outcome]:
+        """Handle one secret under its lease: finish open rotations, maybe start one."""
+        if self.trust.trail_problem is not None:
+            return [self.trust.refuse(name, self.trust.trail_problem)]
+        try:
+            lease = self.journal.leases.acquire(name, self.owner, self.lease_ttl)
+        except JournalTampered as exc:
+            return [self.trust.refuse(name, str(exc))]
+        if lease is None:
+            log.info("skipped: another run holds this secret", secret=name)
+            return [Outcome(name, Result.SKIPPED, "another run holds this secret's lease")]
+        structlog.contextvars.bind_contextvars(secret=name)
+        try:
+            with self.journal.leases.holding(lease):
+                found = self.journal.tampering.find(name)
+                if found:
+                    return [self.trust.refuse(name, found[0].what)]
+                return self._process_locked(name, start, trigger, emergency, reason, value)
+        except JournalTampered as exc:
+            return [self.trust.refuse(name, str(exc))]
+        finally:
+            structlog.contextvars.unbind_contextvars("secret", "rotation_id", "step")
+            with contextlib.suppress(RotatorError):  # an unreachable journal: the lease expires
+                self.journal.leases.release(lease)
+
+    def _process_locked(
+        self,
+        name: str,
+        start: bool,
+        trigger: str,
+        emergency: bool,
+        reason: str | None,
+        value: SecretValue | None,
+    ) -> list[Outcome]:
+        """Finish a secret's open rotations, then start one if asked and nothing blocks it."""
+        outcomes: list[Outcome] = []
+        blocking: Rotation | None = None
+        for unfinished in self.journal.open_rotations(name):
+            rotation = unfinished
+            if emergency and rotation.state is State.GRACE:
+                rotation = self.journal.advance(
+                    rotation,
+                    Transition.GRACE_CUT_SHORT,
+                    "emergency rotation: grace cut short",
+                    grace_deadline=self.clock(),
+                )
+            if emergency and rotation.state in BEFORE_PROMOTE and not rotation.emergency:
+                # Finishing it would give the leaked credential a normal grace
+                # (and its own new credential may be what leaked): roll it back,
+                # and let the emergency rotation replace the credential at once.
+                why = "superseded by an emergency rotation"
+                rotation = self.journal.advance(
+                    rotation, Transition.ROLLBACK_STARTED, why, error=why
+                )
+                rolled = self._advance_outcome(rotation)
+                if rolled.state is State.ROLLED_BACK:
+                    rolled.result, rolled.message = Result.OK, f"rolled back: {why}"
+                outcomes.append(rolled)
+                if rolled.state is not State.ROLLED_BACK:
+                    blocking = rotation
+                continue
+            outcome = self.advance_safely(rotation)
+            outcomes.append(outcome)
+            finished_by_hand = trigger == "manual" or (
+                trigger == "emergency" and unfinished.emergency
+            )
+            if (
+                finished_by_hand
+                and unfinished.state in BEFORE_PROMOTE
+                and outcome.result is Result.OK
+            ):
+                # An interrupted rotation was finished: asked for by hand, that
+                # is the rotation the operator wanted; do not mint another.
+                outcome.message = f"finished interrupted rotation; {outcome.message}"
+                return outcomes
+            if outcome.state is not None and outcome.state not in TERMINAL | {State.REVOKED}:
+                blocking = rotation
+        if start and trigger == "schedule":
+            # The plan was made before the lease was ours: another run may have
+            # rotated this secret since. Decide again on what the journal says
+            # now; a secret the journal still knows nothing of was rotated by
+            # nobody, so the store need not be asked again.
+            summary = self.journal.summaries(name).get(name, SecretSummary())
+            if summary.last_rotation is not None:
+                again = self.replan(name, summary, self.clock())
+                errors = [i for i in again if i.action in (Action.ERROR, Action.ATTENTION)]
+                if errors:
+                    return [*outcomes, Outcome(name, Result.FAILED, errors[0].reason)]
+                start = any(i.due and i.action is Action.ROTATE for i in again)
+        if not start:
+            return outcomes
+        if blocking is not None:
+            if trigger != "schedule":
+                outcomes.append(
+                    Outcome(
+                        name,
+                        Result.FAILED,
+                        f"rotation {blocking.id} is not finished (old credential in grace or "
+                        "a step pending); wait for it, or use --emergency to cut its grace short",
+                        blocking.id,
+                    )
+                )
+            return outcomes
+        return [*outcomes, self._start(name, trigger, emergency, reason, value)]
+
+    def _start(
+        self,
+        name: str,
+        trigger: str,
+        emergency: bool,
+        reason: str | None,
+        value: SecretValue | None,
+    ) -> Outcome:
+        """Record a new rotation of a secret and take it as far as it goes."""
+        now = self.clock()
+        rotation = self.journal.create(
+            Rotation(
+                id=uuid.uuid4().hex,
+                secret=name,
+                state=State.PLANNED,
+                trigger=trigger,
+                created_at=now,
+                updated_at=now,
+                reason=reason,
+                emergency=emergency,
+                policy_digest=self.digest(name),
+            ),
+            detail=f"{trigger} rotation" + (f": {reason}" if reason else ""),
+        )
+        log.info("rotation started", rotation_id=rotation.id, trigger=trigger, emergency=emergency)
+        if value is not None:
+            self.steps.supplied[rotation.id] = value
+        try:
+            return self.advance_safely(rotation)
+        finally:
+            self.steps.supplied.pop(rotation.id, None)
+
+    def advance_safely(self, rotation: Rotation) -> Outcome:
+        """Advance a rotation, turning what ends it into an outcome (and an alert)."""
+        outcome = self._advance_outcome(rotation)
+        if outcome.result is Result.FAILED and not outcome.alerted:
+            self.alerts.raise_alert(
+                rotation.secret,
+                AlertEvent.ROTATION_FAILED,
+                Severity.WARNING,
+                f"rotation of {rotation.secret} failed: {outcome.message}",
+                condition=f"{rotation.id}:{outcome.state}",
+                rotation_id=rotation.id,
+                details={"state": str(outcome.state or "-")},
+            )
+        elif (
+            outcome.result is Result.OK
+            and rotation.state in BEFORE_PROMOTE | {State.ROLLING_BACK}
+            and outcome.state in (State.GRACE, State.REVOKED, State.DONE)
+        ):
+            self.alerting.clear(
+                rotation.secret,
+                (
+                    AlertEvent.ROTATION_FAILED,
+                    AlertEvent.NEEDS_ATTENTION,
+                    AlertEvent.OVERDUE,
+                    AlertEvent.ROTATION_DUE,
+                ),
+            )
+            self.alerts.raise_alert(
+                rotation.secret,
+                AlertEvent.ROTATION_SUCCEEDED,
+                Severity.INFO,
+                f"{rotation.secret} rotated: {outcome.message}",
+                condition=rotation.id,
+                rotation_id=rotation.id,
+            )
+        return outcome
+
+    def _advance_outcome(self, rotation: Rotation) -> Outcome:
+        """Advance a rotation and say how that ended (failures become outcomes, not errors)."""
+        try:
+            rotation = self.advance(rotation)
+        except Interrupted:
+            latest = self.journal.get(rotation.id) or rotation
+            log.warning("rotation interrupted by shutdown", state=str(latest.state))
+            return Outcome(
+                rotation.secret,
+                Result.WAITING,
+                f"interrupted by shutdown at {latest.state}; the next start resumes it",
+                rotation.id,
+                latest.state,
+            )
+        except StillInUseError as exc:
+            # Alerted as old-still-in-use where it was found; not a failed rotation.
+            latest = self.journal.get(rotation.id) or rotation
+            return Outcome(
+                rotation.secret, Result.FAILED, str(exc), rotation.id, latest.state, alerted=True
+            )
+        except RotatorError as exc:
+            latest = self.journal.get(rotation.id) or rotation
+            log.error(
+                "rotation failed", rotation_id=rotation.id, state=str(latest.state), error=str(exc)
+            )
+            return Outcome(rotation.secret, Result.FAILED, str(exc), rotation.id, latest.state)
+        if rotation.state is State.ROLLED_BACK:
+            return Outcome(
+                rotation.secret,
+                Result.FAILED,
+                f"rolled back: {rotation.error or 'see history'}",
+                rotation.id,
+                rotation.state,
+            )
+        if is_held(rotation) and not self.step_due(rotation):
+            return Outcome(
+                rotation.secret,
+                Result.FAILED,
+                held_message(rotation),
+                rotation.id,
+                rotation.state,
+                alerted=True,
+            )
+        if rotation.state in (State.GRACE, State.REVOKED) and not self.step_due(rotation):
+            return Outcome(
+                rotation.secret, Result.OK, waiting_message(rotation), rotation.id, rotation.state
+            )
+        return Outcome(
+            rotation.secret, Result.OK, f"rotation {rotation.state}", rotation.id, rotation.state
+        )
+
+    def step_due(self, rotation: Rotation) -> bool:
+        """Tell whether a rotation's next step may run now (it waits for no deadline)."""
+        until = waits_until(rotation)
+        return rotation.state not in TERMINAL and (until is None or until <= self.clock())
+
+    def advance(self, rotation: Rotation) -> Rotation:
+        """Drive one rotation forward as far as time allows; return where it stopped.
+
+        A permanent failure before promote rolls back (and the rolled-back
+        rotation is returned); any other failure is recorded and raised, the
+        rotation staying where it was so the next run resumes it.
+        """
+        binding = self.binding(rotation.secret)
+        structlog.contextvars.bind_contextvars(rotation_id=rotation.id)
+        while rotation.state not in TERMINAL and self.step_due(rotation):
+            step, _ = FORWARD[rotation.state]
+            structlog.contextvars.bind_contextvars(step=step.value)
+            faults.point(f"before:{step}")
+            log.debug("step starting", state=str(rotation.state))
+            try:
+                if self.interrupted.is_set():
+                    raise Interrupted(f"stopping before step {step}")
+                handler = functools.partial(STEP_HANDLERS[step], self.steps, binding)
+                after = self.retrier.step(rotation, step, handler)
+            except LeaseLost:
+                raise  # another run owns the secret now: record nothing, undo nothing
+            except Interrupted as exc:
+                latest = self.journal.get(rotation.id) or rotation
+                self.journal.record(latest, step, "interrupted", f"{exc}; resumes at next start")
+                raise
+            except RotatorError as exc:
+                latest = self.journal.get(rotation.id) or rotation
+                if latest.state in BEFORE_PROMOTE and not exc.retryable:
+                    log.warning("step failed; rolling back", error=str(exc))
+                    rotation = self.journal.advance(
+                        latest,
+                        Transition.ROLLBACK_STARTED,
+                        f"failed: {exc}",
+                        step=step,
+                        error=str(exc),
+                    )
+                    continue
+                self.journal.record(latest, step, "error", str(exc))
+                raise
+            faults.point(f"after:{step}")
+            if after.state is rotation.state and after.state is State.GRACE:
+                # The grace was extended: nothing more to do until the new deadline.
+                return after
+            rotation = after
+        return rotation

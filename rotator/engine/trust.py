@@ -1,0 +1,197 @@
+"""Trust in the journal: its audit chain verified before acting, tampered secrets set aside.
+
+Every recorded step is a link of the audit chain (:mod:`rotator.journal.audit`).
+Before it acts, the engine checks the chain since it last verified it (or
+since the head kept in the anchor file, or from the start). A secret whose
+rows fail their check is set aside (needs attention, alerted once); a chain
+broken since its last acceptance, or a journal that lacks the anchored
+record, sets every secret aside until a person checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import structlog
+
+from rotator.adapters.values import AlertEvent, Severity
+from rotator.engine.alerts import Alerting, SecretAlerts
+from rotator.engine.report import Outcome, Result
+from rotator.errors import ConfigError
+from rotator.journal.audit import AnchorFile, ChainReport, Tampering
+from rotator.journal.journal import Journal
+from rotator.journal.records import SecretSummary
+
+log = structlog.get_logger("rotator.engine")
+
+
+class JournalTrust:
+    """What the engine knows of the journal's integrity, and the checks that keep it current."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        alerting: Alerting,
+        alerts: SecretAlerts,
+        anchor: AnchorFile | None = None,
+    ) -> None:
+        self.journal = journal
+        self.alerting = alerting
+        self.alerts = alerts
+        #: Where the last verified head of the audit chain is kept (outside the database).
+        self.anchor = anchor
+        # The last audit record verified (seq, hash): checks continue from it.
+        self._audit_verified: tuple[int, str] | None = None
+        # Secrets whose journal rows failed their check at the last
+        # verification, with what was found: never acted on (needs attention).
+        self._tampered: dict[str, str] = {}
+        #: What is wrong with the journal as a whole (its head, its anchor): no
+        #: secret is acted on while it lasts.
+        self.trail_problem: str | None = None
+
+    def check_state(self) -> ChainReport:
+        """Check the journal before acting: every row, and the chain since it was last verified.
+
+        Since the last verification of this process, or else since the head
+        kept in ``ROTATOR_AUDIT_ANCHOR``, or else the whole chain. Secrets
+        whose rows fail are set aside (needs attention, alerted); a chain
+        broken since the last acceptance, or a journal that lacks the
+        anchored record, sets everything aside.
+        """
+        return self.check_audit()
+
+    def check_audit(
+        self, *, full: bool = False, anchor: tuple[int, str] | None = None
+    ) -> ChainReport:
+        """Verify the audit chain (from the last record verified, unless ``full``); alert if broken.
+
+        A broken chain is alerted (``audit-chain-broken``, to every notifier
+        that wants it) once per first bad record, and the next check is a
+        full one again.
+        """
+        kept = self._anchored()
+        if full:
+            start, anchor = None, anchor or kept
+        else:
+            start = None if anchor is not None else self._audit_verified or kept
+        report = self.journal.trail.verify(start=start, anchor=anchor)
+        trail = [Tampering(None, what) for what in self._trail_problems(report, kept)]
+        self._note_tampering((*report.tampering, *trail))
+        if report.intact:
+            if report.head_seq is not None and report.head_hash is not None:
+                self._audit_verified = (report.head_seq, report.head_hash)
+                if self.anchor is not None:
+                    self.anchor.keep(report)
+            return report
+        self._audit_verified = None
+        if trail:  # alerted as the journal not to be trusted
+            return report
+        problem = report.problem or "; ".join(t.what for t in report.tampering[:5])
+        self.alerting.raise_alert(
+            AlertEvent.AUDIT_CHAIN_BROKEN,
+            Severity.CRITICAL,
+            f"the audit trail in {self.journal.describe()} is broken: {problem}",
+            secret=None,
+            condition=f"{report.broken_at}" if report.problem else problem[:200],
+            to=None,
+            details={"first_bad_record": str(report.broken_at)},
+        )
+        return report
+
+    def hold_everything(self, reason: str) -> None:
+        """Act on no secret until the journal is checked again (a check that could not run)."""
+        self._note_tampering([Tampering(None, reason)])
+
+    def distrust_of(self, name: str, summary: SecretSummary) -> str | None:
+        """Say why a secret's journal rows cannot be trusted (None: they can, as far as known)."""
+        if self.trail_problem is not None:
+            return self.trail_problem
+        if name in self._tampered:
+            return self._tampered[name]
+        rows = [*summary.open, *([summary.last_rotation] if summary.last_rotation else [])]
+        forged = next((r for r in rows if not r.intact), None)
+        if forged is not None:
+            return f"rotation {forged.id} does not match its seal"
+        return None
+
+    def refuse(self, name: str, what: str) -> Outcome:
+        """Refuse to act on a secret whose journal rows failed their check; alert it."""
+        self._tampered[name] = what
+        log.error("journal rows tampered with; not acting", secret=name, problem=what)
+        self._alert_tampered(name, what)
+        return Outcome(
+            name,
+            Result.FAILED,
+            f"not acting on {name}: its journal rows are not as rotator wrote them ({what}); "
+            "run `rotator audit verify`",
+            alerted=True,
+        )
+
+    def _trail_problems(self, report: ChainReport, kept: tuple[int, str] | None) -> list[str]:
+        """Say what makes the whole journal untrustworthy: a recent chain break, a lost anchor."""
+        found = []
+        if (
+            report.problem is not None
+            and (report.broken_at or 0) > self.journal.trail.accepted_through()
+        ):
+            found.append(f"the audit trail: {report.problem}")
+        behind = self._behind_anchor(kept)
+        if behind is not None:
+            found.append(behind)
+        return found
+
+    def _anchored(self) -> tuple[int, str] | None:
+        """Return the head kept in the anchor file (None: no file, or nothing kept yet)."""
+        if self.anchor is None:
+            return None
+        try:
+            return self.anchor.read()
+        except (OSError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
+
+    def _behind_anchor(self, kept: tuple[int, str] | None) -> str | None:
+        """Say whether the journal lacks the anchored record ``kept`` (dropped, or older)."""
+        if kept is None or self.anchor is None:
+            return None
+        seq, digest = kept
+        found = next(iter(self.journal.trail.records(after=seq - 1)), None)
+        if found is not None and found.seq == seq and found.hash == digest:
+            return None
+        return (
+            f"the journal does not hold the anchored audit record {seq} "
+            f"({self.anchor.path}): dropped, or restored from an older copy"
+        )
+
+    def _note_tampering(self, found: Iterable[Tampering]) -> None:
+        """Remember which secrets failed their check, and alert each (critical, once)."""
+        tampered: dict[str, str] = {}
+        trail = [item.what for item in found if item.secret is None]
+        if trail and self.trail_problem != trail[0]:
+            self.alerting.raise_alert(
+                AlertEvent.AUDIT_CHAIN_BROKEN,
+                Severity.CRITICAL,
+                f"the journal {self.journal.describe()} cannot be trusted: {trail[0]}; "
+                "no secret is acted on until a person checks (`rotator audit verify`)",
+                secret=None,
+                condition=trail[0][:200],
+                to=None,
+            )
+        self.trail_problem = trail[0] if trail else None
+        for item in found:
+            if item.secret is None:
+                continue
+            if item.secret not in tampered:
+                self._alert_tampered(item.secret, item.what)
+            tampered.setdefault(item.secret, item.what)
+        self._tampered = tampered
+
+    def _alert_tampered(self, name: str, what: str) -> None:
+        """Alert that a secret's journal rows are not as rotator wrote them (critical)."""
+        self.alerts.raise_alert(
+            name,
+            AlertEvent.JOURNAL_TAMPERED,
+            Severity.CRITICAL,
+            f"{name}: its journal rows are not as rotator wrote them: {what}. Nothing is "
+            "revoked, extended or rotated for it until a person checks (`rotator audit verify`)",
+            condition=what[:200],
+        )
