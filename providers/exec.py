@@ -43,7 +43,7 @@ again after a crash, and ``restore`` when ``write`` never ran.
 
 A hook's own process group is not reached by signals sent to rotator, so
 rotator ends it when it stops (:func:`providers.transport.commands.end_hooks`,
-registered with :mod:`rotator.adapters.shutdown` and run at exit): SIGTERM to
+registered with ``rotator.adapters.at_shutdown`` and run at exit): SIGTERM to
 the group, SIGKILL to what is left ``END_GRACE`` seconds later. ``rotator rotate`` does so as soon
 as it is told to stop; ``rotator run`` once its running steps have had their
 shutdown deadline. A hook ended so, or one that would start after, fails
@@ -64,9 +64,7 @@ from providers.transport.commands import (
     raise_for_exit,
     run,
 )
-from rotator.adapters.roles import Target, Verifier
-from rotator.adapters.secret import SecretValue
-from rotator.adapters.values import Credential
+from rotator.adapters import Credential, SecretValue, Target, Verifier
 from rotator.errors import (
     NotFoundError,
     PermanentError,

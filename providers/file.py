@@ -63,9 +63,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from rotator.adapters.roles import Target
-from rotator.adapters.secret import SecretValue
-from rotator.adapters.values import ProviderConfig
+from rotator.adapters import ProviderConfig, SecretValue, Target
 from rotator.errors import (
     NotFoundError,
     PermanentError,

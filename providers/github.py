@@ -124,11 +124,7 @@ from providers.transport.http import (
     unanswered,
 )
 from providers.transport.retry_after import asked_wait, server_time
-from rotator.adapters.permissions import TokenScopes
-from rotator.adapters.ratelimit import limits
-from rotator.adapters.roles import Target
-from rotator.adapters.secret import SecretValue
-from rotator.adapters.values import Permission
+from rotator.adapters import Permission, SecretValue, Target, TokenScopes, limits, redact
 from rotator.errors import (
     NotFoundError,
     PermanentError,
@@ -136,7 +132,6 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
-from rotator.output import redact
 
 KIND = "github-actions"
 PROVIDER = "github"

@@ -85,9 +85,7 @@ from providers.transport.http import (
     why_unsent,
     without_query,
 )
-from rotator.adapters.roles import Target, Verifier
-from rotator.adapters.secret import SecretValue
-from rotator.adapters.values import Credential
+from rotator.adapters import Credential, SecretValue, Target, Verifier
 from rotator.errors import PermanentError, TransientError, VerificationError
 
 WEBHOOK = "webhook"

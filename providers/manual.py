@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from rotator.adapters.roles import Issuer
-from rotator.adapters.values import Credential, ProviderConfig
+from rotator.adapters import Credential, Issuer, ProviderConfig
 from rotator.errors import PermanentError
 
 

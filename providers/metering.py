@@ -32,8 +32,7 @@ import logging
 import threading
 from collections.abc import Mapping
 
-from rotator.adapters.ratelimit import TokenBucket
-from rotator.adapters.values import Runtime
+from rotator.adapters import Runtime, TokenBucket
 
 _LOCK_KEY = "providers:metering-lock"
 

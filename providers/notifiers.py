@@ -77,10 +77,8 @@ from providers.transport.http import (
     tls_context,
     without_query,
 )
-from rotator.adapters.roles import Notifier
-from rotator.adapters.values import Alert, AlertEvent, Runtime, Severity
+from rotator.adapters import Alert, AlertEvent, Notifier, Runtime, Severity, redact
 from rotator.errors import PermanentError, TransientError
-from rotator.output import redact
 
 WEBHOOK = "webhook"
 SLACK = "slack"

@@ -12,9 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from rotator.adapters.roles import Issuer
-from rotator.adapters.secret import SecretValue
-from rotator.adapters.values import Credential, ProviderConfig
+from rotator.adapters import Credential, Issuer, ProviderConfig, SecretValue
 from rotator.errors import VerificationError
 
 ALPHABETS: dict[str, str] = {

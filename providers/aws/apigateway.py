@@ -36,10 +36,7 @@ from pydantic import Field
 from providers.aws.clients import client
 from providers.aws.errors import aws_errors
 from providers.aws.permissions import apigateway_arn, apigateway_tags_arns
-from rotator.adapters.durations import Duration
-from rotator.adapters.roles import Issuer
-from rotator.adapters.secret import SecretValue
-from rotator.adapters.values import Credential, Permission, ProviderConfig
+from rotator.adapters import Credential, Duration, Issuer, Permission, ProviderConfig, SecretValue
 from rotator.errors import ConflictError, NotFoundError, RotatorError, VerificationError
 
 if TYPE_CHECKING:

@@ -42,10 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from providers.aws.errors import attempt_outcome, aws_errors
 from providers.metering import report, take
-from rotator import __version__
-from rotator.adapters.ratelimit import limits
-from rotator.adapters.values import Runtime
-from rotator.output import redact
+from rotator.adapters import USER_AGENT, Runtime, limits, redact
 
 if TYPE_CHECKING:
     import boto3
@@ -164,7 +161,7 @@ def client_config() -> Config:
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=CONNECT_TIMEOUT,
         read_timeout=READ_TIMEOUT,
-        user_agent_extra=f"rotator/{__version__}",
+        user_agent_extra=USER_AGENT,
     )
 
 

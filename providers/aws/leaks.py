@@ -13,8 +13,7 @@ from __future__ import annotations
 import re
 
 from providers.aws.iam import KEY_ID, SECRET_KEY
-from rotator.adapters.scanning import CredentialFormat, LeakedPair
-from rotator.adapters.secret import SecretValue
+from rotator.adapters import CredentialFormat, LeakedPair, SecretValue
 
 #: An AWS access key id.
 ACCESS_KEY_ID = re.compile(r"(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}")

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from providers.aws.clients import client
 from providers.aws.errors import aws_errors
-from rotator.adapters.values import Runtime
+from rotator.adapters import Runtime
 from rotator.errors import ConfigError, ProviderError
 
 SYSTEM = "aws"

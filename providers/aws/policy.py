@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from providers.aws.permissions import ACCOUNT_ID, AWS_ACCOUNT
-from rotator.adapters.permissions import PermissionRenderer
-from rotator.adapters.values import Permission, Runtime
+from rotator.adapters import Permission, PermissionRenderer, Runtime
 from rotator.errors import ConfigError
 
 SYSTEM = "aws"

@@ -54,9 +54,7 @@ from pydantic import Field
 from providers.aws.clients import client
 from providers.aws.errors import aws_errors
 from providers.aws.permissions import secret_arn
-from rotator.adapters.roles import Store
-from rotator.adapters.secret import SecretValue
-from rotator.adapters.values import Permission, ProviderConfig, Version
+from rotator.adapters import Permission, ProviderConfig, SecretValue, Store, Version
 from rotator.errors import (
     ConflictError,
     NotFoundError,

@@ -99,17 +99,22 @@ from providers.azure.errors import (
     status_outcome,
 )
 from providers.metering import report
-from rotator import __version__
-from rotator.adapters.roles import Issuer
-from rotator.adapters.secret import SecretValue
-from rotator.adapters.values import Credential, Permission, ProviderConfig, Runtime
+from rotator.adapters import (
+    USER_AGENT,
+    Credential,
+    Issuer,
+    Permission,
+    ProviderConfig,
+    Runtime,
+    SecretValue,
+    redact,
+)
 from rotator.errors import (
     ConflictError,
     LimitExceededError,
     PermanentError,
     VerificationError,
 )
-from rotator.output import redact
 
 if TYPE_CHECKING:
     from azure.mgmt.apimanagement import ApiManagementClient
@@ -287,7 +292,7 @@ def management_client(runtime: Runtime, config: ApimSubscriptionConfig) -> ApiMa
                 "connection_timeout": identity.CONNECT_TIMEOUT,
                 "read_timeout": identity.READ_TIMEOUT,
                 "retry_total": identity.SDK_RETRIES,
-                "user_agent": f"rotator/{__version__}",
+                "user_agent": USER_AGENT,
             }
             bundle = identity.ca_bundle()
             if bundle is not None:

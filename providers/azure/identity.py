@@ -81,11 +81,8 @@ from providers.azure.errors import (
 )
 from providers.metering import report, take
 from providers.transport.failures import defuse
-from rotator import __version__
-from rotator.adapters.ratelimit import limits
-from rotator.adapters.values import Runtime
+from rotator.adapters import USER_AGENT, Runtime, limits, redact
 from rotator.errors import PermanentError
-from rotator.output import redact
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
@@ -299,7 +296,7 @@ def client_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "connection_timeout": CONNECT_TIMEOUT,
         "read_timeout": READ_TIMEOUT,
         "retry_total": SDK_RETRIES,
-        "user_agent": f"rotator/{__version__}",
+        "user_agent": USER_AGENT,
     }
     bundle = ca_bundle(environ)
     if bundle is not None:

@@ -57,10 +57,7 @@ from providers.azure.errors import (
     vault_name,
 )
 from providers.azure.identity import secret_client
-from rotator.adapters.durations import Duration
-from rotator.adapters.roles import Store
-from rotator.adapters.secret import SecretValue
-from rotator.adapters.values import Permission, ProviderConfig, Version
+from rotator.adapters import Duration, Permission, ProviderConfig, SecretValue, Store, Version
 from rotator.errors import (
     ConflictError,
     NotFoundError,

@@ -15,8 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from rotator.adapters.permissions import PermissionRenderer
-from rotator.adapters.values import Permission
+from rotator.adapters import Permission, PermissionRenderer
 
 SYSTEM = "azure"
 ROLE_NAME = "rotator"

@@ -53,10 +53,8 @@ from typing import Any
 
 from providers.kubernetes.errors import PROVIDER, kubernetes_errors, request_outcome, sdk
 from providers.metering import report, take
-from rotator.adapters.ratelimit import limits
-from rotator.adapters.values import Runtime
+from rotator.adapters import Runtime, limits, redact
 from rotator.errors import PermanentError, ProviderError
-from rotator.output import redact
 
 #: Calls per second per API server (the ``kubernetes`` quota of ``ROTATOR_RATE_LIMITS``).
 RATE_LIMITS = {"kubernetes": 20.0}

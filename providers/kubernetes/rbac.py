@@ -16,8 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rotator.adapters.permissions import PermissionRenderer
-from rotator.adapters.values import Permission
+from rotator.adapters import Permission, PermissionRenderer
 
 SYSTEM = "kubernetes"
 ROLE_NAME = "rotator"

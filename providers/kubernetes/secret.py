@@ -104,11 +104,8 @@ from pydantic import Field, field_validator
 
 from providers.kubernetes.client import KubeSession, session
 from providers.kubernetes.errors import PROVIDER, ConflictRetry, sdk
-from rotator.adapters.roles import Target
-from rotator.adapters.secret import SecretValue
-from rotator.adapters.values import Permission, ProviderConfig
+from rotator.adapters import Permission, ProviderConfig, SecretValue, Target, redact
 from rotator.errors import ConflictError, NotFoundError, PermanentError, PermissionDeniedError
-from rotator.output import redact
 
 KIND = "kubernetes-secret"
 

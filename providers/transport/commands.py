@@ -20,7 +20,7 @@ that outlives its timeout is killed with its whole process group and raises
 
 A command's process group is not reached by signals sent to rotator, so
 rotator ends it when it stops (:func:`end_hooks`, registered with
-:mod:`rotator.adapters.shutdown` and run at exit): SIGTERM to the group,
+``rotator.adapters.at_shutdown`` and run at exit): SIGTERM to the group,
 SIGKILL to what is left ``END_GRACE`` seconds later. A command ended so, or
 one that would start after, raises ``TransientError``: the next start runs
 it again.
@@ -43,9 +43,7 @@ from datetime import timedelta
 from pydantic import Field, field_validator
 
 from providers.transport.failures import Outcome
-from rotator.adapters import shutdown
-from rotator.adapters.durations import Duration
-from rotator.adapters.values import ProviderConfig
+from rotator.adapters import Duration, ProviderConfig, at_shutdown
 from rotator.errors import (
     NotFoundError,
     PermanentError,
@@ -287,7 +285,7 @@ def _group_alive(process: subprocess.Popen[bytes]) -> bool:
     return True
 
 
-shutdown.register(end_hooks)
+at_shutdown(end_hooks)
 atexit.register(end_hooks)
 
 

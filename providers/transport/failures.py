@@ -37,8 +37,8 @@ from collections.abc import Collection
 from contextlib import suppress
 from typing import Literal
 
+from rotator.adapters import redact
 from rotator.errors import ProviderError, TransientError
-from rotator.output import redact
 
 Outcome = Literal["ok", "throttled", "transient", "permanent"]
 

@@ -44,8 +44,7 @@ from pydantic import Field, field_validator
 
 from providers.transport.failures import Outcome, status_outcome, vetted
 from providers.transport.retry_after import asked_wait
-from rotator.adapters.durations import Duration
-from rotator.adapters.values import ProviderConfig, Runtime
+from rotator.adapters import Duration, ProviderConfig, Runtime, redact
 from rotator.errors import (
     NotFoundError,
     PermanentError,
@@ -53,7 +52,6 @@ from rotator.errors import (
     ProviderError,
     TransientError,
 )
-from rotator.output import redact
 
 #: Hosts plain ``http://`` is allowed to (nothing leaves the machine).
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})

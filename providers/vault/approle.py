@@ -35,9 +35,7 @@ from pydantic import Field
 
 from providers.vault.client import cache_fingerprint, named, session
 from providers.vault.errors import vault_errors
-from rotator.adapters.roles import Issuer
-from rotator.adapters.secret import SecretValue
-from rotator.adapters.values import Credential, Permission, ProviderConfig
+from rotator.adapters import Credential, Issuer, Permission, ProviderConfig, SecretValue
 from rotator.errors import (
     NotFoundError,
     PermanentError,

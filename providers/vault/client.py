@@ -83,11 +83,8 @@ from providers.metering import report, take
 from providers.transport.failures import status_outcome
 from providers.transport.retry_after import asked_wait
 from providers.vault.errors import TokenRejectedError, request_outcome, vault_errors
-from rotator.adapters.ratelimit import limits
-from rotator.adapters.secret import SecretValue
-from rotator.adapters.values import Runtime
+from rotator.adapters import Runtime, SecretValue, limits, redact
 from rotator.errors import PermanentError, PermissionDeniedError, ProviderError
-from rotator.output import redact
 
 PROVIDER = "vault"
 DEFAULT_K8S_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105

@@ -50,9 +50,7 @@ from pydantic import Field
 
 from providers.vault.client import session
 from providers.vault.errors import recognise
-from rotator.adapters.roles import Store
-from rotator.adapters.secret import SecretValue
-from rotator.adapters.values import Permission, ProviderConfig, Version
+from rotator.adapters import Permission, ProviderConfig, SecretValue, Store, Version
 from rotator.errors import ConflictError, PermanentError, PermissionDeniedError
 
 PROVIDER = "vault-kv"

@@ -13,8 +13,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from rotator.adapters.permissions import PermissionRenderer, notes
-from rotator.adapters.values import Permission
+from rotator.adapters import Permission, PermissionRenderer, notes
 
 SYSTEM = "vault"
 #: Vault capabilities in the order Vault's own documentation lists them.

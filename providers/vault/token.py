@@ -40,10 +40,7 @@ from pydantic import Field, field_validator, model_validator
 
 from providers.vault.client import cache_fingerprint, named, session
 from providers.vault.errors import TokenRejectedError, vault_errors
-from rotator.adapters.durations import Duration
-from rotator.adapters.roles import Issuer
-from rotator.adapters.secret import SecretValue
-from rotator.adapters.values import Credential, Permission, ProviderConfig
+from rotator.adapters import Credential, Duration, Issuer, Permission, ProviderConfig, SecretValue
 from rotator.errors import (
     NotFoundError,
     PermanentError,

@@ -15,18 +15,25 @@ modules behind this face:
 - :mod:`.secret`: ``SecretValue``, a credential that never shows itself;
 - :mod:`.durations`: the ``Duration`` type policy fields are written in;
 - :mod:`.ratelimit`: client-side token buckets under a provider's quota;
-- :mod:`.shutdown`: processes an adapter started, ended when rotator stops.
+- :mod:`.shutdown`: processes an adapter started, ended when rotator stops
+  (``at_shutdown(ender)``);
+- :mod:`.permissions`: how a provider renders the least-privilege document
+  of its system (``PermissionRenderer``, ``TokenScopes``);
+- :mod:`.scanning`: how a provider tells its credentials in a leak report
+  (``CredentialFormat``, ``LeakedPair``).
 
 ``redact`` (:mod:`rotator.output.redact`) is here too: an adapter registers
 every secret it handles that rotator has not seen (a token it read, a
 header it built) and scrubs every outside text it keeps.
 """
 
-from rotator.adapters import shutdown
 from rotator.adapters.durations import Duration
+from rotator.adapters.permissions import PermissionRenderer, TokenScopes, notes
 from rotator.adapters.ratelimit import TokenBucket, limits
 from rotator.adapters.roles import Issuer, Notifier, Store, Target, Verifier
+from rotator.adapters.scanning import CredentialFormat, LeakedPair
 from rotator.adapters.secret import SecretValue
+from rotator.adapters.shutdown import register as at_shutdown
 from rotator.adapters.values import (
     OUTCOMES,
     USER_AGENT,
@@ -49,10 +56,13 @@ __all__ = [
     "AlertEvent",
     "Clock",
     "Credential",
+    "CredentialFormat",
     "Duration",
     "Issuer",
+    "LeakedPair",
     "Notifier",
     "Permission",
+    "PermissionRenderer",
     "ProviderConfig",
     "Runtime",
     "SecretValue",
@@ -61,9 +71,11 @@ __all__ = [
     "Store",
     "Target",
     "TokenBucket",
+    "TokenScopes",
     "Verifier",
     "Version",
+    "at_shutdown",
     "limits",
+    "notes",
     "redact",
-    "shutdown",
 ]
