@@ -111,7 +111,7 @@ def test_the_diagram_draws_every_move_once_and_in_a_stable_order() -> None:
     assert "    grace --> grace: grace-cut-short" in edges
 
 
-@pytest.mark.parametrize("document", ["README.md"])
+@pytest.mark.parametrize("document", ["README.md", "docs/design.md"])
 def test_the_documents_draw_the_table_as_it_is(document: str) -> None:
     """The Mermaid block in each document is diagram()'s output, word for word."""
     text = (ROOT / document).read_text()
