@@ -38,7 +38,7 @@ ACCOUNT = "111122223333"
 
 
 def _aws(step: str, resource: str, *actions: str) -> Permission:
-    return Permission("aws", actions, resource, step)
+    return Permission("aws", actions, resource=resource, step=step)
 
 
 def test_sid_is_the_step_in_camel_case() -> None:
@@ -89,10 +89,17 @@ def test_rendering_is_stable_whatever_the_order() -> None:
     every = [
         _aws("store: promote", "arn:b", "sm:Stage"),
         _aws("issuer: mint", "arn:u", "iam:Create", "iam:List"),
-        Permission("vault", ("read",), "secret/data/x", "store: read current"),
-        Permission("vault", ("update", "create"), "secret/data/x", "store: promote"),
-        Permission("azure", ("A/getSecret/action",), "https://v.vault.azure.net", "store: read"),
-        Permission("kubernetes", ("get",), "namespaces/n/secrets/s", "target: write secret"),
+        Permission("vault", ("read",), resource="secret/data/x", step="store: read current"),
+        Permission("vault", ("update", "create"), resource="secret/data/x", step="store: promote"),
+        Permission(
+            "azure",
+            ("A/getSecret/action",),
+            resource="https://v.vault.azure.net",
+            step="store: read",
+        ),
+        Permission(
+            "kubernetes", ("get",), resource="namespaces/n/secrets/s", step="target: write secret"
+        ),
     ]
     expected = {s: text(s, every) for s in ("aws", "vault", "azure", "kubernetes")}
     shuffled = every * 2
@@ -105,10 +112,17 @@ def test_vault_policy_parses_as_vault_reads_it() -> None:
     """The HCL has one block per path, capabilities merged in Vault's order, steps in comments."""
     hcl = vault_policy(
         [
-            Permission("vault", ("read",), "secret/data/x", "store: read current"),
-            Permission("vault", ("update", "create"), "secret/data/x", "store: promote"),
-            Permission("vault", ("list", "sudo"), "auth/token/accessors", "issuer: list tokens"),
-            Permission("vault", (), "holding policy p", "issuer: mint token"),
+            Permission("vault", ("read",), resource="secret/data/x", step="store: read current"),
+            Permission(
+                "vault", ("update", "create"), resource="secret/data/x", step="store: promote"
+            ),
+            Permission(
+                "vault",
+                ("list", "sudo"),
+                resource="auth/token/accessors",
+                step="issuer: list tokens",
+            ),
+            Permission("vault", (), resource="holding policy p", step="issuer: mint token"),
         ]
     )
     assert "# store: promote [create, update]; store: read current [read]" in hcl
@@ -124,11 +138,27 @@ def test_vault_policy_parses_as_vault_reads_it() -> None:
 def test_kubernetes_yaml_is_the_roles_as_yaml() -> None:
     """The YAML documents load to exactly the Role objects the JSON form gives."""
     permissions = [
-        Permission("kubernetes", ("get", "patch"), "namespaces/pay/secrets/db", "target: write"),
-        Permission("kubernetes", ("delete",), "namespaces/pay/secrets/db", "target: undo"),
-        Permission("kubernetes", ("create",), "namespaces/pay/secrets", "target: create"),
-        Permission("kubernetes", ("get", "patch"), "namespaces/pay/deployments.apps/api", "t: r"),
-        Permission("kubernetes", ("get",), "contexts/eu/namespaces/ops/secrets/x", "t: w"),
+        Permission(
+            "kubernetes",
+            ("get", "patch"),
+            resource="namespaces/pay/secrets/db",
+            step="target: write",
+        ),
+        Permission(
+            "kubernetes", ("delete",), resource="namespaces/pay/secrets/db", step="target: undo"
+        ),
+        Permission(
+            "kubernetes", ("create",), resource="namespaces/pay/secrets", step="target: create"
+        ),
+        Permission(
+            "kubernetes",
+            ("get", "patch"),
+            resource="namespaces/pay/deployments.apps/api",
+            step="t: r",
+        ),
+        Permission(
+            "kubernetes", ("get",), resource="contexts/eu/namespaces/ops/secrets/x", step="t: w"
+        ),
     ]
     loaded = [d for d in yaml.safe_load_all(kubernetes_yaml(permissions)) if d]
     roles = kubernetes_roles(permissions)
@@ -160,7 +190,7 @@ def test_vault_name_is_the_first_label_of_the_host() -> None:
 
 def test_grants_leave_out_requirements_without_actions() -> None:
     """A requirement with no actions is no grant (it is rendered as a note instead)."""
-    assert grants([Permission("vault", (), "hold p", "issuer: mint")], "vault") == []
+    assert grants([Permission("vault", (), resource="hold p", step="issuer: mint")], "vault") == []
 
 
 # -- collecting ---------------------------------------------------------------------------
@@ -183,7 +213,11 @@ class _Store(Store[_Config]):
 
     def permissions(self) -> list[Permission]:
         _Store.asked.append(self.secret)
-        return [Permission("vault", ("update",), f"kv/{self.secret}", "store: write pending")]
+        return [
+            Permission(
+                "vault", ("update",), resource=f"kv/{self.secret}", step="store: write pending"
+            )
+        ]
 
     def current(self) -> Version | None:
         return None
@@ -246,8 +280,8 @@ def test_a_replica_store_is_named_as_a_replica() -> None:
     )
     found = needed(bound, ("vault",))
     assert found == [
-        Permission("vault", ("update",), "kv/main", "store: write pending"),
-        Permission("vault", ("update",), "kv/copy", "replica: write pending"),
+        Permission("vault", ("update",), resource="kv/main", step="store: write pending"),
+        Permission("vault", ("update",), resource="kv/copy", step="replica: write pending"),
     ]
 
 
@@ -481,14 +515,14 @@ def test_azure_role_puts_arm_actions_apart_from_data_actions() -> None:
             Permission(
                 "azure",
                 ("Microsoft.KeyVault/vaults/secrets/getSecret/action",),
-                "https://payments.vault.azure.net",
-                "store: read current",
+                resource="https://payments.vault.azure.net",
+                step="store: read current",
             ),
             Permission(
                 "azure",
                 ("Microsoft.ApiManagement/service/subscriptions/regeneratePrimaryKey/action",),
-                sub,
-                "issuer: mint",
+                resource=sub,
+                step="issuer: mint",
             ),
         ]
     )
@@ -554,7 +588,9 @@ def test_every_shipped_system_is_rendered_by_its_provider_in_print_order() -> No
 
 
 def _gcp() -> Permission:
-    return Permission("gcp", ("secretmanager.versions.add",), "projects/p/secrets/s", "store: w")
+    return Permission(
+        "gcp", ("secretmanager.versions.add",), resource="projects/p/secrets/s", step="store: w"
+    )
 
 
 class _GcpStore(_Store):
@@ -572,7 +608,7 @@ def test_a_system_without_a_renderer_is_refused_saying_what_to_install() -> None
     bound = _Bound(_GcpStore(_Config(), runtime, "x"), _AwsIssuer(_Config(), runtime, "x"), [])
     found = collect([bound], ("gcp",))
     assert found == [_gcp()]
-    vault = Permission("vault", ("read",), "secret/data/x", "store: read current")
+    vault = Permission("vault", ("read",), resource="secret/data/x", step="store: read current")
     for call in (
         lambda: documents([vault, *found]),
         lambda: text("gcp", found),
