@@ -1,8 +1,7 @@
-"""``rotator audit verify`` and ``rotator audit export``: the audit trail for auditors and SIEMs."""
+"""``rotator audit verify``, ``accept`` and ``export``: the audit trail for auditors and SIEMs."""
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -12,7 +11,8 @@ from typing import TextIO
 import click
 
 from rotator.adapters.durations import parse_duration
-from rotator.cli.common import common, engine_for, journal_for, out, plain
+from rotator.cli.console import out, plain, print_json
+from rotator.cli.options import config_options, engine_for, journal_for, json_option
 from rotator.clock import system_clock
 from rotator.errors import ConfigError
 from rotator.journal.audit import ChainReport, anchor_from_env, parse_anchor, to_csv, to_jsonl
@@ -30,8 +30,8 @@ def audit() -> None:
     help="A head printed by an earlier verify (SEQ:HASH) that must still be in the chain "
     "(detects records cut off the end).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@common
+@json_option()
+@config_options
 def verify(config: str, state: str, anchor: str | None, as_json: bool) -> None:
     """Check every record's hash and link and every journal row's seal (exit 1 if any fails).
 
@@ -56,7 +56,7 @@ def verify(config: str, state: str, anchor: str | None, as_json: bool) -> None:
         if kept is not None:
             kept.keep(report)
     if as_json:
-        click.echo(json.dumps(_as_dict(report), indent=2))
+        print_json(_as_dict(report))
     elif report.intact:
         out.print(
             plain(
@@ -82,7 +82,7 @@ def verify(config: str, state: str, anchor: str | None, as_json: bool) -> None:
 @audit.command()
 @click.option("--reason", required=True, help="Why the journal is taken as it is (recorded).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@common
+@config_options
 def accept(config: str, state: str, reason: str, yes: bool) -> None:
     """Take journal rows that failed their checks as they are now, after checking them.
 
@@ -153,7 +153,7 @@ def _when(text: str | None, option: str) -> datetime | None:
     default=None,
     help="Write to this file (default: standard output).",
 )
-@common
+@config_options
 def export(
     config: str,
     state: str,

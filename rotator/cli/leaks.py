@@ -9,13 +9,13 @@ run's would-be rotations do not by themselves make it 1.
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 from rich.table import Table
 
-from rotator.cli.common import common, engine_for, out, plain
+from rotator.cli.console import out, plain, print_json
+from rotator.cli.options import config_options, engine_for, json_option
 from rotator.errors import ConfigError
 from rotator.watch import leaks as scanner
 
@@ -36,8 +36,8 @@ def leaks() -> None:
     "JSON lines trufflehog).",
 )
 @click.option("--dry-run", is_flag=True, help="Report what would be rotated; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@common
+@json_option()
+@config_options
 def ingest(
     config: str, state: str, report: str, tool: str | None, dry_run: bool, as_json: bool
 ) -> None:
@@ -59,7 +59,7 @@ def ingest(
     engine = engine_for(config, state)
     result = scanner.triage(engine, parsed, dry_run=dry_run)
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
+        print_json(result.as_dict())
     else:
         _print(result)
     sys.exit(result.exit_code)
