@@ -42,6 +42,11 @@ def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
     sys.exit(code)
 
 
+def warn(message: str) -> None:
+    """Say ``rotator: warning: MESSAGE`` on stderr (stdout may be a pipe of JSON)."""
+    err.print(plain(f"rotator: warning: {message}"))
+
+
 def when(at: datetime | None, now: datetime) -> str:
     """Say when, relative to now: ``in 3d4h``, ``5m ago``, ``now``."""
     if at is None:

@@ -81,7 +81,7 @@ def _print_plan(items: list[PlanItem], now: datetime) -> None:
     show_default=True,
     help="Service mode: seconds between passes at most (sooner when something is due).",
 )
-@json_option("With --once: print the summary as JSON.")
+@json_option("With --once: print the outcomes as JSON.")
 @click.option(
     "--summary",
     "summary_file",
@@ -132,8 +132,8 @@ def run(
     listen: str,
 ) -> None:
     """Resume unfinished rotations, rotate what is due, revoke what has passed its grace."""
-    if not once and (summary_file or summary_markdown):
-        raise ConfigError("--summary and --summary-markdown go with --once")
+    if not once:
+        _refuse_without_once(as_json=as_json, summary=summary_file, markdown=summary_markdown)
     metrics = Metrics(system_clock)
     engine = engine_for(
         config,
@@ -152,6 +152,17 @@ def run(
         metrics=metrics,
     )
     sys.exit(_serve(service, metrics, listen, reconcile))
+
+
+def _refuse_without_once(*, as_json: bool, summary: str | None, markdown: str | None) -> None:
+    """Refuse (exit 2) the options that only a one-shot run can honour."""
+    asked = (("--json", as_json), ("--summary", summary), ("--summary-markdown", markdown))
+    given = [name for name, value in asked if value]
+    if given:
+        raise click.UsageError(
+            f"{' and '.join(given)}: only with --once "
+            "(the service prints a table per pass and writes no summary)"
+        )
 
 
 def _run_once(

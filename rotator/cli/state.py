@@ -112,9 +112,13 @@ def db() -> None:
 
 
 @db.command()
+@json_option()
 @config_options
-def upgrade(config: str, state: str) -> None:
+def upgrade(config: str, state: str, as_json: bool) -> None:
     """Bring the journal to this rotator's schema (safe to run from several places at once)."""
     journal = Journal(state, system_clock)
     version = journal.migrate()
+    if as_json:
+        print_json({"journal": journal.describe(), "schema_version": version})
+        return
     out.print(plain(f"journal {journal.describe()} is at schema version {version}"))

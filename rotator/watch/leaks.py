@@ -288,7 +288,7 @@ def _array_items(text: str, source: str) -> Iterator[tuple[int, object]]:
     position = _skip_space(text, 0)
     if text[position : position + 1] != "[":
         hint = (
-            " (trufflehog JSON lines? use --format trufflehog)"
+            " (trufflehog JSON lines? use --scanner trufflehog)"
             if text[position:][:1] == "{"
             else ""
         )
@@ -410,7 +410,7 @@ def _lines_hint(text: str) -> str:
     except ValueError:
         return ""
     if isinstance(whole, list):
-        return " (the report is one JSON array: a gitleaks report? use --format gitleaks)"
+        return " (the report is one JSON array: a gitleaks report? use --scanner gitleaks)"
     if isinstance(whole, dict):
         return " (the report is one JSON object over several lines, not trufflehog --json output)"
     return ""
