@@ -329,7 +329,7 @@ BAD_REPORTS: list[tuple[str, str | None, tuple[bytes, int], str]] = [
     ("gitleaks-missing-comma", None, _missing_comma(), "expected ',' or ']'"),
     ("gitleaks-unclosed", None, (b'[\n {"Secret": "x"}\n', 3), "the array is not closed"),
     ("gitleaks-extra-data", None, (GITLEAKS + b"[]\n", 44), "extra data after the array"),
-    ("gitleaks-forced-on-lines", "gitleaks", (TRUFFLEHOG, 1), "--format trufflehog"),
+    ("gitleaks-forced-on-lines", "gitleaks", (TRUFFLEHOG, 1), "--scanner trufflehog"),
     ("trufflehog-bad-json", None, (TRUFFLEHOG[:-40], 2), "not valid JSON"),
     ("trufflehog-no-raw", None, _trufflehog_case(_drop("Raw")), 'finding 2: has no "Raw"'),
     (
@@ -956,7 +956,7 @@ def test_bad_report_exits_2_and_rotates_nothing(
     data, line = case
     report = tmp_path / "scan.json"
     report.write_bytes(data)
-    result = _ingest(tmp_path, str(report), *(["--format", tool] if tool else []))
+    result = _ingest(tmp_path, str(report), *(["--scanner", tool] if tool else []))
     assert result.exit_code == 2
     assert f"{report}:{line}: " in result.stderr and reason in result.stderr
     assert _current("payments-api") == LEAKED
@@ -971,6 +971,25 @@ def test_report_from_stdin(aws: None, tmp_path: Path) -> None:
     assert "config/settings.py:12" in result.stdout
     assert "would rotate (dry run)" in result.stdout
     assert "payments-api" in result.stdout
+    assert _current("payments-api") == LEAKED
+
+
+def test_the_old_format_option_still_names_the_scanner_with_a_warning(
+    aws: None, tmp_path: Path
+) -> None:
+    """--format (the old spelling of --scanner) is taken, with a warning on stderr only."""
+    _seed()
+    report = _gitleaks([_finding(0)])
+    scanner = _ingest(tmp_path, "-", "--dry-run", "--scanner", "gitleaks", stdin=report)
+    old = _ingest(tmp_path, "-", "--dry-run", "--format", "gitleaks", stdin=report)
+    assert scanner.exit_code == old.exit_code == 0, old.stderr
+    assert old.stdout == scanner.stdout and "would rotate (dry run)" in old.stdout
+    assert "--format` is deprecated" in old.stderr and "--scanner" in old.stderr
+    assert "deprecated" not in scanner.stderr
+    forced = _ingest(tmp_path, "-", "--format", "trufflehog", stdin=report)
+    assert forced.exit_code == 2 and "not valid JSON" in forced.stderr
+    clash = _ingest(tmp_path, "-", "--scanner", "gitleaks", "--format", "trufflehog", stdin=report)
+    assert clash.exit_code == 2 and "disagree" in clash.stderr
     assert _current("payments-api") == LEAKED
 
 

@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner, Result
 from rich.console import Console
 
-from rotator.cli import common as cli_common
+from rotator.cli import console as cli_console
 from rotator.cli.main import cli
 from rotator.engine.report import Outcome, RunReport
 from rotator.engine.report import Result as Fate
@@ -61,7 +61,7 @@ def test_printable_writes_controls_as_escapes() -> None:
 def test_plain_is_never_read_as_markup() -> None:
     """The consoles show ``plain`` text as written, even a stray closing tag."""
     console = Console(file=io.StringIO(), width=1000, color_system=None)
-    console.print(cli_common.plain(HOSTILE))
+    console.print(cli_console.plain(HOSTILE))
     assert console.file.getvalue() == SHOWN + "\n"  # type: ignore[attr-defined]
 
 
@@ -114,8 +114,8 @@ def test_audit_csv_quotes_formulas_and_keeps_rfc4180_quoting() -> None:
 @pytest.fixture
 def wide(monkeypatch: pytest.MonkeyPatch) -> None:
     """Consoles wide enough that no cell wraps (the assertions look for whole strings)."""
-    monkeypatch.setattr(cli_common.out, "width", 1000)
-    monkeypatch.setattr(cli_common.err, "width", 1000)
+    monkeypatch.setattr(cli_console.out, "width", 1000)
+    monkeypatch.setattr(cli_console.err, "width", 1000)
 
 
 @pytest.fixture

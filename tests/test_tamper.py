@@ -321,6 +321,24 @@ def test_accept_with_nothing_to_accept_changes_nothing(engine: Engine, tmp_path:
     assert len(list(engine.journal.trail.records())) == before
 
 
+def test_accept_json_needs_yes_and_lists_what_was_accepted(engine: Engine, tmp_path: Path) -> None:
+    """--json without --yes is refused (a prompt cannot be answered in JSON); with it, the list."""
+    engine.rotate("app/key")
+    run_sql(engine.journal.url, "UPDATE rotations SET grace_deadline = created_at")
+    args = ["--config", str(tmp_path / "p.yaml"), "--state", engine.journal.url]
+    refused = CliRunner().invoke(cli, ["audit", "accept", "--reason", "x", "--json", *args])
+    assert refused.exit_code == 2 and "--yes" in refused.stderr and refused.stdout == ""
+    assert not engine.journal.trail.verify().intact  # nothing was accepted
+    accept = ["audit", "accept", "--reason", "INC-9", "--yes", "--json", *args]
+    result = CliRunner().invoke(cli, accept)
+    assert result.exit_code == 0, result.output
+    [finding] = json.loads(result.stdout)["accepted"]
+    assert finding["secret"] == "app/key" and "does not match its seal" in finding["problem"]
+    assert engine.journal.trail.verify().intact
+    again = CliRunner().invoke(cli, accept)
+    assert again.exit_code == 0 and json.loads(again.stdout) == {"accepted": []}
+
+
 # -- an anchor outside the database ---------------------------------------------------------
 
 

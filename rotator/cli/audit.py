@@ -1,10 +1,9 @@
-"""``rotator audit verify`` and ``rotator audit export``: the audit trail for auditors and SIEMs."""
+"""``rotator audit verify``, ``accept`` and ``export``: the audit trail for auditors and SIEMs."""
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -12,10 +11,18 @@ from typing import TextIO
 import click
 
 from rotator.adapters.durations import parse_duration
-from rotator.cli.common import common, engine_for, journal_for, out, plain
+from rotator.cli.console import out, plain, print_json
+from rotator.cli.options import config_options, engine_for, journal_for, json_option
 from rotator.clock import system_clock
 from rotator.errors import ConfigError
-from rotator.journal.audit import ChainReport, anchor_from_env, parse_anchor, to_csv, to_jsonl
+from rotator.journal.audit import (
+    ChainReport,
+    Tampering,
+    anchor_from_env,
+    parse_anchor,
+    to_csv,
+    to_jsonl,
+)
 
 
 @click.group()
@@ -30,8 +37,8 @@ def audit() -> None:
     help="A head printed by an earlier verify (SEQ:HASH) that must still be in the chain "
     "(detects records cut off the end).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@common
+@json_option()
+@config_options
 def verify(config: str, state: str, anchor: str | None, as_json: bool) -> None:
     """Check every record's hash and link and every journal row's seal (exit 1 if any fails).
 
@@ -56,7 +63,7 @@ def verify(config: str, state: str, anchor: str | None, as_json: bool) -> None:
         if kept is not None:
             kept.keep(report)
     if as_json:
-        click.echo(json.dumps(_as_dict(report), indent=2))
+        print_json(_as_dict(report))
     elif report.intact:
         out.print(
             plain(
@@ -82,8 +89,9 @@ def verify(config: str, state: str, anchor: str | None, as_json: bool) -> None:
 @audit.command()
 @click.option("--reason", required=True, help="Why the journal is taken as it is (recorded).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@common
-def accept(config: str, state: str, reason: str, yes: bool) -> None:
+@json_option("With --yes: print the findings accepted as JSON.")
+@config_options
+def accept(config: str, state: str, reason: str, yes: bool, as_json: bool) -> None:
     """Take journal rows that failed their checks as they are now, after checking them.
 
     For after an investigation: rows are sealed again, a tampering-accepted
@@ -91,19 +99,34 @@ def accept(config: str, state: str, reason: str, yes: bool) -> None:
     of the trail are never rewritten. Exit 0 when accepted or nothing to
     accept, 2 when not confirmed.
     """
+    if as_json and not yes:
+        # The confirmation prompt would land in the middle of the JSON.
+        raise click.UsageError("--json: only with --yes (a prompt cannot be answered in JSON)")
     journal = journal_for(state)
     if not journal.trail.exists():
         raise ConfigError(f"journal {journal.describe()} has no audit trail")
     found = journal.tampering.find()
+    if not as_json:
+        _print_findings(found)
+    if (
+        found
+        and not yes
+        and not (sys.stdin.isatty() and click.confirm("Take these rows as they are?"))
+    ):
+        raise ConfigError("not accepted (pass --yes to accept without a prompt)")
+    accepted = journal.trail.accept(reason, expected=found) if found else ()
+    if as_json:
+        print_json({"accepted": [{"secret": t.secret, "problem": t.what} for t in accepted]})
+    elif found:
+        out.print(plain(f"accepted {len(accepted)} finding(s); recorded as tampering-accepted"))
+
+
+def _print_findings(found: Sequence[Tampering]) -> None:
+    """Name each row that failed its check (or say every row matches its seal)."""
     if not found:
         out.print(plain("nothing to accept: every journal row matches its seal"))
-        return
     for item in found:
         out.print(plain(f"TAMPERED: {item.what}"))
-    if not yes and not (sys.stdin.isatty() and click.confirm("Take these rows as they are?")):
-        raise ConfigError("not accepted (pass --yes to accept without a prompt)")
-    accepted = journal.trail.accept(reason, expected=found)
-    out.print(plain(f"accepted {len(accepted)} finding(s); recorded as tampering-accepted"))
 
 
 def _as_dict(report: ChainReport) -> dict[str, object]:
@@ -153,7 +176,7 @@ def _when(text: str | None, option: str) -> datetime | None:
     default=None,
     help="Write to this file (default: standard output).",
 )
-@common
+@config_options
 def export(
     config: str,
     state: str,

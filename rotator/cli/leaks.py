@@ -9,13 +9,13 @@ run's would-be rotations do not by themselves make it 1.
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 from rich.table import Table
 
-from rotator.cli.common import common, engine_for, out, plain
+from rotator.cli.console import out, plain, print_json, warn
+from rotator.cli.options import config_options, engine_for, json_option
 from rotator.errors import ConfigError
 from rotator.watch import leaks as scanner
 from rotator.watch.scanners import TOOLS, parse_report
@@ -29,18 +29,32 @@ def leaks() -> None:
 @leaks.command()
 @click.argument("report")
 @click.option(
-    "--format",
+    "--scanner",
     "tool",
     type=click.Choice(TOOLS),
     default=None,
-    help="The report's tool (default: from the content: a JSON array is gitleaks, "
-    "JSON lines trufflehog).",
+    help="The scanner that wrote the report (default: from the content: a JSON array is "
+    "gitleaks, JSON lines trufflehog).",
+)
+@click.option(
+    "--format",
+    "old_tool",
+    type=click.Choice(TOOLS),
+    default=None,
+    hidden=True,
+    help="Deprecated spelling of --scanner.",
 )
 @click.option("--dry-run", is_flag=True, help="Report what would be rotated; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@common
+@json_option()
+@config_options
 def ingest(
-    config: str, state: str, report: str, tool: str | None, dry_run: bool, as_json: bool
+    config: str,
+    state: str,
+    report: str,
+    tool: str | None,
+    old_tool: str | None,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Emergency-rotate every managed secret a scanner REPORT found ('-': stdin).
 
@@ -56,14 +70,28 @@ def ingest(
     nothing, a rotation failed, a secret could not be checked); 2: bad report
     or usage, nothing rotated.
     """
-    parsed = parse_report(*_read(report), tool)
+    parsed = parse_report(*_read(report), _scanner(tool, old_tool))
     engine = engine_for(config, state)
     result = scanner.triage(engine, parsed, dry_run=dry_run)
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
+        print_json(result.as_dict())
     else:
         _print(result)
     sys.exit(result.exit_code)
+
+
+def _scanner(tool: str | None, old_tool: str | None) -> str | None:
+    """Return the scanner named by --scanner, or by the deprecated --format (with a warning).
+
+    ``--format`` meant the report's input format here but the output format
+    in ``audit export``: one meaning per option name, so it became --scanner.
+    """
+    if old_tool is None:
+        return tool
+    warn("`leaks ingest --format` is deprecated and will be removed; use --scanner")
+    if tool is not None and tool != old_tool:
+        raise click.UsageError(f"--scanner {tool} and --format {old_tool} disagree")
+    return tool or old_tool
 
 
 def _read(report: str) -> tuple[bytes, str]:

@@ -14,13 +14,13 @@ Nothing is changed anywhere; the only call a provider may get is STS
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 
 import click
 
-from rotator.cli.common import common, engine_for, err, plain
+from rotator.cli.console import err, plain, print_json
+from rotator.cli.options import config_options, engine_for, json_option
 from rotator.errors import ConfigError, RotatorError
 from rotator.reports import permissions as perms
 
@@ -60,8 +60,8 @@ class _SystemChoice(click.Choice[str]):
     metavar="ID",
     help="AWS account id for the ARNs (default: asked of STS GetCallerIdentity).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object keyed by system.")
-@common
+@json_option("Print one JSON object keyed by system.")
+@config_options
 def permissions(
     config: str,
     state: str,
@@ -92,7 +92,7 @@ def permissions(
         raise ConfigError(f"cannot tell the permissions: {exc}") from None
     found = perms.documents(needed)
     if as_json:
-        click.echo(json.dumps(found, indent=2, sort_keys=False))
+        print_json(found)
         return
     if not found:
         err.print(plain(f"nothing is needed at {system or 'any outside system'} by these policies"))

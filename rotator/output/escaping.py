@@ -5,7 +5,7 @@ and remote systems wrote (a policy file, an API's error, a scanner's
 report). Wherever such text goes it must be shown, never obeyed: control
 characters must not drive the terminal, a cell must not become a
 spreadsheet formula, and a table cell must not become Markdown or HTML.
-Rich markup is handled where the consoles are (:func:`rotator.cli.common.plain`).
+Rich markup is handled where the consoles are (:func:`rotator.cli.console.plain`).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rotator import __version__
-from rotator.engine.report import Result, RunReport
+from rotator.engine.report import Outcome, Result, RunReport
 from rotator.output.escaping import markdown_cell, markdown_code
 from rotator.output.files import replace_file
 
@@ -31,6 +31,22 @@ _ICONS = {
     Result.WAITING: "⏳",
     Result.SKIPPED: "⏭️",
 }
+
+
+def outcomes_as_json(report: RunReport) -> list[dict[str, Any]]:
+    """Return each secret's outcome as a JSON-ready mapping (what ``run --once --json`` prints)."""
+    return [outcome_as_dict(o) for o in report.outcomes]
+
+
+def outcome_as_dict(o: Outcome) -> dict[str, Any]:
+    """Return one secret's outcome: its result, state, rotation id and rotator's message."""
+    return {
+        "secret": o.secret,
+        "result": o.result.value,
+        "state": o.state.value if o.state else None,
+        "rotation_id": o.rotation_id,
+        "message": o.message,
+    }
 
 
 @dataclass(frozen=True)
@@ -55,16 +71,7 @@ class RunSummary:
             "exit_code": self.report.exit_code,
             "interrupted": self.interrupted,
             "counts": {r.value: counts.get(r.value, 0) for r in Result},
-            "outcomes": [
-                {
-                    "secret": o.secret,
-                    "result": o.result.value,
-                    "state": o.state.value if o.state else None,
-                    "rotation_id": o.rotation_id,
-                    "message": o.message,
-                }
-                for o in self.report.outcomes
-            ],
+            "outcomes": outcomes_as_json(self.report),
         }
 
     def markdown(self) -> str:

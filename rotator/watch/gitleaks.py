@@ -41,7 +41,7 @@ def _array_items(text: str, source: str) -> Iterator[tuple[int, object]]:
     position = _skip_space(text, 0)
     if text[position : position + 1] != "[":
         hint = (
-            " (trufflehog JSON lines? use --format trufflehog)"
+            " (trufflehog JSON lines? use --scanner trufflehog)"
             if text[position:][:1] == "{"
             else ""
         )

@@ -69,7 +69,7 @@ def _lines_hint(text: str) -> str:
     except ValueError:
         return ""
     if isinstance(whole, list):
-        return " (the report is one JSON array: a gitleaks report? use --format gitleaks)"
+        return " (the report is one JSON array: a gitleaks report? use --scanner gitleaks)"
     if isinstance(whole, dict):
         return " (the report is one JSON object over several lines, not trufflehog --json output)"
     return ""

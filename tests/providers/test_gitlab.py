@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import ssl
@@ -53,6 +54,10 @@ PROJECT = "payments/api"
 KEY = "DB_PASSWORD"
 ROTATION = "0f3c2a9d8e7b4c1a9f0e1d2c3b4a5f60"
 VARIABLES = "/api/v4/projects/payments%2Fapi/variables"
+#: DB_PASSWORD in scope *, as every request about it addresses it.
+ONE = f"{VARIABLES}/{KEY}?filter[environment_scope]=%2A"
+#: What writing a new variable sends: look, create, read back.
+CREATE = [("GET", ONE), ("POST", VARIABLES), ("GET", ONE)]
 
 
 @dataclass
@@ -124,8 +129,6 @@ def writes(server: GitLabServer) -> list[tuple[str, str]]:
 
 def sent(server: GitLabServer, method: str) -> dict[str, Any]:
     """Return the JSON body of the only request of ``method``."""
-    import json
-
     [seen] = server.requests_to(method)
     body: dict[str, Any] = json.loads(seen.body)
     return body
@@ -149,12 +152,7 @@ def test_write_creates_the_variable_with_the_policys_attributes(
         False,
     )
     assert (variable.variable_type, variable.description) == ("env_var", created_by(ROTATION))
-    one = f"{VARIABLES}/{KEY}?filter[environment_scope]=%2A"
-    assert [(r.method, r.path) for r in gitlab.requests] == [
-        ("GET", one),
-        ("POST", VARIABLES),
-        ("GET", one),
-    ]
+    assert [(r.method, r.path) for r in gitlab.requests] == CREATE
     assert sent(gitlab, "POST")["environment_scope"] == "*"
 
 
@@ -162,6 +160,8 @@ def test_every_request_carries_the_private_token(runtime: Runtime, gitlab: GitLa
     """Each request sends PRIVATE-TOKEN and a User-Agent, and no Authorization header."""
     target(runtime, gitlab).write(ROTATION, SecretValue(VALUE))
 
+    # The requests were sent and seen: a check of every request holds of none at all.
+    assert [(r.method, r.path) for r in gitlab.requests] == CREATE
     for seen in gitlab.requests:
         assert seen.header("PRIVATE-TOKEN") == TOKEN
         assert seen.header("Authorization") is None
@@ -175,6 +175,7 @@ def test_bearer_auth_sends_an_authorization_header(
     target(runtime, gitlab, auth="bearer").write(ROTATION, SecretValue(VALUE))
 
     assert gitlab.variable(project, KEY) is not None
+    assert [(r.method, r.path) for r in gitlab.requests] == CREATE
     assert all(r.header("Authorization") == f"Bearer {TOKEN}" for r in gitlab.requests)
     assert all(r.header("PRIVATE-TOKEN") is None for r in gitlab.requests)
 
@@ -421,7 +422,11 @@ def test_restore_when_the_write_never_ran_changes_nothing(
         ROTATION, written=SecretValue(VALUE), previous=SecretValue(OLD)
     )
 
-    assert writes(gitlab) == []
+    # Each restore read its variable before deciding there was nothing to put back.
+    assert [(r.method, r.path) for r in gitlab.requests] == [
+        ("GET", ONE),
+        ("GET", f"{VARIABLES}/{KEY}?filter[environment_scope]=staging"),
+    ]
 
 
 def test_restore_with_the_written_value_lost_puts_previous_back(
@@ -430,11 +435,14 @@ def test_restore_with_the_written_value_lost_puts_previous_back(
     """With written unknown, the previous value (the store's current one) is put back."""
     seed(project, masked=True, raw=True)
     target(runtime, gitlab).write(ROTATION, SecretValue(VALUE))
+    written = gitlab.variable(project, KEY)
+    assert written is not None and written.value == VALUE
 
     target(runtime, gitlab).restore(ROTATION, written=None, previous=SecretValue(OLD))
 
     variable = gitlab.variable(project, KEY)
     assert variable is not None and variable.value == OLD
+    assert json.loads(gitlab.requests_to("PUT")[-1].body) == {"value": OLD}
 
 
 def test_restore_in_a_missing_project_is_a_no_op(

@@ -1,27 +1,25 @@
-"""What every command shares: the common options, the consoles, building the engine.
+"""The options every command takes, and the journal and engine built from them.
 
-Kept apart from :mod:`rotator.cli.main` so that commands in their own modules
-(``cli_leaks``, ``cli_permissions``, ``cli_audit``) use it without importing
-the command group.
+:func:`config_options` adds ``--config``, ``--state`` and the log options
+and turns a bad configuration into exit 2; :func:`json_option` is the one
+``--json`` flag; :func:`engine_for` and :func:`journal_for` build what a
+command calls from those settings.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
-import structlog
-from rich.console import Console
-from rich.text import Text
 
-from rotator.adapters.durations import format_duration, parse_duration
+from rotator.adapters.durations import parse_duration
 from rotator.adapters.values import RequestObserver
+from rotator.cli.console import err, fail, plain
 from rotator.clock import system_clock, system_sleep
 from rotator.engine.concurrency import Limits
 from rotator.engine.runner import Engine
@@ -29,37 +27,19 @@ from rotator.errors import ConfigError, JournalError, PolicyError
 from rotator.journal.audit import actor, anchor_from_env, sink_from_env
 from rotator.journal.journal import Journal
 from rotator.output import logs, redact
-from rotator.output.escaping import printable
 from rotator.policy.loader import PolicySet, load_policies
 
 F = TypeVar("F", bound=Callable[..., Any])
-log = structlog.get_logger("rotator.cli")
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 DEFAULT_STATE = "sqlite:///rotator.db"
 
-# Off a terminal (a CronJob's log, a CI job) tables get room instead of 80 columns.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
+def config_options(func: F) -> F:
+    """Add ``--config``, ``--state``, ``--log-format`` and ``--log-level`` to a command.
 
-def plain(text: object, style: str = "") -> Text:
-    """Return text for the consoles that is shown as written: never markup, emoji or controls.
-
-    Every name, path, reason and error rotator prints may come from outside
-    (a policy file, a remote API): ``[/]`` in it must not crash rich, and
-    ``[link=...]`` or an escape sequence must not restyle the terminal.
+    The command's configuration errors become ``rotator: error: ...`` and
+    exit 2 (a policy error lists every problem first, one per line).
     """
-    return Text(printable(str(text)), style=style)
-
-
-def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
-    err.print(plain(f"rotator: error: {message}"))
-    sys.exit(code)
-
-
-def common(func: F) -> F:
-    """Add ``--config``, ``--state``, ``--log-format`` and ``--log-level`` to a command."""
 
     @click.option(
         "--config",
@@ -106,6 +86,11 @@ def common(func: F) -> F:
             fail(str(exc))
 
     return wrapper  # type: ignore[return-value]
+
+
+def json_option(help_text: str = "Print JSON.") -> Callable[[F], F]:
+    """Add ``--json`` (passed as ``as_json``): the command prints JSON on stdout instead."""
+    return click.option("--json", "as_json", is_flag=True, help=help_text)
 
 
 def policies(config: str) -> PolicySet:
@@ -155,14 +140,3 @@ def lease_ttl() -> timedelta:
     if ttl < timedelta(seconds=5):
         raise ConfigError(f"ROTATOR_LEASE_TTL={text!r}: must be at least 5s")
     return ttl
-
-
-def when(at: datetime | None, now: datetime) -> str:
-    """Say when, relative to now: ``in 3d4h``, ``5m ago``, ``now``."""
-    if at is None:
-        return "-"
-    delta = at - now
-    if abs(delta) < timedelta(seconds=1):
-        return "now"
-    words = format_duration(timedelta(seconds=round(abs(delta.total_seconds()))))
-    return f"in {words}" if delta > timedelta(0) else f"{words} ago"

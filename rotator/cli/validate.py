@@ -1,0 +1,68 @@
+"""``rotator validate``: check every policy file, changing nothing and calling no provider."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from rotator.adapters.discovery import registry
+from rotator.cli.console import err, fail, out, plain, print_json
+from rotator.cli.options import config_options, json_option, policies
+from rotator.errors import ConfigError, PolicyError, Problem
+
+
+@click.command()
+@json_option("Print the result as JSON: valid, counts, and each problem's file, line and reason.")
+@config_options
+def validate(config: str, state: str, as_json: bool) -> None:
+    """Check every policy file; print every problem as FILE:LINE:COL: field.path: reason.
+
+    Exit 0: every policy is valid; 2: at least one problem. With --json the
+    problems go to stdout as JSON and stderr gets one line saying how many.
+    A third-party adapter that failed to load is named on stderr, and skipped.
+    """
+    for skipped in registry().skipped:
+        err.print(plain(f"rotator: warning: {skipped}"))
+    if not as_json:
+        loaded = policies(config)
+        files = {p.source_file for p in loaded}
+        out.print(f"{len(loaded)} policies in {len(files)} file(s) are valid", highlight=False)
+        return
+    try:
+        loaded = policies(config)
+    except PolicyError as exc:
+        print_json(_verdict(problems=exc.problems))
+        fail(f"{len(exc.problems)} problem(s) in the policy files; nothing was changed")
+    except ConfigError as exc:
+        print_json(_verdict(error=str(exc)))
+        fail(str(exc))
+    files = {p.source_file for p in loaded}
+    print_json(_verdict(policies=len(loaded), files=len(files)))
+
+
+def _verdict(
+    *,
+    policies: int = 0,
+    files: int = 0,
+    problems: list[Problem] | None = None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """Return the JSON form of a validation: valid, counts, located problems, an unlocated error."""
+    found = problems or []
+    return {
+        "valid": not found and error is None,
+        "policies": policies,
+        "files": files,
+        "problems": [
+            {
+                "file": p.file,
+                "line": p.line,
+                "column": p.column,
+                "field": p.path,
+                "reason": p.reason,
+            }
+            for p in found
+        ],
+        "error": error,
+    }
