@@ -25,6 +25,7 @@ from rotator.errors import ConflictError, NotFoundError, RotatorError, Transient
 from rotator.testing.values import assert_hidden, fresh_value, new_rotation_id
 
 StoreT = Store[Any]
+Call = Callable[[], object]
 
 
 class StoreContract:
@@ -81,6 +82,19 @@ class StoreContract:
         old = self.value("old")
         return old, self.write_behind(store, old)
 
+    def every_call(self, store: StoreT, rotation_id: str, version_id: str) -> dict[str, Call]:
+        """Return a call of every method that reaches the store's system, by name."""
+        staged = self.value("staged")
+        return {
+            "current": store.current,
+            "last_changed": store.last_changed,
+            "put_pending": lambda: store.put_pending(rotation_id, staged),
+            "pending": lambda: store.pending(rotation_id),
+            "promote": lambda: store.promote(rotation_id),
+            "discard": lambda: store.discard(rotation_id),
+            "retire": lambda: store.retire(version_id),
+        }
+
     # -- reading
 
     def test_describe_is_an_address_without_the_value(self, store: StoreT) -> None:
@@ -128,6 +142,12 @@ class StoreContract:
         current = store.current()
         assert current is not None and (current.version_id, current.value) == (version_id, old)
 
+    def test_a_first_pending_value_is_not_what_consumers_read(self, store: StoreT) -> None:
+        """A value staged for a secret with no value yet stays invisible until promoted."""
+        store.put_pending(new_rotation_id(), self.value("new"))
+        assert self.read_behind(store) is None
+        assert store.current() is None
+
     def test_pending_of_an_unknown_rotation_is_none(self, store: StoreT) -> None:
         """pending() of a rotation that staged nothing is None, not an error."""
         self.seeded(store)
@@ -162,12 +182,11 @@ class StoreContract:
         """promote() makes the staged value what consumers read and returns the old version's id."""
         _, version_id = self.seeded(store)
         new = self.value("new")
-        rotation_id, replaced = self.rotate(store, new)
+        _, replaced = self.rotate(store, new)
         assert replaced == version_id
         assert self.read_behind(store) == new
         current = store.current()
         assert current is not None and current.value == new
-        assert store.pending(rotation_id) is None
 
     def test_promote_of_a_first_value_replaced_nothing(self, store: StoreT) -> None:
         """The first promote of a secret without a value returns None; the value is current."""
@@ -322,33 +341,26 @@ class StoreContract:
     # -- failures
 
     def test_a_missing_secret_is_not_found(self, store: StoreT) -> None:
-        """Reading a secret that does not exist is a NotFoundError: permanent, not retried."""
-        with pytest.raises(NotFoundError) as caught:
-            self.missing(store).current()
-        assert not caught.value.retryable
+        """Every method on a secret that does not exist raises NotFoundError: permanent."""
+        gone, rotation_id = self.missing(store), new_rotation_id()
+        for name, call in self.every_call(gone, rotation_id, "v1").items():
+            with pytest.raises(NotFoundError) as caught:
+                call()
+            assert not caught.value.retryable, name
 
     def test_an_unavailable_store_fails_every_call_with_a_retryable_error(
         self, store: StoreT
     ) -> None:
         """While the system is down every method raises a TransientError, never an SDK's error."""
         old, version_id = self.seeded(store)
-        rotation_id, new = new_rotation_id(), self.value("new")
-        calls: dict[str, Callable[[], object]] = {
-            "current": store.current,
-            "last_changed": store.last_changed,
-            "put_pending": lambda: store.put_pending(rotation_id, new),
-            "pending": lambda: store.pending(rotation_id),
-            "promote": lambda: store.promote(rotation_id),
-            "discard": lambda: store.discard(rotation_id),
-            "retire": lambda: store.retire(version_id),
-        }
+        rotation_id = new_rotation_id()
         with self.unavailable(store):
-            for name, call in calls.items():
+            for name, call in self.every_call(store, rotation_id, version_id).items():
                 with pytest.raises(RotatorError) as caught:
                     call()
                 assert isinstance(caught.value, TransientError), f"{name}: {caught.value!r}"
                 assert caught.value.retryable, name
-                assert_hidden(str(caught.value), old, new)
+                assert_hidden(str(caught.value), old)
 
     def test_check_changes_nothing(self, store: StoreT) -> None:
         """check() says what it checked and writes nothing."""
