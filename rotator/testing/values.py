@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Mapping
 
 from rotator.adapters import SecretValue
+from rotator.adapters.secret import PUBLIC_FIELDS
 from rotator.output.redact import MASK
 
 
@@ -26,10 +27,14 @@ def fresh_value(label: str) -> SecretValue:
 
 
 def pieces(value: SecretValue) -> list[str]:
-    """Return the parts of ``value`` that are secret: the string, or each field of a mapping."""
+    """Return the parts of ``value`` that are secret: the string, or a mapping's secret fields.
+
+    A field that names a credential rather than proves it (an access key id)
+    may be in a message: that is how it says which key was refused.
+    """
     plain = value.reveal()
     if isinstance(plain, Mapping):
-        return [str(v) for v in plain.values()] + [value.text()]
+        return [str(v) for k, v in plain.items() if k not in PUBLIC_FIELDS] + [value.text()]
     return [plain]
 
 

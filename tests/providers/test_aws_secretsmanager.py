@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import boto3
@@ -22,7 +22,7 @@ from rotator.adapters.secret import SecretValue
 from rotator.adapters.values import Runtime
 from rotator.errors import PermanentError
 from rotator.testing import StoreContract
-from tests.providers.helpers import error_reply, inject, new_rotation_id
+from tests.providers.helpers import error_reply, inject, new_rotation_id, outage
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -368,19 +368,8 @@ class TestSecretsManagerContract(StoreContract):
     def missing(self, store: Store[Any]) -> Store[Any]:
         return make_store(self.runtime, secret_id="does/not/exist")
 
-    @contextmanager
-    def unavailable(self, store: Store[Any]) -> Iterator[None]:
-        events = client(self.runtime, "secretsmanager").meta.events
-        event = "before-call.secrets-manager"
-
-        def outage(**_: Any) -> Any:
-            return error_reply("ServiceUnavailable", 503)
-
-        events.register_first(event, outage, unique_id="contract-outage")
-        try:
-            yield
-        finally:
-            events.unregister(event, unique_id="contract-outage")
+    def unavailable(self, store: Store[Any]) -> AbstractContextManager[None]:
+        return outage(client(self.runtime, "secretsmanager"))
 
     @pytest.mark.xfail(strict=True, raises=AssertionError, reason=FIRST_VERSION_IS_CURRENT)
     def test_a_first_pending_value_is_not_what_consumers_read(self, store: Store[Any]) -> None:
