@@ -11,7 +11,7 @@ enough.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,12 +22,12 @@ from hvac.exceptions import Forbidden, InvalidPath, InvalidRequest, VaultError
 from providers.vault.approle import AppRoleConfig, AppRoleSecretIdIssuer
 from providers.vault.kv import VaultKvConfig, VaultKvStore
 from providers.vault.token import TokenConfig, TokenIssuer
-from rotator.adapters import Store
+from rotator.adapters import Issuer, Store
 from rotator.adapters.secret import SecretValue
 from rotator.adapters.values import Credential, Runtime
 from rotator.errors import VerificationError
 from rotator.sandbox.core.faults import FaultPlan
-from rotator.testing import StoreContract
+from rotator.testing import IssuerContract, StoreContract
 from tests.providers.vault.backends import (
     Backend,
     approle_policy,
@@ -310,6 +310,18 @@ def test_cas_required_paths_work(kv: KvSetup) -> None:
 # -- the Store contract ------------------------------------------------------
 
 
+@contextmanager
+def vault_outage(backend: Backend) -> Iterator[None]:
+    """Make the emulator answer 503 to every request within the block (a real Vault: skip)."""
+    if backend.emulator is None:
+        pytest.skip("a real Vault cannot be made to fail on demand")
+    backend.emulator.inject_fault("/v1/", status=503, count=1000)
+    try:
+        yield
+    finally:
+        backend.emulator._faults = FaultPlan()
+
+
 class TestVaultKvContract(StoreContract):
     """The Store contract over vault-kv, on the emulator and (when configured) a real Vault."""
 
@@ -355,16 +367,8 @@ class TestVaultKvContract(StoreContract):
         config = VaultKvConfig(mount=f"{self.kv.mount}-gone", path=PATH, key="password")
         return VaultKvStore(config, self.kv.runtime, "payments-db")
 
-    @contextmanager
-    def unavailable(self, store: Store[Any]) -> Iterator[None]:
-        emulator = self.kv.backend.emulator
-        if emulator is None:
-            pytest.skip("a real Vault cannot be made to fail on demand")
-        emulator.inject_fault("/v1/", status=503, count=1000)
-        try:
-            yield
-        finally:
-            emulator._faults = FaultPlan()
+    def unavailable(self, store: Store[Any]) -> AbstractContextManager[None]:
+        return vault_outage(self.kv.backend)
 
 
 # -- AppRole secret-id issuer -------------------------------------------------
@@ -654,3 +658,55 @@ def test_token_inventory_without_sudo_is_empty(
     assert sum("list token accessors" in r.getMessage() for r in caplog.records) == 1
     credential = tokens.track(issuer.mint(new_rotation_id()))
     assert issuer.recover("any", known=[], pending=credential.value) == credential
+
+
+# -- the Issuer contract ------------------------------------------------------
+
+
+class TestAppRoleContract(IssuerContract):
+    """The Issuer contract over vault-approle-secret-id: the emulator, and a real Vault if set."""
+
+    setup: AppRoleSetup
+
+    @pytest.fixture
+    def issuer(self, approle: AppRoleSetup) -> Issuer[Any]:
+        self.setup = approle
+        return approle.issuer()
+
+    def usable(self, issuer: Issuer[Any], credential: Credential) -> bool:
+        return self.setup.can_log_in(credential.value)
+
+    def unavailable(self, issuer: Issuer[Any]) -> AbstractContextManager[None]:
+        return vault_outage(self.setup.backend)
+
+    def foreign(self, issuer: Issuer[Any]) -> SecretValue:
+        answer = self.setup.approle.read_role_id(
+            role_name=self.setup.role, mount_point=self.setup.mount
+        )
+        return SecretValue({"role_id": answer["data"]["role_id"], "secret_id": new_rotation_id()})
+
+
+class TestTokenContract(IssuerContract):
+    """The Issuer contract over vault-token: the emulator, and a real Vault if set."""
+
+    setup: TokenSetup
+
+    @pytest.fixture
+    def issuer(self, tokens: TokenSetup) -> Iterator[Issuer[Any]]:
+        self.setup = tokens
+        issuer = tokens.issuer()
+        before = set(issuer.inventory())
+        yield issuer
+        # A real Vault keeps what a test minted: the backend's cleanup revokes it.
+        tokens.backend.accessors.extend(set(issuer.inventory()) - before)
+
+    def usable(self, issuer: Issuer[Any], credential: Credential) -> bool:
+        client = self.setup.backend.client(token=credential.value.text())
+        try:
+            client.auth.token.lookup_self()
+        except (Forbidden, InvalidRequest):
+            return False
+        return True
+
+    def unavailable(self, issuer: Issuer[Any]) -> AbstractContextManager[None]:
+        return vault_outage(self.setup.backend)
