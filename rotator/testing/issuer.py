@@ -83,6 +83,13 @@ class IssuerContract:
         self.start(issuer, keep)
         return self.minted(issuer, new_rotation_id())
 
+    @staticmethod
+    def ref_to_revoke(credential: Credential) -> str:
+        """Return the credential's ref; skip the test if it has none (nothing to revoke)."""
+        if credential.ref is None:
+            pytest.skip("the credential has no ref: the engine revokes nothing at the issuer")
+        return credential.ref
+
     # -- mint and verify
 
     def test_only_an_issuer_that_cannot_mint_refuses_to(self, issuer: IssuerT) -> None:
@@ -136,10 +143,9 @@ class IssuerContract:
 
     def test_revoke_twice_is_a_no_op(self, issuer: IssuerT) -> None:
         """revoke() of a credential already revoked raises nothing."""
-        credential = self.fresh(issuer)
-        if credential.ref is not None:
-            issuer.revoke(credential.ref)
-            issuer.revoke(credential.ref)
+        ref = self.ref_to_revoke(self.fresh(issuer))
+        issuer.revoke(ref)
+        issuer.revoke(ref)
 
     def test_delete_removes_a_revoked_credential_for_good(self, issuer: IssuerT) -> None:
         """revoke() then delete(), twice: the credential is gone from the inventory and useless."""
@@ -153,11 +159,10 @@ class IssuerContract:
 
     def test_revoke_of_a_deleted_credential_is_a_no_op(self, issuer: IssuerT) -> None:
         """revoke() of a credential already deleted raises nothing."""
-        credential = self.fresh(issuer)
-        if credential.ref is not None:
-            issuer.revoke(credential.ref)
-            issuer.delete(credential.ref)
-            issuer.revoke(credential.ref)
+        ref = self.ref_to_revoke(self.fresh(issuer))
+        issuer.revoke(ref)
+        issuer.delete(ref)
+        issuer.revoke(ref)
 
     # -- inventory and recovery
 
