@@ -6,6 +6,7 @@ import base64
 import logging
 import ssl
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -23,6 +24,7 @@ from providers.github import (
     GitHubActionsConfig,
     GitHubActionsTarget,
 )
+from rotator.adapters import Target
 from rotator.adapters.discovery import Registry, registry
 from rotator.adapters.roles import Verifier
 from rotator.adapters.secret import SecretValue
@@ -41,8 +43,10 @@ from rotator.errors import (
 from rotator.journal.journal import Journal
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
+from rotator.sandbox.core.faults import ANY_STATUS, FaultPlan
 from rotator.sandbox.github.server import GitHubServer, serve
 from rotator.service.metrics import OPERATION_PATTERN
+from rotator.testing import TargetContract
 from tests.conftest import FakeClock
 from tests.providers.helpers import StepClock
 
@@ -1149,3 +1153,29 @@ def test_a_failing_check_rolls_the_github_secret_back(
     assert _current(sm) == OLD
     found = real_time_github.secret(scope, "APP_TOKEN")
     assert found is not None and (found.value, found.writes) == (OLD, 3)
+
+
+# -- the Target contract ------------------------------------------------------
+
+
+class TestGitHubActionsContract(TargetContract):
+    """The Target contract over a repository's Actions secret, against the local GitHub."""
+
+    github: GitHubServer
+
+    @pytest.fixture
+    def target(self, runtime: Runtime, github: GitHubServer) -> Target[Any]:
+        self.github = github
+        return target(runtime, github)
+
+    def carried(self, target: Target[Any]) -> SecretValue | None:
+        found = stored(self.github)
+        return None if found is None else SecretValue(found)
+
+    @contextmanager
+    def unavailable(self, target: Target[Any]) -> Iterator[None]:
+        self.github.fail(503, times=1000)
+        try:
+            yield
+        finally:
+            self.github.faults = FaultPlan(ANY_STATUS)

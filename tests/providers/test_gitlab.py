@@ -6,6 +6,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from providers.gitlab import (
     created_by,
     masking_problems,
 )
+from rotator.adapters import Target
 from rotator.adapters.discovery import Registry, registry
 from rotator.adapters.roles import Verifier
 from rotator.adapters.secret import SecretValue
@@ -40,8 +42,10 @@ from rotator.errors import (
 from rotator.journal.journal import Journal
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
+from rotator.sandbox.core.faults import ANY_STATUS, FaultPlan
 from rotator.sandbox.gitlab.server import GitLabServer, Project, StoredVariable, serve
 from rotator.service.metrics import OPERATION_PATTERN
+from rotator.testing import TargetContract
 from tests.conftest import FakeClock
 from tests.providers.helpers import StepClock
 
@@ -878,3 +882,30 @@ def test_a_failing_check_rolls_the_gitlab_variable_back(
     variable = gitlab.variable(project, "APP_TOKEN")
     assert variable is not None and variable.value == OLD
     assert len(gitlab.requests_to("PUT")) == 2
+
+
+# -- the Target contract ------------------------------------------------------
+
+
+class TestGitLabCiContract(TargetContract):
+    """The Target contract over a project's CI/CD variable, against the local GitLab."""
+
+    gitlab: GitLabServer
+    project: Project
+
+    @pytest.fixture
+    def target(self, runtime: Runtime, gitlab: GitLabServer, project: Project) -> Target[Any]:
+        self.gitlab, self.project = gitlab, project
+        return target(runtime, gitlab)
+
+    def carried(self, target: Target[Any]) -> SecretValue | None:
+        found = self.gitlab.variable(self.project, KEY)
+        return None if found is None else SecretValue(found.value)
+
+    @contextmanager
+    def unavailable(self, target: Target[Any]) -> Iterator[None]:
+        self.gitlab.fail(503, times=1000)
+        try:
+            yield
+        finally:
+            self.gitlab.faults = FaultPlan(ANY_STATUS)
