@@ -28,7 +28,13 @@ from rotator.adapters import (
     Verifier,
     Version,
 )
-from rotator.errors import ConflictError, LimitExceededError, NotFoundError, VerificationError
+from rotator.errors import (
+    ConflictError,
+    LimitExceededError,
+    NotFoundError,
+    PermissionDeniedError,
+    VerificationError,
+)
 from rotator.testing.service import (
     PROVIDER,
     IssuedCredential,
@@ -333,6 +339,10 @@ class MemoryTarget(Target[MemoryTargetConfig]):
     def write(self, rotation_id: str, value: SecretValue) -> None:
         """Make the place carry ``value`` (unchanged if it already does)."""
         with self.service.answer("write"):
+            if self.config.place in self.service.read_only:
+                raise PermissionDeniedError(
+                    f"{self.describe()} is read-only", provider=PROVIDER, operation="write"
+                )
             self.service.put(self.config.place, value)
 
     def restore(

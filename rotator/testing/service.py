@@ -103,6 +103,8 @@ class MemoryService:
         #: How many credentials were ever issued (refs are never reused).
         self.issued = 0
         self.places: dict[str, list[SecretValue | None]] = {}
+        #: Places that refuse writes, as a read-only mount does (PermissionDeniedError).
+        self.read_only: set[str] = set()
         self.accepted: list[SecretValue] = []
 
     @contextmanager

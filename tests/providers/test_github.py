@@ -26,9 +26,8 @@ from providers.github import (
 )
 from rotator.adapters import Target
 from rotator.adapters.discovery import Registry, registry
-from rotator.adapters.roles import Verifier
 from rotator.adapters.secret import SecretValue
-from rotator.adapters.values import OUTCOMES, Credential, Permission, ProviderConfig, Runtime
+from rotator.adapters.values import OUTCOMES, Permission, Runtime
 from rotator.engine.report import Result
 from rotator.engine.runner import Engine
 from rotator.errors import (
@@ -38,7 +37,6 @@ from rotator.errors import (
     PolicyError,
     RotatorError,
     TransientError,
-    VerificationError,
 )
 from rotator.journal.journal import Journal
 from rotator.lifecycle import State
@@ -46,7 +44,7 @@ from rotator.policy.loader import load_policies
 from rotator.sandbox.core.faults import ANY_STATUS, FaultPlan
 from rotator.sandbox.github.server import GitHubServer, serve
 from rotator.service.metrics import OPERATION_PATTERN
-from rotator.testing import TargetContract
+from rotator.testing import MemoryVerifier, TargetContract
 from tests.conftest import FakeClock
 from tests.providers.helpers import StepClock
 
@@ -1055,21 +1053,8 @@ def test_the_policy_in_the_docs_loads(tmp_path: Path) -> None:
 # -- in the engine
 
 
-class _NoFields(ProviderConfig):
-    """No fields."""
-
-
-class RefusingCheck(Verifier[_NoFields]):
-    """A check that refuses every credential, as a consumer rejecting the new key would."""
-
-    kind = "refusing"
-    Config = _NoFields
-
-    def describe(self) -> str:
-        return "refusing:health"
-
-    def verify(self, credential: Credential) -> None:
-        raise VerificationError("health check answered 401", provider="refusing")
+#: A check that lets no credential in: the reference verifier on a service accepting nothing.
+REFUSING = "    verify:\n      - kind: memory\n        service: accepts-nothing\n"
 
 
 ENGINE_POLICY = """
@@ -1098,7 +1083,7 @@ def _engine(tmp_path: Path, url: str, extra: str = "") -> Engine:
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(days=31))
     base = registry()
     adapters = Registry(
-        base.stores, base.issuers, base.targets, {**base.verifiers, "refusing": RefusingCheck}
+        base.stores, base.issuers, base.targets, {**base.verifiers, "memory": MemoryVerifier}
     )
     config = tmp_path / "policies.yaml"
     config.write_text(ENGINE_POLICY.replace("URL", url) + extra)
@@ -1145,7 +1130,7 @@ def test_a_failing_check_rolls_the_github_secret_back(
     sm = _seed_store()
     scope = real_time_github.scope(repository=REPO)
     real_time_github.seed(scope, "APP_TOKEN", OLD, EARLIER)
-    engine = _engine(tmp_path, real_time_github.url, "    verify:\n      - kind: refusing\n")
+    engine = _engine(tmp_path, real_time_github.url, REFUSING)
 
     [outcome] = engine.run_once().outcomes
 
