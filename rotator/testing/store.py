@@ -7,8 +7,8 @@ looks at the store's system from outside: :meth:`~StoreContract.write_behind`,
 :meth:`~StoreContract.read_behind`, :meth:`~StoreContract.offered`,
 :meth:`~StoreContract.missing` and :meth:`~StoreContract.unavailable`. A
 store that cannot keep a promise for a documented reason overrides that test
-with a skip or an ``xfail(strict=True)`` naming the reason; docs/providers/
-writing-an-adapter.md shows a whole example.
+with a skip or an ``xfail(strict=True)`` naming the reason
+(docs/providers/writing-an-adapter.md shows a whole example).
 """
 
 from __future__ import annotations
