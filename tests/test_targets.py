@@ -5,23 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
 from rotator.adapters.discovery import Registry, registry
-from rotator.adapters.roles import Target, Verifier
 from rotator.adapters.secret import SecretValue
-from rotator.adapters.values import Credential, ProviderConfig
 from rotator.engine.preflight import Verdict
 from rotator.engine.report import Result
 from rotator.engine.runner import Engine
-from rotator.errors import PermanentError, VerificationError
 from rotator.journal.journal import Journal
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
+from rotator.testing import MemoryTarget, MemoryVerifier, forget, service
 from tests.conftest import FakeClock
 
 REGION = "us-east-1"
@@ -37,43 +35,12 @@ secrets:
 EXTRA"""
 
 
-class _Seen(ProviderConfig):
-    """No fields."""
-
-
-class RecordingTarget(Target[_Seen]):
-    """A target that keeps what it was given in a class-level log (fails when told to)."""
-
-    kind = "recording"
-    Config = _Seen
-    log: ClassVar[list[tuple[str, str | None]]] = []
-    fail = False
-
-    def describe(self) -> str:
-        return "recording:here"
-
-    def write(self, rotation_id: str, value: SecretValue) -> None:
-        if RecordingTarget.fail:
-            raise PermanentError("refused by the test", provider="recording")
-        RecordingTarget.log.append(("write", value.text()))
-
-    def restore(
-        self, rotation_id: str, *, written: SecretValue | None, previous: SecretValue | None
-    ) -> None:
-        RecordingTarget.log.append(("restore", previous.text() if previous else None))
-
-
-class RefusingCheck(Verifier[_Seen]):
-    """A check that refuses every credential, as a consumer rejecting the new key would."""
-
-    kind = "refusing"
-    Config = _Seen
-
-    def describe(self) -> str:
-        return "refusing:health"
-
-    def verify(self, credential: Credential) -> None:
-        raise VerificationError("health check answered 401", provider="refusing")
+#: The in-memory service the policy's reference target and verifier use.
+SERVICE = "test-targets"
+#: A policy's second target: place ``app`` of that service.
+TARGET = "      - kind: memory\n        service: test-targets\n        place: app\n"
+#: A policy's check: that service's consumer, which accepts nothing it was not given.
+VERIFY = "    verify:\n      - kind: memory\n        service: test-targets\n"
 
 
 @pytest.fixture
@@ -83,13 +50,13 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    RecordingTarget.log = []
-    RecordingTarget.fail = False
+    forget(SERVICE)
     with mock_aws():
         sm = boto3.client("secretsmanager", region_name=REGION)
         sm.create_secret(Name="app", SecretString="old-value-of-the-app")
         sm.create_secret(Name="replica", SecretString="old-value-of-the-app")
         yield sm
+    forget(SERVICE)
 
 
 def _engine(tmp_path: Path, extra: str = "") -> tuple[Engine, FakeClock]:
@@ -98,8 +65,8 @@ def _engine(tmp_path: Path, extra: str = "") -> tuple[Engine, FakeClock]:
     adapters = Registry(
         base.stores,
         base.issuers,
-        {**base.targets, "recording": RecordingTarget},
-        {**base.verifiers, "refusing": RefusingCheck},
+        {**base.targets, "memory": MemoryTarget},
+        {**base.verifiers, "memory": MemoryVerifier},
     )
     config = tmp_path / "policies.yaml"
     config.write_text(POLICY.replace("EXTRA", extra))
@@ -129,24 +96,26 @@ def test_a_store_target_carries_the_new_value_when_it_is_promoted(aws: Any, tmp_
 
 def test_a_failing_check_rolls_every_target_back_and_names_itself(aws: Any, tmp_path: Path) -> None:
     """A verifier refusing the new key restores the replica and the other target, last first."""
-    extra = "      - kind: recording\n    verify:\n      - kind: refusing\n"
+    extra = TARGET + VERIFY
     engine, _ = _engine(tmp_path, extra)
     [outcome] = engine.run_once().outcomes
     assert outcome.result is Result.FAILED and outcome.state is State.ROLLED_BACK
-    assert "check refusing:health" in outcome.message and "401" in outcome.message
+    assert "check memory:test-targets" in outcome.message
+    assert "refused the credential" in outcome.message
     assert _current(aws, "app") == "old-value-of-the-app"
     assert _current(aws, "replica") == "old-value-of-the-app"
-    new = RecordingTarget.log[0][1]
-    assert RecordingTarget.log == [("write", new), ("restore", "old-value-of-the-app")]
+    new, restored = service(SERVICE).history("app")
+    assert new is not None and new.text() != "old-value-of-the-app"
+    assert restored == SecretValue("old-value-of-the-app")
 
 
 def test_a_failing_target_rolls_back_the_ones_before_it(aws: Any, tmp_path: Path) -> None:
     """Target 2 refusing the value rolls back target 1 and names target 2 in the failure."""
-    RecordingTarget.fail = True
-    engine, _ = _engine(tmp_path, "      - kind: recording\n")
+    service(SERVICE).read_only.add("app")
+    engine, _ = _engine(tmp_path, TARGET)
     [outcome] = engine.run_once().outcomes
     assert outcome.state is State.ROLLED_BACK
-    assert "target 2 (recording:here)" in outcome.message
+    assert "target 2 (memory:test-targets/app)" in outcome.message
     assert _current(aws, "replica") == "old-value-of-the-app"
     assert _current(aws, "app") == "old-value-of-the-app"
 
@@ -164,7 +133,7 @@ def test_verify_waits_the_propagation_delay(aws: Any, tmp_path: Path) -> None:
 
 def test_check_reports_each_part_and_changes_nothing(aws: Any, tmp_path: Path) -> None:
     """The preflight reads the store, issuer and targets, tries the checks, and writes nothing."""
-    engine, _ = _engine(tmp_path, "    verify:\n      - kind: refusing\n")
+    engine, _ = _engine(tmp_path, VERIFY)
     versions = len(aws.describe_secret(SecretId="app")["VersionIdsToStages"])
     findings = {f.check: f for f in engine.check(["app"])}
     assert list(findings) == [
@@ -172,12 +141,12 @@ def test_check_reports_each_part_and_changes_nothing(aws: Any, tmp_path: Path) -
         "store write",
         "issuer",
         "target 1 aws-secretsmanager:replica",
-        "verify refusing:health",
+        "verify memory:test-targets",
     ]
     assert findings["store read"].verdict is Verdict.OK
     assert findings["target 1 aws-secretsmanager:replica"].verdict is Verdict.OK
-    refused = findings["verify refusing:health"]
-    assert refused.verdict is Verdict.FAILED and "401" in refused.detail
+    refused = findings["verify memory:test-targets"]
+    assert refused.verdict is Verdict.FAILED and "refused the credential" in refused.detail
     assert len(aws.describe_secret(SecretId="app")["VersionIdsToStages"]) == versions
     assert not engine.journal.exists()  # not even the journal was created
 
@@ -185,16 +154,16 @@ def test_check_reports_each_part_and_changes_nothing(aws: Any, tmp_path: Path) -
 def test_check_skips_what_depends_on_an_unreadable_store(aws: Any, tmp_path: Path) -> None:
     """A missing secret fails the store read and skips the issuer and the checks."""
     aws.delete_secret(SecretId="app", ForceDeleteWithoutRecovery=True)
-    engine, _ = _engine(tmp_path, "    verify:\n      - kind: refusing\n")
+    engine, _ = _engine(tmp_path, VERIFY)
     verdicts = {f.check: f.verdict for f in engine.check(["app"])}
     assert verdicts["store read"] is Verdict.FAILED
     assert verdicts["issuer"] is Verdict.SKIPPED
-    assert verdicts["verify refusing:health"] is Verdict.SKIPPED
+    assert verdicts["verify memory:test-targets"] is Verdict.SKIPPED
 
 
 def test_old_credential_outlives_every_target_write_by_the_grace(aws: Any, tmp_path: Path) -> None:
     """The grace deadline is at least a full grace after the last target was written."""
-    engine, _ = _engine(tmp_path, "      - kind: recording\n    propagation_delay: 10m\n")
+    engine, _ = _engine(tmp_path, TARGET + "    propagation_delay: 10m\n")
     [outcome] = engine.run_once().outcomes
     assert outcome.state is State.GRACE
     [(rotation, events)] = engine.journal.history("app")

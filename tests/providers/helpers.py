@@ -84,3 +84,19 @@ def count_calls(client: Any, operation: str) -> Iterator[list[str]]:
         yield calls
     finally:
         client.meta.events.unregister(event, unique_id=f"count-{event}")
+
+
+@contextmanager
+def outage(client: Any) -> Iterator[None]:
+    """Answer every call made through ``client`` with a 503 ServiceUnavailable, within the block."""
+    service_id = client.meta.service_model.service_id.hyphenize()
+    event = f"before-call.{service_id}"
+
+    def unavailable(**_: Any) -> Any:
+        return error_reply("ServiceUnavailable", 503)
+
+    client.meta.events.register_first(event, unavailable, unique_id=f"outage-{event}")
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(event, unique_id=f"outage-{event}")

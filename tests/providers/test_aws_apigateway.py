@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 import boto3
@@ -9,10 +10,12 @@ import pytest
 
 from providers.aws.apigateway import ApiKeyConfig, ApiKeyIssuer
 from providers.aws.clients import client
+from rotator.adapters import Issuer
 from rotator.adapters.secret import SecretValue
 from rotator.adapters.values import Credential, Runtime
 from rotator.errors import NotFoundError, VerificationError
-from tests.providers.helpers import count_calls, error_reply, inject, new_rotation_id
+from rotator.testing import IssuerContract
+from tests.providers.helpers import count_calls, error_reply, inject, new_rotation_id, outage
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -195,3 +198,35 @@ def test_delete_removes_twice(apigw: Any, plans: list[str], issuer: ApiKeyIssuer
     for plan in plans:
         assert credential.ref not in plan_key_ids(apigw, plan)
     assert issuer.ref_of(credential.value) is None
+
+
+# -- the Issuer contract ----------------------------------------------------------
+
+
+class TestApiKeyContract(IssuerContract):
+    """The Issuer contract over aws-apigateway-api-key, against in-process moto."""
+
+    apigw: Any
+    runtime: Runtime
+
+    @pytest.fixture
+    def issuer(self, apigw: Any, plans: list[str], runtime: Runtime) -> Issuer[Any]:
+        self.apigw, self.runtime = apigw, runtime
+        return ApiKeyIssuer(ApiKeyConfig(usage_plans=plans), runtime, SECRET)
+
+    def usable(self, issuer: Issuer[Any], credential: Credential) -> bool:
+        try:
+            key = self.apigw.get_api_key(apiKey=str(credential.ref), includeValue=True)
+        except self.apigw.exceptions.NotFoundException:
+            return False
+        return bool(key["enabled"]) and key["value"] == credential.value.text()
+
+    def unavailable(self, issuer: Issuer[Any]) -> AbstractContextManager[None]:
+        return outage(client(self.runtime, "apigateway"))
+
+    @pytest.mark.skip(
+        reason="a key is found again by the name it was minted under (recover), so inventory() "
+        "lists nothing: the default"
+    )
+    def test_inventory_lists_a_minted_credential(self, issuer: Issuer[Any]) -> None:
+        super().test_inventory_lists_a_minted_credential(issuer)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any
 
 import boto3
 import pytest
 
+from providers.aws.clients import client
 from providers.aws.iam import AccessKeyConfig, AccessKeyIssuer
+from rotator.adapters import Issuer
 from rotator.adapters.secret import SecretValue
 from rotator.adapters.values import Credential, Runtime
 from rotator.errors import LimitExceededError, NotFoundError, VerificationError
-from tests.providers.helpers import StepClock, new_rotation_id
+from rotator.testing import IssuerContract
+from tests.providers.helpers import StepClock, new_rotation_id, outage
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -245,3 +249,29 @@ def test_missing_user(runtime: Runtime) -> None:
     issuer = AccessKeyIssuer(AccessKeyConfig(user="nobody"), runtime, "k")
     with pytest.raises(NotFoundError):
         issuer.mint(new_rotation_id())
+
+
+# -- the Issuer contract ----------------------------------------------------------
+
+
+class TestAccessKeyContract(IssuerContract):
+    """The Issuer contract over aws-iam-access-key, against in-process moto: two keys at most."""
+
+    limit = 2
+    iam: Any
+    runtime: Runtime
+
+    @pytest.fixture
+    def issuer(self, iam: Any, runtime: Runtime) -> Issuer[Any]:
+        self.iam, self.runtime = iam, runtime
+        return AccessKeyIssuer(AccessKeyConfig(user=USER), runtime, "deployer-key")
+
+    def usable(self, issuer: Issuer[Any], credential: Credential) -> bool:
+        return keys(self.iam).get(str(credential.ref)) == "Active"
+
+    def unavailable(self, issuer: Issuer[Any]) -> AbstractContextManager[None]:
+        return outage(client(self.runtime, "iam"))
+
+    def foreign(self, issuer: Issuer[Any]) -> SecretValue:
+        key_id = "AKIA" + new_rotation_id()[:16].upper()
+        return SecretValue({"AccessKeyId": key_id, "SecretAccessKey": new_rotation_id()})

@@ -1,9 +1,15 @@
-"""The aws-secretsmanager store against in-process moto."""
+"""The aws-secretsmanager store against in-process moto.
+
+The promises every store makes are the shared Store contract's
+(``TestSecretsManagerContract``, at the end); the tests before it are this
+store's own: its labels, its calls, ``field``, and its crash recovery.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import boto3
@@ -11,10 +17,13 @@ import pytest
 
 from providers.aws.clients import client
 from providers.aws.secretsmanager import SecretsManagerConfig, SecretsManagerStore
+from rotator.adapters import Store, Target
+from rotator.adapters.replica import StoreReplica
 from rotator.adapters.secret import SecretValue
 from rotator.adapters.values import Runtime
-from rotator.errors import ConflictError, NotFoundError, PermanentError
-from tests.providers.helpers import error_reply, inject, new_rotation_id
+from rotator.errors import PermanentError
+from rotator.testing import StoreContract, TargetContract
+from tests.providers.helpers import error_reply, inject, new_rotation_id, outage
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -118,33 +127,6 @@ def test_happy_path_rotation(sm: Any, runtime: Runtime) -> None:
     assert holders(sm, "AWSPENDING") == []
 
 
-def test_put_pending_twice_is_idempotent(sm: Any, runtime: Runtime) -> None:
-    """A replayed put_pending with the same value writes nothing new."""
-    seed(sm)
-    store = make_store(runtime)
-    rid = new_rotation_id()
-    store.put_pending(rid, SecretValue("new-password-000001"))
-    before = labels(sm)
-    assert store.put_pending(rid, SecretValue("new-password-000001")) == rid
-    assert labels(sm) == before
-
-
-def test_put_pending_other_value_conflicts_without_leaking(
-    sm: Any, runtime: Runtime, immutable_versions: list[str]
-) -> None:
-    """The same rotation id with another value is refused, and neither value is in the message."""
-    seed(sm)
-    store = make_store(runtime)
-    rid = new_rotation_id()
-    store.put_pending(rid, SecretValue("first-value-0000001"))
-    with pytest.raises(ConflictError) as caught:
-        store.put_pending(rid, SecretValue("second-value-000002"))
-    assert immutable_versions == [rid]
-    assert "first-value" not in str(caught.value)
-    assert "second-value" not in str(caught.value)
-    assert store.pending(rid) == SecretValue("first-value-0000001")
-
-
 def test_a_rotation_makes_five_calls(sm: Any, runtime: Runtime, calls: list[str]) -> None:
     """put_pending, pending and promote of a fresh rotation make exactly five calls, all ok."""
     seed(sm)
@@ -183,33 +165,6 @@ def test_put_pending_replay_with_a_field_that_changed_around_it(
     assert store.pending(rid) == SecretValue("new-pass-0000002")
 
 
-def test_pending_is_invisible_until_promoted(sm: Any, runtime: Runtime) -> None:
-    """The pending value is not what AWSCURRENT returns."""
-    seed(sm)
-    store = make_store(runtime)
-    store.put_pending(new_rotation_id(), SecretValue("new-password-000001"))
-    read = sm.get_secret_value(SecretId=SECRET_ID, VersionStage="AWSCURRENT")["SecretString"]
-    assert read == "initial-password-0001"
-
-
-def test_pending_unknown_rotation_is_none(sm: Any, runtime: Runtime) -> None:
-    """pending() of a rotation that wrote nothing is None."""
-    seed(sm)
-    assert make_store(runtime).pending(new_rotation_id()) is None
-
-
-def test_promote_twice_is_idempotent(sm: Any, runtime: Runtime) -> None:
-    """A replayed promote changes no label and returns the same previous version."""
-    old = seed(sm)
-    store = make_store(runtime)
-    rid = new_rotation_id()
-    store.put_pending(rid, SecretValue("new-password-000001"))
-    assert store.promote(rid) == old
-    after = labels(sm)
-    assert store.promote(rid) == old
-    assert labels(sm) == after
-
-
 def test_promote_replay_cleans_leftover_pending(sm: Any, runtime: Runtime) -> None:
     """A promote interrupted between its two label moves is finished by the replay."""
     old = seed(sm)
@@ -221,16 +176,6 @@ def test_promote_replay_cleans_leftover_pending(sm: Any, runtime: Runtime) -> No
     )
     assert store.promote(rid) == old
     assert labels(sm) == {old: ["AWSPREVIOUS"], rid: ["AWSCURRENT"]}
-
-
-def test_promote_without_pending_conflicts(sm: Any, runtime: Runtime) -> None:
-    """Promoting a rotation that wrote nothing raises ConflictError and moves no label."""
-    seed(sm)
-    store = make_store(runtime)
-    before = labels(sm)
-    with pytest.raises(ConflictError):
-        store.promote(new_rotation_id())
-    assert labels(sm) == before
 
 
 def test_two_rotations_leave_exact_labels(sm: Any, runtime: Runtime) -> None:
@@ -322,20 +267,6 @@ def test_mapping_without_field_is_stored_as_json(sm: Any, runtime: Runtime) -> N
     assert current is not None and current.value.is_mapping() and current.value == pair
 
 
-def test_discard_removes_pending(sm: Any, runtime: Runtime) -> None:
-    """discard() takes AWSPENDING off the rotation's version, leaves current; twice is fine."""
-    old = seed(sm)
-    store = make_store(runtime)
-    rid = new_rotation_id()
-    store.put_pending(rid, SecretValue("new-password-000001"))
-    store.discard(rid)
-    assert labels(sm) == {old: ["AWSCURRENT"], rid: []}
-    assert store.pending(rid) is None
-    store.discard(rid)
-    store.discard(new_rotation_id())
-    assert labels(sm) == {old: ["AWSCURRENT"], rid: []}
-
-
 def test_put_pending_after_discard_relabels(sm: Any, runtime: Runtime) -> None:
     """Writing a discarded rotation again puts AWSPENDING back on its version."""
     seed(sm)
@@ -345,20 +276,6 @@ def test_put_pending_after_discard_relabels(sm: Any, runtime: Runtime) -> None:
     store.discard(rid)
     store.put_pending(rid, SecretValue("new-password-000001"))
     assert holders(sm, "AWSPENDING") == [rid]
-
-
-def test_retire_removes_previous(sm: Any, runtime: Runtime) -> None:
-    """retire() takes AWSPREVIOUS off the old version; twice is fine; current is never touched."""
-    old = seed(sm)
-    store = make_store(runtime)
-    rid = new_rotation_id()
-    store.put_pending(rid, SecretValue("new-password-000001"))
-    store.promote(rid)
-    store.retire(old)
-    assert labels(sm) == {old: [], rid: ["AWSCURRENT"]}
-    store.retire(old)
-    store.retire(rid)
-    assert labels(sm) == {old: [], rid: ["AWSCURRENT"]}
 
 
 def test_secret_without_value(sm: Any, runtime: Runtime) -> None:
@@ -375,23 +292,6 @@ def test_secret_without_value(sm: Any, runtime: Runtime) -> None:
     assert current is not None and current.value == SecretValue("first-password-0001")
 
 
-def test_missing_secret_is_not_found(runtime: Runtime) -> None:
-    """Every method on a secret that does not exist raises NotFoundError."""
-    store = make_store(runtime, secret_id="does/not/exist")
-    rid = new_rotation_id()
-    for call in (
-        store.current,
-        store.last_changed,
-        lambda: store.put_pending(rid, SecretValue("some-password-0001")),
-        lambda: store.pending(rid),
-        lambda: store.promote(rid),
-        lambda: store.discard(rid),
-        lambda: store.retire(rid),
-    ):
-        with pytest.raises(NotFoundError):
-            call()
-
-
 def test_last_changed_is_current_version_date(sm: Any, runtime: Runtime) -> None:
     """last_changed() is the creation date of the current version."""
     seed(sm)
@@ -405,3 +305,113 @@ def test_short_rotation_id_is_refused(sm: Any, runtime: Runtime) -> None:
     seed(sm)
     with pytest.raises(PermanentError):
         make_store(runtime).put_pending("too-short", SecretValue("new-password-000001"))
+
+
+# -- the Store contract -----------------------------------------------------------
+
+#: Why the store cannot refuse a concurrent writer's value at promote.
+NO_COMPARE_AND_SWAP = (
+    "promote moves AWSCURRENT from whichever version holds it at promote time, not from the "
+    "version current at put_pending, so a value someone else wrote in between is replaced"
+)
+#: Why a secret's first value cannot stay pending.
+FIRST_VERSION_IS_CURRENT = (
+    "Secrets Manager labels a secret's first version AWSCURRENT whatever labels "
+    "PutSecretValue asks for, so a first value is current as soon as put_pending writes it"
+)
+
+
+class TestSecretsManagerContract(StoreContract):
+    """The Store contract over aws-secretsmanager, against in-process moto."""
+
+    sm: Any
+    runtime: Runtime
+
+    @pytest.fixture
+    def store(self, sm: Any, runtime: Runtime) -> Store[Any]:
+        self.sm, self.runtime = sm, runtime
+        sm.create_secret(Name=SECRET_ID)
+        return make_store(runtime)
+
+    def write_behind(self, store: Store[Any], value: SecretValue) -> str:
+        """Write a version and move AWSCURRENT to it, as another writer's tooling would.
+
+        The label is moved explicitly: after an UpdateSecretVersionStage,
+        moto 5's PutSecretValue leaves AWSCURRENT on the old version too.
+        """
+        holder = holders(self.sm, "AWSCURRENT")
+        written = self.sm.put_secret_value(
+            SecretId=SECRET_ID, SecretString=value.text(), VersionStages=["behind"]
+        )
+        version_id = str(written["VersionId"])
+        if holder and holder != [version_id]:
+            self.sm.update_secret_version_stage(
+                SecretId=SECRET_ID,
+                VersionStage="AWSCURRENT",
+                MoveToVersionId=version_id,
+                RemoveFromVersionId=holder[0],
+            )
+        self.sm.update_secret_version_stage(
+            SecretId=SECRET_ID, VersionStage="behind", RemoveFromVersionId=version_id
+        )
+        return version_id
+
+    def read_behind(self, store: Store[Any]) -> SecretValue | None:
+        try:
+            read = self.sm.get_secret_value(SecretId=SECRET_ID, VersionStage="AWSCURRENT")
+        except self.sm.exceptions.ResourceNotFoundException:
+            return None
+        return SecretValue(read["SecretString"])
+
+    def offered(self, store: Store[Any], version_id: str) -> bool:
+        return bool(labels(self.sm).get(version_id))
+
+    def missing(self, store: Store[Any]) -> Store[Any]:
+        return make_store(self.runtime, secret_id="does/not/exist")
+
+    def unavailable(self, store: Store[Any]) -> AbstractContextManager[None]:
+        return outage(client(self.runtime, "secretsmanager"))
+
+    @pytest.mark.xfail(strict=True, raises=AssertionError, reason=FIRST_VERSION_IS_CURRENT)
+    def test_a_first_pending_value_is_not_what_consumers_read(self, store: Store[Any]) -> None:
+        super().test_a_first_pending_value_is_not_what_consumers_read(store)
+
+    @pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=NO_COMPARE_AND_SWAP)
+    def test_a_concurrent_writer_makes_promote_conflict(self, store: Store[Any]) -> None:
+        super().test_a_concurrent_writer_makes_promote_conflict(store)
+
+    @pytest.mark.skip(reason=f"{FIRST_VERSION_IS_CURRENT}: no first value is ever pending to lose")
+    def test_a_concurrent_first_writer_makes_promote_conflict(self, store: Store[Any]) -> None:
+        super().test_a_concurrent_first_writer_makes_promote_conflict(store)
+
+
+class TestSecretsManagerReplicaContract(TargetContract):
+    """The Target contract over a Secrets Manager secret used as a replica (StoreReplica)."""
+
+    sm: Any
+    runtime: Runtime
+
+    @pytest.fixture
+    def target(self, sm: Any, runtime: Runtime) -> Target[Any]:
+        self.sm, self.runtime = sm, runtime
+        sm.create_secret(Name=SECRET_ID)
+        return StoreReplica(make_store(runtime))
+
+    def carried(self, target: Target[Any]) -> SecretValue | None:
+        try:
+            read = self.sm.get_secret_value(SecretId=SECRET_ID, VersionStage="AWSCURRENT")
+        except self.sm.exceptions.ResourceNotFoundException:
+            return None
+        return SecretValue(read["SecretString"])
+
+    def unavailable(self, target: Target[Any]) -> AbstractContextManager[None]:
+        return outage(client(self.runtime, "secretsmanager"))
+
+    @pytest.mark.skip(
+        reason="a store has no 'no value' state to go back to: a replica keeps the new value "
+        "until the next rotation, as StoreReplica.restore says"
+    )
+    def test_restore_without_a_previous_value_removes_what_write_added(
+        self, target: Target[Any]
+    ) -> None:
+        super().test_restore_without_a_previous_value_removes_what_write_added(target)

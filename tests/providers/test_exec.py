@@ -8,6 +8,8 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 from pydantic import ValidationError
 
 from providers.exec import ExecConfig, ExecTarget, ExecVerifier
+from rotator.adapters import Target, Verifier
 from rotator.adapters.secret import SecretValue
 from rotator.adapters.values import Credential, Runtime
 from rotator.errors import (
@@ -24,6 +27,7 @@ from rotator.errors import (
     TransientError,
     VerificationError,
 )
+from rotator.testing import TargetContract, VerifierContract, fresh_value
 
 ROTATION = "0123456789abcdef0123456789abcdef"
 VALUE = "canary-Value-7f3a9c2e1b"
@@ -322,3 +326,93 @@ def test_environment_has_a_path_even_when_rotator_has_none(
     monkeypatch.delenv("PATH", raising=False)
     ExecTarget(hook(runtime, tmp_path, recorder), runtime, "db").write(ROTATION, SecretValue(VALUE))
     assert records(tmp_path)[0]["env"]["PATH"] == os.defpath
+
+
+# -- the Target and Verifier contracts ----------------------------------------
+
+# A deploy hook that keeps what it is given in $STATE, as a consumer's config
+# file (an empty restore removes it), and a check hook that accepts only the
+# credential in $STATE. Either exits 75 (try again later) while $STATE.down exists.
+CONTRACT_HOOK = f"""#!{sys.executable}
+import os, sys
+state = os.environ["STATE"]
+if os.path.exists(state + ".down"):
+    sys.exit(75)
+data = sys.stdin.read()
+phase = os.environ["ROTATOR_PHASE"]
+if phase == "verify":
+    with open(state) as held:
+        sys.exit(0 if held.read() == data else 1)
+if os.environ["ROTATOR_HAS_VALUE"] == "0":
+    if os.path.exists(state):
+        os.remove(state)
+else:
+    with open(state + ".tmp", "w") as out:
+        out.write(data)
+    os.replace(state + ".tmp", state)
+"""
+
+
+class ContractHook:
+    """The contract hook script in a directory of its own, and the state it keeps."""
+
+    def __init__(self, directory: Path) -> None:
+        self.script = directory / "contract-hook.py"
+        self.script.write_text(CONTRACT_HOOK)
+        self.script.chmod(0o755)
+        self.state = directory / "state"
+
+    def config(self) -> ExecConfig:
+        """Return an exec config running the hook on the state file."""
+        return ExecConfig(command=[str(self.script)], env={"STATE": str(self.state)})
+
+    @contextmanager
+    def down(self) -> Iterator[None]:
+        """Make the hook exit 75 within the block."""
+        flag = self.state.with_name("state.down")
+        flag.touch()
+        try:
+            yield
+        finally:
+            flag.unlink()
+
+
+class TestExecTargetContract(TargetContract):
+    """The Target contract over an exec deploy hook that keeps the value in a file."""
+
+    hook: ContractHook
+
+    @pytest.fixture
+    def target(self, runtime: Runtime, tmp_path: Path) -> Target[Any]:
+        self.hook = ContractHook(tmp_path)
+        return ExecTarget(self.hook.config(), runtime, "payments-db")
+
+    def carried(self, target: Target[Any]) -> SecretValue | None:
+        state = self.hook.state
+        return SecretValue(state.read_text()) if state.exists() else None
+
+    def unavailable(self, target: Target[Any]) -> AbstractContextManager[None]:
+        return self.hook.down()
+
+
+class TestExecVerifierContract(VerifierContract):
+    """The Verifier contract over an exec check hook that accepts the credential it holds."""
+
+    hook: ContractHook
+
+    @pytest.fixture
+    def verifier(self, runtime: Runtime, tmp_path: Path) -> Verifier[Any]:
+        self.hook = ContractHook(tmp_path)
+        return ExecVerifier(self.hook.config(), runtime, "payments-db")
+
+    def accepted(self, verifier: Verifier[Any]) -> Credential:
+        value = fresh_value("accepted")
+        self.hook.state.write_text(value.text())
+        return Credential(value)
+
+    def refused(self, verifier: Verifier[Any]) -> Credential:
+        self.hook.state.write_text(fresh_value("accepted").text())
+        return Credential(fresh_value("refused"))
+
+    def unavailable(self, verifier: Verifier[Any]) -> AbstractContextManager[None]:
+        return self.hook.down()

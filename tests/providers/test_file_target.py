@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import grp
 import json
 import os
@@ -9,18 +10,22 @@ import stat
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from providers import file as file_module
 from providers.file import FileConfig, FileTarget
+from rotator.adapters import Target
 from rotator.adapters.discovery import Registry, registry
 from rotator.adapters.secret import SecretValue
 from rotator.adapters.values import Runtime
 from rotator.errors import NotFoundError, PermanentError, PermissionDeniedError, PolicyError
 from rotator.policy.loader import load_policies
+from rotator.testing import TargetContract
 from tests.providers.threads import run_together
 
 ROTATION = "0123456789abcdef0123456789abcdef"
@@ -550,3 +555,31 @@ def test_policy_block_is_validated_by_the_loader_with_its_location(tmp_path: Pat
     [problem] = caught.value.problems
     assert (problem.line, problem.path) == (11, "secrets[0].targets[0].mode")
     assert "quoted octal string" in problem.reason
+
+
+# -- the Target contract ------------------------------------------------------
+
+
+class TestFileContract(TargetContract):
+    """The Target contract over a raw file target, on a real directory."""
+
+    path: Path
+
+    @pytest.fixture
+    def target(self, runtime: Runtime, tmp_path: Path) -> Target[Any]:
+        self.path = tmp_path / "app.secret"
+        return target(runtime, self.path)
+
+    def carried(self, target: Target[Any]) -> SecretValue | None:
+        return SecretValue(self.path.read_text()) if self.path.exists() else None
+
+    @contextmanager
+    def unavailable(self, target: Target[Any]) -> Iterator[None]:
+        """The disk is full: every write of the file's bytes fails with ENOSPC."""
+
+        def full(fd: int, data: Any) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(file_module.os, "write", full)
+            yield

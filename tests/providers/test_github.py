@@ -6,6 +6,7 @@ import base64
 import logging
 import ssl
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -23,10 +24,10 @@ from providers.github import (
     GitHubActionsConfig,
     GitHubActionsTarget,
 )
+from rotator.adapters import Target
 from rotator.adapters.discovery import Registry, registry
-from rotator.adapters.roles import Verifier
 from rotator.adapters.secret import SecretValue
-from rotator.adapters.values import OUTCOMES, Credential, Permission, ProviderConfig, Runtime
+from rotator.adapters.values import OUTCOMES, Permission, Runtime
 from rotator.engine.report import Result
 from rotator.engine.runner import Engine
 from rotator.errors import (
@@ -36,13 +37,14 @@ from rotator.errors import (
     PolicyError,
     RotatorError,
     TransientError,
-    VerificationError,
 )
 from rotator.journal.journal import Journal
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
+from rotator.sandbox.core.faults import ANY_STATUS, FaultPlan
 from rotator.sandbox.github.server import GitHubServer, serve
 from rotator.service.metrics import OPERATION_PATTERN
+from rotator.testing import MemoryVerifier, TargetContract
 from tests.conftest import FakeClock
 from tests.providers.helpers import StepClock
 
@@ -1051,21 +1053,8 @@ def test_the_policy_in_the_docs_loads(tmp_path: Path) -> None:
 # -- in the engine
 
 
-class _NoFields(ProviderConfig):
-    """No fields."""
-
-
-class RefusingCheck(Verifier[_NoFields]):
-    """A check that refuses every credential, as a consumer rejecting the new key would."""
-
-    kind = "refusing"
-    Config = _NoFields
-
-    def describe(self) -> str:
-        return "refusing:health"
-
-    def verify(self, credential: Credential) -> None:
-        raise VerificationError("health check answered 401", provider="refusing")
+#: A check that lets no credential in: the reference verifier on a service accepting nothing.
+REFUSING = "    verify:\n      - kind: memory\n        service: accepts-nothing\n"
 
 
 ENGINE_POLICY = """
@@ -1094,7 +1083,7 @@ def _engine(tmp_path: Path, url: str, extra: str = "") -> Engine:
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(days=31))
     base = registry()
     adapters = Registry(
-        base.stores, base.issuers, base.targets, {**base.verifiers, "refusing": RefusingCheck}
+        base.stores, base.issuers, base.targets, {**base.verifiers, "memory": MemoryVerifier}
     )
     config = tmp_path / "policies.yaml"
     config.write_text(ENGINE_POLICY.replace("URL", url) + extra)
@@ -1141,7 +1130,7 @@ def test_a_failing_check_rolls_the_github_secret_back(
     sm = _seed_store()
     scope = real_time_github.scope(repository=REPO)
     real_time_github.seed(scope, "APP_TOKEN", OLD, EARLIER)
-    engine = _engine(tmp_path, real_time_github.url, "    verify:\n      - kind: refusing\n")
+    engine = _engine(tmp_path, real_time_github.url, REFUSING)
 
     [outcome] = engine.run_once().outcomes
 
@@ -1149,3 +1138,29 @@ def test_a_failing_check_rolls_the_github_secret_back(
     assert _current(sm) == OLD
     found = real_time_github.secret(scope, "APP_TOKEN")
     assert found is not None and (found.value, found.writes) == (OLD, 3)
+
+
+# -- the Target contract ------------------------------------------------------
+
+
+class TestGitHubActionsContract(TargetContract):
+    """The Target contract over a repository's Actions secret, against the local GitHub."""
+
+    github: GitHubServer
+
+    @pytest.fixture
+    def target(self, runtime: Runtime, github: GitHubServer) -> Target[Any]:
+        self.github = github
+        return target(runtime, github)
+
+    def carried(self, target: Target[Any]) -> SecretValue | None:
+        found = stored(self.github)
+        return None if found is None else SecretValue(found)
+
+    @contextmanager
+    def unavailable(self, target: Target[Any]) -> Iterator[None]:
+        self.github.fail(503, times=1000)
+        try:
+            yield
+        finally:
+            self.github.faults = FaultPlan(ANY_STATUS)

@@ -7,6 +7,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,10 +24,10 @@ from providers.gitlab import (
     created_by,
     masking_problems,
 )
+from rotator.adapters import Target
 from rotator.adapters.discovery import Registry, registry
-from rotator.adapters.roles import Verifier
 from rotator.adapters.secret import SecretValue
-from rotator.adapters.values import OUTCOMES, Credential, Permission, ProviderConfig, Runtime
+from rotator.adapters.values import OUTCOMES, Permission, Runtime
 from rotator.engine.report import Result
 from rotator.engine.runner import Engine
 from rotator.errors import (
@@ -36,13 +37,14 @@ from rotator.errors import (
     PermissionDeniedError,
     RotatorError,
     TransientError,
-    VerificationError,
 )
 from rotator.journal.journal import Journal
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
+from rotator.sandbox.core.faults import ANY_STATUS, FaultPlan
 from rotator.sandbox.gitlab.server import GitLabServer, Project, StoredVariable, serve
 from rotator.service.metrics import OPERATION_PATTERN
+from rotator.testing import MemoryVerifier, TargetContract
 from tests.conftest import FakeClock
 from tests.providers.helpers import StepClock
 
@@ -796,21 +798,8 @@ def test_the_policy_in_the_docs_loads(tmp_path: Path) -> None:
 # -- in the engine
 
 
-class _NoFields(ProviderConfig):
-    """No fields."""
-
-
-class RefusingCheck(Verifier[_NoFields]):
-    """A check that refuses every credential, as a consumer rejecting the new key would."""
-
-    kind = "refusing"
-    Config = _NoFields
-
-    def describe(self) -> str:
-        return "refusing:health"
-
-    def verify(self, credential: Credential) -> None:
-        raise VerificationError("health check answered 401", provider="refusing")
+#: A check that lets no credential in: the reference verifier on a service accepting nothing.
+REFUSING = "    verify:\n      - kind: memory\n        service: accepts-nothing\n"
 
 
 ENGINE_POLICY = """
@@ -831,7 +820,7 @@ def _engine(tmp_path: Path, url: str, extra: str = "") -> Engine:
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(days=31))
     base = registry()
     adapters = Registry(
-        base.stores, base.issuers, base.targets, {**base.verifiers, "refusing": RefusingCheck}
+        base.stores, base.issuers, base.targets, {**base.verifiers, "memory": MemoryVerifier}
     )
     config = tmp_path / "policies.yaml"
     config.write_text(ENGINE_POLICY.replace("URL", url) + extra)
@@ -877,7 +866,7 @@ def test_a_failing_check_rolls_the_gitlab_variable_back(
     """A verifier refusing the new key puts the previous value back in the variable."""
     sm = _store()
     project.variables.append(StoredVariable("APP_TOKEN", OLD, masked=True, raw=True))
-    engine = _engine(tmp_path, gitlab.url, "    verify:\n      - kind: refusing\n")
+    engine = _engine(tmp_path, gitlab.url, REFUSING)
 
     [outcome] = engine.run_once().outcomes
 
@@ -886,3 +875,30 @@ def test_a_failing_check_rolls_the_gitlab_variable_back(
     variable = gitlab.variable(project, "APP_TOKEN")
     assert variable is not None and variable.value == OLD
     assert len(gitlab.requests_to("PUT")) == 2
+
+
+# -- the Target contract ------------------------------------------------------
+
+
+class TestGitLabCiContract(TargetContract):
+    """The Target contract over a project's CI/CD variable, against the local GitLab."""
+
+    gitlab: GitLabServer
+    project: Project
+
+    @pytest.fixture
+    def target(self, runtime: Runtime, gitlab: GitLabServer, project: Project) -> Target[Any]:
+        self.gitlab, self.project = gitlab, project
+        return target(runtime, gitlab)
+
+    def carried(self, target: Target[Any]) -> SecretValue | None:
+        found = self.gitlab.variable(self.project, KEY)
+        return None if found is None else SecretValue(found.value)
+
+    @contextmanager
+    def unavailable(self, target: Target[Any]) -> Iterator[None]:
+        self.gitlab.fail(503, times=1000)
+        try:
+            yield
+        finally:
+            self.gitlab.faults = FaultPlan(ANY_STATUS)

@@ -11,6 +11,7 @@ import ssl
 import threading
 from collections import deque
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 from pydantic import ValidationError
 
 from providers.http import HttpVerifier, HttpVerifierConfig, WebhookConfig, WebhookTarget
+from rotator.adapters import Target, Verifier
 from rotator.adapters.secret import SecretValue
 from rotator.adapters.values import Credential, Runtime
 from rotator.errors import (
@@ -30,6 +32,7 @@ from rotator.errors import (
     TransientError,
     VerificationError,
 )
+from rotator.testing import TargetContract, VerifierContract, fresh_value
 from tests.providers.helpers import StepClock
 
 ROTATION = "0123456789abcdef0123456789abcdef"
@@ -546,3 +549,120 @@ def test_config_defaults() -> None:
     assert (hook.attempts, hook.timeout.total_seconds(), hook.include_value) == (4, 10, False)
     probe = HttpVerifierConfig(url="https://h/health")
     assert (probe.method, probe.statuses(), probe.attempts) == ("GET", (200,), 3)
+
+
+# -- the Target and Verifier contracts ----------------------------------------
+
+
+@dataclass
+class Consumer:
+    """A consumer behind HTTP: it applies each signed webhook delivery and checks bearer tokens.
+
+    While ``down`` it drops every connection unanswered (no answer is no
+    verdict: the caller retries).
+    """
+
+    url: str = ""
+    carried: SecretValue | None = None
+    token: str | None = None
+    down: bool = False
+
+    @contextmanager
+    def unreachable(self) -> Iterator[None]:
+        """Drop every connection within the block."""
+        self.down = True
+        try:
+            yield
+        finally:
+            self.down = False
+
+
+def _consumer_handler(consumer: Consumer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self, status: int) -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if consumer.down:
+                self.close_connection = True
+                return
+            if not signature_ok(Seen("POST", self.path, dict(self.headers.items()), body)):
+                self._reply(401)
+                return
+            value = json.loads(body).get("value")
+            consumer.carried = None if value is None else SecretValue(value)
+            self._reply(204)
+
+        def do_GET(self) -> None:
+            if consumer.down:
+                self.close_connection = True
+                return
+            wanted = consumer.token is not None and (
+                self.headers.get("Authorization") == f"Bearer {consumer.token}"
+            )
+            self._reply(200 if wanted else 401)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Keep the test output quiet."""
+
+    return Handler
+
+
+@pytest.fixture
+def consumer() -> Iterator[Consumer]:
+    """A consumer on 127.0.0.1 taking webhook deliveries and checking tokens."""
+    found = Consumer()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _consumer_handler(found))
+    found.url = f"http://127.0.0.1:{httpd.server_address[1]}/rotated"
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    try:
+        yield found
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+class TestWebhookContract(TargetContract):
+    """The Target contract over a webhook carrying the value to a consumer that applies it."""
+
+    consumer: Consumer
+
+    @pytest.fixture
+    def target(self, rec: Recording, consumer: Consumer) -> Target[Any]:
+        self.consumer = consumer
+        return webhook(rec, consumer.url, include_value=True, attempts=2)
+
+    def carried(self, target: Target[Any]) -> SecretValue | None:
+        return self.consumer.carried
+
+    def unavailable(self, target: Target[Any]) -> AbstractContextManager[None]:
+        return self.consumer.unreachable()
+
+
+class TestHttpVerifierContract(VerifierContract):
+    """The Verifier contract over an HTTP check sending the credential as a bearer token."""
+
+    consumer: Consumer
+
+    @pytest.fixture
+    def verifier(self, rec: Recording, consumer: Consumer) -> Verifier[Any]:
+        self.consumer = consumer
+        headers = {"Authorization": "Bearer {new}"}
+        return verifier(rec, consumer.url, headers=headers, attempts=2)
+
+    def accepted(self, verifier: Verifier[Any]) -> Credential:
+        value = fresh_value("accepted")
+        self.consumer.token = value.text()
+        return Credential(value)
+
+    def refused(self, verifier: Verifier[Any]) -> Credential:
+        self.consumer.token = fresh_value("accepted").text()
+        return Credential(fresh_value("refused"))
+
+    def unavailable(self, verifier: Verifier[Any]) -> AbstractContextManager[None]:
+        return self.consumer.unreachable()

@@ -1,4 +1,8 @@
-"""The ``azure-keyvault`` store's contract, against the emulator and (if configured) a real vault.
+"""The ``azure-keyvault`` store, against the emulator and (if configured) a real vault.
+
+The promises every store makes are checked by the shared Store contract
+(``TestKeyVaultContract``, at the end); the tests before it are this store's
+own: its companion secret, tags, expiry, soft delete and recovery.
 
 The store logs in the way it does in production (a real azure-identity
 credential; see ``backends``), and every observation is made through a
@@ -8,6 +12,8 @@ vault actually see.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +21,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from pydantic import ValidationError
 
+from providers.azure import identity
 from providers.azure.errors import vault_name
 from providers.azure.keyvault import (
     BASE_VERSION,
@@ -24,8 +31,11 @@ from providers.azure.keyvault import (
     KeyVaultConfig,
     KeyVaultStore,
 )
+from rotator.adapters import Store
 from rotator.adapters.secret import SecretValue
 from rotator.errors import ConflictError, NotFoundError, PermanentError
+from rotator.sandbox.core.faults import FaultPlan
+from rotator.testing import StoreContract
 
 if TYPE_CHECKING:
     from tests.providers.azure.backends import Backend
@@ -136,29 +146,6 @@ def test_put_pending_is_never_the_latest_version(akv_backend: Backend) -> None:
     assert current is not None and current.value == SecretValue(OLD)
 
 
-def test_put_pending_replay_changes_nothing(akv_backend: Backend) -> None:
-    """Writing the same pending value twice returns the same version and writes once."""
-    name = akv_backend.secret_name()
-    akv_backend.seed(name, OLD)
-    store = akv_backend.store(name)
-    rid = akv_backend.rotation_id()
-    first = store.put_pending(rid, SecretValue(NEW))
-    assert store.put_pending(rid, SecretValue(NEW)) == first
-    assert list(akv_backend.versions(name + "--pending")) == [first]
-
-
-def test_put_pending_refuses_a_different_value_for_the_same_rotation(akv_backend: Backend) -> None:
-    """A second, different value under the same rotation id is a ConflictError without the value."""
-    name = akv_backend.secret_name()
-    store = akv_backend.store(name)
-    rid = akv_backend.rotation_id()
-    store.put_pending(rid, SecretValue(NEW))
-    with pytest.raises(ConflictError) as caught:
-        store.put_pending(rid, SecretValue(OTHER))
-    assert OTHER not in str(caught.value) and NEW not in str(caught.value)
-    assert store.pending(rid) == SecretValue(NEW)
-
-
 def test_mapping_values_round_trip(akv_backend: Backend) -> None:
     """A mapping is stored as JSON with content type application/json and read back as a mapping."""
     name = akv_backend.secret_name()
@@ -247,18 +234,6 @@ def test_promote_of_a_first_value_has_no_previous_version(akv_backend: Backend) 
     assert latest.properties.expires_on is None
 
 
-def test_promote_replay_changes_nothing(akv_backend: Backend) -> None:
-    """Promoting twice returns the same previous version and creates no second version."""
-    name = akv_backend.secret_name()
-    old = akv_backend.seed(name, OLD)
-    store = akv_backend.store(name)
-    rid = akv_backend.rotation_id()
-    store.put_pending(rid, SecretValue(NEW))
-    assert store.promote(rid) == old.properties.version
-    assert store.promote(rid) == old.properties.version
-    assert len(akv_backend.versions(name)) == 2
-
-
 def test_promote_replay_after_a_crash_before_cleanup_removes_the_companion(
     akv_backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -292,15 +267,6 @@ def test_promote_replay_after_someone_wrote_since_does_not_overwrite(
     assert akv_backend.latest(name).value == OTHER
 
 
-def test_promote_without_a_pending_value_is_a_conflict(akv_backend: Backend) -> None:
-    """Promoting a rotation that stored nothing raises ConflictError and writes nothing."""
-    name = akv_backend.secret_name()
-    akv_backend.seed(name, OLD)
-    with pytest.raises(ConflictError, match="no pending version"):
-        akv_backend.store(name).promote(akv_backend.rotation_id())
-    assert len(akv_backend.versions(name)) == 1
-
-
 def test_a_concurrent_writer_between_put_pending_and_promote_wins(akv_backend: Backend) -> None:
     """Someone else's write after put_pending makes promote a ConflictError; their value stays."""
     name = akv_backend.secret_name()
@@ -317,18 +283,6 @@ def test_a_concurrent_writer_between_put_pending_and_promote_wins(akv_backend: B
     assert latest.value == OTHER
     assert latest.properties.version == theirs.properties.version
     assert store.pending(rid) == SecretValue(NEW), "the pending value is kept for the rollback"
-
-
-def test_a_concurrent_first_writer_also_wins(akv_backend: Backend) -> None:
-    """A secret created by someone else after put_pending of a first value is not overwritten."""
-    name = akv_backend.secret_name()
-    store = akv_backend.store(name)
-    rid = akv_backend.rotation_id()
-    store.put_pending(rid, SecretValue(NEW))
-    akv_backend.seed(name, OTHER)
-    with pytest.raises(ConflictError):
-        store.promote(rid)
-    assert akv_backend.latest(name).value == OTHER
 
 
 def test_a_soft_deleted_companion_is_recovered_for_the_next_rotation(akv_backend: Backend) -> None:
@@ -392,16 +346,6 @@ def test_promote_replay_purges_a_companion_left_deleted(akv_backend: Backend) ->
     assert not akv_backend.soft_deleted(name + "--pending")
 
 
-def test_discard_leaves_another_rotations_companion(akv_backend: Backend) -> None:
-    """discard() of a rotation the companion was not written for changes nothing."""
-    name = akv_backend.secret_name()
-    store = akv_backend.store(name)
-    rid = akv_backend.rotation_id()
-    store.put_pending(rid, SecretValue(NEW))
-    store.discard(akv_backend.rotation_id())
-    assert store.pending(rid) == SecretValue(NEW)
-
-
 def test_retire_disables_the_old_version_and_keeps_it(akv_backend: Backend) -> None:
     """retire() disables the old version (a get is refused with 403) without deleting it."""
     name = akv_backend.secret_name()
@@ -420,14 +364,6 @@ def test_retire_disables_the_old_version_and_keeps_it(akv_backend: Backend) -> N
     assert caught.value.status_code == 403
     current = store.current()
     assert current is not None and current.value == SecretValue(NEW)
-
-
-def test_retire_never_disables_the_latest_version(akv_backend: Backend) -> None:
-    """retire() of the latest version is refused quietly: consumers keep reading it."""
-    name = akv_backend.secret_name()
-    latest = akv_backend.seed(name, OLD)
-    akv_backend.store(name).retire(latest.properties.version)
-    assert akv_backend.versions(name)[latest.properties.version].enabled is True
 
 
 def test_retire_of_a_missing_secret_is_not_found(akv_backend: Backend) -> None:
@@ -514,3 +450,53 @@ def test_a_whole_rotation_as_the_engine_drives_it(akv_backend: Backend) -> None:
         old.properties.version: False,
         akv_backend.latest(name).properties.version: True,
     }
+
+
+# -- the Store contract -----------------------------------------------------
+
+
+class TestKeyVaultContract(StoreContract):
+    """The Store contract over azure-keyvault: the emulator, and a real vault when configured."""
+
+    backend: Backend
+    name: str
+    monkeypatch: pytest.MonkeyPatch
+
+    @pytest.fixture
+    def store(self, akv_backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Store[Any]:
+        self.backend, self.monkeypatch = akv_backend, monkeypatch
+        self.name = akv_backend.secret_name()
+        return akv_backend.store(self.name)
+
+    def write_behind(self, store: Store[Any], value: SecretValue) -> str:
+        return str(self.backend.seed(self.name, value.text()).properties.version)
+
+    def read_behind(self, store: Store[Any]) -> SecretValue | None:
+        if not self.backend.exists(self.name):
+            return None
+        return SecretValue(self.backend.latest(self.name).value)
+
+    def offered(self, store: Store[Any], version_id: str) -> bool:
+        return bool(self.backend.versions(self.name)[version_id].enabled)
+
+    @pytest.mark.skip(
+        reason="a Key Vault secret exists only with a value: one never written reads as no "
+        "value yet (test_current_is_none_before_any_value), and its retire is "
+        "test_retire_of_a_missing_secret_is_not_found"
+    )
+    def test_a_missing_secret_is_not_found(self, store: Store[Any]) -> None:
+        super().test_a_missing_secret_is_not_found(store)
+
+    @contextmanager
+    def unavailable(self, store: Store[Any]) -> Iterator[None]:
+        emulator = self.backend.emulator
+        if emulator is None:
+            pytest.skip("a real vault cannot be made to fail on demand")
+        # No SDK retries (each waits for real): the first 503 is the answer.
+        self.monkeypatch.setattr(identity, "SDK_RETRIES", 0)
+        store.runtime.cache.clear()
+        emulator.inject_fault("/", status=503, count=1000)
+        try:
+            yield
+        finally:
+            emulator._faults = FaultPlan()

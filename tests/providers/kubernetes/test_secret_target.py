@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -23,6 +26,7 @@ from providers.kubernetes.secret import (
     KubernetesSecretConfig,
     KubernetesSecretTarget,
 )
+from rotator.adapters import Target
 from rotator.adapters.discovery import Registry, registry
 from rotator.adapters.secret import SecretValue
 from rotator.adapters.values import OUTCOMES, Runtime
@@ -36,8 +40,10 @@ from rotator.errors import (
     TransientError,
 )
 from rotator.policy.loader import load_policies
+from rotator.sandbox.core.faults import FaultPlan
 from rotator.sandbox.kubernetes import KubernetesEmulator, Rule
 from rotator.service.metrics import OPERATION_PATTERN
+from rotator.testing import TargetContract
 from tests.providers.kubernetes.helpers import (
     KEY,
     NAMESPACE,
@@ -679,3 +685,33 @@ def test_a_bad_restart_entry_is_a_located_policy_problem(tmp_path: Path) -> None
     [problem] = caught.value.problems
     assert problem.line == 11
     assert "deployment/NAME" in problem.reason
+
+
+# -- the Target contract ------------------------------------------------------
+
+#: A key the seeded Secret does not hold yet.
+CONTRACT_KEY = "api-token"
+
+
+class TestKubernetesSecretContract(TargetContract):
+    """The Target contract over a key of a Secret, through the real client and the emulator."""
+
+    kube: KubernetesEmulator
+
+    @pytest.fixture
+    def target(self, kube: KubernetesEmulator, runtime: Runtime) -> Target[Any]:
+        self.kube = kube
+        return target(runtime, key=CONTRACT_KEY)
+
+    def carried(self, target: Target[Any]) -> SecretValue | None:
+        data = self.kube.secret_data(NAMESPACE, SECRET) or {}
+        found = data.get(CONTRACT_KEY)
+        return None if found is None else SecretValue(found)
+
+    @contextmanager
+    def unavailable(self, target: Target[Any]) -> Iterator[None]:
+        self.kube.inject_fault(503, count=1000)
+        try:
+            yield
+        finally:
+            self.kube._faults = FaultPlan()

@@ -1,13 +1,17 @@
-"""One contract for the Vault adapters, run against the emulator and (when configured) a real Vault.
+"""The Vault adapters, run against the emulator and (when configured) a real Vault.
 
-The adapters run with least-privilege tokens holding exactly the ACL
-policies the docs recommend (see ``conftest_backends``), so these tests also
-prove those policies are enough.
+The promises every store makes are checked by the shared Store contract
+(``TestVaultKvContract``); the store tests here are vault-kv's own (its
+staging paths, custom metadata, CAS, soft delete). The adapters run with
+least-privilege tokens holding exactly the ACL policies the docs recommend
+(see ``conftest_backends``), so these tests also prove those policies are
+enough.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +22,12 @@ from hvac.exceptions import Forbidden, InvalidPath, InvalidRequest, VaultError
 from providers.vault.approle import AppRoleConfig, AppRoleSecretIdIssuer
 from providers.vault.kv import VaultKvConfig, VaultKvStore
 from providers.vault.token import TokenConfig, TokenIssuer
+from rotator.adapters import Issuer, Store
 from rotator.adapters.secret import SecretValue
 from rotator.adapters.values import Credential, Runtime
-from rotator.errors import ConflictError, VerificationError
+from rotator.errors import VerificationError
+from rotator.sandbox.core.faults import FaultPlan
+from rotator.testing import IssuerContract, StoreContract
 from tests.providers.vault.backends import (
     Backend,
     approle_policy,
@@ -191,23 +198,6 @@ def test_mapping_value_is_a_nested_object(kv: KvSetup) -> None:
     assert current is not None and current.value.is_mapping() and current.value == value
 
 
-def test_concurrent_writer_makes_promote_conflict(kv: KvSetup) -> None:
-    """A write between put_pending and promote fails promote cleanly; the other value stays."""
-    kv.seed({"username": "app", "password": OLD})
-    store = kv.store()
-    rid = new_rotation_id()
-    store.put_pending(rid, SecretValue(NEW))
-    theirs = kv.seed({"username": "app", "password": "their-password-000001"})
-    with pytest.raises(ConflictError) as caught:
-        store.promote(rid)
-    assert NEW not in str(caught.value) and "their-password" not in str(caught.value)
-    latest = kv.latest()
-    assert latest["metadata"]["version"] == theirs
-    assert latest["data"]["password"] == "their-password-000001"
-    store.discard(rid)
-    assert kv.staged_paths() == []
-
-
 def test_promote_sets_custom_metadata_and_keeps_settings(kv: KvSetup) -> None:
     """promote() labels the path and keeps other custom metadata and the path's own settings."""
     version = kv.seed({"password": OLD})
@@ -233,35 +223,6 @@ def test_promote_sets_custom_metadata_and_keeps_settings(kv: KvSetup) -> None:
     assert meta["delete_version_after"] in {"720h", "720h0m0s"}
 
 
-def test_put_pending_replay_is_a_no_op(kv: KvSetup) -> None:
-    """The same value again changes nothing; a different value is refused without leaking."""
-    kv.seed({"password": OLD})
-    store = kv.store()
-    rid = new_rotation_id()
-    first = store.put_pending(rid, SecretValue(NEW))
-    staged = kv.metadata(f".rotator-pending/{PATH}/{rid}")
-    assert store.put_pending(rid, SecretValue(NEW)) == first
-    assert (
-        kv.metadata(f".rotator-pending/{PATH}/{rid}")["current_version"]
-        == (staged["current_version"])
-    )
-    with pytest.raises(ConflictError) as caught:
-        store.put_pending(rid, SecretValue("another-value-000000001"))
-    assert NEW not in str(caught.value) and "another-value" not in str(caught.value)
-    assert store.pending(rid) == SecretValue(NEW)
-
-
-def test_promote_replay_changes_nothing(kv: KvSetup) -> None:
-    """A second promote returns the same previous version and writes no new version."""
-    version = kv.seed({"password": OLD})
-    store = kv.store()
-    rid = new_rotation_id()
-    store.put_pending(rid, SecretValue(NEW))
-    assert store.promote(rid) == str(version)
-    assert store.promote(rid) == str(version)
-    assert kv.metadata()["current_version"] == version + 1
-
-
 def test_promote_finishes_after_a_crash_between_write_and_cleanup(kv: KvSetup) -> None:
     """If the staged map already landed (answer lost), promote only labels and cleans up."""
     version = kv.seed({"username": "app", "password": OLD})
@@ -277,13 +238,6 @@ def test_promote_finishes_after_a_crash_between_write_and_cleanup(kv: KvSetup) -
     assert meta["current_version"] == version + 1
     assert meta["custom_metadata"]["rotator_current_version"] == str(version + 1)
     assert kv.staged_paths() == []
-
-
-def test_promote_without_pending_conflicts(kv: KvSetup) -> None:
-    """promote() of a rotation that staged nothing raises ConflictError."""
-    kv.seed({"password": OLD})
-    with pytest.raises(ConflictError):
-        kv.store().promote(new_rotation_id())
 
 
 def test_discard_removes_staging_and_replays(kv: KvSetup) -> None:
@@ -328,15 +282,6 @@ def test_retire_soft_deletes_so_an_operator_can_undelete(kv: KvSetup) -> None:
     assert current is not None and current.value == SecretValue(NEW)
 
 
-def test_retire_never_touches_the_current_version(kv: KvSetup) -> None:
-    """retire() of the current version does nothing."""
-    version = kv.seed({"password": OLD})
-    store = kv.store()
-    store.retire(str(version))
-    current = store.current()
-    assert current is not None and current.value == SecretValue(OLD)
-
-
 def test_retire_destroys_when_configured(kv: KvSetup) -> None:
     """With destroy_on_retire the old version is destroyed for good."""
     old = kv.seed({"password": OLD})
@@ -360,6 +305,70 @@ def test_cas_required_paths_work(kv: KvSetup) -> None:
     current = store.current()
     assert current is not None and current.value == SecretValue(NEW)
     assert kv.metadata()["cas_required"] is True
+
+
+# -- the Store contract ------------------------------------------------------
+
+
+@contextmanager
+def vault_outage(backend: Backend) -> Iterator[None]:
+    """Make the emulator answer 503 to every request within the block (a real Vault: skip)."""
+    if backend.emulator is None:
+        pytest.skip("a real Vault cannot be made to fail on demand")
+    backend.emulator.inject_fault("/v1/", status=503, count=1000)
+    try:
+        yield
+    finally:
+        backend.emulator._faults = FaultPlan()
+
+
+class TestVaultKvContract(StoreContract):
+    """The Store contract over vault-kv, on the emulator and (when configured) a real Vault."""
+
+    kv: KvSetup
+
+    @pytest.fixture
+    def store(self, kv: KvSetup, monkeypatch: pytest.MonkeyPatch) -> Store[Any]:
+        self.kv = kv
+        # The token may also use the KV paths of a mount that does not exist (missing()),
+        # so that Vault answers "no such mount" rather than an ACL refusal.
+        gone = kv.backend.policy("gone", kv_policy(f"{kv.mount}-gone", PATH))
+        store = kv.backend.policy("store-and-gone", kv_policy(kv.mount, PATH))
+        point_at(monkeypatch, kv.backend, kv.backend.token(store, gone))
+        return kv.store()
+
+    def write_behind(self, store: Store[Any], value: SecretValue) -> str:
+        return str(self.kv.seed({"password": value.text()}))
+
+    def read_behind(self, store: Store[Any]) -> SecretValue | None:
+        try:
+            latest = self.kv.latest()
+        except InvalidPath:
+            return None
+        found = (latest.get("data") or {}).get("password")
+        if found is None:
+            return None
+        return SecretValue(found if isinstance(found, dict) else str(found))
+
+    def offered(self, store: Store[Any], version_id: str) -> bool:
+        self.kv.backend.tick()  # a deletion takes effect once its time has passed
+        try:
+            self.kv.kv.read_secret_version(
+                path=PATH,
+                version=int(version_id),
+                mount_point=self.kv.mount,
+                raise_on_deleted_version=True,
+            )
+        except InvalidPath:
+            return False
+        return True
+
+    def missing(self, store: Store[Any]) -> Store[Any]:
+        config = VaultKvConfig(mount=f"{self.kv.mount}-gone", path=PATH, key="password")
+        return VaultKvStore(config, self.kv.runtime, "payments-db")
+
+    def unavailable(self, store: Store[Any]) -> AbstractContextManager[None]:
+        return vault_outage(self.kv.backend)
 
 
 # -- AppRole secret-id issuer -------------------------------------------------
@@ -649,3 +658,55 @@ def test_token_inventory_without_sudo_is_empty(
     assert sum("list token accessors" in r.getMessage() for r in caplog.records) == 1
     credential = tokens.track(issuer.mint(new_rotation_id()))
     assert issuer.recover("any", known=[], pending=credential.value) == credential
+
+
+# -- the Issuer contract ------------------------------------------------------
+
+
+class TestAppRoleContract(IssuerContract):
+    """The Issuer contract over vault-approle-secret-id: the emulator, and a real Vault if set."""
+
+    setup: AppRoleSetup
+
+    @pytest.fixture
+    def issuer(self, approle: AppRoleSetup) -> Issuer[Any]:
+        self.setup = approle
+        return approle.issuer()
+
+    def usable(self, issuer: Issuer[Any], credential: Credential) -> bool:
+        return self.setup.can_log_in(credential.value)
+
+    def unavailable(self, issuer: Issuer[Any]) -> AbstractContextManager[None]:
+        return vault_outage(self.setup.backend)
+
+    def foreign(self, issuer: Issuer[Any]) -> SecretValue:
+        answer = self.setup.approle.read_role_id(
+            role_name=self.setup.role, mount_point=self.setup.mount
+        )
+        return SecretValue({"role_id": answer["data"]["role_id"], "secret_id": new_rotation_id()})
+
+
+class TestTokenContract(IssuerContract):
+    """The Issuer contract over vault-token: the emulator, and a real Vault if set."""
+
+    setup: TokenSetup
+
+    @pytest.fixture
+    def issuer(self, tokens: TokenSetup) -> Iterator[Issuer[Any]]:
+        self.setup = tokens
+        issuer = tokens.issuer()
+        before = set(issuer.inventory())
+        yield issuer
+        # A real Vault keeps what a test minted: the backend's cleanup revokes it.
+        tokens.backend.accessors.extend(set(issuer.inventory()) - before)
+
+    def usable(self, issuer: Issuer[Any], credential: Credential) -> bool:
+        client = self.setup.backend.client(token=credential.value.text())
+        try:
+            client.auth.token.lookup_self()
+        except (Forbidden, InvalidRequest):
+            return False
+        return True
+
+    def unavailable(self, issuer: Issuer[Any]) -> AbstractContextManager[None]:
+        return vault_outage(self.setup.backend)
