@@ -329,8 +329,9 @@ class StoreContract:
 
     def test_a_mapping_value_round_trips(self, store: StoreT) -> None:
         """A mapping value is staged, promoted and read back as the same mapping."""
-        key_id = "AKIA" + new_rotation_id()[:16].upper()
-        pair = SecretValue({"AccessKeyId": key_id, "SecretAccessKey": self.value("key").text()})
+        pair = SecretValue(
+            {"username": self.value("user").text(), "password": self.value("pw").text()}
+        )
         rotation_id = new_rotation_id()
         store.put_pending(rotation_id, pair)
         assert store.pending(rotation_id) == pair
