@@ -18,8 +18,16 @@ lint: $(VENV)/.test
 typecheck: $(VENV)/.test
 	$(BIN)/mypy --strict rotator providers
 
+# Under branch coverage of rotator/ and providers/ (the subprocesses of the end-to-end
+# tests included); fails below [tool.coverage.report] fail_under in pyproject.toml.
+# `$(BIN)/coverage report -m` afterwards lists what no test reaches.
 pytest: $(VENV)/.test
-	$(BIN)/pytest -q
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest -q
+	$(BIN)/coverage combine -q
+	@total=$$($(BIN)/coverage report --format=total); status=$$?; \
+	  echo "branch coverage of rotator and providers: $$total% (floor: fail_under in pyproject.toml)"; \
+	  exit $$status
 
 bench: $(VENV)/.test
 	$(BIN)/python benchmarks/policies.py
@@ -37,4 +45,4 @@ $(VENV)/.test: pyproject.toml $(VENV)/bin/python
 	touch $@ $(VENV)/.demo
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache rotator.db rotator.db.key
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache rotator.db rotator.db.key .coverage .coverage.*
