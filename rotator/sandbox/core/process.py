@@ -1,0 +1,118 @@
+"""Run a real server as a subprocess on a free loopback port: start, wait until it answers, stop.
+
+The sandboxes that use a real server rather than an emulator (moto_server for
+AWS, OpenBao for Vault) share this lifecycle: pick a free port, start the
+program with its output in a log file, poll a URL until it answers (any HTTP
+status counts), and stop it with SIGTERM, then SIGKILL. Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+#: How often :meth:`ServerProcess.start` asks whether the server answers yet.
+POLL_INTERVAL = 0.1
+#: How long a stop waits after SIGTERM before it sends SIGKILL.
+STOP_TIMEOUT = 10.0
+
+
+class ServerNotStarted(Exception):
+    """The server exited, or did not answer in time; the message names its log."""
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def answers(url: str) -> bool:
+    """Tell whether an HTTP server answers at ``url`` (any status counts)."""
+    try:
+        with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (a loopback http URL)
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+class ServerProcess:
+    """One server subprocess, its log file, and how to tell that it is up."""
+
+    def __init__(self, name: str, log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the process was started and has not exited."""
+        return self._process is not None and self._process.poll() is None
+
+    def start(
+        self,
+        argv: Sequence[str],
+        *,
+        ready: str | Callable[[], bool],
+        timeout: float,
+        env: Mapping[str, str],
+        cwd: Path,
+    ) -> None:
+        """Start ``argv`` and return once ``ready`` answers (a URL, or a check returning True).
+
+        Raises:
+            ServerNotStarted: the process exited first, or ``timeout`` seconds
+                passed; it is stopped, and the message names its log.
+        """
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self._process = subprocess.Popen(  # noqa: S603 (a fixed argv, no shell)
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=dict(env),
+        )
+        check = ready if callable(ready) else (lambda: answers(ready))
+        deadline = time.monotonic() + timeout
+        while not check():
+            if self._process.poll() is not None:
+                code = self._process.returncode
+                self.stop()
+                raise ServerNotStarted(
+                    f"{self.name} exited with status {code} before answering; see {self.log_path}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServerNotStarted(
+                    f"{self.name} did not answer within {timeout:.0f}s; see {self.log_path}"
+                )
+            time.sleep(POLL_INTERVAL)
+
+    def stop(self) -> None:
+        """Stop the process (SIGTERM, then SIGKILL); no-op if it is not running."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=STOP_TIMEOUT)
+        if self._log is not None:
+            with contextlib.suppress(OSError):
+                self._log.close()
+            self._log = None
