@@ -5,14 +5,15 @@ the policy's secret in another store) get the new value at propagate. The
 old one must stay readable through the grace, then be retired at revoke
 exactly as the store retires its own old version: soft-deleted (or destroyed
 with ``destroy_on_retire``) in Vault, disabled in Key Vault. The engine runs
-in process against the Vault and Key Vault emulators, through hvac and the
-Azure SDK.
+in process against the Vault emulator and OpenBao (in a KV mount of the
+test's own) and the Key Vault emulator, through hvac and the Azure SDK.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,11 @@ from rotator.journal.journal import Journal
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
 from rotator.sandbox.azure import KeyVaultEmulator
-from rotator.sandbox.vault import VaultEmulator
 from tests.conftest import FakeClock
 from tests.providers.azure.backends import emulator_admin, managed_emulator
+from tests.providers.vault.backends import Backend, clean_vault_env, point_at
+
+pytest_plugins = ["tests.providers.vault.conftest_backends"]
 
 OLD = "the-old-value-of-the-secret-0123"
 
@@ -59,52 +62,59 @@ def _rotate_through_grace(engine: Engine, clock: FakeClock, between: Any) -> str
 # -- Vault KV ---------------------------------------------------------------------------
 
 
+@dataclass
+class Kv:
+    """A KV v2 mount of the test's own, read through the admin client."""
+
+    root: hvac.Client
+    mount: str
+
+    def version(self, path: str, version: int) -> dict[str, Any]:
+        """Return one version's metadata (``deletion_time``, ``destroyed``) of ``path``."""
+        meta = self.root.secrets.kv.v2.read_secret_metadata(path=path, mount_point=self.mount)
+        found: dict[str, Any] = meta["data"]["versions"][str(version)]
+        return found
+
+    def value(self, path: str, version: int | None = None) -> str | None:
+        """Return ``value`` of a version of ``path``; None if deleted or destroyed."""
+        try:
+            read = self.root.secrets.kv.v2.read_secret_version(
+                path=path, version=version, mount_point=self.mount, raise_on_deleted_version=True
+            )
+        except hvac.exceptions.InvalidPath:
+            return None
+        value: str = read["data"]["data"]["value"]
+        return value
+
+
 @pytest.fixture
-def vault(monkeypatch: pytest.MonkeyPatch) -> Iterator[hvac.Client]:
-    """A started Vault emulator, rotator pointed at it with the root token; its root client."""
-    for name in ("VAULT_NAMESPACE", "VAULT_ROLE_ID", "VAULT_K8S_ROLE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", "/nonexistent-home-for-vault-token")
-    with VaultEmulator() as emulator:
-        monkeypatch.setenv("VAULT_ADDR", emulator.url)
-        monkeypatch.setenv("VAULT_TOKEN", emulator.root_token)
-        yield hvac.Client(url=emulator.url, token=emulator.root_token)
+def kv(vault_backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Kv:
+    """A KV mount on the emulator, then on a real server; rotator pointed at it as root."""
+    clean_vault_env(monkeypatch, tmp_path / "home")
+    point_at(monkeypatch, vault_backend, vault_backend.root_token)
+    return Kv(vault_backend.admin(), vault_backend.enable_kv("kv"))
 
 
-def _kv_version(root: hvac.Client, path: str, version: int) -> dict[str, Any]:
-    """Return one version's metadata (``deletion_time``, ``destroyed``) of a KV v2 path."""
-    meta = root.secrets.kv.v2.read_secret_metadata(path=path)["data"]["versions"]
-    found: dict[str, Any] = meta[str(version)]
-    return found
-
-
-def _kv_value(root: hvac.Client, path: str, version: int | None = None) -> str | None:
-    """Return ``value`` of a version of a KV v2 path; None if deleted or destroyed."""
-    try:
-        read = root.secrets.kv.v2.read_secret_version(
-            path=path, version=version, raise_on_deleted_version=True
-        )
-    except hvac.exceptions.InvalidPath:
-        return None
-    value: str = read["data"]["data"]["value"]
-    return value
-
-
-def test_vault_replicas_retire_the_old_version_at_grace_end(
-    vault: hvac.Client, tmp_path: Path
-) -> None:
+def test_vault_replicas_retire_the_old_version_at_grace_end(kv: Kv, tmp_path: Path) -> None:
     """Both replicas keep the old version through the grace, then delete (or destroy) it."""
     for path in ("app/primary", "replicas/app", "replicas/app-destroyed"):
-        vault.secrets.kv.v2.create_or_update_secret(path=path, secret={"value": OLD})
+        kv.root.secrets.kv.v2.create_or_update_secret(
+            path=path, secret={"value": OLD}, mount_point=kv.mount
+        )
     clock = FakeClock()
     policy = {
         "name": "app",
-        "store": {"provider": "vault-kv", "path": "app/primary"},
+        "store": {"provider": "vault-kv", "mount": kv.mount, "path": "app/primary"},
         "schedule": {"every": "30d"},
         "grace": "1h",
         "targets": [
-            {"provider": "vault-kv", "path": "replicas/app"},
-            {"provider": "vault-kv", "path": "replicas/app-destroyed", "destroy_on_retire": True},
+            {"provider": "vault-kv", "mount": kv.mount, "path": "replicas/app"},
+            {
+                "provider": "vault-kv",
+                "mount": kv.mount,
+                "path": "replicas/app-destroyed",
+                "destroy_on_retire": True,
+            },
         ],
     }
     engine = _engine(tmp_path, policy, clock)
@@ -112,21 +122,21 @@ def test_vault_replicas_retire_the_old_version_at_grace_end(
 
     def in_grace() -> None:
         for path in replicas:
-            assert _kv_value(vault, path, 1) == OLD
-            assert _kv_value(vault, path) == _kv_value(vault, "app/primary") != OLD
+            assert kv.value(path, 1) == OLD
+            assert kv.value(path) == kv.value("app/primary") != OLD
 
     rotation_id = _rotate_through_grace(engine, clock, in_grace)
-    new = _kv_value(vault, "app/primary")
+    new = kv.value("app/primary")
     for path in replicas:
-        assert _kv_value(vault, path, 1) is None, f"{path}: the old value is still readable"
-        assert _kv_value(vault, path) == new and _kv_value(vault, path, 2) == new
-    assert _kv_version(vault, "replicas/app", 1)["deletion_time"]
-    assert not _kv_version(vault, "replicas/app", 1)["destroyed"]
-    assert _kv_version(vault, "replicas/app-destroyed", 1)["destroyed"]
+        assert kv.value(path, 1) is None, f"{path}: the old value is still readable"
+        assert kv.value(path) == new and kv.value(path, 2) == new
+    assert kv.version("replicas/app", 1)["deletion_time"]
+    assert not kv.version("replicas/app", 1)["destroyed"]
+    assert kv.version("replicas/app-destroyed", 1)["destroyed"]
     # Retiring again (a revoke step replayed) changes nothing.
     for target in engine.binding("app").targets:
         target.retire(rotation_id)
-    assert [_kv_value(vault, path) for path in replicas] == [new, new]
+    assert [kv.value(path) for path in replicas] == [new, new]
 
 
 # -- Azure Key Vault --------------------------------------------------------------------

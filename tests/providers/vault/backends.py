@@ -1,4 +1,4 @@
-"""Vault backends for the adapter tests: the emulator always, a real Vault when configured.
+"""Vault backends for the adapter tests: the emulator, and a real server (OpenBao unless named).
 
 The fixtures live in ``conftest_backends`` (test modules load it with
 ``pytest_plugins``; the emulator's own fixtures are in ``conftest.py``,
@@ -6,10 +6,12 @@ owned separately). The ``vault_backend`` fixture is parametrized over:
 
 - ``emulator``: :class:`rotator.sandbox.vault.VaultEmulator` on loopback,
   driven by a step clock shared with the adapters' runtime;
-- ``vault``: the real Vault named by ``VAULT_ADDR`` and ``VAULT_TOKEN`` (a
-  token allowed to mount engines and auth methods and write policies, such
-  as a dev server's root token), skipped when either is unset. Read at
-  import time, before any test rewrites the environment.
+- ``openbao``: a real OpenBao dev server, the session's (the ``openbao``
+  fixture in ``tests/conftest.py``), its clock the wall clock; or, when
+  ``VAULT_ADDR`` and ``VAULT_TOKEN`` are set, ``vault``: the real Vault they
+  name instead (a token allowed to mount engines and auth methods, write
+  policies and list token accessors, such as a dev server's root token).
+  Read at import time, before any test rewrites the environment.
 
 Each test gets a unique prefix. Fixtures mount a KV v2 engine and an AppRole
 auth method at prefixed paths, write prefixed policies, and remove all of it
@@ -22,10 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +44,8 @@ REAL_TOKEN = os.environ.get("VAULT_TOKEN", "")
 REAL_NAMESPACE = os.environ.get("VAULT_NAMESPACE", "")
 REAL_CACERT = os.environ.get("VAULT_CACERT", "")
 REAL_SKIP_VERIFY = os.environ.get("VAULT_SKIP_VERIFY", "")
+#: The real server's parameter id: ``vault`` for the one VAULT_ADDR names, else ``openbao``.
+REAL_VAULT = "vault" if REAL_ADDR and REAL_TOKEN else "openbao"
 
 
 def kv_policy(
@@ -95,7 +102,7 @@ class Backend:
 
     name: str
     url: str
-    root_token: str
+    root_token: str = field(repr=False)
     prefix: str
     clock: Callable[[], datetime]
     step: StepClock | None = None
@@ -107,6 +114,11 @@ class Backend:
     auth_mounts: list[str] = field(default_factory=list)
     policies: list[str] = field(default_factory=list)
     accessors: list[str] = field(default_factory=list)
+    #: On a server the tests own, the token accessors there before the test: cleanup
+    #: revokes every other (the adapters' tokens too); ``None`` elsewhere.
+    preexisting: frozenset[str] | None = None
+    #: The unseal key of a server the tests own (its outage is a seal); "" elsewhere.
+    unseal_key: str = field(default="", repr=False)
 
     def client(self, token: str | None = None) -> Any:
         """Return an hvac client for this Vault with ``token`` (default: the admin token)."""
@@ -125,10 +137,14 @@ class Backend:
         )
 
     def tick(self, seconds: float = 1.0) -> None:
-        """Let time pass (the emulator's step clock; a real Vault's passes by itself).
+        """Let time pass: the emulator's step clock moves; a real server's needs nothing.
 
         Vault treats a version as deleted once its deletion time is in the
-        past, so a read at the very instant of a delete still sees it.
+        past, so a read at the very instant of a delete still sees it. The
+        emulator's clock stands still between requests until moved; a real
+        server stamps the deletion with its own clock (in nanoseconds) and
+        compares it with the same clock when the next request arrives, which
+        is later by then, so no wait is needed.
         """
         if self.step is not None:
             self.step.sleep(seconds)
@@ -136,6 +152,33 @@ class Backend:
     def admin(self) -> Any:
         """Return a client with the admin (root) token."""
         return self.client()
+
+    @contextlib.contextmanager
+    def outage(self) -> Iterator[None]:
+        """Within the block, every request to this Vault fails as in an outage (a 503).
+
+        The emulator is told to answer 503; the OpenBao the tests own is
+        sealed, so it answers ``503 Vault is sealed`` as a real Vault does, and
+        is unsealed afterwards with everything it held. A Vault named by
+        VAULT_ADDR is not the tests' to seal: the test is skipped there.
+        """
+        if self.emulator is not None:
+            from rotator.sandbox.core.faults import FaultPlan
+
+            self.emulator.inject_fault("/v1/", status=503, count=1000)
+            try:
+                yield
+            finally:
+                self.emulator._faults = FaultPlan()
+            return
+        if not self.unseal_key:
+            pytest.skip("a Vault the tests do not own is not sealed on demand")
+        self.admin().sys.seal()
+        try:
+            yield
+        finally:
+            self.admin().sys.submit_unseal_key(self.unseal_key)
+            _wait_until(lambda: _active(self.admin()), f"{self.name} did not unseal")
 
     def environ(self, token: str) -> dict[str, str]:
         """Return the VAULT_* environment that points the adapters at this Vault."""
@@ -157,10 +200,14 @@ class Backend:
 
     def enable_approle(self, name: str = "approle") -> str:
         """Mount AppRole at ``{prefix}-{name}`` unless it is there; return the mount path."""
-        mount = f"{self.prefix}-{name}"
+        return self.enable_auth("approle", name)
+
+    def enable_auth(self, method: str, name: str | None = None) -> str:
+        """Mount auth ``method`` at ``{prefix}-{name or method}`` unless it is there; return it."""
+        mount = f"{self.prefix}-{name or method}"
         admin = self.admin()
         if f"{mount}/" not in admin.sys.list_auth_methods().get("data", {}):
-            admin.sys.enable_auth_method("approle", path=mount)
+            admin.sys.enable_auth_method(method, path=mount)
             self.auth_mounts.append(mount)
         return mount
 
@@ -168,7 +215,8 @@ class Backend:
         """Write ACL policy ``{prefix}-{name}``; return its name."""
         full = f"{self.prefix}-{name}"
         self.admin().sys.create_or_update_policy(name=full, policy=hcl)
-        self.policies.append(full)
+        if full not in self.policies:
+            self.policies.append(full)
         return full
 
     def token(self, *policies: str, ttl: str = "1h", **extra: Any) -> str:
@@ -179,12 +227,19 @@ class Backend:
         self.accessors.append(answer["auth"]["accessor"])
         return str(answer["auth"]["client_token"])
 
+    def token_accessors(self) -> frozenset[str]:
+        """Return the accessors of every token the server holds (needs sudo: the admin token)."""
+        return frozenset(self.admin().auth.token.list_accessors()["data"]["keys"])
+
     def cleanup(self) -> None:
         """Revoke the tokens and remove the mounts and policies the test created."""
         from hvac.exceptions import VaultError
 
         admin = self.admin()
-        for accessor in self.accessors:
+        created = set(self.accessors)
+        if self.preexisting is not None:
+            created |= self.token_accessors() - self.preexisting
+        for accessor in sorted(created):
             with contextlib.suppress(VaultError):
                 admin.auth.token.revoke_accessor(accessor)
         for mount in self.mounts:
@@ -193,6 +248,62 @@ class Backend:
             admin.sys.disable_auth_method(path=mount)
         for name in self.policies:
             admin.sys.delete_policy(name=name)
+
+
+#: How long the tests wait for what a server they own does by itself (unseal, log its key).
+SERVER_TIMEOUT = 30.0
+
+
+def _wait_until(done: Callable[[], bool], failure: str) -> None:
+    """Poll ``done`` until it holds; fail the test after SERVER_TIMEOUT seconds."""
+    deadline = time.monotonic() + SERVER_TIMEOUT
+    pause = threading.Event()
+    while not done():
+        if time.monotonic() > deadline:
+            pytest.fail(failure)
+        pause.wait(0.02)
+
+
+def _active(admin: Any) -> bool:
+    """Tell whether the server is unsealed and active (its ``sys/health``)."""
+    health = admin.sys.read_health_status(method="GET")
+    return isinstance(health, dict) and not health["sealed"] and not health["standby"]
+
+
+def unseal_key(log: Path) -> str:
+    """Return the unseal key a dev server prints to its log (once started, for reuse)."""
+    found: list[str] = []
+
+    def printed() -> bool:
+        found[:] = re.findall(r"^Unseal Key: (\S+)$", log.read_text(), re.MULTILINE)
+        return bool(found)
+
+    _wait_until(printed, f"no unseal key in {log}")
+    return found[-1]
+
+
+def real_server(request: pytest.FixtureRequest, prefix: str) -> Backend:
+    """Return the real server as a Backend: VAULT_ADDR's Vault if given, else the session's OpenBao.
+
+    On the OpenBao the tests own, the tokens there now are remembered, so
+    that cleanup revokes every token made after (the adapters' too).
+    """
+    if REAL_ADDR and REAL_TOKEN:
+        return Backend(
+            REAL_VAULT,
+            REAL_ADDR,
+            REAL_TOKEN,
+            prefix,
+            lambda: datetime.now(UTC),
+            namespace=REAL_NAMESPACE,
+            cacert=REAL_CACERT,
+            skip_verify=REAL_SKIP_VERIFY,
+        )
+    server = request.getfixturevalue("openbao")
+    backend = Backend(REAL_VAULT, server.url, server.root_token, prefix, lambda: datetime.now(UTC))
+    backend.preexisting = backend.token_accessors()
+    backend.unseal_key = unseal_key(server.log_path)
+    return backend
 
 
 def clean_vault_env(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:

@@ -1,4 +1,4 @@
-"""Fixtures giving the Vault adapter tests a backend: the emulator, and a real Vault if set.
+"""Fixtures giving the Vault adapter tests a backend: the emulator, and a real server.
 
 Load with ``pytest_plugins = ["tests.providers.vault.conftest_backends"]``;
 see :mod:`tests.providers.vault.backends` for what each backend provides.
@@ -8,24 +8,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 
 from tests.providers.helpers import StepClock
-from tests.providers.vault.backends import (
-    REAL_ADDR,
-    REAL_CACERT,
-    REAL_NAMESPACE,
-    REAL_SKIP_VERIFY,
-    REAL_TOKEN,
-    Backend,
-)
+from tests.providers.vault.backends import REAL_VAULT, Backend, real_server
 
 
-@pytest.fixture(params=["emulator", "vault"])
+@pytest.fixture(params=["emulator", REAL_VAULT])
 def vault_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """The emulator, and a real Vault when VAULT_ADDR and VAULT_TOKEN are set."""
+    """The emulator, then a real server: the Vault VAULT_ADDR names, else the session's OpenBao."""
     prefix = f"rt{uuid.uuid4().hex[:10]}"
     if request.param == "emulator":
         from rotator.sandbox.vault import VaultEmulator
@@ -37,18 +29,7 @@ def vault_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
             )
             yield backend
         return
-    if not (REAL_ADDR and REAL_TOKEN):
-        pytest.skip("set VAULT_ADDR and VAULT_TOKEN to run the contract against a real Vault")
-    backend = Backend(
-        "vault",
-        REAL_ADDR,
-        REAL_TOKEN,
-        prefix,
-        lambda: datetime.now(UTC),
-        namespace=REAL_NAMESPACE,
-        cacert=REAL_CACERT,
-        skip_verify=REAL_SKIP_VERIFY,
-    )
+    backend = real_server(request, prefix)
     try:
         yield backend
     finally:

@@ -1,4 +1,4 @@
-"""The Vault adapters, run against the emulator and (when configured) a real Vault.
+"""The Vault adapters, run against the emulator and a real server (OpenBao, or ``VAULT_ADDR``'s).
 
 The promises every store makes are checked by the shared Store contract
 (``TestVaultKvContract``); the store tests here are vault-kv's own (its
@@ -11,7 +11,7 @@ enough.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,6 @@ from rotator.adapters import Issuer, Store
 from rotator.adapters.secret import SecretValue
 from rotator.adapters.values import Credential, Runtime
 from rotator.errors import VerificationError
-from rotator.sandbox.core.faults import FaultPlan
 from rotator.testing import IssuerContract, StoreContract
 from tests.providers.vault.backends import (
     Backend,
@@ -310,20 +309,8 @@ def test_cas_required_paths_work(kv: KvSetup) -> None:
 # -- the Store contract ------------------------------------------------------
 
 
-@contextmanager
-def vault_outage(backend: Backend) -> Iterator[None]:
-    """Make the emulator answer 503 to every request within the block (a real Vault: skip)."""
-    if backend.emulator is None:
-        pytest.skip("a real Vault cannot be made to fail on demand")
-    backend.emulator.inject_fault("/v1/", status=503, count=1000)
-    try:
-        yield
-    finally:
-        backend.emulator._faults = FaultPlan()
-
-
 class TestVaultKvContract(StoreContract):
-    """The Store contract over vault-kv, on the emulator and (when configured) a real Vault."""
+    """The Store contract over vault-kv, on the emulator and on a real server."""
 
     kv: KvSetup
 
@@ -368,7 +355,7 @@ class TestVaultKvContract(StoreContract):
         return VaultKvStore(config, self.kv.runtime, "payments-db")
 
     def unavailable(self, store: Store[Any]) -> AbstractContextManager[None]:
-        return vault_outage(self.kv.backend)
+        return self.kv.backend.outage()
 
 
 # -- AppRole secret-id issuer -------------------------------------------------
@@ -664,7 +651,7 @@ def test_token_inventory_without_sudo_is_empty(
 
 
 class TestAppRoleContract(IssuerContract):
-    """The Issuer contract over vault-approle-secret-id: the emulator, and a real Vault if set."""
+    """The Issuer contract over vault-approle-secret-id, on the emulator and on a real server."""
 
     setup: AppRoleSetup
 
@@ -677,7 +664,7 @@ class TestAppRoleContract(IssuerContract):
         return self.setup.can_log_in(credential.value)
 
     def unavailable(self, issuer: Issuer[Any]) -> AbstractContextManager[None]:
-        return vault_outage(self.setup.backend)
+        return self.setup.backend.outage()
 
     def foreign(self, issuer: Issuer[Any]) -> SecretValue:
         answer = self.setup.approle.read_role_id(
@@ -687,7 +674,7 @@ class TestAppRoleContract(IssuerContract):
 
 
 class TestTokenContract(IssuerContract):
-    """The Issuer contract over vault-token: the emulator, and a real Vault if set."""
+    """The Issuer contract over vault-token, on the emulator and on a real server."""
 
     setup: TokenSetup
 
@@ -709,4 +696,4 @@ class TestTokenContract(IssuerContract):
         return True
 
     def unavailable(self, issuer: Issuer[Any]) -> AbstractContextManager[None]:
-        return vault_outage(self.setup.backend)
+        return self.setup.backend.outage()

@@ -53,18 +53,33 @@ def assert_clean(error: ProviderError, *secrets: str) -> None:
     assert error.__cause__ is None
 
 
+def _store(
+    backend: Backend, mount: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> VaultKvStore:
+    """A root-token vault-kv store on ``mount``, seeded with the LEAK value."""
+    clean_vault_env(monkeypatch, tmp_path)
+    point_at(monkeypatch, backend, backend.root_token)
+    backend.admin().secrets.kv.v2.create_or_update_secret(
+        path=PATH, secret={"password": LEAK}, mount_point=mount
+    )
+    config = VaultKvConfig(mount=mount, path=PATH, key="password")
+    return VaultKvStore(config, runtime_for(backend), "errors-test")
+
+
 @pytest.fixture
 def store(
     emulator_backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> VaultKvStore:
-    """A vault-kv store on the emulator's secret/ mount, seeded with the LEAK value."""
-    clean_vault_env(monkeypatch, tmp_path)
-    point_at(monkeypatch, emulator_backend, emulator_backend.root_token)
-    emulator_backend.admin().secrets.kv.v2.create_or_update_secret(
-        path=PATH, secret={"password": LEAK}
-    )
-    config = VaultKvConfig(path=PATH, key="password")
-    return VaultKvStore(config, runtime_for(emulator_backend), "errors-test")
+    """The emulator's secret/ mount only (these tests inject its faults), seeded with LEAK."""
+    return _store(emulator_backend, "secret", monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def any_store(
+    vault_backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> VaultKvStore:
+    """A test mount on the emulator, then on a real server, seeded with LEAK."""
+    return _store(vault_backend, vault_backend.enable_kv("kv"), monkeypatch, tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -125,14 +140,15 @@ def test_failed_write_does_not_leak_the_new_value(
     assert store.put_pending(rid, SecretValue(new)) == "2"
 
 
-def test_cas_mismatch_is_a_conflict(store: VaultKvStore, emulator_backend: Backend) -> None:
+def test_cas_mismatch_is_a_conflict(any_store: VaultKvStore) -> None:
     """A write whose check-and-set does not match the current version raises ConflictError."""
-    vault = session(store.runtime)
+    vault = session(any_store.runtime)
+    mount = any_store.config.mount
     with pytest.raises(ConflictError) as caught:
         vault.call(
-            "write secret/data",
+            f"write {mount}/data",
             lambda c: c.secrets.kv.v2.create_or_update_secret(
-                path=PATH, secret={"password": "x-" + LEAK}, cas=7
+                path=PATH, secret={"password": "x-" + LEAK}, cas=7, mount_point=mount
             ),
         )
     assert "check-and-set parameter did not match the current version" in str(caught.value)
@@ -144,6 +160,7 @@ def test_unreachable_vault_is_transient(
     emulator_backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A refused connection raises TransientError."""
+    # No server: the emulator backend only lends the test a runtime on its clock.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

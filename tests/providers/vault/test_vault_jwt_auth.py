@@ -1,4 +1,4 @@
-"""JWT/OIDC auth for rotator's own identity: the emulator's ``jwt`` method, the client's login."""
+"""JWT/OIDC auth for rotator's own identity: the ``jwt`` method (emulator, OpenBao), the login."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import hvac
 import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -70,7 +69,7 @@ def stranger_key() -> rsa.RSAPrivateKey:
 
 @dataclass
 class Gitlab:
-    """Mints ID tokens shaped like GitLab CI's ``id_tokens``, dated on the emulator's clock."""
+    """Mints ID tokens shaped like GitLab CI's ``id_tokens``, dated on the Vault's clock."""
 
     backend: Backend
     key: Any
@@ -105,16 +104,24 @@ class Gitlab:
 
 @dataclass
 class JwtSetup:
-    """The emulator with JWT auth at ``jwt/``, a role ``rotator`` and a KV mount it may write."""
+    """A Vault with JWT auth at ``jwt_mount``, a role ``rotator`` and a KV mount it may write."""
 
     backend: Backend
     gitlab: Gitlab
     mount: str
+    jwt_mount: str
+
+    @property
+    def jwt(self) -> Any:
+        """The admin client's JWT auth API."""
+        return self.backend.admin().auth.jwt
 
     def login(self, token: str, role: str = "rotator") -> dict[str, Any]:
         """Log in with hvac directly; return the ``auth`` block."""
-        client = hvac.Client(url=self.backend.url)
-        answer: dict[str, Any] = client.auth.jwt.jwt_login(role=role, jwt=token)
+        client = self.backend.client(token="")
+        answer: dict[str, Any] = client.auth.jwt.jwt_login(
+            role=role, jwt=token, path=self.jwt_mount
+        )
         return dict(answer["auth"])
 
     def refusal(self, token: str, role: str = "rotator") -> list[str]:
@@ -124,25 +131,22 @@ class JwtSetup:
         return list(caught.value.errors)
 
 
-@pytest.fixture
-def setup(
-    emulator_backend: Backend,
-    gitlab_key: rsa.RSAPrivateKey,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+def _setup(
+    backend: Backend, key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> JwtSetup:
     """JWT auth configured with GitLab's key; role ``rotator`` bound to PROJECT's main branch."""
     clean_vault_env(monkeypatch, tmp_path / "home")
     (tmp_path / "home").mkdir()
-    backend = emulator_backend
     mount = backend.enable_kv("kv")
     admin = backend.admin()
     admin.secrets.kv.v2.create_or_update_secret(
         path=KV_PATH, secret={"password": OLD}, mount_point=mount
     )
     policy = backend.policy("store", kv_policy(mount, KV_PATH))
-    admin.sys.enable_auth_method("jwt")
-    admin.auth.jwt.configure(jwt_validation_pubkeys=[_pem(gitlab_key)], bound_issuer=ISSUER)
+    jwt_mount = backend.enable_auth("jwt")
+    admin.auth.jwt.configure(
+        jwt_validation_pubkeys=[_pem(key)], bound_issuer=ISSUER, path=jwt_mount
+    )
     admin.auth.jwt.create_role(
         name="rotator",
         role_type="jwt",
@@ -153,9 +157,33 @@ def setup(
         token_policies=[policy],
         token_ttl="20m",
         token_max_ttl="1h",
+        path=jwt_mount,
     )
     monkeypatch.setenv("VAULT_ADDR", backend.url)
-    return JwtSetup(backend, Gitlab(backend, gitlab_key), mount)
+    monkeypatch.setenv("VAULT_JWT_MOUNT", jwt_mount)
+    return JwtSetup(backend, Gitlab(backend, key), mount, jwt_mount)
+
+
+@pytest.fixture
+def setup(
+    vault_backend: Backend,
+    gitlab_key: rsa.RSAPrivateKey,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> JwtSetup:
+    """The emulator, then a real server, each set up by :func:`_setup`."""
+    return _setup(vault_backend, gitlab_key, monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def clocked(
+    emulator_backend: Backend,
+    gitlab_key: rsa.RSAPrivateKey,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> JwtSetup:
+    """The emulator only: these tests move its clock past a JWT's or a token's expiry."""
+    return _setup(emulator_backend, gitlab_key, monkeypatch, tmp_path)
 
 
 def rotate_kv(setup: JwtSetup) -> VaultKvStore:
@@ -185,22 +213,22 @@ def test_login_issues_a_token_with_the_roles_policies_and_metadata(setup: JwtSet
     assert f"{setup.backend.prefix}-store" in auth["policies"] and "default" in auth["policies"]
     assert auth["lease_duration"] == 1200 and auth["renewable"] is True
     seen = setup.backend.admin().auth.token.lookup(auth["client_token"])["data"]
-    assert seen["path"] == "auth/jwt/login"
-    assert seen["display_name"] == f"jwt-{SUBJECT}"
+    assert seen["path"] == f"auth/{setup.jwt_mount}/login"
+    assert seen["display_name"] == f"{setup.jwt_mount}-{SUBJECT}"  # the mount path, then sub
 
 
 def test_the_entity_alias_is_the_user_claim(setup: JwtSetup) -> None:
     """Two jobs with the same ``sub`` share an entity; another subject gets another one."""
     first = setup.login(setup.gitlab.id_token())["entity_id"]
     again = setup.login(setup.gitlab.id_token(job_id="512002"))["entity_id"]
-    admin = setup.backend.admin()
-    admin.auth.jwt.create_role(
+    setup.jwt.create_role(
         name="any-ref",
         role_type="jwt",
         user_claim="sub",
         allowed_redirect_uris=None,
         bound_audiences=[AUDIENCE],
         bound_claims={"project_path": PROJECT},
+        path=setup.jwt_mount,
     )
     other_sub = f"project_path:{PROJECT}:ref_type:tag:ref:v1"
     other = setup.login(setup.gitlab.id_token(sub=other_sub), role="any-ref")["entity_id"]
@@ -212,8 +240,10 @@ def test_an_es256_token_logs_in_with_a_configured_ec_key(
 ) -> None:
     """Every configured key is tried: an ES256 token verifies against the EC key of the list."""
     ec_key = ec.generate_private_key(ec.SECP256R1())
-    setup.backend.admin().auth.jwt.configure(
-        jwt_validation_pubkeys=[_pem(gitlab_key), _pem(ec_key)], bound_issuer=ISSUER
+    setup.jwt.configure(
+        jwt_validation_pubkeys=[_pem(gitlab_key), _pem(ec_key)],
+        bound_issuer=ISSUER,
+        path=setup.jwt_mount,
     )
     token = setup.gitlab.id_token(key=ec_key, algorithm="ES256")
     assert setup.login(token)["metadata"] == {"role": "rotator"}
@@ -246,8 +276,9 @@ def test_a_missing_bound_claim_is_refused(setup: JwtSetup) -> None:
     assert setup.refusal(resigned) == ['error validating claims: claim "ref_type" is missing']
 
 
-def test_an_expired_token_is_refused_after_the_clock_skew_leeway(setup: JwtSetup) -> None:
+def test_an_expired_token_is_refused_after_the_clock_skew_leeway(clocked: JwtSetup) -> None:
     """exp is checked on Vault's clock with 60s of leeway: inside it passes, beyond it is 400."""
+    setup = clocked
     assert setup.backend.step is not None
     token = setup.gitlab.id_token()
     setup.backend.step.sleep(300 + 60)
@@ -297,39 +328,38 @@ def test_wrong_issuer_unknown_role_and_missing_token(setup: JwtSetup) -> None:
 
 def test_config_and_role_read_back(setup: JwtSetup, gitlab_key: rsa.RSAPrivateKey) -> None:
     """The stored config and role read back with the fields written."""
-    admin = setup.backend.admin()
-    config = admin.auth.jwt.read_config()["data"]
+    config = setup.jwt.read_config(path=setup.jwt_mount)["data"]
     # Vault trims the items of a comma-string-slice field: the PEM loses its last newline.
     assert config["jwt_validation_pubkeys"] == [_pem(gitlab_key).strip()]
     assert config["bound_issuer"] == ISSUER
-    role = admin.auth.jwt.read_role("rotator")["data"]
+    role = setup.jwt.read_role("rotator", path=setup.jwt_mount)["data"]
     assert role["role_type"] == "jwt" and role["user_claim"] == "sub"
     assert role["bound_audiences"] == [AUDIENCE]
     assert role["bound_claims"] == {"project_path": PROJECT, "ref_type": "branch", "ref": ["main"]}
     assert role["token_ttl"] == 1200
-    assert admin.auth.jwt.list_roles()["data"]["keys"] == ["rotator"]
+    assert setup.jwt.list_roles(path=setup.jwt_mount)["data"]["keys"] == ["rotator"]
 
 
 def test_role_and_config_validation(setup: JwtSetup) -> None:
     """A jwt role needs a bound constraint; an oidc role redirect URIs; config a key source."""
-    admin = setup.backend.admin()
+    jwt, mount = setup.jwt, setup.jwt_mount
     with pytest.raises(InvalidRequest) as unbound:
-        admin.auth.jwt.create_role(
-            name="loose", role_type="jwt", user_claim="sub", allowed_redirect_uris=None
+        jwt.create_role(
+            name="loose", role_type="jwt", user_claim="sub", allowed_redirect_uris=None, path=mount
         )
     assert unbound.value.errors == [
         "must have at least one bound constraint when creating/updating a role"
     ]
     with pytest.raises(InvalidRequest) as oidc:
-        admin.auth.jwt.create_role(
-            name="web", user_claim="sub", allowed_redirect_uris=None, role_type=None
+        jwt.create_role(
+            name="web", user_claim="sub", allowed_redirect_uris=None, role_type=None, path=mount
         )
     assert "allowed_redirect_uris" in oidc.value.errors[0]
     with pytest.raises(InvalidRequest) as no_keys:
-        admin.auth.jwt.configure(bound_issuer=ISSUER)
+        jwt.configure(bound_issuer=ISSUER, path=mount)
     assert no_keys.value.errors[0].startswith("exactly one of 'jwt_validation_pubkeys'")
     with pytest.raises(InvalidRequest) as bad_pem:
-        admin.auth.jwt.configure(jwt_validation_pubkeys=["not a key"])
+        jwt.configure(jwt_validation_pubkeys=["not a key"], path=mount)
     assert bad_pem.value.errors[0].startswith("error parsing public key")
 
 
@@ -379,7 +409,8 @@ def test_rotation_runs_with_the_jwt_from_a_file(
     )
     assert latest["data"]["data"] == {"password": NEW}
     seen = setup.backend.admin().auth.token.lookup(session_token(store))["data"]
-    assert seen["path"] == "auth/jwt/login" and seen["meta"] == {"role": "rotator"}
+    assert seen["path"] == f"auth/{setup.jwt_mount}/login"
+    assert seen["meta"] == {"role": "rotator"}
 
 
 def test_rotation_runs_with_the_jwt_in_the_environment(
@@ -426,9 +457,10 @@ def test_a_refused_jwt_login_is_permission_denied_without_the_jwt(
 
 
 def test_relogin_after_revocation_reads_the_files_new_jwt(
-    setup: JwtSetup, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    clocked: JwtSetup, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A revoked token is replaced by logging in with the file's current JWT, not the first."""
+    setup = clocked
     assert setup.backend.step is not None
     token_file = tmp_path / "id-token"
     token_file.write_text(setup.gitlab.id_token())
@@ -447,9 +479,10 @@ def test_relogin_after_revocation_reads_the_files_new_jwt(
 
 
 def test_an_expired_vault_token_is_replaced_with_the_files_new_jwt(
-    setup: JwtSetup, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    clocked: JwtSetup, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """When the Vault token passes its max TTL, the session logs in again with the new JWT."""
+    setup = clocked
     assert setup.backend.step is not None
     token_file = tmp_path / "id-token"
     token_file.write_text(setup.gitlab.id_token())

@@ -59,12 +59,10 @@ class Setup:
         return AppRoleSecretIdIssuer(config, self.runtime, "payments-db")
 
 
-@pytest.fixture
-def setup(emulator_backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Setup:
+def _setup(backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Setup:
     """A KV mount seeded with OLD, an AppRole role, and a token with both adapters' policies."""
     clean_vault_env(monkeypatch, tmp_path)
     monkeypatch.delenv("ROTATOR_RATE_LIMITS", raising=False)
-    backend = emulator_backend
     mount = backend.enable_kv("kv")
     approle_mount = backend.enable_approle()
     admin = backend.admin()
@@ -94,6 +92,18 @@ def setup(emulator_backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
     runtime.sleep = sleep
     return Setup(backend, mount, approle_mount, runtime, calls, slept)
+
+
+@pytest.fixture
+def setup(vault_backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Setup:
+    """The emulator, then a real server, each set up by :func:`_setup`."""
+    return _setup(vault_backend, monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def emulated(emulator_backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Setup:
+    """The emulator only: these tests inject its faults or pace on (and move) its clock."""
+    return _setup(emulator_backend, monkeypatch, tmp_path)
 
 
 def test_a_rotation_reports_each_request_by_kind(setup: Setup) -> None:
@@ -149,68 +159,70 @@ def test_a_rotation_reports_each_request_by_kind(setup: Setup) -> None:
         assert outcome in OUTCOMES and provider == "vault"
 
 
-def test_a_throttled_request_is_transient_with_its_retry_after(setup: Setup) -> None:
+def test_a_throttled_request_is_transient_with_its_retry_after(emulated: Setup) -> None:
     """A 429 from a rate-limit quota is reported throttled and raised with Retry-After as delay."""
-    store = setup.store()
+    store = emulated.store()
     store.current()
-    setup.calls.clear()
-    setup.backend.emulator.inject_fault(f"/v1/{setup.mount}/data/{PATH}", status=429, retry_after=7)
+    emulated.calls.clear()
+    emulated.backend.emulator.inject_fault(
+        f"/v1/{emulated.mount}/data/{PATH}", status=429, retry_after=7
+    )
     with pytest.raises(TransientError) as caught:
         store.current()
     assert caught.value.delay == 7.0
     assert "HTTP 429" in str(caught.value) and "quota" not in str(caught.value)
     current = store.current()
     assert current is not None and current.value == SecretValue(OLD)
-    assert setup.calls == [("vault", "kv.read", "throttled"), ("vault", "kv.read", "ok")]
+    assert emulated.calls == [("vault", "kv.read", "throttled"), ("vault", "kv.read", "ok")]
 
 
-def test_an_http_date_retry_after_is_counted_from_the_answer(setup: Setup) -> None:
+def test_an_http_date_retry_after_is_counted_from_the_answer(emulated: Setup) -> None:
     """An HTTP-date Retry-After (older Vault versions) becomes the seconds until that date."""
-    store = setup.store()
+    store = emulated.store()
     store.current()
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
-    setup.backend.emulator.inject_fault(
-        f"/v1/{setup.mount}/data/{PATH}", status=429, retry_after=later
+    emulated.backend.emulator.inject_fault(
+        f"/v1/{emulated.mount}/data/{PATH}", status=429, retry_after=later
     )
     with pytest.raises(TransientError) as caught:
         store.current()
     assert caught.value.delay is not None and 27.0 <= caught.value.delay <= 31.0
 
 
-def test_a_429_without_retry_after_leaves_the_delay_to_the_engine(setup: Setup) -> None:
+def test_a_429_without_retry_after_leaves_the_delay_to_the_engine(emulated: Setup) -> None:
     """A 429 without Retry-After is transient with no delay (the engine's backoff decides)."""
-    setup.backend.emulator.inject_fault(f"/v1/{setup.mount}/data/{PATH}", status=429)
+    emulated.backend.emulator.inject_fault(f"/v1/{emulated.mount}/data/{PATH}", status=429)
     with pytest.raises(TransientError) as caught:
-        setup.store().current()
+        emulated.store().current()
     assert caught.value.delay is None
-    assert ("vault", "kv.read", "throttled") in setup.calls
+    assert ("vault", "kv.read", "throttled") in emulated.calls
 
 
-def test_server_errors_are_reported_transient(setup: Setup) -> None:
+def test_server_errors_are_reported_transient(emulated: Setup) -> None:
     """A 503 is reported transient, and the request that follows ok."""
-    store = setup.store()
+    store = emulated.store()
     store.current()
-    setup.calls.clear()
-    setup.backend.emulator.inject_fault(f"/v1/{setup.mount}/data/{PATH}", status=503)
+    emulated.calls.clear()
+    emulated.backend.emulator.inject_fault(f"/v1/{emulated.mount}/data/{PATH}", status=503)
     with pytest.raises(TransientError):
         store.current()
     store.current()
-    assert setup.calls == [("vault", "kv.read", "transient"), ("vault", "kv.read", "ok")]
+    assert emulated.calls == [("vault", "kv.read", "transient"), ("vault", "kv.read", "ok")]
 
 
 def test_requests_are_paced_per_vault_address(
-    setup: Setup, monkeypatch: pytest.MonkeyPatch
+    emulated: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With ROTATOR_RATE_LIMITS=vault=2, eight requests wait for tokens on the injected sleeper."""
     monkeypatch.setenv("ROTATOR_RATE_LIMITS", "vault=2")
-    store = setup.store()
+    store = emulated.store()
     for _ in range(7):
         store.current()
     # The session's lookup-self and seven reads: two pass at once (the burst),
     # the six others wait about half a second each.
-    assert len(setup.calls) == 8
-    assert len(setup.slept) >= 5
-    assert sum(setup.slept) >= 2.5
+    assert len(emulated.calls) == 8
+    assert len(emulated.slept) >= 5
+    assert sum(emulated.slept) >= 2.5
 
 
 def test_the_vault_rate_limit_can_be_turned_off(
@@ -254,17 +266,17 @@ def test_threads_sharing_a_runtime_share_one_authenticated_session(
     assert "other" not in kinds
 
 
-def test_a_due_renewal_happens_once_for_all_threads(setup: Setup) -> None:
+def test_a_due_renewal_happens_once_for_all_threads(emulated: Setup) -> None:
     """When the token is near its end, threads calling at once renew it once between them."""
-    store = setup.store()
+    store = emulated.store()
     store.current()  # the session learns its token's one-hour TTL
-    setup.backend.tick(50 * 60)
-    setup.calls.clear()
+    emulated.backend.tick(50 * 60)
+    emulated.calls.clear()
 
     def read(_: int) -> None:
         store.current()
 
     assert run_together(read, range(8)) == []
-    kinds = [operation for _, operation, _ in setup.calls]
+    kinds = [operation for _, operation, _ in emulated.calls]
     assert kinds.count("token.renew_self") == 1
     assert kinds.count("kv.read") == 8
