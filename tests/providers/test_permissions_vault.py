@@ -1,20 +1,25 @@
-"""``rotator permissions`` for Vault, proven against the Vault emulator's ACL enforcement.
+"""``rotator permissions`` for Vault, proven under the ACLs of the emulator and of OpenBao.
 
 The generated HCL is written as a policy, a token gets only that policy (not
 even ``default``), and the engine, holding that token, rotates a random
 value, an AppRole secret-id and a periodic token, each kept in KV v2: first
 a rotation whose verification is made to fail (so the rollback, with its
 recovery of what was minted, runs too), then two whole rotations through
-grace and revoke. They all succeed. Then each path block is dropped in turn,
-and each capability of each block: a rotation fails, at the engine step the
-block's comment names, on that path. The few capabilities no rotation can
-show (a replay after a crash, ``rotator check``) get tests of their own.
+grace and revoke. They all succeed. Then each capability of each block is
+dropped in turn: a rotation fails on that path. Dropping each whole block
+shows the engine step that fails is the one the block's comment names. The
+few capabilities no rotation can show (a replay after a crash, ``rotator
+check``) get tests of their own.
+
+Each test runs on the Vault emulator and on a real server (the session's
+OpenBao, or the Vault ``VAULT_ADDR`` names), in a KV v2 mount and an AppRole
+mount of its own; the paths below are written for the default mounts
+(``secret``, ``auth/approle``) and :meth:`World.on` moves them there.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -36,25 +41,32 @@ from rotator.journal.journal import Journal
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
 from rotator.reports.permissions import collect
-from rotator.sandbox.vault import VaultEmulator
 from tests.conftest import FakeClock
 from tests.providers.failures import first_failure
+from tests.providers.vault.backends import (
+    Backend,
+    clean_vault_env,
+    new_rotation_id,
+    point_at,
+)
+
+pytest_plugins = ["tests.providers.vault.conftest_backends"]
 
 SECRETS = ("app/db", "app/role", "app/token")
 POLICIES = """
 defaults:
   grace: 1h
-  schedule: {every: 30d}
+  schedule: {{every: 30d}}
 secrets:
   - name: app/db
-    store: {provider: vault-kv, path: app/db}
-    issuer: {kind: random, length: 24}
+    store: {{provider: vault-kv, mount: {kv}, path: app/db}}
+    issuer: {{kind: random, length: 24}}
   - name: app/role
-    store: {provider: vault-kv, path: app/role}
-    issuer: {kind: vault-approle-secret-id, role: orders}
+    store: {{provider: vault-kv, mount: {kv}, path: app/role}}
+    issuer: {{kind: vault-approle-secret-id, mount: {approle}, role: orders}}
   - name: app/token
-    store: {provider: vault-kv, path: app/token}
-    issuer: {kind: vault-token, policies: [reports-read]}
+    store: {{provider: vault-kv, mount: {kv}, path: app/token}}
+    issuer: {{kind: vault-token, policies: [{reports}]}}
 """
 
 STAGED = "secret/{area}/.rotator-pending/app/{name}/+"
@@ -118,24 +130,79 @@ UNSEEN = {
 }
 
 
-@pytest.fixture
-def vault(monkeypatch: pytest.MonkeyPatch) -> Iterator[VaultEmulator]:
-    """A started emulator, with no other Vault settings in the environment."""
-    for name in ("VAULT_ADDR", "VAULT_TOKEN", "VAULT_NAMESPACE", "VAULT_ROLE_ID", "VAULT_K8S_ROLE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", "/nonexistent-home-for-vault-token")
-    with VaultEmulator() as emulator:
-        yield emulator
-
-
 @dataclass
 class World:
-    """The emulator, its root client, the policy file and what the policies need."""
+    """A Vault with the test's mounts and policies, its root client, and what rotator needs."""
 
-    vault: VaultEmulator
-    root: hvac.Client
+    backend: Backend
+    kv: str
+    approle: str
+    reports: str
     config: Path
     needed: list[Permission]
+    monkeypatch: pytest.MonkeyPatch
+
+    @property
+    def root(self) -> hvac.Client:
+        """A client holding the admin (root) token."""
+        client: hvac.Client = self.backend.admin()
+        return client
+
+    def on(self, path: str) -> str:
+        """Move a path written for the default mounts to this test's mounts."""
+        if path.startswith("secret/"):
+            return f"{self.kv}/{path.removeprefix('secret/')}"
+        if path.startswith("auth/approle/"):
+            return f"auth/{self.approle}/{path.removeprefix('auth/approle/')}"
+        return path
+
+    def token_for(self, hcl: str, *also: str) -> str:
+        """Write ``hcl`` as the test's policy ``rotator``; point VAULT_TOKEN at a token holding it.
+
+        The token holds only that policy and ``also`` (not even ``default``).
+        """
+        policy = self.backend.policy("rotator", hcl)
+        token = self.backend.token(policy, *also, ttl="24h", no_default_policy=True)
+        point_at(self.monkeypatch, self.backend, token)
+        return token
+
+
+@pytest.fixture
+def world(vault_backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    """Mounts, the role, the token policy, the current secret-id and token, and the needs.
+
+    No other Vault settings are left in the environment.
+    """
+    clean_vault_env(monkeypatch, tmp_path / "home")
+    backend = vault_backend
+    kv, approle = backend.enable_kv("secret"), backend.enable_approle()
+    reports = backend.policy(
+        "reports-read", f'path "{kv}/data/reports/*" {{ capabilities = ["read"] }}'
+    )
+    root = backend.admin()
+    root.auth.approle.create_or_update_approle(
+        "orders", token_policies=["default"], mount_point=approle
+    )
+    role_id = root.auth.approle.read_role_id("orders", mount_point=approle)["data"]["role_id"]
+    secret_id = root.auth.approle.generate_secret_id("orders", mount_point=approle)["data"][
+        "secret_id"
+    ]
+    root.secrets.kv.v2.create_or_update_secret(
+        path="app/role",
+        secret={"value": {"role_id": role_id, "secret_id": secret_id}},
+        mount_point=kv,
+    )
+    token = root.auth.token.create_orphan(policies=[reports], period="24h")
+    backend.accessors.append(token["auth"]["accessor"])
+    root.secrets.kv.v2.create_or_update_secret(
+        path="app/token", secret={"value": token["auth"]["client_token"]}, mount_point=kv
+    )
+    config = tmp_path / "policies.yaml"
+    config.write_text(POLICIES.format(kv=kv, approle=approle, reports=reports))
+    point_at(monkeypatch, backend, backend.root_token)
+    engine = _engine(tmp_path / "generate.db", config, FakeClock())
+    needed = collect((engine.binding(n) for n in sorted(engine.policies)), ("vault",))
+    return World(backend, kv, approle, reports, config, needed, monkeypatch)
 
 
 def _engine(journal: Path, config: Path, clock: FakeClock) -> Engine:
@@ -147,46 +214,14 @@ def _engine(journal: Path, config: Path, clock: FakeClock) -> Engine:
     )
 
 
-def _seed(vault: VaultEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
-    """Create the role, the token policy, the current secret-id and token; generate the needs."""
-    root = hvac.Client(url=vault.url, token=vault.root_token)
-    root.sys.create_or_update_policy(
-        name="reports-read", policy='path "secret/data/reports/*" { capabilities = ["read"] }'
-    )
-    root.auth.approle.create_or_update_approle("orders", token_policies=["default"])
-    role_id = root.auth.approle.read_role_id("orders")["data"]["role_id"]
-    secret_id = root.auth.approle.generate_secret_id("orders")["data"]["secret_id"]
-    root.secrets.kv.v2.create_or_update_secret(
-        path="app/role", secret={"value": {"role_id": role_id, "secret_id": secret_id}}
-    )
-    token = root.auth.token.create_orphan(policies=["reports-read"], period="24h")
-    root.secrets.kv.v2.create_or_update_secret(
-        path="app/token", secret={"value": token["auth"]["client_token"]}
-    )
-    config = tmp_path / "policies.yaml"
-    config.write_text(POLICIES)
-    monkeypatch.setenv("VAULT_ADDR", vault.url)
-    engine = _engine(tmp_path / "generate.db", config, FakeClock())
-    needed = collect((engine.binding(n) for n in sorted(engine.policies)), ("vault",))
-    return World(vault, root, config, needed)
-
-
-def _token_for(world: World, hcl: str) -> str:
-    """Write ``hcl`` as policy ``rotator``; return a token holding only it (no default policy)."""
-    world.root.sys.create_or_update_policy(name="rotator", policy=hcl)
-    made = world.root.auth.token.create(policies=["rotator"], no_default_policy=True, ttl="24h")
-    token: str = made["auth"]["client_token"]
-    return token
-
-
 def _rotate_all(
-    world: World, hcl: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    world: World, hcl: str, tmp_path: Path
 ) -> tuple[Engine, dict[str, list[State | None]]]:
     """Run the scenario holding only ``hcl``: a rolled-back rotation, then two whole ones.
 
     Returns where each round left each secret (``None``: failed).
     """
-    monkeypatch.setenv("VAULT_TOKEN", _token_for(world, hcl))
+    world.token_for(hcl)
     clock = FakeClock()
     engine = _engine(tmp_path / "run.db", world.config, clock)
     ended: dict[str, list[State | None]] = {name: [] for name in SECRETS}
@@ -228,13 +263,10 @@ def _names(detail: str, path: str) -> bool:
     return re.search(pattern, detail) is not None
 
 
-def test_blocks_are_the_ones_the_tests_know(
-    vault: VaultEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_blocks_are_the_ones_the_tests_know(world: World) -> None:
     """Every block of the generated policy has an expectation here, and each comment names steps."""
-    world = _seed(vault, tmp_path, monkeypatch)
     blocks = vault_blocks(world.needed)
-    expected = {p: e.capabilities for p, e in DROPPED.items()} | NOT_BY_ROTATION
+    expected = {world.on(p): e.capabilities for p, e in DROPPED.items()} | NOT_BY_ROTATION
     assert {b.path: b.capabilities for b in blocks} == expected
     assert all(b.steps for b in blocks)
     hcl = vault_policy(world.needed)
@@ -242,39 +274,33 @@ def test_blocks_are_the_ones_the_tests_know(
     assert 'path "auth/token/create-orphan" { capabilities = ["update", "sudo"] }' in hcl
 
 
-def test_rotations_succeed_with_exactly_the_generated_policy(
-    vault: VaultEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_rotations_succeed_with_exactly_the_generated_policy(world: World, tmp_path: Path) -> None:
     """Holding only the generated policy, KV, AppRole and token rotations roll back and complete."""
-    world = _seed(vault, tmp_path, monkeypatch)
-    engine, ended = _rotate_all(world, vault_policy(world.needed), tmp_path, monkeypatch)
+    engine, ended = _rotate_all(world, vault_policy(world.needed), tmp_path)
     assert ended == dict.fromkeys(SECRETS, SUCCESS)
     assert all(first_failure(engine.journal, name) is None for name in SECRETS)
-    role_ids = world.root.auth.approle.list_secret_id_accessors("orders")["data"]["keys"]
+    approle = world.root.auth.approle
+    role_ids = approle.list_secret_id_accessors("orders", mount_point=world.approle)["data"]["keys"]
     assert len(role_ids) == 1  # the rolled-back and the replaced secret-ids are destroyed
 
 
-def test_without_the_policy_nothing_rotates(
-    vault: VaultEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_without_the_policy_nothing_rotates(world: World, tmp_path: Path) -> None:
     """A token whose policy grants nothing fails at the first step: the ACL is enforced."""
-    world = _seed(vault, tmp_path, monkeypatch)
-    engine, ended = _rotate_all(
-        world, 'path "nothing" { capabilities = ["read"] }', tmp_path, monkeypatch
-    )
+    engine, ended = _rotate_all(world, 'path "nothing" { capabilities = ["read"] }', tmp_path)
     assert ended == {name: [None, None, None] for name in SECRETS}
     failure = first_failure(engine.journal, "app/db")
     assert failure is not None and failure.step == "mint"
 
 
+# On a real server the capability matrix below refuses every block already (a block less is a
+# capability less, or more); which step then fails is the engine's: the emulator shows it.
+@pytest.mark.parametrize("vault_backend", ["emulator"], indirect=True)
 @pytest.mark.parametrize("path", sorted(DROPPED))
-def test_each_block_is_needed_by_the_step_it_names(
-    path: str, vault: VaultEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_each_block_is_needed_by_the_step_it_names(path: str, world: World, tmp_path: Path) -> None:
     """Without one block a rotation fails at the expected step, on that path; the rest succeed."""
-    world = _seed(vault, tmp_path, monkeypatch)
     expected = DROPPED[path]
-    engine, ended = _rotate_all(world, _without(world.needed, path), tmp_path, monkeypatch)
+    path = world.on(path)
+    engine, ended = _rotate_all(world, _without(world.needed, path), tmp_path)
     assert ended[expected.secret] != SUCCESS
     failure = first_failure(engine.journal, expected.secret)
     assert failure is not None
@@ -297,18 +323,12 @@ def _capabilities() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(("path", "capability"), _capabilities())
 def test_each_capability_is_needed(
-    path: str,
-    capability: str,
-    vault: VaultEmulator,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    path: str, capability: str, world: World, tmp_path: Path
 ) -> None:
     """Without one capability of a block, a step of that block's secret fails on that path."""
-    world = _seed(vault, tmp_path, monkeypatch)
     expected = DROPPED[path]
-    engine, _ended = _rotate_all(
-        world, _without(world.needed, path, capability), tmp_path, monkeypatch
-    )
+    path = world.on(path)
+    engine, _ended = _rotate_all(world, _without(world.needed, path, capability), tmp_path)
     # A step failed on that path (the rotation may still end well: a promote whose
     # labels could not be written is found promoted by its rollback).
     failure = first_failure(engine.journal, expected.secret)
@@ -316,13 +336,10 @@ def test_each_capability_is_needed(
     assert _names(failure.detail, path), failure
 
 
-def test_unseen_capabilities_are_in_the_policy(
-    vault: VaultEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unseen_capabilities_are_in_the_policy(world: World) -> None:
     """Each capability the rotations cannot show is one the generated policy really holds."""
-    world = _seed(vault, tmp_path, monkeypatch)
     held = {(b.path, c) for b in vault_blocks(world.needed) for c in b.capabilities}
-    assert held >= UNSEEN
+    assert held >= {(world.on(path), capability) for path, capability in UNSEEN}
 
 
 def _runtime() -> Runtime:
@@ -330,27 +347,22 @@ def _runtime() -> Runtime:
     return Runtime(clock=clock, sleep=clock.sleep)
 
 
-def test_staging_metadata_update_is_for_a_replayed_write(
-    vault: VaultEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_staging_metadata_update_is_for_a_replayed_write(world: World) -> None:
     """A pending write replayed after a crash between its two requests needs update on metadata."""
-    world = _seed(vault, tmp_path, monkeypatch)
-    staged = STAGED.format(area="metadata", name="db")
+    staged = world.on(STAGED.format(area="metadata", name="db"))
     rotation_id = "0123456789abcdef0123456789abcdef"
-    store_config = VaultKvConfig(path="app/db")
+    staging = f".rotator-pending/app/db/{rotation_id}"
+    store_config = VaultKvConfig(mount=world.kv, path="app/db")
+    kv = world.root.secrets.kv.v2
     outcomes: dict[str, str] = {}
     for label, hcl in (
         ("generated", vault_policy(world.needed)),
         ("without update", _without(world.needed, staged, "update")),
     ):
         # The crash left the staging path's metadata written and its data not.
-        world.root.secrets.kv.v2.delete_metadata_and_all_versions(
-            path=f".rotator-pending/app/db/{rotation_id}"
-        )
-        world.root.secrets.kv.v2.update_metadata(
-            path=f".rotator-pending/app/db/{rotation_id}", custom_metadata={"crashed": "yes"}
-        )
-        monkeypatch.setenv("VAULT_TOKEN", _token_for(world, hcl))
+        kv.delete_metadata_and_all_versions(path=staging, mount_point=world.kv)
+        kv.update_metadata(path=staging, custom_metadata={"crashed": "yes"}, mount_point=world.kv)
+        world.token_for(hcl)
         store = VaultKvStore(store_config, _runtime(), "app/db")
         try:
             store.put_pending(rotation_id, SecretValue("a-new-value-of-24-chars!"))
@@ -359,24 +371,23 @@ def test_staging_metadata_update_is_for_a_replayed_write(
             outcomes[label] = str(exc)
     assert outcomes["generated"] == "written"
     assert "permission denied" in outcomes["without update"]
-    assert f".rotator-pending/app/db/{rotation_id}" in outcomes["without update"]
+    assert f"{world.kv}/metadata/{staging}" in outcomes["without update"]
 
 
-def test_token_lost_in_a_crash_is_found_only_with_the_accessors_block(
-    vault: VaultEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_token_lost_in_a_crash_is_found_only_with_the_accessors_block(world: World) -> None:
     """A token minted but never stored is revoked by recover only if rotator may list accessors."""
-    world = _seed(vault, tmp_path, monkeypatch)
     alive: dict[str, bool] = {}
     for label, hcl in (
         ("generated", vault_policy(world.needed)),
         ("without accessors", _without(world.needed, "auth/token/accessors")),
     ):
-        monkeypatch.setenv("VAULT_TOKEN", _token_for(world, hcl))
-        issuer = TokenIssuer(TokenConfig(policies=["reports-read"]), _runtime(), "app/token")
-        rotation_id = f"{label.replace(' ', '-')}-rotation"
+        world.token_for(hcl)
+        issuer = TokenIssuer(TokenConfig(policies=[world.reports]), _runtime(), "app/token")
+        rotation_id = new_rotation_id()
         known = issuer.inventory()
         lost = issuer.mint(rotation_id)  # the process dies before the store has it
+        assert lost.ref is not None
+        world.backend.accessors.append(lost.ref)
         assert issuer.recover(rotation_id, known=known, pending=None) is None
         try:
             world.root.auth.token.lookup_accessor(lost.ref)
@@ -386,17 +397,14 @@ def test_token_lost_in_a_crash_is_found_only_with_the_accessors_block(
     assert alive == {"generated": False, "without accessors": True}
 
 
-def test_check_asks_capabilities_only_with_its_block(
-    vault: VaultEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_check_asks_capabilities_only_with_its_block(world: World, tmp_path: Path) -> None:
     """``rotator check`` proves write access with sys/capabilities-self, and cannot without it."""
-    world = _seed(vault, tmp_path, monkeypatch)
     said: dict[str, str] = {}
     for label, hcl in (
         ("generated", vault_policy(world.needed)),
         ("without", _without(world.needed, "sys/capabilities-self")),
     ):
-        monkeypatch.setenv("VAULT_TOKEN", _token_for(world, hcl))
+        world.token_for(hcl)
         engine = _engine(tmp_path / f"check-{label}.db", world.config, FakeClock())
         [write] = [f for f in engine.check(["app/db"]) if f.check == "store write"]
         assert write.verdict is Verdict.OK
@@ -406,28 +414,27 @@ def test_check_asks_capabilities_only_with_its_block(
     assert CHECK_STEP.startswith("check:")
 
 
-def test_ttl_token_needs_no_sudo_but_must_hold_its_policies(
-    vault: VaultEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_ttl_token_needs_no_sudo_but_must_hold_its_policies(world: World) -> None:
     """With ttl only, create-orphan needs no sudo, and the note's policies must be held."""
-    world = _seed(vault, tmp_path, monkeypatch)
-    config = TokenConfig(policies=["reports-read"], ttl=timedelta(hours=8))
+    config = TokenConfig(policies=[world.reports], ttl=timedelta(hours=8))
     needed = TokenIssuer(config, _runtime(), "app/ttl").permissions()
     hcl = vault_policy(needed)
     assert 'path "auth/token/create-orphan" { capabilities = ["update"] }' in hcl
     assert (
-        "# NOTE issuer: mint token: rotator's own token must hold the policies reports-read" in hcl
+        "# NOTE issuer: mint token: rotator's own token must hold the policies "
+        f"{world.reports}" in hcl
     )
-    world.root.sys.create_or_update_policy(name="rotator", policy=hcl)
     minted: dict[str, str] = {}
-    for label, policies in (("holding", ["rotator", "reports-read"]), ("not holding", ["rotator"])):
-        made = world.root.auth.token.create(policies=policies, no_default_policy=True, ttl="1h")
-        monkeypatch.setenv("VAULT_TOKEN", made["auth"]["client_token"])
+    for label, also in (("holding", [world.reports]), ("not holding", [])):
+        world.token_for(hcl, *also)
         issuer = TokenIssuer(config, _runtime(), "app/ttl")
         try:
-            minted[label] = issuer.mint("ttl-rotation").ref or ""
+            credential = issuer.mint(new_rotation_id())
         except ProviderError as exc:
             minted[label] = f"refused: {exc}"
+        else:
+            minted[label] = credential.ref or ""
+            world.backend.accessors.append(minted[label])
     assert not minted["holding"].startswith("refused")
     assert minted["not holding"].startswith("refused")
     assert "auth/token/create-orphan" in minted["not holding"]
