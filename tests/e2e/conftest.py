@@ -8,10 +8,11 @@ import subprocess
 import sys
 import threading
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 
 from rotator.sandbox.aws.sandbox import AwsSandbox
 from tests import harness
+from tests.providers.vault.backends import REAL_VAULT, Backend, real_server
 
 REGION = "us-east-1"
 #: What coverage.py puts in the environment to measure the subprocesses too.
@@ -173,27 +175,41 @@ def rotator_cli(aws: dict[str, str], tmp_path: Path) -> Rotator:
     )
 
 
+@pytest.fixture(params=["emulator", REAL_VAULT])
+def vault_server(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """A Vault for the CLI: a fresh emulator, then a real server, each on the wall clock.
+
+    The real server is the session's OpenBao, or the Vault ``VAULT_ADDR`` and
+    ``VAULT_TOKEN`` name. A test mounts what it uses at paths of its own
+    (``Backend.enable_kv``, ``Backend.enable_approle``); all of it, and every
+    token made meanwhile on a server the tests own, goes at the end.
+    """
+    prefix = f"e2e{uuid.uuid4().hex[:10]}"
+    if request.param == "emulator":
+        from rotator.sandbox.vault import VaultEmulator
+
+        with VaultEmulator() as emulator:
+            yield Backend(
+                "emulator",
+                emulator.url,
+                emulator.root_token,
+                prefix,
+                lambda: datetime.now(UTC),
+                emulator=emulator,
+            )
+        return
+    backend = real_server(request, prefix)
+    try:
+        yield backend
+    finally:
+        backend.cleanup()
+
+
 @pytest.fixture
-def vault() -> Iterator[Any]:
-    """A fresh Vault emulator on a free loopback port (a thread of the test process)."""
-    from rotator.sandbox.vault import VaultEmulator
-
-    with VaultEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def vault_cli(vault: Any, rotator_cli: Rotator) -> Rotator:
-    """The CLI with VAULT_ADDR and a root VAULT_TOKEN pointing at the emulator (and moto)."""
-    rotator_cli.env = {**rotator_cli.env, "VAULT_ADDR": vault.url, "VAULT_TOKEN": vault.root_token}
+def vault_server_cli(vault_server: Backend, rotator_cli: Rotator) -> Rotator:
+    """The CLI with the VAULT_* settings of ``vault_server`` and its admin token (and moto)."""
+    rotator_cli.env = {**rotator_cli.env, **vault_server.environ(vault_server.root_token)}
     return rotator_cli
-
-
-def hvac_client(vault: Any, token: str | None = None) -> Any:
-    """A real hvac client against the emulator (root token unless another is given)."""
-    import hvac
-
-    return hvac.Client(url=vault.url, token=token or vault.root_token)
 
 
 @pytest.fixture
