@@ -77,7 +77,7 @@ def session(config: str | None, state: str | None) -> Iterator[Session]:
             substitutions.update(sandbox.policy_substitutions())
             log.info(
                 "sandbox ready",
-                emulator=ep.name,
+                sandbox=ep.name,
                 **{k: v for k, v in env.items() if k.endswith("_URL")},
             )
         policy = workdir / template.name

@@ -48,18 +48,21 @@ def bao_binary() -> Path | None:
     return Path(found) if found else None
 
 
-def _healthy(url: str) -> bool:
-    """Tell whether the server at ``url`` says it is initialized, unsealed and active."""
+def _health(url: str) -> dict[str, object]:
+    """Return what ``sys/health`` of the server at ``url`` says; empty if it does not answer."""
     try:
         with urllib.request.urlopen(f"{url}/v1/sys/health", timeout=1) as answer:  # noqa: S310 (loopback)
             health = json.loads(answer.read())
     except (OSError, ValueError, urllib.error.HTTPError):
-        return False
+        return {}
+    return health if isinstance(health, dict) else {}
+
+
+def _healthy(url: str) -> bool:
+    """Tell whether the server at ``url`` says it is initialized, unsealed and active."""
+    health = _health(url)
     return bool(
-        isinstance(health, dict)
-        and health.get("initialized")
-        and not health.get("sealed")
-        and not health.get("standby")
+        health.get("initialized") and not health.get("sealed") and not health.get("standby")
     )
 
 
@@ -72,6 +75,8 @@ class OpenBaoServer:
         #: The dev server's root token: random, never on a command line.
         self.root_token = f"root-{secrets.token_hex(12)}"
         self.url = ""
+        #: The version the running server reports (``sys/health``), e.g. ``2.7.2``.
+        self.version = ""
         self._server: ServerProcess | None = None
 
     @property
@@ -114,6 +119,7 @@ class OpenBaoServer:
         except ServerNotStarted as exc:
             raise OpenBaoUnavailable(str(exc)) from None
         self._server, self.url = server, url
+        self.version = str(_health(url).get("version", ""))
         return self
 
     def stop(self) -> None:
