@@ -88,7 +88,7 @@ def managed_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from rotator.sandbox.azure import KeyVaultEmulator
 
     http_challenge_cache.clear()
-    with KeyVaultEmulator() as emulator:
+    with KeyVaultEmulator(delete_delay=0, recover_delay=0) as emulator:
         point_at_emulator(monkeypatch, emulator, managed=True)
         monkeypatch.setattr(keyvault_module, "POLL_INTERVAL", 0.05)
         yield emulator
@@ -201,7 +201,7 @@ def akv_backend(
     if request.param == "emulator":
         from rotator.sandbox.azure import KeyVaultEmulator
 
-        with KeyVaultEmulator() as emulator:
+        with KeyVaultEmulator(delete_delay=0, recover_delay=0) as emulator:
             point_at_emulator(monkeypatch, emulator, managed=True)
             monkeypatch.setattr(keyvault_module, "POLL_INTERVAL", 0.05)
             backend = Backend(
@@ -232,7 +232,7 @@ def akv_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
     """The emulator only, for tests that inject faults or need its endpoints."""
     from rotator.sandbox.azure import KeyVaultEmulator
 
-    with KeyVaultEmulator() as emulator:
+    with KeyVaultEmulator(delete_delay=0, recover_delay=0) as emulator:
         point_at_emulator(monkeypatch, emulator, managed=True)
         monkeypatch.setattr(keyvault_module, "POLL_INTERVAL", 0.05)
         yield Backend(
