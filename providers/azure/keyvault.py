@@ -31,6 +31,14 @@ a vault with purge protection) is recovered before it is reused. A
 soft-deleted *secret* is never recovered on the operator's behalf: the
 error names the ``az`` command.
 
+Key Vault finishes a delete or a recovery seconds after accepting it. The
+store polls until it is done (as the SDK's pollers do, but sleeping through
+``runtime.sleep`` and timing out on ``runtime.clock``, at most
+``POLL_TIMEOUT``) before purging a deleted companion or writing a recovered
+one; a wait that times out is a ``TransientError``, and so is Key Vault's 409
+for a name whose delete or recovery is still under way: the engine retries
+the step, which then finds the delete or the recovery complete.
+
 The companion holds the new credential (and, when it cannot be purged, the
 older pending values in its versions): give it the same protection as the
 secret. An RBAC assignment at the vault scope covers both; one at the
@@ -54,9 +62,11 @@ from providers.azure.errors import (
     SoftDeletedError,
     azure_errors,
     deleted_but_recoverable,
+    recover_command,
     vault_name,
 )
 from providers.azure.identity import secret_client
+from providers.transport.failures import defuse
 from rotator.adapters import Duration, Permission, ProviderConfig, SecretValue, Store, Version
 from rotator.errors import (
     ConflictError,
@@ -80,7 +90,7 @@ TAG_PREFIX = "rotator-"
 NO_VERSION = "none"
 JSON_CONTENT_TYPE = "application/json"
 
-#: Seconds between two polls of a delete or recover; tests make it small.
+#: Seconds between two polls of a delete or recover (the SDK's pollers wait as long).
 POLL_INTERVAL = 2.0
 #: Seconds to wait for a delete or recover to complete before calling it transient.
 POLL_TIMEOUT = 120.0
@@ -250,6 +260,50 @@ class KeyVaultStore(Store[KeyVaultConfig]):
             ),
         )
 
+    def _await(
+        self, operation: str, done: str, name: str, probe: Callable[[SecretClient], object]
+    ) -> None:
+        """Poll ``probe`` until Key Vault serves it, sleeping ``POLL_INTERVAL`` between polls.
+
+        Key Vault accepts a delete or a recover at once and finishes it seconds later,
+        answering 404 until then (what the SDK's pollers wait on: ``get_deleted_secret``
+        after a delete, ``get_secret`` after a recover). The waits go through the runtime,
+        so a moved clock ends them early, and no SDK thread is left polling after a timeout.
+        A 403 ends the wait, as it ends the SDK's: Key Vault answers 404 to a caller who may
+        not read the object until the object is there.
+
+        Raises:
+            TransientError: still 404 after ``POLL_TIMEOUT`` seconds of ``runtime.clock``
+                (or after as many polls, should that clock not move with the sleeps).
+            ProviderError: any other failure of a poll, translated.
+        """
+
+        def poll(client: SecretClient) -> None:
+            from azure.core.exceptions import HttpResponseError
+
+            try:
+                probe(client)
+            except HttpResponseError as exc:
+                if exc.status_code != 403:
+                    raise
+                defuse(exc, "HttpResponseError")
+
+        deadline = self.runtime.clock() + timedelta(seconds=POLL_TIMEOUT)
+        for _ in range(int(POLL_TIMEOUT // POLL_INTERVAL) + 1):
+            try:
+                self._call(operation, name, poll)
+                return
+            except NotFoundError:
+                pass
+            if self.runtime.clock() >= deadline:
+                break
+            self.runtime.sleep(POLL_INTERVAL)
+        raise TransientError(
+            f"secret {name} is not {done} yet after {POLL_TIMEOUT:g}s; retry later",
+            provider=PROVIDER,
+            operation=f"{operation} {name}",
+        )
+
     def _delete(self, name: str, *, purge: bool) -> None:
         """Delete secret ``name``, wait for it to be deleted, then purge it if asked.
 
@@ -257,26 +311,25 @@ class KeyVaultStore(Store[KeyVaultConfig]):
         the vault purges it by itself after its retention period.
         """
         try:
-            poller = self._call(
-                "begin_delete_secret",
-                name,
-                lambda c: c.begin_delete_secret(name, _polling_interval=POLL_INTERVAL),
+            # The poller begin_delete_secret returns only holds the answer; it polls (on its
+            # own thread, sleeping for real) only if waited on, which _await does instead.
+            deleted = self._call(
+                "begin_delete_secret", name, lambda c: c.begin_delete_secret(name).result()
             )
         except NotFoundError:
-            poller = None  # deleted already (a replay): it may still need its purge
-        if poller is not None:
-            self._call("wait for deletion of", name, lambda _: poller.wait(timeout=POLL_TIMEOUT))
-            if not poller.done():
-                raise TransientError(
-                    f"secret {name} is not deleted yet after {POLL_TIMEOUT:g}s; retry later",
-                    provider=PROVIDER,
-                    operation=f"begin_delete_secret {name}",
-                )
+            deleted = None  # deleted already (a replay): it may still need its purge
+        if deleted is not None and deleted.recovery_id is not None:
+            # Soft delete: among the deleted secrets only once Key Vault has finished.
+            self._await("get_deleted_secret", "deleted", name, lambda c: c.get_deleted_secret(name))
         if purge:
             self._purge(name)
 
     def _purge(self, name: str) -> None:
-        """Purge the deleted secret ``name``; a refusal (purge protection) is only logged."""
+        """Purge the deleted secret ``name``; a refusal (purge protection) is only logged.
+
+        Raises:
+            TransientError: Key Vault is still deleting (or recovering) it, or failed.
+        """
         try:
             self._call("purge_deleted_secret", name, lambda c: c.purge_deleted_secret(name))
         except NotFoundError:
@@ -295,18 +348,12 @@ class KeyVaultStore(Store[KeyVaultConfig]):
 
     def _recover(self, name: str) -> None:
         """Recover the soft-deleted secret ``name`` and wait for it to be back."""
-        poller = self._call(
+        self._call(
             "begin_recover_deleted_secret",
             name,
-            lambda c: c.begin_recover_deleted_secret(name, _polling_interval=POLL_INTERVAL),
+            lambda c: c.begin_recover_deleted_secret(name).result(),
         )
-        self._call("wait for recovery of", name, lambda _: poller.wait(timeout=POLL_TIMEOUT))
-        if not poller.done():
-            raise TransientError(
-                f"secret {name} is not recovered yet after {POLL_TIMEOUT:g}s; retry later",
-                provider=PROVIDER,
-                operation=f"begin_recover_deleted_secret {name}",
-            )
+        self._await("get_secret", "recovered", name, lambda c: c.get_secret(name))
         log.info("recovered soft-deleted secret %s to reuse its name", name)
 
     def _promoted_version(self, rotation_id: str) -> SecretProperties | None:
@@ -348,8 +395,14 @@ class KeyVaultStore(Store[KeyVaultConfig]):
             )
         except TransientError:
             raise
+        except NotFoundError:
+            # Not among the deleted: never deleted, purged already, or its delete (by a run
+            # that gave up waiting, or died) is still under way, which only the purge tells:
+            # 409 ObjectIsBeingDeleted, transient, so the engine comes back once it is done.
+            self._purge(companion)
+            return
         except PermanentError:
-            return  # not deleted, or not ours to see
+            return  # not ours to see
         if _tags(deleted).get(ROTATION_ID) == rotation_id:
             self._purge(companion)
 
@@ -408,10 +461,11 @@ class KeyVaultStore(Store[KeyVaultConfig]):
         (disable the old version at revoke). The companion: ``get_secret``
         (the pending value), ``set_secret`` and
         ``begin_recover_deleted_secret`` ``recover/action`` (write it, reusing
-        one left soft-deleted by purge protection), ``begin_delete_secret``
-        ``delete`` and its poller's ``readMetadata/action`` (remove it after
-        promote or rollback), ``purge_deleted_secret`` ``purge/action`` only
-        with ``purge_pending``. Each is its own resource
+        one left soft-deleted by purge protection; the wait for the recovery
+        reads it with ``get_secret``), ``begin_delete_secret`` ``delete`` and
+        the wait for it (``get_deleted_secret``, ``readMetadata/action``)
+        (remove it after promote or rollback), ``purge_deleted_secret``
+        ``purge/action`` only with ``purge_pending``. Each is its own resource
         (``VAULT_URL/secrets/NAME``), so the secret consumers read is never
         granted a delete or a purge.
         """
@@ -586,6 +640,16 @@ class KeyVaultStore(Store[KeyVaultConfig]):
             if staged is None:
                 raise ConflictError(
                     f"{self.describe()} has no pending version for rotation {rotation_id}",
+                    provider=PROVIDER,
+                    operation=f"set_secret {name}",
+                )
+            if latest is None:
+                # Not soft-deleted (_latest would have said so), yet it had a version: it is
+                # being deleted (Key Vault shows it among the deleted seconds later) or purged.
+                raise ConflictError(
+                    f"{self.describe()} was deleted since rotation {rotation_id} stored its "
+                    f"pending value (expected version {base}); if that was a mistake, "
+                    f"{recover_command(self._vault, name)}",
                     provider=PROVIDER,
                     operation=f"set_secret {name}",
                 )

@@ -34,10 +34,9 @@ from typing import Any, TypeVar
 from pydantic import Field
 
 from providers.vault.client import cache_fingerprint, named, session
-from providers.vault.errors import vault_errors
+from providers.vault.errors import is_known, nothing_there, vault_errors
 from rotator.adapters import Credential, Issuer, Permission, ProviderConfig, SecretValue
 from rotator.errors import (
-    NotFoundError,
     PermanentError,
     ProviderError,
     TransientError,
@@ -108,19 +107,29 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
         return data if isinstance(data, Mapping) else None
 
     def _lookup_accessor(self, accessor: str) -> Mapping[str, Any] | None:
-        """Look a secret-id up by accessor; ``None`` if it is gone."""
-        try:
-            answer = self._call(
-                "approle.secret_id_accessor.lookup",
-                f"{self._role_path}/secret-id-accessor/lookup",
-                lambda c: c.auth.approle.read_secret_id_accessor(
+        """Look a secret-id up by accessor; ``None`` if it is gone (or expired: a 204)."""
+
+        def lookup(client: Any) -> Any:
+            from hvac.exceptions import VaultError
+
+            try:
+                return client.auth.approle.read_secret_id_accessor(
                     role_name=self.config.role,
                     secret_id_accessor=accessor,
                     mount_point=self.config.mount,
-                ),
-            )
-        except NotFoundError:
-            return None
+                )
+            except VaultError as exc:
+                # A 404 since Vault 1.9, a 500 before: both say the accessor is missing.
+                # Only "no such accessor" means gone; a missing namespace or mount is an error.
+                if not is_known(exc, "accessor-missing"):
+                    raise
+                return None
+
+        answer = self._call(
+            "approle.secret_id_accessor.lookup",
+            f"{self._role_path}/secret-id-accessor/lookup",
+            lookup,
+        )
         data = answer.get("data") if isinstance(answer, Mapping) else None
         return data if isinstance(data, Mapping) else None
 
@@ -133,7 +142,7 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
                     role_name=self.config.role, mount_point=self.config.mount
                 )
             except InvalidPath as exc:
-                if exc.errors:  # an explained 404 (no such mount), not an empty list
+                if not nothing_there(exc):  # an explained 404 (no such namespace or mount)
                     raise
                 return []
             keys = (answer.get("data") or {}).get("keys") or []
@@ -391,8 +400,6 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
         def destroy(client: Any) -> None:
             from hvac.exceptions import VaultError
 
-            from providers.vault.errors import recognise
-
             try:
                 client.auth.approle.destroy_secret_id_accessor(
                     role_name=self.config.role,
@@ -400,8 +407,7 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
                     mount_point=self.config.mount,
                 )
             except VaultError as exc:
-                known = recognise(exc)
-                if known is None or known.code != "accessor-missing":
+                if not is_known(exc, "accessor-missing"):
                     raise
                 log.info("secret-id %s already gone", ref)
 

@@ -133,6 +133,12 @@ KNOWN_MESSAGES: tuple[Known, ...] = (
         NotFoundError,
     ),
     _known(
+        "namespace-missing",
+        r"^namespace not found",
+        "namespace not found: check VAULT_NAMESPACE (Vault has no such namespace)",
+        NotFoundError,
+    ),
+    _known(
         "no-route",
         r"^no handler for route",
         "no handler for route (is the secrets engine or auth method mounted there?)",
@@ -194,6 +200,23 @@ def recognise(exc: BaseException) -> Known | None:
             if known.pattern.search(text):
                 return known
     return None
+
+
+def is_known(exc: BaseException, *codes: str) -> bool:
+    """Tell whether Vault's error strings with ``exc`` are one of the known ``codes``."""
+    known = recognise(exc)
+    return known is not None and known.code in codes
+
+
+def nothing_there(exc: BaseException) -> bool:
+    """Tell whether a 404 means only "nothing there": Vault's empty ``errors`` list.
+
+    Vault answers a read of a missing key, version or list with ``{"errors":[]}``.
+    Every other 404 explains itself (``namespace not found``, ``no handler for
+    route``), or is not Vault's answer at all (a proxy's page): a problem to
+    report, never an absent secret.
+    """
+    return getattr(exc, "errors", None) == []
 
 
 def from_vault_error(exc: BaseException, provider: str, operation: str) -> ProviderError:

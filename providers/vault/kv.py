@@ -49,7 +49,7 @@ from typing import Any, TypeVar
 from pydantic import Field
 
 from providers.vault.client import session
-from providers.vault.errors import recognise
+from providers.vault.errors import nothing_there
 from rotator.adapters import Permission, ProviderConfig, SecretValue, Store, Version
 from rotator.errors import ConflictError, PermanentError, PermissionDeniedError
 
@@ -173,9 +173,18 @@ def lacking(granted: Sequence[str], needed: Sequence[str]) -> list[str]:
     return [cap for cap in needed if cap not in granted]
 
 
-def _missing(exc: BaseException) -> bool:
-    """Tell whether an hvac ``InvalidPath`` means "no such key" (not "no such mount")."""
-    return recognise(exc) is None
+def _deleted_version(exc: BaseException) -> int | None:
+    """Return the version a 404 says is deleted or destroyed, else ``None``.
+
+    Vault answers a read of a deleted or destroyed version with the full
+    envelope (``data.metadata`` set) and no ``errors`` key.
+    """
+    body = getattr(exc, "json", None)
+    if not isinstance(body, Mapping) or "errors" in body:
+        return None
+    data = body.get("data")
+    meta = data.get("metadata") if isinstance(data, Mapping) else None
+    return int(meta.get("version") or 0) if isinstance(meta, Mapping) else None
 
 
 class VaultKvStore(Store[VaultKvConfig]):
@@ -214,14 +223,13 @@ class VaultKvStore(Store[VaultKvConfig]):
                     path=path, mount_point=mount, raise_on_deleted_version=True
                 )
             except InvalidPath as exc:
-                if not _missing(exc):
+                deleted = _deleted_version(exc)
+                if deleted is not None:
+                    return Read(None, deleted)
+                # Any other 404 than "no such key" (an unknown namespace, no
+                # mount there) is an error, never an absent secret.
+                if not nothing_there(exc):
                     raise
-                # A deleted or destroyed latest version: 404 with the envelope.
-                body = exc.json if isinstance(exc.json, Mapping) else {}
-                data = body.get("data")
-                meta = data.get("metadata") if isinstance(data, Mapping) else None
-                if isinstance(meta, Mapping):
-                    return Read(None, int(meta.get("version") or 0))
                 return Read(None, 0)
             data = answer.get("data") or {}
             meta = data.get("metadata") or {}
@@ -243,7 +251,7 @@ class VaultKvStore(Store[VaultKvConfig]):
             try:
                 answer = client.secrets.kv.v2.read_secret_metadata(path=path, mount_point=mount)
             except InvalidPath as exc:
-                if not _missing(exc):
+                if not nothing_there(exc):
                     raise
                 return None
             data = answer.get("data") or {}
@@ -289,7 +297,7 @@ class VaultKvStore(Store[VaultKvConfig]):
             try:
                 client.secrets.kv.v2.delete_metadata_and_all_versions(path=path, mount_point=mount)
             except InvalidPath as exc:
-                if not _missing(exc):
+                if not nothing_there(exc):
                     raise
 
         self._call("kv.metadata.delete", f"delete {mount}/metadata/{path}", delete)
@@ -452,10 +460,12 @@ class VaultKvStore(Store[VaultKvConfig]):
         """Return the latest version's value at ``key``.
 
         ``None`` if the path does not exist, its latest version is deleted or
-        destroyed, or the data has no ``key``.
+        destroyed, or the data has no ``key``. Only Vault's "no such key" (a 404
+        with an empty ``errors`` list) counts as absent.
 
         Raises:
-            NotFoundError: the mount does not exist.
+            NotFoundError: the mount, or the namespace ``VAULT_NAMESPACE``
+                names, does not exist (or Vault answered another 404).
             PermissionDeniedError: the token may not read the path.
             TransientError: Vault is unavailable or unreachable; retry later.
         """
@@ -471,7 +481,8 @@ class VaultKvStore(Store[VaultKvConfig]):
         """Return when the path's current version was written; ``None`` if it has none.
 
         Raises:
-            NotFoundError: the mount does not exist.
+            NotFoundError: the mount, or the namespace ``VAULT_NAMESPACE``
+                names, does not exist (or Vault answered another 404).
             PermissionDeniedError: the token may not read the metadata.
             TransientError: Vault is unavailable or unreachable; retry later.
         """

@@ -39,10 +39,9 @@ from typing import Any, TypeVar
 from pydantic import Field, field_validator, model_validator
 
 from providers.vault.client import cache_fingerprint, named, session
-from providers.vault.errors import TokenRejectedError, vault_errors
+from providers.vault.errors import TokenRejectedError, is_known, nothing_there, vault_errors
 from rotator.adapters import Credential, Duration, Issuer, Permission, ProviderConfig, SecretValue
 from rotator.errors import (
-    NotFoundError,
     PermanentError,
     PermissionDeniedError,
     ProviderError,
@@ -242,7 +241,7 @@ class TokenIssuer(Issuer[TokenConfig]):
             try:
                 answer = client.auth.token.list_accessors()
             except InvalidPath as exc:
-                if exc.errors:
+                if not nothing_there(exc):  # an explained 404 (no such namespace)
                     raise
                 return []
             keys = (answer.get("data") or {}).get("keys") or []
@@ -294,14 +293,20 @@ class TokenIssuer(Issuer[TokenConfig]):
         return Credential(SecretValue(token), accessor)
 
     def _lookup_accessor(self, accessor: str) -> Mapping[str, Any] | None:
-        try:
-            answer = self._call(
-                "token.lookup_accessor",
-                "auth/token/lookup-accessor",
-                lambda c: c.auth.token.lookup_accessor(accessor),
-            )
-        except NotFoundError:
-            return None
+        """Look a token up by accessor; ``None`` if no token has it (any more)."""
+
+        def lookup(client: Any) -> Any:
+            from hvac.exceptions import VaultError
+
+            try:
+                return client.auth.token.lookup_accessor(accessor)
+            except VaultError as exc:
+                # Only "invalid accessor" means gone; a missing namespace is an error.
+                if not is_known(exc, "token-missing"):
+                    raise
+                return None
+
+        answer = self._call("token.lookup_accessor", "auth/token/lookup-accessor", lookup)
         data = answer.get("data") if isinstance(answer, Mapping) else None
         return data if isinstance(data, Mapping) else None
 
@@ -386,11 +391,17 @@ class TokenIssuer(Issuer[TokenConfig]):
             PermissionDeniedError: the token may not revoke by accessor.
             TransientError: Vault is unavailable or unreachable; retry later.
         """
-        try:
-            self._call(
-                "token.revoke_accessor",
-                "auth/token/revoke-accessor",
-                lambda c: c.auth.token.revoke_accessor(ref),
-            )
-        except NotFoundError:
-            log.info("token %s already gone", ref)
+
+        def revoke(client: Any) -> None:
+            from hvac.exceptions import VaultError
+
+            try:
+                client.auth.token.revoke_accessor(ref)
+            except VaultError as exc:
+                # Older Vaults refuse an unknown accessor (newer ones only warn); a missing
+                # namespace is no proof that the token is gone.
+                if not is_known(exc, "token-missing"):
+                    raise
+                log.info("token %s already gone", ref)
+
+        self._call("token.revoke_accessor", "auth/token/revoke-accessor", revoke)

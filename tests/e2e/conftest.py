@@ -214,10 +214,14 @@ def vault_server_cli(vault_server: Backend, rotator_cli: Rotator) -> Rotator:
 
 @pytest.fixture
 def keyvault() -> Iterator[Any]:
-    """A fresh Azure Key Vault emulator (HTTPS, its own CA) on a free loopback port."""
+    """A fresh Azure Key Vault emulator (HTTPS, its own CA) on a free loopback port.
+
+    Its deletes and recoveries complete at once: the rotator processes run on the wall clock
+    and would wait seconds on every promote (the store tests run the service's timing).
+    """
     from rotator.sandbox.azure import KeyVaultEmulator
 
-    with KeyVaultEmulator() as emulator:
+    with KeyVaultEmulator(delete_delay=0, recover_delay=0) as emulator:
         yield emulator
 
 

@@ -217,7 +217,8 @@ def _fresh_challenge_cache() -> Iterator[None]:
 @pytest.fixture
 def apim(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Apim]:
     """The emulator with one APIM subscription; the store holds its secondary key."""
-    with KeyVaultEmulator() as kv:
+    # Deletes complete at once: the emulator runs on the wall clock, the engine on a fake one.
+    with KeyVaultEmulator(delete_delay=0, recover_delay=0) as kv:
         point_at_emulator(monkeypatch, kv, managed=True)
         _primary, secondary = kv.apim.add_subscription(
             SERVICE,

@@ -13,7 +13,9 @@ Usage::
 
     from rotator.sandbox.azure import KeyVaultEmulator
 
-    with KeyVaultEmulator() as kv:  # host, port=0, tenant_id, clock, recoverable_days, soft_delete
+    # host, port=0, tenant_id, clock, recoverable_days, soft_delete, purge_protection,
+    # delete_delay=6.0, recover_delay=4.0
+    with KeyVaultEmulator() as kv:
         client = SecretClient(vault_url=kv.vault_url, credential=kv.credential(),
                               verify_challenge_resource=False, connection_verify=kv.ca_path)
         kv.inject_fault("/secrets/app", status=429, retry_after=1)
@@ -25,9 +27,10 @@ Usage::
 endpoint and its secret; ``kv.credential()`` is a ready azure-core ``TokenCredential``.
 ``clock`` is a callable returning an aware UTC datetime; every time the emulator shows or
 checks (``created``, ``updated``, ``deletedDate``, ``scheduledPurgeDate``, automatic purges,
-token issue and expiry) comes from it, so tests move time instead of sleeping. From a shell,
-``python -m rotator.sandbox.azure [--host H] [--port 8443] [--tenant-id T]
-[--recoverable-days N] [--no-soft-delete]`` prints ``export AZURE_KEYVAULT_URL=...``,
+token issue and expiry, the end of a delete or a recovery) comes from it, so tests move time
+instead of sleeping. From a shell, ``python -m rotator.sandbox.azure [--host H] [--port 8443]
+[--tenant-id T] [--recoverable-days N] [--no-soft-delete] [--purge-protection]
+[--delete-delay S] [--recover-delay S]`` prints ``export AZURE_KEYVAULT_URL=...``,
 ``export REQUESTS_CA_BUNDLE=...``, ``export IDENTITY_ENDPOINT=...`` and
 ``export IDENTITY_HEADER=...`` and serves until Ctrl-C or SIGTERM.
 
@@ -98,6 +101,28 @@ Soft delete
     ``soft_delete=False`` a delete is final and its answer has no ``recoveryId`` (so the SDK's
     delete poller completes at once).
 
+Deletes and recoveries take time (on the emulator clock)
+    As in Key Vault, a delete or a recover is accepted at once and completes later:
+    ``delete_delay`` (default 6) and ``recover_delay`` (default 4) seconds of the emulator
+    clock afterwards, checked on each request. Until a delete completes the secret is neither
+    active nor among the deleted: ``GET /secrets/{name}/`` and ``GET /deletedsecrets/{name}``
+    are 404 (the SDK's delete poller keeps polling the latter), it is in neither list, and a
+    set, a purge or a recover of the name is 409 ``Conflict`` ``Secret is currently being
+    deleted.`` with innererror ``ObjectIsBeingDeleted``. Until a recover completes
+    ``GET /secrets/{name}/`` is 404 (what the SDK's recover poller waits on) while the deleted
+    entry stays (``GET /deletedsecrets/{name}`` 200, and listed), and a set, a purge or a
+    second recover is 409 ``Conflict`` ``Secret is currently being recovered.`` with innererror
+    ``ObjectIsBeingRecovered``. A second delete of a name being deleted is 404. Tests move the
+    clock; zero delays make both complete by the next request (``rotator sandbox`` uses
+    that, as the demo runs on the wall clock).
+
+Purge protection (``purge_protection=True``, needs soft delete)
+    ``recoveryLevel`` drops its ``+Purgeable`` (``Recoverable`` for a 90-day retention,
+    ``CustomizedRecoverable`` for 7-89 days), a purge is 403 ``Forbidden`` ``Operation "purge"
+    is not allowed because purge protection is enabled for this vault. Key Vault service will
+    automatically purge it after the retention period has passed.``, so a deleted secret can
+    only be recovered, or wait for the vault's own purge at ``scheduledPurgeDate``.
+
 Paging
     Lists answer ``{"value": [...], "nextLink": url-or-null}``. ``nextLink`` is absolute, built
     from the ``Host`` header, and keeps the request's ``api-version`` and ``maxresults`` and a
@@ -159,12 +184,19 @@ Known divergences from real Key Vault
   ``login.windows.net``. The SDK takes the tenant from either.
 - Any ``api-version`` is accepted and every version gets the same (7.x) answers. The real
   service refuses unknown versions with 400 ``BadParameter``.
-- Deletes and recoveries take effect at once. In Key Vault they take seconds:
-  ``/deletedsecrets/{name}`` stays 404 for a while and setting the name meanwhile is a 409
-  ``... is currently being deleted``. Here the SDK's pollers finish on their first poll.
+- Deletes and recoveries take a fixed time (``delete_delay``, ``recover_delay``: 6 and 4
+  seconds by default, the order the real service was seen to take); Key Vault's times vary
+  from request to request. The 409 while a delete is under way (code, inner code and text)
+  matches recorded answers to a purge; that a set and a recover get the same answer is
+  assumed. The 409 while a recovery is under way uses the real inner code
+  ``ObjectIsBeingRecovered``; its text, and which calls get it, are assumed by analogy. A
+  second delete while one is under way is 404 here; the real answer was not seen.
 - Automatic purges happen exactly at ``scheduledPurgeDate`` (checked on each request); Key
-  Vault purges some time after it. Purge protection is not emulated: ``recoveryLevel`` is
-  never ``Recoverable``/``CustomizedRecoverable`` and purging is always allowed.
+  Vault purges some time after it.
+- The purge-protection 403 has the real code and text, but the real text goes on with
+  ``Vault: NAME;location=REGION`` and may carry an innererror (not seen); a purge of a name
+  that is not deleted is 404 before purge protection is considered (an assumption). Only the
+  vault-level setting is emulated (no ``Recoverable+ProtectedSubscription``).
 - With ``soft_delete=False`` the ``/deletedsecrets`` routes answer 404 or an empty list; legacy
   vaults without soft delete may answer differently.
 - Names are case-insensitive and the casing of the first write is kept in ids and lists; how
@@ -173,7 +205,8 @@ Known divergences from real Key Vault
   clients anyway. Real ``nextLink`` values spell the port (``:443``) and carry the service's
   own ``api-version``; the SDK replaces that with its own when it follows the link.
 - Texts checked against real responses: ``SecretNotFound`` (both forms), ``Forbidden`` with
-  ``SecretDisabled``, ``Conflict`` with ``ObjectIsDeletedButRecoverable``, ``BadParameter``
+  ``SecretDisabled``, ``Conflict`` with ``ObjectIsDeletedButRecoverable``, ``Conflict`` with
+  ``ObjectIsBeingDeleted`` (for a purge), the purge-protection ``Forbidden``, ``BadParameter``
   for an invalid name, the five 401 texts above, and 429 ``Throttled``. The texts for a
   missing ``api-version``, malformed bodies, the size limits, ``maxresults``, skip tokens,
   unknown routes (404 ``NotFound``), 405 ``MethodNotAllowed``, injected 500/503 and the MSI

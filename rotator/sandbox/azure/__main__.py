@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from rotator.sandbox.azure import KeyVaultEmulator
-from rotator.sandbox.azure.server import DEFAULT_TENANT_ID
+from rotator.sandbox.azure.server import DEFAULT_TENANT_ID, DELETE_DELAY, RECOVER_DELAY
 from rotator.sandbox.core.shell import stop_on_signals, wait_for
 
 
@@ -29,7 +29,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-soft-delete", action="store_true", help="emulate a vault without soft delete"
     )
+    parser.add_argument(
+        "--purge-protection",
+        action="store_true",
+        help="emulate a vault with purge protection: purges are refused (403)",
+    )
+    parser.add_argument(
+        "--delete-delay",
+        type=float,
+        default=DELETE_DELAY,
+        help=f"seconds a delete takes to complete (default {DELETE_DELAY:g})",
+    )
+    parser.add_argument(
+        "--recover-delay",
+        type=float,
+        default=RECOVER_DELAY,
+        help=f"seconds a recover takes to complete (default {RECOVER_DELAY:g})",
+    )
     args = parser.parse_args(argv)
+    if args.purge_protection and args.no_soft_delete:
+        parser.error("--purge-protection needs soft delete")
+    if args.delete_delay < 0 or args.recover_delay < 0:
+        parser.error("--delete-delay and --recover-delay cannot be negative")
 
     stop = stop_on_signals()
     emulator = KeyVaultEmulator(
@@ -38,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         tenant_id=args.tenant_id,
         recoverable_days=args.recoverable_days,
         soft_delete=not args.no_soft_delete,
+        purge_protection=args.purge_protection,
+        delete_delay=args.delete_delay,
+        recover_delay=args.recover_delay,
     )
     with emulator as kv:
         print(f"export AZURE_KEYVAULT_URL={kv.vault_url}", flush=True)

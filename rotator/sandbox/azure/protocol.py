@@ -101,6 +101,38 @@ def deleted_but_recoverable(name: str) -> KeyVaultError:
     )
 
 
+def being_deleted() -> KeyVaultError:
+    """409 for a name whose delete Key Vault has accepted but not finished."""
+    # Code, inner code and text as recorded from the real service for a purge sent too soon
+    # after a delete (azure-sdk-for-js recordings; "Key is ..." for keys, "Secret is ..." for
+    # secrets). That a set or a recover gets the same answer is an assumption.
+    return KeyVaultError(
+        409, "Conflict", "Secret is currently being deleted.", "ObjectIsBeingDeleted"
+    )
+
+
+def being_recovered() -> KeyVaultError:
+    """409 for a name whose recovery Key Vault has accepted but not finished."""
+    # The inner code is the real service's (the .NET SDK's changelog names it for a write right
+    # after a restore); the text, and that a set, purge or second recover get it, are assumptions
+    # made by analogy with ObjectIsBeingDeleted.
+    return KeyVaultError(
+        409, "Conflict", "Secret is currently being recovered.", "ObjectIsBeingRecovered"
+    )
+
+
+def purge_protected() -> KeyVaultError:
+    """403 for a purge in a vault with purge protection."""
+    # The real text (seen in Terraform and az output) goes on with " Vault: NAME;location=REGION";
+    # the emulator has neither. Whether the real answer has an innererror was not seen: none here.
+    return KeyVaultError(
+        403,
+        "Forbidden",
+        'Operation "purge" is not allowed because purge protection is enabled for this vault. '
+        "Key Vault service will automatically purge it after the retention period has passed.",
+    )
+
+
 def bad_parameter(message: str) -> KeyVaultError:
     """400 ``BadParameter``, Key Vault's code for malformed input."""
     return KeyVaultError(400, "BadParameter", message)

@@ -13,6 +13,11 @@ token endpoint) and seeds:
   accepts the subscription's current keys, so the demo's ``http`` verifier
   proves each new key before it is promoted.
 
+Deletes and recoveries complete at once here (the emulator's default is the
+few seconds Key Vault takes): the demo runs on the wall clock, and every
+promote deletes its companion secret, so each rotation would otherwise wait
+on the store's polls. The tests run the realistic timing on a moved clock.
+
 The environment it returns makes the adapters log in with the real
 ``ManagedIdentityCredential`` against the emulator's token endpoint (for Key
 Vault and for Azure Resource Manager alike) and trust its CA. The vault URL,
@@ -46,7 +51,8 @@ class AzureSandbox:
 
     def start(self, workdir: Path) -> dict[str, str]:
         """Start the emulator; return the environment that points the adapters at it."""
-        self._vault = KeyVaultEmulator()
+        # No delete/recover delay: see the module docstring.
+        self._vault = KeyVaultEmulator(delete_delay=0, recover_delay=0)
         self._vault.start()
         return {
             "AZURE_CA_BUNDLE": str(self._vault.ca_path),

@@ -43,7 +43,9 @@ class Call:
     body: bytes
     base_url: str
     api_version: str
+    #: The emulator clock: whole Unix seconds (what bundles show) and the exact instant.
     now: int
+    instant: float
     store: SecretStore
 
 
@@ -283,7 +285,7 @@ def update_secret(call: Call) -> Reply:
 
 def delete_secret(call: Call) -> Reply:
     """DELETE /secrets/{name}: all versions; recoverable when soft delete is on."""
-    secret, deleted = call.store.delete(_name(call), call.now)
+    secret, deleted = call.store.delete(_name(call), call.now, call.instant)
     if deleted is None:
         return Reply(200, _bundle(call, secret, secret.current(), value=False))
     return Reply(200, _deleted_bundle(call, deleted))
@@ -336,7 +338,7 @@ def purge_deleted(call: Call) -> Reply:
 
 def recover_deleted(call: Call) -> Reply:
     """POST /deletedsecrets/{name}/recover: back with every version; the latest's bundle."""
-    secret = call.store.recover(_name(call))
+    secret = call.store.recover(_name(call), call.instant)
     return Reply(200, _bundle(call, secret, secret.current(), value=False))
 
 

@@ -52,6 +52,11 @@ TOKEN_LIFETIME = 3600
 REQUEST_LOG_SIZE = 10000
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 SERVICE_VERSION = "kv-emulator"
+#: Seconds a delete and a recovery take by default, on the emulator clock. Key Vault takes
+#: "several seconds" (the SDK's documentation of its pollers); about 6 s after a delete and 4 s
+#: after a recover were seen against the real service. Real times vary.
+DELETE_DELAY = 6.0
+RECOVER_DELAY = 4.0
 # What Key Vault answers for these statuses (429 as observed; the others in Key Vault's style).
 _FAULT_ERRORS = {
     429: (
@@ -108,9 +113,17 @@ class KeyVaultEmulator(LoopbackServer):
         clock: Clock | None = None,
         recoverable_days: int = 90,
         soft_delete: bool = True,
+        purge_protection: bool = False,
+        delete_delay: float = DELETE_DELAY,
+        recover_delay: float = RECOVER_DELAY,
     ) -> None:
         if soft_delete and not 7 <= recoverable_days <= 90:
             raise ValueError("recoverable_days must be between 7 and 90, as in Key Vault")
+        if purge_protection and not soft_delete:
+            raise ValueError("purge protection needs soft delete, as in Key Vault")
+        for delay in (delete_delay, recover_delay):
+            if not 0 <= delay < float("inf"):
+                raise ValueError("delete_delay and recover_delay are seconds, zero or more")
         super().__init__(host, port)
         self.identity_port = 0
         self.tenant_id = tenant_id
@@ -118,7 +131,13 @@ class KeyVaultEmulator(LoopbackServer):
         self.recoverable_days = recoverable_days
         self.soft_delete = soft_delete
         self.identity_header = uuid.uuid4().hex
-        self._store = SecretStore(soft_delete, recoverable_days)
+        self._store = SecretStore(
+            soft_delete,
+            recoverable_days,
+            purge_protection=purge_protection,
+            delete_delay=delete_delay,
+            recover_delay=recover_delay,
+        )
         self._issuer = TokenIssuer(self._now, tenant_id, TOKEN_LIFETIME)
         self._faults = FaultPlan()
         #: API Management: ARM calls on subscription keys, and a gateway (see :mod:`.apim`).
@@ -129,6 +148,21 @@ class KeyVaultEmulator(LoopbackServer):
         self._ca_path: str | None = None
         # The last requests the vault answered, oldest first (for tests and debugging).
         self.request_log: RequestLog[RecordedRequest] = RequestLog(maxlen=REQUEST_LOG_SIZE)
+
+    @property
+    def purge_protection(self) -> bool:
+        """Whether purges are refused (403), as in a vault with purge protection."""
+        return self._store.purge_protection
+
+    @property
+    def delete_delay(self) -> float:
+        """Seconds of the emulator clock between a delete and its completion."""
+        return self._store.delete_delay
+
+    @property
+    def recover_delay(self) -> float:
+        """Seconds of the emulator clock between a recover and its completion."""
+        return self._store.recover_delay
 
     def _now(self) -> datetime:
         # Read the attribute on every call so that replacing ``clock`` takes effect at once.
@@ -283,8 +317,9 @@ class KeyVaultEmulator(LoopbackServer):
                 raise route_error(method, path, route)
             store = self._store
             with store.lock:
-                now = epoch(self.clock())
-                store.sweep(now)
+                moment = self.clock()
+                instant = moment.timestamp()
+                store.sweep(instant)
                 call = Call(
                     method=method,
                     path=raw_path,
@@ -293,7 +328,8 @@ class KeyVaultEmulator(LoopbackServer):
                     body=body,
                     base_url=self._base_url(headers),
                     api_version=api_version,
-                    now=now,
+                    now=epoch(moment),
+                    instant=instant,
                     store=store,
                 )
                 reply = handler(call)

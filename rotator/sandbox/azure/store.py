@@ -1,4 +1,10 @@
-"""The vault's contents: secrets, their versions, and the soft-deleted ones, behind one lock."""
+"""The vault's contents: secrets, their versions, and the soft-deleted ones, behind one lock.
+
+Deletes and recoveries take time, as in Key Vault: the vault accepts them at once, finishes
+them later (a :class:`Transition` due at an instant of the emulator's clock), and answers the
+in-between states the way the service does. :meth:`SecretStore.sweep`, run before every
+request, finishes what is due.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,12 @@ from dataclasses import dataclass, field
 
 from rotator.sandbox.azure.protocol import (
     bad_parameter,
+    being_deleted,
+    being_recovered,
     deleted_but_recoverable,
     deleted_secret_not_found,
     new_version_id,
+    purge_protected,
     secret_disabled,
     secret_not_found,
 )
@@ -64,6 +73,15 @@ class DeletedSecret:
 
 
 @dataclass
+class Transition:
+    """A delete or a recovery the vault has accepted but not finished; it ends at ``due``."""
+
+    deleted: DeletedSecret
+    #: Unix seconds (with their fraction) on the emulator clock.
+    due: float
+
+
+@dataclass
 class Attributes:
     """The settable attributes of a write; None means "not given"."""
 
@@ -73,29 +91,74 @@ class Attributes:
 
 
 class SecretStore:
-    """Every secret of the vault. Names are case-insensitive, as in Key Vault."""
+    """Every secret of the vault. Names are case-insensitive, as in Key Vault.
 
-    def __init__(self, soft_delete: bool, recoverable_days: int) -> None:
+    A name is in at most one of: the active secrets, the deletions under way, the deleted
+    secrets (a recovery under way keeps its name there until it ends, as Key Vault keeps
+    answering ``GET /deletedsecrets/{name}`` meanwhile).
+    """
+
+    def __init__(
+        self,
+        soft_delete: bool,
+        recoverable_days: int,
+        *,
+        purge_protection: bool = False,
+        delete_delay: float = 0.0,
+        recover_delay: float = 0.0,
+    ) -> None:
         self.soft_delete = soft_delete
         self.recoverable_days = recoverable_days
+        self.purge_protection = purge_protection
+        self.delete_delay = delete_delay
+        self.recover_delay = recover_delay
         self.lock = threading.RLock()
         self._active: dict[str, Secret] = {}
         self._deleted: dict[str, DeletedSecret] = {}
+        self._deleting: dict[str, Transition] = {}
+        self._recovering: dict[str, Transition] = {}
 
     @property
     def recovery_level(self) -> str:
-        """``attributes.recoveryLevel`` for this vault's configuration (purge protection off)."""
+        """``attributes.recoveryLevel`` for this vault's configuration."""
         if not self.soft_delete:
             return "Purgeable"
-        if self.recoverable_days == 90:
-            return "Recoverable+Purgeable"
-        return "CustomizedRecoverable+Purgeable"
+        # Key Vault's DeletionRecoveryLevel: "Customized" for a retention under 90 days,
+        # "+Purgeable" unless purge protection is on.
+        level = "Recoverable" if self.recoverable_days == 90 else "CustomizedRecoverable"
+        return level if self.purge_protection else level + "+Purgeable"
 
-    def sweep(self, now: int) -> None:
-        """Purge the deleted secrets whose scheduled purge date has come, as Key Vault does."""
+    def sweep(self, instant: float) -> None:
+        """Finish the deletes and recoveries due by ``instant``, then purge what is due.
+
+        ``instant`` is the emulator clock in Unix seconds. A deleted secret is purged once the
+        clock reaches its scheduled purge date, as Key Vault does (unless it is being
+        recovered).
+        """
         with self.lock:
-            for key in [k for k, d in self._deleted.items() if d.scheduled_purge_date <= now]:
+            for key, transition in list(self._deleting.items()):
+                if transition.due <= instant:
+                    del self._deleting[key]
+                    self._deleted[key] = transition.deleted
+            for key, transition in list(self._recovering.items()):
+                if transition.due <= instant:
+                    del self._recovering[key]
+                    self._deleted.pop(key, None)
+                    self._active[key] = transition.deleted.secret
+            due = [
+                key
+                for key, deleted in self._deleted.items()
+                if deleted.scheduled_purge_date <= instant and key not in self._recovering
+            ]
+            for key in due:
                 del self._deleted[key]
+
+    def _check_settled(self, key: str) -> None:
+        """Refuse a change to a name whose delete or recovery is under way (409, as Key Vault)."""
+        if key in self._deleting:
+            raise being_deleted()
+        if key in self._recovering:
+            raise being_recovered()
 
     # -- secrets
 
@@ -112,6 +175,7 @@ class SecretStore:
         check_name(name)
         key = name.lower()
         with self.lock:
+            self._check_settled(key)
             if key in self._deleted:
                 raise deleted_but_recoverable(self._deleted[key].secret.name)
             secret = self._active.get(key)
@@ -178,13 +242,20 @@ class SecretStore:
             found.updated = now
             return secret, found
 
-    def delete(self, name: str, now: int) -> tuple[Secret, DeletedSecret | None]:
-        """Delete every version; keep them recoverable when soft delete is on."""
+    def delete(self, name: str, now: int, instant: float) -> tuple[Secret, DeletedSecret | None]:
+        """Delete every version; keep them recoverable when soft delete is on.
+
+        The secret leaves the active ones at once; with soft delete it shows among the deleted
+        ones only ``delete_delay`` seconds after ``instant`` (Key Vault answers 404 there
+        meanwhile, and the SDK's delete poller waits for a 200).
+        """
         check_name(name)
         key = name.lower()
         with self.lock:
             secret = self._active.pop(key, None)
             if secret is None:
+                # Also for a name whose delete is under way: it is no longer an active secret
+                # (an assumption; Key Vault's answer to a second delete was not seen).
                 raise secret_not_found(name)
             if not self.soft_delete:
                 return secret, None
@@ -193,7 +264,7 @@ class SecretStore:
                 deleted_date=now,
                 scheduled_purge_date=now + self.recoverable_days * DAY,
             )
-            self._deleted[key] = deleted
+            self._deleting[key] = Transition(deleted, instant + self.delete_delay)
             return secret, deleted
 
     def list_active(self) -> list[Secret]:
@@ -213,7 +284,7 @@ class SecretStore:
     # -- deleted secrets
 
     def get_deleted(self, name: str) -> DeletedSecret:
-        """A soft-deleted secret."""
+        """A soft-deleted secret (also while it is being recovered; not while being deleted)."""
         check_name(name)
         with self.lock:
             deleted = self._deleted.get(name.lower())
@@ -227,16 +298,26 @@ class SecretStore:
             return sorted(self._deleted.values(), key=lambda d: d.secret.name.upper())
 
     def purge(self, name: str) -> None:
-        """Remove a soft-deleted secret for good."""
+        """Remove a soft-deleted secret for good (refused with purge protection)."""
+        key = name.lower()
         with self.lock:
+            # A purge too soon after a delete is 409 ObjectIsBeingDeleted (recorded); the order
+            # of the checks after that (404 before the purge-protection 403) is an assumption.
+            self._check_settled(key)
             self.get_deleted(name)
-            del self._deleted[name.lower()]
-
-    def recover(self, name: str) -> Secret:
-        """Bring a soft-deleted secret back with all its versions."""
-        with self.lock:
-            deleted = self.get_deleted(name)
-            key = name.lower()
+            if self.purge_protection:
+                raise purge_protected()
             del self._deleted[key]
-            self._active[key] = deleted.secret
+
+    def recover(self, name: str, instant: float) -> Secret:
+        """Bring a soft-deleted secret back with all its versions, ``recover_delay`` from now.
+
+        Until then ``GET /secrets/{name}`` stays 404 (the SDK's recover poller waits for a
+        200) and the deleted entry stays where it was.
+        """
+        key = name.lower()
+        with self.lock:
+            self._check_settled(key)
+            deleted = self.get_deleted(name)
+            self._recovering[key] = Transition(deleted, instant + self.recover_delay)
             return deleted.secret

@@ -35,18 +35,23 @@ HTTP layer
     ``lease_duration``, ``data``, ``wrap_info``, ``warnings``, ``auth``, plus
     ``mount_type`` as Vault 1.12+ sends it); errors as ``{"errors": [...]}``
     with ``Content-Type: application/json`` exactly; 204 with no body where
-    Vault answers 204; the token in ``X-Vault-Token`` or ``Authorization:
-    Bearer``; the ``LIST`` verb and ``GET ?list=true``; ``//`` collapsed;
-    query parameters as request data for GET, LIST and DELETE; ``PATCH`` only
-    with ``application/merge-patch+json`` (else 415). ``/v1/sys/`` responses
-    also repeat their ``data`` at the top level, as Vault's sys injector does.
+    Vault answers 204 (still ``Content-Type: application/json``, as Vault's
+    ``respondOk`` sets it first); the token in ``X-Vault-Token`` or
+    ``Authorization: Bearer``; the ``LIST`` verb and ``GET ?list=true``;
+    ``//`` collapsed; query parameters as request data for GET, LIST and
+    DELETE; ``PATCH`` only with ``application/merge-patch+json`` (else 415).
+    The answers of Vault's fixed list of ``sys/`` routes
+    (``injectDataIntoTopRoutes``: ``sys/mounts``, ``sys/auth``,
+    ``sys/policy``, ``sys/capabilities*``... matched on the URL path) also
+    repeat their ``data`` at the top level; no other answer does.
     Error texts follow Vault: messages a backend answers with
     ``ErrorResponse`` are sent verbatim, Go errors wrapped the go-multierror
     way (``"1 error occurred:\\n\\t* ...\\n\\n"``). An unknown, expired or
     revoked token (or none) is 403 ``permission denied``; a path under no
     mount is 404 ``no handler for route "..." . route entry not found.``; an
     unknown path in a mount is 404 ``unsupported path``; a known path without
-    the operation is 405.
+    the operation is 405; an ``X-Vault-Namespace`` naming no namespace is 404
+    ``namespace not found``, before any token check.
 
 KV v2 (``/v1/{mount}/config|data|metadata|delete|undelete|destroy/...``)
     Versions; ``options.cas`` (0 = create only; a mismatch, a missing cas when
@@ -74,7 +79,10 @@ Token store (``auth/token/``)
     ``renew-self``, ``renew``, ``renew-accessor`` (Vault's ``CalculateTTL``:
     increment, system default 768h, max TTL, explicit max TTL, periodic tokens
     reset to their period, capping warnings); ``revoke-self``, ``revoke``,
-    ``revoke-accessor``, ``revoke-orphan`` (sudo); ``LIST accessors`` (sudo).
+    ``revoke-accessor`` (an unknown accessor is a 200 warning),
+    ``revoke-orphan`` (sudo); ``LIST accessors`` (sudo). The three ``-self``
+    paths are served in the token's own namespace, whatever namespace the
+    request names.
     Revoking or expiring a token revokes its non-orphan children; a token
     whose ``num_uses`` runs out is revoked after its last request.
 
@@ -89,10 +97,14 @@ AppRole (``auth/{mount}/``)
     ``ttl``) and LIST (accessors); ``custom-secret-id``; ``secret-id/lookup``
     and ``/destroy``; ``secret-id-accessor/lookup`` (a missing accessor is a
     full-envelope 404, as since Vault 1.9) and ``/destroy`` (a missing one is
-    Vault's 500); ``login`` (``invalid role or secret ID``, use counts, CIDR
+    Vault's 500); ``login`` (``invalid role or secret ID``, a missing
+    ``role_id`` a 500 as Vault's alias lookahead makes it, use counts, CIDR
     checks against the client address, ``metadata.role_name``, display name
-    from the mount path). Login tokens are orphans; renewals re-read the
-    role's ``token_ttl``/``token_max_ttl``/``token_period``.
+    from the mount path). An expired secret id no longer logs in and looks
+    up as a 204, but stays stored and listed until the periodic tidy, which
+    Vault runs once a minute (here: a minute after its expiry). Login tokens
+    are orphans; renewals re-read the role's
+    ``token_ttl``/``token_max_ttl``/``token_period``.
 
 Kubernetes (``auth/{mount}/``)
     ``config`` (stored), ``role/:name`` (``bound_service_account_names``,
@@ -185,11 +197,9 @@ Known divergences from real Vault
 - Time: everything expires at its deadline inclusive (tokens, secret ids,
   ``deletion_time``); Vault expires strictly after it. With a real clock the
   two cannot be told apart; with a frozen test clock a soft delete takes
-  effect at once. An expired AppRole secret id disappears exactly at its
-  ``expiration_time`` (lookups, lists and logins stop seeing it); Vault
-  removes expired secret ids in its periodic tidy, so there they can stay
-  listed a little longer. Times in token
-  lookups (``issue_time``, ``expire_time``, ``last_renewal``) are UTC with
+  effect at once. The tidy of expired AppRole secret ids happens a minute
+  after each expiry; Vault's runs once a minute, so there one can go
+  sooner. Times in token lookups (``issue_time``, ``expire_time``, ``last_renewal``) are UTC with
   ``Z``; Vault prints the server's local offset.
 - Identity: logins get a stable ``entity_id`` per mount and alias, but there
   is no identity API, so identity policies, groups and templated policy paths

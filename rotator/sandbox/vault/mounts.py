@@ -23,12 +23,20 @@ class Mount:
     backend: Any
     local: bool = False
     seal_wrap: bool = False
+    #: An auth method (``sys/auth``) rather than a secrets engine (``sys/mounts``).
+    auth: bool = False
 
     def info(self) -> JSONDict:
-        """The entry ``sys/mounts`` and ``sys/auth`` list for this mount."""
-        return {
+        """The entry ``sys/mounts`` and ``sys/auth`` list for this mount (``mountInfo``)."""
+        config: JSONDict = {"default_lease_ttl": 0, "force_no_cache": False, "max_lease_ttl": 0}
+        if self.type == "system":
+            # Vault's sys/ mount passes the Accept header through (for sys/metrics).
+            config["passthrough_request_headers"] = ["Accept"]
+        if self.auth:
+            config["token_type"] = AUTH_TOKEN_TYPE
+        info: JSONDict = {
             "accessor": self.accessor,
-            "config": {"default_lease_ttl": 0, "force_no_cache": False, "max_lease_ttl": 0},
+            "config": config,
             "description": self.description,
             "external_entropy_access": False,
             "local": self.local,
@@ -40,9 +48,19 @@ class Mount:
             "type": self.type,
             "uuid": self.uuid,
         }
+        if self.type in _BUILTIN_PLUGINS:
+            # Only plugins of the builtin registry have a deprecation status.
+            info["deprecation_status"] = "supported"
+        return info
 
 
 VERSION_BUILTIN = "1.17.0+builtin.vault"
+
+#: The token type an auth method issues unless tuned otherwise (all the emulator supports).
+AUTH_TOKEN_TYPE = "default-service"  # noqa: S105 (a type name, not a secret)
+
+# The mountable types that are builtin plugins (sys/, token/ are part of the core).
+_BUILTIN_PLUGINS = frozenset({"kv", "approle", "kubernetes", "jwt"})
 
 
 _DESCRIPTIONS = {
@@ -86,7 +104,14 @@ class Namespace:
         return {"id": self.id, "path": self.path, "custom_metadata": dict(self.custom_metadata)}
 
 
-def new_mount(path: str, kind: str, options: dict[str, str] | None, desc: str | None) -> Mount:
+def new_mount(
+    path: str,
+    kind: str,
+    options: dict[str, str] | None,
+    desc: str | None,
+    *,
+    auth: bool = False,
+) -> Mount:
     """A fresh mount of a backend ``kind`` (its description the built-in one unless ``desc``)."""
     backend: Any = {
         "kv": KvStore,
@@ -103,4 +128,5 @@ def new_mount(path: str, kind: str, options: dict[str, str] | None, desc: str | 
         uuid=new_uuid(),
         options=options,
         backend=backend,
+        auth=auth,
     )

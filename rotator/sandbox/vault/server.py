@@ -49,6 +49,38 @@ _FAULT_MESSAGES = {
     500: "internal error",
     503: "Vault is sealed",
 }
+# The routes whose answers also carry their data at the top level (Vault's
+# injectDataIntoTopRoutes, http/handler.go), as Go's ServeMux matches them on
+# the URL path: a pattern ending in "/" covers its subtree, any other only itself.
+_INJECT_ROUTES = (
+    "/v1/sys/audit",
+    "/v1/sys/audit/",
+    "/v1/sys/audit-hash/",
+    "/v1/sys/auth",
+    "/v1/sys/auth/",
+    "/v1/sys/config/cors",
+    "/v1/sys/config/auditing/request-headers/",
+    "/v1/sys/config/auditing/request-headers",
+    "/v1/sys/capabilities",
+    "/v1/sys/capabilities-accessor",
+    "/v1/sys/capabilities-self",
+    "/v1/sys/ha-status",
+    "/v1/sys/key-status",
+    "/v1/sys/mounts",
+    "/v1/sys/mounts/",
+    "/v1/sys/policy",
+    "/v1/sys/policy/",
+    "/v1/sys/rekey/backup",
+    "/v1/sys/rekey/recovery-key-backup",
+    "/v1/sys/remount",
+    "/v1/sys/rotate",
+    "/v1/sys/wrapping/wrap",
+)
+# Token paths that have no meaning outside the token's own namespace: Vault
+# serves them there, whatever namespace the request names (http/logical.go).
+_TOKEN_SELF_PATHS = frozenset(
+    {"auth/token/lookup-self", "auth/token/renew-self", "auth/token/revoke-self"}
+)
 
 
 @dataclass
@@ -57,7 +89,6 @@ class Outcome:
 
     status: int
     body: bytes
-    content_type: bool = True
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -146,7 +177,7 @@ class VaultEmulator(LoopbackServer):
         except Exception as exc:  # noqa: BLE001
             # An emulator bug must reach the client as Vault's 500, not as a dropped connection.
             return _error_outcome(VaultError.internal(500, f"emulator internal error: {exc!r}"))
-        return _reply_outcome(reply, mount_type, inject=path.startswith("/v1/sys/"))
+        return _reply_outcome(reply, mount_type, inject=_injects(path))
 
     def _process(
         self,
@@ -175,6 +206,8 @@ class VaultEmulator(LoopbackServer):
             namespace, relative = _namespace(
                 core, headers.get("x-vault-namespace", ""), path[len("/v1/") :]
             )
+            if relative in _TOKEN_SELF_PATHS and token_id in core.tokens:
+                namespace = core.tokens[token_id].namespace
             return self._route(
                 namespace, relative, operation, data, token_id, now, remote_addr, headers
             )
@@ -277,23 +310,36 @@ def _request_data(method: str, params: dict[str, str], body: bytes) -> JSONDict:
 def _namespace(core: Core, header: str, api_path: str) -> tuple[Namespace, str]:
     """Resolve the namespace from the header and any namespace prefix of the path.
 
-    Like Vault Enterprise, the longest existing namespace wins and the rest of the path is
-    routed inside it (so an unknown namespace ends up as a "no handler for route" 404).
+    The header must name an existing namespace: otherwise the answer is 404 ``namespace not
+    found``, whatever the token, before any routing (as OpenBao and Vault Enterprise do).
+    Then, within it, the longest existing namespace prefix of the path wins and the rest of
+    the path is routed inside it (so an unknown path prefix is a "no handler for route" 404).
     """
+    current = core.root
     segments = [s for s in header.strip().split("/") if s]
     if segments[:1] == ["root"]:
         segments = segments[1:]
+    for segment in segments:
+        child = current.children.get(segment)
+        if child is None:
+            raise VaultError.respond(404, "namespace not found")
+        current = child
     path_segments = api_path.split("/")
-    combined = segments + path_segments
-    current = core.root
     consumed = 0
-    for segment in combined[:-1]:
+    for segment in path_segments[:-1]:
         child = current.children.get(segment)
         if child is None:
             break
         current = child
         consumed += 1
-    return current, "/".join(combined[consumed:])
+    return current, "/".join(path_segments[consumed:])
+
+
+def _injects(path: str) -> bool:
+    """Whether the answer to ``path`` repeats its data at the top level (Vault's fixed list)."""
+    return any(
+        path.startswith(route) if route.endswith("/") else path == route for route in _INJECT_ROUTES
+    )
 
 
 def _match(mount: Mount | None, relative: str) -> tuple[Route, dict[str, str]] | None:
@@ -333,7 +379,7 @@ def _reply_outcome(reply: Reply, mount_type: str, inject: bool) -> Outcome:
     if reply.raw is not None:
         return Outcome(reply.status, _dumps(reply.raw))
     if reply.no_content:
-        return Outcome(204, b"", content_type=False)
+        return Outcome(204, b"")
     envelope: JSONDict = {
         "request_id": new_uuid(),
         "lease_id": "",
@@ -369,9 +415,9 @@ class _Handler(EmulatorHandler):
         self.send_header("Cache-Control", "no-store")
         for name, value in outcome.headers.items():
             self.send_header(name, value)
+        # Vault's respondOk sets the content type before it knows the answer is a 204.
+        self.send_header("Content-Type", "application/json")
         if outcome.status != 204:
-            if outcome.content_type:
-                self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(outcome.body)))
         self.end_headers()
         if self.command != "HEAD" and outcome.status != 204:

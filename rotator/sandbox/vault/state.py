@@ -113,7 +113,7 @@ class Core:
     def setup_namespace(self, namespace: Namespace) -> None:
         """Give a new namespace what Vault gives one: sys/, the token store and "default"."""
         namespace.mounts["sys/"] = new_mount("sys/", "system", None, None)
-        namespace.auths["token/"] = new_mount("token/", "token", None, None)
+        namespace.auths["token/"] = new_mount("token/", "token", None, None, auth=True)
         namespace.policies["default"] = parse_policy("default", DEFAULT_POLICY)
 
     def create_namespace(self, parent: Namespace, name: str) -> Namespace:
@@ -148,7 +148,7 @@ class Core:
 
     def mount_auth(self, namespace: Namespace, path: str, kind: str, desc: str) -> Mount:
         """Enable an auth method (the caller checked conflicts)."""
-        mount = new_mount(path, kind, None, desc)
+        mount = new_mount(path, kind, None, desc, auth=True)
         namespace.auths[path] = mount
         return mount
 

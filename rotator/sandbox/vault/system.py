@@ -9,7 +9,7 @@ import secrets
 
 from rotator.sandbox.vault.acl import PolicyError, parse_policy
 from rotator.sandbox.vault.fields import get_map, get_str, get_str_list
-from rotator.sandbox.vault.mounts import Mount, Namespace
+from rotator.sandbox.vault.mounts import AUTH_TOKEN_TYPE, Mount, Namespace
 from rotator.sandbox.vault.protocol import (
     SYSTEM_DEFAULT_TTL,
     SYSTEM_MAX_TTL,
@@ -142,15 +142,17 @@ def disable_mount(call: Call) -> Reply:
 
 def _tune(mount: Mount) -> Reply:
     """A mount's effective settings: the system default and maximum lease TTLs."""
-    return Reply(
-        data={
-            "default_lease_ttl": SYSTEM_DEFAULT_TTL,
-            "max_lease_ttl": SYSTEM_MAX_TTL,
-            "force_no_cache": False,
-            "description": mount.description,
-            "options": mount.options,
-        }
-    )
+    data: JSONDict = {
+        "default_lease_ttl": SYSTEM_DEFAULT_TTL,
+        "max_lease_ttl": SYSTEM_MAX_TTL,
+        "force_no_cache": False,
+        "description": mount.description,
+    }
+    if mount.options:
+        data["options"] = mount.options
+    if mount.auth:
+        data["token_type"] = AUTH_TOKEN_TYPE
+    return Reply(data=data)
 
 
 def read_mount_tune(call: Call) -> Reply:

@@ -10,7 +10,10 @@ names here start with ``akv_`` so that neither shadows the other).
   emulator's App Service style token endpoint
   (``ROTATOR_AZURE_CREDENTIAL=managed``, ``IDENTITY_ENDPOINT``,
   ``IDENTITY_HEADER``), trusts the emulator's CA (``AZURE_CA_BUNDLE``) and
-  skips the challenge-resource check (the vault is on 127.0.0.1).
+  skips the challenge-resource check (the vault is on 127.0.0.1). Its
+  deletes and recoveries take Key Vault's few seconds, on a
+  :class:`SharedClock` that the store's runtime sleeps move: the store's
+  waits end without anyone sleeping.
 - ``azure``: the real vault named by ``AZURE_KEYVAULT_URL``, skipped unless
   it and some Azure identity (``AZURE_CLIENT_ID``, ``IDENTITY_ENDPOINT``,
   ``ROTATOR_AZURE_CREDENTIAL``...) are set. The store and the test's own
@@ -23,10 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -57,6 +61,27 @@ def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass
+class SharedClock:
+    """The emulator's clock and the store's: it moves only when someone sleeps on it.
+
+    It starts at the wall clock's current second, so tokens the identity caches by
+    wall time stay valid for the emulator (it issues them for an hour of its clock).
+    """
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+    #: Every sleep, in order (the store's polls between them).
+    slept: list[float] = field(default_factory=list)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        """Move the clock forward instead of waiting."""
+        self.slept.append(seconds)
+        self.now += timedelta(seconds=seconds)
+
+
 def new_rotation_id() -> str:
     """Return a rotation id as the engine makes them (32 hex characters)."""
     return uuid.uuid4().hex
@@ -81,16 +106,22 @@ def point_at_emulator(monkeypatch: pytest.MonkeyPatch, emulator: Any, *, managed
 
 
 @contextlib.contextmanager
-def managed_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """A started Key Vault emulator the store reaches with the real managed-identity credential."""
+def managed_emulator(monkeypatch: pytest.MonkeyPatch, **options: Any) -> Iterator[Any]:
+    """A started Key Vault emulator the store reaches with the real managed-identity credential.
+
+    ``options`` go to the emulator. Without a ``clock`` it runs on the wall clock, and its
+    deletes and recoveries complete at once unless the options say otherwise (with Key
+    Vault's few seconds, every rotation would wait on them for real).
+    """
     from azure.keyvault.secrets._shared import http_challenge_cache
 
     from rotator.sandbox.azure import KeyVaultEmulator
 
+    if "clock" not in options:
+        options = {"delete_delay": 0, "recover_delay": 0, **options}
     http_challenge_cache.clear()
-    with KeyVaultEmulator() as emulator:
+    with KeyVaultEmulator(**options) as emulator:
         point_at_emulator(monkeypatch, emulator, managed=True)
-        monkeypatch.setattr(keyvault_module, "POLL_INTERVAL", 0.05)
         yield emulator
     http_challenge_cache.clear()
 
@@ -118,6 +149,7 @@ class Backend:
     prefix: str
     emulator: Any = None
     clock: Callable[[], datetime] = wall_clock
+    sleep: Callable[[float], None] = time.sleep
     used: list[str] = field(default_factory=list)
 
     def secret_name(self, label: str = "db") -> str:
@@ -132,8 +164,8 @@ class Backend:
         return new_rotation_id()
 
     def runtime(self) -> Runtime:
-        """Return a fresh Runtime (empty cache) on the backend's clock."""
-        return Runtime(clock=self.clock, sleep=lambda _: None, cache={})
+        """Return a fresh Runtime (empty cache) on the backend's clock and sleep."""
+        return Runtime(clock=self.clock, sleep=self.sleep, cache={})
 
     def store(self, name: str, runtime: Runtime | None = None, **extra: Any) -> KeyVaultStore:
         """Build the store for secret ``name`` of this vault, for policy ``payments-db``."""
@@ -174,12 +206,19 @@ class Backend:
 
     def delete(self, name: str) -> None:
         """Delete ``name`` (soft-delete) and wait until it is among the deleted secrets."""
-        self.admin.begin_delete_secret(name, _polling_interval=self.poll_interval).wait()
+        poller = self.admin.begin_delete_secret(name, _polling_interval=self.poll_interval)
+        if self.emulator is not None:
+            self.sleep(self.emulator.delete_delay)  # its clock: the delete is complete after it
+        poller.wait()
+
+    def begin_delete(self, name: str) -> None:
+        """Start deleting ``name`` and return at once (the delete is under way)."""
+        self.admin.begin_delete_secret(name)
 
     @property
     def poll_interval(self) -> float:
-        """Seconds between polls of a delete or recover."""
-        return 0.05 if self.emulator is not None else 1.0
+        """Seconds between the admin client's polls of a delete (real seconds)."""
+        return 0.01 if self.emulator is not None else 1.0
 
     def cleanup(self) -> None:
         """Delete and purge every secret the test used (a real vault only; best effort)."""
@@ -192,21 +231,33 @@ class Backend:
                 self.admin.purge_deleted_secret(name)
 
 
+@contextlib.contextmanager
+def clocked_backend(monkeypatch: pytest.MonkeyPatch, **options: Any) -> Iterator[Backend]:
+    """The emulator as a :class:`Backend`, on a :class:`SharedClock` the store's sleeps move.
+
+    ``options`` go to the emulator (``purge_protection``, ``delete_delay``...); its deletes
+    and recoveries take Key Vault's few seconds unless they say otherwise.
+    """
+    clock = SharedClock()
+    with managed_emulator(monkeypatch, clock=clock, **options) as emulator:
+        yield Backend(
+            "emulator",
+            emulator.vault_url,
+            emulator_admin(emulator),
+            f"rt{uuid.uuid4().hex[:12]}",
+            emulator,
+            clock=clock,
+            sleep=clock.sleep,
+        )
+
+
 @pytest.fixture(params=["emulator", "azure"])
 def akv_backend(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Backend]:
     """The emulator, and a real vault when AZURE_KEYVAULT_URL and an Azure identity are set."""
-    prefix = f"rt{uuid.uuid4().hex[:12]}"
     if request.param == "emulator":
-        from rotator.sandbox.azure import KeyVaultEmulator
-
-        with KeyVaultEmulator() as emulator:
-            point_at_emulator(monkeypatch, emulator, managed=True)
-            monkeypatch.setattr(keyvault_module, "POLL_INTERVAL", 0.05)
-            backend = Backend(
-                "emulator", emulator.vault_url, emulator_admin(emulator), prefix, emulator
-            )
+        with clocked_backend(monkeypatch) as backend:
             yield backend
         return
     if not (REAL_URL and REAL_IDENTITY):
@@ -220,7 +271,7 @@ def akv_backend(
 
     monkeypatch.setattr(keyvault_module, "POLL_INTERVAL", 1.0)
     admin = SecretClient(vault_url=REAL_URL, credential=build_credential())
-    backend = Backend("azure", REAL_URL.rstrip("/"), admin, prefix)
+    backend = Backend("azure", REAL_URL.rstrip("/"), admin, f"rt{uuid.uuid4().hex[:12]}")
     try:
         yield backend
     finally:
@@ -230,18 +281,8 @@ def akv_backend(
 @pytest.fixture
 def akv_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
     """The emulator only, for tests that inject faults or need its endpoints."""
-    from rotator.sandbox.azure import KeyVaultEmulator
-
-    with KeyVaultEmulator() as emulator:
-        point_at_emulator(monkeypatch, emulator, managed=True)
-        monkeypatch.setattr(keyvault_module, "POLL_INTERVAL", 0.05)
-        yield Backend(
-            "emulator",
-            emulator.vault_url,
-            emulator_admin(emulator),
-            f"rt{uuid.uuid4().hex[:12]}",
-            emulator,
-        )
+    with clocked_backend(monkeypatch) as backend:
+        yield backend
 
 
 @pytest.fixture

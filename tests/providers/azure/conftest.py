@@ -49,8 +49,12 @@ def _fresh_challenge_cache() -> Iterator[None]:
 
 @pytest.fixture
 def keyvault() -> Iterator[KeyVaultEmulator]:
-    """A started emulator on a free loopback port, using the wall clock."""
-    with KeyVaultEmulator() as kv:
+    """A started emulator on a free loopback port, using the wall clock.
+
+    Its deletes and recoveries complete at once: with the service's few seconds, on the wall
+    clock, every test that deletes would wait for them. ``clocked_keyvault`` has them.
+    """
+    with KeyVaultEmulator(delete_delay=0, recover_delay=0) as kv:
         yield kv
 
 
@@ -68,6 +72,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def clocked_keyvault(clock: ManualClock) -> Iterator[KeyVaultEmulator]:
-    """A started emulator whose time is the manual ``clock``."""
+    """A started emulator whose time is the manual ``clock``; deletes and recoveries take the
+    default few seconds of it, so a test moves the clock to finish them."""
     with KeyVaultEmulator(clock=clock) as kv:
         yield kv

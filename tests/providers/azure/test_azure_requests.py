@@ -31,7 +31,7 @@ Call = tuple[str, str, str]
 
 @dataclass
 class Recorder:
-    """A runtime whose requests and sleeps are recorded."""
+    """A runtime whose requests and sleeps are recorded (the sleeps move the backend's clock)."""
 
     backend: Backend
     calls: list[Call] = field(default_factory=list)
@@ -41,12 +41,16 @@ class Recorder:
     def __post_init__(self) -> None:
         self.runtime = Runtime(
             clock=self.backend.clock,
-            sleep=self.slept.append,
+            sleep=self._sleep,
             cache={},
             on_request=lambda provider, operation, outcome: self.calls.append(
                 (provider, operation, outcome)
             ),
         )
+
+    def _sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.backend.sleep(seconds)
 
     def store(self, name: str) -> KeyVaultStore:
         """Build the store for secret ``name`` on this runtime."""
@@ -78,12 +82,13 @@ def test_a_rotation_reports_each_request_by_its_rest_call(rec: Recorder) -> None
         ("azure-keyvault", "secrets.get", "ok"),
         ("azure-keyvault", "secrets.set", "ok"),
         ("azure-keyvault", "secrets.get", "ok"),
-        # promote: read both, set the secret, delete the companion (its poller
-        # reads the deleted secret), purge it
+        # promote: read both, set the secret, delete the companion, poll the deleted
+        # companion (404 for the 6 s the delete takes, polled every 2 s), purge it
         ("azure-keyvault", "secrets.get", "ok"),
         ("azure-keyvault", "secrets.get", "ok"),
         ("azure-keyvault", "secrets.set", "ok"),
         ("azure-keyvault", "secrets.delete", "ok"),
+        *[("azure-keyvault", "secrets.get_deleted", "permanent")] * 3,
         ("azure-keyvault", "secrets.get_deleted", "ok"),
         ("azure-keyvault", "secrets.purge_deleted", "ok"),
         # retire: read the latest (never disabled), disable the old version

@@ -19,6 +19,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -552,6 +554,15 @@ def test_unknown_routes_and_verbs(keyvault: KeyVaultEmulator) -> None:
 # --------------------------------------------------------------------------- soft delete
 
 
+def finish_delete(client: SecretClient, kv: KeyVaultEmulator, clock: ManualClock, name: str) -> Any:
+    """Delete ``name`` through the SDK, move the clock past the delete, and wait for the poller."""
+    poller = client.begin_delete_secret(name, _polling_interval=0.01)
+    clock.advance(kv.delete_delay)
+    poller.wait(timeout=30)
+    assert poller.done()
+    return poller.result()
+
+
 def test_soft_delete_get_deleted_and_recover(
     clocked_keyvault: KeyVaultEmulator, clock: ManualClock
 ) -> None:
@@ -560,26 +571,174 @@ def test_soft_delete_get_deleted_and_recover(
     client = make_client(clocked_keyvault)
     first = client.set_secret("app", "v1")
     client.set_secret("app", "v2")
-    poller = client.begin_delete_secret("app", _polling_interval=0.01)
-    assert poller.status() == "polling"
-    poller.wait()
-    assert poller.status() == "finished"
-    deleted = poller.result()
+    deleted_at = clock.now
+    deleted = finish_delete(client, clocked_keyvault, clock, "app")
     assert deleted.recovery_id == f"{clocked_keyvault.vault_url}/deletedsecrets/app"
-    assert deleted.deleted_date == clock.now
-    assert deleted.scheduled_purge_date == clock.now + timedelta(days=90)
+    assert deleted.deleted_date == deleted_at
+    assert deleted.scheduled_purge_date == deleted_at + timedelta(days=90)
     with pytest.raises(ResourceNotFoundError):
         client.get_secret("app")
     assert client.get_deleted_secret("app").name == "app"
     assert [d.name for d in client.list_deleted_secrets()] == ["app"]
     assert [p.name for p in client.list_properties_of_secrets()] == []
     recovery = client.begin_recover_deleted_secret("app", _polling_interval=0.01)
-    recovery.wait()
+    clock.advance(clocked_keyvault.recover_delay)
+    recovery.wait(timeout=30)
+    assert recovery.done()
     assert recovery.result().name == "app"
     assert client.get_secret("app").value == "v2"
     assert client.get_secret("app", first.properties.version).value == "v1"
     with pytest.raises(ResourceNotFoundError):
         client.get_deleted_secret("app")
+
+
+def test_a_delete_takes_time_and_answers_as_key_vault_meanwhile(
+    clocked_keyvault: KeyVaultEmulator, clock: ManualClock
+) -> None:
+    """The SDK's delete poller (notes §2.1) and real-service recordings: after DELETE the deleted
+    secret is 404 until the delete completes (6 s of the clock by default), so the poller keeps
+    waiting; meanwhile a set, a purge and a recover are 409 Conflict "Secret is currently being
+    deleted.", innererror ObjectIsBeingDeleted."""
+    kv = clocked_keyvault
+    assert (kv.delete_delay, kv.recover_delay) == (6.0, 4.0)
+    client = make_client(kv, retry_total=0)
+    client.set_secret("app", "v1")
+    poller = client.begin_delete_secret("app", _polling_interval=0.01)
+    assert poller.result().recovery_id == f"{kv.vault_url}/deletedsecrets/app"
+    assert error_of(raw(kv, "GET", "/deletedsecrets/app")) == {
+        "code": "SecretNotFound",
+        "message": "Deleted Secret not found: app",
+    }
+    assert error_of(raw(kv, "GET", "/secrets/app/"))["code"] == "SecretNotFound"
+    assert raw(kv, "GET", "/deletedsecrets").json()["value"] == []
+    assert raw(kv, "GET", "/secrets").json()["value"] == []
+    busy = {
+        "code": "Conflict",
+        "message": "Secret is currently being deleted.",
+        "innererror": {"code": "ObjectIsBeingDeleted"},
+    }
+    for method, path, body in (
+        ("PUT", "/secrets/app", {"value": "v2"}),
+        ("DELETE", "/deletedsecrets/app", None),
+        ("POST", "/deletedsecrets/app/recover", None),
+    ):
+        response = raw(kv, method, path, body=body)
+        assert response.status_code == 409, (method, path)
+        assert error_of(response) == busy
+    with pytest.raises(ResourceExistsError):
+        client.set_secret("app", "v2")
+    assert raw(kv, "DELETE", "/secrets/app").status_code == 404
+    poller.wait(timeout=0.3)
+    assert not poller.done(), "the SDK's poller must wait while the deleted secret is 404"
+    clock.advance(kv.delete_delay - 1)
+    assert raw(kv, "GET", "/deletedsecrets/app").status_code == 404
+    clock.advance(1)
+    poller.wait(timeout=30)
+    assert poller.done()
+    assert client.get_deleted_secret("app").name == "app"
+    after = error_of(raw(kv, "PUT", "/secrets/app", body={"value": "v2"}))
+    assert after["innererror"] == {"code": "ObjectIsDeletedButRecoverable"}
+
+
+def test_a_recovery_takes_time_and_answers_as_key_vault_meanwhile(
+    clocked_keyvault: KeyVaultEmulator, clock: ManualClock
+) -> None:
+    """The SDK's recover poller (notes §2.1): after a recover the secret is 404 until the recovery
+    completes (4 s of the clock by default) and the deleted entry stays until then; a set, a
+    purge or another recover meanwhile is 409 Conflict, innererror ObjectIsBeingRecovered."""
+    kv = clocked_keyvault
+    client = make_client(kv, retry_total=0)
+    client.set_secret("app", "v1")
+    finish_delete(client, kv, clock, "app")
+    recovery = client.begin_recover_deleted_secret("app", _polling_interval=0.01)
+    assert recovery.result().name == "app"
+    assert error_of(raw(kv, "GET", "/secrets/app/"))["code"] == "SecretNotFound"
+    assert client.get_deleted_secret("app").name == "app"
+    assert [d.name for d in client.list_deleted_secrets()] == ["app"]
+    busy = {
+        "code": "Conflict",
+        "message": "Secret is currently being recovered.",
+        "innererror": {"code": "ObjectIsBeingRecovered"},
+    }
+    for method, path, body in (
+        ("PUT", "/secrets/app", {"value": "v2"}),
+        ("DELETE", "/deletedsecrets/app", None),
+        ("POST", "/deletedsecrets/app/recover", None),
+    ):
+        response = raw(kv, method, path, body=body)
+        assert response.status_code == 409, (method, path)
+        assert error_of(response) == busy
+    recovery.wait(timeout=0.3)
+    assert not recovery.done(), "the SDK's poller must wait while the secret is 404"
+    clock.advance(kv.recover_delay - 1)
+    assert raw(kv, "GET", "/secrets/app/").status_code == 404
+    clock.advance(1)
+    recovery.wait(timeout=30)
+    assert recovery.done()
+    assert client.get_secret("app").value == "v1"
+    assert raw(kv, "GET", "/deletedsecrets/app").status_code == 404
+
+
+def test_without_delays_deletes_and_recoveries_complete_at_once(keyvault: KeyVaultEmulator) -> None:
+    """Emulator contract: with delete_delay=0 and recover_delay=0 (the wall-clock fixtures and
+    the sandbox) the next request already sees a delete or a recover complete."""
+    assert (keyvault.delete_delay, keyvault.recover_delay) == (0, 0)
+    raw(keyvault, "PUT", "/secrets/app", body={"value": "v1"})
+    assert raw(keyvault, "DELETE", "/secrets/app").status_code == 200
+    assert raw(keyvault, "GET", "/deletedsecrets/app").status_code == 200
+    assert raw(keyvault, "POST", "/deletedsecrets/app/recover").status_code == 200
+    assert raw(keyvault, "GET", "/secrets/app/").json()["value"] == "v1"
+
+
+def test_timing_and_purge_protection_arguments_are_checked() -> None:
+    """Emulator contract: delays are seconds, zero or more; purge protection needs soft delete,
+    as in Key Vault."""
+    for delays in ({"delete_delay": -1.0}, {"recover_delay": float("nan")}):
+        with pytest.raises(ValueError, match="seconds"):
+            KeyVaultEmulator(**delays)
+    with pytest.raises(ValueError, match="soft delete"):
+        KeyVaultEmulator(soft_delete=False, purge_protection=True)
+
+
+def test_purge_protection_refuses_purges_and_reports_the_recovery_level(
+    clock: ManualClock,
+) -> None:
+    """Key Vault's DeletionRecoveryLevel and the real service's refusal (Terraform and az error
+    output): with purge protection recoveryLevel has no "+Purgeable", a purge is 403 Forbidden
+    'Operation "purge" is not allowed because purge protection is enabled for this vault. ...',
+    and a deleted secret can only be recovered, or waits for the vault's own purge."""
+    for days, level in ((90, "Recoverable"), (7, "CustomizedRecoverable")):
+        with KeyVaultEmulator(purge_protection=True, recoverable_days=days) as kv:
+            attributes = raw(kv, "PUT", "/secrets/app", body={"value": "v"}).json()["attributes"]
+            assert (attributes["recoveryLevel"], attributes["recoverableDays"]) == (level, days)
+    with KeyVaultEmulator(clock=clock, purge_protection=True) as kv:
+        assert kv.purge_protection
+        client = make_client(kv, retry_total=0)
+        client.set_secret("app", "v1")
+        finish_delete(client, kv, clock, "app")
+        with pytest.raises(HttpResponseError) as caught:
+            client.purge_deleted_secret("app")
+        status, _, body = service_error(caught.value)
+        assert status == 403
+        assert body == {
+            "error": {
+                "code": "Forbidden",
+                "message": 'Operation "purge" is not allowed because purge protection is enabled '
+                "for this vault. Key Vault service will automatically purge it after the "
+                "retention period has passed.",
+            }
+        }
+        deleted = client.get_deleted_secret("app")
+        assert deleted.properties.recovery_level == "Recoverable"
+        recovery = client.begin_recover_deleted_secret("app", _polling_interval=0.01)
+        clock.advance(kv.recover_delay)
+        recovery.wait(timeout=30)
+        assert client.get_secret("app").value == "v1"
+        finish_delete(client, kv, clock, "app")
+        clock.advance(90 * 86400)
+        with pytest.raises(ResourceNotFoundError):
+            client.get_deleted_secret("app")
+        assert client.set_secret("app", "v2").value == "v2"
 
 
 def test_deleted_bundle_shape(clocked_keyvault: KeyVaultEmulator, clock: ManualClock) -> None:
@@ -591,6 +750,7 @@ def test_deleted_bundle_shape(clocked_keyvault: KeyVaultEmulator, clock: ManualC
     assert "value" not in body
     assert body["deletedDate"] == epoch(clock.now)
     assert body["scheduledPurgeDate"] == epoch(clock.now) + 90 * 86400
+    clock.advance(clocked_keyvault.delete_delay)
     item = raw(clocked_keyvault, "GET", "/deletedsecrets").json()["value"][0]
     assert item["id"] == f"{clocked_keyvault.vault_url}/secrets/app"
     assert item["recoveryId"] == f"{clocked_keyvault.vault_url}/deletedsecrets/app"
@@ -652,8 +812,8 @@ def test_deleted_secret_is_purged_at_its_scheduled_date(
     secret is gone and the name is free."""
     client = make_client(clocked_keyvault)
     client.set_secret("app", "v1")
-    client.begin_delete_secret("app", _polling_interval=0.01).wait()
-    clock.advance(90 * 86400 - 1)
+    finish_delete(client, clocked_keyvault, clock, "app")
+    clock.advance(90 * 86400 - 1 - clocked_keyvault.delete_delay)
     assert client.get_deleted_secret("app").name == "app"
     clock.advance(1)
     with pytest.raises(ResourceNotFoundError):
@@ -882,12 +1042,15 @@ def test_stop_removes_the_ca_and_refuses_connections() -> None:
         _ = kv.ca_path
 
 
-def test_cli_prints_exports_and_serves() -> None:
-    """Emulator contract (CLI): python -m rotator.sandbox.azure prints the four exports and
-    serves HTTPS until SIGTERM."""
+@contextmanager
+def served_by_cli(*args: str) -> Iterator[dict[str, str]]:
+    """Run ``python -m rotator.sandbox.azure --port 0 ARGS``; yield its exports, then SIGTERM it.
+
+    After the block the process must have exited 0 and removed its CA bundle.
+    """
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "rotator.sandbox.azure", "--port", "0"],
+        [sys.executable, "-m", "rotator.sandbox.azure", "--port", "0", *args],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -907,6 +1070,20 @@ def test_cli_prints_exports_and_serves() -> None:
         exports = dict(
             lines.get(timeout=30).removeprefix("export ").split("=", 1) for _ in range(4)
         )
+        yield exports
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        if process.stdout is not None:
+            process.stdout.close()
+    assert process.returncode == 0
+    assert not Path(exports["REQUESTS_CA_BUNDLE"]).exists()
+
+
+def test_cli_prints_exports_and_serves() -> None:
+    """Emulator contract (CLI): python -m rotator.sandbox.azure prints the four exports and
+    serves HTTPS until SIGTERM."""
+    with served_by_cli() as exports:
         assert set(exports) == {
             "AZURE_KEYVAULT_URL",
             "REQUESTS_CA_BUNDLE",
@@ -921,10 +1098,33 @@ def test_cli_prints_exports_and_serves() -> None:
         )
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"].startswith("Bearer authorization=")
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        if process.stdout is not None:
-            process.stdout.close()
-    assert process.returncode == 0
-    assert not Path(exports["REQUESTS_CA_BUNDLE"]).exists()
+
+
+def test_cli_serves_a_purge_protected_vault_with_the_delays_asked_for() -> None:
+    """Emulator contract (CLI): --purge-protection and --delete-delay reach the vault: a secret
+    reports recoveryLevel Recoverable, is among the deleted at once with a zero delay, and its
+    purge is refused with 403."""
+    with served_by_cli("--purge-protection", "--delete-delay", "0") as exports:
+        token = requests.get(
+            exports["IDENTITY_ENDPOINT"],
+            params={"api-version": "2019-08-01", "resource": "https://vault.azure.net"},
+            headers={"X-IDENTITY-HEADER": exports["IDENTITY_HEADER"]},
+            timeout=10,
+        ).json()["access_token"]
+
+        def call(method: str, path: str, body: Any = None) -> requests.Response:
+            return requests.request(
+                method,
+                f"{exports['AZURE_KEYVAULT_URL']}{path}",
+                params={"api-version": "7.5"},
+                headers={"Authorization": f"Bearer {token}"},
+                json=body,
+                verify=exports["REQUESTS_CA_BUNDLE"],
+                timeout=10,
+            )
+
+        written = call("PUT", "/secrets/app", {"value": "v1"}).json()
+        assert written["attributes"]["recoveryLevel"] == "Recoverable"
+        assert call("DELETE", "/secrets/app").status_code == 200
+        assert call("GET", "/deletedsecrets/app").status_code == 200
+        assert call("DELETE", "/deletedsecrets/app").status_code == 403

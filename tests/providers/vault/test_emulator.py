@@ -158,6 +158,8 @@ def test_metadata_write_is_204_with_no_body(vault: VaultEmulator, hvac_client: h
     response = raw(vault, "POST", "/v1/secret/metadata/app/x", body={"max_versions": 3})
     assert response.status_code == 204
     assert response.content == b""
+    # Vault's respondOk sets the content type before it knows there is no body.
+    assert response.headers["Content-Type"] == "application/json"
     via_hvac = hvac_client.secrets.kv.v2.update_metadata("app/x", max_versions=4)
     assert isinstance(via_hvac, requests.Response)
     assert via_hvac.status_code == 204
@@ -663,6 +665,15 @@ def test_unknown_accessor_is_invalid_accessor(hvac_client: hvac.Client) -> None:
     assert caught.value.errors == ["1 error occurred:\n\t* invalid accessor\n\n"]
 
 
+def test_revoking_an_unknown_accessor_is_a_warning(vault: VaultEmulator) -> None:
+    """vault/token_store.go handleUpdateRevokeAccessor (OpenBao answers the same): an unknown
+    accessor is no error, a 200 carrying a warning."""
+    response = raw(vault, "POST", "/v1/auth/token/revoke-accessor", body={"accessor": "nope"})
+    assert response.status_code == 200
+    assert response.json()["warnings"] == ["No token found with this accessor"]
+    assert response.json()["data"] is None
+
+
 def test_children_die_with_parent_orphans_survive(
     vault: VaultEmulator, hvac_client: hvac.Client
 ) -> None:
@@ -974,6 +985,54 @@ def test_secret_id_expires(
         hvac.Client(url=clocked_vault.url).auth.approle.login(role_id=role_id, secret_id=secret_id)
 
 
+def test_expired_secret_ids_stay_listed_until_the_tidy(
+    clocked_vault: VaultEmulator, clocked_client: hvac.Client, clock: ManualClock
+) -> None:
+    """AppRole backend.go: expired secret ids are removed by the periodic function (once a
+    minute); until then they are listed, and (as OpenBao answers) their lookups are 204."""
+    approle = clocked_client.auth.approle
+    _, expiring = make_role(clocked_client, secret_id_ttl="10m")
+    accessor = approle.read_secret_id("app", expiring)["data"]["secret_id_accessor"]
+    other = approle.generate_secret_id("app")["data"]
+    clock.advance(600)
+    assert set(approle.list_secret_id_accessors("app")["data"]["keys"]) == {
+        accessor,
+        other["secret_id_accessor"],
+    }
+    assert approle.read_secret_id("app", expiring).status_code == 204
+    assert approle.read_secret_id_accessor("app", accessor).status_code == 204
+    assert approle.destroy_secret_id_accessor("app", other["secret_id_accessor"]).status_code == 204
+    clock.advance(59)
+    assert approle.list_secret_id_accessors("app")["data"]["keys"] == [accessor]
+    clock.advance(1)
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        approle.list_secret_id_accessors("app")
+
+
+def test_destroying_an_expired_secret_id_is_204(
+    clocked_vault: VaultEmulator, clocked_client: hvac.Client, clock: ManualClock
+) -> None:
+    """An expired secret id not yet tidied is still stored: destroying it is a plain 204."""
+    _, expiring = make_role(clocked_client, secret_id_ttl="10m")
+    approle = clocked_client.auth.approle
+    accessor = approle.read_secret_id("app", expiring)["data"]["secret_id_accessor"]
+    clock.advance(600)
+    assert approle.destroy_secret_id_accessor("app", accessor).status_code == 204
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        approle.list_secret_id_accessors("app")
+
+
+@pytest.mark.parametrize("body", [{}, {"role_id": ""}, {"role_id": "  ", "secret_id": "x"}])
+def test_login_without_role_id_is_500(vault: VaultEmulator, body: dict[str, str]) -> None:
+    """AppRole path_login.go: the alias lookahead Vault runs before the login fails with a Go
+    error on a missing role_id, so the answer is a 500 (OpenBao answers the same)."""
+    response = raw(vault, "POST", "/v1/auth/approle/login", token="", body=body)
+    assert response.status_code == 500
+    assert response.json() == {"errors": ["missing role_id"]}
+    with pytest.raises(hvac.exceptions.InternalServerError):
+        hvac.Client(url=vault.url).auth.approle.login(role_id="", secret_id="x")
+
+
 def test_list_secret_id_accessors(hvac_client: hvac.Client) -> None:
     """AppRole API docs: LIST role/:name/secret-id returns the accessors."""
     hvac_client.auth.approle.create_or_update_approle("app", token_policies=["app"])
@@ -1204,11 +1263,53 @@ def test_sys_responses_repeat_data_at_top_level(vault: VaultEmulator) -> None:
     assert mount["data"]["type"] == "kv"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "injected"),
+    [
+        ("GET", "/v1/sys/mounts", None, True),
+        ("GET", "/v1/sys/auth/approle", None, True),
+        ("GET", "/v1/sys/mounts/secret/tune", None, True),
+        ("GET", "/v1/sys/policy/default", None, True),
+        ("POST", "/v1/sys/capabilities-self", {"paths": ["secret/data/x"]}, True),
+        ("GET", "/v1/sys/policies/acl/default", None, False),
+        ("POST", "/v1/sys/tools/random", {"bytes": 8}, False),
+        ("POST", "/v1/sys/namespaces/team-a", {}, False),
+        ("GET", "/v1/team-a/sys/mounts", None, False),
+    ],
+)
+def test_only_vaults_listed_sys_routes_repeat_their_data(
+    vault: VaultEmulator, method: str, path: str, body: Any, injected: bool
+) -> None:
+    """Vault http/handler.go injectDataIntoTopRoutes: a fixed list of sys/ routes (matched on the
+    URL path, so not under a namespace prefix) repeat their data at the top level; no others."""
+    raw(vault, "POST", "/v1/sys/namespaces/team-a", body={})
+    answer = raw(vault, method, path, body=body).json()
+    first_key = next(iter(answer["data"]))
+    assert (first_key in answer) is injected
+
+
 def test_mount_tune_reports_system_ttls(hvac_client: hvac.Client) -> None:
     """api-docs/system/mounts: GET sys/mounts/:path/tune gives the effective lease TTLs."""
     tune = hvac_client.sys.read_mount_configuration("secret")["data"]
     assert tune["default_lease_ttl"] == 768 * 3600
     assert tune["max_lease_ttl"] == 768 * 3600
+    assert tune["options"] == {"version": "2"}
+    auth_tune = hvac_client.sys.read_auth_method_tuning("approle")["data"]
+    assert auth_tune["token_type"] == "default-service"
+    assert "options" not in auth_tune
+
+
+def test_mount_entries_as_vaults_mount_info_writes_them(hvac_client: hvac.Client) -> None:
+    """vault/logical_system.go mountInfo: builtin plugins have a deprecation status, auth methods
+    a token type, and sys/ passes the Accept header through."""
+    mounts = hvac_client.sys.list_mounted_secrets_engines()["data"]
+    assert mounts["secret/"]["deprecation_status"] == "supported"
+    assert "deprecation_status" not in mounts["sys/"]
+    assert mounts["sys/"]["config"]["passthrough_request_headers"] == ["Accept"]
+    methods = hvac_client.sys.list_auth_methods()["data"]
+    assert methods["approle/"]["deprecation_status"] == "supported"
+    assert methods["token/"]["config"]["token_type"] == "default-service"
+    assert "token_type" not in mounts["secret/"]["config"]
 
 
 def test_auth_methods_list_and_enable(vault: VaultEmulator, hvac_client: hvac.Client) -> None:
@@ -1429,7 +1530,24 @@ def test_namespaces_are_isolated(vault: VaultEmulator, hvac_client: hvac.Client)
     team_token = team.auth.token.create(policies=["default"])["auth"]["client_token"]
     data = client_with(vault, team_token, namespace="team-a").auth.token.lookup_self()["data"]
     assert data["namespace_path"] == "team-a/"
-    assert not client_with(vault, team_token).is_authenticated()
+    response = raw(vault, "GET", "/v1/sys/mounts", token=team_token)
+    assert response.status_code == 403
+    assert response.json() == {"errors": ["permission denied"]}
+
+
+def test_token_self_paths_go_to_the_tokens_namespace(
+    vault: VaultEmulator, hvac_client: hvac.Client
+) -> None:
+    """Vault http/logical.go: lookup-self, renew-self and revoke-self are served in the token's
+    namespace, whatever namespace the request names (OpenBao answers the same)."""
+    hvac_client.sys.create_namespace("team-a")
+    team = client_with(vault, vault.root_token, namespace="team-a")
+    team_token = team.auth.token.create(policies=["default"], ttl="1h")["auth"]["client_token"]
+    outside = client_with(vault, team_token)
+    assert outside.auth.token.lookup_self()["data"]["namespace_path"] == "team-a/"
+    assert outside.auth.token.renew_self(increment="2h")["auth"]["lease_duration"] == 7200
+    assert outside.auth.token.revoke_self().status_code == 204
+    assert not client_with(vault, team_token, namespace="team-a").is_authenticated()
 
 
 def test_namespace_in_the_path(vault: VaultEmulator, hvac_client: hvac.Client) -> None:
@@ -1460,11 +1578,34 @@ def test_namespaces_list_and_delete(vault: VaultEmulator, hvac_client: hvac.Clie
         hvac_client.sys.list_namespaces()
 
 
-def test_unknown_namespace_is_no_handler(vault: VaultEmulator) -> None:
-    """Vault Enterprise routing: an unknown namespace leaves its name in an unrouted path (404)."""
-    response = raw(vault, "GET", "/v1/secret/data/db", headers={"X-Vault-Namespace": "ghost"})
+@pytest.mark.parametrize(
+    ("namespace", "path", "token"),
+    [
+        ("ghost", "/v1/secret/data/db", None),
+        ("team-a/ghost", "/v1/secret/metadata/db", None),
+        ("ghost", "/v1/auth/token/lookup-self", "hvs.not-a-token"),
+        ("ghost", "/v1/auth/approle/login", ""),
+    ],
+)
+def test_unknown_namespace_is_404_namespace_not_found(
+    vault: VaultEmulator, namespace: str, path: str, token: str | None
+) -> None:
+    """OpenBao (and Vault Enterprise): a namespace header naming no namespace is 404
+    "namespace not found", before any token check or routing."""
+    raw(vault, "POST", "/v1/sys/namespaces/team-a", body={})
+    method = "POST" if path.endswith("login") else "GET"
+    response = raw(vault, method, path, token=token, headers={"X-Vault-Namespace": namespace})
     assert response.status_code == 404
-    assert "no handler for route" in response.json()["errors"][0]
+    assert response.json() == {"errors": ["namespace not found"]}
+
+
+def test_unknown_namespace_in_the_path_is_no_handler(vault: VaultEmulator) -> None:
+    """A path prefix that names no namespace stays part of the path: no handler for it (404)."""
+    response = raw(vault, "GET", "/v1/ghost/secret/data/db")
+    assert response.status_code == 404
+    assert response.json() == {
+        "errors": ['no handler for route "ghost/secret/data/db". route entry not found.']
+    }
 
 
 # --------------------------------------------------------------------------- faults

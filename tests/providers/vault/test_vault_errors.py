@@ -180,6 +180,7 @@ def test_unreachable_vault_is_transient(
         (hx.Unauthorized(errors=[f"bad {LEAK}"]), PermissionDeniedError),
         (hx.Forbidden(errors=["1 error occurred:\n\t* permission denied\n\n"]), TokenRejectedError),
         (hx.InvalidPath(errors=[]), NotFoundError),
+        (hx.InvalidPath(errors=["namespace not found"]), NotFoundError),
         (hx.RateLimitExceeded(errors=[LEAK]), TransientError),
         (hx.InternalServerError(errors=[LEAK]), TransientError),
         (hx.VaultNotInitialized(errors=[LEAK]), PermanentError),

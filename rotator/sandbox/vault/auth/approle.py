@@ -29,6 +29,9 @@ from rotator.sandbox.vault.protocol import (
 from rotator.sandbox.vault.routing import Call, Route, route
 
 _ROLE_NAME = r"(?P<role_name>\w(?:[\w\-. ]*\w)?)"
+# Vault's AppRole backend removes expired secret ids in its periodic function, which the
+# rollback manager runs once a minute: until then they stay stored and listed.
+TIDY_INTERVAL = 60
 
 
 def _approle(call: Call) -> AppRoleStore:
@@ -41,10 +44,20 @@ def _role_name(call: Call) -> str:
     return call.param("role_name").lower()
 
 
-def _live_secret_ids(role: AppRole, call: Call) -> dict[str, SecretId]:
-    """A role's secret ids, dropping those past their expiration_time."""
+def _expired(entry: SecretId, call: Call) -> bool:
+    """Whether a secret id is past its expiration_time (it no longer logs in or looks up)."""
+    return entry.expiration_time is not None and entry.expiration_time <= call.now
+
+
+def _stored_secret_ids(role: AppRole, call: Call) -> dict[str, SecretId]:
+    """A role's stored secret ids, expired ones included until the periodic tidy drops them.
+
+    The tidy is modelled at its latest: an expired secret id is gone once a whole
+    :data:`TIDY_INTERVAL` has passed since its expiration_time.
+    """
     for secret_id, entry in list(role.secret_ids.items()):
-        if entry.expiration_time is not None and entry.expiration_time <= call.now:
+        expiry = entry.expiration_time
+        if expiry is not None and after(expiry, TIDY_INTERVAL) <= call.now:
             del role.secret_ids[secret_id]
     return role.secret_ids
 
@@ -236,8 +249,8 @@ def approle_generate_secret_id(call: Call, custom: str = "") -> Reply:
         metadata = parse_key_values(get_str(call.data, "metadata"))
     except ValueError as exc:
         raise VaultError.respond(400, f"failed to parse metadata: {exc}") from exc
-    live = _live_secret_ids(role, call)
-    if secret_value in live:
+    stored = _stored_secret_ids(role, call)
+    if secret_value in stored:
         raise VaultError.internal(500, "failed to store secret_id: SecretID is already registered")
     entry = SecretId(
         secret_id=secret_value,
@@ -251,7 +264,7 @@ def approle_generate_secret_id(call: Call, custom: str = "") -> Reply:
         cidr_list=cidrs,
         token_bound_cidrs=token_cidrs,
     )
-    live[secret_value] = entry
+    stored[secret_value] = entry
     return Reply(
         data={
             "secret_id": secret_value,
@@ -268,23 +281,25 @@ def approle_custom_secret_id(call: Call) -> Reply:
 
 
 def approle_list_secret_ids(call: Call) -> Reply:
-    """LIST auth/approle/role/:name/secret-id: the accessors."""
+    """LIST auth/approle/role/:name/secret-id: the accessors, expired ones until the tidy."""
     role = _approle(call).roles.get(_role_name(call))
     if role is None:
         raise VaultError.respond(400, f"role {go_quote(call.param('role_name'))} does not exist")
-    keys = sorted(entry.accessor for entry in _live_secret_ids(role, call).values())
+    keys = sorted(entry.accessor for entry in _stored_secret_ids(role, call).values())
     if not keys:
         raise VaultError.not_found()
     return Reply(data={"keys": keys})
 
 
 def approle_lookup_secret_id(call: Call) -> Reply:
-    """POST .../secret-id/lookup {secret_id}: 204 when there is no such secret id."""
+    """POST .../secret-id/lookup {secret_id}: 204 when there is no such (or no live) secret id."""
     secret_value = get_str(call.data, "secret_id")
     if not secret_value:
         raise VaultError.respond(400, "missing secret_id")
-    entry = _live_secret_ids(_role_or_500(call), call).get(secret_value)
-    return no_content() if entry is None else Reply(data=_secret_id_data(entry))
+    entry = _stored_secret_ids(_role_or_500(call), call).get(secret_value)
+    if entry is None or _expired(entry, call):
+        return no_content()
+    return Reply(data=_secret_id_data(entry))
 
 
 def approle_destroy_secret_id(call: Call) -> Reply:
@@ -292,7 +307,7 @@ def approle_destroy_secret_id(call: Call) -> Reply:
     secret_value = get_str(call.data, "secret_id")
     if not secret_value:
         raise VaultError.respond(400, "missing secret_id")
-    _live_secret_ids(_role_or_500(call), call).pop(secret_value, None)
+    _stored_secret_ids(_role_or_500(call), call).pop(secret_value, None)
     return no_content()
 
 
@@ -300,7 +315,7 @@ def _by_accessor(call: Call, role: AppRole) -> tuple[str, SecretId] | None:
     accessor = get_str(call.data, "secret_id_accessor")
     if not accessor:
         raise VaultError.respond(400, "missing secret_id_accessor")
-    for secret_value, entry in _live_secret_ids(role, call).items():
+    for secret_value, entry in _stored_secret_ids(role, call).items():
         if entry.accessor == accessor:
             return secret_value, entry
     return None
@@ -312,10 +327,15 @@ def _missing_accessor(call: Call) -> str:
 
 
 def approle_lookup_accessor(call: Call) -> Reply:
-    """POST .../secret-id-accessor/lookup: a missing accessor is a full-envelope 404."""
+    """POST .../secret-id-accessor/lookup: a missing accessor is a full-envelope 404.
+
+    An expired secret id still stored (not yet tidied) answers 204, as OpenBao does.
+    """
     found = _by_accessor(call, _role_or_500(call))
     if found is None:
         return Reply(data={"error": _missing_accessor(call)}, status=404)
+    if _expired(found[1], call):
+        return no_content()
     return Reply(data=_secret_id_data(found[1]))
 
 
@@ -333,7 +353,8 @@ def approle_login(call: Call) -> Reply:
     """POST auth/approle/login {role_id, secret_id} (``pathLoginUpdate``)."""
     role_id = get_str(call.data, "role_id").strip()
     if not role_id:
-        raise VaultError.respond(400, "missing role_id")
+        # The alias lookahead Vault runs before the login returns this as a Go error: a 500.
+        raise VaultError.respond(500, "missing role_id")
     role = next((r for r in _approle(call).roles.values() if r.role_id == role_id), None)
     if role is None:
         raise VaultError.respond(400, "invalid role or secret ID")
@@ -342,9 +363,9 @@ def approle_login(call: Call) -> Reply:
         secret_value = get_str(call.data, "secret_id").strip()
         if not secret_value:
             raise VaultError.respond(400, "missing secret_id")
-        secret_ids = _live_secret_ids(role, call)
+        secret_ids = _stored_secret_ids(role, call)
         entry = secret_ids.get(secret_value)
-        if entry is None:
+        if entry is None or _expired(entry, call):
             raise VaultError.respond(400, "invalid role or secret ID")
         if entry.num_uses:
             # The use is spent before the CIDR checks, as in Vault.

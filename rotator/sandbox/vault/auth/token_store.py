@@ -286,8 +286,15 @@ def token_revoke(call: Call) -> Reply:
 
 
 def token_revoke_accessor(call: Call) -> Reply:
-    """POST auth/token/revoke-accessor {accessor} (204)."""
-    call.core.revoke(_token_by_accessor(call, get_str(call.data, "accessor")).id)
+    """POST auth/token/revoke-accessor {accessor} (204; an unknown one is a 200 warning)."""
+    accessor = get_str(call.data, "accessor")
+    if not accessor:
+        raise VaultError.internal(400, "missing accessor")
+    token_id = call.core.accessors.get(accessor)
+    token = _token_by_id(call, token_id) if token_id else None
+    if token is None:
+        return no_content(["No token found with this accessor"])
+    call.core.revoke(token.id)
     return no_content()
 
 

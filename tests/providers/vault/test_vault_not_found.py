@@ -1,0 +1,184 @@
+"""A Vault 404 means "no such key" only with an empty ``errors`` list; any other is an error.
+
+Vault answers a read of a missing KV key (or version, or an empty list) with
+``404 {"errors":[]}``. A wrong ``VAULT_NAMESPACE`` is a 404 too, but
+``{"errors":["namespace not found"]}``; a path under no mount is ``no handler
+for route``. Read as "no such key", those make a secret look absent, and a
+rotation "roll back" against an empty store: they must fail, permanently,
+saying why. Each test runs on the emulator and on OpenBao (a real server).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from providers.vault.kv import VaultKvConfig, VaultKvStore
+from providers.vault.token import TokenConfig, TokenIssuer
+from rotator.engine.runner import Engine
+from rotator.errors import NotFoundError, PermanentError
+from rotator.journal.journal import Journal
+from rotator.lifecycle import State
+from rotator.policy.loader import load_policies
+from rotator.sandbox.vault import VaultEmulator
+from tests.conftest import FakeClock
+from tests.providers.helpers import StepClock, new_rotation_id
+from tests.providers.vault.backends import Backend, clean_vault_env, point_at, runtime_for
+
+
+@pytest.fixture(params=["emulator", "openbao"])
+def backend(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Backend]:
+    """A Vault with a KV v2 mount holding ``app/db``, the adapters pointed at it (root token)."""
+    clean_vault_env(monkeypatch, tmp_path / "home")
+    prefix = f"nf{uuid.uuid4().hex[:10]}"
+    if request.param == "emulator":
+        step = StepClock()
+        with VaultEmulator(clock=step) as vault:
+            found = Backend(
+                "emulator", vault.url, vault.root_token, prefix, step, step=step, emulator=vault
+            )
+            yield _seeded(found, monkeypatch)
+        return
+    server = request.getfixturevalue("openbao")
+    found = Backend("openbao", server.url, server.root_token, prefix, lambda: datetime.now(UTC))
+    try:
+        yield _seeded(found, monkeypatch)
+    finally:
+        found.cleanup()
+
+
+def _seeded(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Backend:
+    mount = backend.enable_kv("kv")
+    backend.admin().secrets.kv.v2.create_or_update_secret(
+        path="app/db", secret={"value": "the-current-value"}, mount_point=mount
+    )
+    point_at(monkeypatch, backend, backend.root_token)
+    return backend
+
+
+def _store(backend: Backend, path: str = "app/db", mount: str | None = None) -> VaultKvStore:
+    config = VaultKvConfig(mount=mount or backend.mounts[0], path=path)
+    return VaultKvStore(config, runtime_for(backend), "app")
+
+
+def _calls(store: VaultKvStore) -> dict[str, Callable[[], Any]]:
+    """Every store method that reads before it writes, each on its own."""
+    rotation_id = new_rotation_id()
+    return {
+        "current": store.current,
+        "last_changed": store.last_changed,
+        "pending": lambda: store.pending(rotation_id),
+        "discard": lambda: store.discard(rotation_id),
+        "replaced_version": lambda: store.replaced_version(rotation_id),
+        "retire": lambda: store.retire("1"),
+    }
+
+
+def test_an_absent_key_is_none_not_an_error(backend: Backend) -> None:
+    """The baseline: ``404 {"errors":[]}`` is "no such key", read as absent."""
+    store = _store(backend, path="app/absent")
+    assert store.current() is None
+    assert store.last_changed() is None
+    assert store.pending(new_rotation_id()) is None
+    store.discard(new_rotation_id())
+    assert _store(backend).current() is not None
+
+
+def test_a_wrong_namespace_fails_every_call_saying_so(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a VAULT_NAMESPACE Vault does not have, no call reads the secret as absent."""
+    monkeypatch.setenv("VAULT_NAMESPACE", f"{backend.prefix}-nowhere")
+    store = _store(backend)
+    # The first call fails where the session looks its own token up; later ones reach the KV.
+    with pytest.raises(NotFoundError, match="namespace not found") as caught:
+        store.current()
+    assert caught.value.operation == "auth/token/lookup-self"
+    for name, call in _calls(store).items():
+        with pytest.raises(NotFoundError) as caught:
+            call()
+        assert isinstance(caught.value, PermanentError)
+        assert not caught.value.retryable, name
+        assert caught.value.provider == "vault-kv", name
+        assert "namespace not found: check VAULT_NAMESPACE" in str(caught.value), name
+
+
+def test_a_missing_mount_is_an_error_not_an_absent_secret(backend: Backend) -> None:
+    """A path under no mount is ``no handler for route``: not found, naming the mount."""
+    store = _store(backend, mount=f"{backend.prefix}-gone")
+    for name, call in _calls(store).items():
+        with pytest.raises(NotFoundError, match="is the secrets engine") as caught:
+            call()
+        assert not caught.value.retryable, name
+
+
+def test_a_404_that_is_not_no_such_key_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A 404 that explains itself otherwise (here a fault the emulator injects) is no absence."""
+    clean_vault_env(monkeypatch, tmp_path / "home")
+    step = StepClock()
+    with VaultEmulator(clock=step) as vault:
+        backend = _seeded(
+            Backend("emulator", vault.url, vault.root_token, "nf", step, step=step), monkeypatch
+        )
+        store = _store(backend)
+        for method, kind in (("GET", "data"), ("GET", "metadata"), ("DELETE", "metadata")):
+            vault.inject_fault(f"/v1/{backend.mounts[0]}/{kind}/", status=404, method=method)
+        with pytest.raises(NotFoundError, match="HTTP 404: no such path"):
+            store.current()
+        with pytest.raises(NotFoundError, match="HTTP 404: no such path"):
+            store.last_changed()
+        with pytest.raises(NotFoundError, match="HTTP 404: no such path"):
+            store.discard(new_rotation_id())
+
+
+def test_a_token_is_not_taken_for_revoked_in_a_wrong_namespace(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Revoking by accessor in a namespace that does not exist fails; it is not "already gone"."""
+    minted = backend.admin().auth.token.create_orphan(policies=["default"], ttl="1h")["auth"]
+    backend.accessors.append(minted["accessor"])
+    monkeypatch.setenv("VAULT_NAMESPACE", f"{backend.prefix}-nowhere")
+    issuer = TokenIssuer(TokenConfig(policies=["default"], ttl="1h"), runtime_for(backend), "app")
+    for operation in ("auth/token/lookup-self", "auth/token/revoke-accessor"):
+        # The first call fails where the session looks its own token up, the second at revoke.
+        with pytest.raises(NotFoundError, match="namespace not found") as caught:
+            issuer.revoke(minted["accessor"])
+        assert caught.value.operation == operation
+    looked_up = backend.admin().auth.token.lookup_accessor(minted["accessor"])
+    assert looked_up["data"]["accessor"] == minted["accessor"]
+
+
+def test_a_rotation_in_a_wrong_namespace_fails_instead_of_rolling_back(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The rotation stops rolling back, saying why, and the secret keeps its value."""
+    monkeypatch.setenv("VAULT_NAMESPACE", f"{backend.prefix}-nowhere")
+    policy = {
+        "name": "app",
+        "store": {"provider": "vault-kv", "mount": backend.mounts[0], "path": "app/db"},
+        "schedule": {"every": "30d"},
+        "grace": "1h",
+    }
+    config = tmp_path / "policies.yaml"
+    config.write_text(json.dumps({"secrets": [policy]}))
+    clock = FakeClock()
+    journal = Journal(f"sqlite:///{tmp_path / 'journal.db'}", clock)
+    engine = Engine(load_policies(config), journal, clock=clock, sleep=clock.sleep)
+    for run in (engine.rotate("app"), engine.run_once()):
+        [outcome] = run.outcomes
+        assert outcome.state is State.ROLLING_BACK, outcome.message
+        assert "namespace not found: check VAULT_NAMESPACE" in outcome.message
+    read = backend.admin().secrets.kv.v2.read_secret_version(
+        path="app/db", mount_point=backend.mounts[0], raise_on_deleted_version=True
+    )
+    assert read["data"]["data"] == {"value": "the-current-value"}
