@@ -1,7 +1,10 @@
 """A protocol-faithful HashiCorp Vault emulator: real HTTP, the subset of Vault's API rotator uses.
 
-No Vault server can be installed on the machines this project is built on, so
-the project carries this stand-in. It is a stdlib ``ThreadingHTTPServer`` on
+The tests run against both this emulator and a real OpenBao server
+(:mod:`rotator.sandbox.vault.openbao`); the emulator stays for what a real
+server cannot do there (a moved clock, injected faults) and stands in for
+``rotator sandbox`` where OpenBao is not installed. A differential test
+(``tests/providers/vault/test_conformance.py``) holds the two together. It is a stdlib ``ThreadingHTTPServer`` on
 loopback that answers like Vault does, closely enough that the real ``hvac``
 client cannot tell the difference. It imports nothing outside the standard
 library, except PyJWT and cryptography, imported only when the ``jwt`` auth
