@@ -4,11 +4,13 @@ The tests run against both this emulator and a real OpenBao server
 (:mod:`rotator.sandbox.vault.openbao`); the emulator stays for what a real
 server cannot do there (a moved clock, injected faults) and stands in for
 ``rotator sandbox`` where OpenBao is not installed. A differential test
-(``tests/providers/vault/test_conformance.py``) holds the two together. It is a stdlib ``ThreadingHTTPServer`` on
-loopback that answers like Vault does, closely enough that the real ``hvac``
-client cannot tell the difference. It imports nothing outside the standard
-library, except PyJWT and cryptography, imported only when the ``jwt`` auth
-method is configured or logged in with (to verify signatures).
+(``tests/providers/vault/test_conformance.py``) holds the two together.
+
+It is a stdlib ``ThreadingHTTPServer`` on loopback that answers like Vault
+does, closely enough that the real ``hvac`` client cannot tell the difference.
+It imports nothing outside the standard library, except PyJWT and
+cryptography, imported only when the ``jwt`` auth method is configured or
+logged in with (to verify signatures).
 
 Usage::
 
