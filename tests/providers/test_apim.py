@@ -621,7 +621,7 @@ class TestApimContract(IssuerContract):
         try:
             yield
         finally:
-            self.apim.kv._faults._faults.clear()
+            self.apim.kv.clear_faults()
 
     @pytest.mark.skip(
         reason="inventory() names the slots consumers hold (what prepare was told), not the "

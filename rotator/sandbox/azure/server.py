@@ -261,6 +261,10 @@ class KeyVaultEmulator(LoopbackServer):
             retry_after=None if retry_after is None else str(retry_after),
         )
 
+    def clear_faults(self) -> None:
+        """Drop every injected fault still waiting, the APIM emulator's included (one plan)."""
+        self._faults.clear()
+
     # -- one vault request
 
     def _base_url(self, headers: dict[str, str]) -> str:

@@ -75,6 +75,12 @@ class FaultPlan:
         with self._lock:
             self._faults.append(fault)
 
+    def clear(self) -> None:
+        """Drop every fault still waiting, so the next requests are served normally."""
+        # In place, not by a new plan: a plan may be shared (Key Vault's and APIM's).
+        with self._lock:
+            self._faults.clear()
+
     def take(self, path: str, method: str) -> Fault | None:
         """Return the first fault matching a request (using one of its ``count``), if any."""
         with self._lock:

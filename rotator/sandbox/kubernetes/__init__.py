@@ -72,9 +72,10 @@ annotations, while lists are replaced rather than merged by key, and
 ``?dryRun=All`` validates and answers without storing.
 
 Test hooks: :meth:`KubernetesEmulator.inject_fault` (a status, a
-``Retry-After``, for the next N matching requests), :attr:`requests` (every
-request as received: method, path, query, content type, body),
-:meth:`secret` and :meth:`workload` (the stored objects).
+``Retry-After``, for the next N matching requests), :meth:`clear_faults`
+(drop those still waiting), :attr:`requests` (every request as received:
+method, path, query, content type, body), :meth:`secret` and
+:meth:`workload` (the stored objects).
 """
 
 from rotator.sandbox.kubernetes.objects import merge_patch

@@ -264,6 +264,10 @@ class KubernetesEmulator(LoopbackServer):
         after = str(int(retry_after)) if retry_after is not None else None
         self._faults.add(path_prefix, status=status, count=count, method=method, retry_after=after)
 
+    def clear_faults(self) -> None:
+        """Drop every injected fault still waiting: the next requests are served normally."""
+        self._faults.clear()
+
     # -- one request
 
     def handle(

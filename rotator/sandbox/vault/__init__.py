@@ -185,7 +185,8 @@ Fault injection
     with a ``Retry-After`` header when ``retry_after`` is given (seconds, as
     Vault sends it when the quota has ``enable_rate_limit_response_headers``,
     or any text, such as the HTTP date older versions sent), or, when
-    ``status`` is None, are served normally.
+    ``status`` is None, are served normally. ``clear_faults()`` drops the
+    faults still waiting.
 
 Known divergences from real Vault
 =================================

@@ -145,6 +145,10 @@ class VaultEmulator(LoopbackServer):
             path_prefix, status=status, delay=delay, count=count, method=method, retry_after=after
         )
 
+    def clear_faults(self) -> None:
+        """Drop every injected fault still waiting: the next requests are served normally."""
+        self._faults.clear()
+
     # -- one request
 
     def handle(

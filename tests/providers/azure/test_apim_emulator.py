@@ -324,3 +324,18 @@ def test_gateway_faults_and_the_vault_still_answering(keyvault: KeyVaultEmulator
     assert gateway(keyvault, primary).status_code == 200
     make_client(keyvault).set_secret("app", "value-next-to-apim")
     assert make_client(keyvault).get_secret("app").value == "value-next-to-apim"
+
+
+def test_clear_faults_drops_the_gateways_and_the_vaults(keyvault: KeyVaultEmulator) -> None:
+    """One clear_faults drops the faults still waiting on the gateway, ARM and the vault alike."""
+    primary, _ = seed(keyvault)
+    path = keyvault.apim.resource_path(SERVICE, SID, azure_subscription=AZURE, resource_group=GROUP)
+    keyvault.inject_fault(f"/apim/{SERVICE}/", status=503, count=1000)
+    keyvault.inject_fault(path, status=503, count=1000)
+    keyvault.inject_fault("/secrets", status=503, count=1000)
+    assert gateway(keyvault, primary).status_code == 503
+    keyvault.clear_faults()
+    assert gateway(keyvault, primary).status_code == 200
+    assert arm(keyvault, "POST", "/listSecrets").status_code == 200
+    make_client(keyvault).set_secret("app", "value-after-the-faults")
+    assert make_client(keyvault).get_secret("app").value == "value-after-the-faults"

@@ -34,7 +34,6 @@ from providers.azure.keyvault import (
 from rotator.adapters import Store
 from rotator.adapters.secret import SecretValue
 from rotator.errors import ConflictError, NotFoundError, PermanentError
-from rotator.sandbox.core.faults import FaultPlan
 from rotator.testing import StoreContract
 
 if TYPE_CHECKING:
@@ -499,4 +498,4 @@ class TestKeyVaultContract(StoreContract):
         try:
             yield
         finally:
-            emulator._faults = FaultPlan()
+            emulator.clear_faults()

@@ -298,6 +298,18 @@ def test_faults_answer_with_status_and_retry_after_then_stop(kube: KubernetesEmu
     assert again[0] == 200
 
 
+def test_clear_faults_drops_the_faults_still_waiting(kube: KubernetesEmulator) -> None:
+    """After clear_faults, requests a fault still counted are served normally."""
+    kube.inject_fault(503, count=1000)
+    kube.inject_fault(500, method="GET", path_prefix=SECRETS, count=1000)
+    assert http(kube, "GET", f"{SECRETS}/{SECRET}")[0] == 503
+
+    kube.clear_faults()
+
+    assert http(kube, "GET", f"{SECRETS}/{SECRET}")[0] == 200
+    assert http(kube, "GET", f"{SECRETS}/{SECRET}")[0] == 200
+
+
 def test_requests_are_recorded(kube: KubernetesEmulator) -> None:
     """Every request is recorded with its method, path, query, content type and body."""
     http(kube, "PATCH", f"{SECRETS}/{SECRET}?dryRun=All", {"data": {}}, content_type=SMP)

@@ -40,7 +40,6 @@ from rotator.errors import (
     TransientError,
 )
 from rotator.policy.loader import load_policies
-from rotator.sandbox.core.faults import FaultPlan
 from rotator.sandbox.kubernetes import KubernetesEmulator, Rule
 from rotator.service.metrics import OPERATION_PATTERN
 from rotator.testing import TargetContract
@@ -714,4 +713,4 @@ class TestKubernetesSecretContract(TargetContract):
         try:
             yield
         finally:
-            self.kube._faults = FaultPlan()
+            self.kube.clear_faults()

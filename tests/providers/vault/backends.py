@@ -163,13 +163,11 @@ class Backend:
         VAULT_ADDR is not the tests' to seal: the test is skipped there.
         """
         if self.emulator is not None:
-            from rotator.sandbox.core.faults import FaultPlan
-
             self.emulator.inject_fault("/v1/", status=503, count=1000)
             try:
                 yield
             finally:
-                self.emulator._faults = FaultPlan()
+                self.emulator.clear_faults()
             return
         if not self.unseal_key:
             pytest.skip("a Vault the tests do not own is not sealed on demand")

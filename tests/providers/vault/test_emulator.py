@@ -1667,6 +1667,20 @@ def test_injected_429_is_a_rate_limit_quota_answer(vault: VaultEmulator) -> None
     assert again.status_code == 404 and "Retry-After" not in again.headers
 
 
+def test_clear_faults_drops_the_faults_still_waiting(
+    vault: VaultEmulator, hvac_client: hvac.Client
+) -> None:
+    """Emulator API: after clear_faults, requests a fault still counted are served normally."""
+    kv_write(hvac_client, "app/db", {"a": 1})
+    vault.inject_fault(path_prefix="/v1/", status=503, count=1000)
+    vault.inject_fault(path_prefix="/v1/secret/", status=500, count=1000)
+    with pytest.raises(hvac.exceptions.VaultDown):
+        kv_read(hvac_client, "app/db")
+    vault.clear_faults()
+    assert kv_read(hvac_client, "app/db")["data"]["data"] == {"a": 1}
+    kv_write(hvac_client, "app/db", {"a": 2})
+
+
 def test_inject_fault_validates_arguments(vault: VaultEmulator) -> None:
     """Emulator API: nonsensical faults are refused up front."""
     with pytest.raises(ValueError):
