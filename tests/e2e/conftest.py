@@ -8,11 +8,10 @@ import subprocess
 import sys
 import threading
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import pytest
 
 from rotator.sandbox.aws.sandbox import AwsSandbox
 from tests import harness
-from tests.providers.vault.backends import REAL_VAULT, Backend, real_server
+from tests.providers.vault.backends import REAL_VAULT, Backend, unique_prefix, vault_for
 
 REGION = "us-east-1"
 #: What coverage.py puts in the environment to measure the subprocesses too.
@@ -184,25 +183,8 @@ def vault_server(request: pytest.FixtureRequest) -> Iterator[Backend]:
     (``Backend.enable_kv``, ``Backend.enable_approle``); all of it, and every
     token made meanwhile on a server the tests own, goes at the end.
     """
-    prefix = f"e2e{uuid.uuid4().hex[:10]}"
-    if request.param == "emulator":
-        from rotator.sandbox.vault import VaultEmulator
-
-        with VaultEmulator() as emulator:
-            yield Backend(
-                "emulator",
-                emulator.url,
-                emulator.root_token,
-                prefix,
-                lambda: datetime.now(UTC),
-                emulator=emulator,
-            )
-        return
-    backend = real_server(request, prefix)
-    try:
+    with vault_for(request, unique_prefix("e2e")) as backend:
         yield backend
-    finally:
-        backend.cleanup()
 
 
 @pytest.fixture

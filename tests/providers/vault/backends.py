@@ -280,6 +280,60 @@ def unseal_key(log: Path) -> str:
     return found[-1]
 
 
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def unique_prefix(tag: str = "rt") -> str:
+    """Return a prefix for what one test creates: ``tag`` and 10 hex digits."""
+    return f"{tag}{uuid.uuid4().hex[:10]}"
+
+
+@contextlib.contextmanager
+def emulated(prefix: str, step: StepClock | None = None) -> Iterator[Backend]:
+    """Run a fresh Vault emulator for the block, as a Backend: on ``step`` if given, else wall time.
+
+    A step clock is the one :func:`runtime_for` gives the adapters, so a test
+    moves both at once; the end-to-end tests' rotator processes read the wall
+    clock, so the emulator they talk to must too.
+    """
+    from rotator.sandbox.vault import VaultEmulator
+
+    with VaultEmulator(clock=step) as vault:
+        yield Backend(
+            "emulator",
+            vault.url,
+            vault.root_token,
+            prefix,
+            step or _wall_clock,
+            step=step,
+            emulator=vault,
+        )
+
+
+@contextlib.contextmanager
+def served(request: pytest.FixtureRequest, prefix: str) -> Iterator[Backend]:
+    """The real server (see :func:`real_server`) for the block; what the test made goes after."""
+    backend = real_server(request, prefix)
+    try:
+        yield backend
+    finally:
+        backend.cleanup()
+
+
+@contextlib.contextmanager
+def vault_for(
+    request: pytest.FixtureRequest, prefix: str, step: StepClock | None = None
+) -> Iterator[Backend]:
+    """The Vault a fixture's parameter names, for the block: ``emulator`` (on ``step``) or real."""
+    if request.param == "emulator":
+        with emulated(prefix, step) as backend:
+            yield backend
+    else:
+        with served(request, prefix) as backend:
+            yield backend
+
+
 def real_server(request: pytest.FixtureRequest, prefix: str) -> Backend:
     """Return the real server as a Backend: VAULT_ADDR's Vault if given, else the session's OpenBao.
 
@@ -292,16 +346,37 @@ def real_server(request: pytest.FixtureRequest, prefix: str) -> Backend:
             REAL_ADDR,
             REAL_TOKEN,
             prefix,
-            lambda: datetime.now(UTC),
+            _wall_clock,
             namespace=REAL_NAMESPACE,
             cacert=REAL_CACERT,
             skip_verify=REAL_SKIP_VERIFY,
         )
     server = request.getfixturevalue("openbao")
-    backend = Backend(REAL_VAULT, server.url, server.root_token, prefix, lambda: datetime.now(UTC))
+    backend = Backend(REAL_VAULT, server.url, server.root_token, prefix, _wall_clock)
     backend.preexisting = backend.token_accessors()
     backend.unseal_key = unseal_key(server.log_path)
     return backend
+
+
+def skip_without_namespaces(backend: Backend) -> None:
+    """Skip the test unless ``backend`` has namespaces (refuses one it does not have).
+
+    OpenBao, Vault Enterprise and the emulator answer a namespace they do not
+    have with a 404; Vault Community Edition ignores the namespace header, so
+    there a wrong VAULT_NAMESPACE reads the root namespace (and VAULT_ADDR may
+    name such a Vault).
+    """
+    from hvac.exceptions import InvalidPath
+
+    probe = backend.client()
+    probe.adapter.namespace = f"{backend.prefix}-nowhere"
+    try:
+        probe.auth.token.lookup_self()
+    except InvalidPath:
+        return
+    finally:
+        probe.adapter.close()
+    pytest.skip(f"{backend.name} has no namespaces: it serves one it does not have")
 
 
 def clean_vault_env(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:

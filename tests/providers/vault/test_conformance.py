@@ -4,6 +4,8 @@ The script is :mod:`tests.providers.vault.conformance`. A difference between
 the emulator's answers and OpenBao's fails the test unless docs/providers/vault.md
 lists it, with a reason, under "The emulator against OpenBao: known
 divergences"; a listed divergence that no longer occurs fails it too.
+
+Always against OpenBao, even when VAULT_ADDR names a Vault: the list documents OpenBao's answers.
 """
 
 from __future__ import annotations

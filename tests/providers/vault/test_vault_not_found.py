@@ -5,15 +5,14 @@ Vault answers a read of a missing KV key (or version, or an empty list) with
 ``{"errors":["namespace not found"]}``; a path under no mount is ``no handler
 for route``. Read as "no such key", those make a secret look absent, and a
 rotation "roll back" against an empty store: they must fail, permanently,
-saying why. Each test runs on the emulator and on OpenBao (a real server).
+saying why. Each test runs on the emulator and on the real server (OpenBao, or
+the Vault ``VAULT_ADDR`` and ``VAULT_TOKEN`` name), except where it says why not.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,36 +25,35 @@ from rotator.errors import NotFoundError, PermanentError
 from rotator.journal.journal import Journal
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
-from rotator.sandbox.vault import VaultEmulator
 from tests.conftest import FakeClock
-from tests.providers.helpers import StepClock, new_rotation_id
-from tests.providers.vault.backends import Backend, clean_vault_env, point_at, runtime_for
+from tests.providers.helpers import new_rotation_id
+from tests.providers.vault.backends import (
+    Backend,
+    clean_vault_env,
+    point_at,
+    runtime_for,
+    skip_without_namespaces,
+)
+
+pytest_plugins = ["tests.providers.vault.conftest_backends"]
 
 
-@pytest.fixture(params=["emulator", "openbao"])
-def backend(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[Backend]:
-    """A Vault with a KV v2 mount holding ``app/db``, the adapters pointed at it (root token)."""
+@pytest.fixture
+def backend(vault_backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Backend:
+    """A Vault with a KV v2 mount holding ``app/db``, the adapters pointed at it (admin token)."""
     clean_vault_env(monkeypatch, tmp_path / "home")
-    prefix = f"nf{uuid.uuid4().hex[:10]}"
-    if request.param == "emulator":
-        step = StepClock()
-        with VaultEmulator(clock=step) as vault:
-            found = Backend(
-                "emulator", vault.url, vault.root_token, prefix, step, step=step, emulator=vault
-            )
-            yield _seeded(found, monkeypatch)
-        return
-    server = request.getfixturevalue("openbao")
-    found = Backend("openbao", server.url, server.root_token, prefix, lambda: datetime.now(UTC))
-    try:
-        yield _seeded(found, monkeypatch)
-    finally:
-        found.cleanup()
+    return _seeded(vault_backend, monkeypatch)
+
+
+@pytest.fixture
+def namespaced(backend: Backend) -> Backend:
+    """``backend``, if it has namespaces (the test is skipped on a Vault without)."""
+    skip_without_namespaces(backend)
+    return backend
 
 
 def _seeded(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Backend:
+    """Mount a KV v2 engine, write ``app/db`` there, and point the adapters at ``backend``."""
     mount = backend.enable_kv("kv")
     backend.admin().secrets.kv.v2.create_or_update_secret(
         path="app/db", secret={"value": "the-current-value"}, mount_point=mount
@@ -93,9 +91,10 @@ def test_an_absent_key_is_none_not_an_error(backend: Backend) -> None:
 
 
 def test_a_wrong_namespace_fails_every_call_saying_so(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch
+    namespaced: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With a VAULT_NAMESPACE Vault does not have, no call reads the secret as absent."""
+    backend = namespaced
     monkeypatch.setenv("VAULT_NAMESPACE", f"{backend.prefix}-nowhere")
     store = _store(backend)
     # The first call fails where the session looks its own token up; later ones reach the KV.
@@ -121,30 +120,30 @@ def test_a_missing_mount_is_an_error_not_an_absent_secret(backend: Backend) -> N
 
 
 def test_a_404_that_is_not_no_such_key_is_an_error(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    emulator_backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """A 404 that explains itself otherwise (here a fault the emulator injects) is no absence."""
+    """A 404 that explains itself otherwise (here a fault the emulator injects) is no absence.
+
+    On the emulator only: a real server is not told to fail.
+    """
     clean_vault_env(monkeypatch, tmp_path / "home")
-    step = StepClock()
-    with VaultEmulator(clock=step) as vault:
-        backend = _seeded(
-            Backend("emulator", vault.url, vault.root_token, "nf", step, step=step), monkeypatch
-        )
-        store = _store(backend)
-        for method, kind in (("GET", "data"), ("GET", "metadata"), ("DELETE", "metadata")):
-            vault.inject_fault(f"/v1/{backend.mounts[0]}/{kind}/", status=404, method=method)
-        with pytest.raises(NotFoundError, match="HTTP 404: no such path"):
-            store.current()
-        with pytest.raises(NotFoundError, match="HTTP 404: no such path"):
-            store.last_changed()
-        with pytest.raises(NotFoundError, match="HTTP 404: no such path"):
-            store.discard(new_rotation_id())
+    backend = _seeded(emulator_backend, monkeypatch)
+    store = _store(backend)
+    for method, kind in (("GET", "data"), ("GET", "metadata"), ("DELETE", "metadata")):
+        backend.emulator.inject_fault(f"/v1/{backend.mounts[0]}/{kind}/", status=404, method=method)
+    with pytest.raises(NotFoundError, match="HTTP 404: no such path"):
+        store.current()
+    with pytest.raises(NotFoundError, match="HTTP 404: no such path"):
+        store.last_changed()
+    with pytest.raises(NotFoundError, match="HTTP 404: no such path"):
+        store.discard(new_rotation_id())
 
 
 def test_a_token_is_not_taken_for_revoked_in_a_wrong_namespace(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch
+    namespaced: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Revoking by accessor in a namespace that does not exist fails; it is not "already gone"."""
+    backend = namespaced
     minted = backend.admin().auth.token.create_orphan(policies=["default"], ttl="1h")["auth"]
     backend.accessors.append(minted["accessor"])
     monkeypatch.setenv("VAULT_NAMESPACE", f"{backend.prefix}-nowhere")
@@ -159,9 +158,10 @@ def test_a_token_is_not_taken_for_revoked_in_a_wrong_namespace(
 
 
 def test_a_rotation_in_a_wrong_namespace_fails_instead_of_rolling_back(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    namespaced: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The rotation stops rolling back, saying why, and the secret keeps its value."""
+    backend = namespaced
     monkeypatch.setenv("VAULT_NAMESPACE", f"{backend.prefix}-nowhere")
     policy = {
         "name": "app",

@@ -1,4 +1,7 @@
-"""The Vault part of ``rotator sandbox``: OpenBao when installed, else the emulator; seeded."""
+"""The Vault part of ``rotator sandbox``: OpenBao when installed, else the emulator; seeded.
+
+Always OpenBao, even when VAULT_ADDR names a Vault: the sandbox starts OpenBao itself.
+"""
 
 from __future__ import annotations
 
