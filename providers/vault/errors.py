@@ -167,7 +167,7 @@ _BY_CLASS: dict[str, tuple[int | None, type[ProviderError], str]] = {
 }
 
 
-def _unwrap(text: str) -> list[str]:
+def unwrap(text: str) -> list[str]:
     """Split Go's multierror ``1 error occurred:\\n\\t* msg\\n\\n`` into its messages."""
     items = re.findall(r"^\s*\*\s*(.+?)\s*$", text, flags=re.MULTILINE)
     return items if items else [text.strip()]
@@ -184,12 +184,12 @@ def error_strings(exc: BaseException) -> list[str]:
     if isinstance(errors, list):
         for item in errors:
             if isinstance(item, str):
-                found.extend(_unwrap(item))
+                found.extend(unwrap(item))
     body = getattr(exc, "json", None)
     if isinstance(body, dict):
         data = body.get("data")
         if isinstance(data, dict) and isinstance(data.get("error"), str):
-            found.extend(_unwrap(data["error"]))
+            found.extend(unwrap(data["error"]))
     return found
 
 

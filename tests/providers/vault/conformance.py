@@ -17,10 +17,11 @@ secret-id). hvac sends them through its raw adapter with exceptions off, so
 every answer, refusals included, comes back as it was on the wire.
 
 :func:`run` plays the script against one server and returns, per step, an
-:class:`Observation`: the HTTP status, the ``Content-Type``, the ``errors``
-list and the key paths of the JSON answer (values differ between servers:
-ids, tokens, times), with the run's names and saved values written back as
-``${name}``. :func:`differences` compares two runs.
+:class:`Observation`: the HTTP status, the ``Content-Type``, the texts the
+adapters match on (the ``errors`` list, ``data.error`` split as they split it,
+and the ``warnings`` list) and the key paths of the JSON answer (values differ
+between servers: ids, tokens, times), with the run's names and saved values
+written back as ``${name}``. :func:`differences` compares two runs.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from typing import Any
 import hvac
 import requests
 from hvac.adapters import RawAdapter
+
+from providers.vault.errors import unwrap
 
 #: The policy a least-privilege token holds: read one KV path, nothing else.
 READER_POLICY = 'path "$kv/data/app" { capabilities = ["read"] }\n'
@@ -211,6 +214,20 @@ SCRIPT: tuple[Step, ...] = (
         secret={"password": "x"},
         **KV,
     ),
+    # A mount that mandates check-and-set: a key's metadata may not turn it off (a warning).
+    hvac_call("kv.config.write.cas-required", "secrets.kv.v2.configure", cas_required=True, **KV),
+    hvac_call(
+        "kv.metadata.write.cas-mandated",
+        "secrets.kv.v2.update_metadata",
+        path="app",
+        cas_required=False,
+        custom_metadata={"rotator_rotation_id": "r1"},
+        **KV,
+    ),
+    hvac_call("kv.config.write.cas-optional", "secrets.kv.v2.configure", cas_required=False, **KV),
+    # Paths a KV v2 mount does not serve: 404 with a warning and no errors list.
+    http("kv.invalid-path", "GET", "$kv/app"),
+    http("kv.invalid-path.root", "GET", "$kv/data/"),
     # -- KV v2: soft delete, undelete, destroy
     hvac_call(
         "kv.delete.latest", "secrets.kv.v2.delete_latest_version_of_secret", path="app", **KV
@@ -363,6 +380,13 @@ SCRIPT: tuple[Step, ...] = (
     ),
     http("acl.no-token", "GET", "$kv/data/app", token=""),
     # -- tokens and accessors
+    hvac_call(
+        "token.create-orphan.ttl-capped",
+        "auth.token.create_orphan",
+        policies=["$reader"],
+        ttl="2h",
+        explicit_max_ttl="1h",
+    ),
     hvac_call(
         "token.create-orphan.periodic",
         "auth.token.create_orphan",
@@ -643,6 +667,11 @@ class Observation:
     errors: tuple[str, ...] | None
     #: Every key path of the JSON answer (``data.metadata.version``; ``[]`` for list items).
     keys: frozenset[str]
+    #: ``data.error`` split into its messages as the adapters split it (how Vault words an
+    #: error it answers with a status of its choosing), or ``None`` when there is none.
+    error: tuple[str, ...] | None = None
+    #: The ``warnings`` list, or ``None`` when the answer has none (``null`` or no key).
+    warnings: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -650,7 +679,7 @@ class Difference:
     """One way a step's answer differs between the emulator and the real server."""
 
     step: str
-    #: ``status``, ``content type``, ``errors`` or ``key``.
+    #: ``status``, ``content type``, ``errors``, ``data.error``, ``warnings`` or ``key``.
     aspect: str
     #: The key path of a ``key`` difference (names templated back: ``${kv}/``), else "".
     key: str
@@ -691,14 +720,29 @@ def observe(response: requests.Response, context: Mapping[str, str]) -> Observat
     body: Any = None
     if response.content.strip():
         body = response.json()
-    errors = None
-    if isinstance(body, dict) and "errors" in body:
-        errors = tuple(untemplate(str(e), context) for e in body["errors"] or ())
+    return observation(response.status_code, response.headers.get("Content-Type"), body, context)
+
+
+def observation(
+    status: int, content_type: str | None, body: Any, context: Mapping[str, str]
+) -> Observation:
+    """Reduce an answer's status, Content-Type and JSON body (``None``: none) to an Observation."""
+    errors = error = warnings = None
+    if isinstance(body, dict):
+        if "errors" in body:
+            errors = tuple(untemplate(str(e), context) for e in body["errors"] or ())
+        data = body.get("data")
+        if isinstance(data, dict) and isinstance(data.get("error"), str):
+            error = tuple(untemplate(e, context) for e in unwrap(data["error"]))
+        if body.get("warnings") is not None:
+            warnings = tuple(untemplate(str(w), context) for w in body["warnings"])
     return Observation(
-        response.status_code,
-        response.headers.get("Content-Type"),
+        status,
+        content_type,
         errors,
         frozenset(untemplate(key, context) for key in key_paths(body)),
+        error,
+        warnings,
     )
 
 
@@ -768,8 +812,9 @@ def _clean_up(client: hvac.Client, context: Mapping[str, str]) -> None:
         client.adapter.request("DELETE", f"/v1/{path}")
 
 
-def _errors_text(errors: Sequence[str] | None) -> str:
-    return "none" if errors is None else json.dumps(list(errors))
+def _texts(texts: Sequence[str] | None) -> str:
+    """Write a list of texts as the docs table does: JSON, or ``none`` when there is none."""
+    return "none" if texts is None else json.dumps(list(texts))
 
 
 def differences(
@@ -791,16 +836,13 @@ def differences(
                     str(theirs.content_type or "none"),
                 )
             )
-        if ours.errors != theirs.errors:
-            found.append(
-                Difference(
-                    step.id,
-                    "errors",
-                    "",
-                    _errors_text(ours.errors),
-                    _errors_text(theirs.errors),
-                )
-            )
+        for aspect, mine, other in (
+            ("errors", ours.errors, theirs.errors),
+            ("data.error", ours.error, theirs.error),
+            ("warnings", ours.warnings, theirs.warnings),
+        ):
+            if mine != other:
+                found.append(Difference(step.id, aspect, "", _texts(mine), _texts(other)))
         for key in sorted(ours.keys - theirs.keys):
             found.append(Difference(step.id, "key", key, "present", "absent"))
         for key in sorted(theirs.keys - ours.keys):

@@ -24,7 +24,7 @@ from tests.providers.vault.conformance import SCRIPT, Difference, Observation
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "providers" / "vault.md"
 HEADING = "## The emulator against OpenBao: known divergences"
-ASPECTS = ("status", "content type", "errors")
+ASPECTS = ("status", "content type", "errors", "data.error", "warnings")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Divergence:
 
     #: Request id patterns (``*`` matches any text).
     requests: tuple[str, ...]
-    #: ``status``, ``content type``, ``errors`` or ``key``.
+    #: ``status``, ``content type``, ``errors``, ``data.error``, ``warnings`` or ``key``.
     aspect: str
     #: Key path patterns (``key`` rows only).
     keys: tuple[str, ...]
@@ -168,6 +168,40 @@ def test_differences_report_status_content_type_errors_and_keys() -> None:
     assert not any(other_step.explains(d) for d in found)
 
 
+def test_differences_report_the_texts_the_adapters_match_on() -> None:
+    """``data.error`` (split as the adapters split it) and ``warnings`` are compared too."""
+    keys = frozenset({"data", "data.error", "warnings"})
+    base = Observation(404, "application/json", None, keys, ("no such accessor",), ("w",))
+    ours = _same_everywhere(base)
+    theirs = _same_everywhere(base)
+    theirs["approle.secret-id-accessor.lookup.missing"] = Observation(
+        404, "application/json", None, keys, ("another text",), None
+    )
+    theirs["token.revoke-accessor.missing"] = Observation(
+        404, "application/json", None, keys, ("no such accessor",), ("w", "v")
+    )
+    assert [str(d) for d in conformance.differences(ours, theirs)] == [
+        'token.revoke-accessor.missing: warnings: emulator ["w"], OpenBao ["w", "v"]',
+        "approle.secret-id-accessor.lookup.missing: data.error: "
+        'emulator ["no such accessor"], OpenBao ["another text"]',
+        'approle.secret-id-accessor.lookup.missing: warnings: emulator ["w"], OpenBao none',
+    ]
+
+
+def test_an_observation_holds_data_error_split_and_the_warnings() -> None:
+    """``data.error`` is split as the adapters split it; no warnings (``null``) is none."""
+    body = {
+        "data": {"error": '2 errors occurred:\n\t* first "abcdefgh"\n\t* second\n\n'},
+        "warnings": ["look out"],
+    }
+    seen = conformance.observation(404, "application/json", body, {"sid": "abcdefgh"})
+    assert seen.error == ('first "${sid}"', "second")
+    assert seen.warnings == ("look out",)
+    assert seen.errors is None
+    seen = conformance.observation(404, None, {"data": {"error": 7}, "warnings": None}, {})
+    assert (seen.error, seen.warnings) == (None, None)
+
+
 def test_the_parser_reads_a_table_and_refuses_a_bad_row() -> None:
     """The docs table is read cell by cell; an answer other than yes/no is refused."""
     table = (
@@ -176,11 +210,13 @@ def test_the_parser_reads_a_table_and_refuses_a_bad_row() -> None:
         "|---|---|---|---|---|---|\n"
         "| `a.b`, `c.*` | keys `x`, `*y` | present | absent | yes | because |\n"
         "| `d` | status | `204` | `200` | no | other |\n"
+        '| `e` | warnings | none | `["w"]` | no | third |\n'
         "\n## Next\n| `z` | status | `1` | `2` | no | not read |\n"
     )
     assert parse_divergences(table) == [
         Divergence(("a.b", "c.*"), "key", ("x", "*y"), "present", "absent", True, "because"),
         Divergence(("d",), "status", (), "204", "200", False, "other"),
+        Divergence(("e",), "warnings", (), "none", '["w"]', False, "third"),
     ]
     with pytest.raises(AssertionError, match="yes or no"):
         parse_divergences(table.replace("| yes |", "| maybe |"))
