@@ -27,10 +27,12 @@ this module at load time, and loading the registry must not import the SDK.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from providers.transport.failures import Outcome, defuse, error_outcome
 from rotator.errors import (
@@ -173,19 +175,49 @@ def unwrap(text: str) -> list[str]:
     return items if items else [text.strip()]
 
 
+def answer_body(exc: BaseException) -> Any:
+    """Return the JSON answer an hvac exception carries, or ``None`` if it is not JSON.
+
+    hvac parses the body (``exc.json``, and ``exc.errors`` from it) only when
+    the Content-Type is exactly ``application/json``. A proxy or gateway that
+    answers ``application/json; charset=utf-8`` leaves only the raw text
+    (``exc.text``): it is parsed here, so an answer means the same behind one.
+    """
+    body = getattr(exc, "json", None)
+    if body is not None:
+        return body
+    text = getattr(exc, "text", None)
+    if not isinstance(text, str) or not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:  # a proxy's own page, or no JSON at all
+        return None
+
+
+def _errors(exc: BaseException) -> object:
+    """Return the ``errors`` list of the answer: hvac's, else the raw body's (see answer_body)."""
+    errors = getattr(exc, "errors", None)
+    if errors is None:
+        body = answer_body(exc)
+        errors = body.get("errors") if isinstance(body, dict) else None
+    return errors
+
+
 def error_strings(exc: BaseException) -> list[str]:
     """Return the error strings Vault sent with an hvac exception (unwrapped).
 
     Looks at the ``errors`` list of the JSON envelope, and at ``data.error``
-    (how Vault shapes an error it answers with a custom status code).
+    (how Vault shapes an error it answers with a custom status code), whatever
+    the Content-Type said (see :func:`answer_body`).
     """
     found: list[str] = []
-    errors = getattr(exc, "errors", None)
+    errors = _errors(exc)
     if isinstance(errors, list):
         for item in errors:
             if isinstance(item, str):
                 found.extend(unwrap(item))
-    body = getattr(exc, "json", None)
+    body = answer_body(exc)
     if isinstance(body, dict):
         data = body.get("data")
         if isinstance(data, dict) and isinstance(data.get("error"), str):
@@ -214,9 +246,10 @@ def nothing_there(exc: BaseException) -> bool:
     Vault answers a read of a missing key, version or list with ``{"errors":[]}``.
     Every other 404 explains itself (``namespace not found``, ``no handler for
     route``), or is not Vault's answer at all (a proxy's page): a problem to
-    report, never an absent secret.
+    report, never an absent secret. The list is read from the raw body when
+    hvac did not parse it (a Content-Type with a charset: see :func:`answer_body`).
     """
-    return getattr(exc, "errors", None) == []
+    return _errors(exc) == []
 
 
 def from_vault_error(exc: BaseException, provider: str, operation: str) -> ProviderError:

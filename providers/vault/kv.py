@@ -49,7 +49,7 @@ from typing import Any, TypeVar
 from pydantic import Field
 
 from providers.vault.client import session
-from providers.vault.errors import nothing_there
+from providers.vault.errors import answer_body, nothing_there
 from rotator.adapters import Permission, ProviderConfig, SecretValue, Store, Version
 from rotator.errors import ConflictError, PermanentError, PermissionDeniedError
 
@@ -179,7 +179,7 @@ def _deleted_version(exc: BaseException) -> int | None:
     Vault answers a read of a deleted or destroyed version with the full
     envelope (``data.metadata`` set) and no ``errors`` key.
     """
-    body = getattr(exc, "json", None)
+    body = answer_body(exc)
     if not isinstance(body, Mapping) or "errors" in body:
         return None
     data = body.get("data")

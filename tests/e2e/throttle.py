@@ -1,13 +1,14 @@
 """A throttling reverse proxy for end-to-end tests: moto_server behind AWS-like request quotas.
 
-:class:`ThrottlingProxy` listens on a free 127.0.0.1 port and forwards every
-request to an upstream moto_server, except that each AWS service gets at most
-``limits[service]`` requests a second, in bursts of at most ``burst`` (a
-token bucket on an injectable monotonic clock, the way AWS meters request
-quotas). A request that finds the bucket empty is answered by the proxy
-itself, the way AWS throttles, so botocore classifies it exactly as it would
-a real one (``botocore.retries.standard`` matches the parsed error code
-against its fixed throttling list, or a bare HTTP 429):
+:class:`ThrottlingProxy` (a :class:`tests.proxy.ForwardingProxy`) listens on
+a free 127.0.0.1 port and forwards every request to an upstream moto_server,
+except that each AWS service gets at most ``limits[service]`` requests a
+second, in bursts of at most ``burst`` (a token bucket on an injectable
+monotonic clock, the way AWS meters request quotas). A request that finds the
+bucket empty is answered by the proxy itself, the way AWS throttles, so
+botocore classifies it exactly as it would a real one
+(``botocore.retries.standard`` matches the parsed error code against its
+fixed throttling list, or a bare HTTP 429):
 
 - JSON protocol (Secrets Manager): HTTP 400, ``x-amzn-ErrorType:
   ThrottlingException`` and ``{"__type":"ThrottlingException",...}``;
@@ -27,7 +28,6 @@ logged; only the ``Action`` of a query-protocol body is read.
 
 from __future__ import annotations
 
-import http.client
 import re
 import threading
 import time
@@ -35,18 +35,10 @@ import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Protocol
+
+from tests.proxy import Answer, ForwardingProxy, Headers
 
 Clock = Callable[[], float]
-
-
-class Headers(Protocol):
-    """Request headers looked up by name, case-insensitively (``email.message.Message``)."""
-
-    def get(self, name: str, /) -> str | None: ...
-
 
 _SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/,\s]+/([^/,\s]+)/aws4_request")
 
@@ -61,26 +53,6 @@ _QUERY_NAMESPACES = {
     "iam": "https://iam.amazonaws.com/doc/2010-05-08/",
     "sts": "https://sts.amazonaws.com/doc/2011-06-15/",
 }
-
-#: Headers that belong to one connection, not to the message (RFC 9110, 7.6.1),
-#: plus those the proxy writes itself.
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-        "server",
-        "date",
-    }
-)
-UPSTREAM_TIMEOUT = 30.0
 
 
 class TokenBucket:
@@ -196,7 +168,7 @@ def throttling_answer(
     )
 
 
-class ThrottlingProxy:
+class ThrottlingProxy(ForwardingProxy):
     """A threaded reverse proxy to ``upstream`` enforcing per-service request quotas.
 
     ``limits`` maps a service name (``secretsmanager``, ``iam``,
@@ -215,11 +187,7 @@ class ThrottlingProxy:
         burst: float | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
-        parsed = urllib.parse.urlsplit(upstream)
-        if parsed.scheme != "http" or parsed.hostname is None:
-            raise ValueError(f"upstream must be an http:// URL, not {upstream!r}")
-        self._upstream_host = parsed.hostname
-        self._upstream_port = parsed.port or 80
+        super().__init__(upstream)
         self._clock = clock
         self._buckets = {
             service: TokenBucket(rate, burst, clock=clock) for service, rate in limits.items()
@@ -228,53 +196,6 @@ class ThrottlingProxy:
         self._forwarded: Counter[tuple[str, str]] = Counter()
         self._throttled: Counter[tuple[str, str]] = Counter()
         self._admitted_at: dict[str, list[float]] = {}
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ----------------------------------------------------------
-
-    def start(self) -> str:
-        """Bind 127.0.0.1 on a free port, serve in a daemon thread; return :attr:`url`."""
-        if self._server is not None:
-            return self.url
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self.url
-
-    def stop(self) -> None:
-        """Stop serving and close the socket; no-op if not started."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> ThrottlingProxy:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT`` of the running proxy."""
-        if self._server is None:
-            raise RuntimeError("the proxy is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     # -- figures ------------------------------------------------------------
 
@@ -299,6 +220,14 @@ class ThrottlingProxy:
 
     # -- one request --------------------------------------------------------
 
+    def intercept(self, method: str, target: str, headers: Headers, body: bytes) -> Answer | None:
+        """Answer a call beyond its service's quota as AWS throttles; let the others through."""
+        service, operation = identify(method, target, headers, body)
+        if self._admit(service, operation):
+            return None
+        status, throttle_headers, payload = throttling_answer(service, headers, str(uuid.uuid4()))
+        return status, list(throttle_headers.items()), payload
+
     def _admit(self, service: str, operation: str) -> bool:
         """Decide whether a call goes upstream, and count it either way."""
         bucket = self._buckets.get(service)
@@ -310,81 +239,3 @@ class ThrottlingProxy:
             else:
                 self._throttled[service, operation] += 1
         return admitted
-
-    def _forward(
-        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """Send one request upstream on a fresh connection; return its answer.
-
-        A connection per request keeps the proxy free of keep-alive state
-        (a stale pooled socket would need a retry, which is not safe for a
-        write); on loopback the extra connect costs next to nothing.
-        """
-        connection = http.client.HTTPConnection(
-            self._upstream_host, self._upstream_port, timeout=UPSTREAM_TIMEOUT
-        )
-        try:
-            connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-            for name, value in headers:
-                connection.putheader(name, value)
-            connection.putheader("Content-Length", str(len(body)))
-            connection.putheader("Connection", "close")
-            connection.endheaders(body)
-            response = connection.getresponse()
-            payload = response.read()
-            kept = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
-            return response.status, kept, payload
-        finally:
-            connection.close()
-
-
-def _handler_for(proxy: ThrottlingProxy) -> type[BaseHTTPRequestHandler]:
-    """Return a request handler class bound to ``proxy``."""
-
-    class Handler(BaseHTTPRequestHandler):
-        # HTTP/1.1 so botocore's pooled connections stay open between calls;
-        # every answer carries a Content-Length, which keep-alive requires.
-        protocol_version = "HTTP/1.1"
-        # Headers and body leave in separate writes; with Nagle on, the body
-        # waits for the client's delayed ACK of the headers (40 ms a call).
-        disable_nagle_algorithm = True
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length > 0 else b""
-            service, operation = identify(self.command, self.path, self.headers, body)
-            if not proxy._admit(service, operation):
-                status, throttle_headers, payload = throttling_answer(
-                    service, self.headers, str(uuid.uuid4())
-                )
-                self._answer(status, list(throttle_headers.items()), payload)
-                return
-            forwarded = [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP]
-            try:
-                status, answer_headers, payload = proxy._forward(
-                    self.command, self.path, forwarded, body
-                )
-            except (OSError, http.client.HTTPException) as exc:
-                # A 502 is what a real load balancer sends; botocore retries it.
-                message = f"upstream failed: {type(exc).__name__}".encode()
-                self._answer(502, [("Content-Type", "text/plain")], message)
-                return
-            self._answer(status, answer_headers, payload)
-
-        def _answer(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-            self.send_response(status)
-            for name, value in headers:
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            # The default writes every request line to stderr; nothing here
-            # needs it, and a query string could carry a value.
-            return
-
-    return Handler

@@ -7,19 +7,31 @@ for route``. Read as "no such key", those make a secret look absent, and a
 rotation "roll back" against an empty store: they must fail, permanently,
 saying why. Each test runs on the emulator and on the real server (OpenBao, or
 the Vault ``VAULT_ADDR`` and ``VAULT_TOKEN`` name), except where it says why not.
+
+The same holds behind a proxy or gateway that answers ``application/json;
+charset=utf-8`` where Vault said ``application/json``: hvac fills
+``exc.errors`` and ``exc.json`` only for the exact type, so there only the
+raw body text tells "no such key" from the rest. The last tests put
+:class:`~tests.providers.vault.proxy.ContentTypeProxy` between the adapters
+and the Vault.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+import ssl
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
+from providers.vault.approle import AppRoleConfig, AppRoleSecretIdIssuer
 from providers.vault.kv import VaultKvConfig, VaultKvStore
 from providers.vault.token import TokenConfig, TokenIssuer
+from rotator.adapters.secret import SecretValue
 from rotator.engine.runner import Engine
 from rotator.errors import NotFoundError, PermanentError
 from rotator.journal.journal import Journal
@@ -34,6 +46,7 @@ from tests.providers.vault.backends import (
     runtime_for,
     skip_without_namespaces,
 )
+from tests.providers.vault.proxy import CHARSET_JSON, ContentTypeProxy
 
 pytest_plugins = ["tests.providers.vault.conftest_backends"]
 
@@ -182,3 +195,111 @@ def test_a_rotation_in_a_wrong_namespace_fails_instead_of_rolling_back(
         path="app/db", mount_point=backend.mounts[0], raise_on_deleted_version=True
     )
     assert read["data"]["data"] == {"value": "the-current-value"}
+
+
+# -- behind a proxy that answers application/json; charset=utf-8
+
+
+def _context(backend: Backend) -> ssl.SSLContext | None:
+    """The TLS settings the adapters use for ``backend``, for the proxy's upstream leg."""
+    if not backend.url.startswith("https://"):
+        return None
+    context = ssl.create_default_context(cafile=backend.cacert or None)
+    if backend.skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+@pytest.fixture
+def proxied(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+    """``backend``, the adapters reaching it through a :class:`ContentTypeProxy`."""
+    with ContentTypeProxy(backend.url, context=_context(backend)) as proxy:
+        monkeypatch.setenv("VAULT_ADDR", proxy.url)
+        # The proxy speaks plain HTTP to the adapters, whatever the upstream leg is.
+        monkeypatch.delenv("VAULT_CACERT", raising=False)
+        yield backend
+
+
+def test_the_proxy_answers_a_missing_key_with_a_charset(proxied: Backend) -> None:
+    """The premise: the adapters see ``404 {"errors":[]}`` labelled with a charset."""
+    answer = requests.get(
+        f"{os.environ['VAULT_ADDR']}/v1/{proxied.mounts[0]}/data/app/absent",
+        headers={"X-Vault-Token": proxied.root_token},
+        timeout=10,
+    )
+    assert answer.status_code == 404
+    assert answer.headers["Content-Type"] == CHARSET_JSON
+    assert answer.json() == {"errors": []}
+
+
+def test_an_absent_key_is_still_none(proxied: Backend) -> None:
+    """``404 {"errors":[]}`` in the raw body is "no such key", as it is with the exact type."""
+    store = _store(proxied, path="app/absent")
+    assert store.current() is None
+    assert store.last_changed() is None
+    assert store.pending(new_rotation_id()) is None
+    store.discard(new_rotation_id())
+    assert store.replaced_version(new_rotation_id()) is None
+    current = _store(proxied).current()
+    assert current is not None and current.value.text() == "the-current-value"
+
+
+def test_a_deleted_latest_version_is_read_as_deleted(proxied: Backend) -> None:
+    """A read of a deleted version (a 404 with the envelope) is still no value, not an error.
+
+    The next version is written with check-and-set against the deleted one's
+    number, which only the answer's raw body tells.
+    """
+    proxied.admin().secrets.kv.v2.delete_latest_version_of_secret(
+        path="app/db", mount_point=proxied.mounts[0]
+    )
+    proxied.tick()
+    store = _store(proxied)
+    assert store.current() is None
+    rotation_id = new_rotation_id()
+    store.put_pending(rotation_id, SecretValue("the-next-value"))
+    store.promote(rotation_id)
+    current = store.current()
+    assert current is not None
+    assert (current.version_id, current.value.text()) == ("2", "the-next-value")
+
+
+@pytest.mark.usefixtures("namespaced")
+def test_a_wrong_namespace_still_fails_saying_so(
+    proxied: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An explained 404 is recognised from the raw body: it is neither absent nor a bare 404."""
+    monkeypatch.setenv("VAULT_NAMESPACE", f"{proxied.prefix}-nowhere")
+    store = _store(proxied)
+    with pytest.raises(NotFoundError, match="namespace not found: check VAULT_NAMESPACE"):
+        store.current()
+    for name, call in _calls(store).items():
+        with pytest.raises(NotFoundError) as caught:
+            call()
+        assert "namespace not found: check VAULT_NAMESPACE" in str(caught.value), name
+
+
+def test_a_missing_mount_still_fails_naming_it(proxied: Backend) -> None:
+    """``no handler for route`` is recognised from the raw body too."""
+    store = _store(proxied, mount=f"{proxied.prefix}-gone")
+    for name, call in _calls(store).items():
+        with pytest.raises(NotFoundError, match="is the secrets engine"):
+            call()
+
+
+def test_approle_listing_and_revoking_what_is_gone(proxied: Backend) -> None:
+    """No secret-ids is an empty inventory; a secret-id destroyed twice is "already gone"."""
+    mount = proxied.enable_approle()
+    proxied.admin().auth.approle.create_or_update_approle(
+        role_name="app", token_policies=["default"], mount_point=mount
+    )
+    issuer = AppRoleSecretIdIssuer(
+        AppRoleConfig(role="app", mount=mount), runtime_for(proxied), "app"
+    )
+    assert issuer.inventory() == []
+    minted = issuer.mint(new_rotation_id())
+    assert minted.ref is not None and issuer.inventory() == [minted.ref]
+    issuer.revoke(minted.ref)
+    issuer.revoke(minted.ref)
+    assert issuer.inventory() == []
