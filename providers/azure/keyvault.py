@@ -26,18 +26,23 @@ written to the secret before it is verified. The store keeps it in a
   the same way at revoke: the version the rotation's write replaced, found
   by its tags (``replaced_version``).
 
-A soft-deleted companion (deleted by a promote whose purge was refused, in
-a vault with purge protection) is recovered before it is reused. A
-soft-deleted *secret* is never recovered on the operator's behalf: the
-error names the ``az`` command.
+A companion left soft-deleted (``purge_pending`` off, a vault with purge
+protection, or a purge that failed) is recovered before it is reused. In a
+vault with purge protection (the deleted companion's recovery level lacks
+``Purgeable``) no purge is attempted: that is logged once per removal. Only a
+deleted companion seen to carry the rotation's tag is purged. A soft-deleted
+*secret* is never recovered on the operator's behalf: the error names the
+``az`` command.
 
 Key Vault finishes a delete or a recovery seconds after accepting it. The
 store polls until it is done (as the SDK's pollers do, but sleeping through
 ``runtime.sleep`` and timing out on ``runtime.clock``, at most
-``POLL_TIMEOUT``) before purging a deleted companion or writing a recovered
-one; a wait that times out is a ``TransientError``, and so is Key Vault's 409
-for a name whose delete or recovery is still under way: the engine retries
-the step, which then finds the delete or the recovery complete.
+``POLL_TIMEOUT``) only where the next call needs it done: before purging a
+deleted companion and before writing a recovered one. A delete no purge
+follows is not waited for: a write meanwhile gets Key Vault's 409. A wait that
+times out is a ``TransientError``, and so is that 409 for a name whose delete
+or recovery is still under way: the engine retries the step, which then finds
+the delete or the recovery complete.
 
 The companion holds the new credential (and, when it cannot be purged, the
 older pending values in its versions): give it the same protection as the
@@ -77,7 +82,12 @@ from rotator.errors import (
 )
 
 if TYPE_CHECKING:
-    from azure.keyvault.secrets import KeyVaultSecret, SecretClient, SecretProperties
+    from azure.keyvault.secrets import (
+        DeletedSecret,
+        KeyVaultSecret,
+        SecretClient,
+        SecretProperties,
+    )
 
 PROVIDER = "azure-keyvault"
 #: Tags rotator writes (on the companion, and on the versions it promotes).
@@ -179,6 +189,24 @@ def _tags(item: object) -> dict[str, str]:
     props = getattr(item, "properties", item)
     tags = getattr(props, "tags", None)
     return {str(k): str(v) for k, v in tags.items()} if isinstance(tags, Mapping) else {}
+
+
+def _recovery_level(deleted: DeletedSecret) -> str | None:
+    """Return the deleted secret's recovery level as Key Vault spells it (``None`` if not given)."""
+    level = deleted.properties.recovery_level
+    # The SDK gives its DeletionRecoveryLevel enum for a level it knows, the text otherwise.
+    return None if level is None else str(getattr(level, "value", level))
+
+
+def _purgeable(deleted: DeletedSecret) -> bool:
+    """Tell whether Key Vault lets the deleted secret be purged, from its recovery level.
+
+    Purge protection drops ``Purgeable`` from the level (``Recoverable``,
+    ``CustomizedRecoverable``, ``...+ProtectedSubscription``). A level Key Vault did
+    not give counts as purgeable: the purge's own answer then tells.
+    """
+    level = _recovery_level(deleted)
+    return level is None or "Purgeable" in level.split("+")
 
 
 def _aware(when: datetime | None) -> datetime | None:
@@ -304,28 +332,55 @@ class KeyVaultStore(Store[KeyVaultConfig]):
             operation=f"{operation} {name}",
         )
 
-    def _delete(self, name: str, *, purge: bool) -> None:
-        """Delete secret ``name``, wait for it to be deleted, then purge it if asked.
+    def _delete(self, name: str) -> DeletedSecret | None:
+        """Delete secret ``name``; return Key Vault's answer, ``None`` if it was not there.
 
-        A refused purge (purge protection, or no purge permission) is logged:
-        the vault purges it by itself after its retention period.
+        Key Vault finishes the delete seconds later; nothing waits for it here: only a
+        purge needs it finished (``_purge_ours``), and a write meanwhile is a 409 the
+        engine retries.
         """
         try:
             # The poller begin_delete_secret returns only holds the answer; it polls (on its
             # own thread, sleeping for real) only if waited on, which _await does instead.
-            deleted = self._call(
+            return self._call(
                 "begin_delete_secret", name, lambda c: c.begin_delete_secret(name).result()
             )
         except NotFoundError:
-            deleted = None  # deleted already (a replay): it may still need its purge
-        if deleted is not None and deleted.recovery_id is not None:
-            # Soft delete: among the deleted secrets only once Key Vault has finished.
-            self._await("get_deleted_secret", "deleted", name, lambda c: c.get_deleted_secret(name))
-        if purge:
-            self._purge(name)
+            return None
+
+    def _purge_ours(self, rotation_id: str, deleted: DeletedSecret, *, wait: bool) -> None:
+        """Purge the deleted companion ``deleted`` if it carries ``rotation_id`` and may be purged.
+
+        ``deleted`` is what Key Vault answered about it (the delete, or a read of the
+        deleted secret): only what was seen to be this rotation's is purged. With ``wait``
+        (the delete was just sent) the purge waits until Key Vault has finished the delete.
+        A vault with purge protection is not asked: its answer would be a 403.
+        """
+        companion = self.companion
+        if _tags(deleted).get(ROTATION_ID) != rotation_id:
+            return
+        if not _purgeable(deleted):
+            when = _aware(deleted.scheduled_purge_date)
+            log.info(
+                "not purging deleted secret %s: the vault has purge protection (recovery "
+                "level %s), which keeps it until its scheduled purge%s; the next rotation "
+                "recovers and reuses it (set purge_pending: false for this vault)",
+                companion,
+                _recovery_level(deleted),
+                f" on {when.isoformat()}" if when else "",
+            )
+            return
+        if wait:
+            self._await(
+                "get_deleted_secret",
+                "deleted",
+                companion,
+                lambda c: c.get_deleted_secret(companion),
+            )
+        self._purge(companion)
 
     def _purge(self, name: str) -> None:
-        """Purge the deleted secret ``name``; a refusal (purge protection) is only logged.
+        """Purge the deleted secret ``name``; a refusal (no purge permission) is only logged.
 
         Raises:
             TransientError: Key Vault is still deleting (or recovering) it, or failed.
@@ -377,17 +432,26 @@ class KeyVaultStore(Store[KeyVaultConfig]):
         return staged
 
     def _remove_companion(self, rotation_id: str, staged: KeyVaultSecret | None) -> None:
-        """Delete (and purge) the companion written for this rotation.
+        """Delete the companion written for this rotation; purge it with ``purge_pending``.
 
         ``staged`` is the companion's latest version if it carries the
         rotation. Without it, a companion of this rotation that a run deleted
-        but did not get to purge is purged now.
+        but did not get to purge is purged now, once Key Vault lists it among
+        the deleted secrets with this rotation's tag.
         """
         companion = self.companion
+        purge = self.config.purge_pending
         if staged is not None:
-            self._delete(companion, purge=self.config.purge_pending)
-            return
-        if not self.config.purge_pending:
+            deleted = self._delete(companion)
+            if not purge:
+                return  # left soft-deleted: the next rotation recovers it
+            if deleted is not None:
+                if deleted.recovery_id is not None:  # None: no soft delete, gone for good
+                    self._purge_ours(rotation_id, deleted, wait=True)
+                return
+            # Not there to delete: someone deleted it since _staged read it. Purge it
+            # only if it is seen among the deleted as this rotation's, as on a replay.
+        if not purge:
             return
         try:
             deleted = self._call(
@@ -396,15 +460,21 @@ class KeyVaultStore(Store[KeyVaultConfig]):
         except TransientError:
             raise
         except NotFoundError:
-            # Not among the deleted: never deleted, purged already, or its delete (by a run
-            # that gave up waiting, or died) is still under way, which only the purge tells:
-            # 409 ObjectIsBeingDeleted, transient, so the engine comes back once it is done.
-            self._purge(companion)
+            # Never deleted, purged already, or a delete still under way (by a run that
+            # gave up waiting, or died). A purge now would tell the last case by its 409,
+            # but should the delete complete just before it, it would purge a deleted
+            # companion nobody checked the tags of (another rotation's): not purged.
+            log.info(
+                "not purging %s for rotation %s: it is not among the deleted secrets (never "
+                "deleted, purged already, or its delete is still under way: then it stays "
+                "soft-deleted until the next rotation recovers it)",
+                companion,
+                rotation_id,
+            )
             return
         except PermanentError:
             return  # not ours to see
-        if _tags(deleted).get(ROTATION_ID) == rotation_id:
-            self._purge(companion)
+        self._purge_ours(rotation_id, deleted, wait=False)
 
     def _clean_companion(self, rotation_id: str, staged: KeyVaultSecret | None) -> None:
         """Remove the companion after a promote; failures are only logged.
@@ -482,9 +552,11 @@ class KeyVaultStore(Store[KeyVaultConfig]):
             ("setSecret/action", companion, "store: write pending"),
             ("recover/action", companion, "store: write pending"),
             ("delete", companion, "store: remove pending"),
-            ("readMetadata/action", companion, "store: remove pending"),
         ]
         if self.config.purge_pending:
+            # Reading the deleted companion (its delete finished, its tags, its recovery
+            # level) serves only the purge.
+            steps.append(("readMetadata/action", companion, "store: remove pending"))
             steps.append(("purge/action", companion, "store: remove pending"))
         prefix = "Microsoft.KeyVault/vaults/secrets/"
         return [

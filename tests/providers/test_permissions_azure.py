@@ -6,10 +6,10 @@ is shown instead:
 
 - every Key Vault SDK call the store's code makes (read from its source) maps
   to a data action, and the generated actions are exactly those, ``purge``
-  only with ``purge_pending``;
+  (and reading the deleted companion) only with ``purge_pending``;
 - every REST request a rotation really sends to the emulator (a rolled-back
-  rotation, then two whole ones) maps to a data action the role assigned at
-  that very secret's scope holds;
+  rotation, then two whole ones, with and without ``purge_pending``) maps to
+  a data action the role assigned at that very secret's scope holds;
 - the roles are scoped to each secret and its companion, never a vault, and
   the secret consumers read gets neither ``delete`` nor ``purge``.
 
@@ -160,7 +160,8 @@ def test_roles_scope_each_secret_and_purge_only_a_purged_companion() -> None:
         }
     purged = set(_role_at(roles, _scope("billing-prod", "billing-db--pending"))["DataActions"])
     kept = set(_role_at(roles, _scope("orders-prod", "billing-db--pending"))["DataActions"])
-    assert purged - kept == {PREFIX + "purge/action"}
+    # Without a purge nothing reads the deleted companion (nor waits for its delete).
+    assert purged - kept == {PREFIX + "purge/action", PREFIX + "readMetadata/action"}
     assert {PREFIX + "delete", PREFIX + "recover/action"} <= kept
     assert not any(
         PREFIX + "purge/action" in r["DataActions"] for r in azure_roles(second.permissions())
@@ -179,8 +180,9 @@ def keyvault(monkeypatch: pytest.MonkeyPatch) -> Iterator[KeyVaultEmulator]:
         yield emulator
 
 
+@pytest.mark.parametrize("purge_pending", [True, False])
 def test_every_request_a_rotation_sends_is_covered(
-    keyvault: KeyVaultEmulator, tmp_path: Path
+    keyvault: KeyVaultEmulator, tmp_path: Path, purge_pending: bool
 ) -> None:
     """A rolled-back rotation and two whole ones send only requests the role's actions cover."""
     emulator_admin(keyvault).set_secret("billing-db", "initial-value-of-the-secret")
@@ -195,6 +197,7 @@ def test_every_request_a_rotation_sends_is_covered(
                             "provider": "azure-keyvault",
                             "vault_url": keyvault.vault_url,
                             "name": "billing-db",
+                            "purge_pending": purge_pending,
                         },
                         "schedule": {"every": "30d"},
                         "grace": "1h",

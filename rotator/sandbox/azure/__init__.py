@@ -118,10 +118,12 @@ Deletes and recoveries take time (on the emulator clock)
 
 Purge protection (``purge_protection=True``, needs soft delete)
     ``recoveryLevel`` drops its ``+Purgeable`` (``Recoverable`` for a 90-day retention,
-    ``CustomizedRecoverable`` for 7-89 days), a purge is 403 ``Forbidden`` ``Operation "purge"
-    is not allowed because purge protection is enabled for this vault. Key Vault service will
-    automatically purge it after the retention period has passed.``, so a deleted secret can
-    only be recovered, or wait for the vault's own purge at ``scheduledPurgeDate``.
+    ``CustomizedRecoverable`` for 7-89 days) in every answer, the delete's and the deleted
+    secrets' included (where a client learns that a purge would be refused). A purge is 403
+    ``Forbidden`` ``Operation "purge" is not allowed because purge protection is enabled for
+    this vault. Key Vault service will automatically purge it after the retention period has
+    passed.``, so a deleted secret can only be recovered, or wait for the vault's own purge at
+    ``scheduledPurgeDate``.
 
 Paging
     Lists answer ``{"value": [...], "nextLink": url-or-null}``. ``nextLink`` is absolute, built
@@ -196,7 +198,10 @@ Known divergences from real Key Vault
 - The purge-protection 403 has the real code and text, but the real text goes on with
   ``Vault: NAME;location=REGION`` and may carry an innererror (not seen); a purge of a name
   that is not deleted is 404 before purge protection is considered (an assumption). Only the
-  vault-level setting is emulated (no ``Recoverable+ProtectedSubscription``).
+  vault-level setting is emulated (no ``Recoverable+ProtectedSubscription``), fixed at start:
+  an operator can turn purge protection on in a live vault, and the ``recoveryLevel`` Key
+  Vault then reports for a secret deleted before was not verified. The azure-keyvault store
+  skips the purge on that level (and only logs a purge refused anyway).
 - With ``soft_delete=False`` the ``/deletedsecrets`` routes answer 404 or an empty list; legacy
   vaults without soft delete may answer differently.
 - Names are case-insensitive and the casing of the first write is kept in ids and lists; how

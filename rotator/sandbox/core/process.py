@@ -2,8 +2,10 @@
 
 The sandboxes that use a real server rather than an emulator (moto_server for
 AWS, OpenBao for Vault) share this lifecycle: pick a free port, start the
-program with its output in a log file, poll a URL until it answers (any HTTP
-status counts), and stop it with SIGTERM, then SIGKILL. Standard library only.
+program with its output in a log file (through a line filter where the program
+prints secrets, such as a dev server's root token), poll until it answers, and
+stop it with SIGTERM, then SIGKILL, however the start ended. Standard library
+only.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -22,6 +25,9 @@ from typing import IO
 POLL_INTERVAL = 0.1
 #: How long a stop waits after SIGTERM before it sends SIGKILL.
 STOP_TIMEOUT = 10.0
+
+#: Turns one line the program printed into what the log keeps (``None``: drop it).
+LineFilter = Callable[[bytes], bytes | None]
 
 
 class ServerNotStarted(Exception):
@@ -55,6 +61,7 @@ class ServerProcess:
         self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._copier: threading.Thread | None = None
 
     @property
     def running(self) -> bool:
@@ -69,34 +76,54 @@ class ServerProcess:
         timeout: float,
         env: Mapping[str, str],
         cwd: Path,
+        line_filter: LineFilter | None = None,
     ) -> None:
         """Start ``argv`` and return once ``ready`` answers (a URL, or a check returning True).
 
+        With ``line_filter``, every line the program prints passes through it
+        on its way to the log, so nothing it drops ever reaches the disk.
+
         Raises:
             ServerNotStarted: the process exited first, or ``timeout`` seconds
-                passed; it is stopped, and the message names its log.
+                passed; it is stopped, and the message names its log. Whatever
+                else ends the wait (Ctrl-C included) stops it too.
         """
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(  # noqa: S603 (a fixed argv, no shell)
             list(argv),
             stdin=subprocess.DEVNULL,
-            stdout=self._log,
+            stdout=self._log if line_filter is None else subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=cwd,
             env=dict(env),
         )
+        if line_filter is not None and self._process.stdout is not None:
+            self._copier = threading.Thread(
+                target=_copy,
+                args=(self._process.stdout, self._log, line_filter),
+                name=f"{self.name} log",
+                daemon=True,
+            )
+            self._copier.start()
+        try:
+            self._wait_until_ready(ready, timeout)
+        except BaseException:
+            # Never leave a server listening (with its credentials live) behind a failed start.
+            self.stop()
+            raise
+
+    def _wait_until_ready(self, ready: str | Callable[[], bool], timeout: float) -> None:
+        """Poll ``ready`` until it answers; raise if the process exits or time runs out."""
         check = ready if callable(ready) else (lambda: answers(ready))
         deadline = time.monotonic() + timeout
         while not check():
-            if self._process.poll() is not None:
-                code = self._process.returncode
-                self.stop()
+            if self._process is None or self._process.poll() is not None:
+                code = None if self._process is None else self._process.returncode
                 raise ServerNotStarted(
                     f"{self.name} exited with status {code} before answering; see {self.log_path}"
                 )
             if time.monotonic() > deadline:
-                self.stop()
                 raise ServerNotStarted(
                     f"{self.name} did not answer within {timeout:.0f}s; see {self.log_path}"
                 )
@@ -112,7 +139,21 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=STOP_TIMEOUT)
+        copier, self._copier = self._copier, None
+        if copier is not None:
+            # The pipe closes when the process exits; the copier then writes its last lines.
+            copier.join(timeout=STOP_TIMEOUT)
         if self._log is not None:
             with contextlib.suppress(OSError):
                 self._log.close()
             self._log = None
+
+
+def _copy(lines: Iterable[bytes], log: IO[bytes], line_filter: LineFilter) -> None:
+    """Write each line through ``line_filter`` to ``log`` until the program's output ends."""
+    for line in lines:
+        kept = line_filter(line)
+        if kept is not None:
+            with contextlib.suppress(OSError, ValueError):
+                log.write(kept)
+                log.flush()

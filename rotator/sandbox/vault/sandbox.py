@@ -64,15 +64,17 @@ class VaultSandbox:
                 server.start()
             except OpenBaoUnavailable as exc:
                 fallback = f"OpenBao did not start: {exc}"
+                # The log lives in the sandbox's temporary directory, gone when it exits.
+                log.warning("OpenBao did not start", log_tail=server.log_tail())
             else:
                 self._openbao = server
                 self.serving = f"OpenBao {server.version} (real server)"
-                log.info(f"Vault: {self.serving}")
+                log.info("Vault for the demo", vault=self.serving)
                 return {"VAULT_ADDR": server.url, "VAULT_TOKEN": server.root_token}
         self._emulator = VaultEmulator()
         self._emulator.start()
         self.serving = f"the built-in emulator ({fallback})"
-        log.info(f"Vault: {self.serving}")
+        log.info("Vault for the demo", vault=self.serving)
         return {"VAULT_ADDR": self._emulator.url, "VAULT_TOKEN": self._emulator.root_token}
 
     def seed(self, env: dict[str, str]) -> None:

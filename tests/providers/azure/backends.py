@@ -215,6 +215,16 @@ class Backend:
         """Start deleting ``name`` and return at once (the delete is under way)."""
         self.admin.begin_delete_secret(name)
 
+    def await_deleted(self, name: str) -> None:
+        """Wait until a delete of ``name`` already sent is complete (it is among the deleted)."""
+        if self.emulator is not None:
+            self.sleep(self.emulator.delete_delay)  # its clock: the delete is complete after it
+            return
+        deadline = time.monotonic() + 120
+        while not self.soft_deleted(name):
+            assert time.monotonic() < deadline, f"{name} is still not deleted after 120 s"
+            time.sleep(self.poll_interval)
+
     @property
     def poll_interval(self) -> float:
         """Seconds between the admin client's polls of a delete (real seconds)."""
@@ -232,13 +242,16 @@ class Backend:
 
 
 @contextlib.contextmanager
-def clocked_backend(monkeypatch: pytest.MonkeyPatch, **options: Any) -> Iterator[Backend]:
+def clocked_backend(
+    monkeypatch: pytest.MonkeyPatch, clock: SharedClock | None = None, **options: Any
+) -> Iterator[Backend]:
     """The emulator as a :class:`Backend`, on a :class:`SharedClock` the store's sleeps move.
 
-    ``options`` go to the emulator (``purge_protection``, ``delete_delay``...); its deletes
-    and recoveries take Key Vault's few seconds unless they say otherwise.
+    ``clock`` is that clock (a new one if not given); ``options`` go to the emulator
+    (``purge_protection``, ``delete_delay``...); its deletes and recoveries take Key Vault's
+    few seconds unless they say otherwise.
     """
-    clock = SharedClock()
+    clock = clock or SharedClock()
     with managed_emulator(monkeypatch, clock=clock, **options) as emulator:
         yield Backend(
             "emulator",

@@ -174,7 +174,8 @@ def test_a_failed_cleanup_after_promote_does_not_fail_the_promotion(
 
 
 def test_a_refused_purge_is_logged_and_left(akv_emulator: Backend) -> None:
-    """Purge protection (a refused purge) leaves the companion soft-deleted, without error."""
+    """A purge refused with 403 (no purge permission in a vault that allows purges) leaves
+    the companion soft-deleted, without error."""
     name = akv_emulator.secret_name()
     store = akv_emulator.store(name)
     rid = akv_emulator.rotation_id()

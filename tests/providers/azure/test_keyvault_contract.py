@@ -292,6 +292,8 @@ def test_a_soft_deleted_companion_is_recovered_for_the_next_rotation(akv_backend
     first = akv_backend.rotation_id()
     store.put_pending(first, SecretValue(NEW))
     store.promote(first)
+    # No purge follows, so promote did not wait for the delete; the next rotation comes later.
+    akv_backend.await_deleted(name + "--pending")
     assert akv_backend.soft_deleted(name + "--pending")
     second = akv_backend.rotation_id()
     store.put_pending(second, SecretValue(OTHER))
@@ -340,6 +342,7 @@ def test_promote_replay_purges_a_companion_left_deleted(akv_backend: Backend) ->
     rid = akv_backend.rotation_id()
     purging.put_pending(rid, SecretValue(NEW))
     keeping.promote(rid)
+    akv_backend.await_deleted(name + "--pending")
     assert akv_backend.soft_deleted(name + "--pending")
     assert purging.promote(rid) == old.properties.version
     assert not akv_backend.soft_deleted(name + "--pending")

@@ -5,7 +5,9 @@ Key Vault finishes a delete or a recover seconds after accepting it and answers 
 protection refuses purges, so a companion secret stays soft-deleted and the next rotation
 must recover it before writing it again. The emulator does all of this on a clock that the
 store's runtime sleeps move (``backends.SharedClock``), so these tests drive the store's
-waits, its answers to a busy name and its recovery of a companion without anyone sleeping.
+waits (only before a purge or a write that needs them), its answers to a busy name, its
+recovery of a companion and its refusal to purge what it has not seen to be its own, without
+anyone sleeping.
 
 Emulator only: a real vault's clock cannot be moved, nor its purge protection switched per
 test (the contract suite in ``test_keyvault_contract.py`` runs on both).
@@ -16,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +37,7 @@ from rotator.policy.loader import load_policies
 from tests.providers.azure.backends import SharedClock, clocked_backend
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
     from tests.providers.azure.backends import Backend
 
@@ -95,12 +99,24 @@ def test_promote_waits_for_the_companions_delete_on_the_runtime_clock_then_purge
     assert vault.latest(name).value == NEW
 
 
+def purge_notes(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The store's log lines about purging (or not purging) a deleted secret."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == LOGGER and "purg" in r.getMessage().split(":")[0]
+    ]
+
+
 def test_with_purge_protection_the_companion_is_left_deleted_then_recovered_for_reuse(
     make_vault: Callable[..., Backend], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A purge-protected vault refuses the companion's purge (403, logged, the promote stands);
-    the next put_pending meets 409 ObjectIsDeletedButRecoverable, recovers the companion, waits
-    on the runtime clock until Key Vault serves it again, and writes it."""
+    """In a purge-protected vault the deleted companion's recovery level lacks Purgeable: the
+    promote sends no purge (it would be a 403) and does not wait for the delete, and logs
+    once, plainly, that purge protection keeps the companion until its scheduled purge; a
+    replay does the same. The next put_pending meets 409 ObjectIsDeletedButRecoverable,
+    recovers the companion, waits on the runtime clock until Key Vault serves it again, and
+    writes it."""
     vault = make_vault(purge_protection=True)
     name = vault.secret_name()
     companion = name + "--pending"
@@ -111,12 +127,33 @@ def test_with_purge_protection_the_companion_is_left_deleted_then_recovered_for_
     with caplog.at_level(logging.INFO, logger=LOGGER):
         store.promote(first)
     assert vault.latest(name).value == NEW
-    assert answers(vault, "DELETE", f"/deletedsecrets/{companion}") == [403]
+    assert answers(vault, "DELETE", f"/deletedsecrets/{companion}") == []
+    assert answers(vault, "GET", f"/deletedsecrets/{companion}") == [], "no wait for the delete"
+    assert isinstance(vault.clock, SharedClock)
+    assert vault.clock.slept == []
+    [note] = purge_notes(caplog)
+    scheduled = vault.clock() + timedelta(days=90)
+    assert note == (
+        f"not purging deleted secret {companion}: the vault has purge protection (recovery "
+        f"level Recoverable), which keeps it until its scheduled purge on "
+        f"{scheduled.isoformat()}; the next rotation recovers and reuses it (set "
+        "purge_pending: false for this vault)"
+    )
+    assert "Secrets Officer" not in caplog.text and "HTTP 403" not in caplog.text
+    assert "could not be removed" not in caplog.text
+    assert NEW not in caplog.text and OLD not in caplog.text
+    vault.sleep(vault.emulator.delete_delay)  # the next rotation comes later
     assert vault.soft_deleted(companion)
     assert vault.admin.get_deleted_secret(companion).properties.recovery_level == "Recoverable"
-    refused = [r.getMessage() for r in caplog.records if "could not purge" in r.getMessage()]
-    assert len(refused) == 1 and "HTTP 403 Forbidden" in refused[0]
-    assert NEW not in caplog.text and OLD not in caplog.text
+    caplog.clear()
+    reads = answers(vault, "GET", f"/deletedsecrets/{companion}")
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        store.promote(first)  # a replay: the companion is seen among the deleted, as its own
+    assert [n.split(":")[0] for n in purge_notes(caplog)] == [
+        f"not purging deleted secret {companion}"
+    ]
+    assert answers(vault, "GET", f"/deletedsecrets/{companion}") == [*reads, 200]
+    assert answers(vault, "DELETE", f"/deletedsecrets/{companion}") == []
 
     second = vault.rotation_id()
     started = vault.clock()
@@ -134,15 +171,53 @@ def test_with_purge_protection_the_companion_is_left_deleted_then_recovered_for_
     assert sorted(tags) == sorted([first, second])
     store.promote(second)
     assert vault.latest(name).value == OTHER
+    vault.sleep(vault.emulator.delete_delay)
     assert vault.soft_deleted(companion)
+    assert answers(vault, "DELETE", f"/deletedsecrets/{companion}") == []
 
 
-def test_a_delete_slower_than_the_wait_is_retried_until_the_companion_is_purged(
+def test_without_purge_pending_nothing_waits_for_the_companions_delete(
     make_vault: Callable[..., Backend],
 ) -> None:
-    """discard() gives up waiting after POLL_TIMEOUT of the runtime clock (transient); its
-    replay, while the delete is still under way, meets the purge's 409 ObjectIsBeingDeleted
-    (transient, not a silent no-op); the replay after the delete completes purges."""
+    """With purge_pending off no purge follows the companion's delete, so neither discard nor
+    promote waits for it, not even for a delete slower than POLL_TIMEOUT (no TransientError).
+    A put_pending while the delete is under way meets Key Vault's 409 (transient); once it is
+    done, it recovers the companion and writes it."""
+    vault = make_vault(delete_delay=3 * POLL_TIMEOUT)
+    name = vault.secret_name()
+    companion = name + "--pending"
+    vault.seed(name, OLD)
+    store = vault.store(name, purge_pending=False)
+    assert isinstance(vault.clock, SharedClock)
+    first = vault.rotation_id()
+    store.put_pending(first, SecretValue(NEW))
+    store.discard(first)
+    assert vault.clock.slept == []
+    assert answers(vault, "GET", f"/deletedsecrets/{companion}") == [], "nothing polled"
+    assert not vault.exists(companion) and not vault.soft_deleted(companion), "being deleted"
+    assert store.pending(first) is None
+
+    second = vault.rotation_id()
+    with pytest.raises(TransientError, match="being deleted or recovered") as busy:
+        store.put_pending(second, SecretValue(OTHER))
+    assert "ObjectIsBeingDeleted" in str(busy.value) and OTHER not in str(busy.value)
+    vault.sleep(vault.emulator.delete_delay)
+    store.put_pending(second, SecretValue(OTHER))
+    assert answers(vault, "POST", f"/deletedsecrets/{companion}/recover") == [200]
+    waited = list(vault.clock.slept)
+    store.promote(second)
+    assert vault.clock.slept == waited, "promote did not wait for the companion's delete"
+    assert vault.latest(name).value == OTHER
+    assert not vault.exists(companion)
+    assert answers(vault, "DELETE", f"/deletedsecrets/{companion}") == []
+
+
+def test_a_delete_slower_than_the_wait_is_transient_and_the_replay_purges_the_companion(
+    make_vault: Callable[..., Backend],
+) -> None:
+    """discard() gives up waiting after POLL_TIMEOUT of the runtime clock (transient); the
+    replay after the delete completes finds the companion among the deleted, with its
+    rotation's tag, and purges it."""
     vault = make_vault(delete_delay=3 * POLL_TIMEOUT)
     name = vault.secret_name()
     companion = name + "--pending"
@@ -153,20 +228,71 @@ def test_a_delete_slower_than_the_wait_is_retried_until_the_companion_is_purged(
     with pytest.raises(TransientError, match=f"not deleted yet after {POLL_TIMEOUT:g}s") as first:
         store.discard(rid)
     assert first.value.retryable
+    assert NEW not in str(first.value)
     assert elapsed(vault, started) == POLL_TIMEOUT
     assert len(answers(vault, "GET", f"/deletedsecrets/{companion}")) == (
         POLL_TIMEOUT / POLL_INTERVAL + 1
     )
-    with pytest.raises(TransientError, match="being deleted or recovered") as busy:
-        store.discard(rid)
-    assert answers(vault, "DELETE", f"/deletedsecrets/{companion}") == [409]
-    for error in (first.value, busy.value):
-        assert NEW not in str(error)
+    assert answers(vault, "DELETE", f"/deletedsecrets/{companion}") == []
     vault.sleep(vault.emulator.delete_delay)
     store.discard(rid)
-    assert answers(vault, "DELETE", f"/deletedsecrets/{companion}") == [409, 204]
+    assert answers(vault, "DELETE", f"/deletedsecrets/{companion}") == [204]
     assert not vault.soft_deleted(companion)
     assert store.pending(rid) is None
+
+
+@dataclass
+class RacingClock(SharedClock):
+    """A shared clock that also jumps ``jump`` seconds, once, as soon as ``cue()`` holds.
+
+    The emulator reads its clock before serving each request, so a cue on its request log
+    moves time between two requests of the store: a delete can complete exactly there.
+    """
+
+    jump: float = 0.0
+    cue: Callable[[], bool] = lambda: False
+
+    def __call__(self) -> datetime:
+        if self.jump and self.cue():
+            self.now += timedelta(seconds=self.jump)
+            self.jump = 0.0
+        return self.now
+
+
+def test_a_replay_purges_no_deleted_companion_it_has_not_seen_to_be_its_own(
+    make_vault: Callable[..., Backend], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another rotation's companion is being deleted when this rotation's discard replays:
+    Key Vault lists it neither as a secret nor among the deleted (404), and its delete
+    completes right after that read. The replay sends no purge (a purge there would remove
+    the other rotation's companion, whose tags nobody checked) and says so; the other
+    rotation's own replay, which sees its tag among the deleted, purges it."""
+    clock = RacingClock()
+    vault = make_vault(clock=clock)
+    name = vault.secret_name()
+    companion = name + "--pending"
+    store = vault.store(name)
+    theirs = vault.rotation_id()
+    store.put_pending(theirs, SecretValue(OTHER))
+    vault.begin_delete(companion)
+    clock.jump = vault.emulator.delete_delay
+    clock.cue = lambda: answers(vault, "GET", f"/deletedsecrets/{companion}") == [404]
+    mine = vault.rotation_id()
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        store.discard(mine)
+    assert answers(vault, "GET", f"/deletedsecrets/{companion}") == [404]
+    assert answers(vault, "DELETE", f"/deletedsecrets/{companion}") == []
+    assert vault.soft_deleted(companion), "the delete completed right after the replay's read"
+    assert vault.admin.get_deleted_secret(companion).properties.tags[ROTATION_ID] == theirs
+    assert purge_notes(caplog) == [
+        f"not purging {companion} for rotation {mine}: it is not among the deleted secrets "
+        "(never deleted, purged already, or its delete is still under way: then it stays "
+        "soft-deleted until the next rotation recovers it)"
+    ]
+    assert OTHER not in caplog.text
+    store.discard(theirs)
+    assert answers(vault, "DELETE", f"/deletedsecrets/{companion}") == [204]
+    assert not vault.soft_deleted(companion)
 
 
 def test_a_rotation_while_the_companion_is_still_being_deleted_is_transient_then_recovers_it(
@@ -214,6 +340,7 @@ def test_a_recovery_slower_than_the_wait_is_retried_until_the_pending_value_is_w
     first = vault.rotation_id()
     store.put_pending(first, SecretValue(NEW))
     store.promote(first)
+    vault.sleep(vault.emulator.delete_delay)  # the next rotation comes after the delete
     assert vault.soft_deleted(companion)
     second = vault.rotation_id()
     with pytest.raises(TransientError, match=f"not recovered yet after {POLL_TIMEOUT:g}s"):
@@ -325,5 +452,5 @@ def test_the_engine_rotates_twice_in_a_purge_protected_vault_through_a_busy_comp
     writes = answers(vault, "PUT", f"/secrets/{companion}")
     assert writes[0] == 200 and writes[-1] == 200 and 409 in writes
     assert answers(vault, "POST", f"/deletedsecrets/{companion}/recover") == [200]
-    assert answers(vault, "DELETE", f"/deletedsecrets/{companion}") == [403, 403]
+    assert answers(vault, "DELETE", f"/deletedsecrets/{companion}") == [], "never a purge"
     assert vault.soft_deleted(companion)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import threading
 import time
 import uuid
@@ -37,6 +36,7 @@ from typing import Any
 import pytest
 
 from rotator.adapters.values import Runtime
+from rotator.sandbox.vault.openbao import OpenBaoServer
 from tests.providers.helpers import StepClock
 
 REAL_ADDR = os.environ.get("VAULT_ADDR", "")
@@ -248,7 +248,7 @@ class Backend:
             admin.sys.delete_policy(name=name)
 
 
-#: How long the tests wait for what a server they own does by itself (unseal, log its key).
+#: How long the tests wait for what a server they own does by itself (unseal).
 SERVER_TIMEOUT = 30.0
 
 
@@ -266,18 +266,6 @@ def _active(admin: Any) -> bool:
     """Tell whether the server is unsealed and active (its ``sys/health``)."""
     health = admin.sys.read_health_status(method="GET")
     return isinstance(health, dict) and not health["sealed"] and not health["standby"]
-
-
-def unseal_key(log: Path) -> str:
-    """Return the unseal key a dev server prints to its log (once started, for reuse)."""
-    found: list[str] = []
-
-    def printed() -> bool:
-        found[:] = re.findall(r"^Unseal Key: (\S+)$", log.read_text(), re.MULTILINE)
-        return bool(found)
-
-    _wait_until(printed, f"no unseal key in {log}")
-    return found[-1]
 
 
 def _wall_clock() -> datetime:
@@ -351,10 +339,10 @@ def real_server(request: pytest.FixtureRequest, prefix: str) -> Backend:
             cacert=REAL_CACERT,
             skip_verify=REAL_SKIP_VERIFY,
         )
-    server = request.getfixturevalue("openbao")
+    server: OpenBaoServer = request.getfixturevalue("openbao")
     backend = Backend(REAL_VAULT, server.url, server.root_token, prefix, _wall_clock)
     backend.preexisting = backend.token_accessors()
-    backend.unseal_key = unseal_key(server.log_path)
+    backend.unseal_key = server.unseal_key
     return backend
 
 
