@@ -44,7 +44,7 @@ COPY providers/ providers/
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/rotator/venv \
  && wheel="$(ls /wheels/rotator_keys-*.whl)" \
- && /opt/rotator/venv/bin/pip install "${wheel}[aws,vault,azure,kubernetes,postgres]" \
+ && /opt/rotator/venv/bin/pip install "${wheel}[all]" \
  && /opt/rotator/venv/bin/pip uninstall --yes pip setuptools \
  && /opt/rotator/venv/bin/rotator --version
 

@@ -22,6 +22,7 @@ import click
 import pytest
 import yaml
 
+from rotator.adapters.discovery import registry
 from rotator.cli.main import cli
 from rotator.policy.loader import load_policies
 
@@ -35,7 +36,8 @@ KUBERNETES_VERSION = "1.29"
 SERVICE_INSTALL = KUBE
 ONESHOT_INSTALL = KUBE / "oneshot"
 #: The extras the image must carry: every provider, Kubernetes targets, PostgreSQL.
-IMAGE_EXTRAS = {"aws", "vault", "azure", "kubernetes", "postgres"}
+#: The image installs every provider and PostgreSQL (the ``all`` extra), not the sandbox.
+IMAGE_EXTRAS = {"all"}
 METRICS_PORT = 9464
 #: The namespace whose pods (Prometheus) may reach the metrics port, by the
 #: label the API server sets on every namespace.
@@ -586,8 +588,19 @@ def test_dockerfile_final_stage_has_no_build_tools() -> None:
     assert _image_env()["PATH"].startswith("/opt/rotator/venv/bin:")
 
 
+def _expanded(extras: set[str], optional: dict[str, list[str]]) -> set[str]:
+    """Return ``extras`` with every ``rotator-keys[...]`` self-reference expanded."""
+    found = set(extras)
+    for extra in extras:
+        for requirement in optional.get(extra, []):
+            inner = re.fullmatch(r"rotator-keys\[([a-z0-9,-]+)\]", requirement)
+            if inner:
+                found |= _expanded(set(inner.group(1).split(",")), optional)
+    return found
+
+
 def test_dockerfile_builder_installs_the_wheel_with_the_deployment_extras() -> None:
-    """The builder installs a wheel of the project with the aws, vault, azure, ... extras."""
+    """The builder installs a wheel of the project with the ``all`` extra (every provider)."""
     builder = " ".join(rest for keyword, rest in _stages()[0] if keyword == "RUN")
     assert "pip wheel" in builder
     match = re.search(r"pip install \"?(\S+?)\[([a-z0-9-]+(?:,[a-z0-9-]+)*)\]", builder)
@@ -597,6 +610,33 @@ def test_dockerfile_builder_installs_the_wheel_with_the_deployment_extras() -> N
     assert extras == IMAGE_EXTRAS
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert extras <= set(project["optional-dependencies"])
+
+
+def test_the_image_installs_what_every_adapter_needs() -> None:
+    """Each installed adapter's extra is in the image's install set: every integration runs there.
+
+    The image once lacked ``github`` and ``azure-apim``, so GitHub Actions
+    targets and APIM subscriptions, both advertised, could not run in it.
+    """
+    builder = " ".join(rest for keyword, rest in _stages()[0] if keyword == "RUN")
+    match = re.search(r"pip install \"?\S+?\[([a-z0-9,-]+)\]", builder)
+    assert match is not None
+    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    installed = _expanded(set(match.group(1).split(",")), optional)
+    assert "sandbox" not in installed, "local servers have no place in the production image"
+    found = registry()
+    adapters = [
+        *found.stores.values(),
+        *found.issuers.values(),
+        *found.targets.values(),
+        *found.verifiers.values(),
+        *found.notifiers.values(),
+    ]
+    needed = {adapter.extra for adapter in adapters if adapter.extra}
+    assert needed, "no adapter declares an extra: the registry did not load"
+    assert needed <= installed, f"the image lacks {sorted(needed - installed)}"
 
 
 def test_dockerfile_environment_defaults() -> None:
