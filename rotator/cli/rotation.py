@@ -150,7 +150,6 @@ def run(
         engine,
         config,
         settings=ServiceSettings(reconcile=reconcile, shutdown_deadline=shutdown_deadline),
-        report=lambda report: print_report(report) if isinstance(report, RunReport) else None,
         metrics=metrics,
     )
     sys.exit(_serve(service, metrics, listen, reconcile))
@@ -163,7 +162,7 @@ def _refuse_without_once(*, as_json: bool, summary: str | None, markdown: str | 
     if given:
         raise click.UsageError(
             f"{' and '.join(given)}: only with --once "
-            "(the service prints a table per pass and writes no summary)"
+            "(the service writes only log lines, and no summary)"
         )
 
 

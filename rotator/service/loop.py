@@ -304,8 +304,17 @@ class Service:
             log.error("pass failed", error=str(exc))
             self._stale = True  # whatever the pass missed, the next one plans anew
         else:
-            if self.report is not None and result.outcomes:
-                self.report(result)
+            if result.outcomes:
+                # A log line, never a table on stdout: a service's streams are merged and
+                # shipped by systemd, Docker and Kubernetes, where only log lines belong.
+                log.info(
+                    "pass finished",
+                    handled=len(result.outcomes),
+                    failed=len(result.failed),
+                    seconds=round((self.clock() - started).total_seconds(), 3),
+                )
+                if self.report is not None:
+                    self.report(result)
             if self.metrics is not None:
                 self._count(result, started)
             try:

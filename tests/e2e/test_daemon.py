@@ -36,11 +36,17 @@ def _finished_rotations(db: Path) -> int:
 
 @pytest.mark.e2e
 def test_daemon_rotates_reloads_safely_and_stops_cleanly(rotator_cli: Rotator) -> None:
-    """It rotates on schedule, survives a broken SIGHUP reload, and exits 0 on SIGTERM."""
+    """It rotates on schedule, survives a broken SIGHUP reload, and exits 0 on SIGTERM.
+
+    Its stdout stays empty: a service writes log lines (on stderr) only, since
+    systemd, Docker and Kubernetes merge the streams into one log.
+    """
     client("secretsmanager").create_secret(Name="app", SecretString="initial-value-long")
     rotator_cli.config.write_text(POLICY)
     log = rotator_cli.workdir / "daemon.log"
-    daemon = spawn(rotator_cli, log, "run", "--reconcile", "1", "--listen", "127.0.0.1:0")
+    daemon = spawn(
+        rotator_cli, log, "run", "--reconcile", "1", "--listen", "127.0.0.1:0", capture=True
+    )
     try:
         db = rotator_cli.workdir / "rotator.db"
         assert eventually(lambda: _finished_rotations(db) >= 1, 40), log.read_text()[-3000:]
@@ -69,11 +75,16 @@ def test_daemon_rotates_reloads_safely_and_stops_cleanly(rotator_cli: Rotator) -
         assert eventually(lambda: _finished_rotations(db) > done, 40), "old set stopped"
 
         daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(timeout=25) == 0
+        stdout, _ = daemon.communicate(timeout=25)
+        assert daemon.returncode == 0
     finally:
         if daemon.poll() is None:
             daemon.kill()
-    assert any(e["event"] == "service stopped" for e in _events(log))
+    assert stdout == b"", stdout[:500]
+    events = _events(log)
+    assert any(e["event"] == "service stopped" for e in events)
+    passes = [e for e in events if e["event"] == "pass finished"]
+    assert passes and all(e["handled"] >= 1 and e["failed"] == 0 for e in passes), passes
 
 
 def _events(log: Path) -> list[dict[str, Any]]:
