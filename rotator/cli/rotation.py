@@ -47,13 +47,20 @@ MAX_SUPPLIED_VALUE = 65536
 @json_option()
 @config_options
 def plan(config: str, state: str, as_json: bool) -> None:
-    """Show what is due, when and why; changes nothing."""
+    """Show what is due, when and why; changes nothing.
+
+    Exits 1 when a secret could not be planned (its store unreadable, or an
+    open rotation no policy names any more), so a pipeline gating on the plan
+    stops there.
+    """
     engine = engine_for(config, state)
     items = engine.plan()
     if as_json:
         print_json([i.as_dict() for i in items])
-        return
-    _print_plan(items, engine.clock())
+    else:
+        _print_plan(items, engine.clock())
+    if any(i.action is Action.ERROR for i in items):
+        sys.exit(EXIT_FAILED)
 
 
 def _print_plan(items: list[PlanItem], now: datetime) -> None:

@@ -1,0 +1,79 @@
+"""Exit codes say what happened: a pipeline gating on a command stops where it should."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rotator.cli.main import cli
+from rotator.sandbox.vault import VaultEmulator
+from tests.conftest import restored_logging
+
+#: One secret whose store can be read, one on a KV mount that does not exist.
+POLICIES = """\
+secrets:
+  - name: app/readable
+    store: {provider: vault-kv, path: app/readable, key: password}
+    schedule: {every: 30d}
+    grace: 1h
+  - name: app/unreadable
+    store: {provider: vault-kv, mount: no-such-mount, path: app/db, key: password}
+    schedule: {every: 30d}
+    grace: 1h
+"""
+
+
+@pytest.fixture
+def vault(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[VaultEmulator]:
+    """A Vault emulator the adapters are pointed at, holding the readable secret."""
+    with restored_logging(), VaultEmulator() as emulator:
+        for name in ("VAULT_NAMESPACE", "VAULT_CACERT", "VAULT_SKIP_VERIFY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HOME", str(tmp_path))
+        monkeypatch.setenv("VAULT_ADDR", emulator.url)
+        monkeypatch.setenv("VAULT_TOKEN", emulator.root_token)
+        import hvac
+
+        hvac.Client(
+            url=emulator.url, token=emulator.root_token
+        ).secrets.kv.v2.create_or_update_secret(
+            path="app/readable", secret={"password": "a-readable-password-01"}
+        )
+        yield emulator
+
+
+def _plan(tmp_path: Path, policies: str, *extra: str) -> tuple[int, str]:
+    config = tmp_path / "policies"
+    config.mkdir(exist_ok=True)
+    (config / "app.yaml").write_text(policies)
+    state = f"sqlite:///{tmp_path / 'journal.db'}"
+    result = CliRunner().invoke(
+        cli, ["plan", *extra, "--config", str(config), "--state", state, "--log-format", "json"]
+    )
+    return result.exit_code, result.stdout
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])
+def test_plan_exits_1_when_a_secret_could_not_be_planned(
+    vault: VaultEmulator, tmp_path: Path, as_json: bool
+) -> None:
+    """A store that cannot be read is a row that "could not be planned", and exit 1, not 0."""
+    code, stdout = _plan(tmp_path, POLICIES, *(["--json"] if as_json else []))
+    assert code == 1, stdout
+    if as_json:
+        actions = {row["secret"]: row["action"] for row in json.loads(stdout)}
+        assert actions["app/unreadable"] == "error"
+        assert actions["app/readable"] != "error"
+    else:
+        assert "1 could not be planned" in stdout
+
+
+def test_plan_exits_0_when_every_secret_was_planned(vault: VaultEmulator, tmp_path: Path) -> None:
+    """The same files without the unreadable secret: exit 0."""
+    readable_only = POLICIES.split("  - name: app/unreadable", maxsplit=1)[0]
+    code, stdout = _plan(tmp_path, readable_only)
+    assert code == 0, stdout
