@@ -25,6 +25,8 @@ secrets:
     schedule: {every: 30d}
     grace: 1h
 """
+#: The same files without the unreadable secret.
+READABLE_ONLY = POLICIES.split("  - name: app/unreadable", maxsplit=1)[0]
 
 
 @pytest.fixture
@@ -74,6 +76,41 @@ def test_plan_exits_1_when_a_secret_could_not_be_planned(
 
 def test_plan_exits_0_when_every_secret_was_planned(vault: VaultEmulator, tmp_path: Path) -> None:
     """The same files without the unreadable secret: exit 0."""
-    readable_only = POLICIES.split("  - name: app/unreadable", maxsplit=1)[0]
-    code, stdout = _plan(tmp_path, readable_only)
+    code, stdout = _plan(tmp_path, READABLE_ONLY)
     assert code == 0, stdout
+
+
+def _check(tmp_path: Path, policies: str) -> tuple[int, str]:
+    config = tmp_path / "policies"
+    config.mkdir(exist_ok=True)
+    (config / "app.yaml").write_text(policies)
+    state = f"sqlite:///{tmp_path / 'journal.db'}"
+    result = CliRunner().invoke(
+        cli, ["check", "--config", str(config), "--state", state, "--log-format", "json"]
+    )
+    return result.exit_code, result.stdout
+
+
+def test_check_says_unknown_and_exits_1_for_what_it_could_not_check(
+    vault: VaultEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token Vault refuses sys/capabilities-self: "store write" is unknown, never ok; exit 1."""
+    import hvac
+
+    root = hvac.Client(url=vault.url, token=vault.root_token)
+    root.sys.create_or_update_policy(
+        name="reader", policy='path "secret/*" { capabilities = ["read", "update", "create"] }'
+    )
+    token = root.auth.token.create(policies=["reader"], no_default_policy=True)["auth"]
+    monkeypatch.setenv("VAULT_TOKEN", token["client_token"])
+    code, stdout = _check(tmp_path, READABLE_ONLY)
+    assert code == 1, stdout
+    assert "unknown" in stdout and "could not be checked" in stdout
+    assert "1 could not be checked" in stdout
+
+
+def test_check_exits_0_when_everything_was_checked(vault: VaultEmulator, tmp_path: Path) -> None:
+    """The root token may ask for its capabilities: every check is ok or skipped; exit 0."""
+    code, stdout = _check(tmp_path, READABLE_ONLY)
+    assert code == 0, stdout
+    assert "0 failed, 0 could not be checked" in stdout

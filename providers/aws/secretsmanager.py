@@ -54,7 +54,7 @@ from pydantic import Field
 from providers.aws.clients import client
 from providers.aws.errors import aws_errors
 from providers.aws.permissions import secret_arn
-from rotator.adapters import Permission, ProviderConfig, SecretValue, Store, Version
+from rotator.adapters import Permission, ProviderConfig, SecretValue, Store, Unchecked, Version
 from rotator.errors import (
     ConflictError,
     NotFoundError,
@@ -364,7 +364,7 @@ class SecretsManagerStore(Store[SecretsManagerConfig]):
                     )
         outcome = self._simulate(secret_arn, context)
         if isinstance(outcome, str):
-            return _UNCHECKED.format(outcome)
+            return Unchecked(_UNCHECKED.format(outcome))
         source, results = outcome
         simulation = interpret(results)
         scope = "its IAM policies; a resource policy on the secret or its KMS key is not simulated"
@@ -384,8 +384,10 @@ class SecretsManagerStore(Store[SecretsManagerConfig]):
                     if keys
                     else f"it gave no decision for {_short(action)}"
                 )
-            return _UNCHECKED.format(
-                f"the IAM policy simulator cannot decide for {source} ({'; '.join(reasons)})"
+            return Unchecked(
+                _UNCHECKED.format(
+                    f"the IAM policy simulator cannot decide for {source} ({'; '.join(reasons)})"
+                )
             )
         allowed = _listed(_short(a) for a in simulation.allowed)
         return f"IAM policy simulator: {source} may {allowed} on {secret_arn} ({scope})"

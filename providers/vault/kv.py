@@ -50,7 +50,7 @@ from pydantic import Field
 
 from providers.vault.client import session
 from providers.vault.errors import answer_body, nothing_there
-from rotator.adapters import Permission, ProviderConfig, SecretValue, Store, Version
+from rotator.adapters import Permission, ProviderConfig, SecretValue, Store, Unchecked, Version
 from rotator.errors import ConflictError, PermanentError, PermissionDeniedError
 
 PROVIDER = "vault-kv"
@@ -422,7 +422,7 @@ class VaultKvStore(Store[VaultKvConfig]):
                 lambda c: c.sys.get_capabilities(paths=paths),
             )
         except PermissionDeniedError:
-            return (
+            return Unchecked(
                 "write access could not be checked: Vault refused sys/capabilities-self to the "
                 "token (it is invalid, or its policies lack the default policy); the first "
                 "rotation will tell"

@@ -7,8 +7,9 @@ modules behind this face:
 - :mod:`.roles`: the abstract ``Store``, ``Issuer``, ``Target``, ``Verifier``
   and ``Notifier``, each method saying what it raises;
 - :mod:`.values`: what the roles exchange (``Credential``, ``Version``,
-  ``Permission``, ``Alert``), the ``Runtime`` the engine lends, and the
-  ``ProviderConfig`` base of an adapter's policy fields;
+  ``Permission``, ``Alert``), the ``Runtime`` the engine lends, the
+  ``ProviderConfig`` base of an adapter's policy fields, and what a check
+  returns when it cannot prove anything (``Unchecked``, ``NothingToCheck``);
 - :mod:`.discovery`: the registry that finds adapters through entry points
   (the engine's business; an adapter only declares its entry point);
 - :mod:`.replica`: any store used as a target (the engine builds it);
@@ -40,10 +41,12 @@ from rotator.adapters.values import (
     Alert,
     AlertEvent,
     Credential,
+    NothingToCheck,
     Permission,
     ProviderConfig,
     Runtime,
     Severity,
+    Unchecked,
     Version,
 )
 from rotator.clock import Clock, Sleep
@@ -60,6 +63,7 @@ __all__ = [
     "Duration",
     "Issuer",
     "LeakedPair",
+    "NothingToCheck",
     "Notifier",
     "Permission",
     "PermissionRenderer",
@@ -72,6 +76,7 @@ __all__ = [
     "Target",
     "TokenBucket",
     "TokenScopes",
+    "Unchecked",
     "Verifier",
     "Version",
     "at_shutdown",

@@ -44,6 +44,7 @@ from rotator.adapters.values import (
     AlertEvent,
     ConfigT,
     Credential,
+    NothingToCheck,
     Permission,
     ProviderConfig,
     RequestObserver,
@@ -238,7 +239,8 @@ class Store(Adapter[ConfigT]):
 
         Stores whose provider can answer without a write (Vault's
         capabilities of a token on a path) override this; the default says
-        it cannot be told.
+        it cannot be told (:class:`NothingToCheck`). An override that tried
+        and could not tell returns :class:`Unchecked` with the reason.
 
         Raises:
             PermissionDeniedError: it can be told, and the answer is no.
@@ -246,7 +248,7 @@ class Store(Adapter[ConfigT]):
             TransientError: the store did not answer; retry later.
             PermanentError: any other refusal.
         """
-        return "cannot be checked without writing; the first rotation will tell"
+        return NothingToCheck("cannot be checked without writing; the first rotation will tell")
 
 
 class Issuer(Adapter[ConfigT]):
@@ -468,7 +470,9 @@ class Target(Adapter[ConfigT]):
     def check(self) -> str:
         """Prove, changing nothing, that the target is reachable and writable in principle.
 
-        Returns what was checked, in a few words.
+        Returns what was checked, in a few words (:class:`NothingToCheck`
+        where nothing can be checked without writing, :class:`Unchecked`
+        where it tried and could not tell).
 
         Raises:
             NotFoundError: where the value goes does not exist.
@@ -476,7 +480,7 @@ class Target(Adapter[ConfigT]):
             TransientError: the target did not answer; retry later.
             PermanentError: any other refusal.
         """
-        return "nothing to check"
+        return NothingToCheck("nothing to check")
 
 
 class Verifier(Adapter[ConfigT]):

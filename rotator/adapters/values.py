@@ -65,6 +65,26 @@ class Runtime:
     on_request: RequestObserver = _ignore_request
 
 
+class Unchecked(str):
+    """What a ``check()`` returns when it tried and could not tell (the text says why).
+
+    ``rotator check`` reports it as ``unknown`` and exits 1: a preflight that
+    could not look is no proof (a Vault that refuses ``sys/capabilities-self``).
+    """
+
+    __slots__ = ()
+
+
+class NothingToCheck(str):
+    """What a ``check()`` returns when its system offers no way to check without acting.
+
+    ``rotator check`` reports it as ``skipped``, not ``ok``: the first
+    rotation will tell.
+    """
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class Version:
     """One version of a secret in a store."""

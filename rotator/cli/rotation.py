@@ -255,28 +255,37 @@ def _summary_written(summary: RunSummary, json_file: str | None, markdown: str |
 def check(config: str, state: str, names: tuple[str, ...], as_json: bool) -> None:
     """Preflight, changing nothing: store, issuer, targets and checks of each policy (or NAMES)."""
     engine = engine_for(config, state)
-    unknown = sorted(set(names) - set(engine.policies))
-    if unknown:
-        raise ConfigError(f"no policy named {', '.join(repr(n) for n in unknown)}")
+    unnamed = sorted(set(names) - set(engine.policies))
+    if unnamed:
+        raise ConfigError(f"no policy named {', '.join(repr(n) for n in unnamed)}")
     findings = engine.check(names or sorted(engine.policies))
     failed = [f for f in findings if f.verdict is Verdict.FAILED]
+    unchecked = [f for f in findings if f.verdict is Verdict.UNKNOWN]
+    # What could not be checked is no proof: a pipeline gating on check stops there too.
+    code = EXIT_FAILED if failed or unchecked else 0
     if as_json:
         print_json([f.as_dict() for f in findings])
-        sys.exit(1 if failed else 0)
+        sys.exit(code)
     table = Table(title="check", title_justify="left")
     for column in ("secret", "check", "result", "detail"):
         table.add_column(column)
-    style = {Verdict.OK: "green", Verdict.FAILED: "red", Verdict.SKIPPED: "yellow"}
+    style = {
+        Verdict.OK: "green",
+        Verdict.FAILED: "red",
+        Verdict.UNKNOWN: "magenta",
+        Verdict.SKIPPED: "yellow",
+    }
     for f in findings:
         verdict = plain(f.verdict.value, style[f.verdict])
         table.add_row(plain(f.secret), plain(f.check), verdict, plain(f.detail))
     out.print(table)
     secrets = {f.secret for f in findings}
     out.print(
-        f"{len(findings)} checks of {len(secrets)} secret(s): {len(failed)} failed",
+        f"{len(findings)} checks of {len(secrets)} secret(s): {len(failed)} failed, "
+        f"{len(unchecked)} could not be checked",
         highlight=False,
     )
-    sys.exit(1 if failed else 0)
+    sys.exit(code)
 
 
 @click.command()

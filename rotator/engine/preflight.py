@@ -11,8 +11,10 @@ deploy hooks; this is rotator's. For each policy, changing nothing anywhere:
 - every verifier accepts the *current* credential (if it refuses the one
   consumers use today, it would refuse the new one too).
 
-Each check ends ``ok``, ``failed`` (with the reason, never a value) or
-``skipped`` (an earlier check failed, or there is nothing to check).
+Each check ends ``ok``, ``failed`` (with the reason, never a value),
+``unknown`` (it tried and could not tell: no proof either way) or
+``skipped`` (an earlier check failed, or the system offers no way to check
+without acting).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from rotator.adapters.roles import Issuer, Store, Target, Verifier
-from rotator.adapters.values import Credential, Version
+from rotator.adapters.values import Credential, NothingToCheck, Unchecked, Version
 from rotator.errors import RotatorError
 
 
@@ -32,6 +34,8 @@ class Verdict(StrEnum):
 
     OK = "ok"
     FAILED = "failed"
+    #: It tried and could not tell: no proof either way.
+    UNKNOWN = "unknown"
     SKIPPED = "skipped"
 
 
@@ -55,11 +59,16 @@ class Finding:
 
 
 def _run(secret: str, check: str, call: Callable[[], str]) -> Finding:
-    """Run one check, turning a rotator error into a failed finding."""
+    """Run one check: a rotator error fails it; what could not be checked is not ``ok``."""
     try:
-        return Finding(secret, check, Verdict.OK, call())
+        said = call()
     except RotatorError as exc:
         return Finding(secret, check, Verdict.FAILED, str(exc))
+    if isinstance(said, Unchecked):
+        return Finding(secret, check, Verdict.UNKNOWN, str(said))
+    if isinstance(said, NothingToCheck):
+        return Finding(secret, check, Verdict.SKIPPED, str(said))
+    return Finding(secret, check, Verdict.OK, str(said))
 
 
 def check_policy(

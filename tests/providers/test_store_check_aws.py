@@ -24,7 +24,7 @@ from providers.aws.secretsmanager import (
     interpret,
     principal_of,
 )
-from rotator.adapters.values import Runtime
+from rotator.adapters.values import Runtime, Unchecked
 from rotator.errors import NotFoundError, PermissionDeniedError
 from tests.providers.helpers import error_reply, inject
 
@@ -134,6 +134,7 @@ def test_moto_without_the_simulator_cannot_be_checked(
 ) -> None:
     """moto lacks SimulatePrincipalPolicy: the check says it could not tell, and does not fail."""
     answer = make_store(runtime).check()
+    assert isinstance(answer, Unchecked), "reported as unknown by rotator check, never ok"
     assert answer == (
         "write access could not be checked: the endpoint does not implement the IAM policy "
         "simulator; the first rotation will tell"

@@ -10,7 +10,7 @@ import pytest
 from hvac.exceptions import InvalidPath
 
 from providers.vault.kv import SAMPLE_ROTATION_ID, VaultKvConfig, VaultKvStore, lacking
-from rotator.adapters.values import Runtime
+from rotator.adapters.values import Runtime, Unchecked
 from rotator.errors import PermissionDeniedError, TransientError
 from tests.providers.vault.backends import (
     Backend,
@@ -168,12 +168,10 @@ def test_a_separate_staging_mount_is_checked(setup: CheckSetup) -> None:
 def test_a_token_refused_capabilities_self_cannot_be_checked(setup: CheckSetup) -> None:
     """Without the default policy Vault refuses sys/capabilities-self: said, not raised."""
     setup.use(setup.backend.policy("store", kv_policy(setup.mount, PATH)), no_default_policy=True)
-    assert (
-        setup.store()
-        .check()
-        .startswith(
-            "write access could not be checked: Vault refused sys/capabilities-self to the token"
-        )
+    said = setup.store().check()
+    assert isinstance(said, Unchecked), "reported as unknown by rotator check, never ok"
+    assert said.startswith(
+        "write access could not be checked: Vault refused sys/capabilities-self to the token"
     )
 
 
