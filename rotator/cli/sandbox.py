@@ -26,7 +26,7 @@ from rotator.watch.usage import watch_usage
     "--config",
     "config",
     default=None,
-    help="Policy file (default: the packaged schedules/demo.yaml).",
+    help="Policy template (default: the packaged demo policy, rotator/sandbox/demo.yaml).",
 )
 @click.option(
     "--state",

@@ -2,8 +2,8 @@
 
 Each installed sandbox (the ``rotator.sandboxes`` entry-point group; AWS via
 ``moto_server`` today) starts its emulator on loopback and seeds it. The
-demo policies (``schedules/demo.yaml``, with intervals and grace windows of
-seconds) then run pass after pass, so a newcomer watches mint, store as
+demo policies (``demo.yaml``, packaged beside this module, with intervals and
+grace windows of seconds) then run pass after pass, so a newcomer watches mint, store as
 pending, verify, promote, grace, revoke, and finally the status table.
 """
 
@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,7 +33,12 @@ from rotator.journal.journal import Journal
 from rotator.policy.loader import load_policies
 
 log = structlog.get_logger("rotator.sandbox")
-DEMO_POLICY = Path("schedules") / "demo.yaml"
+
+
+def demo_policy() -> Traversable:
+    """Return the packaged demo policy template (``${DEMO_...}`` placeholders unfilled)."""
+    # Package data, not a path from the working directory: the sandbox runs from anywhere.
+    return files("rotator.sandbox").joinpath("demo.yaml")
 
 
 class Sandbox(Protocol):
@@ -61,9 +68,9 @@ class Session:
 @contextmanager
 def session(config: str | None, state: str | None) -> Iterator[Session]:
     """Start and seed every installed sandbox; stop them all on exit."""
-    template = Path(config) if config else DEMO_POLICY
+    template: Path | Traversable = Path(config) if config else demo_policy()
     if not template.is_file():
-        raise ConfigError(f"{template}: no such policy file (run from the repository root)")
+        raise ConfigError(f"{template}: no such policy file")
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rotator-sandbox-")))
         # The demo's file target lives in the sandbox's own directory.
