@@ -56,6 +56,8 @@ class AzureSandbox:
         self._vault.start()
         return {
             "AZURE_CA_BUNDLE": str(self._vault.ca_path),
+            # For what a shell runs beside rotator (the Azure CLI, requests-based scripts).
+            "REQUESTS_CA_BUNDLE": str(self._vault.ca_path),
             "IDENTITY_ENDPOINT": self._vault.identity_endpoint,
             "IDENTITY_HEADER": self._vault.identity_header,
             "ROTATOR_AZURE_CREDENTIAL": "managed",
