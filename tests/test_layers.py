@@ -38,7 +38,7 @@ def test_loading_policies_imports_no_sdk() -> None:
         "from rotator.adapters.discovery import registry\n"
         "from rotator.policy.loader import load_policies\n"
         "registry()\n"
-        "load_policies('schedules/examples')\n"
+        "load_policies('schedules')\n"
         "print(sorted(m for m in ('boto3', 'botocore', 'hvac', 'azure', 'moto', 'kubernetes') "
         "if m in sys.modules))\n"
     )

@@ -1,22 +1,29 @@
 """``rotator sandbox``: local emulators, seeded, and whole rotations in under a minute.
 
-Each installed sandbox (the ``rotator.sandboxes`` entry-point group; AWS via
-``moto_server`` today) starts its emulator on loopback and seeds it. The
-demo policies (``schedules/demo.yaml``, with intervals and grace windows of
-seconds) then run pass after pass, so a newcomer watches mint, store as
-pending, verify, promote, grace, revoke, and finally the status table.
-"""
+Each installed sandbox (the ``rotator.sandboxes`` entry-point group: AWS on
+``moto_server``, Vault on OpenBao or the emulator, Azure Key Vault with API
+Management, Kubernetes) starts its server on loopback and seeds it. The demo
+policies (``demo.yaml``, packaged beside this module, with intervals and grace
+windows of seconds) then run pass after pass, so a newcomer watches mint,
+store as pending, verify, promote, grace, revoke, and finally the status
+table. Everything is kept in one working directory that outlives the run
+(``./rotator-sandbox`` by default), so the journal can be read afterwards;
+with ``--keep`` the servers stay up too, for exploring by hand."""
 
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import string
-import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,9 +36,15 @@ from rotator.engine.runner import Engine
 from rotator.errors import ConfigError
 from rotator.journal.journal import Journal
 from rotator.policy.loader import load_policies
+from rotator.sandbox.core.shell import stop_on_signals, wait_for
 
 log = structlog.get_logger("rotator.sandbox")
-DEMO_POLICY = Path("schedules") / "demo.yaml"
+
+
+def demo_policy() -> Traversable:
+    """Return the packaged demo policy template (``${DEMO_...}`` placeholders unfilled)."""
+    # Package data, not a path from the working directory: the sandbox runs from anywhere.
+    return files("rotator.sandbox").joinpath("demo.yaml")
 
 
 class Sandbox(Protocol):
@@ -50,29 +63,84 @@ class Sandbox(Protocol):
         """Stop the emulator."""
 
 
+#: The file that marks a directory as a sandbox's own: only such a directory is emptied.
+MARKER = ".rotator-sandbox"
+#: Where the sandbox works when not told otherwise (relative to the working directory).
+DEFAULT_WORKDIR = Path("rotator-sandbox")
+
+
 @dataclass(frozen=True)
 class Session:
-    """A running sandbox: the policy file and journal URL to use with it."""
+    """A running sandbox: the policy file and journal URL to use with it, and where it works.
+
+    ``exports`` is the environment a shell needs to use the emulators (their
+    addresses, the throwaway credentials they accept) and the demo's policy
+    and journal; ``state_is_own`` says whether the journal is the sandbox's
+    own (a file in ``workdir``) rather than one the caller named.
+    """
 
     config: str
     state: str
+    workdir: Path
+    exports: dict[str, str] = field(default_factory=dict)
+    state_is_own: bool = True
+
+
+def prepare_workdir(workdir: Path) -> Path:
+    """Make ``workdir`` an empty sandbox directory and return its absolute path.
+
+    A new or empty directory is taken; one a previous sandbox left (it holds
+    :data:`MARKER`) is emptied, since its journal describes emulators that are
+    gone. Anything else is refused rather than overwritten.
+
+    Raises:
+        ConfigError: ``workdir`` is a file, or a non-empty directory that is
+            not a sandbox's.
+    """
+    workdir = workdir.absolute()
+    if workdir.exists() and not workdir.is_dir():
+        raise ConfigError(f"{workdir}: not a directory (name another with --workdir)")
+    if workdir.is_dir() and any(workdir.iterdir()):
+        if not (workdir / MARKER).is_file():
+            raise ConfigError(
+                f"{workdir}: not empty and not a sandbox's directory (no {MARKER} in it); "
+                "name a new or empty one with --workdir"
+            )
+        for child in workdir.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    # The journal's key, the demo's file target and the kubeconfig live here.
+    workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (workdir / MARKER).write_text("Made by `rotator sandbox`, which empties it on its next run.\n")
+    return workdir
 
 
 @contextmanager
-def session(config: str | None, state: str | None) -> Iterator[Session]:
-    """Start and seed every installed sandbox; stop them all on exit."""
-    template = Path(config) if config else DEMO_POLICY
+def session(
+    config: str | None, state: str | None, workdir: Path = DEFAULT_WORKDIR
+) -> Iterator[Session]:
+    """Start and seed every installed sandbox in ``workdir``; stop them all on exit.
+
+    The filled-in policy and the journal (unless ``state`` names another)
+    stay in ``workdir`` after the emulators stop, for ``status`` and
+    ``audit verify`` to read.
+    """
+    template: Path | Traversable = Path(config) if config else demo_policy()
     if not template.is_file():
-        raise ConfigError(f"{template}: no such policy file (run from the repository root)")
+        raise ConfigError(f"{template}: no such policy file")
+    workdir = prepare_workdir(workdir)
     with ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rotator-sandbox-")))
         # The demo's file target lives in the sandbox's own directory.
         substitutions: dict[str, Any] = {"DEMO_WORKDIR": str(workdir)}
+        exports: dict[str, str] = {}
         for ep in sorted(entry_points(group=SANDBOX_GROUP), key=lambda e: e.name):
             sandbox: Sandbox = ep.load()()
             env = sandbox.start(workdir)
             stack.callback(sandbox.stop)
             os.environ.update(env)
+            exports.update(env)
             sandbox.seed(env)
             substitutions.update(sandbox.policy_substitutions())
             log.info(
@@ -82,7 +150,21 @@ def session(config: str | None, state: str | None) -> Iterator[Session]:
             )
         policy = workdir / template.name
         policy.write_text(string.Template(template.read_text()).safe_substitute(substitutions))
-        yield Session(str(policy), state or f"sqlite:///{workdir / 'rotator.db'}")
+        journal = state or f"sqlite:///{workdir / 'rotator.db'}"
+        exports["ROTATOR_CONFIG"] = str(policy)
+        if state is None:
+            exports["ROTATOR_STATE"] = journal
+        yield Session(str(policy), journal, workdir, exports, state_is_own=state is None)
+
+
+def export_lines(exports: dict[str, str]) -> list[str]:
+    """Return ``export NAME=VALUE`` lines a POSIX shell can paste, values quoted for it."""
+    return [f"export {name}={shlex.quote(value)}" for name, value in sorted(exports.items())]
+
+
+def serve_until_stopped(stop: threading.Event | None = None) -> None:
+    """Keep the emulators serving until Ctrl-C or SIGTERM (or ``stop`` is set)."""
+    wait_for(stop if stop is not None else stop_on_signals())
 
 
 def run_passes(current: Session, duration: float, tick: float = 1.0) -> int:

@@ -57,6 +57,7 @@ from rotator.output import redact
 from rotator.policy.loader import load_policies
 from rotator.sandbox.azure import KeyVaultEmulator
 from rotator.sandbox.azure.sandbox import APIM_SECRET, APIM_SERVICE, APIM_SID, AzureSandbox
+from rotator.sandbox.run import demo_policy
 from rotator.testing import IssuerContract, new_rotation_id
 from tests.conftest import FakeClock
 from tests.providers.azure.backends import emulator_admin, point_at_emulator
@@ -914,7 +915,6 @@ def test_the_sandbox_seeds_a_subscription_the_demo_policy_rotates(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The Azure sandbox seeds the APIM demo; its policy rotates it, verified at the gateway."""
-    root = Path(__file__).resolve().parents[2]
     sandbox = AzureSandbox()
     env = sandbox.start(tmp_path)
     try:
@@ -922,7 +922,7 @@ def test_the_sandbox_seeds_a_subscription_the_demo_policy_rotates(
             monkeypatch.setenv(name, value)
         sandbox.seed(env)
         values = sandbox.policy_substitutions() | {"DEMO_USAGE_PLAN_ID": "p", "DEMO_WORKDIR": "/w"}
-        template = (root / "schedules" / "demo.yaml").read_text()
+        template = demo_policy().read_text()
         filled = tmp_path / "demo.yaml"
         filled.write_text(string.Template(template).substitute(values))
         vault = sandbox._vault

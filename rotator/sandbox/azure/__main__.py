@@ -6,8 +6,19 @@ import argparse
 import sys
 
 from rotator.sandbox.azure import KeyVaultEmulator
+from rotator.sandbox.azure.apim import DEFAULT_AZURE_SUBSCRIPTION, DEFAULT_RESOURCE_GROUP
 from rotator.sandbox.azure.server import DEFAULT_TENANT_ID, DELETE_DELAY, RECOVER_DELAY
 from rotator.sandbox.core.shell import stop_on_signals, wait_for
+
+
+def service_and_sid(value: str) -> tuple[str, str]:
+    """Parse ``SERVICE/SID``: an API Management service and a subscription's id in it."""
+    service, slash, sid = value.partition("/")
+    if not slash or not service or not sid or "/" in sid:
+        raise argparse.ArgumentTypeError(
+            f"expected SERVICE/SID, such as demo-apim/partner, not {value!r}"
+        )
+    return service, sid
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +57,24 @@ def main(argv: list[str] | None = None) -> int:
         default=RECOVER_DELAY,
         help=f"seconds a recover takes to complete (default {RECOVER_DELAY:g})",
     )
+    parser.add_argument(
+        "--apim-subscription",
+        action="append",
+        default=[],
+        type=service_and_sid,
+        metavar="SERVICE/SID",
+        help="create this API Management subscription (and its service); repeatable",
+    )
+    parser.add_argument(
+        "--azure-subscription",
+        default=DEFAULT_AZURE_SUBSCRIPTION,
+        help="Azure subscription id of the API Management services",
+    )
+    parser.add_argument(
+        "--resource-group",
+        default=DEFAULT_RESOURCE_GROUP,
+        help=f"resource group of the API Management services (default {DEFAULT_RESOURCE_GROUP})",
+    )
     args = parser.parse_args(argv)
     if args.purge_protection and args.no_soft_delete:
         parser.error("--purge-protection needs soft delete")
@@ -64,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         recover_delay=args.recover_delay,
     )
     with emulator as kv:
+        for service, sid in args.apim_subscription:
+            # Its keys stay in the emulator: read them as a client would (listSecrets).
+            kv.apim.add_subscription(
+                service,
+                sid,
+                azure_subscription=args.azure_subscription,
+                resource_group=args.resource_group,
+            )
         print(f"export AZURE_KEYVAULT_URL={kv.vault_url}", flush=True)
         print(f"export REQUESTS_CA_BUNDLE={kv.ca_path}", flush=True)
         print(f"export IDENTITY_ENDPOINT={kv.identity_endpoint}", flush=True)

@@ -36,7 +36,7 @@ from rotator.sandbox.azure import KeyVaultEmulator
 SECRET = "demo-api-token"  # noqa: S105 (a secret's name)
 SHARED_SECRET = "demo-shared-token"  # noqa: S105 (a secret's name)
 APIM_SECRET = "demo-apim-key"  # noqa: S105 (a secret's name)
-#: Where the demo's API Management subscription lives (schedules/demo.yaml names them too).
+#: Where the demo's API Management subscription lives (the packaged demo.yaml names them too).
 AZURE_SUBSCRIPTION = "5d1c0a7e-3b2f-4e69-8c1d-0f9e8d7c6b5a"
 RESOURCE_GROUP = "rg-demo"
 APIM_SERVICE = "demo-apim"
@@ -56,6 +56,8 @@ class AzureSandbox:
         self._vault.start()
         return {
             "AZURE_CA_BUNDLE": str(self._vault.ca_path),
+            # For what a shell runs beside rotator (the Azure CLI, requests-based scripts).
+            "REQUESTS_CA_BUNDLE": str(self._vault.ca_path),
             "IDENTITY_ENDPOINT": self._vault.identity_endpoint,
             "IDENTITY_HEADER": self._vault.identity_header,
             "ROTATOR_AZURE_CREDENTIAL": "managed",
@@ -76,7 +78,7 @@ class AzureSandbox:
             connection_verify=str(self._vault.ca_path),
         )
         client.set_secret(SECRET, secrets.token_urlsafe(24))
-        # The replica of the AWS demo token (schedules/demo.yaml: demo/shared-token).
+        # The replica of the AWS demo token (the packaged demo.yaml: demo/shared-token).
         client.set_secret(SHARED_SECRET, secrets.token_urlsafe(24))
         # Consumers start on the primary key; rotations alternate from there.
         primary, _secondary = self._vault.apim.add_subscription(

@@ -92,7 +92,7 @@ class VaultSandbox:
         kv.create_or_update_secret(
             path=APP_PATH, secret={"username": "app", "password": secrets.token_urlsafe(18)}
         )
-        # The replica of the AWS demo token (schedules/demo.yaml: demo/shared-token).
+        # The replica of the AWS demo token (the packaged demo.yaml: demo/shared-token).
         kv.create_or_update_secret(path=SHARED_PATH, secret={"token": secrets.token_urlsafe(24)})
         client.sys.create_or_update_policy(name=ROLE, policy=APP_POLICY)
         client.auth.approle.create_or_update_approle(
