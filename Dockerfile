@@ -5,7 +5,7 @@
 # rotator/ and providers/).
 #
 # Two stages. The builder makes a wheel of this project and installs it, with
-# the extras aws, vault, azure, kubernetes and postgres, into a virtualenv at
+# the extras aws, vault, azure, kubernetes, http, gitlab and postgres, into a virtualenv at
 # /opt/rotator/venv. The final image is the same Python base plus that venv and
 # nothing else: no compiler, no build tools, no pip, no source tree.
 #
@@ -44,7 +44,7 @@ COPY providers/ providers/
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/rotator/venv \
  && wheel="$(ls /wheels/rotator_keys-*.whl)" \
- && /opt/rotator/venv/bin/pip install "${wheel}[aws,vault,azure,kubernetes,postgres]" \
+ && /opt/rotator/venv/bin/pip install "${wheel}[aws,vault,azure,kubernetes,http,gitlab,postgres]" \
  && /opt/rotator/venv/bin/pip uninstall --yes pip setuptools \
  && /opt/rotator/venv/bin/rotator --version
 

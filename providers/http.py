@@ -1,12 +1,13 @@
 """Target ``webhook`` (tell a consumer to reload) and verifier ``http`` (probe a credential).
 
-Both speak HTTP through rotator's own client (:mod:`providers.transport.http`,
-on the standard library's ``http.client`` and ``ssl``): certificates are
-verified (against the system's CAs, or ``ca_file``), redirects are never
-followed (a redirect would carry a signed body, or an ``Authorization``
-header holding the new credential, to another host), and no proxy from the
-environment is used. ``https://`` is required, except to ``localhost``,
-``127.0.0.1`` and ``::1``. ``timeout`` bounds the connection and each read.
+Both speak HTTP through rotator's client (:mod:`providers.transport.http`, on
+httpx): certificates are verified (against the system's CAs, or ``ca_file``),
+redirects are never followed (a redirect would carry a signed body, or an
+``Authorization`` header holding the new credential, to another host), and
+the proxy is the environment's (``HTTPS_PROXY``, unless ``NO_PROXY`` names
+the host) or the policy's ``proxy`` (a URL, or ``none``). ``https://`` is
+required, except to ``localhost``, ``127.0.0.1`` and ``::1``. ``timeout``
+bounds the connection and each read.
 
 **Webhook.** ``write`` POSTs ``{"event": "rotated", ...}`` and ``restore``
 POSTs ``{"event": "restored", ...}``, as compact JSON::
@@ -189,6 +190,9 @@ class WebhookTarget(Target[WebhookConfig]):
     """Tells a consumer the credential changed, with a POST signed by HMAC-SHA256."""
 
     kind = "webhook"
+    #: httpx carries the requests (:mod:`providers.transport.http`).
+    requires = ("httpx",)
+    extra = "http"
     Config = WebhookConfig
 
     def describe(self) -> str:
@@ -236,6 +240,7 @@ class WebhookTarget(Target[WebhookConfig]):
                 self.config.timeout.total_seconds(),
                 context,
                 now,
+                self.config.proxy,
             )
             outcome = request_outcome(reply)
             report(self.runtime, WEBHOOK, OP_POST, outcome)
@@ -325,6 +330,9 @@ class HttpVerifier(Verifier[HttpVerifierConfig]):
     """Proves a credential works by calling an endpoint with it and checking the status."""
 
     kind = "http"
+    #: httpx carries the requests (:mod:`providers.transport.http`).
+    requires = ("httpx",)
+    extra = "http"
     Config = HttpVerifierConfig
 
     def describe(self) -> str:
@@ -391,6 +399,7 @@ class HttpVerifier(Verifier[HttpVerifierConfig]):
                 self.config.timeout.total_seconds(),
                 context,
                 now,
+                self.config.proxy,
             )
             if reply.status is not None:
                 matched = reply.status in expected

@@ -34,8 +34,9 @@ KUBERNETES_VERSION = "1.29"
 #: The two installs: the service (the default) and the CronJob alternative.
 SERVICE_INSTALL = KUBE
 ONESHOT_INSTALL = KUBE / "oneshot"
-#: The extras the image must carry: every provider, Kubernetes targets, PostgreSQL.
-IMAGE_EXTRAS = {"aws", "vault", "azure", "kubernetes", "postgres"}
+#: The extras the image must carry: every provider, Kubernetes targets, PostgreSQL,
+#: and httpx for the webhook, Slack, HTTP-verifier and GitLab adapters.
+IMAGE_EXTRAS = {"aws", "vault", "azure", "kubernetes", "http", "gitlab", "postgres"}
 METRICS_PORT = 9464
 #: The namespace whose pods (Prometheus) may reach the metrics port, by the
 #: label the API server sets on every namespace.
