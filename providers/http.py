@@ -63,8 +63,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
-import ssl
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -72,15 +70,16 @@ from pydantic import Field, field_validator
 
 from providers.metering import report
 from providers.transport.http import (
-    CERTIFICATE_REFUSED,
     POST_RESERVED,
     EndpointConfig,
     Reply,
     checked_headers,
     hmac_key,
+    reach,
     refusal,
     request_once,
     request_outcome,
+    route,
     signature_headers,
     tls_context,
     why_unsent,
@@ -298,29 +297,32 @@ class WebhookTarget(Target[WebhookConfig]):
         self._deliver("restored", rotation_id, previous)
 
     def check(self) -> str:
-        """Check the key variable is set and the host accepts a connection; send nothing."""
+        """Check the key variable is set and the host accepts a connection; send nothing.
+
+        The connection goes as a delivery would: through the proxy of the
+        environment or of ``proxy`` (its tunnel opened), TLS verified.
+        """
         self._key("check")
         parts = urlsplit(self.config.url)
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        timeout = self.config.timeout.total_seconds()
         context = tls_context(self.runtime, self.config.ca_file, WEBHOOK, "check")
-        failure = ""
-        permanent = False
-        try:
-            with socket.create_connection((host, port), timeout=timeout) as raw:
-                if parts.scheme == "https":
-                    with context.wrap_socket(raw, server_hostname=host):
-                        pass
-        except ssl.SSLCertVerificationError:
-            failure, permanent = why_unsent(CERTIFICATE_REFUSED), True
-        except OSError as exc:
-            failure = f"no connection ({type(exc).__name__})"
-        if permanent:
-            raise PermanentError(f"{host}:{port}: {failure}", provider=WEBHOOK, operation="check")
-        if failure:
-            raise TransientError(f"{host}:{port}: {failure}", provider=WEBHOOK, operation="check")
-        return f"reachable: {host}:{port}" + (" (TLS verified)" if parts.scheme == "https" else "")
+        way = route(self.config.url, self.config.proxy)
+        timeout = self.config.timeout.total_seconds()
+        reply = reach(self.config.url, timeout, context, self.config.proxy)
+        if reply.permanent:
+            raise PermanentError(
+                f"{host}:{port}: {why_unsent(reply.failure)}", provider=WEBHOOK, operation="check"
+            )
+        if reply.failure:
+            raise TransientError(
+                f"{host}:{port}: no connection ({reply.failure})",
+                provider=WEBHOOK,
+                operation="check",
+            )
+        tls = " (TLS verified)" if parts.scheme == "https" else ""
+        via = "" if way.proxy is None else f", {way.shown()}"
+        return f"reachable: {host}:{port}{tls}{via}"
 
 
 # -- HTTP verifier -----------------------------------------------------------

@@ -35,6 +35,7 @@ body as the webhook target and notifier do.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -46,7 +47,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator
 
@@ -539,6 +540,80 @@ def exchange(
     except Exception as exc:  # noqa: BLE001 (every failure becomes an Answer, see _failure)
         failure, permanent = _failure(exc)
         return Answer(failure=failure, permanent=permanent)
+
+
+def reach(url: str, timeout: float, context: ssl.SSLContext, proxy: str | None = None) -> Reply:
+    """Connect to ``url``'s host as a request would (its proxy, the TLS handshake); send nothing.
+
+    What a ``check`` does to tell a host is reachable without making it act:
+    through a proxy, the ``CONNECT`` tunnel is opened (the proxy's login
+    from its URL), then TLS with the host runs through it. Returns an empty
+    :class:`Reply` when the host was reached, else why not (see
+    :func:`_failure`); raises nothing.
+    """
+    way = route(url, proxy)
+    if way.unusable:
+        return Reply(failure=way.unusable, permanent=True)
+    import httpcore
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    backend = httpcore.SyncBackend()
+    try:
+        if way.proxy is None:
+            stream = backend.connect_tcp(host, port, timeout=timeout)
+        else:
+            stream = _tunnel(backend, way.proxy, f"{host}:{port}", timeout)
+        try:
+            if parts.scheme == "https":
+                stream = stream.start_tls(context, server_hostname=host, timeout=timeout)
+        finally:
+            stream.close()
+    except Exception as exc:  # noqa: BLE001 (every failure becomes a Reply, see _failure)
+        failure, permanent = _failure(exc)
+        return Reply(failure=failure, permanent=permanent)
+    return Reply()
+
+
+def _tunnel(backend: Any, proxy: str, target: str, timeout: float) -> Any:
+    """Open a ``CONNECT target`` tunnel through ``proxy`` and return its stream.
+
+    Raises ``httpcore.ProxyError`` ("<status> ...", as httpcore's own
+    tunnels do) when the proxy refuses, so :func:`_failure` reads both alike.
+    """
+    import h11
+    import httpcore
+
+    parts = urlsplit(proxy)
+    stream = backend.connect_tcp(
+        parts.hostname or "",
+        parts.port or (443 if parts.scheme == "https" else 80),
+        timeout=timeout,
+    )
+    if parts.scheme == "https":
+        stream = stream.start_tls(
+            ssl.create_default_context(), server_hostname=parts.hostname, timeout=timeout
+        )
+    headers = [("Host", target)]
+    if parts.username is not None:
+        login = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        headers.append(
+            ("Proxy-Authorization", f"Basic {base64.b64encode(login.encode()).decode()}")
+        )
+    speaker = h11.Connection(our_role=h11.CLIENT)
+    stream.write(
+        speaker.send(h11.Request(method="CONNECT", target=target, headers=headers)), timeout
+    )
+    while True:
+        event = speaker.next_event()
+        if event is h11.NEED_DATA:
+            speaker.receive_data(stream.read(65536, timeout))
+        elif isinstance(event, h11.Response):
+            if not 200 <= event.status_code < 300:
+                stream.close()
+                raise httpcore.ProxyError(f"{event.status_code} refused")
+            return stream
 
 
 #: The most of an API's answer the JSON API adapters read.

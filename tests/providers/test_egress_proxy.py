@@ -413,3 +413,46 @@ def test_route_reads_the_environment_as_urllib_does(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("HTTPS_PROXY")
     monkeypatch.setenv("ALL_PROXY", "http://all.internal:8080")
     assert route("https://api.github.com/x", None).source == "ALL_PROXY"
+
+
+def _webhook(world: World, **fields: Any) -> WebhookTarget:
+    config = WebhookConfig(
+        url=f"{world.receiver.base}/reload",
+        secret_env=KEY_ENV,
+        ca_file=str(world.ca_file),
+        **fields,
+    )
+    return WebhookTarget(config, world.runtime, "payments-db")
+
+
+def test_check_opens_the_tunnel_and_sends_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch, every_log_line: pytest.LogCaptureFixture
+) -> None:
+    """The webhook's check goes through the proxy (with its login), and TLS, but no request."""
+    world.proxy.credentials = (PROXY_USER, PROXY_PASSWORD)
+    monkeypatch.setenv("HTTPS_PROXY", world.proxy.url_with(PROXY_USER, PROXY_PASSWORD))
+    said = _webhook(world).check()
+    assert world.proxy.tunnels() == [_host(world, "webhook-target")]
+    assert world.proxy.visits[0].authorized
+    assert world.receiver.seen == []
+    assert "TLS verified" in said and "through the proxy 127.0.0.1:" in said
+    assert PROXY_PASSWORD not in said
+
+    monkeypatch.setenv("HTTPS_PROXY", world.proxy.url_with(PROXY_USER, "Wr0ng-pa55word-c4nary-17"))
+    with pytest.raises(PermanentError, match="407") as caught:
+        _webhook(world).check()
+    assert "Wr0ng" not in _said(every_log_line, caught.value)
+    assert PROXY_PASSWORD not in _said(every_log_line, caught.value)
+
+
+def test_check_follows_no_proxy_and_proxy_none(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check connects directly when NO_PROXY names the host, or the policy says none."""
+    monkeypatch.setenv("HTTPS_PROXY", world.proxy.url)
+    assert "through the proxy" not in _webhook(world, proxy="none").check()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert "through the proxy" not in _webhook(world).check()
+    assert world.proxy.visits == []
+    assert "through the proxy" in _webhook(world, proxy=world.proxy.url).check()
+    assert world.proxy.tunnels()
