@@ -30,7 +30,8 @@ logged or raised.
 
 **Requests** go through :mod:`providers.transport.http` (``https://``, or
 ``http://`` to loopback only; certificates verified against the system's CAs or
-``ca_file``; no redirect followed, no proxy used), one attempt each: a
+``ca_file``; no redirect followed; the proxy of ``HTTPS_PROXY``/``NO_PROXY``, or
+the policy's ``proxy``), one attempt each: a
 ``TransientError`` carries the delay GitHub asked for and the engine
 retries. Every request sends ``Accept: application/vnd.github+json``,
 ``X-GitHub-Api-Version: 2022-11-28``, a ``User-Agent`` and the token, and is
@@ -575,6 +576,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
             payload=payload,
             timeout=c.timeout,
             ca_file=c.ca_file,
+            proxy=c.proxy,
         )
         report(self.runtime, PROVIDER, operation, self._outcome(answer))
         return answer

@@ -24,7 +24,8 @@ the project), sent as ``PRIVATE-TOKEN`` (or ``Authorization: Bearer`` with
 logged or raised.
 
 **Requests** go through :mod:`providers.transport.http` (``https://``, or
-``http://`` to loopback only; certificates verified; no redirect followed, no proxy),
+``http://`` to loopback only; certificates verified; no redirect followed; the
+proxy of ``HTTPS_PROXY``/``NO_PROXY``, or the policy's ``proxy``),
 one attempt each, to GitLab's project-level variables API under
 ``{url}/api/v4``, the project id URL-encoded (``payments%2Fapi``) and the
 scope always named by ``filter[environment_scope]``:
@@ -349,6 +350,7 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
             payload=payload,
             timeout=c.timeout,
             ca_file=c.ca_file,
+            proxy=c.proxy,
         )
         report(self.runtime, PROVIDER, operation, request_outcome(answer))
         return answer

@@ -1,12 +1,13 @@
 """Target ``webhook`` (tell a consumer to reload) and verifier ``http`` (probe a credential).
 
-Both speak HTTP through rotator's own client (:mod:`providers.transport.http`,
-on the standard library's ``http.client`` and ``ssl``): certificates are
-verified (against the system's CAs, or ``ca_file``), redirects are never
-followed (a redirect would carry a signed body, or an ``Authorization``
-header holding the new credential, to another host), and no proxy from the
-environment is used. ``https://`` is required, except to ``localhost``,
-``127.0.0.1`` and ``::1``. ``timeout`` bounds the connection and each read.
+Both speak HTTP through rotator's client (:mod:`providers.transport.http`, on
+httpx): certificates are verified (against the system's CAs, or ``ca_file``),
+redirects are never followed (a redirect would carry a signed body, or an
+``Authorization`` header holding the new credential, to another host), and
+the proxy is the environment's (``HTTPS_PROXY``, unless ``NO_PROXY`` names
+the host) or the policy's ``proxy`` (a URL, or ``none``). ``https://`` is
+required, except to ``localhost``, ``127.0.0.1`` and ``::1``. ``timeout``
+bounds the connection and each read.
 
 **Webhook.** ``write`` POSTs ``{"event": "rotated", ...}`` and ``restore``
 POSTs ``{"event": "restored", ...}``, as compact JSON::
@@ -62,8 +63,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
-import ssl
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -71,15 +70,16 @@ from pydantic import Field, field_validator
 
 from providers.metering import report
 from providers.transport.http import (
-    CERTIFICATE_REFUSED,
     POST_RESERVED,
     EndpointConfig,
     Reply,
     checked_headers,
     hmac_key,
+    reach,
     refusal,
     request_once,
     request_outcome,
+    route,
     signature_headers,
     tls_context,
     why_unsent,
@@ -189,6 +189,7 @@ class WebhookTarget(Target[WebhookConfig]):
     """Tells a consumer the credential changed, with a POST signed by HMAC-SHA256."""
 
     kind = "webhook"
+    #: httpx carries the requests (:mod:`providers.transport.http`).
     Config = WebhookConfig
 
     def describe(self) -> str:
@@ -236,6 +237,7 @@ class WebhookTarget(Target[WebhookConfig]):
                 self.config.timeout.total_seconds(),
                 context,
                 now,
+                self.config.proxy,
             )
             outcome = request_outcome(reply)
             report(self.runtime, WEBHOOK, OP_POST, outcome)
@@ -293,29 +295,32 @@ class WebhookTarget(Target[WebhookConfig]):
         self._deliver("restored", rotation_id, previous)
 
     def check(self) -> str:
-        """Check the key variable is set and the host accepts a connection; send nothing."""
+        """Check the key variable is set and the host accepts a connection; send nothing.
+
+        The connection goes as a delivery would: through the proxy of the
+        environment or of ``proxy`` (its tunnel opened), TLS verified.
+        """
         self._key("check")
         parts = urlsplit(self.config.url)
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        timeout = self.config.timeout.total_seconds()
         context = tls_context(self.runtime, self.config.ca_file, WEBHOOK, "check")
-        failure = ""
-        permanent = False
-        try:
-            with socket.create_connection((host, port), timeout=timeout) as raw:
-                if parts.scheme == "https":
-                    with context.wrap_socket(raw, server_hostname=host):
-                        pass
-        except ssl.SSLCertVerificationError:
-            failure, permanent = why_unsent(CERTIFICATE_REFUSED), True
-        except OSError as exc:
-            failure = f"no connection ({type(exc).__name__})"
-        if permanent:
-            raise PermanentError(f"{host}:{port}: {failure}", provider=WEBHOOK, operation="check")
-        if failure:
-            raise TransientError(f"{host}:{port}: {failure}", provider=WEBHOOK, operation="check")
-        return f"reachable: {host}:{port}" + (" (TLS verified)" if parts.scheme == "https" else "")
+        way = route(self.config.url, self.config.proxy)
+        timeout = self.config.timeout.total_seconds()
+        reply = reach(self.config.url, timeout, context, self.config.proxy)
+        if reply.permanent:
+            raise PermanentError(
+                f"{host}:{port}: {why_unsent(reply.failure)}", provider=WEBHOOK, operation="check"
+            )
+        if reply.failure:
+            raise TransientError(
+                f"{host}:{port}: no connection ({reply.failure})",
+                provider=WEBHOOK,
+                operation="check",
+            )
+        tls = " (TLS verified)" if parts.scheme == "https" else ""
+        via = "" if way.proxy is None else f", {way.shown()}"
+        return f"reachable: {host}:{port}{tls}{via}"
 
 
 # -- HTTP verifier -----------------------------------------------------------
@@ -325,6 +330,7 @@ class HttpVerifier(Verifier[HttpVerifierConfig]):
     """Proves a credential works by calling an endpoint with it and checking the status."""
 
     kind = "http"
+    #: httpx carries the requests (:mod:`providers.transport.http`).
     Config = HttpVerifierConfig
 
     def describe(self) -> str:
@@ -391,6 +397,7 @@ class HttpVerifier(Verifier[HttpVerifierConfig]):
                 self.config.timeout.total_seconds(),
                 context,
                 now,
+                self.config.proxy,
             )
             if reply.status is not None:
                 matched = reply.status in expected

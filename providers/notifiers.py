@@ -18,8 +18,9 @@ when ``secret_env`` names a variable holding an HMAC key, the signature of
 the ``webhook`` target (``X-Rotator-Timestamp``, ``X-Rotator-Signature:
 sha256=<HMAC-SHA256(key, "<timestamp>.<body>")>``). Unsigned alerts can be
 forged by anyone who can reach the receiver: sign them unless the receiver
-is on a trusted network. URL checks, TLS and the ban on redirects and
-proxies are those of the ``webhook`` target (:mod:`providers.transport.http`).
+is on a trusted network. URL checks, TLS, the ban on redirects and the
+proxy (``HTTPS_PROXY``/``NO_PROXY``, or the ``proxy`` field) are those of the
+``webhook`` target (:mod:`providers.transport.http`).
 
 **slack** POSTs a message in Slack's incoming-webhook format (``text``, the
 notification fallback, and ``blocks``) to the URL held in the environment
@@ -124,11 +125,12 @@ def _post(
     body: bytes,
     timeout: timedelta,
     ca_file: str | None,
+    proxy: str | None,
 ) -> Reply:
     """POST ``body`` once and report the attempt; raises only for an unusable ``ca_file``."""
     context = tls_context(runtime, ca_file, provider, OP_POST)
     reply = request_once(
-        url, "POST", headers, body, timeout.total_seconds(), context, runtime.clock()
+        url, "POST", headers, body, timeout.total_seconds(), context, runtime.clock(), proxy
     )
     report(runtime, provider, OP_POST, request_outcome(reply))
     return reply
@@ -171,6 +173,7 @@ class WebhookNotifier(Notifier[WebhookNotifierConfig]):
     """POSTs the alert as JSON, signed with HMAC-SHA256 when ``secret_env`` is set."""
 
     kind = "webhook"
+    #: httpx carries the requests (:mod:`providers.transport.http`).
     Config = WebhookNotifierConfig
 
     def describe(self) -> str:
@@ -212,6 +215,7 @@ class WebhookNotifier(Notifier[WebhookNotifierConfig]):
             body,
             self.config.timeout,
             self.config.ca_file,
+            self.config.proxy,
         )
         outcome = request_outcome(reply)
         if outcome == "ok":
@@ -387,6 +391,7 @@ class SlackNotifier(Notifier[SlackConfig]):
     """Posts the alert to a Slack (or Slack-compatible) incoming webhook."""
 
     kind = "slack"
+    #: httpx carries the requests (:mod:`providers.transport.http`).
     Config = SlackConfig
 
     def describe(self) -> str:
@@ -436,9 +441,8 @@ class SlackNotifier(Notifier[SlackConfig]):
         where = _host(url)
         body = json.dumps(slack_message(alert), separators=(",", ":")).encode("utf-8")
         headers = {"Content-Type": "application/json", "User-Agent": "rotator-notifier"}
-        reply = _post(
-            self.runtime, SLACK, url, headers, body, self.config.timeout, self.config.ca_file
-        )
+        c = self.config
+        reply = _post(self.runtime, SLACK, url, headers, body, c.timeout, c.ca_file, c.proxy)
         outcome = request_outcome(reply)
         if outcome == "ok":
             log.debug("notifier %s: %s alert delivered to %s", self.secret, alert.event, where)

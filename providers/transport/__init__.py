@@ -8,9 +8,10 @@ One copy of each, for every adapter under ``providers/``:
 - :mod:`providers.transport.failures`: how an HTTP status (and a provider's
   error codes) ends for ``rotator_provider_requests_total``, and emptying an
   SDK exception once it has been translated;
-- :mod:`providers.transport.http`: rotator's own HTTPS client (checked URLs,
-  TLS, one request and its answer, signed bodies, the errors of a refused
-  or unanswered request);
+- :mod:`providers.transport.http`: rotator's HTTPS client on httpx (checked
+  URLs, TLS, the proxy, one request and its answer, signed bodies, the errors
+  of a refused or unanswered request: httpx's exceptions are read there and
+  nowhere else);
 - :mod:`providers.transport.commands`: running a command with a value on its
   standard input, in a small environment, and ending the commands still
   running when rotator stops.

@@ -1,9 +1,9 @@
-"""rotator's own HTTPS client, for the adapters that speak HTTP without an SDK.
+"""rotator's HTTPS client, for the adapters that speak HTTP without an SDK of their own.
 
 The webhook target and the HTTP verifier (:mod:`providers.http`), the
 GitHub and GitLab targets and the webhook and Slack notifiers all send their
-requests through here, with the standard library (``http.client`` and
-``ssl``):
+requests through here, on httpx (imported on first use: like every SDK, it
+is an extra, and loading the registry imports none):
 
 - a URL is checked before use (:func:`checked_url`): ``https://``, or
   ``http://`` to a loopback address only, with no user, password, fragment
@@ -12,11 +12,18 @@ requests through here, with the standard library (``http.client`` and
   (:func:`tls_context`, one context per file shared through the runtime's
   cache);
 - redirects are never followed (a redirect would carry a signed body, or an
-  ``Authorization`` header holding a credential, to another host), and no
-  proxy from the environment is used;
+  ``Authorization`` header holding a credential, to another host);
+- the proxy is chosen as boto3, hvac and the Azure SDK choose theirs
+  (:func:`route`): ``HTTPS_PROXY`` (``HTTP_PROXY`` for ``http://``,
+  ``ALL_PROXY`` for either), unless ``NO_PROXY`` names the host; a policy's
+  ``proxy`` field overrides the environment (a URL, or ``none``). A proxy URL
+  may carry a user and password (from the environment only): they are
+  registered with :mod:`rotator.output.redact` and no message names more of a
+  proxy than its host and port;
 - a request raises nothing (:func:`exchange`): it ends in an :class:`Answer`
   (status, headers, body cut at a limit) or in why there was none, named by
-  the exception's type only, as an exception's text may quote a header;
+  the exception's type only (:func:`_failure`, the one place httpx's errors
+  are read), as an exception's text may quote a header or a proxy URL;
 - an answer's text reaches a message only scrubbed and cut
   (:func:`message_of`), or as a short lower-case error code (a
   :class:`Reply`'s ``hint``).
@@ -28,9 +35,11 @@ body as the webhook target and notifier do.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import ssl
@@ -38,7 +47,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator
 
@@ -89,6 +98,113 @@ def checked_url(value: str) -> str:
     return value.strip()
 
 
+#: What a policy's ``proxy`` says to connect directly whatever the environment says.
+NO_PROXY = "none"
+#: The schemes a proxy URL may have (a SOCKS proxy would need another extra).
+_PROXY_SCHEMES = ("http", "https")
+#: The environment variables :func:`route` reads, by what ``urllib`` files them under.
+_PROXY_VARIABLES = {"https": "HTTPS_PROXY", "http": "HTTP_PROXY", "all": "ALL_PROXY"}
+
+
+def checked_proxy(value: str | None) -> str | None:
+    """Return a policy's ``proxy`` if usable: None, ``none``, or ``http(s)://HOST:PORT``.
+
+    A policy is not secret, so its proxy URL may not carry a user or a
+    password (put a proxy needing one in ``HTTPS_PROXY``); the message never
+    repeats a value that does.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if text.lower() == NO_PROXY:
+        return NO_PROXY
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (parsing the port validates it)
+    except ValueError:
+        raise ValueError("proxy is not a URL: give http://HOST:PORT, or none") from None
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise ValueError(
+            "proxy may not carry a user or password (policies are not secret); "
+            "put a proxy that needs them in HTTPS_PROXY"
+        )
+    if parts.scheme not in _PROXY_SCHEMES or not parts.hostname:
+        raise ValueError(f"proxy must be http://HOST:PORT, https://HOST:PORT or none, not {text!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"proxy must be http://HOST:PORT, with no path or query, not {text!r}")
+    return text
+
+
+@dataclass(frozen=True)
+class Route:
+    """How a request reaches its host: directly, or through a proxy, and who said so."""
+
+    #: The proxy's URL, user and password included: never printed (see :meth:`shown`).
+    proxy: str | None = None
+    #: Where the proxy came from: ``HTTPS_PROXY``, ``policy``... ("" when direct).
+    source: str = ""
+    #: Why the route cannot be used (an environment variable that is not a URL), else "".
+    unusable: str = ""
+
+    def shown(self) -> str:
+        """Say how requests go, naming the proxy by host and port only (never its user)."""
+        if self.proxy is None:
+            return "direct"
+        return f"through the proxy {proxy_host(self.proxy)} (from {self.source})"
+
+
+def proxy_host(proxy: str) -> str:
+    """Return ``HOST:PORT`` of a proxy URL: all that may be said of one that holds a password."""
+    parts = urlsplit(proxy)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or ""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def route(url: str, proxy: str | None) -> Route:
+    """Return how a request to ``url`` goes, given a policy's ``proxy`` field (see the module).
+
+    With no ``proxy`` in the policy the environment decides, the way
+    ``urllib`` (and so requests, botocore and azure-core) reads it:
+    lower-case names first, ``NO_PROXY`` a comma-separated list of hosts and
+    domains (``.example.com`` and ``example.com`` both match its subdomains;
+    ``*`` matches all). A value without a scheme is an ``http://`` proxy.
+    """
+    if proxy == NO_PROXY:
+        return Route()
+    if proxy is not None:
+        return Route(proxy, "policy")
+    import urllib.request
+
+    found = urllib.request.getproxies_environment()
+    parts = urlsplit(url)
+    chosen = next((k for k in (parts.scheme, "all") if found.get(k)), None)
+    # proxy_bypass_environment is what urllib itself reads NO_PROXY with on
+    # Linux; typeshed does not list it.
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    if chosen is None or bypass(parts.netloc, found):
+        return Route()
+    variable = _PROXY_VARIABLES.get(chosen, f"{chosen.upper()}_PROXY")
+    text = found[chosen].strip()
+    if "://" not in text:
+        text = f"http://{text}"
+    redact.register_url(text)
+    try:
+        parts = urlsplit(text)
+        usable = parts.scheme in _PROXY_SCHEMES and bool(parts.hostname)
+        parts.port  # noqa: B018 (parsing the port validates it)
+    except ValueError:
+        usable = False
+    if not usable:
+        return Route(
+            text,
+            variable,
+            unusable=f"{variable} is not an http:// or https:// proxy URL "
+            "(http://[USER:PASSWORD@]HOST:PORT)",
+        )
+    return Route(text, variable)
+
+
 def checked_headers(value: dict[str, str], reserved: frozenset[str]) -> dict[str, str]:
     """Return ``value`` if a policy may send these headers: none ``reserved`` or ``X-Rotator-*``.
 
@@ -117,12 +233,22 @@ def without_query(url: str) -> str:
 
 
 class TransportConfig(ProviderConfig):
-    """How every HTTP adapter connects: a timeout and the CAs it trusts."""
+    """How every HTTP adapter connects: a timeout, the CAs it trusts and its proxy."""
 
     #: Bound on connecting and on each read.
     timeout: Duration = timedelta(seconds=10)
     #: A PEM bundle of CAs to trust instead of the system's.
     ca_file: str | None = Field(default=None, min_length=1)
+
+    #: The proxy: unset, the environment's (``HTTPS_PROXY``, ``NO_PROXY``...);
+    #: ``none``, a direct connection whatever the environment says; or
+    #: ``http://HOST:PORT``, that proxy for this adapter's requests.
+    proxy: str | None = None
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_ok(cls, value: str | None) -> str | None:
+        return checked_proxy(value)
 
     @field_validator("timeout")
     @classmethod
@@ -249,17 +375,6 @@ def tls_context(
     return stored
 
 
-def _connection(url: str, timeout: float, context: ssl.SSLContext) -> Any:
-    import http.client
-
-    parts = urlsplit(url)
-    if parts.scheme == "https":
-        return http.client.HTTPSConnection(
-            parts.hostname or "", parts.port, timeout=timeout, context=context
-        )
-    return http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
-
-
 @dataclass(frozen=True)
 class Answer:
     """One request's whole answer (status, headers, body), or why there was none.
@@ -284,6 +399,106 @@ class Answer:
         return self.status is not None and 200 <= self.status < 300
 
 
+def _failure(exc: BaseException) -> tuple[str, bool]:
+    """Return why a request got no answer, in words of our own, and whether that is for good.
+
+    The one place httpx's (and httpcore's) exceptions are read. Only type
+    names and status numbers are kept: an exception's text may quote a
+    header, a URL or a proxy's user and password. A network failure is named
+    by the operating system's error under it (``ConnectionRefusedError``,
+    ``TimeoutError``), as before httpx.
+    """
+    import httpcore
+    import httpx
+
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in chain:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain):
+        return CERTIFICATE_REFUSED, True
+    if isinstance(exc, httpx.ProxyError | httpcore.ProxyError):
+        # httpcore's text is "<status> <reason>" of the proxy's answer to CONNECT.
+        status = str(exc.args[0] if exc.args else "")[:3]
+        if not status.isdigit():
+            return "the proxy refused the tunnel", False
+        # 407: the proxy wants (other) credentials; 403: its rules forbid the host.
+        return f"the proxy refused the tunnel with HTTP {status}", status in ("403", "407")
+    if isinstance(
+        exc,
+        httpx.LocalProtocolError
+        | httpx.UnsupportedProtocol
+        | httpx.InvalidURL
+        | httpcore.LocalProtocolError
+        | httpcore.UnsupportedProtocol
+        | ValueError
+        | UnicodeError,
+    ):
+        # What was to be sent cannot be: a header with a line break, a bad URL.
+        return type(exc).__name__, True
+    if isinstance(exc, ImportError):
+        return "the proxy's scheme needs a package that is not installed", True
+    system = next((e for e in reversed(chain) if isinstance(e, OSError)), None)
+    return type(system or exc).__name__, False
+
+
+#: Headers httpx adds to every request, set to what rotator wants instead: the
+#: body as sent (a compressed answer would pass the size cap and expand after
+#: it), and one request per connection, as each client serves one request.
+_CLIENT_HEADERS = {"Accept-Encoding": "identity", "Connection": "close"}
+
+
+class _Silenced(logging.Filter):
+    """Drops every record of the logger it is attached to."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Let nothing through."""
+        return False
+
+
+_SILENCED = _Silenced()
+#: httpx logs each request's whole URL at INFO (a Slack webhook's URL is its
+#: token) and httpcore each answer's headers at DEBUG; their failures reach
+#: us as exceptions, translated by :func:`_failure`, so their records say
+#: nothing we need, whatever level a user asks for.
+_HTTP_LIBRARY_LOGGERS = (
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+
+
+def _silence_http_library() -> None:
+    """Attach :data:`_SILENCED` to httpx's and httpcore's loggers (once each)."""
+    for name in _HTTP_LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _SILENCED not in logger.filters:
+            logger.addFilter(_SILENCED)
+
+
+def _client(timeout: float, context: ssl.SSLContext, way: Route) -> Any:
+    """Return an httpx client for one request: TLS by ``context``, no redirect, ``way``'s proxy.
+
+    ``trust_env`` is off because :func:`route` has already read the
+    environment: httpx would also take ``SSL_CERT_FILE`` and ``.netrc``.
+    """
+    import httpx
+
+    _silence_http_library()
+    return httpx.Client(
+        verify=context,
+        timeout=httpx.Timeout(timeout),
+        follow_redirects=False,
+        trust_env=False,
+        proxy=way.proxy,
+        headers=_CLIENT_HEADERS,
+    )
+
+
 def exchange(
     url: str,
     method: str,
@@ -293,35 +508,112 @@ def exchange(
     context: ssl.SSLContext,
     *,
     limit: int = _DRAIN,
+    proxy: str | None = None,
 ) -> Answer:
     """Send one request and return its answer (the body cut at ``limit`` bytes); raises nothing.
 
-    Exceptions are turned into an ``Answer`` holding only their type name:
-    their messages may quote a header (``http.client`` quotes an invalid
-    header value whole), so none is kept or chained.
+    ``proxy`` is the policy's ``proxy`` field (see :func:`route`).
+    Exceptions are turned into an ``Answer`` holding only what
+    :func:`_failure` makes of them, none kept or chained.
     """
-    import http.client
+    way = route(url, proxy)
+    if way.unusable:
+        return Answer(failure=way.unusable, permanent=True)
+    try:
+        # Latin-1, as HTTP/1.1 allows and http.client sent: httpx would encode ASCII only.
+        sent = {name: text.encode("latin-1") for name, text in headers.items()}
+        with (
+            _client(timeout, context, way) as client,
+            client.stream(method, url, headers=sent, content=body) as answer,
+        ):
+            received = bytearray()
+            # Raw bytes, read no further than the limit: a huge answer costs nothing.
+            for chunk in answer.iter_raw():
+                received += chunk[: limit - len(received)]
+                if len(received) >= limit:
+                    break
+            found: dict[str, str] = {}
+            for name, text in answer.headers.multi_items():
+                lowered = name.lower()
+                found[lowered] = f"{found[lowered]}, {text}" if lowered in found else text
+            return Answer(answer.status_code, found, bytes(received))
+    except Exception as exc:  # noqa: BLE001 (every failure becomes an Answer, see _failure)
+        failure, permanent = _failure(exc)
+        return Answer(failure=failure, permanent=permanent)
+
+
+def reach(url: str, timeout: float, context: ssl.SSLContext, proxy: str | None = None) -> Reply:
+    """Connect to ``url``'s host as a request would (its proxy, the TLS handshake); send nothing.
+
+    What a ``check`` does to tell a host is reachable without making it act:
+    through a proxy, the ``CONNECT`` tunnel is opened (the proxy's login
+    from its URL), then TLS with the host runs through it. Returns an empty
+    :class:`Reply` when the host was reached, else why not (see
+    :func:`_failure`); raises nothing.
+    """
+    way = route(url, proxy)
+    if way.unusable:
+        return Reply(failure=way.unusable, permanent=True)
+    import httpcore
 
     parts = urlsplit(url)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    connection = _connection(url, timeout, context)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    backend = httpcore.SyncBackend()
     try:
-        connection.request(method, path, body=body, headers=dict(headers))
-        answer = connection.getresponse()
-        received = answer.read(limit)
-        found: dict[str, str] = {}
-        for name, text in answer.getheaders():
-            lowered = name.lower()
-            found[lowered] = f"{found[lowered]}, {text}" if lowered in found else text
-        return Answer(answer.status, found, received)
-    except ssl.SSLCertVerificationError:
-        return Answer(failure=CERTIFICATE_REFUSED, permanent=True)
-    except (OSError, http.client.HTTPException) as exc:
-        return Answer(failure=type(exc).__name__)
-    except (ValueError, UnicodeError) as exc:
-        return Answer(failure=type(exc).__name__, permanent=True)
-    finally:
-        connection.close()
+        if way.proxy is None:
+            stream = backend.connect_tcp(host, port, timeout=timeout)
+        else:
+            stream = _tunnel(backend, way.proxy, f"{host}:{port}", timeout)
+        try:
+            if parts.scheme == "https":
+                stream = stream.start_tls(context, server_hostname=host, timeout=timeout)
+        finally:
+            stream.close()
+    except Exception as exc:  # noqa: BLE001 (every failure becomes a Reply, see _failure)
+        failure, permanent = _failure(exc)
+        return Reply(failure=failure, permanent=permanent)
+    return Reply()
+
+
+def _tunnel(backend: Any, proxy: str, target: str, timeout: float) -> Any:
+    """Open a ``CONNECT target`` tunnel through ``proxy`` and return its stream.
+
+    Raises ``httpcore.ProxyError`` ("<status> ...", as httpcore's own
+    tunnels do) when the proxy refuses, so :func:`_failure` reads both alike.
+    """
+    import h11
+    import httpcore
+
+    parts = urlsplit(proxy)
+    stream = backend.connect_tcp(
+        parts.hostname or "",
+        parts.port or (443 if parts.scheme == "https" else 80),
+        timeout=timeout,
+    )
+    if parts.scheme == "https":
+        stream = stream.start_tls(
+            ssl.create_default_context(), server_hostname=parts.hostname, timeout=timeout
+        )
+    headers = [("Host", target)]
+    if parts.username is not None:
+        login = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        headers.append(
+            ("Proxy-Authorization", f"Basic {base64.b64encode(login.encode()).decode()}")
+        )
+    speaker = h11.Connection(our_role=h11.CLIENT)
+    stream.write(
+        speaker.send(h11.Request(method="CONNECT", target=target, headers=headers)), timeout
+    )
+    while True:
+        event = speaker.next_event()
+        if event is h11.NEED_DATA:
+            speaker.receive_data(stream.read(65536, timeout))
+        elif isinstance(event, h11.Response):
+            if not 200 <= event.status_code < 300:
+                stream.close()
+                raise httpcore.ProxyError(f"{event.status_code} refused")
+            return stream
 
 
 #: The most of an API's answer the JSON API adapters read.
@@ -339,6 +631,7 @@ def exchange_json(
     payload: Mapping[str, Any] | None,
     timeout: timedelta,
     ca_file: str | None,
+    proxy: str | None = None,
 ) -> Answer:
     """Send one JSON API request (the payload as compact JSON) over TLS; raises nothing.
 
@@ -351,7 +644,16 @@ def exchange_json(
         body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
         sent["Content-Type"] = "application/json"
     context = tls_context(runtime, ca_file, provider, operation)
-    return exchange(url, method, sent, body, timeout.total_seconds(), context, limit=MAX_API_ANSWER)
+    return exchange(
+        url,
+        method,
+        sent,
+        body,
+        timeout.total_seconds(),
+        context,
+        limit=MAX_API_ANSWER,
+        proxy=proxy,
+    )
 
 
 def request_once(
@@ -362,9 +664,10 @@ def request_once(
     timeout: float,
     context: ssl.SSLContext,
     now: datetime,
+    proxy: str | None = None,
 ) -> Reply:
     """Send one request and return how it ended (see :func:`exchange`); raises nothing."""
-    answer = exchange(url, method, headers, body, timeout, context)
+    answer = exchange(url, method, headers, body, timeout, context, proxy=proxy)
     if answer.status is None:
         return Reply(failure=answer.failure, permanent=answer.permanent)
     return Reply(

@@ -691,8 +691,9 @@ def test_token_and_key_never_reach_errors_descriptions_or_logs(
 ) -> None:
     """Across successes and every failure, the Slack token and the HMAC key appear nowhere."""
     caplog.set_level(logging.DEBUG)
-    http_client = logging.getLogger("http.client")
-    http_client.setLevel(logging.DEBUG)
+    # The HTTP library's own loggers too: httpx logs every URL it requests at INFO.
+    for library in ("httpx", "httpcore"):
+        caplog.set_level(logging.DEBUG, logger=library)
     texts: list[str] = []
 
     def attempt(action: Callable[[], None]) -> None:
