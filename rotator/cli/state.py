@@ -9,7 +9,7 @@ from rich.table import Table
 
 from rotator.adapters.durations import format_duration
 from rotator.cli.console import out, plain, print_json, when
-from rotator.cli.options import config_options, engine_for, json_option
+from rotator.cli.options import config_options, engine_for, json_option, named_key_file
 from rotator.clock import system_clock
 from rotator.errors import ConfigError
 from rotator.journal.journal import Journal
@@ -116,7 +116,9 @@ def db() -> None:
 @config_options
 def upgrade(config: str, state: str, as_json: bool) -> None:
     """Bring the journal to this rotator's schema (safe to run from several places at once)."""
-    journal = Journal(state, system_clock)
+    journal = Journal(state, system_clock, key_file=named_key_file())
+    # Migrating seals the rows found: the key is checked before anything is written.
+    journal.database.keys.check(writing=True)
     version = journal.migrate()
     if as_json:
         print_json({"journal": journal.describe(), "schema_version": version})
