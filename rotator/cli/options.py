@@ -19,7 +19,7 @@ import click
 
 from rotator.adapters.durations import parse_duration
 from rotator.adapters.values import RequestObserver
-from rotator.cli.console import err, fail, plain
+from rotator.cli.console import err, fail, plain, warn
 from rotator.clock import system_clock, system_sleep
 from rotator.engine.concurrency import Limits
 from rotator.engine.runner import Engine
@@ -27,7 +27,12 @@ from rotator.errors import ConfigError, JournalError, PolicyError
 from rotator.journal.audit import actor, anchor_from_env, sink_from_env
 from rotator.journal.journal import Journal
 from rotator.output import logs, redact
-from rotator.policy.loader import PolicySet, load_policies
+from rotator.policy.loader import (
+    PolicySet,
+    ReadablePolicies,
+    load_policies,
+    load_readable_policies,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -114,6 +119,37 @@ def policies(config: str) -> PolicySet:
     return load_policies(Path(config))
 
 
+def readable_policies(config: str) -> ReadablePolicies:
+    """Load what can be loaded of ``--config`` for a read-only command, warning of every problem.
+
+    Each problem goes to stderr as ``rotator: warning: FILE:LINE:COL: ...``
+    (the line ``validate`` prints), then one line saying which files were
+    left out and that the commands that act refuse until they are fixed.
+    """
+    readable = load_readable_policies(Path(config))
+    if readable.problems:
+        for problem in readable.problems:
+            warn(str(problem))
+        left_out = ", ".join(readable.skipped_files)
+        warn(
+            f"{len(readable.problems)} problem(s) in the policy files; left out: {left_out}. "
+            "Showing the journal and the policies that loaded; `rotator run` and "
+            "`rotator rotate` refuse until `rotator validate` passes"
+        )
+    return readable
+
+
+def engine_for_reading(config: str, state: str) -> tuple[Engine, ReadablePolicies]:
+    """Build the engine of a read-only command: the policies that load, the journal to read.
+
+    An invalid policy file is warned of, not refused (see
+    :func:`readable_policies`); a key file that does not exist is not made.
+    """
+    readable = readable_policies(config)
+    engine = _engine(readable.policies, journal_for(state, writing=False))
+    return engine, readable
+
+
 def journal_for(state: str, mode: str = "operator", *, writing: bool = True) -> Journal:
     """Open the journal at ``--state`` with its key file checked, for ``mode``'s actor.
 
@@ -148,9 +184,20 @@ def engine_for(
 ) -> Engine:
     """Build the engine for a command: ``mode`` (service, one-shot, operator) names the actor."""
     loaded = policies(config)
+    return _engine(loaded, journal_for(state, mode), concurrency=concurrency, on_request=on_request)
+
+
+def _engine(
+    loaded: PolicySet,
+    journal: Journal,
+    *,
+    concurrency: int | None = None,
+    on_request: RequestObserver | None = None,
+) -> Engine:
+    """Build an engine over ``loaded`` and ``journal`` with the settings of the environment."""
     return Engine(
         loaded,
-        journal_for(state, mode),
+        journal,
         clock=system_clock,
         sleep=system_sleep,
         limits=Limits.from_env(total=concurrency),
