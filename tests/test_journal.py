@@ -201,7 +201,7 @@ def test_world_readable_key_is_refused(journal_url: str, clock: FakeClock, tmp_p
     key = tmp_path / "loose.key"
     key.write_text("00" * 32)
     key.chmod(0o644)
-    with pytest.raises(JournalError, match="owner only"):
+    with pytest.raises(JournalError, match="its owner's only"):
         Journal(journal_url, clock, key_file=key).fingerprint(SecretValue("x" * 20))
 
 

@@ -24,7 +24,7 @@ from rotator.adapters.discovery import Registry
 from rotator.adapters.roles import Issuer, Store
 from rotator.adapters.values import ProviderConfig
 from rotator.errors import ConfigError, PolicyError, Problem
-from rotator.policy.loader import _load_files, load_policies
+from rotator.policy.loader import _load_files, load_policies, load_readable_policies
 from rotator.policy.located_yaml import MAX_FILE_BYTES
 from rotator.policy.quick_load import SharedModels, load_quickly
 
@@ -1733,3 +1733,35 @@ def test_garbage_collection_is_left_as_it_was(tmp_path: Path) -> None:
             gc.enable()
         else:
             gc.disable()
+
+
+def _secret(name: str) -> str:
+    return (
+        f"  - name: {name}\n    store: {{provider: aws-secretsmanager, secret_id: {name}}}\n"
+        "    schedule: {every: 30d}\n    grace: 1h\n"
+    )
+
+
+def test_readable_policies_leave_out_whole_files_with_problems(tmp_path: Path) -> None:
+    """A file with any problem is left out whole; the valid files' policies and notifiers kept."""
+    _write(tmp_path, "a.yaml", "secrets:\n" + _secret("a1"))
+    _write(tmp_path, "b.yaml", "secrets:\n" + _secret("b1") + _secret("b2").replace("30d", "30x"))
+    _write(tmp_path, "c.yaml", "secrets:\n" + _secret("a1") + _secret("c1"))
+    readable = load_readable_policies(tmp_path)
+    assert sorted(p.name for p in readable.policies) == ["a1"]
+    assert readable.skipped_files == [str(tmp_path / "b.yaml"), str(tmp_path / "c.yaml")]
+    assert [(Path(p.file).name, p.line) for p in readable.problems] == [
+        ("b.yaml", 8),
+        ("c.yaml", 2),
+    ]
+    with pytest.raises(PolicyError) as strict:
+        load_policies(tmp_path)
+    assert strict.value.problems == readable.problems
+
+
+def test_readable_policies_of_a_valid_set_are_the_policies(tmp_path: Path) -> None:
+    """No problem: the same policies as load_policies, nothing skipped."""
+    _write(tmp_path, "a.yaml", "secrets:\n" + _secret("a1") + _secret("a2"))
+    readable = load_readable_policies(tmp_path)
+    assert readable.problems == [] and readable.skipped_files == []
+    assert [p.name for p in readable.policies] == [p.name for p in load_policies(tmp_path)]

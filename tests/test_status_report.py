@@ -28,6 +28,7 @@ KEYS = [
     "current_last_used",
     "old_ref",
     "old_last_used",
+    "policy_loaded",
 ]
 
 
@@ -60,6 +61,7 @@ def test_a_secret_never_rotated_has_only_its_next_due_date() -> None:
         "state": "never rotated",
         "next_due": (NOW + timedelta(days=1)).isoformat(),
         "overdue": False,
+        "policy_loaded": True,
     }
 
 
@@ -141,3 +143,14 @@ def test_only_the_policies_named_get_rows() -> None:
 
     assert [r.secret for r in rows] == ["kept"]
     assert StatusReport(NOW, rows).as_json() == [rows[0].as_dict()]
+
+
+def test_a_secret_whose_policy_did_not_load_is_shown_from_the_journal() -> None:
+    """``unloaded``: a row from the journal's summary alone, sorted in, policy_loaded False."""
+    known = SecretSummary(last_rotation=_rotation("app/api", State.DONE))
+
+    rows = status_rows(["app/db"], {"app/api": known}, [], {}, NOW, unloaded=["app/api"])
+
+    assert [(r.secret, r.policy_loaded) for r in rows] == [("app/api", False), ("app/db", True)]
+    assert rows[0].state == "done" and rows[0].next_due is None
+    assert rows[0].as_dict()["policy_loaded"] is False

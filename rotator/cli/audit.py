@@ -12,7 +12,7 @@ import click
 
 from rotator.adapters.durations import parse_duration
 from rotator.cli.console import out, plain, print_json
-from rotator.cli.options import config_options, engine_for, journal_for, json_option
+from rotator.cli.options import config_options, engine_for_reading, journal_for, json_option
 from rotator.clock import system_clock
 from rotator.errors import ConfigError
 from rotator.journal.audit import (
@@ -43,21 +43,23 @@ def verify(config: str, state: str, anchor: str | None, as_json: bool) -> None:
     """Check every record's hash and link and every journal row's seal (exit 1 if any fails).
 
     When the policy files are at hand (--config), a broken chain is also
-    alerted to every notifier that wants audit-chain-broken.
+    alerted to every notifier that wants audit-chain-broken (those declared
+    validly, while another policy file has problems: they are warned of).
     """
     kept = anchor_from_env()
     try:
         anchored = parse_anchor(anchor) if anchor else (kept.read() if kept else None)
     except (OSError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
-    journal = journal_for(state)
+    journal = journal_for(state, writing=False)
     if not journal.trail.exists():
         raise ConfigError(
             f"journal {journal.describe()} has no audit trail: it does not exist or predates it "
             "(run `rotator db upgrade`)"
         )
     if Path(config).exists():
-        report = engine_for(config, state).check_audit(full=True, anchor=anchored)
+        engine, _ = engine_for_reading(config, state)
+        report = engine.check_audit(full=True, anchor=anchored)
     else:
         report = journal.trail.verify(anchor=anchored)
         if kept is not None:
@@ -187,7 +189,7 @@ def export(
     output: str | None,
 ) -> None:
     """Print audit records in chain order, hashes included, as JSON lines or CSV."""
-    journal = journal_for(state)
+    journal = journal_for(state, writing=False)
     if not journal.trail.exists():
         raise ConfigError(
             f"journal {journal.describe()} has no audit trail: it does not exist or predates it "

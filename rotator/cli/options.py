@@ -19,7 +19,7 @@ import click
 
 from rotator.adapters.durations import parse_duration
 from rotator.adapters.values import RequestObserver
-from rotator.cli.console import err, fail, plain
+from rotator.cli.console import err, fail, plain, warn
 from rotator.clock import system_clock, system_sleep
 from rotator.engine.concurrency import Limits
 from rotator.engine.runner import Engine
@@ -27,11 +27,18 @@ from rotator.errors import ConfigError, JournalError, PolicyError
 from rotator.journal.audit import actor, anchor_from_env, sink_from_env
 from rotator.journal.journal import Journal
 from rotator.output import logs, redact
-from rotator.policy.loader import PolicySet, load_policies
+from rotator.policy.loader import (
+    PolicySet,
+    ReadablePolicies,
+    load_policies,
+    load_readable_policies,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_STATE = "sqlite:///rotator.db"
+#: Where :func:`config_options` keeps ``--key-file`` in the command's context.
+KEY_FILE = "rotator.key_file"
 
 
 def config_options(func: F) -> F:
@@ -58,6 +65,15 @@ def config_options(func: F) -> F:
         help="Journal URL (sqlite:///PATH or postgresql://...).",
     )
     @click.option(
+        "--key-file",
+        "key_file",
+        envvar="ROTATOR_KEY_FILE",
+        default=None,
+        type=click.Path(dir_okay=True, path_type=Path),
+        help="The journal's key file, the same for every run against the journal "
+        "(default: FILE.key beside a SQLite journal; required for PostgreSQL).",
+    )
+    @click.option(
         "--log-format",
         type=click.Choice(["json", "console"]),
         default=None,
@@ -71,11 +87,16 @@ def config_options(func: F) -> F:
         envvar="ROTATOR_LOG_LEVEL",
     )
     @wraps(func)
-    def wrapper(*args: Any, log_format: str | None, log_level: str, **kwargs: Any) -> Any:
+    def wrapper(
+        *args: Any, key_file: Path | None, log_format: str | None, log_level: str, **kwargs: Any
+    ) -> Any:
         # rotator's own database password (in the journal URL, or its query) is
         # masked wherever a driver or a server echoes it, from the start.
         redact.register_url(str(kwargs.get("state") or ""))
         logs.configure(log_format, log_level)
+        # Kept beside the command rather than passed to it: only the journal
+        # (journal_for) needs it, and every command opens the journal there.
+        click.get_current_context().meta[KEY_FILE] = key_file
         try:
             return func(*args, **kwargs)
         except PolicyError as exc:
@@ -98,9 +119,59 @@ def policies(config: str) -> PolicySet:
     return load_policies(Path(config))
 
 
-def journal_for(state: str, mode: str = "operator") -> Journal:
-    """Open the journal at ``--state``, recording ``mode``'s actor and feeding the audit sink."""
-    return Journal(state, system_clock, actor=actor(mode), sink=sink_from_env())
+def readable_policies(config: str) -> ReadablePolicies:
+    """Load what can be loaded of ``--config`` for a read-only command, warning of every problem.
+
+    Each problem goes to stderr as ``rotator: warning: FILE:LINE:COL: ...``
+    (the line ``validate`` prints), then one line saying which files were
+    left out and that the commands that act refuse until they are fixed.
+    """
+    readable = load_readable_policies(Path(config))
+    if readable.problems:
+        for problem in readable.problems:
+            warn(str(problem))
+        left_out = ", ".join(readable.skipped_files)
+        warn(
+            f"{len(readable.problems)} problem(s) in the policy files; left out: {left_out}. "
+            "Showing the journal and the policies that loaded; `rotator run` and "
+            "`rotator rotate` refuse until `rotator validate` passes"
+        )
+    return readable
+
+
+def engine_for_reading(config: str, state: str) -> tuple[Engine, ReadablePolicies]:
+    """Build the engine of a read-only command: the policies that load, the journal to read.
+
+    An invalid policy file is warned of, not refused (see
+    :func:`readable_policies`); a key file that does not exist is not made.
+    """
+    readable = readable_policies(config)
+    engine = _engine(readable.policies, journal_for(state, writing=False))
+    return engine, readable
+
+
+def journal_for(state: str, mode: str = "operator", *, writing: bool = True) -> Journal:
+    """Open the journal at ``--state`` with its key file checked, for ``mode``'s actor.
+
+    The key file (``--key-file``, or beside a SQLite journal) is checked
+    here, before any provider is called: a missing, exposed or malformed key
+    is one error (JournalError, exit 2), not a failure of each secret. A
+    command that only reads (not ``writing``) goes on without a key file
+    that does not exist, as reads never make one. Records go to the audit
+    sink ``ROTATOR_AUDIT_LOG`` names.
+    """
+    journal = Journal(
+        state, system_clock, key_file=named_key_file(), actor=actor(mode), sink=sink_from_env()
+    )
+    journal.database.keys.check(writing=writing)
+    return journal
+
+
+def named_key_file() -> Path | None:
+    """Return the key file named by ``--key-file`` or ``ROTATOR_KEY_FILE`` (None: not named)."""
+    context = click.get_current_context(silent=True)
+    named = context.meta.get(KEY_FILE) if context is not None else None
+    return named if isinstance(named, Path) else None
 
 
 def engine_for(
@@ -113,9 +184,20 @@ def engine_for(
 ) -> Engine:
     """Build the engine for a command: ``mode`` (service, one-shot, operator) names the actor."""
     loaded = policies(config)
+    return _engine(loaded, journal_for(state, mode), concurrency=concurrency, on_request=on_request)
+
+
+def _engine(
+    loaded: PolicySet,
+    journal: Journal,
+    *,
+    concurrency: int | None = None,
+    on_request: RequestObserver | None = None,
+) -> Engine:
+    """Build an engine over ``loaded`` and ``journal`` with the settings of the environment."""
     return Engine(
         loaded,
-        journal_for(state, mode),
+        journal,
         clock=system_clock,
         sleep=system_sleep,
         limits=Limits.from_env(total=concurrency),

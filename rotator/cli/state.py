@@ -9,7 +9,12 @@ from rich.table import Table
 
 from rotator.adapters.durations import format_duration
 from rotator.cli.console import out, plain, print_json, when
-from rotator.cli.options import config_options, engine_for, json_option
+from rotator.cli.options import (
+    config_options,
+    engine_for_reading,
+    json_option,
+    named_key_file,
+)
 from rotator.clock import system_clock
 from rotator.errors import ConfigError
 from rotator.journal.journal import Journal
@@ -31,8 +36,14 @@ STATUS_COLUMNS = (
 @json_option()
 @config_options
 def status(config: str, state: str, as_json: bool) -> None:
-    """Per secret: state, age, last rotation, next due, grace deadline of the old one."""
-    report = read_status(engine_for(config, state))
+    """Per secret: state, age, last rotation, next due, grace deadline of the old one.
+
+    Works while a policy file is invalid: its problems are warned of on
+    stderr, and the secrets the journal knows whose policy did not load are
+    shown from the journal alone (no next due). Exit 0.
+    """
+    engine, readable = engine_for_reading(config, state)
+    report = read_status(engine, complete=not readable.problems)
     if as_json:
         print_json(report.as_json())
         return
@@ -50,9 +61,12 @@ def print_status(report: StatusReport) -> None:
         usage = _used_when(r.current_last_used, r.current_ref, now)
         if r.old_ref:
             usage += f" / {_used_when(r.old_last_used, r.old_ref, now)}"
+        shown_state = r.state + (" (overdue)" if r.overdue else "")
+        if not r.policy_loaded:
+            shown_state += "; policy not loaded"
         table.add_row(
             plain(r.secret),
-            plain(r.state + (" (overdue)" if r.overdue else "")),
+            plain(shown_state),
             format_duration(r.age) if r.age is not None else "-",
             f"{r.last_rotation[:8]} {when(r.last_rotation_at, now)}"
             if r.last_rotation and r.last_rotation_at
@@ -77,12 +91,17 @@ def _used_when(at: LastUse, ref: str | None, now: datetime) -> str:
 @json_option()
 @config_options
 def history(config: str, state: str, name: str, as_json: bool) -> None:
-    """Every rotation of one secret, step by step."""
-    engine = engine_for(config, state)
+    """Every rotation of one secret, step by step (also while a policy file is invalid)."""
+    engine, readable = engine_for_reading(config, state)
     journal = engine.journal
     entries = journal.history(name) if journal.exists() else []
     if not entries and name not in engine.policies:
-        raise ConfigError(f"no policy and no history for {name!r}")
+        unsure = (
+            f"; {len(readable.skipped_files)} policy file(s) did not load"
+            if readable.skipped_files
+            else ""
+        )
+        raise ConfigError(f"no policy and no history for {name!r}{unsure}")
     if as_json:
         print_json(history_as_json(entries))
         return
@@ -116,7 +135,9 @@ def db() -> None:
 @config_options
 def upgrade(config: str, state: str, as_json: bool) -> None:
     """Bring the journal to this rotator's schema (safe to run from several places at once)."""
-    journal = Journal(state, system_clock)
+    journal = Journal(state, system_clock, key_file=named_key_file())
+    # Migrating seals the rows found: the key is checked before anything is written.
+    journal.database.keys.check(writing=True)
     version = journal.migrate()
     if as_json:
         print_json({"journal": journal.describe(), "schema_version": version})

@@ -63,6 +63,9 @@ class Database:
             Path(key_file) if key_file else default_key_file(url),
             journal=self.describe(),
             has_rotations=self.has_rotations,
+            # Only a SQLite file's runs all find a key made on first use;
+            # replicas of any other journal would each make their own.
+            may_create=sqlite_path(url) is not None,
         )
         # Audit records sealed inside this thread's open transaction: handed
         # to the sink only once it commits.

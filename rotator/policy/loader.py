@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from rotator.adapters import discovery
@@ -93,12 +94,80 @@ def _automatic_collection_paused() -> Iterator[None]:
             gc.enable()
 
 
+@dataclass(frozen=True)
+class ReadablePolicies:
+    """What read-only commands can use of a policy set that may hold problems.
+
+    ``policies`` are those of the files without any problem (with every
+    notifier declared validly in any file); ``problems`` are every problem
+    of every file, sorted, as :class:`PolicyError` would list them;
+    ``skipped_files`` name the files left out.
+    """
+
+    policies: PolicySet
+    problems: list[Problem]
+    skipped_files: list[str]
+
+
+def load_readable_policies(path: str | Path, registry: Registry | None = None) -> ReadablePolicies:
+    """Load every policy file, keeping the files that are valid and the problems of the others.
+
+    For the commands that only read (``status``, ``history``, ``audit``):
+    an invalid file, during the incident a bad edit caused, must not keep
+    them from showing what the journal and the other files tell. A file
+    with any problem is left out whole (part of a file that is being
+    edited is no policy to show); a secret named in two files is kept from
+    the first, the second file being the one with the problem. Raises
+    :class:`ConfigError` as :func:`load_policies` does when there is no
+    file to read at all.
+    """
+    files = _policy_files(Path(path))
+    adapters = registry if registry is not None else discovery.registry()
+    with _automatic_collection_paused():
+        return _load_files_leniently(files, adapters)
+
+
 def _load_files(files: list[Path], registry: Registry, *, quickly: bool = True) -> PolicySet:
     """Load the files, each the quick way if it allows (``quickly``) or else the located way."""
+    loaded = _read_files(files, registry, quickly=quickly, keep_all=False)
+    if loaded.problems:
+        raise PolicyError(loaded.problems)
+    return PolicySet([policy for _, policy in loaded.policies], loaded.notifiers)
+
+
+def _load_files_leniently(files: list[Path], registry: Registry) -> ReadablePolicies:
+    """Load the files; keep the policies of those without problems, and every problem."""
+    loaded = _read_files(files, registry, quickly=True, keep_all=True)
+    skipped = {problem.file for problem in loaded.problems}
+    kept = [policy for shown, policy in loaded.policies if shown not in skipped]
+    return ReadablePolicies(
+        PolicySet(kept, loaded.notifiers),
+        PolicyError(loaded.problems).problems if loaded.problems else [],
+        [str(file) for file in files if str(file) in skipped],
+    )
+
+
+@dataclass
+class _FilesRead:
+    """The policies read (with the file each came from), the notifiers, every problem."""
+
+    policies: list[tuple[str, Policy]]
+    notifiers: dict[str, NotifierSpec]
+    problems: list[Problem]
+
+
+def _read_files(
+    files: list[Path], registry: Registry, *, quickly: bool, keep_all: bool
+) -> _FilesRead:
+    """Read the files, each the quick way if it allows (``quickly``) or else the located way.
+
+    Policies are kept after a problem only if ``keep_all``: a load that
+    fails whole has no use for them.
+    """
     shared = SharedModels(registry)
     conflicts = PolicySetConflicts()
     problems: list[Problem] = []
-    policies: list[Policy] = []
+    policies: list[tuple[str, Policy]] = []
     notifiers: dict[str, NotifierSpec] = {}
     for file in files:
         shown = str(file)
@@ -118,10 +187,8 @@ def _load_files(files: list[Path], registry: Registry, *, quickly: bool = True) 
             duplicate = conflicts.secret_named(shown, named)
             if duplicate is not None:
                 problems.append(duplicate)
-            elif named.policy is not None and not problems:
-                # once anything is wrong no policy is returned: stop keeping them
-                policies.append(shared.compact(named.policy))
+            elif named.policy is not None and (keep_all or not problems):
+                # once anything is wrong a strict load returns no policy: stop keeping them
+                policies.append((shown, shared.compact(named.policy)))
     problems.extend(conflicts.unknown_notifiers())
-    if problems:
-        raise PolicyError(problems)
-    return PolicySet(policies, notifiers)
+    return _FilesRead(policies, notifiers, problems)

@@ -49,6 +49,8 @@ class StatusRow:
     current_last_used: LastUse
     old_ref: str | None
     old_last_used: LastUse
+    #: False for a secret shown from the journal alone, its policy file having problems.
+    policy_loaded: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         """Return the JSON form (times in ISO 8601, the age as a duration such as ``3d4h``)."""
@@ -67,6 +69,7 @@ class StatusRow:
             "current_last_used": _iso(self.current_last_used),
             "old_ref": self.old_ref,
             "old_last_used": _iso(self.old_last_used),
+            "policy_loaded": self.policy_loaded,
         }
 
 
@@ -82,14 +85,22 @@ class StatusReport:
         return [row.as_dict() for row in self.rows]
 
 
-def read_status(engine: Engine) -> StatusReport:
-    """Read the journal and plan with ``engine``, and return every policy's row; changes nothing."""
+def read_status(engine: Engine, *, complete: bool = True) -> StatusReport:
+    """Read the journal and plan with ``engine``, and return every policy's row; changes nothing.
+
+    Not ``complete``: some policy files did not load, so every secret the
+    journal knows without a loaded policy gets a row too, from the journal
+    alone (it may be one of theirs).
+    """
     journal = engine.journal
     summaries = journal.summaries() if journal.exists() else {}
     now = engine.clock()
     plan = engine.plan(summaries)
-    used = journal.usage.of(engine.policies) if summaries else {}
-    return StatusReport(now, status_rows(engine.policies, summaries, plan, used, now))
+    unloaded = () if complete else sorted(set(summaries) - set(engine.policies))
+    asked = [*engine.policies, *unloaded]
+    used = journal.usage.of(asked) if summaries else {}
+    rows = status_rows(engine.policies, summaries, plan, used, now, unloaded=unloaded)
+    return StatusReport(now, rows)
 
 
 def status_rows(
@@ -98,13 +109,20 @@ def status_rows(
     plan: Sequence[PlanItem],
     used: Mapping[tuple[str, str], Usage],
     now: datetime,
+    *,
+    unloaded: Iterable[str] = (),
 ) -> list[StatusRow]:
-    """Return one row per name (sorted) from the journal's summaries, the plan and last uses."""
+    """Return one row per name (sorted) from the journal's summaries, the plan and last uses.
+
+    Each of ``unloaded`` (secrets whose policy did not load) gets a row
+    from its summary alone, ``policy_loaded`` False, sorted in with the rest.
+    """
     due = {i.secret: i for i in plan if i.action in (Action.ROTATE, Action.REMIND)}
     attention = {i.secret for i in plan if i.action is Action.ATTENTION}
     overdue = {i.secret for i in plan if i.overdue_since is not None}
     rows: list[StatusRow] = []
-    for name in sorted(names):
+    without_policy = set(unloaded)
+    for name in sorted({*names, *without_policy}):
         summary = summaries.get(name) or SecretSummary()
         last = summary.last_rotation
         grace = next((r for r in summary.open if r.state is State.GRACE), None)
@@ -128,6 +146,7 @@ def status_rows(
                 current_last_used=_last_use(used, name, current_ref),
                 old_ref=old_ref,
                 old_last_used=_last_use(used, name, old_ref),
+                policy_loaded=name not in without_policy,
             )
         )
     return rows

@@ -7,6 +7,7 @@ PostgreSQL that `.ci/run` starts (skipped on a laptop without it, never in CI).
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -27,10 +28,12 @@ LATER = "2099-01-01T00:00:00+00:00"  # every secret is due (never rotated), no g
 def pg(rotator_cli: Rotator) -> Iterator[Rotator]:
     """The CLI on an empty PostgreSQL journal, one fingerprint key shared by every process."""
     rotator_cli.state = empty_postgres()
-    rotator_cli.env = {
-        **rotator_cli.env,
-        "ROTATOR_KEY_FILE": str(rotator_cli.workdir / "fingerprint.key"),
-    }
+    # Made once, before any process starts, as docs/operations.md says: no
+    # command makes the key of a PostgreSQL journal.
+    key = rotator_cli.workdir / "fingerprint.key"
+    key.write_text(secrets.token_hex(32) + "\n")
+    key.chmod(0o600)
+    rotator_cli.env = {**rotator_cli.env, "ROTATOR_KEY_FILE": str(key)}
     upgraded = rotator_cli("db", "upgrade")
     assert upgraded.code == 0, upgraded.stderr
     rotator_cli.now = LATER  # every process from now on runs through the harness, at LATER
