@@ -7,6 +7,7 @@ seconds each.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shlex
@@ -129,9 +130,14 @@ def test_keep_leaves_every_server_up_for_the_shell_it_prints_until_sigterm(
         elsewhere = tmp_path / "shell"
         elsewhere.mkdir()
         # Every store, issuer and target of the demo (AWS, Vault, Key Vault, APIM) answers.
-        check = _rotator("check", cwd=elsewhere, env=shell)
-        assert check.returncode == 0, check.stdout + check.stderr
-        assert "0 failed" in check.stdout
+        check = _rotator("check", "--json", cwd=elsewhere, env=shell)
+        verdicts = {(f["secret"], f["check"]): f["verdict"] for f in json.loads(check.stdout)}
+        assert "failed" not in verdicts.values(), check.stdout + check.stderr
+        # moto cannot simulate its identity's IAM policies: Secrets Manager write access
+        # stays unknown, and check exits 1 for what it could not prove.
+        unknown = {key for key, verdict in verdicts.items() if verdict == "unknown"}
+        assert unknown and all(check == "store write" for _, check in unknown), unknown
+        assert check.returncode == 1
         rotated = _rotator("rotate", "demo/apim-partner-key", cwd=elsewhere, env=shell)
         assert rotated.returncode == 0, rotated.stdout + rotated.stderr
         # The Kubernetes emulator holds the sample Deployment and its Secret.
