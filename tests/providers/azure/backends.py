@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -38,6 +38,7 @@ import pytest
 from providers.azure import keyvault as keyvault_module
 from providers.azure.keyvault import KeyVaultConfig, KeyVaultStore
 from rotator.adapters.values import Runtime
+from tests.providers.helpers import StepClock
 
 REAL_URL = os.environ.get("AZURE_KEYVAULT_URL", "").strip()
 _IDENTITY_VARS = (
@@ -62,7 +63,7 @@ def wall_clock() -> datetime:
 
 
 @dataclass
-class SharedClock:
+class SharedClock(StepClock):
     """The emulator's clock and the store's: it moves only when someone sleeps on it.
 
     It starts at the wall clock's current second, so tokens the identity caches by
@@ -70,16 +71,6 @@ class SharedClock:
     """
 
     now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
-    #: Every sleep, in order (the store's polls between them).
-    slept: list[float] = field(default_factory=list)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        """Move the clock forward instead of waiting."""
-        self.slept.append(seconds)
-        self.now += timedelta(seconds=seconds)
 
 
 def new_rotation_id() -> str:

@@ -592,6 +592,18 @@ def test_soft_delete_get_deleted_and_recover(
         client.get_deleted_secret("app")
 
 
+def assert_busy(kv: KeyVaultEmulator, busy: dict[str, Any]) -> None:
+    """A set, a purge and a recover of ``app`` each answer 409 with the error ``busy``."""
+    for method, path, body in (
+        ("PUT", "/secrets/app", {"value": "v2"}),
+        ("DELETE", "/deletedsecrets/app", None),
+        ("POST", "/deletedsecrets/app/recover", None),
+    ):
+        response = raw(kv, method, path, body=body)
+        assert response.status_code == 409, (method, path)
+        assert error_of(response) == busy
+
+
 def test_a_delete_takes_time_and_answers_as_key_vault_meanwhile(
     clocked_keyvault: KeyVaultEmulator, clock: ManualClock
 ) -> None:
@@ -617,14 +629,7 @@ def test_a_delete_takes_time_and_answers_as_key_vault_meanwhile(
         "message": "Secret is currently being deleted.",
         "innererror": {"code": "ObjectIsBeingDeleted"},
     }
-    for method, path, body in (
-        ("PUT", "/secrets/app", {"value": "v2"}),
-        ("DELETE", "/deletedsecrets/app", None),
-        ("POST", "/deletedsecrets/app/recover", None),
-    ):
-        response = raw(kv, method, path, body=body)
-        assert response.status_code == 409, (method, path)
-        assert error_of(response) == busy
+    assert_busy(kv, busy)
     with pytest.raises(ResourceExistsError):
         client.set_secret("app", "v2")
     assert raw(kv, "DELETE", "/secrets/app").status_code == 404
@@ -660,14 +665,7 @@ def test_a_recovery_takes_time_and_answers_as_key_vault_meanwhile(
         "message": "Secret is currently being recovered.",
         "innererror": {"code": "ObjectIsBeingRecovered"},
     }
-    for method, path, body in (
-        ("PUT", "/secrets/app", {"value": "v2"}),
-        ("DELETE", "/deletedsecrets/app", None),
-        ("POST", "/deletedsecrets/app/recover", None),
-    ):
-        response = raw(kv, method, path, body=body)
-        assert response.status_code == 409, (method, path)
-        assert error_of(response) == busy
+    assert_busy(kv, busy)
     # The SDK's poller keeps polling GET /secrets/app while it is 404 (it stops on a 200 or
     # a 403): the raw 404s above and below show that it cannot be done yet.
     clock.advance(kv.recover_delay - 1)

@@ -92,7 +92,7 @@ def test_promote_waits_for_the_companions_delete_on_the_runtime_clock_then_purge
     assert answers(vault, "GET", f"/deletedsecrets/{companion}") == [404, 404, 404, 200]
     assert answers(vault, "DELETE", f"/deletedsecrets/{companion}") == [204]
     assert isinstance(vault.clock, SharedClock)
-    assert vault.clock.slept == [POLL_INTERVAL] * 3
+    assert vault.clock.sleeps == [POLL_INTERVAL] * 3
     assert elapsed(vault, started) == vault.emulator.delete_delay
     assert not vault.exists(companion)
     assert not vault.soft_deleted(companion)
@@ -130,7 +130,7 @@ def test_with_purge_protection_the_companion_is_left_deleted_then_recovered_for_
     assert answers(vault, "DELETE", f"/deletedsecrets/{companion}") == []
     assert answers(vault, "GET", f"/deletedsecrets/{companion}") == [], "no wait for the delete"
     assert isinstance(vault.clock, SharedClock)
-    assert vault.clock.slept == []
+    assert vault.clock.sleeps == []
     [note] = purge_notes(caplog)
     scheduled = vault.clock() + timedelta(days=90)
     assert note == (
@@ -192,7 +192,7 @@ def test_without_purge_pending_nothing_waits_for_the_companions_delete(
     first = vault.rotation_id()
     store.put_pending(first, SecretValue(NEW))
     store.discard(first)
-    assert vault.clock.slept == []
+    assert vault.clock.sleeps == []
     assert answers(vault, "GET", f"/deletedsecrets/{companion}") == [], "nothing polled"
     assert not vault.exists(companion) and not vault.soft_deleted(companion), "being deleted"
     assert store.pending(first) is None
@@ -204,9 +204,9 @@ def test_without_purge_pending_nothing_waits_for_the_companions_delete(
     vault.sleep(vault.emulator.delete_delay)
     store.put_pending(second, SecretValue(OTHER))
     assert answers(vault, "POST", f"/deletedsecrets/{companion}/recover") == [200]
-    waited = list(vault.clock.slept)
+    waited = list(vault.clock.sleeps)
     store.promote(second)
-    assert vault.clock.slept == waited, "promote did not wait for the companion's delete"
+    assert vault.clock.sleeps == waited, "promote did not wait for the companion's delete"
     assert vault.latest(name).value == OTHER
     assert not vault.exists(companion)
     assert answers(vault, "DELETE", f"/deletedsecrets/{companion}") == []
@@ -371,7 +371,7 @@ def test_a_poll_refused_with_403_ends_the_wait_but_a_401_fails(
     with pytest.raises(TransientError, match="ObjectIsBeingDeleted"):
         store.discard(first)
     assert isinstance(vault.clock, SharedClock)
-    assert vault.clock.slept == []
+    assert vault.clock.sleeps == []
     vault.sleep(vault.emulator.delete_delay)
     store.discard(first)
     assert answers(vault, "DELETE", f"/deletedsecrets/{companion}") == [409, 204]
@@ -381,7 +381,7 @@ def test_a_poll_refused_with_403_ends_the_wait_but_a_401_fails(
     vault.emulator.inject_fault(f"/deletedsecrets/{companion}", status=401, method="GET")
     with pytest.raises(PermissionDeniedError):
         store.discard(second)
-    assert vault.clock.slept == [vault.emulator.delete_delay], "only the test's own sleep"
+    assert vault.clock.sleeps == [vault.emulator.delete_delay], "only the test's own sleep"
 
 
 def test_a_secret_being_deleted_before_promote_is_named_as_deleted(
