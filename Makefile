@@ -21,9 +21,12 @@ typecheck: $(VENV)/.test
 # Under branch coverage of rotator/ and providers/ (the subprocesses of the end-to-end
 # tests included); fails below [tool.coverage.report] fail_under in pyproject.toml.
 # `$(BIN)/coverage report -m` afterwards lists what no test reaches.
+# Two workers (pytest-xdist), each on its own PostgreSQL database (tests/conftest.py);
+# the tests marked `serial` restart a shared server, so they run alone afterwards.
 pytest: $(VENV)/.test
 	rm -f .coverage .coverage.*
-	$(BIN)/coverage run -m pytest -q
+	$(BIN)/coverage run -m pytest -q -n 2 --dist worksteal -m "not serial"
+	$(BIN)/coverage run -m pytest -q -m serial
 	$(BIN)/coverage combine -q
 	@total=$$($(BIN)/coverage report --format=total); status=$$?; \
 	  echo "branch coverage of rotator and providers: $$total% (floor: fail_under in pyproject.toml)"; \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Iterator
@@ -56,10 +57,35 @@ def _forget_secrets() -> Iterator[None]:
 def _postgres_url() -> str | None:
     url = os.environ.get("ROTATOR_TEST_POSTGRES_URL")
     if url:
-        return url
+        return _worker_database(url)
     if os.environ.get("CI") == "true":
         pytest.fail("CI=true but ROTATOR_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL)")
     return None
+
+
+@functools.cache
+def _worker_database(url: str) -> str:
+    """Return ``url`` for this pytest-xdist worker's own database, made on first use.
+
+    Each worker drops and recreates the journal's tables between tests, so two
+    workers must never share a database. Without xdist the URL is used as given.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    base = sa.engine.make_url(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = f"{base.database}_{worker}"
+    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+        if exists.first() is None:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return (
+        base.set(database=name)
+        .render_as_string(hide_password=False)
+        .replace("postgresql+psycopg://", "postgresql://", 1)
+    )
 
 
 @pytest.fixture(scope="session")

@@ -142,6 +142,7 @@ def test_a_killed_replica_rotation_is_finished_by_another(pg: Rotator) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.postgres
+@pytest.mark.serial
 def test_postgres_restarting_mid_run_loses_and_duplicates_nothing(pg: Rotator) -> None:
     """PostgreSQL restarted under two busy replicas: every secret still rotated exactly once."""
     if shutil.which("pg_ctlcluster") is None or os.geteuid() != 0:
