@@ -105,6 +105,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
@@ -386,6 +387,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
     Config = GitHubActionsConfig
     requires: ClassVar[tuple[str, ...]] = ("pynacl",)
     extra: ClassVar[str] = "github"
+    quotas: ClassVar[Mapping[str, float]] = RATE_LIMITS
 
     # -- naming
 

@@ -85,6 +85,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
@@ -274,6 +275,7 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
 
     kind: ClassVar[str] = KIND
     Config = GitLabCiConfig
+    quotas: ClassVar[Mapping[str, float]] = RATE_LIMITS
 
     # -- naming
 

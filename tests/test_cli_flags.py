@@ -121,6 +121,7 @@ def test_validate_json_on_valid_policies(tmp_path: Path) -> None:
         "files": 1,
         "problems": [],
         "error": None,
+        "environment": [],
     }
 
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from providers.aws.clients import client
+from providers.aws.clients import RATE_LIMITS, client
 from providers.aws.errors import aws_errors
 from providers.aws.permissions import apigateway_arn, apigateway_tags_arns
 from rotator.adapters import Credential, Duration, Issuer, Permission, ProviderConfig, SecretValue
@@ -73,6 +73,7 @@ class ApiKeyIssuer(Issuer[ApiKeyConfig]):
     Config = ApiKeyConfig
     requires = ("boto3",)
     extra = "aws"
+    quotas = RATE_LIMITS
     reports_last_use = False
     two_stage_revoke = True
 

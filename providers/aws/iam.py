@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from providers.aws.clients import client
+from providers.aws.clients import RATE_LIMITS, client
 from providers.aws.errors import aws_errors
 from providers.aws.permissions import user_arns
 from rotator.adapters import Credential, Duration, Issuer, Permission, ProviderConfig, SecretValue
@@ -77,6 +77,7 @@ class AccessKeyIssuer(Issuer[AccessKeyConfig]):
     Config = AccessKeyConfig
     requires = ("boto3",)
     extra = "aws"
+    quotas = RATE_LIMITS
     reports_last_use = True
     two_stage_revoke = True
 

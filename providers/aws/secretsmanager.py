@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from providers.aws.clients import client
+from providers.aws.clients import RATE_LIMITS, client
 from providers.aws.errors import aws_errors
 from providers.aws.permissions import secret_arn
 from rotator.adapters import Permission, ProviderConfig, SecretValue, Store, Unchecked, Version
@@ -218,6 +218,7 @@ class SecretsManagerStore(Store[SecretsManagerConfig]):
     Config = SecretsManagerConfig
     requires = ("boto3",)
     extra = "aws"
+    quotas = RATE_LIMITS
 
     # -- plumbing ---------------------------------------------------------
 

@@ -321,6 +321,7 @@ class ApimSubscriptionIssuer(Issuer[ApimSubscriptionConfig]):
     Config = ApimSubscriptionConfig
     requires = ("azure-mgmt-apimanagement", "azure-identity")
     extra = "azure-apim"
+    settings = identity.SETTINGS
     reports_last_use = False
     two_stage_revoke = False
 

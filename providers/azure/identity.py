@@ -81,7 +81,7 @@ from providers.azure.errors import (
 )
 from providers.metering import report, take
 from providers.transport.failures import defuse
-from rotator.adapters import USER_AGENT, Runtime, limits, redact
+from rotator.adapters import USER_AGENT, Runtime, Setting, limits, redact
 from rotator.errors import PermanentError
 
 if TYPE_CHECKING:
@@ -116,6 +116,7 @@ READ_TIMEOUT = 30
 SDK_RETRIES = 2
 
 _FALSE = frozenset({"0", "false", "no", "off"})
+_TRUE = frozenset({"1", "true", "yes", "on"})
 #: Variables holding rotator's own Azure secrets (read by azure-identity itself).
 SECRET_ENVS = (
     "AZURE_CLIENT_SECRET",
@@ -288,6 +289,35 @@ def ca_bundle(environ: Mapping[str, str] | None = None) -> str | None:
 def verify_challenge_resource(environ: Mapping[str, str] | None = None) -> bool:
     """Tell whether the challenge resource is checked (False only if the variable says so)."""
     return _env(environ).get(VERIFY_CHALLENGE_ENV, "").strip().lower() not in _FALSE
+
+
+def _known_kind(value: str) -> None:
+    """Refuse a ``ROTATOR_AZURE_CREDENTIAL`` that names no credential (ValueError)."""
+    kind = value.strip().lower()
+    if kind and kind not in CREDENTIAL_KINDS:
+        raise ValueError(f"not one of {', '.join(CREDENTIAL_KINDS)}")
+
+
+def _yes_or_no(value: str) -> None:
+    """Refuse a switch that is neither on nor off (ValueError): a typo must not pass as "on"."""
+    if value.strip().lower() not in _FALSE | _TRUE | {""}:
+        raise ValueError("expected true or false")
+
+
+#: What rotator checks at start of the variables above.
+SETTINGS = (
+    Setting(
+        CREDENTIAL_ENV,
+        f"Azure credential to use: {', '.join(CREDENTIAL_KINDS)} (default: default).",
+        check=_known_kind,
+    ),
+    Setting(
+        VERIFY_CHALLENGE_ENV,
+        "false only for a local emulator: skip the check that a vault lies under "
+        "vault.azure.net (default: true).",
+        check=_yes_or_no,
+    ),
+)
 
 
 def client_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -70,7 +70,7 @@ from providers.azure.errors import (
     recover_command,
     vault_name,
 )
-from providers.azure.identity import secret_client
+from providers.azure.identity import RATE_LIMITS, SETTINGS, secret_client
 from providers.transport.failures import defuse
 from rotator.adapters import Duration, Permission, ProviderConfig, SecretValue, Store, Version
 from rotator.errors import (
@@ -222,6 +222,8 @@ class KeyVaultStore(Store[KeyVaultConfig]):
     Config = KeyVaultConfig
     requires = ("azure-keyvault-secrets", "azure-identity")
     extra = "azure"
+    quotas = RATE_LIMITS
+    settings = SETTINGS
 
     # -- plumbing ---------------------------------------------------------
 

@@ -95,14 +95,14 @@ import base64
 import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field, field_validator
 
-from providers.kubernetes.client import KubeSession, session
+from providers.kubernetes.client import RATE_LIMITS, KubeSession, session
 from providers.kubernetes.errors import PROVIDER, ConflictRetry, sdk
 from rotator.adapters import Permission, ProviderConfig, SecretValue, Target, redact
 from rotator.errors import ConflictError, NotFoundError, PermanentError, PermissionDeniedError
@@ -260,6 +260,7 @@ class KubernetesSecretTarget(Target[KubernetesSecretConfig]):
     Config: ClassVar[type[ProviderConfig]] = KubernetesSecretConfig
     requires: ClassVar[tuple[str, ...]] = ("kubernetes",)
     extra: ClassVar[str] = "kubernetes"
+    quotas: ClassVar[Mapping[str, float]] = RATE_LIMITS
 
     # -- naming
 

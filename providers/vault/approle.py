@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from pydantic import Field
 
-from providers.vault.client import cache_fingerprint, named, session
+from providers.vault.client import RATE_LIMITS, cache_fingerprint, named, session
 from providers.vault.errors import is_known, nothing_there, vault_errors
 from rotator.adapters import Credential, Issuer, Permission, ProviderConfig, SecretValue
 from rotator.errors import (
@@ -81,6 +81,7 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
     Config = AppRoleConfig
     requires = ("hvac",)
     extra = "vault"
+    quotas = RATE_LIMITS
     reports_last_use = False
     two_stage_revoke = False
 

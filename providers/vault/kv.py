@@ -48,7 +48,7 @@ from typing import Any, TypeVar
 
 from pydantic import Field
 
-from providers.vault.client import session
+from providers.vault.client import RATE_LIMITS, session
 from providers.vault.errors import answer_body, nothing_there
 from rotator.adapters import Permission, ProviderConfig, SecretValue, Store, Unchecked, Version
 from rotator.errors import ConflictError, PermanentError, PermissionDeniedError
@@ -194,6 +194,7 @@ class VaultKvStore(Store[VaultKvConfig]):
     Config = VaultKvConfig
     requires = ("hvac",)
     extra = "vault"
+    quotas = RATE_LIMITS
 
     # -- plumbing ---------------------------------------------------------
 

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
-from providers.vault.client import cache_fingerprint, named, session
+from providers.vault.client import RATE_LIMITS, cache_fingerprint, named, session
 from providers.vault.errors import TokenRejectedError, is_known, nothing_there, vault_errors
 from rotator.adapters import Credential, Duration, Issuer, Permission, ProviderConfig, SecretValue
 from rotator.errors import (
@@ -116,6 +116,7 @@ class TokenIssuer(Issuer[TokenConfig]):
     Config = TokenConfig
     requires = ("hvac",)
     extra = "vault"
+    quotas = RATE_LIMITS
     reports_last_use = False
     two_stage_revoke = False
 

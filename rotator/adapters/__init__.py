@@ -15,7 +15,9 @@ modules behind this face:
 - :mod:`.replica`: any store used as a target (the engine builds it);
 - :mod:`.secret`: ``SecretValue``, a credential that never shows itself;
 - :mod:`.durations`: the ``Duration`` type policy fields are written in;
-- :mod:`.ratelimit`: client-side token buckets under a provider's quota;
+- :mod:`.ratelimit`: client-side token buckets under a provider's quota
+  (an adapter declares its quotas in ``quotas``, and the environment
+  variables it reads, as ``Setting`` values, in ``settings``);
 - :mod:`.shutdown`: processes an adapter started, ended when rotator stops
   (``at_shutdown(ender)``);
 - :mod:`.permissions`: how a provider renders the least-privilege document
@@ -45,6 +47,7 @@ from rotator.adapters.values import (
     Permission,
     ProviderConfig,
     Runtime,
+    Setting,
     Severity,
     Unchecked,
     Version,
@@ -70,6 +73,7 @@ __all__ = [
     "ProviderConfig",
     "Runtime",
     "SecretValue",
+    "Setting",
     "Severity",
     "Sleep",
     "Store",

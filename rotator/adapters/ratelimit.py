@@ -21,6 +21,9 @@ from collections.abc import Callable, Mapping
 
 from rotator.errors import ConfigError
 
+#: The environment variable that overrides the quotas adapters declare.
+ENV = "ROTATOR_RATE_LIMITS"
+
 
 class TokenBucket:
     """Lets ``rate`` calls a second through, in bursts of at most ``burst``."""
@@ -64,20 +67,29 @@ class TokenBucket:
 def limits(defaults: Mapping[str, float], env: Mapping[str, str] | None = None) -> dict[str, float]:
     """Return the calls-per-second limits: ``defaults`` with ``ROTATOR_RATE_LIMITS`` applied.
 
-    Raises ``ConfigError`` naming the bad entry if the variable is malformed.
+    Raises ``ConfigError`` naming the bad entry if the variable is malformed
+    (``rotator`` checks it, and every name in it, before its first provider
+    call: see ``rotator.cli.environment``).
     """
-    result = dict(defaults)
-    raw = (env if env is not None else os.environ).get("ROTATOR_RATE_LIMITS", "")
-    for entry in filter(None, (part.strip() for part in raw.split(","))):
+    raw = (env if env is not None else os.environ).get(ENV, "")
+    return {**defaults, **parse(raw)}
+
+
+def parse(text: str) -> dict[str, float]:
+    """Read ``ROTATOR_RATE_LIMITS``'s ``NAME=CALLS_PER_SECOND,...`` (names not checked).
+
+    Raises ``ConfigError`` naming the first entry that is not of that form.
+    """
+    result: dict[str, float] = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
         name, sep, value = entry.partition("=")
         try:
             rate = float(value)
         except ValueError:
             rate = -1.0
-        if not sep or not name or rate < 0:
+        if not sep or not name.strip() or not rate >= 0 or rate == float("inf"):
             raise ConfigError(
-                f"ROTATOR_RATE_LIMITS: {entry!r} is not NAME=CALLS_PER_SECOND "
-                f"(known: {', '.join(sorted(defaults))})"
+                f"{ENV}: {entry!r} is not NAME=CALLS_PER_SECOND (a number, 0 to turn the limit off)"
             )
         result[name.strip()] = rate
     return result

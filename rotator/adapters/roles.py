@@ -33,7 +33,7 @@ every role:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import ClassVar, Generic
 
@@ -49,6 +49,7 @@ from rotator.adapters.values import (
     ProviderConfig,
     RequestObserver,
     Runtime,
+    Setting,
     Severity,
     Version,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "ProviderConfig",
     "RequestObserver",
     "Runtime",
+    "Setting",
     "Severity",
     "Store",
     "Target",
@@ -83,6 +85,14 @@ class Adapter(ABC, Generic[ConfigT]):
     #: Distributions the adapter imports lazily, and the extra that installs them.
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str] = ""
+    #: The rate limits its calls are paced under, by the name ``ROTATOR_RATE_LIMITS``
+    #: sets them with, and their default calls per second (see
+    #: :mod:`rotator.adapters.ratelimit`). rotator refuses to start when that
+    #: variable names a quota no installed adapter declares.
+    quotas: ClassVar[Mapping[str, float]] = {}
+    #: The environment variables it reads itself (not its SDK's), each checked
+    #: when rotator starts, before any provider is called.
+    settings: ClassVar[tuple[Setting, ...]] = ()
 
     def __init__(self, config: ConfigT, runtime: Runtime, secret: str) -> None:
         self.config = config

@@ -86,6 +86,22 @@ class NothingToCheck(str):
 
 
 @dataclass(frozen=True)
+class Setting:
+    """An environment variable rotator or an adapter reads, checked before any provider call.
+
+    ``check`` raises ``ValueError`` saying what is wrong with a value (it is
+    shown after ``NAME=value:``); ``None`` takes any value. ``secret``
+    settings are never shown, not even when wrong.
+    """
+
+    name: str
+    #: One line for ``rotator --help`` and the docs: what it sets, and its default.
+    help: str
+    check: Callable[[str], object] | None = None
+    secret: bool = False
+
+
+@dataclass(frozen=True)
 class Version:
     """One version of a secret in a store."""
 

@@ -15,10 +15,46 @@ import os
 import click
 
 from rotator import __version__
-from rotator.cli import audit, leaks, permissions, rotation, sandbox, state, validate
+from rotator.adapters.discovery import registry
+from rotator.cli import (
+    audit,
+    environment,
+    leaks,
+    permissions,
+    rotation,
+    sandbox,
+    state,
+    validate,
+)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Rotator(click.Group):
+    """The command group, whose help ends with every environment variable rotator reads."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Write the examples, then rotator's and the installed adapters' settings."""
+        with formatter.section("Examples"):
+            formatter.write_dl(EXAMPLES)
+        with formatter.section("Environment (checked at start: see `rotator validate`)"):
+            known = environment.Known.of(registry())
+            formatter.write_dl([(s.name, s.help) for s in known.settings.values()])
+
+
+#: What a first hour with rotator looks like, shown under ``rotator --help``.
+EXAMPLES = [
+    ("rotator sandbox", "Rotate demo secrets on local servers (no cloud account)."),
+    ("rotator validate", "Check the policies in ./schedules and the environment."),
+    ("rotator plan", "Say what is due, and why, changing nothing."),
+    ("rotator run --once", "Do what is due now, then exit (cron, a Kubernetes CronJob)."),
+    ("rotator rotate NAME", "Rotate one secret now, due or not."),
+    ("rotator status --json", "Every secret's state, for scripts."),
+]
+
+
+@click.group(
+    cls=_Rotator,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="rotator")
 def cli() -> None:
     """Rotate credentials on a schedule: mint, store, verify, promote, revoke."""

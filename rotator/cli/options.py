@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 
 import click
 
-from rotator.adapters.durations import parse_duration
+from rotator.adapters.discovery import registry
 from rotator.adapters.values import RequestObserver
+from rotator.cli import environment
 from rotator.cli.console import err, fail, plain, warn
 from rotator.clock import system_clock, system_sleep
 from rotator.engine.concurrency import Limits
@@ -52,6 +53,7 @@ def config_options(func: F) -> F:
         "--config",
         "config",
         envvar="ROTATOR_CONFIG",
+        show_envvar=True,
         default="schedules",
         show_default=True,
         help="Policy file or directory of *.yaml files.",
@@ -60,6 +62,7 @@ def config_options(func: F) -> F:
         "--state",
         "state",
         envvar="ROTATOR_STATE",
+        show_envvar=True,
         default=DEFAULT_STATE,
         show_default=True,
         help="Journal URL (sqlite:///PATH or postgresql://...).",
@@ -68,6 +71,7 @@ def config_options(func: F) -> F:
         "--key-file",
         "key_file",
         envvar="ROTATOR_KEY_FILE",
+        show_envvar=True,
         default=None,
         type=click.Path(dir_okay=True, path_type=Path),
         help="The journal's key file, the same for every run against the journal "
@@ -85,6 +89,7 @@ def config_options(func: F) -> F:
         default="info",
         show_default=True,
         envvar="ROTATOR_LOG_LEVEL",
+        show_envvar=True,
     )
     @wraps(func)
     def wrapper(
@@ -143,10 +148,14 @@ def engine_for_reading(config: str, state: str) -> tuple[Engine, ReadablePolicie
     """Build the engine of a read-only command: the policies that load, the journal to read.
 
     An invalid policy file is warned of, not refused (see
-    :func:`readable_policies`); a key file that does not exist is not made.
+    :func:`readable_policies`), as is a bad environment variable; a key file
+    that does not exist is not made.
     """
+    problems = environment.problems(registry())
+    for problem in problems:
+        warn(f"{problem} (this command only reads: going on with the defaults)")
     readable = readable_policies(config)
-    engine = _engine(readable.policies, journal_for(state, writing=False))
+    engine = _engine(readable.policies, journal_for(state, writing=False), lenient=bool(problems))
     return engine, readable
 
 
@@ -182,7 +191,13 @@ def engine_for(
     concurrency: int | None = None,
     on_request: RequestObserver | None = None,
 ) -> Engine:
-    """Build the engine for a command: ``mode`` (service, one-shot, operator) names the actor."""
+    """Build the engine for a command: ``mode`` (service, one-shot, operator) names the actor.
+
+    The environment is checked first (:mod:`rotator.cli.environment`): a bad
+    setting is a ConfigError (exit 2) before the journal is opened or any
+    provider called.
+    """
+    environment.check(registry())
     loaded = policies(config)
     return _engine(loaded, journal_for(state, mode), concurrency=concurrency, on_request=on_request)
 
@@ -193,16 +208,27 @@ def _engine(
     *,
     concurrency: int | None = None,
     on_request: RequestObserver | None = None,
+    lenient: bool = False,
 ) -> Engine:
-    """Build an engine over ``loaded`` and ``journal`` with the settings of the environment."""
+    """Build an engine over ``loaded`` and ``journal`` with the settings of the environment.
+
+    ``lenient`` (a read-only command, its bad settings already warned of)
+    takes the defaults where the environment's settings are malformed.
+    """
+    try:
+        limits, ttl = Limits.from_env(total=concurrency), lease_ttl()
+    except ConfigError:
+        if not lenient:
+            raise
+        limits, ttl = Limits(), environment.lease_ttl(environment.DEFAULT_LEASE)
     return Engine(
         loaded,
         journal,
         clock=system_clock,
         sleep=system_sleep,
-        limits=Limits.from_env(total=concurrency),
+        limits=limits,
         on_request=on_request,
-        lease_ttl=lease_ttl(),
+        lease_ttl=ttl,
         notifiers=loaded.notifiers,
         anchor=anchor_from_env(),
     )
@@ -214,11 +240,8 @@ def lease_ttl() -> timedelta:
     Every recorded step extends the lease, so the TTL bounds the longest
     single step (provider calls with their retries), not a whole rotation.
     """
-    text = os.environ.get("ROTATOR_LEASE_TTL", "15m")
+    text = os.environ.get("ROTATOR_LEASE_TTL", environment.DEFAULT_LEASE)
     try:
-        ttl = parse_duration(text)
+        return environment.lease_ttl(text)
     except ValueError as exc:
         raise ConfigError(f"ROTATOR_LEASE_TTL={text!r}: {exc}") from None
-    if ttl < timedelta(seconds=5):
-        raise ConfigError(f"ROTATOR_LEASE_TTL={text!r}: must be at least 5s")
-    return ttl

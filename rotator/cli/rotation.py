@@ -18,11 +18,13 @@ from typing import NoReturn
 
 import click
 import structlog
+from click.core import ParameterSource
 from rich.table import Table
 
 from rotator.adapters import shutdown
 from rotator.adapters.secret import SecretValue
 from rotator.cli.console import EXIT_FAILED, err, out, plain, print_json, when
+from rotator.cli.environment import listen_address
 from rotator.cli.options import config_options, engine_for, json_option
 from rotator.clock import system_clock
 from rotator.engine.concurrency import DEFAULT_PER_PROVIDER, DEFAULT_TOTAL
@@ -104,6 +106,7 @@ def _print_plan(items: list[PlanItem], now: datetime) -> None:
     type=click.Path(dir_okay=False, writable=True),
     default=None,
     envvar="ROTATOR_SUMMARY_MARKDOWN",
+    show_envvar=True,
     help='With --once: append the summary as Markdown to this file (e.g. "$GITHUB_STEP_SUMMARY").',
 )
 @click.option(
@@ -125,6 +128,8 @@ def _print_plan(items: list[PlanItem], now: datetime) -> None:
     default="127.0.0.1:9464",
     show_default=True,
     envvar="ROTATOR_LISTEN",
+    show_envvar=True,
+    callback=lambda ctx, _param, value: _listen_option(ctx, value),
     help="Service mode: HOST:PORT for /metrics, /healthz and /readyz ('' to turn off).",
 )
 @config_options
@@ -160,6 +165,18 @@ def run(
         metrics=metrics,
     )
     sys.exit(_serve(service, metrics, listen, reconcile))
+
+
+def _listen_option(ctx: click.Context, value: str) -> str:
+    """Check ``--listen`` as it is read (click's usage error, exit 2, if it is no HOST:PORT)."""
+    if value:
+        try:
+            listen_address(value)
+        except ValueError as exc:
+            came = ctx.get_parameter_source("listen") is ParameterSource.ENVIRONMENT
+            said = f"ROTATOR_LISTEN={value!r}: {exc}" if came else str(exc)
+            raise click.BadParameter(said) from None
+    return value
 
 
 def _refuse_without_once(*, as_json: bool, summary: str | None, markdown: str | None) -> None:
@@ -212,15 +229,13 @@ def _serve(service: Service, metrics: Metrics, listen: str, reconcile: float) ->
     service.install_signal_handlers()
     probe = None
     if listen:
-        host, _, port = listen.rpartition(":")
-        if not port.isdigit():
-            raise ConfigError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:9464")
+        host, port = listen_address(listen)  # checked already, as the option was read
         # Alive while passes keep coming: the loop wakes at least every --reconcile.
         within = timedelta(seconds=3 * reconcile + 60)
         probe = HealthServer(
             metrics,
-            host=host or "127.0.0.1",
-            port=int(port),
+            host=host,
+            port=port,
             alive=lambda: service.last_pass is None or service.alive(within),
             ready=service.ready,
         )

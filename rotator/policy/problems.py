@@ -10,7 +10,6 @@ the secrets it breaks.
 
 from __future__ import annotations
 
-import difflib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -20,6 +19,7 @@ from pydantic_core import ErrorDetails
 
 from rotator.adapters.discovery import Registry
 from rotator.errors import Problem
+from rotator.output.spelling import did_you_mean
 from rotator.policy.layout import ADAPTER_NAME_KEYS, SCHEDULE_FIELDS, SECRET_FIELDS
 from rotator.policy.located_yaml import LocatedNode, path_text
 from rotator.policy.model import LeakPolicy
@@ -27,8 +27,7 @@ from rotator.policy.model import LeakPolicy
 
 def unknown_field(key: str, known: Iterable[str]) -> str:
     """Say that ``key`` is unknown, suggesting the closest known field if any is close."""
-    close = difflib.get_close_matches(key, list(known), n=1)
-    return f"unknown field '{key}'" + (f"; did you mean '{close[0]}'?" if close else "")
+    return f"unknown field '{key}'" + did_you_mean(key, known)
 
 
 def kind_of(value: Any) -> str:
