@@ -11,11 +11,14 @@ from typing import Any
 
 import boto3
 import pytest
+import structlog
+import structlog.testing
 from moto import mock_aws
 
 from providers.aws.secretsmanager import SecretsManagerStore
 from providers.random import RandomIssuer
 from rotator.adapters.discovery import Registry, registry
+from rotator.adapters.secret import SecretValue
 from rotator.adapters.values import Credential
 from rotator.engine.concurrency import Limits
 from rotator.engine.plan import STEP_RETRY_AFTER
@@ -209,7 +212,7 @@ def test_old_key_still_used_extends_grace(aws: None, tmp_path: Path, real_clock:
     real_clock.advance(timedelta(hours=1, seconds=1))
     [outcome] = engine.run_once().outcomes
     # Held past its original deadline: alerted, and the run exits 1 until it is quiet.
-    assert outcome.result is Result.FAILED and outcome.state is State.GRACE and outcome.alerted
+    assert outcome.result is Result.ATTENTION and outcome.state is State.GRACE and outcome.alerted
     assert _keys()[old["AccessKeyId"]] == "Active"
     rotation = engine.journal.open_rotations("deployer")[0]
     assert rotation.extensions == 1
@@ -342,7 +345,15 @@ def test_transient_errors_exhausted_leave_rotation_resumable(
     _FlakyMint.failures = 0
     [waiting] = engine.plan()
     assert not waiting.due and "last attempt failed" in waiting.reason
-    assert engine.run_once().outcomes == []  # not on every pass: the provider may be down
+    events = len(engine.journal.history("app/db")[0][1])
+    # Not tried on every pass (the provider may be down), but not quiet either:
+    # the run says the rotation is stuck, and exits 1 until it is not.
+    stuck = engine.run_once()
+    assert [(o.result, o.rotation_id) for o in stuck.outcomes] == [
+        (Result.ATTENTION, report.outcomes[0].rotation_id)
+    ]
+    assert "last attempt failed" in stuck.outcomes[0].message and stuck.exit_code == 1
+    assert len(engine.journal.history("app/db")[0][1]) == events
     clock.advance(STEP_RETRY_AFTER)
     report = engine.run_once()
     assert [o.state for o in report.outcomes] == [State.GRACE]
@@ -399,9 +410,11 @@ def test_scheduled_retry_after_a_rollback_backs_off(
     real_clock.advance(timedelta(days=31))
     assert engine.run_once().exit_code == 1
     real_clock.advance(timedelta(minutes=59))
-    assert engine.run_once().outcomes == []
+    waiting = engine.run_once()  # nothing tried, but the secret is still not rotated: exit 1
+    assert [o.result for o in waiting.outcomes] == [Result.ATTENTION]
+    assert waiting.exit_code == 1 and len(engine.journal.history("app/db")) == 1
     [item] = engine.plan()
-    assert not item.due and "rolled back" in item.reason
+    assert not item.due and item.failing and "rolled back" in item.reason
     real_clock.advance(timedelta(minutes=1))
     assert engine.run_once().exit_code == 1
     assert len(engine.journal.history("app/db")) == 2
@@ -418,14 +431,15 @@ def test_failure_streak_backs_off_then_needs_attention(
     assert engine.run_once().exit_code == 1
     for wait_hours in (1, 2, 4, 8):
         real_clock.advance(timedelta(hours=wait_hours) - timedelta(seconds=1))
-        assert engine.run_once().outcomes == [], wait_hours
+        waiting = engine.run_once()
+        assert [o.result for o in waiting.outcomes] == [Result.ATTENTION], wait_hours
         real_clock.advance(timedelta(seconds=1))
         assert engine.run_once().exit_code == 1
     assert len(engine.journal.history("app/db")) == 5
 
     real_clock.advance(timedelta(days=3))
     report = engine.run_once()
-    assert report.exit_code == 1 and "not retried on schedule" in report.failed[0].message
+    assert report.exit_code == 1 and "not retried on schedule" in report.attention[0].message
     assert len(engine.journal.history("app/db")) == 5  # no sixth attempt on schedule
     [item] = engine.plan()
     assert item.action is Action.ATTENTION
@@ -561,3 +575,78 @@ def test_a_secret_is_never_dropped_when_the_second_look_fails(
     report = engine.run_once()
     assert [(o.secret, o.result) for o in report.outcomes] == [("app/db", Result.FAILED)]
     assert "throttled" in report.outcomes[0].message
+
+
+def test_rotate_during_grace_is_one_refusal_saying_until_when(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """`rotate NAME` while the last rotation is in grace: one failed row, not a status row too."""
+    _sm().create_secret(Name="app/db", SecretString=json.dumps({"password": "p" * 20}))
+    engine = _engine(tmp_path, RANDOM_POLICY, clock)
+    [first] = engine.rotate("app/db").outcomes
+    clock.advance(timedelta(minutes=10))
+    report = engine.rotate("app/db")
+    [refused] = report.outcomes
+    assert refused.result is Result.FAILED and refused.rotation_id == first.rotation_id
+    assert refused.state is State.GRACE
+    assert f"rotation {first.rotation_id} is in grace until" in refused.message
+    assert "--emergency" in refused.message
+    assert len(engine.journal.history("app/db")) == 1
+
+
+def test_a_run_reports_nothing_of_a_rotation_another_run_just_promoted(
+    aws: None, tmp_path: Path, real_clock: FakeClock
+) -> None:
+    """Two replicas plan the same due secret; the one that finds it rotated lists nothing."""
+    _sm().create_secret(Name="app/db", SecretString=json.dumps({"password": "p" * 20}))
+    first = _engine(tmp_path, RANDOM_POLICY, real_clock)
+    second = _engine(tmp_path, RANDOM_POLICY, real_clock)
+    first.journal.migrate()
+    real_clock.advance(timedelta(days=31))
+    planned = second.plan()  # before the first replica rotates
+    assert [(i.action, i.due) for i in planned] == [(Action.ROTATE, True)]
+    [promoted] = first.run_once().outcomes
+    assert promoted.state is State.GRACE
+    assert second.execute(planned).outcomes == []
+    assert len(first.journal.history("app/db")) == 1
+
+
+@pytest.mark.parametrize(
+    ("policy", "said"),
+    [
+        (RANDOM_POLICY, "promoted; the old value stays readable until 2026-11-02 10:00:00 UTC"),
+        (
+            RANDOM_POLICY.replace("kind: random, length: 20", "kind: manual"),
+            "promoted; the old credential's grace ends at 2026-11-02 10:00:00 UTC: "
+            "revoke it by hand then",
+        ),
+    ],
+)
+def test_what_a_promoted_rotation_says_is_to_come_is_in_the_future_tense(
+    aws: None, tmp_path: Path, clock: FakeClock, policy: str, said: str
+) -> None:
+    """The old value is revoked later, not "revoked at" a time still to come; by hand if manual."""
+    _sm().create_secret(Name="app/db", SecretString=json.dumps({"password": "p" * 20}))
+    engine = _engine(tmp_path, policy, clock)
+    value = SecretValue("a-value-typed-by-a-person") if "manual" in policy else None
+    [outcome] = engine.rotate("app/db", value=value).outcomes
+    assert outcome.result is Result.OK and outcome.message.startswith(said), outcome.message
+    assert "revoked at" not in outcome.message
+
+
+def test_a_new_rotation_logs_no_step_of_the_one_before_it(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """`rotation started` after an old rotation's revoke step carries no stale `step`."""
+    _sm().create_secret(Name="app/db", SecretString=json.dumps({"password": "p" * 20}))
+    engine = _engine(tmp_path, RANDOM_POLICY, clock)
+    engine.rotate("app/db")
+    clock.advance(timedelta(hours=2))  # the first rotation's revoke is due
+    with structlog.testing.capture_logs(
+        processors=[structlog.contextvars.merge_contextvars]
+    ) as logs:
+        engine.rotate("app/db")
+    steps = [e.get("step") for e in logs if e["event"] == "revoked old credential"]
+    assert steps == ["revoke"]  # the old rotation's step was logged with it...
+    [started] = [e for e in logs if e["event"] == "rotation started"]
+    assert "step" not in started  # ...and is gone when the next one starts

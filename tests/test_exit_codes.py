@@ -114,3 +114,23 @@ def test_check_exits_0_when_everything_was_checked(vault: VaultEmulator, tmp_pat
     code, stdout = _check(tmp_path, READABLE_ONLY)
     assert code == 0, stdout
     assert "0 failed, 0 could not be checked" in stdout
+
+
+def test_rotate_during_grace_prints_one_row_under_its_own_title(
+    vault: VaultEmulator, tmp_path: Path
+) -> None:
+    """A second `rotate NAME` in grace: one failed row titled by the command, counts by result."""
+    config = tmp_path / "policies"
+    config.mkdir()
+    (config / "app.yaml").write_text(READABLE_ONLY)
+    args = ["--config", str(config), "--state", f"sqlite:///{tmp_path / 'journal.db'}"]
+    with restored_logging():
+        first = CliRunner().invoke(cli, ["rotate", "app/readable", *args, "--log-format", "json"])
+        assert first.exit_code == 0, first.output
+        again = CliRunner().invoke(cli, ["rotate", "app/readable", *args, "--log-format", "json"])
+    assert again.exit_code == 1
+    lines = again.stdout.splitlines()
+    assert lines[0].strip() == "rotate app/readable"
+    assert sum("app/readable" in line for line in lines[1:]) == 1
+    assert "is in grace until" in again.stdout
+    assert lines[-1] == "1 handled: 1 failed"

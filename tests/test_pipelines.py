@@ -256,7 +256,7 @@ def test_the_summary_counts_and_lists_failures_first(tmp_path: Path) -> None:
     summary = RunSummary(_report(), START, START.replace(second=42), "one-shot@ci")
     data = summary.as_dict()
     assert data["exit_code"] == 1 and data["seconds"] == 42.0
-    assert data["counts"] == {"ok": 1, "failed": 1, "waiting": 0, "skipped": 0}
+    assert data["counts"] == {"ok": 1, "failed": 1, "attention": 0, "waiting": 0, "skipped": 0}
     text = summary.markdown()
     rows = [
         line for line in text.splitlines() if line.startswith("| ❌") or line.startswith("| ✅")

@@ -247,7 +247,7 @@ def test_the_engine_does_not_act_on_a_forged_rotation(
     clock.advance(timedelta(hours=2))  # past the real deadline
     report = engine.run_once()
     assert report.exit_code == 1, why
-    assert "not as rotator wrote" in report.failed[0].message
+    assert "not as rotator wrote" in report.attention[0].message
     assert WatchedIssuer.revoked == []  # the old credential was neither revoked early nor forgotten
     [alert] = [a for a in recorded_alerts(tmp_path) if a["event"] == "journal-tampered"]
     assert alert["severity"] == "critical" and alert["secret"] == "app/key"
@@ -493,7 +493,7 @@ def test_an_edited_record_stops_the_engine_until_a_person_accepts(
     clock.advance(timedelta(hours=2))
     report = engine.run_once()
     assert report.exit_code == 1 and WatchedIssuer.revoked == []
-    assert "the audit trail" in report.failed[0].message
+    assert "the audit trail" in report.attention[0].message
     args = ["--config", str(tmp_path / "p.yaml"), "--state", engine.journal.url]
     accepted = CliRunner().invoke(cli, ["audit", "accept", "--reason", "INC-7", "--yes", *args])
     assert accepted.exit_code == 0, accepted.output

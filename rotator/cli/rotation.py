@@ -11,6 +11,7 @@ import contextlib
 import signal
 import sys
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from types import FrameType
@@ -334,7 +335,8 @@ def rotate(
     value = _value_from_stdin(name) if value_from_stdin else None
     with _stopped_at_once_by_signals(engine):
         report = engine.rotate(name, emergency=emergency, reason=reason, value=value)
-    print_json(outcomes_as_json(report)) if as_json else print_report(report)
+    title = f"rotate {name}" + (" --emergency" if emergency else "")
+    print_json(outcomes_as_json(report)) if as_json else print_report(report, title)
     sys.exit(report.exit_code)
 
 
@@ -385,17 +387,18 @@ def _value_from_stdin(name: str) -> SecretValue:
     return SecretValue(text)
 
 
-def print_report(report: RunReport) -> None:
-    """Print a run's outcomes as a table (or say nothing was due), then the counts."""
+def print_report(report: RunReport, title: str = "run") -> None:
+    """Print a run's outcomes as a table (or say nothing was due), then the counts by result."""
     if not report.outcomes:
         out.print("nothing was due", highlight=False)
         return
-    table = Table(title="run", title_justify="left")
+    table = Table(title=plain(title), title_justify="left")
     for column in ("secret", "result", "state", "rotation", "detail"):
         table.add_column(column)
     style = {
         Result.OK: "green",
         Result.FAILED: "red",
+        Result.ATTENTION: "red",
         Result.SKIPPED: "yellow",
         Result.WAITING: "cyan",
     }
@@ -408,5 +411,6 @@ def print_report(report: RunReport) -> None:
             plain(o.message),
         )
     out.print(table)
-    failed = len(report.failed)
-    out.print(f"{len(report.outcomes)} handled, {failed} failed", highlight=False)
+    counts = Counter(o.result for o in report.outcomes)
+    said = ", ".join(f"{counts[r]} {r.value}" for r in Result if counts[r])
+    out.print(f"{len(report.outcomes)} handled: {said}", highlight=False)

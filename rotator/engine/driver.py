@@ -31,7 +31,13 @@ from rotator.engine.report import Action, Outcome, PlanItem, Result
 from rotator.engine.retry import Retrier
 from rotator.engine.steps import STEP_HANDLERS, Steps
 from rotator.engine.trust import JournalTrust
-from rotator.engine.waits import held_message, is_held, waiting_message, waits_until
+from rotator.engine.waits import (
+    format_time,
+    held_message,
+    is_held,
+    waiting_message,
+    waits_until,
+)
 from rotator.errors import Interrupted, JournalTampered, LeaseLost, RotatorError, StillInUseError
 from rotator.journal.journal import Journal
 from rotator.journal.records import Rotation, SecretSummary
@@ -146,6 +152,13 @@ class Driver:
                 if rolled.state is not State.ROLLED_BACK:
                     blocking = rotation
                 continue
+            if not self.step_due(rotation) and not is_held(rotation):
+                # Waiting for its deadline (grace, deletion): this run does nothing
+                # to it, so it reports nothing of it (another run may be the one
+                # that promoted it a moment ago).
+                if rotation.state not in TERMINAL | {State.REVOKED}:
+                    blocking = rotation
+                continue
             outcome = self.advance_safely(rotation)
             outcomes.append(outcome)
             finished_by_hand = trigger == "manual" or (
@@ -177,14 +190,20 @@ class Driver:
         if not start:
             return outcomes
         if blocking is not None:
-            if trigger != "schedule":
+            failed = any(
+                o.rotation_id == blocking.id and o.result is Result.FAILED for o in outcomes
+            )
+            if trigger != "schedule" and not failed:
+                # One row for what was asked: this rotation cannot start, and why.
+                outcomes = [o for o in outcomes if o.rotation_id != blocking.id]
                 outcomes.append(
                     Outcome(
                         name,
                         Result.FAILED,
-                        f"rotation {blocking.id} is not finished (old credential in grace or "
-                        "a step pending); wait for it, or use --emergency to cut its grace short",
+                        f"not rotated: {_unfinished(self.journal.get(blocking.id) or blocking)}; "
+                        "wait for it, or use --emergency to cut its grace short",
                         blocking.id,
+                        blocking.state,
                     )
                 )
             return outcomes
@@ -294,17 +313,23 @@ class Driver:
                 rotation.state,
             )
         if is_held(rotation) and not self.step_due(rotation):
+            # Alerted as old-still-in-use where it was held; promoted all the same.
             return Outcome(
                 rotation.secret,
-                Result.FAILED,
+                Result.ATTENTION,
                 held_message(rotation),
                 rotation.id,
                 rotation.state,
                 alerted=True,
             )
         if rotation.state in (State.GRACE, State.REVOKED) and not self.step_due(rotation):
+            by_hand = self.binding(rotation.secret).issuer.reminder_only
             return Outcome(
-                rotation.secret, Result.OK, waiting_message(rotation), rotation.id, rotation.state
+                rotation.secret,
+                Result.OK,
+                waiting_message(rotation, by_hand=by_hand),
+                rotation.id,
+                rotation.state,
             )
         return Outcome(
             rotation.secret, Result.OK, f"rotation {rotation.state}", rotation.id, rotation.state
@@ -323,7 +348,16 @@ class Driver:
         rotation staying where it was so the next run resumes it.
         """
         binding = self.binding(rotation.secret)
-        structlog.contextvars.bind_contextvars(rotation_id=rotation.id)
+        # Bound for this rotation's lines only: the next rotation of the secret
+        # (started in the same call) must not log this one's id or last step.
+        with structlog.contextvars.bound_contextvars(rotation_id=rotation.id):
+            try:
+                return self._advance_bound(binding, rotation)
+            finally:
+                structlog.contextvars.unbind_contextvars("step")
+
+    def _advance_bound(self, binding: Binding, rotation: Rotation) -> Rotation:
+        """Take the steps of :meth:`advance`, each logged with its name."""
         while rotation.state not in TERMINAL and self.step_due(rotation):
             step, _ = FORWARD[rotation.state]
             structlog.contextvars.bind_contextvars(step=step.value)
@@ -360,3 +394,10 @@ class Driver:
                 return after
             rotation = after
         return rotation
+
+
+def _unfinished(rotation: Rotation) -> str:
+    """Say what an unfinished rotation waits for, for the operator who asked for another."""
+    if rotation.state is State.GRACE:
+        return f"rotation {rotation.id} is in grace until {format_time(rotation.grace_deadline)}"
+    return f"rotation {rotation.id} is not finished ({rotation.state})"

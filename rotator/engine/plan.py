@@ -150,8 +150,19 @@ def plan_next_rotation(
             due_at, is_due = retry_at, retry_at <= now
             reason = (
                 f"last attempt {failed.id[:8]} rolled back ({failed.error}; "
-                f"{streak} in a row); {reason}"
+                f"{streak} in a row); tried again at {format_time(retry_at)}"
             )
+            return [
+                PlanItem(
+                    name,
+                    Action.ROTATE,
+                    due_at,
+                    is_due,
+                    reason,
+                    overdue_since=overdue_since,
+                    failing=True,
+                )
+            ]
     return [PlanItem(name, Action.ROTATE, due_at, is_due, reason, overdue_since=overdue_since)]
 
 
@@ -173,7 +184,8 @@ def plan_open(rotation: Rotation, now: datetime) -> PlanItem:
     else:
         action, reason = Action.RESUME, f"unfinished rotation in state {rotation.state}"
         until = None
-    if rotation.error is not None and rotation.state is not State.ROLLING_BACK:
+    failing = rotation.error is not None and rotation.state is not State.ROLLING_BACK
+    if failing:
         # Its last step failed after its retries (a provider down): try
         # again a while after that failure, not on every pass. (A
         # rollback's error is its reason: it goes on at once.)
@@ -185,7 +197,9 @@ def plan_open(rotation: Rotation, now: datetime) -> PlanItem:
             )
     due = until is None or until <= now
     at = until or rotation.updated_at
-    return PlanItem(rotation.secret, action, at, due, reason, rotation.id, held=held)
+    return PlanItem(
+        rotation.secret, action, at, due, reason, rotation.id, held=held, failing=failing
+    )
 
 
 def plan_orphans(

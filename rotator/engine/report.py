@@ -39,6 +39,9 @@ class PlanItem:
     overdue_since: datetime | None = None
     #: An old credential still in use is held past its original grace deadline.
     held: bool = False
+    #: Its last attempt failed (a step, or a whole rotation rolled back) and nothing
+    #: has succeeded since: a run that does not try again yet still fails on it.
+    failing: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-ready mapping."""
@@ -51,6 +54,7 @@ class PlanItem:
             "rotation_id": self.rotation_id,
             "overdue_since": self.overdue_since.isoformat() if self.overdue_since else None,
             "held": self.held,
+            "failing": self.failing,
         }
 
 
@@ -59,6 +63,10 @@ class Result(StrEnum):
 
     OK = "ok"
     FAILED = "failed"
+    #: Nothing was tried this run, but the secret is in a state a person must look
+    #: at: its old credential held past grace, a failed step or rollback waiting
+    #: for its retry, retries given up. The run exits 1 while it lasts.
+    ATTENTION = "attention"
     WAITING = "waiting"
     SKIPPED = "skipped"
 
@@ -88,6 +96,11 @@ class RunReport:
         return [o for o in self.outcomes if o.result is Result.FAILED]
 
     @property
+    def attention(self) -> list[Outcome]:
+        """Return the outcomes of secrets that need a person, though nothing failed this run."""
+        return [o for o in self.outcomes if o.result is Result.ATTENTION]
+
+    @property
     def exit_code(self) -> int:
-        """Return 1 if anything failed, else 0 (README's exit codes, under "Commands")."""
-        return 1 if self.failed else 0
+        """Return 1 if anything failed or needs attention, else 0 (README, "Commands")."""
+        return 1 if self.failed or self.attention else 0

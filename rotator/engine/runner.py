@@ -295,7 +295,11 @@ class Engine:
                             condition=item.rotation_id or "-",
                             rotation_id=item.rotation_id,
                         )
-                report.outcomes.append(Outcome(name, Result.FAILED, errors[0].reason))
+                # Nothing is tried for it this run: an unreadable store failed now,
+                # retries given up failed before.
+                first = errors[0]
+                result = Result.FAILED if first.action is Action.ERROR else Result.ATTENTION
+                report.outcomes.append(Outcome(name, result, first.reason, first.rotation_id))
                 continue
             for item in secret_items:
                 if item.due and item.action is Action.REMIND:
@@ -304,11 +308,18 @@ class Engine:
                 rotate = any(i.due and i.action is Action.ROTATE for i in secret_items)
                 work.append((name, rotate))
             else:
-                # Alerted when held: the run still fails while it lasts.
+                # Held (alerted where it was found), or failed and waiting for its
+                # retry: nothing is tried now, but the run fails while it lasts.
                 report.outcomes += [
-                    Outcome(name, Result.FAILED, i.reason, i.rotation_id, State.GRACE, alerted=True)
+                    Outcome(
+                        name,
+                        Result.ATTENTION,
+                        i.reason,
+                        i.rotation_id,
+                        State.GRACE if i.held else None,
+                    )
                     for i in secret_items
-                    if i.held
+                    if i.held or i.failing
                 ]
 
         if len(work) > 1:

@@ -32,11 +32,18 @@ def held_message(rotation: Rotation) -> str:
     )
 
 
-def waiting_message(rotation: Rotation) -> str:
-    """Say what a rotation in grace, or revoked, waits for."""
+def waiting_message(rotation: Rotation, *, by_hand: bool = False) -> str:
+    """Say what a rotation in grace, or revoked, waits for (``by_hand``: a person revokes)."""
     if rotation.state is State.GRACE:
-        return f"promoted; old credential revoked at {format_time(rotation.grace_deadline)}"
-    return f"old credential revoked; deleted at {format_time(rotation.delete_at)}"
+        when = format_time(rotation.grace_deadline)
+        if by_hand:
+            return f"promoted; the old credential's grace ends at {when}: revoke it by hand then"
+        if rotation.old_ref:
+            return f"promoted; old credential {rotation.old_ref} to be revoked at {when}"
+        if rotation.old_version_id:
+            return f"promoted; the old value stays readable until {when}, then is retired"
+        return f"promoted (there was no old value); grace ends at {when}"
+    return f"old credential revoked; to be deleted at {format_time(rotation.delete_at)}"
 
 
 def format_time(when: datetime | None) -> str:

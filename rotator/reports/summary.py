@@ -28,6 +28,7 @@ MARKDOWN_ROWS = 200
 _ICONS = {
     Result.OK: "✅",
     Result.FAILED: "❌",
+    Result.ATTENTION: "⚠️",
     Result.WAITING: "⏳",
     Result.SKIPPED: "⏭️",
 }
@@ -91,8 +92,11 @@ class RunSummary:
             lines[2] = "Nothing was due."
             return "\n".join(lines) + "\n"
         lines += ["| | secret | result | state | rotation | detail |", "|---|---|---|---|---|---|"]
-        # Failures first: they are what the reader came for.
-        ordered = sorted(self.report.outcomes, key=lambda o: (o.result is not Result.FAILED,))
+        # Failures first, then what needs a person: they are what the reader came for.
+        first = (Result.FAILED, Result.ATTENTION)
+        ordered = sorted(
+            self.report.outcomes, key=lambda o: first.index(o.result) if o.result in first else 2
+        )
         for o in ordered[:MARKDOWN_ROWS]:
             lines.append(
                 f"| {_ICONS[o.result]} | {markdown_code(o.secret)} | {o.result.value} | "

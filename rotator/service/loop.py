@@ -311,6 +311,7 @@ class Service:
                     "pass finished",
                     handled=len(result.outcomes),
                     failed=len(result.failed),
+                    attention=len(result.attention),
                     seconds=round((self.clock() - started).total_seconds(), 3),
                 )
                 if self.report is not None:
