@@ -121,6 +121,20 @@ def test_rotation_duration_is_a_histogram_by_provider(clock: FakeClock) -> None:
     assert all("secret" not in s.labels for s in histogram)
 
 
+def test_a_kept_old_credential_is_counted_under_its_own_word_and_not_timed(
+    clock: FakeClock,
+) -> None:
+    """grace-extended and grace-held are counted; without a duration, no histogram sample."""
+    metrics = Metrics(clock)
+    metrics.rotation_finished("db-password", "aws-secretsmanager", "grace-extended", None)
+    metrics.rotation_finished("db-password", "aws-secretsmanager", "grace-held", None)
+
+    assert {
+        labels[0][1]: value for labels, value in _values(metrics, "rotator_rotations_total").items()
+    } == {"grace-extended": 1, "grace-held": 1}
+    assert _values(metrics, "rotator_rotation_duration_seconds_count") == {}
+
+
 def test_rotation_finished_refuses_an_unknown_outcome(clock: FakeClock) -> None:
     """An outcome outside the fixed enum is a bug and is refused, not exported."""
     metrics = Metrics(clock)

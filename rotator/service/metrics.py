@@ -35,10 +35,22 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from rotator import __version__
 from rotator.journal.records import SecretSummary
-from rotator.lifecycle import State
+from rotator.lifecycle import State, Transition
 
-#: How a rotation ended, as ``rotation_finished`` reports it.
-ROTATION_OUTCOMES = frozenset({"succeeded", "rolled_back", "failed", "skipped"})
+#: What a pass did to a rotation, as ``rotation_finished`` reports it: promoted
+#: (``succeeded``), ``rolled_back``, a step ``failed`` (resumed later), ``skipped``
+#: (another run holds the secret), or, at the grace deadline, the old credential
+#: still in use was kept: the audit trail's words for that, never ``failed``.
+ROTATION_OUTCOMES = frozenset(
+    {
+        "succeeded",
+        "rolled_back",
+        "failed",
+        "skipped",
+        Transition.GRACE_EXTENDED.value,
+        Transition.GRACE_HELD.value,
+    }
+)
 #: How a configuration reload ended.
 RELOAD_OUTCOMES = frozenset({"succeeded", "failed"})
 #: What became of an alert for one notifier.
@@ -153,7 +165,9 @@ class Metrics:
         self._lock = threading.Lock()
         self._rotations = Counter(
             "rotator_rotations",
-            "Rotations finished, by secret, provider and outcome.",
+            "What passes did to rotations, by secret, provider and outcome (succeeded, "
+            "rolled_back, failed, skipped; grace-extended, grace-held: an old credential "
+            "still in use kept past its grace deadline).",
             ["secret", "provider", "outcome"],
             registry=self.registry,
         )
@@ -208,13 +222,20 @@ class Metrics:
 
     # -- events ------------------------------------------------------------------
 
-    def rotation_finished(self, secret: str, provider: str, outcome: str, seconds: float) -> None:
-        """Count one finished rotation and record how long it took."""
+    def rotation_finished(
+        self, secret: str, provider: str, outcome: str, seconds: float | None
+    ) -> None:
+        """Count what a pass did to one rotation, and how long the rotation took (None: untimed).
+
+        A grace extended or held, or a step failing after promote, is not a
+        rotation's duration (that ends at promote or rollback): pass None.
+        """
         _check(outcome, ROTATION_OUTCOMES, "rotation outcome")
         with self._lock:
             self._rotation_series.add((secret, provider, outcome))
             self._rotations.labels(secret, provider, outcome).inc()
-        self._durations.labels(provider).observe(max(seconds, 0.0))
+        if seconds is not None:
+            self._durations.labels(provider).observe(max(seconds, 0.0))
 
     def provider_request(self, provider: str, operation: str, outcome: str) -> None:
         """Count one request to a provider API."""
