@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    generate_latest,
+)
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -292,3 +298,22 @@ def test_render_returns_the_prometheus_content_type(clock: FakeClock) -> None:
     assert content_type == CONTENT_TYPE_LATEST
     assert content_type.startswith("text/plain")
     assert b"# TYPE rotator_rotations_total counter" in payload
+
+
+def test_no_created_series_are_exported(clock: FakeClock) -> None:
+    """Counters and histograms export no ``_created`` sample (each a series of its own)."""
+    metrics = Metrics(clock)
+    metrics.rotation_finished("db-password", "aws-secretsmanager", "succeeded", 1.5)
+    metrics.provider_request("aws-secretsmanager", "PutSecretValue", "ok")
+    metrics.config_reload("succeeded")
+    metrics.alert("rotation-failed", "sent")
+    payload, _ = metrics.render()
+    text = payload.decode()
+
+    assert "rotator_rotations_total{" in text  # the counters themselves are there
+    assert "rotator_rotation_duration_seconds_count{" in text
+    assert [line for line in text.splitlines() if "_created" in line] == []
+    # Left out of rotator's registry only: the library's other users keep theirs.
+    other = CollectorRegistry()
+    Counter("embedder_events", "An embedder's own counter.", registry=other).inc()
+    assert b"embedder_events_created" in generate_latest(other)
