@@ -14,12 +14,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from rotator.engine.runner import Engine
 from rotator.errors import PolicyError
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
 from rotator.policy.model import default_max_grace
+from rotator.service.loop import Service
+from rotator.service.metrics import Metrics
 from tests.conftest import FakeClock
 from tests.watched import WatchedIssuer, recorded_alerts, watched_engine, watched_secret
 
@@ -187,3 +190,45 @@ def test_a_held_credential_is_recorded_as_held_not_extended(
     actions = [r.action for r in engine.journal.trail.records(secret="app/key")]
     grace = [a for a in actions if a.startswith("grace-")]
     assert grace == ["grace-extended", "grace-held", "grace-held"]
+
+
+def _rotations_counted(service: Service) -> dict[str, float]:
+    """Return rotator_rotations_total of app/key, by outcome."""
+    assert service.metrics is not None
+    payload = service.metrics.render()[0].decode()
+    return {
+        s.labels["outcome"]: s.value
+        for family in text_string_to_metric_families(payload)
+        for s in family.samples
+        if s.name == "rotator_rotations_total" and s.labels["secret"] == "app/key"
+    }
+
+
+def test_the_service_counts_a_held_old_credential_by_its_own_word_never_as_failed(
+    watched: type[WatchedIssuer], tmp_path: Path, clock: FakeClock
+) -> None:
+    """An extension and a hold count once each, in the trail's words; never as a failed rotation."""
+    engine = watched_engine(
+        tmp_path,
+        clock,
+        extra="    max_grace: 2h\n    when_old_still_used_after_max: alert\n",
+    )
+    engine.rotate("app/key")  # promoted by an operator, before the service runs
+    service = Service(engine, tmp_path / "p.yaml", clock=clock)
+    service.metrics = Metrics(clock)
+    service.run_pass()
+    assert _rotations_counted(service) == {}
+    clock.advance(timedelta(hours=1, seconds=1))
+    _use_old(engine, clock)
+    service.run_pass()  # extended, to max_grace
+    clock.advance(timedelta(minutes=10))
+    service.run_pass()  # still held past its original deadline: nothing happened
+    assert _rotations_counted(service) == {"grace-extended": 1}
+    clock.advance(timedelta(hours=1))
+    _use_old(engine, clock)
+    service.run_pass()  # past max_grace: held, with a critical alert
+    assert _rotations_counted(service) == {"grace-extended": 1, "grace-held": 1}
+    clock.advance(timedelta(minutes=10))
+    service.run_pass()  # quiet since: revoked, which is no rotation's outcome
+    assert len(watched.revoked) == 1
+    assert _rotations_counted(service) == {"grace-extended": 1, "grace-held": 1}

@@ -630,6 +630,27 @@ MALFORMED = [
               provider: aws-secretsmanager
               secret_id: prod/payments/db
             schedule:
+              cron: "0 3 * * 0"
+              timezone: America/New_York
+            grace: 7d
+        """,
+        (
+            9,
+            12,
+            "secrets[0].grace",
+            "grace 7d must be shorter than the rotation interval 7d (the shortest gap of cron "
+            "'0 3 * * 0' in America/New_York; 6d23h across a daylight-saving change)",
+        ),
+        id="grace-over-a-weekly-cron-across-daylight-saving",
+    ),
+    pytest.param(
+        """\
+        secrets:
+          - name: payments-db
+            store:
+              provider: aws-secretsmanager
+              secret_id: prod/payments/db
+            schedule:
               every: 0s
             grace: 0s
         """,

@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    generate_latest,
+)
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -119,6 +125,20 @@ def test_rotation_duration_is_a_histogram_by_provider(clock: FakeClock) -> None:
     assert DURATION_BUCKETS[0] == 0.05 and DURATION_BUCKETS[-1] == 600.0
     histogram = [s for s in _samples(metrics) if s.name.startswith("rotator_rotation_duration")]
     assert all("secret" not in s.labels for s in histogram)
+
+
+def test_a_kept_old_credential_is_counted_under_its_own_word_and_not_timed(
+    clock: FakeClock,
+) -> None:
+    """grace-extended and grace-held are counted; without a duration, no histogram sample."""
+    metrics = Metrics(clock)
+    metrics.rotation_finished("db-password", "aws-secretsmanager", "grace-extended", None)
+    metrics.rotation_finished("db-password", "aws-secretsmanager", "grace-held", None)
+
+    assert {
+        labels[0][1]: value for labels, value in _values(metrics, "rotator_rotations_total").items()
+    } == {"grace-extended": 1, "grace-held": 1}
+    assert _values(metrics, "rotator_rotation_duration_seconds_count") == {}
 
 
 def test_rotation_finished_refuses_an_unknown_outcome(clock: FakeClock) -> None:
@@ -278,3 +298,22 @@ def test_render_returns_the_prometheus_content_type(clock: FakeClock) -> None:
     assert content_type == CONTENT_TYPE_LATEST
     assert content_type.startswith("text/plain")
     assert b"# TYPE rotator_rotations_total counter" in payload
+
+
+def test_no_created_series_are_exported(clock: FakeClock) -> None:
+    """Counters and histograms export no ``_created`` sample (each a series of its own)."""
+    metrics = Metrics(clock)
+    metrics.rotation_finished("db-password", "aws-secretsmanager", "succeeded", 1.5)
+    metrics.provider_request("aws-secretsmanager", "PutSecretValue", "ok")
+    metrics.config_reload("succeeded")
+    metrics.alert("rotation-failed", "sent")
+    payload, _ = metrics.render()
+    text = payload.decode()
+
+    assert "rotator_rotations_total{" in text  # the counters themselves are there
+    assert "rotator_rotation_duration_seconds_count{" in text
+    assert [line for line in text.splitlines() if "_created" in line] == []
+    # Left out of rotator's registry only: the library's other users keep theirs.
+    other = CollectorRegistry()
+    Counter("embedder_events", "An embedder's own counter.", registry=other).inc()
+    assert b"embedder_events_created" in generate_latest(other)

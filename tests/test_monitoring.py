@@ -112,12 +112,6 @@ def exported_series() -> dict[str, set[str]]:
     families: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(payload.decode()):
         families.setdefault(family.name, set()).update(s.name for s in family.samples)
-    # The client library's `_created` timestamps parse as families of their
-    # own; they belong to the counter or histogram they time.
-    for name in [n for n in families if n.endswith("_created")]:
-        owner = name.removesuffix("_created")
-        if owner in families:
-            families[owner] |= families.pop(name)
     return families
 
 

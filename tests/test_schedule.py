@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from rotator.policy.cron import parse_window, validate_cron
-from rotator.policy.schedule import Schedule, jitter_offset, min_interval, next_due
+from rotator.policy.schedule import Schedule, jitter_offset, max_age, min_interval, next_due
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -369,6 +369,33 @@ def test_max_age_shorter_than_the_interval_is_refused() -> None:
     """max_age below the interval is a validation error naming both."""
     with pytest.raises(ValueError, match="max_age 1d must be at least the rotation interval 7d"):
         _schedule(every="7d", max_age="1d")
+
+
+WEEKLY_IN_NEW_YORK = {"cron": "0 3 * * 0", "timezone": "America/New_York"}
+
+
+def test_a_weekly_cron_across_daylight_saving_is_shown_as_weekly() -> None:
+    """A person reads 7d, and why the bound is an hour less; never a bare 6d23h."""
+    with pytest.raises(ValueError, match="max_age") as raised:
+        _schedule(**WEEKLY_IN_NEW_YORK, max_age="6d")
+    assert (
+        "max_age 6d must be at least the rotation interval 7d (the shortest gap of cron "
+        "'0 3 * * 0' in America/New_York; 6d23h across a daylight-saving change)"
+    ) in str(raised.value)
+
+
+def test_a_weekly_cron_is_checked_against_its_real_shortest_gap() -> None:
+    """A week across the spring change really lasts 167h: max_age 6d23h is enough."""
+    schedule = _schedule(**WEEKLY_IN_NEW_YORK, max_age="6d23h")
+    assert min_interval(schedule) == timedelta(days=6, hours=23)
+    with pytest.raises(ValueError, match="max_age 6d22h59m must be at least"):
+        _schedule(**WEEKLY_IN_NEW_YORK, max_age="6d22h59m")
+
+
+def test_the_default_maximum_age_of_a_weekly_cron_is_two_weeks() -> None:
+    """Twice the interval the expression states (14d), as the overdue alert says it."""
+    assert max_age(_schedule(**WEEKLY_IN_NEW_YORK)) == timedelta(days=14)
+    assert max_age(_schedule(cron="*/5 9-17 * * 1-5")) == timedelta(minutes=10)
 
 
 # --------------------------------------------------------------------- catch-up

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from structlog.testing import capture_logs
 from providers.random import RandomIssuer
 from rotator.adapters.discovery import Registry, registry
 from rotator.adapters.values import Credential
+from rotator.cli.rotation import _serve
 from rotator.engine.concurrency import Limits
 from rotator.engine.runner import Engine
 from rotator.errors import VerificationError
@@ -375,3 +377,17 @@ def test_a_due_reminder_is_looked_at_hourly_and_exported(aws: None, tmp_path: Pa
     text = service.metrics.render()[0].decode()
     gauge = [line for line in text.splitlines() if "next_rotation_timestamp" in line]
     assert any('secret="partner"' in line for line in gauge if not line.startswith("#"))
+
+
+def test_serving_logs_where_the_health_endpoint_listens_once(
+    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One start of `rotator run` says once where /metrics and the probes listen (the real port)."""
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    service = _service(tmp_path, clock, "app")
+    monkeypatch.setattr(service, "install_signal_handlers", lambda: None)  # the test's own stay
+    service.stop()  # run() returns at once: the start is what is looked at
+    with capture_logs() as logs:
+        assert _serve(service, Metrics(clock), "127.0.0.1:0", 30.0) == 0
+    [listening] = [e for e in logs if e["event"] == "health endpoint listening"]
+    assert re.fullmatch(r"http://127\.0\.0\.1:[1-9][0-9]*", listening["url"])

@@ -240,8 +240,7 @@ def _serve(service: Service, metrics: Metrics, listen: str, reconcile: float) ->
             alive=lambda: service.last_pass is None or service.alive(within),
             ready=service.ready,
         )
-        probe.start()
-        log.info("health endpoint listening", url=probe.url)
+        probe.start()  # logs where it listens, with the port actually bound
     try:
         return service.run()
     finally:

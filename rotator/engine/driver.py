@@ -280,6 +280,7 @@ class Driver:
 
     def _advance_outcome(self, rotation: Rotation) -> Outcome:
         """Advance a rotation and say how that ended (failures become outcomes, not errors)."""
+        before = rotation.extensions
         try:
             rotation = self.advance(rotation)
         except Interrupted:
@@ -296,7 +297,13 @@ class Driver:
             # Alerted as old-still-in-use where it was found; not a failed rotation.
             latest = self.journal.get(rotation.id) or rotation
             return Outcome(
-                rotation.secret, Result.FAILED, str(exc), rotation.id, latest.state, alerted=True
+                rotation.secret,
+                Result.FAILED,
+                str(exc),
+                rotation.id,
+                latest.state,
+                alerted=True,
+                hold=Transition.GRACE_HELD,
             )
         except RotatorError as exc:
             latest = self.journal.get(rotation.id) or rotation
@@ -321,6 +328,8 @@ class Driver:
                 rotation.id,
                 rotation.state,
                 alerted=True,
+                # Only an extension adds to the count without raising (a hold raises).
+                hold=Transition.GRACE_EXTENDED if rotation.extensions > before else None,
             )
         if rotation.state in (State.GRACE, State.REVOKED) and not self.step_due(rotation):
             by_hand = self.binding(rotation.secret).issuer.reminder_only

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from rotator.lifecycle import State
+from rotator.lifecycle import State, Transition
 
 
 class Action(StrEnum):
@@ -82,6 +82,10 @@ class Outcome:
     state: State | None = None
     #: True when the failure was alerted where it was found (not as rotation-failed).
     alerted: bool = False
+    #: The move this run made to keep the old credential past its grace deadline
+    #: (grace-extended or grace-held); None when it made none. A run also fails
+    #: while a credential is merely still held: only this says a hold happened now.
+    hold: Transition | None = None
 
 
 @dataclass

@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import functools
+import itertools
 import re
 import threading
 import zoneinfo
@@ -256,6 +257,20 @@ def _reference_wall_fires(expr: str) -> tuple[datetime, ...]:
         fires.append(fire)
         probe = fire + timedelta(microseconds=1)
     return tuple(fires)
+
+
+@functools.lru_cache(maxsize=4096)
+def cron_wall_interval(expr: str) -> timedelta:
+    """Return the shortest wall-clock gap between the reference fires of ``expr``.
+
+    What the expression says, the same in every zone: 7d for ``0 3 * * 0``,
+    though a week across a daylight-saving change lasts 167h or 169h (that
+    real gap is :func:`cron_min_interval`'s).
+    """
+    fires = _reference_wall_fires(expr)
+    return min(
+        (later - earlier for earlier, later in itertools.pairwise(fires)), default=timedelta.max
+    )
 
 
 @functools.lru_cache(maxsize=4096)

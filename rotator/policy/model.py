@@ -34,7 +34,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from rotator.adapters.discovery import Registry, missing_requirement, registry
 from rotator.adapters.durations import Duration, format_duration
 from rotator.adapters.values import AlertEvent, ProviderConfig
-from rotator.policy.schedule import Schedule, min_interval
+from rotator.policy.schedule import Schedule, describe_interval, min_interval
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._/-]{0,127}")
 """What a secret's name may look like (matched against the whole name)."""
@@ -425,11 +425,11 @@ class Policy(BaseModel):
         schedule = info.data.get("schedule")
         if not isinstance(schedule, Schedule):
             return value  # the schedule is invalid and reported on its own
-        interval = min_interval(schedule)
-        if value >= interval:
-            of = "" if schedule.cron is None else f" (the shortest gap of cron '{schedule.cron}')"
+        # Against the real shortest gap: a grace as long as a week shortened
+        # by a daylight-saving change would still run when the next rotation is due.
+        if value >= min_interval(schedule):
             raise ValueError(
                 f"grace {format_duration(value)} must be shorter than the rotation interval "
-                f"{format_duration(interval)}{of}"
+                f"{describe_interval(schedule)}"
             )
         return value

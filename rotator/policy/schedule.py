@@ -26,6 +26,7 @@ from rotator.adapters.durations import Duration, format_duration
 from rotator.policy.cron import (
     Window,
     cron_min_interval,
+    cron_wall_interval,
     next_fire,
     parse_window,
     validate_cron,
@@ -88,13 +89,13 @@ class Schedule(BaseModel):
             raise ValueError("set either 'every' or 'cron', not both")
         if self.every is None and self.cron is None:
             raise ValueError("missing 'every' or 'cron': set exactly one of them")
-        if self.max_age is not None:
-            interval = min_interval(self)
-            if self.max_age < interval:
-                raise ValueError(
-                    f"max_age {format_duration(self.max_age)} must be at least the rotation "
-                    f"interval {format_duration(interval)}"
-                )
+        # Checked against the real shortest gap (a week across a daylight-saving
+        # change lasts 167h), worded as a person reads the schedule.
+        if self.max_age is not None and self.max_age < min_interval(self):
+            raise ValueError(
+                f"max_age {format_duration(self.max_age)} must be at least the rotation "
+                f"interval {describe_interval(self)}"
+            )
         return self
 
     def model_post_init(self, context: Any, /) -> None:
@@ -113,27 +114,75 @@ class Schedule(BaseModel):
 
 
 def max_age(schedule: Schedule) -> timedelta:
-    """Return the oldest a credential may get: ``max_age``, or twice the shortest interval."""
-    return schedule.max_age or 2 * min_interval(schedule)
+    """Return the oldest a credential may get: ``max_age``, or twice the stated interval.
+
+    Twice :func:`stated_interval`, as the documentation says and the overdue alert
+    shows it: 14d for a weekly cron in any zone, not twice a week shortened
+    by a daylight-saving change.
+    """
+    return schedule.max_age or 2 * stated_interval(schedule)
 
 
-def min_interval(schedule: Schedule) -> timedelta:
-    """Return the shortest time between two rotations the schedule can ask for.
+def stated_interval(schedule: Schedule) -> timedelta:
+    """Return the interval the schedule states, as a person reads it.
 
     For ``every`` that is its value; for ``cron`` the smallest gap between
-    consecutive fires over the next 50 fires from a fixed reference date.
+    consecutive fires on the wall clock (7d for a weekly one, whatever the
+    zone). The real gap can be an hour shorter across a daylight-saving
+    change: the checks that must hold for every gap use :func:`min_interval`.
     """
     if schedule.every is not None:
         return schedule.every
     if schedule.cron is None:
         raise ValueError("schedule has neither 'every' nor 'cron'")
-    fields = schedule.cron.split()
+    return cron_wall_interval(_shared_minute(schedule.cron))
+
+
+def min_interval(schedule: Schedule) -> timedelta:
+    """Return the shortest real time between two rotations the schedule can ask for.
+
+    For ``every`` that is its value; for ``cron`` the smallest gap between
+    consecutive fires over the next 50 fires from a fixed reference date, in
+    the schedule's zone (daylight-saving changes included).
+    """
+    if schedule.every is not None:
+        return schedule.every
+    if schedule.cron is None:
+        raise ValueError("schedule has neither 'every' nor 'cron'")
+    return cron_min_interval(_shared_minute(schedule.cron), schedule.timezone)
+
+
+def describe_interval(schedule: Schedule) -> str:
+    """Say how often a schedule rotates, for a message: ``7d``, and for cron what it is.
+
+    A cron schedule names its expression and zone, and, when a
+    daylight-saving change shortens the real gap, that gap too: the checks
+    use it, and a message must not hide why.
+    """
+    stated = stated_interval(schedule)
+    if schedule.cron is None:
+        return format_duration(stated)
+    zone = "" if schedule.timezone == "UTC" else f" in {schedule.timezone}"
+    shortest = min_interval(schedule)
+    change = (
+        ""
+        if shortest == stated
+        else f"; {format_duration(shortest)} across a daylight-saving change"
+    )
+    return f"{format_duration(stated)} (the shortest gap of cron '{schedule.cron}'{zone}{change})"
+
+
+def _shared_minute(expr: str) -> str:
+    """Return ``expr`` with a fixed minute set to 0, which leaves the gaps between fires alone.
+
+    One fixed minute shifts every fire alike (time zones change offset on
+    the hour), so "17 3 * * *" and "42 3 * * *" share one computation however
+    many secrets spread out.
+    """
+    fields = expr.split()
     if fields[0].isdigit():
-        # One fixed minute shifts every fire alike and leaves the gaps as they
-        # are (time zones change offset on the hour), so "17 3 * * *" and
-        # "42 3 * * *" share one computation however many secrets spread out.
         fields[0] = "0"
-    return cron_min_interval(" ".join(fields), schedule.timezone)
+    return " ".join(fields)
 
 
 @dataclass(frozen=True)

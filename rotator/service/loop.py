@@ -489,22 +489,43 @@ class Service:
         self.index.put(name, earliest if name not in self._again else None)
 
     def _count(self, result: RunReport, started: datetime) -> None:
-        """Count the rotations this pass promoted, rolled back, failed or skipped."""
+        """Count what this pass did: rotations promoted, rolled back, failed or skipped, and holds.
+
+        Counted from what the pass recorded, not from the run's verdict. A
+        rotation promoted in this pass succeeded, whatever then became of
+        its old credential; an old credential kept past its grace deadline
+        is counted under the audit trail's word for it (grace-extended,
+        grace-held), never as a failed rotation. A run fails on every pass
+        while an old credential stays held: a pass that recorded nothing new
+        for the rotation counts nothing.
+        """
         assert self.metrics is not None
         for outcome in result.outcomes:
             policy = self.engine.policies.get(outcome.secret)
             provider = policy.store.provider if policy else "unknown"
-            rotation = self.engine.journal.get(outcome.rotation_id) if outcome.rotation_id else None
             if outcome.result is Result.SKIPPED:
                 self.metrics.rotation_finished(outcome.secret, provider, "skipped", 0.0)
-            elif outcome.result is Result.FAILED:
-                rolled_back = rotation is not None and rotation.state is State.ROLLED_BACK
-                seconds = (self.clock() - rotation.created_at).total_seconds() if rotation else 0.0
-                kind = "rolled_back" if rolled_back else "failed"
-                self.metrics.rotation_finished(outcome.secret, provider, kind, max(seconds, 0.0))
-            elif rotation is not None and rotation.promoted_at and rotation.promoted_at >= started:
-                seconds = (rotation.promoted_at - rotation.created_at).total_seconds()
-                self.metrics.rotation_finished(outcome.secret, provider, "succeeded", seconds)
+                continue
+            rotation = self.engine.journal.get(outcome.rotation_id) if outcome.rotation_id else None
+            if rotation is not None and rotation.promoted_at and rotation.promoted_at >= started:
+                took = (rotation.promoted_at - rotation.created_at).total_seconds()
+                self.metrics.rotation_finished(outcome.secret, provider, "succeeded", took)
+            if outcome.hold is not None:
+                self.metrics.rotation_finished(outcome.secret, provider, outcome.hold.value, None)
+            elif outcome.result is not Result.FAILED:
+                continue
+            elif rotation is None:
+                self.metrics.rotation_finished(outcome.secret, provider, "failed", 0.0)
+            elif rotation.updated_at >= started:
+                kind = "rolled_back" if rotation.state is State.ROLLED_BACK else "failed"
+                # A step failing after promote (the revoke, the delete) is not
+                # part of the rotation's duration, which ends at promote.
+                lasted = (
+                    None
+                    if rotation.succeeded
+                    else max((self.clock() - rotation.created_at).total_seconds(), 0.0)
+                )
+                self.metrics.rotation_finished(outcome.secret, provider, kind, lasted)
 
     def ready(self) -> tuple[bool, str]:
         """Tell whether policies are loaded and the journal answers (the readiness probe)."""

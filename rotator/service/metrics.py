@@ -35,10 +35,22 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from rotator import __version__
 from rotator.journal.records import SecretSummary
-from rotator.lifecycle import State
+from rotator.lifecycle import State, Transition
 
-#: How a rotation ended, as ``rotation_finished`` reports it.
-ROTATION_OUTCOMES = frozenset({"succeeded", "rolled_back", "failed", "skipped"})
+#: What a pass did to a rotation, as ``rotation_finished`` reports it: promoted
+#: (``succeeded``), ``rolled_back``, a step ``failed`` (resumed later), ``skipped``
+#: (another run holds the secret), or, at the grace deadline, the old credential
+#: still in use was kept: the audit trail's words for that, never ``failed``.
+ROTATION_OUTCOMES = frozenset(
+    {
+        "succeeded",
+        "rolled_back",
+        "failed",
+        "skipped",
+        Transition.GRACE_EXTENDED.value,
+        Transition.GRACE_HELD.value,
+    }
+)
 #: How a configuration reload ended.
 RELOAD_OUTCOMES = frozenset({"succeeded", "failed"})
 #: What became of an alert for one notifier.
@@ -144,6 +156,34 @@ class _JournalCollector:
         )
 
 
+class _WithoutCreated:
+    """A registry's families, less the client library's ``_created`` samples.
+
+    prometheus_client gives every counter, histogram and summary child a
+    ``_created`` sample (when the child was made), which the text format
+    exposes as a series of its own: one more per rotations_total series, at
+    100,000 secrets a hundred thousand series nobody queries. The library
+    turns them off only for the whole process (``disable_created_metrics()``,
+    or an environment variable read at import), which would also take them
+    from anyone else using the library in the same process; so they are left
+    out here, for rotator's own registry only.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        """Return the registry's families, each without its ``_created`` samples."""
+        for family in self.registry.collect():
+            created = f"{family.name}_created"
+            if not any(s.name == created for s in family.samples):
+                yield family
+                continue
+            kept = Metric(family.name, family.documentation, family.type, family.unit)
+            kept.samples = [s for s in family.samples if s.name != created]
+            yield kept
+
+
 class Metrics:
     """The daemon's Prometheus metrics: event counters and journal-derived gauges."""
 
@@ -153,7 +193,9 @@ class Metrics:
         self._lock = threading.Lock()
         self._rotations = Counter(
             "rotator_rotations",
-            "Rotations finished, by secret, provider and outcome.",
+            "What passes did to rotations, by secret, provider and outcome (succeeded, "
+            "rolled_back, failed, skipped; grace-extended, grace-held: an old credential "
+            "still in use kept past its grace deadline).",
             ["secret", "provider", "outcome"],
             registry=self.registry,
         )
@@ -208,13 +250,20 @@ class Metrics:
 
     # -- events ------------------------------------------------------------------
 
-    def rotation_finished(self, secret: str, provider: str, outcome: str, seconds: float) -> None:
-        """Count one finished rotation and record how long it took."""
+    def rotation_finished(
+        self, secret: str, provider: str, outcome: str, seconds: float | None
+    ) -> None:
+        """Count what a pass did to one rotation, and how long the rotation took (None: untimed).
+
+        A grace extended or held, or a step failing after promote, is not a
+        rotation's duration (that ends at promote or rollback): pass None.
+        """
         _check(outcome, ROTATION_OUTCOMES, "rotation outcome")
         with self._lock:
             self._rotation_series.add((secret, provider, outcome))
             self._rotations.labels(secret, provider, outcome).inc()
-        self._durations.labels(provider).observe(max(seconds, 0.0))
+        if seconds is not None:
+            self._durations.labels(provider).observe(max(seconds, 0.0))
 
     def provider_request(self, provider: str, operation: str, outcome: str) -> None:
         """Count one request to a provider API."""
@@ -298,7 +347,7 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         """Return the Prometheus text exposition and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(_WithoutCreated(self.registry)), CONTENT_TYPE_LATEST
 
 
 def _check(value: str, allowed: frozenset[str], what: str) -> None:
