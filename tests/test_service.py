@@ -15,6 +15,7 @@ from moto import mock_aws
 from structlog.testing import capture_logs
 
 from providers.random import RandomIssuer
+from providers.transport import commands
 from rotator.adapters.discovery import Registry, registry
 from rotator.adapters.values import Credential
 from rotator.cli.rotation import _serve
@@ -386,6 +387,9 @@ def test_serving_logs_where_the_health_endpoint_listens_once(
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
     service = _service(tmp_path, clock, "app")
     monkeypatch.setattr(service, "install_signal_handlers", lambda: None)  # the test's own stay
+    # _serve ends the hooks as it returns, which marks this process as stopping:
+    # give that mark to this test only, not to every test after it.
+    monkeypatch.setattr(commands, "_STOPPING", threading.Event())
     service.stop()  # run() returns at once: the start is what is looked at
     with capture_logs() as logs:
         assert _serve(service, Metrics(clock), "127.0.0.1:0", 30.0) == 0

@@ -298,7 +298,7 @@ class Driver:
             latest = self.journal.get(rotation.id) or rotation
             return Outcome(
                 rotation.secret,
-                Result.FAILED,
+                Result.ATTENTION,
                 str(exc),
                 rotation.id,
                 latest.state,
