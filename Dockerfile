@@ -2,12 +2,13 @@
 #
 # rotator's container image: `docker build -t rotator:0.1.0 .` from the
 # repository root (.dockerignore sends only pyproject.toml, README.md,
-# rotator/ and providers/).
+# rotator/, providers/ and the lock deploy/image/requirements.txt).
 #
-# Two stages. The builder makes a wheel of this project and installs it, with
-# the extras aws, vault, azure, kubernetes and postgres, into a virtualenv at
-# /opt/rotator/venv. The final image is the same Python base plus that venv and
-# nothing else: no compiler, no build tools, no pip, no source tree.
+# Two stages. The builder installs into a virtualenv at /opt/rotator/venv
+# every package of rotator-keys[all] (every provider and PostgreSQL), from the
+# hashed lock deploy/image/requirements.txt, then a wheel of this project. The
+# final image is the same Python base plus that venv and nothing else: no
+# compiler, no build tools, no pip, no source tree.
 #
 # It runs as the numeric user 10001 (numeric, so that Kubernetes can check
 # runAsNonRoot without reading /etc/passwd) and writes nothing outside:
@@ -33,18 +34,30 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
 WORKDIR /src
+# The lock first, on its own layer: a change to the source alone reuses it.
+COPY deploy/image/requirements.txt /src/requirements.txt
+# The dependencies exactly as locked: == versions, each file checked against
+# its sha256 (--require-hashes), wheels only (--only-binary :all:). Every one
+# ships wheels for linux amd64 and arm64, so nothing is compiled here either;
+# were one ever to need a compiler, install it in this stage only. The lock
+# holds setuptools too, the build backend of the next step.
+RUN python -m venv /opt/rotator/venv \
+ && /opt/rotator/venv/bin/pip install --require-hashes --only-binary :all: \
+        -r /src/requirements.txt
+
 COPY pyproject.toml README.md ./
 COPY rotator/ rotator/
 COPY providers/ providers/
 
-# Every dependency ships wheels for linux amd64 and arm64, so nothing is
-# compiled here either; were one ever to need a compiler, install it in this
-# stage only. pip and setuptools are removed from the venv at the end: the
+# rotator itself is built here from the source tree, so it has no published
+# hash to lock: its wheel is built with the locked setuptools
+# (--no-build-isolation, so pip fetches no build backend of its own) and
+# installed with --no-deps (everything it needs is in already; pip check
+# proves it). pip and setuptools are removed from the venv at the end: the
 # final image never installs anything.
-RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
- && python -m venv /opt/rotator/venv \
- && wheel="$(ls /wheels/rotator_keys-*.whl)" \
- && /opt/rotator/venv/bin/pip install "${wheel}[all]" \
+RUN /opt/rotator/venv/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
+ && /opt/rotator/venv/bin/pip install --no-deps /wheels/rotator_keys-*.whl \
+ && /opt/rotator/venv/bin/pip check \
  && /opt/rotator/venv/bin/pip uninstall --yes pip setuptools \
  && /opt/rotator/venv/bin/rotator --version
 

@@ -1,19 +1,20 @@
 """The container image (Dockerfile) and the Kubernetes manifests (deploy/kubernetes) fit rotator.
 
 Everything here reads the shipped files as they are: the YAML with PyYAML, the
-Dockerfile with a small parser of its instructions, the CLI through click's
+Dockerfile with a small parser of its instructions, the image's hashed lock
+(deploy/image/requirements.txt) with tests/locks.py, the CLI through click's
 own parser. Nothing is built or applied (there is no Docker engine or cluster
 here); ``kubectl kustomize`` renders the manifests when kubectl is installed.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import shlex
 import shutil
 import subprocess
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -21,13 +22,20 @@ from typing import Any
 import click
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from rotator.adapters.discovery import registry
 from rotator.cli.main import cli
 from rotator.policy.loader import load_policies
+from tests import locks
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+#: What the image installs besides rotator, pinned and hashed, and its path in the build context.
+IMAGE_LOCK_SOURCE = "deploy/image/requirements.txt"
+IMAGE_LOCK = ROOT / IMAGE_LOCK_SOURCE
 KUBE = ROOT / "deploy" / "kubernetes"
 #: The Kubernetes release whose schemas the manifests must satisfy: the oldest
 #: one still commonly run (it has CronJob.timeZone and Job.podFailurePolicy).
@@ -36,7 +44,8 @@ KUBERNETES_VERSION = "1.29"
 SERVICE_INSTALL = KUBE
 ONESHOT_INSTALL = KUBE / "oneshot"
 #: The extras the image must carry: every provider, Kubernetes targets, PostgreSQL.
-#: The image installs every provider and PostgreSQL (the ``all`` extra), not the sandbox.
+#: The image installs every provider and PostgreSQL (the ``all`` extra), not the sandbox;
+#: its lock is resolved for them (the ``--extra`` of the command in the lock's header).
 IMAGE_EXTRAS = {"all"}
 METRICS_PORT = 9464
 #: The namespace whose pods (Prometheus) may reach the metrics port, by the
@@ -588,43 +597,194 @@ def test_dockerfile_final_stage_has_no_build_tools() -> None:
     assert _image_env()["PATH"].startswith("/opt/rotator/venv/bin:")
 
 
-def _expanded(extras: set[str], optional: dict[str, list[str]]) -> set[str]:
-    """Return ``extras`` with every ``rotator-keys[...]`` self-reference expanded."""
-    found = set(extras)
-    for extra in extras:
-        for requirement in optional.get(extra, []):
-            inner = re.fullmatch(r"rotator-keys\[([a-z0-9,-]+)\]", requirement)
-            if inner:
-                found |= _expanded(set(inner.group(1).split(",")), optional)
+def _pip_commands(stage: list[tuple[str, str]], subcommand: str) -> list[tuple[str, list[str]]]:
+    """Return each ``pip SUBCOMMAND`` a stage runs as (the pip it runs, the words after it)."""
+    found = []
+    for keyword, rest in stage:
+        if keyword != "RUN":
+            continue
+        words = shlex.split(rest)
+        command: list[str] = []
+        for word in [*words, "&&"]:
+            if word not in {"&&", "||", ";", "|"}:
+                command.append(word)
+                continue
+            for start, program in enumerate(command[:-1]):
+                if PurePosixPath(program).name in {"pip", "pip3"}:
+                    if command[start + 1] == subcommand:
+                        found.append((program, command[start + 2 :]))
+                    break
+            command = []
     return found
 
 
-def test_dockerfile_builder_installs_the_wheel_with_the_deployment_extras() -> None:
-    """The builder installs a wheel of the project with the ``all`` extra (every provider)."""
-    builder = " ".join(rest for keyword, rest in _stages()[0] if keyword == "RUN")
-    assert "pip wheel" in builder
-    match = re.search(r"pip install \"?(\S+?)\[([a-z0-9-]+(?:,[a-z0-9-]+)*)\]", builder)
-    assert match is not None, "no install of the project with extras"
-    assert "wheel" in match.group(1) or ".whl" in match.group(1), "installs no wheel"
-    extras = set(match.group(2).split(","))
-    assert extras == IMAGE_EXTRAS
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert extras <= set(project["optional-dependencies"])
+def _copies(stage: list[tuple[str, str]]) -> list[tuple[list[str], str]]:
+    """Return each COPY from the build context as (its sources, its destination)."""
+    found = []
+    for keyword, rest in stage:
+        words = rest.split()
+        if keyword == "COPY" and not words[0].startswith("--from="):
+            found.append((words[:-1], words[-1]))
+    return found
+
+
+def _image_python() -> str:
+    """Return the Python (``3.11``) of the image's base, ``python:3.11-slim-...``."""
+    base = _final_stage()[0][1].split()[0]
+    found = re.fullmatch(r"python:(\d+\.\d+)-slim\S*", base)
+    assert found, f"the base is no python:X.Y-slim image: {base}"
+    return found.group(1)
+
+
+def _image_roots() -> list[Requirement]:
+    """Return what the image lock must hold: rotator's dependencies, extras and build backend."""
+    build = locks.project()["build-system"]["requires"]
+    return [*locks.declared(IMAGE_EXTRAS), *(Requirement(text) for text in build)]
+
+
+def test_dockerfile_installs_the_locked_dependencies_then_rotator_without_deps() -> None:
+    """The builder installs the lock with hashes required, then its own wheel of rotator alone.
+
+    Before the lock, ``pip install wheel[all]`` installed whatever versions
+    resolved on the day of the build: two builds a month apart differed.
+    """
+    builder = _stages()[0]
+    installs = _pip_commands(builder, "install")
+    [first, *others] = installs
+    lock_pip, words = first
+    assert locks.option(words, "-r"), "the first install is not the lock's"
+    assert "--require-hashes" in words, "the lock is installed without --require-hashes"
+    assert locks.option(words, "--only-binary") == ":all:", "the lock may build from source"
+    [destination] = [dest for sources, dest in _copies(builder) if IMAGE_LOCK_SOURCE in sources]
+    assert locks.option(words, "-r") == destination, "installs another file than the lock"
+    values = {":all:", destination}
+    assert [w for w in words if not w.startswith("-") and w not in values] == []
+    for name in ("--index-url", "--extra-index-url", "-i", "--find-links", "-f", "-e"):
+        assert locks.option(words, name) is None, f"the lock's install takes {name}"
+    [(build_pip, built)] = _pip_commands(builder, "wheel")
+    assert build_pip == lock_pip, "rotator's wheel is built outside the venv the lock went into"
+    assert {"--no-deps", "--no-build-isolation"} <= set(built), "a build fetches unhashed tools"
+    wheels = locks.option(built, "--wheel-dir")
+    assert wheels, "rotator's wheel goes to no known directory"
+    assert others, "rotator itself is never installed"
+    for pip, rest in others:
+        assert pip == lock_pip, f"{pip}: installs into another environment"
+        assert "--no-deps" in rest, f"pip install {' '.join(rest)}: installs unlocked packages"
+        named = [w for w in rest if not w.startswith("-")]
+        assert named == [f"{wheels}/rotator_keys-*.whl"], f"installs {named}, not rotator's wheel"
+
+
+def test_dockerignore_sends_every_file_the_dockerfile_copies() -> None:
+    """Each COPY from the build context names a path .dockerignore lets through (the lock too)."""
+    patterns = [
+        line.strip()
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    def sent(path: str) -> bool:
+        parts = PurePosixPath(path).parts
+        prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+        verdict = True
+        for pattern in patterns:
+            keep = pattern.startswith("!")
+            body = pattern.removeprefix("!").rstrip("/")
+            if any(fnmatch.fnmatchcase(prefix, body) for prefix in prefixes):
+                verdict = keep
+        return verdict
+
+    copied = [source for stage in _stages() for sources, _ in _copies(stage) for source in sources]
+    assert IMAGE_LOCK_SOURCE in copied
+    for source in copied:
+        assert (ROOT / source).exists(), f"COPY {source}: no such file in the repository"
+        assert sent(source.rstrip("/")), f"COPY {source}: .dockerignore keeps it out of the build"
+    assert not sent(".venv") and not sent("tests/test_deploy.py"), "the matcher lets all through"
+
+
+def test_the_image_lock_pins_and_hashes_every_requirement() -> None:
+    """Every line is ``name==version`` with sha256 hashes, no option or URL, and no rotator.
+
+    rotator is built in the image from the tree being built: it has no
+    published file whose hash the lock could hold.
+    """
+    requirements = locks.requirements(IMAGE_LOCK)
+    assert len(requirements) >= 30
+    for requirement in requirements:
+        assert locks.LOCKED.fullmatch(requirement), f"unpinned, unhashed or odd: {requirement}"
+    assert locks.PROJECT not in locks.pins(IMAGE_LOCK)
+
+
+def test_the_image_lock_was_made_for_the_image() -> None:
+    """The header's command resolves the image's extras for its Python, on Linux, wheels only."""
+    words = locks.command(IMAGE_LOCK)
+    assert set(locks.options(words, "--extra")) == IMAGE_EXTRAS
+    assert locks.option(words, "--python-version") == _image_python(), "re-lock for the new base"
+    platform = locks.option(words, "--python-platform") or ""
+    assert re.fullmatch(r"(?:x86_64|aarch64)-manylinux_2_\d+", platform), platform
+    assert locks.option(words, "--only-binary") == ":all:" and "--generate-hashes" in words
+    assert locks.option(words, "-o") == str(IMAGE_LOCK.relative_to(ROOT))
+
+
+def test_the_image_lock_satisfies_rotator_its_extras_and_its_build_backend() -> None:
+    """Each dependency of rotator and of ``all`` (and setuptools) is locked at a version it allows.
+
+    So is every package those need in turn, as far as this environment has
+    their metadata (the ones installed here at the locked version): the lock
+    is stale, and this fails, when pyproject.toml asks for something it lacks.
+    """
+    locked = locks.pins(IMAGE_LOCK)
+    walked = locks.walk(_image_roots(), locked, _image_python())
+    assert walked.problems == [], "re-lock (see the lock's header)"
+    # What psycopg[binary] and PyJWT[crypto] add: the C build of libpq, the JWT signer.
+    assert {"psycopg-binary", "cryptography"} <= set(locked)
+
+
+def test_the_image_lock_holds_nothing_that_nothing_needs() -> None:
+    """Every pin is needed by pyproject.toml or by another pin (the generator's ``# via``)."""
+    unneeded = locks.unneeded(_image_roots(), locks.pins(IMAGE_LOCK))
+    assert unneeded == set(), f"no longer needed: {sorted(unneeded)}; re-lock"
+
+
+def test_the_lock_checks_catch_a_stale_lock(tmp_path: Path) -> None:
+    """A lock missing a dependency, pinning one its specifier refuses, or holding an extra fails.
+
+    Each is compared with the shipped lock, so this holds whether that is fresh or not.
+    """
+    text = IMAGE_LOCK.read_text()
+    roots = _image_roots()
+    python = _image_python()
+    shipped = locks.pins(IMAGE_LOCK)
+    known = set(locks.walk(roots, shipped, python).problems)
+
+    def problems(edited: str) -> set[str]:
+        path = tmp_path / "requirements.txt"
+        path.write_text(edited)
+        return set(locks.walk(roots, locks.pins(path), python).problems) - known
+
+    without_hvac = re.sub(r"(?m)^hvac==.*\n(?:[ #].*\n)*", "", text)
+    assert without_hvac != text
+    found = problems(without_hvac)
+    assert found and all(problem.startswith("hvac") for problem in found), found
+    found = problems(re.sub(r"(?m)^pydantic==\S+", "pydantic==1.10.0", text))
+    assert any(p.startswith("pydantic") and "1.10.0" in p for p in found), found
+    unneeded = locks.unneeded(roots, shipped)
+    path = tmp_path / "extra.txt"
+    path.write_text(
+        f"{text}left-pad==1.0 \\\n    --hash=sha256:{'0' * 64}\n    # via {locks.PROJECT}\n"
+    )
+    assert locks.unneeded(roots, locks.pins(path)) - unneeded == {"left-pad"}
+    assert "hvac" in {root.name for root in roots}, "the demonstration needs hvac among them"
+    fewer = [root for root in roots if root.name != "hvac"]
+    assert locks.unneeded(fewer, shipped) - unneeded == {"hvac"}
 
 
 def test_the_image_installs_what_every_adapter_needs() -> None:
-    """Each installed adapter's extra is in the image's install set: every integration runs there.
+    """Each installed adapter's extra is in the image's, and what it imports is in the image lock.
 
     The image once lacked ``github`` and ``azure-apim``, so GitHub Actions
     targets and APIM subscriptions, both advertised, could not run in it.
     """
-    builder = " ".join(rest for keyword, rest in _stages()[0] if keyword == "RUN")
-    match = re.search(r"pip install \"?\S+?\[([a-z0-9,-]+)\]", builder)
-    assert match is not None
-    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"
-    ]
-    installed = _expanded(set(match.group(1).split(",")), optional)
+    installed = locks.expanded(IMAGE_EXTRAS)
     assert "sandbox" not in installed, "local servers have no place in the production image"
     found = registry()
     adapters = [
@@ -637,6 +797,14 @@ def test_the_image_installs_what_every_adapter_needs() -> None:
     needed = {adapter.extra for adapter in adapters if adapter.extra}
     assert needed, "no adapter declares an extra: the registry did not load"
     assert needed <= installed, f"the image lacks {sorted(needed - installed)}"
+    locked = locks.pins(IMAGE_LOCK)
+    imported = {name for adapter in adapters for name in adapter.requires}
+    assert len(imported) >= 5, "no adapter says what it imports: the registry did not load"
+    for adapter in adapters:
+        for name in adapter.requires:
+            assert canonicalize_name(name) in locked, f"{adapter.__name__}: {name} is not locked"
+    walked = locks.walk([Requirement(name) for name in sorted(imported)], locked, _image_python())
+    assert walked.problems == [], "what an adapter imports needs packages the lock lacks"
 
 
 def test_dockerfile_environment_defaults() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,14 +15,13 @@ import click
 import pytest
 import yaml
 from click.testing import CliRunner
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
 from rotator import clock
 from rotator.cli.main import cli
 from rotator.engine.report import Outcome, Result, RunReport
 from rotator.lifecycle import State
 from rotator.reports.summary import RunSummary
+from tests import locks
 from tests.conftest import AWS_REGION, START
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,10 +39,6 @@ PIPELINE_EXTRAS = {"aws", "vault", "azure", "postgres"}
 _USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<action>[^@\s]+)@(?P<ref>\S+)(?P<rest>.*)$")
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
 _VERSION_COMMENT = re.compile(r"\s+# v\d+\.\d+\.\d+$")
-_LOCKED = re.compile(
-    r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[(?P<extras>[a-z0-9,_-]+)\])?"
-    r"==(?P<version>[A-Za-z0-9.+!_-]+)(?P<hashes>(?: --hash=sha256:[0-9a-f]{64})+)"
-)
 
 
 def _github() -> dict[Any, Any]:
@@ -170,75 +164,51 @@ def _pip_installs() -> list[tuple[str, list[str]]]:
     return found
 
 
-def _option(words: list[str], name: str) -> str | None:
-    """Return the value of ``name`` (``--opt value`` or ``--opt=value``) among pip's words."""
-    for index, word in enumerate(words):
-        if word == name and index + 1 < len(words):
-            return words[index + 1]
-        if word.startswith(f"{name}="):
-            return word.split("=", 1)[1]
-    return None
-
-
 def test_every_pip_install_requires_hashes_from_the_lock() -> None:
     """Each pipeline installs only from its copy of the lock, hashes required, no source builds."""
     installs = _pip_installs()
     assert {where for where, _ in installs} == set(LOCK_COPIES)
     for where, words in installs:
         assert "--require-hashes" in words, f"{where}: pip install without --require-hashes"
-        assert _option(words, "--only-binary") == ":all:", f"{where}: may build from source"
-        assert _option(words, "-r") == LOCK_COPIES[where], f"{where}: not from the lock"
+        assert locks.option(words, "--only-binary") == ":all:", f"{where}: may build from source"
+        assert locks.option(words, "-r") == LOCK_COPIES[where], f"{where}: not from the lock"
         values = {":all:", LOCK_COPIES[where]}
         named = [w for w in words if not w.startswith("-") and w not in values]
         assert named == [], f"{where}: installs {named} outside the lock"
         for option in ("--index-url", "--extra-index-url", "-i", "--find-links", "-f", "-e"):
-            assert _option(words, option) is None, f"{where}: {option}"
+            assert locks.option(words, option) is None, f"{where}: {option}"
     for path in (GITHUB, GITLAB):
         text = path.read_text()
         assert "deploy/ci/requirements.txt" in text and LOCK_COPIES[path.name] in text
 
 
-def _lock_requirements() -> list[str]:
-    """Return the lock's requirements, each on one line with its hashes, comments dropped."""
-    joined = LOCK.read_text().replace("\\\n", " ")
-    lines = (line.split("#", 1)[0].strip() for line in joined.splitlines())
-    return [" ".join(line.split()) for line in lines if line]
-
-
 def test_the_lock_pins_and_hashes_every_requirement() -> None:
     """Every requirement of the lock is ``name==version`` with sha256 hashes; no option, no URL."""
-    requirements = _lock_requirements()
+    requirements = locks.requirements(LOCK)
     assert len(requirements) >= 30
     for requirement in requirements:
-        assert _LOCKED.fullmatch(requirement), f"unpinned, unhashed or odd: {requirement}"
-
-
-def _locked() -> dict[str, re.Match[str]]:
-    """Return the lock's pins by canonical package name."""
-    matches = [_LOCKED.fullmatch(r) for r in _lock_requirements()]
-    return {canonicalize_name(m["name"]): m for m in matches if m}
+        assert locks.LOCKED.fullmatch(requirement), f"unpinned, unhashed or odd: {requirement}"
 
 
 def test_the_lock_installs_this_rotator_with_the_pipeline_extras() -> None:
     """The lock names rotator-keys at pyproject's version with the extras the pipelines use."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    rotator = _locked()["rotator-keys"]
-    assert rotator["version"] == project["version"]
-    assert set(rotator["extras"].split(",")) == PIPELINE_EXTRAS
+    rotator = locks.pins(LOCK)["rotator-keys"]
+    assert rotator.version == locks.project()["project"]["version"]
+    assert rotator.extras == PIPELINE_EXTRAS
 
 
 def test_the_lock_satisfies_every_requirement_of_rotator_and_those_extras() -> None:
-    """Each dependency pyproject declares (and those extras) is locked at a version it allows."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = [*project["dependencies"]]
-    for extra in sorted(PIPELINE_EXTRAS):
-        declared += project["optional-dependencies"][extra]
-    locked = _locked()
-    for text in declared:
-        requirement = Requirement(text)
-        found = locked.get(canonicalize_name(requirement.name))
-        assert found is not None, f"{requirement.name} is not in the lock"
-        assert requirement.specifier.contains(found["version"], prereleases=True), text
+    """Each dependency pyproject declares (and those extras) is locked at a version it allows.
+
+    So is every package those need in turn, as far as this environment has
+    their metadata (the ones installed here at the locked version).
+    """
+    assert set(locks.options(locks.command(LOCK), "--extra")) == PIPELINE_EXTRAS
+    python = locks.option(locks.command(LOCK), "--python-version")
+    assert python is not None
+    locked = locks.pins(LOCK)
+    walked = locks.walk(locks.declared(PIPELINE_EXTRAS), locked, python)
+    assert walked.problems == []
     assert "psycopg-binary" in locked  # psycopg[binary]: the C build, no compiler in the job
 
 
