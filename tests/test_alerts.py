@@ -411,3 +411,53 @@ def test_an_emergency_rolls_back_an_unfinished_rotation(
     current = aws.get_secret_value(SecretId="app/db", VersionStage="AWSCURRENT")
     assert current["SecretString"] != "the-leaked-value-1234"
     assert [a["event"] for a in _alerts(tmp_path)] == ["emergency-rotation"]
+
+
+def test_a_notifier_takes_the_alerts_of_the_secrets_its_match_selects(
+    aws: Any, tmp_path: Path, clock: FakeClock
+) -> None:
+    """`match: {labels: ...}` routes a team's alerts without each policy naming the notifier."""
+    for name in ("app/db", "search/db"):
+        aws.create_secret(Name=name, SecretString=f"the-current-value-of-{name}")
+    refusing = _refusing_check(tmp_path)  # both rotations fail: each raises rotation-failed
+    body = _notifiers(tmp_path, "match: {labels: {team: payments}}") + (
+        """
+secrets:
+  - name: app/db
+    owner: team-payments
+    labels: {team: payments, tier: "1"}
+    store: {provider: aws-secretsmanager, secret_id: app/db}
+    schedule: {every: 30d}
+    grace: 1h
+"""
+        + refusing
+        + """
+  - name: search/db
+    labels: {team: search}
+    store: {provider: aws-secretsmanager, secret_id: search/db}
+    schedule: {every: 30d}
+    grace: 1h
+"""
+        + refusing
+    )
+    engine = _engine(tmp_path, body, clock)
+    engine.rotate("app/db")
+    engine.rotate("search/db")
+    alerts = _alerts(tmp_path)
+    assert [(a["event"], a["secret"]) for a in alerts] == [("rotation-failed", "app/db")]
+    assert alerts[0]["labels"] == {"team": "payments", "tier": "1"}
+    assert alerts[0]["owner"] == "team-payments"
+
+
+def test_an_empty_match_is_refused_with_its_place(tmp_path: Path) -> None:
+    """A match that names nothing would match every secret: a located error instead."""
+    (tmp_path / "p.yaml").write_text(
+        "notifiers:\n  ops:\n    kind: webhook\n    url: https://alerts.example.com/x\n"
+        "    match: {}\n"
+        "secrets:\n  - name: a\n    store: {provider: aws-secretsmanager, secret_id: a}\n"
+        "    schedule: {every: 30d}\n    grace: 1h\n"
+    )
+    with pytest.raises(PolicyError) as caught:
+        load_policies(tmp_path / "p.yaml")
+    [problem] = caught.value.problems
+    assert problem.line == 5 and "match must name labels or an owner" in problem.reason

@@ -201,6 +201,8 @@ class Alert:
     key: str
     rotation_id: str | None = None
     owner: str | None = None
+    #: The secret's labels, as its policy gives them (a receiver may route on them).
+    labels: Mapping[str, str] = field(default_factory=dict)
     details: Mapping[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -214,5 +216,6 @@ class Alert:
             "key": self.key,
             "rotation_id": self.rotation_id,
             "owner": self.owner,
+            "labels": dict(self.labels),
             "details": dict(self.details),
         }

@@ -69,6 +69,7 @@ for command in (
     rotation.rotate,
     state.status,
     state.history,
+    state.describe,
     sandbox.sandbox,
     audit.audit,
     leaks.leaks,

@@ -34,6 +34,7 @@ from rotator.policy.loader import (
     load_policies,
     load_readable_policies,
 )
+from rotator.policy.selection import Selection
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -110,6 +111,46 @@ def config_options(func: F) -> F:
             fail(f"{len(exc.problems)} problem(s) in the policy files; nothing was changed")
         except (ConfigError, JournalError) as exc:
             fail(str(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def secret_names(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """Complete a secret's name from the policies ``--config`` names (shell completion).
+
+    Reads what loads of the policy files, quietly: a completion never fails
+    out loud, it offers nothing.
+    """
+    config = ctx.params.get("config") or os.environ.get("ROTATOR_CONFIG") or "schedules"
+    # The shell reads stdout as the candidates: a log line there would be one.
+    logs.configure("json", "error")
+    try:
+        names = [p.name for p in load_readable_policies(Path(config)).policies]
+    except Exception:  # noqa: BLE001 (whatever is wrong, a completion offers nothing)
+        return []
+    return sorted(n for n in names if n.startswith(incomplete))
+
+
+def selection_options(func: F) -> F:
+    """Add ``NAME...``, ``--label KEY=VALUE`` and ``--owner`` (passed as ``selection``)."""
+
+    @click.argument("names", nargs=-1, shell_complete=secret_names)
+    @click.option(
+        "--label",
+        "labels",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Only secrets with this label (repeat: all must match).",
+    )
+    @click.option("--owner", default=None, help="Only secrets of this owner.")
+    @wraps(func)
+    def wrapper(*args: Any, names: tuple[str, ...], labels: tuple[str, ...], **kwargs: Any) -> Any:
+        owner = kwargs.pop("owner")
+        try:
+            selection = Selection.of(names, labels, owner)
+        except ConfigError as exc:
+            fail(str(exc))
+        return func(*args, selection=selection, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 

@@ -22,6 +22,7 @@ import click
 from rotator.cli.console import err, plain, print_json
 from rotator.cli.options import config_options, engine_for, json_option
 from rotator.errors import ConfigError, RotatorError
+from rotator.policy.selection import Selection
 from rotator.reports import permissions as perms
 
 
@@ -72,9 +73,7 @@ def permissions(
 ) -> None:
     """Print the minimal permissions the policies (or NAMES) need, per system."""
     engine = engine_for(config, state)
-    unknown = sorted(set(names) - set(engine.policies))
-    if unknown:
-        raise ConfigError(f"no policy named {', '.join(repr(n) for n in unknown)}")
+    Selection(names).check_names(engine.policies)
     if account is not None:
         try:
             perms.use_account(engine.runtime, account)

@@ -26,7 +26,13 @@ from rotator.adapters import shutdown
 from rotator.adapters.secret import SecretValue
 from rotator.cli.console import EXIT_FAILED, err, out, plain, print_json, when
 from rotator.cli.environment import listen_address
-from rotator.cli.options import config_options, engine_for, json_option
+from rotator.cli.options import (
+    config_options,
+    engine_for,
+    json_option,
+    secret_names,
+    selection_options,
+)
 from rotator.clock import system_clock
 from rotator.engine.concurrency import DEFAULT_PER_PROVIDER, DEFAULT_TOTAL
 from rotator.engine.preflight import Verdict
@@ -34,6 +40,7 @@ from rotator.engine.report import Action, PlanItem, Result, RunReport
 from rotator.engine.runner import Engine
 from rotator.errors import ConfigError
 from rotator.output.escaping import printable
+from rotator.policy.selection import Selection
 from rotator.reports.summary import RunSummary, outcomes_as_json
 from rotator.service.health import HealthServer
 from rotator.service.loop import Service, ServiceSettings
@@ -48,16 +55,18 @@ MAX_SUPPLIED_VALUE = 65536
 
 @click.command()
 @json_option()
+@selection_options
 @config_options
-def plan(config: str, state: str, as_json: bool) -> None:
+def plan(config: str, state: str, selection: Selection, as_json: bool) -> None:
     """Show what is due, when and why; changes nothing.
 
-    Exits 1 when a secret could not be planned (its store unreadable, or an
-    open rotation no policy names any more), so a pipeline gating on the plan
-    stops there.
+    NAME... (shell patterns such as 'payments/*'), --label and --owner narrow
+    it. Exits 1 when a secret could not be planned (its store unreadable, or
+    an open rotation no policy names any more), so a pipeline gating on the
+    plan stops there.
     """
     engine = engine_for(config, state)
-    items = engine.plan()
+    items = engine.plan(names=None if selection.everything else selection.chosen(engine.policies))
     if as_json:
         print_json([i.as_dict() for i in items])
     else:
@@ -264,16 +273,16 @@ def _summary_written(summary: RunSummary, json_file: str | None, markdown: str |
 
 
 @click.command()
-@click.argument("names", nargs=-1)
 @json_option()
+@selection_options
 @config_options
-def check(config: str, state: str, names: tuple[str, ...], as_json: bool) -> None:
-    """Preflight, changing nothing: store, issuer, targets and checks of each policy (or NAMES)."""
+def check(config: str, state: str, selection: Selection, as_json: bool) -> None:
+    """Preflight, changing nothing: store, issuer, targets and checks of each policy (or NAMES).
+
+    NAME... (shell patterns such as 'payments/*'), --label and --owner narrow it.
+    """
     engine = engine_for(config, state)
-    unnamed = sorted(set(names) - set(engine.policies))
-    if unnamed:
-        raise ConfigError(f"no policy named {', '.join(repr(n) for n in unnamed)}")
-    findings = engine.check(names or sorted(engine.policies))
+    findings = engine.check(selection.chosen(engine.policies))
     failed = [f for f in findings if f.verdict is Verdict.FAILED]
     unchecked = [f for f in findings if f.verdict is Verdict.UNKNOWN]
     # What could not be checked is no proof: a pipeline gating on check stops there too.
@@ -304,7 +313,7 @@ def check(config: str, state: str, names: tuple[str, ...], as_json: bool) -> Non
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=secret_names)
 @click.option(
     "--emergency",
     is_flag=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import click
+import yaml
 from rich.table import Table
 
 from rotator.adapters.durations import format_duration
@@ -14,10 +15,17 @@ from rotator.cli.options import (
     engine_for_reading,
     json_option,
     named_key_file,
+    secret_names,
+    selection_options,
 )
 from rotator.clock import system_clock
 from rotator.errors import ConfigError
 from rotator.journal.journal import Journal
+from rotator.lifecycle import State
+from rotator.output.spelling import did_you_mean
+from rotator.policy.selection import Selection
+from rotator.reports.description import Description
+from rotator.reports.description import describe as describe_secret
 from rotator.reports.history import history_as_json
 from rotator.reports.status import LastUse, StatusReport, read_status
 
@@ -33,21 +41,57 @@ STATUS_COLUMNS = (
 
 
 @click.command()
+@click.option(
+    "--in-state",
+    "in_states",
+    multiple=True,
+    metavar="STATE",
+    help="Only secrets in this state (grace, done, rolled_back, needs-attention, "
+    "never rotated...; repeat for several). --state is the journal.",
+)
 @json_option()
+@selection_options
 @config_options
-def status(config: str, state: str, as_json: bool) -> None:
+def status(
+    config: str, state: str, selection: Selection, in_states: tuple[str, ...], as_json: bool
+) -> None:
     """Per secret: state, age, last rotation, next due, grace deadline of the old one.
 
-    Works while a policy file is invalid: its problems are warned of on
-    stderr, and the secrets the journal knows whose policy did not load are
-    shown from the journal alone (no next due). Exit 0.
+    NAME... (shell patterns such as 'payments/*'), --label, --owner and
+    --in-state narrow the list. Works while a policy file is invalid: its
+    problems are warned of on stderr, and the secrets the journal knows whose
+    policy did not load are shown from the journal alone (no next due). Exit 0.
     """
+    wanted = _known_states(in_states)
     engine, readable = engine_for_reading(config, state)
     report = read_status(engine, complete=not readable.problems)
+    selection.check_names(r.secret for r in report.rows)
+    rows = [
+        r
+        for r in report.rows
+        if selection.chooses(r.secret, engine.policies.get(r.secret))
+        and (not wanted or r.state in wanted)
+    ]
+    report = StatusReport(report.now, rows)
     if as_json:
         print_json(report.as_json())
         return
+    if not rows and (wanted or not selection.everything):
+        out.print("no secret matches", highlight=False)
+        return
     print_status(report)
+
+
+def _known_states(states: tuple[str, ...]) -> set[str]:
+    """Check ``--in-state`` values against what status shows (ConfigError, did-you-mean)."""
+    known = [*(s.value for s in State), "never rotated", "needs-attention"]
+    for wanted in states:
+        if wanted not in known:
+            raise ConfigError(
+                f"--in-state {wanted!r} is no state{did_you_mean(wanted, known)} "
+                f"(known: {', '.join(known)})"
+            )
+    return set(states)
 
 
 def print_status(report: StatusReport) -> None:
@@ -87,7 +131,7 @@ def _used_when(at: LastUse, ref: str | None, now: datetime) -> str:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=secret_names)
 @json_option()
 @config_options
 def history(config: str, state: str, name: str, as_json: bool) -> None:
@@ -101,7 +145,10 @@ def history(config: str, state: str, name: str, as_json: bool) -> None:
             if readable.skipped_files
             else ""
         )
-        raise ConfigError(f"no policy and no history for {name!r}{unsure}")
+        known = [*engine.policies, *(journal.summaries() if journal.exists() else {})]
+        raise ConfigError(
+            f"no policy and no history for {name!r}{did_you_mean(name, known)}{unsure}"
+        )
     if as_json:
         print_json(history_as_json(entries))
         return
@@ -121,6 +168,84 @@ def history(config: str, state: str, name: str, as_json: bool) -> None:
                 plain(e.outcome),
                 plain(moved),
                 plain(e.detail or ""),
+            )
+        out.print(table)
+
+
+@click.command()
+@click.argument("name", shell_complete=secret_names)
+@json_option()
+@config_options
+def describe(config: str, state: str, name: str, as_json: bool) -> None:
+    """One secret whole: its policy as loaded, state, next due and why, credentials, alerts.
+
+    The policy is shown with every default filled in; the credentials by
+    version and reference as the journal knows them; the last rotations and
+    the alerts raised. Works while a policy file is invalid (from the journal
+    alone). Exit 0; 2 for a name neither the policies nor the journal know.
+    """
+    engine, readable = engine_for_reading(config, state)
+    found = describe_secret(engine, name, complete=not readable.problems)
+    if found.policy is None and not found.rotations:
+        known = [*engine.policies, *(engine.journal.summaries() if engine.journal.exists() else {})]
+        raise ConfigError(f"no policy and no history for {name!r}{did_you_mean(name, known)}")
+    if as_json:
+        print_json(found.as_dict())
+        return
+    print_description(found)
+
+
+def print_description(found: Description) -> None:
+    """Print a description: the policy as YAML, then standing, plan, credentials and history."""
+    now = found.now
+    out.print(plain(f"secret {found.name}", "bold"))
+    policy = found.policy_as_dict()
+    if policy is None:
+        out.print("policy: not loaded (its file has problems: see `rotator validate`)")
+    else:
+        out.print(plain(yaml.safe_dump({"policy": policy}, sort_keys=False, allow_unicode=True)))
+    row = found.status
+    if row is not None:
+        out.print(
+            plain(
+                f"state: {row.state}{' (overdue)' if row.overdue else ''}; "
+                f"current since {when(row.current_since, now)}; next due {when(row.next_due, now)}"
+            )
+        )
+    for item in found.plan:
+        due = "due now" if item.due else f"at {when(item.due_at, now)}"
+        out.print(plain(f"next: {item.action.value} {due}: {item.reason}"))
+    for which, credential in found.credentials.items():
+        out.print(
+            plain(
+                f"{which}: version {credential['version'] or '-'}, ref {credential['ref'] or '-'}"
+            )
+        )
+    if found.rotations:
+        table = Table(title="last rotations", title_justify="left")
+        for column in ("rotation", "trigger", "state", "started", "error"):
+            table.add_column(column)
+        for rotation, _ in found.rotations:
+            table.add_row(
+                plain(rotation.id[:12]),
+                plain(rotation.trigger + (" (emergency)" if rotation.emergency else "")),
+                rotation.state.value,
+                when(rotation.created_at, now),
+                plain(rotation.error or ""),
+            )
+        out.print(table)
+    else:
+        out.print("never rotated")
+    if found.alerts:
+        table = Table(title="alerts", title_justify="left")
+        for column in ("event", "notifier", "raised", "delivered"):
+            table.add_column(column)
+        for alert in found.alerts:
+            table.add_row(
+                plain(alert.event),
+                plain(alert.notifier),
+                when(alert.raised_at, now),
+                when(alert.sent_at, now) if alert.sent_at else f"no ({alert.attempts} attempts)",
             )
         out.print(table)
 

@@ -1,7 +1,8 @@
 """Alerts: telling people, once per condition, through the notifiers they declared.
 
-A secret's policy names its notifiers (``alerts: [ops]``); each notifier
-says which events it wants (``events:``, by default every event but
+A secret's policy names its notifiers (``alerts: [ops]``), and a notifier
+may also take the alerts of every secret its ``match:`` selects (by labels,
+by owner); each notifier says which events it wants (``events:``, by default every event but
 ``rotation-succeeded``). :meth:`Alerting.raise_alert` records the alert in
 the journal's ``alerts`` table first (one row per secret, event and
 notifier, holding the *condition*: the failed rotation's id, the overdue
@@ -111,6 +112,7 @@ class Alerting:
         to: Iterable[str] | None,
         rotation_id: str | None = None,
         owner: str | None = None,
+        labels: Mapping[str, str] | None = None,
         details: Mapping[str, str] | None = None,
     ) -> Delivery:
         """Raise an alert for ``condition``; send it where it was not sent for this condition.
@@ -128,6 +130,7 @@ class Alerting:
             key=alert_key(event, secret, condition),
             rotation_id=rotation_id,
             owner=owner,
+            labels=dict(labels or {}),
             details=dict(details or {}),
         )
         quiet = event is AlertEvent.ROTATION_SUCCEEDED  # the rotation itself is logged
@@ -194,6 +197,7 @@ class Alerting:
                 key=data["key"],
                 rotation_id=data["rotation_id"],
                 owner=data["owner"],
+                labels=data.get("labels", {}),  # alerts kept before labels were sent have none
                 details=data["details"],
             )
             ok = self._deliver(row.notifier, alert, row)
@@ -286,8 +290,18 @@ class SecretAlerts:
             summary,
             secret=name,
             condition=condition,
-            to=policy.alerts if policy is not None else (),
+            to=self.notifiers_of(policy) if policy is not None else (),
             rotation_id=rotation_id,
             owner=policy.owner if policy is not None else None,
+            labels=policy.labels if policy is not None else None,
             details=details,
         )
+
+    def notifiers_of(self, policy: Policy) -> list[str]:
+        """Return the notifiers a secret's alerts go to: those it names, then those matching it."""
+        matching = [
+            name
+            for name, spec in sorted(self.alerting.specs.items())
+            if spec.match is not None and spec.match.selects(policy)
+        ]
+        return list(dict.fromkeys([*policy.alerts, *matching]))

@@ -55,6 +55,7 @@ from rotator.journal.journal import Journal
 from rotator.journal.leases import lease_owner
 from rotator.journal.records import SecretSummary
 from rotator.lifecycle import State
+from rotator.output.spelling import did_you_mean
 from rotator.policy.model import NotifierSpec, Policy
 from rotator.policy.schedule import max_age
 
@@ -379,7 +380,7 @@ class Engine:
         """
         policy = self.policies.get(name)
         if policy is None:
-            raise ConfigError(f"no policy named {name!r}")
+            raise ConfigError(f"no policy named {name!r}{did_you_mean(name, self.policies)}")
         issuer = self.adapters.issuer(policy.issuer.kind)
         if value is not None and not issuer.accepts_value:
             raise ConfigError(

@@ -84,7 +84,7 @@ class Database:
             with self._engine.connect() as conn:
                 return sa.inspect(conn).has_table("schema_migrations")
         except SQLAlchemyError as exc:
-            raise JournalError(f"cannot read journal {self.describe()}: {exc}") from None
+            raise JournalError(f"cannot read journal {self.describe()}: {said(exc)}") from None
 
     def has_rotations(self) -> bool:
         """Tell whether the journal exists and records at least one rotation."""
@@ -121,7 +121,7 @@ class Database:
                     )
                 self._apply_migrations(conn, clock, key)
         except OperationalError as exc:
-            raise JournalError(f"cannot migrate journal {self.describe()}: {exc}") from None
+            raise JournalError(f"cannot migrate journal {self.describe()}: {said(exc)}") from None
         if path is not None:
             for suffix in ("", "-wal", "-shm"):
                 extra = Path(str(path) + suffix)
@@ -236,16 +236,47 @@ def safe_url(url: str) -> str:
         return "<unparsable URL>"
 
 
+#: The databases a journal may live in, by URL scheme.
+SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
+#: Longest piece of a driver's own words kept in an error.
+_SAID = 300
+
+
+def said(exc: BaseException) -> str:
+    """Say what went wrong in the driver's own words, without SQLAlchemy's wrapping.
+
+    SQLAlchemy wraps a driver's error with its class, the statement and a
+    "Background on this error" link; the operator needs the driver's
+    sentence (connection refused, password failed), scrubbed and on one line.
+    """
+    inner = getattr(exc, "orig", None)
+    text = str(inner) if inner is not None else str(exc)
+    text = text.split("(Background on this error", 1)[0].split("[SQL:", 1)[0]
+    return redact.outside_text(" ".join(text.split()), _SAID) or type(exc).__name__
+
+
 def _connect(url: str) -> Engine:
     """Create the engine for ``url``: SQLite with WAL and up-front write locks, or psycopg."""
+    scheme = url.partition("://")[0].lower()
+    if scheme not in SCHEMES:
+        raise JournalError(
+            f"cannot use journal {safe_url(url)}: rotator keeps its journal in SQLite "
+            "(sqlite:///PATH) or PostgreSQL (postgresql://USER@HOST/DB), not "
+            f"{redact.outside_text(scheme, 40)!r}"
+        )
     try:
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         # pre_ping: a pooled connection that died with a database restart
         # is replaced before use instead of failing the next statement.
         engine = sa.create_engine(url, future=True, pool_pre_ping=True)
-    except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise JournalError(f"cannot use journal {safe_url(url)}: {exc}") from None
+    except ImportError:
+        raise JournalError(
+            f"cannot use journal {safe_url(url)}: a PostgreSQL journal needs psycopg, which "
+            "is not installed: pip install 'rotator-keys[postgres]'"
+        ) from None
+    except (SQLAlchemyError, ValueError) as exc:
+        raise JournalError(f"cannot use journal {safe_url(url)}: {said(exc)}") from None
     if engine.dialect.name == "sqlite":
 
         @sa.event.listens_for(engine, "connect")

@@ -248,6 +248,29 @@ class VerifierSpec(BaseModel):
         )
 
 
+class SecretMatch(BaseModel):
+    """Which secrets' alerts a notifier gets without their policies naming it (``match:``)."""
+
+    model_config = _FROZEN
+
+    #: Every one of these labels, with this value.
+    labels: dict[str, str] = Field(default_factory=dict)
+    owner: str | None = None
+
+    @model_validator(mode="after")
+    def _narrows(self) -> SecretMatch:
+        """Refuse an empty match (it would match every secret: say so with ``alerts:``)."""
+        if not self.labels and self.owner is None:
+            raise ValueError("match must name labels or an owner")
+        return self
+
+    def selects(self, policy: Policy) -> bool:
+        """Tell whether ``policy``'s secret is one of those matched."""
+        if self.owner is not None and policy.owner != self.owner:
+            return False
+        return all(policy.labels.get(k) == v for k, v in self.labels.items())
+
+
 class NotifierSpec(BaseModel):
     """A notifier declared under ``notifiers:``: its kind, the events it gets, its fields."""
 
@@ -256,6 +279,8 @@ class NotifierSpec(BaseModel):
     kind: str
     #: The alert events sent to it (default: every event but ``rotation-succeeded``).
     events: tuple[AlertEvent, ...] = DEFAULT_ALERT_EVENTS
+    #: The secrets whose alerts it gets beside those that name it in ``alerts:``.
+    match: SecretMatch | None = None
     config: ProviderConfig
 
     @model_validator(mode="before")
@@ -266,6 +291,7 @@ class NotifierSpec(BaseModel):
             return data
         fields = dict(data)
         events = fields.pop("events", None)
+        match = fields.pop("match", None)
         split = _adapter_block(
             fields,
             info,
@@ -275,7 +301,8 @@ class NotifierSpec(BaseModel):
             default=None,
             role="notifiers",
         )
-        return split if events is None else {**split, "events": events}
+        extra = {"events": events, "match": match}
+        return {**split, **{k: v for k, v in extra.items() if v is not None}}
 
     @field_validator("events")
     @classmethod

@@ -10,6 +10,8 @@ the secrets it breaks.
 
 from __future__ import annotations
 
+import json
+import shlex
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -88,6 +90,26 @@ def _known_fields(parent: tuple[str | int, ...], data: Any, registry: Registry) 
     return []
 
 
+#: The longest value repeated in a suggestion.
+_SUGGESTED = 200
+
+
+def _as_list(field: str, value: Any) -> str:
+    """Suggest the list a string meant: a command's words, or the one item (or ``""``)."""
+    if not isinstance(value, str) or len(value) > _SUGGESTED:
+        return ""
+    if field == "command":
+        try:
+            words = shlex.split(value)
+        except ValueError:
+            words = value.split()
+        return (
+            f"; write {field}: {json.dumps(words)} (one item per argument: no shell runs it, "
+            "so pipes, globs and $VARIABLES are not expanded)"
+        )
+    return f"; write {field}: {json.dumps([value])}"
+
+
 def _reason(error: ErrorDetails, data: Any, registry: Registry) -> str:
     """Rewrite a pydantic error message in the words of a policy author."""
     kind, loc, ctx = error["type"], error["loc"], error.get("ctx") or {}
@@ -107,7 +129,7 @@ def _reason(error: ErrorDetails, data: Any, registry: Registry) -> str:
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return f"expected a mapping, got {kind_of(value)}"
     if kind == "list_type":
-        return f"expected a list, got {kind_of(value)}"
+        return f"expected a list, got {kind_of(value)}{_as_list(str(field), value)}"
     if kind in ("literal_error", "enum"):
         return f"expected one of {ctx.get('expected')}, got {value!r}"
     if kind in ("greater_than_equal", "greater_than"):

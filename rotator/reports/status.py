@@ -12,7 +12,7 @@ a value.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -21,6 +21,7 @@ from rotator.engine.report import Action, PlanItem
 from rotator.engine.runner import Engine
 from rotator.journal.records import SecretSummary, Usage
 from rotator.lifecycle import State
+from rotator.policy.model import Policy
 
 #: A credential the issuer says was never used.
 NEVER: Literal["never"] = "never"
@@ -51,6 +52,9 @@ class StatusRow:
     old_last_used: LastUse
     #: False for a secret shown from the journal alone, its policy file having problems.
     policy_loaded: bool = True
+    #: Who answers for it, and its labels, as its policy says (for routing and filters).
+    owner: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the JSON form (times in ISO 8601, the age as a duration such as ``3d4h``)."""
@@ -70,6 +74,8 @@ class StatusRow:
             "old_ref": self.old_ref,
             "old_last_used": _iso(self.old_last_used),
             "policy_loaded": self.policy_loaded,
+            "owner": self.owner,
+            "labels": dict(self.labels),
         }
 
 
@@ -99,7 +105,9 @@ def read_status(engine: Engine, *, complete: bool = True) -> StatusReport:
     unloaded = () if complete else sorted(set(summaries) - set(engine.policies))
     asked = [*engine.policies, *unloaded]
     used = journal.usage.of(asked) if summaries else {}
-    rows = status_rows(engine.policies, summaries, plan, used, now, unloaded=unloaded)
+    rows = status_rows(
+        engine.policies, summaries, plan, used, now, unloaded=unloaded, policies=engine.policies
+    )
     return StatusReport(now, rows)
 
 
@@ -111,11 +119,13 @@ def status_rows(
     now: datetime,
     *,
     unloaded: Iterable[str] = (),
+    policies: Mapping[str, Policy] | None = None,
 ) -> list[StatusRow]:
     """Return one row per name (sorted) from the journal's summaries, the plan and last uses.
 
     Each of ``unloaded`` (secrets whose policy did not load) gets a row
     from its summary alone, ``policy_loaded`` False, sorted in with the rest.
+    ``policies`` give each row its owner and labels.
     """
     due = {i.secret: i for i in plan if i.action in (Action.ROTATE, Action.REMIND)}
     attention = {i.secret for i in plan if i.action is Action.ATTENTION}
@@ -129,6 +139,7 @@ def status_rows(
         item = due.get(name)
         current_ref = (last.new_ref if last.succeeded else last.old_ref) if last else None
         old_ref = grace.old_ref if grace else None
+        policy = (policies or {}).get(name)
         state = last.state.value if last else "never rotated"
         rows.append(
             StatusRow(
@@ -147,6 +158,8 @@ def status_rows(
                 old_ref=old_ref,
                 old_last_used=_last_use(used, name, old_ref),
                 policy_loaded=name not in without_policy,
+                owner=policy.owner if policy else None,
+                labels=dict(policy.labels) if policy else {},
             )
         )
     return rows
