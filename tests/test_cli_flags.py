@@ -43,6 +43,7 @@ PRINTS_DATA = {
     "check",
     "status",
     "history",
+    "describe",
     "db upgrade",
     "audit verify",
     "audit accept",

@@ -212,3 +212,15 @@ def test_journal_errors_are_said_in_rotators_words(
     assert said in result.output and unsaid not in result.output
     assert "psycopg.OperationalError" not in result.output
     assert "not-the-password" not in result.output
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_the_documented_completion_scripts_are_printed(shell: str) -> None:
+    """docs/operations.md's `_ROTATOR_COMPLETE=<shell>_source rotator` prints a script."""
+    guide = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()
+    assert f"_ROTATOR_COMPLETE={shell}_source rotator" in guide
+    result = CliRunner().invoke(
+        cli, [], prog_name="rotator", env={"_ROTATOR_COMPLETE": f"{shell}_source"}
+    )
+    assert result.exit_code == 0
+    assert "_ROTATOR_COMPLETE" in result.stdout and f"{shell}_complete" in result.stdout

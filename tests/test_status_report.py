@@ -29,6 +29,8 @@ KEYS = [
     "old_ref",
     "old_last_used",
     "policy_loaded",
+    "owner",
+    "labels",
 ]
 
 
@@ -62,6 +64,7 @@ def test_a_secret_never_rotated_has_only_its_next_due_date() -> None:
         "next_due": (NOW + timedelta(days=1)).isoformat(),
         "overdue": False,
         "policy_loaded": True,
+        "labels": {},
     }
 
 

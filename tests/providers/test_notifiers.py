@@ -265,6 +265,7 @@ def test_webhook_posts_the_alert_signed_with_its_key(rec: Recording, receiver: R
         "key": "rotation-failed:payments-db:0123456789abcdef",
         "rotation_id": "0123456789abcdef0123456789abcdef",
         "owner": "team-payments",
+        "labels": {},
         "details": {"step": "verify", "verifier": "http:https://payments.internal/health"},
     }
     assert seen.headers["Content-Type"] == "application/json"
