@@ -23,6 +23,7 @@ from kubernetes import client, config
 
 from rotator.errors import ConfigError
 from rotator.sandbox.run import MARKER, prepare_workdir
+from tests.conftest import empty_postgres
 
 #: What a user's shell could hold that would point the sandbox or rotator elsewhere.
 FOREIGN = ("ROTATOR_", "AWS_", "VAULT_", "AZURE_", "IDENTITY_", "KUBECONFIG", "REQUESTS_CA")
@@ -173,3 +174,32 @@ def test_a_previous_sandbox_directory_is_emptied_and_anything_else_refused(
     (tmp_path / "file").write_text("")
     with pytest.raises(ConfigError, match="not a directory"):
         prepare_workdir(tmp_path / "file")
+
+
+@pytest.mark.postgres
+def test_a_postgresql_journal_needs_its_key_file_before_any_server_starts(
+    tmp_path: Path,
+) -> None:
+    """--state postgresql:// without --key-file: exit 2 at once; with it, the demo runs."""
+    url = empty_postgres()
+    refused = _rotator("sandbox", "--state", url, "--duration", "1", cwd=tmp_path, env=_clean_env())
+    assert refused.returncode == 2
+    assert "needs its key file named" in refused.stderr
+    assert not (tmp_path / "rotator-sandbox").exists()  # no server was started for nothing
+    key = tmp_path / "journal.key"
+    key.write_text("cd" * 32 + "\n")
+    key.chmod(0o600)
+    demo = _rotator(
+        "sandbox",
+        "--state",
+        url,
+        "--key-file",
+        str(key),
+        "--duration",
+        "2",
+        cwd=tmp_path,
+        env=_clean_env(),
+    )
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    printed = [line for line in demo.stdout.splitlines() if line.strip().startswith("rotator ")]
+    assert printed and all(f"--key-file {key}" in line for line in printed)

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from rotator.cli.console import err, fail, out, plain
-from rotator.cli.options import engine_for
+from rotator.cli.options import KEY_FILE, engine_for, journal_for
 from rotator.cli.state import print_status
 from rotator.errors import ConfigError, JournalError, PolicyError
 from rotator.output import logs
@@ -37,6 +37,16 @@ from rotator.watch.usage import watch_usage
     help="Journal URL (default: rotator.db in the working directory).",
 )
 @click.option(
+    "--key-file",
+    "key_file",
+    envvar="ROTATOR_KEY_FILE",
+    show_envvar=True,
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The journal's key file (required with a PostgreSQL --state; default: beside "
+    "the sandbox's SQLite journal).",
+)
+@click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("rotator-sandbox"),
@@ -55,6 +65,7 @@ def sandbox(
     duration: float,
     config: str | None,
     state: str | None,
+    key_file: Path | None,
     workdir: Path,
     keep: bool,
     log_format: str | None,
@@ -72,8 +83,13 @@ def sandbox(
     from rotator.sandbox import run as emulators
 
     logs.configure(log_format or "console", "info")
+    # Read by engine_for below, as for every command (see rotator.cli.options).
+    click.get_current_context().meta[KEY_FILE] = key_file
     try:
-        with emulators.session(config, state, workdir) as current:
+        if state is not None:
+            # A journal the servers cannot help with is checked before they start.
+            journal_for(state).close()
+        with emulators.session(config, state, workdir, key_file) as current:
             code = emulators.run_passes(current, duration)
             out.rule("rotator status")
             watched = engine_for(current.config, current.state)
@@ -86,7 +102,9 @@ def sandbox(
                     + ("intact" if chain.intact else f"BROKEN at {chain.broken_at}")
                 )
             )
-            _print_next_steps(current.config, current.state if current.state_is_own else None)
+            _print_next_steps(
+                current.config, current.state if current.state_is_own else None, key_file
+            )
             if keep:
                 _print_exports(emulators.export_lines(current.exports))
                 emulators.serve_until_stopped()
@@ -99,11 +117,13 @@ def sandbox(
     sys.exit(code)
 
 
-def _print_next_steps(config: str, own_state: str | None) -> None:
+def _print_next_steps(config: str, own_state: str | None, key_file: Path | None) -> None:
     """Print commands that read the demo's journal, runnable from any directory."""
     # A journal the caller named may carry a password in its URL: never echoed.
     state = shlex.quote(own_state) if own_state else "<the --state you gave>"
     where = f"--config {shlex.quote(config)} --state {state}"
+    if key_file is not None:
+        where += f" --key-file {shlex.quote(str(key_file))}"
     out.print(plain("the journal and the policy stay after the servers stop; read them with:"))
     out.print(plain(f"  rotator status {where}"))
     out.print(plain(f"  rotator audit verify {where}"))

@@ -84,6 +84,8 @@ class Session:
     workdir: Path
     exports: dict[str, str] = field(default_factory=dict)
     state_is_own: bool = True
+    #: The journal's key file, when one was named (None: beside a SQLite journal).
+    key_file: Path | None = None
 
 
 def prepare_workdir(workdir: Path) -> Path:
@@ -119,13 +121,17 @@ def prepare_workdir(workdir: Path) -> Path:
 
 @contextmanager
 def session(
-    config: str | None, state: str | None, workdir: Path = DEFAULT_WORKDIR
+    config: str | None,
+    state: str | None,
+    workdir: Path = DEFAULT_WORKDIR,
+    key_file: Path | None = None,
 ) -> Iterator[Session]:
     """Start and seed every installed sandbox in ``workdir``; stop them all on exit.
 
     The filled-in policy and the journal (unless ``state`` names another)
     stay in ``workdir`` after the emulators stop, for ``status`` and
-    ``audit verify`` to read.
+    ``audit verify`` to read. ``key_file`` is the journal's key (a
+    PostgreSQL journal needs one named).
     """
     template: Path | Traversable = Path(config) if config else demo_policy()
     if not template.is_file():
@@ -154,7 +160,11 @@ def session(
         exports["ROTATOR_CONFIG"] = str(policy)
         if state is None:
             exports["ROTATOR_STATE"] = journal
-        yield Session(str(policy), journal, workdir, exports, state_is_own=state is None)
+        if key_file is not None:
+            exports["ROTATOR_KEY_FILE"] = str(key_file)
+        yield Session(
+            str(policy), journal, workdir, exports, state_is_own=state is None, key_file=key_file
+        )
 
 
 def export_lines(exports: dict[str, str]) -> list[str]:
@@ -171,7 +181,7 @@ def run_passes(current: Session, duration: float, tick: float = 1.0) -> int:
     """Run the engine pass after pass for ``duration`` seconds; return 1 if anything failed."""
     engine = Engine(
         load_policies(current.config),
-        Journal(current.state, system_clock),
+        Journal(current.state, system_clock, key_file=current.key_file),
         clock=system_clock,
         sleep=system_sleep,
     )
