@@ -22,6 +22,7 @@ from rotator.adapters.secret import SecretValue
 from rotator.adapters.values import Credential
 from rotator.engine.concurrency import Limits
 from rotator.engine.plan import STEP_RETRY_AFTER
+from rotator.engine.preflight import Verdict
 from rotator.engine.report import Action, Result
 from rotator.engine.retry import RetryPolicy
 from rotator.engine.runner import Engine
@@ -650,3 +651,31 @@ def test_a_new_rotation_logs_no_step_of_the_one_before_it(
     assert steps == ["revoke"]  # the old rotation's step was logged with it...
     [started] = [e for e in logs if e["event"] == "rotation started"]
     assert "step" not in started  # ...and is gone when the next one starts
+
+
+def test_check_fails_an_iam_user_whose_next_rotation_cannot_mint(
+    aws: None, tmp_path: Path, real_clock: FakeClock
+) -> None:
+    """An active key rotator does not manage fills the second slot: check says so, not ok."""
+    _iam_user()
+    engine = _engine(tmp_path, IAM_POLICY.format(delete_after="0s", when="extend"), real_clock)
+    [issuer] = [f for f in engine.check(["deployer"]) if f.check == "issuer"]
+    assert issuer.verdict is Verdict.OK  # one key: room for the next
+    stray = boto3.client("iam", region_name=REGION).create_access_key(UserName="deployer")
+    [issuer] = [f for f in engine.check(["deployer"]) if f.check == "issuer"]
+    assert issuer.verdict is Verdict.FAILED
+    assert "the next rotation cannot mint" in issuer.detail
+    assert stray["AccessKey"]["AccessKeyId"] in issuer.detail
+    assert _keys()[stray["AccessKey"]["AccessKeyId"]] == "Active"  # check changed nothing
+
+
+def test_check_leaves_room_for_a_key_in_grace(
+    aws: None, tmp_path: Path, real_clock: FakeClock
+) -> None:
+    """During grace both keys are rotator's: check does not call the old one a stray."""
+    _iam_user()
+    engine = _engine(tmp_path, IAM_POLICY.format(delete_after="0s", when="extend"), real_clock)
+    engine.rotate("deployer")
+    assert len(_keys()) == 2
+    [issuer] = [f for f in engine.check(["deployer"]) if f.check == "issuer"]
+    assert issuer.verdict is not Verdict.FAILED, issuer.detail

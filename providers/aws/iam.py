@@ -159,28 +159,49 @@ class AccessKeyIssuer(Issuer[AccessKeyConfig]):
             TransientError: throttled or unreachable; retry later.
         """
         keys = self._keys()
-        if len(keys) < MAX_KEYS:
+        victim, refusal = self._room(keys, keep)
+        if refusal is not None:
+            raise LimitExceededError(refusal, provider=PROVIDER, operation="CreateAccessKey")
+        if victim is None:
             return []
+        log.info("deleting inactive access key %s of user %s", victim, self.config.user)
+        self.delete(victim)
+        return [victim]
+
+    def blocks(self, keep: Collection[str]) -> str | None:
+        """Say why the user has no room for a new key (an active key rotator does not manage).
+
+        Two keys both kept (the current one, and the old one in its grace)
+        are no obstacle: the grace's end revokes the old one first.
+
+        Raises:
+            NotFoundError: the user does not exist.
+            PermissionDeniedError: rotator may not list the user's keys.
+            TransientError: throttled or unreachable; retry later.
+        """
+        keys = self._keys()
+        if all(k in keep for k in keys):
+            return None  # both kept for a grace in progress, whose end revokes one
+        _, refusal = self._room(keys, keep)
+        return refusal
+
+    def _room(self, keys: dict[str, str], keep: Collection[str]) -> tuple[str | None, str | None]:
+        """Return the key to delete to make room (or None), or why room cannot be made."""
+        if len(keys) < MAX_KEYS:
+            return None, None
         spare = [k for k in keys if k not in keep]
         inactive = [k for k in spare if keys[k] != "Active"]
         if inactive:
-            victim = inactive[0]
-            log.info("deleting inactive access key %s of user %s", victim, self.config.user)
-            self.delete(victim)
-            return [victim]
+            return inactive[0], None
         if spare:
-            raise LimitExceededError(
+            return None, (
                 f"user {self.config.user} already has two access keys and {spare[0]} is active "
                 "and not managed by this rotation; refusing to delete it (deactivate or delete "
-                "it by hand once nothing uses it)",
-                provider=PROVIDER,
-                operation="CreateAccessKey",
+                "it by hand once nothing uses it)"
             )
-        raise LimitExceededError(
+        return None, (
             f"user {self.config.user} already has two access keys and both are still needed "
-            f"(the current key and one in its grace window: {', '.join(sorted(keys))})",
-            provider=PROVIDER,
-            operation="CreateAccessKey",
+            f"(the current key and one in its grace window: {', '.join(sorted(keys))})"
         )
 
     def mint(self, rotation_id: str) -> Credential:

@@ -321,6 +321,21 @@ class Issuer(Adapter[ConfigT]):
         """
         return []
 
+    def blocks(self, keep: Collection[str]) -> str | None:
+        """Say why :meth:`prepare` could not make room now, changing nothing (None: it could).
+
+        Asked by ``rotator check``, so that a rotation bound to fail at its
+        first step is found before it runs. The default, None, means the
+        issuer has no slot limit, or cannot tell without writing.
+
+        Raises:
+            NotFoundError: what the credentials belong to does not exist.
+            PermissionDeniedError: rotator may not list them.
+            TransientError: the issuer did not answer; retry later.
+            PermanentError: any other refusal.
+        """
+        return None
+
     @abstractmethod
     def mint(self, rotation_id: str) -> Credential:
         """Create a new credential, tagged or named with ``rotation_id`` where possible.

@@ -19,14 +19,14 @@ without acting).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from rotator.adapters.roles import Issuer, Store, Target, Verifier
 from rotator.adapters.values import Credential, NothingToCheck, Unchecked, Version
-from rotator.errors import RotatorError
+from rotator.errors import LimitExceededError, RotatorError
 
 
 class Verdict(StrEnum):
@@ -77,8 +77,14 @@ def check_policy(
     issuer: Issuer[Any],
     targets: Sequence[Target[Any]],
     verifiers: Sequence[Verifier[Any]],
+    in_grace: Collection[str] = (),
 ) -> list[Finding]:
-    """Run every check of one policy's adapters; return the findings in order."""
+    """Run every check of one policy's adapters; return the findings in order.
+
+    ``in_grace`` holds the refs of credentials rotations still keep (the
+    issuer must leave them be); with the current one they are what the next
+    rotation keeps, so the issuer is asked whether it could make room.
+    """
     found: list[Finding] = []
     read: list[Version | None] = []
 
@@ -99,6 +105,14 @@ def check_policy(
         def read_issuer() -> str:
             ref = issuer.ref_of(current.value) if current is not None else None
             known = issuer.inventory()
+            blocked = issuer.blocks({*in_grace, *([ref] if ref else [])})
+            if blocked is not None:
+                # What the next rotation's first step would meet: say it now.
+                raise LimitExceededError(
+                    f"the next rotation cannot mint: {blocked}",
+                    provider=issuer.kind,
+                    operation="check",
+                )
             what = f"current credential {ref}" if ref else "no identifier in the current value"
             return f"{issuer.kind}: {what}; {len(known)} credential(s) in its slot"
 

@@ -180,9 +180,14 @@ class Engine:
     def check(self, names: Iterable[str]) -> list[Finding]:
         """Run the preflight of each named policy (``rotator check``); changes nothing."""
         findings: list[Finding] = []
+        known = self.journal.exists()
         for name in names:
             b = self.binding(name)
-            findings.extend(check_policy(name, b.store, b.issuer, b.targets, b.verifiers))
+            kept = self.journal.open_rotations(name) if known else []
+            in_grace = {
+                r for o in kept if o.state is State.GRACE for r in (o.old_ref, o.new_ref) if r
+            }
+            findings.extend(check_policy(name, b.store, b.issuer, b.targets, b.verifiers, in_grace))
         return findings
 
     def interrupt(self) -> None:
