@@ -56,6 +56,8 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Mapping
+from typing import ClassVar
 
 from providers.transport.commands import (
     PROVIDER,
@@ -144,6 +146,8 @@ class ExecTarget(Target[ExecConfig]):
 
     kind = "exec"
     Config = ExecConfig
+    example: ClassVar[Mapping[str, object]] = {"command": ["/usr/local/bin/reload-app"]}
+    docs = "README.md#targets-and-checks-targets-verify-propagation_delay"
 
     def _hook(self) -> _Hook:
         return _Hook(self.config, self.secret)
@@ -188,6 +192,8 @@ class ExecVerifier(Verifier[ExecConfig]):
 
     kind = "exec"
     Config = ExecConfig
+    example: ClassVar[Mapping[str, object]] = {"command": ["/usr/local/bin/check-app-login"]}
+    docs = "README.md#targets-and-checks-targets-verify-propagation_delay"
 
     def describe(self) -> str:
         """Return ``exec:<program>`` (the arguments left out)."""

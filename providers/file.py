@@ -57,9 +57,9 @@ import secrets
 import shlex
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -224,6 +224,13 @@ class FileTarget(Target[FileConfig]):
 
     kind = "file"
     Config = FileConfig
+    example: ClassVar[Mapping[str, object]] = {
+        "path": "/run/secrets/app.env",
+        "format": "env",
+        "key": "DB_PASSWORD",
+        "mode": "0600",
+    }
+    docs = "README.md#targets-and-checks-targets-verify-propagation_delay"
 
     # -- plumbing ---------------------------------------------------------
 

@@ -387,6 +387,12 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
     Config = GitHubActionsConfig
     requires: ClassVar[tuple[str, ...]] = ("pynacl",)
     extra: ClassVar[str] = "github"
+    example: ClassVar[Mapping[str, object]] = {
+        "repository": "example-org/app",
+        "name": "DB_PASSWORD",
+        "token_env": "GITHUB_TOKEN",
+    }
+    docs = "docs/providers/github.md#fields"
     quotas: ClassVar[Mapping[str, float]] = RATE_LIMITS
 
     # -- naming

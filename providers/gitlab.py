@@ -275,6 +275,12 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
 
     kind: ClassVar[str] = KIND
     Config = GitLabCiConfig
+    example: ClassVar[Mapping[str, object]] = {
+        "project": "example-group/app",
+        "key": "DB_PASSWORD",
+        "token_env": "GITLAB_TOKEN",
+    }
+    docs = "docs/providers/gitlab.md#fields"
     quotas: ClassVar[Mapping[str, float]] = RATE_LIMITS
 
     # -- naming

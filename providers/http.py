@@ -63,7 +63,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -191,6 +192,11 @@ class WebhookTarget(Target[WebhookConfig]):
     kind = "webhook"
     #: httpx carries the requests (:mod:`providers.transport.http`).
     Config = WebhookConfig
+    example: ClassVar[Mapping[str, object]] = {
+        "url": "https://app.example.com/hooks/reload",
+        "secret_env": "APP_WEBHOOK_KEY",
+    }
+    docs = "README.md#targets-and-checks-targets-verify-propagation_delay"
 
     def describe(self) -> str:
         """Return ``webhook:<url>`` (without its query)."""
@@ -332,6 +338,12 @@ class HttpVerifier(Verifier[HttpVerifierConfig]):
     kind = "http"
     #: httpx carries the requests (:mod:`providers.transport.http`).
     Config = HttpVerifierConfig
+    example: ClassVar[Mapping[str, object]] = {
+        "url": "https://app.example.com/health",
+        "headers": {"Authorization": "Bearer {new}"},
+        "expect_status": 200,
+    }
+    docs = "README.md#targets-and-checks-targets-verify-propagation_delay"
 
     def describe(self) -> str:
         """Return ``http:<url>`` (without its query)."""

@@ -10,6 +10,9 @@ end of the grace, and the instructions say where to revoke it by hand.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 from pydantic import Field
 
 from rotator.adapters import Credential, Issuer, ProviderConfig
@@ -28,6 +31,10 @@ class ManualIssuer(Issuer[ManualConfig]):
 
     kind = "manual"
     Config = ManualConfig
+    example: ClassVar[Mapping[str, object]] = {
+        "instructions": "https://partner.example.com/settings/api-keys (ask the owner for access)"
+    }
+    docs = "README.md#issuers-issuerkind"
     accepts_value = True
     reminder_only = True
 

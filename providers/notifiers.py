@@ -49,8 +49,9 @@ import json
 import logging
 import os
 import re
+from collections.abc import Mapping
 from datetime import UTC, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -175,6 +176,11 @@ class WebhookNotifier(Notifier[WebhookNotifierConfig]):
     kind = "webhook"
     #: httpx carries the requests (:mod:`providers.transport.http`).
     Config = WebhookNotifierConfig
+    example: ClassVar[Mapping[str, object]] = {
+        "url": "https://alerts.example.com/hooks/rotator",
+        "secret_env": "ROTATOR_ALERT_HMAC_KEY",
+    }
+    docs = "docs/notifiers.md#webhook"
 
     def describe(self) -> str:
         """Return ``webhook:<url>`` (without its query)."""
@@ -393,6 +399,8 @@ class SlackNotifier(Notifier[SlackConfig]):
     kind = "slack"
     #: httpx carries the requests (:mod:`providers.transport.http`).
     Config = SlackConfig
+    example: ClassVar[Mapping[str, object]] = {"url_env": "SLACK_WEBHOOK_URL"}
+    docs = "docs/notifiers.md#slack"
 
     def describe(self) -> str:
         """Return ``slack:<host>``: never the URL's path, which is its token."""
@@ -493,6 +501,8 @@ class ExecNotifier(Notifier[ExecNotifierConfig]):
 
     kind = "exec"
     Config = ExecNotifierConfig
+    example: ClassVar[Mapping[str, object]] = {"command": ["/usr/local/bin/rotator-alert"]}
+    docs = "docs/notifiers.md#exec"
 
     def describe(self) -> str:
         """Return ``exec:<program>`` (the arguments left out)."""

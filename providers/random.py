@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import secrets
 import string
-from typing import Literal
+from collections.abc import Mapping
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -49,6 +50,8 @@ class RandomIssuer(Issuer[RandomConfig]):
 
     kind = "random"
     Config = RandomConfig
+    example: ClassVar[Mapping[str, object]] = {"length": 32, "alphabet": "alphanumeric"}
+    docs = "README.md#issuers-issuerkind"
 
     def mint(self, rotation_id: str) -> Credential:
         """Draw ``length`` characters from the alphabet with a CSPRNG."""

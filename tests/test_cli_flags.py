@@ -52,6 +52,7 @@ PRINTS_DATA = {
 }
 #: The commands without --json, and why.
 NO_JSON = {
+    "init": "prints a YAML policy to edit, not data about anything",
     "sandbox": "a demo for a person: logs, then the status table",
     "audit export": "prints records in the --format asked for (jsonl is JSON already)",
 }

@@ -27,9 +27,9 @@ import hmac
 import logging
 import secrets as _secrets
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
@@ -73,6 +73,12 @@ class ApiKeyIssuer(Issuer[ApiKeyConfig]):
     Config = ApiKeyConfig
     requires = ("boto3",)
     extra = "aws"
+    example: ClassVar[Mapping[str, object]] = {
+        "usage_plans": ["a1b2c3"],
+        "name_prefix": "app-",
+        "region": "us-east-1",
+    }
+    docs = "README.md#issuers-issuerkind"
     quotas = RATE_LIMITS
     reports_last_use = False
     two_stage_revoke = True

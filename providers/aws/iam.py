@@ -16,9 +16,9 @@ so :meth:`AccessKeyIssuer.recover` deletes it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
@@ -77,6 +77,8 @@ class AccessKeyIssuer(Issuer[AccessKeyConfig]):
     Config = AccessKeyConfig
     requires = ("boto3",)
     extra = "aws"
+    example: ClassVar[Mapping[str, object]] = {"user": "app-deployer", "delete_after": "7d"}
+    docs = "README.md#issuers-issuerkind"
     quotas = RATE_LIMITS
     reports_last_use = True
     two_stage_revoke = True

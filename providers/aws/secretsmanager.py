@@ -47,7 +47,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
@@ -218,6 +218,8 @@ class SecretsManagerStore(Store[SecretsManagerConfig]):
     Config = SecretsManagerConfig
     requires = ("boto3",)
     extra = "aws"
+    example: ClassVar[Mapping[str, object]] = {"secret_id": "app/db", "region": "us-east-1"}
+    docs = "README.md#stores-storeprovider"
     quotas = RATE_LIMITS
 
     # -- plumbing ---------------------------------------------------------

@@ -85,8 +85,8 @@ import ipaddress
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -321,6 +321,13 @@ class ApimSubscriptionIssuer(Issuer[ApimSubscriptionConfig]):
     Config = ApimSubscriptionConfig
     requires = ("azure-mgmt-apimanagement", "azure-identity")
     extra = "azure-apim"
+    example: ClassVar[Mapping[str, object]] = {
+        "subscription_id": "00000000-0000-0000-0000-000000000000",
+        "resource_group": "app-prod",
+        "service": "app-apim",
+        "sid": "app-consumer",
+    }
+    docs = "docs/providers/azure.md#issuer-azure-apim-subscription"
     settings = identity.SETTINGS
     reports_last_use = False
     two_stage_revoke = False

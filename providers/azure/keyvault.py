@@ -58,7 +58,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -222,6 +222,11 @@ class KeyVaultStore(Store[KeyVaultConfig]):
     Config = KeyVaultConfig
     requires = ("azure-keyvault-secrets", "azure-identity")
     extra = "azure"
+    example: ClassVar[Mapping[str, object]] = {
+        "vault_url": "https://app-prod.vault.azure.net",
+        "name": "app-db-password",
+    }
+    docs = "docs/providers/azure.md#store-azure-keyvault"
     quotas = RATE_LIMITS
     settings = SETTINGS
 

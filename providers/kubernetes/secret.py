@@ -260,6 +260,13 @@ class KubernetesSecretTarget(Target[KubernetesSecretConfig]):
     Config: ClassVar[type[ProviderConfig]] = KubernetesSecretConfig
     requires: ClassVar[tuple[str, ...]] = ("kubernetes",)
     extra: ClassVar[str] = "kubernetes"
+    example: ClassVar[Mapping[str, object]] = {
+        "namespace": "app",
+        "name": "app-db",
+        "key": "password",
+        "restart": ["deployment/app-api"],
+    }
+    docs = "README.md#targets-and-checks-targets-verify-propagation_delay"
     quotas: ClassVar[Mapping[str, float]] = RATE_LIMITS
 
     # -- naming

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field
 
@@ -81,6 +81,8 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
     Config = AppRoleConfig
     requires = ("hvac",)
     extra = "vault"
+    example: ClassVar[Mapping[str, object]] = {"role": "app-api", "mount": "approle"}
+    docs = "docs/providers/vault.md#issuer-vault-approle-secret-id"
     quotas = RATE_LIMITS
     reports_last_use = False
     two_stage_revoke = False

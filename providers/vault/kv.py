@@ -44,7 +44,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field
 
@@ -194,6 +194,12 @@ class VaultKvStore(Store[VaultKvConfig]):
     Config = VaultKvConfig
     requires = ("hvac",)
     extra = "vault"
+    example: ClassVar[Mapping[str, object]] = {
+        "mount": "secret",
+        "path": "app/db",
+        "key": "password",
+    }
+    docs = "docs/providers/vault.md#store-vault-kv"
     quotas = RATE_LIMITS
 
     # -- plumbing ---------------------------------------------------------

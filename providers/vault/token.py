@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Mapping
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
@@ -116,6 +116,12 @@ class TokenIssuer(Issuer[TokenConfig]):
     Config = TokenConfig
     requires = ("hvac",)
     extra = "vault"
+    example: ClassVar[Mapping[str, object]] = {
+        "policies": ["app-read"],
+        "period": "24h",
+        "display_name": "app",
+    }
+    docs = "docs/providers/vault.md#issuer-vault-token"
     quotas = RATE_LIMITS
     reports_last_use = False
     two_stage_revoke = False

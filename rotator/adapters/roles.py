@@ -93,6 +93,14 @@ class Adapter(ABC, Generic[ConfigT]):
     #: The environment variables it reads itself (not its SDK's), each checked
     #: when rotator starts, before any provider is called.
     settings: ClassVar[tuple[Setting, ...]] = ()
+    #: The fields of a starter policy for this adapter (``rotator init``): each
+    #: one a value that validates, to be changed, and never a credential (an
+    #: adapter reads those from environment variables, which the example names).
+    example: ClassVar[Mapping[str, object]] = {}
+    #: Where its policy fields are explained: a path in rotator's repository
+    #: (``docs/providers/vault.md``) or a URL; ``rotator init`` names it above
+    #: the adapter's block. Empty: nowhere to point to.
+    docs: ClassVar[str] = ""
 
     def __init__(self, config: ConfigT, runtime: Runtime, secret: str) -> None:
         self.config = config

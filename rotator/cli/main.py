@@ -2,7 +2,7 @@
 
 Each command lives with its group: :mod:`.rotation` (plan, run, rotate,
 check), :mod:`.state` (status, history, db upgrade), :mod:`.validate`,
-:mod:`.audit`, :mod:`.leaks`, :mod:`.permissions` and :mod:`.sandbox`.
+:mod:`.init`, :mod:`.audit`, :mod:`.leaks`, :mod:`.permissions` and :mod:`.sandbox`.
 Exit codes (README, "Commands"): 0 everything succeeded or nothing was due;
 1 at least one rotation failed (the others still ran); 2 invalid
 configuration or usage, nothing changed.
@@ -19,6 +19,7 @@ from rotator.adapters.discovery import registry
 from rotator.cli import (
     audit,
     environment,
+    init,
     leaks,
     permissions,
     rotation,
@@ -43,6 +44,7 @@ class _Rotator(click.Group):
 #: What a first hour with rotator looks like, shown under ``rotator --help``.
 EXAMPLES = [
     ("rotator sandbox", "Rotate demo secrets on local servers (no cloud account)."),
+    ("rotator init --store vault-kv", "Print a commented starter policy (-o FILE: write it)."),
     ("rotator validate", "Check the policies in ./schedules and the environment."),
     ("rotator plan", "Say what is due, and why, changing nothing."),
     ("rotator run --once", "Do what is due now, then exit (cron, a Kubernetes CronJob)."),
@@ -61,6 +63,7 @@ def cli() -> None:
 
 
 for command in (
+    init.init,
     validate.validate,
     rotation.plan,
     rotation.run,

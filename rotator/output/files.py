@@ -1,4 +1,4 @@
-"""Files rotator writes whole: a summary, the audit anchor.
+"""Files rotator writes whole: a summary, the audit anchor, a starter policy.
 
 A reader never sees half a file, and a link planted at the file's name (or a
 name guessed for the temporary file) is never written through.
@@ -31,6 +31,29 @@ def replace_file(target: Path, text: str, *, private: bool = False) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def create_file(target: Path, text: str) -> None:
+    """Put ``text`` at ``target`` whole, only if nothing is there yet.
+
+    Written beside it under a random name, then hard-linked to ``target``:
+    the link fails if anything (a file, a directory, a link, even a dangling
+    one) took the name in between, so nothing is ever overwritten, and a
+    reader sees the whole text or no file.
+
+    Raises:
+        FileExistsError: something is at ``target``; nothing was written.
+        OSError: the directory cannot be written (it is left as it was).
+    """
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            os.fchmod(stream.fileno(), 0o666 & ~_umask())  # mkstemp makes it 0600
+            stream.write(text)
+        os.link(temporary, target)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
 
 
 def _umask() -> int:

@@ -9,6 +9,8 @@ and line. The loader's parts: :mod:`.layout` (what a file may hold),
 with every value's line and column), :mod:`.located_file` (a file validated
 with every problem placed), :mod:`.defaults` (``defaults:`` merged under each
 secret), :mod:`.problems` (pydantic errors in a policy author's words) and
-:mod:`.conflicts` (what is wrong only across files). Nothing here does I/O
-beyond reading the policy files.
+:mod:`.conflicts` (what is wrong only across files). :mod:`.starter` writes
+a commented first policy for the adapters named (``rotator init``). Nothing
+here does I/O beyond reading the policy files (and a starter, in a
+temporary directory, to load it before it is shown).
 """
