@@ -147,7 +147,7 @@ class ExecTarget(Target[ExecConfig]):
     kind = "exec"
     Config = ExecConfig
     example: ClassVar[Mapping[str, object]] = {"command": ["/usr/local/bin/reload-app"]}
-    docs = "README.md#targets-and-checks-targets-verify-propagation_delay"
+    docs = "docs/targets.md"
 
     def _hook(self) -> _Hook:
         return _Hook(self.config, self.secret)
@@ -193,7 +193,7 @@ class ExecVerifier(Verifier[ExecConfig]):
     kind = "exec"
     Config = ExecConfig
     example: ClassVar[Mapping[str, object]] = {"command": ["/usr/local/bin/check-app-login"]}
-    docs = "README.md#targets-and-checks-targets-verify-propagation_delay"
+    docs = "docs/targets.md"
 
     def describe(self) -> str:
         """Return ``exec:<program>`` (the arguments left out)."""

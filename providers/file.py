@@ -230,7 +230,7 @@ class FileTarget(Target[FileConfig]):
         "key": "DB_PASSWORD",
         "mode": "0600",
     }
-    docs = "README.md#targets-and-checks-targets-verify-propagation_delay"
+    docs = "docs/targets.md"
 
     # -- plumbing ---------------------------------------------------------
 

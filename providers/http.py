@@ -196,7 +196,7 @@ class WebhookTarget(Target[WebhookConfig]):
         "url": "https://app.example.com/hooks/reload",
         "secret_env": "APP_WEBHOOK_KEY",
     }
-    docs = "README.md#targets-and-checks-targets-verify-propagation_delay"
+    docs = "docs/targets.md"
 
     def describe(self) -> str:
         """Return ``webhook:<url>`` (without its query)."""
@@ -343,7 +343,7 @@ class HttpVerifier(Verifier[HttpVerifierConfig]):
         "headers": {"Authorization": "Bearer {new}"},
         "expect_status": 200,
     }
-    docs = "README.md#targets-and-checks-targets-verify-propagation_delay"
+    docs = "docs/targets.md"
 
     def describe(self) -> str:
         """Return ``http:<url>`` (without its query)."""

@@ -34,7 +34,7 @@ class ManualIssuer(Issuer[ManualConfig]):
     example: ClassVar[Mapping[str, object]] = {
         "instructions": "https://partner.example.com/settings/api-keys (ask the owner for access)"
     }
-    docs = "README.md#issuers-issuerkind"
+    docs = "docs/policies.md#issuers-issuerkind"
     accepts_value = True
     reminder_only = True
 

@@ -51,7 +51,7 @@ class RandomIssuer(Issuer[RandomConfig]):
     kind = "random"
     Config = RandomConfig
     example: ClassVar[Mapping[str, object]] = {"length": 32, "alphabet": "alphanumeric"}
-    docs = "README.md#issuers-issuerkind"
+    docs = "docs/policies.md#issuers-issuerkind"
 
     def mint(self, rotation_id: str) -> Credential:
         """Draw ``length`` characters from the alphabet with a CSPRNG."""

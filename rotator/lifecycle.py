@@ -6,7 +6,7 @@ trail records for it, so the trail and the table cannot drift: the engine
 names only the transition it made (``journal.advance(rotation,
 Transition.VERIFIED)``), the journal looks the destination up here, and
 refuses a move the table does not hold. docs/design.md draws the table; the
-drawing there and in README.md is :func:`diagram`'s output, checked by a test.
+drawing there and in docs/how-it-works.md is :func:`diagram`'s output, checked by a test.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def destination(state: State, transition: Transition) -> State:
 
 
 def diagram() -> str:
-    """Draw the table as a Mermaid state diagram (docs/design.md and README.md hold it)."""
+    """Draw the table as a Mermaid state diagram (docs/design.md and docs/how-it-works.md)."""
     order = list(State)
     lines = ["stateDiagram-v2", f"    [*] --> {State.PLANNED}"]
     lines += [

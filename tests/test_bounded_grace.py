@@ -113,7 +113,7 @@ def test_an_old_key_no_longer_used_is_revoked_and_the_run_succeeds(
 def test_an_extension_lasts_at_least_an_hour_when_the_grace_is_shorter(
     watched: type[WatchedIssuer], tmp_path: Path, clock: FakeClock
 ) -> None:
-    """README says an extension is one grace, at least an hour: so it is, not only for 0s."""
+    """docs/policies.md: an extension is one grace, at least an hour; so it is, not only for 0s."""
     engine = watched_engine(tmp_path, clock, grace="5m", extra="    max_grace: 1d\n")
     engine.rotate("app/key")
     clock.advance(timedelta(minutes=5, seconds=1))

@@ -12,6 +12,8 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 DISTRIBUTION = "rotator-keys"
 
@@ -79,8 +81,9 @@ def test_pyproject_names_the_distribution_and_keeps_the_command() -> None:
                 assert requirement.startswith(f"{DISTRIBUTION}["), requirement
 
 
-def test_readme_says_which_name_to_install() -> None:
-    """README warns that the bare name on PyPI is another project."""
-    readme = (ROOT / "README.md").read_text()
-    assert f"pip install '{DISTRIBUTION}[aws]'" in readme
-    assert "unrelated" in readme
+@pytest.mark.parametrize("document", ["README.md", "docs/getting-started.md"])
+def test_the_install_instructions_say_which_name_to_install(document: str) -> None:
+    """README and the site's install section warn that the bare name on PyPI is another project."""
+    text = (ROOT / document).read_text()
+    assert f"pip install '{DISTRIBUTION}[aws]'" in text
+    assert "unrelated" in text

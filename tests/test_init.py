@@ -197,7 +197,7 @@ def test_the_starter_is_commented_for_a_newcomer() -> None:
         "rotator rotate --config FILE payments/db",
     ):
         assert f"#   {command} " in text, command
-    assert "# its fields: README.md#stores-storeprovider" in text
+    assert "# its fields: docs/policies.md#stores-storeprovider" in text
     assert "# its fields: docs/notifiers.md#slack" in text
     assert "      # field: null\n" in text  # the store's optional field, unset by default
     assert "        # create: true\n" in text  # the Kubernetes target's

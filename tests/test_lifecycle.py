@@ -69,10 +69,10 @@ def test_transition_words_and_other_audit_words_never_share_a_word() -> None:
     assert not {t.value for t in Transition} & {a.value for a in AuditAction}
 
 
-def test_the_readme_names_every_audit_word() -> None:
+def test_the_watching_page_names_every_audit_word() -> None:
     """Each word an audit record can carry is explained where operators read about the trail."""
-    text = (ROOT / "README.md").read_text()
-    trail = text[text.index("**Audit trail.**") : text.index("**Tamper evidence")]
+    text = (ROOT / "docs" / "watching.md").read_text()
+    trail = text[text.index("\n## Audit trail\n") : text.index("\n## Tamper evidence")]
     words = {t.value for t in Transition} | {a.value for a in AuditAction}
     assert {w for w in words if f"`{w}`" not in trail} == set()
 
@@ -111,7 +111,7 @@ def test_the_diagram_draws_every_move_once_and_in_a_stable_order() -> None:
     assert "    grace --> grace: grace-cut-short" in edges
 
 
-@pytest.mark.parametrize("document", ["README.md", "docs/design.md"])
+@pytest.mark.parametrize("document", ["docs/how-it-works.md", "docs/design.md"])
 def test_the_documents_draw_the_table_as_it_is(document: str) -> None:
     """The Mermaid block in each document is diagram()'s output, word for word."""
     text = (ROOT / document).read_text()

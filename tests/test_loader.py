@@ -1374,7 +1374,7 @@ secrets:
 
 
 def test_the_documented_example_is_valid(tmp_path: Path) -> None:
-    """The example of POLICY.md loads with every field as written."""
+    """The example of docs/policies.md, its notifiers and alerts aside, loads as written."""
     file = tmp_path / "example.yaml"
     file.write_text(EXAMPLE)
     (policy,) = load_policies(file, REGISTRY)

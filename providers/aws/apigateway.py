@@ -78,7 +78,7 @@ class ApiKeyIssuer(Issuer[ApiKeyConfig]):
         "name_prefix": "app-",
         "region": "us-east-1",
     }
-    docs = "README.md#issuers-issuerkind"
+    docs = "docs/policies.md#issuers-issuerkind"
     quotas = RATE_LIMITS
     reports_last_use = False
     two_stage_revoke = True

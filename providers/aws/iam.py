@@ -78,7 +78,7 @@ class AccessKeyIssuer(Issuer[AccessKeyConfig]):
     requires = ("boto3",)
     extra = "aws"
     example: ClassVar[Mapping[str, object]] = {"user": "app-deployer", "delete_after": "7d"}
-    docs = "README.md#issuers-issuerkind"
+    docs = "docs/policies.md#issuers-issuerkind"
     quotas = RATE_LIMITS
     reports_last_use = True
     two_stage_revoke = True

@@ -219,7 +219,7 @@ class SecretsManagerStore(Store[SecretsManagerConfig]):
     requires = ("boto3",)
     extra = "aws"
     example: ClassVar[Mapping[str, object]] = {"secret_id": "app/db", "region": "us-east-1"}
-    docs = "README.md#stores-storeprovider"
+    docs = "docs/policies.md#stores-storeprovider"
     quotas = RATE_LIMITS
 
     # -- plumbing ---------------------------------------------------------

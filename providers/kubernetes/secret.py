@@ -266,7 +266,7 @@ class KubernetesSecretTarget(Target[KubernetesSecretConfig]):
         "key": "password",
         "restart": ["deployment/app-api"],
     }
-    docs = "README.md#targets-and-checks-targets-verify-propagation_delay"
+    docs = "docs/targets.md"
     quotas: ClassVar[Mapping[str, float]] = RATE_LIMITS
 
     # -- naming

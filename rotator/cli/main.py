@@ -1,11 +1,11 @@
 """The ``rotator`` command: its group, and every command group wired into it.
 
 Each command lives with its group: :mod:`.rotation` (plan, run, rotate,
-check), :mod:`.state` (status, history, db upgrade), :mod:`.validate`,
+check), :mod:`.state` (status, history, describe, db upgrade), :mod:`.validate`,
 :mod:`.init`, :mod:`.audit`, :mod:`.leaks`, :mod:`.permissions` and :mod:`.sandbox`.
-Exit codes (README, "Commands"): 0 everything succeeded or nothing was due;
-1 at least one rotation failed (the others still ran); 2 invalid
-configuration or usage, nothing changed.
+Exit codes (docs/commands.md): 0 everything succeeded or nothing was due;
+1 at least one rotation failed (the others still ran) or a secret needs
+attention; 2 invalid configuration or usage, nothing changed.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``rotator plan``, ``run``, ``rotate`` and ``check``: what is due, doing it, and preflight.
 
-Exit codes (README, "Commands"): 0 everything succeeded or nothing was due; 1 at least
+Exit codes (docs/commands.md): 0 everything succeeded or nothing was due; 1 at least
 one rotation (or check) failed, the others still ran; 2 invalid configuration or usage,
 nothing changed.
 """

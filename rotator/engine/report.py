@@ -106,5 +106,5 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        """Return 1 if anything failed or needs attention, else 0 (README, "Commands")."""
+        """Return 1 if anything failed or needs attention, else 0 (docs/commands.md)."""
         return 1 if self.failed or self.attention else 0

@@ -40,7 +40,7 @@ DEFAULT_NAME = "app/credential"
 UNNAMED_FILE = "FILE"
 
 #: Where every field of a policy is explained.
-POLICY_DOCS = "README.md#policy-files"
+POLICY_DOCS = "docs/policies.md"
 
 #: The policy fields a starter leaves at their defaults, listed as comments with what they do.
 _OPTIONAL_POLICY_FIELDS = {
@@ -306,7 +306,7 @@ def _secret(request: StarterRequest, chosen: _Chosen) -> list[str]:
     lines += [
         "",
         "    # every 30 days, counted from the last successful rotation (or cron:",
-        '    # "0 3 * * MON", with timezone, window and jitter: see the README)',
+        '    # "0 3 * * MON", with timezone, window and jitter: see docs/policies.md)',
         *_mapping({"schedule": {"every": "30d"}}, 4),
         "    # how long the old credential keeps working once the new one is current",
         *_mapping({"grace": "1h"}, 4),
