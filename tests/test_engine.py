@@ -678,4 +678,27 @@ def test_check_leaves_room_for_a_key_in_grace(
     engine.rotate("deployer")
     assert len(_keys()) == 2
     [issuer] = [f for f in engine.check(["deployer"]) if f.check == "issuer"]
-    assert issuer.verdict is not Verdict.FAILED, issuer.detail
+    assert issuer.verdict is Verdict.OK, issuer.detail
+
+
+def test_a_failed_rotation_is_logged_with_the_step_it_failed_at(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """`rotation failed` still names its step: only the next rotation starts without it."""
+    _sm().create_secret(Name="app/db", SecretString="original-value-123")
+    _FlakyMint.failures = 5
+    adapters = _with_issuer("random", _FlakyMint)
+    engine = _engine(
+        tmp_path,
+        RANDOM_POLICY.replace(", field: password", ""),
+        clock,
+        adapters,
+        retry=RetryPolicy(attempts=2, base_delay=1.0),
+    )
+    with structlog.testing.capture_logs(
+        processors=[structlog.contextvars.merge_contextvars]
+    ) as logs:
+        engine.rotate("app/db")
+    _FlakyMint.failures = 0
+    [failed] = [e for e in logs if e["event"] == "rotation failed"]
+    assert failed["step"] == "mint"

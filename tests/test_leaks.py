@@ -1070,3 +1070,28 @@ def test_command_rotates_a_leaked_key_id_alone_with_grace(aws: None, tmp_path: P
     assert again.exit_code == 0, again.stderr
     assert "1 finding(s) alerted (identifier only)" in again.stdout
     assert _keys()[old["AccessKeyId"]] == "Active"
+
+
+def test_an_identifier_leak_alert_goes_where_the_secrets_labels_route_it(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A notifier matching the secret's labels gets identifier-leaked, labels in the payload."""
+    from tests.test_alerts import _alerts, _notifiers
+
+    old = _seed()
+    body = _notifiers(tmp_path, "match: {labels: {team: platform}}") + POLICIES.replace(
+        "    issuer: {kind: aws-iam-access-key",
+        "    labels: {team: platform}\n    issuer: {kind: aws-iam-access-key",
+    )
+    (tmp_path / "policies.yaml").write_text(body)
+    loaded = load_policies(tmp_path / "policies.yaml")
+    engine = Engine(
+        loaded,
+        Journal(f"sqlite:///{tmp_path / 'rotator.db'}", clock),
+        clock=clock,
+        sleep=clock.sleep,
+        notifiers=loaded.notifiers,
+    )
+    _triage(engine, _gitleaks([_key_id_finding(old["AccessKeyId"])]))
+    [alert] = [a for a in _alerts(tmp_path) if a["event"] == "identifier-leaked"]
+    assert alert["secret"] == "deployer" and alert["labels"] == {"team": "platform"}

@@ -67,12 +67,16 @@ class TokenBucket:
 def limits(defaults: Mapping[str, float], env: Mapping[str, str] | None = None) -> dict[str, float]:
     """Return the calls-per-second limits: ``defaults`` with ``ROTATOR_RATE_LIMITS`` applied.
 
-    Raises ``ConfigError`` naming the bad entry if the variable is malformed
-    (``rotator`` checks it, and every name in it, before its first provider
-    call: see ``rotator.cli.environment``).
+    A malformed variable leaves the defaults in force: every command checks
+    it, and every name in it, before its first provider call (refusing to
+    act, or warning when it only reads: see ``rotator.cli.environment``), so
+    it never fails a rotation half-way.
     """
     raw = (env if env is not None else os.environ).get(ENV, "")
-    return {**defaults, **parse(raw)}
+    try:
+        return {**defaults, **parse(raw)}
+    except ConfigError:
+        return dict(defaults)
 
 
 def parse(text: str) -> dict[str, float]:

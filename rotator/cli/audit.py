@@ -12,7 +12,13 @@ import click
 
 from rotator.adapters.durations import parse_duration
 from rotator.cli.console import out, plain, print_json
-from rotator.cli.options import config_options, engine_for_reading, journal_for, json_option
+from rotator.cli.options import (
+    config_options,
+    engine_for_reading,
+    journal_for,
+    json_option,
+    warn_of_settings,
+)
 from rotator.clock import system_clock
 from rotator.errors import ConfigError
 from rotator.journal.audit import (
@@ -189,6 +195,7 @@ def export(
     output: str | None,
 ) -> None:
     """Print audit records in chain order, hashes included, as JSON lines or CSV."""
+    warn_of_settings()
     journal = journal_for(state, writing=False)
     if not journal.trail.exists():
         raise ConfigError(

@@ -66,6 +66,8 @@ def _file_to_write(text: str) -> None:
         raise ValueError(f"its folder {folder} does not exist")
     if os.path.isdir(path):
         raise ValueError("is a folder, not a file")
+    if os.path.islink(path):
+        raise ValueError("is a symbolic link, which rotator does not follow")
     if not os.access(path if os.path.exists(path) else folder, os.W_OK):
         raise ValueError("cannot be written by this user")
 
@@ -212,12 +214,13 @@ def _unknown(name: str, settings: Iterable[str]) -> list[str]:
 def _judged(setting: Setting, value: str) -> list[str]:
     if setting.check is None:
         return []
-    if setting.secret:
-        redact.register(value)  # masked wherever the check's own words repeat it
     try:
         setting.check(value)
     except (ValueError, ConfigError) as exc:
-        shown = "(value hidden)" if setting.secret else repr(redact.outside_text(value, _SHOWN))
+        if setting.secret:
+            # The check's own words may repeat the value: none of them is shown.
+            return [f"{setting.name} (value hidden) is not valid: {setting.help}"]
+        shown = repr(redact.outside_text(value, _SHOWN))
         reason = str(exc).removeprefix(f"{setting.name}: ")
         return [f"{setting.name}={shown}: {redact.outside_text(reason, 2 * _SHOWN)}"]
     return []

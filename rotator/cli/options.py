@@ -192,12 +192,21 @@ def engine_for_reading(config: str, state: str) -> tuple[Engine, ReadablePolicie
     :func:`readable_policies`), as is a bad environment variable; a key file
     that does not exist is not made.
     """
-    problems = environment.problems(registry())
-    for problem in problems:
-        warn(f"{problem} (this command only reads: going on with the defaults)")
+    problems = warn_of_settings()
     readable = readable_policies(config)
     engine = _engine(readable.policies, journal_for(state, writing=False), lenient=bool(problems))
     return engine, readable
+
+
+def warn_of_settings() -> list[str]:
+    """Warn of every bad environment setting (a command that only reads goes on); return them."""
+    problems = environment.problems(registry())
+    for problem in problems:
+        warn(
+            f"{problem} (this command only reads: it goes on with the default where it can; "
+            "what needs this setting may show an error)"
+        )
+    return problems
 
 
 def journal_for(state: str, mode: str = "operator", *, writing: bool = True) -> Journal:
@@ -208,8 +217,12 @@ def journal_for(state: str, mode: str = "operator", *, writing: bool = True) -> 
     is one error (JournalError, exit 2), not a failure of each secret. A
     command that only reads (not ``writing``) goes on without a key file
     that does not exist, as reads never make one. Records go to the audit
-    sink ``ROTATOR_AUDIT_LOG`` names.
+    sink ``ROTATOR_AUDIT_LOG`` names. A command that writes has the
+    environment checked first (:mod:`rotator.cli.environment`): a bad setting
+    is a ConfigError, exit 2, before anything is opened.
     """
+    if writing:
+        environment.check(registry())
     journal = Journal(
         state, system_clock, key_file=named_key_file(), actor=actor(mode), sink=sink_from_env()
     )
@@ -234,11 +247,9 @@ def engine_for(
 ) -> Engine:
     """Build the engine for a command: ``mode`` (service, one-shot, operator) names the actor.
 
-    The environment is checked first (:mod:`rotator.cli.environment`): a bad
-    setting is a ConfigError (exit 2) before the journal is opened or any
-    provider called.
+    The environment is checked as the journal is opened (:func:`journal_for`):
+    a bad setting is a ConfigError (exit 2) before any provider is called.
     """
-    environment.check(registry())
     loaded = policies(config)
     return _engine(loaded, journal_for(state, mode), concurrency=concurrency, on_request=on_request)
 

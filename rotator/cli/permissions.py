@@ -73,7 +73,8 @@ def permissions(
 ) -> None:
     """Print the minimal permissions the policies (or NAMES) need, per system."""
     engine = engine_for(config, state)
-    Selection(names).check_names(engine.policies)
+    chosen = Selection(names).chosen(engine.policies)  # shell patterns too: 'payments/*'
+
     if account is not None:
         try:
             perms.use_account(engine.runtime, account)
@@ -81,9 +82,7 @@ def permissions(
             raise ConfigError(f"--account {account!r}: {exc}") from None
     systems = (system,) if system else None
     try:
-        needed = perms.collect(
-            (engine.binding(name) for name in (names or sorted(engine.policies))), systems
-        )
+        needed = perms.collect((engine.binding(name) for name in chosen), systems)
     except ConfigError:
         raise
     except RotatorError as exc:

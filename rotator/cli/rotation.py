@@ -1,8 +1,8 @@
 """``rotator plan``, ``run``, ``rotate`` and ``check``: what is due, doing it, and preflight.
 
 Exit codes (docs/commands.md): 0 everything succeeded or nothing was due; 1 at least
-one rotation (or check) failed, the others still ran; 2 invalid configuration or usage,
-nothing changed.
+one rotation (or check) failed, the others still ran, or a secret needs attention; 2
+invalid configuration or usage, nothing changed.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def _print_plan(items: list[PlanItem], now: datetime) -> None:
     show_default=True,
     envvar="ROTATOR_LISTEN",
     show_envvar=True,
-    callback=lambda ctx, _param, value: _listen_option(ctx, value),
+    callback=lambda ctx, _param, value: _listen_option(ctx, str(value)),
     help="Service mode: HOST:PORT for /metrics, /healthz and /readyz ('' to turn off).",
 )
 @config_options

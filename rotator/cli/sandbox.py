@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from rotator.adapters.discovery import registry
+from rotator.cli import environment
 from rotator.cli.console import err, fail, out, plain
 from rotator.cli.options import KEY_FILE, engine_for, journal_for
 from rotator.cli.state import print_status
@@ -39,8 +41,8 @@ from rotator.watch.usage import watch_usage
 @click.option(
     "--key-file",
     "key_file",
-    envvar="ROTATOR_KEY_FILE",
-    show_envvar=True,
+    # No ROTATOR_KEY_FILE: a shell set up for production must not hand its key
+    # to a throwaway demo journal.
     default=None,
     type=click.Path(dir_okay=False, path_type=Path),
     help="The journal's key file (required with a PostgreSQL --state; default: beside "
@@ -83,9 +85,12 @@ def sandbox(
     from rotator.sandbox import run as emulators
 
     logs.configure(log_format or "console", "info")
+    key_file = key_file.resolve() if key_file is not None else None  # printed for any directory
     # Read by engine_for below, as for every command (see rotator.cli.options).
     click.get_current_context().meta[KEY_FILE] = key_file
     try:
+        # What would fail the demo half-way is refused before a server starts.
+        environment.check(registry())
         if state is not None:
             # A journal the servers cannot help with is checked before they start.
             journal_for(state).close()

@@ -8,7 +8,9 @@ import click
 import yaml
 from rich.table import Table
 
+from rotator.adapters.discovery import registry
 from rotator.adapters.durations import format_duration
+from rotator.cli import environment
 from rotator.cli.console import out, plain, print_json, when
 from rotator.cli.options import (
     config_options,
@@ -64,8 +66,13 @@ def status(
     """
     wanted = _known_states(in_states)
     engine, readable = engine_for_reading(config, state)
-    report = read_status(engine, complete=not readable.problems)
-    selection.check_names(r.secret for r in report.rows)
+    complete = not readable.problems
+    if complete and not selection.everything:
+        # Only the chosen are read and planned: no other secret's store is asked.
+        report = read_status(engine, names=selection.chosen(engine.policies))
+    else:
+        report = read_status(engine, complete=complete)
+        selection.check_names(r.secret for r in report.rows)
     rows = [
         r
         for r in report.rows
@@ -201,9 +208,14 @@ def print_description(found: Description) -> None:
     out.print(plain(f"secret {found.name}", "bold"))
     policy = found.policy_as_dict()
     if policy is None:
-        out.print("policy: not loaded (its file has problems: see `rotator validate`)")
+        out.print(
+            "policy: not loaded (no policy file names it, or its file has problems: "
+            "see `rotator validate`)"
+        )
     else:
-        out.print(plain(yaml.safe_dump({"policy": policy}, sort_keys=False, allow_unicode=True)))
+        shown = yaml.safe_dump({"policy": policy}, sort_keys=False, allow_unicode=True)
+        for line in shown.splitlines():  # escaped line by line: plain() escapes line breaks
+            out.print(plain(line))
     row = found.status
     if row is not None:
         out.print(
@@ -213,7 +225,7 @@ def print_description(found: Description) -> None:
             )
         )
     for item in found.plan:
-        due = "due now" if item.due else f"at {when(item.due_at, now)}"
+        due = "due now" if item.due else when(item.due_at, now)
         out.print(plain(f"next: {item.action.value} {due}: {item.reason}"))
     for which, credential in found.credentials.items():
         out.print(
@@ -260,6 +272,7 @@ def db() -> None:
 @config_options
 def upgrade(config: str, state: str, as_json: bool) -> None:
     """Bring the journal to this rotator's schema (safe to run from several places at once)."""
+    environment.check(registry())  # as every command that writes (see journal_for)
     journal = Journal(state, system_clock, key_file=named_key_file())
     # Migrating seals the rows found: the key is checked before anything is written.
     journal.database.keys.check(writing=True)

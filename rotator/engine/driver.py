@@ -185,7 +185,10 @@ class Driver:
                 again = self.replan(name, summary, self.clock())
                 errors = [i for i in again if i.action in (Action.ERROR, Action.ATTENTION)]
                 if errors:
-                    return [*outcomes, Outcome(name, Result.FAILED, errors[0].reason)]
+                    # As the runner says it: nothing tried now, a person must look.
+                    first = errors[0]
+                    result = Result.FAILED if first.action is Action.ERROR else Result.ATTENTION
+                    return [*outcomes, Outcome(name, result, first.reason, first.rotation_id)]
                 start = any(i.due and i.action is Action.ROTATE for i in again)
         if not start:
             return outcomes
@@ -219,6 +222,7 @@ class Driver:
     ) -> Outcome:
         """Record a new rotation of a secret and take it as far as it goes."""
         now = self.clock()
+        structlog.contextvars.unbind_contextvars("step", "rotation_id")  # a rotation before it
         rotation = self.journal.create(
             Rotation(
                 id=uuid.uuid4().hex,
@@ -357,16 +361,10 @@ class Driver:
         rotation staying where it was so the next run resumes it.
         """
         binding = self.binding(rotation.secret)
-        # Bound for this rotation's lines only: the next rotation of the secret
-        # (started in the same call) must not log this one's id or last step.
-        with structlog.contextvars.bound_contextvars(rotation_id=rotation.id):
-            try:
-                return self._advance_bound(binding, rotation)
-            finally:
-                structlog.contextvars.unbind_contextvars("step")
-
-    def _advance_bound(self, binding: Binding, rotation: Rotation) -> Rotation:
-        """Take the steps of :meth:`advance`, each logged with its name."""
+        # The step a rotation stopped at stays bound for the lines that report
+        # how it ended ("rotation failed"); the next rotation starts without it.
+        structlog.contextvars.unbind_contextvars("step")
+        structlog.contextvars.bind_contextvars(rotation_id=rotation.id)
         while rotation.state not in TERMINAL and self.step_due(rotation):
             step, _ = FORWARD[rotation.state]
             structlog.contextvars.bind_contextvars(step=step.value)

@@ -180,7 +180,10 @@ def plan_open(rotation: Rotation, now: datetime) -> PlanItem:
     elif rotation.state is State.GRACE:
         action, reason = Action.REVOKE, f"old credential in grace until {format_time(until)}"
     elif rotation.state is State.REVOKED:
-        action, reason = Action.DELETE, f"old credential revoked; deleted at {format_time(until)}"
+        action, reason = (
+            Action.DELETE,
+            f"old credential revoked; to be deleted at {format_time(until)}",
+        )
     else:
         action, reason = Action.RESUME, f"unfinished rotation in state {rotation.state}"
         until = None

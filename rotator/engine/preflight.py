@@ -77,11 +77,11 @@ def check_policy(
     issuer: Issuer[Any],
     targets: Sequence[Target[Any]],
     verifiers: Sequence[Verifier[Any]],
-    in_grace: Collection[str] = (),
+    kept: Collection[str] = (),
 ) -> list[Finding]:
     """Run every check of one policy's adapters; return the findings in order.
 
-    ``in_grace`` holds the refs of credentials rotations still keep (the
+    ``kept`` holds the refs of credentials unfinished rotations hold (the
     issuer must leave them be); with the current one they are what the next
     rotation keeps, so the issuer is asked whether it could make room.
     """
@@ -105,7 +105,7 @@ def check_policy(
         def read_issuer() -> str:
             ref = issuer.ref_of(current.value) if current is not None else None
             known = issuer.inventory()
-            blocked = issuer.blocks({*in_grace, *([ref] if ref else [])})
+            blocked = issuer.blocks({*kept, *([ref] if ref else [])})
             if blocked is not None:
                 # What the next rotation's first step would meet: say it now.
                 raise LimitExceededError(

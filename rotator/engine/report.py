@@ -63,9 +63,11 @@ class Result(StrEnum):
 
     OK = "ok"
     FAILED = "failed"
-    #: Nothing was tried this run, but the secret is in a state a person must look
-    #: at: its old credential held past grace, a failed step or rollback waiting
-    #: for its retry, retries given up. The run exits 1 while it lasts.
+    #: Not a failure of this run, but a state a person must look at: an old
+    #: credential kept past its grace (extended or held, now or before), a failed
+    #: step or rollback waiting for its retry, retries given up, journal rows not
+    #: as rotator wrote them. The run exits 1 while it lasts. (``status`` shows
+    #: ``needs-attention`` only for the last two: the others have a state of their own.)
     ATTENTION = "attention"
     WAITING = "waiting"
     SKIPPED = "skipped"

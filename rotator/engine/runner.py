@@ -180,14 +180,13 @@ class Engine:
     def check(self, names: Iterable[str]) -> list[Finding]:
         """Run the preflight of each named policy (``rotator check``); changes nothing."""
         findings: list[Finding] = []
-        known = self.journal.exists()
+        summaries = self.journal.summaries(names=list(names)) if self.journal.exists() else {}
         for name in names:
             b = self.binding(name)
-            kept = self.journal.open_rotations(name) if known else []
-            in_grace = {
-                r for o in kept if o.state is State.GRACE for r in (o.old_ref, o.new_ref) if r
-            }
-            findings.extend(check_policy(name, b.store, b.issuer, b.targets, b.verifiers, in_grace))
+            # Every credential an unfinished rotation holds is rotator's own, kept.
+            open_ = summaries[name].open if name in summaries else ()
+            kept = {ref for r in open_ for ref in (r.old_ref, r.new_ref) if ref}
+            findings.extend(check_policy(name, b.store, b.issuer, b.targets, b.verifiers, kept))
         return findings
 
     def interrupt(self) -> None:

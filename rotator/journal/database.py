@@ -10,6 +10,7 @@ shipper) only once it has committed.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
@@ -236,8 +237,10 @@ def safe_url(url: str) -> str:
         return "<unparsable URL>"
 
 
-#: The databases a journal may live in, by URL scheme.
-SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
+#: The databases a journal may live in (a URL scheme's part before any ``+driver``).
+DATABASES = ("sqlite", "postgresql")
+#: What a URL scheme may be made of (anything else is no URL: it is not repeated).
+_SCHEME = re.compile(r"[a-z][a-z0-9+]*")
 #: Longest piece of a driver's own words kept in an error.
 _SAID = 300
 
@@ -257,23 +260,25 @@ def said(exc: BaseException) -> str:
 
 def _connect(url: str) -> Engine:
     """Create the engine for ``url``: SQLite with WAL and up-front write locks, or psycopg."""
-    scheme = url.partition("://")[0].lower()
-    if scheme not in SCHEMES:
-        raise JournalError(
-            f"cannot use journal {safe_url(url)}: rotator keeps its journal in SQLite "
-            "(sqlite:///PATH) or PostgreSQL (postgresql://USER@HOST/DB), not "
-            f"{redact.outside_text(scheme, 40)!r}"
-        )
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    expected = "rotator keeps its journal in SQLite (sqlite:///PATH) or PostgreSQL (postgresql://USER@HOST/DB)"
+    if not sep or not _SCHEME.fullmatch(scheme):
+        # Not repeated: a URL mistyped may hold its password where a scheme should be.
+        raise JournalError(f"cannot use journal {safe_url(url)}: not a database URL; {expected}")
+    if scheme.partition("+")[0] not in DATABASES:
+        raise JournalError(f"cannot use journal {safe_url(url)}: {expected}, not {scheme!r}")
+    if scheme == "postgresql":
+        url = f"postgresql+psycopg://{rest}"
     try:
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         # pre_ping: a pooled connection that died with a database restart
         # is replaced before use instead of failing the next statement.
         engine = sa.create_engine(url, future=True, pool_pre_ping=True)
-    except ImportError:
+    except ImportError as exc:
+        needed = exc.name or "its database driver"
+        hint = ": pip install 'rotator-keys[postgres]'" if needed.startswith("psycopg") else ""
         raise JournalError(
-            f"cannot use journal {safe_url(url)}: a PostgreSQL journal needs psycopg, which "
-            "is not installed: pip install 'rotator-keys[postgres]'"
+            f"cannot use journal {safe_url(url)}: {needed} is not installed{hint}"
         ) from None
     except (SQLAlchemyError, ValueError) as exc:
         raise JournalError(f"cannot use journal {safe_url(url)}: {said(exc)}") from None

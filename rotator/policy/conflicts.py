@@ -9,10 +9,10 @@ and, once every file is seen, each alert naming a notifier no file declares.
 
 from __future__ import annotations
 
-import difflib
 from typing import NamedTuple
 
 from rotator.errors import Problem
+from rotator.output.spelling import closest
 from rotator.policy.model import NotifierSpec, Policy
 
 
@@ -83,8 +83,8 @@ class PolicySetConflicts:
             for name in named.policy.alerts:
                 if name in declared:
                     continue
-                close = difflib.get_close_matches(name, list(declared), n=1)
-                hint = f" did you mean '{close[0]}'?" if close else ""
+                close = closest(name, declared)
+                hint = f" did you mean '{close}'?" if close else ""
                 known = ", ".join(sorted(declared)) or "none (add a top-level 'notifiers:' mapping)"
                 problems.append(
                     Problem(

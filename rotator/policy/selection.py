@@ -1,9 +1,9 @@
 """Which secrets a command is about: names or shell patterns, labels and an owner.
 
-``rotator status``, ``plan`` and ``describe`` take ``NAME...`` (``payments/*``
+``rotator status``, ``plan`` and ``check`` take ``NAME...`` (``payments/*``
 matches as a shell would), ``--label KEY=VALUE`` (every one must match) and
-``--owner OWNER``. A name without a pattern character that no policy has is a
-mistake, refused with a did-you-mean before anything is read.
+``--owner OWNER``. A name without a pattern character that no secret has is
+a mistake, refused with a did-you-mean before any secret is acted on.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 Its policy as loaded (every default filled in), its standing (the status row),
 what comes next and why (the plan), its credentials by version and reference
 as the journal knows them, its last rotations, and the alerts raised about it.
-Read from the policies and the journal; like ``status`` and ``plan``, the
-plan asks the store when a secret the journal never saw rotated last changed
-(nothing else calls a provider). Like every output of rotator it holds
+Read from the policies and the journal; like ``status`` and ``plan``, its
+plan asks its store when a secret the journal never saw rotated last changed
+(no other provider, and no other secret's store, is called). Like every output of rotator it holds
 identifiers and rotator's own messages, never a value.
 """
 
@@ -60,7 +60,9 @@ class Description:
         """Return the policy as loaded, every default filled in (JSON-ready)."""
         if self.policy is None:
             return None
-        loaded: dict[str, Any] = json.loads(self.policy.model_dump_json())
+        # serialize_as_any: each adapter's fields are a ProviderConfig subclass,
+        # which the declared type alone would dump as {}.
+        loaded: dict[str, Any] = json.loads(self.policy.model_dump_json(serialize_as_any=True))
         return loaded
 
     def as_dict(self) -> dict[str, Any]:
@@ -82,9 +84,8 @@ def describe(engine: Engine, name: str, *, complete: bool = True) -> Description
     journal = engine.journal
     known = journal.exists()
     summaries = journal.summaries(names=[name]) if known else {}
-    status = next(
-        (r for r in read_status(engine, complete=complete).rows if r.secret == name), None
-    )
+    rows = read_status(engine, complete=complete, names=[name]).rows
+    status = next((r for r in rows if r.secret == name), None)
     history = journal.history(name) if known else []
     return Description(
         name=name,

@@ -11,7 +11,7 @@ a value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -91,22 +91,26 @@ class StatusReport:
         return [row.as_dict() for row in self.rows]
 
 
-def read_status(engine: Engine, *, complete: bool = True) -> StatusReport:
+def read_status(
+    engine: Engine, *, complete: bool = True, names: Collection[str] | None = None
+) -> StatusReport:
     """Read the journal and plan with ``engine``, and return every policy's row; changes nothing.
 
     Not ``complete``: some policy files did not load, so every secret the
     journal knows without a loaded policy gets a row too, from the journal
-    alone (it may be one of theirs).
+    alone (it may be one of theirs). ``names``: only those secrets are read
+    and planned (a plan may ask a store, so no other store is asked).
     """
     journal = engine.journal
-    summaries = journal.summaries() if journal.exists() else {}
+    summaries = journal.summaries(names=names) if journal.exists() else {}
     now = engine.clock()
-    plan = engine.plan(summaries)
+    plan = engine.plan(summaries, names=names)
     unloaded = () if complete else sorted(set(summaries) - set(engine.policies))
-    asked = [*engine.policies, *unloaded]
+    policies = [n for n in engine.policies if names is None or n in names]
+    asked = [*policies, *unloaded]
     used = journal.usage.of(asked) if summaries else {}
     rows = status_rows(
-        engine.policies, summaries, plan, used, now, unloaded=unloaded, policies=engine.policies
+        policies, summaries, plan, used, now, unloaded=unloaded, policies=engine.policies
     )
     return StatusReport(now, rows)
 
@@ -129,6 +133,8 @@ def status_rows(
     """
     due = {i.secret: i for i in plan if i.action in (Action.ROTATE, Action.REMIND)}
     attention = {i.secret for i in plan if i.action is Action.ATTENTION}
+    # Could not be planned (its store unreadable): said where the last error goes.
+    unplanned = {i.secret: i.reason for i in plan if i.action is Action.ERROR}
     overdue = {i.secret for i in plan if i.overdue_since is not None}
     rows: list[StatusRow] = []
     without_policy = set(unloaded)
@@ -149,7 +155,7 @@ def status_rows(
                 age=_age(summary.last_success, now),
                 last_rotation=last.id if last else None,
                 last_rotation_at=last.created_at if last else None,
-                last_error=last.error if last else None,
+                last_error=unplanned.get(name) or (last.error if last else None),
                 next_due=item.due_at if item else None,
                 old_grace_deadline=grace.grace_deadline if grace else None,
                 overdue=name in overdue,

@@ -393,7 +393,7 @@ def _alert_identifiers(
 
 
 def _alert_identifier(engine: Engine, finding: Finding, match: _Match) -> None:
-    """Raise one ``identifier-leaked`` alert to the notifiers the secret's policy names."""
+    """Raise one ``identifier-leaked`` alert to the secret's notifiers (named, or matching)."""
     policy = engine.policies[match.secret]
     then = _identifier_outcome(match)
     if match.normal_rotation:  # how long the grace is, for whoever reads the alert
@@ -407,8 +407,9 @@ def _alert_identifier(engine: Engine, finding: Finding, match: _Match) -> None:
         secret=match.secret,
         # one alert per place a key id is reported, not one per ingest of the same report
         condition=f"{','.join(finding.key_ids)}|{finding.location}|{finding.commit}",
-        to=policy.alerts,
+        to=engine.alerts.notifiers_of(policy),
         owner=policy.owner,
+        labels=policy.labels,
         details={
             "location": finding.location,
             "commit": finding.short_commit,
