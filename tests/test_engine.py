@@ -306,20 +306,24 @@ def test_failed_verification_rolls_back(aws: None, tmp_path: Path, clock: FakeCl
     assert [e.step for e in events][-2:] == ["verify", "rollback"]
 
 
+def _flaky_engine(tmp_path: Path, clock: FakeClock, *, failures: int, attempts: int) -> Engine:
+    """An engine whose random issuer is throttled ``failures`` times, retrying ``attempts``."""
+    _sm().create_secret(Name="app/db", SecretString="original-value-123")
+    _FlakyMint.failures = failures
+    return _engine(
+        tmp_path,
+        RANDOM_POLICY.replace(", field: password", ""),
+        clock,
+        _with_issuer("random", _FlakyMint),
+        retry=RetryPolicy(attempts=attempts, base_delay=1.0),
+    )
+
+
 def test_transient_errors_are_retried_with_backoff(
     aws: None, tmp_path: Path, clock: FakeClock
 ) -> None:
     """A throttled mint is retried after 1s then 2s (injected sleep) and the rotation succeeds."""
-    _sm().create_secret(Name="app/db", SecretString="original-value-123")
-    _FlakyMint.failures = 2
-    adapters = _with_issuer("random", _FlakyMint)
-    engine = _engine(
-        tmp_path,
-        RANDOM_POLICY.replace(", field: password", ""),
-        clock,
-        adapters,
-        retry=RetryPolicy(attempts=4, base_delay=1.0),
-    )
+    engine = _flaky_engine(tmp_path, clock, failures=2, attempts=4)
     report = engine.rotate("app/db")
     assert report.exit_code == 0
     assert clock.slept == [1.0, 2.0]
@@ -331,16 +335,7 @@ def test_transient_errors_exhausted_leave_rotation_resumable(
     aws: None, tmp_path: Path, clock: FakeClock
 ) -> None:
     """When retries run out the rotation stays where it was; a run after the pause finishes it."""
-    _sm().create_secret(Name="app/db", SecretString="original-value-123")
-    _FlakyMint.failures = 5
-    adapters = _with_issuer("random", _FlakyMint)
-    engine = _engine(
-        tmp_path,
-        RANDOM_POLICY.replace(", field: password", ""),
-        clock,
-        adapters,
-        retry=RetryPolicy(attempts=2, base_delay=1.0),
-    )
+    engine = _flaky_engine(tmp_path, clock, failures=5, attempts=2)
     report = engine.rotate("app/db")
     assert report.exit_code == 1 and report.outcomes[0].state is State.PLANNED
     _FlakyMint.failures = 0
@@ -685,16 +680,7 @@ def test_a_failed_rotation_is_logged_with_the_step_it_failed_at(
     aws: None, tmp_path: Path, clock: FakeClock
 ) -> None:
     """`rotation failed` still names its step: only the next rotation starts without it."""
-    _sm().create_secret(Name="app/db", SecretString="original-value-123")
-    _FlakyMint.failures = 5
-    adapters = _with_issuer("random", _FlakyMint)
-    engine = _engine(
-        tmp_path,
-        RANDOM_POLICY.replace(", field: password", ""),
-        clock,
-        adapters,
-        retry=RetryPolicy(attempts=2, base_delay=1.0),
-    )
+    engine = _flaky_engine(tmp_path, clock, failures=5, attempts=2)
     with structlog.testing.capture_logs(
         processors=[structlog.contextvars.merge_contextvars]
     ) as logs:

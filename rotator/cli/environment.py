@@ -44,6 +44,7 @@ def listen_address(text: str) -> tuple[str, int]:
 
 
 def _listen(text: str) -> None:
+    """Check ``ROTATOR_LISTEN`` (empty: the endpoint is off)."""
     if text:
         listen_address(text)
 
@@ -73,6 +74,7 @@ def _file_to_write(text: str) -> None:
 
 
 def _anchor_file(text: str) -> None:
+    """Check ``ROTATOR_AUDIT_ANCHOR``: a file rotator can write and read back."""
     if text.strip() == "-":
         raise ValueError("must name a file (the head is read back)")
     _file_to_write(text)
@@ -182,7 +184,7 @@ def problems(adapters: Registry, environ: Mapping[str, str] | None = None) -> li
     for name in sorted(n for n in env if n.startswith(PREFIX)):
         setting = known.settings.get(name)
         if setting is None:
-            found.extend(_unknown(name, known.settings))
+            found.extend(_unknown_setting(name, known.settings))
             continue
         found.extend(_judged(setting, env[name]))
     if ratelimit.ENV in env:
@@ -199,7 +201,8 @@ def check(adapters: Registry, environ: Mapping[str, str] | None = None) -> None:
         raise ConfigError("; ".join(found) + "; nothing was done")
 
 
-def _unknown(name: str, settings: Iterable[str]) -> list[str]:
+def _unknown_setting(name: str, settings: Iterable[str]) -> list[str]:
+    """Refuse a ``ROTATOR_*`` name one slip from a setting; leave any other be (not ours)."""
     if name in GIVEN_TO_HOOKS:
         return []
     # Compared without the prefix every name shares, which would make any two look alike.
@@ -212,6 +215,7 @@ def _unknown(name: str, settings: Iterable[str]) -> list[str]:
 
 
 def _judged(setting: Setting, value: str) -> list[str]:
+    """Run a setting's own check on ``value``; say what is wrong, its value shown unless secret."""
     if setting.check is None:
         return []
     try:
@@ -227,35 +231,31 @@ def _judged(setting: Setting, value: str) -> list[str]:
 
 
 def _quota_names(text: str, known: Known) -> list[str]:
+    """Say which quota names of ``ROTATOR_RATE_LIMITS`` no installed adapter declares."""
     try:
         named = ratelimit.parse(text)
     except ConfigError:
         return []  # already said by the setting's own check
-    found = []
-    for quota in named:
-        if quota in known.quotas:
-            continue
-        listing = ", ".join(known.quotas) or "none: no installed adapter declares a quota"
-        found.append(
-            f"{ratelimit.ENV}: no installed adapter has a quota called "
-            f"{redact.outside_text(quota, _SHOWN)!r}{did_you_mean(quota, known.quotas)} "
-            f"(known: {listing})"
-        )
-    return found
+    return _undeclared(ratelimit.ENV, named, list(known.quotas), "no installed adapter has a quota")
 
 
 def _provider_names(text: str, known: Known) -> list[str]:
+    """Say which provider names of ``ROTATOR_CONCURRENCY`` no installed store has."""
     try:
         limits = Limits.parse(text)
     except ConfigError:
         return []  # already said by the setting's own check
-    found = []
-    for provider in limits.overrides:
-        if provider in known.providers:
-            continue
-        found.append(
-            f"ROTATOR_CONCURRENCY: no installed store provider is called "
-            f"{redact.outside_text(provider, _SHOWN)!r}{did_you_mean(provider, known.providers)} "
-            f"(known: {', '.join(known.providers)})"
-        )
-    return found
+    named = limits.overrides
+    nobody = "no installed store provider is"
+    return _undeclared("ROTATOR_CONCURRENCY", named, list(known.providers), nobody)
+
+
+def _undeclared(variable: str, named: Iterable[str], known: list[str], nobody: str) -> list[str]:
+    """Say, for each of ``named`` not ``known``: ``nobody`` called it, the closest, the known."""
+    listing = ", ".join(known) or "none"
+    return [
+        f"{variable}: {nobody} called {redact.outside_text(name, _SHOWN)!r}"
+        f"{did_you_mean(name, known)} (known: {listing})"
+        for name in named
+        if name not in known
+    ]
