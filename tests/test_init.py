@@ -339,7 +339,7 @@ def test_output_in_a_missing_directory_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "nowhere" / "p.yaml"
     result = _init("--store", "vault-kv", "--output", str(out))
     assert result.exit_code == 2
-    assert "cannot write it" in result.stderr
+    assert "its folder" in result.stderr and "mkdir -p" in result.stderr
     assert not (tmp_path / "nowhere").exists()
 
 

@@ -9,6 +9,7 @@ stdout, or to ``--output`` when no file is there yet.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -151,6 +152,11 @@ def init(
         create_file(output, text)
     except FileExistsError:
         fail(f"--output {output} exists; nothing was written (init never overwrites a file)")
+    except FileNotFoundError:
+        fail(
+            f"--output {output}: its folder {output.parent} does not exist (make it first: "
+            f"mkdir -p {shlex.quote(str(output.parent))}); nothing was written"
+        )
     except OSError as exc:
         fail(f"--output {output}: cannot write it: {exc.strerror or exc}; nothing was written")
     err.print(plain(f"wrote {output}: next, rotator validate --config {output}"))
