@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rotator.adapters.ratelimit import TokenBucket, limits
+from rotator.adapters.ratelimit import TokenBucket, limits, parse
 from rotator.errors import ConfigError
 
 
@@ -58,8 +58,13 @@ def test_environment_overrides_and_turns_off_limits() -> None:
     assert got == {"a": 5.0, "b": 0.0, "c": 3.0}
 
 
-@pytest.mark.parametrize("raw", ["a", "a=", "a=fast", "=3", "a=-1"])
-def test_malformed_limits_are_refused(raw: str) -> None:
-    """A malformed ROTATOR_RATE_LIMITS entry is a configuration error naming it."""
+@pytest.mark.parametrize("raw", ["a", "a=", "a=fast", "=3", "a=-1", "a=nan", "a=inf"])
+def test_malformed_limits_are_refused_and_never_fail_a_call(raw: str) -> None:
+    """A malformed entry is refused where it is judged (at start); adapters keep the defaults.
+
+    An adapter reading the variable later paces at its defaults rather than
+    fail a rotation half-way (every command judged it before its first call).
+    """
     with pytest.raises(ConfigError, match="ROTATOR_RATE_LIMITS"):
-        limits({"a": 1.0}, {"ROTATOR_RATE_LIMITS": raw})
+        parse(raw)
+    assert limits({"a": 1.0}, {"ROTATOR_RATE_LIMITS": raw}) == {"a": 1.0}
