@@ -75,6 +75,27 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> list[int]:
     return [process.wait(timeout=60) for process in processes]
 
 
+def _stalled(services: list[subprocess.Popen[bytes]], log: Path) -> str:
+    """Say what a stalled run shows: whether each service still runs, its errors, the log's end.
+
+    The clock is pinned, so a lease held by a service that stopped moving
+    never expires: which one, and why, is what a failure must tell.
+    """
+    unusual = [
+        line
+        for line in log.read_text().splitlines()
+        if '"level": "error"' in line
+        or "Traceback" in line
+        or ('"level": "warning"' in line and '"alert"' not in line)
+    ]
+    return (
+        f"exit codes (None: running): {[p.poll() for p in services]}\n"
+        + "\n".join(unusual[-30:])
+        + "\n...\n"
+        + log.read_text()[-2000:]
+    )
+
+
 def _errors(log: Path) -> list[str]:
     return [line for line in log.read_text().splitlines() if '"level": "error"' in line]
 
@@ -160,7 +181,7 @@ def test_postgres_restarting_mid_run_loses_and_duplicates_nothing(pg: Rotator) -
     try:
         assert _promoted_soon(pg, 10, 120), log.read_text()[-3000:]
         subprocess.run(["pg_ctlcluster", "15", "main", "restart"], check=True, timeout=120)
-        assert _promoted_soon(pg, count, 240), log.read_text()[-3000:]
+        assert _promoted_soon(pg, count, 240), _stalled(services, log)
     finally:
         codes = _stop(services)
     assert codes == [0, 0]
