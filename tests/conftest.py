@@ -54,7 +54,8 @@ def _forget_secrets() -> Iterator[None]:
     redact.forget_all()
 
 
-def _postgres_url() -> str | None:
+def postgres_url() -> str | None:
+    """Return this worker's test PostgreSQL URL (None without one; a failure under CI=true)."""
     url = os.environ.get("ROTATOR_TEST_POSTGRES_URL")
     if url:
         return _worker_database(url)
@@ -120,7 +121,7 @@ def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
 
 def empty_postgres() -> str:
     """Return the test PostgreSQL's URL with the journal's tables dropped (skip without one)."""
-    url = _postgres_url()
+    url = postgres_url()
     if url is None:
         pytest.skip("no PostgreSQL (set ROTATOR_TEST_POSTGRES_URL)")
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
