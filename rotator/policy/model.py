@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -266,9 +267,17 @@ class SecretMatch(BaseModel):
 
     def selects(self, policy: Policy) -> bool:
         """Tell whether ``policy``'s secret is one of those matched."""
-        if self.owner is not None and policy.owner != self.owner:
-            return False
-        return all(policy.labels.get(k) == v for k, v in self.labels.items())
+        return has_labels_and_owner(policy, self.labels, self.owner)
+
+
+def has_labels_and_owner(policy: Policy, labels: Mapping[str, str], owner: str | None) -> bool:
+    """Tell whether ``policy`` has every one of ``labels`` and, unless None, is ``owner``'s.
+
+    One rule for ``match:`` routing and for ``--label``/``--owner`` selection.
+    """
+    if owner is not None and policy.owner != owner:
+        return False
+    return all(policy.labels.get(k) == v for k, v in labels.items())
 
 
 class NotifierSpec(BaseModel):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from rotator.errors import ConfigError
 from rotator.output.spelling import did_you_mean
-from rotator.policy.model import Policy
+from rotator.policy.model import Policy, has_labels_and_owner
 
 #: What makes a name a pattern (as in a shell).
 _PATTERN = frozenset("*?[")
@@ -66,9 +66,7 @@ class Selection:
             return True
         if policy is None:
             return False  # its labels and owner are not known
-        if self.owner is not None and policy.owner != self.owner:
-            return False
-        return all(policy.labels.get(k) == v for k, v in self.labels.items())
+        return has_labels_and_owner(policy, self.labels, self.owner)
 
     def chosen(self, policies: Mapping[str, Policy]) -> list[str]:
         """Return the names of the chosen policies, sorted (names checked first)."""
