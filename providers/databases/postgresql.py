@@ -1,4 +1,4 @@
-"""PostgreSQL passwords, sent as SCRAM verifiers: the server never sees (or logs) the plaintext.
+"""The ``postgresql-password`` issuer: PostgreSQL roles, their passwords sent as SCRAM verifiers.
 
 libpq computes a role's SCRAM-SHA-256 verifier on the client
 (``PQencryptPasswordConn``, which psycopg 3 exposes as
@@ -6,13 +6,39 @@ libpq computes a role's SCRAM-SHA-256 verifier on the client
 stores it as is, and a login with the plaintext then works. With
 ``log_statement`` on, the server's log shows the verifier, salted afresh
 each time, and never the password.
+
+The clone of an alternating pair is created ``IN ROLE`` the original, with
+``SET role`` to it, so its sessions act as the original and the objects
+either creates have one owner. The admin needs ``CREATEROLE``; from
+PostgreSQL 16 on, also ``ADMIN OPTION`` on each role it alters (a role it
+creates it holds so already): :meth:`PostgreSqlRoles.missing_privileges`
+checks both, :meth:`PostgreSqlRoles.grants` renders them.
+
+psycopg errors are translated here, by SQLSTATE, or for a failed connection
+by a short list of libpq texts recognised (never copied: they quote role
+and database names, and a statement's text may hold a verifier).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from providers.databases.accounts import Accounts
+from providers.databases.issuer import DatabasePasswordIssuer
+from providers.databases.policy import DatabasePasswordConfig, TlsMode
+from providers.databases.value import Login
 from rotator.adapters import SecretValue
+from rotator.errors import (
+    ConflictError,
+    NotFoundError,
+    PermanentError,
+    PermissionDeniedError,
+    RotatorError,
+    TransientError,
+    VerificationError,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -20,8 +46,222 @@ if TYPE_CHECKING:
 #: The only method sent: md5 verifiers are weak, and a plaintext would be logged.
 METHOD = b"scram-sha-256"
 
+#: The first server version whose CREATEROLE alters only roles held WITH ADMIN OPTION.
+ADMIN_OPTION_RULES = 160000
 
-def scram_verifier(conn: psycopg.Connection[object], role: str, password: SecretValue) -> str:
+#: libpq texts of a refused login (the server says no more, to anyone).
+_REFUSED = (
+    "password authentication failed",
+    "no pg_hba.conf entry",
+    "pg_hba.conf rejects",
+    "is not permitted to log in",
+    "authentication failed",
+)
+#: SQLSTATEs that pass: a lost connection, a server shutting down or starting, no room.
+_TRANSIENT_CLASSES = ("08", "53", "57", "40")
+
+
+def scram_verifier(conn: psycopg.Connection[Any], role: str, password: SecretValue) -> str:
     """Return the SCRAM-SHA-256 verifier of ``password`` for ``role``, computed on the client."""
     verifier = conn.pgconn.encrypt_password(password.text().encode(), role.encode(), METHOD)
     return verifier.decode("ascii")
+
+
+class PostgreSqlPasswordConfig(DatabasePasswordConfig):
+    """Policy fields of the ``postgresql-password`` issuer."""
+
+    engine: ClassVar[str] = "postgres"
+    default_port: ClassVar[int] = 5432
+    longest_name: ClassVar[int] = 63
+
+
+class PostgreSqlRoles(Accounts):
+    """A PostgreSQL server's roles, through psycopg, one connection per operation."""
+
+    provider = "postgresql"
+
+    def _connect(self, login: Login, database: str | None) -> psycopg.Connection[Any]:
+        """Open an autocommit connection as ``login`` with the policy's TLS and timeout."""
+        import psycopg
+
+        config = self.config
+        options: dict[str, Any] = {
+            "host": config.host,
+            "port": config.server_port,
+            "dbname": database or config.database or "postgres",
+            "user": login.username,
+            "password": login.password.text(),
+            "connect_timeout": max(1, int(config.connect_timeout.total_seconds())),
+            "sslmode": config.tls_mode.value,
+            "application_name": "rotator",
+        }
+        if config.tls.ca_file is not None:
+            options["sslrootcert"] = str(config.tls.ca_file)
+        elif config.tls_mode is TlsMode.VERIFY_FULL:
+            options["sslrootcert"] = "system"
+        return psycopg.connect(autocommit=True, **options)
+
+    @contextmanager
+    def _as_admin(self, operation: str) -> Iterator[psycopg.Connection[Any]]:
+        """Yield a connection as the admin; translate every psycopg error raised within."""
+        admin = self.admin()
+        with (
+            self._translated(operation, who=f"admin {admin.username}", admin=True),
+            self._connect(admin, admin.database) as conn,
+        ):
+            yield conn
+
+    @contextmanager
+    def _translated(self, operation: str, *, who: str, admin: bool) -> Iterator[None]:
+        """Turn a psycopg error into a rotator error of ours; count the request's outcome."""
+        import psycopg
+
+        try:
+            yield
+        except psycopg.Error as exc:
+            error = self._translate(exc, operation, who=who, admin=admin)
+            outcome = "transient" if isinstance(error, TransientError) else "permanent"
+            self.runtime.on_request(self.provider, operation, outcome)
+            raise error from None
+        self.runtime.on_request(self.provider, operation, "ok")
+
+    def _translate(
+        self, exc: psycopg.Error, operation: str, *, who: str, admin: bool
+    ) -> RotatorError:
+        """Classify ``exc`` by its SQLSTATE, or a failed connection by libpq's text."""
+        where = f"{self.config.host}:{self.config.server_port}"
+        kw: dict[str, Any] = {"provider": "postgresql-password", "operation": operation}
+        state = exc.sqlstate
+        if state is None:
+            text = str(exc)
+            if any(words in text for words in _REFUSED):
+                if admin:
+                    return PermissionDeniedError(f"{where} refused the login of {who}", **kw)
+                return VerificationError(f"{where} refused the login of {who}", **kw)
+            if "does not exist" in text and "database" in text:
+                return NotFoundError(f"the database to connect to does not exist at {where}", **kw)
+            if "SSL" in text or "certificate" in text:
+                return PermanentError(
+                    f"TLS to {where} failed (mode {self.config.tls_mode.value})", **kw
+                )
+            return TransientError(f"could not reach {where}", **kw)
+        if state == "42501":
+            return PermissionDeniedError(f"{who} may not do this at {where}", **kw)
+        if state == "42704":
+            return NotFoundError(f"no such role at {where}", **kw)
+        if state == "42710":
+            return ConflictError(f"the role exists already at {where}", **kw)
+        if state.startswith(_TRANSIENT_CLASSES):
+            return TransientError(f"{where} failed the request (SQLSTATE {state})", **kw)
+        return PermanentError(f"{where} refused the request (SQLSTATE {state})", **kw)
+
+    def login_states(self, users: Sequence[str]) -> dict[str, bool | None]:
+        """Read ``rolcanlogin`` of each user from ``pg_roles``."""
+        with self._as_admin("login_states") as conn:
+            rows = conn.execute(
+                "SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY(%s)", [list(users)]
+            ).fetchall()
+        found = {str(name): bool(can) for name, can in rows}
+        return {user: found.get(user) for user in users}
+
+    def set_password(self, user: str, password: SecretValue) -> None:
+        """``ALTER ROLE user WITH LOGIN PASSWORD '<verifier>'``."""
+        from psycopg import sql
+
+        with self._as_admin("set_password") as conn:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
+                    sql.Identifier(user), sql.Literal(scram_verifier(conn, user, password))
+                )
+            )
+
+    def create_clone(self, clone: str, of: str, password: SecretValue) -> None:
+        """Create ``clone`` in role ``of``, acting as it (``SET role``), in one transaction."""
+        from psycopg import sql
+
+        with self._as_admin("create_clone") as conn, conn.transaction():
+            verifier = scram_verifier(conn, clone, password)
+            conn.execute(
+                sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD {} IN ROLE {}").format(
+                    sql.Identifier(clone), sql.Literal(verifier), sql.Identifier(of)
+                )
+            )
+            conn.execute(
+                sql.SQL("ALTER ROLE {} SET role = {}").format(
+                    sql.Identifier(clone), sql.Literal(of)
+                )
+            )
+
+    def lock(self, user: str) -> None:
+        """``ALTER ROLE user NOLOGIN`` (no-op if the role is absent)."""
+        from psycopg import sql
+
+        with self._as_admin("lock") as conn:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [user]).fetchone()
+            if exists is not None:
+                conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(user)))
+
+    def try_login(self, login: Login) -> None:
+        """Connect as ``login`` to the policy's database and ``SELECT 1``."""
+        with (
+            self._translated("try_login", who=login.username, admin=False),
+            self._connect(login, self.config.database) as conn,
+        ):
+            conn.execute("SELECT 1")
+
+    def missing_privileges(self, users: Sequence[str]) -> list[str]:
+        """CREATEROLE; no superuser among ``users``; from PostgreSQL 16, ADMIN OPTION on each."""
+        with self._as_admin("missing_privileges") as conn:
+            row = conn.execute(
+                "SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user"
+            ).fetchone()
+            if row is None or row[0]:
+                return []
+            missing = [] if row[1] else ["CREATEROLE"]
+            rules16 = conn.info.server_version >= ADMIN_OPTION_RULES
+            for user in users:
+                found = conn.execute(
+                    "SELECT rolsuper, pg_has_role(current_user, oid, 'MEMBER WITH ADMIN OPTION')"
+                    " FROM pg_roles WHERE rolname = %s",
+                    [user],
+                ).fetchone()
+                if found is None:
+                    continue  # the clone, created by the admin, which then holds ADMIN OPTION
+                if found[0]:
+                    missing.append(f"{user} is a superuser: only a superuser may alter it")
+                elif rules16 and not found[1]:
+                    missing.append(f"ADMIN OPTION on role {user}")
+        return missing
+
+    @classmethod
+    def grants(cls, admin: str, users: Sequence[str]) -> list[str]:
+        """CREATEROLE, and (PostgreSQL 16+) ADMIN OPTION on each user without its privileges."""
+        from psycopg import sql
+
+        def quoted(name: str) -> str:
+            return sql.Identifier(name).as_string(None)
+
+        statements = [f"ALTER ROLE {quoted(admin)} CREATEROLE;"]
+        statements += [
+            f"GRANT {quoted(user)} TO {quoted(admin)} WITH ADMIN OPTION, INHERIT FALSE, SET FALSE;"
+            for user in users
+        ]
+        return statements
+
+
+class PostgreSqlPasswordIssuer(DatabasePasswordIssuer):
+    """Sets PostgreSQL role passwords (one role, or two that alternate)."""
+
+    kind = "postgresql-password"
+    Config = PostgreSqlPasswordConfig
+    accounts_class = PostgreSqlRoles
+    requires = ("psycopg",)
+    extra = "postgres"
+    docs = "docs/providers/databases.md"
+    example: ClassVar[Mapping[str, object]] = {
+        "strategy": "alternating-users",
+        "host": "db.internal",
+        "database": "app",
+        "username": "app",
+        "admin": {"env": "APP_DB_ADMIN"},
+    }

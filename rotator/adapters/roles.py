@@ -35,7 +35,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
 from datetime import datetime
-from typing import ClassVar, Generic
+from typing import Any, ClassVar, Generic
 
 from rotator.adapters.secret import SecretValue
 from rotator.adapters.values import (
@@ -297,6 +297,20 @@ class Issuer(Adapter[ConfigT]):
             PermanentError: any other refusal.
         """
         return None
+
+    def targets(self) -> list[Target[Any]]:
+        """Return the targets through which a minted credential becomes live, before the policy's.
+
+        An issuer whose credential is a value until the system is told of it
+        (a database password) mints the value only; the engine writes these
+        targets first, once the store holds the value as pending, so a crash
+        never leaves the system holding a credential no store version holds,
+        and restores them on rollback as it restores every target. The
+        default, none: the credential is live when minted.
+
+        Raises nothing: built from the policy fields, without calling anything.
+        """
+        return []
 
     def inventory(self) -> list[str]:
         """Return the refs that exist at the issuer now, for this credential's slot.

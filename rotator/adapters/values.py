@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from rotator import __version__
 from rotator.adapters.secret import SecretValue
 from rotator.clock import Clock, Sleep
+from rotator.errors import ConfigError
 
 #: What an adapter sends as (or appends to) its HTTP User-Agent: rotator and its version.
 USER_AGENT = f"rotator/{__version__}"
@@ -29,6 +30,15 @@ class ProviderConfig(BaseModel):
     """Base of every adapter's policy fields: unknown fields are refused."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def secrets_read(self) -> Mapping[str, str]:
+        """Return the other secrets this adapter reads (``Runtime.read_current``), by field.
+
+        Keyed by the field that names each (``admin.secret``). The policy set
+        is judged with them: each must name a secret some policy declares,
+        and never the adapter's own. The default: none.
+        """
+        return {}
 
 
 ConfigT = TypeVar("ConfigT", bound=ProviderConfig)
@@ -46,6 +56,16 @@ def _ignore_request(_provider: str, _operation: str, _outcome: str) -> None:
     """Drop a request observation (the default when nobody counts)."""
 
 
+#: Reads the current value of a secret rotator manages, by its policy name
+#: (``None`` if its store holds no value yet).
+SecretReader = Callable[[str], SecretValue | None]
+
+
+def _no_secrets(name: str) -> SecretValue | None:
+    """Refuse to read another secret: nothing lent this runtime a way to."""
+    raise ConfigError(f"secret {name!r} cannot be read here: no policy set is loaded")
+
+
 @dataclass
 class Runtime:
     """What the engine lends an adapter: the clock, a sleeper, a cache and a request counter.
@@ -54,7 +74,9 @@ class Runtime:
     it (one per region and service) so they are built once and reused. The
     engine runs secrets on several threads at once, so adapters guard what
     they add to it. (The policy name reaches an adapter through its
-    constructor.) ``on_request`` is told of every API call an adapter makes,
+    constructor.) ``read_current`` reads a secret's current value by its
+    policy name, for adapters whose policy names one (``secrets_read``) or
+    that must know their own live value. ``on_request`` is told of every API call an adapter makes,
     with an operation name from a fixed set (never an id or a path), so the
     service can export ``rotator_provider_requests_total``.
     """
@@ -63,6 +85,10 @@ class Runtime:
     sleep: Sleep
     cache: dict[str, Any] = field(default_factory=dict)
     on_request: RequestObserver = _ignore_request
+    #: The current value of a secret rotator manages, read from its policy's
+    #: store: how an adapter reads its own credential (a database admin's
+    #: password kept as another secret) and its own secret's live value.
+    read_current: SecretReader = _no_secrets
 
 
 class Unchecked(str):

@@ -24,11 +24,15 @@ class Binding:
 
 
 def bind(policy: Policy, adapters: Registry, runtime: Runtime) -> Binding:
-    """Build the adapters a policy names (a target naming a store provider is a replica)."""
+    """Build the adapters a policy names (a target naming a store provider is a replica).
+
+    The issuer's own targets (a database role's password) come first, so
+    the credential is live at its system before any consumer is handed it.
+    """
     name = policy.name
     store_cls = adapters.store(policy.store.provider)
-    issuer_cls = adapters.issuer(policy.issuer.kind)
-    targets: list[Target[Any]] = []
+    issuer = adapters.issuer(policy.issuer.kind)(policy.issuer.config, runtime, name)
+    targets: list[Target[Any]] = list(issuer.targets())
     for spec in policy.targets:
         if spec.provider is not None:
             replica = adapters.store(spec.provider)(spec.config, runtime, name)
@@ -38,7 +42,7 @@ def bind(policy: Policy, adapters: Registry, runtime: Runtime) -> Binding:
     return Binding(
         policy,
         store_cls(policy.store.config, runtime, name),
-        issuer_cls(policy.issuer.config, runtime, name),
+        issuer,
         targets,
         [adapters.verifiers[v.kind](v.config, runtime, name) for v in policy.verify],
     )

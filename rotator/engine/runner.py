@@ -95,6 +95,7 @@ class Engine:
         self.runtime = Runtime(clock=clock, sleep=sleep)
         if on_request is not None:
             self.runtime.on_request = on_request
+        self.runtime.read_current = self._read_current
         self._bindings: dict[str, Binding] = {}
         self._bindings_lock = threading.Lock()
         self.alerting = Alerting(
@@ -172,6 +173,11 @@ class Engine:
         with self._bindings_lock:
             # Two threads may build the same binding; both use the first kept.
             return self._bindings.setdefault(name, built)
+
+    def _read_current(self, name: str) -> SecretValue | None:
+        """Read a secret's current value from its policy's store (an adapter's ``read_current``)."""
+        version = self.binding(name).store.current()
+        return version.value if version is not None else None
 
     def _interruptible_sleep(self, seconds: float) -> None:
         """Sleep, waking early when the engine is interrupted."""

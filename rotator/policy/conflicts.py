@@ -43,6 +43,7 @@ class PolicySetConflicts:
         self._secrets_first_seen: dict[str, tuple[str, int, int]] = {}
         self._notifiers_declared_at: dict[str, str] = {}
         self._alerting: list[tuple[str, NamedPolicy]] = []
+        self._reading: list[tuple[str, NamedPolicy]] = []
 
     def notifier_declared(self, shown: str, declared: DeclaredNotifier) -> Problem | None:
         """Note a notifier of the file ``shown``; a problem if another declaration came first."""
@@ -62,6 +63,8 @@ class PolicySetConflicts:
         """Note a secret of the file ``shown``; a problem if its name was used before."""
         if named.policy is not None and named.policy.alerts:
             self._alerting.append((shown, named))
+        if named.policy is not None and _secrets_read(named.policy):
+            self._reading.append((shown, named))
         here = (shown, named.line, named.position)
         first = self._secrets_first_seen.setdefault(named.name, here)
         if first == here:
@@ -96,3 +99,41 @@ class PolicySetConflicts:
                     )
                 )
         return problems
+
+    def unknown_secrets(self) -> list[Problem]:
+        """Report every adapter field naming a secret no file declares, or its own secret."""
+        declared = self._secrets_first_seen
+        problems: list[Problem] = []
+        for shown, named in self._reading:
+            assert named.policy is not None  # only valid policies are collected
+            for where, name in _secrets_read(named.policy).items():
+                if name == named.name:
+                    reason = f"names this secret itself, '{name}'; it must name another secret"
+                elif name in declared:
+                    continue
+                else:
+                    close = closest(name, declared)
+                    hint = f" did you mean '{close}'?" if close else ""
+                    reason = f"names secret '{name}', which no policy declares;{hint}"
+                problems.append(
+                    Problem(
+                        shown,
+                        named.line,
+                        named.column,
+                        f"secrets[{named.position}].{where}",
+                        reason.rstrip(";"),
+                    )
+                )
+        return problems
+
+
+def _secrets_read(policy: Policy) -> dict[str, str]:
+    """Return the other secrets a policy's adapters read, keyed by the field naming each."""
+    blocks = [("store", policy.store.config), ("issuer", policy.issuer.config)]
+    blocks += [(f"targets[{i}]", t.config) for i, t in enumerate(policy.targets)]
+    blocks += [(f"verify[{i}]", v.config) for i, v in enumerate(policy.verify)]
+    return {
+        f"{block}.{field}": name
+        for block, config in blocks
+        for field, name in config.secrets_read().items()
+    }

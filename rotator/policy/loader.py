@@ -191,4 +191,5 @@ def _read_files(
                 # once anything is wrong a strict load returns no policy: stop keeping them
                 policies.append((shown, shared.compact(named.policy)))
     problems.extend(conflicts.unknown_notifiers())
+    problems.extend(conflicts.unknown_secrets())
     return _FilesRead(policies, notifiers, problems)
