@@ -197,8 +197,11 @@ class DatabasePasswordIssuer(Issuer[DatabasePasswordConfig]):
     def recover(
         self, rotation_id: str, *, known: Collection[str], pending: SecretValue | None
     ) -> Credential | None:
-        """Adopt the pending value; without one, make sure the idle user holds nothing usable."""
+        """Adopt the pending value (told to the server again); without one, void the idle user."""
         if pending is not None:
+            # A later mint of the same rotation may have reached the server
+            # before the crash: the pending value is the one that must work.
+            AccountPassword(self).write(rotation_id, pending)
             return Credential(pending, self.ref_of(pending))
         if self.alternating:
             # Its password may have been set by a target write whose pending

@@ -10,6 +10,8 @@ many credentials at once. An issuer that cannot mint (``reminder_only``)
 implements :meth:`~IssuerContract.supplied`: the suite then takes the value a
 person would supply, as the engine does. A promise an issuer cannot keep for
 a documented reason is overridden in the subclass with a skip naming it.
+An issuer whose credential becomes live through its own targets (a
+database password) has them written after each mint, as the engine does.
 """
 
 from __future__ import annotations
@@ -72,11 +74,22 @@ class IssuerContract:
         return issuer.inventory()
 
     def minted(self, issuer: IssuerT, rotation_id: str) -> Credential:
-        """Mint for ``rotation_id`` (or take a person's value, for a reminder-only issuer)."""
+        """Mint for ``rotation_id`` (or take a person's value, for a reminder-only issuer).
+
+        The issuer's own targets (``Issuer.targets``) are written with the new
+        value, as the engine writes them once the store holds it as pending.
+        """
         if issuer.reminder_only:
             value = self.supplied(issuer)
             return Credential(value, issuer.ref_of(value))
-        return issuer.mint(rotation_id)
+        return self.made_live(issuer, rotation_id, issuer.mint(rotation_id))
+
+    @staticmethod
+    def made_live(issuer: IssuerT, rotation_id: str, credential: Credential) -> Credential:
+        """Write the issuer's own targets with ``credential``, as the engine does; return it."""
+        for target in issuer.targets():
+            target.write(rotation_id, credential.value)
+        return credential
 
     def fresh(self, issuer: IssuerT, keep: Sequence[str | None] = ()) -> Credential:
         """Start and mint in a new rotation; return the credential."""
@@ -244,14 +257,15 @@ class IssuerContract:
         issuer.revoke(dropped.ref)
         deleted = issuer.prepare([c.ref for c in kept if c.ref is not None])
         assert not {c.ref for c in kept} & set(deleted)
-        issuer.verify(issuer.mint(new_rotation_id()))
+        issuer.verify(self.minted(issuer, new_rotation_id()))
         assert all(self.usable(issuer, c) for c in kept)
 
     # -- failures
 
     def test_an_unavailable_issuer_fails_with_a_retryable_error(self, issuer: IssuerT) -> None:
-        """While the system is down mint() raises a TransientError, never an SDK's error."""
+        """While the system is down minting (and making live) raises a TransientError only."""
         self.start(issuer)
+        rotation_id = new_rotation_id()
         with self.unavailable(issuer), pytest.raises(RotatorError) as caught:
-            issuer.mint(new_rotation_id())
+            self.made_live(issuer, rotation_id, issuer.mint(rotation_id))
         assert isinstance(caught.value, TransientError) and caught.value.retryable
