@@ -22,6 +22,7 @@ docs/providers/databases.md draws both on a timeline.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import string
 from collections.abc import Collection
@@ -30,7 +31,7 @@ from typing import Any, ClassVar
 import structlog
 
 from providers.databases.accounts import Accounts
-from providers.databases.policy import DatabasePasswordConfig, RevokeBy, Strategy
+from providers.databases.policy import ACCOUNT_NAME, DatabasePasswordConfig, RevokeBy, Strategy
 from providers.databases.value import Login, admin_login, parse, render
 from rotator.adapters import Credential, Issuer, Permission, Runtime, SecretValue, Target
 from rotator.errors import (
@@ -141,7 +142,8 @@ class DatabasePasswordIssuer(Issuer[DatabasePasswordConfig]):
         admin = "rotator_admin"
         if config.admin.env is not None:
             login = admin_login(os.environ.get(config.admin.env, ""))
-            admin = login.username if login is not None else admin
+            if login is not None and re.fullmatch(ACCOUNT_NAME, login.username):
+                admin = login.username
         return [
             Permission(
                 self.accounts_class.provider,

@@ -105,10 +105,11 @@ class DatabasePasswordConfig(ProviderConfig):
     longest_name: ClassVar[int]
 
     strategy: Strategy = Strategy.SINGLE_USER
-    host: str = Field(min_length=1)
+    #: A name, an address, or a socket directory: nothing that could end a SQL comment.
+    host: str = Field(pattern=r"^[A-Za-z0-9_.:/%\[\]-]+$")
     port: int | None = Field(default=None, ge=1, le=65535)
     #: The database consumers use: ``dbname`` in the stored value, and where logins are tried.
-    database: str | None = Field(default=None, min_length=1)
+    database: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.$-]+$")
     #: The consumers' user; with alternating users, the first of the pair.
     username: str = Field(pattern=ACCOUNT_NAME)
     #: The second user of an alternating pair (default ``USERNAME_clone``).

@@ -235,17 +235,33 @@ class PostgreSqlRoles(Accounts):
 
     @classmethod
     def grants(cls, admin: str, users: Sequence[str]) -> list[str]:
-        """CREATEROLE, and (PostgreSQL 16+) ADMIN OPTION on each user without its privileges."""
+        """CREATEROLE; and from PostgreSQL 16, ADMIN OPTION on each user, without its privileges.
+
+        The ADMIN OPTION grant is wrapped in a ``DO`` block that runs it only
+        on a server of version 16 or later (the syntax is 16's, and 15 needs
+        no grant), and only for a role that exists (the clone rotator creates
+        is its creator's to alter already), so the script runs unchanged on
+        any version, before or after the first rotation.
+        """
         from psycopg import sql
 
         def quoted(name: str) -> str:
             return sql.Identifier(name).as_string(None)
 
         statements = [f"ALTER ROLE {quoted(admin)} CREATEROLE;"]
-        statements += [
-            f"GRANT {quoted(user)} TO {quoted(admin)} WITH ADMIN OPTION, INHERIT FALSE, SET FALSE;"
-            for user in users
-        ]
+        for user in users:
+            grant = (
+                f"GRANT {quoted(user)} TO {quoted(admin)} "
+                "WITH ADMIN OPTION, INHERIT FALSE, SET FALSE"
+            )
+            exists = (
+                f"EXISTS (SELECT FROM pg_roles WHERE rolname = {sql.Literal(user).as_string(None)})"
+            )
+            statements.append(
+                "DO $rotator$ BEGIN IF current_setting('server_version_num')::int >= "
+                f"{ADMIN_OPTION_RULES} AND {exists} "
+                f"THEN EXECUTE {sql.Literal(grant).as_string(None)}; END IF; END $rotator$;"
+            )
         return statements
 
 

@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from rotator.cli.main import cli
+from rotator.engine.preflight import Verdict
 from rotator.engine.report import Result
 from rotator.engine.runner import Engine
 from rotator.errors import PolicyError
@@ -230,3 +233,62 @@ def aws_sm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def clock() -> FakeClock:
     """A fake clock from the real now (moto stamps versions with the real time)."""
     return FakeClock(datetime.now(UTC).replace(microsecond=0))
+
+
+def test_permissions_prints_the_grants_once_per_server_in_any_order(
+    roles: Roles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``rotator permissions --provider postgresql``: one script per server, stable bytes."""
+    monkeypatch.setenv("APP_DB_ADMIN", json.dumps({"username": "dba", "password": "x" * 20}))
+    one = _policy(roles, "alternating-users")
+    two = one.replace("name: app/db", "name: app/db2").replace(roles.user, "other")
+    outputs = []
+    for body in (one + two.split("secrets:", 1)[1], two + one.split("secrets:", 1)[1]):
+        (tmp_path / "p.yaml").write_text(body)
+        result = CliRunner().invoke(
+            cli,
+            ["permissions", "--provider", "postgresql", "--config", str(tmp_path / "p.yaml")],
+        )
+        assert result.exit_code == 0, result.output
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1]
+    text = outputs[0]
+    assert text.startswith(f"-- PostgreSQL at {roles.host}:{roles.port}: run as a superuser\n")
+    assert text.count('ALTER ROLE "dba" CREATEROLE;') == 1
+    for user in (roles.user, roles.clone, "other", "other_clone"):
+        assert f'GRANT "{user}" TO "dba" WITH ADMIN OPTION, INHERIT FALSE, SET FALSE' in text
+
+
+def test_the_printed_grants_are_enough_to_rotate(
+    aws_sm: Any, roles: Roles, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An admin given only what ``permissions`` prints rotates two users through revoke.
+
+    Before the script runs, ``check`` names CREATEROLE and the rotation fails;
+    after it, both pass. (This server is PostgreSQL 15; the ADMIN OPTION
+    grants of 16 are skipped by the script's own version test.)
+    """
+    old = roles.create(roles.user)
+    admin = f"{roles.user}_dba"
+    admin_password = roles.create(admin)
+    monkeypatch.setenv("APP_DB_ADMIN", json.dumps({"username": admin, "password": admin_password}))
+    aws_sm.create_secret(Name="app/db", SecretString=json.dumps(roles.value(roles.user, old)))
+    body = _policy(roles, "alternating-users")
+    engine = _engine(tmp_path, body, clock)
+    [before] = [f for f in engine.check(["app/db"]) if "postgresql:" in f.check]
+    assert "lacks: CREATEROLE" in before.detail
+
+    (tmp_path / "p.yaml").write_text(body)
+    printed = CliRunner().invoke(
+        cli, ["permissions", "--provider", "postgresql", "--config", str(tmp_path / "p.yaml")]
+    )
+    assert printed.exit_code == 0, printed.output
+    roles.conn.execute(printed.stdout)
+
+    [after] = [f for f in engine.check(["app/db"]) if "postgresql:" in f.check]
+    assert after.verdict is Verdict.OK, after.detail
+    [outcome] = engine.rotate("app/db").outcomes
+    assert outcome.result is Result.OK, outcome.message
+    clock.advance(timedelta(hours=1))
+    assert [o.state for o in engine.run_once().outcomes] == [State.DONE]
+    assert not roles.logs_in(roles.user, old)
