@@ -75,8 +75,10 @@ class DatabasePasswordIssuer(Issuer[DatabasePasswordConfig]):
         """Read the admin credential from where the policy says it is, afresh.
 
         Raises:
-            ConfigError: the variable is not set, the secret has no value, or
-                the value is neither the RDS JSON shape nor a URL.
+            ConfigError: the variable is not set, the secret or store has no
+                value, or the value is neither the RDS JSON shape nor a URL.
+            NotFoundError, PermissionDeniedError, TransientError,
+            PermanentError: the store holding it refused or failed the read.
         """
         source = self.config.admin
         if source.env is not None:
@@ -85,9 +87,13 @@ class DatabasePasswordIssuer(Issuer[DatabasePasswordConfig]):
             if not text:
                 raise ConfigError(f"the admin credential's {where} is not set")
         else:
-            assert source.secret is not None  # AdminSource holds exactly one
-            where = f"secret {source.secret!r}"
-            value = self.runtime.read_current(source.secret)
+            if source.secret is not None:
+                where = f"secret {source.secret!r}"
+                value = self.runtime.read_current(source.secret)
+            else:
+                assert source.store is not None  # AdminSource holds exactly one
+                where = f"store {source.store.describe()}"
+                value = self.runtime.read_store(source.store)
             if value is None:
                 raise ConfigError(f"the admin credential's {where} has no current value yet")
             text = value.text()

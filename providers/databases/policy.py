@@ -16,7 +16,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from rotator.adapters import Duration, ProviderConfig
+from rotator.adapters import Duration, ProviderConfig, StoreRef
 
 #: An account name rotator quotes as an identifier; kept plain, so it reads the
 #: same in SQL, in logs and in the stored value.
@@ -69,7 +69,7 @@ class Tls(ProviderConfig):
 
 
 class AdminSource(ProviderConfig):
-    """Where the admin credential is: an environment variable, or another managed secret.
+    """Where the admin credential is: a variable, another managed secret, or a store.
 
     The credential itself (a JSON object with ``username`` and ``password``,
     in the AWS RDS shape, or a URL ``scheme://user:password@host/db``) is
@@ -78,13 +78,16 @@ class AdminSource(ProviderConfig):
 
     env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     secret: str | None = Field(default=None, min_length=1)
+    #: A store block, as a policy's ``store:`` is written: kept there by hand.
+    store: StoreRef | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> AdminSource:
-        given = [name for name in ("env", "secret") if getattr(self, name) is not None]
+        given = [name for name in ("env", "secret", "store") if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError(
-                "give exactly one of env (a variable's name) or secret (a secret's name)"
+                "give exactly one of env (a variable's name), secret (a secret's name) "
+                "or store (a store block)"
             )
         if self.env is not None and self.env.startswith("ROTATOR_"):
             raise ValueError(

@@ -49,6 +49,7 @@ from rotator.adapters.values import (
     Runtime,
     Setting,
     Severity,
+    StoreRef,
     Unchecked,
     Version,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "Severity",
     "Sleep",
     "Store",
+    "StoreRef",
     "Target",
     "TokenBucket",
     "TokenScopes",

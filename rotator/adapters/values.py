@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
 from rotator import __version__
 from rotator.adapters.secret import SecretValue
@@ -44,6 +44,45 @@ class ProviderConfig(BaseModel):
 ConfigT = TypeVar("ConfigT", bound=ProviderConfig)
 
 
+class StoreRef(ProviderConfig):
+    """A store block inside an adapter's fields: where a credential the adapter uses is kept.
+
+    Written as a policy's ``store:`` is (``{provider: NAME, **fields}``) and
+    validated against that store's ``Config`` when the policy loads; read
+    at run time through ``Runtime.read_store``. An admin password kept by
+    hand in a secrets manager, for one.
+    """
+
+    provider: str
+    config: ProviderConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, data: Any, info: ValidationInfo) -> Any:
+        """Validate ``{provider: name, **fields}`` against that store's ``Config``."""
+        if not isinstance(data, dict) or isinstance(data.get("config"), ProviderConfig):
+            return data
+        from rotator.adapters.discovery import Registry, registry
+
+        context = info.context
+        found = context.get("registry") if isinstance(context, dict) else None
+        stores = (found if isinstance(found, Registry) else registry()).stores
+        fields = dict(data)
+        name = fields.pop("provider", None)
+        if not isinstance(name, str) or name not in stores:
+            known = ", ".join(sorted(stores)) or "none installed"
+            raise ValueError(f"provider must name a store: {name!r} is not one of {known}")
+        return {
+            "provider": name,
+            "config": stores[name].Config.model_validate(fields, context=context),
+        }
+
+    def describe(self) -> str:
+        """Return ``provider`` and the block's fields, as a short non-secret text."""
+        fields = ", ".join(f"{k}={v}" for k, v in self.config.model_dump(mode="json").items() if v)
+        return f"{self.provider}({fields})"
+
+
 #: Told of every call an adapter makes to its provider's API:
 #: ``(provider, operation, outcome)``, outcome being one of :data:`OUTCOMES`.
 RequestObserver = Callable[[str, str, str], None]
@@ -64,6 +103,15 @@ SecretReader = Callable[[str], SecretValue | None]
 def _no_secrets(name: str) -> SecretValue | None:
     """Refuse to read another secret: nothing lent this runtime a way to."""
     raise ConfigError(f"secret {name!r} cannot be read here: no policy set is loaded")
+
+
+#: Reads the current value a store block names (``None`` if it holds none yet).
+StoreReader = Callable[[StoreRef], SecretValue | None]
+
+
+def _no_stores(ref: StoreRef) -> SecretValue | None:
+    """Refuse to read a store: nothing lent this runtime a way to."""
+    raise ConfigError(f"store {ref.describe()} cannot be read here: no adapters are loaded")
 
 
 @dataclass
@@ -89,6 +137,8 @@ class Runtime:
     #: store: how an adapter reads its own credential (a database admin's
     #: password kept as another secret) and its own secret's live value.
     read_current: SecretReader = _no_secrets
+    #: The current value a store block in the adapter's fields names (:class:`StoreRef`).
+    read_store: StoreReader = _no_stores
 
 
 class Unchecked(str):

@@ -29,7 +29,7 @@ import structlog
 from rotator.adapters.discovery import Registry, registry
 from rotator.adapters.durations import format_duration
 from rotator.adapters.secret import SecretValue
-from rotator.adapters.values import AlertEvent, RequestObserver, Runtime, Severity
+from rotator.adapters.values import AlertEvent, RequestObserver, Runtime, Severity, StoreRef
 from rotator.clock import Clock, Sleep, system_clock, system_sleep
 from rotator.engine.alerts import Alerting, SecretAlerts
 from rotator.engine.binding import Binding, bind
@@ -96,6 +96,7 @@ class Engine:
         if on_request is not None:
             self.runtime.on_request = on_request
         self.runtime.read_current = self._read_current
+        self.runtime.read_store = self._read_store
         self._bindings: dict[str, Binding] = {}
         self._bindings_lock = threading.Lock()
         self.alerting = Alerting(
@@ -177,6 +178,12 @@ class Engine:
     def _read_current(self, name: str) -> SecretValue | None:
         """Read a secret's current value from its policy's store (an adapter's ``read_current``)."""
         version = self.binding(name).store.current()
+        return version.value if version is not None else None
+
+    def _read_store(self, ref: StoreRef) -> SecretValue | None:
+        """Read the current value a store block names (an adapter's ``read_store``)."""
+        store = self.adapters.store(ref.provider)(ref.config, self.runtime, ref.describe())
+        version = store.current()
         return version.value if version is not None else None
 
     def _interruptible_sleep(self, seconds: float) -> None:

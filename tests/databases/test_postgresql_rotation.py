@@ -181,6 +181,39 @@ def test_the_admin_credential_may_be_another_managed_secret(
     assert roles.logs_in(roles.user, _current(aws_sm)["password"])
 
 
+def test_the_admin_credential_may_be_kept_in_a_store_by_hand(
+    aws_sm: Any, roles: Roles, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``admin: {store: {...}}`` reads the admin's URL from a store no policy rotates."""
+    monkeypatch.delenv("APP_DB_ADMIN")
+    old = roles.create(roles.user)
+    aws_sm.create_secret(Name="app/db", SecretString=json.dumps(roles.value(roles.user, old)))
+    aws_sm.create_secret(Name="pg/admin", SecretString=roles.url)
+    store = "{store: {provider: aws-secretsmanager, secret_id: pg/admin}}"
+    body = _policy(roles, "alternating-users").replace("{env: APP_DB_ADMIN}", store)
+    engine = _engine(tmp_path, body, clock)
+    [outcome] = engine.rotate("app/db").outcomes
+    assert outcome.result is Result.OK, outcome.message
+    assert roles.logs_in(roles.clone, _current(aws_sm)["password"])
+
+
+def test_a_bad_admin_store_block_is_refused_where_it_is_written(
+    tmp_path: Path, roles: Roles
+) -> None:
+    """An admin store block is validated as a policy's store is, when the set loads."""
+    for block, said in (
+        ("{store: {provider: aws-secretsmanagr, secret_id: x}}", "aws-secretsmanager"),
+        ("{store: {provider: aws-secretsmanager, secret_idd: x}}", "secret_idd"),
+        ("{env: X, secret: y}", "give exactly one of env"),
+    ):
+        path = tmp_path / "policies.yaml"
+        path.write_text(_policy(roles, "single-user").replace("{env: APP_DB_ADMIN}", block))
+        with pytest.raises(PolicyError) as caught:
+            load_policies(path)
+        assert said in str(caught.value)
+        assert "policies.yaml:12:" in str(caught.value), str(caught.value)
+
+
 def test_check_names_a_missing_privilege(
     aws_sm: Any, roles: Roles, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
