@@ -65,6 +65,8 @@ class Tls(ProviderConfig):
             raise ValueError(
                 f"ca_file is only read with mode verify-ca or verify-full, not {self.mode}"
             )
+        if self.mode is TlsMode.VERIFY_CA and self.ca_file is None:
+            raise ValueError("mode verify-ca needs ca_file (the system's CAs need verify-full)")
         return self
 
 
