@@ -29,6 +29,7 @@ from providers.databases.accounts import Accounts
 from providers.databases.issuer import DatabasePasswordIssuer
 from providers.databases.policy import DatabasePasswordConfig, TlsMode
 from providers.databases.value import Login
+from providers.transport.failures import defuse
 from rotator.adapters import SecretValue
 from rotator.errors import (
     ConflictError,
@@ -122,6 +123,8 @@ class PostgreSqlRoles(Accounts):
             error = self._translate(exc, operation, who=who, admin=admin)
             outcome = "transient" if isinstance(error, TransientError) else "permanent"
             self.runtime.on_request(self.provider, operation, outcome)
+            # The driver's text and traceback can quote the statement (a verifier).
+            defuse(exc, f"{type(exc).__name__} during {operation}")
             raise error from None
         self.runtime.on_request(self.provider, operation, "ok")
 
