@@ -6,7 +6,7 @@ through the issuer's own target, :class:`AccountPassword`, which the engine
 writes first, once the store holds the value as pending. A crash anywhere
 therefore leaves the server holding either the current credential or one a
 store version holds, from which the next run goes on; a rollback restores
-the target as it restores every target (docs/design.md, the invariants).
+the target as it restores every target (invariant 7 of docs/design.md).
 
 - ``single-user``: the one user gets the new password; nothing is left to
   revoke (the credential has no ref), and a rollback puts the old password
