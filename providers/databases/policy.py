@@ -63,7 +63,7 @@ class Tls(ProviderConfig):
     def _ca_needs_verification(self) -> Tls:
         if self.ca_file is not None and self.mode in (TlsMode.DISABLE, TlsMode.PREFER):
             raise ValueError(
-                f"ca_file is only read with mode verify-ca or verify-full, not {self.mode}"
+                f"ca_file is not read with mode {self.mode}: use verify-full (or verify-ca)"
             )
         if self.mode is TlsMode.VERIFY_CA and self.ca_file is None:
             raise ValueError("mode verify-ca needs ca_file (the system's CAs need verify-full)")
