@@ -322,18 +322,19 @@ class AccountPassword(Target[DatabasePasswordConfig]):
         """Log in as the admin and name every privilege it lacks; change nothing."""
         config = self.issuer.config
         accounts = self.issuer.accounts()
-        states = accounts.login_states(config.users)
-        if states.get(config.username) is None:
-            raise NotFoundError(
-                f"user {config.username} does not exist at {config.host}",
-                provider=self.issuer.kind,
-                operation="check",
-            )
+        # First: reading whether the user exists may itself be a privilege the admin lacks.
         missing = accounts.missing_privileges(config.users)
         admin = self.issuer.admin().username
         if missing:
             raise PermissionDeniedError(
                 f"admin {admin} lacks: " + "; ".join(missing),
+                provider=self.issuer.kind,
+                operation="check",
+            )
+        states = accounts.login_states(config.users)
+        if states.get(config.username) is None:
+            raise NotFoundError(
+                f"user {config.username} does not exist at {config.host}",
                 provider=self.issuer.kind,
                 operation="check",
             )

@@ -1,12 +1,18 @@
-"""The database servers the password tests run against: PostgreSQL (.ci/run's) and MariaDB."""
+"""The database servers the password tests run against (PostgreSQL, .ci/run's, and MariaDB).
+
+Also the store and clock the rotation tests run the engine with.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
+from tests.conftest import FakeClock
 from tests.databases.mariadb import MariaDb, binaries
 
 
@@ -26,3 +32,24 @@ def mariadb() -> Iterator[MariaDb]:
         raise
     yield server
     server.stop()
+
+
+@pytest.fixture
+def aws_sm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An in-process Secrets Manager (moto)."""
+    import boto3
+    from moto import mock_aws
+
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        yield boto3.client("secretsmanager", region_name="us-east-1")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock from the real now (moto stamps versions with the real time)."""
+    return FakeClock(datetime.now(UTC).replace(microsecond=0))

@@ -118,6 +118,10 @@ class MariaDb:
         """Log in as the tests' admin account over TCP."""
         return self.connect("admin", self.admin_password)
 
+    def admin_url(self) -> str:
+        """Return the admin's credential as a URL, as an operator would give it to rotator."""
+        return f"mysql://admin:{self.admin_password}@127.0.0.1:{self.port}/"
+
     def stop(self) -> None:
         """Stop the server and remove its directory."""
         self._process.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -209,24 +209,3 @@ def test_connection_errors_hold_no_password(
     assert outcome.result is not Result.OK
     assert "refused the login of admin" in outcome.message
     assert old not in outcome.message
-
-
-@pytest.fixture
-def aws_sm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """An in-process Secrets Manager (moto)."""
-    import boto3
-    from moto import mock_aws
-
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name="us-east-1")
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    """A fake clock from the real now (moto stamps versions with the real time)."""
-    return FakeClock(datetime.now(UTC).replace(microsecond=0))
