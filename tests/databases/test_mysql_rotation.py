@@ -9,6 +9,7 @@ admin here, unless a test gives a weaker one.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from providers.databases.mysql import native_password_hash
+from rotator.adapters import SecretValue
 from rotator.engine.report import Result
 from rotator.engine.runner import Engine
 from rotator.journal.journal import Journal
@@ -273,3 +276,34 @@ def test_connection_errors_hold_no_password(
     assert outcome.result is not Result.OK
     assert "refused the login of admin" in outcome.message
     assert old not in outcome.message
+
+
+def test_no_password_reaches_the_general_log(
+    aws_sm: Any, users: Users, mariadb: MariaDb, tmp_path: Path, clock: FakeClock
+) -> None:
+    """The canary: rotations of both strategies, and revokes, log hashes and never a password."""
+    start = mariadb.general_log.stat().st_size
+    old = users.create(users.user)
+    aws_sm.create_secret(Name="app/db", SecretString=json.dumps(users.value(users.user, old)))
+    passwords = []
+    for strategy in ("single-user", "alternating-users", "alternating-users"):
+        engine = _engine(tmp_path, _policy(users, strategy), clock)
+        [outcome] = engine.rotate("app/db").outcomes
+        assert outcome.result is Result.OK
+        passwords.append(_current(aws_sm)["password"])
+        clock.advance(timedelta(hours=1))
+        engine.run_once()  # the grace ends: with two users, the other one is revoked
+        clock.advance(timedelta(days=30))
+
+    with mariadb.general_log.open("rb") as log:
+        log.seek(start)
+        logged = log.read().decode(errors="replace")
+    for password in passwords:
+        assert native_password_hash(SecretValue(password)) in logged
+        hexed = password.encode().hex()
+        for form in (password, hexed, hexed.upper()):
+            assert form not in logged
+    # The revokes' random passwords are known to nobody: every password clause is a hash.
+    clauses = re.findall(r"IDENTIFIED BY (PASSWORD )?'", logged)
+    assert len(clauses) >= 5 and all(clauses)
+    assert mariadb.admin_password not in logged
