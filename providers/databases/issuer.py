@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import secrets
 import string
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
 import structlog
@@ -55,6 +55,14 @@ class DatabasePasswordIssuer(Issuer[DatabasePasswordConfig]):
 
     #: The engine's accounts: PostgreSQL roles or MySQL users.
     accounts_class: ClassVar[type[Accounts]]
+    docs = "docs/providers/databases.md"
+    example: ClassVar[Mapping[str, object]] = {
+        "strategy": "alternating-users",
+        "host": "db.internal",
+        "database": "app",
+        "username": "app",
+        "admin": {"env": "APP_DB_ADMIN"},
+    }
 
     def __init__(self, config: DatabasePasswordConfig, runtime: Runtime, secret: str) -> None:
         super().__init__(config, runtime, secret)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import re
 import ssl
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -56,7 +56,6 @@ from rotator.errors import (
 )
 
 if TYPE_CHECKING:
-    import pymysql
     from pymysql.connections import Connection
     from pymysql.cursors import Cursor
 
@@ -215,31 +214,22 @@ class MySqlUsers(Accounts):
         """Yield a cursor of a connection as the admin; translate every PyMySQL error within."""
         admin = self.admin()
         with (
-            self._translated(operation, who=f"admin {admin.username}", admin=True),
+            self.translated(operation, who=f"admin {admin.username}", admin=True),
             self._connect(admin, admin.database) as conn,
             conn.cursor() as cursor,
         ):
             yield cursor
 
-    @contextmanager
-    def _translated(self, operation: str, *, who: str, admin: bool) -> Iterator[None]:
-        """Turn a PyMySQL error into a rotator error of ours; count the request's outcome."""
+    @staticmethod
+    def driver_error() -> type[Exception]:
+        """PyMySQL's errors."""
         import pymysql
 
-        try:
-            yield
-        except pymysql.err.MySQLError as exc:
-            error = self._translate(exc, operation, who=who, admin=admin)
-            outcome = "transient" if isinstance(error, TransientError) else "permanent"
-            self.runtime.on_request(self.provider, operation, outcome)
-            raise error from None
-        self.runtime.on_request(self.provider, operation, "ok")
+        return pymysql.err.MySQLError
 
-    def _translate(
-        self, exc: pymysql.err.MySQLError, operation: str, *, who: str, admin: bool
-    ) -> RotatorError:
+    def translate(self, exc: Exception, operation: str, *, who: str, admin: bool) -> RotatorError:
         """Classify ``exc`` by its error number; its text (which may quote SQL) is dropped."""
-        where = f"{self.config.host}:{self.config.server_port}"
+        where = self.where
         kw: dict[str, Any] = {"provider": "mysql-password", "operation": operation}
         number = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
         if number in _REFUSED:
@@ -351,7 +341,7 @@ class MySqlUsers(Accounts):
     def try_login(self, login: Login) -> None:
         """Connect as ``login`` to the policy's database and ``SELECT 1``."""
         with (
-            self._translated("try_login", who=login.username, admin=False),
+            self.translated("try_login", who=login.username, admin=False),
             self._connect(login, self.config.database) as conn,
             conn.cursor() as cursor,
         ):
@@ -469,11 +459,3 @@ class MySqlPasswordIssuer(DatabasePasswordIssuer):
     accounts_class = MySqlUsers
     requires = ("PyMySQL",)
     extra = "mysql"
-    docs = "docs/providers/databases.md"
-    example: ClassVar[Mapping[str, object]] = {
-        "strategy": "alternating-users",
-        "host": "db.internal",
-        "database": "app",
-        "username": "app",
-        "admin": {"env": "APP_DB_ADMIN"},
-    }

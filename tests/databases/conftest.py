@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FakeClock
+from tests.conftest import AWS_REGION, FakeClock
 from tests.databases.mariadb import MariaDb, binaries
 
 
@@ -35,18 +35,11 @@ def mariadb() -> Iterator[MariaDb]:
 
 
 @pytest.fixture
-def aws_sm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """An in-process Secrets Manager (moto)."""
+def aws_sm(aws_in_process: None) -> Any:
+    """A Secrets Manager client of the in-process moto."""
     import boto3
-    from moto import mock_aws
 
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name="us-east-1")
+    return boto3.client("secretsmanager", region_name=AWS_REGION)
 
 
 @pytest.fixture

@@ -2,10 +2,10 @@
 
 The MariaDB fixture's ``admin`` (every privilege, WITH GRANT OPTION) is the
 admin the issuer acts as, unless a test gives a weaker one. Each
-:class:`Users` makes its users under a fresh prefix, and a database whose
-one table only the users it made may read, and drops them all when the block ends. Every
-password is set as its hash, so the general log holds no plaintext the
-tests did not mean to send.
+:class:`Users` makes its users under a fresh prefix, and a database with
+one table that only a user granted it may read, and drops them all when
+the block ends. Every password is set as its hash, so the general log
+holds no plaintext the tests did not mean to send.
 """
 
 from __future__ import annotations
@@ -57,15 +57,19 @@ class Users:
     def create(self, user: str) -> str:
         """Create ``user``@``%`` with a random password (sent as its hash); return the password.
 
-        The user may read the database's one table, and nothing else: a
-        clone reads it only if the grant was copied.
+        The user may use the database (CREATE TEMPORARY TABLES: a consumer
+        connects to it) but not read its table, until :meth:`grant_table`.
         """
         password = "old-" + secrets.token_hex(12)
         hashed = native_password_hash(SecretValue(password))
         self.sql("CREATE USER %s@'%%' IDENTIFIED BY PASSWORD %s", user, hashed)
-        self.sql(f"GRANT SELECT ON `{self.database}`.t TO %s@'%%'", user)
+        self.sql(f"GRANT CREATE TEMPORARY TABLES ON `{self.database}`.* TO %s@'%%'", user)
         self.made.append(user)
         return password
+
+    def grant_table(self, user: str) -> None:
+        """Let ``user`` read the database's one table (a grant on that table alone)."""
+        self.sql(f"GRANT SELECT ON `{self.database}`.t TO %s@'%%'", user)
 
     def logs_in(self, user: str, password: str) -> bool:
         """Tell whether ``user`` logs in with ``password`` on a new connection."""
