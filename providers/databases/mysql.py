@@ -69,6 +69,8 @@ _REFUSED = frozenset({1045, 3118, 4151})
 #: Not allowed: to a database (1044), a table (1142), a column (1143), a routine (1370),
 #: a privilege (1227), a role (1698: MariaDB's answer to granting a role without ADMIN OPTION).
 _DENIED = frozenset({1044, 1142, 1143, 1370, 1227, 1698})
+#: MariaDB's answer to a GRANT the admin may not give at the global level, once logged in.
+_DENIED_GRANT = 1045
 #: The server was not reached, went away, is shutting down, full, or busy with a lock.
 _TRANSIENT = frozenset({2003, 2006, 2013, 2055, 1040, 1053, 1205, 1213})
 #: PyMySQL's errors about TLS: the server offers none though the policy requires it.
@@ -104,6 +106,8 @@ _TOKEN = re.compile(
 )
 #: The words that introduce the grantee: GRANT ... TO, REVOKE ... FROM, SET DEFAULT ROLE ... FOR.
 _GRANTEE_WORDS = frozenset({"TO", "FROM", "FOR"})
+#: The words of the line that grants no privilege, only the account's options (MariaDB).
+_GLOBAL_USAGE = ["GRANT", "USAGE", "ON", "*", ".", "*", "TO"]
 #: The clauses that may follow an IDENTIFIED clause in SHOW GRANTS output (and end it).
 _AFTER_IDENTIFIED = frozenset({"REQUIRE", "WITH"})
 
@@ -124,8 +128,11 @@ def grant_for(statement: str, of: str, clone: str, host: str) -> str | None:
     The grantee ``of@host`` (after ``TO``, ``FROM`` or ``FOR``) becomes the
     clone's account, and an ``IDENTIFIED ...`` clause (MariaDB prints the
     original's password hash in one) is dropped: the clone keeps its own
-    password. Every other token is kept as printed. ``None`` if the line
-    names no grantee ``of@host``: it is not copied blindly.
+    password. Every other token is kept as printed. ``GRANT USAGE ON *.*``
+    grants nothing: it becomes ``ALTER USER`` with the account options it
+    carries (``REQUIRE``, resource limits), or ``""`` (nothing to run) with
+    none. ``None`` if the line names no grantee ``of@host``: it is not
+    copied blindly.
     """
     tokens = _TOKEN.findall(statement)
     words = [i for i, token in enumerate(tokens) if not token.isspace()]
@@ -144,6 +151,12 @@ def grant_for(statement: str, of: str, clone: str, host: str) -> str | None:
             # Its second word (BY, VIA, WITH) belongs to it; it ends at REQUIRE or WITH.
             ends = [k for k in rest[2:] if tokens[k].upper() in _AFTER_IDENTIFIED]
             tail = [" ", *tokens[ends[0] :]] if ends else []
+        head = [tokens[k].upper() for k in words[: n + 1]]
+        said = [token.upper() for token in tail if not token.isspace()]
+        if head == _GLOBAL_USAGE and "GRANT" not in said:
+            # Only the account's options: ALTER USER sets them with CREATE USER alone,
+            # where GRANT ... ON *.* would need the global GRANT OPTION.
+            return "".join(["ALTER USER ", account(clone, host), *tail]) if said else ""
         return "".join([*tokens[: words[n + 1]], account(clone, host), *tail])
     return None
 
@@ -164,6 +177,8 @@ class MySqlUsers(Accounts):
     """A MySQL or MariaDB server's users, through PyMySQL, one connection per operation."""
 
     provider = "mysql"
+    #: Whether the connection last opened was still logging in (see :meth:`translate`).
+    _logging_in = False
 
     @property
     def _host(self) -> str:
@@ -195,7 +210,10 @@ class MySqlUsers(Accounts):
         import pymysql
 
         config = self.config
-        return pymysql.connect(
+        # A refused login and a refused GRANT share error 1045 (MariaDB): translate tells
+        # them apart by whether the connection was still being opened.
+        self._logging_in = True
+        conn = pymysql.connect(
             host=config.host,
             port=config.server_port,
             user=login.username,
@@ -208,6 +226,8 @@ class MySqlUsers(Accounts):
             program_name="rotator",
             **self._tls(),
         )
+        self._logging_in = False
+        return conn
 
     @contextmanager
     def _as_admin(self, operation: str) -> Iterator[Cursor]:
@@ -232,11 +252,11 @@ class MySqlUsers(Accounts):
         where = self.where
         kw: dict[str, Any] = {"provider": "mysql-password", "operation": operation}
         number = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
-        if number in _REFUSED:
+        if number in _REFUSED and self._logging_in:
             if admin:
                 return PermissionDeniedError(f"{where} refused the login of {who}", **kw)
             return VerificationError(f"{where} refused the login of {who}", **kw)
-        if number in _DENIED:
+        if number in _DENIED or number == _DENIED_GRANT:
             return PermissionDeniedError(f"{who} may not do this at {where} (error {number})", **kw)
         if number == _USER_OPERATION_FAILED:
             if operation == "create_clone":
@@ -320,8 +340,8 @@ class MySqlUsers(Accounts):
             cursor.execute(f"CREATE USER %s@%s {clause}", (clone, host, secret))
             try:
                 for statement in statements:
-                    assert statement is not None  # checked above
-                    cursor.execute(statement)
+                    if statement:  # None was refused above; "" has nothing to run
+                        cursor.execute(statement)
             except pymysql.err.MySQLError:
                 self._drop(cursor, clone)
                 raise
@@ -400,14 +420,16 @@ class MySqlUsers(Accounts):
         who = account(admin, "%")
         statements = [
             f"GRANT CREATE USER ON *.* TO {who};",
-            "-- Whether a user is locked: mysql.global_priv on MariaDB, mysql.user on MySQL 8.",
+            "-- To read whether a user is locked: on MariaDB,",
             f"GRANT SELECT ON mysql.global_priv TO {who};",
+            "-- on MySQL 8 instead:",
+            f"-- GRANT SELECT ON mysql.user TO {who};",
         ]
         if len(users) > 1:
             statements += [
                 f"-- To copy the grants of {users[0]} to {users[1]} (SHOW GRANTS FOR):",
                 f"GRANT SELECT ON mysql.* TO {who};",
-                f"-- and every privilege SHOW GRANTS FOR {users[0]} lists, WITH GRANT OPTION.",
+                f"-- and each privilege SHOW GRANTS FOR {users[0]} lists, WITH GRANT OPTION.",
             ]
         return statements
 

@@ -10,11 +10,23 @@ from providers.databases.mysql import grant_for
 @pytest.mark.parametrize(
     ("line", "copied"),
     [
-        # MariaDB's global line carries the original's password hash: never copied.
+        # MariaDB's global line carries the original's password hash: never copied. Without
+        # account options it grants nothing (the clone exists): there is nothing to run.
         (
             "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*2470C0C06DEE42FD1618BB99"
             "005ADCA2EC9D1E19'",
-            "GRANT USAGE ON *.* TO `app_clone`@`%`",
+            "",
+        ),
+        # With options, they are set as ALTER USER sets them (GRANT ON *.* would need the
+        # global GRANT OPTION).
+        (
+            "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*AB' REQUIRE SSL "
+            "WITH MAX_QUERIES_PER_HOUR 7",
+            "ALTER USER `app_clone`@`%` REQUIRE SSL WITH MAX_QUERIES_PER_HOUR 7",
+        ),
+        (
+            "GRANT USAGE ON *.* TO `app`@`%` WITH GRANT OPTION",
+            "GRANT USAGE ON *.* TO `app_clone`@`%` WITH GRANT OPTION",
         ),
         (
             "GRANT PROCESS ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*AB' WITH GRANT OPTION",
@@ -23,12 +35,12 @@ from providers.databases.mysql import grant_for
         (
             "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED VIA ed25519 USING 'x' OR "
             "mysql_native_password USING '*AB' REQUIRE SSL",
-            "GRANT USAGE ON *.* TO `app_clone`@`%` REQUIRE SSL",
+            "ALTER USER `app_clone`@`%` REQUIRE SSL",
         ),
         # MySQL 5.7's form of the same clause.
         (
-            "GRANT USAGE ON *.* TO 'app'@'%' IDENTIFIED WITH 'mysql_native_password' AS '*AB'",
-            "GRANT USAGE ON *.* TO `app_clone`@`%`",
+            "GRANT SELECT ON *.* TO 'app'@'%' IDENTIFIED WITH 'mysql_native_password' AS '*AB'",
+            "GRANT SELECT ON *.* TO `app_clone`@`%`",
         ),
         (
             "GRANT SELECT, SELECT (`n`) ON `d``b`.`t` TO `app`@`%`",

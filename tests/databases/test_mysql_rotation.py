@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
-from providers.databases.mysql import native_password_hash
+from providers.databases.mysql import MySqlUsers, account, native_password_hash
 from rotator.adapters import SecretValue
 from rotator.engine.report import Result
 from rotator.engine.runner import Engine
+from rotator.lifecycle import State
 from tests.conftest import FakeClock
 from tests.databases.mariadb import MariaDb
 from tests.databases.mysql_users import Users
@@ -148,6 +149,65 @@ def test_check_names_each_missing_privilege(
     assert "may set the passwords of" in finding()
     assert users.logs_in(users.user, old)
     assert users.sql("SELECT 1 FROM mysql.global_priv WHERE user = %s", users.clone) == []
+
+
+def test_the_rendered_grants_are_enough_to_rotate_and_revoke(
+    aws_sm: Any, users: Users, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An admin given only what ``grants`` renders (and the original's grant) rotates and locks."""
+    old, rotator = _alternating(aws_sm, users, tmp_path, clock, revoke_by="lock")
+    users.grant_table(users.user)
+    users.sql("ALTER USER %s@'%%' REQUIRE SSL", users.user)  # an account option, copied too
+    admin = f"{users.user}_admin"
+    monkeypatch.setenv(
+        "APP_DB_ADMIN", json.dumps({"username": admin, "password": users.create(admin)})
+    )
+    users.sql(f"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account(admin, '%')}")
+    for statement in MySqlUsers.grants(admin, [users.user, users.clone]):
+        if not statement.startswith("--"):
+            users.sql(statement.removesuffix(";"))
+    for privilege, on in (("CREATE TEMPORARY TABLES", "*"), ("SELECT", "t")):
+        users.sql(
+            f"GRANT {privilege} ON `{users.database}`.{on} TO %s@'%%' WITH GRANT OPTION", admin
+        )
+
+    [finding] = [f for f in rotator.check(["app/db"]) if "mysql:" in f.check]
+    assert "may set the passwords of" in finding.detail
+    [outcome] = rotator.rotate("app/db").outcomes
+    assert outcome.result is Result.OK
+    assert users.reads_table(users.clone, current(aws_sm)["password"])
+    [(created,)] = users.sql("SHOW CREATE USER %s@'%%'", users.clone)
+    assert "REQUIRE SSL" in created
+    clock.advance(timedelta(hours=1))
+    rotator.run_once()
+    assert not users.logs_in(users.user, old)  # locked by the least-privileged admin
+
+
+def test_a_grant_the_admin_may_not_give_fails_the_clone_and_drops_it(
+    aws_sm: Any, users: Users, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused a grant, the clone is dropped again, and the error names a refusal, not a login."""
+    old, rotator = _alternating(aws_sm, users, tmp_path, clock)
+    users.sql("GRANT PROCESS ON *.* TO %s@'%%'", users.user)
+    admin = f"{users.user}_admin"
+    monkeypatch.setenv(
+        "APP_DB_ADMIN", json.dumps({"username": admin, "password": users.create(admin)})
+    )
+    for statement in MySqlUsers.grants(admin, [users.user, users.clone]):
+        if not statement.startswith("--"):
+            users.sql(statement.removesuffix(";"))
+    users.sql(
+        f"GRANT CREATE TEMPORARY TABLES ON `{users.database}`.* TO %s@'%%' WITH GRANT OPTION", admin
+    )
+
+    [finding] = [f for f in rotator.check(["app/db"]) if "mysql:" in f.check]
+    assert finding.detail.endswith("lacks: PROCESS ON *.* WITH GRANT OPTION")
+    [outcome] = rotator.rotate("app/db").outcomes
+
+    assert outcome.state is State.ROLLED_BACK
+    assert f"admin {admin} may not do this at" in outcome.message
+    assert users.sql("SELECT 1 FROM mysql.global_priv WHERE user = %s", users.clone) == []
+    assert users.logs_in(users.user, old)
 
 
 def test_no_password_reaches_the_general_log(
