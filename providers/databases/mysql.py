@@ -46,6 +46,7 @@ from providers.databases.policy import DatabasePasswordConfig, TlsMode
 from providers.databases.value import Login
 from rotator.adapters import SecretValue
 from rotator.errors import (
+    ConfigError,
     ConflictError,
     NotFoundError,
     PermanentError,
@@ -192,6 +193,9 @@ class MySqlUsers(Accounts):
         PyMySQL (1.2 on) uses TLS when the server offers it and no option is
         given (``prefer``); given a context it requires TLS, and refuses a
         server that offers none.
+
+        Raises:
+            ConfigError: ``tls.ca_file`` cannot be read as certificates.
         """
         mode = self.config.tls_mode
         if mode is TlsMode.DISABLE:
@@ -199,7 +203,12 @@ class MySqlUsers(Accounts):
         if mode is TlsMode.PREFER:
             return {}
         ca_file = self.config.tls.ca_file
-        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        try:
+            context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"tls.ca_file {ca_file}: not a readable PEM bundle ({type(exc).__name__})"
+            ) from None
         context.check_hostname = mode is TlsMode.VERIFY_FULL
         if mode is TlsMode.REQUIRE:
             context.verify_mode = ssl.CERT_NONE

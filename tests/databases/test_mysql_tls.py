@@ -17,7 +17,7 @@ import trustme
 from providers.databases.mysql import MySqlPasswordConfig, MySqlPasswordIssuer
 from providers.databases.value import Login
 from rotator.adapters import Runtime, SecretValue
-from rotator.errors import PermanentError, VerificationError
+from rotator.errors import ConfigError, PermanentError, VerificationError
 from tests.conftest import FakeClock
 from tests.databases.mariadb import MariaDb
 from tests.databases.mysql_users import Users
@@ -95,3 +95,14 @@ def test_a_certificate_of_another_ca_is_refused(
     with pytest.raises(PermanentError, match=r"TLS to \S+ failed") as caught:
         _login(users, login, host="localhost", mode=mode, ca_file=str(other))
     assert not isinstance(caught.value, VerificationError)
+
+
+def test_an_unreadable_ca_file_is_a_configuration_error(
+    users: Users, login: Login, tmp_path: Path
+) -> None:
+    """A missing bundle, or one that holds no certificate, is named; nothing is sent."""
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    for path in (tmp_path / "missing.pem", garbage):
+        with pytest.raises(ConfigError, match=f"tls.ca_file {path}: not a readable PEM bundle"):
+            _login(users, login, mode="verify-ca", ca_file=str(path))
