@@ -151,13 +151,8 @@ def test_check_names_each_missing_privilege(
     assert users.sql("SELECT 1 FROM mysql.global_priv WHERE user = %s", users.clone) == []
 
 
-def test_the_rendered_grants_are_enough_to_rotate_and_revoke(
-    aws_sm: Any, users: Users, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """An admin given only what ``grants`` renders (and the original's grant) rotates and locks."""
-    old, rotator = _alternating(aws_sm, users, tmp_path, clock, revoke_by="lock")
-    users.grant_table(users.user)
-    users.sql("ALTER USER %s@'%%' REQUIRE SSL", users.user)  # an account option, copied too
+def _rendered_admin(users: Users, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Make the admin of APP_DB_ADMIN a user given what ``grants`` renders, and no more."""
     admin = f"{users.user}_admin"
     monkeypatch.setenv(
         "APP_DB_ADMIN", json.dumps({"username": admin, "password": users.create(admin)})
@@ -166,6 +161,17 @@ def test_the_rendered_grants_are_enough_to_rotate_and_revoke(
     for statement in MySqlUsers.grants(admin, [users.user, users.clone]):
         if not statement.startswith("--"):
             users.sql(statement.removesuffix(";"))
+    return admin
+
+
+def test_the_rendered_grants_are_enough_to_rotate_and_revoke(
+    aws_sm: Any, users: Users, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An admin given only what ``grants`` renders (and the original's grant) rotates and locks."""
+    old, rotator = _alternating(aws_sm, users, tmp_path, clock, revoke_by="lock")
+    users.grant_table(users.user)
+    users.sql("ALTER USER %s@'%%' REQUIRE SSL", users.user)  # an account option, copied too
+    admin = _rendered_admin(users, monkeypatch)
     for privilege, on in (("CREATE TEMPORARY TABLES", "*"), ("SELECT", "t")):
         users.sql(
             f"GRANT {privilege} ON `{users.database}`.{on} TO %s@'%%' WITH GRANT OPTION", admin
@@ -189,13 +195,7 @@ def test_a_grant_the_admin_may_not_give_fails_the_clone_and_drops_it(
     """Refused a grant, the clone is dropped again, and the error names a refusal, not a login."""
     old, rotator = _alternating(aws_sm, users, tmp_path, clock)
     users.sql("GRANT PROCESS ON *.* TO %s@'%%'", users.user)
-    admin = f"{users.user}_admin"
-    monkeypatch.setenv(
-        "APP_DB_ADMIN", json.dumps({"username": admin, "password": users.create(admin)})
-    )
-    for statement in MySqlUsers.grants(admin, [users.user, users.clone]):
-        if not statement.startswith("--"):
-            users.sql(statement.removesuffix(";"))
+    admin = _rendered_admin(users, monkeypatch)
     users.sql(
         f"GRANT CREATE TEMPORARY TABLES ON `{users.database}`.* TO %s@'%%' WITH GRANT OPTION", admin
     )
