@@ -79,7 +79,7 @@ def test_every_provider_entry_point_is_covered() -> None:
     """The adapters of pyproject's rotator.providers group are all loaded, so all tested here."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     declared = pyproject["project"]["entry-points"]["rotator.providers"]
-    assert len(declared) == 22
+    assert len(declared) == 23
     assert {f"{table.removesuffix('s')}.{name}" for table, name in ADAPTERS} == set(declared)
 
 

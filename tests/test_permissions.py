@@ -577,7 +577,16 @@ def test_ci_targets_print_the_token_permissions_they_need(tmp_path: Path) -> Non
 
 def test_every_shipped_system_is_rendered_by_its_provider_in_print_order() -> None:
     """The installed renderers are found through entry points, printed in their order."""
-    assert systems() == ("aws", "vault", "azure", "kubernetes", "github", "gitlab", "postgresql")
+    assert systems() == (
+        "aws",
+        "vault",
+        "azure",
+        "kubernetes",
+        "github",
+        "gitlab",
+        "mysql",
+        "postgresql",
+    )
     found = renderer_registry.renderers()
     assert type(found["aws"]).__module__ == "providers.aws.policy"
     assert type(found["vault"]).__module__ == "providers.vault.policy"
@@ -619,7 +628,10 @@ def test_a_system_without_a_renderer_is_refused_saying_what_to_install() -> None
         message = str(refused.value)
         assert "no installed package renders the permissions needed at 'gcp'" in message
         assert "'rotator.permissions' entry-point group" in message
-        assert "--provider (aws, vault, azure, kubernetes, github, gitlab, postgresql)" in message
+        assert (
+            "--provider (aws, vault, azure, kubernetes, github, gitlab, mysql, postgresql)"
+            in message
+        )
 
 
 def test_the_command_exits_2_on_a_system_without_a_renderer(
@@ -651,7 +663,10 @@ def test_the_command_line_loads_no_renderer_until_asked() -> None:
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
-    assert done.stdout.splitlines() == ["[]", "aws,vault,azure,kubernetes,github,gitlab,postgresql"]
+    assert done.stdout.splitlines() == [
+        "[]",
+        "aws,vault,azure,kubernetes,github,gitlab,mysql,postgresql",
+    ]
 
 
 @pytest.fixture

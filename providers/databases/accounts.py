@@ -14,12 +14,15 @@ driver's error text can quote the statement, so it is never copied.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import ClassVar
 
 from providers.databases.policy import DatabasePasswordConfig
 from providers.databases.value import Login
+from providers.transport.failures import defuse
 from rotator.adapters import Runtime, SecretValue
+from rotator.errors import RotatorError, TransientError
 
 
 class Accounts(ABC):
@@ -35,6 +38,39 @@ class Accounts(ABC):
         self.runtime = runtime
         #: Reads the admin credential afresh (it may be another secret, rotated too).
         self.admin = admin
+
+    @property
+    def where(self) -> str:
+        """Name the server in messages: ``host:port``."""
+        return f"{self.config.host}:{self.config.server_port}"
+
+    @staticmethod
+    @abstractmethod
+    def driver_error() -> type[Exception]:
+        """Return the base class of the driver's errors (imported only when one is raised)."""
+
+    @abstractmethod
+    def translate(self, exc: Exception, operation: str, *, who: str, admin: bool) -> RotatorError:
+        """Return the rotator error a driver's error stands for, written without its text.
+
+        ``who`` is the login the connection was for; ``admin`` tells whether
+        that is rotator's admin (a refused login is then a permission the
+        policy lacks) or a consumer's credential (then a failed verification).
+        """
+
+    @contextmanager
+    def translated(self, operation: str, *, who: str, admin: bool) -> Iterator[None]:
+        """Turn a driver error raised within into a rotator error; count the outcome."""
+        try:
+            yield
+        except self.driver_error() as exc:  # evaluated only once something is raised
+            error = self.translate(exc, operation, who=who, admin=admin)
+            outcome = "transient" if isinstance(error, TransientError) else "permanent"
+            self.runtime.on_request(self.provider, operation, outcome)
+            # The driver's text and traceback can quote the statement (a hash, a verifier).
+            defuse(exc, f"{type(exc).__name__} during {operation}")
+            raise error from None
+        self.runtime.on_request(self.provider, operation, "ok")
 
     @abstractmethod
     def login_states(self, users: Sequence[str]) -> dict[str, bool | None]:

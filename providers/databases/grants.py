@@ -3,8 +3,10 @@
 Each database issuer states what its admin needs as SQL statements
 (:meth:`providers.databases.accounts.Accounts.grants`), one
 :class:`~rotator.adapters.Permission` per server; these renderers print them
-per server, to be run there as a superuser. Statements are deduplicated and
-sorted, so the same policies give the same bytes in any order.
+per server, to be run there as a superuser. Each policy's statements keep
+their order (a comment belongs to the line after it); the policies' blocks
+are sorted and a line already printed is not printed again, so the same
+policies give the same bytes in any order.
 """
 
 from __future__ import annotations
@@ -23,17 +25,22 @@ class SqlGrants(PermissionRenderer):
     order = 60
 
     def document(self, permissions: Sequence[Permission]) -> dict[str, Any]:
-        """Return ``{"servers": [{server, statements, steps}]}``, sorted."""
-        by_server: dict[str, tuple[set[str], set[str]]] = {}
+        """Return ``{"servers": [{server, statements, steps}]}``, in a stable order."""
+        by_server: dict[str, tuple[set[tuple[str, ...]], set[str]]] = {}
         for p in permissions:
             if p.system == self.system:
-                statements, steps = by_server.setdefault(p.resource, (set(), set()))
-                statements.update(p.actions)
+                blocks, steps = by_server.setdefault(p.resource, (set(), set()))
+                blocks.add(p.actions)
                 steps.add(p.step)
         return {
             "servers": [
-                {"server": server, "statements": sorted(statements), "steps": sorted(steps)}
-                for server, (statements, steps) in sorted(by_server.items())
+                {
+                    "server": server,
+                    # dict.fromkeys: each line once, where it first comes
+                    "statements": list(dict.fromkeys(s for b in sorted(blocks) for s in b)),
+                    "steps": sorted(steps),
+                }
+                for server, (blocks, steps) in sorted(by_server.items())
             ]
         }
 
@@ -51,7 +58,9 @@ class SqlGrants(PermissionRenderer):
     def summary(self, permissions: Sequence[Permission]) -> str:
         """Return ``SYSTEM: N statement(s) for M server(s)``."""
         servers = self.document(permissions)["servers"]
-        count = sum(len(block["statements"]) for block in servers)
+        count = sum(
+            1 for block in servers for line in block["statements"] if not line.startswith("--")
+        )
         return f"{self.system}: {count} SQL statement(s) for {len(servers)} server(s)"
 
 
@@ -60,3 +69,10 @@ class PostgreSqlGrants(SqlGrants):
 
     system = "postgresql"
     server = "PostgreSQL"
+
+
+class MySqlGrants(SqlGrants):
+    """The ``mysql`` document: CREATE USER, reading account state, and the clone's grants."""
+
+    system = "mysql"
+    server = "MySQL or MariaDB"

@@ -25,7 +25,7 @@ import os
 import re
 import secrets
 import string
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
 import structlog
@@ -56,6 +56,14 @@ class DatabasePasswordIssuer(Issuer[DatabasePasswordConfig]):
 
     #: The engine's accounts: PostgreSQL roles or MySQL users.
     accounts_class: ClassVar[type[Accounts]]
+    docs = "docs/providers/databases.md"
+    example: ClassVar[Mapping[str, object]] = {
+        "strategy": "alternating-users",
+        "host": "db.internal",
+        "database": "app",
+        "username": "app",
+        "admin": {"env": "APP_DB_ADMIN"},
+    }
 
     def __init__(self, config: DatabasePasswordConfig, runtime: Runtime, secret: str) -> None:
         super().__init__(config, runtime, secret)
@@ -330,18 +338,19 @@ class AccountPassword(Target[DatabasePasswordConfig]):
         """Log in as the admin and name every privilege it lacks; change nothing."""
         config = self.issuer.config
         accounts = self.issuer.accounts()
-        states = accounts.login_states(config.users)
-        if states.get(config.username) is None:
-            raise NotFoundError(
-                f"user {config.username} does not exist at {config.host}",
-                provider=self.issuer.kind,
-                operation="check",
-            )
+        # First: reading whether the user exists may itself be a privilege the admin lacks.
         missing = accounts.missing_privileges(config.users)
         admin = self.issuer.admin().username
         if missing:
             raise PermissionDeniedError(
                 f"admin {admin} lacks: " + "; ".join(missing),
+                provider=self.issuer.kind,
+                operation="check",
+            )
+        states = accounts.login_states(config.users)
+        if states.get(config.username) is None:
+            raise NotFoundError(
+                f"user {config.username} does not exist at {config.host}",
                 provider=self.issuer.kind,
                 operation="check",
             )

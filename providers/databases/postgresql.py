@@ -21,7 +21,7 @@ and database names, and a statement's text may hold a verifier).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,7 +29,6 @@ from providers.databases.accounts import Accounts
 from providers.databases.issuer import DatabasePasswordIssuer
 from providers.databases.policy import DatabasePasswordConfig, TlsMode
 from providers.databases.value import Login
-from providers.transport.failures import defuse
 from rotator.adapters import SecretValue
 from rotator.errors import (
     ConflictError,
@@ -107,34 +106,23 @@ class PostgreSqlRoles(Accounts):
         """Yield a connection as the admin; translate every psycopg error raised within."""
         admin = self.admin()
         with (
-            self._translated(operation, who=f"admin {admin.username}", admin=True),
+            self.translated(operation, who=f"admin {admin.username}", admin=True),
             self._connect(admin, admin.database) as conn,
         ):
             yield conn
 
-    @contextmanager
-    def _translated(self, operation: str, *, who: str, admin: bool) -> Iterator[None]:
-        """Turn a psycopg error into a rotator error of ours; count the request's outcome."""
+    @staticmethod
+    def driver_error() -> type[Exception]:
+        """psycopg's errors."""
         import psycopg
 
-        try:
-            yield
-        except psycopg.Error as exc:
-            error = self._translate(exc, operation, who=who, admin=admin)
-            outcome = "transient" if isinstance(error, TransientError) else "permanent"
-            self.runtime.on_request(self.provider, operation, outcome)
-            # The driver's text and traceback can quote the statement (a verifier).
-            defuse(exc, f"{type(exc).__name__} during {operation}")
-            raise error from None
-        self.runtime.on_request(self.provider, operation, "ok")
+        return psycopg.Error
 
-    def _translate(
-        self, exc: psycopg.Error, operation: str, *, who: str, admin: bool
-    ) -> RotatorError:
+    def translate(self, exc: Exception, operation: str, *, who: str, admin: bool) -> RotatorError:
         """Classify ``exc`` by its SQLSTATE, or a failed connection by libpq's text."""
-        where = f"{self.config.host}:{self.config.server_port}"
+        where = self.where
         kw: dict[str, Any] = {"provider": "postgresql-password", "operation": operation}
-        state = exc.sqlstate
+        state = getattr(exc, "sqlstate", None)
         if state is None:
             text = str(exc)
             if any(words in text for words in _REFUSED):
@@ -207,7 +195,7 @@ class PostgreSqlRoles(Accounts):
     def try_login(self, login: Login) -> None:
         """Connect as ``login`` to the policy's database and ``SELECT 1``."""
         with (
-            self._translated("try_login", who=login.username, admin=False),
+            self.translated("try_login", who=login.username, admin=False),
             self._connect(login, self.config.database) as conn,
         ):
             conn.execute("SELECT 1")
@@ -276,11 +264,3 @@ class PostgreSqlPasswordIssuer(DatabasePasswordIssuer):
     accounts_class = PostgreSqlRoles
     requires = ("psycopg",)
     extra = "postgres"
-    docs = "docs/providers/databases.md"
-    example: ClassVar[Mapping[str, object]] = {
-        "strategy": "alternating-users",
-        "host": "db.internal",
-        "database": "app",
-        "username": "app",
-        "admin": {"env": "APP_DB_ADMIN"},
-    }

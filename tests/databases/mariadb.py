@@ -5,7 +5,8 @@ unprivileged instance: ``mariadb-install-db`` into a fresh directory (under
 a second), then ``mariadbd`` on a free port of 127.0.0.1. The anonymous
 users a fresh directory holds are dropped (they would match a TCP login
 before ``app@%``), and an ``admin`` account is made for the tests to act as.
-Every statement goes to ``general.log``, which the canary tests read.
+Every statement goes to ``general.log``, which the canary tests read. The
+server speaks TLS with a certificate of its own throwaway CA (``ca_file``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 import pymysql
+import trustme
 
 from providers.databases.mysql import native_password_hash
 from rotator.adapters import SecretValue
@@ -47,6 +49,10 @@ class MariaDb:
         self.socket = self.directory / "mariadb.sock"
         self.general_log = self.directory / "general.log"
         self.admin_password = secrets.token_urlsafe(18)
+        #: The CA of the server's certificate, which names ``localhost`` only (not 127.0.0.1):
+        #: verify-full to 127.0.0.1 fails on the name, verify-ca does not look at it.
+        self.ca = trustme.CA()
+        self.ca_file = self.directory / "ca.pem"
         self._process = ServerProcess("mariadbd", self.directory / "mariadbd.log")
 
     def start(self) -> None:
@@ -59,8 +65,17 @@ class MariaDb:
         install, server = found
         data = self.directory / "data"
         as_user = ["--user=mysql"] if os.geteuid() == 0 else []
+        self.ca.cert_pem.write_to_path(str(self.ca_file))
+        certificate = self.ca.issue_cert("localhost")
+        certificate.cert_chain_pems[0].write_to_path(str(self.directory / "server.pem"))
+        certificate.private_key_pem.write_to_path(str(self.directory / "server.key"))
         if os.geteuid() == 0:
-            shutil.chown(self.directory, "mysql", "mysql")
+            for path in (
+                self.directory,
+                self.directory / "server.pem",
+                self.directory / "server.key",
+            ):
+                shutil.chown(path, "mysql", "mysql")
         subprocess.run(
             [install, *as_user, f"--datadir={data}", "--auth-root-authentication-method=normal"],
             check=True,
@@ -77,6 +92,8 @@ class MariaDb:
                 f"--port={self.port}",
                 "--bind-address=127.0.0.1",
                 f"--pid-file={self.directory / 'mariadb.pid'}",
+                f"--ssl-cert={self.directory / 'server.pem'}",
+                f"--ssl-key={self.directory / 'server.key'}",
                 "--general-log=1",
                 f"--general-log-file={self.general_log}",
             ],
@@ -117,6 +134,10 @@ class MariaDb:
     def admin(self) -> pymysql.connections.Connection[pymysql.cursors.Cursor]:
         """Log in as the tests' admin account over TCP."""
         return self.connect("admin", self.admin_password)
+
+    def admin_url(self) -> str:
+        """Return the admin's credential as a URL, as an operator would give it to rotator."""
+        return f"mysql://admin:{self.admin_password}@127.0.0.1:{self.port}/"
 
     def stop(self) -> None:
         """Stop the server and remove its directory."""

@@ -49,7 +49,10 @@ def test_tls_verifies_the_server_by_default_unless_it_is_this_machine(
         ({"strategy": "alternating-users", "clone": "app"}, "clone must differ from username"),
         ({"username": "a" * 60, "strategy": "alternating-users"}, "longer than the 63"),
         ({"tls": {"mode": "verify-ca"}}, "verify-ca needs ca_file"),
-        ({"tls": {"mode": "disable", "ca_file": "/ca.pem"}}, "ca_file is not read with mode disable"),
+        (
+            {"tls": {"mode": "disable", "ca_file": "/ca.pem"}},
+            "ca_file is not read with mode disable",
+        ),
         ({"admin": {"env": "ROTATOR_DB"}}, "ROTATOR_ names are rotator's own"),
         ({"admin": {}}, "give exactly one of env"),
         ({"host": "db\n-- x"}, "String should match pattern"),

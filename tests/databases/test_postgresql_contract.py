@@ -1,79 +1,29 @@
 """The Issuer contract over ``postgresql-password``, both strategies, on the real PostgreSQL.
 
-The suite writes the issuer's own target after each mint, as the engine
-does once the store holds the value as pending: that is when the server
-learns the password. The issuer's secret has no store value here, so the
-alternating pair's live user is whatever ``keep`` says.
+The hooks and the single user's documented skips are tests/databases/contract.py's.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any, ClassVar
 
 import pytest
 
-from providers.databases.postgresql import PostgreSqlPasswordConfig, PostgreSqlPasswordIssuer
-from rotator.adapters import Credential, Runtime, SecretValue
-from rotator.sandbox.core.process import free_port
-from rotator.testing import IssuerContract
-from tests.conftest import FakeClock
+from providers.databases.postgresql import PostgreSqlPasswordIssuer
+from tests.databases.contract import DatabaseContract, SingleUserSkips
 from tests.databases.postgres import Roles, admin_url
 
-IssuerT = Any
 
-
-def _issuer(roles: Roles, strategy: str) -> PostgreSqlPasswordIssuer:
-    """Build the issuer for ``roles.user``, its own secret holding no value yet."""
-    clock = FakeClock()
-    runtime = Runtime(clock=clock, sleep=clock.sleep, read_current=lambda name: None)
-    config = PostgreSqlPasswordConfig.model_validate(
-        {
-            "strategy": strategy,
-            "host": roles.host,
-            "port": roles.port,
-            "database": roles.database,
-            "username": roles.user,
-            "admin": {"env": "APP_DB_ADMIN"},
-        }
-    )
-    return PostgreSqlPasswordIssuer(config, runtime, "app/db")
-
-
-class _PostgreSqlContract(IssuerContract):
-    strategy: ClassVar[str]
+class _PostgreSqlContract(DatabaseContract):
+    issuer_class = PostgreSqlPasswordIssuer
 
     @pytest.fixture
-    def roles(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[Roles]:
+    def accounts(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[Roles]:
         url = admin_url()
         monkeypatch.setenv("APP_DB_ADMIN", url)
         with Roles(url) as made:
             made.create(made.user)
             yield made
-
-    @pytest.fixture
-    def issuer(self, roles: Roles) -> IssuerT:
-        self.made = roles
-        return _issuer(roles, self.strategy)
-
-    def usable(self, issuer: IssuerT, credential: Credential) -> bool:
-        found = credential.value.fields("username", "password")
-        assert found is not None
-        return self.made.logs_in(*found)
-
-    @contextmanager
-    def unavailable(self, issuer: IssuerT) -> Iterator[None]:
-        config = issuer.config
-        issuer.config = config.model_copy(update={"port": free_port()})
-        try:
-            yield
-        finally:
-            issuer.config = config
-
-    def foreign(self, issuer: IssuerT) -> SecretValue:
-        return SecretValue(json.dumps({"username": self.made.user, "password": "never-minted-01"}))
 
 
 class TestAlternatingUsers(_PostgreSqlContract):
@@ -83,33 +33,7 @@ class TestAlternatingUsers(_PostgreSqlContract):
     limit = 2
 
 
-class TestSingleUser(_PostgreSqlContract):
+class TestSingleUser(SingleUserSkips, _PostgreSqlContract):
     """One user: its credential has no ref, and the next password replaces the last."""
 
     strategy = "single-user"
-
-    def test_revoke_stops_the_credential_letting_anyone_in(self, issuer: IssuerT) -> None:
-        pytest.skip("one user: the engine revokes nothing, the next password replaces this one")
-
-    def test_verify_refuses_a_revoked_credential(self, issuer: IssuerT) -> None:
-        pytest.skip("one user: the engine revokes nothing, the next password replaces this one")
-
-    def test_delete_removes_a_revoked_credential_for_good(self, issuer: IssuerT) -> None:
-        pytest.skip("one user: the engine deletes nothing, the next password replaces this one")
-
-    def test_inventory_lists_a_minted_credential(self, issuer: IssuerT) -> None:
-        pytest.skip("one user: a credential without a ref is not listed (nothing to recover)")
-
-    def test_recover_without_pending_leaves_no_orphan(self, issuer: IssuerT) -> None:
-        pytest.skip(
-            "one user: the server learns a password only once the store holds it as "
-            "pending, so there is no password without a pending value to recover"
-        )
-
-    def test_recover_spares_what_existed_before_the_rotation(self, issuer: IssuerT) -> None:
-        pytest.skip("one user: a second mint replaces the first password by design")
-
-    def test_recover_keeps_only_the_pending_one_of_the_rotations_credentials(
-        self, issuer: IssuerT
-    ) -> None:
-        pytest.skip("one user: the engine writes the pending value again before verifying")
