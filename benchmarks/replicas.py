@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -83,12 +84,17 @@ def run(url: str, env: dict[str, str], count: int, replicas: int, workdir: Path)
             for i in range(count)
         )
     )
+    # No command makes the key of a PostgreSQL journal: made here, once per fresh journal,
+    # before any process starts, and shared by every replica (docs/operations.md).
+    key = workdir / "fingerprint.key"
+    key.write_text(secrets.token_hex(32) + "\n")
+    key.chmod(0o600)
     full = {
         **os.environ,
         **env,
         "ROTATOR_CONFIG": str(config),
         "ROTATOR_STATE": url,
-        "ROTATOR_KEY_FILE": str(workdir / "fingerprint.key"),
+        "ROTATOR_KEY_FILE": str(key),
     }
     full.pop("ROTATOR_TEST_FAULT", None)
     subprocess.run([sys.executable, "-m", "rotator", "db", "upgrade"], env=full, check=True)
