@@ -1,4 +1,10 @@
-"""The database servers the password tests run against: PostgreSQL (.ci/run's) and MariaDB."""
+"""The database servers the password tests run against.
+
+PostgreSQL is .ci/run's (``ROTATOR_TEST_POSTGRES_URL``) or a throwaway one
+(:mod:`rotator.sandbox.postgresql.server`, every statement in its log); MariaDB is a
+throwaway one (:mod:`tests.databases.mariadb`). A throwaway server is skipped
+without its binaries, but not under CI=true, where .ci/run installs them.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,24 @@ from collections.abc import Iterator
 
 import pytest
 
+from rotator.sandbox.postgresql.server import PostgreSqlServer, server_binaries
 from tests.databases.mariadb import MariaDb, binaries
+
+
+def _skip_without(why: str) -> None:
+    """Skip the test for ``why``; under CI=true, fail it (CI installs every server)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {why}")
+    pytest.skip(why)
 
 
 @pytest.fixture(scope="session")
 def mariadb() -> Iterator[MariaDb]:
     """A throwaway MariaDB for the session (skipped without the binaries, but not in CI)."""
     if binaries() is None:
-        why = "no mariadbd (apt-get install mariadb-server): the MySQL/MariaDB tests need it"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {why}")
-        pytest.skip(why)
+        _skip_without(
+            "no mariadbd (apt-get install mariadb-server): the MySQL/MariaDB tests need it"
+        )
     server = MariaDb()
     try:
         server.start()
@@ -26,3 +39,12 @@ def mariadb() -> Iterator[MariaDb]:
         raise
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgresql_server() -> Iterator[PostgreSqlServer]:
+    """A throwaway PostgreSQL for the session, logging every statement (skipped without it)."""
+    if server_binaries() is None:
+        _skip_without("no PostgreSQL server binaries (apt-get install postgresql)")
+    with PostgreSqlServer() as server:
+        yield server

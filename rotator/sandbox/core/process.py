@@ -4,13 +4,14 @@ The sandboxes that use a real server rather than an emulator (moto_server for
 AWS, OpenBao for Vault) share this lifecycle: pick a free port, start the
 program with its output in a log file (through a line filter where the program
 prints secrets, such as a dev server's root token), poll until it answers, and
-stop it with SIGTERM, then SIGKILL, however the start ended. Standard library
-only.
+stop it with SIGTERM (or the signal that server stops quickly on), then
+SIGKILL, however the start ended. Standard library only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import subprocess
 import threading
@@ -56,9 +57,14 @@ def answers(url: str) -> bool:
 class ServerProcess:
     """One server subprocess, its log file, and how to tell that it is up."""
 
-    def __init__(self, name: str, log_path: Path) -> None:
+    def __init__(
+        self, name: str, log_path: Path, *, stop_signal: signal.Signals = signal.SIGTERM
+    ) -> None:
         self.name = name
         self.log_path = log_path
+        #: What :meth:`stop` sends first (PostgreSQL ends its sessions on SIGINT,
+        #: while on SIGTERM it waits for every client to leave).
+        self.stop_signal = stop_signal
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._copier: threading.Thread | None = None
@@ -130,10 +136,10 @@ class ServerProcess:
             time.sleep(POLL_INTERVAL)
 
     def stop(self) -> None:
-        """Stop the process (SIGTERM, then SIGKILL); no-op if it is not running."""
+        """Stop the process (its stop signal, then SIGKILL); no-op if it is not running."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
-            process.terminate()
+            process.send_signal(self.stop_signal)
             try:
                 process.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
