@@ -1,4 +1,4 @@
-"""The database servers the password tests run against.
+"""The database servers the password tests run against, and the engine's in-process store.
 
 PostgreSQL is .ci/run's (``ROTATOR_TEST_POSTGRES_URL``) or a throwaway one
 (:mod:`rotator.sandbox.postgresql.server`, every statement in its log); MariaDB is a
@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from rotator.sandbox.postgresql.server import PostgreSqlServer, server_binaries
+from tests.conftest import FakeClock
 from tests.databases.mariadb import MariaDb, binaries
 
 
@@ -48,3 +51,24 @@ def postgresql_server() -> Iterator[PostgreSqlServer]:
         _skip_without("no PostgreSQL server binaries (apt-get install postgresql)")
     with PostgreSqlServer() as server:
         yield server
+
+
+@pytest.fixture
+def aws_sm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An in-process Secrets Manager (moto)."""
+    import boto3
+    from moto import mock_aws
+
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        yield boto3.client("secretsmanager", region_name="us-east-1")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock from the real now (moto stamps versions with the real time)."""
+    return FakeClock(datetime.now(UTC).replace(microsecond=0))

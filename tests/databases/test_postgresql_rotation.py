@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rotator.engine.report import Result
-from rotator.engine.runner import Engine
 from rotator.errors import PolicyError
-from rotator.journal.journal import Journal
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
 from tests.conftest import FakeClock
 from tests.databases.postgres import Roles, admin_url
+from tests.databases.rotations import current_value, engine_for, policy_for
 
 
 @pytest.fixture
@@ -34,51 +33,18 @@ def roles(monkeypatch: pytest.MonkeyPatch) -> Iterator[Roles]:
         yield made
 
 
-def _policy(roles: Roles, strategy: str, **extra: str) -> str:
-    fields = "".join(f"\n      {k}: {v}" for k, v in extra.items())
-    return f"""
-secrets:
-  - name: app/db
-    store: {{provider: aws-secretsmanager, secret_id: app/db}}
-    issuer:
-      kind: postgresql-password
-      strategy: {strategy}
-      host: {roles.host}
-      port: {roles.port}
-      database: {roles.database}
-      username: {roles.user}
-      admin: {{env: APP_DB_ADMIN}}{fields}
-    schedule: {{every: 30d}}
-    grace: 1h
-"""
-
-
-def _engine(tmp_path: Path, body: str, clock: FakeClock) -> Engine:
-    path = tmp_path / "policies.yaml"
-    path.write_text(body)
-    journal = Journal(f"sqlite:///{tmp_path / 'j.db'}", clock)
-    return Engine(load_policies(path), journal, clock=clock, sleep=clock.sleep)
-
-
-def _current(sm: Any) -> dict[str, Any]:
-    value: dict[str, Any] = json.loads(
-        sm.get_secret_value(SecretId="app/db", VersionStage="AWSCURRENT")["SecretString"]
-    )
-    return value
-
-
 def test_single_user_sets_a_new_password_and_promotes_it(
     aws_sm: Any, roles: Roles, tmp_path: Path, clock: FakeClock
 ) -> None:
     """The one user gets the new password; the old no longer logs in; the value is RDS-shaped."""
     old = roles.create(roles.user)
     aws_sm.create_secret(Name="app/db", SecretString=json.dumps(roles.value(roles.user, old)))
-    engine = _engine(tmp_path, _policy(roles, "single-user"), clock)
+    engine = engine_for(tmp_path, policy_for(roles, "single-user"), clock)
 
     [outcome] = engine.rotate("app/db").outcomes
 
     assert outcome.result is Result.OK and outcome.state is State.GRACE
-    new = _current(aws_sm)
+    new = current_value(aws_sm)
     assert set(new) == {"engine", "host", "port", "username", "password", "dbname"}
     assert (new["engine"], new["port"], new["username"]) == ("postgres", roles.port, roles.user)
     assert roles.logs_in(roles.user, new["password"])
@@ -95,11 +61,11 @@ def test_alternating_users_create_the_clone_then_take_turns(
     old = roles.create(roles.user)
     roles.grant_table(roles.user)
     aws_sm.create_secret(Name="app/db", SecretString=json.dumps(roles.value(roles.user, old)))
-    engine = _engine(tmp_path, _policy(roles, "alternating-users"), clock)
+    engine = engine_for(tmp_path, policy_for(roles, "alternating-users"), clock)
 
     [first] = engine.rotate("app/db").outcomes
     assert first.result is Result.OK
-    live = _current(aws_sm)
+    live = current_value(aws_sm)
     assert live["username"] == roles.clone
     assert roles.reads_table(roles.clone, live["password"])  # the original's grants
     assert roles.logs_in(roles.user, old)  # still in its grace
@@ -110,7 +76,7 @@ def test_alternating_users_create_the_clone_then_take_turns(
 
     clock.advance(timedelta(days=30))
     engine.run_once()
-    again = _current(aws_sm)
+    again = current_value(aws_sm)
     assert again["username"] == roles.user
     assert roles.reads_table(roles.user, again["password"])
     assert roles.logs_in(roles.clone, live["password"])  # in its grace now
@@ -125,21 +91,21 @@ def test_a_failed_login_rolls_back_and_puts_the_old_password_back(
     """Single user: when the login with the new password fails, the old one works again."""
     old = roles.create(roles.user)
     aws_sm.create_secret(Name="app/db", SecretString=json.dumps(roles.value(roles.user, old)))
-    body = _policy(roles, "single-user").replace(
+    body = policy_for(roles, "single-user").replace(
         "    schedule:", '    verify: [{kind: exec, command: ["false"]}]\n    schedule:'
     )
-    engine = _engine(tmp_path, body, clock)
+    engine = engine_for(tmp_path, body, clock)
 
     [outcome] = engine.rotate("app/db").outcomes
 
     assert outcome.state is State.ROLLED_BACK
-    assert _current(aws_sm)["password"] == old
+    assert current_value(aws_sm)["password"] == old
     assert roles.logs_in(roles.user, old)
 
 
 def test_an_admin_secret_must_be_a_declared_policy(tmp_path: Path, roles: Roles) -> None:
     """``admin: {secret: NAME}`` naming no policy is refused when the set loads."""
-    body = _policy(roles, "single-user").replace("{env: APP_DB_ADMIN}", "{secret: pg/admn}")
+    body = policy_for(roles, "single-user").replace("{env: APP_DB_ADMIN}", "{secret: pg/admn}")
     body += """
   - name: pg/admin
     store: {provider: aws-secretsmanager, secret_id: pg/admin}
@@ -164,7 +130,7 @@ def test_the_admin_credential_may_be_another_managed_secret(
     old = roles.create(roles.user)
     aws_sm.create_secret(Name="app/db", SecretString=json.dumps(roles.value(roles.user, old)))
     aws_sm.create_secret(Name="pg/admin", SecretString=json.dumps(roles.admin_value()))
-    body = _policy(roles, "single-user").replace("{env: APP_DB_ADMIN}", "{secret: pg/admin}")
+    body = policy_for(roles, "single-user").replace("{env: APP_DB_ADMIN}", "{secret: pg/admin}")
     body += """
   - name: pg/admin
     store: {provider: aws-secretsmanager, secret_id: pg/admin}
@@ -172,10 +138,10 @@ def test_the_admin_credential_may_be_another_managed_secret(
     schedule: {every: 90d}
     grace: 1d
 """
-    engine = _engine(tmp_path, body, clock)
+    engine = engine_for(tmp_path, body, clock)
     [outcome] = engine.rotate("app/db").outcomes
     assert outcome.result is Result.OK
-    assert roles.logs_in(roles.user, _current(aws_sm)["password"])
+    assert roles.logs_in(roles.user, current_value(aws_sm)["password"])
 
 
 def test_check_names_a_missing_privilege(
@@ -189,7 +155,7 @@ def test_check_names_a_missing_privilege(
         json.dumps({"username": f"{roles.user}_weak", "password": weak}),
     )
     aws_sm.create_secret(Name="app/db", SecretString=json.dumps(roles.value(roles.user, old)))
-    engine = _engine(tmp_path, _policy(roles, "alternating-users"), clock)
+    engine = engine_for(tmp_path, policy_for(roles, "alternating-users"), clock)
     [finding] = [f for f in engine.check(["app/db"]) if "postgresql:" in f.check]
     assert "lacks: CREATEROLE" in finding.detail
     assert roles.logs_in(roles.user, old)
@@ -204,29 +170,8 @@ def test_connection_errors_hold_no_password(
         "APP_DB_ADMIN", json.dumps({"username": roles.user, "password": "wrong-" + old})
     )
     aws_sm.create_secret(Name="app/db", SecretString=json.dumps(roles.value(roles.user, old)))
-    engine = _engine(tmp_path, _policy(roles, "single-user"), clock)
+    engine = engine_for(tmp_path, policy_for(roles, "single-user"), clock)
     [outcome] = engine.rotate("app/db").outcomes
     assert outcome.result is not Result.OK
     assert "refused the login of admin" in outcome.message
     assert old not in outcome.message
-
-
-@pytest.fixture
-def aws_sm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """An in-process Secrets Manager (moto)."""
-    import boto3
-    from moto import mock_aws
-
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name="us-east-1")
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    """A fake clock from the real now (moto stamps versions with the real time)."""
-    return FakeClock(datetime.now(UTC).replace(microsecond=0))

@@ -11,7 +11,8 @@ a fresh temporary directory and starts ``postgres`` on a free port of
   the server's OS user may read, removed as soon as initdb is done, so it is
   on no command line and in no log;
 - ``log_statement=all`` and the server's stderr in ``postgresql.log`` (no
-  logging collector): a password sent in the clear would be there to find;
+  logging collector), each line naming the user, database and application:
+  a password sent in the clear would be there to find;
 - no durability (``fsync=off``): it holds nothing worth keeping.
 
 initdb and postgres refuse to run as root: as root, both run as the
@@ -223,6 +224,8 @@ class PostgreSqlServer:
             "unix_socket_directories": str(directory),
             "password_encryption": "scram-sha-256",
             "log_statement": "all",
+            # Who ran each statement: user@database/application_name (rotator's is "rotator").
+            "log_line_prefix": "%m [%p] %q%u@%d/%a ",
             "logging_collector": "off",
             "log_destination": "stderr",
             "lc_messages": "C",
