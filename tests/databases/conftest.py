@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rotator.sandbox.postgresql.server import PostgreSqlServer, server_binaries
-from tests.conftest import FakeClock
+from tests.conftest import AWS_REGION, FakeClock
 from tests.databases.mariadb import MariaDb, binaries
 
 
@@ -45,27 +46,28 @@ def mariadb() -> Iterator[MariaDb]:
 
 
 @pytest.fixture(scope="session")
-def postgresql_server() -> Iterator[PostgreSqlServer]:
-    """A throwaway PostgreSQL for the session, logging every statement (skipped without it)."""
-    if server_binaries() is None:
+def postgresql_binaries() -> Path:
+    """The installed PostgreSQL server's bin directory (skipped without one, but not in CI)."""
+    found = server_binaries()
+    if found is None:
         _skip_without("no PostgreSQL server binaries (apt-get install postgresql)")
-    with PostgreSqlServer() as server:
+    assert found is not None
+    return found
+
+
+@pytest.fixture(scope="session")
+def postgresql_server(postgresql_binaries: Path) -> Iterator[PostgreSqlServer]:
+    """A throwaway PostgreSQL for the session, logging every statement."""
+    with PostgreSqlServer(bindir=postgresql_binaries) as server:
         yield server
 
 
 @pytest.fixture
-def aws_sm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def aws_sm(aws_in_process: None) -> Any:
     """An in-process Secrets Manager (moto)."""
     import boto3
-    from moto import mock_aws
 
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name="us-east-1")
+    return boto3.client("secretsmanager", region_name=AWS_REGION)
 
 
 @pytest.fixture

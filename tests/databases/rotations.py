@@ -8,6 +8,7 @@ holding the AWS RDS JSON value at ``app/db``; the admin credential is in
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ from rotator.journal.journal import Journal
 from rotator.policy.loader import load_policies
 from tests.conftest import FakeClock
 from tests.databases.postgres import Roles
+
+#: The grace of the policies :func:`policy_for` writes.
+GRACE = timedelta(hours=1)
 
 
 def policy_for(roles: Roles, strategy: str, **extra: str) -> str:
@@ -34,7 +38,7 @@ secrets:
       username: {roles.user}
       admin: {{env: APP_DB_ADMIN}}{fields}
     schedule: {{every: 30d}}
-    grace: 1h
+    grace: {int(GRACE.total_seconds())}s
 """
 
 

@@ -34,12 +34,13 @@ from structlog.typing import EventDict
 from providers.databases.issuer import DatabasePasswordIssuer
 from rotator.adapters import SecretValue
 from rotator.engine.report import Result
+from rotator.engine.runner import Engine
 from rotator.lifecycle import State
 from rotator.output.logs import configure
 from rotator.sandbox.postgresql.server import PostgreSqlServer
 from tests.conftest import FakeClock, restored_logging
 from tests.databases.postgres import Roles
-from tests.databases.rotations import current_value, engine_for, policy_for
+from tests.databases.rotations import GRACE, current_value, engine_for, policy_for
 
 #: A password literal in a statement, as ``ALTER ROLE x PASSWORD '...'`` writes it.
 PASSWORD_LITERAL = re.compile(r"PASSWORD '([^']*)'")
@@ -165,10 +166,20 @@ def _assert_canaries(
     _assert_no_password(passwords | {roles.admin_password}, logs.text(), "rotator's logs")
 
 
-def _failing_verification(roles: Roles, strategy: str, switch: Path) -> str:
-    """The policy, with a check that fails while ``switch`` exists (to drive a rollback)."""
+def _seeded(
+    aws_sm: Any, roles: Roles, tmp_path: Path, clock: FakeClock, strategy: str
+) -> tuple[str, Engine, Path]:
+    """Make the user and its secret; return its password, the engine, and a switch.
+
+    The policy checks each new credential with a command that fails while
+    the switch (a file) exists: touching it drives a rollback.
+    """
+    old = roles.create(roles.user)
+    aws_sm.create_secret(Name="app/db", SecretString=json.dumps(roles.value(roles.user, old)))
+    switch = tmp_path / "fail-verification"
     check = f'    verify: [{{kind: exec, command: [test, "!", -e, "{switch}"]}}]\n'
-    return policy_for(roles, strategy).replace("    schedule:", check + "    schedule:")
+    body = policy_for(roles, strategy).replace("    schedule:", check + "    schedule:")
+    return old, engine_for(tmp_path, body, clock), switch
 
 
 def test_alternating_users_send_only_verifiers(
@@ -181,20 +192,17 @@ def test_alternating_users_send_only_verifiers(
     clock: FakeClock,
 ) -> None:
     """Clone made, each user revoked at its grace end, then a rollback: no password logged."""
-    old = roles.create(roles.user)
+    old, engine, switch = _seeded(aws_sm, roles, tmp_path, clock, "alternating-users")
     roles.grant_table(roles.user)
-    aws_sm.create_secret(Name="app/db", SecretString=json.dumps(roles.value(roles.user, old)))
-    switch = tmp_path / "fail-verification"
-    engine = engine_for(tmp_path, _failing_verification(roles, "alternating-users", switch), clock)
 
     assert engine.rotate("app/db").outcomes[0].result is Result.OK  # CREATE ROLE clone
     assert current_value(aws_sm)["username"] == roles.clone
-    clock.advance(timedelta(hours=1))
+    clock.advance(GRACE)
     engine.run_once()  # the original revoked: a password nobody holds
     clock.advance(timedelta(days=30))
     engine.run_once()  # the original set again
     assert current_value(aws_sm)["username"] == roles.user
-    clock.advance(timedelta(hours=1))
+    clock.advance(GRACE)
     engine.run_once()  # the clone revoked
     switch.touch()
     [rolled] = engine.rotate("app/db").outcomes  # the clone set, then revoked by the rollback
@@ -218,13 +226,10 @@ def test_single_user_sends_only_verifiers(
     clock: FakeClock,
 ) -> None:
     """A rotation, then one rolled back (the old password put back): no password logged."""
-    old = roles.create(roles.user)
-    aws_sm.create_secret(Name="app/db", SecretString=json.dumps(roles.value(roles.user, old)))
-    switch = tmp_path / "fail-verification"
-    engine = engine_for(tmp_path, _failing_verification(roles, "single-user", switch), clock)
+    old, engine, switch = _seeded(aws_sm, roles, tmp_path, clock, "single-user")
 
     assert engine.rotate("app/db").outcomes[0].result is Result.OK
-    clock.advance(timedelta(hours=1))
+    clock.advance(GRACE)
     engine.run_once()
     switch.touch()
     [rolled] = engine.rotate("app/db").outcomes  # set, then the previous password put back

@@ -34,6 +34,11 @@ LineFilter = Callable[[bytes], bytes | None]
 class ServerNotStarted(Exception):
     """The server exited, or did not answer in time; the message names its log."""
 
+    def __init__(self, reason: str, log_path: Path) -> None:
+        super().__init__(f"{reason}; see {log_path}")
+        #: What happened, without the log's path (for a caller that quotes the log instead).
+        self.reason = reason
+
 
 def free_port() -> int:
     """Return a TCP port that is free on 127.0.0.1 right now."""
@@ -127,11 +132,11 @@ class ServerProcess:
             if self._process is None or self._process.poll() is not None:
                 code = None if self._process is None else self._process.returncode
                 raise ServerNotStarted(
-                    f"{self.name} exited with status {code} before answering; see {self.log_path}"
+                    f"{self.name} exited with status {code} before answering", self.log_path
                 )
             if time.monotonic() > deadline:
                 raise ServerNotStarted(
-                    f"{self.name} did not answer within {timeout:.0f}s; see {self.log_path}"
+                    f"{self.name} did not answer within {timeout:.0f}s", self.log_path
                 )
             time.sleep(POLL_INTERVAL)
 

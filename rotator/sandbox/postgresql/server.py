@@ -142,10 +142,12 @@ class PostgreSqlServer:
         )
 
     def log_text(self) -> str:
-        """Return the server's log so far (empty before it started)."""
+        """Return the server's log so far (empty when not started)."""
+        if self.directory is None:
+            return ""
         try:
             return self.log_path.read_text(errors="replace")
-        except (OSError, RuntimeError):
+        except OSError:
             return ""
 
     def start(self) -> Self:
@@ -161,32 +163,37 @@ class PostgreSqlServer:
             return self
         bindir = self.bindir or server_binaries()
         if bindir is None or not _complete(bindir):
-            raise PostgreSqlUnavailable(
-                "no PostgreSQL server binaries (initdb, postgres, pg_isready) in pg_config "
-                "--bindir, /usr/lib/postgresql/*/bin or PATH: install the server "
-                "(Debian: apt-get install postgresql)"
+            where = (
+                str(self.bindir)
+                if self.bindir is not None
+                else "pg_config --bindir, /usr/lib/postgresql/*/bin or PATH"
             )
-        as_user = _as_os_user()
+            raise PostgreSqlUnavailable(
+                f"no PostgreSQL server binaries ({', '.join(PROGRAMS)}) in {where}: install "
+                "the server (Debian: apt-get install postgresql)"
+            )
+        owner = _os_user()
         self.directory = Path(tempfile.mkdtemp(prefix="rotator-postgresql-", dir=self.parent))
         try:
-            self._start(bindir, as_user)
+            self._start(bindir, owner)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _start(self, bindir: Path, as_user: Sequence[str]) -> None:
-        """Run initdb into the directory, then the server on a free port."""
+    def _start(self, bindir: Path, owner: pwd.struct_passwd | None) -> None:
+        """Run initdb into the directory, then the server on a free port (as ``owner``, if any)."""
         assert self.directory is not None
         directory, data = self.directory, self.directory / "data"
         env = {k: os.environ[k] for k in PASSED_ENVIRONMENT if k in os.environ}
         env |= {"LC_ALL": "C", "HOME": str(directory)}
-        if as_user:
-            shutil.chown(directory, OS_USER, OS_USER)
         password_file = directory / "superuser-password"
         password_file.touch(mode=0o600)
-        if as_user:
-            shutil.chown(password_file, OS_USER, OS_USER)
+        as_user: list[str] = []
+        if owner is not None:
+            for path in (directory, password_file):
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+            as_user = _run_as(owner)
         password_file.write_text(self.password.text() + "\n")
         try:
             made = subprocess.run(  # noqa: S603 (a fixed argv, no shell)
@@ -251,9 +258,10 @@ class PostgreSqlServer:
                 cwd=directory,
             )
         except ServerNotStarted as exc:
+            # Its directory goes with it: the error quotes the log instead of naming it.
             tail = self.log_text().strip().splitlines()[-QUOTED_LINES:]
             raise PostgreSqlUnavailable(
-                str(exc).split("; see ")[0] + (": " + " | ".join(tail) if tail else "")
+                exc.reason + (": " + " | ".join(tail) if tail else "")
             ) from None
 
     def stop(self) -> None:
@@ -277,28 +285,39 @@ class PostgreSqlServer:
         self.stop()
 
 
-def _as_os_user() -> list[str]:
-    """Return the command prefix that runs a program as ``postgres`` when we are root, else none.
+def _os_user() -> pwd.struct_passwd | None:
+    """Return the ``postgres`` OS user when running as root (initdb refuses root), else None.
 
     Raises:
         PostgreSqlUnavailable: running as root, with no ``postgres`` OS user or no ``setpriv``.
     """
     if os.geteuid() != 0:
-        return []
+        return None
     try:
-        pwd.getpwnam(OS_USER)
+        owner = pwd.getpwnam(OS_USER)
     except KeyError:
         raise PostgreSqlUnavailable(
             f"running as root, which initdb and postgres refuse, and there is no {OS_USER!r} "
             "OS user to run them as (the postgresql package makes it)"
         ) from None
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
+    if shutil.which("setpriv") is None:
         raise PostgreSqlUnavailable(
             f"running as root, which initdb and postgres refuse, and no setpriv (util-linux) "
             f"to run them as {OS_USER!r}"
         )
-    return [setpriv, f"--reuid={OS_USER}", f"--regid={OS_USER}", "--init-groups", "--"]
+    return owner
+
+
+def _run_as(owner: pwd.struct_passwd) -> list[str]:
+    """Return the command prefix running a program as ``owner`` (setpriv execs it: one process)."""
+    setpriv = shutil.which("setpriv") or "setpriv"
+    return [
+        setpriv,
+        f"--reuid={owner.pw_uid}",
+        f"--regid={owner.pw_gid}",
+        "--init-groups",
+        "--",
+    ]
 
 
 def _accepts(ready: Sequence[str], port: int, env: dict[str, str]) -> bool:
