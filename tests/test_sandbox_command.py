@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shlex
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 from kubernetes import client, config
 
 from rotator.errors import ConfigError
+from rotator.sandbox.postgresql.server import server_binaries
 from rotator.sandbox.run import MARKER, prepare_workdir
 from tests.conftest import empty_postgres
 
@@ -59,7 +61,13 @@ def test_the_sandbox_runs_anywhere_and_its_closing_commands_work_as_printed(
     demo = _rotator("sandbox", "--duration", "2", cwd=tmp_path, env=_clean_env())
     assert demo.returncode == 0, demo.stderr[-3000:]
     kept = tmp_path / "rotator-sandbox"
-    assert (kept / "rotator.db").is_file() and (kept / "demo.yaml").is_file()
+    assert (kept / "rotator.db").is_file() and (kept / "policies" / "demo.yaml").is_file()
+    with_postgresql = server_binaries() is not None or os.environ.get("CI") == "true"
+    if with_postgresql:
+        # A local PostgreSQL could be started: its rotation ran, and its log was kept.
+        assert (kept / "policies" / "postgresql.yaml").is_file(), demo.stderr[-3000:]
+        sent = re.findall(r"PASSWORD '([^']*)'", (kept / "postgresql.log").read_text())
+        assert sent and all(p.startswith("SCRAM-SHA-256$4096:") for p in sent), sent
     printed = [
         line.strip() for line in demo.stdout.splitlines() if line.strip().startswith("rotator ")
     ]
@@ -70,10 +78,9 @@ def test_the_sandbox_runs_anywhere_and_its_closing_commands_work_as_printed(
     for command in printed:
         after = _rotator(*shlex.split(command)[1:], cwd=elsewhere, env=_clean_env())
         assert after.returncode == 0, (command, after.stdout, after.stderr)
-    assert (
-        "demo/apim-partner-key"
-        in _rotator(*shlex.split(printed[0])[1:], cwd=elsewhere, env=_clean_env()).stdout
-    )
+    status = _rotator(*shlex.split(printed[0])[1:], cwd=elsewhere, env=_clean_env()).stdout
+    assert "demo/apim-partner-key" in status
+    assert ("demo/postgres-app" in status) is with_postgresql
     assert "export " not in demo.stdout  # credentials only with --keep
 
 
@@ -141,6 +148,14 @@ def test_keep_leaves_every_server_up_for_the_shell_it_prints_until_sigterm(
         assert check.returncode == 1
         rotated = _rotator("rotate", "demo/apim-partner-key", cwd=elsewhere, env=shell)
         assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+        with_postgresql = server_binaries() is not None or os.environ.get("CI") == "true"
+        if with_postgresql:
+            # Alternating users on the sandbox's PostgreSQL: the clone is made and set.
+            rotated = _rotator("rotate", "demo/postgres-app", cwd=elsewhere, env=shell)
+            assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+            history = _rotator("history", "demo/postgres-app", cwd=elsewhere, env=shell).stdout
+            assert "postgresql:demo_app|demo_app_clone@127.0.0.1" in history, history
+            assert "minted demo_app_clone" in history, history
         # The Kubernetes emulator holds the sample Deployment and its Secret.
         api = config.new_client_from_config(config_file=exports["KUBECONFIG"])
         deployment = client.AppsV1Api(api).read_namespaced_deployment("demo-api", "demo")
@@ -155,6 +170,11 @@ def test_keep_leaves_every_server_up_for_the_shell_it_prints_until_sigterm(
     with pytest.raises(OSError):
         urllib.request.urlopen(exports["AWS_ENDPOINT_URL"], timeout=5)
     assert (workdir / "rotator.db").is_file()
+    if with_postgresql:
+        log = (workdir / "postgresql.log").read_text()
+        assert 'CREATE ROLE "demo_app_clone" WITH LOGIN PASSWORD \'SCRAM-SHA-256$' in log
+        sent = re.findall(r"PASSWORD '([^']*)'", log)
+        assert all(p.startswith("SCRAM-SHA-256$4096:") for p in sent), sent
 
 
 def test_a_previous_sandbox_directory_is_emptied_and_anything_else_refused(

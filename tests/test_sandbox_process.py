@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -84,3 +85,32 @@ def test_a_server_that_exits_is_reported_with_its_log(tmp_path: Path) -> None:
             cwd=tmp_path,
         )
     assert not server.running
+
+
+#: Says which signal ended it, once it has said it is up.
+SIGNALLED = """
+import signal, sys, time
+def said(number, frame):
+    print("stopped by", signal.Signals(number).name, flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGINT, said)
+signal.signal(signal.SIGTERM, said)
+print("server started", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_stop_sends_the_servers_stop_signal(tmp_path: Path, stop_signal: signal.Signals) -> None:
+    """A server that stops fast on another signal than SIGTERM (PostgreSQL: SIGINT) gets it."""
+    log = tmp_path / "fake.log"
+    server = ServerProcess("fake", log, stop_signal=stop_signal)
+    server.start(
+        [sys.executable, "-c", SIGNALLED],
+        ready=lambda: "server started" in log.read_text(),
+        timeout=30,
+        env=dict(os.environ),
+        cwd=tmp_path,
+    )
+    server.stop()
+    assert f"stopped by {stop_signal.name}" in log.read_text()

@@ -62,6 +62,17 @@ class Sandbox(Protocol):
         """Stop the emulator."""
 
 
+def extra_policies(sandbox: Sandbox) -> Traversable | None:
+    """Return a sandbox's own policy template, if it offers one now (``demo_policies``).
+
+    A sandbox whose server may be missing on a machine (PostgreSQL) keeps its
+    policies apart from ``demo.yaml`` and offers them only once it started.
+    """
+    offered = getattr(sandbox, "demo_policies", None)
+    found: Traversable | None = offered() if callable(offered) else None
+    return found
+
+
 #: The file that marks a directory as a sandbox's own: only such a directory is emptied.
 MARKER = ".rotator-sandbox"
 #: Where the sandbox works when not told otherwise (relative to the working directory).
@@ -127,9 +138,11 @@ def session(
 ) -> Iterator[Session]:
     """Start and seed every installed sandbox in ``workdir``; stop them all on exit.
 
-    The filled-in policy and the journal (unless ``state`` names another)
-    stay in ``workdir`` after the emulators stop, for ``status`` and
-    ``audit verify`` to read. ``key_file`` is the journal's key (a
+    The filled-in policies (``workdir/policies``: the template, and with the
+    packaged demo the policies of each sandbox that started, such as
+    PostgreSQL's) and the journal (unless ``state`` names another) stay in
+    ``workdir`` after the emulators stop, for ``status`` and ``audit
+    verify`` to read. ``key_file`` is the journal's key (a
     PostgreSQL journal needs one named).
     """
     template: Path | Traversable = Path(config) if config else demo_policy()
@@ -140,6 +153,7 @@ def session(
         # The demo's file target lives in the sandbox's own directory.
         substitutions: dict[str, Any] = {"DEMO_WORKDIR": str(workdir)}
         exports: dict[str, str] = {}
+        templates: dict[str, Path | Traversable] = {template.name: template}
         for ep in sorted(entry_points(group=SANDBOX_GROUP), key=lambda e: e.name):
             sandbox: Sandbox = ep.load()()
             env = sandbox.start(workdir)
@@ -148,21 +162,27 @@ def session(
             exports.update(env)
             sandbox.seed(env)
             substitutions.update(sandbox.policy_substitutions())
+            own = extra_policies(sandbox) if config is None else None
+            if own is not None:
+                templates[f"{ep.name}.yaml"] = own
             log.info(
                 "sandbox ready",
                 sandbox=ep.name,
                 **{k: v for k, v in env.items() if k.endswith("_URL")},
             )
-        policy = workdir / template.name
-        policy.write_text(string.Template(template.read_text()).safe_substitute(substitutions))
+        policies = workdir / "policies"
+        policies.mkdir()
+        for name, source in templates.items():
+            filled = string.Template(source.read_text()).safe_substitute(substitutions)
+            (policies / name).write_text(filled)
         journal = state or f"sqlite:///{workdir / 'rotator.db'}"
-        exports["ROTATOR_CONFIG"] = str(policy)
+        exports["ROTATOR_CONFIG"] = str(policies)
         if state is None:
             exports["ROTATOR_STATE"] = journal
         if key_file is not None:
             exports["ROTATOR_KEY_FILE"] = str(key_file)
         yield Session(
-            str(policy), journal, workdir, exports, state_is_own=state is None, key_file=key_file
+            str(policies), journal, workdir, exports, state_is_own=state is None, key_file=key_file
         )
 
 

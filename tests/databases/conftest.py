@@ -1,6 +1,9 @@
-"""The database servers the password tests run against (PostgreSQL, .ci/run's, and MariaDB).
+"""The database servers the password tests run against, and the engine's in-process store.
 
-Also the store and clock the rotation tests run the engine with.
+PostgreSQL is .ci/run's (``ROTATOR_TEST_POSTGRES_URL``) or a throwaway one
+(:mod:`rotator.sandbox.postgresql.server`, every statement in its log); MariaDB is a
+throwaway one (:mod:`tests.databases.mariadb`). A throwaway server is skipped
+without its binaries, but not under CI=true, where .ci/run installs them.
 """
 
 from __future__ import annotations
@@ -8,22 +11,30 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from rotator.sandbox.postgresql.server import PostgreSqlServer, server_binaries
 from tests.conftest import AWS_REGION, FakeClock
 from tests.databases.mariadb import MariaDb, binaries
+
+
+def _skip_without(why: str) -> None:
+    """Skip the test for ``why``; under CI=true, fail it (CI installs every server)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {why}")
+    pytest.skip(why)
 
 
 @pytest.fixture(scope="session")
 def mariadb() -> Iterator[MariaDb]:
     """A throwaway MariaDB for the session (skipped without the binaries, but not in CI)."""
     if binaries() is None:
-        why = "no mariadbd (apt-get install mariadb-server): the MySQL/MariaDB tests need it"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {why}")
-        pytest.skip(why)
+        _skip_without(
+            "no mariadbd (apt-get install mariadb-server): the MySQL/MariaDB tests need it"
+        )
     server = MariaDb()
     try:
         server.start()
@@ -34,9 +45,26 @@ def mariadb() -> Iterator[MariaDb]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def postgresql_binaries() -> Path:
+    """The installed PostgreSQL server's bin directory (skipped without one, but not in CI)."""
+    found = server_binaries()
+    if found is None:
+        _skip_without("no PostgreSQL server binaries (apt-get install postgresql)")
+    assert found is not None
+    return found
+
+
+@pytest.fixture(scope="session")
+def postgresql_server(postgresql_binaries: Path) -> Iterator[PostgreSqlServer]:
+    """A throwaway PostgreSQL for the session, logging every statement."""
+    with PostgreSqlServer(bindir=postgresql_binaries) as server:
+        yield server
+
+
 @pytest.fixture
 def aws_sm(aws_in_process: None) -> Any:
-    """A Secrets Manager client of the in-process moto."""
+    """An in-process Secrets Manager (moto)."""
     import boto3
 
     return boto3.client("secretsmanager", region_name=AWS_REGION)

@@ -59,11 +59,18 @@ class Roles:
         self.conn.close()
 
     def create(self, role: str) -> str:
-        """Create ``role`` with LOGIN and a random password; return the password."""
+        """Create ``role`` with LOGIN and a random password; return the password.
+
+        Sent as its SCRAM verifier: a server that logs every statement (the
+        canary tests read its log) never shows the password.
+        """
         password = "old-" + secrets.token_hex(12)
+        verifier = self.conn.pgconn.encrypt_password(
+            password.encode(), role.encode(), b"scram-sha-256"
+        )
         self.conn.execute(
             sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                sql.Identifier(role), sql.Literal(password)
+                sql.Identifier(role), sql.Literal(verifier.decode("ascii"))
             )
         )
         self.made.append(role)

@@ -25,6 +25,9 @@ from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
 from tests.conftest import FakeClock
 
+#: The grace of the policies :func:`policy` writes.
+GRACE = timedelta(hours=1)
+
 
 class ServerAccounts(Protocol):
     """Users made for one test on a real server, and the ways a test looks at them."""
@@ -70,7 +73,7 @@ secrets:
       username: {accounts.user}
       admin: {{env: APP_DB_ADMIN}}{fields}
     schedule: {{every: 30d}}
-    grace: 1h
+    grace: {int(GRACE.total_seconds())}s
 """
 
 

@@ -4,13 +4,14 @@ The sandboxes that use a real server rather than an emulator (moto_server for
 AWS, OpenBao for Vault) share this lifecycle: pick a free port, start the
 program with its output in a log file (through a line filter where the program
 prints secrets, such as a dev server's root token), poll until it answers, and
-stop it with SIGTERM, then SIGKILL, however the start ended. Standard library
-only.
+stop it with SIGTERM (or the signal that server stops quickly on), then
+SIGKILL, however the start ended. Standard library only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import subprocess
 import threading
@@ -32,6 +33,11 @@ LineFilter = Callable[[bytes], bytes | None]
 
 class ServerNotStarted(Exception):
     """The server exited, or did not answer in time; the message names its log."""
+
+    def __init__(self, reason: str, log_path: Path) -> None:
+        super().__init__(f"{reason}; see {log_path}")
+        #: What happened, without the log's path (for a caller that quotes the log instead).
+        self.reason = reason
 
 
 def free_port() -> int:
@@ -56,9 +62,14 @@ def answers(url: str) -> bool:
 class ServerProcess:
     """One server subprocess, its log file, and how to tell that it is up."""
 
-    def __init__(self, name: str, log_path: Path) -> None:
+    def __init__(
+        self, name: str, log_path: Path, *, stop_signal: signal.Signals = signal.SIGTERM
+    ) -> None:
         self.name = name
         self.log_path = log_path
+        #: What :meth:`stop` sends first (PostgreSQL ends its sessions on SIGINT,
+        #: while on SIGTERM it waits for every client to leave).
+        self.stop_signal = stop_signal
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._copier: threading.Thread | None = None
@@ -121,19 +132,19 @@ class ServerProcess:
             if self._process is None or self._process.poll() is not None:
                 code = None if self._process is None else self._process.returncode
                 raise ServerNotStarted(
-                    f"{self.name} exited with status {code} before answering; see {self.log_path}"
+                    f"{self.name} exited with status {code} before answering", self.log_path
                 )
             if time.monotonic() > deadline:
                 raise ServerNotStarted(
-                    f"{self.name} did not answer within {timeout:.0f}s; see {self.log_path}"
+                    f"{self.name} did not answer within {timeout:.0f}s", self.log_path
                 )
             time.sleep(POLL_INTERVAL)
 
     def stop(self) -> None:
-        """Stop the process (SIGTERM, then SIGKILL); no-op if it is not running."""
+        """Stop the process (its stop signal, then SIGKILL); no-op if it is not running."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
-            process.terminate()
+            process.send_signal(self.stop_signal)
             try:
                 process.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
