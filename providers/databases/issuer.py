@@ -114,9 +114,25 @@ class DatabasePasswordIssuer(Issuer[DatabasePasswordConfig]):
         return login
 
     def live_user(self) -> str | None:
-        """Return the user the store's current value names (the one consumers hold), if any."""
+        """Return the user the store's current value names (the one consumers hold), if any.
+
+        Raises:
+            ConflictError: with two users, the store holds a current value
+                that names none: which user consumers hold cannot be told,
+                so neither is touched.
+        """
         value = self.runtime.read_current(self.secret)
-        login = parse(self.config, value) if value is not None else None
+        if value is None:
+            return None
+        login = parse(self.config, value)
+        if login is None and self.alternating:
+            raise ConflictError(
+                "the store's current value is not the RDS JSON object naming a user: "
+                "which user consumers hold cannot be told (store the original user's "
+                "credential in that shape first)",
+                provider=self.kind,
+                operation="read_current",
+            )
         return login.username if login is not None else None
 
     def next_user(self) -> str:
@@ -170,18 +186,18 @@ class DatabasePasswordIssuer(Issuer[DatabasePasswordConfig]):
     # -- the Issuer role
 
     def targets(self) -> list[Target[Any]]:
-        """The server itself: it learns the new password once the store holds it."""
+        """Return the server as a target: it learns the new password once the store holds it."""
         return [AccountPassword(self)]
 
     def ref_of(self, value: SecretValue) -> str | None:
-        """With two users, the user the value names; with one, none (nothing to revoke)."""
+        """Return the user the value names, with two users; with one, None (nothing to revoke)."""
         if not self.alternating:
             return None
         login = parse(self.config, value)
         return login.username if login is not None else None
 
     def inventory(self) -> list[str]:
-        """With two users, those that may log in now; with one, none."""
+        """Return the users that may log in now, with two users; with one, none."""
         if not self.alternating:
             return []
         states = self.accounts().login_states(self.config.users)
@@ -215,8 +231,8 @@ class DatabasePasswordIssuer(Issuer[DatabasePasswordConfig]):
     ) -> Credential | None:
         """Adopt the pending value (told to the server again); without one, void the idle user."""
         if pending is not None:
-            # A later mint of the same rotation may have reached the server
-            # before the crash: the pending value is the one that must work.
+            # The pending value is the one that must work: tell the server again
+            # (idempotent), whatever an earlier write of this rotation set there.
             AccountPassword(self).write(rotation_id, pending)
             return Credential(pending, self.ref_of(pending))
         if self.alternating:
@@ -236,8 +252,26 @@ class DatabasePasswordIssuer(Issuer[DatabasePasswordConfig]):
             )
         self.accounts().try_login(Login(login.username, login.password, self.config.database))
 
+    def works(self, login: Login) -> bool:
+        """Tell whether the server lets ``login`` in now.
+
+        Raises:
+            TransientError: the server did not answer; retry later.
+            PermanentError: any other failure than a refused login.
+        """
+        try:
+            self.accounts().try_login(login)
+        except VerificationError:
+            return False
+        return True
+
     def revoke(self, ref: str) -> None:
         """Revoke the user a rotation left behind: a password nobody holds, or locked."""
+        if ref not in self.config.users:
+            # The policy's users changed since (a renamed user or clone): that
+            # account is no longer rotator's to touch, and waiting will not change it.
+            log.warning("old user is not the policy's any more: left as it is", user=ref)
+            return
         self._refuse_live(ref, "revoke")
         if self.accounts().login_states([ref]).get(ref) is not True:
             return  # absent, or locked already
@@ -248,7 +282,11 @@ class DatabasePasswordIssuer(Issuer[DatabasePasswordConfig]):
         log.info("revoked database user", user=ref, by=self.config.revoke_by.value)
 
     def delete(self, ref: str) -> None:
-        """Lock a revoked user: it keeps its grants for the next swap, and cannot log in."""
+        """Lock a revoked user (a rollback's): it keeps its grants for the next swap.
+
+        Reached only from a rollback: the issuer revokes in one stage, so the
+        engine deletes nothing at a grace's end.
+        """
         self._refuse_live(ref, "delete")
         if self.accounts().login_states([ref]).get(ref):
             self.accounts().lock(ref)
@@ -328,11 +366,22 @@ class AccountPassword(Target[DatabasePasswordConfig]):
                 self.issuer.revoke(new.username)
             return
         old = parse(config, previous) if previous is not None else None
-        if old is None:
-            # The password before rotator's first is unknown: nothing to put back.
+        if old is not None:
+            self.issuer.accounts().set_password(config.username, old.password)
+            return
+        # The password before rotator's first is unknown. If the server holds
+        # the new one, discarding the pending version would leave it held by
+        # no store version (invariant 7): stop the rollback, keep the version.
+        new = parse(config, written) if written is not None else None
+        if new is None or not self.issuer.works(new):
             log.warning("no previous password to restore", user=config.username)
             return
-        self.issuer.accounts().set_password(config.username, old.password)
+        raise PermanentError(
+            f"{config.username} holds the new password and no previous one is known to "
+            "put back: the pending version keeps it; log in with it, or set one by hand",
+            provider=self.issuer.kind,
+            operation="restore",
+        )
 
     def check(self) -> str:
         """Log in as the admin and name every privilege it lacks; change nothing."""

@@ -19,8 +19,9 @@ from pydantic import Field, model_validator
 from rotator.adapters import Duration, ProviderConfig, StoreRef
 
 #: An account name rotator quotes as an identifier; kept plain, so it reads the
-#: same in SQL, in logs and in the stored value.
-ACCOUNT_NAME = r"^[A-Za-z_][A-Za-z0-9_$.-]*$"
+#: same in SQL, in logs and in the stored value (no ``$``: it would end the
+#: dollar quote of the PostgreSQL permissions script).
+ACCOUNT_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
 
 
 class Strategy(StrEnum):

@@ -31,6 +31,7 @@ from providers.databases.policy import DatabasePasswordConfig, TlsMode
 from providers.databases.value import Login
 from rotator.adapters import SecretValue
 from rotator.errors import (
+    ConfigError,
     ConflictError,
     NotFoundError,
     PermanentError,
@@ -46,6 +47,9 @@ if TYPE_CHECKING:
 #: The only method sent: md5 verifiers are weak, and a plaintext would be logged.
 METHOD = b"scram-sha-256"
 
+#: The first libpq that takes ``sslrootcert=system`` (the system's CAs).
+SYSTEM_ROOTS = 160000
+
 #: The first server version whose CREATEROLE alters only roles held WITH ADMIN OPTION.
 ADMIN_OPTION_RULES = 160000
 
@@ -57,6 +61,13 @@ _REFUSED = (
     "is not permitted to log in",
     "authentication failed",
 )
+#: libpq texts of a TLS handshake that cannot succeed as configured (a connection
+#: lost mid-way, "SSL SYSCALL error", is transient like any other).
+_TLS_REFUSED = ("SSL was required", "does not support SSL", "certificate", "sslrootcert")
+#: Seconds a statement may run, and wait for a lock: a role locked by another
+#: session must not hold the rotation (and its lease) for ever.
+STATEMENT_TIMEOUT = 60
+LOCK_TIMEOUT = 30
 #: SQLSTATEs that pass: a lost connection, a server shutting down or starting, no room.
 _TRANSIENT_CLASSES = ("08", "53", "57", "40")
 
@@ -94,10 +105,16 @@ class PostgreSqlRoles(Accounts):
             "connect_timeout": max(1, int(config.connect_timeout.total_seconds())),
             "sslmode": config.tls_mode.value,
             "application_name": "rotator",
+            "options": f"-c statement_timeout={STATEMENT_TIMEOUT}s -c lock_timeout={LOCK_TIMEOUT}s",
         }
         if config.tls.ca_file is not None:
             options["sslrootcert"] = str(config.tls.ca_file)
         elif config.tls_mode is TlsMode.VERIFY_FULL:
+            if psycopg.pq.version() < SYSTEM_ROOTS:
+                raise ConfigError(
+                    f"tls mode verify-full without ca_file needs libpq 16 or later (this "
+                    f"psycopg has {psycopg.pq.version()}): give tls.ca_file"
+                )
             options["sslrootcert"] = "system"
         return psycopg.connect(autocommit=True, **options)
 
@@ -113,7 +130,7 @@ class PostgreSqlRoles(Accounts):
 
     @staticmethod
     def driver_error() -> type[Exception]:
-        """psycopg's errors."""
+        """Return the base class of psycopg's errors."""
         import psycopg
 
         return psycopg.Error
@@ -131,7 +148,7 @@ class PostgreSqlRoles(Accounts):
                 return VerificationError(f"{where} refused the login of {who}", **kw)
             if "does not exist" in text and "database" in text:
                 return NotFoundError(f"the database to connect to does not exist at {where}", **kw)
-            if "SSL" in text or "certificate" in text:
+            if any(words in text for words in _TLS_REFUSED):
                 return PermanentError(
                     f"TLS to {where} failed (mode {self.config.tls_mode.value})", **kw
                 )

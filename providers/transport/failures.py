@@ -96,9 +96,15 @@ def vetted(raw: object, pattern: re.Pattern[str], limit: int) -> str:
 #: botocore (``kwargs``, ``response``), the kubernetes client (``body``,
 #: ``headers``, ``data``, ``reason``, ``http_resp``), urllib3 (``reason``) and
 #: azure-core (``message``, ``exc_msg``, ``response``, ``error``, ``model``,
-#: ``inner_exception``, ``exc_type``, ``exc_value``, ``exc_traceback``).
+#: ``inner_exception``, ``exc_type``, ``exc_value``, ``exc_traceback``), psycopg
+#: (``_pgconn``: the failed connection, its password included; ``_info``: the
+#: server's error, which can quote the statement) and PyMySQL
+#: (``original_exception``, ``traceback``: a failed connect's cause, whose frames
+#: hold the connection and its password).
 _TEXT_ATTRIBUTES = ("message", "exc_msg")
 _HELD_ATTRIBUTES = (
+    "_info",
+    "_pgconn",
     "body",
     "data",
     "error",
@@ -111,10 +117,12 @@ _HELD_ATTRIBUTES = (
     "inner_exception",
     "json",
     "model",
+    "original_exception",
     "reason",
     "request",
     "response",
     "text",
+    "traceback",
 )
 
 

@@ -7,6 +7,7 @@ a fresh prefix and drops them, and any table it made, when the block ends.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from types import TracebackType
 from typing import Any
@@ -52,9 +53,13 @@ class Roles:
     ) -> None:
         self.conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self.table)))
         for role in (self.clone, *reversed(self.made)):
-            self.conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [role]
-            )
+            # Best effort: a session of the role may still be closing, and the test
+            # role may signal only its own (DROP ROLE does not need them gone).
+            with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+                self.conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                    [role],
+                )
             self.conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
         self.conn.close()
 

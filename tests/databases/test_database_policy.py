@@ -57,6 +57,7 @@ def test_tls_verifies_the_server_by_default_unless_it_is_this_machine(
         ({"admin": {}}, "give exactly one of env"),
         ({"host": "db\n-- x"}, "String should match pattern"),
         ({"username": "app'; DROP"}, "String should match pattern"),
+        ({"username": "a$rotator$"}, "String should match pattern"),
         ({"connect_timeout": "0s"}, "connect_timeout must be between"),
         ({"password_length": 8}, "greater than or equal to 16"),
     ],

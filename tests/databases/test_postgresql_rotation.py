@@ -180,3 +180,91 @@ def test_a_translated_driver_error_keeps_nothing_of_the_statement(roles: Roles) 
     assert inner is not None and inner.__traceback__ is None and inner.__context__ is None
     assert str(inner) == "UndefinedObject during set_password"  # the server's words are gone
     assert "9" * 24 not in str(caught.value)
+
+
+def _issuer(roles: Roles, strategy: str = "single-user", current: Any = None) -> Any:
+    """Build the issuer directly, its own secret's current value ``current``."""
+    from providers.databases.postgresql import PostgreSqlPasswordConfig, PostgreSqlPasswordIssuer
+    from rotator.adapters import Runtime
+
+    fake = FakeClock()
+    config = PostgreSqlPasswordConfig.model_validate(
+        {
+            "strategy": strategy,
+            "host": roles.host,
+            "port": roles.port,
+            "database": roles.database,
+            "username": roles.user,
+            "admin": {"env": "APP_DB_ADMIN"},
+        }
+    )
+    runtime = Runtime(clock=fake, sleep=fake.sleep, read_current=lambda name: current)
+    return PostgreSqlPasswordIssuer(config, runtime, "app/db")
+
+
+def test_a_refused_login_keeps_no_password_in_the_driver_error(
+    roles: Roles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psycopg keeps the failed connection (its password) on its error: that is emptied too."""
+    from rotator.errors import PermissionDeniedError
+
+    canary = "canary-" + "7" * 24
+    monkeypatch.setenv("APP_DB_ADMIN", json.dumps({"username": roles.admin, "password": canary}))
+    with pytest.raises(PermissionDeniedError) as caught:
+        _issuer(roles).accounts().login_states([roles.user])
+    inner = caught.value.__context__
+    assert inner is not None and getattr(inner, "pgconn", "unset") is None
+    assert canary not in repr(vars(inner)) and canary not in str(caught.value)
+
+
+def test_the_sessions_cannot_wait_for_ever_on_a_locked_role(roles: Roles) -> None:
+    """Every connection sets a statement and a lock timeout."""
+    from rotator.adapters import SecretValue
+
+    issuer = _issuer(roles)
+    admin = issuer.admin()
+    with issuer.accounts()._connect(admin, admin.database) as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("1min",)
+        assert conn.execute("SHOW lock_timeout").fetchone() == ("30s",)
+    assert isinstance(admin.password, SecretValue)
+
+
+def test_alternating_users_touch_nobody_when_the_current_value_names_no_user(
+    aws_sm: Any, roles: Roles, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A current value not the RDS object: the live user is unknown, so nothing changes."""
+    old = roles.create(roles.user)
+    aws_sm.create_secret(Name="app/db", SecretString=old)  # a bare password
+    [outcome] = engine(tmp_path, _pg(roles, "alternating-users"), clock).rotate("app/db").outcomes
+    assert outcome.result is not Result.OK
+    assert "which user consumers hold cannot be told" in outcome.message
+    assert roles.logs_in(roles.user, old)
+    assert (
+        roles.conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [roles.clone]).fetchone()
+        is None
+    )
+
+
+def test_a_single_user_rollback_without_a_previous_password_keeps_the_pending_one(
+    aws_sm: Any, roles: Roles, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Nothing to put back, and the server holds the new password: it stays in the store."""
+    roles.create(roles.user)
+    aws_sm.create_secret(Name="app/db", SecretString="not the RDS shape")
+    body = _pg(roles, "single-user").replace(
+        "    schedule:", '    verify: [{kind: exec, command: ["false"]}]\n    schedule:'
+    )
+    [outcome] = engine(tmp_path, body, clock).rotate("app/db").outcomes
+    assert outcome.state is State.ROLLING_BACK, outcome
+    pending = json.loads(
+        aws_sm.get_secret_value(SecretId="app/db", VersionStage="AWSPENDING")["SecretString"]
+    )
+    assert roles.logs_in(roles.user, pending["password"])  # held by a store version
+
+
+def test_a_user_no_longer_the_policys_is_left_alone_at_revoke(roles: Roles) -> None:
+    """A renamed user or clone: the old one is not rotator's to revoke any more, and no error."""
+    issuer = _issuer(roles, "alternating-users")
+    password = roles.create(f"{roles.user}_old")
+    issuer.revoke(f"{roles.user}_old")
+    assert roles.logs_in(f"{roles.user}_old", password)
