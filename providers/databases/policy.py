@@ -55,14 +55,19 @@ class TlsMode(StrEnum):
 class Tls(ProviderConfig):
     """TLS to the server: by default verify-full, except to a loopback host."""
 
-    #: ``None``: ``verify-full`` for a remote host, ``prefer`` for a loopback one.
+    #: ``None``: ``verify-full`` for a remote host or with ``ca_file``, else (a
+    #: loopback host) ``prefer``.
     mode: TlsMode | None = None
     #: The CA bundle the server's certificate is checked with (default: the system's).
     ca_file: Path | None = None
 
     @model_validator(mode="after")
     def _ca_needs_verification(self) -> Tls:
-        if self.ca_file is not None and self.mode in (TlsMode.DISABLE, TlsMode.PREFER):
+        if self.ca_file is not None and self.mode in (
+            TlsMode.DISABLE,
+            TlsMode.PREFER,
+            TlsMode.REQUIRE,
+        ):
             raise ValueError(
                 f"ca_file is not read with mode {self.mode}: use verify-full (or verify-ca)"
             )
@@ -170,9 +175,15 @@ class DatabasePasswordConfig(ProviderConfig):
 
     @property
     def tls_mode(self) -> TlsMode:
-        """Return the TLS mode: the policy's, or verify-full unless the host is loopback."""
+        """Return the TLS mode: the policy's, or verify-full unless the host is loopback.
+
+        A ``ca_file`` without a mode means verify-full on any host: a CA given
+        is a CA to check against.
+        """
         if self.tls.mode is not None:
             return self.tls.mode
+        if self.tls.ca_file is not None:
+            return TlsMode.VERIFY_FULL
         return TlsMode.PREFER if is_loopback(self.host) else TlsMode.VERIFY_FULL
 
     def secrets_read(self) -> Mapping[str, str]:

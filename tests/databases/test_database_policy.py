@@ -36,6 +36,7 @@ def test_tls_verifies_the_server_by_default_unless_it_is_this_machine(
     assert _config(host=host).tls_mode is mode
     assert is_loopback(host) is (mode is TlsMode.PREFER)
     assert _config(host=host, tls={"mode": "require"}).tls_mode is TlsMode.REQUIRE
+    assert _config(host=host, tls={"ca_file": "/ca.pem"}).tls_mode is TlsMode.VERIFY_FULL
 
 
 @pytest.mark.parametrize(
@@ -49,6 +50,7 @@ def test_tls_verifies_the_server_by_default_unless_it_is_this_machine(
         ({"strategy": "alternating-users", "clone": "app"}, "clone must differ from username"),
         ({"username": "a" * 60, "strategy": "alternating-users"}, "longer than the 63"),
         ({"tls": {"mode": "verify-ca"}}, "verify-ca needs ca_file"),
+        ({"tls": {"mode": "require", "ca_file": "/ca.pem"}}, "not read with mode require"),
         (
             {"tls": {"mode": "disable", "ca_file": "/ca.pem"}},
             "ca_file is not read with mode disable",
