@@ -47,6 +47,7 @@ from providers.databases.accounts import Accounts
 from providers.databases.issuer import DatabasePasswordIssuer
 from providers.databases.policy import DatabasePasswordConfig, TlsMode
 from providers.databases.value import Login
+from providers.transport.failures import defuse
 from rotator.adapters import SecretValue
 from rotator.errors import (
     ConfigError,
@@ -101,6 +102,17 @@ def staging_name(clone: str) -> str:
     longest user name.
     """
     return "rotator_new_" + hashlib.sha256(clone.encode()).hexdigest()[:20]
+
+
+def _empty_unicode_error(exc: UnicodeError) -> None:
+    """Empty an encoding error of the text it failed on, where it failed, and its chain."""
+    if isinstance(exc, UnicodeEncodeError | UnicodeTranslateError):
+        exc.object = ""
+    elif isinstance(exc, UnicodeDecodeError):
+        exc.object = b""
+    if isinstance(exc, UnicodeEncodeError | UnicodeDecodeError | UnicodeTranslateError):
+        exc.start = exc.end = 0
+    defuse(exc, f"{type(exc).__name__} while connecting")
 
 
 def quoted(name: str) -> str:
@@ -235,19 +247,28 @@ class MySqlUsers(Accounts):
         # A refused login and a refused GRANT share error 1045 (MariaDB): translate tells
         # them apart by whether the connection was still being opened.
         self._logging_in = True
-        conn = pymysql.connect(
-            host=config.host,
-            port=config.server_port,
-            user=login.username,
-            password=login.password.text(),
-            database=database,
-            connect_timeout=max(1, int(config.connect_timeout.total_seconds())),
-            read_timeout=STATEMENT_TIMEOUT,
-            write_timeout=STATEMENT_TIMEOUT,
-            autocommit=True,
-            program_name="rotator",
-            **self._tls(),
-        )
+        try:
+            conn = pymysql.connect(
+                host=config.host,
+                port=config.server_port,
+                user=login.username,
+                password=login.password.text(),
+                database=database,
+                connect_timeout=max(1, int(config.connect_timeout.total_seconds())),
+                read_timeout=STATEMENT_TIMEOUT,
+                write_timeout=STATEMENT_TIMEOUT,
+                autocommit=True,
+                program_name="rotator",
+                **self._tls(),
+            )
+        except UnicodeError as exc:
+            # PyMySQL encodes the password as latin-1 before connecting; its error quotes the
+            # whole password (``object``) and the character's place: emptied before it goes.
+            _empty_unicode_error(exc)
+            raise ConfigError(
+                f"the password of {login.username} has a character PyMySQL cannot send "
+                "(it sends passwords as latin-1); give it ASCII characters only"
+            ) from None
         self._logging_in = False
         return conn
 
