@@ -16,13 +16,16 @@ which names MariaDB. Only the MariaDB side is tested here, against a real
 server (tests/databases); the MySQL 8 statements differ in the password
 clause and the table the account state is read from, nothing else.
 
-The clone of an alternating pair is created with the original's hash form,
-then given every grant ``SHOW GRANTS FOR`` lists for the original,
-rewritten for the clone (:func:`grant_for`); grants made to the original
-later are not copied. The account state (locked or not) is read from
-``mysql.global_priv`` on MariaDB (the JSON ``account_locked``; its
-``mysql.user`` view has no such column) and from ``mysql.user`` on MySQL 8:
-one query for both users, no statement text to parse.
+The clone of an alternating pair is created with the original's hash form
+under a staging name (:func:`staging_name`), given every grant ``SHOW
+GRANTS FOR`` lists for the original, rewritten for it (:func:`grant_for`),
+and only then renamed to the clone: a try cut off mid-copy leaves no clone
+with some of the grants. Grants made to the original later are not copied.
+
+The account state (locked or not) is read from ``mysql.global_priv`` on
+MariaDB (the JSON ``account_locked``; its ``mysql.user`` view has no such
+column) and from ``mysql.user`` on MySQL 8: one query for both users, no
+statement text to parse.
 
 PyMySQL errors are translated here, by error number, never by copying the
 server's text: it can quote the statement, and a statement may hold a hash
@@ -44,6 +47,7 @@ from providers.databases.accounts import Accounts
 from providers.databases.issuer import DatabasePasswordIssuer
 from providers.databases.policy import DatabasePasswordConfig, TlsMode
 from providers.databases.value import Login
+from providers.transport.failures import defuse
 from rotator.adapters import SecretValue
 from rotator.errors import (
     ConfigError,
@@ -88,6 +92,27 @@ def native_password_hash(password: SecretValue) -> str:
     """Return the ``mysql_native_password`` hash of ``password`` (``*`` and 40 hex digits)."""
     once = hashlib.sha1(password.text().encode(), usedforsecurity=False).digest()
     return "*" + hashlib.sha1(once, usedforsecurity=False).hexdigest().upper()
+
+
+def staging_name(clone: str) -> str:
+    """Return the name ``clone`` is built under before it is renamed: ``rotator_new_`` and a digest.
+
+    The same for every try at the same clone, so a try finds and drops what
+    an earlier one left; another clone's differs. 32 characters, MySQL 8's
+    longest user name.
+    """
+    return "rotator_new_" + hashlib.sha256(clone.encode()).hexdigest()[:20]
+
+
+def _empty_unicode_error(exc: UnicodeError) -> None:
+    """Empty an encoding error of the text it failed on, where it failed, and its chain."""
+    if isinstance(exc, UnicodeEncodeError | UnicodeTranslateError):
+        exc.object = ""
+    elif isinstance(exc, UnicodeDecodeError):
+        exc.object = b""
+    if isinstance(exc, UnicodeEncodeError | UnicodeDecodeError | UnicodeTranslateError):
+        exc.start = exc.end = 0
+    defuse(exc, f"{type(exc).__name__} while connecting")
 
 
 def quoted(name: str) -> str:
@@ -222,19 +247,28 @@ class MySqlUsers(Accounts):
         # A refused login and a refused GRANT share error 1045 (MariaDB): translate tells
         # them apart by whether the connection was still being opened.
         self._logging_in = True
-        conn = pymysql.connect(
-            host=config.host,
-            port=config.server_port,
-            user=login.username,
-            password=login.password.text(),
-            database=database,
-            connect_timeout=max(1, int(config.connect_timeout.total_seconds())),
-            read_timeout=STATEMENT_TIMEOUT,
-            write_timeout=STATEMENT_TIMEOUT,
-            autocommit=True,
-            program_name="rotator",
-            **self._tls(),
-        )
+        try:
+            conn = pymysql.connect(
+                host=config.host,
+                port=config.server_port,
+                user=login.username,
+                password=login.password.text(),
+                database=database,
+                connect_timeout=max(1, int(config.connect_timeout.total_seconds())),
+                read_timeout=STATEMENT_TIMEOUT,
+                write_timeout=STATEMENT_TIMEOUT,
+                autocommit=True,
+                program_name="rotator",
+                **self._tls(),
+            )
+        except UnicodeError as exc:
+            # PyMySQL encodes the password as latin-1 before connecting; its error quotes the
+            # whole password (``object``) and the character's place: emptied before it goes.
+            _empty_unicode_error(exc)
+            raise ConfigError(
+                f"the password of {login.username} has a character PyMySQL cannot send "
+                "(it sends passwords as latin-1); give it ASCII characters only"
+            ) from None
         self._logging_in = False
         return conn
 
@@ -327,18 +361,23 @@ class MySqlUsers(Accounts):
             cursor.execute(f"ALTER USER %s@%s {clause} ACCOUNT UNLOCK", (user, self._host, secret))
 
     def create_clone(self, clone: str, of: str, password: SecretValue) -> None:
-        """Create ``clone`` with ``password``, then give it each grant ``of`` holds.
+        """Create ``clone`` with ``password`` and each grant ``of`` holds, all at once.
 
-        MySQL commits each statement on its own: if a grant fails, the clone
-        is dropped again, so the next try starts from nothing rather than
-        from a clone with half the grants.
+        MySQL commits each statement on its own, and a connection lost
+        mid-copy cannot drop what it made: so the account is built under
+        :func:`staging_name` (a leftover of an earlier try dropped first),
+        given every grant, and only then renamed to ``clone`` (``RENAME
+        USER`` is one statement and carries the privileges). No account by
+        the clone's name ever holds some of the grants: the next try either
+        finds no clone and builds it again, or finds it whole.
         """
         import pymysql
 
         host = self._host
+        staged = staging_name(clone)
         with self._as_admin("create_clone") as cursor:
             cursor.execute("SHOW GRANTS FOR %s@%s", (of, host))
-            statements = [grant_for(str(row[0]), of, clone, host) for row in cursor.fetchall()]
+            statements = [grant_for(str(row[0]), of, staged, host) for row in cursor.fetchall()]
             if None in statements:
                 raise PermanentError(
                     f"a grant of {of} could not be read to copy it to {clone}",
@@ -346,17 +385,23 @@ class MySqlUsers(Accounts):
                     operation="create_clone",
                 )
             clause, secret = self._password_clause(cursor, password)
-            cursor.execute(f"CREATE USER %s@%s {clause}", (clone, host, secret))
+            cursor.execute("DROP USER IF EXISTS %s@%s", (staged, host))
+            cursor.execute(f"CREATE USER %s@%s {clause}", (staged, host, secret))
             try:
                 for statement in statements:
                     if statement:  # None was refused above; "" has nothing to run
                         cursor.execute(statement)
+                cursor.execute("RENAME USER %s@%s TO %s@%s", (staged, host, clone, host))
             except pymysql.err.MySQLError:
-                self._drop(cursor, clone)
+                self._drop(cursor, staged)
                 raise
 
     def _drop(self, cursor: Cursor, user: str) -> None:
-        """Drop ``user`` if the connection still allows (the error being raised matters more)."""
+        """Drop ``user`` if the connection still allows (the error being raised matters more).
+
+        A staged account left behind is harmless: it is not the clone, and the
+        next :meth:`create_clone` drops it first.
+        """
         import pymysql
 
         with suppress(pymysql.err.MySQLError):

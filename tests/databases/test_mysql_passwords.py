@@ -2,18 +2,27 @@
 
 MariaDB logs ``IDENTIFIED BY 'plaintext'`` verbatim in its general log; the
 ``mysql_native_password`` hash computed on the client keeps the plaintext
-out of it, and the plaintext still logs in. Against a real MariaDB.
+out of it, and the plaintext still logs in. Against a real MariaDB. And a
+password PyMySQL cannot send (it encodes passwords as latin-1) is refused as
+a configuration error that repeats none of it, before any connection.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
+import traceback
+from collections.abc import Callable
 
 import pymysql
 import pytest
 
-from providers.databases.mysql import native_password_hash
-from rotator.adapters import SecretValue
+from providers.databases.accounts import Accounts
+from providers.databases.mysql import MySqlPasswordConfig, MySqlPasswordIssuer, native_password_hash
+from providers.databases.value import Login
+from rotator.adapters import Runtime, SecretValue
+from rotator.errors import ConfigError
+from tests.conftest import FakeClock
 from tests.databases.mariadb import MariaDb
 
 
@@ -47,3 +56,55 @@ def test_the_plain_form_would_be_logged(mariadb: MariaDb) -> None:
     with mariadb.admin() as conn, conn.cursor() as cur:
         cur.execute("CREATE USER 'app_plain'@'%%' IDENTIFIED BY %s", (password,))
     assert password in mariadb.general_log.read_text()
+
+
+#: A password with a character outside latin-1 (the euro sign), around parts a leak would show.
+UNSENDABLE = "left-half-€-right-half"
+
+
+def _accounts(monkeypatch: pytest.MonkeyPatch, admin_password: str) -> Accounts:
+    """Return the accounts of a policy on a closed port, its admin's password given."""
+    monkeypatch.setenv(
+        "APP_DB_ADMIN", json.dumps({"username": "admin", "password": admin_password})
+    )
+    config = MySqlPasswordConfig.model_validate(
+        {"host": "127.0.0.1", "port": 1, "username": "app", "admin": {"env": "APP_DB_ADMIN"}}
+    )
+    clock = FakeClock()
+    runtime = Runtime(clock=clock, sleep=clock.sleep, read_current=lambda name: None)
+    return MySqlPasswordIssuer(config, runtime, "app/db").accounts()
+
+
+def _shows_nothing_of(error: BaseException, password: str) -> None:
+    """Check the error, everything chained to it, and their texts repeat no part of ``password``."""
+    parts = [password, *password.split("-"), "€", "\\u20ac", "20ac"]
+    chain: list[BaseException] = []
+    seen: BaseException | None = error
+    while seen is not None:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    for link in chain:
+        texts = [str(link), repr(link), repr(vars(link)), repr(getattr(link, "object", ""))]
+        texts.append("".join(traceback.format_exception(link)))
+        for text in texts:
+            for part in parts:
+                if len(part) > 3:
+                    assert part not in text, (type(link).__name__, part)
+
+
+@pytest.mark.parametrize(
+    ("operation", "who"),
+    [
+        (lambda accounts: accounts.login_states(["app"]), "admin"),
+        (lambda accounts: accounts.try_login(Login("app", SecretValue(UNSENDABLE), None)), "app"),
+    ],
+    ids=["admin", "consumer"],
+)
+def test_a_password_outside_latin1_is_a_configuration_error_naming_none_of_it(
+    monkeypatch: pytest.MonkeyPatch, operation: Callable[[Accounts], object], who: str
+) -> None:
+    """PyMySQL's UnicodeEncodeError quotes the password: it becomes a ConfigError, emptied."""
+    accounts = _accounts(monkeypatch, UNSENDABLE if who == "admin" else "ascii-only")
+    with pytest.raises(ConfigError, match=f"the password of {who} has a character") as caught:
+        operation(accounts)
+    _shows_nothing_of(caught.value, UNSENDABLE)

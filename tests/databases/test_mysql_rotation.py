@@ -17,12 +17,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pymysql
 import pytest
 
-from providers.databases.mysql import MySqlUsers, account, native_password_hash
-from rotator.adapters import SecretValue
+from providers.databases.mysql import (
+    MySqlPasswordConfig,
+    MySqlPasswordIssuer,
+    MySqlUsers,
+    account,
+    native_password_hash,
+    staging_name,
+)
+from rotator.adapters import Runtime, SecretValue
 from rotator.engine.report import Result
 from rotator.engine.runner import Engine
+from rotator.errors import TransientError
 from rotator.lifecycle import State
 from tests.conftest import FakeClock
 from tests.databases.mariadb import MariaDb
@@ -206,8 +215,89 @@ def test_a_grant_the_admin_may_not_give_fails_the_clone_and_drops_it(
 
     assert outcome.state is State.ROLLED_BACK
     assert f"admin {admin} may not do this at" in outcome.message
-    assert users.sql("SELECT 1 FROM mysql.global_priv WHERE user = %s", users.clone) == []
+    for user in (users.clone, staging_name(users.clone)):
+        assert users.sql("SELECT 1 FROM mysql.global_priv WHERE user = %s", user) == []
     assert users.logs_in(users.user, old)
+
+
+def _cut_at_grant(monkeypatch: pytest.MonkeyPatch, users: Users, nth: int) -> None:
+    """Make the server drop rotator's connection just before its ``nth`` GRANT, once.
+
+    The connection is killed from the tests' own admin session (``KILL``), so
+    the statement and the clean-up after it meet a real lost connection, as
+    when the network fails or the process dies mid-copy.
+    """
+    real = pymysql.cursors.Cursor.execute
+    seen = 0
+
+    def execute(cursor: pymysql.cursors.Cursor, query: str, args: object = None) -> int:
+        nonlocal seen
+        if cursor.connection is not users.conn and query.startswith("GRANT "):
+            seen += 1
+            if seen == nth:
+                monkeypatch.setattr(pymysql.cursors.Cursor, "execute", real)
+                users.sql(f"KILL {cursor.connection.thread_id()}")
+        return real(cursor, query, args)
+
+    monkeypatch.setattr(pymysql.cursors.Cursor, "execute", execute)
+
+
+def test_a_clone_cut_off_mid_copy_never_goes_live_without_its_grants(
+    aws_sm: Any, users: Users, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection lost between two grants: no clone holds some of them; the next try all."""
+    old, rotator = _alternating(aws_sm, users, tmp_path, clock)
+    users.grant_table(users.user)  # the second grant line, after CREATE TEMPORARY TABLES
+    expected = _grants(users, users.user)
+    assert len(expected) == 3  # USAGE (the hash's line), CREATE TEMPORARY TABLES, SELECT
+    _cut_at_grant(monkeypatch, users, 2)
+
+    rotator.rotate("app/db")  # the engine retries the cut-off write within the rotation
+
+    assert _grants(users, users.clone) == expected
+    assert current(aws_sm)["username"] == users.clone
+    assert users.reads_table(users.clone, current(aws_sm)["password"])
+    assert users.logs_in(users.user, old)
+    # The staged account was renamed: nothing is left behind under another name.
+    assert users.sql("SELECT user FROM mysql.global_priv WHERE user LIKE 'rotator%%'") == []
+
+
+def _grants(users: Users, user: str) -> list[str]:
+    """Return SHOW GRANTS FOR ``user``@``%``, the grantee written ``X`` and any hash ``*``."""
+    rows = users.sql("SHOW GRANTS FOR %s@'%%'", user)
+    lines = [str(line).replace(f"`{user}`@`%`", "X") for (line,) in rows]
+    return [re.sub(r"PASSWORD '\*[0-9A-F]{40}'", "PASSWORD '*'", line) for line in lines]
+
+
+def test_a_staged_clone_left_behind_is_dropped_and_built_again(
+    users: Users, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A try whose clean-up could not run leaves only the staged name; the next try replaces it."""
+    users.create(users.user)
+    users.grant_table(users.user)
+    expected = _grants(users, users.user)
+    config = MySqlPasswordConfig.model_validate(
+        {
+            "host": users.host,
+            "port": users.port,
+            "username": users.user,
+            "strategy": "alternating-users",
+            "admin": {"env": "APP_DB_ADMIN"},
+        }
+    )
+    runtime = Runtime(clock=clock, sleep=clock.sleep, read_current=lambda name: None)
+    accounts = MySqlPasswordIssuer(config, runtime, "app/db").accounts()
+    _cut_at_grant(monkeypatch, users, 2)
+    with pytest.raises(TransientError):
+        accounts.create_clone(users.clone, users.user, SecretValue("first-" + "x" * 20))
+
+    staged = staging_name(users.clone)
+    assert accounts.login_states([users.clone]) == {users.clone: None}
+    assert len(_grants(users, staged)) == 2  # cut off before its second grant
+    accounts.create_clone(users.clone, users.user, SecretValue("second-" + "y" * 20))
+    assert _grants(users, users.clone) == expected
+    assert users.logs_in(users.clone, "second-" + "y" * 20)
+    assert users.sql("SELECT 1 FROM mysql.global_priv WHERE user = %s", staged) == []
 
 
 def test_no_password_reaches_the_general_log(

@@ -2,6 +2,6 @@
 
 :class:`~rotator.sandbox.postgresql.server.PostgreSqlServer` is what the
 tests read a server log from (every statement is logged, so a password sent
-in the clear would show) and what ``rotator sandbox`` will rotate a database
-password against.
+in the clear would show) and what ``rotator sandbox`` rotates a database
+password against (:mod:`.sandbox`), when one can be started.
 """

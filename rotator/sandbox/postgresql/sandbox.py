@@ -13,14 +13,20 @@ two secrets in the sandbox's Secrets Manager (moto_server, started before it):
   kept by hand (``manual``).
 
 Its policies (``demo.yaml`` beside this module) are added to the sandbox's
-only then; when no server can be started, the sandbox says why and runs
-without them. At stop, the server's log (every statement, with
-``log_statement=all``) is kept in the working directory as
-``postgresql.log``: it shows SCRAM verifiers, never a password.
+only then. The demo needs more than the server: psycopg (the ``postgres``
+extra), boto3, and the AWS sandbox's Secrets Manager (``AWS_ENDPOINT_URL``,
+set by the AWS sandbox, which starts first). When any of these is missing,
+or no server can be started, one warning says why, no server runs, and the
+sandbox runs without these policies.
+
+At stop, the server's log (every statement, with ``log_statement=all``) is
+kept in the working directory as ``postgresql.log``: it shows SCRAM
+verifiers, never a password.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import secrets
@@ -44,6 +50,27 @@ APP_USER = "demo_app"
 DATABASE = "demo"
 
 
+#: What the demo imports besides the standard library, and the extra that installs each:
+#: psycopg seeds the server and rotates on it; boto3 reaches the Secrets Manager it is stored in.
+REQUIRED_MODULES = (("psycopg", "postgres"), ("boto3", "aws"))
+
+
+def missing_prerequisite() -> str | None:
+    """Say what the demo lacks besides a server (a module, the AWS sandbox), or ``None``."""
+    for module, extra in REQUIRED_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return f"{module} does not import ({why}): pip install 'rotator-keys[{extra}]'"
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        return (
+            "AWS_ENDPOINT_URL is not set: the demo keeps its secrets in the AWS sandbox's "
+            "Secrets Manager, which is not running"
+        )
+    return None
+
+
 class PostgreSqlSandbox:
     """Runs a seeded throwaway PostgreSQL for ``rotator sandbox``, when one can be started."""
 
@@ -54,21 +81,29 @@ class PostgreSqlSandbox:
         self.unavailable: str | None = None
 
     def start(self, workdir: Path) -> dict[str, str]:
-        """Start the server; without one, say why and return nothing (no policy is added)."""
+        """Start the server if the demo can run; else say why, once, and start nothing.
+
+        Returns no environment: nothing outside this sandbox needs to reach
+        its server (the demo's admin credential is a secret it seeds).
+        """
         self._workdir = workdir
-        try:
-            self._server.start()
-        except PostgreSqlUnavailable as exc:
-            self.unavailable = str(exc)
-            log.warning(
-                "no PostgreSQL rotation in this sandbox: a local server could not be started",
-                reason=self.unavailable,
-            )
-            return {}
+        self.unavailable = missing_prerequisite()
+        if self.unavailable is None:
+            try:
+                self._server.start()
+            except PostgreSqlUnavailable as exc:
+                self.unavailable = str(exc)
+        if self.unavailable is not None:
+            log.warning("no PostgreSQL rotation in this sandbox", reason=self.unavailable)
         return {}
 
     def seed(self, env: dict[str, str]) -> None:
-        """Create the database, the role and its table, and the two secrets in Secrets Manager."""
+        """Create the database, the role and its table, and the two secrets in Secrets Manager.
+
+        ``env`` is what :meth:`start` returned, which is nothing: the Secrets
+        Manager seeded is the AWS sandbox's, found through the environment it
+        set (``AWS_ENDPOINT_URL``, checked by :meth:`start`).
+        """
         if self.unavailable is not None:
             return
         import psycopg
