@@ -370,8 +370,8 @@ class AccountPassword(Target[DatabasePasswordConfig]):
             self.issuer.accounts().set_password(config.username, old.password)
             return
         # The password before rotator's first is unknown. If the server holds
-        # the new one, discarding the pending version would leave it held by
-        # no store version (invariant 7): stop the rollback, keep the version.
+        # the new one, discarding the pending version would leave it held by no
+        # store version (invariant 7 of docs/design.md): stop, keep the version.
         new = parse(config, written) if written is not None else None
         if new is None or not self.issuer.works(new):
             log.warning("no previous password to restore", user=config.username)
