@@ -5,7 +5,7 @@
 # rotator/, providers/ and the lock deploy/image/requirements.txt).
 #
 # Two stages. The builder installs into a virtualenv at /opt/rotator/venv
-# every package of rotator-keys[all] (every provider and PostgreSQL), from the
+# every package of rotator-keys[all] (every provider, PostgreSQL and MySQL), from the
 # hashed lock deploy/image/requirements.txt, then a wheel of this project. The
 # final image is the same Python base plus that venv and nothing else: no
 # compiler, no build tools, no pip, no source tree.

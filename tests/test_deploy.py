@@ -44,7 +44,7 @@ KUBERNETES_VERSION = "1.29"
 SERVICE_INSTALL = KUBE
 ONESHOT_INSTALL = KUBE / "oneshot"
 #: The extras the image must carry: every provider, Kubernetes targets, PostgreSQL.
-#: The image installs every provider and PostgreSQL (the ``all`` extra), not the sandbox;
+#: The image installs every provider, PostgreSQL and MySQL (the ``all`` extra), not the sandbox;
 #: its lock is resolved for them (the ``--extra`` of the command in the lock's header).
 IMAGE_EXTRAS = {"all"}
 METRICS_PORT = 9464

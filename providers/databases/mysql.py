@@ -41,7 +41,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from providers.databases.accounts import Accounts
 from providers.databases.issuer import DatabasePasswordIssuer
@@ -197,6 +197,14 @@ class MySqlPasswordConfig(DatabasePasswordConfig):
 
     #: The host part of each account, ``'app'@'<account_host>'`` (``%``: from anywhere).
     account_host: str = Field(default="%", min_length=1, max_length=255, pattern=r"^[\w.:%/-]+$")
+
+    @model_validator(mode="after")
+    def _tcp_only(self) -> MySqlPasswordConfig:
+        if self.host.startswith("/"):
+            raise ValueError(
+                "host: rotator reaches MySQL and MariaDB over TCP only, not a socket directory"
+            )
+        return self
 
 
 class MySqlUsers(Accounts):

@@ -108,3 +108,12 @@ def test_an_admin_credential_is_rds_json_or_a_url(
 def test_an_admin_credential_without_user_and_password_is_refused(text: str) -> None:
     """Neither shape: None, which the issuer reports as a configuration error."""
     assert admin_login(text) is None
+
+
+def test_mysql_is_reached_over_tcp_only() -> None:
+    """A socket directory is a PostgreSQL host only: PyMySQL would try it as a TCP name."""
+    from providers.databases.mysql import MySqlPasswordConfig
+
+    with pytest.raises(ValidationError, match="over TCP only"):
+        MySqlPasswordConfig.model_validate({**BASE, "host": "/var/run/mysqld"})
+    assert _config(host="/var/run/postgresql").tls_mode is TlsMode.PREFER
