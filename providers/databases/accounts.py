@@ -83,8 +83,12 @@ class Accounts(ABC):
         """
 
     @abstractmethod
-    def set_password(self, user: str, password: SecretValue) -> None:
-        """Give ``user`` this password and let it log in; the plaintext is never sent.
+    def set_password(self, user: str, password: SecretValue, *, unlock: bool) -> None:
+        """Give ``user`` this password (and with ``unlock``, let it log in); never the plaintext.
+
+        ``unlock`` is for the idle user of an alternating pair, locked by
+        rotator at its last revoke; the one user of single-user is never
+        unlocked: a lock there is a person's, during an incident.
 
         Raises:
             NotFoundError: no such user.

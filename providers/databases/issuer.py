@@ -278,7 +278,7 @@ class DatabasePasswordIssuer(Issuer[DatabasePasswordConfig]):
         if self.config.revoke_by is RevokeBy.LOCK:
             self.accounts().lock(ref)
         else:
-            self.accounts().set_password(ref, self.fresh_password())
+            self.accounts().set_password(ref, self.fresh_password(), unlock=False)
         log.info("revoked database user", user=ref, by=self.config.revoke_by.value)
 
     def delete(self, ref: str) -> None:
@@ -349,7 +349,7 @@ class AccountPassword(Target[DatabasePasswordConfig]):
             accounts.create_clone(login.username, config.username, login.password)
             log.info("created database user", user=login.username, like=config.username)
             return
-        accounts.set_password(login.username, login.password)
+        accounts.set_password(login.username, login.password, unlock=self.issuer.alternating)
 
     def restore(
         self, rotation_id: str, *, written: SecretValue | None, previous: SecretValue | None
@@ -367,7 +367,7 @@ class AccountPassword(Target[DatabasePasswordConfig]):
             return
         old = parse(config, previous) if previous is not None else None
         if old is not None:
-            self.issuer.accounts().set_password(config.username, old.password)
+            self.issuer.accounts().set_password(config.username, old.password, unlock=False)
             return
         # The password before rotator's first is unknown. If the server holds
         # the new one, discarding the pending version would leave it held by no

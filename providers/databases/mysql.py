@@ -362,11 +362,13 @@ class MySqlUsers(Accounts):
         with self._as_admin("login_states") as cursor:
             return self._states(cursor, users)
 
-    def set_password(self, user: str, password: SecretValue) -> None:
-        """``ALTER USER user IDENTIFIED BY [PASSWORD] ... ACCOUNT UNLOCK``."""
+    def set_password(self, user: str, password: SecretValue, *, unlock: bool) -> None:
+        """``ALTER USER user IDENTIFIED BY [PASSWORD] ... [ACCOUNT UNLOCK]``."""
         with self._as_admin("set_password") as cursor:
             clause, secret = self._password_clause(cursor, password)
-            cursor.execute(f"ALTER USER %s@%s {clause} ACCOUNT UNLOCK", (user, self._host, secret))
+            if unlock:
+                clause += " ACCOUNT UNLOCK"
+            cursor.execute(f"ALTER USER %s@%s {clause}", (user, self._host, secret))
 
     def create_clone(self, clone: str, of: str, password: SecretValue) -> None:
         """Create ``clone`` with ``password`` and each grant ``of`` holds, all at once.

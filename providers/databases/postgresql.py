@@ -172,13 +172,16 @@ class PostgreSqlRoles(Accounts):
         found = {str(name): bool(can) for name, can in rows}
         return {user: found.get(user) for user in users}
 
-    def set_password(self, user: str, password: SecretValue) -> None:
-        """``ALTER ROLE user WITH LOGIN PASSWORD '<verifier>'``."""
+    def set_password(self, user: str, password: SecretValue, *, unlock: bool) -> None:
+        """``ALTER ROLE user [WITH LOGIN] PASSWORD '<verifier>'``."""
         from psycopg import sql
 
+        statement = (
+            "ALTER ROLE {} WITH LOGIN PASSWORD {}" if unlock else "ALTER ROLE {} PASSWORD {}"
+        )
         with self._as_admin("set_password") as conn:
             conn.execute(
-                sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
+                sql.SQL(statement).format(
                     sql.Identifier(user), sql.Literal(scram_verifier(conn, user, password))
                 )
             )

@@ -175,7 +175,7 @@ def test_a_translated_driver_error_keeps_nothing_of_the_statement(roles: Roles) 
     issuer = PostgreSqlPasswordIssuer(config, Runtime(clock=fake, sleep=fake.sleep), "app/db")
     password = SecretValue("canary-" + "9" * 24)
     with pytest.raises(NotFoundError) as caught:
-        issuer.accounts().set_password(roles.user, password)  # the role does not exist yet
+        issuer.accounts().set_password(roles.user, password, unlock=False)  # no such role yet
     inner = caught.value.__context__
     assert inner is not None and inner.__traceback__ is None and inner.__context__ is None
     assert str(inner) == "UndefinedObject during set_password"  # the server's words are gone
@@ -268,3 +268,18 @@ def test_a_user_no_longer_the_policys_is_left_alone_at_revoke(roles: Roles) -> N
     password = roles.create(f"{roles.user}_old")
     issuer.revoke(f"{roles.user}_old")
     assert roles.logs_in(f"{roles.user}_old", password)
+
+
+def test_a_single_user_rotation_never_lifts_a_persons_lock(
+    aws_sm: Any, roles: Roles, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A user locked by hand (NOLOGIN) stays locked: the rotation fails and rolls back."""
+    from psycopg import sql
+
+    old = stored(aws_sm, roles)
+    roles.conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(roles.user)))
+    [outcome] = engine(tmp_path, _pg(roles, "single-user"), clock).rotate("app/db").outcomes
+    assert outcome.state is State.ROLLED_BACK, outcome
+    row = roles.conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", [roles.user])
+    assert row.fetchone() == (False,)
+    assert current(aws_sm)["password"] == old
