@@ -1,4 +1,4 @@
-"""Shared fixtures: a controllable clock and a journal on every supported database."""
+"""Shared fixtures: a controllable clock, a journal on every supported database, real servers."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from rotator.journal.journal import Journal
 from rotator.journal.schema import metadata, schema_migrations
 from rotator.output import redact
 from rotator.sandbox.vault.openbao import OpenBaoServer, OpenBaoUnavailable, bao_binary
+from tests.databases.mariadb import MariaDb, binaries
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 AWS_REGION = "us-east-1"
@@ -106,6 +107,34 @@ def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBaoServer]
         server.start()
     except OpenBaoUnavailable as exc:
         pytest.fail(f"OpenBao did not start: {exc}")
+    yield server
+    server.stop()
+
+
+def skip_without(why: str) -> None:
+    """Skip the test for ``why``; under CI=true, fail it (CI installs every server)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDb]:
+    """A throwaway MariaDB for the session (skipped without the binaries, but not in CI).
+
+    Here rather than in tests/databases: tests/e2e crashes rotations against it too, and
+    one fixture means one server per session (per xdist worker).
+    """
+    if binaries() is None:
+        skip_without(
+            "no mariadbd (apt-get install mariadb-server): the MySQL/MariaDB tests need it"
+        )
+    server = MariaDb()
+    try:
+        server.start()
+    except BaseException:
+        server.stop()
+        raise
     yield server
     server.stop()
 

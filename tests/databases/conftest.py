@@ -2,13 +2,13 @@
 
 PostgreSQL is .ci/run's (``ROTATOR_TEST_POSTGRES_URL``) or a throwaway one
 (:mod:`rotator.sandbox.postgresql.server`, every statement in its log); MariaDB is a
-throwaway one (:mod:`tests.databases.mariadb`). A throwaway server is skipped
-without its binaries, but not under CI=true, where .ci/run installs them.
+throwaway one (:mod:`tests.databases.mariadb`), whose fixture is tests/conftest.py's: the
+crash tests of tests/e2e share it. A throwaway server is skipped without its binaries, but
+not under CI=true, where .ci/run installs them.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,32 +17,7 @@ from typing import Any
 import pytest
 
 from rotator.sandbox.postgresql.server import PostgreSqlServer, server_binaries
-from tests.conftest import AWS_REGION, FakeClock
-from tests.databases.mariadb import MariaDb, binaries
-
-
-def _skip_without(why: str) -> None:
-    """Skip the test for ``why``; under CI=true, fail it (CI installs every server)."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {why}")
-    pytest.skip(why)
-
-
-@pytest.fixture(scope="session")
-def mariadb() -> Iterator[MariaDb]:
-    """A throwaway MariaDB for the session (skipped without the binaries, but not in CI)."""
-    if binaries() is None:
-        _skip_without(
-            "no mariadbd (apt-get install mariadb-server): the MySQL/MariaDB tests need it"
-        )
-    server = MariaDb()
-    try:
-        server.start()
-    except BaseException:
-        server.stop()
-        raise
-    yield server
-    server.stop()
+from tests.conftest import AWS_REGION, FakeClock, skip_without
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +25,7 @@ def postgresql_binaries() -> Path:
     """The installed PostgreSQL server's bin directory (skipped without one, but not in CI)."""
     found = server_binaries()
     if found is None:
-        _skip_without("no PostgreSQL server binaries (apt-get install postgresql)")
+        skip_without("no PostgreSQL server binaries (apt-get install postgresql)")
     assert found is not None
     return found
 

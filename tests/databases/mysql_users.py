@@ -79,6 +79,15 @@ class Users:
             return False
         return True
 
+    def existing(self) -> set[str]:
+        """Return the names of the server's users that begin with ``user`` (it, its clone...)."""
+        rows = self.sql(
+            "SELECT user FROM mysql.user WHERE LEFT(user, CHAR_LENGTH(%s)) = %s",
+            self.user,
+            self.user,
+        )
+        return {str(name) for (name,) in rows}
+
     def reads_table(self, user: str, password: str) -> bool:
         """Tell whether ``user`` reads the database's table (False when refused)."""
         with self.server.connect(user, password) as conn, conn.cursor() as cur:

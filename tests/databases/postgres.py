@@ -112,6 +112,13 @@ class Roles:
             return False
         return True
 
+    def existing(self) -> set[str]:
+        """Return the names of the server's roles that begin with ``user`` (it, its clone...)."""
+        rows = self.conn.execute(
+            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", [self.user]
+        )
+        return {name for (name,) in rows}
+
     def reads_table(self, role: str, password: str) -> bool:
         """Tell whether ``role`` reads the table :meth:`grant_table` made."""
         with self._connect(role, password) as conn:

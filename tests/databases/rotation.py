@@ -47,6 +47,9 @@ class ServerAccounts(Protocol):
     def logs_in(self, user: str, password: str) -> bool:
         """Tell whether ``user`` logs in with ``password`` on a new connection."""
 
+    def existing(self) -> set[str]:
+        """Return the names of the server's users that begin with ``user`` (it, its clone...)."""
+
     def reads_table(self, user: str, password: str) -> bool:
         """Tell whether ``user`` reads the table :meth:`grant_table` made readable."""
 

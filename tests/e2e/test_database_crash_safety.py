@@ -1,11 +1,13 @@
-"""Kill rotations of PostgreSQL passwords at each fault point; the next run must converge.
+"""Kill rotations of database passwords at each fault point; the next run must converge.
 
-Invariants 1, 3 and 6 of docs/design.md for the ``postgresql-password``
-issuer, as tests/e2e/test_crash_safety.py proves them for an IAM key: the
-CLI runs as a subprocess through the test harness (``tests/harness.py``)
-against moto_server's Secrets Manager and the real PostgreSQL
-(``ROTATOR_TEST_POSTGRES_URL``), every run's clock pinned. An armed fault
-point ends the process there with ``os._exit``, as SIGKILL would.
+Invariants 1, 3 and 6 of docs/design.md for the ``postgresql-password`` and
+``mysql-password`` issuers, as tests/e2e/test_crash_safety.py proves them
+for an IAM key: the CLI runs as a subprocess through the test harness
+(``tests/harness.py``) against moto_server's Secrets Manager and a real
+server, every run's clock pinned: the PostgreSQL of
+``ROTATOR_TEST_POSTGRES_URL``, and the session's throwaway MariaDB. The
+matrix speaks to either through :class:`tests.databases.rotation.ServerAccounts`.
+An armed fault point ends the process there with ``os._exit``, as SIGKILL would.
 
 One secret goes through a rotation per fault point: killed at the point,
 then run again unarmed, which must end the rotation promoted. The next
@@ -18,6 +20,7 @@ run of its own, resumed by the next rotation's run. After every run:
   where it cannot is the strategy's own (the server has the new password,
   the store has it pending, and a run has yet to promote it);
 - the live user's password on the server is one a store version holds;
+- the server holds the original user, and its clone once a run has made it, no other;
 - with two users, the previous credential logs in until its grace deadline;
   with either strategy, not after it.
 
@@ -29,7 +32,9 @@ before the journal records it) is not in ``faults.POINTS``; it is armed too,
 on the first rotation of two users, the one that creates the clone. A run
 takes about a second, so single-user is killed only at the points where its
 server can hold a password the store does not hold as current (its mint and
-its revoke touch no server); alternating-users at every point.
+its revoke touch no server); alternating-users at every point. Each engine
+runs that same matrix, about a minute of CLI runs (alternating-users 45 s,
+single-user 15 s).
 """
 
 from __future__ import annotations
@@ -44,8 +49,9 @@ from typing import Any
 import pytest
 
 from rotator.engine.faults import POINTS
+from tests.databases.mysql_users import Users
 from tests.databases.postgres import Roles, admin_url
-from tests.databases.rotation import GRACE, policy
+from tests.databases.rotation import GRACE, ServerAccounts, policy
 from tests.e2e.conftest import Completed, Rotator, client
 
 KILLED = 137
@@ -81,7 +87,7 @@ SINGLE_USER_POINTS = (
     "after:propagate",
     "promote:moved",
 )
-#: The first rotation creates the clone: killed right after CREATE ROLE, then every point.
+#: The first rotation creates the clone: killed right after it is made, then every point.
 ALTERNATING_POINTS = (PASSWORD_SET, *(p for p in UP_TO_PROMOTE if p != PASSWORD_SET))
 #: The stages a Secrets Manager version may carry (a consumer reads AWSCURRENT).
 STAGES = ("AWSCURRENT", "AWSPENDING", "AWSPREVIOUS")
@@ -97,7 +103,7 @@ class Scene:
     """One secret rotated by the CLI, and what the test has seen of it."""
 
     cli: Rotator
-    roles: Roles
+    accounts: ServerAccounts
     strategy: str
     now: datetime
     #: Each credential made current, in order (the seeded one first).
@@ -106,6 +112,13 @@ class Scene:
     @property
     def alternating(self) -> bool:
         return self.strategy == "alternating-users"
+
+    @property
+    def users(self) -> set[str]:
+        """Return the users the server holds once the first rotation is promoted."""
+        return (
+            {self.accounts.user, self.accounts.clone} if self.alternating else {self.accounts.user}
+        )
 
     def run(self, *args: str, fault: str | None = None) -> Completed:
         """Run the CLI at the scene's instant, with ``fault`` armed."""
@@ -124,7 +137,7 @@ class Scene:
 
     def works(self, value: dict[str, Any]) -> bool:
         """Tell whether ``value`` logs in on a new connection."""
-        return self.roles.logs_in(value["username"], value["password"])
+        return self.accounts.logs_in(value["username"], value["password"])
 
     def observe(self, when: str, *, killed: bool = False) -> dict[str, Any]:
         """Check what must hold after a run (``killed``: one ended at a fault point).
@@ -142,12 +155,16 @@ class Scene:
         window = killed and not self.alternating and working == ["AWSPENDING"]
         if not window:
             assert working == ["AWSCURRENT"], f"{when}: the current credential does not log in"
+        existing = self.accounts.existing()
+        assert self.accounts.user in existing <= self.users, f"{when}: the server holds {existing}"
         return current
 
     def promoted(self, when: str) -> None:
         """Check that a rotation ended promoted; the previous credential is in its grace."""
         current = self.observe(when)
         assert current != self.current[-1], f"{when}: the rotation did not converge"
+        existing = self.accounts.existing()
+        assert existing == self.users, f"{when}: the server holds {existing}"
         if self.alternating:
             assert self.works(self.current[-1]), f"{when}: revoked before its grace ended"
         self.current.append(current)
@@ -158,22 +175,46 @@ class Scene:
             assert not self.works(self.current[-2]), f"{when}: not revoked after its grace"
 
 
-@pytest.fixture
-def roles() -> Iterator[Roles]:
-    """Fresh roles on the test PostgreSQL; its test role (CREATEROLE) is the admin."""
-    with Roles(admin_url()) as made:
-        yield made
+@dataclass(frozen=True)
+class Server:
+    """A real database server: the issuer that rotates its users, and fresh users on it."""
+
+    kind: str
+    accounts: ServerAccounts
 
 
-def _scene(cli: Rotator, roles: Roles, strategy: str) -> Scene:
+@pytest.fixture(
+    params=[
+        pytest.param("postgresql-password", marks=pytest.mark.postgres, id="postgresql"),
+        pytest.param("mysql-password", id="mariadb"),
+    ]
+)
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    """Fresh users on each server, the issuer's admin able to create and alter them.
+
+    On the test PostgreSQL, its test role (CREATEROLE) is the admin; on the
+    session's MariaDB, its ``admin`` (every privilege). Either is given to the
+    CLI in the RDS shape (:meth:`ServerAccounts.admin_value`).
+    """
+    kind: str = request.param
+    if kind == "postgresql-password":
+        accounts: Roles | Users = Roles(admin_url())
+    else:
+        accounts = Users(request.getfixturevalue("mariadb"))
+    with accounts:
+        yield Server(kind, accounts)
+
+
+def _scene(cli: Rotator, server: Server, strategy: str) -> Scene:
     """Seed the user, its secret and the policy; return the scene at the real now."""
-    old = roles.create(roles.user)
+    accounts = server.accounts
+    old = accounts.create(accounts.user)
     client("secretsmanager").create_secret(
-        Name="app/db", SecretString=json.dumps(roles.value(roles.user, old))
+        Name="app/db", SecretString=json.dumps(accounts.value(accounts.user, old))
     )
-    cli.env["APP_DB_ADMIN"] = roles.url
-    cli.config.write_text(policy("postgresql-password", roles, strategy))
-    scene = Scene(cli, roles, strategy, datetime.now(UTC).replace(microsecond=0))
+    cli.env["APP_DB_ADMIN"] = json.dumps(accounts.admin_value())
+    cli.config.write_text(policy(server.kind, accounts, strategy))
+    scene = Scene(cli, accounts, strategy, datetime.now(UTC).replace(microsecond=0))
     scene.current.append(scene.observe("seeded"))
     return scene
 
@@ -222,7 +263,6 @@ def _rolled_back_across(scene: Scene, point: str) -> Completed:
 
 
 @pytest.mark.e2e
-@pytest.mark.postgres
 @pytest.mark.parametrize(
     ("strategy", "points", "at_deadline", "rollback"),
     [
@@ -235,7 +275,7 @@ def _rolled_back_across(scene: Scene, point: str) -> Completed:
 )
 def test_a_rotation_killed_at_each_point_is_finished_by_the_next_run(
     rotator_cli: Rotator,
-    roles: Roles,
+    server: Server,
     strategy: str,
     points: tuple[str, ...],
     at_deadline: tuple[str, ...],
@@ -246,7 +286,7 @@ def test_a_rotation_killed_at_each_point_is_finished_by_the_next_run(
     Then two rotations fail verification and are killed at either end of
     their rollback: the old credential stays current and working.
     """
-    scene = _scene(rotator_cli, roles, strategy)
+    scene = _scene(rotator_cli, server, strategy)
     for number, point in enumerate(points):
         _killed_then_resumed(scene, point)
         scene.now += GRACE + timedelta(seconds=1)
