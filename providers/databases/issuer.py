@@ -238,7 +238,11 @@ class DatabasePasswordIssuer(Issuer[DatabasePasswordConfig]):
         if self.alternating:
             # Its password may have been set by a target write whose pending
             # version was since discarded: nobody holds it, so nobody may use it.
-            self.revoke(self.next_user())
+            try:
+                idle = self.next_user()
+            except (ConflictError, LimitExceededError):
+                return None  # no user can be told idle: then no target write ran either
+            self.revoke(idle)
         return None
 
     def verify(self, credential: Credential) -> None:

@@ -236,7 +236,7 @@ def test_alternating_users_touch_nobody_when_the_current_value_names_no_user(
     old = roles.create(roles.user)
     aws_sm.create_secret(Name="app/db", SecretString=old)  # a bare password
     [outcome] = engine(tmp_path, _pg(roles, "alternating-users"), clock).rotate("app/db").outcomes
-    assert outcome.result is not Result.OK
+    assert outcome.state is State.ROLLED_BACK, outcome  # nothing to undo, and nothing held
     assert "which user consumers hold cannot be told" in outcome.message
     assert roles.logs_in(roles.user, old)
     assert (
