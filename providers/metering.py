@@ -3,8 +3,10 @@
 Pacing: :func:`take` takes a token from the :class:`rotator.adapters.ratelimit.TokenBucket`
 of one quota (``secretsmanager.write``, ``vault``, ``keyvault``...) and one
 scope (a region, a Vault address, a vault host), waiting on
-``runtime.sleep`` when the bucket is empty. Buckets live in
-``runtime.cache``, so every client and every thread of an engine share them.
+``runtime.sleep`` when the bucket is empty; :func:`throttled` tells that
+bucket the provider said "slow down", which cuts its rate (it grows back
+while the provider is quiet). Buckets live in ``runtime.cache``, so every
+client and every thread of an engine share them.
 
 Reporting: :func:`report` tells ``runtime.on_request`` how one HTTP request
 (one attempt: a request an SDK retries is reported once per attempt) ended,
@@ -70,6 +72,16 @@ def take(runtime: Runtime, limits: Mapping[str, float], quota: str, scope: str) 
     if rate <= 0:
         return 0.0
     return bucket(runtime, quota, scope, rate).acquire()
+
+
+def throttled(runtime: Runtime, limits: Mapping[str, float], quota: str, scope: str) -> None:
+    """Tell the bucket of ``quota`` for ``scope`` that the provider throttled a call: slow down.
+
+    A quota not limited (absent from ``limits``, or 0) has no bucket to slow.
+    """
+    rate = limits.get(quota, 0.0)
+    if rate > 0:
+        bucket(runtime, quota, scope, rate).throttled()
 
 
 def report(runtime: Runtime, provider: str, operation: str, outcome: str) -> None:

@@ -52,6 +52,66 @@ def test_sustained_throughput_stays_at_the_rate() -> None:
     assert t.now == pytest.approx((1000 - 50) / 50)
 
 
+def test_a_throttling_answer_lowers_the_pace() -> None:
+    """A throttling answer cuts the rate to 70%; calls are then paced at the lower rate."""
+    t = _Time()
+    bucket = TokenBucket(50, burst=1, monotonic=t.monotonic, sleep=t.sleep)
+    bucket.acquire()
+    bucket.throttled()
+    assert bucket.rate == pytest.approx(35)
+    waits = [bucket.acquire() for _ in range(3)]
+    assert waits[-1] == pytest.approx(1 / 35, rel=0.05)  # not 1/50
+
+
+def test_the_answers_of_one_burst_cut_the_rate_once() -> None:
+    """Ten throttling answers within a second are one signal: one cut, ten counted."""
+    t = _Time()
+    bucket = TokenBucket(50, monotonic=t.monotonic, sleep=t.sleep)
+    for _ in range(10):
+        bucket.throttled()
+        t.now += 0.05
+    # One cut to 35, then 0.45 quiet-enough seconds of growth (5% of 50 a second).
+    assert (bucket.rate, bucket.cuts, bucket.throttles) == (pytest.approx(35 + 2.5 * 0.45), 1, 10)
+    t.now += 1.0
+    bucket.throttled()  # a second later: a new signal
+    assert bucket.cuts == 2 and bucket.rate < 35
+
+
+def test_quiet_time_gives_the_rate_back_up_to_the_ceiling_never_past_it() -> None:
+    """After a cut each quiet second adds 5% of the ceiling, until the ceiling."""
+    t = _Time()
+    bucket = TokenBucket(40, monotonic=t.monotonic, sleep=t.sleep)
+    bucket.throttled()
+    assert bucket.rate == pytest.approx(28)
+    t.now += 2
+    bucket.acquire()
+    assert bucket.rate == pytest.approx(28 + 2 * 2)  # 5% of 40 a second
+    t.now += 60
+    bucket.acquire()
+    assert bucket.rate == 40
+
+
+def test_the_rate_never_falls_below_its_floor() -> None:
+    """However many throttling answers, the rate stays at 5% of the ceiling or more."""
+    t = _Time()
+    bucket = TokenBucket(20, monotonic=t.monotonic, sleep=t.sleep)
+    seen = []
+    for _ in range(50):
+        bucket.throttled()
+        seen.append(bucket.rate)
+        t.now += 0.5
+        bucket.throttled()  # inside the reaction time: no cut
+        seen.append(bucket.rate)
+        t.now += 0.5
+    assert min(seen) >= 20 * 0.05
+    # A cut a second, a second's growth (1/s) between: it settles where r = 0.7 (r + 1).
+    assert seen[-2] == pytest.approx(0.7 / 0.3, rel=0.01)
+    low = TokenBucket(20, monotonic=t.monotonic, sleep=t.sleep)
+    low.rate = 1.2  # a rate a cut would take below the floor
+    low.throttled()
+    assert low.rate == pytest.approx(1.0)
+
+
 def test_environment_overrides_and_turns_off_limits() -> None:
     """ROTATOR_RATE_LIMITS changes a limit, adds one, or turns one off with 0."""
     got = limits({"a": 1.0, "b": 2.0}, {"ROTATOR_RATE_LIMITS": "a=5, b=0,c=3"})

@@ -10,10 +10,12 @@ minted key) carries two botocore event handlers:
 
 - ``before-call`` takes a token from the call's rate limit
   (:data:`RATE_LIMITS`, per process and region; see :func:`quota`), so a
-  large run is paced below the published quotas instead of being throttled;
+  large run is paced at the published quotas instead of being throttled;
 - ``needs-retry``, which botocore emits after every HTTP attempt (retries
   included), reports the attempt to ``runtime.on_request`` (see
-  :mod:`providers.metering`). The provider label is ``aws-`` and the boto3
+  :mod:`providers.metering`), and a throttled one to its rate limit, whose
+  pace it cuts (it grows back while AWS is quiet: the adaptive pacing of
+  :mod:`rotator.adapters.ratelimit`). The provider label is ``aws-`` and the boto3
   service name (``aws-secretsmanager``, ``aws-iam``, ``aws-apigateway``,
   ``aws-sts``), whichever adapter made the call; the operation is the API
   name (``PutSecretValue``). A throttled attempt that botocore then retries
@@ -22,8 +24,9 @@ minted key) carries two botocore event handlers:
 Rate limits (calls per second, per process and region), overridden with
 ``ROTATOR_RATE_LIMITS`` (e.g. ``secretsmanager.write=20,apigateway=2``;
 ``0`` turns one off): ``secretsmanager.write`` (PutSecretValue,
-UpdateSecretVersionStage, UpdateSecret) 40, ``secretsmanager.read`` 1000,
-``apigateway`` 4, ``iam`` 10, ``sts`` 50.
+UpdateSecretVersionStage, UpdateSecret) 50, ``secretsmanager.read`` 1000,
+``apigateway`` 5, ``iam`` 10, ``sts`` 50: each a ceiling the pace starts at
+and returns to, cut while AWS throttles.
 
 Credentials, region and endpoint come from boto3's own chain, never from a
 policy: environment, shared config, SSO, IRSA, instance profile. That chain
@@ -41,7 +44,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from providers.aws.errors import attempt_outcome, aws_errors
-from providers.metering import report, take
+from providers.metering import report, take, throttled
 from rotator.adapters import USER_AGENT, Runtime, limits, redact
 
 if TYPE_CHECKING:
@@ -61,13 +64,15 @@ _LOCK_KEY = "aws:lock"
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 30
 
-#: Calls per second rotator allows itself, per process and region, below the
-#: published quotas (notes: Secrets Manager's writes share 50 TPS per account
-#: and Region; API Gateway's control plane allows 5 rps; IAM publishes none).
+#: Calls per second rotator allows itself at most, per process and region: the
+#: published quotas (Secrets Manager's writes share 50 TPS per account and
+#: Region; API Gateway's control plane allows 5 rps; IAM publishes none). The
+#: pace starts there and adapts: a throttling answer cuts it, quiet time
+#: gives it back (rotator.adapters.ratelimit).
 RATE_LIMITS = {
-    "secretsmanager.write": 40.0,
+    "secretsmanager.write": 50.0,
     "secretsmanager.read": 1000.0,
-    "apigateway": 4.0,
+    "apigateway": 5.0,
     "iam": 10.0,
     "sts": 50.0,
 }
@@ -91,13 +96,14 @@ def _throttle(runtime: Runtime, service: str, region: str | None) -> Callable[..
     return before_call
 
 
-def _observe(runtime: Runtime, service: str) -> Callable[..., None]:
-    """Return a ``needs-retry`` hook reporting each attempt to ``runtime.on_request``.
+def _observe(runtime: Runtime, service: str, region: str | None) -> Callable[..., None]:
+    """Return a ``needs-retry`` hook reporting each attempt, and slowing down when throttled.
 
     It returns ``None`` so that botocore's own retry handler still decides
     whether (and how long after) to retry.
     """
     provider = f"aws-{service}"
+    configured = limits(RATE_LIMITS)
 
     def needs_retry(
         response: Any = None,
@@ -106,12 +112,11 @@ def _observe(runtime: Runtime, service: str) -> Callable[..., None]:
         **_: Any,
     ) -> None:
         name = getattr(operation, "name", None)
-        report(
-            runtime,
-            provider,
-            name if isinstance(name, str) else "unknown",
-            attempt_outcome(response, caught_exception),
-        )
+        name = name if isinstance(name, str) else "unknown"
+        outcome = attempt_outcome(response, caught_exception)
+        if outcome == "throttled":
+            throttled(runtime, configured, quota(service, name), region or "")
+        report(runtime, provider, name, outcome)
 
     return needs_retry
 
@@ -122,7 +127,9 @@ def _instrument(runtime: Runtime, service: str, made: Any) -> None:
     made.meta.events.register(
         f"before-call.{service_id}", _throttle(runtime, service, made.meta.region_name)
     )
-    made.meta.events.register(f"needs-retry.{service_id}", _observe(runtime, service))
+    made.meta.events.register(
+        f"needs-retry.{service_id}", _observe(runtime, service, made.meta.region_name)
+    )
 
 
 def _own_keys(session: Any) -> Callable[..., None]:

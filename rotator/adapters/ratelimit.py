@@ -1,8 +1,19 @@
-"""Client-side rate limits, so rotator stays under each provider's published quota.
+"""Client-side rate limits, so rotator uses a provider's published quota and never more.
 
 A :class:`TokenBucket` lets ``rate`` calls a second through, with bursts of
 up to ``burst``; a caller that finds it empty waits (on an injectable
 sleeper) for the next token instead of being throttled by the provider.
+
+The rate adapts, additive increase and multiplicative decrease (AIMD, as TCP
+and botocore's ``adaptive`` retry mode pace themselves): it starts at its
+ceiling (the documented quota, or the operator's ``ROTATOR_RATE_LIMITS``);
+each throttling answer the provider gives (:meth:`TokenBucket.throttled`)
+cuts it to :data:`DECREASE` of itself, at most once per :data:`REACTION`
+seconds (the answers of one burst are one signal), never below
+:data:`FLOOR` of the ceiling; each quiet second then gives back
+:data:`INCREASE` of the ceiling, up to the ceiling and never past it. So a
+quota shared with another client (a second rotator, a deploy script) is
+found and kept to, and a quiet account is used whole again.
 Adapters keep one bucket per quota (``limits`` names them, such as
 ``secretsmanager.write``) in :attr:`rotator.adapters.roles.Runtime.cache`, so
 every client of a process shares it.
@@ -24,9 +35,22 @@ from rotator.errors import ConfigError
 #: The environment variable that overrides the quotas adapters declare.
 ENV = "ROTATOR_RATE_LIMITS"
 
+#: What a throttling answer leaves of the rate (botocore's adaptive mode: 0.7).
+DECREASE = 0.7
+#: Seconds in which further throttling answers are the same signal as the first.
+REACTION = 1.0
+#: What each quiet second gives back, as a share of the ceiling.
+INCREASE = 0.05
+#: The lowest the rate goes, as a share of the ceiling.
+FLOOR = 0.05
+
 
 class TokenBucket:
-    """Lets ``rate`` calls a second through, in bursts of at most ``burst``."""
+    """Lets ``rate`` calls a second through, in bursts of at most ``burst``; adapts ``rate``.
+
+    ``rate`` starts at ``ceiling`` (the quota it paces) and moves between
+    ``FLOOR`` of it and it: down at each :meth:`throttled`, back up with time.
+    """
 
     def __init__(
         self,
@@ -38,22 +62,49 @@ class TokenBucket:
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
+        #: The most calls a second ever let through: the quota paced.
+        self.ceiling = rate
         self.rate = rate
         self.burst = burst if burst is not None else max(1.0, rate)
         self._monotonic = monotonic
         self._sleep = sleep
         self._tokens = self.burst
         self._stamp = monotonic()
+        #: When the rate was last cut (``None``: never), and what it was cut to.
+        self._cut_at: float | None = None
+        self._cut_to = rate
         self._lock = threading.Lock()
         #: Seconds callers have waited in total (for figures and tests).
         self.waited = 0.0
+        #: Throttling answers told (:meth:`throttled`), and the cuts they made.
+        self.throttles = 0
+        self.cuts = 0
+
+    def throttled(self) -> None:
+        """Take a throttling answer from the provider: cut the rate, unless just cut."""
+        with self._lock:
+            now = self._monotonic()
+            self._refill(now)
+            self.throttles += 1
+            if self._cut_at is not None and now - self._cut_at < REACTION:
+                return
+            self.rate = max(self.ceiling * FLOOR, self.rate * DECREASE)
+            self._cut_at, self._cut_to = now, self.rate
+            self.cuts += 1
+
+    def _refill(self, now: float) -> None:
+        """Add the tokens earned since the last call; raise the rate by the quiet time."""
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        if self._cut_at is not None and self.rate < self.ceiling:
+            grown = self._cut_to + self.ceiling * INCREASE * (now - self._cut_at)
+            self.rate = min(self.ceiling, grown)
 
     def acquire(self) -> float:
         """Take one token, waiting for it if needed; return the seconds waited."""
         with self._lock:
             now = self._monotonic()
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
+            self._refill(now)
             self._tokens -= 1
             wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
             self.waited += wait

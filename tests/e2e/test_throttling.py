@@ -12,6 +12,7 @@ stage: moto's default read is stale after a label move.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -229,3 +230,38 @@ def test_client_rate_limits_under_the_quota_avoid_throttling(
     assert forwarded <= paced + paced * seconds + 1
     # Timing jitter between rotator and the proxy may cost a request or two.
     assert throttled <= 3, throttled
+
+
+def test_a_throttling_answer_from_aws_slows_rotators_pace(
+    proxy: ThrottlingProxy, aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first ThrottlingException cuts the write pace below the quota's ceiling; it is counted.
+
+    Through the proxy (QUOTA requests a second) rotator's own client, with
+    its pace not waiting (an injected sleep), sends writes faster than the
+    quota: the answers it is throttled with reach its bucket.
+    """
+    from providers.aws.clients import RATE_LIMITS
+    from providers.aws.clients import client as aws_client
+    from providers.metering import bucket
+    from rotator.adapters import Runtime
+    from tests.conftest import FakeClock
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    monkeypatch.delenv("ROTATOR_RATE_LIMITS", raising=False)
+    name = "pace/" + secrets.token_hex(4)
+    client("secretsmanager").create_secret(Name=name, SecretString="x" * 20)
+    fake = FakeClock()
+    runtime = Runtime(clock=fake, sleep=fake.sleep)
+    sm = aws_client(runtime, "secretsmanager", aws.get("AWS_DEFAULT_REGION", "us-east-1"))
+    region = sm.meta.region_name
+    for _ in range(3 * QUOTA):
+        # Throttled past botocore's retries, maybe: what matters is the bucket.
+        with contextlib.suppress(ClientError):
+            sm.put_secret_value(SecretId=name, SecretString=secrets.token_hex(12))
+        if proxy.total(proxy.throttled(), "secretsmanager"):
+            break
+    assert proxy.total(proxy.throttled(), "secretsmanager") > 0
+    paced = bucket(runtime, "secretsmanager.write", region, RATE_LIMITS["secretsmanager.write"])
+    assert paced.throttles >= 1 and paced.cuts >= 1
+    assert paced.rate < paced.ceiling == RATE_LIMITS["secretsmanager.write"]
