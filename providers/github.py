@@ -114,7 +114,7 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from providers.metering import report, take
+from providers.metering import answered, report, take
 from providers.transport.failures import defuse, may_pass
 from providers.transport.http import (
     Answer,
@@ -586,7 +586,19 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
             ca_file=c.ca_file,
             proxy=c.proxy,
         )
-        report(self.runtime, PROVIDER, operation, self._outcome(answer))
+        outcome = self._outcome(answer)
+        if method in ("PUT", "DELETE"):
+            answered(
+                self.runtime,
+                PROVIDER,
+                operation,
+                outcome,
+                limits=limits(RATE_LIMITS),
+                quota=WRITE_QUOTA,
+                scope=self._host,
+            )
+        else:
+            report(self.runtime, PROVIDER, operation, outcome)
         return answer
 
     def _request(

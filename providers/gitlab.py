@@ -92,7 +92,7 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import Field, field_validator
 
-from providers.metering import report, take
+from providers.metering import answered, take
 from providers.transport.failures import may_pass
 from providers.transport.http import (
     Answer,
@@ -342,7 +342,8 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
         assert operation in OPERATIONS, operation
         c = self.config
         token = self._token()
-        take(self.runtime, limits(RATE_LIMITS), QUOTA, self._host)
+        paced = limits(RATE_LIMITS)
+        take(self.runtime, paced, QUOTA, self._host)
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if c.auth == "private-token":
             headers["PRIVATE-TOKEN"] = token
@@ -360,7 +361,10 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
             ca_file=c.ca_file,
             proxy=c.proxy,
         )
-        report(self.runtime, PROVIDER, operation, request_outcome(answer))
+        outcome = request_outcome(answer)
+        answered(
+            self.runtime, PROVIDER, operation, outcome, limits=paced, quota=QUOTA, scope=self._host
+        )
         return answer
 
     def _error(self, answer: Answer, operation: str, sent: tuple[str, ...] = ()) -> ProviderError:

@@ -84,6 +84,22 @@ def throttled(runtime: Runtime, limits: Mapping[str, float], quota: str, scope: 
         bucket(runtime, quota, scope, rate).throttled()
 
 
+def answered(
+    runtime: Runtime,
+    provider: str,
+    operation: str,
+    outcome: str,
+    *,
+    limits: Mapping[str, float],
+    quota: str,
+    scope: str,
+) -> None:
+    """Report one paced request (:func:`report`); a throttled one also slows its quota's pace."""
+    if outcome == "throttled":
+        throttled(runtime, limits, quota, scope)
+    report(runtime, provider, operation, outcome)
+
+
 def report(runtime: Runtime, provider: str, operation: str, outcome: str) -> None:
     """Tell ``runtime.on_request`` about one request; an observer that fails is only logged.
 

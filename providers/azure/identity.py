@@ -79,7 +79,7 @@ from providers.azure.errors import (
     keyvault_operation,
     status_outcome,
 )
-from providers.metering import report, take
+from providers.metering import answered, report, take
 from providers.transport.failures import defuse
 from rotator.adapters import USER_AGENT, Runtime, Setting, limits, redact
 from rotator.errors import PermanentError
@@ -366,7 +366,15 @@ def _meter_class() -> type[Any]:
                 raise
             status = response.http_response.status_code
             code = _inner_code(response.http_response) if status == 409 else ""
-            report(self.runtime, REQUESTS_PROVIDER, name, status_outcome(status, code))
+            answered(
+                self.runtime,
+                REQUESTS_PROVIDER,
+                name,
+                status_outcome(status, code),
+                limits=self.limits,
+                quota=QUOTA,
+                scope=self.host,
+            )
             return response
 
     return RequestMeter

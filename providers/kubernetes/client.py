@@ -52,7 +52,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from providers.kubernetes.errors import PROVIDER, kubernetes_errors, request_outcome, sdk
-from providers.metering import report, take
+from providers.metering import answered, report, take
 from rotator.adapters import Runtime, limits, redact
 from rotator.errors import PermanentError, ProviderError
 
@@ -123,7 +123,15 @@ class KubeSession:
                         **kwargs,
                     )
                 except Exception as exc:
-                    report(self.runtime, PROVIDER, operation, request_outcome(exc))
+                    answered(
+                        self.runtime,
+                        PROVIDER,
+                        operation,
+                        request_outcome(exc),
+                        limits=self.limits,
+                        quota=QUOTA,
+                        scope=self.host,
+                    )
                     raise
                 report(self.runtime, PROVIDER, operation, "ok")
                 return _json_body(response)

@@ -79,7 +79,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from providers.metering import report, take
+from providers.metering import answered, take
 from providers.transport.failures import status_outcome
 from providers.transport.retry_after import asked_wait
 from providers.vault.errors import TokenRejectedError, request_outcome, vault_errors
@@ -167,7 +167,15 @@ class Meter:
 
     def record(self, outcome: str) -> None:
         """Report one request, under the kind named on this thread."""
-        report(self.runtime, PROVIDER, _OPERATION.get(), outcome)
+        answered(
+            self.runtime,
+            PROVIDER,
+            _OPERATION.get(),
+            outcome,
+            limits=self.limits,
+            quota=QUOTA,
+            scope=self.address,
+        )
 
     def retry_after(self, headers: Any) -> float | None:
         """Return the seconds a 429's ``Retry-After`` asks for (``None`` if absent)."""
