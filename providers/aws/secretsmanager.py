@@ -8,7 +8,18 @@ would:
 - *promote* moves ``AWSCURRENT`` onto it (Secrets Manager moves
   ``AWSPREVIOUS`` onto the version it replaced), then removes
   ``AWSPENDING``, which Secrets Manager itself never cleans up when the
-  labels are driven by hand;
+  labels are driven by hand. That third write is kept on purpose, though
+  AWS's own rotation functions leave the label (the next ``PutSecretValue``
+  with ``AWSPENDING`` would move it, and 2 writes a rotation instead of 3
+  would raise a Region's ceiling from 16.7 to 25 rotations a second): a
+  version still labelled ``AWSPENDING`` after its promotion looks, once
+  someone else has written the secret (or once its ``AWSPREVIOUS`` is
+  retired), exactly like a pending version, and a replayed promote would
+  then move ``AWSCURRENT`` back onto it, over the later value or onto a
+  revoked credential. Removing the label is what makes a replay a no-op or
+  a refusal (``ConflictError``), never a revival (without it, the store
+  contract's ``test_a_promote_replay_never_overwrites_a_later_write``
+  fails);
 - *retire* removes ``AWSPREVIOUS`` once the old credential is revoked.
 
 Every read names the version (``VersionStage`` or ``VersionId``): a read by
