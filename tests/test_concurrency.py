@@ -115,6 +115,21 @@ def test_override_raises_one_provider_above_the_default() -> None:
     assert sorted(done.results) == ["a1", "a2", "a3"]
 
 
+def test_each_quota_scope_of_a_provider_has_its_own_limit() -> None:
+    """``PROVIDER@SCOPE`` keys (two Regions) each run up to the provider's limit, side by side."""
+    barrier = threading.Barrier(4, timeout=WAIT)  # two of each Region at once, or a timeout
+
+    def work(item: str) -> str:
+        barrier.wait()
+        return item
+
+    items = ["sm@us-east-1:1", "sm@us-east-1:2", "sm@eu-west-1:1", "sm@eu-west-1:2"]
+    limits = Limits(total=8, per_key=1, overrides={"sm": 2})
+    assert limits.of("sm@us-east-1") == 2 and limits.of("other@x") == 1
+    done = run_bounded(items, work, key=lambda i: i.split(":")[0], limits=limits, on_error=_fail)
+    assert sorted(done.results) == sorted(items)
+
+
 def test_one_failure_does_not_stop_the_others() -> None:
     """An exception becomes that item's result; the other items still run."""
 

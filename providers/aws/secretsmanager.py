@@ -55,6 +55,7 @@ an endpoint without it such as moto) the check says so instead of failing.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -234,6 +235,12 @@ class SecretsManagerStore(Store[SecretsManagerConfig]):
     quotas = RATE_LIMITS
 
     # -- plumbing ---------------------------------------------------------
+
+    def quota_scope(self) -> str:
+        """Return the Region: Secrets Manager's write quota is per account and Region."""
+        if self.config.region:
+            return self.config.region
+        return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
 
     def _sm(self) -> SecretsManagerClient:
         return client(self.runtime, "secretsmanager", self.config.region)

@@ -519,6 +519,10 @@ class KeyVaultStore(Store[KeyVaultConfig]):
 
     # -- Store --------------------------------------------------------------
 
+    def quota_scope(self) -> str:
+        """Return the vault's host: Key Vault's service limits are per vault."""
+        return urlsplit(self.config.vault_url).netloc
+
     def describe(self) -> str:
         """Return ``azure-keyvault:<vault host>/<name>``."""
         host = urlsplit(self.config.vault_url).netloc

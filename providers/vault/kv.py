@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -326,6 +327,10 @@ class VaultKvStore(Store[VaultKvConfig]):
         return read.data, int(base)
 
     # -- Store --------------------------------------------------------------
+
+    def quota_scope(self) -> str:
+        """Return the Vault address (``VAULT_ADDR``): its rate-limit quotas are per server."""
+        return os.environ.get("VAULT_ADDR", "").strip()
 
     def describe(self) -> str:
         """Return ``vault-kv:<mount>/<path>``."""

@@ -237,6 +237,20 @@ class Store(Adapter[ConfigT]):
             PermanentError: any other refusal.
         """
 
+    def quota_scope(self) -> str:
+        """Return where this store's calls are counted against its provider's quota.
+
+        An AWS Region (Secrets Manager's write quota is per account and
+        Region), a vault's address: stores of one provider but different
+        scopes rotate in parallel, each at its own quota's pace (``run``'s
+        per-provider concurrency applies per scope). The default, ``""``:
+        one scope for the whole provider. Built from the policy fields and
+        the environment, without calling the store.
+
+        Raises nothing: a scope that cannot be told is ``""``.
+        """
+        return ""
+
     def replaced_version(self, rotation_id: str) -> str | None:
         """Return the id of the version this rotation's promote replaced, if the store can tell.
 

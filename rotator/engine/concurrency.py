@@ -2,9 +2,9 @@
 
 :func:`run_bounded` hands items to worker threads, at most
 :attr:`Limits.total` at a time and at most :meth:`Limits.of` per key (the
-store provider of a secret), taking the next item whose key has room, so a
-slow provider never holds up the others. Items of one key start in the order
-given.
+store provider of a secret, and its quota scope: a Region, a vault), taking
+the next item whose key has room, so a slow provider never holds up the
+others. Items of one key start in the order given.
 
 The workers are daemon threads, not a ``ThreadPoolExecutor``: the service
 must be able to give up waiting for a step that outlives its shutdown
@@ -54,8 +54,12 @@ class Limits:
                 raise ConfigError(f"concurrency for {key} must be at least 1, not {value}")
 
     def of(self, key: str) -> int:
-        """Return how many items of ``key`` may run at once."""
-        return self.overrides.get(key, self.per_key)
+        """Return how many items of ``key`` may run at once.
+
+        A key may name a provider and a quota scope, ``PROVIDER@SCOPE``: the
+        provider's limit then applies to each of its scopes.
+        """
+        return self.overrides.get(key.partition("@")[0], self.per_key)
 
     @classmethod
     def parse(cls, text: str, *, total: int | None = None) -> Limits:

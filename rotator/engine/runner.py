@@ -348,8 +348,13 @@ class Engine:
             work = work[start:] + work[:start]
 
         def provider_of(job: tuple[str, bool]) -> str:
+            # Per provider and quota scope (a Region, a vault): scopes have
+            # quotas of their own, so they proceed side by side.
             policy = self.policies.get(job[0])
-            return policy.store.provider if policy is not None else ""
+            if policy is None:
+                return ""
+            scope = self.binding(job[0]).store.quota_scope()
+            return f"{policy.store.provider}@{scope}" if scope else policy.store.provider
 
         def failed(job: tuple[str, bool], exc: Exception) -> list[Outcome]:
             # RotatorErrors are handled inside the driver; this is a bug or a

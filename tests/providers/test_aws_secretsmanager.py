@@ -415,3 +415,18 @@ class TestSecretsManagerReplicaContract(TargetContract):
         self, target: Target[Any]
     ) -> None:
         super().test_restore_without_a_previous_value_removes_what_write_added(target)
+
+
+def test_the_quota_scope_is_the_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets Manager's write quota is per account and Region: the store's scope is its Region."""
+    from rotator.adapters import Runtime
+    from tests.conftest import FakeClock
+
+    clock = FakeClock()
+    runtime = Runtime(clock=clock, sleep=clock.sleep)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    named = SecretsManagerConfig(secret_id="x", region="ap-south-1")
+    assert SecretsManagerStore(named, runtime, "x").quota_scope() == "ap-south-1"
+    default = SecretsManagerConfig(secret_id="x")
+    assert SecretsManagerStore(default, runtime, "x").quota_scope() == "eu-west-1"
