@@ -68,8 +68,8 @@ from typing import Any
 
 import boto3
 import sqlalchemy as sa
+from replicas import fresh_journal, journal_engine  # benchmarks/replicas.py, beside this script
 
-from rotator.journal.schema import metadata, schema_migrations
 from rotator.sandbox.aws.sandbox import AwsSandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,34 +139,9 @@ def write_policies(path: Path, seeded: list[Seeded]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _engine(url: str) -> sa.Engine:
-    return sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-
-
-def fresh_postgres(url: str, env: dict[str, str], workdir: Path) -> Path:
-    """Drop the journal's tables at ``url``, migrate it, and return a new key file for it."""
-    engine = _engine(url)
-    with engine.begin() as conn:
-        metadata.drop_all(conn)
-        schema_migrations.drop(conn, checkfirst=True)
-    engine.dispose()
-    # No command makes the key of a PostgreSQL journal: made here, before any
-    # process starts, and shared by all of them (docs/operations.md).
-    key = workdir / "fingerprint.key"
-    key.write_text(secrets.token_hex(32) + "\n")
-    key.chmod(0o600)
-    subprocess.run(
-        [sys.executable, "-m", "rotator", "db", "upgrade"],
-        env={**env, "ROTATOR_KEY_FILE": str(key)},
-        stdout=subprocess.DEVNULL,
-        check=True,
-    )
-    return key
-
-
 def journal_rotations(url: str) -> list[tuple[str, bool]]:
     """Return (secret, promoted) for every rotation the journal records."""
-    engine = _engine(url)
+    engine = journal_engine(url)
     try:
         with engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT secret, promoted_at IS NOT NULL FROM rotations"))
@@ -303,7 +278,7 @@ def measure(
         env["ROTATOR_CONCURRENCY"] = f"per-provider={opts.concurrency}"
     if postgres:
         env["ROTATOR_STATE"] = postgres
-        env["ROTATOR_KEY_FILE"] = str(fresh_postgres(postgres, env, workdir))
+        env["ROTATOR_KEY_FILE"] = str(fresh_journal(postgres, env, workdir))
         state = postgres
     else:
         state = f"sqlite:///{workdir / 'rotator.db'}"

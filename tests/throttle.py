@@ -42,6 +42,7 @@ logged; only the ``Action`` of a query-protocol body is read.
 from __future__ import annotations
 
 import enum
+import http.client
 import re
 import threading
 import time
@@ -357,7 +358,7 @@ class ThrottlingProxy(ForwardingProxy):
             ),
         ]
         self._accounts = accounts or MotoAccounts(lambda h, b: self._forward("POST", "/", h, b))
-        self._buckets: dict[tuple[str, str, str], TokenBucket] = {}
+        self._buckets: dict[Meter, TokenBucket] = {}
         self._lock = threading.Lock()
         self._forwarded: Counter[tuple[str, str]] = Counter()
         self._throttled: Counter[tuple[str, str]] = Counter()
@@ -403,7 +404,7 @@ class ThrottlingProxy(ForwardingProxy):
         if quota is not None:
             try:
                 meter = self._meter(quota, headers)
-            except (AccountUnknown, OSError) as exc:
+            except (AccountUnknown, OSError, http.client.HTTPException) as exc:
                 # What the proxy says when it cannot reach upstream either.
                 message = f"account unknown: {type(exc).__name__}".encode()
                 return 502, [("Content-Type", "text/plain")], message
@@ -425,7 +426,7 @@ class ThrottlingProxy(ForwardingProxy):
         """Decide whether a call goes upstream, and count it either way."""
         admitted = True
         if quota is not None and meter is not None:
-            where = ("", "", quota.name) if quota.scope is Scope.GLOBAL else meter
+            where = Meter("", "", quota.name) if quota.scope is Scope.GLOBAL else meter
             with self._lock:
                 bucket = self._buckets.get(where)
                 if bucket is None:

@@ -45,6 +45,15 @@ def secretsmanager(region: str, endpoint: str, *, config: Config = ONE_ATTEMPT, 
     )
 
 
+@pytest.fixture
+def seed(aws: dict[str, str]) -> str:
+    """Create ``app/key`` in us-east-1 straight in moto; return its first version id."""
+    created = secretsmanager("us-east-1", aws["AWS_ENDPOINT_URL"]).create_secret(
+        Name="app/key", SecretString="seed"
+    )
+    return str(created["VersionId"])
+
+
 def throttled(call: Any) -> dict[str, Any]:
     """Make ``call``; return the error response it must fail with."""
     with pytest.raises(ClientError) as raised:
@@ -80,11 +89,9 @@ def test_writes_of_two_regions_are_metered_apart(aws: dict[str, str]) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.usefixtures("seed")
 def test_reads_do_not_consume_the_write_quota(aws: dict[str, str]) -> None:
     """Reads pass uncounted; the one write token is still there after them."""
-    secretsmanager("us-east-1", aws["AWS_ENDPOINT_URL"]).create_secret(
-        Name="app/key", SecretString="seed"
-    )
     with frozen_proxy(aws, burst=1) as proxy:
         sm = secretsmanager("us-east-1", proxy.url)
         for _ in range(3):
@@ -101,11 +108,8 @@ def test_reads_do_not_consume_the_write_quota(aws: dict[str, str]) -> None:
 
 
 @pytest.mark.e2e
-def test_the_three_write_operations_share_one_bucket(aws: dict[str, str]) -> None:
+def test_the_three_write_operations_share_one_bucket(aws: dict[str, str], seed: str) -> None:
     """PutSecretValue, UpdateSecret and UpdateSecretVersionStage draw on one bucket of 3."""
-    created = secretsmanager("us-east-1", aws["AWS_ENDPOINT_URL"]).create_secret(
-        Name="app/key", SecretString="seed"
-    )
     with frozen_proxy(aws, burst=3) as proxy:
         sm = secretsmanager("us-east-1", proxy.url)
         pending = sm.put_secret_value(
@@ -116,7 +120,7 @@ def test_the_three_write_operations_share_one_bucket(aws: dict[str, str]) -> Non
             "SecretId": "app/key",
             "VersionStage": "AWSCURRENT",
             "MoveToVersionId": pending,
-            "RemoveFromVersionId": created["VersionId"],
+            "RemoveFromVersionId": seed,
         }
         sm.update_secret_version_stage(**move)
         throttled(lambda: sm.put_secret_value(SecretId="app/key", SecretString="again"))
@@ -132,11 +136,9 @@ def test_the_three_write_operations_share_one_bucket(aws: dict[str, str]) -> Non
 
 
 @pytest.mark.e2e
+@pytest.mark.usefixtures("seed")
 def test_an_over_quota_write_is_answered_as_aws_throttles(aws: dict[str, str]) -> None:
     """HTTP 400 ThrottlingException, which botocore classifies as throttling (and retries)."""
-    secretsmanager("us-east-1", aws["AWS_ENDPOINT_URL"]).create_secret(
-        Name="app/key", SecretString="seed"
-    )
     with frozen_proxy(aws, burst=1) as proxy:
         sm = secretsmanager("us-east-1", proxy.url)
         sm.put_secret_value(SecretId="app/key", SecretString="first")
@@ -205,11 +207,9 @@ def test_the_account_is_the_one_moto_serves_the_key_as(aws: dict[str, str]) -> N
 
 
 @pytest.mark.e2e
+@pytest.mark.usefixtures("seed")
 def test_admissions_are_stamped_with_the_proxy_clock(aws: dict[str, str]) -> None:
     """Each write let through is stamped with the clock's reading; the bucket refills with it."""
-    secretsmanager("us-east-1", aws["AWS_ENDPOINT_URL"]).create_secret(
-        Name="app/key", SecretString="seed"
-    )
     now = [100.0]
     quota = dataclasses.replace(SECRETS_MANAGER_WRITES, rate=2.0, burst=1)
     with ThrottlingProxy(aws["AWS_ENDPOINT_URL"], quotas=[quota], clock=lambda: now[0]) as proxy:
