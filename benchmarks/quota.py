@@ -24,7 +24,8 @@ concurrency (any ``ROTATOR_RATE_LIMITS`` or ``ROTATOR_CONCURRENCY`` in the
 caller's environment is ignored; ``--concurrency N`` sets both
 ``--concurrency N`` and ``ROTATOR_CONCURRENCY=per-provider=N``). They run
 through the test harness (``python -m tests.harness`` with
-``ROTATOR_TEST_NOW``, its clock pinned to 2099 so every secret is due), since
+``ROTATOR_TEST_NOW``, its clock pinned 36 hours after the secrets were made:
+every secret is due, none overdue, which would raise an alert), since
 the installed ``rotator`` cannot be given another "now". One process uses a
 SQLite journal in a temporary directory; several share the PostgreSQL
 journal at ``ROTATOR_TEST_POSTGRES_URL`` (its tables dropped, ``rotator db
@@ -43,7 +44,10 @@ and the store's view: rotations promoted, not promoted, secrets with a new
 
 P: the lowest Region's share of the quota (so ``≥ 95%`` holds in every
 Region); F: rotations the journal records as never promoted, plus secrets
-whose ``AWSCURRENT`` is still the seeded version with no such rotation;
+whose ``AWSCURRENT`` is still the seeded version with no such rotation,
+plus outcomes ``failed`` or ``attention`` in the one-shot runs' JSON
+summaries (for secrets without such a rotation; the first ten outcomes
+other than ``ok`` and ``skipped`` are printed);
 T: throttled writes ÷ every write request that reached the proxy; D:
 secrets rotated more than once (two promoted rotations in the journal, or
 more than two versions in the store). The script exits 1 after printing if
@@ -53,6 +57,7 @@ F or D is not 0.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import signal
@@ -63,6 +68,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +97,11 @@ REGIONS = (
     "sa-east-1",
     "ca-central-1",
 )
-NOW = "2099-01-01T00:00:00+00:00"
+#: How far after seeding rotator's clock is pinned: past the daily schedule,
+#: short of twice it (overdue).
+AHEAD = timedelta(hours=36)
+#: One-shot results that count as failed rotations (``rotator.engine.report.Result``).
+FAILURES = ("failed", "attention")
 #: Variables of the caller's environment that would change what is measured.
 IGNORED = ("ROTATOR_RATE_LIMITS", "ROTATOR_CONCURRENCY", harness.NOW, harness.FAULT)
 
@@ -168,6 +178,42 @@ def store_versions(endpoint: str, env: dict[str, str], seeded: list[Seeded]) -> 
     return found
 
 
+def summary_path(workdir: Path, oneshot: int) -> Path:
+    """Where one-shot run number ``oneshot`` writes its JSON summary."""
+    return workdir / f"oneshot-{oneshot}.json"
+
+
+def oneshot_outcomes(workdir: Path, oneshots: int) -> list[tuple[str, str, str]]:
+    """Return (secret, result, message) of every outcome not ``ok`` in the one-shot summaries.
+
+    A summary that is not JSON (the run died) counts as one ``failed`` outcome.
+    """
+    found = []
+    for i in range(oneshots):
+        try:
+            outcomes = json.loads(summary_path(workdir, i).read_text())
+        except ValueError:
+            found.append(("", "failed", f"one-shot run {i} wrote no JSON summary"))
+            continue
+        found += [(o["secret"], o["result"], o["message"]) for o in outcomes if o["result"] != "ok"]
+    return found
+
+
+def logged_problems(log: Path) -> Counter[str]:
+    """Count the warnings and errors rotator logged (JSON lines), by level and event."""
+    found: Counter[str] = Counter()
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("warning", "error"):
+            # An alert's kind is in its own field (rotator/engine/alerts.py).
+            kind = f" {entry['alert']}" if "alert" in entry else ""
+            found[f"{entry['level']} {entry.get('event', '?')}{kind}"] += 1
+    return found
+
+
 def run_processes(
     env: dict[str, str],
     state: str,
@@ -176,27 +222,30 @@ def run_processes(
     count: int,
 ) -> tuple[float, list[int], list[int]]:
     """Start the services and one-shot runs; return the wall seconds and their exit codes."""
-    pinned = harness.environment(env, now=NOW)
+    pinned = harness.environment(env, now=datetime.now(UTC) + AHEAD)
     concurrency = [] if opts.concurrency is None else ["--concurrency", str(opts.concurrency)]
     log = (workdir / "rotator.log").open("w")
     began = time.monotonic()
     services = [
         subprocess.Popen(
-            harness.command("run", "--reconcile", "1", "--listen", "", *concurrency),
+            harness.command(
+                "run", "--reconcile", "1", "--listen", "", "--log-format", "json", *concurrency
+            ),
             env=pinned,
             stdout=log,
             stderr=log,
         )
         for _ in range(opts.replicas)
     ]
+    summaries = [summary_path(workdir, i).open("w") for i in range(opts.oneshots)]
     oneshots = [
         subprocess.Popen(
             harness.command("run", "--once", "--json", "--log-format", "json", *concurrency),
             env=pinned,
-            stdout=subprocess.DEVNULL,
+            stdout=summary,
             stderr=log,
         )
-        for _ in range(opts.oneshots)
+        for summary in summaries
     ]
     tick = threading.Event()
     try:
@@ -212,7 +261,8 @@ def run_processes(
                 process.send_signal(signal.SIGTERM)
         service_codes = [p.wait(timeout=60) for p in services]
         oneshot_codes = [p.wait(timeout=60) for p in oneshots]
-        log.close()
+        for sink in (log, *summaries):
+            sink.close()
     return took, oneshot_codes, service_codes
 
 
@@ -314,13 +364,32 @@ def measure(
     unpromoted = [secret for secret, done in rotations if not done]
     versions = store_versions(moto, aws, seeded)
     not_rotated = {name for name, n in versions.items() if n < 0}
-    failed = len(unpromoted) + len(not_rotated - set(unpromoted))
+    outcomes = oneshot_outcomes(workdir, opts.oneshots)
+    # Skipped (another process holds the secret's lease) is expected beside other runs.
+    unusual = [outcome for outcome in outcomes if outcome[1] != "skipped"]
+    for secret, result, message in unusual[:10]:
+        # rotator's messages name error codes and request ids, never a value.
+        print(f"one-shot outcome {result}: {secret}: {message}", flush=True)
+    reported = [secret for secret, result, _ in outcomes if result in FAILURES]
+    others = ", ".join(f"{r} {n}" for r, n in sorted(Counter(r for _, r, _ in outcomes).items()))
+    failed = (
+        len(unpromoted)
+        + len(not_rotated - set(unpromoted))
+        + len([secret for secret in reported if secret not in unpromoted])
+    )
     double = {s for s, n in promoted.items() if n > 1} | {s for s, n in versions.items() if n > 2}
     print(
         f"journal: {sum(promoted.values())} rotations promoted for {len(promoted)} secrets, "
         f"{len(unpromoted)} not promoted; store: {opts.secrets - len(not_rotated)} secrets "
         f"with a new AWSCURRENT, {sum(n > 2 for n in versions.values())} with more than "
         "two versions",
+        flush=True,
+    )
+    print(f"one-shot outcomes other than ok: {others or 'none'}", flush=True)
+    problems = logged_problems(workdir / "rotator.log")
+    print(
+        f"warnings/errors logged {sum(problems.values())}"
+        + "".join(f"; {what} x{n}" for what, n in problems.most_common(5)),
         flush=True,
     )
     used = 100 * min(shares)

@@ -189,6 +189,8 @@ def test_the_quota_benchmark_runs_at_a_tiny_size() -> None:
         "# throttled",
         "journal: 6 rotations promoted for 6 secrets, 0 not promoted; store: 6 secrets with a "
         "new AWSCURRENT, 0 with more than two versions",
+        "one-shot outcomes other than ok: none",
+        "warnings/errors logged 0",
     )
     assert shape("quota used #% failed 0 throttled #% double 0").fullmatch(out.splitlines()[-1])
 
@@ -205,5 +207,6 @@ def test_the_quota_benchmark_runs_services_and_oneshots_on_one_journal() -> None
         "run: # s; one-shot exit codes [0, 0]; service exit codes [0]",
         "journal: 6 rotations promoted for 6 secrets, 0 not promoted; store: 6 secrets with a "
         "new AWSCURRENT, 0 with more than two versions",
+        "warnings/errors logged 0",
     )
     assert shape("quota used #% failed 0 throttled #% double 0").fullmatch(out.splitlines()[-1])
