@@ -42,12 +42,37 @@ from rotator.sandbox.aws.sandbox import AwsSandbox
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _engine(url: str) -> sa.Engine:
+def journal_engine(url: str) -> sa.Engine:
+    """Return an engine on the journal at ``url`` (``postgresql://`` is read with psycopg 3)."""
     return sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
 
 
+def fresh_journal(url: str, env: dict[str, str], workdir: Path) -> Path:
+    """Drop the journal's tables at ``url``, migrate it anew; return its new key file.
+
+    ``env`` is the environment ``rotator db upgrade`` runs in (``ROTATOR_STATE`` set).
+    """
+    engine = journal_engine(url)
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+        schema_migrations.drop(conn, checkfirst=True)
+    engine.dispose()
+    # No command makes the key of a PostgreSQL journal: made here, once per fresh journal,
+    # before any process starts, and shared by every replica (docs/operations.md).
+    key = workdir / "fingerprint.key"
+    key.write_text(secrets.token_hex(32) + "\n")
+    key.chmod(0o600)
+    subprocess.run(
+        [sys.executable, "-m", "rotator", "db", "upgrade"],
+        env={**env, "ROTATOR_KEY_FILE": str(key)},
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
+    return key
+
+
 def _promoted(url: str) -> tuple[int, int]:
-    with _engine(url).connect() as conn:
+    with journal_engine(url).connect() as conn:
         row = conn.execute(
             sa.text(
                 "SELECT count(DISTINCT secret), count(*) FROM rotations "
@@ -70,11 +95,6 @@ def run(url: str, env: dict[str, str], count: int, replicas: int, workdir: Path)
     )
     for i in range(count):
         sm.create_secret(Name=f"s{i:04d}", SecretString=f"initial-value-{i:05d}")
-    engine = _engine(url)
-    with engine.begin() as conn:
-        metadata.drop_all(conn)
-        schema_migrations.drop(conn, checkfirst=True)
-    engine.dispose()
     config = workdir / "policies.yaml"
     config.write_text(
         "defaults: {schedule: {every: 1d}, grace: 1h}\nsecrets:\n"
@@ -84,20 +104,9 @@ def run(url: str, env: dict[str, str], count: int, replicas: int, workdir: Path)
             for i in range(count)
         )
     )
-    # No command makes the key of a PostgreSQL journal: made here, once per fresh journal,
-    # before any process starts, and shared by every replica (docs/operations.md).
-    key = workdir / "fingerprint.key"
-    key.write_text(secrets.token_hex(32) + "\n")
-    key.chmod(0o600)
-    full = {
-        **os.environ,
-        **env,
-        "ROTATOR_CONFIG": str(config),
-        "ROTATOR_STATE": url,
-        "ROTATOR_KEY_FILE": str(key),
-    }
+    full = {**os.environ, **env, "ROTATOR_CONFIG": str(config), "ROTATOR_STATE": url}
     full.pop("ROTATOR_TEST_FAULT", None)
-    subprocess.run([sys.executable, "-m", "rotator", "db", "upgrade"], env=full, check=True)
+    full["ROTATOR_KEY_FILE"] = str(fresh_journal(url, full, workdir))
     pinned = {
         **full,
         "ROTATOR_TEST_NOW": "2099-01-01T00:00:00+00:00",

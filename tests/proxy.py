@@ -4,7 +4,7 @@
 request to ``upstream`` (``http://`` or ``https://``), answering what came
 back. Subclasses change what passes through: :meth:`ForwardingProxy.intercept`
 answers a request itself (an AWS-like request quota:
-:class:`tests.e2e.throttle.ThrottlingProxy`), :meth:`ForwardingProxy.relabel`
+:class:`tests.throttle.ThrottlingProxy`), :meth:`ForwardingProxy.relabel`
 rewrites an answer's headers (a gateway's Content-Type:
 :class:`tests.providers.vault.proxy.ContentTypeProxy`). Use one as a context
 manager and point clients at :attr:`ForwardingProxy.url`.

@@ -171,3 +171,42 @@ def test_the_replicas_benchmark_runs_at_a_tiny_size() -> None:
         "2 replica(s): 3 secrets in # s = # rotations/s; 3 secrets promoted by 3 rotations; "
         "exit codes [0, 0]",
     )
+
+
+def test_the_quota_benchmark_runs_at_a_tiny_size() -> None:
+    """Six secrets over two Regions behind the write quota, one run: each rotated once."""
+    out = run_benchmark("quota.py", "--secrets", "6", "--regions", "2")
+    assert_lines(
+        out,
+        "# CPUs; 6 secrets in 2 Region(s); 0 service(s) and 1 one-shot run(s) on one SQLite "
+        "journal; rotator's default rate limits, concurrency default; quota 50 writes/s per "
+        "account and Region",
+        "run: # s; one-shot exit codes [0]; service exit codes []",
+        # Three writes a rotation, three secrets a Region.
+        "us-east-1: 9 writes admitted in # s (first to last) = # writes/s = #% of the quota; "
+        "# throttled",
+        "eu-west-1: 9 writes admitted in # s (first to last) = # writes/s = #% of the quota; "
+        "# throttled",
+        "journal: 6 rotations promoted for 6 secrets, 0 not promoted; store: 6 secrets with a "
+        "new AWSCURRENT, 0 with more than two versions",
+        "one-shot outcomes other than ok: none",
+        "warnings/errors logged 0",
+    )
+    assert shape("quota used #% failed 0 throttled #% double 0").fullmatch(out.splitlines()[-1])
+
+
+def test_the_quota_benchmark_runs_services_and_oneshots_on_one_journal() -> None:
+    """One service and two one-shot runs on one PostgreSQL journal: still one rotation each."""
+    out = run_benchmark(
+        "quota.py",
+        *("--secrets", "6", "--regions", "2", "--replicas", "1", "--oneshots", "2"),
+        env={"ROTATOR_TEST_POSTGRES_URL": admin_url()},
+    )
+    assert_lines(
+        out,
+        "run: # s; one-shot exit codes [0, 0]; service exit codes [0]",
+        "journal: 6 rotations promoted for 6 secrets, 0 not promoted; store: 6 secrets with a "
+        "new AWSCURRENT, 0 with more than two versions",
+        "warnings/errors logged 0",
+    )
+    assert shape("quota used #% failed 0 throttled #% double 0").fullmatch(out.splitlines()[-1])

@@ -1,7 +1,7 @@
 """Rotations against a provider that throttles: moto_server behind a per-service request quota.
 
 The CLI runs as a subprocess with ``AWS_ENDPOINT_URL`` pointing at a
-:class:`~tests.e2e.throttle.ThrottlingProxy` in front of the session's
+:class:`~tests.throttle.ThrottlingProxy` in front of the session's
 moto_server. Secrets Manager gets a quota of ``QUOTA`` requests a second,
 several times below what ``rotator run --once`` sends unhindered on loopback,
 so throttling is certain; every rotation must still succeed, and the
@@ -26,7 +26,7 @@ from botocore.retries.standard import RetryContext, ThrottlingErrorDetector
 
 from providers.aws.errors import THROTTLING_CODES
 from tests.e2e.conftest import Completed, Rotator, client, unmeasured
-from tests.e2e.throttle import ThrottlingProxy, TokenBucket
+from tests.throttle import ThrottlingProxy, TokenBucket
 
 SECRETS = 30
 #: Secrets Manager requests a second the proxy lets through (bursts of as many).
