@@ -165,7 +165,7 @@ def test_the_replicas_benchmark_runs_at_a_tiny_size() -> None:
     assert_lines(
         out,
         "# CPUs; moto_server and PostgreSQL on this machine; rate limits default "
-        "(40 Secrets Manager writes/s a process)",
+        "(45 Secrets Manager writes/s a process)",
         "1 replica(s): 3 secrets in # s = # rotations/s; 3 secrets promoted by 3 rotations; "
         "exit codes [0]",
         "2 replica(s): 3 secrets in # s = # rotations/s; 3 secrets promoted by 3 rotations; "

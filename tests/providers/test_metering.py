@@ -23,7 +23,7 @@ def runtime() -> Runtime:
 
 def test_a_throttled_answer_slows_its_quotas_pace_for_that_scope_only(runtime: Runtime) -> None:
     """One 429 from one Vault cuts that address's pace; another address keeps its own."""
-    take(runtime, LIMITS, "vault", "https://a:8200")
+    bucket(runtime, "vault", "https://a:8200", 50)  # made, nothing sent yet: cut from its rate
     take(runtime, LIMITS, "vault", "https://b:8200")
     answered(
         runtime,

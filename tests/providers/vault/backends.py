@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import hvac
 import pytest
 
 from rotator.adapters.values import Runtime
@@ -192,8 +193,25 @@ class Backend:
     def enable_kv(self, name: str) -> str:
         """Mount a KV v2 engine at ``{prefix}-{name}``; return the mount path."""
         mount = f"{self.prefix}-{name}"
-        self.admin().sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
+        admin = self.admin()
+        admin.sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
         self.mounts.append(mount)
+        # A real server upgrades a new mount to KV v2 in the background and
+        # refuses writes until then ("Upgrading from non-versioned to versioned
+        # data"): wait for it (a real server's own time, at most five seconds).
+        for _ in range(50):
+            try:
+                admin.secrets.kv.v2.read_secret_version(
+                    path="rotator-ready-probe", mount_point=mount, raise_on_deleted_version=True
+                )
+            except hvac.exceptions.InvalidRequest as exc:
+                if "Upgrading" not in str(exc):
+                    raise
+                time.sleep(0.1)
+                continue
+            except hvac.exceptions.InvalidPath:
+                pass  # no such secret: the mount answers, it is ready
+            break
         return mount
 
     def enable_approle(self, name: str = "approle") -> str:
