@@ -15,7 +15,7 @@ so every secret is due: the services run through the test harness,
 every secret has a promoted rotation. Reported: seconds from the spawn of
 the services to the last promotion, rotations per second, and a check that
 every secret was rotated exactly once. ``--no-rate-limits`` turns off
-rotator's own Secrets Manager limits (40 writes/s per process), which
+rotator's own Secrets Manager limits (45 writes/s per process), which
 otherwise bound each replica.
 """
 
@@ -157,7 +157,7 @@ def main() -> None:
             env["ROTATOR_RATE_LIMITS"] = "secretsmanager.write=0,secretsmanager.read=0"
         print(
             f"{os.cpu_count()} CPUs; moto_server and PostgreSQL on this machine; rate limits "
-            f"{'off' if opts.no_rate_limits else 'default (40 Secrets Manager writes/s a process)'}"
+            f"{'off' if opts.no_rate_limits else 'default (45 Secrets Manager writes/s a process)'}"
         )
         try:
             for replicas in opts.replicas:

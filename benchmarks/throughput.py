@@ -42,8 +42,8 @@ default pool of 10 connections, so above N = 10 both sides queue for a
 connection).
 
 Rate limits: rotator paces its own calls (``providers/aws/clients.py``;
-Secrets Manager writes, 3 per rotation here, at 40/s per region in bursts of
-40, reads at 1000/s); the hand-written script has **no** rate limiter. The
+Secrets Manager writes, 3 per rotation here, at 45/s per region in bursts of
+45, adapting when throttled; reads at 1000/s); the hand-written script has **no** rate limiter. The
 least time those limits alone impose on rotator's calls is printed as the
 "rate-limit floor"; ``--no-rate-limits`` runs rotator with
 ``ROTATOR_RATE_LIMITS=secretsmanager.write=0,secretsmanager.read=0``, so the

@@ -688,3 +688,24 @@ def test_a_failed_rotation_is_logged_with_the_step_it_failed_at(
     _FlakyMint.failures = 0
     [failed] = [e for e in logs if e["event"] == "rotation failed"]
     assert failed["step"] == "mint"
+
+
+def test_rotations_are_grouped_per_provider_and_region_and_a_broken_scope_falls_back(
+    aws: None, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two Regions are two concurrency groups; a store whose scope fails is grouped by provider."""
+    body = """
+secrets:
+  - {name: a, store: {provider: aws-secretsmanager, secret_id: a, region: eu-west-1}}
+  - {name: b, store: {provider: aws-secretsmanager, secret_id: b}}
+defaults: {schedule: {every: 30d}, grace: 1h}
+"""
+    engine = _engine(tmp_path, body, clock)
+    assert engine._concurrency_key("a") == "aws-secretsmanager@eu-west-1"
+    assert engine._concurrency_key("b") == f"aws-secretsmanager@{REGION}"
+
+    def broken(self: SecretsManagerStore) -> str:
+        raise RuntimeError("a plugin's bug")
+
+    monkeypatch.setattr(SecretsManagerStore, "quota_scope", broken)
+    assert engine._concurrency_key("a") == "aws-secretsmanager"

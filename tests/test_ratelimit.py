@@ -52,15 +52,32 @@ def test_sustained_throughput_stays_at_the_rate() -> None:
     assert t.now == pytest.approx((1000 - 50) / 50)
 
 
+def _send(bucket: TokenBucket, t: _Time, per_second: float, seconds: float) -> None:
+    """Call ``acquire`` ``per_second`` times a second for ``seconds`` of injected time."""
+    for _ in range(round(per_second * seconds)):
+        bucket.acquire()
+        t.now += 1 / per_second
+
+
 def test_a_throttling_answer_lowers_the_pace() -> None:
-    """A throttling answer cuts the rate to 70%; calls are then paced at the lower rate."""
+    """Sending at the ceiling, a throttling answer cuts to 70%; the next calls wait for it."""
     t = _Time()
-    bucket = TokenBucket(50, burst=1, monotonic=t.monotonic, sleep=t.sleep)
-    bucket.acquire()
+    bucket = TokenBucket(50, monotonic=t.monotonic, sleep=t.sleep)
+    _send(bucket, t, 50, 1.0)
     bucket.throttled()
-    assert bucket.rate == pytest.approx(35)
-    waits = [bucket.acquire() for _ in range(3)]
-    assert waits[-1] == pytest.approx(1 / 35, rel=0.05)  # not 1/50
+    assert bucket.rate == pytest.approx(35, rel=0.03)
+    waits = [bucket.acquire() for _ in range(5)]
+    # The one token kept, then one call every 1/35 s: no burst of 50 saved up.
+    assert waits == pytest.approx([0.0] + [1 / 35] * 4, rel=0.05)
+
+
+def test_a_caller_below_the_ceiling_is_slowed_from_what_it_sends() -> None:
+    """At 10 calls a second under a 50/s ceiling, a throttle cuts to 7/s, not to 35/s."""
+    t = _Time()
+    bucket = TokenBucket(50, monotonic=t.monotonic, sleep=t.sleep)
+    _send(bucket, t, 10, 2.0)
+    bucket.throttled()
+    assert bucket.rate == pytest.approx(7, rel=0.15)  # ~10/s counted over the last second
 
 
 def test_the_answers_of_one_burst_cut_the_rate_once() -> None:

@@ -10,7 +10,7 @@ minted key) carries two botocore event handlers:
 
 - ``before-call`` takes a token from the call's rate limit
   (:data:`RATE_LIMITS`, per process and region; see :func:`quota`), so a
-  large run is paced at the published quotas instead of being throttled;
+  large run is paced near the published quotas;
 - ``needs-retry``, which botocore emits after every HTTP attempt (retries
   included), reports the attempt to ``runtime.on_request`` (see
   :mod:`providers.metering`), and a throttled one to its rate limit, whose
@@ -24,9 +24,10 @@ minted key) carries two botocore event handlers:
 Rate limits (calls per second, per process and region), overridden with
 ``ROTATOR_RATE_LIMITS`` (e.g. ``secretsmanager.write=20,apigateway=2``;
 ``0`` turns one off): ``secretsmanager.write`` (PutSecretValue,
-UpdateSecretVersionStage, UpdateSecret) 50, ``secretsmanager.read`` 1000,
-``apigateway`` 5, ``iam`` 10, ``sts`` 50: each a ceiling the pace starts at
-and returns to, cut while AWS throttles.
+UpdateSecretVersionStage, UpdateSecret) 45, ``secretsmanager.read`` 1000,
+``apigateway`` 4.5, ``iam`` 10, ``sts`` 50: each a ceiling the pace starts at
+and returns to, cut while AWS throttles. A throttled attempt also takes a
+token before botocore retries it, so retries are paced too.
 
 Credentials, region and endpoint come from boto3's own chain, never from a
 policy: environment, shared config, SSO, IRSA, instance profile. That chain
@@ -64,18 +65,21 @@ _LOCK_KEY = "aws:lock"
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 30
 
-#: Calls per second rotator allows itself at most, per process and region: the
-#: published quotas (Secrets Manager's writes share 50 TPS per account and
-#: Region; API Gateway's control plane allows 5 rps; IAM publishes none). The
-#: pace starts there and adapts: a throttling answer cuts it, quiet time
-#: gives it back (rotator.adapters.ratelimit).
+#: Calls per second rotator allows itself at most, per process and region:
+#: near the published quotas (Secrets Manager's writes share 50 TPS per account
+#: and Region; API Gateway's control plane allows 5 rps; IAM publishes none),
+#: with a tenth left for retries, bursts and the account's other writers. The
+#: pace starts there and adapts: a throttling answer cuts it, quiet time gives
+#: it back (rotator.adapters.ratelimit).
 RATE_LIMITS = {
-    "secretsmanager.write": 50.0,
+    "secretsmanager.write": 45.0,
     "secretsmanager.read": 1000.0,
-    "apigateway": 5.0,
+    "apigateway": 4.5,
     "iam": 10.0,
     "sts": 50.0,
 }
+#: Services whose quota is the account's, whatever the Region a client names.
+_GLOBAL = frozenset({"iam", "sts"})
 _SM_WRITES = frozenset({"PutSecretValue", "UpdateSecretVersionStage", "UpdateSecret"})
 
 
@@ -90,8 +94,10 @@ def _throttle(runtime: Runtime, service: str, region: str | None) -> Callable[..
     """Return a ``before-call`` hook taking a token from the call's bucket."""
     configured = limits(RATE_LIMITS)
 
+    scope = "" if service in _GLOBAL else region or ""
+
     def before_call(model: Any, **_: Any) -> None:
-        take(runtime, configured, quota(service, model.name), region or "")
+        take(runtime, configured, quota(service, model.name), scope)
 
     return before_call
 
@@ -104,6 +110,7 @@ def _observe(runtime: Runtime, service: str, region: str | None) -> Callable[...
     """
     provider = f"aws-{service}"
     configured = limits(RATE_LIMITS)
+    scope = "" if service in _GLOBAL else region or ""
 
     def needs_retry(
         response: Any = None,
@@ -115,7 +122,10 @@ def _observe(runtime: Runtime, service: str, region: str | None) -> Callable[...
         name = name if isinstance(name, str) else "unknown"
         outcome = attempt_outcome(response, caught_exception)
         if outcome == "throttled":
-            throttled(runtime, configured, quota(service, name), region or "")
+            # Slow down, and pace the retry botocore is about to send: a
+            # before-call token covers the first attempt only.
+            throttled(runtime, configured, quota(service, name), scope)
+            take(runtime, configured, quota(service, name), scope)
         report(runtime, provider, name, outcome)
 
     return needs_retry

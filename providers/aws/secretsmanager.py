@@ -10,8 +10,9 @@ would:
   ``AWSPENDING``, which Secrets Manager itself never cleans up when the
   labels are driven by hand. That third write is kept on purpose, though
   AWS's own rotation functions leave the label (the next ``PutSecretValue``
-  with ``AWSPENDING`` would move it, and 2 writes a rotation instead of 3
-  would raise a Region's ceiling from 16.7 to 25 rotations a second): a
+  with ``AWSPENDING`` would move it, and 3 writes a rotation instead of 4,
+  with the revoke's, would raise a Region's ceiling from 12.5 to 16.7
+  rotations a second): a
   version still labelled ``AWSPENDING`` after its promotion looks, once
   someone else has written the secret (or once its ``AWSPREVIOUS`` is
   retired), exactly like a pending version, and a replayed promote would
@@ -55,7 +56,6 @@ an endpoint without it such as moto) the check says so instead of failing.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -237,10 +237,16 @@ class SecretsManagerStore(Store[SecretsManagerConfig]):
     # -- plumbing ---------------------------------------------------------
 
     def quota_scope(self) -> str:
-        """Return the Region: Secrets Manager's write quota is per account and Region."""
-        if self.config.region:
-            return self.config.region
-        return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
+        """Return the Region: Secrets Manager's write quota is per account and Region.
+
+        The Region the client resolves (the policy's, else boto3's chain:
+        environment, profile), so the scope is the one its calls are paced in.
+        """
+        try:
+            region = self._sm().meta.region_name
+        except Exception:  # noqa: BLE001 (no Region to be found: the run's first call says so)
+            return self.config.region or ""
+        return region or ""
 
     def _sm(self) -> SecretsManagerClient:
         return client(self.runtime, "secretsmanager", self.config.region)

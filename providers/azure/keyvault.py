@@ -521,7 +521,7 @@ class KeyVaultStore(Store[KeyVaultConfig]):
 
     def quota_scope(self) -> str:
         """Return the vault's host: Key Vault's service limits are per vault."""
-        return urlsplit(self.config.vault_url).netloc
+        return urlsplit(self.config.vault_url).netloc.lower()
 
     def describe(self) -> str:
         """Return ``azure-keyvault:<vault host>/<name>``."""

@@ -329,8 +329,8 @@ class VaultKvStore(Store[VaultKvConfig]):
     # -- Store --------------------------------------------------------------
 
     def quota_scope(self) -> str:
-        """Return the Vault address (``VAULT_ADDR``): its rate-limit quotas are per server."""
-        return os.environ.get("VAULT_ADDR", "").strip()
+        """Return the Vault address (``VAULT_ADDR``, one per process): its quotas are per server."""
+        return os.environ.get("VAULT_ADDR", "").strip().rstrip("/")
 
     def describe(self) -> str:
         """Return ``vault-kv:<mount>/<path>``."""

@@ -5,13 +5,15 @@ up to ``burst``; a caller that finds it empty waits (on an injectable
 sleeper) for the next token instead of being throttled by the provider.
 
 The rate adapts, additive increase and multiplicative decrease (AIMD, as TCP
-and botocore's ``adaptive`` retry mode pace themselves): it starts at its
-ceiling (the documented quota, or the operator's ``ROTATOR_RATE_LIMITS``);
-each throttling answer the provider gives (:meth:`TokenBucket.throttled`)
-cuts it to :data:`DECREASE` of itself, at most once per :data:`REACTION`
-seconds (the answers of one burst are one signal), never below
-:data:`FLOOR` of the ceiling; each quiet second then gives back
-:data:`INCREASE` of the ceiling, up to the ceiling and never past it. So a
+paces itself; botocore's ``adaptive`` retry mode is the same idea with a
+CUBIC curve): it starts at its ceiling (near the documented quota, or the
+operator's ``ROTATOR_RATE_LIMITS``); each throttling answer the provider
+gives (:meth:`TokenBucket.throttled`) cuts it to :data:`DECREASE` of what
+the bucket actually let through lately (or of its rate, if lower), at most
+once per :data:`REACTION` seconds (the answers of one burst are one
+signal), never below :data:`FLOOR` of the ceiling, and drops the tokens
+saved up; each second since the last cut then gives back :data:`INCREASE`
+of the ceiling, up to the ceiling and never past it. So a
 quota shared with another client (a second rotator, a deploy script) is
 found and kept to, and a quiet account is used whole again.
 Adapters keep one bucket per quota (``limits`` names them, such as
@@ -28,6 +30,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 
 from rotator.errors import ConfigError
@@ -65,7 +68,8 @@ class TokenBucket:
         #: The most calls a second ever let through: the quota paced.
         self.ceiling = rate
         self.rate = rate
-        self.burst = burst if burst is not None else max(1.0, rate)
+        #: The burst given, or None: one second's worth at the current rate.
+        self._burst = burst
         self._monotonic = monotonic
         self._sleep = sleep
         self._tokens = self.burst
@@ -73,6 +77,8 @@ class TokenBucket:
         #: When the rate was last cut (``None``: never), and what it was cut to.
         self._cut_at: float | None = None
         self._cut_to = rate
+        #: When the calls of the last REACTION seconds were let through.
+        self._sent: deque[float] = deque()
         self._lock = threading.Lock()
         #: Seconds callers have waited in total (for figures and tests).
         self.waited = 0.0
@@ -80,25 +86,41 @@ class TokenBucket:
         self.throttles = 0
         self.cuts = 0
 
+    @property
+    def burst(self) -> float:
+        """Return the most calls let through at once: as given, or a second's worth now."""
+        return self._burst if self._burst is not None else max(1.0, self.rate)
+
     def throttled(self) -> None:
-        """Take a throttling answer from the provider: cut the rate, unless just cut."""
+        """Take a throttling answer from the provider: cut the rate, unless just cut.
+
+        The cut starts from what this bucket has let through in the last
+        REACTION seconds when that is below its rate (a caller sending 10
+        calls a second is slowed from 10, not from a ceiling of 50), and the
+        tokens saved up are dropped: the next calls wait at the new rate.
+        """
         with self._lock:
             now = self._monotonic()
             self._refill(now)
             self.throttles += 1
             if self._cut_at is not None and now - self._cut_at < REACTION:
                 return
-            self.rate = max(self.ceiling * FLOOR, self.rate * DECREASE)
+            sent = len(self._sent) / REACTION
+            base = min(self.rate, sent) if sent > 0 else self.rate
+            self.rate = max(self.ceiling * FLOOR, base * DECREASE)
             self._cut_at, self._cut_to = now, self.rate
+            self._tokens = min(self._tokens, 1.0)
             self.cuts += 1
 
     def _refill(self, now: float) -> None:
-        """Add the tokens earned since the last call; raise the rate by the quiet time."""
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
+        """Add the tokens earned since the last call; raise the rate by the time since a cut."""
         if self._cut_at is not None and self.rate < self.ceiling:
             grown = self._cut_to + self.ceiling * INCREASE * (now - self._cut_at)
             self.rate = min(self.ceiling, grown)
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        while self._sent and now - self._sent[0] >= REACTION:
+            self._sent.popleft()
 
     def acquire(self) -> float:
         """Take one token, waiting for it if needed; return the seconds waited."""
@@ -108,6 +130,7 @@ class TokenBucket:
             self._tokens -= 1
             wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
             self.waited += wait
+            self._sent.append(now + wait)
         if wait > 0:
             # The token is ours already (the count went negative): later
             # callers queue behind us, so waiting outside the lock is fair.

@@ -417,16 +417,18 @@ class TestSecretsManagerReplicaContract(TargetContract):
         super().test_restore_without_a_previous_value_removes_what_write_added(target)
 
 
-def test_the_quota_scope_is_the_region(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Secrets Manager's write quota is per account and Region: the store's scope is its Region."""
+def test_the_quota_scope_is_the_region_its_client_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's scope is the Region its calls go to: the policy's, else boto3's own chain."""
     from rotator.adapters import Runtime
     from tests.conftest import FakeClock
 
     clock = FakeClock()
-    runtime = Runtime(clock=clock, sleep=clock.sleep)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "us-west-2")  # botocore reads AWS_DEFAULT_REGION only
     named = SecretsManagerConfig(secret_id="x", region="ap-south-1")
+    runtime = Runtime(clock=clock, sleep=clock.sleep)
     assert SecretsManagerStore(named, runtime, "x").quota_scope() == "ap-south-1"
-    default = SecretsManagerConfig(secret_id="x")
-    assert SecretsManagerStore(default, runtime, "x").quota_scope() == "eu-west-1"
+    store = SecretsManagerStore(
+        SecretsManagerConfig(secret_id="x"), Runtime(clock, clock.sleep), "x"
+    )
+    assert store.quota_scope() == "eu-west-1" == store._sm().meta.region_name
