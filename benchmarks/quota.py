@@ -154,6 +154,8 @@ def journal_rotations(url: str) -> list[tuple[str, bool]]:
     engine = journal_engine(url)
     try:
         with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("rotations"):
+                return []  # stopped (--deadline) before the journal was made
             rows = conn.execute(sa.text("SELECT secret, promoted_at IS NOT NULL FROM rotations"))
             return [(str(secret), bool(promoted)) for secret, promoted in rows]
     finally:
@@ -255,6 +257,8 @@ def run_processes(
                 break
             tick.wait(0.2)
         took = time.monotonic() - began
+        if took >= opts.deadline:
+            print(f"deadline of {opts.deadline:g} s reached: processes stopped", flush=True)
     finally:
         for process in (*services, *oneshots):
             if process.poll() is None:
@@ -278,6 +282,8 @@ def main() -> int:
     opts = parser.parse_args()
     if opts.secrets < 1 or opts.replicas < 0 or opts.oneshots < 0:
         parser.error("--secrets must be at least 1, --replicas and --oneshots at least 0")
+    if opts.concurrency is not None and opts.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
     if opts.replicas + opts.oneshots < 1:
         parser.error("nothing would rotate: give --replicas or --oneshots")
     shared = opts.replicas + opts.oneshots > 1
