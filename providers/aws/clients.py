@@ -90,11 +90,16 @@ def quota(service: str, operation: str) -> str:
     return service
 
 
+def _scope(service: str, region: str | None) -> str:
+    """Return where a service's calls are paced: its Region, or the account for IAM and STS."""
+    return "" if service in _GLOBAL else region or ""
+
+
 def _throttle(runtime: Runtime, service: str, region: str | None) -> Callable[..., None]:
     """Return a ``before-call`` hook taking a token from the call's bucket."""
     configured = limits(RATE_LIMITS)
 
-    scope = "" if service in _GLOBAL else region or ""
+    scope = _scope(service, region)
 
     def before_call(model: Any, **_: Any) -> None:
         take(runtime, configured, quota(service, model.name), scope)
@@ -110,7 +115,7 @@ def _observe(runtime: Runtime, service: str, region: str | None) -> Callable[...
     """
     provider = f"aws-{service}"
     configured = limits(RATE_LIMITS)
-    scope = "" if service in _GLOBAL else region or ""
+    scope = _scope(service, region)
 
     def needs_retry(
         response: Any = None,

@@ -158,24 +158,12 @@ def test_the_printed_grants_are_enough_to_rotate(
 
 def test_a_translated_driver_error_keeps_nothing_of_the_statement(roles: Roles) -> None:
     """The psycopg error behind ours is emptied: no text, traceback or context to leak."""
-    from providers.databases.postgresql import PostgreSqlPasswordConfig, PostgreSqlPasswordIssuer
-    from rotator.adapters import Runtime, SecretValue
+    from rotator.adapters import SecretValue
     from rotator.errors import NotFoundError
 
-    fake = FakeClock()
-    config = PostgreSqlPasswordConfig.model_validate(
-        {
-            "host": roles.host,
-            "port": roles.port,
-            "database": roles.database,
-            "username": roles.user,
-            "admin": {"env": "APP_DB_ADMIN"},
-        }
-    )
-    issuer = PostgreSqlPasswordIssuer(config, Runtime(clock=fake, sleep=fake.sleep), "app/db")
     password = SecretValue("canary-" + "9" * 24)
-    with pytest.raises(NotFoundError) as caught:
-        issuer.accounts().set_password(roles.user, password, unlock=False)  # no such role yet
+    with pytest.raises(NotFoundError) as caught:  # the role does not exist yet
+        _issuer(roles).accounts().set_password(roles.user, password, unlock=False)
     inner = caught.value.__context__
     assert inner is not None and inner.__traceback__ is None and inner.__context__ is None
     assert str(inner) == "UndefinedObject during set_password"  # the server's words are gone
