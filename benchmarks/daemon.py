@@ -35,6 +35,16 @@ is spawned:
 - one ``/metrics`` scrape: its time and size;
 - SIGTERM, sent while the daemon is idle: exit code and time to exit.
 
+Beside it, in the same run, the naive daemon rotator must beat: bare
+APScheduler 3 in a fresh interpreter adding as many jobs as there are
+policies to a started ``BackgroundScheduler``'s memory store, with the same
+mix of triggers (``IntervalTrigger`` of 30-89 days with an hour of jitter,
+``CronTrigger`` at 03:MM on Mondays in three time zones), no journal and no
+policies (:data:`BARE_APSCHEDULER`): its time from spawn to the last job
+added and its ``VmRSS`` then. The ratios printed are rotator's first pass
+and memory over those, the scrape over the first pass, and how much the
+scrape raised the peak.
+
 Every wait has a deadline (``--deadline`` seconds per count, all stages
 included); when it runs out the figures measured so far are printed, marked
 partial. The daemon is killed in any case before the script moves on.
@@ -77,6 +87,50 @@ QUIET_TICKS = 2
 INSERT_BATCH = 1000
 
 
+#: The naive daemon: APScheduler 3 adding one job per policy to its memory store.
+#: argv[1] is the job count; prints seconds from interpreter start and VmRSS (MiB).
+BARE_APSCHEDULER = """
+import sys, time
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+def rotate(name):
+    pass
+
+zones = ("UTC", "Europe/Berlin", "America/New_York")
+scheduler = BackgroundScheduler()
+scheduler.start()
+for n in range(int(sys.argv[1])):
+    if n % 2:
+        trigger = IntervalTrigger(days=30 + n % 60, jitter=3600)
+    else:
+        trigger = CronTrigger(minute=n % 60, hour=3, day_of_week="mon", timezone=zones[n % 3])
+    scheduler.add_job(rotate, trigger, args=[f"service-{n}"], id=f"service-{n}")
+rss = next(l for l in open("/proc/self/status") if l.startswith("VmRSS:")).split()[1]
+print(time.perf_counter(), int(rss) / 1024)
+scheduler.shutdown(wait=False)
+"""
+
+
+def bare_apscheduler(count: int, budget: float) -> tuple[float, float] | None:
+    """Run :data:`BARE_APSCHEDULER` for ``count`` jobs; return (seconds from spawn, VmRSS MiB)."""
+    spawned = time.perf_counter()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", BARE_APSCHEDULER, str(count)],
+            capture_output=True,
+            text=True,
+            timeout=budget,
+            check=True,
+        )
+    except (subprocess.TimeoutExpired, subprocess.CalledProcessError):
+        return None
+    finished_at, rss = (float(x) for x in done.stdout.split())
+    # perf_counter is the same clock in both processes (CLOCK_MONOTONIC on Linux).
+    return finished_at - spawned, rss
+
+
 class TimedOut(Exception):
     """The per-count deadline ran out at some stage."""
 
@@ -106,6 +160,9 @@ class Figures:
     exit_s: float | None = None
     warnings: int = 0
     partial: str | None = None
+    #: Bare APScheduler adding ``count`` jobs: seconds from spawn, and VmRSS then.
+    bare_s: float | None = None
+    bare_mb: float | None = None
 
 
 class Deadline:
@@ -380,11 +437,24 @@ def measure(count: int, idle: float, budget: float) -> Figures:
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait(timeout=30)
+    # The daemon is gone: the baseline has the machine to itself, as the daemon had.
+    bare = bare_apscheduler(count, max(deadline.left(), 60.0))
+    if bare is not None:
+        figures.bare_s, figures.bare_mb = bare
     return figures
 
 
 def _fmt(value: float | None, unit: str, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def _ratio(
+    top: float | None, bottom: float | None, *, offset: float = 0.0, percent: bool = False
+) -> str:
+    if top is None or not bottom:
+        return "-"
+    value = top / bottom + offset
+    return f"{100 * value:.0f}%" if percent else f"{value:.2f}x"
 
 
 def print_table(results: list[Figures], idle: float) -> None:
@@ -436,6 +506,15 @@ def print_table(results: list[Figures], idle: float) -> None:
             ],
         ),
         ("warnings/errors logged", [str(r.warnings) for r in results]),
+        ("bare APScheduler: jobs added (from spawn)", [_fmt(r.bare_s, " s") for r in results]),
+        ("bare APScheduler: VmRSS then", [_fmt(r.bare_mb, " MiB", 0) for r in results]),
+        ("first pass / bare APScheduler", [_ratio(r.first_pass, r.bare_s) for r in results]),
+        ("VmRSS / bare APScheduler", [_ratio(r.rss_mb, r.bare_mb) for r in results]),
+        ("scrape / first pass", [_ratio(r.scrape_s, r.first_pass) for r in results]),
+        (
+            "peak raised by the scrape",
+            [_ratio(r.hwm_mb, r.hwm_first_pass_mb, offset=-1.0, percent=True) for r in results],
+        ),
     ]
     width = max(len(label) for label, _ in rows)
     columns = [

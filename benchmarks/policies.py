@@ -2,7 +2,9 @@
 
 Prints figures; asserts nothing about time. Run: ``.venv/bin/python benchmarks/policies.py``.
 Each command runs as a subprocess, as a user would run it (interpreter start
-and imports included), ``--runs`` times; the median and the spread are printed.
+and imports included), ``--runs`` times; the median and the spread are printed,
+and each command's time over the floor: merely importing rotator's dependencies
+(:data:`FLOOR`), run in the same round, so the two are measured side by side.
 """
 
 from __future__ import annotations
@@ -91,18 +93,27 @@ def seed_journal(url: str, names: list[str], now: datetime) -> None:
     journal.close()
 
 
-def timed(args: list[str], env: dict[str, str], runs: int) -> tuple[float, float, float, int]:
-    """Run a command ``runs`` times; return median, min and max seconds and the exit code."""
-    times: list[float] = []
-    code = 0
+#: What merely importing rotator's dependencies costs: the floor a cold start is measured against.
+FLOOR = "import sqlalchemy, pydantic, structlog, yaml, click, rich, prometheus_client, apscheduler"
+
+
+def paired(
+    commands: dict[str, list[str]], env: dict[str, str], runs: int
+) -> dict[str, list[tuple[float, int]]]:
+    """Run every command once per round, ``runs`` rounds; return each one's (seconds, exit code).
+
+    Interleaved, so that a ratio between two commands compares runs made side
+    by side (the machine's load drifts between rounds, not within one).
+    """
+    found: dict[str, list[tuple[float, int]]] = {label: [] for label in commands}
     for _ in range(runs):
-        start = time.perf_counter()
-        proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
-        times.append(time.perf_counter() - start)
-        code = proc.returncode
-        if code not in (0,):
-            sys.stderr.write(proc.stderr[-2000:])
-    return statistics.median(times), min(times), max(times), code
+        for label, args in commands.items():
+            start = time.perf_counter()
+            proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+            found[label].append((time.perf_counter() - start, proc.returncode))
+            if proc.returncode != 0:
+                sys.stderr.write(proc.stderr[-2000:])
+    return found
 
 
 def main() -> None:
@@ -133,17 +144,22 @@ def main() -> None:
         }
         rotator = [sys.executable, "-m", "rotator"]
         print(f"{opts.count} policies in {opts.files} files; journal seeded in {seeded:.1f}s")
-        baseline = timed([sys.executable, "-c", "import rotator.cli.main"], env, opts.runs)
-        print(f"{'import rotator.cli.main':32} median {baseline[0]:.3f}s")
-        for label, args in (
-            ("rotator validate", [*rotator, "validate"]),
-            ("rotator plan --json", [*rotator, "plan", "--json", "--log-format", "json"]),
-            ("rotator run --once (none due)", [*rotator, "run", "--once", "--log-format", "json"]),
-        ):
-            median, low, high, code = timed(args, env, opts.runs)
+        commands = {
+            "dependency imports (floor)": [sys.executable, "-c", FLOOR],
+            "import rotator.cli.main": [sys.executable, "-c", "import rotator.cli.main"],
+            "rotator validate": [*rotator, "validate"],
+            "rotator plan --json": [*rotator, "plan", "--json", "--log-format", "json"],
+            "rotator run --once (none due)": [*rotator, "run", "--once", "--log-format", "json"],
+        }
+        found = paired(commands, env, opts.runs)
+        floors = [seconds for seconds, _ in found["dependency imports (floor)"]]
+        for label, results in found.items():
+            times = [seconds for seconds, _ in results]
+            ratios = [t / f for t, f in zip(times, floors, strict=True)]
             print(
-                f"{label:32} median {median:.3f}s  (min {low:.3f}s, max {high:.3f}s, "
-                f"{opts.runs} runs, exit {code})"
+                f"{label:32} median {statistics.median(times):.3f}s  (min {min(times):.3f}s, "
+                f"max {max(times):.3f}s, {opts.runs} runs, exit {results[-1][1]}); "
+                f"x floor {statistics.median(ratios):.2f} (median of paired ratios)"
             )
 
 

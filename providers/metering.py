@@ -5,8 +5,9 @@ of one quota (``secretsmanager.write``, ``vault``, ``keyvault``...) and one
 scope (a region, a Vault address, a vault host), waiting on
 ``runtime.sleep`` when the bucket is empty; :func:`throttled` tells that
 bucket the provider said "slow down", which cuts its rate (it grows back
-while the provider is quiet). Buckets live in ``runtime.cache``, so every
-client and every thread of an engine share them.
+while the provider is quiet). Buckets live in ``runtime.pacing``, so every
+client and every thread of an engine share them, each at this process's
+share of the quota (the runs on one journal divide it).
 
 Reporting: :func:`report` tells ``runtime.on_request`` how one HTTP request
 (one attempt: a request an SDK retries is reported once per attempt) ended,
@@ -31,34 +32,16 @@ value, so the label set stays bounded and leaks nothing.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 
 from rotator.adapters import Runtime, TokenBucket
 
-_LOCK_KEY = "providers:metering-lock"
-
 log = logging.getLogger(__name__)
-
-
-def _lock(runtime: Runtime) -> threading.Lock:
-    # dict.setdefault is atomic, so two threads racing here still share one lock.
-    lock: threading.Lock = runtime.cache.setdefault(_LOCK_KEY, threading.Lock())
-    return lock
 
 
 def bucket(runtime: Runtime, quota: str, scope: str, rate: float) -> TokenBucket:
     """Return the shared bucket of ``quota`` for ``scope``, created at ``rate`` on first use."""
-    key = f"ratelimit:{quota}:{scope}"
-    found = runtime.cache.get(key)
-    if isinstance(found, TokenBucket):
-        return found
-    with _lock(runtime):
-        found = runtime.cache.get(key)
-        if not isinstance(found, TokenBucket):
-            found = TokenBucket(rate, sleep=runtime.sleep)
-            runtime.cache[key] = found
-    return found
+    return runtime.pacing.bucket(quota, scope, rate, sleep=runtime.sleep)
 
 
 def take(runtime: Runtime, limits: Mapping[str, float], quota: str, scope: str) -> float:
@@ -71,7 +54,7 @@ def take(runtime: Runtime, limits: Mapping[str, float], quota: str, scope: str) 
     rate = limits.get(quota, 0.0)
     if rate <= 0:
         return 0.0
-    return bucket(runtime, quota, scope, rate).acquire()
+    return runtime.pacing.take(quota, scope, rate, sleep=runtime.sleep)
 
 
 def throttled(runtime: Runtime, limits: Mapping[str, float], quota: str, scope: str) -> None:

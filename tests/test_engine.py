@@ -50,8 +50,12 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def real_clock() -> FakeClock:
-    """A fake clock that starts at the real now (moto stamps last use with the real time)."""
-    return FakeClock(datetime.now(UTC).replace(microsecond=0))
+    """A fake clock that starts at the real now (moto stamps last use with the real time).
+
+    A second behind it: pacing waits advance the fake clock, and must not take a
+    promotion past a use moto stamps (to the second) after it.
+    """
+    return FakeClock(datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1))
 
 
 def _policies(tmp_path: Path, body: str) -> Path:
@@ -326,7 +330,9 @@ def test_transient_errors_are_retried_with_backoff(
     engine = _flaky_engine(tmp_path, clock, failures=2, attempts=4)
     report = engine.rotate("app/db")
     assert report.exit_code == 0
-    assert clock.slept == [1.0, 2.0]
+    # The retry waits; shorter ones are Secrets Manager pacing (a bucket starts with one token).
+    assert [s for s in clock.slept if s >= 1] == [1.0, 2.0]
+    assert sum(s for s in clock.slept if s < 1) < 1
     [(_, events)] = engine.journal.history("app/db")
     assert [e.outcome for e in events if e.step == "mint"].count("retry") == 2
 
@@ -709,3 +715,22 @@ defaults: {schedule: {every: 30d}, grace: 1h}
 
     monkeypatch.setattr(SecretsManagerStore, "quota_scope", broken)
     assert engine._concurrency_key("a") == "aws-secretsmanager"
+
+
+def test_runs_on_one_journal_divide_a_quota_and_give_their_shares_back(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Beside a run writing to Secrets Manager, a rotation writes at half the quota; each run
+    gives its share back when it ends."""
+    _sm().create_secret(Name="app/db", SecretString='{"password": "original-value-123"}')
+    other = _engine(tmp_path, RANDOM_POLICY, clock)
+    rotating = _engine(tmp_path, RANDOM_POLICY, clock)
+    key = f"secretsmanager.write@{REGION}"
+    other.journal.migrate()
+    with other.sharing.running():
+        other.runtime.pacing.take("secretsmanager.write", REGION, 50, sleep=clock.sleep)
+        assert rotating.rotate("app/db").exit_code == 0
+        written = rotating.runtime.pacing.bucket("secretsmanager.write", REGION, 50)
+        assert written.ceiling == 25
+        assert rotating.journal.shares.holders() == {key: 1}  # the rotation's given back
+    assert rotating.journal.shares.holders() == {}

@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from rotator.adapters.ratelimit import Pacing
 from rotator.adapters.secret import SecretValue
 from rotator.errors import JournalError, LeaseLost
 from rotator.journal.journal import Journal
 from rotator.journal.records import Rotation
 from rotator.journal.schema import SCHEMA_VERSION, schema_migrations
+from rotator.journal.shares import TTL as SHARE_TTL
 from rotator.lifecycle import State, Step, Transition, TransitionError
 from tests.conftest import FakeClock
 
@@ -304,3 +306,75 @@ def test_failure_streak_counts_rollbacks_since_the_last_success(
     rotation(4, promote=False)
     assert journal.summaries()["db"].failures_in_a_row == 2
     assert journal.summaries("db")["db"].failures_in_a_row == 2
+
+
+def _run_on(journal: Journal, owner: str) -> Pacing:
+    """Return the pacing of a run ``owner`` on ``journal``, calling under one 50/s quota."""
+    pacing = Pacing(lambda quotas: journal.shares.renew(owner, quotas))
+    pacing.take("secretsmanager.write", "eu-west-1", 50, sleep=lambda _: None)
+    return pacing
+
+
+def _ceiling(pacing: Pacing) -> float:
+    return pacing.bucket("secretsmanager.write", "eu-west-1", 50).ceiling
+
+
+def test_the_shares_of_live_runs_add_up_to_the_quota_never_more(journal: Journal) -> None:
+    """Three runs joining one after another: once each renewed, their ceilings sum to 50/s."""
+    runs = [_run_on(journal, f"otherhost:{i}:x") for i in range(3)]
+    assert [_ceiling(run) for run in runs] == pytest.approx([50, 25, 50 / 3])  # as each joined
+    for run in runs:
+        run.renew()
+    assert [_ceiling(run) for run in runs] == pytest.approx([50 / 3] * 3)
+    assert sum(_ceiling(run) for run in runs) <= 50 + 1e-9
+    assert journal.shares.holders() == {"secretsmanager.write@eu-west-1": 3}
+
+
+def test_a_dead_runs_share_returns_within_one_share_lifetime(
+    journal: Journal, clock: FakeClock
+) -> None:
+    """A run that stops renewing (killed, partitioned) is counted until its share expires."""
+    first, second = _run_on(journal, "otherhost:1:a"), _run_on(journal, "otherhost:2:b")
+    _run_on(journal, "otherhost:3:c")  # then dies: never renews again
+    clock.advance(SHARE_TTL - timedelta(seconds=1))
+    first.renew()
+    second.renew()
+    assert (_ceiling(first), _ceiling(second)) == pytest.approx((50 / 3, 50 / 3))
+    clock.advance(timedelta(seconds=1))
+    first.renew()
+    second.renew()
+    assert (_ceiling(first), _ceiling(second)) == (25, 25)
+
+
+def test_a_dead_local_process_holds_no_share(journal: Journal) -> None:
+    """A process of this host that no longer exists is not counted, however fresh its row."""
+    import socket
+
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    _run_on(journal, f"{socket.gethostname()}:{child.stdout.strip()}:x")
+    assert _ceiling(_run_on(journal, f"{socket.gethostname()}:{os.getpid()}:y")) == 50
+
+
+def test_an_ended_run_gives_its_shares_back_at_once(journal: Journal) -> None:
+    """A run that ends releases its shares: the others get them at their next renewal."""
+    staying = _run_on(journal, "otherhost:1:a")
+    _run_on(journal, "otherhost:2:b")
+    staying.renew()
+    assert _ceiling(staying) == 25
+    journal.shares.release("otherhost:2:b")
+    staying.renew()
+    assert _ceiling(staying) == 50
+    assert journal.shares.holders() == {"secretsmanager.write@eu-west-1": 1}
+
+
+def test_shares_are_per_quota_and_scope(journal: Journal) -> None:
+    """Runs in different Regions do not divide each other's quota."""
+    _run_on(journal, "otherhost:1:a")
+    other = Pacing(lambda quotas: journal.shares.renew("otherhost:2:b", quotas))
+    other.take("secretsmanager.write", "us-east-1", 50, sleep=lambda _: None)
+    assert other.bucket("secretsmanager.write", "us-east-1", 50).ceiling == 50

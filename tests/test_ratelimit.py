@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import pytest
 
-from rotator.adapters.ratelimit import TokenBucket, limits, parse
-from rotator.errors import ConfigError
+from rotator.adapters.ratelimit import BEAT, IDLE, Pacing, TokenBucket, limits, parse
+from rotator.errors import ConfigError, JournalError
 
 
 class _Time:
@@ -145,3 +147,113 @@ def test_malformed_limits_are_refused_and_never_fail_a_call(raw: str) -> None:
     with pytest.raises(ConfigError, match="ROTATOR_RATE_LIMITS"):
         parse(raw)
     assert limits({"a": 1.0}, {"ROTATOR_RATE_LIMITS": raw}) == {"a": 1.0}
+
+
+def test_a_share_divides_the_ceiling_and_a_returned_share_restores_it() -> None:
+    """Three holders: a third of the quota, paced at it; alone again: the whole quota."""
+    t = _Time()
+    bucket = TokenBucket(60, monotonic=t.monotonic, sleep=t.sleep)
+    bucket.share(3)
+    assert (bucket.ceiling, bucket.rate, bucket.burst) == (20, 20, 20)
+    for _ in range(41):
+        bucket.acquire()
+    assert t.now == pytest.approx(1.0, abs=0.06)  # a 20-token burst, then 20 a second
+    bucket.share(1)
+    assert (bucket.ceiling, bucket.rate) == (60, 60)
+
+
+def test_a_share_never_lifts_a_rate_still_recovering_from_a_cut() -> None:
+    """After a cut, a larger share raises the ceiling; the rate keeps growing 5% a second to it."""
+    t = _Time()
+    bucket = TokenBucket(60, monotonic=t.monotonic, sleep=t.sleep)
+    bucket.share(2)
+    bucket.throttled()
+    assert bucket.rate == pytest.approx(21)  # 70% of 30
+    bucket.share(1)
+    assert bucket.rate == pytest.approx(21) and bucket.ceiling == 60
+    t.now += 2
+    bucket.acquire()
+    assert bucket.rate == pytest.approx(21 + 2 * 3)  # 5% of the new ceiling a second
+    bucket.share(4)
+    assert bucket.rate == 15  # a smaller share caps the rate at once
+
+
+class _Holders:
+    """What the journal would say: a fixed number of other runs per quota; records each ask."""
+
+    def __init__(self, others: int = 0) -> None:
+        self.others = others
+        self.asked: list[list[str]] = []
+        self.fail = False
+
+    def __call__(self, quotas: Collection[str]) -> dict[str, int]:
+        self.asked.append(list(quotas))
+        if self.fail:
+            raise JournalError("the journal is down")
+        return {q: 1 + self.others for q in quotas}
+
+
+def test_a_quota_is_joined_before_its_first_call_and_shared_from_it() -> None:
+    """Beside three runs the first call already paces at a quarter, starting from one token."""
+    t = _Time()
+    holders = _Holders(others=3)
+    pacing = Pacing(holders, monotonic=t.monotonic)
+    waits = [pacing.take("secretsmanager.write", "eu-west-1", 40, sleep=t.sleep) for _ in range(3)]
+    assert holders.asked == [["secretsmanager.write@eu-west-1"]]
+    assert pacing.bucket("secretsmanager.write", "eu-west-1", 40).ceiling == 10
+    assert waits == pytest.approx([0.0, 0.1, 0.1])  # one token, then 10 a second
+
+
+def test_shares_are_renewed_each_beat_while_used_and_dropped_when_idle() -> None:
+    """Renewed once a second while called; a quota quiet for IDLE seconds is left out."""
+    t = _Time()
+    holders = _Holders()
+    pacing = Pacing(holders, monotonic=t.monotonic)
+    pacing.take("vault", "a", 100, sleep=t.sleep)
+    pacing.take("keyvault", "b", 100, sleep=t.sleep)  # a second quota joins: renewed with both
+    t.now += 0.5
+    pacing.take("vault", "a", 100, sleep=t.sleep)  # within the beat: no renewal
+    assert holders.asked == [["vault@a"], ["keyvault@b", "vault@a"]]
+    t.now += BEAT
+    pacing.take("vault", "a", 100, sleep=t.sleep)
+    assert holders.asked[-1] == ["keyvault@b", "vault@a"]
+    t.now += IDLE + 0.1
+    pacing.take("vault", "a", 100, sleep=t.sleep)  # keyvault unused for longer than IDLE
+    assert holders.asked[-1] == ["vault@a"]
+    pacing.take("keyvault", "b", 100, sleep=t.sleep)  # used again: joins again at once
+    assert holders.asked[-1] == ["keyvault@b", "vault@a"]
+
+
+def test_more_holders_slow_every_bucket_of_the_quota_at_the_next_beat() -> None:
+    """A run joining elsewhere is seen at the next renewal: this run's ceiling halves."""
+    t = _Time()
+    holders = _Holders()
+    pacing = Pacing(holders, monotonic=t.monotonic)
+    pacing.take("vault", "a", 100, sleep=t.sleep)
+    assert pacing.bucket("vault", "a", 100).ceiling == 100
+    holders.others = 1
+    t.now += BEAT
+    pacing.take("vault", "a", 100, sleep=t.sleep)
+    assert pacing.bucket("vault", "a", 100).ceiling == 50
+
+
+def test_a_failed_renewal_keeps_the_last_shares_and_never_fails_a_call() -> None:
+    """The journal down: the call goes on at the share last known, retried a beat later."""
+    t = _Time()
+    holders = _Holders(others=1)
+    pacing = Pacing(holders, monotonic=t.monotonic)
+    pacing.take("vault", "a", 100, sleep=t.sleep)
+    holders.fail = True
+    t.now += BEAT
+    pacing.take("vault", "a", 100, sleep=t.sleep)
+    pacing.take("vault", "a", 100, sleep=t.sleep)  # not asked again within the beat
+    assert len(holders.asked) == 2
+    assert pacing.bucket("vault", "a", 100).ceiling == 50
+
+
+def test_without_holders_a_process_paces_every_quota_alone() -> None:
+    """No journal to share with (an adapter's own runtime): the whole quota, nothing asked."""
+    t = _Time()
+    pacing = Pacing(monotonic=t.monotonic)
+    pacing.take("vault", "a", 100, sleep=t.sleep)
+    assert pacing.bucket("vault", "a", 100).ceiling == 100

@@ -9,8 +9,9 @@ Every client (the cached ones, and the uncached ones signing with a freshly
 minted key) carries two botocore event handlers:
 
 - ``before-call`` takes a token from the call's rate limit
-  (:data:`RATE_LIMITS`, per process and region; see :func:`quota`), so a
-  large run is paced near the published quotas;
+  (:data:`RATE_LIMITS`, per Region or account; see :func:`quota`), so a
+  large run is paced at the published quotas, divided among the runs on
+  the journal;
 - ``needs-retry``, which botocore emits after every HTTP attempt (retries
   included), reports the attempt to ``runtime.on_request`` (see
   :mod:`providers.metering`), and a throttled one to its rate limit, whose
@@ -21,12 +22,13 @@ minted key) carries two botocore event handlers:
   name (``PutSecretValue``). A throttled attempt that botocore then retries
   is counted as ``throttled``, the retry on its own.
 
-Rate limits (calls per second, per process and region), overridden with
-``ROTATOR_RATE_LIMITS`` (e.g. ``secretsmanager.write=20,apigateway=2``;
-``0`` turns one off): ``secretsmanager.write`` (PutSecretValue,
-UpdateSecretVersionStage, UpdateSecret) 45, ``secretsmanager.read`` 1000,
-``apigateway`` 4.5, ``iam`` 10, ``sts`` 50: each a ceiling the pace starts at
-and returns to, cut while AWS throttles. A throttled attempt also takes a
+Rate limits (calls per second, per Region; IAM and STS per account),
+overridden with ``ROTATOR_RATE_LIMITS`` (e.g.
+``secretsmanager.write=20,apigateway=2``; ``0`` turns one off):
+``secretsmanager.write`` (PutSecretValue, UpdateSecretVersionStage,
+UpdateSecret) 50, ``secretsmanager.read`` 1000, ``apigateway`` 5, ``iam`` 10,
+``sts`` 50: each a ceiling, divided by the live runs sharing the journal,
+that the pace starts at and returns to, cut while AWS throttles. A throttled attempt also takes a
 token before botocore retries it, so retries are paced too.
 
 Credentials, region and endpoint come from boto3's own chain, never from a
@@ -65,16 +67,18 @@ _LOCK_KEY = "aws:lock"
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 30
 
-#: Calls per second rotator allows itself at most, per process and region:
-#: near the published quotas (Secrets Manager's writes share 50 TPS per account
-#: and Region; API Gateway's control plane allows 5 rps; IAM publishes none),
-#: with a tenth left for retries, bursts and the account's other writers. The
-#: pace starts there and adapts: a throttling answer cuts it, quiet time gives
-#: it back (rotator.adapters.ratelimit).
+#: Calls per second rotator allows itself at most, per Region (IAM and STS: per
+#: account): the published quotas (Secrets Manager's writes share 50 TPS per
+#: account and Region; API Gateway's control plane allows 5 rps; IAM publishes
+#: none). The runs on one journal divide each (rotator.journal.shares), so
+#: together they stay at it; the pace adapts beneath it: a throttling answer
+#: (the account's other writers, a retry storm) cuts it, quiet time gives it
+#: back (rotator.adapters.ratelimit). Measured in docs/performance.md: a tenth
+#: below the quota left a tenth of it unused and avoided no throttling.
 RATE_LIMITS = {
-    "secretsmanager.write": 45.0,
+    "secretsmanager.write": 50.0,
     "secretsmanager.read": 1000.0,
-    "apigateway": 4.5,
+    "apigateway": 5.0,
     "iam": 10.0,
     "sts": 50.0,
 }

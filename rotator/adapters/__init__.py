@@ -32,7 +32,7 @@ header it built) and scrubs every outside text it keeps.
 
 from rotator.adapters.durations import Duration
 from rotator.adapters.permissions import PermissionRenderer, TokenScopes, notes
-from rotator.adapters.ratelimit import TokenBucket, limits
+from rotator.adapters.ratelimit import Pacing, TokenBucket, limits
 from rotator.adapters.roles import Issuer, Notifier, Store, Target, Verifier
 from rotator.adapters.scanning import CredentialFormat, LeakedPair
 from rotator.adapters.secret import SecretValue
@@ -69,6 +69,7 @@ __all__ = [
     "LeakedPair",
     "NothingToCheck",
     "Notifier",
+    "Pacing",
     "Permission",
     "PermissionRenderer",
     "ProviderConfig",

@@ -16,9 +16,20 @@ saved up; each second since the last cut then gives back :data:`INCREASE`
 of the ceiling, up to the ceiling and never past it. So a
 quota shared with another client (a second rotator, a deploy script) is
 found and kept to, and a quiet account is used whole again.
-Adapters keep one bucket per quota (``limits`` names them, such as
-``secretsmanager.write``) in :attr:`rotator.adapters.roles.Runtime.cache`, so
-every client of a process shares it.
+Adapters keep one bucket per quota and scope (``limits`` names the quotas,
+such as ``secretsmanager.write``; a scope is a Region, a Vault address, a
+vault) in the runtime's :class:`Pacing`, so every client and every thread of
+a process shares it.
+
+A quota is also shared with the other runs on the same journal (replicas of
+the service, one-shot runs beside them): the engine gives :class:`Pacing` a
+``holders`` callable that renews this process's share of each quota it uses
+and says how many live runs hold one (see :mod:`rotator.journal.shares`).
+Each bucket's ceiling is then its quota divided by that count, so the
+ceilings of all live runs add up to the quota, never more; the count is
+renewed each :data:`BEAT` seconds while the process uses the quota, and asked
+before the first call of a quota (a run starting beside three others paces
+at a quarter from its first call, not at the whole quota).
 
 ``ROTATOR_RATE_LIMITS`` overrides the defaults:
 ``secretsmanager.write=25,apigateway=2`` (calls per second; ``0`` turns a
@@ -27,13 +38,14 @@ limit off).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
-from rotator.errors import ConfigError
+from rotator.errors import ConfigError, RotatorError
 
 #: The environment variable that overrides the quotas adapters declare.
 ENV = "ROTATOR_RATE_LIMITS"
@@ -46,13 +58,21 @@ REACTION = 1.0
 INCREASE = 0.05
 #: The lowest the rate goes, as a share of the ceiling.
 FLOOR = 0.05
+#: Seconds between two renewals of this process's shares of the quotas it uses.
+BEAT = 1.0
+#: Seconds without a call after which a quota is no longer in use (its share is given back).
+IDLE = 2.0
+
+log = logging.getLogger(__name__)
 
 
 class TokenBucket:
     """Lets ``rate`` calls a second through, in bursts of at most ``burst``; adapts ``rate``.
 
-    ``rate`` starts at ``ceiling`` (the quota it paces) and moves between
-    ``FLOOR`` of it and it: down at each :meth:`throttled`, back up with time.
+    ``rate`` starts at ``ceiling`` (the quota it paces, or this process's
+    share of it: :meth:`share`) and moves between ``FLOOR`` of it and it:
+    down at each :meth:`throttled`, back up with time. ``tokens`` is what the
+    bucket starts with (default: a full burst).
     """
 
     def __init__(
@@ -60,19 +80,22 @@ class TokenBucket:
         rate: float,
         burst: float | None = None,
         *,
+        tokens: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
-        #: The most calls a second ever let through: the quota paced.
+        #: The calls a second the quota allows this process when it paces it alone.
+        self.quota = rate
+        #: The most calls a second let through now: the quota, or this process's share of it.
         self.ceiling = rate
         self.rate = rate
         #: The burst given, or None: one second's worth at the current rate.
         self._burst = burst
         self._monotonic = monotonic
         self._sleep = sleep
-        self._tokens = self.burst
+        self._tokens = self.burst if tokens is None else min(tokens, self.burst)
         self._stamp = monotonic()
         #: When the rate was last cut (``None``: never), and what it was cut to.
         self._cut_at: float | None = None
@@ -112,6 +135,22 @@ class TokenBucket:
             self._tokens = min(self._tokens, 1.0)
             self.cuts += 1
 
+    def share(self, holders: int) -> None:
+        """Pace at a ``holders``-th of the quota (the live runs that share it, this one included).
+
+        The rate follows the new ceiling at once when it was at the old one;
+        a rate still recovering from a cut keeps growing from where it is,
+        up to the new ceiling.
+        """
+        with self._lock:
+            now = self._monotonic()
+            self._refill(now)
+            ceiling = self.quota / max(1, holders)
+            if self.rate >= self.ceiling or self.rate > ceiling:
+                self.rate = ceiling
+            self.ceiling = ceiling
+            self._tokens = min(self._tokens, self.burst)
+
     def _refill(self, now: float) -> None:
         """Add the tokens earned since the last call; raise the rate by the time since a cut."""
         if self._cut_at is not None and self.rate < self.ceiling:
@@ -136,6 +175,111 @@ class TokenBucket:
             # callers queue behind us, so waiting outside the lock is fair.
             self._sleep(wait)
         return wait
+
+
+#: Renews this process's shares of the quotas given (``QUOTA@SCOPE`` keys), drops its
+#: others, and returns how many live runs hold a share of each (this one included).
+Holders = Callable[[Collection[str]], Mapping[str, int]]
+
+
+class Pacing:
+    """The token buckets of one process, one per quota and scope, each at its share of the quota.
+
+    Without ``holders`` the process paces every quota alone. With it, a
+    bucket's first call first asks ``holders`` (the process joins the
+    quota), and a call made :data:`BEAT` seconds after the last renewal
+    renews on the way (one caller renews, the others go on). A quota not
+    called for :data:`IDLE` seconds is left out of the next renewal, which
+    gives its share back to the other runs. A renewal that fails (the
+    journal is down) is logged and the shares stay as they were.
+    """
+
+    def __init__(
+        self, holders: Holders | None = None, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.holders = holders
+        self._monotonic = monotonic
+        self._buckets: dict[str, TokenBucket] = {}
+        #: When each bucket was last called.
+        self._used: dict[str, float] = {}
+        #: The buckets the last renewal held a share for.
+        self._joined: frozenset[str] = frozenset()
+        self._renewed_at: float | None = None
+        self._lock = threading.Lock()
+        self._renewing = threading.Lock()
+
+    def bucket(
+        self, quota: str, scope: str, rate: float, *, sleep: Callable[[float], None] = time.sleep
+    ) -> TokenBucket:
+        """Return the bucket of ``quota`` for ``scope``, made at ``rate`` (sleeping on ``sleep``).
+
+        A new bucket starts with one token, not a full burst: the other runs
+        under the quota have spent theirs.
+        """
+        key = f"{quota}@{scope}"
+        with self._lock:
+            found = self._buckets.get(key)
+            if found is None:
+                found = TokenBucket(rate, tokens=1, monotonic=self._monotonic, sleep=sleep)
+                self._buckets[key] = found
+        return found
+
+    def buckets(self) -> dict[str, TokenBucket]:
+        """Return the buckets made so far, by ``QUOTA@SCOPE``."""
+        with self._lock:
+            return dict(self._buckets)
+
+    def take(
+        self, quota: str, scope: str, rate: float, *, sleep: Callable[[float], None] = time.sleep
+    ) -> float:
+        """Take one token of ``quota`` for ``scope``, waiting if needed; return seconds waited."""
+        bucket = self.bucket(quota, scope, rate, sleep=sleep)
+        key = f"{quota}@{scope}"
+        now = self._monotonic()
+        with self._lock:
+            self._used[key] = now
+        if self.holders is not None:
+            if key not in self._joined:
+                self.renew(wait=True, joining=key)
+            elif self._renewed_at is None or now - self._renewed_at >= BEAT:
+                self.renew(wait=False)
+        return bucket.acquire()
+
+    def renew(self, *, wait: bool = True, joining: str | None = None) -> None:
+        """Renew this process's shares of the quotas it uses, and re-divide their buckets.
+
+        ``wait``: wait for a renewal under way (else leave it to it). A
+        ``joining`` bucket that the renewal waited for already holds a share
+        is not renewed again.
+        """
+        if self.holders is None or not self._renewing.acquire(blocking=wait):
+            return
+        try:
+            if joining is not None and joining in self._joined:
+                return
+            now = self._monotonic()
+            with self._lock:
+                using = {k for k, at in self._used.items() if now - at <= IDLE}
+            try:
+                holders = self.holders(sorted(using))
+            except RotatorError as exc:
+                log.warning("quota shares not renewed (%s): pacing by the last", type(exc).__name__)
+                self._renewed_at = now
+                self._joined = self._joined | using
+                return
+            for key, count in holders.items():
+                found = self._buckets.get(key)
+                if found is not None:
+                    found.share(count)
+            self._joined, self._renewed_at = frozenset(using), now
+        finally:
+            self._renewing.release()
+
+    def forget(self) -> None:
+        """Count every quota as unused: its next call joins it again (its share was given back)."""
+        with self._lock:
+            self._used.clear()
+        self._joined, self._renewed_at = frozenset(), None
 
 
 def limits(defaults: Mapping[str, float], env: Mapping[str, str] | None = None) -> dict[str, float]:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
 from rotator import __version__
+from rotator.adapters.ratelimit import Pacing
 from rotator.adapters.secret import SecretValue
 from rotator.clock import Clock, Sleep
 from rotator.errors import ConfigError
@@ -139,6 +140,9 @@ class Runtime:
     read_current: SecretReader = _no_secrets
     #: The current value a store block in the adapter's fields names (:class:`StoreRef`).
     read_store: StoreReader = _no_stores
+    #: The rate limits of the provider quotas adapters call under, shared with the
+    #: other runs on the journal (see :mod:`rotator.adapters.ratelimit`).
+    pacing: Pacing = field(default_factory=Pacing)
 
 
 class Unchecked(str):

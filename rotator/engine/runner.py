@@ -46,6 +46,7 @@ from rotator.engine.plan import (
 from rotator.engine.preflight import Finding, check_policy
 from rotator.engine.report import Action, Outcome, PlanItem, Result, RunReport
 from rotator.engine.retry import Retrier, RetryPolicy
+from rotator.engine.shares import QuotaSharing
 from rotator.engine.steps import Steps
 from rotator.engine.trust import JournalTrust
 from rotator.engine.waits import format_time
@@ -92,7 +93,9 @@ class Engine:
         self._interrupt = threading.Event()
         # A real sleep becomes a wait on that event; an injected one is kept.
         self.sleep: Sleep = self._interruptible_sleep if sleep is system_sleep else sleep
-        self.runtime = Runtime(clock=clock, sleep=sleep)
+        #: This run's share of each provider quota, beside the other runs on the journal.
+        self.sharing = QuotaSharing(journal, self.owner)
+        self.runtime = Runtime(clock=clock, sleep=sleep, pacing=self.sharing.pacing)
         if on_request is not None:
             self.runtime.on_request = on_request
         self.runtime.read_current = self._read_current
@@ -103,7 +106,12 @@ class Engine:
             notifiers or {},
             journal,
             adapters=self.adapters,
-            runtime=Runtime(clock=clock, sleep=self.sleep, on_request=self.runtime.on_request),
+            runtime=Runtime(
+                clock=clock,
+                sleep=self.sleep,
+                on_request=self.runtime.on_request,
+                pacing=self.runtime.pacing,
+            ),
         )
         self.alerts = SecretAlerts(self.alerting, lambda: self.policies)
         self.trust = JournalTrust(journal, self.alerting, self.alerts, anchor)
@@ -304,6 +312,17 @@ class Engine:
         as long as they need) to reach their next recorded step; any still
         running then is reported as interrupted and resumed by the next run.
         """
+        with self.sharing.running():
+            return self._execute(items, stop=stop, deadline=deadline)
+
+    def _execute(
+        self,
+        items: Iterable[PlanItem],
+        *,
+        stop: Callable[[], bool] | None,
+        deadline: float | None,
+    ) -> RunReport:
+        """Do what :meth:`execute` says."""
         report = RunReport()
         by_secret: dict[str, list[PlanItem]] = {}
         for item in items:
@@ -438,9 +457,10 @@ class Engine:
                 condition=uuid.uuid4().hex,
                 details={"reason": reason or "", "actor": self.journal.actor},
             )
-        outcomes = self.driver.process(
-            name, start=True, trigger=trigger, emergency=emergency, reason=reason, value=value
-        )
+        with self.sharing.running():
+            outcomes = self.driver.process(
+                name, start=True, trigger=trigger, emergency=emergency, reason=reason, value=value
+            )
         for outcome in outcomes:
             # Asked for by name, a rotation that could not start has failed.
             if outcome.result is Result.SKIPPED:

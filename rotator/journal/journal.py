@@ -8,7 +8,8 @@ and reads it all back. Each of those writes is fenced by the secret's lease
 (:mod:`.leases`) and appends its record to the audit trail (:mod:`.trail`)
 in the same transaction. The other parts are attributes with their own
 names: ``journal.leases``, ``journal.trail``, ``journal.tampering``,
-``journal.alerts`` (the outbox) and ``journal.usage``.
+``journal.alerts`` (the outbox), ``journal.usage`` and ``journal.shares``
+(the runs' shares of provider quotas).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from rotator.journal.leases import Leases
 from rotator.journal.outbox import AlertOutbox
 from rotator.journal.records import Event, Rotation, SecretSummary, rotation_values, row_to_rotation
 from rotator.journal.schema import UTCDateTime, events, rotations
+from rotator.journal.shares import QuotaShares
 from rotator.journal.tampering import TamperChecks
 from rotator.journal.trail import Trail
 from rotator.journal.usage import CredentialUsage
@@ -75,6 +77,8 @@ class Journal:
         self.alerts = AlertOutbox(self.database, clock)
         #: When each credential was last seen used.
         self.usage = CredentialUsage(self.database, clock)
+        #: Each live run's share of the provider quotas it calls under.
+        self.shares = QuotaShares(self.database, clock)
 
     @property
     def actor(self) -> str:

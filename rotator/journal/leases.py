@@ -70,7 +70,7 @@ class Leases:
                 if row is None:
                     return self._take(conn, secret, owner, ttl, now)
                 self._refuse_forged(secret, row)
-                if row.owner != owner and not _lease_dead(row.owner, row.expires_at, now):
+                if row.owner != owner and not holder_gone(row.owner, row.expires_at, now):
                     return None
                 return self._take_over(conn, secret, row, owner, ttl, now)
         except JournalTampered:
@@ -179,8 +179,8 @@ class Leases:
             )
 
 
-def _lease_dead(owner: str, expires_at: datetime, now: datetime) -> bool:
-    """Tell whether a lease is free to take: expired, or held by a dead process of this host."""
+def holder_gone(owner: str, expires_at: datetime, now: datetime) -> bool:
+    """Tell whether a lease or quota share holder is gone: expired, or a dead local process."""
     if expires_at <= now:
         return True
     host, _, rest = owner.partition(":")

@@ -196,6 +196,19 @@ usage = sa.Table(
     sa.Column("checked_at", UTCDateTime, nullable=False),
 )
 
+quota_shares = sa.Table(
+    "quota_shares",
+    metadata,
+    # Added by migration 6: one row per run (a lease owner) and provider
+    # quota (QUOTA@SCOPE) it paces itself under, renewed each second while
+    # it calls (see rotator/journal/shares.py). Not sealed: a forged or
+    # deleted row changes only how fast runs call, and the provider's own
+    # throttling (which cuts the pace) still bounds that.
+    sa.Column("quota", sa.String(200), primary_key=True),
+    sa.Column("owner", sa.String(256), primary_key=True),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
 
 def _create(*tables: sa.Table) -> Callable[[Connection], None]:
     def run(conn: Connection) -> None:
@@ -271,6 +284,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (3, "leases.token (fencing)", _fencing_token),
     (4, "audit chain, alerts, credential usage, rotations.revoked_at", _watching),
     (5, "row seals, audit bindings and the chain's head", _row_seals),
+    (6, "quota shares", _create(quota_shares)),
 )
 #: The migration after which every row is sealed (its rows are sealed as found).
 SCHEMA_VERSION = MIGRATIONS[-1][0]

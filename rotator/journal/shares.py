@@ -1,0 +1,93 @@
+"""Quota shares: how many live runs on one journal pace themselves under each provider quota.
+
+A provider's quota is per account and Region, per vault, per Vault server:
+every replica of the service and every one-shot run beside them spends the
+same one. Each run therefore holds a row of ``quota_shares`` per quota it is
+calling under (``QUOTA@SCOPE``, such as ``secretsmanager.write@eu-west-1``),
+renews it while it calls (each second, :data:`rotator.adapters.ratelimit.BEAT`),
+and paces itself at the quota divided by the live rows: the ceilings of all
+live runs add up to the quota. A row lives :data:`TTL` past its last renewal,
+so the share of a run that died returns to the others within that; a dead
+process of this host is not counted at all, and a run that ends or stops
+calling drops its rows at once.
+
+Rows rather than one shared token bucket row: a bucket in the database
+would cost a write per provider call (50 a second per Region for Secrets
+Manager, from every run), where a share costs one write a second per run
+whatever the call rate. The price is that an idle holder keeps its share
+until it has been quiet for :data:`rotator.adapters.ratelimit.IDLE`, and that
+a run joining is seen by the others only at their next renewal (a second
+at most, during which the runs together may exceed the quota by the
+newcomer's share; the provider's throttling answers, which cut the pace,
+cover it). Expiry times are written by each host's clock, as leases are:
+hosts sharing a journal must agree on the time to within a few seconds.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from rotator.clock import Clock
+from rotator.journal.database import Database
+from rotator.journal.leases import holder_gone
+from rotator.journal.schema import quota_shares
+
+#: How long a share lives past its last renewal: a dead run's share returns within it.
+TTL = timedelta(seconds=5)
+
+
+class QuotaShares:
+    """The shares of the provider quotas held by the live runs on one journal."""
+
+    def __init__(self, database: Database, clock: Clock) -> None:
+        """Keep shares in ``database``, timing them by ``clock``."""
+        self.database = database
+        self.clock = clock
+
+    def renew(self, owner: str, quotas: Collection[str], ttl: timedelta = TTL) -> dict[str, int]:
+        """Hold a share of each of ``quotas`` for ``owner`` (dropping its others); count holders.
+
+        Returns, for each quota given, how many live runs hold a share of it,
+        ``owner`` included (so at least 1). Rows expired for longer than
+        ``ttl`` are deleted on the way, so the table holds only live runs.
+        """
+        now = self.clock()
+        wanted = sorted(set(quotas))
+        with self.database.write() as conn:
+            conn.execute(quota_shares.delete().where(quota_shares.c.owner == owner))
+            conn.execute(quota_shares.delete().where(quota_shares.c.expires_at < now - ttl))
+            if not wanted:
+                return {}
+            conn.execute(
+                quota_shares.insert(),
+                [{"quota": q, "owner": owner, "expires_at": now + ttl} for q in wanted],
+            )
+            rows = conn.execute(
+                sa.select(
+                    quota_shares.c.quota, quota_shares.c.owner, quota_shares.c.expires_at
+                ).where(quota_shares.c.quota.in_(wanted))
+            ).all()
+        live = Counter(
+            row.quota
+            for row in rows
+            if row.owner == owner or not holder_gone(row.owner, row.expires_at, now)
+        )
+        return {q: max(1, live[q]) for q in wanted}
+
+    def release(self, owner: str) -> None:
+        """Give back every share ``owner`` holds (its run ended)."""
+        with self.database.write() as conn:
+            conn.execute(quota_shares.delete().where(quota_shares.c.owner == owner))
+
+    def holders(self) -> dict[str, int]:
+        """Return how many live runs hold a share of each quota (for ``rotator status``, tests)."""
+        now = self.clock()
+        with self.database.read() as conn:
+            rows = conn.execute(sa.select(quota_shares)).all()
+        return dict(
+            Counter(row.quota for row in rows if not holder_gone(row.owner, row.expires_at, now))
+        )
