@@ -378,3 +378,16 @@ def test_shares_are_per_quota_and_scope(journal: Journal) -> None:
     other = Pacing(lambda quotas: journal.shares.renew("otherhost:2:b", quotas))
     other.take("secretsmanager.write", "us-east-1", 50, sleep=lambda _: None)
     assert other.bucket("secretsmanager.write", "us-east-1", 50).ceiling == 50
+
+
+def test_a_scope_with_userinfo_is_stored_as_a_digest(journal: Journal) -> None:
+    """A Vault address carrying a password never reaches the journal; it still divides."""
+    scope = "https://ops:hunter2-canary@vault.example:8200"
+    for owner in ("otherhost:1:a", "otherhost:2:b"):
+        assert journal.shares.renew(owner, [f"vault@{scope}"]) == {f"vault@{scope}": int(owner[10])}
+    [stored] = journal.shares.holders()
+    assert "hunter2" not in stored and "ops" not in stored and stored.startswith("vault@#")
+    long_scope = "https://" + "v" * 300
+    assert journal.shares.renew("otherhost:3:c", [f"vault@{long_scope}"]) == {
+        f"vault@{long_scope}": 1
+    }

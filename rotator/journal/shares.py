@@ -1,5 +1,7 @@
 """Quota shares: how many live runs on one journal pace themselves under each provider quota.
 
+This is invariant 8 of docs/design.md.
+
 A provider's quota is per account and Region, per vault, per Vault server:
 every replica of the service and every one-shot run beside them spends the
 same one. Each run therefore holds a row of ``quota_shares`` per quota it is
@@ -21,10 +23,17 @@ at most, during which the runs together may exceed the quota by the
 newcomer's share; the provider's throttling answers, which cut the pace,
 cover it). Expiry times are written by each host's clock, as leases are:
 hosts sharing a journal must agree on the time to within a few seconds.
+
+A scope is an adapter's (a Region, a server's address): one that could carry
+credentials (``https://user:password@vault``) or is too long for the column
+is stored as a digest under the journal's row key, never as written.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 from collections import Counter
 from collections.abc import Collection
 from datetime import timedelta
@@ -38,6 +47,8 @@ from rotator.journal.schema import quota_shares
 
 #: How long a share lives past its last renewal: a dead run's share returns within it.
 TTL = timedelta(seconds=5)
+#: A ``QUOTA@SCOPE`` stored as written: a name, ``@``, a host, Region or URL without userinfo.
+_READABLE = re.compile(r"[a-z0-9._-]{1,64}@[A-Za-z0-9._:/\[\]-]{0,120}")
 
 
 class QuotaShares:
@@ -56,7 +67,8 @@ class QuotaShares:
         ``ttl`` are deleted on the way, so the table holds only live runs.
         """
         now = self.clock()
-        wanted = sorted(set(quotas))
+        stored = {self._stored(q): q for q in quotas}
+        wanted = sorted(stored)
         with self.database.write() as conn:
             conn.execute(quota_shares.delete().where(quota_shares.c.owner == owner))
             conn.execute(quota_shares.delete().where(quota_shares.c.expires_at < now - ttl))
@@ -76,7 +88,15 @@ class QuotaShares:
             for row in rows
             if row.owner == owner or not holder_gone(row.owner, row.expires_at, now)
         )
-        return {q: max(1, live[q]) for q in wanted}
+        return {stored[q]: max(1, live[q]) for q in wanted}
+
+    def _stored(self, quota: str) -> str:
+        """Return how ``quota`` is stored: as written, or its scope as a keyed digest."""
+        if _READABLE.fullmatch(quota):
+            return quota
+        name, _, scope = quota.partition("@")
+        digest = hmac.new(self.database.keys.row(), scope.encode(), hashlib.sha256).hexdigest()
+        return f"{name[:64]}@#{digest[:32]}"
 
     def release(self, owner: str) -> None:
         """Give back every share ``owner`` holds (its run ended)."""
