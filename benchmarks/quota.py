@@ -17,6 +17,13 @@ one second's worth; a write beyond it is answered HTTP 400
 secrets are created straight in moto, spread in turn over ``--regions``
 Regions, with one policy each (``every: 1d``, ``grace: 1h``, random issuer).
 
+``--quota N`` lowers the proxy's quota to N writes a second per account
+and Region, and sets ``ROTATOR_RATE_LIMITS=secretsmanager.write=N``, as an
+operator whose account allows less would: at 50 a second this machine's
+CPUs (``moto_server`` answers about 90 writes a second on 2 vCPUs), not the
+quota, bound a run over four Regions, and a lower quota shows whether the
+Regions proceed side by side.
+
 Then ``--replicas`` services (``rotator run --reconcile 1``) and
 ``--oneshots`` one-shot runs (``rotator run --once --json``) start at once,
 with rotator's own defaults: its built-in ``ROTATOR_RATE_LIMITS`` and
@@ -67,7 +74,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -84,7 +91,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests import harness  # noqa: E402
-from tests.throttle import SECRETS_MANAGER_WRITES, ThrottlingProxy  # noqa: E402
+from tests.throttle import SECRETS_MANAGER_WRITES, Quota, ThrottlingProxy  # noqa: E402
 
 #: The Regions secrets are spread over, in this order.
 REGIONS = (
@@ -278,6 +285,9 @@ def main() -> int:
     parser.add_argument("--replicas", type=int, default=0, help="rotator run services")
     parser.add_argument("--oneshots", type=int, default=1, help="rotator run --once runs")
     parser.add_argument("--concurrency", type=int, default=None)
+    parser.add_argument(
+        "--quota", type=float, default=SECRETS_MANAGER_WRITES.rate, help="writes/s per Region"
+    )
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds")
     opts = parser.parse_args()
     if opts.secrets < 1 or opts.replicas < 0 or opts.oneshots < 0:
@@ -291,14 +301,16 @@ def main() -> int:
     if shared and not url:
         parser.error("several processes share a PostgreSQL journal: set ROTATOR_TEST_POSTGRES_URL")
 
-    quota = SECRETS_MANAGER_WRITES
+    if not opts.quota > 0:
+        parser.error("--quota must be positive")
+    quota = replace(SECRETS_MANAGER_WRITES, rate=opts.quota)
     sandbox = AwsSandbox()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         aws = sandbox.start(workdir)
         try:
             with ThrottlingProxy(aws["AWS_ENDPOINT_URL"], quotas=[quota]) as proxy:
-                return measure(opts, aws, proxy, workdir, url if shared else "")
+                return measure(opts, aws, proxy, quota, workdir, url if shared else "")
         finally:
             sandbox.stop()
 
@@ -307,17 +319,18 @@ def measure(
     opts: argparse.Namespace,
     aws: dict[str, str],
     proxy: ThrottlingProxy,
+    quota: Quota,
     workdir: Path,
     postgres: str,
 ) -> int:
-    """Run rotator through ``proxy`` and print the figures; return the exit code."""
-    quota = SECRETS_MANAGER_WRITES
+    """Run rotator through ``proxy`` enforcing ``quota``; print figures, return the exit code."""
     moto = aws["AWS_ENDPOINT_URL"]
     journal = "PostgreSQL" if postgres else "SQLite"
+    limits = "default" if quota.rate == SECRETS_MANAGER_WRITES.rate else "quota's"
     print(
         f"{os.cpu_count()} CPUs; {opts.secrets} secrets in {opts.regions} Region(s); "
         f"{opts.replicas} service(s) and {opts.oneshots} one-shot run(s) on one {journal} "
-        f"journal; rotator's default rate limits, concurrency "
+        f"journal; rotator's {limits} rate limits, concurrency "
         f"{'default' if opts.concurrency is None else opts.concurrency}; quota "
         f"{quota.rate:g} writes/s per account and Region",
         flush=True,
@@ -330,6 +343,8 @@ def measure(
     env = {k: v for k, v in os.environ.items() if k not in IGNORED}
     env.update(aws)
     env.update({"AWS_ENDPOINT_URL": proxy.url, "ROTATOR_CONFIG": str(config)})
+    if quota.rate != SECRETS_MANAGER_WRITES.rate:
+        env["ROTATOR_RATE_LIMITS"] = f"secretsmanager.write={quota.rate:g}"
     if opts.concurrency is not None:
         env["ROTATOR_CONCURRENCY"] = f"per-provider={opts.concurrency}"
     if postgres:

@@ -317,3 +317,31 @@ def test_no_created_series_are_exported(clock: FakeClock) -> None:
     other = CollectorRegistry()
     Counter("embedder_events", "An embedder's own counter.", registry=other).inc()
     assert b"embedder_events_created" in generate_latest(other)
+
+
+def test_per_secret_gauges_written_directly_parse_back_exactly() -> None:
+    """The per-secret families, written as text without the client library, read back through
+    its parser: every value, and names with a quote, a backslash and a newline escaped."""
+    from rotator.service.metrics import SecretGauges
+
+    clock = FakeClock()
+    metrics = Metrics(clock)
+    now = clock().timestamp()
+    odd = 'team "a"\\b\nc'
+    metrics.observe_secrets(
+        {
+            "db-password": SecretGauges(now - 90.5, now + 3600.25, None),
+            odd: SecretGauges(None, now + 7, now + 1e-3),
+        },
+        policies=2,
+        needs_attention=1,
+    )
+    assert _by_secret(metrics, "rotator_secret_age_seconds") == {"db-password": 90.5}
+    assert _by_secret(metrics, "rotator_secret_next_rotation_timestamp_seconds") == {
+        "db-password": now + 3600.25,
+        odd: now + 7,
+    }
+    assert _by_secret(metrics, "rotator_grace_deadline_timestamp_seconds") == {odd: now + 1e-3}
+    assert _values(metrics, "rotator_policies") == {(): 2}
+    chunks, content_type = metrics.render_chunks()
+    assert b"".join(chunks) == metrics.render()[0] and content_type == CONTENT_TYPE_LATEST

@@ -96,7 +96,33 @@ class SecretGauges:
 
 
 class _JournalCollector:
-    """Exports the per-secret gauges; ages are computed at scrape time."""
+    """Exports the per-secret gauges; ages are computed at scrape time.
+
+    The per-secret families are written as exposition text straight from the
+    gauges (:meth:`render`), a chunk of :data:`CHUNK` secrets at a time: at
+    100,000 secrets prometheus_client's own path builds 300,000 sample
+    objects per scrape, and the scrape then costs seconds and a third more
+    memory. The aggregate gauges go through the registry like every other
+    metric (:meth:`collect`).
+    """
+
+    #: The per-secret families: name, help text, and which gauge each reads.
+    FAMILIES = (
+        (
+            "rotator_secret_age_seconds",
+            "Seconds since the secret's current credential was promoted.",
+        ),
+        (
+            "rotator_secret_next_rotation_timestamp_seconds",
+            "Unix time at which the secret is next due for rotation.",
+        ),
+        (
+            "rotator_grace_deadline_timestamp_seconds",
+            "Unix time at which the old credential, still in its grace window, is revoked.",
+        ),
+    )
+    #: Secrets written per chunk of the exposition.
+    CHUNK = 2000
 
     def __init__(self, clock: Callable[[], datetime]) -> None:
         self.clock = clock
@@ -107,53 +133,52 @@ class _JournalCollector:
 
     def describe(self) -> Iterable[Metric]:
         """Return the families this collector exports (so the registry rejects clashes)."""
-        return list(self._families({}, 0, 0))
+        return [
+            *(GaugeMetricFamily(name, text, labels=["secret"]) for name, text in self.FAMILIES),
+            *self.collect(),
+        ]
 
     def collect(self) -> Iterable[Metric]:
-        """Return the families built from the gauges as they are now."""
+        """Return the aggregate gauges, as they are now."""
         with self.lock:
-            secrets = dict(self.secrets)
             policies, attention = self.policies, self.needing_attention
-        return list(self._families(secrets, policies, attention))
+        return [
+            GaugeMetricFamily(
+                "rotator_secrets_needing_attention",
+                "Secrets whose retries are exhausted; they wait for an operator.",
+                value=attention,
+            ),
+            GaugeMetricFamily(
+                "rotator_policies", "Rotation policies currently loaded.", value=policies
+            ),
+        ]
 
-    def _families(
-        self, secrets: Mapping[str, SecretGauges], policies: int, attention: int
-    ) -> Iterator[Metric]:
+    def render(self) -> Iterator[bytes]:
+        """Yield the per-secret families as text exposition (format 0.0.4), in chunks."""
+        with self.lock:
+            # In the order the secrets were observed (sorting 100,000 names
+            # each scrape costs a tenth of it; Prometheus needs no order).
+            secrets = list(self.secrets.items())
         now = self.clock().timestamp()
-        ordered = sorted(secrets.items())
-        age = GaugeMetricFamily(
-            "rotator_secret_age_seconds",
-            "Seconds since the secret's current credential was promoted.",
-            labels=["secret"],
-        )
-        due = GaugeMetricFamily(
-            "rotator_secret_next_rotation_timestamp_seconds",
-            "Unix time at which the secret is next due for rotation.",
-            labels=["secret"],
-        )
-        grace = GaugeMetricFamily(
-            "rotator_grace_deadline_timestamp_seconds",
-            "Unix time at which the old credential, still in its grace window, is revoked.",
-            labels=["secret"],
-        )
-        for name, g in ordered:
-            if g.last_success is not None:
-                age.add_metric([name], now - g.last_success)
-            if g.next_due is not None:
-                due.add_metric([name], g.next_due)
-            if g.grace_deadline is not None:
-                grace.add_metric([name], g.grace_deadline)
-        yield age
-        yield due
-        yield grace
-        yield GaugeMetricFamily(
-            "rotator_secrets_needing_attention",
-            "Secrets whose retries are exhausted; they wait for an operator.",
-            value=attention,
-        )
-        yield GaugeMetricFamily(
-            "rotator_policies", "Rotation policies currently loaded.", value=policies
-        )
+        for index, (name, text) in enumerate(self.FAMILIES):
+            yield f"# HELP {name} {text}\n# TYPE {name} gauge\n".encode()
+            for start in range(0, len(secrets), self.CHUNK):
+                lines = []
+                for secret, gauges in secrets[start : start + self.CHUNK]:
+                    if index == 0:
+                        value = None if gauges.last_success is None else now - gauges.last_success
+                    else:
+                        value = gauges.next_due if index == 1 else gauges.grace_deadline
+                    if value is not None:
+                        lines.append(f'{name}{{secret="{_label(secret)}"}} {value!r}\n')
+                yield "".join(lines).encode()
+
+
+def _label(value: str) -> str:
+    """Escape a label value for the text exposition: backslash, double quote, newline."""
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
 
 
 class _WithoutCreated:
@@ -347,7 +372,13 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         """Return the Prometheus text exposition and its content type."""
-        return generate_latest(_WithoutCreated(self.registry)), CONTENT_TYPE_LATEST
+        chunks, content_type = self.render_chunks()
+        return b"".join(chunks), content_type
+
+    def render_chunks(self) -> tuple[list[bytes], str]:
+        """Return the Prometheus text exposition in chunks (to write one after the other)."""
+        chunks = [generate_latest(_WithoutCreated(self.registry)), *self._journal.render()]
+        return chunks, CONTENT_TYPE_LATEST
 
 
 def _check(value: str, allowed: frozenset[str], what: str) -> None:
