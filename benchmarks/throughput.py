@@ -42,8 +42,8 @@ default pool of 10 connections, so above N = 10 both sides queue for a
 connection).
 
 Rate limits: rotator paces its own calls (``providers/aws/clients.py``;
-Secrets Manager writes, 3 per rotation here, at 50/s per region (a bucket
-starts with one token), adapting when throttled; reads at 1000/s); the
+Secrets Manager writes, 3 per rotation here, at 50/s per region in bursts of
+50, adapting when throttled; reads at 1000/s); the
 hand-written script has **no** rate limiter. The
 least time those limits alone impose on rotator's calls is printed as the
 "rate-limit floor"; ``--no-rate-limits`` runs rotator with
@@ -78,7 +78,7 @@ from typing import Any
 import boto3
 
 from providers.aws.clients import RATE_LIMITS, quota
-from rotator.adapters.ratelimit import limits
+from rotator.adapters.ratelimit import TokenBucket, limits
 from rotator.sandbox.aws.sandbox import AwsSandbox
 
 PREFIX = "bench/throughput-"
@@ -167,9 +167,9 @@ def names_of(count: int) -> list[str]:
 def rate_floor(count: int, rates: Mapping[str, float]) -> tuple[float, str]:
     """Return the least seconds rotator's rate limits impose on ``count`` rotations, and why.
 
-    Each quota's bucket starts with one token and refills at its rate (the
+    Each quota's bucket starts full (its burst) and refills at its rate (the
     whole quota: one run on the journal), so ``calls`` calls need at least
-    ``(calls - 1) / rate`` seconds.
+    ``(calls - burst) / rate`` seconds.
     """
     per_quota = Counter(quota("secretsmanager", call.split()[0]) for call, _ in CALLS)
     floor, parts = 0.0, []
@@ -178,7 +178,7 @@ def rate_floor(count: int, rates: Mapping[str, float]) -> tuple[float, str]:
         if rate <= 0:
             parts.append(f"{name} off")
             continue
-        seconds = max(0.0, per_secret * count - 1) / rate
+        seconds = max(0.0, per_secret * count - TokenBucket(rate).burst) / rate
         floor = max(floor, seconds)
         parts.append(f"{name} {rate:g}/s x {per_secret * count} calls: {seconds:.2f} s")
     return floor, "; ".join(parts)

@@ -194,14 +194,14 @@ class _Holders:
 
 
 def test_a_quota_is_joined_before_its_first_call_and_shared_from_it() -> None:
-    """Beside three runs the first call already paces at a quarter, starting from one token."""
+    """Beside three runs the first call already paces at a quarter, its burst a quarter too."""
     t = _Time()
     holders = _Holders(others=3)
     pacing = Pacing(holders, monotonic=t.monotonic)
-    waits = [pacing.take("secretsmanager.write", "eu-west-1", 40, sleep=t.sleep) for _ in range(3)]
+    waits = [pacing.take("secretsmanager.write", "eu-west-1", 40, sleep=t.sleep) for _ in range(12)]
     assert holders.asked == [["secretsmanager.write@eu-west-1"]]
     assert pacing.bucket("secretsmanager.write", "eu-west-1", 40).ceiling == 10
-    assert waits == pytest.approx([0.0, 0.1, 0.1])  # one token, then 10 a second
+    assert waits == pytest.approx([0.0] * 10 + [0.1, 0.1])  # a burst of 10, then 10 a second
 
 
 def test_shares_are_renewed_each_beat_while_used_and_dropped_when_idle() -> None:

@@ -71,8 +71,7 @@ class TokenBucket:
 
     ``rate`` starts at ``ceiling`` (the quota it paces, or this process's
     share of it: :meth:`share`) and moves between ``FLOOR`` of it and it:
-    down at each :meth:`throttled`, back up with time. ``tokens`` is what the
-    bucket starts with (default: a full burst).
+    down at each :meth:`throttled`, back up with time.
     """
 
     def __init__(
@@ -80,7 +79,6 @@ class TokenBucket:
         rate: float,
         burst: float | None = None,
         *,
-        tokens: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -95,7 +93,7 @@ class TokenBucket:
         self._burst = burst
         self._monotonic = monotonic
         self._sleep = sleep
-        self._tokens = self.burst if tokens is None else min(tokens, self.burst)
+        self._tokens = self.burst
         self._stamp = monotonic()
         #: When the rate was last cut (``None``: never), and what it was cut to.
         self._cut_at: float | None = None
@@ -211,16 +209,12 @@ class Pacing:
     def bucket(
         self, quota: str, scope: str, rate: float, *, sleep: Callable[[float], None] = time.sleep
     ) -> TokenBucket:
-        """Return the bucket of ``quota`` for ``scope``, made at ``rate`` (sleeping on ``sleep``).
-
-        A new bucket starts with one token, not a full burst: the other runs
-        under the quota have spent theirs.
-        """
+        """Return the bucket of ``quota`` for ``scope``, made at ``rate``, sleeping on ``sleep``."""
         key = f"{quota}@{scope}"
         with self._lock:
             found = self._buckets.get(key)
             if found is None:
-                found = TokenBucket(rate, tokens=1, monotonic=self._monotonic, sleep=sleep)
+                found = TokenBucket(rate, monotonic=self._monotonic, sleep=sleep)
                 self._buckets[key] = found
         return found
 

@@ -36,7 +36,14 @@ class QuotaSharing:
         self._lock = threading.Lock()
 
     def holders(self, quotas: Collection[str]) -> dict[str, int]:
-        """Renew this run's shares of ``quotas``; return how many live runs hold each."""
+        """Renew this run's shares of ``quotas``; return how many live runs hold each.
+
+        Outside a rotation (``plan``, ``check``, a dry run: commands that
+        change nothing, the journal included) the engine paces alone and
+        holds no share.
+        """
+        if not self._runs:
+            return dict.fromkeys(quotas, 1)
         return self.journal.shares.renew(self.owner, quotas)
 
     @contextmanager
@@ -44,6 +51,10 @@ class QuotaSharing:
         """Count a run (a pass, a rotation by hand) under way; the last to end gives shares back."""
         with self._lock:
             self._runs += 1
+            first = self._runs == 1
+        if first:
+            # Quotas called before (by a plan, alone) are joined again at their next call.
+            self.pacing.forget()
         try:
             yield
         finally:
