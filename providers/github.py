@@ -126,7 +126,16 @@ from providers.transport.http import (
     unanswered,
 )
 from providers.transport.retry_after import asked_wait, server_time
-from rotator.adapters import Permission, SecretValue, Target, TokenScopes, limits, redact
+from rotator.adapters import (
+    Permission,
+    Quota,
+    SecretValue,
+    Target,
+    TokenScopes,
+    limits,
+    rates,
+    redact,
+)
 from rotator.errors import (
     NotFoundError,
     PermanentError,
@@ -142,9 +151,18 @@ API_VERSION = "2022-11-28"
 USER_AGENT = "rotator-github-actions"
 #: GitHub's limit on the size of a secret's value.
 MAX_VALUE_BYTES = 48 * 1024
-#: Calls per second per API host (``ROTATOR_RATE_LIMITS=github.write=N``; 0 turns it off).
-RATE_LIMITS = {"github.write": 1.0}
-WRITE_QUOTA = "github.write"
+#: Content-changing calls (the PUTs and DELETEs) per second per API host
+#: (``ROTATOR_RATE_LIMITS=github.write=N``; 0 turns it off); reads are not paced.
+WRITES = Quota(
+    "github.write",
+    1.0,
+    "API host",
+    frozenset({"secrets.put", "secrets.delete"}),
+    "wait a second between content-changing requests (GitHub REST API best practices)",
+)
+QUOTAS = (WRITES,)
+RATE_LIMITS = rates(QUOTAS)
+WRITE_QUOTA = WRITES.name
 #: The wait GitHub asks for after a secondary rate limit that names no time.
 SECONDARY_WAIT = 60.0
 #: How far in the past a JWT's ``iat`` is put (clock drift), and its lifetime from ``iat``.
@@ -393,7 +411,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
         "token_env": "GITHUB_TOKEN",
     }
     docs = "docs/providers/github.md#fields"
-    quotas: ClassVar[Mapping[str, float]] = RATE_LIMITS
+    quotas: ClassVar[Mapping[str, float]] = rates(QUOTAS)
 
     # -- naming
 
@@ -567,7 +585,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
         """Pace, send and report one request; return the answer whatever its status."""
         assert operation in OPERATIONS, operation
         c = self.config
-        if method in ("PUT", "DELETE"):
+        if operation in WRITES.calls:
             take(self.runtime, limits(RATE_LIMITS), WRITE_QUOTA, self._host)
         answer = exchange_json(
             self.runtime,
@@ -587,7 +605,7 @@ class GitHubActionsTarget(Target[GitHubActionsConfig]):
             proxy=c.proxy,
         )
         outcome = self._outcome(answer)
-        if method in ("PUT", "DELETE"):
+        if operation in WRITES.calls:
             answered(
                 self.runtime,
                 PROVIDER,

@@ -104,7 +104,16 @@ from providers.transport.http import (
     unanswered,
 )
 from providers.transport.retry_after import asked_wait, server_time
-from rotator.adapters import Permission, SecretValue, Target, TokenScopes, limits, redact
+from rotator.adapters import (
+    Permission,
+    Quota,
+    SecretValue,
+    Target,
+    TokenScopes,
+    limits,
+    rates,
+    redact,
+)
 from rotator.errors import (
     ConflictError,
     NotFoundError,
@@ -118,9 +127,18 @@ KIND = "gitlab-ci"
 PROVIDER = "gitlab"
 DEFAULT_URL = "https://gitlab.com"
 USER_AGENT = "rotator-gitlab-ci"
-#: Calls per second per GitLab host (``ROTATOR_RATE_LIMITS=gitlab=N``; 0 turns it off).
-RATE_LIMITS = {"gitlab": 10.0}
-QUOTA = "gitlab"
+#: Calls per second per GitLab host (``ROTATOR_RATE_LIMITS=gitlab=N``; 0 turns it
+#: off), every request counted.
+GITLAB = Quota(
+    "gitlab",
+    10.0,
+    "GitLab host",
+    documented="authenticated API requests per user and minute, set by each instance "
+    "(GitLab rate limits)",
+)
+QUOTAS = (GITLAB,)
+RATE_LIMITS = rates(QUOTAS)
+QUOTA = GITLAB.name
 #: The operation names reported to ``runtime.on_request``: a fixed set.
 OPERATIONS = frozenset(
     {"variables.get", "variables.create", "variables.update", "variables.delete"}
@@ -281,7 +299,7 @@ class GitLabCiTarget(Target[GitLabCiConfig]):
         "token_env": "GITLAB_TOKEN",
     }
     docs = "docs/providers/gitlab.md#fields"
-    quotas: ClassVar[Mapping[str, float]] = RATE_LIMITS
+    quotas: ClassVar[Mapping[str, float]] = rates(QUOTAS)
 
     # -- naming
 

@@ -33,10 +33,18 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from providers.aws.clients import RATE_LIMITS, client
+from providers.aws.clients import QUOTAS, client
 from providers.aws.errors import aws_errors
 from providers.aws.permissions import apigateway_arn, apigateway_tags_arns
-from rotator.adapters import Credential, Duration, Issuer, Permission, ProviderConfig, SecretValue
+from rotator.adapters import (
+    Credential,
+    Duration,
+    Issuer,
+    Permission,
+    ProviderConfig,
+    SecretValue,
+    rates,
+)
 from rotator.errors import ConflictError, NotFoundError, RotatorError, VerificationError
 
 if TYPE_CHECKING:
@@ -79,7 +87,7 @@ class ApiKeyIssuer(Issuer[ApiKeyConfig]):
         "region": "us-east-1",
     }
     docs = "docs/policies.md#issuers-issuerkind"
-    quotas = RATE_LIMITS
+    quotas = rates(QUOTAS)
     reports_last_use = False
     two_stage_revoke = True
 

@@ -9,7 +9,7 @@ Every client (the cached ones, and the uncached ones signing with a freshly
 minted key) carries two botocore event handlers:
 
 - ``before-call`` takes a token from the call's rate limit
-  (:data:`RATE_LIMITS`, per Region or account; see :func:`quota`), so a
+  (:data:`QUOTAS`, per Region or account; see :func:`quota`), so a
   large run is paced at the published quotas, divided among the runs on
   the journal;
 - ``needs-retry``, which botocore emits after every HTTP attempt (retries
@@ -22,14 +22,15 @@ minted key) carries two botocore event handlers:
   name (``PutSecretValue``). A throttled attempt that botocore then retries
   is counted as ``throttled``, the retry on its own.
 
-Rate limits (calls per second, per Region; IAM and STS per account),
-overridden with ``ROTATOR_RATE_LIMITS`` (e.g.
-``secretsmanager.write=20,apigateway=2``; ``0`` turns one off):
+Rate limits (calls per second, per Region; IAM and STS per account: the
+declarations of :data:`QUOTAS`), overridden with ``ROTATOR_RATE_LIMITS``
+(e.g. ``secretsmanager.write=20,apigateway=2``; ``0`` turns one off):
 ``secretsmanager.write`` (PutSecretValue, UpdateSecretVersionStage,
-UpdateSecret) 50, ``secretsmanager.read`` 1000, ``apigateway`` 5, ``iam`` 10,
-``sts`` 50: each a ceiling, divided by the live runs sharing the journal,
-that the pace starts at and returns to, cut while AWS throttles. A throttled attempt also takes a
-token before botocore retries it, so retries are paced too.
+UpdateSecret and the replication calls) 50, ``secretsmanager.read`` (every
+other Secrets Manager call) 1000, ``apigateway`` 5, ``iam`` 10, ``sts`` 50:
+each a ceiling, divided by the live runs sharing the journal, that the pace
+starts at and returns to, cut while AWS throttles. A throttled attempt also
+takes a token before botocore retries it, so retries are paced too.
 
 Credentials, region and endpoint come from boto3's own chain, never from a
 policy: environment, shared config, SSO, IRSA, instance profile. That chain
@@ -48,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from providers.aws.errors import attempt_outcome, aws_errors
 from providers.metering import report, take, throttled
-from rotator.adapters import USER_AGENT, Runtime, limits, redact
+from rotator.adapters import USER_AGENT, Quota, Runtime, limits, rates, redact
 
 if TYPE_CHECKING:
     import boto3
@@ -67,46 +68,96 @@ _LOCK_KEY = "aws:lock"
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 30
 
-#: Calls per second rotator allows itself at most, per Region (IAM and STS: per
-#: account): the published quotas (Secrets Manager's writes share 50 TPS per
-#: account and Region; API Gateway's control plane allows 5 rps; IAM publishes
-#: none). The runs on one journal divide each (rotator.journal.shares), so
-#: together they stay at it; the pace adapts beneath it: a throttling answer
-#: (the account's other writers, a retry storm) cuts it, quiet time gives it
-#: back (rotator.adapters.ratelimit). Measured in docs/performance.md: a tenth
-#: below the quota left a tenth of it unused and avoided no throttling.
-RATE_LIMITS = {
-    "secretsmanager.write": 50.0,
-    "secretsmanager.read": 1000.0,
-    "apigateway": 5.0,
-    "iam": 10.0,
-    "sts": 50.0,
+#: What AWS meters a quota by: each Region of an account apart, or the account whole.
+REGIONAL = "account and Region"
+ACCOUNT = "account"
+
+#: The quotas the AWS adapters pace their calls under, each named after its
+#: boto3 service (``secretsmanager.write`` is Secrets Manager's), at most the
+#: published quota (IAM publishes none). The runs on one journal divide each
+#: (rotator.journal.shares), so together they stay at it; the pace adapts
+#: beneath it: a throttling answer (the account's other writers, a retry
+#: storm) cuts it, quiet time gives it back (rotator.adapters.ratelimit).
+#: Measured in docs/performance.md: a tenth below the quota left a tenth of it
+#: unused and avoided no throttling.
+QUOTAS = (
+    Quota(
+        "secretsmanager.write",
+        50.0,
+        REGIONAL,
+        frozenset(
+            {
+                "PutSecretValue",
+                "UpdateSecret",
+                "UpdateSecretVersionStage",
+                "RemoveRegionsFromReplication",
+                "ReplicateSecretToRegions",
+                "StopReplicationToReplica",
+            }
+        ),
+        "50 per second combined, not adjustable (AWS Secrets Manager quotas)",
+    ),
+    Quota(
+        "secretsmanager.read",
+        1000.0,
+        REGIONAL,
+        documented="DescribeSecret and GetSecretValue: 10,000 per second combined "
+        "(AWS Secrets Manager quotas)",
+    ),
+    Quota(
+        "apigateway",
+        5.0,
+        REGIONAL,
+        documented="CreateApiKey, DeleteApiKey: 5 requests per second per account, "
+        "not adjustable (Amazon API Gateway quotas)",
+    ),
+    Quota("iam", 10.0, ACCOUNT, documented="none published (IAM and AWS STS quotas)"),
+    Quota("sts", 50.0, ACCOUNT, documented="none published for GetCallerIdentity"),
+)
+#: Calls per second by quota name: the default of each of :data:`QUOTAS`.
+RATE_LIMITS = rates(QUOTAS)
+
+
+def _service(declared: Quota) -> str:
+    """Return the boto3 service whose calls a quota counts (the name up to its first dot)."""
+    return declared.name.partition(".")[0]
+
+
+_DECLARED = {q.name: q for q in QUOTAS}
+#: The quotas of each service, as declared.
+_OF_SERVICE: dict[str, tuple[Quota, ...]] = {
+    service: tuple(q for q in QUOTAS if _service(q) == service)
+    for service in dict.fromkeys(_service(q) for q in QUOTAS)
 }
-#: Services whose quota is the account's, whatever the Region a client names.
-_GLOBAL = frozenset({"iam", "sts"})
-_SM_WRITES = frozenset({"PutSecretValue", "UpdateSecretVersionStage", "UpdateSecret"})
 
 
 def quota(service: str, operation: str) -> str:
-    """Return the name of the rate limit an API call counts against."""
-    if service == "secretsmanager":
-        return "secretsmanager.write" if operation in _SM_WRITES else "secretsmanager.read"
-    return service
+    """Return the name of the rate limit an API call counts against.
+
+    The quota of the service whose ``calls`` name the operation, else the one
+    of the service that names none (every other call); a service with no
+    declared quota is its own name, which no limit paces.
+    """
+    own = _OF_SERVICE.get(service, ())
+    named = next((q for q in own if operation in q.calls), None)
+    rest = next((q for q in own if not q.calls), None)
+    found = named or rest
+    return found.name if found is not None else service
 
 
-def _scope(service: str, region: str | None) -> str:
-    """Return where a service's calls are paced: its Region, or the account for IAM and STS."""
-    return "" if service in _GLOBAL else region or ""
+def _scope(name: str, region: str | None) -> str:
+    """Return where a quota's calls are paced: the client's Region, or the account (``""``)."""
+    declared = _DECLARED.get(name)
+    return "" if declared is not None and declared.scope == ACCOUNT else region or ""
 
 
 def _throttle(runtime: Runtime, service: str, region: str | None) -> Callable[..., None]:
     """Return a ``before-call`` hook taking a token from the call's bucket."""
     configured = limits(RATE_LIMITS)
 
-    scope = _scope(service, region)
-
     def before_call(model: Any, **_: Any) -> None:
-        take(runtime, configured, quota(service, model.name), scope)
+        name = quota(service, model.name)
+        take(runtime, configured, name, _scope(name, region))
 
     return before_call
 
@@ -119,7 +170,6 @@ def _observe(runtime: Runtime, service: str, region: str | None) -> Callable[...
     """
     provider = f"aws-{service}"
     configured = limits(RATE_LIMITS)
-    scope = _scope(service, region)
 
     def needs_retry(
         response: Any = None,
@@ -133,8 +183,9 @@ def _observe(runtime: Runtime, service: str, region: str | None) -> Callable[...
         if outcome == "throttled":
             # Slow down, and pace the retry botocore is about to send: a
             # before-call token covers the first attempt only.
-            throttled(runtime, configured, quota(service, name), scope)
-            take(runtime, configured, quota(service, name), scope)
+            paced = quota(service, name)
+            throttled(runtime, configured, paced, _scope(paced, region))
+            take(runtime, configured, paced, _scope(paced, region))
         report(runtime, provider, name, outcome)
 
     return needs_retry

@@ -22,10 +22,18 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from providers.aws.clients import RATE_LIMITS, client
+from providers.aws.clients import QUOTAS, client
 from providers.aws.errors import aws_errors
 from providers.aws.permissions import user_arns
-from rotator.adapters import Credential, Duration, Issuer, Permission, ProviderConfig, SecretValue
+from rotator.adapters import (
+    Credential,
+    Duration,
+    Issuer,
+    Permission,
+    ProviderConfig,
+    SecretValue,
+    rates,
+)
 from rotator.errors import (
     LimitExceededError,
     NotFoundError,
@@ -79,7 +87,7 @@ class AccessKeyIssuer(Issuer[AccessKeyConfig]):
     extra = "aws"
     example: ClassVar[Mapping[str, object]] = {"user": "app-deployer", "delete_after": "7d"}
     docs = "docs/policies.md#issuers-issuerkind"
-    quotas = RATE_LIMITS
+    quotas = rates(QUOTAS)
     reports_last_use = True
     two_stage_revoke = True
 

@@ -63,10 +63,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from providers.aws.clients import RATE_LIMITS, client
+from providers.aws.clients import QUOTAS, client
 from providers.aws.errors import aws_errors
 from providers.aws.permissions import secret_arn
-from rotator.adapters import Permission, ProviderConfig, SecretValue, Store, Unchecked, Version
+from rotator.adapters import (
+    Permission,
+    ProviderConfig,
+    SecretValue,
+    Store,
+    Unchecked,
+    Version,
+    rates,
+)
 from rotator.errors import (
     ConflictError,
     NotFoundError,
@@ -232,7 +240,7 @@ class SecretsManagerStore(Store[SecretsManagerConfig]):
     extra = "aws"
     example: ClassVar[Mapping[str, object]] = {"secret_id": "app/db", "region": "us-east-1"}
     docs = "docs/policies.md#stores-storeprovider"
-    quotas = RATE_LIMITS
+    quotas = rates(QUOTAS)
 
     # -- plumbing ---------------------------------------------------------
 

@@ -70,9 +70,17 @@ from providers.azure.errors import (
     recover_command,
     vault_name,
 )
-from providers.azure.identity import RATE_LIMITS, SETTINGS, secret_client
+from providers.azure.identity import QUOTAS, SETTINGS, secret_client
 from providers.transport.failures import defuse
-from rotator.adapters import Duration, Permission, ProviderConfig, SecretValue, Store, Version
+from rotator.adapters import (
+    Duration,
+    Permission,
+    ProviderConfig,
+    SecretValue,
+    Store,
+    Version,
+    rates,
+)
 from rotator.errors import (
     ConflictError,
     NotFoundError,
@@ -227,7 +235,7 @@ class KeyVaultStore(Store[KeyVaultConfig]):
         "name": "app-db-password",
     }
     docs = "docs/providers/azure.md#store-azure-keyvault"
-    quotas = RATE_LIMITS
+    quotas = rates(QUOTAS)
     settings = SETTINGS
 
     # -- plumbing ---------------------------------------------------------

@@ -53,12 +53,21 @@ from typing import Any
 
 from providers.kubernetes.errors import PROVIDER, kubernetes_errors, request_outcome, sdk
 from providers.metering import answered, report, take
-from rotator.adapters import Runtime, limits, redact
+from rotator.adapters import Quota, Runtime, limits, rates, redact
 from rotator.errors import PermanentError, ProviderError
 
-#: Calls per second per API server (the ``kubernetes`` quota of ``ROTATOR_RATE_LIMITS``).
-RATE_LIMITS = {"kubernetes": 20.0}
-QUOTA = "kubernetes"
+#: Calls per second per API server (the ``kubernetes`` quota of
+#: ``ROTATOR_RATE_LIMITS``), every request counted.
+KUBERNETES = Quota(
+    "kubernetes",
+    20.0,
+    "API server",
+    documented="none fixed: API Priority and Fairness shares the server "
+    "(Kubernetes API Priority and Fairness)",
+)
+QUOTAS = (KUBERNETES,)
+RATE_LIMITS = rates(QUOTAS)
+QUOTA = KUBERNETES.name
 #: (connect, read) seconds for every request.
 REQUEST_TIMEOUT = (10.0, 30.0)
 

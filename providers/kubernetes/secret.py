@@ -102,9 +102,9 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field, field_validator
 
-from providers.kubernetes.client import RATE_LIMITS, KubeSession, session
+from providers.kubernetes.client import QUOTAS, KubeSession, session
 from providers.kubernetes.errors import PROVIDER, ConflictRetry, sdk
-from rotator.adapters import Permission, ProviderConfig, SecretValue, Target, redact
+from rotator.adapters import Permission, ProviderConfig, SecretValue, Target, rates, redact
 from rotator.errors import ConflictError, NotFoundError, PermanentError, PermissionDeniedError
 
 KIND = "kubernetes-secret"
@@ -267,7 +267,7 @@ class KubernetesSecretTarget(Target[KubernetesSecretConfig]):
         "restart": ["deployment/app-api"],
     }
     docs = "docs/targets.md"
-    quotas: ClassVar[Mapping[str, float]] = RATE_LIMITS
+    quotas: ClassVar[Mapping[str, float]] = rates(QUOTAS)
 
     # -- naming
 

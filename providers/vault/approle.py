@@ -33,9 +33,9 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field
 
-from providers.vault.client import RATE_LIMITS, cache_fingerprint, named, session
+from providers.vault.client import QUOTAS, cache_fingerprint, named, session
 from providers.vault.errors import is_known, nothing_there, vault_errors
-from rotator.adapters import Credential, Issuer, Permission, ProviderConfig, SecretValue
+from rotator.adapters import Credential, Issuer, Permission, ProviderConfig, SecretValue, rates
 from rotator.errors import (
     PermanentError,
     ProviderError,
@@ -83,7 +83,7 @@ class AppRoleSecretIdIssuer(Issuer[AppRoleConfig]):
     extra = "vault"
     example: ClassVar[Mapping[str, object]] = {"role": "app-api", "mount": "approle"}
     docs = "docs/providers/vault.md#issuer-vault-approle-secret-id"
-    quotas = RATE_LIMITS
+    quotas = rates(QUOTAS)
     reports_last_use = False
     two_stage_revoke = False
 

@@ -83,7 +83,7 @@ from providers.metering import answered, take
 from providers.transport.failures import status_outcome
 from providers.transport.retry_after import asked_wait
 from providers.vault.errors import TokenRejectedError, request_outcome, vault_errors
-from rotator.adapters import Runtime, SecretValue, limits, redact
+from rotator.adapters import Quota, Runtime, SecretValue, limits, rates, redact
 from rotator.errors import PermanentError, PermissionDeniedError, ProviderError
 
 PROVIDER = "vault"
@@ -97,9 +97,17 @@ _TRUTHY = frozenset({"1", "t", "true", "y", "yes", "on"})
 _LOCK_KEY = "vault:lock"
 
 #: Requests per second rotator allows itself per Vault address (the ``vault``
-#: quota of ``ROTATOR_RATE_LIMITS``). Vault has no default quota to stay under.
-RATE_LIMITS = {"vault": 50.0}
-QUOTA = "vault"
+#: quota of ``ROTATOR_RATE_LIMITS``), every request counted. Vault has no
+#: default quota to stay under.
+VAULT = Quota(
+    "vault",
+    50.0,
+    "Vault server",
+    documented="none by default; operators add rate limit quotas (Vault resource quotas)",
+)
+QUOTAS = (VAULT,)
+RATE_LIMITS = rates(QUOTAS)
+QUOTA = VAULT.name
 
 #: The operation names reported to ``runtime.on_request``, one per kind of call.
 OPERATIONS = frozenset(

@@ -49,9 +49,17 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field
 
-from providers.vault.client import RATE_LIMITS, session
+from providers.vault.client import QUOTAS, session
 from providers.vault.errors import answer_body, nothing_there
-from rotator.adapters import Permission, ProviderConfig, SecretValue, Store, Unchecked, Version
+from rotator.adapters import (
+    Permission,
+    ProviderConfig,
+    SecretValue,
+    Store,
+    Unchecked,
+    Version,
+    rates,
+)
 from rotator.errors import ConflictError, PermanentError, PermissionDeniedError
 
 PROVIDER = "vault-kv"
@@ -201,7 +209,7 @@ class VaultKvStore(Store[VaultKvConfig]):
         "key": "password",
     }
     docs = "docs/providers/vault.md#store-vault-kv"
-    quotas = RATE_LIMITS
+    quotas = rates(QUOTAS)
 
     # -- plumbing ---------------------------------------------------------
 

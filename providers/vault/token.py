@@ -38,9 +38,17 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
-from providers.vault.client import RATE_LIMITS, cache_fingerprint, named, session
+from providers.vault.client import QUOTAS, cache_fingerprint, named, session
 from providers.vault.errors import TokenRejectedError, is_known, nothing_there, vault_errors
-from rotator.adapters import Credential, Duration, Issuer, Permission, ProviderConfig, SecretValue
+from rotator.adapters import (
+    Credential,
+    Duration,
+    Issuer,
+    Permission,
+    ProviderConfig,
+    SecretValue,
+    rates,
+)
 from rotator.errors import (
     PermanentError,
     PermissionDeniedError,
@@ -122,7 +130,7 @@ class TokenIssuer(Issuer[TokenConfig]):
         "display_name": "app",
     }
     docs = "docs/providers/vault.md#issuer-vault-token"
-    quotas = RATE_LIMITS
+    quotas = rates(QUOTAS)
     reports_last_use = False
     two_stage_revoke = False
 

@@ -16,8 +16,9 @@ modules behind this face:
 - :mod:`.secret`: ``SecretValue``, a credential that never shows itself;
 - :mod:`.durations`: the ``Duration`` type policy fields are written in;
 - :mod:`.ratelimit`: client-side token buckets under a provider's quota
-  (an adapter declares its quotas in ``quotas``, and the environment
-  variables it reads, as ``Setting`` values, in ``settings``);
+  (an adapter declares its quotas as ``Quota`` values and sets ``quotas``
+  to their ``rates``, and the environment variables it reads, as
+  ``Setting`` values, in ``settings``);
 - :mod:`.shutdown`: processes an adapter started, ended when rotator stops
   (``at_shutdown(ender)``);
 - :mod:`.permissions`: how a provider renders the least-privilege document
@@ -32,7 +33,7 @@ header it built) and scrubs every outside text it keeps.
 
 from rotator.adapters.durations import Duration
 from rotator.adapters.permissions import PermissionRenderer, TokenScopes, notes
-from rotator.adapters.ratelimit import Pacing, TokenBucket, limits
+from rotator.adapters.ratelimit import Pacing, Quota, TokenBucket, limits, rates
 from rotator.adapters.roles import Issuer, Notifier, Store, Target, Verifier
 from rotator.adapters.scanning import CredentialFormat, LeakedPair
 from rotator.adapters.secret import SecretValue
@@ -73,6 +74,7 @@ __all__ = [
     "Permission",
     "PermissionRenderer",
     "ProviderConfig",
+    "Quota",
     "Runtime",
     "SecretValue",
     "Setting",
@@ -89,5 +91,6 @@ __all__ = [
     "at_shutdown",
     "limits",
     "notes",
+    "rates",
     "redact",
 ]

@@ -16,6 +16,9 @@ saved up; each second since the last cut then gives back :data:`INCREASE`
 of the ceiling, up to the ceiling and never past it. So a
 quota shared with another client (a second rotator, a deploy script) is
 found and kept to, and a quiet account is used whole again.
+An adapter declares each quota it paces under as a :class:`Quota` (its
+name, default rate, what the provider meters it by, which calls count and
+the published figure); its ``quotas`` mapping is :func:`rates` of them.
 Adapters keep one bucket per quota and scope (``limits`` names the quotas,
 such as ``secretsmanager.write``; a scope is a Region, a Vault address, a
 vault) in the runtime's :class:`Pacing`, so every client and every thread of
@@ -43,7 +46,8 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
 
 from rotator.errors import ConfigError, RotatorError
 
@@ -64,6 +68,45 @@ BEAT = 1.0
 IDLE = 2.0
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Quota:
+    """One provider quota rotator paces its calls under: name, rate, scope, calls, figure.
+
+    ``name`` is what ``ROTATOR_RATE_LIMITS`` sets it by; ``rate`` the calls
+    a second rotator allows itself by default; ``scope`` what the provider
+    meters it by ("account and Region", "vault"), one bucket each;
+    ``calls`` the API operations that count against it, empty meaning every
+    call of the service that no other quota of it names; ``documented`` the
+    provider's published figure and where it is published, or "none
+    published".
+    """
+
+    name: str
+    rate: float
+    scope: str
+    calls: frozenset[str] = frozenset()
+    documented: str = "none published"
+
+    def __post_init__(self) -> None:
+        if not self.name or "=" in self.name or "," in self.name:
+            raise ValueError(f"quota name {self.name!r} cannot be set in {ENV}")
+        if not 0 < self.rate < float("inf"):
+            raise ValueError(f"quota {self.name}: rate must be a positive number")
+
+
+def rates(quotas: Iterable[Quota]) -> dict[str, float]:
+    """Return the default calls per second of ``quotas`` by name: an adapter's ``quotas``.
+
+    Raises ``ValueError`` when two of them have the same name.
+    """
+    found: dict[str, float] = {}
+    for quota in quotas:
+        if quota.name in found:
+            raise ValueError(f"quota {quota.name} declared twice")
+        found[quota.name] = quota.rate
+    return found
 
 
 class TokenBucket:

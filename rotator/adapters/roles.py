@@ -86,7 +86,8 @@ class Adapter(ABC, Generic[ConfigT]):
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str] = ""
     #: The rate limits its calls are paced under, by the name ``ROTATOR_RATE_LIMITS``
-    #: sets them with, and their default calls per second (see
+    #: sets them with, and their default calls per second: ``rates(QUOTAS)`` of
+    #: the ``Quota`` values the provider declares (see
     #: :mod:`rotator.adapters.ratelimit`). rotator refuses to start when that
     #: variable names a quota no installed adapter declares.
     quotas: ClassVar[Mapping[str, float]] = {}
