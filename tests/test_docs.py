@@ -4,7 +4,8 @@
 fails it). These tests keep what the build cannot see: every command line a
 shell block of README.md or docs/ shows is parsed by the real command-line
 interface (a renamed or removed command or option fails here); the table of
-docs/commands.md names every command, with options that exist; every page is
+docs/commands.md names every command, with options that exist; the quotas
+table of docs/service.md is what the adapters declare; every page is
 in the site's navigation; README.md's links resolve; every whole policy file
 shown loads; and README.md's one-minute tour runs as written, on one sandbox.
 """
@@ -30,6 +31,7 @@ import click
 import pytest
 import yaml
 
+from rotator.adapters import Quota
 from rotator.adapters.discovery import registry
 from rotator.cli.main import cli
 from rotator.policy.loader import load_policies
@@ -359,6 +361,37 @@ def test_the_commands_table_has_every_command_and_only_real_options() -> None:
         for option in re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", synopsis.replace("\\|", " ")):
             assert option in options, f"`rotator {synopsis}`: {name} has no {option}"
     assert sorted(set(commands) - named) == [], "commands missing from docs/commands.md"
+
+
+#: A row of docs/service.md's quotas table: name, (provider,) scope, rate, calls, figure.
+QUOTA_ROW = re.compile(
+    r"^\| `([^`|]+)` \| [^|]+ \| ([^|]+) \| ([^|]+) \| ([^|]+) \| ([^|]+) \|$", re.M
+)
+
+
+def _declared_quotas() -> dict[str, Quota]:
+    """Every ``Quota`` the modules of the installed adapters declare (``QUOTAS``), by name."""
+    base = registry()
+    found: dict[str, Quota] = {}
+    for role in (base.stores, base.issuers, base.targets, base.verifiers, base.notifiers):
+        for adapter in role.values():
+            for quota in getattr(sys.modules[adapter.__module__], "QUOTAS", ()):
+                found[quota.name] = quota
+    return found
+
+
+def test_the_quotas_table_is_what_the_adapters_declare() -> None:
+    """A row per declared quota, with its scope, default rate, counted calls and figure."""
+    text = (DOCS / "service.md").read_text()
+    section = text.split("\n## Provider quotas\n", 1)[1].split("\n## ", 1)[0]
+    rows = QUOTA_ROW.findall(section)
+    declared = _declared_quotas()
+    assert sorted(name for name, *_ in rows) == sorted(declared), "quotas table of docs/service.md"
+    for name, scope, rate, calls, documented in rows:
+        quota = declared[name]
+        assert (scope, rate, documented) == (quota.scope, f"{quota.rate:g}", quota.documented), name
+        # A quota counting every call names none; one counting some names exactly those.
+        assert set(re.findall(r"`([^`]+)`", calls)) == quota.calls, name
 
 
 class _MkDocsLoader(yaml.SafeLoader):

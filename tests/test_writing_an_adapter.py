@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
+from rotator.adapters import ProviderConfig, Quota, Target, rates
 from rotator.testing import TargetContract
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "providers" / "writing-an-adapter.md"
@@ -36,3 +39,18 @@ def test_the_example_target_passes_every_test_of_its_contract(tmp_path: Path) ->
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert re.search(rf"\b{promised} passed\b", run.stdout), run.stdout
+
+
+def test_the_quota_declaration_it_shows_gives_the_quotas_it_says() -> None:
+    """The ``Quota`` fragment of "Quotas and settings" runs, and its ``quotas`` is as commented."""
+    [fragment] = re.findall(r"^    ```python\n(.*?)^    ```$", DOC.read_text(), re.S | re.M)
+    scope: dict[str, object] = {
+        "Quota": Quota,
+        "rates": rates,
+        "Target": Target,
+        "PagerConfig": type("PagerConfig", (ProviderConfig,), {}),
+    }
+    exec(textwrap.dedent(fragment), scope)  # the doc's own code, as a reader would paste it
+    said = re.search(r"quotas = rates\(QUOTAS\)  # (\{.*\})", fragment)
+    assert said is not None
+    assert getattr(scope["PagerTarget"], "quotas") == ast.literal_eval(said[1])

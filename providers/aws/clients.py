@@ -112,7 +112,12 @@ QUOTAS = (
         "not adjustable (Amazon API Gateway quotas)",
     ),
     Quota("iam", 10.0, ACCOUNT, documented="none published (IAM and AWS STS quotas)"),
-    Quota("sts", 50.0, ACCOUNT, documented="none published for GetCallerIdentity"),
+    Quota(
+        "sts",
+        50.0,
+        ACCOUNT,
+        documented="see IAM and AWS STS quotas (rotator calls GetCallerIdentity only)",
+    ),
 )
 #: Calls per second by quota name: the default of each of :data:`QUOTAS`.
 RATE_LIMITS = rates(QUOTAS)
