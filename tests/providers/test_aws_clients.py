@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from providers.aws.clients import client
+from rotator.adapters.ratelimit import Pacing
 from rotator.adapters.values import Runtime
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -75,20 +76,30 @@ def test_adapter_modules_do_not_import_the_sdk() -> None:
 
 
 def test_api_gateway_calls_are_paced_below_the_quota(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ten API Gateway calls through the shared client wait for tokens at 4/s (injected sleep)."""
+    """Ten API Gateway calls through the shared client: a burst of 5, then one each 0.2 s.
+
+    The bucket's clock is the injected one, advanced only by its sleeps, so
+    no real time refills it between moto's answers.
+    """
+    now = [0.0]
     slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("ROTATOR_RATE_LIMITS", raising=False)
     with mock_aws():
-        runtime = Runtime(clock=lambda: datetime.now(UTC), sleep=slept.append)
+        runtime = Runtime(
+            clock=lambda: datetime.now(UTC), sleep=sleep, pacing=Pacing(monotonic=lambda: now[0])
+        )
         apigw = client(runtime, "apigateway", "us-east-1")
         for _ in range(10):
             apigw.get_api_keys()
-    # Four pass at once (the burst); the other six each wait about a quarter second.
-    assert len(slept) >= 5
-    assert sum(slept) >= 1.0
+    assert slept == pytest.approx([0.2] * 5)
 
 
 def test_rate_limit_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
