@@ -12,10 +12,12 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import click
 
+from rotator.adapters.discovery import ENTRY_POINT_GROUP
 from rotator.cli.main import COMMANDS, cli
 from rotator.journal.journal import Journal
 from rotator.journal.records import Rotation
@@ -53,6 +55,13 @@ CRON_POLICY = """\
 
 #: Never needed to check or run policies, only to serve (or to build an engine).
 SERVICE_ONLY = ("prometheus_client", "rotator.service")
+#: The adapter modules the policies above name: the only ones a command over them imports.
+NAMED_ADAPTERS = {"providers.aws.secretsmanager", "providers.random"}
+
+
+def _adapter_modules() -> set[str]:
+    """Return the module of every installed adapter (as its entry point names it)."""
+    return {ep.module for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def _imported(
@@ -129,6 +138,43 @@ def test_validate_imports_no_database_no_engine_no_service(tmp_path: Path) -> No
     assert {m for m in modules if m.startswith("rotator.engine.")} == {"rotator.engine.concurrency"}
 
 
+def test_validate_imports_only_the_adapters_the_policies_name(tmp_path: Path) -> None:
+    """Two adapters named, two imported: not every adapter installed, nor their SDKs."""
+    (tmp_path / "p.yaml").write_text(POLICY)
+
+    done, modules = _imported(tmp_path, "validate", "--config", "p.yaml")
+
+    assert done.returncode == 0, done.stderr
+    assert modules & _adapter_modules() == NAMED_ADAPTERS
+    assert "boto3" not in modules
+
+
+def test_an_unknown_provider_is_still_refused_with_every_known_one(tmp_path: Path) -> None:
+    """A misspelt provider loads the store adapters to say which it meant and which there are."""
+    misspelt = POLICY.replace(
+        "provider: aws-secretsmanager, secret_id: app/db", "provider: aws-secretmanager"
+    )
+    (tmp_path / "p.yaml").write_text(misspelt)
+
+    done, _ = _imported(tmp_path, "validate", "--config", "p.yaml")
+
+    assert done.returncode == 2
+    assert "did you mean 'aws-secretsmanager'?" in done.stderr
+    assert "known: aws-secretsmanager, azure-keyvault, vault-kv" in done.stderr
+
+
+def test_a_rate_limit_setting_is_judged_against_every_adapters_quotas(tmp_path: Path) -> None:
+    """ROTATOR_RATE_LIMITS names quotas any installed adapter declares: all are asked."""
+    (tmp_path / "p.yaml").write_text(POLICY)
+    limits = "vault=10,secretsmanagr.write=5"
+
+    done, _ = _imported(tmp_path, "validate", "--config", "p.yaml", ROTATOR_RATE_LIMITS=limits)
+
+    assert done.returncode == 2
+    assert "no installed adapter has a quota called 'secretsmanagr.write'" in done.stderr
+    assert "did you mean 'secretsmanager.write'?" in done.stderr
+
+
 def test_run_once_with_nothing_due_imports_no_service(tmp_path: Path) -> None:
     """`rotator run --once` opens the journal (SQLAlchemy), but never the service or its metrics."""
     (tmp_path / "p.yaml").write_text(POLICY)
@@ -144,6 +190,7 @@ def test_run_once_with_nothing_due_imports_no_service(tmp_path: Path) -> None:
     assert "sqlalchemy" in modules
     for heavy in SERVICE_ONLY:
         assert not {m for m in modules if m == heavy or m.startswith(f"{heavy}.")}, heavy
+    assert modules & _adapter_modules() == NAMED_ADAPTERS
 
 
 def test_every_command_is_found_under_its_own_name() -> None:
