@@ -36,7 +36,7 @@ import socket
 import sys
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -117,13 +117,19 @@ class AuditRecord:
                 del data[name]
         return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
+    def seal(self, key: bytes) -> str:
+        """Return the hash this record has when sealed under ``key`` (what verifying compares)."""
+        return hmac.new(key, self.canonical(), hashlib.sha256).hexdigest()
+
     def sealed(self, key: bytes) -> AuditRecord:
         """Return this record with its ``hash`` computed under ``key``."""
-        return replace(self, hash=hmac.new(key, self.canonical(), hashlib.sha256).hexdigest())
+        return replace(self, hash=self.seal(key))
 
     def as_dict(self) -> dict[str, object]:
         """Return a JSON-ready mapping (``at`` in UTC with microseconds)."""
-        data = asdict(self)
+        # Every field holds a flat value, so a shallow copy: dataclasses.asdict
+        # deep-copies each one, which was most of verifying a chain.
+        data: dict[str, object] = {name: getattr(self, name) for name in FIELDS}
         data["at"] = _timestamp(self.at)
         return data
 
@@ -131,8 +137,8 @@ class AuditRecord:
 #: Fields that bind a record to the journal rows it was written with (schema 5).
 BINDINGS = ("row_seal", "event_id", "event_seal")
 
-#: Column order of ``audit export --format csv``.
-CSV_FIELDS = tuple(f.name for f in fields(AuditRecord))
+#: A record's fields in order: also the columns of ``audit export --format csv``.
+FIELDS = tuple(f.name for f in fields(AuditRecord))
 
 
 def _timestamp(at: datetime) -> str:
@@ -237,7 +243,7 @@ def verify_chain(
             else:
                 problem = f"{where} is out of order after record {expected_seq - 1}"
             return _broken(count, last, record.seq, problem)
-        if not hmac.compare_digest(record.sealed(key).hash, record.hash):
+        if not hmac.compare_digest(record.seal(key), record.hash):
             return _broken(
                 count, last, record.seq, f"{where} does not match its hash: edited after writing"
             )
@@ -294,7 +300,7 @@ def to_csv(records: Iterable[AuditRecord]) -> Iterable[str]:
     cannot run as one. JSON lines hold every field exactly as hashed.
     """
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\r\n")
+    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\r\n")
     writer.writeheader()
     yield buffer.getvalue()
     for record in records:

@@ -207,9 +207,7 @@ class Trail:
         chain = self.database.keys.chain()
         for row in conn.execute(sa.select(rotations)).all():
             record = bound.get(row.id)
-            vouches = record is not None and hmac.compare_digest(
-                record.sealed(chain).hash, record.hash
-            )
+            vouches = record is not None and hmac.compare_digest(record.seal(chain), record.hash)
             if record is None or not vouches or record.row_seal != row.seal:
                 self._accepted(
                     conn,
