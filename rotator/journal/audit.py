@@ -230,9 +230,8 @@ def verify_chain(
     last: AuditRecord | None = None
     anchored = anchor is None
     for record in records:
-        where = f"record {record.seq} ({_timestamp(record.at)}, {record.action}"
-        where += f" of {record.secret})" if record.secret else ")"
         if record.seq != expected_seq:
+            where = _where(record)
             if record.seq > expected_seq:
                 missing = (
                     f"record {expected_seq}"
@@ -245,14 +244,17 @@ def verify_chain(
             return _broken(count, last, record.seq, problem)
         if not hmac.compare_digest(record.seal(key), record.hash):
             return _broken(
-                count, last, record.seq, f"{where} does not match its hash: edited after writing"
+                count,
+                last,
+                record.seq,
+                f"{_where(record)} does not match its hash: edited after writing",
             )
         if record.prev_hash != expected_prev:
             return _broken(
                 count,
                 last,
                 record.seq,
-                f"{where} does not follow record {expected_seq - 1}: "
+                f"{_where(record)} does not follow record {expected_seq - 1}: "
                 "a record before it was replaced, inserted or reordered",
             )
         if anchor is not None and record.seq == anchor[0]:
@@ -261,7 +263,7 @@ def verify_chain(
                     count,
                     last,
                     record.seq,
-                    f"{where} is not the anchored record: the chain was rewritten since",
+                    f"{_where(record)} is not the anchored record: the chain was rewritten since",
                 )
             anchored = True
         count += 1
@@ -280,6 +282,12 @@ def verify_chain(
         head = (start[0], start[1]) if start is not None else (None, None)
         return ChainReport(0, head[0], head[1])
     return ChainReport(count, last.seq, last.hash)
+
+
+def _where(record: AuditRecord) -> str:
+    """Name a record in a problem: its number, time, action and secret."""
+    where = f"record {record.seq} ({_timestamp(record.at)}, {record.action}"
+    return where + (f" of {record.secret})" if record.secret else ")")
 
 
 def _broken(count: int, last: AuditRecord | None, seq: int, problem: str) -> ChainReport:
