@@ -9,9 +9,10 @@ the engine.
 One broken plugin must not stop every policy from loading: an entry point
 that fails to import, or loads something that is not an adapter of its
 role, is skipped with a warning naming it and its distribution (logged, and
-kept in :attr:`Registry.skipped` for ``rotator validate`` to print), and the
-others load. A policy that names a skipped adapter gets a located problem
-saying why it was skipped (see :meth:`Registry.skipped_as`).
+kept in :attr:`Registry.skipped`; ``rotator validate`` prints the plugins'
+from :attr:`Registry.skipped_plugins`), and the others load. A policy that
+names a skipped adapter gets a located problem saying why it was skipped
+(see :meth:`Registry.skipped_as`).
 
 Each adapter is imported the first time it is looked up by name (its
 entry point's name says its role and name without importing anything), so
