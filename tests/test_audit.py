@@ -7,6 +7,7 @@ import io
 import itertools
 import json
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,35 @@ def test_a_chain_rewritten_without_the_key_does_not_verify() -> None:
     first = AuditRecord(seq=1, at=at, actor="a", action="manual", outcome="ok").sealed(other)
     report = verify_chain([first], key)
     assert report.broken_at == 1
+
+
+def test_a_records_hash_is_what_it_always_was() -> None:
+    """Every field, bindings included, is sealed as before: journals written earlier still verify.
+
+    The hash was computed once by the release that wrote such records; any
+    change to what the hash covers, or to how it is written, breaks it.
+    """
+    record = AuditRecord(
+        seq=7,
+        at=datetime(2026, 3, 1, 12, 30, 5, 123456, tzinfo=UTC),
+        actor="one-shot",
+        action="minted",
+        outcome="ok",
+        secret="app/db",
+        rotation_id="ab" * 16,
+        step="mint",
+        old_ref="v1",
+        new_ref="v2",
+        prev_hash="1" * 64,
+        row_seal="r" * 64,
+        event_id=3,
+        event_seal="e" * 64,
+    )
+    expected = "8d3504de90f2f2ec5654d4f542356ba3cdc6c2217eadf84cf1793334d09f5932"
+    assert record.seal(b"k" * 32) == record.sealed(b"k" * 32).hash == expected
+    assert verify_chain(
+        [replace(record, seq=1, prev_hash=GENESIS).sealed(b"k" * 32)], b"k" * 32
+    ).intact
 
 
 def test_concurrent_writers_keep_one_unbroken_chain(journal: Journal, clock: FakeClock) -> None:

@@ -232,6 +232,24 @@ def test_a_third_party_adapter_declares_its_quotas_and_settings() -> None:
     assert environment.problems(registry(), {"ROTATOR_RATE_LIMITS": "pager.write=2"})
 
 
+class _Unlisted(dict[str, type[Target[ProviderConfig]]]):
+    """A role table that fails the test if anything lists the adapters in it."""
+
+    def __iter__(self) -> Iterator[str]:
+        raise AssertionError("the adapters were listed")
+
+
+def test_rotators_own_settings_are_judged_without_listing_the_adapters() -> None:
+    """Only rotator's own names set: no adapter is imported to judge them (a cold start's cost)."""
+    unlisted = Registry(_Unlisted(), _Unlisted(), _Unlisted(), _Unlisted(), _Unlisted())
+    env = {"ROTATOR_CONFIG": "schedules", "ROTATOR_LEASE_TTL": "1s", "HOME": "/root"}
+
+    assert environment.problems(unlisted, env) == ["ROTATOR_LEASE_TTL='1s': must be at least 5s"]
+    # A name beyond rotator's own needs every adapter's settings to be judged.
+    with pytest.raises(AssertionError, match="listed"):
+        environment.problems(unlisted, {"ROTATOR_PAGER_TOKEN": "1"})
+
+
 def test_the_operations_guide_lists_every_setting_and_quota() -> None:
     """docs/operations.md names each setting and each quota the shipped adapters declare."""
     guide = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()

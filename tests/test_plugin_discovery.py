@@ -183,3 +183,32 @@ def test_validate_prints_the_warning_and_exits_2_only_when_a_policy_uses_it(
     assert f"of distribution {DISTRIBUTION} 1.0 was skipped" in good.output
     assert "1 policies in 1 file(s) are valid" in good.output
     assert LEAKED not in bad.output + good.output
+
+
+def test_an_adapter_is_imported_when_first_looked_up(broken_plugin: None) -> None:
+    """Looking one adapter up tries no other entry point; asking for the skips tries them all."""
+    found = registry()
+
+    with structlog.testing.capture_logs() as logs:
+        assert found.stores["aws-secretsmanager"].provider == "aws-secretsmanager"
+        assert "broken" not in found.stores
+    tried = {e["entry_point"] for e in logs if e["event"] == "adapter skipped"}
+    assert tried == {"store.broken"}
+    assert f"{PACKAGE}.half" not in sys.modules and f"{PACKAGE}.exploding" not in sys.modules
+
+    with structlog.testing.capture_logs() as logs:
+        plugins = {s.name for s in found.skipped_plugins}
+    assert (
+        plugins
+        == {s.name for s in found.skipped}
+        == {
+            "store.broken",
+            "issuer.half",
+            "target.stranger",
+            "verifier.exploding",
+            "storage.typo",
+        }
+    )
+    # Each skip is logged once, when first tried: store.broken was already.
+    logged = [e["entry_point"] for e in logs if e["event"] == "adapter skipped"]
+    assert sorted(logged) == sorted(plugins - {"store.broken"})

@@ -18,7 +18,7 @@ from providers.random import RandomIssuer
 from providers.transport import commands
 from rotator.adapters.discovery import Registry, registry
 from rotator.adapters.values import Credential
-from rotator.cli.rotation import _serve
+from rotator.cli.serving import run_until_stopped
 from rotator.engine.concurrency import Limits
 from rotator.engine.runner import Engine
 from rotator.errors import VerificationError
@@ -387,11 +387,11 @@ def test_serving_logs_where_the_health_endpoint_listens_once(
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
     service = _service(tmp_path, clock, "app")
     monkeypatch.setattr(service, "install_signal_handlers", lambda: None)  # the test's own stay
-    # _serve ends the hooks as it returns, which marks this process as stopping:
+    # run_until_stopped ends the hooks as it returns, which marks this process as stopping:
     # give that mark to this test only, not to every test after it.
     monkeypatch.setattr(commands, "_STOPPING", threading.Event())
     service.stop()  # run() returns at once: the start is what is looked at
     with capture_logs() as logs:
-        assert _serve(service, Metrics(clock), "127.0.0.1:0", 30.0) == 0
+        assert run_until_stopped(service, Metrics(clock), "127.0.0.1:0", 30.0) == 0
     [listening] = [e for e in logs if e["event"] == "health endpoint listening"]
     assert re.fullmatch(r"http://127\.0\.0\.1:[1-9][0-9]*", listening["url"])

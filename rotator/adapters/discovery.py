@@ -9,18 +9,27 @@ the engine.
 One broken plugin must not stop every policy from loading: an entry point
 that fails to import, or loads something that is not an adapter of its
 role, is skipped with a warning naming it and its distribution (logged, and
-kept in :attr:`Registry.skipped` for ``rotator validate`` to print), and the
-others load. A policy that names a skipped adapter gets a located problem
-saying why it was skipped (see :meth:`Registry.skipped_as`).
+kept in :attr:`Registry.skipped`; ``rotator validate`` prints the plugins'
+from :attr:`Registry.skipped_plugins`), and the others load. A policy that
+names a skipped adapter gets a located problem saying why it was skipped
+(see :meth:`Registry.skipped_as`).
+
+Each adapter is imported the first time it is looked up by name (its
+entry point's name says its role and name without importing anything), so
+a command over policies that use two adapters imports those two, not every
+one installed. Listing a role's adapters, or every skipped entry point,
+imports them all.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, PackageNotFoundError, entry_points, version
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -30,6 +39,8 @@ from rotator.output import redact
 
 ENTRY_POINT_GROUP = "rotator.providers"
 SANDBOX_GROUP = "rotator.sandboxes"
+#: The distribution of rotator's own adapters (``providers/``: pyproject.toml's name).
+OWN_DISTRIBUTION = "rotator-keys"
 
 #: The role each entry-point name begins with, and the class its adapter must extend.
 ROLES: dict[str, type[Adapter[Any]]] = {
@@ -91,16 +102,128 @@ class SkippedAdapter:
         )
 
 
+AdapterT = TypeVar("AdapterT", bound=Adapter[Any])
+
+
+class InstalledAdapters:
+    """The entry points of :data:`ENTRY_POINT_GROUP`, each loaded at most once, when first needed.
+
+    Thread-safe: the engine binds adapters from several threads at once.
+    """
+
+    def __init__(self, found: Iterable[EntryPoint]) -> None:
+        """Take the entry points, in the order found; nothing is imported yet."""
+        self._entry_points = list(found)
+        self._outcomes: dict[int, type[Adapter[Any]] | SkippedAdapter] = {}
+        self._lock = threading.RLock()
+
+    def names(self, role: str) -> list[str]:
+        """Return the names registered under ``role``, once each, in the order found."""
+        return list(dict.fromkeys(name for number, name in self._numbered(role)))
+
+    def adapter(self, role: str, name: str) -> type[Adapter[Any]] | None:
+        """Return the ``role`` adapter called ``name`` (the last of its entry points that loads)."""
+        found = None
+        for number, named in self._numbered(role):
+            outcome = self._outcome(number) if named == name else None
+            if isinstance(outcome, type):
+                found = outcome
+        return found
+
+    def skipped(self, *, plugins_only: bool = False) -> tuple[SkippedAdapter, ...]:
+        """Load every entry point (only other distributions' if ``plugins_only``); return the skips.
+
+        With ``plugins_only``, rotator's own adapters are not imported to
+        find out (one of them already tried and skipped is still listed):
+        what an installation breaks is a plugin, and rotator's own are
+        loaded when a policy names one.
+        """
+        for number, ep in enumerate(self._entry_points):
+            if not (plugins_only and _distribution_name(ep) == OWN_DISTRIBUTION):
+                self._outcome(number)
+        with self._lock:
+            return tuple(
+                outcome
+                for _, outcome in sorted(self._outcomes.items())
+                if isinstance(outcome, SkippedAdapter)
+            )
+
+    def _numbered(self, role: str) -> Iterator[tuple[int, str]]:
+        """Yield the number and name of each entry point registered under ``role``."""
+        for number, ep in enumerate(self._entry_points):
+            found_role, _, name = ep.name.partition(".")
+            if found_role == role and name:
+                yield number, name
+
+    def _outcome(self, number: int) -> type[Adapter[Any]] | SkippedAdapter:
+        """Load entry point ``number`` unless it was (a skip logged once); return what it is."""
+        with self._lock:
+            outcome = self._outcomes.get(number)
+            if outcome is None:
+                outcome = self._outcomes[number] = _load(self._entry_points[number])
+                if isinstance(outcome, SkippedAdapter):
+                    log.warning(
+                        "adapter skipped",
+                        entry_point=outcome.name,
+                        target=outcome.target,
+                        distribution=outcome.distribution,
+                        reason=outcome.reason,
+                    )
+            return outcome
+
+
+class _Role(Mapping[str, type[AdapterT]]):
+    """One role's installed adapters by name, each imported when first looked up.
+
+    A name whose every entry point was skipped is not in it, as with the
+    adapters a dict holds; iterating imports every adapter of the role.
+    """
+
+    def __init__(self, installed: InstalledAdapters, role: str) -> None:
+        self._installed = installed
+        self._role = role
+
+    def __getitem__(self, name: str) -> type[AdapterT]:
+        found = self._installed.adapter(self._role, name)
+        if found is None:
+            raise KeyError(name)
+        adapter: type[AdapterT] = found  # type: ignore[assignment]  # _load checked its role
+        return adapter
+
+    def __iter__(self) -> Iterator[str]:
+        names = self._installed.names(self._role)
+        return iter([name for name in names if name in self])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 @dataclass(frozen=True)
 class Registry:
-    """The adapters installed, by role and name, and the entry points skipped."""
+    """The adapters installed, by role and name, and the entry points skipped.
 
-    stores: dict[str, type[Store[Any]]]
-    issuers: dict[str, type[Issuer[Any]]]
-    targets: dict[str, type[Target[Any]]] = field(default_factory=dict)
-    verifiers: dict[str, type[Verifier[Any]]] = field(default_factory=dict)
-    notifiers: dict[str, type[Notifier[Any]]] = field(default_factory=dict)
-    skipped: tuple[SkippedAdapter, ...] = ()
+    :func:`registry` builds the installed one from the entry points
+    (``installed``), importing each adapter when first looked up; a test
+    builds one from its own adapters, in dicts.
+    """
+
+    stores: Mapping[str, type[Store[Any]]]
+    issuers: Mapping[str, type[Issuer[Any]]]
+    targets: Mapping[str, type[Target[Any]]] = field(default_factory=dict)
+    verifiers: Mapping[str, type[Verifier[Any]]] = field(default_factory=dict)
+    notifiers: Mapping[str, type[Notifier[Any]]] = field(default_factory=dict)
+    #: The entry points the adapters come from (None: the adapters were given).
+    installed: InstalledAdapters | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def skipped(self) -> tuple[SkippedAdapter, ...]:
+        """Return every entry point skipped (every adapter installed is imported to know)."""
+        return () if self.installed is None else self.installed.skipped()
+
+    @property
+    def skipped_plugins(self) -> tuple[SkippedAdapter, ...]:
+        """Return the skipped entry points of plugins (see :meth:`InstalledAdapters.skipped`)."""
+        return () if self.installed is None else self.installed.skipped(plugins_only=True)
 
     def store(self, name: str) -> type[Store[Any]]:
         """Return the store adapter called ``name``; KeyError if unknown."""
@@ -118,36 +241,27 @@ class Registry:
 
 @functools.cache
 def registry() -> Registry:
-    """Load every adapter registered in the ``rotator.providers`` entry-point group.
+    """Return the adapters registered in the ``rotator.providers`` entry-point group.
 
-    An entry point that cannot be loaded as an adapter of its role is
-    skipped, logged as a warning and listed in :attr:`Registry.skipped`;
-    the others load. Never raises for a plugin's fault.
+    Each is imported when first looked up. An entry point that cannot be
+    loaded as an adapter of its role is skipped, logged as a warning when it
+    is tried and listed in :attr:`Registry.skipped`; the others load. Never
+    raises for a plugin's fault.
     """
-    found: dict[str, dict[str, Any]] = {role: {} for role in ROLES}
-    skipped: list[SkippedAdapter] = []
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        loaded = _load(ep)
-        if isinstance(loaded, SkippedAdapter):
-            log.warning(
-                "adapter skipped",
-                entry_point=loaded.name,
-                target=loaded.target,
-                distribution=loaded.distribution,
-                reason=loaded.reason,
-            )
-            skipped.append(loaded)
-            continue
-        role, _, name = ep.name.partition(".")
-        found[role][name] = loaded
+    installed = InstalledAdapters(entry_points(group=ENTRY_POINT_GROUP))
     return Registry(
-        found["store"],
-        found["issuer"],
-        found["target"],
-        found["verifier"],
-        found["notifier"],
-        tuple(skipped),
+        _Role(installed, "store"),
+        _Role(installed, "issuer"),
+        _Role(installed, "target"),
+        _Role(installed, "verifier"),
+        _Role(installed, "notifier"),
+        installed,
     )
+
+
+def _distribution_name(ep: EntryPoint) -> str | None:
+    """Return the name of the distribution declaring ``ep`` (None if unknown)."""
+    return ep.dist.name if ep.dist is not None else None
 
 
 def _load(ep: EntryPoint) -> type[Adapter[Any]] | SkippedAdapter:

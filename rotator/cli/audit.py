@@ -12,13 +12,8 @@ import click
 
 from rotator.adapters.durations import parse_duration
 from rotator.cli.console import out, plain, print_json
-from rotator.cli.options import (
-    config_options,
-    engine_for_reading,
-    journal_for,
-    json_option,
-    warn_of_settings,
-)
+from rotator.cli.engines import engine_for_reading, journal_for
+from rotator.cli.options import config_options, json_option, warn_of_settings
 from rotator.clock import system_clock
 from rotator.errors import ConfigError
 from rotator.journal.audit import (

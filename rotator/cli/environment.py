@@ -179,7 +179,7 @@ class Known:
 def problems(adapters: Registry, environ: Mapping[str, str] | None = None) -> list[str]:
     """Return what is wrong with rotator's environment variables, one sentence each."""
     env = os.environ if environ is None else environ
-    known = Known.of(adapters)
+    known = _known_for(adapters, env)
     found: list[str] = []
     for name in sorted(n for n in env if n.startswith(PREFIX)):
         setting = known.settings.get(name)
@@ -192,6 +192,21 @@ def problems(adapters: Registry, environ: Mapping[str, str] | None = None) -> li
     if "ROTATOR_CONCURRENCY" in env:
         found.extend(_provider_names(env["ROTATOR_CONCURRENCY"], known))
     return found
+
+
+def _known_for(adapters: Registry, env: Mapping[str, str]) -> Known:
+    """Return what judging ``env`` needs: rotator's own settings alone, if they are all it sets.
+
+    What the adapters declare (their settings, their quotas, the store
+    names) is gathered only when ``env`` sets a ``ROTATOR_*`` name beyond
+    rotator's own, a rate limit or a concurrency: doing so imports every
+    installed adapter, which a command over two adapters need not.
+    """
+    own = {s.name: s for s in CORE}
+    named = {n for n in env if n.startswith(PREFIX)}
+    if named <= own.keys() and not named & {ratelimit.ENV, "ROTATOR_CONCURRENCY"}:
+        return Known(own, {}, ())
+    return Known.of(adapters)
 
 
 def check(adapters: Registry, environ: Mapping[str, str] | None = None) -> None:

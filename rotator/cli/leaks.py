@@ -15,7 +15,8 @@ import click
 from rich.table import Table
 
 from rotator.cli.console import out, plain, print_json, warn
-from rotator.cli.options import config_options, engine_for, json_option
+from rotator.cli.engines import engine_for
+from rotator.cli.options import config_options, json_option
 from rotator.errors import ConfigError
 from rotator.watch import leaks as scanner
 from rotator.watch.scanners import TOOLS, parse_report

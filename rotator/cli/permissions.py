@@ -20,7 +20,8 @@ from collections.abc import Sequence
 import click
 
 from rotator.cli.console import err, plain, print_json
-from rotator.cli.options import config_options, engine_for, json_option
+from rotator.cli.engines import engine_for
+from rotator.cli.options import config_options, json_option
 from rotator.errors import ConfigError, RotatorError
 from rotator.policy.selection import Selection
 from rotator.reports import permissions as perms

@@ -13,7 +13,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import FrameType
 from typing import NoReturn
 
@@ -25,15 +25,9 @@ from rich.table import Table
 from rotator.adapters import shutdown
 from rotator.adapters.secret import SecretValue
 from rotator.cli.console import EXIT_FAILED, err, out, plain, print_json, when
+from rotator.cli.engines import engine_for
 from rotator.cli.environment import listen_address
-from rotator.cli.options import (
-    config_options,
-    engine_for,
-    json_option,
-    secret_names,
-    selection_options,
-)
-from rotator.clock import system_clock
+from rotator.cli.options import config_options, json_option, secret_names, selection_options
 from rotator.engine.concurrency import DEFAULT_PER_PROVIDER, DEFAULT_TOTAL
 from rotator.engine.preflight import Verdict
 from rotator.engine.report import Action, PlanItem, Result, RunReport
@@ -42,9 +36,6 @@ from rotator.errors import ConfigError
 from rotator.output.escaping import printable
 from rotator.policy.selection import Selection
 from rotator.reports.summary import RunSummary, outcomes_as_json
-from rotator.service.health import HealthServer
-from rotator.service.loop import Service, ServiceSettings
-from rotator.service.metrics import Metrics
 from rotator.watch.usage import watch_usage
 
 log = structlog.get_logger("rotator.cli")
@@ -156,25 +147,24 @@ def run(
     listen: str,
 ) -> None:
     """Resume unfinished rotations, rotate what is due, revoke what has passed its grace."""
-    if not once:
-        _refuse_without_once(as_json=as_json, summary=summary_file, markdown=summary_markdown)
-    metrics = Metrics(system_clock)
-    engine = engine_for(
-        config,
-        state,
-        mode="one-shot" if once else "service",
-        concurrency=concurrency,
-        on_request=None if once else metrics.provider_request,
-    )
     if once:
+        engine = engine_for(config, state, mode="one-shot", concurrency=concurrency)
         _run_once(engine, shutdown_deadline, as_json, summary_file, summary_markdown)
-    service = Service(
-        engine,
-        config,
-        settings=ServiceSettings(reconcile=reconcile, shutdown_deadline=shutdown_deadline),
-        metrics=metrics,
+    _refuse_without_once(as_json=as_json, summary=summary_file, markdown=summary_markdown)
+    # Imported only to serve: a one-shot run (a CronJob, a CI job) never
+    # loads the service loop, its metrics or its HTTP endpoint.
+    from rotator.cli import serving
+
+    sys.exit(
+        serving.serve(
+            config,
+            state,
+            concurrency=concurrency,
+            reconcile=reconcile,
+            shutdown_deadline=shutdown_deadline,
+            listen=listen,
+        )
     )
-    sys.exit(_serve(service, metrics, listen, reconcile))
 
 
 def _listen_option(ctx: click.Context, value: str) -> str:
@@ -232,30 +222,6 @@ def _run_once(
         # The rotations happened: say so in the exit code, not a traceback.
         sys.exit(max(report.exit_code, EXIT_FAILED))
     sys.exit(report.exit_code)
-
-
-def _serve(service: Service, metrics: Metrics, listen: str, reconcile: float) -> int:
-    """Run the service until a signal stops it, with /metrics and the probes on ``listen``."""
-    service.install_signal_handlers()
-    probe = None
-    if listen:
-        host, port = listen_address(listen)  # checked already, as the option was read
-        # Alive while passes keep coming: the loop wakes at least every --reconcile.
-        within = timedelta(seconds=3 * reconcile + 60)
-        probe = HealthServer(
-            metrics,
-            host=host,
-            port=port,
-            alive=lambda: service.last_pass is None or service.alive(within),
-            ready=service.ready,
-        )
-        probe.start()  # logs where it listens, with the port actually bound
-    try:
-        return service.run()
-    finally:
-        shutdown.end_outside_work()  # hooks still running at the deadline: end their groups
-        if probe is not None:
-            probe.stop()
 
 
 def _summary_written(summary: RunSummary, json_file: str | None, markdown: str | None) -> bool:

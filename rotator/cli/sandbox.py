@@ -11,7 +11,8 @@ import click
 from rotator.adapters.discovery import registry
 from rotator.cli import environment
 from rotator.cli.console import err, fail, out, plain
-from rotator.cli.options import KEY_FILE, engine_for, journal_for
+from rotator.cli.engines import engine_for, journal_for
+from rotator.cli.options import KEY_FILE
 from rotator.cli.state import print_status
 from rotator.errors import ConfigError, JournalError, PolicyError
 from rotator.output import logs

@@ -12,14 +12,8 @@ from rotator.adapters.discovery import registry
 from rotator.adapters.durations import format_duration
 from rotator.cli import environment
 from rotator.cli.console import out, plain, print_json, when
-from rotator.cli.options import (
-    config_options,
-    engine_for_reading,
-    json_option,
-    named_key_file,
-    secret_names,
-    selection_options,
-)
+from rotator.cli.engines import engine_for_reading, named_key_file
+from rotator.cli.options import config_options, json_option, secret_names, selection_options
 from rotator.clock import system_clock
 from rotator.errors import ConfigError
 from rotator.journal.journal import Journal

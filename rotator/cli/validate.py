@@ -25,7 +25,9 @@ def validate(config: str, state: str, as_json: bool) -> None:
     stderr gets one line saying how many. A third-party adapter that failed
     to load is named on stderr, and skipped.
     """
-    for skipped in registry().skipped:
+    # Every plugin is loaded to find the broken ones; rotator's own adapters
+    # load only as a policy names one (a policy naming a broken one is refused).
+    for skipped in registry().skipped_plugins:
         err.print(plain(f"rotator: warning: {skipped}"))
     settings = environment.problems(registry())
     if not as_json:

@@ -36,7 +36,7 @@ import socket
 import sys
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -117,13 +117,19 @@ class AuditRecord:
                 del data[name]
         return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
+    def seal(self, key: bytes) -> str:
+        """Return the hash this record has when sealed under ``key`` (what verifying compares)."""
+        return hmac.new(key, self.canonical(), hashlib.sha256).hexdigest()
+
     def sealed(self, key: bytes) -> AuditRecord:
         """Return this record with its ``hash`` computed under ``key``."""
-        return replace(self, hash=hmac.new(key, self.canonical(), hashlib.sha256).hexdigest())
+        return replace(self, hash=self.seal(key))
 
     def as_dict(self) -> dict[str, object]:
         """Return a JSON-ready mapping (``at`` in UTC with microseconds)."""
-        data = asdict(self)
+        # Every field holds a flat value, so a shallow copy: dataclasses.asdict
+        # deep-copies each one, which was most of verifying a chain.
+        data: dict[str, object] = {name: getattr(self, name) for name in FIELDS}
         data["at"] = _timestamp(self.at)
         return data
 
@@ -131,8 +137,8 @@ class AuditRecord:
 #: Fields that bind a record to the journal rows it was written with (schema 5).
 BINDINGS = ("row_seal", "event_id", "event_seal")
 
-#: Column order of ``audit export --format csv``.
-CSV_FIELDS = tuple(f.name for f in fields(AuditRecord))
+#: A record's fields in order: also the columns of ``audit export --format csv``.
+FIELDS = tuple(f.name for f in fields(AuditRecord))
 
 
 def _timestamp(at: datetime) -> str:
@@ -224,9 +230,8 @@ def verify_chain(
     last: AuditRecord | None = None
     anchored = anchor is None
     for record in records:
-        where = f"record {record.seq} ({_timestamp(record.at)}, {record.action}"
-        where += f" of {record.secret})" if record.secret else ")"
         if record.seq != expected_seq:
+            where = _where(record)
             if record.seq > expected_seq:
                 missing = (
                     f"record {expected_seq}"
@@ -237,16 +242,19 @@ def verify_chain(
             else:
                 problem = f"{where} is out of order after record {expected_seq - 1}"
             return _broken(count, last, record.seq, problem)
-        if not hmac.compare_digest(record.sealed(key).hash, record.hash):
+        if not hmac.compare_digest(record.seal(key), record.hash):
             return _broken(
-                count, last, record.seq, f"{where} does not match its hash: edited after writing"
+                count,
+                last,
+                record.seq,
+                f"{_where(record)} does not match its hash: edited after writing",
             )
         if record.prev_hash != expected_prev:
             return _broken(
                 count,
                 last,
                 record.seq,
-                f"{where} does not follow record {expected_seq - 1}: "
+                f"{_where(record)} does not follow record {expected_seq - 1}: "
                 "a record before it was replaced, inserted or reordered",
             )
         if anchor is not None and record.seq == anchor[0]:
@@ -255,7 +263,7 @@ def verify_chain(
                     count,
                     last,
                     record.seq,
-                    f"{where} is not the anchored record: the chain was rewritten since",
+                    f"{_where(record)} is not the anchored record: the chain was rewritten since",
                 )
             anchored = True
         count += 1
@@ -276,6 +284,12 @@ def verify_chain(
     return ChainReport(count, last.seq, last.hash)
 
 
+def _where(record: AuditRecord) -> str:
+    """Name a record in a problem: its number, time, action and secret."""
+    where = f"record {record.seq} ({_timestamp(record.at)}, {record.action}"
+    return where + (f" of {record.secret})" if record.secret else ")")
+
+
 def _broken(count: int, last: AuditRecord | None, seq: int, problem: str) -> ChainReport:
     return ChainReport(count, last.seq if last else None, last.hash if last else None, seq, problem)
 
@@ -294,7 +308,7 @@ def to_csv(records: Iterable[AuditRecord]) -> Iterable[str]:
     cannot run as one. JSON lines hold every field exactly as hashed.
     """
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\r\n")
+    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\r\n")
     writer.writeheader()
     yield buffer.getvalue()
     for record in records:

@@ -146,7 +146,7 @@ def _rotation_tampering(
         record = bound.get(rotation.id)
         if not rotation.intact:
             found.append(Tampering(rotation.secret, f"{where} does not match its seal: edited"))
-        elif record is not None and not hmac.compare_digest(record.sealed(chain).hash, record.hash):
+        elif record is not None and not hmac.compare_digest(record.seal(chain), record.hash):
             found.append(
                 Tampering(
                     rotation.secret,

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from rotator.clock import Clock
 from rotator.errors import JournalTampered
 from rotator.journal.audit import (
+    FIELDS,
     AuditAction,
     AuditRecord,
     ChainReport,
@@ -43,6 +44,8 @@ from rotator.journal.tampering import TamperChecks, bound_records, head_problem
 
 #: Audit records read per query when streaming the chain.
 _AUDIT_PAGE = 5000
+#: The ``audit`` columns in :class:`AuditRecord`'s field order.
+_RECORD_COLUMNS = tuple(audit.c[name] for name in FIELDS)
 #: The sealed head and the number of the chain's last record, in one read.
 _HEAD_AND_END = sa.select(
     audit_head.c.seq,
@@ -132,7 +135,8 @@ class Trail:
     ) -> Iterator[AuditRecord]:
         """Yield audit records in chain order, read a page at a time (filters optional)."""
         while True:
-            query = sa.select(audit).where(audit.c.seq > after)
+            # The columns in the record's field order: each row is built positionally.
+            query = sa.select(*_RECORD_COLUMNS).where(audit.c.seq > after)
             if since is not None:
                 query = query.where(audit.c.at >= since)
             if until is not None:
@@ -142,7 +146,7 @@ class Trail:
             with self.database.read() as conn:
                 rows = conn.execute(query.order_by(audit.c.seq).limit(_AUDIT_PAGE)).all()
             for row in rows:
-                yield AuditRecord(**row._asdict())
+                yield AuditRecord(*row)
             if len(rows) < _AUDIT_PAGE:
                 return
             after = rows[-1].seq
@@ -207,9 +211,7 @@ class Trail:
         chain = self.database.keys.chain()
         for row in conn.execute(sa.select(rotations)).all():
             record = bound.get(row.id)
-            vouches = record is not None and hmac.compare_digest(
-                record.sealed(chain).hash, record.hash
-            )
+            vouches = record is not None and hmac.compare_digest(record.seal(chain), record.hash)
             if record is None or not vouches or record.row_seal != row.seal:
                 self._accepted(
                     conn,

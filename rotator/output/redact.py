@@ -27,8 +27,8 @@ from __future__ import annotations
 import json
 import re
 import threading
+from html import escape
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
-from xml.sax.saxutils import escape
 
 MASK = "[REDACTED]"
 # Shorter strings are too likely to occur by chance (and no credential
@@ -53,7 +53,9 @@ def _forms(value: str) -> set[str]:
         json.dumps(value)[1:-1],
         quote_plus(value),
         quote(value, safe=""),
-        escape(value, {'"': "&quot;"}),
+        # XML-escaped as an SDK writes it: &, <, > and " (html's escape of the
+        # first three is XML's; xml.sax.saxutils would import urllib.request).
+        escape(value, quote=False).replace('"', "&quot;"),
     }
 
 
