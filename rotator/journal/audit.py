@@ -36,7 +36,7 @@ import socket
 import sys
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -123,7 +123,8 @@ class AuditRecord:
 
     def as_dict(self) -> dict[str, object]:
         """Return a JSON-ready mapping (``at`` in UTC with microseconds)."""
-        data = asdict(self)
+        # Every field is a plain value: read them as they are (asdict deep-copies each).
+        data: dict[str, object] = {name: getattr(self, name) for name in _FIELD_NAMES}
         data["at"] = _timestamp(self.at)
         return data
 
@@ -133,6 +134,7 @@ BINDINGS = ("row_seal", "event_id", "event_seal")
 
 #: Column order of ``audit export --format csv``.
 CSV_FIELDS = tuple(f.name for f in fields(AuditRecord))
+_FIELD_NAMES = CSV_FIELDS
 
 
 def _timestamp(at: datetime) -> str:

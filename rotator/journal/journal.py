@@ -45,6 +45,18 @@ _TRIGGER_ACTIONS = {
     "emergency": AuditAction.EMERGENCY,
 }
 
+# The statements every step sends, built once: building one (and its cache
+# key) from literal values on each write cost more than running it. Their
+# parameters name the columns written and, prefixed ``read_``, the row as read.
+_INSERT_ROTATION = rotations.insert()
+_INSERT_EVENT = events.insert()
+#: Writes a rotation by id (parameters: read_id and the columns).
+_UPDATE_ROTATION = rotations.update().where(rotations.c.id == sa.bindparam("read_id"))
+#: Writes a rotation still in the state it was read in (adds read_state).
+_UPDATE_AS_READ = _UPDATE_ROTATION.where(rotations.c.state == sa.bindparam("read_state"))
+#: The same, the row's seal also unchanged since read (adds read_seal).
+_UPDATE_AS_READ_SEALED = _UPDATE_AS_READ.where(rotations.c.seal == sa.bindparam("read_seal"))
+
 
 class Journal:
     """The durable record of rotations and their steps, and the parts kept beside them."""
@@ -112,7 +124,7 @@ class Journal:
         values = rotation_values(rotation, self.database.keys.row())
         with self.database.write() as conn:
             self.leases.fence(conn, rotation.secret)
-            conn.execute(rotations.insert().values(**values))
+            conn.execute(_INSERT_ROTATION, values)
             self._event(conn, rotation, "plan", "ok", None, rotation.state, detail, values["seal"])
         return replace(rotation, seal=values["seal"])
 
@@ -148,9 +160,7 @@ class Journal:
         values = rotation_values(new, self.database.keys.row())
         with self.database.write() as conn:
             self.leases.fence(conn, rotation.secret)
-            result = conn.execute(
-                rotations.update().where(*self._as_read(rotation)).values(**values)
-            )
+            result = conn.execute(*self._as_read(rotation, values))
             if result.rowcount != 1:
                 raise JournalError(
                     f"rotation {rotation.id} is no longer {rotation.state}: changed by another run"
@@ -179,18 +189,18 @@ class Journal:
         values = rotation_values(new, self.database.keys.row())
         with self.database.write() as conn:
             self.leases.fence(conn, rotation.secret)
-            conn.execute(rotations.update().where(rotations.c.id == rotation.id).values(**values))
+            conn.execute(_UPDATE_ROTATION, {**values, "read_id": rotation.id})
             state = rotation.state
             self._event(conn, rotation, step, outcome, state, state, detail, values["seal"])
         return replace(new, seal=values["seal"])
 
     @staticmethod
-    def _as_read(rotation: Rotation) -> tuple[sa.ColumnElement[bool], ...]:
-        """The conditions that the row is still as this run read it (state, and seal if known)."""
-        conditions = [rotations.c.id == rotation.id, rotations.c.state == rotation.state.value]
-        if rotation.seal is not None:
-            conditions.append(rotations.c.seal == rotation.seal)
-        return tuple(conditions)
+    def _as_read(rotation: Rotation, values: dict[str, Any]) -> tuple[sa.Update, dict[str, Any]]:
+        """The update writing ``values`` only if the row is as read (state, and seal if known)."""
+        params = {**values, "read_id": rotation.id, "read_state": rotation.state.value}
+        if rotation.seal is None:
+            return _UPDATE_AS_READ, params
+        return _UPDATE_AS_READ_SEALED, {**params, "read_seal": rotation.seal}
 
     @staticmethod
     def _refuse_tampered(rotation: Rotation) -> None:
@@ -230,7 +240,7 @@ class Journal:
         # Sealed without its id (the database assigns it): the audit record
         # below names the id, which binds the two.
         event_seal = seal_row(self.database.keys.row(), "events", row)
-        inserted = conn.execute(events.insert(), {**row, "seal": event_seal}).inserted_primary_key
+        inserted = conn.execute(_INSERT_EVENT, {**row, "seal": event_seal}).inserted_primary_key
         assert inserted is not None  # an INSERT of one row always has its key
         event_id = inserted[0]
         if action is None:
