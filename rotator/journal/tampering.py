@@ -50,7 +50,7 @@ class TamperChecks:
                 # Every query below must see one state: other runs write
                 # meanwhile, and a row read after the record that last wrote it
                 # (or a head read after the chain's end) would seem tampered
-                # with. (SQLite's reads already hold one snapshot: BEGIN IMMEDIATE.)
+                # with. (A SQLite read already holds one snapshot: see Database.read.)
                 conn.execution_options(isolation_level="REPEATABLE READ")
             return self.find_in(conn, secret)
 
