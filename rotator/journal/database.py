@@ -301,8 +301,10 @@ def _connect(url: str) -> Engine:
         url = f"postgresql+psycopg://{rest}"
     try:
         # pre_ping: a pooled connection that died with a database restart
-        # is replaced before use instead of failing the next statement.
-        engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+        # is replaced before use instead of failing the next statement. A
+        # SQLite file has no server to restart: no ping before each transaction.
+        served = scheme.partition("+")[0] != "sqlite"
+        engine = sa.create_engine(url, future=True, pool_pre_ping=served)
     except ImportError as exc:
         needed = exc.name or "its database driver"
         hint = ": pip install 'rotator-keys[postgres]'" if needed.startswith("psycopg") else ""
