@@ -271,6 +271,30 @@ def test_lease_of_a_dead_local_process_is_taken_over(journal: Journal) -> None:
     )
 
 
+def test_a_read_goes_on_beside_another_threads_open_write(
+    journal: Journal, clock: FakeClock
+) -> None:
+    """The checks and reads before a step do not queue behind another rotation's write."""
+    rotation = journal.create(_rotation(clock))
+    writing, finished = threading.Event(), threading.Event()
+
+    def hold_a_write() -> None:
+        with journal.database.write() as conn:
+            conn.execute(sa.text("UPDATE leases SET owner = owner"))
+            writing.set()
+            finished.wait(timeout=60)  # a bound, so a failing test cannot hang the suite
+
+    holder = threading.Thread(target=hold_a_write)
+    holder.start()
+    try:
+        assert writing.wait(timeout=60)
+        assert [r.id for r in journal.open_rotations("db")] == [rotation.id]
+        assert journal.tampering.find("db") == ()
+    finally:
+        finished.set()
+        holder.join()
+
+
 def test_sqlite_file_is_private(tmp_path: Path, clock: FakeClock) -> None:
     """The SQLite journal file and its key (made with it: it seals the trail's head) are private."""
     path = tmp_path / "j.db"

@@ -127,6 +127,32 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seen]:
             logging.getLogger(name).setLevel(level)
 
 
+def test_a_line_below_the_level_is_dropped_before_it_is_scrubbed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A debug line at level info is not scrubbed, stamped and rendered only to be dropped."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, structlog.get_config())
+    held = {name: logging.getLogger(name).level for name in logs.SDK_LOGGERS}
+    buffer = io.StringIO()
+    logs.configure("json", "info", buffer)
+    scrubbed: list[object] = []
+    real = logs._scrub
+    monkeypatch.setattr(logs, "_scrub", lambda value: scrubbed.append(value) or real(value))
+    try:
+        log = structlog.get_logger("rotator.engine")
+        log.debug("step starting", state="planned")
+        assert scrubbed == [] and buffer.getvalue() == ""
+        log.info("stored as pending", version="v1")
+        assert "v1" in scrubbed and json.loads(buffer.getvalue())["event"] == "stored as pending"
+    finally:
+        root.handlers[:], level, config = saved
+        root.setLevel(level)
+        structlog.configure(**config)
+        for name, level in held.items():
+            logging.getLogger(name).setLevel(level)
+
+
 # -- the one door ---------------------------------------------------------------
 
 

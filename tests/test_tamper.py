@@ -198,6 +198,42 @@ def test_a_journal_untouched_verifies_intact_and_checks_per_secret(history: Jour
     assert history.tampering.find("app/db") == () and history.tampering.find("app/api") == ()
 
 
+def _statements(journal: Journal) -> list[str]:
+    """Start collecting the SQL statements ``journal`` sends; return the list they go to."""
+    sent: list[str] = []
+
+    def collect(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        sent.append(" ".join(statement.split()))
+
+    sa.event.listen(journal.database._engine, "before_cursor_execute", collect)
+    return sent
+
+
+def test_checking_one_secret_reads_no_other_secrets_records(history: Journal) -> None:
+    """Before each step a secret's rows are checked: reading the whole trail would grow with it."""
+    sent = _statements(history)
+    assert history.tampering.find("app/db") == ()
+    reads = [s for s in sent if " FROM audit " in s and "audit_head" not in s]
+    assert reads, sent
+    # Every read of the records is limited to the secret, or (the chain's last
+    # record) to one row.
+    assert all("audit.secret =" in s or "LIMIT" in s for s in reads), reads
+
+
+def test_an_event_named_by_a_record_of_another_secret_is_not_called_inserted(
+    history: Journal,
+) -> None:
+    """Whichever secret's record names an event, the event is named (not reported inserted)."""
+    run_sql(
+        history.url,
+        "UPDATE audit SET secret = 'app/api' WHERE event_id = "
+        "(SELECT max(id) FROM events WHERE secret = 'app/db')",
+    )
+    assert not any("inserted" in t.what for t in history.tampering.find("app/db"))
+    run_sql(history.url, "UPDATE audit SET event_id = NULL WHERE secret = 'app/api'")
+    assert any("inserted" in t.what for t in history.tampering.find("app/db"))
+
+
 def test_the_trail_refuses_to_grow_past_a_cut(history: Journal, clock: FakeClock) -> None:
     """Appending after records were cut off would hide the cut: the write is refused."""
     run_sql(history.url, "DELETE FROM audit WHERE seq > 10")

@@ -41,6 +41,10 @@ from rotator.output import redact
 
 #: Secret names per ``IN (...)`` list (SQLite allows 32,766 parameters; keep well under).
 IN_CHUNK = 500
+#: Seconds a SQLite writer waits for the write lock before the journal counts as unavailable.
+SQLITE_BUSY_SECONDS = 10
+#: The execution option marking a connection opened by :meth:`Database.read`.
+_READING = "rotator_reading"
 
 
 class Database:
@@ -71,6 +75,12 @@ class Database:
         # Audit records sealed inside this thread's open transaction: handed
         # to the sink only once it commits.
         self._unshipped = threading.local()
+        # SQLite lets one writer in at a time; another one waiting in SQLite's
+        # busy handler sleeps in steps of up to 100 ms, long after the lock
+        # was let go. This process's threads take turns here instead, each
+        # woken as soon as the one before commits (other processes still
+        # wait in SQLite).
+        self._writers = threading.RLock() if self._engine.dialect.name == "sqlite" else None
 
     def describe(self) -> str:
         """Return the journal's URL with any password hidden."""
@@ -83,6 +93,7 @@ class Database:
             return False
         try:
             with self._engine.connect() as conn:
+                conn.execution_options(**{_READING: True})
                 return sa.inspect(conn).has_table("schema_migrations")
         except SQLAlchemyError as exc:
             raise JournalError(f"cannot read journal {self.describe()}: {said(exc)}") from None
@@ -164,9 +175,14 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """Open a connection for reading; a database failure becomes a ``JournalError``."""
+        """Open a connection for reading; a database failure becomes a ``JournalError``.
+
+        On SQLite it reads one snapshot without the write lock (WAL lets
+        readers beside the writer), so reads never queue behind writes.
+        """
         try:
             with self._engine.connect() as conn:
+                conn.execution_options(**{_READING: True})
                 yield conn
         except (OperationalError, InterfaceError) as exc:
             raise JournalUnavailable(f"journal unreachable: {type(exc).__name__}") from None
@@ -185,7 +201,7 @@ class Database:
         self.keys.fingerprint_key()
         self._unshipped.records = []
         try:
-            with self._engine.begin() as conn:
+            with self._write_turn(), self._engine.begin() as conn:
                 yield conn
         except (OperationalError, InterfaceError) as exc:
             raise JournalUnavailable(f"journal unreachable: {type(exc).__name__}") from None
@@ -196,6 +212,19 @@ class Database:
         if self.sink is not None:
             for record in committed:
                 self.sink(record)
+
+    @contextmanager
+    def _write_turn(self) -> Iterator[None]:
+        """Wait for this process's other writers to SQLite to finish (as long as SQLite would)."""
+        if self._writers is None:
+            yield
+            return
+        if not self._writers.acquire(timeout=SQLITE_BUSY_SECONDS):
+            raise JournalUnavailable("journal unreachable: its write lock is held too long")
+        try:
+            yield
+        finally:
+            self._writers.release()
 
     def ship_on_commit(self, record: AuditRecord) -> None:
         """Hand ``record`` to the sink once this thread's open write commits."""
@@ -272,8 +301,10 @@ def _connect(url: str) -> Engine:
         url = f"postgresql+psycopg://{rest}"
     try:
         # pre_ping: a pooled connection that died with a database restart
-        # is replaced before use instead of failing the next statement.
-        engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+        # is replaced before use instead of failing the next statement. A
+        # SQLite file has no server to restart: no ping before each transaction.
+        served = scheme.partition("+")[0] != "sqlite"
+        engine = sa.create_engine(url, future=True, pool_pre_ping=served)
     except ImportError as exc:
         needed = exc.name or "its database driver"
         hint = ": pip install 'rotator-keys[postgres]'" if needed.startswith("psycopg") else ""
@@ -294,7 +325,7 @@ def _connect(url: str) -> Engine:
             # The busy timeout first: it makes concurrent one-shot runs wait
             # instead of fail, and switching to WAL itself needs a lock.
             # WAL lets readers (status, plan) run beside a writer.
-            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
             _enable_wal(cur)
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
@@ -302,6 +333,11 @@ def _connect(url: str) -> Engine:
 
         @sa.event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
+            if conn.get_execution_options().get(_READING):
+                # A read: its snapshot is taken at its first statement and
+                # kept to its end, and it never waits for the write lock.
+                conn.exec_driver_sql("BEGIN")
+                return
             # IMMEDIATE: the write lock is taken up front (waiting up to the
             # busy timeout), so concurrent writers queue instead of failing.
             conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -45,6 +45,71 @@ _TRIGGER_ACTIONS = {
     "emergency": AuditAction.EMERGENCY,
 }
 
+# The statements every step sends, built once: building one (and its cache
+# key) from literal values on each write cost more than running it. Their
+# parameters name the columns written and, prefixed ``read_``, the row as read.
+_INSERT_ROTATION = rotations.insert()
+_INSERT_EVENT = events.insert()
+#: Writes a rotation by id (parameters: read_id and the columns).
+_UPDATE_ROTATION = rotations.update().where(rotations.c.id == sa.bindparam("read_id"))
+#: Writes a rotation still in the state it was read in (adds read_state).
+_UPDATE_AS_READ = _UPDATE_ROTATION.where(rotations.c.state == sa.bindparam("read_state"))
+#: The same, the row's seal also unchanged since read (adds read_seal).
+_UPDATE_AS_READ_SEALED = _UPDATE_AS_READ.where(rotations.c.seal == sa.bindparam("read_seal"))
+_UNFINISHED = rotations.c.state.not_in([s.value for s in TERMINAL])
+#: Unfinished rotations, oldest first: of every secret, and of one (parameter: secret).
+_OPEN = sa.select(rotations).where(_UNFINISHED).order_by(rotations.c.created_at, rotations.c.id)
+_OPEN_OF = _OPEN.where(rotations.c.secret == sa.bindparam("secret"))
+
+
+def _summary_queries(filtered: bool) -> tuple[sa.Select[Any], ...]:
+    """Build the reads of Journal.summaries: last success, latest rotation, failures, open.
+
+    ``filtered``: each is limited to the secrets of the expanding parameter ``names``.
+    """
+
+    def only(query: sa.Select[Any]) -> sa.Select[Any]:
+        if not filtered:
+            return query
+        return query.where(rotations.c.secret.in_(sa.bindparam("names", expanding=True)))
+
+    last_success = only(
+        sa.select(rotations.c.secret, sa.func.max(rotations.c.promoted_at).label("at"))
+        .where(rotations.c.promoted_at.is_not(None))
+        .group_by(rotations.c.secret)
+    )
+    latest_id = only(
+        sa.select(rotations.c.secret, sa.func.max(rotations.c.created_at).label("at")).group_by(
+            rotations.c.secret
+        )
+    ).subquery()
+    latest = sa.select(rotations).join(
+        latest_id,
+        sa.and_(
+            rotations.c.secret == latest_id.c.secret,
+            rotations.c.created_at == latest_id.c.at,
+        ),
+    )
+    succeeded = rotations.alias("succeeded")
+    since_success = (
+        sa.select(sa.func.max(succeeded.c.promoted_at))
+        .where(succeeded.c.secret == rotations.c.secret)
+        .scalar_subquery()
+    )
+    streaks = only(
+        sa.select(rotations.c.secret, sa.func.count().label("n"))
+        .where(
+            rotations.c.state == State.ROLLED_BACK.value,
+            sa.or_(since_success.is_(None), rotations.c.created_at > since_success),
+        )
+        .group_by(rotations.c.secret)
+    )
+    return last_success, latest, streaks, only(_OPEN)
+
+
+#: The reads of Journal.summaries, built once: for every secret (False), for ``names`` (True).
+_SUMMARY_QUERIES = {False: _summary_queries(False), True: _summary_queries(True)}
+
 
 class Journal:
     """The durable record of rotations and their steps, and the parts kept beside them."""
@@ -112,7 +177,7 @@ class Journal:
         values = rotation_values(rotation, self.database.keys.row())
         with self.database.write() as conn:
             self.leases.fence(conn, rotation.secret)
-            conn.execute(rotations.insert().values(**values))
+            conn.execute(_INSERT_ROTATION, values)
             self._event(conn, rotation, "plan", "ok", None, rotation.state, detail, values["seal"])
         return replace(rotation, seal=values["seal"])
 
@@ -148,9 +213,7 @@ class Journal:
         values = rotation_values(new, self.database.keys.row())
         with self.database.write() as conn:
             self.leases.fence(conn, rotation.secret)
-            result = conn.execute(
-                rotations.update().where(*self._as_read(rotation)).values(**values)
-            )
+            result = conn.execute(*self._as_read(rotation, values))
             if result.rowcount != 1:
                 raise JournalError(
                     f"rotation {rotation.id} is no longer {rotation.state}: changed by another run"
@@ -179,18 +242,18 @@ class Journal:
         values = rotation_values(new, self.database.keys.row())
         with self.database.write() as conn:
             self.leases.fence(conn, rotation.secret)
-            conn.execute(rotations.update().where(rotations.c.id == rotation.id).values(**values))
+            conn.execute(_UPDATE_ROTATION, {**values, "read_id": rotation.id})
             state = rotation.state
             self._event(conn, rotation, step, outcome, state, state, detail, values["seal"])
         return replace(new, seal=values["seal"])
 
     @staticmethod
-    def _as_read(rotation: Rotation) -> tuple[sa.ColumnElement[bool], ...]:
-        """The conditions that the row is still as this run read it (state, and seal if known)."""
-        conditions = [rotations.c.id == rotation.id, rotations.c.state == rotation.state.value]
-        if rotation.seal is not None:
-            conditions.append(rotations.c.seal == rotation.seal)
-        return tuple(conditions)
+    def _as_read(rotation: Rotation, values: dict[str, Any]) -> tuple[sa.Update, dict[str, Any]]:
+        """The update writing ``values`` only if the row is as read (state, and seal if known)."""
+        params = {**values, "read_id": rotation.id, "read_state": rotation.state.value}
+        if rotation.seal is None:
+            return _UPDATE_AS_READ, params
+        return _UPDATE_AS_READ_SEALED, {**params, "read_seal": rotation.seal}
 
     @staticmethod
     def _refuse_tampered(rotation: Rotation) -> None:
@@ -230,7 +293,7 @@ class Journal:
         # Sealed without its id (the database assigns it): the audit record
         # below names the id, which binds the two.
         event_seal = seal_row(self.database.keys.row(), "events", row)
-        inserted = conn.execute(events.insert(), {**row, "seal": event_seal}).inserted_primary_key
+        inserted = conn.execute(_INSERT_EVENT, {**row, "seal": event_seal}).inserted_primary_key
         assert inserted is not None  # an INSERT of one row always has its key
         event_id = inserted[0]
         if action is None:
@@ -268,11 +331,9 @@ class Journal:
 
     def open_rotations(self, secret: str | None = None) -> list[Rotation]:
         """Return unfinished rotations (oldest first), optionally of one secret."""
-        query = sa.select(rotations).where(rotations.c.state.not_in([s.value for s in TERMINAL]))
-        if secret is not None:
-            query = query.where(rotations.c.secret == secret)
+        query, params = (_OPEN, {}) if secret is None else (_OPEN_OF, {"secret": secret})
         with self.database.read() as conn:
-            rows = conn.execute(query.order_by(rotations.c.created_at, rotations.c.id)).all()
+            rows = conn.execute(query, params).all()
         key = self.database.keys.row_if_present()
         return [row_to_rotation(r, key) for r in rows]
 
@@ -295,54 +356,22 @@ class Journal:
 
     def _summaries(self, names: list[str] | None) -> dict[str, SecretSummary]:
         key = self.database.keys.row_if_present()
-
-        def only(query: sa.Select[Any], table: sa.Table = rotations) -> sa.Select[Any]:
-            return query if names is None else query.where(table.c.secret.in_(names))
-
-        last_success = only(
-            sa.select(rotations.c.secret, sa.func.max(rotations.c.promoted_at).label("at"))
-            .where(rotations.c.promoted_at.is_not(None))
-            .group_by(rotations.c.secret)
-        )
-        latest_id = only(
-            sa.select(rotations.c.secret, sa.func.max(rotations.c.created_at).label("at")).group_by(
-                rotations.c.secret
-            )
-        ).subquery()
-        latest = sa.select(rotations).join(
-            latest_id,
-            sa.and_(
-                rotations.c.secret == latest_id.c.secret,
-                rotations.c.created_at == latest_id.c.at,
-            ),
-        )
-        succeeded = rotations.alias("succeeded")
-        since_success = (
-            sa.select(sa.func.max(succeeded.c.promoted_at))
-            .where(succeeded.c.secret == rotations.c.secret)
-            .scalar_subquery()
-        )
-        streaks = only(
-            sa.select(rotations.c.secret, sa.func.count().label("n"))
-            .where(
-                rotations.c.state == State.ROLLED_BACK.value,
-                sa.or_(since_success.is_(None), rotations.c.created_at > since_success),
-            )
-            .group_by(rotations.c.secret)
-        )
-        open_query = only(
-            sa.select(rotations)
-            .where(rotations.c.state.not_in([s.value for s in TERMINAL]))
-            .order_by(rotations.c.created_at, rotations.c.id)
-        )
+        last_success, latest, streaks, open_query = _SUMMARY_QUERIES[names is not None]
+        params = {} if names is None else {"names": names}
         with self.database.read() as conn:
+            last = {
+                r.secret: r for r in (row_to_rotation(x, key) for x in conn.execute(latest, params))
+            }
+            if not last:
+                # No rotation of these secrets at all (in this snapshot): nothing
+                # else to find (a secret never rotated, the common case at first).
+                return {}
             successes = {
                 row.secret: UTCDateTime().process_result_value(row.at, conn.dialect)
-                for row in conn.execute(last_success)
+                for row in conn.execute(last_success, params)
             }
-            last = {r.secret: r for r in (row_to_rotation(x, key) for x in conn.execute(latest))}
-            failures = {row.secret: int(row.n) for row in conn.execute(streaks)}
-            open_rows = conn.execute(open_query).all()
+            failures = {row.secret: int(row.n) for row in conn.execute(streaks, params)}
+            open_rows = conn.execute(open_query, params).all()
         open_by_secret: dict[str, list[Rotation]] = {}
         for rotation in (row_to_rotation(r, key) for r in open_rows):
             open_by_secret.setdefault(rotation.secret, []).append(rotation)

@@ -41,6 +41,18 @@ from rotator.journal.schema import leases
 #: The lease the current thread holds while it works on a secret (see Leases.holding).
 _HELD: contextvars.ContextVar[Lease | None] = contextvars.ContextVar("rotator_lease", default=None)
 
+# Built once (each fenced write sends the first): parameters ``held_secret``,
+# ``held_owner`` and ``held_token`` name the lease as this run holds it.
+_HELD_ROW = (
+    leases.c.secret == sa.bindparam("held_secret"),
+    leases.c.owner == sa.bindparam("held_owner"),
+    leases.c.token == sa.bindparam("held_token"),
+)
+_UPDATE_HELD = leases.update().where(*_HELD_ROW)
+_DELETE_HELD = leases.delete().where(*_HELD_ROW)
+_INSERT_LEASE = leases.insert()
+_SELECT_LEASE = sa.select(leases).where(leases.c.secret == sa.bindparam("held_secret"))
+
 
 def lease_owner() -> str:
     """Return a lease owner id: host, process id and a random suffix."""
@@ -66,7 +78,7 @@ class Leases:
         now = self.clock()
         try:
             with self.database.write() as conn:
-                row = conn.execute(sa.select(leases).where(leases.c.secret == secret)).first()
+                row = conn.execute(_SELECT_LEASE, {"held_secret": secret}).first()
                 if row is None:
                     return self._take(conn, secret, owner, ttl, now)
                 self._refuse_forged(secret, row)
@@ -85,14 +97,15 @@ class Leases:
     ) -> Lease:
         """Insert the first lease on ``secret`` (token 1)."""
         conn.execute(
-            leases.insert().values(
-                secret=secret,
-                owner=owner,
-                acquired_at=now,
-                expires_at=now + ttl,
-                token=1,
-                seal=lease_seal(self.database.keys.row(), secret, owner, 1, now + ttl),
-            )
+            _INSERT_LEASE,
+            {
+                "secret": secret,
+                "owner": owner,
+                "acquired_at": now,
+                "expires_at": now + ttl,
+                "token": 1,
+                "seal": lease_seal(self.database.keys.row(), secret, owner, 1, now + ttl),
+            },
         )
         return Lease(secret, owner, 1, ttl)
 
@@ -116,19 +129,17 @@ class Leases:
         # Conditional on the row being as read: of two runs taking over
         # an expired lease at once, the second updates nothing.
         result = conn.execute(
-            leases.update()
-            .where(
-                leases.c.secret == secret,
-                leases.c.owner == row.owner,
-                leases.c.token == row.token,
-            )
-            .values(
-                owner=owner,
-                acquired_at=now,
-                expires_at=now + ttl,
-                token=token,
-                seal=lease_seal(self.database.keys.row(), secret, owner, token, now + ttl),
-            )
+            _UPDATE_HELD,
+            {
+                "held_secret": secret,
+                "held_owner": row.owner,
+                "held_token": row.token,
+                "owner": owner,
+                "acquired_at": now,
+                "expires_at": now + ttl,
+                "token": token,
+                "seal": lease_seal(self.database.keys.row(), secret, owner, token, now + ttl),
+            },
         )
         return Lease(secret, owner, token, ttl) if result.rowcount == 1 else None
 
@@ -149,17 +160,18 @@ class Leases:
         lease = _HELD.get()
         if lease is None or lease.secret != secret:
             return
+        until = self.clock() + lease.ttl
         result = conn.execute(
-            leases.update()
-            .where(
-                leases.c.secret == secret,
-                leases.c.owner == lease.owner,
-                leases.c.token == lease.token,
-            )
-            .values(
-                expires_at=(until := self.clock() + lease.ttl),
-                seal=lease_seal(self.database.keys.row(), secret, lease.owner, lease.token, until),
-            )
+            _UPDATE_HELD,
+            {
+                "held_secret": secret,
+                "held_owner": lease.owner,
+                "held_token": lease.token,
+                "expires_at": until,
+                "seal": lease_seal(
+                    self.database.keys.row(), secret, lease.owner, lease.token, until
+                ),
+            },
         )
         if result.rowcount != 1:
             raise LeaseLost(
@@ -171,11 +183,8 @@ class Leases:
         """Give the lease back (only if it is still this one)."""
         with self.database.write() as conn:
             conn.execute(
-                leases.delete().where(
-                    leases.c.secret == lease.secret,
-                    leases.c.owner == lease.owner,
-                    leases.c.token == lease.token,
-                )
+                _DELETE_HELD,
+                {"held_secret": lease.secret, "held_owner": lease.owner, "held_token": lease.token},
             )
 
 

@@ -57,6 +57,7 @@ _HEAD_AND_END = sa.select(
 ).where(audit_head.c.id == 1)
 #: Moves the head to the record just appended (parameters: seq, hash, seal).
 _MOVE_HEAD = audit_head.update().where(audit_head.c.id == 1)
+_INSERT_RECORD = audit.insert()
 
 
 class Trail:
@@ -91,7 +92,7 @@ class Trail:
             raise JournalTampered(f"audit trail: {problem}; run `rotator audit verify`")
         seq, prev = row.seq + 1, row.hash
         sealed = replace(record, seq=seq, prev_hash=prev).sealed(self.database.keys.chain())
-        conn.execute(audit.insert(), sealed.as_dict() | {"at": sealed.at})
+        conn.execute(_INSERT_RECORD, sealed.as_dict() | {"at": sealed.at})
         head = head_values(row, seq=seq, hash=sealed.hash)
         conn.execute(_MOVE_HEAD, {**head, "seal": seal_row(key, "audit_head", head)})
         self.database.ship_on_commit(sealed)

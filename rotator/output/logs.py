@@ -201,7 +201,13 @@ def configure(fmt: str | None = None, level: str = "info", stream: TextIO | None
     for name in SDK_LOGGERS:
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # An event below the level is dropped first, not scrubbed and stamped
+        # to be dropped by the standard library after (a debug line per step).
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
