@@ -69,7 +69,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from policies import write_policies  # benchmarks/policies.py, beside this script
+from policies import as_installed, write_policies  # benchmarks/policies.py, beside this
 
 from rotator.journal.journal import Journal
 from rotator.journal.records import Rotation, rotation_values
@@ -346,7 +346,7 @@ def measure(count: int, idle: float, budget: float) -> Figures:
             figures.seeded = time.perf_counter() - began
             deadline.check("seeding")
             env = {
-                **os.environ,
+                **as_installed(os.environ),
                 "ROTATOR_CONFIG": str(config),
                 "ROTATOR_STATE": url,
                 # A dead endpoint: nothing is due, so no call may be made.

@@ -10,15 +10,19 @@ and each command's time over the floor: merely importing rotator's dependencies
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import providers
+import rotator
 from rotator.journal.journal import Journal
 from rotator.journal.records import Rotation
 from rotator.lifecycle import State, Transition
@@ -93,6 +97,21 @@ def seed_journal(url: str, names: list[str], now: datetime) -> None:
     journal.close()
 
 
+def as_installed(env: Mapping[str, str]) -> dict[str, str]:
+    """Return ``env`` for running rotator as an installed copy runs: from compiled bytecode.
+
+    pip compiles a wheel's modules when it installs them; an editable
+    checkout under ``PYTHONDONTWRITEBYTECODE=1`` would instead compile every
+    rotator module on every start, adding about 0.3 s to each command timed
+    here. So rotator's packages are compiled once, now, and the variable is
+    left out of the commands' environment.
+    """
+    for package in (rotator, providers):
+        for folder in package.__path__:
+            compileall.compile_dir(folder, quiet=1)
+    return {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 #: What merely importing rotator's dependencies costs: the floor a cold start is measured against.
 FLOOR = "import sqlalchemy, pydantic, structlog, yaml, click, rich, prometheus_client, apscheduler"
 
@@ -133,7 +152,7 @@ def main() -> None:
         seed_journal(url, names, now)
         seeded = time.perf_counter() - start
         env = {
-            **os.environ,
+            **as_installed(os.environ),
             "ROTATOR_CONFIG": str(workdir),
             "ROTATOR_STATE": url,
             # No AWS endpoint on purpose: a run that called AWS would fail.

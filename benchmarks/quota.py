@@ -81,6 +81,7 @@ from typing import Any
 
 import boto3
 import sqlalchemy as sa
+from policies import as_installed  # benchmarks/policies.py, beside this script
 from replicas import fresh_journal, journal_engine  # benchmarks/replicas.py, beside this script
 
 from rotator.sandbox.aws.sandbox import AwsSandbox
@@ -340,7 +341,7 @@ def measure(
     print(f"seeded in {time.monotonic() - began:.1f} s", flush=True)
     config = workdir / "policies.yaml"
     write_policies(config, seeded)
-    env = {k: v for k, v in os.environ.items() if k not in IGNORED}
+    env = {k: v for k, v in as_installed(os.environ).items() if k not in IGNORED}
     env.update(aws)
     env.update({"AWS_ENDPOINT_URL": proxy.url, "ROTATOR_CONFIG": str(config)})
     if quota.rate != SECRETS_MANAGER_WRITES.rate:

@@ -76,6 +76,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from policies import as_installed  # benchmarks/policies.py, beside this script
 
 from providers.aws.clients import RATE_LIMITS, quota
 from rotator.adapters.ratelimit import TokenBucket, limits
@@ -347,7 +348,7 @@ def main() -> None:
             write_policies(policies, names)
             script = workdir / "handwritten.py"
             script.write_text(HANDWRITTEN)
-            env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+            env = {k: v for k, v in as_installed(os.environ).items() if not k.startswith("AWS_")}
             env.update(aws)
             env["ROTATOR_CONFIG"] = str(policies)
             for name in ("ROTATOR_TEST_FAULT", "ROTATOR_RATE_LIMITS", "ROTATOR_CONCURRENCY"):
