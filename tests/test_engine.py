@@ -728,3 +728,26 @@ def test_runs_on_one_journal_divide_a_quota_and_give_their_shares_back(
         assert written.ceiling == 25
         assert rotating.journal.shares.holders() == {key: 1}  # the rotation's given back
     assert rotating.journal.shares.holders() == {}
+
+
+def test_outside_a_rotation_an_engine_paces_beside_the_runs_and_holds_no_share(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A plan or the watch between passes paces at its part of a quota another run holds,
+    without writing a share of its own."""
+    rotating = _engine(tmp_path, RANDOM_POLICY, clock)
+    planning = _engine(tmp_path, RANDOM_POLICY, clock)
+    rotating.journal.migrate()
+    key = f"secretsmanager.write@{REGION}"
+    with rotating.sharing.running():
+        rotating.runtime.pacing.take("secretsmanager.write", REGION, 50, sleep=clock.sleep)
+        planning.runtime.pacing.take("secretsmanager.write", REGION, 50, sleep=clock.sleep)
+        assert planning.runtime.pacing.bucket("secretsmanager.write", REGION, 50).ceiling == 25
+        assert planning.journal.shares.holders() == {key: 1}
+
+
+def test_plan_on_a_journal_not_made_yet_makes_none(tmp_path: Path, clock: FakeClock) -> None:
+    """Pacing outside a rotation never creates the journal (plan and check change nothing)."""
+    engine = _engine(tmp_path, RANDOM_POLICY, clock)
+    engine.runtime.pacing.take("secretsmanager.write", REGION, 50, sleep=clock.sleep)
+    assert not (tmp_path / "j.db").exists()

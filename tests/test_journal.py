@@ -21,7 +21,7 @@ from rotator.journal.records import Rotation
 from rotator.journal.schema import SCHEMA_VERSION, schema_migrations
 from rotator.journal.shares import TTL as SHARE_TTL
 from rotator.lifecycle import State, Step, Transition, TransitionError
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, run_sql
 
 #: The transitions from planned to verified, in order.
 _TO_VERIFIED = (
@@ -415,3 +415,23 @@ def test_a_scope_with_userinfo_is_stored_as_a_digest(journal: Journal) -> None:
     assert journal.shares.renew("otherhost:3:c", [f"vault@{long_scope}"]) == {
         f"vault@{long_scope}": 1
     }
+
+
+def test_a_run_outside_a_rotation_counts_the_holders_and_writes_nothing(journal: Journal) -> None:
+    """A plan beside a rotating run paces at half the quota, and holds no share itself."""
+    _run_on(journal, "otherhost:1:a")
+    key = "secretsmanager.write@eu-west-1"
+    assert journal.shares.count("otherhost:2:b", [key]) == {key: 2}
+    assert journal.shares.holders() == {key: 1}
+
+
+def test_a_share_dated_far_ahead_is_not_counted(journal: Journal, clock: FakeClock) -> None:
+    """A row no renewal could have written (forged, or a clock far ahead) slows no run."""
+    key = "secretsmanager.write@eu-west-1"
+    run_sql(
+        journal.url,
+        "INSERT INTO quota_shares (quota, owner, expires_at) VALUES (:q, 'otherhost:9:z', :at)",
+        q=key,
+        at=clock() + timedelta(days=365),
+    )
+    assert _ceiling(_run_on(journal, "otherhost:1:a")) == 50

@@ -33,6 +33,7 @@ store.broken = {PACKAGE}.missing:Store
 issuer.half = {PACKAGE}.half:HalfIssuer
 target.stranger = {PACKAGE}.half:NotAnAdapter
 verifier.exploding = {PACKAGE}.exploding:Verifier
+verifier.quitting = {PACKAGE}.quitting:Verifier
 notifier.fine = {PACKAGE}.half:FineNotifier
 storage.typo = {PACKAGE}.half:FineNotifier
 """
@@ -94,6 +95,7 @@ def broken_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     (package / "__init__.py").write_text("")
     (package / "half.py").write_text(HALF)
     (package / "exploding.py").write_text(EXPLODING)
+    (package / "quitting.py").write_text("import sys\nsys.exit(3)\n")
     redact.register(LEAKED)
     monkeypatch.syspath_prepend(str(site))
     registry.cache_clear()
@@ -113,12 +115,15 @@ def test_every_broken_entry_point_is_skipped_and_the_rest_load(broken_plugin: No
         "issuer.half",
         "target.stranger",
         "verifier.exploding",
+        "verifier.quitting",
         "storage.typo",
     }
     assert reasons["store.broken"].startswith("cannot be imported: ModuleNotFoundError")
     assert reasons["issuer.half"] == "HalfIssuer does not implement mint"
     assert reasons["target.stranger"] == "NotAnAdapter does not extend rotator's Target"
     assert reasons["verifier.exploding"].startswith("cannot be imported: RuntimeError")
+    # A plugin that exits as it is imported is reported, not the end of rotator.
+    assert reasons["verifier.quitting"].startswith("cannot be imported: SystemExit")
     assert "ROLE.NAME" in reasons["storage.typo"]
     for skipped in found.skipped:
         assert skipped.distribution == f"{DISTRIBUTION} 1.0"
@@ -206,6 +211,7 @@ def test_an_adapter_is_imported_when_first_looked_up(broken_plugin: None) -> Non
             "issuer.half",
             "target.stranger",
             "verifier.exploding",
+            "verifier.quitting",
             "storage.typo",
         }
     )

@@ -204,27 +204,28 @@ def test_a_quota_is_joined_before_its_first_call_and_shared_from_it() -> None:
     assert waits == pytest.approx([0.0] * 10 + [0.1, 0.1])  # a burst of 10, then 10 a second
 
 
-def test_shares_are_renewed_each_beat_while_used_and_dropped_when_idle() -> None:
-    """Renewed once a second while called; a quota quiet for IDLE seconds is left out."""
+def test_a_renewal_holds_what_was_used_lately_and_drops_what_went_idle() -> None:
+    """Each renewal names the quotas called in the last IDLE seconds; a call between joins none."""
     t = _Time()
     holders = _Holders()
     pacing = Pacing(holders, monotonic=t.monotonic)
     pacing.take("vault", "a", 100, sleep=t.sleep)
     pacing.take("keyvault", "b", 100, sleep=t.sleep)  # a second quota joins: renewed with both
-    t.now += 0.5
-    pacing.take("vault", "a", 100, sleep=t.sleep)  # within the beat: no renewal
+    pacing.take("vault", "a", 100, sleep=t.sleep)  # joined already: nothing asked
     assert holders.asked == [["vault@a"], ["keyvault@b", "vault@a"]]
     t.now += BEAT
     pacing.take("vault", "a", 100, sleep=t.sleep)
+    pacing.renew()  # the heartbeat
     assert holders.asked[-1] == ["keyvault@b", "vault@a"]
     t.now += IDLE + 0.1
-    pacing.take("vault", "a", 100, sleep=t.sleep)  # keyvault unused for longer than IDLE
+    pacing.take("vault", "a", 100, sleep=t.sleep)
+    pacing.renew()  # keyvault unused for longer than IDLE: its share is given back
     assert holders.asked[-1] == ["vault@a"]
     pacing.take("keyvault", "b", 100, sleep=t.sleep)  # used again: joins again at once
     assert holders.asked[-1] == ["keyvault@b", "vault@a"]
 
 
-def test_more_holders_slow_every_bucket_of_the_quota_at_the_next_beat() -> None:
+def test_more_holders_slow_every_bucket_of_the_quota_at_the_next_renewal() -> None:
     """A run joining elsewhere is seen at the next renewal: this run's ceiling halves."""
     t = _Time()
     holders = _Holders()
@@ -232,23 +233,43 @@ def test_more_holders_slow_every_bucket_of_the_quota_at_the_next_beat() -> None:
     pacing.take("vault", "a", 100, sleep=t.sleep)
     assert pacing.bucket("vault", "a", 100).ceiling == 100
     holders.others = 1
-    t.now += BEAT
-    pacing.take("vault", "a", 100, sleep=t.sleep)
+    pacing.renew()
     assert pacing.bucket("vault", "a", 100).ceiling == 50
 
 
 def test_a_failed_renewal_keeps_the_last_shares_and_never_fails_a_call() -> None:
-    """The journal down: the call goes on at the share last known, retried a beat later."""
+    """The journal down: calls go on at the shares last known."""
     t = _Time()
     holders = _Holders(others=1)
     pacing = Pacing(holders, monotonic=t.monotonic)
     pacing.take("vault", "a", 100, sleep=t.sleep)
     holders.fail = True
-    t.now += BEAT
-    pacing.take("vault", "a", 100, sleep=t.sleep)
-    pacing.take("vault", "a", 100, sleep=t.sleep)  # not asked again within the beat
-    assert len(holders.asked) == 2
+    pacing.renew()
+    assert pacing.take("vault", "a", 100, sleep=t.sleep) >= 0
     assert pacing.bucket("vault", "a", 100).ceiling == 50
+
+
+def test_a_quota_joined_while_the_journal_is_down_is_never_paced_at_the_whole_quota() -> None:
+    """A failed join paces at the most holders any renewal reported, not alone."""
+    t = _Time()
+    holders = _Holders(others=3)
+    pacing = Pacing(holders, monotonic=t.monotonic)
+    pacing.take("vault", "a", 100, sleep=t.sleep)
+    holders.fail = True
+    pacing.take("secretsmanager.write", "eu-west-1", 50, sleep=t.sleep)
+    assert pacing.bucket("secretsmanager.write", "eu-west-1", 50).ceiling == 12.5
+    assert len(holders.asked) == 2
+
+
+def test_a_bug_in_the_holders_never_fails_a_call() -> None:
+    """Whatever the count raises, the call is paced and made."""
+    t = _Time()
+
+    def broken(quotas: Collection[str]) -> dict[str, int]:
+        raise KeyError("a bug")
+
+    pacing = Pacing(broken, monotonic=t.monotonic)
+    assert pacing.take("vault", "a", 100, sleep=t.sleep) == 0.0
 
 
 def test_without_holders_a_process_paces_every_quota_alone() -> None:

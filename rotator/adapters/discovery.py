@@ -272,7 +272,7 @@ def _load(ep: EntryPoint) -> type[Adapter[Any]] | SkippedAdapter:
         return _skipped(ep, f"its name is not ROLE.NAME with ROLE one of {', '.join(ROLES)}")
     try:
         adapter = ep.load()
-    except Exception as exc:  # noqa: BLE001 (a plugin's import may raise anything)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 (a plugin's import may raise anything)
         return _skipped(ep, f"cannot be imported: {type(exc).__name__}: {exc}")
     problem = _not_an_adapter(adapter, base)
     if problem is not None:

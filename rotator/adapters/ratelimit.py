@@ -49,7 +49,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
-from rotator.errors import ConfigError, RotatorError
+from rotator.errors import ConfigError
 
 #: The environment variable that overrides the quotas adapters declare.
 ENV = "ROTATOR_RATE_LIMITS"
@@ -66,6 +66,8 @@ FLOOR = 0.05
 BEAT = 1.0
 #: Seconds without a call after which a quota is no longer in use (its share is given back).
 IDLE = 2.0
+#: Seconds a bucket's first call waits for a renewal under way before it joins on its own.
+JOIN_WAIT = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -228,11 +230,14 @@ class Pacing:
 
     Without ``holders`` the process paces every quota alone. With it, a
     bucket's first call first asks ``holders`` (the process joins the
-    quota), and a call made :data:`BEAT` seconds after the last renewal
-    renews on the way (one caller renews, the others go on). A quota not
-    called for :data:`IDLE` seconds is left out of the next renewal, which
-    gives its share back to the other runs. A renewal that fails (the
-    journal is down) is logged and the shares stay as they were.
+    quota, waiting at most :data:`JOIN_WAIT` seconds for a renewal under
+    way), and whoever owns the pacing calls :meth:`renew` each :data:`BEAT`
+    seconds (the engine's heartbeat, off the threads that call providers).
+    A quota not called for :data:`IDLE` seconds is left out of the next
+    renewal, which gives its share back to the other runs. A renewal that
+    fails (the journal is down) is logged and never fails a call: the
+    shares stay as they were, and a quota joined then is paced at the
+    largest count of holders seen so far, never at the whole quota by default.
     """
 
     def __init__(
@@ -245,7 +250,8 @@ class Pacing:
         self._used: dict[str, float] = {}
         #: The buckets the last renewal held a share for.
         self._joined: frozenset[str] = frozenset()
-        self._renewed_at: float | None = None
+        #: The largest count of holders any renewal reported.
+        self._most = 1
         self._lock = threading.Lock()
         self._renewing = threading.Lock()
 
@@ -272,24 +278,19 @@ class Pacing:
         """Take one token of ``quota`` for ``scope``, waiting if needed; return seconds waited."""
         bucket = self.bucket(quota, scope, rate, sleep=sleep)
         key = f"{quota}@{scope}"
-        now = self._monotonic()
         with self._lock:
-            self._used[key] = now
-        if self.holders is not None:
-            if key not in self._joined:
-                self.renew(wait=True, joining=key)
-            elif self._renewed_at is None or now - self._renewed_at >= BEAT:
-                self.renew(wait=False)
+            self._used[key] = self._monotonic()
+        if self.holders is not None and key not in self._joined:
+            self.renew(joining=key)
         return bucket.acquire()
 
-    def renew(self, *, wait: bool = True, joining: str | None = None) -> None:
+    def renew(self, *, joining: str | None = None) -> None:
         """Renew this process's shares of the quotas it uses, and re-divide their buckets.
 
-        ``wait``: wait for a renewal under way (else leave it to it). A
-        ``joining`` bucket that the renewal waited for already holds a share
-        is not renewed again.
+        A ``joining`` bucket that a renewal it waited for already took in is
+        not renewed again.
         """
-        if self.holders is None or not self._renewing.acquire(blocking=wait):
+        if self.holders is None or not self._renewing.acquire(timeout=JOIN_WAIT):
             return
         try:
             if joining is not None and joining in self._joined:
@@ -299,24 +300,26 @@ class Pacing:
                 using = {k for k, at in self._used.items() if now - at <= IDLE}
             try:
                 holders = self.holders(sorted(using))
-            except RotatorError as exc:
+            except Exception as exc:  # noqa: BLE001 (the journal down, or a bug: calls go on)
                 log.warning("quota shares not renewed (%s): pacing by the last", type(exc).__name__)
-                self._renewed_at = now
+                for key in using - self._joined:
+                    self._buckets[key].share(self._most)
                 self._joined = self._joined | using
                 return
             for key, count in holders.items():
                 found = self._buckets.get(key)
                 if found is not None:
                     found.share(count)
-            self._joined, self._renewed_at = frozenset(using), now
+                self._most = max(self._most, count)
+            self._joined = frozenset(using)
         finally:
             self._renewing.release()
 
     def forget(self) -> None:
         """Count every quota as unused: its next call joins it again (its share was given back)."""
-        with self._lock:
+        with self._renewing, self._lock:
             self._used.clear()
-        self._joined, self._renewed_at = frozenset(), None
+            self._joined = frozenset()
 
 
 def limits(defaults: Mapping[str, float], env: Mapping[str, str] | None = None) -> dict[str, float]:

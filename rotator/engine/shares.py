@@ -3,9 +3,13 @@
 The adapters pace their calls through the runtime's
 :class:`rotator.adapters.ratelimit.Pacing`; this gives it the journal's
 :class:`rotator.journal.shares.QuotaShares` to count the runs that divide
-each quota, and gives this run's shares back as soon as its last rotation
-ends (the service between passes, a one-shot run at its end), so the others
-need not wait for the shares to expire.
+each quota. While a rotation is under way, a heartbeat thread renews this
+run's shares each second (off the threads that call providers, so a slow
+journal never holds a call up past a join, and a run whose calls all wait
+on their bucket still renews), and the shares are given back as soon as the
+last rotation ends. Outside a rotation (a plan, a check, the watch between
+passes) the engine counts the runs rotating without writing anything and
+paces at its share beside them.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from contextlib import contextmanager
 
 import structlog
 
-from rotator.adapters.ratelimit import Pacing
+from rotator.adapters.ratelimit import BEAT, Pacing
 from rotator.errors import JournalError
 from rotator.journal.journal import Journal
 
@@ -33,17 +37,24 @@ class QuotaSharing:
         #: What the adapters pace their calls with (lent through the runtime).
         self.pacing = Pacing(self.holders)
         self._runs = 0
+        #: Whether a share may be held (renewed since the run began): to give back.
+        self._held = False
         self._lock = threading.Lock()
+        self._stop: threading.Event | None = None
 
     def holders(self, quotas: Collection[str]) -> dict[str, int]:
-        """Renew this run's shares of ``quotas``; return how many live runs hold each.
+        """Renew this run's shares of ``quotas`` while rotating; return how many runs hold each.
 
-        Outside a rotation (``plan``, ``check``, a dry run: commands that
-        change nothing, the journal included) the engine paces alone and
-        holds no share.
+        Outside a rotation nothing is written (``plan``, ``check`` and a dry
+        run change nothing, the journal included): the runs rotating are
+        counted, this one added, on a journal that exists.
         """
         if not self._runs:
-            return dict.fromkeys(quotas, 1)
+            if not quotas or not self.journal.exists():
+                return dict.fromkeys(quotas, 1)
+            return self.journal.shares.count(self.owner, quotas)
+        if quotas:
+            self._held = True
         return self.journal.shares.renew(self.owner, quotas)
 
     @contextmanager
@@ -51,22 +62,34 @@ class QuotaSharing:
         """Count a run (a pass, a rotation by hand) under way; the last to end gives shares back."""
         with self._lock:
             self._runs += 1
-            first = self._runs == 1
-        if first:
-            # Quotas called before (by a plan, alone) are joined again at their next call.
-            self.pacing.forget()
+            if self._runs == 1:
+                # Quotas called before (by a plan, counted only) are joined at their next call.
+                self.pacing.forget()
+                self._stop = threading.Event()
+                threading.Thread(
+                    target=self._beat, args=(self._stop,), name="quota-shares", daemon=True
+                ).start()
         try:
             yield
         finally:
             with self._lock:
                 self._runs -= 1
-                last = self._runs == 0
-            if last:
-                self.give_back()
+                if self._runs == 0:
+                    if self._stop is not None:
+                        self._stop.set()
+                    self.give_back()
+
+    def _beat(self, stop: threading.Event) -> None:
+        """Renew the shares each second until ``stop`` is set (the heartbeat thread)."""
+        while not stop.wait(BEAT):
+            self.pacing.renew()
 
     def give_back(self) -> None:
         """Drop this run's shares: the other runs divide the quotas without it from now on."""
         self.pacing.forget()
+        if not self._held:
+            return
+        self._held = False
         try:
             self.journal.shares.release(self.owner)
         except JournalError as exc:

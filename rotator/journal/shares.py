@@ -22,7 +22,8 @@ a run joining is seen by the others only at their next renewal (a second
 at most, during which the runs together may exceed the quota by the
 newcomer's share; the provider's throttling answers, which cut the pace,
 cover it). Expiry times are written by each host's clock, as leases are:
-hosts sharing a journal must agree on the time to within a few seconds.
+hosts sharing a journal must agree on the time to within a few seconds (a
+row dated further ahead than a renewal could date it is not counted).
 
 A scope is an adapter's (a Region, a server's address): one that could carry
 credentials (``https://user:password@vault``) or is too long for the column
@@ -36,7 +37,8 @@ import hmac
 import re
 from collections import Counter
 from collections.abc import Collection
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -46,7 +48,8 @@ from rotator.journal.leases import holder_gone
 from rotator.journal.schema import quota_shares
 
 #: How long a share lives past its last renewal: a dead run's share returns within it.
-TTL = timedelta(seconds=5)
+#: Several renewals (one a second) and some clock skew between hosts fit in it.
+TTL = timedelta(seconds=15)
 #: A ``QUOTA@SCOPE`` stored as written: a name, ``@``, a host, Region or URL without userinfo.
 _READABLE = re.compile(r"[a-z0-9._-]{1,64}@[A-Za-z0-9._:/\[\]-]{0,120}")
 
@@ -83,12 +86,25 @@ class QuotaShares:
                     quota_shares.c.quota, quota_shares.c.owner, quota_shares.c.expires_at
                 ).where(quota_shares.c.quota.in_(wanted))
             ).all()
-        live = Counter(
-            row.quota
-            for row in rows
-            if row.owner == owner or not holder_gone(row.owner, row.expires_at, now)
-        )
+        live = Counter(row.quota for row in rows if row.owner == owner or _counted(row, now, ttl))
         return {stored[q]: max(1, live[q]) for q in wanted}
+
+    def count(self, owner: str, quotas: Collection[str], ttl: timedelta = TTL) -> dict[str, int]:
+        """Return how many live runs would share each of ``quotas`` with ``owner``, writing nothing.
+
+        For a process that calls providers outside a rotation (a plan, a
+        check, the service's watch between passes): it paces at its share
+        beside the runs rotating, without holding one, so that together
+        they stay at the quota.
+        """
+        now = self.clock()
+        stored = {self._stored(q): q for q in quotas}
+        with self.database.read() as conn:
+            rows = conn.execute(
+                sa.select(quota_shares).where(quota_shares.c.quota.in_(sorted(stored)))
+            ).all()
+        live = Counter(row.quota for row in rows if row.owner != owner and _counted(row, now, ttl))
+        return {q: 1 + live[s] for s, q in stored.items()}
 
     def _stored(self, quota: str) -> str:
         """Return how ``quota`` is stored: as written, or its scope as a keyed digest."""
@@ -104,10 +120,20 @@ class QuotaShares:
             conn.execute(quota_shares.delete().where(quota_shares.c.owner == owner))
 
     def holders(self) -> dict[str, int]:
-        """Return how many live runs hold a share of each quota (for ``rotator status``, tests)."""
+        """Return how many live runs hold a share of each quota, as stored."""
         now = self.clock()
         with self.database.read() as conn:
             rows = conn.execute(sa.select(quota_shares)).all()
-        return dict(
-            Counter(row.quota for row in rows if not holder_gone(row.owner, row.expires_at, now))
-        )
+        return dict(Counter(row.quota for row in rows if _counted(row, now, TTL)))
+
+
+def _counted(row: Any, now: datetime, ttl: timedelta) -> bool:
+    """Tell whether a share row counts: live, and not dated further ahead than a renewal can.
+
+    A row expiring more than two lifetimes from now was not written by a
+    renewal on a clock close to this one (a forged row, a host far ahead):
+    counting it would slow every run for as long as it says.
+    """
+    if row.expires_at > now + 2 * ttl:
+        return False
+    return not holder_gone(row.owner, row.expires_at, now)
