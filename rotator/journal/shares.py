@@ -6,7 +6,7 @@ A provider's quota is per account and Region, per vault, per Vault server:
 every replica of the service and every one-shot run beside them spends the
 same one. Each run therefore holds a row of ``quota_shares`` per quota it is
 calling under (``QUOTA@SCOPE``, such as ``secretsmanager.write@eu-west-1``),
-renews it while it calls (each second, :data:`rotator.adapters.ratelimit.BEAT`),
+renews it while it rotates (each second, :data:`rotator.adapters.ratelimit.BEAT`),
 and paces itself at the quota divided by the live rows: the ceilings of all
 live runs add up to the quota. A row lives :data:`TTL` past its last renewal,
 so the share of a run that died returns to the others within that; a dead
