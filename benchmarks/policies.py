@@ -18,24 +18,19 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import providers
 import rotator
-from rotator.journal.journal import Journal
-from rotator.journal.records import Rotation
-from rotator.lifecycle import State, Transition
+
+# The journal's seeding lives in tests/, which is no installed package: a
+# script run as ``python benchmarks/policies.py`` finds it at the root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.seeding import seed_finished
 
 ZONES = ("UTC", "Europe/Berlin", "America/New_York")
-
-#: The transitions from planned to verified, in order.
-_TO_VERIFIED = (
-    Transition.MINTED,
-    Transition.STORED_PENDING,
-    Transition.PROPAGATED,
-    Transition.VERIFIED,
-)
 
 
 def write_policies(directory: Path, count: int, files: int) -> list[str]:
@@ -65,36 +60,6 @@ def write_policies(directory: Path, count: int, files: int) -> list[str]:
             ]
         (directory / f"policies-{f:03}.yaml").write_text("\n".join(lines) + "\n")
     return names
-
-
-def seed_journal(url: str, names: list[str], now: datetime) -> None:
-    """Record a finished rotation one hour ago for every policy, so none is due."""
-    journal = Journal(url, lambda: now)
-    journal.migrate()
-    done = now - timedelta(hours=1)
-    for n, name in enumerate(names):
-        rotation = Rotation(
-            id=f"{n:032x}",
-            secret=name,
-            state=State.PLANNED,
-            trigger="schedule",
-            created_at=done,
-            updated_at=done,
-        )
-        journal.create(rotation)
-        for transition in (
-            Transition.MINTED,
-            Transition.STORED_PENDING,
-            Transition.PROPAGATED,
-            Transition.VERIFIED,
-        ):
-            rotation = journal.advance(rotation, transition)
-        rotation = journal.advance(
-            rotation, Transition.PROMOTED, promoted_at=done, grace_deadline=done
-        )
-        rotation = journal.advance(rotation, Transition.REVOKED, delete_at=done)
-        journal.advance(rotation, Transition.DELETED)
-    journal.close()
 
 
 def as_installed(env: Mapping[str, str]) -> dict[str, str]:
@@ -149,7 +114,7 @@ def main() -> None:
         url = f"sqlite:///{workdir / 'rotator.db'}"
         now = datetime.now(UTC).replace(microsecond=0)
         start = time.perf_counter()
-        seed_journal(url, names, now)
+        seed_finished(url, names, now)
         seeded = time.perf_counter() - start
         env = {
             **as_installed(os.environ),

@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -19,9 +19,7 @@ import click
 
 from rotator.adapters.discovery import ENTRY_POINT_GROUP
 from rotator.cli.main import COMMANDS, cli
-from rotator.journal.journal import Journal
-from rotator.journal.records import Rotation
-from rotator.lifecycle import State, Transition
+from tests.seeding import seed_finished
 
 #: Runs rotator with the arguments after the first, then writes every module imported to the first.
 PROBE = (
@@ -92,38 +90,6 @@ def _imported(
     return done, set(json.loads(written.read_text()))
 
 
-def _seed(url: str, names: list[str]) -> None:
-    """Record a rotation of each secret, finished an hour ago, so that none is due."""
-    now = datetime.now(UTC).replace(microsecond=0)
-    done = now - timedelta(hours=1)
-    journal = Journal(url, lambda: now)
-    journal.migrate()
-    for number, name in enumerate(names):
-        rotation = journal.create(
-            Rotation(
-                id=f"{number:032x}",
-                secret=name,
-                state=State.PLANNED,
-                trigger="schedule",
-                created_at=done,
-                updated_at=done,
-            )
-        )
-        for transition in (
-            Transition.MINTED,
-            Transition.STORED_PENDING,
-            Transition.PROPAGATED,
-            Transition.VERIFIED,
-        ):
-            rotation = journal.advance(rotation, transition)
-        rotation = journal.advance(
-            rotation, Transition.PROMOTED, promoted_at=done, grace_deadline=done
-        )
-        rotation = journal.advance(rotation, Transition.REVOKED, delete_at=done)
-        journal.advance(rotation, Transition.DELETED)
-    journal.close()
-
-
 def test_validate_imports_no_database_no_engine_no_service(tmp_path: Path) -> None:
     """`rotator validate` loads neither the journal (SQLAlchemy), the engine nor the service."""
     (tmp_path / "p.yaml").write_text(POLICY + CRON_POLICY)
@@ -179,7 +145,7 @@ def test_run_once_with_nothing_due_imports_no_service(tmp_path: Path) -> None:
     """`rotator run --once` opens the journal (SQLAlchemy), but never the service or its metrics."""
     (tmp_path / "p.yaml").write_text(POLICY)
     url = f"sqlite:///{tmp_path / 'rotator.db'}"
-    _seed(url, ["app/db", "app/api"])
+    seed_finished(url, ["app/db", "app/api"], datetime.now(UTC).replace(microsecond=0))
 
     done, modules = _imported(
         tmp_path, "run", "--once", "--config", "p.yaml", "--state", url, "--log-format", "json"
