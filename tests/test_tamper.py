@@ -249,6 +249,109 @@ def test_a_lease_with_a_forged_token_is_not_taken(history: Journal) -> None:
         history.leases.acquire("app/api", "host:2:c", timedelta(hours=1))
 
 
+# -- a journal found unchanged is not checked row by row again ----------------------------
+
+
+def _kept(journal: Journal) -> str:
+    """Keep, as the engine does after a check found ``journal`` intact, its digest; return it."""
+    mark, digest = journal.verified.unchanged(0)
+    assert mark is None and journal.trail.verify().intact
+    journal.verified.keep(digest, 0, (1, "0" * 64))
+    assert journal.verified.unchanged(0)[0] is not None
+    return digest
+
+
+@pytest.mark.parametrize(("kind", "statements", "said"), TAMPERING, ids=[t[0] for t in TAMPERING])
+def test_every_kind_of_tampering_changes_the_digest_found_intact(
+    history: Journal, kind: str, statements: str, said: str
+) -> None:
+    """After any edit, deletion or insertion, the journal no longer matches the content kept."""
+    kept = _kept(history)
+    for statement in statements.split("; "):
+        run_sql(history.url, statement)
+    mark, digest = history.verified.unchanged(0)
+    assert mark is None and digest != kept, kind
+
+
+def test_a_replayed_copy_of_a_row_changes_the_digest(journal: Journal, clock: FakeClock) -> None:
+    """A row put back as it was (valid seal, stale) is a change: the full check finds it."""
+    rotation = _to_grace(journal, clock, "app/db", 1)
+    kept = _kept(journal)
+    engine = sa.create_engine(journal.url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:
+        saved = conn.execute(sa.select(rotations).where(rotations.c.id == rotation.id)).one()
+    journal.advance(rotation, Transition.REVOKED, "revoked", revoked_at=clock())
+    with engine.begin() as conn:
+        conn.execute(
+            rotations.update().where(rotations.c.id == rotation.id).values(**saved._asdict())
+        )
+    engine.dispose()
+    mark, digest = journal.verified.unchanged(0)
+    assert mark is None and digest != kept
+
+
+def test_a_digest_kept_outside_rotator_is_not_taken(history: Journal) -> None:
+    """The kept digest set to the tampered content's own (without the key) is not believed."""
+    _kept(history)
+    run_sql(history.url, "UPDATE rotations SET state = 'done'")
+    _, digest = history.verified.unchanged(0)
+    run_sql(history.url, f"UPDATE verified SET digest = '{digest}'")
+    assert history.verified.unchanged(0)[0] is None
+
+
+def test_a_check_from_a_later_record_does_not_answer_for_the_whole_chain(
+    history: Journal,
+) -> None:
+    """Content found intact with the chain verified from record 5 answers only for 5 on."""
+    _, digest = history.verified.unchanged(0)
+    history.verified.keep(digest, 5, (12, "0" * 64))
+    assert history.verified.unchanged(0)[0] is None
+    assert history.verified.unchanged(4)[0] is None
+    assert history.verified.unchanged(5)[0] is not None
+    assert history.verified.unchanged(9)[0] is not None
+
+
+def test_the_engine_checks_an_unchanged_journal_without_sealing_a_row_or_writing(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second check finds the journal as the first left it: no row checked, nothing written."""
+    engine.rotate("app/key")
+    engine.trust._audit_verified = None  # as a new process finds it
+    first = engine.check_state()
+    assert first.intact and not first.unchanged
+    engine.trust._audit_verified = None
+    sent = _statements(engine.journal)
+    monkeypatch.setattr(engine.journal.trail, "verify", _not_again)
+    monkeypatch.setattr(engine.journal.tampering, "find", _not_again)
+    second = engine.check_state()
+    assert second.intact and second.unchanged and second.records == 0
+    assert (second.head_seq, second.head_hash) == (first.head_seq, first.head_hash)
+    assert not [s for s in sent if s.split()[0] in ("INSERT", "UPDATE", "DELETE")], sent
+
+
+def _not_again(*_: object, **__: object) -> object:
+    raise AssertionError("the rows or the chain were checked again")
+
+
+@pytest.mark.parametrize(
+    "forge",
+    ["UPDATE rotations SET state = 'done'", "UPDATE audit SET detail = 'x' WHERE seq = 1"],
+    ids=["rotation", "first-record"],
+)
+def test_tampering_after_a_check_kept_the_journal_is_still_found(
+    engine: Engine, tmp_path: Path, forge: str
+) -> None:
+    """An edit made after a check found the journal intact is found by the next check."""
+    engine.rotate("app/key")
+    engine.trust._audit_verified = None
+    assert engine.check_state().intact
+    run_sql(engine.journal.url, forge)
+    engine.trust._audit_verified = None
+    report = engine.check_state()
+    assert not report.intact and not report.unchanged
+    assert engine.trust.trail_problem or engine.trust._tampered
+
+
 # -- the engine refuses to act on a forged row --------------------------------------------
 
 

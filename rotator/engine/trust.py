@@ -17,7 +17,7 @@ import structlog
 from rotator.adapters.values import AlertEvent, Severity
 from rotator.engine.alerts import Alerting, SecretAlerts
 from rotator.engine.report import Outcome, Result
-from rotator.errors import ConfigError
+from rotator.errors import ConfigError, JournalError
 from rotator.journal.audit import AnchorFile, ChainReport, Tampering
 from rotator.journal.journal import Journal
 from rotator.journal.records import SecretSummary
@@ -56,9 +56,29 @@ class JournalTrust:
         kept in ``ROTATOR_AUDIT_ANCHOR``, or else the whole chain. Secrets
         whose rows fail are set aside (needs attention, alerted); a chain
         broken since the last acceptance, or a journal that lacks the
-        anchored record, sets everything aside.
+        anchored record, sets everything aside. A journal found exactly as
+        a check that verified at least as much found it intact is not
+        checked row by row again (rotator/journal/verified.py).
         """
-        return self.check_audit()
+        kept = self._anchored()
+        start = self._audit_verified or kept
+        chain_from = start[0] if start is not None else 0
+        mark, digest = self.journal.verified.unchanged(chain_from)
+        if mark is not None and self._behind_anchor(kept) is None:
+            self._note_tampering(())
+            self._audit_verified = (mark.head_seq, mark.head_hash)
+            report = ChainReport(0, mark.head_seq, mark.head_hash, unchanged=True)
+            if self.anchor is not None:
+                self.anchor.keep(report)
+            return report
+        report = self._check(start, None, kept)
+        if report.intact and self.trail_problem is None and report.head_seq is not None:
+            head = (report.head_seq, report.head_hash or "")
+            try:
+                self.journal.verified.keep(digest, chain_from, head)
+            except JournalError as exc:  # only the next check's cost depends on it
+                log.warning("journal found intact, but that could not be kept", error=str(exc))
+        return report
 
     def check_audit(
         self, *, full: bool = False, anchor: tuple[int, str] | None = None
@@ -74,6 +94,15 @@ class JournalTrust:
             start, anchor = None, anchor or kept
         else:
             start = None if anchor is not None else self._audit_verified or kept
+        return self._check(start, anchor, kept)
+
+    def _check(
+        self,
+        start: tuple[int, str] | None,
+        anchor: tuple[int, str] | None,
+        kept: tuple[int, str] | None,
+    ) -> ChainReport:
+        """Verify the chain from ``start`` (None: whole) and every row; alert what is broken."""
         report = self.journal.trail.verify(start=start, anchor=anchor)
         trail = [Tampering(None, what) for what in self._trail_problems(report, kept)]
         self._note_tampering((*report.tampering, *trail))

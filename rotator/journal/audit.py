@@ -191,6 +191,9 @@ class ChainReport:
     problem: str | None = None
     #: Rows of rotations, events and leases, and the head, that fail their check.
     tampering: tuple[Tampering, ...] = ()
+    #: True when the journal was found exactly as the last check that found it
+    #: intact left it, so nothing was checked again (see rotator/journal/verified.py).
+    unchanged: bool = False
 
     @property
     def intact(self) -> bool:

@@ -36,6 +36,7 @@ from rotator.journal.shares import QuotaShares
 from rotator.journal.tampering import TamperChecks
 from rotator.journal.trail import Trail
 from rotator.journal.usage import CredentialUsage
+from rotator.journal.verified import VerifiedContent
 from rotator.lifecycle import STEP_OF, TERMINAL, State, Step, Transition, destination
 
 #: The audit action of a rotation's start, by its trigger.
@@ -138,6 +139,8 @@ class Journal:
         self.tampering = TamperChecks(self.database)
         #: The audit trail: appended with every step, verified, accepted.
         self.trail = Trail(self.database, clock, actor, self.tampering)
+        #: The content last found intact, so that an unchanged journal is not checked again.
+        self.verified = VerifiedContent(self.database, clock)
         #: The alert outbox.
         self.alerts = AlertOutbox(self.database, clock)
         #: When each credential was last seen used.

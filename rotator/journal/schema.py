@@ -209,6 +209,23 @@ quota_shares = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=False),
 )
 
+verified = sa.Table(
+    "verified",
+    metadata,
+    # Added by migration 7: one row (id 1), the digest of the content the
+    # last check found intact, sealed with the row key, so that a journal
+    # found unchanged is not checked row by row again
+    # (see rotator/journal/verified.py).
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    # The record the chain was verified from (0: the whole chain).
+    sa.Column("chain_from", sa.BigInteger, nullable=False),
+    sa.Column("head_seq", sa.BigInteger, nullable=False),
+    sa.Column("head_hash", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("seal", sa.String(64), nullable=False),
+)
+
 
 def _create(*tables: sa.Table) -> Callable[[Connection], None]:
     def run(conn: Connection) -> None:
@@ -285,6 +302,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (4, "audit chain, alerts, credential usage, rotations.revoked_at", _watching),
     (5, "row seals, audit bindings and the chain's head", _row_seals),
     (6, "quota shares", _create(quota_shares)),
+    (7, "the content last found intact", _create(verified)),
 )
 #: The migration after which every row is sealed (its rows are sealed as found).
 SCHEMA_VERSION = MIGRATIONS[-1][0]
