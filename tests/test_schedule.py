@@ -457,3 +457,17 @@ def test_cached_cron_fires_match_the_trigger_stepped_one_by_one(zone: str) -> No
     for moment in moments:
         expected = module._next_wall_fire(trigger, tz, moment, strictly=True)
         assert module.next_fire(expr, zone, moment) == expected, moment
+
+
+def test_cached_cron_runs_start_short_and_double_with_each_miss() -> None:
+    """An expression asked for once costs two fires; one asked for again and again, longer runs."""
+    from rotator.policy import cron as module
+
+    expr, zone = "17 4 * * 3", "Europe/Berlin"
+    module._runs.pop((expr, zone), None)
+    start = _utc(2026, 1, 1)
+    module.next_fire(expr, zone, start)
+    assert [len(fires) for _, fires in module._runs[(expr, zone)]] == [2]
+    for weeks in (3, 8, 30, 80, 200):  # each beyond every run kept: a miss
+        module.next_fire(expr, zone, start + timedelta(weeks=weeks))
+    assert [len(fires) for _, fires in module._runs[(expr, zone)]] == [8, 16, 32, 32]

@@ -211,8 +211,11 @@ def _next_wall_fire(
     raise ValueError(f"no fire time after {after.isoformat()}")
 
 
-#: Consecutive fire times computed at once and kept, per cron expression and zone.
+#: Consecutive fire times computed at once and kept, per cron expression and zone, at most.
 _RUN_LENGTH = 32
+#: The first run's length: a key asked for once needs one fire; each run computed
+#: after a miss is twice as long, up to :data:`_RUN_LENGTH`.
+_FIRST_RUN = 2
 #: Runs kept per expression and zone (the oldest is dropped first).
 _RUNS_KEPT = 4
 _runs: dict[tuple[str, str], list[tuple[datetime, tuple[datetime, ...]]]] = {}
@@ -226,17 +229,21 @@ def next_fire(expr: str, timezone: str, after: datetime) -> datetime:
     expressions while their last rotations cluster within one interval: so
     a run of consecutive fires is computed once and answered from by
     bisection (a run starting at ``start`` holds every fire after it up to
-    its last), instead of stepping APScheduler's trigger per policy.
+    its last), instead of stepping APScheduler's trigger per policy. Runs
+    start short and double with each miss, so an expression only one
+    policy uses costs two fires, not a whole run.
     """
     key = (expr, timezone)
     moment = after.astimezone(UTC)
-    for start, fires in _runs.get(key, ()):
+    kept = _runs.get(key, ())
+    for start, fires in kept:
         if start <= moment < fires[-1]:
             return fires[bisect.bisect_right(fires, moment)]
     trigger, zone = _cron_trigger(expr), validate_timezone(timezone)
     found: list[datetime] = []
     probe = moment
-    for _ in range(_RUN_LENGTH):
+    longest = max((len(fires) for _, fires in kept), default=_FIRST_RUN // 2)
+    for _ in range(min(_RUN_LENGTH, 2 * longest)):
         probe = _next_wall_fire(trigger, zone, probe, strictly=True)
         found.append(probe)
     with _runs_lock:
