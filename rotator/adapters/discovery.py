@@ -115,6 +115,9 @@ class InstalledAdapters:
         """Take the entry points, in the order found; nothing is imported yet."""
         self._entry_points = list(found)
         self._outcomes: dict[int, type[Adapter[Any]] | SkippedAdapter] = {}
+        # Each (role, name) once answered: planning looks an adapter up per
+        # policy, and the entry points never change in a process.
+        self._found: dict[tuple[str, str], type[Adapter[Any]] | None] = {}
         self._lock = threading.RLock()
 
     def names(self, role: str) -> list[str]:
@@ -123,11 +126,15 @@ class InstalledAdapters:
 
     def adapter(self, role: str, name: str) -> type[Adapter[Any]] | None:
         """Return the ``role`` adapter called ``name`` (the last of its entry points that loads)."""
+        key = (role, name)
+        if key in self._found:
+            return self._found[key]
         found = None
         for number, named in self._numbered(role):
             outcome = self._outcome(number) if named == name else None
             if isinstance(outcome, type):
                 found = outcome
+        self._found[key] = found
         return found
 
     def skipped(self, *, plugins_only: bool = False) -> tuple[SkippedAdapter, ...]:
