@@ -311,6 +311,22 @@ def test_a_check_from_a_later_record_does_not_answer_for_the_whole_chain(
     assert history.verified.unchanged(9)[0] is not None
 
 
+def test_the_digest_is_read_from_one_snapshot(history: Journal) -> None:
+    """A row changed while the digest is read is not in it: every table is read from one state."""
+    before = history.verified.unchanged(0)[1]
+    edited: list[bool] = []
+
+    def edit_once(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if not edited and 'FROM "rotations"' in statement:  # leases are read later
+            edited.append(True)
+            run_sql(history.url, "UPDATE leases SET token = token + 1")
+
+    sa.event.listen(history.database._engine, "after_cursor_execute", edit_once)
+    assert history.verified.unchanged(0)[1] == before and edited
+    sa.event.remove(history.database._engine, "after_cursor_execute", edit_once)
+    assert history.verified.unchanged(0)[1] != before
+
+
 def test_the_engine_checks_an_unchanged_journal_without_sealing_a_row_or_writing(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

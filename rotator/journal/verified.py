@@ -98,22 +98,23 @@ class VerifiedContent:
         return self._has_table
 
     def digest(self, conn: Connection) -> str:
-        """Return the digest of every row a check reads, on this connection (one snapshot).
+        """Return the digest of every row a check reads, in the transaction open on ``conn``.
 
         Raw driver rows, hashed as read: the values are what the database
         holds, unparsed, and ``repr`` of a row of strings, numbers and
         times is unambiguous.
         """
         found = hashlib.sha256()
-        cursor = conn.connection.cursor()
-        try:
-            for name, query in _CONTENT:
-                found.update(f"\0{name}\0".encode())
-                cursor.execute(query)
+        for name, query in _CONTENT:
+            found.update(f"\0{name}\0".encode())
+            # Through the connection (so inside its transaction), read from
+            # the driver's own cursor (no row objects built).
+            cursor = conn.exec_driver_sql(query).cursor
+            try:
                 while rows := cursor.fetchmany(_PAGE):
                     found.update(repr(rows).encode())
-        finally:
-            cursor.close()
+            finally:
+                cursor.close()
         return found.hexdigest()
 
     def read(self, conn: Connection) -> Mark | None:
@@ -142,8 +143,8 @@ class VerifiedContent:
             if conn.dialect.name == "postgresql":
                 # The digest and the mark must be read from one state.
                 conn.execution_options(isolation_level="REPEATABLE READ")
-            digest = self.digest(conn)
             mark = self.read(conn)
+            digest = self.digest(conn)
         if mark is None or mark.chain_from > chain_from:
             return None, digest
         return (mark if hmac.compare_digest(mark.digest, digest) else None), digest
