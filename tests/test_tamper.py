@@ -345,6 +345,15 @@ def test_the_engine_checks_an_unchanged_journal_without_sealing_a_row_or_writing
     assert not [s for s in sent if s.split()[0] in ("INSERT", "UPDATE", "DELETE")], sent
 
 
+def test_a_journal_with_no_record_yet_is_kept_too(engine: Engine) -> None:
+    """An empty chain is kept at its start: the next check finds it unchanged, with no head."""
+    engine.journal.migrate()
+    assert engine.check_state().intact
+    engine.trust._audit_verified = None
+    again = engine.check_state()
+    assert again.intact and again.unchanged and again.head_seq is None
+
+
 def _not_again(*_: object, **__: object) -> object:
     raise AssertionError("the rows or the chain were checked again")
 

@@ -18,7 +18,7 @@ from rotator.adapters.values import AlertEvent, Severity
 from rotator.engine.alerts import Alerting, SecretAlerts
 from rotator.engine.report import Outcome, Result
 from rotator.errors import ConfigError, JournalError
-from rotator.journal.audit import AnchorFile, ChainReport, Tampering
+from rotator.journal.audit import GENESIS, AnchorFile, ChainReport, Tampering
 from rotator.journal.journal import Journal
 from rotator.journal.records import SecretSummary
 
@@ -66,14 +66,18 @@ class JournalTrust:
         mark, digest = self.journal.verified.unchanged(chain_from)
         if mark is not None and self._behind_anchor(kept) is None:
             self._note_tampering(())
-            self._audit_verified = (mark.head_seq, mark.head_hash)
-            report = ChainReport(0, mark.head_seq, mark.head_hash, unchanged=True)
+            if mark.head_seq:
+                self._audit_verified = (mark.head_seq, mark.head_hash)
+                report = ChainReport(0, mark.head_seq, mark.head_hash, unchanged=True)
+            else:  # an empty chain: no head to continue from
+                report = ChainReport(0, None, None, unchanged=True)
             if self.anchor is not None:
                 self.anchor.keep(report)
             return report
         report = self._check(start, None, kept)
-        if report.intact and self.trail_problem is None and report.head_seq is not None:
-            head = (report.head_seq, report.head_hash or "")
+        if report.intact and self.trail_problem is None:
+            # An empty chain (rows but no records yet) is kept at its start.
+            head = (report.head_seq or 0, report.head_hash or GENESIS)
             try:
                 self.journal.verified.keep(digest, chain_from, head)
             except JournalError as exc:  # only the next check's cost depends on it
