@@ -9,6 +9,7 @@ import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -435,3 +436,25 @@ def test_a_share_dated_far_ahead_is_not_counted(journal: Journal, clock: FakeClo
         at=clock() + timedelta(days=365),
     )
     assert _ceiling(_run_on(journal, "otherhost:1:a")) == 50
+
+
+def test_clearing_conditions_never_raised_makes_no_write(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clearing what is not raised looks and writes nothing; what is raised is deleted, alone."""
+    assert journal.alerts.raised("db", "rotation-failed", "ops", "r1:minted", "{}")
+    assert journal.alerts.raised("db", "overdue", "ops", "2026-01-01", "{}")
+    writes: list[None] = []
+    write = journal.database.write
+
+    def counted() -> Any:
+        writes.append(None)
+        return write()
+
+    monkeypatch.setattr(journal.database, "write", counted)
+    assert journal.alerts.cleared("other", ["rotation-failed"]) == 0
+    assert journal.alerts.cleared("db", ["needs-attention", "rotation-due"]) == 0
+    assert writes == []
+    assert journal.alerts.cleared("db", ["rotation-failed", "needs-attention"]) == 1
+    assert len(writes) == 1
+    assert [(a.secret, a.event) for a in journal.alerts.rows()] == [("db", "overdue")]
