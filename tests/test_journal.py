@@ -80,6 +80,23 @@ def test_concurrent_starts_migrate_once(journal_url: str, clock: FakeClock, tmp_
     assert sorted(versions) == list(range(1, SCHEMA_VERSION + 1))
 
 
+def test_a_journal_at_schema_6_gains_the_events_index_and_keeps_its_rows(
+    journal: Journal, clock: FakeClock
+) -> None:
+    """Migration 7 indexes events by secret on a journal made before it; nothing else changes."""
+    rotation = journal.create(_rotation(clock))
+    journal.advance(rotation, Transition.MINTED, "minted")
+    with journal.database._engine.begin() as conn:  # as a rotator before migration 7 left it
+        conn.execute(sa.text("DROP INDEX ix_events_secret"))
+        conn.execute(schema_migrations.delete().where(schema_migrations.c.version == 7))
+    assert journal.migrate() == 7
+    with journal.database._engine.connect() as conn:
+        indexes = {i["name"]: i["column_names"] for i in sa.inspect(conn).get_indexes("events")}
+    assert indexes["ix_events_secret"] == ["secret", "id"]
+    assert [e.step for _, events in journal.history("db") for e in events] == ["plan", "mint"]
+    assert journal.tampering.find() == ()
+
+
 def test_newer_schema_is_refused(journal: Journal) -> None:
     """A journal written by a newer rotator is refused, not silently downgraded."""
     with journal.database._engine.begin() as conn:
