@@ -309,3 +309,26 @@ def test_cli_refuses_a_malformed_anchor(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "SEQ:HASH" in result.output
+
+
+@pytest.mark.parametrize("bound", [False, True], ids=["before-bindings", "bound"])
+def test_a_record_linked_in_one_go_is_the_record_numbered_then_sealed(bound: bool) -> None:
+    """linked() gives the very record (and hash) that replace-then-sealed gives, bindings or not."""
+    key = chain_key(b"k" * 32)
+    record = AuditRecord(
+        seq=0,
+        at=datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC),
+        actor="one-shot",
+        action="minted",
+        outcome="ok",
+        secret="app/db",
+        rotation_id="r" * 32,
+        step="mint",
+        detail="minted a new value at random",
+        new_fingerprint="f" * 32,
+        **({"row_seal": "s" * 64, "event_id": 7, "event_seal": "e" * 64} if bound else {}),
+    )
+    linked = record.linked(5, "p" * 64, key)
+    assert linked == replace(record, seq=5, prev_hash="p" * 64).sealed(key)
+    assert linked.hash == linked.seal(key) and linked.seq == 5 and linked.prev_hash == "p" * 64
+    assert verify_chain([linked], key, start=(4, "p" * 64)).intact

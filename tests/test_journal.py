@@ -9,6 +9,7 @@ import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -77,6 +78,23 @@ def test_concurrent_starts_migrate_once(journal_url: str, clock: FakeClock, tmp_
         versions = list(conn.scalars(sa.select(schema_migrations.c.version)))
     engine.dispose()
     assert sorted(versions) == list(range(1, SCHEMA_VERSION + 1))
+
+
+def test_a_journal_at_schema_6_gains_the_events_index_and_keeps_its_rows(
+    journal: Journal, clock: FakeClock
+) -> None:
+    """Migration 7 indexes events by secret on a journal made before it; nothing else changes."""
+    rotation = journal.create(_rotation(clock))
+    journal.advance(rotation, Transition.MINTED, "minted")
+    with journal.database._engine.begin() as conn:  # as a rotator before migration 7 left it
+        conn.execute(sa.text("DROP INDEX ix_events_secret"))
+        conn.execute(schema_migrations.delete().where(schema_migrations.c.version == 7))
+    assert journal.migrate() == SCHEMA_VERSION
+    with journal.database._engine.connect() as conn:
+        indexes = {i["name"]: i["column_names"] for i in sa.inspect(conn).get_indexes("events")}
+    assert indexes["ix_events_secret"] == ["secret", "id"]
+    assert [e.step for _, events in journal.history("db") for e in events] == ["plan", "mint"]
+    assert journal.tampering.find() == ()
 
 
 def test_newer_schema_is_refused(journal: Journal) -> None:
@@ -435,3 +453,25 @@ def test_a_share_dated_far_ahead_is_not_counted(journal: Journal, clock: FakeClo
         at=clock() + timedelta(days=365),
     )
     assert _ceiling(_run_on(journal, "otherhost:1:a")) == 50
+
+
+def test_clearing_conditions_never_raised_makes_no_write(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clearing what is not raised looks and writes nothing; what is raised is deleted, alone."""
+    assert journal.alerts.raised("db", "rotation-failed", "ops", "r1:minted", "{}")
+    assert journal.alerts.raised("db", "overdue", "ops", "2026-01-01", "{}")
+    writes: list[None] = []
+    write = journal.database.write
+
+    def counted() -> Any:
+        writes.append(None)
+        return write()
+
+    monkeypatch.setattr(journal.database, "write", counted)
+    assert journal.alerts.cleared("other", ["rotation-failed"]) == 0
+    assert journal.alerts.cleared("db", ["needs-attention", "rotation-due"]) == 0
+    assert writes == []
+    assert journal.alerts.cleared("db", ["rotation-failed", "needs-attention"]) == 1
+    assert len(writes) == 1
+    assert [(a.secret, a.event) for a in journal.alerts.rows()] == [("db", "overdue")]

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -705,3 +706,27 @@ def test_the_audit_sink_and_the_anchor_never_write_through_a_planted_link(
     assert victim.read_text() == "precious\n"
     assert not (tmp_path / "anchor").is_symlink()
     assert (tmp_path / "anchor").read_text() == f"7:{'a' * 64}\n"
+
+
+def test_a_secrets_check_and_its_unfinished_rotations_are_read_at_once(
+    history: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a run reads first under a lease: the secret's findings and open rotations, one read."""
+    reads: list[None] = []
+    read = history.database.read
+
+    def counted() -> Any:
+        reads.append(None)
+        return read()
+
+    monkeypatch.setattr(history.database, "read", counted)
+    found, unfinished = history.checked_open_rotations("app/db")
+    assert found == () and [r.id for r in unfinished] == ["app/db-1"]
+    assert len(reads) == 1
+    assert unfinished == history.open_rotations("app/db")
+    run_sql(history.url, "UPDATE rotations SET state = 'verified' WHERE id = 'app/db-1'")
+    found, unfinished = history.checked_open_rotations("app/db")
+    assert [t.what for t in found] == [t.what for t in history.tampering.find("app/db")]
+    assert "rotation app/db-1 of app/db does not match its seal" in found[0].what
+    assert [(r.id, r.intact) for r in unfinished] == [("app/db-1", False)]
+    assert history.checked_open_rotations("app/api")[0] == ()

@@ -105,10 +105,12 @@ class Driver:
         structlog.contextvars.bind_contextvars(secret=name)
         try:
             with self.journal.leases.holding(lease):
-                found = self.journal.tampering.find(name)
+                found, unfinished = self.journal.checked_open_rotations(name)
                 if found:
                     return [self.trust.refuse(name, found[0].what)]
-                return self._process_locked(name, start, trigger, emergency, reason, value)
+                return self._process_locked(
+                    name, unfinished, start, trigger, emergency, reason, value
+                )
         except JournalTampered as exc:
             return [self.trust.refuse(name, str(exc))]
         finally:
@@ -119,6 +121,7 @@ class Driver:
     def _process_locked(
         self,
         name: str,
+        open_rotations: list[Rotation],
         start: bool,
         trigger: str,
         emergency: bool,
@@ -128,7 +131,7 @@ class Driver:
         """Finish a secret's open rotations, then start one if asked and nothing blocks it."""
         outcomes: list[Outcome] = []
         blocking: Rotation | None = None
-        for unfinished in self.journal.open_rotations(name):
+        for unfinished in open_rotations:
             rotation = unfinished
             if emergency and rotation.state is State.GRACE:
                 rotation = self.journal.advance(

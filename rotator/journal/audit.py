@@ -40,6 +40,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -110,12 +111,7 @@ class AuditRecord:
         The bindings added by schema 5 are left out while empty, so records
         written before them keep the hash they were sealed with.
         """
-        data = self.as_dict()
-        del data["hash"]
-        for name in BINDINGS:
-            if data[name] is None:
-                del data[name]
-        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        return _canonical(self.as_dict())
 
     def seal(self, key: bytes) -> str:
         """Return the hash this record has when sealed under ``key`` (what verifying compares)."""
@@ -124,6 +120,21 @@ class AuditRecord:
     def sealed(self, key: bytes) -> AuditRecord:
         """Return this record with its ``hash`` computed under ``key``."""
         return replace(self, hash=self.seal(key))
+
+    def linked(self, seq: int, prev_hash: str, key: bytes) -> AuditRecord:
+        """Return this record as the chain's link ``seq`` after ``prev_hash``, sealed under ``key``.
+
+        The same record as ``replace(self, seq=seq, prev_hash=prev_hash).sealed(key)``,
+        built once: it is made for every step the journal records.
+        """
+        data = self.columns() | {"seq": seq, "prev_hash": prev_hash}
+        body = _canonical(data | {"at": _timestamp(self.at)})
+        data["hash"] = hmac.new(key, body, hashlib.sha256).hexdigest()
+        return AuditRecord(**data)
+
+    def columns(self) -> dict[str, Any]:
+        """Return the record's fields as they are stored (``at`` a datetime)."""
+        return {name: getattr(self, name) for name in FIELDS}
 
     def as_dict(self) -> dict[str, object]:
         """Return a JSON-ready mapping (``at`` in UTC with microseconds)."""
@@ -139,6 +150,16 @@ BINDINGS = ("row_seal", "event_id", "event_seal")
 
 #: A record's fields in order: also the columns of ``audit export --format csv``.
 FIELDS = tuple(f.name for f in fields(AuditRecord))
+
+
+def _canonical(data: Mapping[str, object]) -> bytes:
+    """Return what a record's hash covers, from its JSON-ready fields (see ``canonical``)."""
+    covered = {
+        name: value
+        for name, value in data.items()
+        if name != "hash" and (value is not None or name not in BINDINGS)
+    }
+    return json.dumps(covered, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _timestamp(at: datetime) -> str:

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from rotator.adapters.secret import SecretValue
 from rotator.clock import Clock
 from rotator.errors import JournalError, JournalTampered
-from rotator.journal.audit import AuditAction, AuditRecord, seal_row
+from rotator.journal.audit import AuditAction, AuditRecord, Tampering, seal_row
 from rotator.journal.database import Database, in_chunks
 from rotator.journal.leases import Leases
 from rotator.journal.outbox import AlertOutbox
@@ -339,6 +339,20 @@ class Journal:
             rows = conn.execute(query, params).all()
         key = self.database.keys.row_if_present()
         return [row_to_rotation(r, key) for r in rows]
+
+    def checked_open_rotations(self, secret: str) -> tuple[tuple[Tampering, ...], list[Rotation]]:
+        """Check one secret's rows and return its unfinished rotations, both from one snapshot.
+
+        What a run reads first once it holds the secret's lease: what
+        :meth:`TamperChecks.find` finds for the secret (nothing may be done
+        while it finds anything) and the rotations to finish, the ones the
+        check just passed, in one read instead of two.
+        """
+        with self.tampering.snapshot() as conn:
+            found = self.tampering.find_if_sealed(conn, secret)
+            rows = conn.execute(_OPEN_OF, {"secret": secret}).all()
+        key = self.database.keys.row_if_present()
+        return found, [row_to_rotation(r, key) for r in rows]
 
     def summaries(
         self, secret: str | None = None, *, names: Collection[str] | None = None

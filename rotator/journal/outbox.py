@@ -22,6 +22,14 @@ from rotator.journal.database import Database
 from rotator.journal.records import AlertRow, alert_intact, alert_seal
 from rotator.journal.schema import alerts
 
+#: The rows of some events of one secret (parameters: secret, and the expanding events).
+_OF_EVENTS = (
+    alerts.c.secret == sa.bindparam("secret"),
+    alerts.c.event.in_(sa.bindparam("events", expanding=True)),
+)
+_ANY_RAISED = sa.select(alerts.c.event).where(*_OF_EVENTS).limit(1)
+_CLEAR = alerts.delete().where(*_OF_EVENTS)
+
 
 class AlertOutbox:
     """The alerts of one journal: raised, attempted, cleared."""
@@ -123,9 +131,17 @@ class AlertOutbox:
             conn.execute(alerts.update().where(*key).values(**changes, last_error=error, seal=seal))
 
     def cleared(self, secret: str, events: Collection[str]) -> int:
-        """Forget the conditions of these events (they ended): the next one is sent again."""
+        """Forget the conditions of these events (they ended): the next one is sent again.
+
+        Looked for first: every successful rotation clears its secret's
+        failure conditions, and there is seldom one to clear, so the write
+        (which waits its turn for the journal's write lock) is made only
+        when a row is there. A row raised by another process after the look
+        is as if raised after the clear.
+        """
+        params = {"secret": secret, "events": list(events)}
+        with self.database.read() as conn:
+            if conn.execute(_ANY_RAISED, params).first() is None:
+                return 0
         with self.database.write() as conn:
-            result = conn.execute(
-                alerts.delete().where(alerts.c.secret == secret, alerts.c.event.in_(list(events)))
-            )
-            return int(result.rowcount)
+            return int(conn.execute(_CLEAR, params).rowcount)

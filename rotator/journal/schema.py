@@ -99,6 +99,9 @@ events = sa.Table(
     # Added by migration 5.
     sa.Column("seal", sa.String(64)),
     sa.Index("ix_events_rotation", "rotation_id", "id"),
+    # Added by migration 7: a run reads one secret's events (its tamper
+    # check before acting, ``history``) without scanning every secret's.
+    sa.Index("ix_events_secret", "secret", "id"),
 )
 
 leases = sa.Table(
@@ -212,7 +215,7 @@ quota_shares = sa.Table(
 verified = sa.Table(
     "verified",
     metadata,
-    # Added by migration 7: one row (id 1), the digest of the content the
+    # Added by migration 8: one row (id 1), the digest of the content the
     # last check found intact, sealed with the row key, so that a journal
     # found unchanged is not checked row by row again
     # (see rotator/journal/verified.py).
@@ -293,6 +296,12 @@ def _row_seals(conn: Connection) -> None:
     audit_head.create(conn, checkfirst=True)
 
 
+def _events_by_secret(conn: Connection) -> None:
+    """Index ``events`` by secret where migration 1 created the table without that index."""
+    found = next(i for i in events.indexes if i.name == "ix_events_secret")
+    found.create(conn, checkfirst=True)
+
+
 #: Versioned schema migrations, applied in order. Never edit a released
 #: entry: add a new one that alters the schema.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
@@ -302,7 +311,8 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (4, "audit chain, alerts, credential usage, rotations.revoked_at", _watching),
     (5, "row seals, audit bindings and the chain's head", _row_seals),
     (6, "quota shares", _create(quota_shares)),
-    (7, "the content last found intact", _create(verified)),
+    (7, "index on events.secret", _events_by_secret),
+    (8, "the content last found intact", _create(verified)),
 )
 #: The migration after which every row is sealed (its rows are sealed as found).
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -11,6 +11,8 @@ last acceptance (``rotator audit accept``) are no longer reported.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,14 +47,24 @@ class TamperChecks:
         """
         if not self._has_sealed_rows():
             return ()  # not upgraded yet: nothing is sealed
+        with self.snapshot() as conn:
+            return self.find_in(conn, secret)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """Open a read whose every statement sees one state of the journal."""
         with self.database.read() as conn:
             if conn.dialect.name == "postgresql":
-                # Every query below must see one state: other runs write
+                # Every query of a check must see one state: other runs write
                 # meanwhile, and a row read after the record that last wrote it
                 # (or a head read after the chain's end) would seem tampered
                 # with. (A SQLite read already holds one snapshot: see Database.read.)
                 conn.execution_options(isolation_level="REPEATABLE READ")
-            return self.find_in(conn, secret)
+            yield conn
+
+    def find_if_sealed(self, conn: Connection, secret: str | None) -> tuple[Tampering, ...]:
+        """Find what :meth:`find` finds, on ``conn`` (a :meth:`snapshot`)."""
+        return self.find_in(conn, secret) if self._has_sealed_rows() else ()
 
     def _has_sealed_rows(self) -> bool:
         """Tell whether the journal is at the schema that seals rows (remembered once true)."""
@@ -106,8 +118,35 @@ def head_problem(key: bytes, row: Any, end: int, end_hash: str | None = None) ->
 
 def head_sealed(key: bytes, row: Any) -> bool:
     """Tell whether the trail's head row is as rotator wrote it (``key``: the row key)."""
-    expected = seal_row(key, "audit_head", head_values(row))
+    values = head_values(row)
+    if _LastSealed.head == _sealed_as(key, values, row.seal):
+        # The very head this process sealed last: its seal is the one computed then.
+        return True
+    expected = seal_row(key, "audit_head", values)
     return hmac.compare_digest(expected, row.seal)
+
+
+def seal_head(key: bytes, values: dict[str, Any]) -> str:
+    """Return the seal of the head ``values`` (what ``head_sealed`` checks), and remember it.
+
+    Every append reads the head the previous one wrote and checks its seal;
+    remembering the last seal made spares computing it again, and only a row
+    equal to it in every sealed value, their types and its seal is spared.
+    """
+    seal = seal_row(key, "audit_head", values)
+    _LastSealed.head = _sealed_as(key, values, seal)
+    return seal
+
+
+def _sealed_as(key: bytes, values: dict[str, Any], seal: str) -> tuple[Any, ...]:
+    """What identifies a head and its seal: key, each value with its name and type, the seal."""
+    return (key, *((name, type(v), v) for name, v in values.items()), seal)
+
+
+class _LastSealed:
+    """The head this process sealed last (see seal_head), as ``_sealed_as`` gives it."""
+
+    head: tuple[Any, ...] | None = None
 
 
 def bound_records(conn: Connection, secret: str | None) -> dict[str, AuditRecord]:

@@ -40,7 +40,7 @@ from rotator.journal.schema import (
     rotations,
     seal_rows,
 )
-from rotator.journal.tampering import TamperChecks, bound_records, head_problem
+from rotator.journal.tampering import TamperChecks, bound_records, head_problem, seal_head
 
 #: Audit records read per query when streaming the chain.
 _AUDIT_PAGE = 5000
@@ -90,11 +90,11 @@ class Trail:
         if problem is not None or row is None:
             # Appending would hide the cut (or bless a forged head): refuse.
             raise JournalTampered(f"audit trail: {problem}; run `rotator audit verify`")
-        seq, prev = row.seq + 1, row.hash
-        sealed = replace(record, seq=seq, prev_hash=prev).sealed(self.database.keys.chain())
-        conn.execute(_INSERT_RECORD, sealed.as_dict() | {"at": sealed.at})
+        seq = row.seq + 1
+        sealed = record.linked(seq, row.hash, self.database.keys.chain())
+        conn.execute(_INSERT_RECORD, sealed.columns())
         head = head_values(row, seq=seq, hash=sealed.hash)
-        conn.execute(_MOVE_HEAD, {**head, "seal": seal_row(key, "audit_head", head)})
+        conn.execute(_MOVE_HEAD, {**head, "seal": seal_head(key, head)})
         self.database.ship_on_commit(sealed)
         return sealed
 

@@ -92,7 +92,7 @@ class VerifiedContent:
         self._has_table = False
 
     def available(self) -> bool:
-        """Tell whether the journal has the ``verified`` row's table (migration 7 applied)."""
+        """Tell whether the journal has the ``verified`` row's table (migration 8 applied)."""
         if not self._has_table:
             self._has_table = self.database.has_tables("verified")
         return self._has_table
