@@ -721,7 +721,7 @@ def test_runs_on_one_journal_divide_a_quota_and_give_their_shares_back(
     rotating = _engine(tmp_path, RANDOM_POLICY, clock)
     key = f"secretsmanager.write@{REGION}"
     other.journal.migrate()
-    with other.sharing.running():
+    with other.sharing.running(), other.sharing.rotating():
         other.runtime.pacing.take("secretsmanager.write", REGION, 50, sleep=clock.sleep)
         assert rotating.rotate("app/db").exit_code == 0
         written = rotating.runtime.pacing.bucket("secretsmanager.write", REGION, 50)
@@ -739,11 +739,59 @@ def test_outside_a_rotation_an_engine_paces_beside_the_runs_and_holds_no_share(
     planning = _engine(tmp_path, RANDOM_POLICY, clock)
     rotating.journal.migrate()
     key = f"secretsmanager.write@{REGION}"
-    with rotating.sharing.running():
+    with rotating.sharing.running(), rotating.sharing.rotating():
         rotating.runtime.pacing.take("secretsmanager.write", REGION, 50, sleep=clock.sleep)
         planning.runtime.pacing.take("secretsmanager.write", REGION, 50, sleep=clock.sleep)
         assert planning.runtime.pacing.bucket("secretsmanager.write", REGION, 50).ceiling == 25
         assert planning.journal.shares.holders() == {key: 1}
+
+
+def test_a_rotation_holds_a_share_while_it_takes_steps_and_the_pass_leaves_it_after(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Each write of a rotation is made with the run's share held; once no rotation is under
+    way, the next renewal gives the share back though the pass goes on (it may only be looking
+    at secrets others rotated): the runs still rotating divide the quota without it."""
+    _sm().create_secret(Name="app/db", SecretString='{"password": "original-value-123"}')
+    key = f"secretsmanager.write@{REGION}"
+    held: list[dict[str, int]] = []
+
+    def observe(provider: str, operation: str, outcome: str) -> None:
+        if operation == "PutSecretValue":
+            held.append(engine.journal.shares.holders())
+
+    engine = _engine(tmp_path, RANDOM_POLICY, clock, on_request=observe)
+    engine.journal.migrate()
+    with engine.sharing.running():  # a pass going on after this rotation
+        assert engine.rotate("app/db").exit_code == 0
+        assert held and all(h.get(key) == 1 for h in held)
+        assert engine.journal.shares.holders().get(key) == 1  # until the next renewal
+        engine.runtime.pacing.renew()  # the heartbeat
+        assert engine.journal.shares.holders() == {}
+
+
+def test_a_pass_with_no_rotation_under_way_paces_beside_the_rotating_runs_and_rejoins(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A pass calling a quota between rotations only counts the holders; its next rotation's
+    first call joins again at once, without waiting for a renewal."""
+    rotating = _engine(tmp_path, RANDOM_POLICY, clock)
+    passing = _engine(tmp_path, RANDOM_POLICY, clock)
+    rotating.journal.migrate()
+    key = f"secretsmanager.write@{REGION}"
+    bucket = passing.runtime.pacing.bucket("secretsmanager.write", REGION, 50)
+    with rotating.sharing.running(), rotating.sharing.rotating():
+        rotating.runtime.pacing.take("secretsmanager.write", REGION, 50, sleep=clock.sleep)
+        with passing.sharing.running():
+            passing.runtime.pacing.take("secretsmanager.write", REGION, 50, sleep=clock.sleep)
+            assert bucket.ceiling == 25
+            assert passing.journal.shares.holders() == {key: 1}  # the rotating run's alone
+            with passing.sharing.rotating():
+                passing.runtime.pacing.take("secretsmanager.write", REGION, 50, sleep=clock.sleep)
+                assert passing.journal.shares.holders() == {key: 2}
+            passing.runtime.pacing.renew()
+            assert passing.journal.shares.holders() == {key: 1}
+            assert bucket.ceiling == 25
 
 
 def test_plan_on_a_journal_not_made_yet_makes_none(tmp_path: Path, clock: FakeClock) -> None:

@@ -64,6 +64,7 @@ class Driver:
         binding: Callable[[str], Binding],
         replan: Callable[[str, SecretSummary, datetime], list[PlanItem]],
         digest: Callable[[str], str],
+        rotating: Callable[[], contextlib.AbstractContextManager[None]],
     ) -> None:
         self.journal = journal
         self.clock = clock
@@ -81,6 +82,8 @@ class Driver:
         self.replan = replan
         #: The digest of a secret's policy, recorded with each rotation.
         self.digest = digest
+        #: Held while a rotation's steps are taken: the run holds its quota shares only then.
+        self.rotating = rotating
 
     def process(
         self,
@@ -286,7 +289,8 @@ class Driver:
         """Advance a rotation and say how that ended (failures become outcomes, not errors)."""
         before = rotation.extensions
         try:
-            rotation = self.advance(rotation)
+            with self.rotating():
+                rotation = self.advance(rotation)
         except Interrupted:
             latest = self.journal.get(rotation.id) or rotation
             log.warning("rotation interrupted by shutdown", state=str(latest.state))
