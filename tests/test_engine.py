@@ -371,6 +371,50 @@ def test_busy_secret_is_skipped(aws: None, tmp_path: Path, real_clock: FakeClock
     assert json.loads(_current("app/db"))["password"] == "p" * 20
 
 
+def test_a_secret_rotated_by_another_run_since_the_plan_is_passed_over_without_its_lease(
+    aws: None, tmp_path: Path, real_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs planned the same due secret; the second to reach it reads the journal, finds
+    the other's rotation and nothing due, and takes no lease: nothing reported, nothing minted."""
+    _sm().create_secret(Name="app/db", SecretString=json.dumps({"password": "p" * 20}))
+    real_clock.advance(timedelta(days=31))
+    late = _engine(tmp_path, RANDOM_POLICY, real_clock)
+    late.journal.migrate()
+    plan = late.plan(late.journal.summaries())
+    assert any(i.due and i.action is Action.ROTATE for i in plan)
+    other = _engine(tmp_path, RANDOM_POLICY, real_clock)
+    assert other.rotate("app/db").exit_code == 0
+    taken: list[str] = []
+    acquire = late.journal.leases.acquire
+
+    def counted(secret: str, owner: str, ttl: timedelta) -> Any:
+        taken.append(secret)
+        return acquire(secret, owner, ttl)
+
+    monkeypatch.setattr(late.journal.leases, "acquire", counted)
+    report = late.execute(plan)
+    assert report.outcomes == [] and taken == []
+    assert len(late.journal.history("app/db")) == 1
+
+
+def test_a_secret_with_a_step_due_is_not_passed_over(
+    aws: None, tmp_path: Path, real_clock: FakeClock
+) -> None:
+    """Another run's rotation left unfinished, its next step due again: the run reaching the
+    secret takes the lease and finishes that rotation, as before."""
+    other = _flaky_engine(tmp_path, real_clock, failures=5, attempts=2)
+    real_clock.advance(timedelta(days=31))
+    late = _engine(tmp_path, RANDOM_POLICY.replace(", field: password", ""), real_clock)
+    late.journal.migrate()
+    plan = late.plan(late.journal.summaries())
+    assert other.rotate("app/db").exit_code == 1  # throttled past its retries
+    [unfinished] = late.journal.open_rotations("app/db")
+    real_clock.advance(STEP_RETRY_AFTER)
+    report = late.execute(plan)
+    assert [(o.rotation_id, o.result) for o in report.outcomes] == [(unfinished.id, Result.OK)]
+    assert len(late.journal.history("app/db")) == 1
+
+
 def test_manual_rotate_finishes_an_interrupted_rotation_instead_of_starting_another(
     aws: None, tmp_path: Path, clock: FakeClock
 ) -> None:
