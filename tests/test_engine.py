@@ -371,6 +371,50 @@ def test_busy_secret_is_skipped(aws: None, tmp_path: Path, real_clock: FakeClock
     assert json.loads(_current("app/db"))["password"] == "p" * 20
 
 
+def test_a_secret_rotated_by_another_run_since_the_plan_is_passed_over_without_its_lease(
+    aws: None, tmp_path: Path, real_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs planned the same due secret; the second to reach it reads the journal, finds
+    the other's rotation and nothing due, and takes no lease: nothing reported, nothing minted."""
+    _sm().create_secret(Name="app/db", SecretString=json.dumps({"password": "p" * 20}))
+    real_clock.advance(timedelta(days=31))
+    late = _engine(tmp_path, RANDOM_POLICY, real_clock)
+    late.journal.migrate()
+    plan = late.plan(late.journal.summaries())
+    assert any(i.due and i.action is Action.ROTATE for i in plan)
+    other = _engine(tmp_path, RANDOM_POLICY, real_clock)
+    assert other.rotate("app/db").exit_code == 0
+    taken: list[str] = []
+    acquire = late.journal.leases.acquire
+
+    def counted(secret: str, owner: str, ttl: timedelta) -> Any:
+        taken.append(secret)
+        return acquire(secret, owner, ttl)
+
+    monkeypatch.setattr(late.journal.leases, "acquire", counted)
+    report = late.execute(plan)
+    assert report.outcomes == [] and taken == []
+    assert len(late.journal.history("app/db")) == 1
+
+
+def test_a_secret_with_a_step_due_is_not_passed_over(
+    aws: None, tmp_path: Path, real_clock: FakeClock
+) -> None:
+    """Another run's rotation left unfinished, its next step due again: the run reaching the
+    secret takes the lease and finishes that rotation, as before."""
+    other = _flaky_engine(tmp_path, real_clock, failures=5, attempts=2)
+    real_clock.advance(timedelta(days=31))
+    late = _engine(tmp_path, RANDOM_POLICY.replace(", field: password", ""), real_clock)
+    late.journal.migrate()
+    plan = late.plan(late.journal.summaries())
+    assert other.rotate("app/db").exit_code == 1  # throttled past its retries
+    [unfinished] = late.journal.open_rotations("app/db")
+    real_clock.advance(STEP_RETRY_AFTER)
+    report = late.execute(plan)
+    assert [(o.rotation_id, o.result) for o in report.outcomes] == [(unfinished.id, Result.OK)]
+    assert len(late.journal.history("app/db")) == 1
+
+
 def test_manual_rotate_finishes_an_interrupted_rotation_instead_of_starting_another(
     aws: None, tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -721,7 +765,7 @@ def test_runs_on_one_journal_divide_a_quota_and_give_their_shares_back(
     rotating = _engine(tmp_path, RANDOM_POLICY, clock)
     key = f"secretsmanager.write@{REGION}"
     other.journal.migrate()
-    with other.sharing.running():
+    with other.sharing.running(), other.sharing.rotating():
         other.runtime.pacing.take("secretsmanager.write", REGION, 50, sleep=clock.sleep)
         assert rotating.rotate("app/db").exit_code == 0
         written = rotating.runtime.pacing.bucket("secretsmanager.write", REGION, 50)
@@ -739,11 +783,59 @@ def test_outside_a_rotation_an_engine_paces_beside_the_runs_and_holds_no_share(
     planning = _engine(tmp_path, RANDOM_POLICY, clock)
     rotating.journal.migrate()
     key = f"secretsmanager.write@{REGION}"
-    with rotating.sharing.running():
+    with rotating.sharing.running(), rotating.sharing.rotating():
         rotating.runtime.pacing.take("secretsmanager.write", REGION, 50, sleep=clock.sleep)
         planning.runtime.pacing.take("secretsmanager.write", REGION, 50, sleep=clock.sleep)
         assert planning.runtime.pacing.bucket("secretsmanager.write", REGION, 50).ceiling == 25
         assert planning.journal.shares.holders() == {key: 1}
+
+
+def test_a_rotation_holds_a_share_while_it_takes_steps_and_the_pass_leaves_it_after(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Each write of a rotation is made with the run's share held; once no rotation is under
+    way, the next renewal gives the share back though the pass goes on (it may only be looking
+    at secrets others rotated): the runs still rotating divide the quota without it."""
+    _sm().create_secret(Name="app/db", SecretString='{"password": "original-value-123"}')
+    key = f"secretsmanager.write@{REGION}"
+    held: list[dict[str, int]] = []
+
+    def observe(provider: str, operation: str, outcome: str) -> None:
+        if operation == "PutSecretValue":
+            held.append(engine.journal.shares.holders())
+
+    engine = _engine(tmp_path, RANDOM_POLICY, clock, on_request=observe)
+    engine.journal.migrate()
+    with engine.sharing.running():  # a pass going on after this rotation
+        assert engine.rotate("app/db").exit_code == 0
+        assert held and all(h.get(key) == 1 for h in held)
+        assert engine.journal.shares.holders().get(key) == 1  # until the next renewal
+        engine.runtime.pacing.renew()  # the heartbeat
+        assert engine.journal.shares.holders() == {}
+
+
+def test_a_pass_with_no_rotation_under_way_paces_beside_the_rotating_runs_and_rejoins(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A pass calling a quota between rotations only counts the holders; its next rotation's
+    first call joins again at once, without waiting for a renewal."""
+    rotating = _engine(tmp_path, RANDOM_POLICY, clock)
+    passing = _engine(tmp_path, RANDOM_POLICY, clock)
+    rotating.journal.migrate()
+    key = f"secretsmanager.write@{REGION}"
+    bucket = passing.runtime.pacing.bucket("secretsmanager.write", REGION, 50)
+    with rotating.sharing.running(), rotating.sharing.rotating():
+        rotating.runtime.pacing.take("secretsmanager.write", REGION, 50, sleep=clock.sleep)
+        with passing.sharing.running():
+            passing.runtime.pacing.take("secretsmanager.write", REGION, 50, sleep=clock.sleep)
+            assert bucket.ceiling == 25
+            assert passing.journal.shares.holders() == {key: 1}  # the rotating run's alone
+            with passing.sharing.rotating():
+                passing.runtime.pacing.take("secretsmanager.write", REGION, 50, sleep=clock.sleep)
+                assert passing.journal.shares.holders() == {key: 2}
+            passing.runtime.pacing.renew()
+            assert passing.journal.shares.holders() == {key: 1}
+            assert bucket.ceiling == 25
 
 
 def test_plan_on_a_journal_not_made_yet_makes_none(tmp_path: Path, clock: FakeClock) -> None:

@@ -225,6 +225,40 @@ def test_a_renewal_holds_what_was_used_lately_and_drops_what_went_idle() -> None
     assert holders.asked[-1] == ["keyvault@b", "vault@a"]
 
 
+def test_a_rejoin_makes_each_quota_ask_again_at_its_next_call() -> None:
+    """After a rejoin the next call of a joined quota asks the holders before it is paced."""
+    t = _Time()
+    holders = _Holders(others=1)
+    pacing = Pacing(holders, monotonic=t.monotonic)
+    pacing.take("vault", "a", 100, sleep=t.sleep)
+    pacing.take("vault", "a", 100, sleep=t.sleep)
+    assert holders.asked == [["vault@a"]]
+    pacing.rejoin()
+    holders.others = 3
+    pacing.take("vault", "a", 100, sleep=t.sleep)
+    assert holders.asked == [["vault@a"], ["vault@a"]]
+    assert pacing.bucket("vault", "a", 100).ceiling == 25
+
+
+def test_a_rejoin_during_a_renewal_is_not_undone_by_it() -> None:
+    """A renewal whose answer predates a rejoin (it only counted) leaves the quota to be joined
+    again at its next call."""
+    t = _Time()
+    holders = _Holders()
+    pacing = Pacing(holders, monotonic=t.monotonic)
+
+    def rejoined_meanwhile(quotas: Collection[str]) -> dict[str, int]:
+        pacing.rejoin()  # a rotation began while the journal answered
+        return holders(quotas)
+
+    pacing.take("vault", "a", 100, sleep=t.sleep)
+    pacing.holders = rejoined_meanwhile
+    pacing.renew()
+    pacing.holders = holders
+    pacing.take("vault", "a", 100, sleep=t.sleep)
+    assert holders.asked == [["vault@a"], ["vault@a"], ["vault@a"]]
+
+
 def test_more_holders_slow_every_bucket_of_the_quota_at_the_next_renewal() -> None:
     """A run joining elsewhere is seen at the next renewal: this run's ceiling halves."""
     t = _Time()

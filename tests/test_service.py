@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections import Counter
 from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,16 +15,18 @@ import pytest
 from moto import mock_aws
 from structlog.testing import capture_logs
 
+from providers.aws.secretsmanager import SecretsManagerStore
 from providers.random import RandomIssuer
 from providers.transport import commands
 from rotator.adapters.discovery import Registry, registry
 from rotator.adapters.values import Credential
 from rotator.cli.serving import run_until_stopped
 from rotator.engine.concurrency import Limits
+from rotator.engine.report import PlanItem
 from rotator.engine.runner import Engine
 from rotator.errors import VerificationError
 from rotator.journal.journal import Journal
-from rotator.journal.records import SecretSummary
+from rotator.journal.records import Lease, SecretSummary
 from rotator.policy.loader import load_policies
 from rotator.service.loop import Service, ServiceSettings
 from rotator.service.metrics import Metrics
@@ -298,6 +301,58 @@ def test_grace_deadline_survives_a_restart(aws: None, tmp_path: Path) -> None:
     assert engine.journal.open_rotations("app") == []  # revoked (and done) at the deadline
     [(_, events)] = engine.journal.history("app")
     assert [e.at for e in events if e.step == "revoke"] == [deadline]
+
+
+def test_the_first_pass_acts_on_the_plan_made_at_start(
+    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planning everything at start finds what is due and the first pass rotates it as planned:
+    each store the journal knows nothing of is asked when it last changed once, not twice."""
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    service = _service(tmp_path, clock, "a", "b")
+    asked: Counter[str] = Counter()
+    last_changed = SecretsManagerStore.last_changed
+
+    def counted(store: SecretsManagerStore) -> datetime | None:
+        asked[store.config.secret_id] += 1
+        return last_changed(store)
+
+    monkeypatch.setattr(SecretsManagerStore, "last_changed", counted)
+    service.run_pass()
+    assert asked == {"a": 1, "b": 1}
+    assert [len(service.engine.journal.history(n)) for n in ("a", "b")] == [1, 1]
+
+
+def test_a_secret_changed_elsewhere_while_planning_is_planned_again(
+    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret another process rotated after the start-up plan saw it due is not acted on by
+    that plan: the pass plans it again from the journal, finds nothing due, takes no lease."""
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    service = _service(tmp_path, clock, "app")
+    journal = service.engine.journal
+    other = Engine(load_policies(service.config), journal, clock=clock)
+    plan_everything = service._plan_everything
+    taken: list[str] = []
+    acquire = journal.leases.acquire
+
+    def counted(secret: str, owner: str, ttl: timedelta) -> Lease | None:
+        if owner == service.engine.owner:
+            taken.append(secret)
+        return acquire(secret, owner, ttl)
+
+    monkeypatch.setattr(journal.leases, "acquire", counted)
+
+    def rotated_meanwhile() -> dict[str, list[PlanItem]]:
+        planned = plan_everything()
+        assert any(i.due for i in planned["app"])
+        assert other.rotate("app").exit_code == 0  # `rotator rotate app` elsewhere
+        return planned
+
+    service._plan_everything = rotated_meanwhile  # type: ignore[method-assign]
+    service.run_pass()
+    assert len(journal.history("app")) == 1  # the other run's, not a second
+    assert taken == []
 
 
 def test_rotation_by_another_process_is_noticed(aws: None, tmp_path: Path) -> None:

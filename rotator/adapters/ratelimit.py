@@ -234,7 +234,9 @@ class Pacing:
     way), and whoever owns the pacing calls :meth:`renew` each :data:`BEAT`
     seconds (the engine's heartbeat, off the threads that call providers).
     A quota not called for :data:`IDLE` seconds is left out of the next
-    renewal, which gives its share back to the other runs. A renewal that
+    renewal, which gives its share back to the other runs; ``holders`` may
+    also only count them (the engine does while it has no rotation under
+    way), and :meth:`rejoin` makes each quota's next call join again. A renewal that
     fails (the journal is down) is logged and never fails a call: the
     shares stay as they were, and a quota joined then is paced at the
     largest count of holders seen so far, never at the whole quota by default.
@@ -252,6 +254,8 @@ class Pacing:
         self._joined: frozenset[str] = frozenset()
         #: The largest count of holders any renewal reported.
         self._most = 1
+        #: Bumped by :meth:`rejoin`: a renewal under way meanwhile marks nothing joined.
+        self._epoch = 0
         self._lock = threading.Lock()
         self._renewing = threading.Lock()
 
@@ -298,22 +302,40 @@ class Pacing:
             now = self._monotonic()
             with self._lock:
                 using = {k for k, at in self._used.items() if now - at <= IDLE}
+                epoch = self._epoch
             try:
                 holders = self.holders(sorted(using))
             except Exception as exc:  # noqa: BLE001 (the journal down, or a bug: calls go on)
                 log.warning("quota shares not renewed (%s): pacing by the last", type(exc).__name__)
                 for key in using - self._joined:
                     self._buckets[key].share(self._most)
-                self._joined = self._joined | using
+                self._mark_joined(self._joined | using, epoch)
                 return
             for key, count in holders.items():
                 found = self._buckets.get(key)
                 if found is not None:
                     found.share(count)
                 self._most = max(self._most, count)
-            self._joined = frozenset(using)
+            self._mark_joined(frozenset(using), epoch)
         finally:
             self._renewing.release()
+
+    def _mark_joined(self, keys: frozenset[str], epoch: int) -> None:
+        """Record ``keys`` as joined by a renewal begun at ``epoch``: none if rejoined since."""
+        with self._lock:
+            # What ``holders`` answered may predate the rejoin (counted, not held):
+            # each quota's next call must ask again.
+            self._joined = keys if epoch == self._epoch else frozenset()
+
+    def rejoin(self) -> None:
+        """Join each quota again at its next call, asking ``holders`` before that call is paced.
+
+        For a run that begins holding shares again (its first rotation after
+        none): the renewals before only counted the holders.
+        """
+        with self._lock:
+            self._joined = frozenset()
+            self._epoch += 1
 
     def forget(self) -> None:
         """Count every quota as unused: its next call joins it again (its share was given back)."""

@@ -64,6 +64,7 @@ class Driver:
         binding: Callable[[str], Binding],
         replan: Callable[[str, SecretSummary, datetime], list[PlanItem]],
         digest: Callable[[str], str],
+        rotating: Callable[[], contextlib.AbstractContextManager[None]],
     ) -> None:
         self.journal = journal
         self.clock = clock
@@ -81,6 +82,8 @@ class Driver:
         self.replan = replan
         #: The digest of a secret's policy, recorded with each rotation.
         self.digest = digest
+        #: Held while a rotation's steps are taken: the run holds its quota shares only then.
+        self.rotating = rotating
 
     def process(
         self,
@@ -95,6 +98,8 @@ class Driver:
         """Handle one secret under its lease: finish open rotations, maybe start one."""
         if self.trust.trail_problem is not None:
             return [self.trust.refuse(name, self.trust.trail_problem)]
+        if start and trigger == "schedule" and self._rotated_since_planned(name):
+            return []
         try:
             lease = self.journal.leases.acquire(name, self.owner, self.lease_ttl)
         except JournalTampered as exc:
@@ -117,6 +122,25 @@ class Driver:
             structlog.contextvars.unbind_contextvars("secret", "rotation_id", "step")
             with contextlib.suppress(RotatorError):  # an unreachable journal: the lease expires
                 self.journal.leases.release(lease)
+
+    def _rotated_since_planned(self, name: str) -> bool:
+        """Tell whether the journal now says nothing is due for a secret planned due: passed over.
+
+        Read before taking the lease: the runs on one journal each go through
+        the whole list of due secrets, so most of what a run reaches was
+        rotated by another since its plan; one journal read then tells it,
+        where taking the lease, checking the secret's rows and giving the
+        lease back cost two writes more. Only a secret some run has rotated
+        can be passed over (one the journal knows nothing of was rotated by
+        nobody), and only when nothing at all is due or wrong (an unfinished
+        rotation's next step, an error): everything else is decided again
+        under the lease, as before.
+        """
+        summary = self.journal.summaries(name).get(name, SecretSummary())
+        if summary.last_rotation is None:
+            return False
+        again = self.replan(name, summary, self.clock())
+        return not any(i.due or i.action in (Action.ERROR, Action.ATTENTION) for i in again)
 
     def _process_locked(
         self,
@@ -289,7 +313,8 @@ class Driver:
         """Advance a rotation and say how that ended (failures become outcomes, not errors)."""
         before = rotation.extensions
         try:
-            rotation = self.advance(rotation)
+            with self.rotating():
+                rotation = self.advance(rotation)
         except Interrupted:
             latest = self.journal.get(rotation.id) or rotation
             log.warning("rotation interrupted by shutdown", state=str(latest.state))

@@ -138,6 +138,7 @@ class Engine:
             binding=self.binding,
             replan=self._plan_secret,
             digest=self.digest,
+            rotating=self.sharing.rotating,
         )
 
     @property

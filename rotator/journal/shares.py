@@ -5,21 +5,25 @@ This is invariant 8 of docs/design.md.
 A provider's quota is per account and Region, per vault, per Vault server:
 every replica of the service and every one-shot run beside them spends the
 same one. Each run therefore holds a row of ``quota_shares`` per quota it is
-calling under (``QUOTA@SCOPE``, such as ``secretsmanager.write@eu-west-1``),
-renews it while it rotates (each second, :data:`rotator.adapters.ratelimit.BEAT`),
-and paces itself at the quota divided by the live rows: the ceilings of all
-live runs add up to the quota. A row lives :data:`TTL` past its last renewal,
-so the share of a run that died returns to the others within that; a dead
-process of this host is not counted at all, and a run that ends or stops
-calling drops its rows at once.
+calling under (``QUOTA@SCOPE``, such as ``secretsmanager.write@eu-west-1``)
+while one of its rotations is under way, renews it meanwhile (each second,
+:data:`rotator.adapters.ratelimit.BEAT`), and paces itself at the quota
+divided by the live rows: the ceilings of all live runs add up to the quota.
+A row lives :data:`TTL` past its last renewal, so the share of a run that
+died returns to the others within that; a dead process of this host is not
+counted at all, and a run that ends drops its rows at once, one with no
+rotation under way (or that stops calling) at its next renewal
+(:mod:`rotator.engine.shares`).
 
 Rows rather than one shared token bucket row: a bucket in the database
 would cost a write per provider call (50 a second per Region for Secrets
 Manager, from every run), where a share costs one write a second per run
-whatever the call rate. The price is that an idle holder keeps its share
-until it has been quiet for :data:`rotator.adapters.ratelimit.IDLE`, and that
-a run joining is seen by the others only at their next renewal (a second
-at most, during which the runs together may exceed the quota by the
+whatever the call rate. The price is that a run that stops needing its
+share keeps it until its next renewal (a second at most; within a rotation,
+until it has been quiet for :data:`rotator.adapters.ratelimit.IDLE`), that
+the others see it gone only at their own next renewal, and that a run
+joining is seen by the others only at their next renewal (a second at
+most, during which the runs together may exceed the quota by the
 newcomer's share; the provider's throttling answers, which cut the pace,
 cover it). Expiry times are written by each host's clock, as leases are:
 hosts sharing a journal must agree on the time to within a few seconds (a

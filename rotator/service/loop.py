@@ -290,11 +290,21 @@ class Service:
         """Run one pass over the secrets that need one, logging (never raising) its failure."""
         started = self.clock()
         try:
+            # What planning everything found due is acted on as planned: planned
+            # again, each secret the journal knows nothing of would be asked of
+            # its store twice before the pass starts. The driver decides again
+            # under each secret's lease in any case.
+            planned: dict[str, list[PlanItem]] = {}
             if self._stale:
                 self.engine.journal.migrate()
-                self._plan_everything()
-            names = self._names_for_pass(started)
-            items = self.engine.plan(names=names) if names else []
+                planned = self._plan_everything()
+            names, changed = self._names_for_pass(started)
+            fresh = {n: planned[n] for n in names if n in planned and n not in changed}
+            again = names - fresh.keys()
+            items = [i for found in fresh.values() for i in found]
+            if again:
+                items += self.engine.plan(names=again)
+            items.sort(key=lambda item: item.secret)  # the order plan gives, stable per secret
             result = self.engine.execute(
                 items,
                 stop=self.stopping.is_set,
@@ -364,11 +374,13 @@ class Service:
             audit_intact=chain.intact,
         )
 
-    def _names_for_pass(self, now: datetime) -> set[str]:
-        """Return the secrets this pass looks at (see the module docstring)."""
+    def _names_for_pass(self, now: datetime) -> tuple[set[str], set[str]]:
+        """Return the secrets this pass looks at (see the module docstring), and those of them
+        another process changed since the last look."""
         names = self.index.pop_due(now) | self._again
         self._again = set()
-        return names | self._changed_elsewhere()
+        changed = self._changed_elsewhere()
+        return names | changed, changed
 
     def _changed_elsewhere(self) -> set[str]:
         """Return the secrets whose journal rows changed after the last look's latest change.
@@ -386,8 +398,12 @@ class Service:
                 self._watermark = at
         return names
 
-    def _plan_everything(self) -> None:
-        """Plan every policy (at start and after a reload), a chunk of secrets at a time."""
+    def _plan_everything(self) -> dict[str, list[PlanItem]]:
+        """Plan every policy (at start and after a reload), a chunk of secrets at a time.
+
+        Returns the plan items of the secrets found due now (or that could
+        not be planned), for the pass about to run.
+        """
         self.index = DueIndex()
         self._again, self._attention = set(), set()
         self._watermark = self.engine.journal.latest_change()
@@ -400,8 +416,9 @@ class Service:
         except RotatorError as exc:  # a database blip: each secret is checked before acting
             log.warning("journal rows not checked", error=str(exc))
         names = sorted(self.engine.policies)
+        due: dict[str, list[PlanItem]] = {}
         for start in range(0, len(names), PLAN_CHUNK):
-            self._replan(names[start : start + PLAN_CHUNK])
+            self._replan(names[start : start + PLAN_CHUNK], due=due)
         # Unfinished rotations of secrets no policy names any more stay parked
         # at their recorded step (plan and status show them) until their
         # policy comes back: said once here, not retried on every pass.
@@ -420,12 +437,21 @@ class Service:
             scheduled=len(self.index),
             due_or_retrying=len(self._again),
         )
+        return due
 
-    def _replan(self, names: Collection[str], *, reminded: bool = False) -> None:
+    def _replan(
+        self,
+        names: Collection[str],
+        *,
+        reminded: bool = False,
+        due: dict[str, list[PlanItem]] | None = None,
+    ) -> None:
         """Plan ``names`` again from the journal; update the index and the gauges.
 
         ``reminded``: the pass just handled these secrets, so a due
-        reminder-only secret among them was reminded.
+        reminder-only secret among them was reminded. ``due`` receives the
+        plan items of the secrets to look at in the next pass (due now, or
+        not planned).
         """
         if not names:
             return
@@ -438,6 +464,8 @@ class Service:
         gauges: dict[str, SecretGauges | None] = {}
         for name, secret_items in by_secret.items():
             self._schedule(name, secret_items, now, reminded=reminded)
+            if due is not None and name in self._again:
+                due[name] = secret_items
             if name not in self.engine.policies:
                 gauges[name] = None
                 continue
