@@ -24,7 +24,7 @@ from rotator.cli.serving import run_until_stopped
 from rotator.engine.concurrency import Limits
 from rotator.engine.report import PlanItem
 from rotator.engine.runner import Engine
-from rotator.errors import VerificationError
+from rotator.errors import TransientError, VerificationError
 from rotator.journal.journal import Journal
 from rotator.journal.records import Lease, SecretSummary
 from rotator.policy.loader import load_policies
@@ -321,6 +321,34 @@ def test_the_first_pass_acts_on_the_plan_made_at_start(
     service.run_pass()
     assert asked == {"a": 1, "b": 1}
     assert [len(service.engine.journal.history(n)) for n in ("a", "b")] == [1, 1]
+
+
+def test_a_store_unreadable_while_planning_everything_is_asked_again_by_the_first_pass(
+    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that did not answer the start-up plan is not failed on the strength of it: the
+    first pass asks it again, and rotates the secret when it answers."""
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    service = _service(tmp_path, clock, "app")
+    last_changed = SecretsManagerStore.last_changed
+    down = [True]
+
+    def answering(store: SecretsManagerStore) -> datetime | None:
+        if down[0]:
+            raise TransientError("unreachable", provider="test", operation="last_changed")
+        return last_changed(store)
+
+    plan_everything = service._plan_everything
+
+    def back_after_it() -> dict[str, list[PlanItem]]:
+        planned = plan_everything()  # every retry of the store failed
+        down[0] = False
+        return planned
+
+    monkeypatch.setattr(SecretsManagerStore, "last_changed", answering)
+    service._plan_everything = back_after_it  # type: ignore[method-assign]
+    service.run_pass()
+    assert len(service.engine.journal.history("app")) == 1
 
 
 def test_a_secret_changed_elsewhere_while_planning_is_planned_again(

@@ -401,8 +401,8 @@ class Service:
     def _plan_everything(self) -> dict[str, list[PlanItem]]:
         """Plan every policy (at start and after a reload), a chunk of secrets at a time.
 
-        Returns the plan items of the secrets found due now (or that could
-        not be planned), for the pass about to run.
+        Returns the plan items of the secrets found due now, for the pass
+        about to run (one that could not be planned is planned again by it).
         """
         self.index = DueIndex()
         self._again, self._attention = set(), set()
@@ -450,8 +450,8 @@ class Service:
 
         ``reminded``: the pass just handled these secrets, so a due
         reminder-only secret among them was reminded. ``due`` receives the
-        plan items of the secrets to look at in the next pass (due now, or
-        not planned).
+        plan items of the secrets due now (not of those that could not be
+        planned: a store that did not answer is asked again by the pass).
         """
         if not names:
             return
@@ -464,7 +464,8 @@ class Service:
         gauges: dict[str, SecretGauges | None] = {}
         for name, secret_items in by_secret.items():
             self._schedule(name, secret_items, now, reminded=reminded)
-            if due is not None and name in self._again:
+            planned = not any(i.action is Action.ERROR for i in secret_items)
+            if due is not None and name in self._again and planned:
                 due[name] = secret_items
             if name not in self.engine.policies:
                 gauges[name] = None
