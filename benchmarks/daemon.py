@@ -39,7 +39,8 @@ Beside it, in the same run, the naive daemon rotator must beat: bare
 APScheduler 3 in a fresh interpreter adding as many jobs as there are
 policies to a started ``BackgroundScheduler``'s memory store, with the same
 mix of triggers (``IntervalTrigger`` of 30-89 days with an hour of jitter,
-``CronTrigger`` at 03:MM on Mondays in three time zones), no journal and no
+``CronTrigger`` at 03:MM on the policies' weekday, three days after today, in
+three time zones), no journal and no
 policies (:data:`BARE_APSCHEDULER`): its time from spawn to the last job
 added and its ``VmRSS`` then. The ratios printed are rotator's first pass
 and memory over those, the scrape over the first pass, and how much the
@@ -69,7 +70,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from policies import as_installed, write_policies  # benchmarks/policies.py, beside this
+from policies import as_installed, cron_day, write_policies  # benchmarks/policies.py, beside this
 
 from rotator.journal.journal import Journal
 from rotator.journal.records import Rotation, rotation_values
@@ -88,7 +89,8 @@ INSERT_BATCH = 1000
 
 
 #: The naive daemon: APScheduler 3 adding one job per policy to its memory store.
-#: argv[1] is the job count; prints seconds from interpreter start and VmRSS (MiB).
+#: argv[1] is the job count, argv[2] the cron weekday; prints seconds from interpreter
+#: start and VmRSS (MiB).
 BARE_APSCHEDULER = """
 import sys, time
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -105,7 +107,9 @@ for n in range(int(sys.argv[1])):
     if n % 2:
         trigger = IntervalTrigger(days=30 + n % 60, jitter=3600)
     else:
-        trigger = CronTrigger(minute=n % 60, hour=3, day_of_week="mon", timezone=zones[n % 3])
+        trigger = CronTrigger(
+            minute=n % 60, hour=3, day_of_week=sys.argv[2], timezone=zones[n % 3]
+        )
     scheduler.add_job(rotate, trigger, args=[f"service-{n}"], id=f"service-{n}")
 rss = next(l for l in open("/proc/self/status") if l.startswith("VmRSS:")).split()[1]
 print(time.perf_counter(), int(rss) / 1024)
@@ -118,7 +122,7 @@ def bare_apscheduler(count: int, budget: float) -> tuple[float, float] | None:
     spawned = time.perf_counter()
     try:
         done = subprocess.run(
-            [sys.executable, "-c", BARE_APSCHEDULER, str(count)],
+            [sys.executable, "-c", BARE_APSCHEDULER, str(count), cron_day().lower()],
             capture_output=True,
             text=True,
             timeout=budget,

@@ -33,10 +33,27 @@ from tests.seeding import seed_finished
 ZONES = ("UTC", "Europe/Berlin", "America/New_York")
 
 
+#: Weekday names in Python's order (Monday is 0), as cron and windows spell them.
+WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+
+
+def cron_day(now: datetime | None = None) -> str:
+    """Return the weekday the cron policies fire on: three days after today's (UTC).
+
+    A secret seeded as rotated just before the run is then not due during
+    it, whatever the day and hour the benchmark runs at; with a fixed
+    Monday, a run early on a Monday found due every policy whose fire fell
+    between the seeded rotation and the run.
+    """
+    today = (now or datetime.now(UTC)).weekday()
+    return WEEKDAYS[(today + 3) % 7]
+
+
 def write_policies(directory: Path, count: int, files: int) -> list[str]:
     """Write ``count`` policies spread over ``files`` files; return their names."""
     names: list[str] = []
     per_file = count // files
+    day = cron_day()
     for f in range(files):
         lines = ["defaults:", "  grace: 1h", "secrets:"]
         for i in range(per_file):
@@ -47,8 +64,8 @@ def write_policies(directory: Path, count: int, files: int) -> list[str]:
                 schedule = f"{{every: {30 + n % 60}d, jitter: 1h}}"
             else:
                 schedule = (
-                    f'{{cron: "{n % 60} 3 * * MON", timezone: {ZONES[n % 3]}, '
-                    f'window: "Mon-Fri 02:00-05:00"}}'
+                    f'{{cron: "{n % 60} 3 * * {day}", timezone: {ZONES[n % 3]}, '
+                    f'window: "{day.title()} 02:00-05:00"}}'
                 )
             lines += [
                 f"  - name: {name}",
