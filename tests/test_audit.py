@@ -15,10 +15,20 @@ from typing import Any
 import boto3
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rotator.cli.main import cli
 from rotator.engine.runner import Engine
-from rotator.journal.audit import GENESIS, AuditRecord, JsonlSink, actor, chain_key, verify_chain
+from rotator.journal.audit import (
+    GENESIS,
+    AuditRecord,
+    JsonlSink,
+    _timestamp,
+    actor,
+    chain_key,
+    verify_chain,
+)
 from rotator.journal.journal import Journal
 from rotator.journal.records import Rotation
 from rotator.lifecycle import State, Step, Transition
@@ -332,3 +342,15 @@ def test_a_record_linked_in_one_go_is_the_record_numbered_then_sealed(bound: boo
     assert linked == replace(record, seq=5, prev_hash="p" * 64).sealed(key)
     assert linked.hash == linked.seal(key) and linked.seq == 5 and linked.prev_hash == "p" * 64
     assert verify_chain([linked], key, start=(4, "p" * 64)).intact
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.one_of(st.timezones(), st.just(UTC)),
+    )
+)
+def test_times_are_sealed_in_the_text_every_seal_was_made_with(at: datetime) -> None:
+    """The faster formatting writes exactly what strftime wrote: existing seals still hold."""
+    assert _timestamp(at) == at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
