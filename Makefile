@@ -36,7 +36,7 @@ docs: $(VENV)/.test
 # each start would otherwise compile every module again (about 0.25 s a start).
 pytest: $(VENV)/.test
 	rm -f .coverage .coverage.*
-	$(BIN)/python -m compileall -q rotator providers tests benchmarks >/dev/null
+	$(BIN)/python -m compileall -q rotator providers tests benchmarks
 	$(BIN)/coverage run -m pytest -q -n 2 --dist worksteal -m "not serial"
 	$(BIN)/coverage run -m pytest -q -m serial
 	$(BIN)/coverage combine -q

@@ -117,12 +117,15 @@ scheduler.shutdown(wait=False)
 """
 
 
-def bare_apscheduler(count: int, budget: float) -> tuple[float, float] | None:
-    """Run :data:`BARE_APSCHEDULER` for ``count`` jobs; return (seconds from spawn, VmRSS MiB)."""
+def bare_apscheduler(count: int, day: str, budget: float) -> tuple[float, float] | None:
+    """Run :data:`BARE_APSCHEDULER` for ``count`` jobs, cron on ``day``; return (seconds, MiB).
+
+    The seconds from spawn to the last job added, and VmRSS then.
+    """
     spawned = time.perf_counter()
     try:
         done = subprocess.run(
-            [sys.executable, "-c", BARE_APSCHEDULER, str(count), cron_day().lower()],
+            [sys.executable, "-c", BARE_APSCHEDULER, str(count), day.lower()],
             capture_output=True,
             text=True,
             timeout=budget,
@@ -333,6 +336,8 @@ def measure(count: int, idle: float, budget: float) -> Figures:
     """Generate, seed, start the daemon, measure it, stop it; return what was measured."""
     figures = Figures(count)
     deadline = Deadline(budget)
+    # One weekday for the policies and the baseline, even across midnight.
+    day = cron_day()
     process: subprocess.Popen[str] | None = None
     logs: LogWatcher | None = None
     with tempfile.TemporaryDirectory(prefix="rotator-daemon-bench-") as tmp:
@@ -341,7 +346,7 @@ def measure(count: int, idle: float, budget: float) -> Figures:
         config.mkdir()
         try:
             began = time.perf_counter()
-            names = write_policies(config, count, max(1, count // 1000))
+            names = write_policies(config, count, max(1, count // 1000), day)
             figures.count = len(names)
             figures.generated = time.perf_counter() - began
             url = f"sqlite:///{workdir / 'rotator.db'}"
@@ -442,7 +447,7 @@ def measure(count: int, idle: float, budget: float) -> Figures:
                 process.kill()
                 process.wait(timeout=30)
     # The daemon is gone: the baseline has the machine to itself, as the daemon had.
-    bare = bare_apscheduler(count, max(deadline.left(), 60.0))
+    bare = bare_apscheduler(count, day, max(deadline.left(), 60.0))
     if bare is not None:
         figures.bare_s, figures.bare_mb = bare
     return figures

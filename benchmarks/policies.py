@@ -49,11 +49,14 @@ def cron_day(now: datetime | None = None) -> str:
     return WEEKDAYS[(today + 3) % 7]
 
 
-def write_policies(directory: Path, count: int, files: int) -> list[str]:
-    """Write ``count`` policies spread over ``files`` files; return their names."""
+def write_policies(directory: Path, count: int, files: int, day: str | None = None) -> list[str]:
+    """Write ``count`` policies spread over ``files`` files; return their names.
+
+    ``day``: the weekday the cron policies fire on (:func:`cron_day` by default).
+    """
     names: list[str] = []
     per_file = count // files
-    day = cron_day()
+    day = day or cron_day()
     for f in range(files):
         lines = ["defaults:", "  grace: 1h", "secrets:"]
         for i in range(per_file):

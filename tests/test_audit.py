@@ -8,7 +8,7 @@ import itertools
 import json
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from rotator.journal.audit import (
     _timestamp,
     actor,
     chain_key,
+    seal_row,
     verify_chain,
 )
 from rotator.journal.journal import Journal
@@ -354,3 +355,18 @@ def test_a_record_linked_in_one_go_is_the_record_numbered_then_sealed(bound: boo
 def test_times_are_sealed_in_the_text_every_seal_was_made_with(at: datetime) -> None:
     """The faster formatting writes exactly what strftime wrote: existing seals still hold."""
     assert _timestamp(at) == at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_a_row_seal_is_the_one_rotator_has_always_made() -> None:
+    """A row's seal is pinned: a change to how rows are sealed would void every stored seal."""
+    values = {
+        "id": "r1",
+        "secret": "app",
+        "state": "done",
+        "started_at": datetime(2026, 3, 29, 1, 30, 0, 5, tzinfo=timezone(timedelta(hours=2))),
+        "updated_at": None,
+        "seal": "not sealed itself",
+    }
+    # Computed by the sealing that formatted times with strftime, before isoformat.
+    pinned = "4de22bca94a8fc5cbe4b1486d0cb3237129e01a64b1da21caf248d8a5106020e"
+    assert seal_row(b"k" * 32, "rotations", values) == pinned
