@@ -56,11 +56,12 @@ def test_the_superuser_logs_in_over_tcp_with_its_password_only(
             "SELECT rolsuper, current_setting('password_encryption'), pg_backend_pid()"
             " FROM pg_roles WHERE rolname = current_user"
         ).fetchone()
-    assert row is not None and row[:2] == (True, "scram-sha-256")
-    if os.geteuid() == 0:  # initdb and postgres refuse root: the server runs as postgres
-        status = Path(f"/proc/{row[2]}/status").read_text()
-        [uid] = [line.split()[1] for line in status.splitlines() if line.startswith("Uid:")]
-        assert int(uid) == pwd.getpwnam("postgres").pw_uid
+        assert row is not None and row[:2] == (True, "scram-sha-256")
+        if os.geteuid() == 0:  # initdb and postgres refuse root: the server runs as postgres
+            # Read while connected: the backend process ends with its connection.
+            status = Path(f"/proc/{row[2]}/status").read_text()
+            [uid] = [line.split()[1] for line in status.splitlines() if line.startswith("Uid:")]
+            assert int(uid) == pwd.getpwnam("postgres").pw_uid
     wrong = postgresql_server.url().replace(postgresql_server.password.text(), "not-it")
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(wrong).close()
