@@ -184,6 +184,22 @@ def aws_in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
+def calls_of(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[tuple[Any, ...]]:
+    """Record each call of ``owner.name`` (its positional arguments), passing it through.
+
+    Returns the list the calls are appended to, for a test to count them.
+    """
+    calls: list[tuple[Any, ...]] = []
+    wrapped = getattr(owner, name)
+
+    def recorded(*args: Any) -> Any:
+        calls.append(args)
+        return wrapped(*args)
+
+    monkeypatch.setattr(owner, name, recorded)
+    return calls
+
+
 def run_sql(url: str, statement: str, **params: Any) -> None:
     """Run one SQL statement on a journal's database, as someone with its password would."""
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))

@@ -9,7 +9,6 @@ import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -22,7 +21,7 @@ from rotator.journal.records import Rotation
 from rotator.journal.schema import SCHEMA_VERSION, schema_migrations
 from rotator.journal.shares import TTL as SHARE_TTL
 from rotator.lifecycle import State, Step, Transition, TransitionError
-from tests.conftest import FakeClock, run_sql
+from tests.conftest import FakeClock, calls_of, run_sql
 
 #: The transitions from planned to verified, in order.
 _TO_VERIFIED = (
@@ -461,14 +460,7 @@ def test_clearing_conditions_never_raised_makes_no_write(
     """Clearing what is not raised looks and writes nothing; what is raised is deleted, alone."""
     assert journal.alerts.raised("db", "rotation-failed", "ops", "r1:minted", "{}")
     assert journal.alerts.raised("db", "overdue", "ops", "2026-01-01", "{}")
-    writes: list[None] = []
-    write = journal.database.write
-
-    def counted() -> Any:
-        writes.append(None)
-        return write()
-
-    monkeypatch.setattr(journal.database, "write", counted)
+    writes = calls_of(monkeypatch, journal.database, "write")
     assert journal.alerts.cleared("other", ["rotation-failed"]) == 0
     assert journal.alerts.cleared("db", ["needs-attention", "rotation-due"]) == 0
     assert writes == []

@@ -16,7 +16,6 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -32,7 +31,7 @@ from rotator.journal.journal import Journal
 from rotator.journal.records import Rotation
 from rotator.journal.schema import rotations
 from rotator.lifecycle import State, Transition
-from tests.conftest import FakeClock, run_sql
+from tests.conftest import FakeClock, calls_of, run_sql
 from tests.watched import WatchedIssuer, recorded_alerts, watched_engine, watched_secret
 
 
@@ -712,14 +711,7 @@ def test_a_secrets_check_and_its_unfinished_rotations_are_read_at_once(
     history: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What a run reads first under a lease: the secret's findings and open rotations, one read."""
-    reads: list[None] = []
-    read = history.database.read
-
-    def counted() -> Any:
-        reads.append(None)
-        return read()
-
-    monkeypatch.setattr(history.database, "read", counted)
+    reads = calls_of(monkeypatch, history.database, "read")
     found, unfinished = history.checked_open_rotations("app/db")
     assert found == () and [r.id for r in unfinished] == ["app/db-1"]
     assert len(reads) == 1

@@ -212,6 +212,8 @@ class Backend:
             except hvac.exceptions.InvalidPath:
                 pass  # no such secret: the mount answers, it is ready
             break
+        else:
+            raise AssertionError(f"KV v2 mount {mount} still upgrading after 5 s")
         return mount
 
     def enable_approle(self, name: str = "approle") -> str:
