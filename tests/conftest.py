@@ -185,16 +185,16 @@ def aws_in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def calls_of(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[tuple[Any, ...]]:
-    """Record each call of ``owner.name`` (its positional arguments), passing it through.
+    """Record each call of ``owner.name`` (its positional arguments), passing it on whole.
 
     Returns the list the calls are appended to, for a test to count them.
     """
     calls: list[tuple[Any, ...]] = []
     wrapped = getattr(owner, name)
 
-    def recorded(*args: Any) -> Any:
+    def recorded(*args: Any, **kwargs: Any) -> Any:
         calls.append(args)
-        return wrapped(*args)
+        return wrapped(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, recorded)
     return calls

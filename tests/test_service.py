@@ -30,7 +30,7 @@ from rotator.journal.records import Lease, SecretSummary
 from rotator.policy.loader import load_policies
 from rotator.service.loop import Service, ServiceSettings
 from rotator.service.metrics import Metrics
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, calls_of
 
 ENTRY = """  - name: {name}
     store: {{provider: aws-secretsmanager, secret_id: {name}}}
@@ -90,6 +90,42 @@ def test_nothing_due_after_restart(aws: None, tmp_path: Path) -> None:
     assert not any(i.due for i in engine.plan())
     again.run_pass()
     assert len(engine.journal.history("app")) == 1
+
+
+def _restarted(service: Service, clock: FakeClock) -> Service:
+    """Return a new service (a new process) over the same policies and journal."""
+    engine = Engine(load_policies(service.config), service.engine.journal, clock=clock)
+    return Service(engine, service.config, clock=clock)
+
+
+def _first_pass_and_watch(service: Service) -> None:
+    """Run the first pass, then the watch pass it starts, to its end."""
+    service.run_pass()
+    assert service._watcher is not None
+    service._watcher.join(timeout=30)
+
+
+def test_the_first_watch_checks_every_row_unless_the_first_pass_just_did(
+    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At start, the rows and the whole chain are checked once, by the first pass or the watch.
+
+    A journal changed since its last check is checked whole before the
+    first pass plans (so the full watch check due at start is not made
+    again); one found unchanged is taken as checked by the first pass, and
+    checked whole by the watch.
+    """
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    first = _service(tmp_path, clock, "app")
+    _first_pass_and_watch(first)  # rotates app: the journal changes after its check
+    verify = calls_of(monkeypatch, first.engine.journal.trail, "verify")
+    changed = _restarted(first, clock)
+    _first_pass_and_watch(changed)
+    assert [args for args in verify] == [()]  # once, whole, before planning
+    clock.advance(timedelta(seconds=1))
+    unchanged = _restarted(first, clock)
+    _first_pass_and_watch(unchanged)
+    assert len(verify) == 2  # the first pass took the digest; the watch checked whole
 
 
 def test_broken_reload_keeps_the_old_set(aws: None, tmp_path: Path) -> None:

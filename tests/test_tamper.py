@@ -358,13 +358,62 @@ def _not_again(*_: object, **__: object) -> object:
     raise AssertionError("the rows or the chain were checked again")
 
 
+def test_the_watch_pass_checks_an_unchanged_journal_without_sealing_a_row(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between full checks, the watch spares the rows a check found intact; full ones do not."""
+    engine.rotate("app/key")
+    engine.trust._audit_verified = None
+    first = engine.check_state()  # as the service's first pass, before its first watch
+    verify = calls_of(monkeypatch, engine.journal.trail, "verify")
+    watched = engine.check_audit(unless_unchanged=True)
+    assert watched.intact and watched.unchanged and not verify
+    assert (watched.head_seq, watched.head_hash) == (first.head_seq, first.head_hash)
+    full = engine.check_audit(full=True)  # every 24th watch, and `audit verify`: every row
+    assert full.intact and full.whole and not full.unchanged and len(verify) == 1
+
+
+def test_the_watch_pass_keeps_what_it_found_intact(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A watch that checked every row spares the next one (of any process)."""
+    engine.rotate("app/key")
+    engine.trust._audit_verified = None
+    assert not engine.check_audit(unless_unchanged=True).unchanged
+    monkeypatch.setattr(engine.journal.trail, "verify", _not_again)
+    engine.trust._audit_verified = None
+    assert engine.check_audit(unless_unchanged=True).unchanged
+
+
+def test_a_watch_from_the_start_does_not_take_a_check_from_a_later_record(
+    engine: Engine,
+) -> None:
+    """A journal found intact by a check from a later record is checked whole from the start."""
+    engine.rotate("app/key")
+    report = engine.check_audit(full=True)
+    assert report.head_seq is not None and report.head_hash is not None
+    _, digest = engine.journal.verified.unchanged(0)
+    engine.journal.verified.keep(digest, report.head_seq, (report.head_seq, report.head_hash))
+    assert engine.check_audit(unless_unchanged=True).unchanged  # from the last verified record
+    engine.trust._audit_verified = None  # a new process, no anchor: from the start
+    whole = engine.check_audit(unless_unchanged=True)
+    assert whole.intact and whole.whole and not whole.unchanged
+
+
+CHECKS = {
+    "check-state": lambda engine: engine.check_state(),
+    "watch": lambda engine: engine.check_audit(unless_unchanged=True),
+}
+
+
+@pytest.mark.parametrize("check", CHECKS)
 @pytest.mark.parametrize(
     "forge",
     ["UPDATE rotations SET state = 'done'", "UPDATE audit SET detail = 'x' WHERE seq = 1"],
     ids=["rotation", "first-record"],
 )
 def test_tampering_after_a_check_kept_the_journal_is_still_found(
-    engine: Engine, tmp_path: Path, forge: str
+    engine: Engine, tmp_path: Path, forge: str, check: str
 ) -> None:
     """An edit made after a check found the journal intact is found by the next check."""
     engine.rotate("app/key")
@@ -372,7 +421,7 @@ def test_tampering_after_a_check_kept_the_journal_is_still_found(
     assert engine.check_state().intact
     run_sql(engine.journal.url, forge)
     engine.trust._audit_verified = None
-    report = engine.check_state()
+    report = CHECKS[check](engine)
     assert not report.intact and not report.unchanged
     assert engine.trust.trail_problem or engine.trust._tampered
 

@@ -235,10 +235,14 @@ class Engine:
         return self.trust.check_state()
 
     def check_audit(
-        self, *, full: bool = False, anchor: tuple[int, str] | None = None
+        self,
+        *,
+        full: bool = False,
+        anchor: tuple[int, str] | None = None,
+        unless_unchanged: bool = False,
     ) -> ChainReport:
         """Verify the audit chain; alert if broken (see :meth:`.trust.JournalTrust.check_audit`)."""
-        return self.trust.check_audit(full=full, anchor=anchor)
+        return self.trust.check_audit(full=full, anchor=anchor, unless_unchanged=unless_unchanged)
 
     def hold_everything(self, reason: str) -> None:
         """Act on no secret until the journal is checked again (a check that could not run)."""

@@ -61,7 +61,19 @@ class JournalTrust:
         checked row by row again (rotator/journal/verified.py).
         """
         kept = self._anchored()
-        start = self._audit_verified or kept
+        return self._check_unless_unchanged(self._audit_verified or kept, None, kept)
+
+    def _check_unless_unchanged(
+        self,
+        start: tuple[int, str] | None,
+        anchor: tuple[int, str] | None,
+        kept: tuple[int, str] | None,
+    ) -> ChainReport:
+        """Check from ``start`` (None: whole) unless the journal is exactly as last found intact.
+
+        A check that finds everything intact keeps the content's digest, so
+        the next one (of any process) is spared the row-by-row check.
+        """
         chain_from = start[0] if start is not None else 0
         mark, digest = self.journal.verified.unchanged(chain_from)
         if mark is not None and self._behind_anchor(kept) is None:
@@ -74,7 +86,7 @@ class JournalTrust:
             if self.anchor is not None:
                 self.anchor.keep(report)
             return report
-        report = self._check(start, None, kept)
+        report = self._check(start, anchor, kept)
         if report.intact and self.trail_problem is None:
             # An empty chain (rows but no records yet) is kept at its start.
             head = (report.head_seq or 0, report.head_hash or GENESIS)
@@ -85,19 +97,28 @@ class JournalTrust:
         return report
 
     def check_audit(
-        self, *, full: bool = False, anchor: tuple[int, str] | None = None
+        self,
+        *,
+        full: bool = False,
+        anchor: tuple[int, str] | None = None,
+        unless_unchanged: bool = False,
     ) -> ChainReport:
         """Verify the audit chain (from the last record verified, unless ``full``); alert if broken.
 
         A broken chain is alerted (``audit-chain-broken``, to every notifier
         that wants it) once per first bad record, and the next check is a
-        full one again.
+        full one again. ``unless_unchanged`` (the service's watch pass):
+        a journal exactly as a check at least as strict found it intact is
+        not checked row by row again, as in :meth:`check_state`; a person's
+        ``audit verify`` always checks every row.
         """
         kept = self._anchored()
         if full:
             start, anchor = None, anchor or kept
         else:
             start = None if anchor is not None else self._audit_verified or kept
+        if unless_unchanged and anchor in (None, kept):
+            return self._check_unless_unchanged(start, anchor, kept)
         return self._check(start, anchor, kept)
 
     def _check(

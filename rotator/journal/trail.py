@@ -164,7 +164,7 @@ class Trail:
         """
         records = self.records(after=start[0] if start else 0)
         chain = verify_chain(records, self.database.keys.chain(), anchor=anchor, start=start)
-        return replace(chain, tampering=self.tampering.find())
+        return replace(chain, tampering=self.tampering.find(), whole=start is None)
 
     def accept(
         self, reason: str, expected: tuple[Tampering, ...] | None = None

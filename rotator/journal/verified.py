@@ -7,6 +7,10 @@ record, and grows with the journal's history. Most runs act on nothing
 (a one-shot run from cron with nothing due), and find the journal exactly as
 the run before left it.
 
+The same holds for the service's watch passes between their full checks
+(every 24th, and the first unless the first pass just checked every row);
+those full checks, and ``audit verify``, check every row whatever the digest.
+
 So after a check finds everything intact, a digest of the content it
 checked is kept in the ``verified`` row, sealed with the row key. The next
 check reads the same content again, raw (no HMAC per row, no parsing), and
