@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,12 +17,13 @@ import sqlalchemy as sa
 from rotator.adapters.ratelimit import Pacing
 from rotator.adapters.secret import SecretValue
 from rotator.errors import JournalError, LeaseLost
+from rotator.journal import database
 from rotator.journal.journal import Journal
 from rotator.journal.records import Rotation
 from rotator.journal.schema import SCHEMA_VERSION, schema_migrations
 from rotator.journal.shares import TTL as SHARE_TTL
 from rotator.lifecycle import State, Step, Transition, TransitionError
-from tests.conftest import FakeClock, calls_of, run_sql
+from tests.conftest import FakeClock, calls_of, empty_postgres, run_sql
 
 #: The transitions from planned to verified, in order.
 _TO_VERIFIED = (
@@ -310,6 +312,56 @@ def test_a_read_goes_on_beside_another_threads_open_write(
     finally:
         finished.set()
         holder.join()
+
+
+@pytest.fixture
+def pg_journal(clock: FakeClock, tmp_path: Path) -> Iterator[Journal]:
+    """A migrated journal on the test PostgreSQL."""
+    j = Journal(empty_postgres(), clock, key_file=tmp_path / "fingerprint.key")
+    j.migrate()
+    yield j
+    j.close()
+
+
+def _backend(journal: Journal) -> int:
+    """Return the server process id of the pooled connection a read gets."""
+    with journal.database.read() as conn:
+        return int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def test_a_pooled_connection_the_server_dropped_is_replaced_after_idling(
+    pg_journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection that died in the pool (a server restart) is pinged and replaced, unseen."""
+    dropped = _backend(pg_journal)
+    run_sql(pg_journal.url, "SELECT pg_terminate_backend(:pid)", pid=dropped)
+    monkeypatch.setattr(database, "IDLE_BEFORE_PING", 0.0)  # it has idled long enough
+    assert _backend(pg_journal) != dropped
+
+
+def test_without_the_ping_a_dropped_connection_fails_the_read(
+    pg_journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the ping is for: unpinged, the next read of a dropped connection fails."""
+    dropped = _backend(pg_journal)
+    run_sql(pg_journal.url, "SELECT pg_terminate_backend(:pid)", pid=dropped)
+    monkeypatch.setattr(database, "IDLE_BEFORE_PING", 1e9)
+    with pytest.raises(JournalError, match="unreachable"):
+        _backend(pg_journal)
+
+
+def test_a_connection_reused_at_once_is_not_pinged(
+    pg_journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Transactions back to back (a rotation's twenty) cost no round trip more each."""
+    pings = calls_of(monkeypatch, pg_journal.database._engine.dialect, "do_ping")
+    monkeypatch.setattr(database, "IDLE_BEFORE_PING", 1e9)
+    first = _backend(pg_journal)
+    assert [_backend(pg_journal) for _ in range(5)] == [first] * 5
+    assert pings == []
+    monkeypatch.setattr(database, "IDLE_BEFORE_PING", 0.0)
+    _backend(pg_journal)
+    assert len(pings) == 1
 
 
 def test_sqlite_file_is_private(tmp_path: Path, clock: FakeClock) -> None:

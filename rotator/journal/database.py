@@ -322,11 +322,7 @@ def _connect(url: str) -> Engine:
     if scheme == "postgresql":
         url = f"postgresql+psycopg://{rest}"
     try:
-        # pre_ping: a pooled connection that died with a database restart
-        # is replaced before use instead of failing the next statement. A
-        # SQLite file has no server to restart: no ping before each transaction.
-        served = scheme.partition("+")[0] != "sqlite"
-        engine = sa.create_engine(url, future=True, pool_pre_ping=served)
+        engine = sa.create_engine(url, future=True)
     except ImportError as exc:
         needed = exc.name or "its database driver"
         hint = ": pip install 'rotator-keys[postgres]'" if needed.startswith("psycopg") else ""
@@ -335,6 +331,10 @@ def _connect(url: str) -> Engine:
         ) from None
     except (SQLAlchemyError, ValueError) as exc:
         raise JournalError(f"cannot use journal {safe_url(url)}: {said(exc)}") from None
+    if engine.dialect.name != "sqlite":
+        # A SQLite file has no server to restart: nothing to ping.
+        sa.event.listen(engine, "checkin", _idle_from)
+        sa.event.listen(engine, "checkout", _ping_after_idle(engine.dialect))
     if engine.dialect.name == "sqlite":
 
         @sa.event.listens_for(engine, "connect")
@@ -354,6 +354,43 @@ def _connect(url: str) -> Engine:
             cur.close()
 
     return engine
+
+
+#: Seconds a pooled database server connection may sit idle and still be used unpinged.
+IDLE_BEFORE_PING = 1.0
+
+
+def _idle_from(_dbapi_conn: Any, record: Any) -> None:
+    """Note when a connection went back to the pool."""
+    if record is not None:
+        record.info["idle_since"] = time.monotonic()
+
+
+def _ping_after_idle(dialect: Any) -> Callable[[Any, Any, Any], None]:
+    """Return the checkout hook pinging a connection that sat idle; one the server dropped is
+    replaced.
+
+    A connection that died with a server restart (or an idle timeout) is
+    then replaced before use instead of failing the next statement. Not on
+    every checkout, as ``pool_pre_ping`` would: a rotation opens about
+    twenty transactions back to back, and a round trip more for each was
+    a tenth of a busy replica's time spent on the journal. Raising
+    DisconnectionError makes the pool discard it and connect anew.
+    """
+
+    errors = dialect.loaded_dbapi.Error  # the driver's own error root (psycopg.Error)
+
+    def ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since <= IDLE_BEFORE_PING:
+            return
+        try:
+            # The dialect's own ping (psycopg's in autocommit, leaving no transaction open).
+            dialect.do_ping(dbapi_conn)
+        except errors as exc:  # the pool connects anew (or fails plainly: server down)
+            raise sa.exc.DisconnectionError(type(exc).__name__) from None
+
+    return ping
 
 
 def _enable_wal(cursor: Any, attempts: int = 200, pause: float = 0.05) -> None:
