@@ -34,12 +34,12 @@ docs: $(VENV)/.test
 # The sources are compiled first, as pip compiles an installed copy: the tests start
 # rotator as a subprocess again and again, and with PYTHONDONTWRITEBYTECODE set,
 # each start would otherwise compile every module again (about 0.25 s a start).
-# The 25 slowest tests are listed at the end, so that CI's time can be read from its log.
+# The slowest tests of each run are listed, so that CI's time can be read from its log.
 pytest: $(VENV)/.test
 	rm -f .coverage .coverage.*
 	$(BIN)/python -m compileall -q rotator providers tests benchmarks
 	$(BIN)/coverage run -m pytest -q -n 2 --dist worksteal -m "not serial" --durations=25
-	$(BIN)/coverage run -m pytest -q -m serial
+	$(BIN)/coverage run -m pytest -q -m serial --durations=5
 	$(BIN)/coverage combine -q
 	@total=$$($(BIN)/coverage report --format=total); status=$$?; \
 	  echo "branch coverage of rotator and providers: $$total% (floor: fail_under in pyproject.toml)"; \

@@ -335,7 +335,7 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_after_idling(
     """A connection that died in the pool (a server restart) is pinged and replaced, unseen."""
     dropped = _backend(pg_journal)
     run_sql(pg_journal.url, "SELECT pg_terminate_backend(:pid)", pid=dropped)
-    monkeypatch.setattr(database, "IDLE_BEFORE_PING", 0.0)  # it has idled long enough
+    monkeypatch.setattr(database, "IDLE_BEFORE_PING", -1.0)  # it has idled long enough
     assert _backend(pg_journal) != dropped
 
 
@@ -359,7 +359,7 @@ def test_a_connection_reused_at_once_is_not_pinged(
     first = _backend(pg_journal)
     assert [_backend(pg_journal) for _ in range(5)] == [first] * 5
     assert pings == []
-    monkeypatch.setattr(database, "IDLE_BEFORE_PING", 0.0)
+    monkeypatch.setattr(database, "IDLE_BEFORE_PING", -1.0)
     _backend(pg_journal)
     assert len(pings) == 1
 

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -30,7 +31,7 @@ from rotator.journal.records import Lease, SecretSummary
 from rotator.policy.loader import load_policies
 from rotator.service.loop import Service, ServiceSettings
 from rotator.service.metrics import Metrics
-from tests.conftest import FakeClock, calls_of
+from tests.conftest import FakeClock
 
 ENTRY = """  - name: {name}
     store: {{provider: aws-secretsmanager, secret_id: {name}}}
@@ -94,7 +95,9 @@ def test_nothing_due_after_restart(aws: None, tmp_path: Path) -> None:
 
 def _restarted(service: Service, clock: FakeClock) -> Service:
     """Return a new service (a new process) over the same policies and journal."""
-    engine = Engine(load_policies(service.config), service.engine.journal, clock=clock)
+    engine = Engine(
+        load_policies(service.config), service.engine.journal, clock=clock, sleep=clock.sleep
+    )
     return Service(engine, service.config, clock=clock)
 
 
@@ -103,6 +106,21 @@ def _first_pass_and_watch(service: Service) -> None:
     service.run_pass()
     assert service._watcher is not None
     service._watcher.join(timeout=30)
+    assert not service._watcher.is_alive()
+
+
+def _verified_from(monkeypatch: pytest.MonkeyPatch, service: Service) -> list[object]:
+    """Record where each row-by-row check of the journal starts (None: the chain's start)."""
+    starts: list[object] = []
+    trail = service.engine.journal.trail
+    verify = trail.verify
+
+    def recorded(**kwargs: Any) -> Any:
+        starts.append(kwargs.get("start"))
+        return verify(**kwargs)
+
+    monkeypatch.setattr(trail, "verify", recorded)
+    return starts
 
 
 def test_the_first_watch_checks_every_row_unless_the_first_pass_just_did(
@@ -118,14 +136,16 @@ def test_the_first_watch_checks_every_row_unless_the_first_pass_just_did(
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
     first = _service(tmp_path, clock, "app")
     _first_pass_and_watch(first)  # rotates app: the journal changes after its check
-    verify = calls_of(monkeypatch, first.engine.journal.trail, "verify")
+    starts = _verified_from(monkeypatch, first)
     changed = _restarted(first, clock)
     _first_pass_and_watch(changed)
-    assert [args for args in verify] == [()]  # once, whole, before planning
+    assert starts == [None]  # once, from the chain's start: the first pass's check
     clock.advance(timedelta(seconds=1))
     unchanged = _restarted(first, clock)
+    assert unchanged.engine.check_state().unchanged  # what its first pass will find
+    unchanged.engine.trust._audit_verified = None  # as the new process starts
     _first_pass_and_watch(unchanged)
-    assert len(verify) == 2  # the first pass took the digest; the watch checked whole
+    assert starts == [None, None]  # the first pass took the digest; the watch checked whole
 
 
 def test_broken_reload_keeps_the_old_set(aws: None, tmp_path: Path) -> None:

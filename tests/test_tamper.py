@@ -584,6 +584,39 @@ def test_an_anchor_file_finds_a_journal_restored_from_an_older_copy(
     assert all("anchored audit record" in o.message for o in report.failed)
 
 
+@pytest.mark.parametrize("check", ["check-state", "watch", "watch-full"])
+def test_a_running_process_finds_a_journal_restored_under_it_from_an_older_copy(
+    engine: Engine, tmp_path: Path, clock: FakeClock, check: str
+) -> None:
+    """Without an anchor file, the process remembers the last record it verified.
+
+    The copy carries the digest its own check kept, so it is found unchanged:
+    that must not take the process back to the copy's older head.
+    """
+    database = Path(engine.journal.url.removeprefix("sqlite:///"))
+    engine.rotate("app/key")
+    engine.trust._audit_verified = None
+    assert engine.check_state().intact  # keeps the digest of this journal
+    older = tmp_path / "older.db"
+    with sqlite3.connect(database) as live, sqlite3.connect(older) as copy:
+        live.backup(copy)
+    clock.advance(timedelta(hours=2))
+    engine.run_once()  # the old credential is revoked: records after the copy
+    engine.check_state()  # this process verifies them
+    verified = engine.trust._audit_verified
+    with sqlite3.connect(older) as copy:
+        [(copied_head,)] = copy.execute("SELECT max(seq) FROM audit").fetchall()
+    assert verified is not None and copied_head < verified[0]
+    engine.journal.close()
+    with sqlite3.connect(older) as copy, sqlite3.connect(database) as live:
+        copy.backup(live)  # the copy is put back, its verified digest with it
+    report = {**CHECKS, "watch-full": lambda e: e.check_audit(full=True)}[check](engine)
+    problem = engine.trust.trail_problem
+    assert problem is not None and f"audit record {verified[0]}" in problem, report
+    assert engine.check_audit(unless_unchanged=True) and engine.trust.trail_problem == problem
+    assert engine.run_once().exit_code == 1  # nothing acted on until a person checks
+
+
 def test_checks_beside_concurrent_writers_find_nothing(journal: Journal, clock: FakeClock) -> None:
     """Rows and records written while a check reads them are never taken for tampering."""
     _to_grace(journal, clock, "app/db", 0)

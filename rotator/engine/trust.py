@@ -76,7 +76,11 @@ class JournalTrust:
         """
         chain_from = start[0] if start is not None else 0
         mark, digest = self.journal.verified.unchanged(chain_from)
-        if mark is not None and self._behind_anchor(kept) is None:
+        if (
+            mark is not None
+            and self._behind_anchor(kept) is None
+            and self._behind_this_process() is None
+        ):
             self._note_tampering(())
             if mark.head_seq:
                 self._audit_verified = (mark.head_seq, mark.head_hash)
@@ -132,7 +136,8 @@ class JournalTrust:
         trail = [Tampering(None, what) for what in self._trail_problems(report, kept)]
         self._note_tampering((*report.tampering, *trail))
         if report.intact:
-            if report.head_seq is not None and report.head_hash is not None:
+            # Not past a journal that lost what was verified: it stays distrusted.
+            if not trail and report.head_seq is not None and report.head_hash is not None:
                 self._audit_verified = (report.head_seq, report.head_hash)
                 if self.anchor is not None:
                     self.anchor.keep(report)
@@ -189,9 +194,9 @@ class JournalTrust:
             and (report.broken_at or 0) > self.journal.trail.accepted_through()
         ):
             found.append(f"the audit trail: {report.problem}")
-        behind = self._behind_anchor(kept)
-        if behind is not None:
-            found.append(behind)
+        for behind in (self._behind_anchor(kept), self._behind_this_process()):
+            if behind is not None:
+                found.append(behind)
         return found
 
     def _anchored(self) -> tuple[int, str] | None:
@@ -205,16 +210,35 @@ class JournalTrust:
 
     def _behind_anchor(self, kept: tuple[int, str] | None) -> str | None:
         """Say whether the journal lacks the anchored record ``kept`` (dropped, or older)."""
-        if kept is None or self.anchor is None:
-            return None
-        seq, digest = kept
-        found = next(iter(self.journal.trail.records(after=seq - 1)), None)
-        if found is not None and found.seq == seq and found.hash == digest:
+        if kept is None or self.anchor is None or self._holds(kept):
             return None
         return (
-            f"the journal does not hold the anchored audit record {seq} "
+            f"the journal does not hold the anchored audit record {kept[0]} "
             f"({self.anchor.path}): dropped, or restored from an older copy"
         )
+
+    def _behind_this_process(self) -> str | None:
+        """Say whether the journal lacks the last record this process verified (dropped, or older).
+
+        The anchor file's check, kept in memory: a journal restored under a
+        running service from an older copy (its ``verified`` digest with it)
+        is otherwise found consistent, and the service would continue from
+        its older head. Said until the process restarts.
+        """
+        verified = self._audit_verified
+        if verified is None or self._holds(verified):
+            return None
+        return (
+            f"the journal no longer holds audit record {verified[0]}, which this process "
+            "verified: dropped, or restored from an older copy (restart rotator once "
+            "a person has checked)"
+        )
+
+    def _holds(self, record: tuple[int, str]) -> bool:
+        """Tell whether the journal holds the audit record ``record`` (seq, hash)."""
+        seq, digest = record
+        found = next(iter(self.journal.trail.records(after=seq - 1)), None)
+        return found is not None and found.seq == seq and found.hash == digest
 
     def _note_tampering(self, found: Iterable[Tampering]) -> None:
         """Remember which secrets failed their check, and alert each (critical, once)."""

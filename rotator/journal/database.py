@@ -387,7 +387,11 @@ def _ping_after_idle(dialect: Any) -> Callable[[Any, Any, Any], None]:
         try:
             # The dialect's own ping (psycopg's in autocommit, leaving no transaction open).
             dialect.do_ping(dbapi_conn)
-        except errors as exc:  # the pool connects anew (or fails plainly: server down)
+        except errors as exc:
+            # The pool connects anew (or fails plainly: the server is down). A server
+            # restart dropped every pooled connection: all are replaced at once.
+            if dialect.is_disconnect(exc, dbapi_conn, None):
+                raise sa.exc.InvalidatePoolError(type(exc).__name__) from None
             raise sa.exc.DisconnectionError(type(exc).__name__) from None
 
     return ping

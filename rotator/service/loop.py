@@ -413,7 +413,8 @@ class Service:
         # Before anything is planned, every row the engine decides on is
         # checked against its seal (the watch pass checks everything again).
         try:
-            if self.engine.check_state().whole:
+            checked = self.engine.check_state()
+            if checked.whole and checked.intact:
                 # It checked every row and the whole chain: the watch pass's full
                 # check, due first at start, would do it all again straight away.
                 self._watches = max(self._watches, 1)
