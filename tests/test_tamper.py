@@ -26,7 +26,7 @@ from rotator.cli.main import cli
 from rotator.engine.report import Action
 from rotator.engine.runner import Engine
 from rotator.errors import JournalTampered
-from rotator.journal.audit import AnchorFile
+from rotator.journal.audit import AnchorFile, AuditAction
 from rotator.journal.journal import Journal
 from rotator.journal.records import Rotation
 from rotator.journal.schema import rotations
@@ -615,6 +615,15 @@ def test_a_running_process_finds_a_journal_restored_under_it_from_an_older_copy(
     assert problem is not None and f"audit record {verified[0]}" in problem, report
     assert engine.check_audit(unless_unchanged=True) and engine.trust.trail_problem == problem
     assert engine.run_once().exit_code == 1  # nothing acted on until a person checks
+    # Others go on writing to the older chain, past the record this process verified:
+    # the chain looks whole again from its start, and the process still acts on nothing.
+    for _ in range(verified[0] - copied_head + 1):
+        engine.journal.trail.note(AuditAction.REVOKED_CREDENTIAL_USED, "ok", "seen in use")
+    assert engine.journal.trail.verify().intact  # whole from its start, and past the record
+    for check_again in (*CHECKS.values(), lambda e: e.check_audit(full=True)):
+        check_again(engine)
+        assert engine.trust.trail_problem == problem
+    assert engine.run_once().exit_code == 1
 
 
 def test_checks_beside_concurrent_writers_find_nothing(journal: Journal, clock: FakeClock) -> None:

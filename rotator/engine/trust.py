@@ -48,6 +48,10 @@ class JournalTrust:
         #: What is wrong with the journal as a whole (its head, its anchor): no
         #: secret is acted on while it lasts.
         self.trail_problem: str | None = None
+        # Set once the journal is found without a record this process verified
+        # (restored from an older copy, or a failover that lost commits): kept
+        # until the process ends, whatever the journal looks like afterwards.
+        self._lost: str | None = None
 
     def check_state(self) -> ChainReport:
         """Check the journal before acting: every row, and the chain since it was last verified.
@@ -61,6 +65,7 @@ class JournalTrust:
         checked row by row again (rotator/journal/verified.py).
         """
         kept = self._anchored()
+        self._behind_this_process()  # a head the journal lost is not checked from
         return self._check_unless_unchanged(self._audit_verified or kept, None, kept)
 
     def _check_unless_unchanged(
@@ -76,11 +81,7 @@ class JournalTrust:
         """
         chain_from = start[0] if start is not None else 0
         mark, digest = self.journal.verified.unchanged(chain_from)
-        if (
-            mark is not None
-            and self._behind_anchor(kept) is None
-            and self._behind_this_process() is None
-        ):
+        if mark is not None and self._behind_anchor(kept) is None and self._lost is None:
             self._note_tampering(())
             if mark.head_seq:
                 self._audit_verified = (mark.head_seq, mark.head_hash)
@@ -117,6 +118,7 @@ class JournalTrust:
         ``audit verify`` always checks every row.
         """
         kept = self._anchored()
+        self._behind_this_process()  # a head the journal lost is not checked from
         if full:
             start, anchor = None, anchor or kept
         else:
@@ -194,7 +196,7 @@ class JournalTrust:
             and (report.broken_at or 0) > self.journal.trail.accepted_through()
         ):
             found.append(f"the audit trail: {report.problem}")
-        for behind in (self._behind_anchor(kept), self._behind_this_process()):
+        for behind in (self._behind_anchor(kept), self._lost):
             if behind is not None:
                 found.append(behind)
         return found
@@ -221,24 +223,26 @@ class JournalTrust:
         """Say whether the journal lacks the last record this process verified (dropped, or older).
 
         The anchor file's check, kept in memory: a journal restored under a
-        running service from an older copy (its ``verified`` digest with it)
-        is otherwise found consistent, and the service would continue from
-        its older head. Said until the process restarts.
+        running service from an older copy (its ``verified`` digest with it),
+        or a database failing over to a replica that had not received the
+        last commits, is otherwise found consistent, and the service would
+        go on from the older head. Once found, said until the process ends
+        (records appended to the older chain afterwards change nothing), and
+        checks start from the anchor or the chain's start again.
         """
         verified = self._audit_verified
-        if verified is None or self._holds(verified):
-            return None
-        return (
-            f"the journal no longer holds audit record {verified[0]}, which this process "
-            "verified: dropped, or restored from an older copy (restart rotator once "
-            "a person has checked)"
-        )
+        if self._lost is None and verified is not None and not self._holds(verified):
+            self._lost = (
+                f"the journal no longer holds audit record {verified[0]}, which this "
+                "process verified: dropped, restored from an older copy, or lost in a "
+                "database failover (restart rotator once a person has checked)"
+            )
+            self._audit_verified = None
+        return self._lost
 
     def _holds(self, record: tuple[int, str]) -> bool:
         """Tell whether the journal holds the audit record ``record`` (seq, hash)."""
-        seq, digest = record
-        found = next(iter(self.journal.trail.records(after=seq - 1)), None)
-        return found is not None and found.seq == seq and found.hash == digest
+        return self.journal.trail.holds(*record)
 
     def _note_tampering(self, found: Iterable[Tampering]) -> None:
         """Remember which secrets failed their check, and alert each (critical, once)."""

@@ -389,7 +389,9 @@ def _ping_after_idle(dialect: Any) -> Callable[[Any, Any, Any], None]:
             dialect.do_ping(dbapi_conn)
         except errors as exc:
             # The pool connects anew (or fails plainly: the server is down). A server
-            # restart dropped every pooled connection: all are replaced at once.
+            # restart dropped every pooled connection: all are replaced at once. (So is
+            # the pool when one connection alone timed out at a proxy: a reconnect
+            # per pooled connection, not a failure.)
             if dialect.is_disconnect(exc, dbapi_conn, None):
                 raise sa.exc.InvalidatePoolError(type(exc).__name__) from None
             raise sa.exc.DisconnectionError(type(exc).__name__) from None

@@ -126,6 +126,12 @@ class Trail:
         with self.database.write() as conn:
             return self.append(conn, record)
 
+    def holds(self, seq: int, digest: str) -> bool:
+        """Tell whether the chain holds record ``seq`` with the hash ``digest`` (one lookup)."""
+        with self.database.read() as conn:
+            found = conn.execute(sa.select(audit.c.hash).where(audit.c.seq == seq)).scalar()
+        return found is not None and hmac.compare_digest(found, digest)
+
     def records(
         self,
         *,
