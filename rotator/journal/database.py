@@ -367,15 +367,15 @@ def _idle_from(_dbapi_conn: Any, record: Any) -> None:
 
 
 def _ping_after_idle(dialect: Any) -> Callable[[Any, Any, Any], None]:
-    """Return the checkout hook pinging a connection that sat idle; one the server dropped is
-    replaced.
+    """Return the checkout hook that pings a connection back from idling, replacing a dead one.
 
     A connection that died with a server restart (or an idle timeout) is
     then replaced before use instead of failing the next statement. Not on
     every checkout, as ``pool_pre_ping`` would: a rotation opens about
     twenty transactions back to back, and a round trip more for each was
-    a tenth of a busy replica's time spent on the journal. Raising
-    DisconnectionError makes the pool discard it and connect anew.
+    a tenth of a busy replica's time spent on the journal. The errors
+    raised make the pool connect anew: DisconnectionError for this
+    connection, InvalidatePoolError for every pooled one.
     """
 
     errors = dialect.loaded_dbapi.Error  # the driver's own error root (psycopg.Error)

@@ -411,7 +411,7 @@ class Service:
         self._again, self._attention = set(), set()
         self._watermark = self.engine.journal.latest_change()
         # Before anything is planned, every row the engine decides on is
-        # checked against its seal (the watch pass checks everything again).
+        # checked against its seal (the watch passes check again).
         try:
             checked = self.engine.check_state()
             if checked.whole and checked.intact:
