@@ -184,16 +184,18 @@ def aws_in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
-def calls_of(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[tuple[Any, ...]]:
-    """Record each call of ``owner.name`` (its positional arguments), passing it on whole.
+def calls_of(
+    monkeypatch: pytest.MonkeyPatch, owner: Any, name: str
+) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """Record each call of ``owner.name`` (its arguments: positional, keyword), passing it on.
 
-    Returns the list the calls are appended to, for a test to count them.
+    Returns the list the calls are appended to, for a test to count or read them.
     """
-    calls: list[tuple[Any, ...]] = []
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
     wrapped = getattr(owner, name)
 
     def recorded(*args: Any, **kwargs: Any) -> Any:
-        calls.append(args)
+        calls.append((args, kwargs))
         return wrapped(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, recorded)

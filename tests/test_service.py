@@ -9,7 +9,6 @@ from collections import Counter
 from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -31,7 +30,7 @@ from rotator.journal.records import Lease, SecretSummary
 from rotator.policy.loader import load_policies
 from rotator.service.loop import Service, ServiceSettings
 from rotator.service.metrics import Metrics
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, calls_of
 
 ENTRY = """  - name: {name}
     store: {{provider: aws-secretsmanager, secret_id: {name}}}
@@ -109,20 +108,6 @@ def _first_pass_and_watch(service: Service) -> None:
     assert not service._watcher.is_alive()
 
 
-def _verified_from(monkeypatch: pytest.MonkeyPatch, service: Service) -> list[object]:
-    """Record where each row-by-row check of the journal starts (None: the chain's start)."""
-    starts: list[object] = []
-    trail = service.engine.journal.trail
-    verify = trail.verify
-
-    def recorded(**kwargs: Any) -> Any:
-        starts.append(kwargs.get("start"))
-        return verify(**kwargs)
-
-    monkeypatch.setattr(trail, "verify", recorded)
-    return starts
-
-
 def test_the_first_watch_checks_every_row_unless_the_first_pass_just_did(
     aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -136,16 +121,22 @@ def test_the_first_watch_checks_every_row_unless_the_first_pass_just_did(
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
     first = _service(tmp_path, clock, "app")
     _first_pass_and_watch(first)  # rotates app: the journal changes after its check
-    starts = _verified_from(monkeypatch, first)
+    # Where each row-by-row check of the journal starts (None: the chain's start).
+    verify = calls_of(monkeypatch, first.engine.journal.trail, "verify")
     changed = _restarted(first, clock)
     _first_pass_and_watch(changed)
-    assert starts == [None]  # once, from the chain's start: the first pass's check
+    assert [kwargs["start"] for _, kwargs in verify] == [
+        None
+    ]  # once, from the chain's start: the first pass's check
     clock.advance(timedelta(seconds=1))
     unchanged = _restarted(first, clock)
     assert unchanged.engine.check_state().unchanged  # what its first pass will find
     unchanged.engine.trust._audit_verified = None  # as the new process starts
     _first_pass_and_watch(unchanged)
-    assert starts == [None, None]  # the first pass took the digest; the watch checked whole
+    assert [kwargs["start"] for _, kwargs in verify] == [
+        None,
+        None,
+    ]  # the first pass took the digest; the watch checked whole
 
 
 def test_broken_reload_keeps_the_old_set(aws: None, tmp_path: Path) -> None:

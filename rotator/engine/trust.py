@@ -64,9 +64,7 @@ class JournalTrust:
         a check that verified at least as much found it intact is not
         checked row by row again (rotator/journal/verified.py).
         """
-        kept = self._anchored()
-        self._behind_this_process()  # a head the journal lost is not checked from
-        return self._check_unless_unchanged(self._audit_verified or kept, None, kept)
+        return self.check_audit(unless_unchanged=True)
 
     def _check_unless_unchanged(
         self,
@@ -118,7 +116,7 @@ class JournalTrust:
         ``audit verify`` always checks every row.
         """
         kept = self._anchored()
-        self._behind_this_process()  # a head the journal lost is not checked from
+        self._notice_lost_head()  # a head the journal lost is not checked from
         if full:
             start, anchor = None, anchor or kept
         else:
@@ -212,15 +210,15 @@ class JournalTrust:
 
     def _behind_anchor(self, kept: tuple[int, str] | None) -> str | None:
         """Say whether the journal lacks the anchored record ``kept`` (dropped, or older)."""
-        if kept is None or self.anchor is None or self._holds(kept):
+        if kept is None or self.anchor is None or self.journal.trail.holds(*kept):
             return None
         return (
             f"the journal does not hold the anchored audit record {kept[0]} "
             f"({self.anchor.path}): dropped, or restored from an older copy"
         )
 
-    def _behind_this_process(self) -> str | None:
-        """Say whether the journal lacks the last record this process verified (dropped, or older).
+    def _notice_lost_head(self) -> None:
+        """Note (in ``_lost``) when the journal lacks the last record this process verified.
 
         The anchor file's check, kept in memory: a journal restored under a
         running service from an older copy (its ``verified`` digest with it),
@@ -231,18 +229,13 @@ class JournalTrust:
         checks start from the anchor or the chain's start again.
         """
         verified = self._audit_verified
-        if self._lost is None and verified is not None and not self._holds(verified):
+        if self._lost is None and verified is not None and not self.journal.trail.holds(*verified):
             self._lost = (
                 f"the journal no longer holds audit record {verified[0]}, which this "
                 "process verified: dropped, restored from an older copy, or lost in a "
                 "database failover (restart rotator once a person has checked)"
             )
             self._audit_verified = None
-        return self._lost
-
-    def _holds(self, record: tuple[int, str]) -> bool:
-        """Tell whether the journal holds the audit record ``record`` (seq, hash)."""
-        return self.journal.trail.holds(*record)
 
     def _note_tampering(self, found: Iterable[Tampering]) -> None:
         """Remember which secrets failed their check, and alert each (critical, once)."""

@@ -199,7 +199,8 @@ class Backend:
         # A real server upgrades a new mount to KV v2 in the background and
         # refuses writes until then ("Upgrading from non-versioned to versioned
         # data"): wait for it (a real server's own time, at most five seconds).
-        for _ in range(50):
+        deadline = time.monotonic() + 5
+        while True:
             try:
                 admin.secrets.kv.v2.read_secret_version(
                     path="rotator-ready-probe", mount_point=mount, raise_on_deleted_version=True
@@ -207,14 +208,12 @@ class Backend:
             except hvac.exceptions.InvalidRequest as exc:
                 if "Upgrading" not in str(exc):
                     raise
+                assert time.monotonic() < deadline, f"KV v2 mount {mount} still upgrading after 5 s"
                 time.sleep(0.1)
                 continue
             except hvac.exceptions.InvalidPath:
                 pass  # no such secret: the mount answers, it is ready
-            break
-        else:
-            raise AssertionError(f"KV v2 mount {mount} still upgrading after 5 s")
-        return mount
+            return mount
 
     def enable_approle(self, name: str = "approle") -> str:
         """Mount AppRole at ``{prefix}-{name}`` unless it is there; return the mount path."""
