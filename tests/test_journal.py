@@ -13,15 +13,18 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rotator.adapters.ratelimit import Pacing
 from rotator.adapters.secret import SecretValue
 from rotator.errors import JournalError, LeaseLost
 from rotator.journal import database
 from rotator.journal.journal import Journal
-from rotator.journal.records import Rotation
-from rotator.journal.schema import SCHEMA_VERSION, schema_migrations
+from rotator.journal.records import Rotation, rotation_values
+from rotator.journal.schema import SCHEMA_VERSION, rotations, schema_migrations
 from rotator.journal.shares import TTL as SHARE_TTL
+from rotator.journal.summaries import RotationScan
 from rotator.lifecycle import State, Step, Transition, TransitionError
 from tests.conftest import FakeClock, calls_of, empty_postgres, run_sql
 
@@ -174,6 +177,61 @@ def test_summaries_report_last_success_and_open(journal: Journal, clock: FakeClo
     assert summaries["api"].last_success is None
     assert summaries["api"].last_rotation is not None
     assert summaries["api"].last_rotation.id == other.id
+
+
+#: A rotation as the property below draws it: (secret, state, minute, promoted how
+#: many seconds after its creation: never, at once, or later).
+_DRAWN = st.tuples(
+    st.sampled_from(["app/db", "app/api", "ops/key"]),
+    st.sampled_from(list(State)),
+    st.integers(0, 30),
+    st.sampled_from([None, 0, 30]),
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(history=st.lists(_DRAWN, max_size=20))
+def test_the_check_reads_the_summaries_the_queries_read(
+    journal: Journal, clock: FakeClock, history: list[tuple[str, State, int, int | None]]
+) -> None:
+    """The summaries found while digesting the journal are those its four queries find."""
+    key = journal.database.keys.row()
+    start = clock()
+    rows = []
+    for i, (secret, state, minute, promoted) in enumerate(history):
+        # Times apart within a secret (the queries leave ties to row order),
+        # interleaved with other secrets', some with microseconds.
+        created = start + timedelta(minutes=minute, seconds=i, microseconds=i * 7919 % 3)
+        rotation = Rotation(
+            id=f"{len(history) - i:032x}",  # ids in another order than times
+            secret=secret,
+            state=state,
+            trigger="schedule",
+            created_at=created,
+            updated_at=created,
+            promoted_at=None if promoted is None else created + timedelta(seconds=promoted),
+            known_refs=("v1", "v2") if i % 2 else None,
+            emergency=bool(i % 3),
+        )
+        rows.append(rotation_values(rotation, key))
+    with journal.database.write() as conn:
+        conn.execute(rotations.delete())
+        if rows:
+            conn.execute(rotations.insert(), rows)
+    scan = RotationScan()
+    with journal.database.read() as conn:
+        journal.verified.digest(conn, scan)
+    found = scan.summaries()
+    assert found == journal.summaries()
+    assert all(
+        r.intact and r.seal
+        for summary in found.values()
+        for r in [*summary.open, *filter(None, [summary.last_rotation])]
+    )
 
 
 def test_fingerprint_is_keyed_and_key_file_private(journal: Journal, tmp_path: Path) -> None:

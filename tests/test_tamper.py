@@ -345,6 +345,27 @@ def test_the_engine_checks_an_unchanged_journal_without_sealing_a_row_or_writing
     assert not [s for s in sent if s.split()[0] in ("INSERT", "UPDATE", "DELETE")], sent
 
 
+def test_a_run_reads_an_unchanged_journals_summaries_with_its_check(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found unchanged, the summaries come from the check's read; edited, from sealed queries."""
+    engine.rotate("app/key")
+    engine.trust._audit_verified = None
+    engine.run_once()  # checks every row, and keeps the journal as found
+    queried = calls_of(monkeypatch, engine.journal, "summaries")
+    plans = calls_of(monkeypatch, engine, "plan")
+    engine.trust._audit_verified = None
+    assert engine.run_once().outcomes == [] and queried == []
+    ((summaries,), _) = plans[-1]
+    assert summaries == engine.journal.summaries()
+    queried.clear()
+    run_sql(engine.journal.url, "UPDATE rotations SET reason = 'edited'")
+    engine.trust._audit_verified = None
+    report = engine.run_once()
+    assert len(queried) == 1
+    assert [(o.secret, o.result.value) for o in report.outcomes] == [("app/key", "attention")]
+
+
 def test_a_journal_with_no_record_yet_is_kept_too(engine: Engine) -> None:
     """An empty chain is kept at its start: the next check finds it unchanged, with no head."""
     engine.journal.migrate()

@@ -55,6 +55,7 @@ from rotator.journal.audit import AnchorFile, ChainReport
 from rotator.journal.journal import Journal
 from rotator.journal.leases import lease_owner
 from rotator.journal.records import SecretSummary
+from rotator.journal.summaries import RotationScan
 from rotator.lifecycle import State
 from rotator.output.spelling import did_you_mean
 from rotator.policy.model import NotifierSpec, Policy
@@ -297,8 +298,11 @@ class Engine:
         See :meth:`execute` for ``stop`` and ``deadline``.
         """
         self.journal.migrate()
-        self.check_state()
-        return self.execute(self.plan(self.journal.summaries()), stop=stop, deadline=deadline)
+        # An unchanged journal's summaries come from the check's own read.
+        scan = RotationScan()
+        checked = self.trust.check_state(scan)
+        summaries = scan.summaries() if checked.unchanged else self.journal.summaries()
+        return self.execute(self.plan(summaries), stop=stop, deadline=deadline)
 
     def execute(
         self,

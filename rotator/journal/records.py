@@ -155,6 +155,11 @@ def row_to_rotation(row: sa.Row[Any], key: bytes | None) -> Rotation:
     intact = key is None or (
         seal is not None and hmac.compare_digest(seal_row(key, "rotations", data), seal)
     )
+    return rotation_from(data, seal, intact=intact)
+
+
+def rotation_from(data: dict[str, Any], seal: str | None, *, intact: bool) -> Rotation:
+    """Return the Rotation of a ``rotations`` row's decoded columns (``data`` is consumed)."""
     data["state"] = State(data["state"])
     known = data.get("known_refs")
     data["known_refs"] = None if known is None else tuple(json.loads(known))

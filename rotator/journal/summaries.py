@@ -1,0 +1,115 @@
+"""Every secret's summary, found in the one pass that digests an unchanged journal.
+
+A run that acts on nothing (``run --once`` from cron, with nothing due)
+spent as much time reading the secrets' summaries (four queries, a seal per
+row: :meth:`rotator.journal.journal.Journal.summaries`) as checking the
+journal, which reads every ``rotations`` row anyway to digest it
+(:mod:`rotator.journal.verified`). :class:`RotationScan` is handed those
+raw rows as they are read, keeps what the four queries select, and decodes
+only the rows a summary holds.
+
+Its answer stands only when that pass found the journal exactly as a full
+check found it intact: each row read is then a row whose seal was checked,
+and is returned with ``intact`` true without sealing it again. Otherwise
+the caller asks :meth:`Journal.summaries`, which checks each seal.
+
+Raw values are compared as the database compares them in those queries
+(text on SQLite, where times are stored in one sortable form; timestamps on
+PostgreSQL). Where two rotations of a secret were created at the same
+instant, the one with the greater id is the latest: the queries leave that
+tie to the order the rows come in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from rotator.journal.records import ROTATION_FIELDS, Rotation, SecretSummary, rotation_from
+from rotator.journal.schema import rotations
+from rotator.lifecycle import TERMINAL, State
+
+_COLUMN = {column.name: i for i, column in enumerate(rotations.columns)}
+_ID, _SECRET, _STATE = _COLUMN["id"], _COLUMN["secret"], _COLUMN["state"]
+_CREATED, _PROMOTED, _SEAL = _COLUMN["created_at"], _COLUMN["promoted_at"], _COLUMN["seal"]
+_FINISHED = frozenset(state.value for state in TERMINAL)
+_ROLLED_BACK = State.ROLLED_BACK.value
+
+
+class RotationScan:
+    """The summaries of every secret, from raw ``rotations`` rows fed in any order."""
+
+    def __init__(self) -> None:
+        """Start with no row seen."""
+        self._dialect: sa.Dialect | None = None
+        self._latest: dict[str, Sequence[Any]] = {}
+        self._promoted: dict[str, Any] = {}
+        self._rolled_back: dict[str, list[Any]] = {}
+        self._open: list[Sequence[Any]] = []
+
+    def feed(self, rows: Sequence[Sequence[Any]], dialect: sa.Dialect) -> None:
+        """Take ``rows``: raw driver rows of every ``rotations`` column, in the table's order."""
+        self._dialect = dialect
+        latest, promoted = self._latest, self._promoted
+        for row in rows:
+            secret = row[_SECRET]
+            seen = latest.get(secret)
+            if seen is None or (row[_CREATED], row[_ID]) > (seen[_CREATED], seen[_ID]):
+                latest[secret] = row
+            at = row[_PROMOTED]
+            if at is not None and (secret not in promoted or at > promoted[secret]):
+                promoted[secret] = at
+            state = row[_STATE]
+            if state == _ROLLED_BACK:
+                self._rolled_back.setdefault(secret, []).append(row[_CREATED])
+            elif state not in _FINISHED:
+                self._open.append(row)
+
+    def summaries(self) -> dict[str, SecretSummary]:
+        """Return each secret's summary, as :meth:`Journal.summaries` would over the same rows."""
+        if self._dialect is None:
+            return {}
+        decode = _decoder(self._dialect)
+        when = _time_decoder(self._dialect)
+        open_by_secret: dict[str, list[Rotation]] = {}
+        for row in sorted(self._open, key=lambda r: (r[_CREATED], r[_ID])):
+            open_by_secret.setdefault(row[_SECRET], []).append(decode(row))
+        found: dict[str, SecretSummary] = {}
+        for secret, row in self._latest.items():
+            success = self._promoted.get(secret)
+            failures = sum(
+                1
+                for created in self._rolled_back.get(secret, ())
+                if success is None or created > success
+            )
+            found[secret] = SecretSummary(
+                when(success), decode(row), open_by_secret.get(secret, []), failures
+            )
+        return found
+
+
+def _decoder(dialect: sa.Dialect) -> Callable[[Sequence[Any]], Rotation]:
+    """Return what turns a raw row into a Rotation, through each column's own result processor."""
+    columns = [
+        (i, column.name, column.type.dialect_impl(dialect).result_processor(dialect, None))
+        for i, column in enumerate(rotations.columns)
+        if column.name in ROTATION_FIELDS
+    ]
+
+    def decode(row: Sequence[Any]) -> Rotation:
+        data = {
+            name: row[i] if process is None else process(row[i]) for i, name, process in columns
+        }
+        # Its seal was checked by the check whose digest this row's read matched.
+        return rotation_from(data, row[_SEAL], intact=True)
+
+    return decode
+
+
+def _time_decoder(dialect: sa.Dialect) -> Callable[[Any], Any]:
+    """Return what turns a raw ``promoted_at`` into the aware time the journal reads back."""
+    column = rotations.c.promoted_at
+    process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+    return (lambda value: value) if process is None else process
