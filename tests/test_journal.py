@@ -25,7 +25,7 @@ from rotator.journal.records import Rotation, rotation_values
 from rotator.journal.schema import SCHEMA_VERSION, rotations, schema_migrations
 from rotator.journal.shares import TTL as SHARE_TTL
 from rotator.journal.summaries import RotationScan
-from rotator.lifecycle import State, Step, Transition, TransitionError
+from rotator.lifecycle import TERMINAL, State, Step, Transition, TransitionError
 from tests.conftest import FakeClock, calls_of, empty_postgres, run_sql
 
 #: The transitions from planned to verified, in order.
@@ -227,11 +227,37 @@ def test_the_check_reads_the_summaries_the_queries_read(
         journal.verified.digest(conn, scan)
     found = scan.summaries()
     assert found == journal.summaries()
-    assert all(
-        r.intact and r.seal
-        for summary in found.values()
-        for r in [*summary.open, *filter(None, [summary.last_rotation])]
-    )
+    read = [r for s in found.values() for r in [*s.open, *filter(None, [s.last_rotation])]]
+    assert all(r.intact and r.seal for r in read)
+    # Both decode raw rows alike: each rotation is also as a row object reads it.
+    assert all(journal.get(r.id) == r for r in read)
+    # And both are what the history drawn says, worked out here.
+    drawn = [
+        Rotation(**{k: v for k, v in row.items() if k != "seal"} | {"state": State(row["state"])})
+        for row in rows
+    ]
+    for secret in {r.secret for r in drawn}:
+        mine = [r for r in drawn if r.secret == secret]
+        success = max((r.promoted_at for r in mine if r.promoted_at), default=None)
+        expected = (
+            success,
+            max(mine, key=lambda r: r.created_at).id,
+            sorted(r.id for r in mine if r.state not in TERMINAL),
+            sum(
+                1
+                for r in mine
+                if r.state is State.ROLLED_BACK and (success is None or r.created_at > success)
+            ),
+        )
+        summary = found[secret]
+        assert summary.last_rotation is not None
+        got = (
+            summary.last_success,
+            summary.last_rotation.id,
+            sorted(r.id for r in summary.open),
+            summary.failures_in_a_row,
+        )
+        assert got == expected
 
 
 def test_fingerprint_is_keyed_and_key_file_private(journal: Journal, tmp_path: Path) -> None:

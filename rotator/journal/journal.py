@@ -33,6 +33,7 @@ from rotator.journal.outbox import AlertOutbox
 from rotator.journal.records import Event, Rotation, SecretSummary, rotation_values, row_to_rotation
 from rotator.journal.schema import UTCDateTime, events, rotations
 from rotator.journal.shares import QuotaShares
+from rotator.journal.summaries import rotation_decoder, time_decoder
 from rotator.journal.tampering import TamperChecks
 from rotator.journal.trail import Trail
 from rotator.journal.usage import CredentialUsage
@@ -372,25 +373,23 @@ class Journal:
         return found
 
     def _summaries(self, names: list[str] | None) -> dict[str, SecretSummary]:
-        key = self.database.keys.row_if_present()
         last_success, latest, streaks, open_query = _SUMMARY_QUERIES[names is not None]
         params = {} if names is None else {"names": names}
         with self.database.read() as conn:
-            last = {
-                r.secret: r for r in (row_to_rotation(x, key) for x in conn.execute(latest, params))
-            }
+            # Raw rows, decoded column by column: a row object per rotation
+            # cost more than checking its seal (rotator/journal/summaries.py).
+            decode = rotation_decoder(conn.dialect, self.database.keys.row_if_present())
+            when = time_decoder(conn.dialect)
+            last = {r.secret: r for r in map(decode, _raw(conn, latest, params))}
             if not last:
                 # No rotation of these secrets at all (in this snapshot): nothing
                 # else to find (a secret never rotated, the common case at first).
                 return {}
-            successes = {
-                row.secret: UTCDateTime().process_result_value(row.at, conn.dialect)
-                for row in conn.execute(last_success, params)
-            }
-            failures = {row.secret: int(row.n) for row in conn.execute(streaks, params)}
-            open_rows = conn.execute(open_query, params).all()
+            successes = {secret: when(at) for secret, at in _raw(conn, last_success, params)}
+            failures = {secret: int(n) for secret, n in _raw(conn, streaks, params)}
+            open_rows = _raw(conn, open_query, params)
         open_by_secret: dict[str, list[Rotation]] = {}
-        for rotation in (row_to_rotation(r, key) for r in open_rows):
+        for rotation in map(decode, open_rows):
             open_by_secret.setdefault(rotation.secret, []).append(rotation)
         return {
             name: SecretSummary(
@@ -452,6 +451,15 @@ class Journal:
             )
         key = self.database.keys.row_if_present()
         return [(r, by_rotation.get(r.id, [])) for r in (row_to_rotation(x, key) for x in rows)]
+
+
+def _raw(conn: Connection, query: sa.Select[Any], params: dict[str, Any]) -> list[Any]:
+    """Return the driver's own rows of ``query`` (columns in the select's order)."""
+    result = conn.execute(query, params)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
 
 
 def _event_action(trigger: str, outcome: str, src: State | None) -> str:

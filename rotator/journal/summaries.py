@@ -22,11 +22,13 @@ tie to the order the rows come in.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
+from rotator.journal.audit import seal_row
 from rotator.journal.records import ROTATION_FIELDS, Rotation, SecretSummary, rotation_from
 from rotator.journal.schema import rotations
 from rotator.lifecycle import TERMINAL, State
@@ -71,8 +73,9 @@ class RotationScan:
         """Return each secret's summary, as :meth:`Journal.summaries` would over the same rows."""
         if self._dialect is None:
             return {}
-        decode = _decoder(self._dialect)
-        when = _time_decoder(self._dialect)
+        # Its rows' seals were checked by the check whose digest their read matched.
+        decode = rotation_decoder(self._dialect, None)
+        when = time_decoder(self._dialect)
         open_by_secret: dict[str, list[Rotation]] = {}
         for row in sorted(self._open, key=lambda r: (r[_CREATED], r[_ID])):
             open_by_secret.setdefault(row[_SECRET], []).append(decode(row))
@@ -90,8 +93,15 @@ class RotationScan:
         return found
 
 
-def _decoder(dialect: sa.Dialect) -> Callable[[Sequence[Any]], Rotation]:
-    """Return what turns a raw row into a Rotation, through each column's own result processor."""
+def rotation_decoder(dialect: sa.Dialect, key: bytes | None) -> Callable[[Sequence[Any]], Rotation]:
+    """Return what turns a raw ``rotations`` row into a Rotation, checking its seal under ``key``.
+
+    Each column goes through its own result processor, as a row read
+    through SQLAlchemy would, without building a row object per row.
+    Without ``key`` (none at hand, or rows a check just found intact),
+    rows are taken as intact, as
+    :func:`rotator.journal.records.row_to_rotation` takes them.
+    """
     columns = [
         (i, column.name, column.type.dialect_impl(dialect).result_processor(dialect, None))
         for i, column in enumerate(rotations.columns)
@@ -102,13 +112,16 @@ def _decoder(dialect: sa.Dialect) -> Callable[[Sequence[Any]], Rotation]:
         data = {
             name: row[i] if process is None else process(row[i]) for i, name, process in columns
         }
-        # Its seal was checked by the check whose digest this row's read matched.
-        return rotation_from(data, row[_SEAL], intact=True)
+        seal = row[_SEAL]
+        intact = key is None or (
+            seal is not None and hmac.compare_digest(seal_row(key, "rotations", data), seal)
+        )
+        return rotation_from(data, seal, intact=intact)
 
     return decode
 
 
-def _time_decoder(dialect: sa.Dialect) -> Callable[[Any], Any]:
+def time_decoder(dialect: sa.Dialect) -> Callable[[Any], Any]:
     """Return what turns a raw ``promoted_at`` into the aware time the journal reads back."""
     column = rotations.c.promoted_at
     process = column.type.dialect_impl(dialect).result_processor(dialect, None)
