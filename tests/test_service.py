@@ -25,12 +25,13 @@ from rotator.engine.concurrency import Limits
 from rotator.engine.report import PlanItem
 from rotator.engine.runner import Engine
 from rotator.errors import TransientError, VerificationError
+from rotator.journal import summaries
 from rotator.journal.journal import Journal
 from rotator.journal.records import Lease, SecretSummary
 from rotator.policy.loader import load_policies
 from rotator.service.loop import Service, ServiceSettings
 from rotator.service.metrics import Metrics
-from tests.conftest import FakeClock, calls_of
+from tests.conftest import FakeClock, calls_of, run_sql
 
 ENTRY = """  - name: {name}
     store: {{provider: aws-secretsmanager, secret_id: {name}}}
@@ -137,6 +138,37 @@ def test_the_first_watch_checks_every_row_unless_the_first_pass_just_did(
         None,
         None,
     ]  # the first pass took the digest; the watch checked whole
+
+
+def test_the_first_pass_seals_again_only_rows_changed_since_the_check_found_them(
+    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over a journal found unchanged, the first pass's summaries seal no row the check passed.
+
+    A row edited between that check and the summaries is checked against
+    its seal as it is read, and its secret set aside.
+    """
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    first = _service(tmp_path, clock, "app", "api")
+    _first_pass_and_watch(first)  # rotates both; the watch keeps the journal as found
+    clock.advance(timedelta(seconds=1))
+    sealed = calls_of(monkeypatch, summaries, "seal_row")
+    unchanged = _restarted(first, clock)
+    unchanged._plan_everything()
+    assert sealed == [] and unchanged._attention == set()
+
+    edited = _restarted(first, clock)
+    check = edited.engine.check_state
+
+    def then_edited(scan: object) -> object:
+        found = check(scan)  # type: ignore[arg-type]
+        run_sql(edited.engine.journal.url, "UPDATE rotations SET reason = 'x' WHERE secret = 'app'")
+        return found
+
+    monkeypatch.setattr(edited.engine, "check_state", then_edited)
+    edited._plan_everything()
+    assert sealed and {(args[1], args[2]["secret"]) for args, _ in sealed} == {("rotations", "app")}
+    assert edited._attention == {"app"}
 
 
 def test_broken_reload_keeps_the_old_set(aws: None, tmp_path: Path) -> None:
@@ -248,11 +280,15 @@ class CountingJournal(Journal):
         self.asked: list[int] = []
 
     def summaries(
-        self, secret: str | None = None, *, names: Collection[str] | None = None
+        self,
+        secret: str | None = None,
+        *,
+        names: Collection[str] | None = None,
+        found_intact: Collection[bytes] = frozenset(),
     ) -> dict[str, SecretSummary]:
         """Count, then read as usual."""
         self.asked.append(-1 if names is None and secret is None else len(names or [secret]))
-        return super().summaries(secret, names=names)
+        return super().summaries(secret, names=names, found_intact=found_intact)
 
 
 JITTERED = """  - name: {name}

@@ -55,7 +55,7 @@ from rotator.journal.audit import AnchorFile, ChainReport
 from rotator.journal.journal import Journal
 from rotator.journal.leases import lease_owner
 from rotator.journal.records import SecretSummary
-from rotator.journal.summaries import RotationScan
+from rotator.journal.summaries import RotationScan, RowReader
 from rotator.lifecycle import State
 from rotator.output.spelling import did_you_mean
 from rotator.policy.model import NotifierSpec, Policy
@@ -231,9 +231,9 @@ class Engine:
         """
         self._interrupt.set()
 
-    def check_state(self) -> ChainReport:
+    def check_state(self, scan: RowReader | None = None) -> ChainReport:
         """Check the journal before acting (see :meth:`.trust.JournalTrust.check_state`)."""
-        return self.trust.check_state()
+        return self.trust.check_state(scan)
 
     def check_audit(
         self,
@@ -300,7 +300,7 @@ class Engine:
         self.journal.migrate()
         # An unchanged journal's summaries come from the check's own read.
         scan = RotationScan()
-        checked = self.trust.check_state(scan)
+        checked = self.check_state(scan)
         summaries = scan.summaries() if checked.unchanged else self.journal.summaries()
         return self.execute(self.plan(summaries), stop=stop, deadline=deadline)
 

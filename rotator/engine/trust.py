@@ -21,7 +21,7 @@ from rotator.errors import ConfigError, JournalError
 from rotator.journal.audit import GENESIS, AnchorFile, ChainReport, Tampering
 from rotator.journal.journal import Journal
 from rotator.journal.records import SecretSummary
-from rotator.journal.summaries import RotationScan
+from rotator.journal.summaries import RowReader
 
 log = structlog.get_logger("rotator.engine")
 
@@ -54,7 +54,7 @@ class JournalTrust:
         # until the process ends, whatever the journal looks like afterwards.
         self._lost: str | None = None
 
-    def check_state(self, scan: RotationScan | None = None) -> ChainReport:
+    def check_state(self, scan: RowReader | None = None) -> ChainReport:
         """Check the journal before acting: every row, and the chain since it was last verified.
 
         Since the last verification of this process, or else since the head
@@ -63,9 +63,9 @@ class JournalTrust:
         broken since the last acceptance, or a journal that lacks the
         anchored record, sets everything aside. A journal found exactly as
         a check that verified at least as much found it intact is not
-        checked row by row again (rotator/journal/verified.py); ``scan`` then
-        holds every secret's summary, read with the check
-        (rotator/journal/summaries.py), when the report says ``unchanged``.
+        checked row by row again (rotator/journal/verified.py). ``scan`` is
+        handed the ``rotations`` rows that check reads; they were found
+        intact when the report says ``unchanged`` (rotator/journal/summaries.py).
         """
         return self.check_audit(unless_unchanged=True, scan=scan)
 
@@ -74,7 +74,7 @@ class JournalTrust:
         start: tuple[int, str] | None,
         anchor: tuple[int, str] | None,
         kept: tuple[int, str] | None,
-        scan: RotationScan | None = None,
+        scan: RowReader | None = None,
     ) -> ChainReport:
         """Check from ``start`` (None: whole) unless the journal is exactly as last found intact.
 
@@ -109,7 +109,7 @@ class JournalTrust:
         full: bool = False,
         anchor: tuple[int, str] | None = None,
         unless_unchanged: bool = False,
-        scan: RotationScan | None = None,
+        scan: RowReader | None = None,
     ) -> ChainReport:
         """Verify the audit chain (from the last record verified, unless ``full``); alert if broken.
 

@@ -356,29 +356,38 @@ class Journal:
         return found, [row_to_rotation(r, key) for r in rows]
 
     def summaries(
-        self, secret: str | None = None, *, names: Collection[str] | None = None
+        self,
+        secret: str | None = None,
+        *,
+        names: Collection[str] | None = None,
+        found_intact: Collection[bytes] = frozenset(),
     ) -> dict[str, SecretSummary]:
         """Return each known secret's last success and open rotations (all, one, or ``names``).
 
         Four queries whatever the number of secrets (per 500 ``names``), so
         ``plan`` and ``run --once`` over thousands of policies stay fast.
+        A row whose print is in ``found_intact`` (what a check found intact:
+        :class:`rotator.journal.summaries.IntactRows`) is not sealed again.
         """
         if secret is not None:
             names = [secret]
         if names is None:
-            return self._summaries(None)
+            return self._summaries(None, found_intact)
         found: dict[str, SecretSummary] = {}
         for chunk in in_chunks(names):
-            found.update(self._summaries(chunk))
+            found.update(self._summaries(chunk, found_intact))
         return found
 
-    def _summaries(self, names: list[str] | None) -> dict[str, SecretSummary]:
+    def _summaries(
+        self, names: list[str] | None, found_intact: Collection[bytes]
+    ) -> dict[str, SecretSummary]:
         last_success, latest, streaks, open_query = _SUMMARY_QUERIES[names is not None]
         params = {} if names is None else {"names": names}
+        key = self.database.keys.row_if_present()
         with self.database.read() as conn:
             # Raw rows, decoded column by column: a row object per rotation
             # cost more than checking its seal (rotator/journal/summaries.py).
-            decode = rotation_decoder(conn.dialect, self.database.keys.row_if_present())
+            decode = rotation_decoder(conn.dialect, key, found_intact)
             when = time_decoder(conn.dialect)
             last = {r.secret: r for r in map(decode, _raw(conn, latest, params))}
             if not last:

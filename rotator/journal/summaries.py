@@ -22,9 +22,11 @@ tie to the order the rows come in.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-from collections.abc import Callable, Sequence
-from typing import Any
+import marshal
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -38,6 +40,50 @@ _ID, _SECRET, _STATE = _COLUMN["id"], _COLUMN["secret"], _COLUMN["state"]
 _CREATED, _PROMOTED, _SEAL = _COLUMN["created_at"], _COLUMN["promoted_at"], _COLUMN["seal"]
 _FINISHED = frozenset(state.value for state in TERMINAL)
 _ROLLED_BACK = State.ROLLED_BACK.value
+
+
+def raw_bytes(rows: Sequence[Any]) -> bytes:
+    """Return bytes that only raw rows (a list or a tuple of them) of this content give.
+
+    ``marshal`` (format 2, which has no back-references) where it can: its
+    bytes decode to one content only. Rows holding a value it cannot write
+    (PostgreSQL's times) are written with ``repr``, unambiguous for
+    strings, numbers and times, and tagged apart.
+    """
+    try:
+        return b"m" + marshal.dumps(rows if isinstance(rows, list | tuple) else list(rows), 2)
+    except ValueError:  # a value marshal cannot write, such as a datetime
+        return b"r" + repr(rows).encode()
+
+
+def row_print(row: Sequence[Any]) -> bytes:
+    """Return the BLAKE2b digest of one raw row's whole content, its seal included."""
+    return hashlib.blake2b(raw_bytes(row)).digest()
+
+
+class RowReader(Protocol):
+    """What is handed the raw ``rotations`` rows as a check reads them."""
+
+    def feed(self, rows: Sequence[Sequence[Any]], dialect: sa.Dialect) -> None:
+        """Take ``rows``: raw driver rows of every ``rotations`` column, in the table's order."""
+
+
+class IntactRows:
+    """The prints of the ``rotations`` rows a check found intact, so none is sealed again.
+
+    For the service's first pass, which reads the summaries a chunk at a
+    time after the check: a row read then whose whole content (its seal
+    included) is one the check found intact has a valid seal, as checking it
+    would find; any other row is checked. 32 bytes a row, not the rows.
+    """
+
+    def __init__(self) -> None:
+        """Start with no row seen."""
+        self.prints: set[bytes] = set()
+
+    def feed(self, rows: Sequence[Sequence[Any]], dialect: sa.Dialect) -> None:
+        """Take ``rows`` (see :class:`RowReader`)."""
+        self.prints.update(map(row_print, rows))
 
 
 class RotationScan:
@@ -93,14 +139,17 @@ class RotationScan:
         return found
 
 
-def rotation_decoder(dialect: sa.Dialect, key: bytes | None) -> Callable[[Sequence[Any]], Rotation]:
+def rotation_decoder(
+    dialect: sa.Dialect, key: bytes | None, found_intact: Collection[bytes] = frozenset()
+) -> Callable[[Sequence[Any]], Rotation]:
     """Return what turns a raw ``rotations`` row into a Rotation, checking its seal under ``key``.
 
     Each column goes through its own result processor, as a row read
     through SQLAlchemy would, without building a row object per row.
     Without ``key`` (none at hand, or rows a check just found intact),
     rows are taken as intact, as
-    :func:`rotator.journal.records.row_to_rotation` takes them.
+    :func:`rotator.journal.records.row_to_rotation` takes them; a row whose
+    :func:`row_print` is in ``found_intact`` is not sealed again.
     """
     columns = [
         (i, column.name, column.type.dialect_impl(dialect).result_processor(dialect, None))
@@ -113,8 +162,10 @@ def rotation_decoder(dialect: sa.Dialect, key: bytes | None) -> Callable[[Sequen
             name: row[i] if process is None else process(row[i]) for i, name, process in columns
         }
         seal = row[_SEAL]
-        intact = key is None or (
-            seal is not None and hmac.compare_digest(seal_row(key, "rotations", data), seal)
+        intact = (
+            key is None
+            or (found_intact and row_print(row) in found_intact)
+            or (seal is not None and hmac.compare_digest(seal_row(key, "rotations", data), seal))
         )
         return rotation_from(data, seal, intact=intact)
 

@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import marshal
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -55,7 +53,7 @@ from rotator.journal.schema import (
     rotations,
     verified,
 )
-from rotator.journal.summaries import RotationScan
+from rotator.journal.summaries import RowReader, raw_bytes
 
 #: The tables a check reads, in the order their content is digested.
 CHECKED = (rotations, events, leases, alerts, audit, audit_head)
@@ -104,16 +102,13 @@ class VerifiedContent:
             self._has_table = self.database.has_tables("verified")
         return self._has_table
 
-    def digest(self, conn: Connection, scan: RotationScan | None = None) -> str:
+    def digest(self, conn: Connection, scan: RowReader | None = None) -> str:
         """Return the digest of every row a check reads, in the transaction open on ``conn``.
 
         Raw driver rows, hashed as read: the values are what the database
-        holds, unparsed. Each page is written with ``marshal`` (format 2,
-        which has no back-references), whose bytes decode to one content
-        only; a page holding a value ``marshal`` cannot write (PostgreSQL's
-        times) is written with ``repr``, unambiguous for strings, numbers
-        and times, and tagged apart. ``scan`` is handed the ``rotations``
-        rows as they are read.
+        holds, unparsed, a page at a time written by
+        :func:`rotator.journal.summaries.raw_bytes`. ``scan`` is handed the
+        ``rotations`` rows as they are read.
         """
         found = hashlib.sha256()
         for name, query in _CONTENT:
@@ -123,7 +118,7 @@ class VerifiedContent:
             cursor = conn.exec_driver_sql(query).cursor
             try:
                 while rows := cursor.fetchmany(_PAGE):
-                    found.update(_page(rows))
+                    found.update(raw_bytes(rows))
                     if scan is not None and name == "rotations":
                         scan.feed(rows, conn.dialect)
             finally:
@@ -142,9 +137,7 @@ class VerifiedContent:
             return None
         return Mark(**{k: v for k, v in values.items() if k != "id"})
 
-    def unchanged(
-        self, chain_from: int, scan: RotationScan | None = None
-    ) -> tuple[Mark | None, str]:
+    def unchanged(self, chain_from: int, scan: RowReader | None = None) -> tuple[Mark | None, str]:
         """Return the mark if the journal is as it was found intact, and the content's digest.
 
         The mark counts only if it verified the chain from ``chain_from``
@@ -190,14 +183,6 @@ class VerifiedContent:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_KEY})
             conn.execute(verified.delete())
             conn.execute(verified.insert().values(**values, seal=seal))
-
-
-def _page(rows: Sequence[Any]) -> bytes:
-    """Return the bytes a page of raw rows adds to the digest (:meth:`VerifiedContent.digest`)."""
-    try:
-        return b"m" + marshal.dumps(list(rows), 2)
-    except ValueError:  # a value marshal cannot write, such as a datetime
-        return b"r" + repr(rows).encode()
 
 
 def _values(row: Any) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from rotator.clock import Clock, system_clock
 from rotator.engine.report import Action, PlanItem, Result, RunReport
 from rotator.engine.runner import Engine
 from rotator.errors import ConfigError, PolicyError, RotatorError
+from rotator.journal.summaries import IntactRows
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
 from rotator.service.metrics import Metrics, SecretGauges
@@ -412,8 +413,14 @@ class Service:
         self._watermark = self.engine.journal.latest_change()
         # Before anything is planned, every row the engine decides on is
         # checked against its seal (the watch passes check again).
+        found = IntactRows()
+        intact: Collection[bytes] = frozenset()
         try:
-            checked = self.engine.check_state()
+            checked = self.engine.check_state(found)
+            if checked.unchanged:
+                # Found as a check found it intact: the rows read again below, a
+                # chunk at a time, are not sealed again where unchanged since.
+                intact = found.prints
             if checked.whole and checked.intact:
                 # It checked every row and the whole chain: the watch pass's full
                 # check, due first at start, would do it all again straight away.
@@ -425,7 +432,7 @@ class Service:
         names = sorted(self.engine.policies)
         due: dict[str, list[PlanItem]] = {}
         for start in range(0, len(names), PLAN_CHUNK):
-            self._replan(names[start : start + PLAN_CHUNK], due=due)
+            self._replan(names[start : start + PLAN_CHUNK], due=due, found_intact=intact)
         # Unfinished rotations of secrets no policy names any more stay parked
         # at their recorded step (plan and status show them) until their
         # policy comes back: said once here, not retried on every pass.
@@ -452,6 +459,7 @@ class Service:
         *,
         reminded: bool = False,
         due: dict[str, list[PlanItem]] | None = None,
+        found_intact: Collection[bytes] = frozenset(),
     ) -> None:
         """Plan ``names`` again from the journal; update the index and the gauges.
 
@@ -459,10 +467,11 @@ class Service:
         reminder-only secret among them was reminded. ``due`` receives the
         plan items of the secrets due now (not of those that could not be
         planned: a store that did not answer is asked again by the pass).
+        ``found_intact``: see :meth:`rotator.journal.journal.Journal.summaries`.
         """
         if not names:
             return
-        summaries = self.engine.journal.summaries(names=names)
+        summaries = self.engine.journal.summaries(names=names, found_intact=found_intact)
         items = self.engine.plan(summaries, names=names)
         now = self.clock()
         by_secret: dict[str, list[PlanItem]] = {name: [] for name in names}
