@@ -33,7 +33,11 @@ is spawned:
   every 30 s), and the CPU time of each burst seen in that window (one burst
   is one reconcile pass);
 - one ``/metrics`` scrape: its time and size;
-- SIGTERM, sent while the daemon is idle: exit code and time to exit.
+- SIGTERM, sent while the daemon is idle: exit code and time to exit;
+- *restart*: the daemon started again over the journal the first one left,
+  as a deploy restarts it: when it logs ``schedule built`` (every policy
+  planned; also given for the first start), when its CPU goes quiet (its
+  first watch pass, which checks every row, included) and its ``VmRSS``.
 
 Beside it, in the same run, the naive daemon rotator must beat: bare
 APScheduler 3 in a fresh interpreter adding as many jobs as there are
@@ -152,6 +156,8 @@ class Figures:
     started: float | None = None
     healthz: float | None = None
     first_pass: float | None = None
+    #: The log event ``schedule built``: every policy planned, the first pass's plan made.
+    schedule_built: float | None = None
     rss_mb: float | None = None
     #: The peak up to the end of the first pass: loading and scheduling.
     hwm_first_pass_mb: float | None = None
@@ -167,6 +173,10 @@ class Figures:
     exit_s: float | None = None
     warnings: int = 0
     partial: str | None = None
+    #: The same daemon started again over the journal the first left (a restart).
+    restart_schedule_built: float | None = None
+    restart_first_pass: float | None = None
+    restart_rss_mb: float | None = None
     #: Bare APScheduler adding ``count`` jobs: seconds from spawn, and VmRSS then.
     bare_s: float | None = None
     bare_mb: float | None = None
@@ -406,6 +416,8 @@ def measure(count: int, idle: float, budget: float) -> Figures:
 
             quiet_at = wait_quiet(pid, deadline, "first pass", process.poll)
             figures.first_pass = quiet_at - spawned
+            if built := logs.find("schedule built"):
+                figures.schedule_built = built[0] - spawned
             figures.rss_mb, figures.hwm_first_pass_mb = memory_mb(pid)
 
             ticks, span, bursts = idle_profile(pid, idle, deadline)
@@ -437,6 +449,13 @@ def measure(count: int, idle: float, budget: float) -> Figures:
             figures.warnings = len(logs.noisy())
             for event in logs.noisy()[:5]:
                 print(f"  [{count}] logged: {json.dumps(event)[:300]}", file=sys.stderr)
+            process = None
+            restarted = restart(args, env, workdir, deadline)
+            (
+                figures.restart_schedule_built,
+                figures.restart_first_pass,
+                figures.restart_rss_mb,
+            ) = restarted
         except TimedOut as exc:
             figures.partial = f"deadline ({budget:.0f}s) reached at: {exc}"
             if logs is not None:
@@ -451,6 +470,50 @@ def measure(count: int, idle: float, budget: float) -> Figures:
     if bare is not None:
         figures.bare_s, figures.bare_mb = bare
     return figures
+
+
+def restart(
+    args: list[str], env: dict[str, str], workdir: Path, deadline: Deadline
+) -> tuple[float, float, float]:
+    """Start the daemon again over the same journal; return when its schedule was built, when
+    its CPU went quiet (both from spawn), and its VmRSS then.
+
+    What a deploy or a node move does: the journal is the one the first
+    daemon checked and left (with the digest its check kept), so this
+    first pass is the one a service meets in practice; the first start
+    over a never-checked journal is the rarer case. Its CPU goes quiet
+    later than its schedule is built: the first watch pass, in its own
+    thread, checks every row and the whole chain, as the first start's
+    first pass did before planning.
+    """
+    spawned = time.monotonic()
+    process = subprocess.Popen(
+        args,
+        env=env,
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        logs = LogWatcher(process.stderr)
+        while not (built := logs.find("schedule built")):
+            deadline.check("restart: the first pass's plan")
+            if process.poll() is not None:
+                raise TimedOut(f"the restarted daemon exited with status {process.returncode}")
+            time.sleep(0.05)
+        quiet_at = wait_quiet(process.pid, deadline, "restart: first pass", process.poll)
+        rss, _ = memory_mb(process.pid)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=max(min(deadline.left(), 60.0), 1.0))
+        for event in logs.noisy()[:5]:
+            print(f"  [restart] logged: {json.dumps(event)[:300]}", file=sys.stderr)
+        return built[0] - spawned, quiet_at - spawned, rss
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
 
 
 def _fmt(value: float | None, unit: str, digits: int = 1) -> str:
@@ -473,6 +536,7 @@ def print_table(results: list[Figures], idle: float) -> None:
         ("journal seeded (bulk insert)", [_fmt(r.seeded, " s") for r in results]),
         ("service started (policies loaded)", [_fmt(r.started, " s") for r in results]),
         ("/healthz first 200", [_fmt(r.healthz, " s") for r in results]),
+        ("schedule built (logged)", [_fmt(r.schedule_built, " s") for r in results]),
         ("first pass done (CPU quiet)", [_fmt(r.first_pass, " s") for r in results]),
         ("VmRSS after first pass", [_fmt(r.rss_mb, " MiB", 0) for r in results]),
         (
@@ -518,6 +582,16 @@ def print_table(results: list[Figures], idle: float) -> None:
         ("bare APScheduler: jobs added (from spawn)", [_fmt(r.bare_s, " s") for r in results]),
         ("bare APScheduler: VmRSS then", [_fmt(r.bare_mb, " MiB", 0) for r in results]),
         ("first pass / bare APScheduler", [_ratio(r.first_pass, r.bare_s) for r in results]),
+        ("restart: schedule built", [_fmt(r.restart_schedule_built, " s") for r in results]),
+        (
+            "restart: CPU quiet (first watch included)",
+            [_fmt(r.restart_first_pass, " s") for r in results],
+        ),
+        ("restart: VmRSS then", [_fmt(r.restart_rss_mb, " MiB", 0) for r in results]),
+        (
+            "restart schedule built / bare APScheduler",
+            [_ratio(r.restart_schedule_built, r.bare_s) for r in results],
+        ),
         ("VmRSS / bare APScheduler", [_ratio(r.rss_mb, r.bare_mb) for r in results]),
         ("scrape / first pass", [_ratio(r.scrape_s, r.first_pass) for r in results]),
         (

@@ -26,7 +26,9 @@ from rotator.cli.main import cli
 from rotator.engine.report import Action
 from rotator.engine.runner import Engine
 from rotator.errors import JournalTampered
-from rotator.journal.audit import AnchorFile, AuditAction
+from rotator.journal import rows
+from rotator.journal.audit import AnchorFile, AuditAction, ChainReport
+from rotator.journal.database import Snapshot
 from rotator.journal.journal import Journal
 from rotator.journal.records import Rotation
 from rotator.journal.schema import rotations
@@ -345,25 +347,57 @@ def test_the_engine_checks_an_unchanged_journal_without_sealing_a_row_or_writing
     assert not [s for s in sent if s.split()[0] in ("INSERT", "UPDATE", "DELETE")], sent
 
 
-def test_a_run_reads_an_unchanged_journals_summaries_with_its_check(
+def test_a_run_plans_an_unchanged_journal_from_the_state_checked_without_sealing_a_row(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Found unchanged, the summaries come from the check's read; edited, from sealed queries."""
+    """Found unchanged, the summaries are read in the state compared, unsealed; edited, sealed."""
     engine.rotate("app/key")
     engine.trust._audit_verified = None
     engine.run_once()  # checks every row, and keeps the journal as found
-    queried = calls_of(monkeypatch, engine.journal, "summaries")
+    sealed = calls_of(monkeypatch, rows, "seal_row")
     plans = calls_of(monkeypatch, engine, "plan")
     engine.trust._audit_verified = None
-    assert engine.run_once().outcomes == [] and queried == []
+    assert engine.run_once().outcomes == [] and sealed == []
     ((summaries,), _) = plans[-1]
-    assert summaries == engine.journal.summaries()
-    queried.clear()
+    assert summaries == engine.journal.summaries() and sealed  # the same, read with seals
+    sealed.clear()
     run_sql(engine.journal.url, "UPDATE rotations SET reason = 'edited'")
     engine.trust._audit_verified = None
     report = engine.run_once()
-    assert len(queried) == 1
+    assert sealed
     assert [(o.secret, o.result.value) for o in report.outcomes] == [("app/key", "attention")]
+
+
+def test_a_run_plans_from_the_state_its_check_compared(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row edited after the check compared the journal is not what the run plans from.
+
+    The plan is made from the state found intact; the edit is found before
+    anything is done for its secret (its rows are checked under its lease)
+    and by the next check.
+    """
+    engine.rotate("app/key")
+    engine.trust._audit_verified = None
+    engine.run_once()
+    engine.trust._audit_verified = None
+    found_before = engine.journal.summaries()["app/key"].last_rotation
+    assert found_before is not None and found_before.state is State.GRACE
+    check = engine.check_state
+
+    def then_edited(on: Snapshot | None = None) -> ChainReport:
+        found = check(on)
+        run_sql(engine.journal.url, "UPDATE rotations SET state = 'planned'")
+        return found
+
+    monkeypatch.setattr(engine, "check_state", then_edited)
+    plans = calls_of(monkeypatch, engine, "plan")
+    assert engine.run_once().outcomes == []
+    ((summaries,), _) = plans[-1]
+    assert summaries["app/key"].last_rotation == found_before  # not the edited row
+    monkeypatch.undo()
+    engine.trust._audit_verified = None
+    assert engine.check_state().tampering
 
 
 def test_a_journal_with_no_record_yet_is_kept_too(engine: Engine) -> None:

@@ -52,10 +52,10 @@ from rotator.engine.trust import JournalTrust
 from rotator.engine.waits import format_time
 from rotator.errors import ConfigError, RotatorError
 from rotator.journal.audit import AnchorFile, ChainReport
+from rotator.journal.database import Snapshot
 from rotator.journal.journal import Journal
 from rotator.journal.leases import lease_owner
 from rotator.journal.records import SecretSummary
-from rotator.journal.summaries import RotationScan, RowReader
 from rotator.lifecycle import State
 from rotator.output.spelling import did_you_mean
 from rotator.policy.model import NotifierSpec, Policy
@@ -231,9 +231,9 @@ class Engine:
         """
         self._interrupt.set()
 
-    def check_state(self, scan: RowReader | None = None) -> ChainReport:
+    def check_state(self, on: Snapshot | None = None) -> ChainReport:
         """Check the journal before acting (see :meth:`.trust.JournalTrust.check_state`)."""
-        return self.trust.check_state(scan)
+        return self.trust.check_state(on)
 
     def check_audit(
         self,
@@ -298,10 +298,11 @@ class Engine:
         See :meth:`execute` for ``stop`` and ``deadline``.
         """
         self.journal.migrate()
-        # An unchanged journal's summaries come from the check's own read.
-        scan = RotationScan()
-        checked = self.check_state(scan)
-        summaries = scan.summaries() if checked.unchanged else self.journal.summaries()
+        with self.journal.snapshot() as state:
+            # Found unchanged, the journal is planned from the very state the
+            # check compared, whose rows need no sealing again.
+            checked = self.check_state(state)
+            summaries = self.journal.summaries(found_intact=state if checked.unchanged else None)
         return self.execute(self.plan(summaries), stop=stop, deadline=deadline)
 
     def execute(

@@ -19,9 +19,9 @@ from rotator.engine.alerts import Alerting, SecretAlerts
 from rotator.engine.report import Outcome, Result
 from rotator.errors import ConfigError, JournalError
 from rotator.journal.audit import GENESIS, AnchorFile, ChainReport, Tampering
+from rotator.journal.database import Snapshot
 from rotator.journal.journal import Journal
 from rotator.journal.records import SecretSummary
-from rotator.journal.summaries import RowReader
 
 log = structlog.get_logger("rotator.engine")
 
@@ -54,7 +54,7 @@ class JournalTrust:
         # until the process ends, whatever the journal looks like afterwards.
         self._lost: str | None = None
 
-    def check_state(self, scan: RowReader | None = None) -> ChainReport:
+    def check_state(self, on: Snapshot | None = None) -> ChainReport:
         """Check the journal before acting: every row, and the chain since it was last verified.
 
         Since the last verification of this process, or else since the head
@@ -63,18 +63,19 @@ class JournalTrust:
         broken since the last acceptance, or a journal that lacks the
         anchored record, sets everything aside. A journal found exactly as
         a check that verified at least as much found it intact is not
-        checked row by row again (rotator/journal/verified.py). ``scan`` is
-        handed the ``rotations`` rows that check reads; they were found
-        intact when the report says ``unchanged`` (rotator/journal/summaries.py).
+        checked row by row again (rotator/journal/verified.py). ``on``: the
+        state of the journal (:meth:`Journal.snapshot`) to compare; when the
+        report says ``unchanged``, what the caller reads in it next is what
+        the check found intact.
         """
-        return self.check_audit(unless_unchanged=True, scan=scan)
+        return self.check_audit(unless_unchanged=True, on=on)
 
     def _check_unless_unchanged(
         self,
         start: tuple[int, str] | None,
         anchor: tuple[int, str] | None,
         kept: tuple[int, str] | None,
-        scan: RowReader | None = None,
+        on: Snapshot | None = None,
     ) -> ChainReport:
         """Check from ``start`` (None: whole) unless the journal is exactly as last found intact.
 
@@ -82,7 +83,7 @@ class JournalTrust:
         the next one (of any process) is spared the row-by-row check.
         """
         chain_from = start[0] if start is not None else 0
-        mark, digest = self.journal.verified.unchanged(chain_from, scan)
+        mark, digest = self.journal.verified.unchanged(chain_from, on)
         if mark is not None and self._behind_anchor(kept) is None and self._lost is None:
             self._note_tampering(())
             if mark.head_seq:
@@ -109,7 +110,7 @@ class JournalTrust:
         full: bool = False,
         anchor: tuple[int, str] | None = None,
         unless_unchanged: bool = False,
-        scan: RowReader | None = None,
+        on: Snapshot | None = None,
     ) -> ChainReport:
         """Verify the audit chain (from the last record verified, unless ``full``); alert if broken.
 
@@ -117,7 +118,7 @@ class JournalTrust:
         that wants it) once per first bad record, and the next check is a
         full one again. ``unless_unchanged`` (the service's watch pass):
         a journal exactly as a check at least as strict found it intact is
-        not checked row by row again, as in :meth:`check_state` (``scan``:
+        not checked row by row again, as in :meth:`check_state` (``on``:
         as there); a person's ``audit verify`` always checks every row.
         """
         kept = self._anchored()
@@ -127,7 +128,7 @@ class JournalTrust:
         else:
             start = None if anchor is not None else self._audit_verified or kept
         if unless_unchanged and anchor in (None, kept):
-            return self._check_unless_unchanged(start, anchor, kept, scan)
+            return self._check_unless_unchanged(start, anchor, kept, on)
         return self._check(start, anchor, kept)
 
     def _check(

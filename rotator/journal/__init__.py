@@ -5,6 +5,7 @@ the database and keeps each rotation's progress and events; its other parts
 are attributes of it, each in its own module:
 
 - :mod:`.records`: what is recorded (Rotation, Event, Lease...) and how rows are sealed;
+  :mod:`.rows`: the summaries' rows, decoded from the driver's own;
 - :mod:`.schema`: the tables and their versioned migrations;
 - :mod:`.database`: connecting, reading, writing, migrating; :mod:`.keys`: the key file;
 - :mod:`.leases`: ``journal.leases``, one rotation of a secret at a time;

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,17 @@ from rotator.output import redact
 IN_CHUNK = 500
 #: Seconds a SQLite writer waits for the write lock before the journal counts as unavailable.
 SQLITE_BUSY_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One state of the journal: an open read every statement of which sees that state.
+
+    Made by :meth:`rotator.journal.journal.Journal.snapshot`; a check and
+    the reads after it pass it along to read the same state.
+    """
+
+    conn: Connection
 
 
 class Database:

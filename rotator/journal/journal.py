@@ -14,7 +14,8 @@ names: ``journal.leases``, ``journal.trail``, ``journal.tampering``,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -27,13 +28,13 @@ from rotator.adapters.secret import SecretValue
 from rotator.clock import Clock
 from rotator.errors import JournalError, JournalTampered
 from rotator.journal.audit import AuditAction, AuditRecord, Tampering, seal_row
-from rotator.journal.database import Database, in_chunks
+from rotator.journal.database import Database, Snapshot, in_chunks
 from rotator.journal.leases import Leases
 from rotator.journal.outbox import AlertOutbox
 from rotator.journal.records import Event, Rotation, SecretSummary, rotation_values, row_to_rotation
+from rotator.journal.rows import rotation_decoder, time_decoder
 from rotator.journal.schema import UTCDateTime, events, rotations
 from rotator.journal.shares import QuotaShares
-from rotator.journal.summaries import rotation_decoder, time_decoder
 from rotator.journal.tampering import TamperChecks
 from rotator.journal.trail import Trail
 from rotator.journal.usage import CredentialUsage
@@ -355,19 +356,26 @@ class Journal:
         key = self.database.keys.row_if_present()
         return found, [row_to_rotation(r, key) for r in rows]
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """Open a read of one state of the journal, for a check and the reads that follow it."""
+        with self.tampering.snapshot() as conn:
+            yield Snapshot(conn)
+
     def summaries(
         self,
         secret: str | None = None,
         *,
         names: Collection[str] | None = None,
-        found_intact: Collection[bytes] = frozenset(),
+        found_intact: Snapshot | None = None,
     ) -> dict[str, SecretSummary]:
         """Return each known secret's last success and open rotations (all, one, or ``names``).
 
         Four queries whatever the number of secrets (per 500 ``names``), so
         ``plan`` and ``run --once`` over thousands of policies stay fast.
-        A row whose print is in ``found_intact`` (what a check found intact:
-        :class:`rotator.journal.summaries.IntactRows`) is not sealed again.
+        ``found_intact``: the state a check just found exactly as one that
+        checked every row found it (its report says ``unchanged``): read in
+        it, no row is sealed again.
         """
         if secret is not None:
             names = [secret]
@@ -379,26 +387,32 @@ class Journal:
         return found
 
     def _summaries(
-        self, names: list[str] | None, found_intact: Collection[bytes]
+        self, names: list[str] | None, found_intact: Snapshot | None
     ) -> dict[str, SecretSummary]:
+        if found_intact is not None:
+            return self._summaries_in(found_intact.conn, names, None)
+        with self.database.read() as conn:
+            return self._summaries_in(conn, names, self.database.keys.row_if_present())
+
+    def _summaries_in(
+        self, conn: Connection, names: list[str] | None, key: bytes | None
+    ) -> dict[str, SecretSummary]:
+        """Read the summaries on ``conn``, each rotation row's seal checked under ``key``."""
         last_success, latest, streaks, open_query = _SUMMARY_QUERIES[names is not None]
         params = {} if names is None else {"names": names}
-        key = self.database.keys.row_if_present()
-        with self.database.read() as conn:
-            # Raw rows, decoded column by column: a row object per rotation
-            # cost more than checking its seal (rotator/journal/summaries.py).
-            decode = rotation_decoder(conn.dialect, key, found_intact)
-            when = time_decoder(conn.dialect)
-            last = {r.secret: r for r in map(decode, _raw(conn, latest, params))}
-            if not last:
-                # No rotation of these secrets at all (in this snapshot): nothing
-                # else to find (a secret never rotated, the common case at first).
-                return {}
-            successes = {secret: when(at) for secret, at in _raw(conn, last_success, params)}
-            failures = {secret: int(n) for secret, n in _raw(conn, streaks, params)}
-            open_rows = _raw(conn, open_query, params)
+        # Raw rows, decoded column by column: a row object per rotation
+        # cost more than checking its seal (rotator/journal/rows.py).
+        decode = rotation_decoder(conn.dialect, key)
+        when = time_decoder(conn.dialect)
+        last = {r.secret: r for r in map(decode, _raw(conn, latest, params))}
+        if not last:
+            # No rotation of these secrets at all (in this snapshot): nothing
+            # else to find (a secret never rotated, the common case at first).
+            return {}
+        successes = {secret: when(at) for secret, at in _raw(conn, last_success, params)}
+        failures = {secret: int(n) for secret, n in _raw(conn, streaks, params)}
         open_by_secret: dict[str, list[Rotation]] = {}
-        for rotation in map(decode, open_rows):
+        for rotation in map(decode, _raw(conn, open_query, params)):
             open_by_secret.setdefault(rotation.secret, []).append(rotation)
         return {
             name: SecretSummary(

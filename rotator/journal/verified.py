@@ -27,12 +27,18 @@ and their head), in primary-key order. A mark is used only by a check that
 would have verified no more of the chain than the one that made it
 (``chain_from``: the record the chain was verified from, 0 for the whole
 chain), so it never stands in for a stricter check than was made.
+
+A run that finds the journal unchanged reads on in the state it compared
+(:meth:`rotator.journal.journal.Journal.snapshot`): the secrets' summaries it
+plans from are rows of the content found intact, and are not sealed again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import marshal
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,7 +48,7 @@ from sqlalchemy.engine import Connection
 
 from rotator.clock import Clock
 from rotator.journal.audit import seal_row
-from rotator.journal.database import Database
+from rotator.journal.database import Database, Snapshot
 from rotator.journal.schema import (
     AUDIT_LOCK_KEY,
     alerts,
@@ -53,7 +59,6 @@ from rotator.journal.schema import (
     rotations,
     verified,
 )
-from rotator.journal.summaries import RowReader, raw_bytes
 
 #: The tables a check reads, in the order their content is digested.
 CHECKED = (rotations, events, leases, alerts, audit, audit_head)
@@ -102,13 +107,15 @@ class VerifiedContent:
             self._has_table = self.database.has_tables("verified")
         return self._has_table
 
-    def digest(self, conn: Connection, scan: RowReader | None = None) -> str:
+    def digest(self, conn: Connection) -> str:
         """Return the digest of every row a check reads, in the transaction open on ``conn``.
 
         Raw driver rows, hashed as read: the values are what the database
-        holds, unparsed, a page at a time written by
-        :func:`rotator.journal.summaries.raw_bytes`. ``scan`` is handed the
-        ``rotations`` rows as they are read.
+        holds, unparsed. Each page is written with ``marshal`` (format 2,
+        which has no back-references), whose bytes decode to one content
+        only; a page holding a value ``marshal`` cannot write (PostgreSQL's
+        times) is written with ``repr``, unambiguous for strings, numbers
+        and times, and tagged apart.
         """
         found = hashlib.sha256()
         for name, query in _CONTENT:
@@ -118,9 +125,7 @@ class VerifiedContent:
             cursor = conn.exec_driver_sql(query).cursor
             try:
                 while rows := cursor.fetchmany(_PAGE):
-                    found.update(raw_bytes(rows))
-                    if scan is not None and name == "rotations":
-                        scan.feed(rows, conn.dialect)
+                    found.update(_page(rows))
             finally:
                 cursor.close()
         return found.hexdigest()
@@ -137,23 +142,29 @@ class VerifiedContent:
             return None
         return Mark(**{k: v for k, v in values.items() if k != "id"})
 
-    def unchanged(self, chain_from: int, scan: RowReader | None = None) -> tuple[Mark | None, str]:
+    def unchanged(self, chain_from: int, on: Snapshot | None = None) -> tuple[Mark | None, str]:
         """Return the mark if the journal is as it was found intact, and the content's digest.
 
         The mark counts only if it verified the chain from ``chain_from``
         or earlier: a check asked to verify the whole chain is not answered
         by one that verified its end. A journal without the table
-        answers (None, ""). ``scan`` sees the ``rotations`` rows digested
-        (its summaries hold only when a mark is returned).
+        answers (None, ""). Read in ``on`` when given, so that its caller
+        reads on in the very state found intact.
         """
         if not self.available():
             return None, ""
+        if on is not None:
+            return self._unchanged(on.conn, chain_from)
         with self.database.read() as conn:
             if conn.dialect.name == "postgresql":
                 # The digest and the mark must be read from one state.
                 conn.execution_options(isolation_level="REPEATABLE READ")
-            mark = self.read(conn)
-            digest = self.digest(conn, scan)
+            return self._unchanged(conn, chain_from)
+
+    def _unchanged(self, conn: Connection, chain_from: int) -> tuple[Mark | None, str]:
+        """Do what :meth:`unchanged` says, on ``conn``."""
+        mark = self.read(conn)
+        digest = self.digest(conn)
         if mark is None or mark.chain_from > chain_from:
             return None, digest
         return (mark if hmac.compare_digest(mark.digest, digest) else None), digest
@@ -183,6 +194,14 @@ class VerifiedContent:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_KEY})
             conn.execute(verified.delete())
             conn.execute(verified.insert().values(**values, seal=seal))
+
+
+def _page(rows: Sequence[Any]) -> bytes:
+    """Return the bytes a page of raw rows adds to the digest (:meth:`VerifiedContent.digest`)."""
+    try:
+        return b"m" + marshal.dumps(list(rows), 2)
+    except ValueError:  # a value marshal cannot write, such as a datetime
+        return b"r" + repr(rows).encode()
 
 
 def _values(row: Any) -> dict[str, Any]:
