@@ -450,12 +450,10 @@ def measure(count: int, idle: float, budget: float) -> Figures:
             for event in logs.noisy()[:5]:
                 print(f"  [{count}] logged: {json.dumps(event)[:300]}", file=sys.stderr)
             process = None
-            restarted = restart(args, env, workdir, deadline)
-            (
-                figures.restart_schedule_built,
-                figures.restart_first_pass,
-                figures.restart_rss_mb,
-            ) = restarted
+            built, quiet, rss, noisy = restart(args, env, workdir, deadline)
+            figures.restart_schedule_built, figures.restart_first_pass = built, quiet
+            figures.restart_rss_mb = rss
+            figures.warnings += noisy
         except TimedOut as exc:
             figures.partial = f"deadline ({budget:.0f}s) reached at: {exc}"
             if logs is not None:
@@ -474,9 +472,9 @@ def measure(count: int, idle: float, budget: float) -> Figures:
 
 def restart(
     args: list[str], env: dict[str, str], workdir: Path, deadline: Deadline
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, int]:
     """Start the daemon again over the same journal; return when its schedule was built, when
-    its CPU went quiet (both from spawn), and its VmRSS then.
+    its CPU went quiet (both from spawn), its VmRSS then, and the warnings it logged.
 
     What a deploy or a node move does: the journal is the one the first
     daemon checked and left (with the digest its check kept), so this
@@ -506,10 +504,13 @@ def restart(
         quiet_at = wait_quiet(process.pid, deadline, "restart: first pass", process.poll)
         rss, _ = memory_mb(process.pid)
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=max(min(deadline.left(), 60.0), 1.0))
+        try:
+            process.wait(timeout=max(min(deadline.left(), 60.0), 1.0))
+        except subprocess.TimeoutExpired:
+            raise TimedOut("restart: no exit within 60 s of SIGTERM") from None
         for event in logs.noisy()[:5]:
             print(f"  [restart] logged: {json.dumps(event)[:300]}", file=sys.stderr)
-        return built[0] - spawned, quiet_at - spawned, rss
+        return built[0] - spawned, quiet_at - spawned, rss, len(logs.noisy())
     finally:
         if process.poll() is None:
             process.kill()

@@ -197,7 +197,7 @@ _DRAWN = st.tuples(
 def test_the_summaries_say_what_the_history_says(
     journal: Journal, clock: FakeClock, history: list[tuple[str, State, int, int | None]]
 ) -> None:
-    """Each secret's summary is its history's, read alike with seals checked or not."""
+    """Each secret's summary is what its history says, decoded from the driver's rows."""
     key = journal.database.keys.row()
     start = clock()
     rows = []
@@ -222,8 +222,6 @@ def test_the_summaries_say_what_the_history_says(
         if rows:
             conn.execute(rotations.insert(), rows)
     found = journal.summaries()
-    with journal.snapshot() as state:
-        assert journal.summaries(found_intact=state) == found
     read = [r for s in found.values() for r in [*s.open, *filter(None, [s.last_rotation])]]
     assert all(r.intact and r.seal for r in read)
     # Decoded from the driver's rows, each rotation is as a row object reads it.

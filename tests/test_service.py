@@ -25,15 +25,12 @@ from rotator.engine.concurrency import Limits
 from rotator.engine.report import PlanItem
 from rotator.engine.runner import Engine
 from rotator.errors import TransientError, VerificationError
-from rotator.journal import rows
-from rotator.journal.audit import ChainReport
-from rotator.journal.database import Snapshot
 from rotator.journal.journal import Journal
 from rotator.journal.records import Lease, SecretSummary
 from rotator.policy.loader import load_policies
 from rotator.service.loop import Service, ServiceSettings
 from rotator.service.metrics import Metrics
-from tests.conftest import FakeClock, calls_of, run_sql
+from tests.conftest import FakeClock, calls_of
 
 ENTRY = """  - name: {name}
     store: {{provider: aws-secretsmanager, secret_id: {name}}}
@@ -140,38 +137,6 @@ def test_the_first_watch_checks_every_row_unless_the_first_pass_just_did(
         None,
         None,
     ]  # the first pass took the digest; the watch checked whole
-
-
-def test_a_restart_plans_from_the_state_its_check_found_unchanged_without_sealing_a_row(
-    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Over a journal found unchanged, the first pass plans in the state compared, unsealed.
-
-    A row edited after that check is not what it plans from; the edit is
-    found by the first watch pass, which checks every row.
-    """
-    clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
-    first = _service(tmp_path, clock, "app", "api")
-    _first_pass_and_watch(first)  # rotates both; the watch keeps the journal as found
-    clock.advance(timedelta(seconds=1))
-    sealed = calls_of(monkeypatch, rows, "seal_row")
-    unchanged = _restarted(first, clock)
-    unchanged._plan_everything()
-    assert sealed == [] and unchanged._attention == set() and len(unchanged.index) == 2
-
-    edited = _restarted(first, clock)
-    check = edited.engine.check_state
-
-    def then_edited(on: Snapshot | None = None) -> ChainReport:
-        found = check(on)
-        run_sql(edited.engine.journal.url, "UPDATE rotations SET reason = 'x' WHERE secret = 'app'")
-        return found
-
-    monkeypatch.setattr(edited.engine, "check_state", then_edited)
-    edited._plan_everything()
-    assert sealed == [] and edited._attention == set()
-    monkeypatch.undo()
-    assert edited.engine.check_audit(full=True).tampering  # as the first watch finds it
 
 
 def test_broken_reload_keeps_the_old_set(aws: None, tmp_path: Path) -> None:
@@ -283,15 +248,11 @@ class CountingJournal(Journal):
         self.asked: list[int] = []
 
     def summaries(
-        self,
-        secret: str | None = None,
-        *,
-        names: Collection[str] | None = None,
-        found_intact: Snapshot | None = None,
+        self, secret: str | None = None, *, names: Collection[str] | None = None
     ) -> dict[str, SecretSummary]:
         """Count, then read as usual."""
         self.asked.append(-1 if names is None and secret is None else len(names or [secret]))
-        return super().summaries(secret, names=names, found_intact=found_intact)
+        return super().summaries(secret, names=names)
 
 
 JITTERED = """  - name: {name}

@@ -26,9 +26,7 @@ from rotator.cli.main import cli
 from rotator.engine.report import Action
 from rotator.engine.runner import Engine
 from rotator.errors import JournalTampered
-from rotator.journal import rows
-from rotator.journal.audit import AnchorFile, AuditAction, ChainReport
-from rotator.journal.database import Snapshot
+from rotator.journal.audit import AnchorFile, AuditAction
 from rotator.journal.journal import Journal
 from rotator.journal.records import Rotation
 from rotator.journal.schema import rotations
@@ -347,57 +345,42 @@ def test_the_engine_checks_an_unchanged_journal_without_sealing_a_row_or_writing
     assert not [s for s in sent if s.split()[0] in ("INSERT", "UPDATE", "DELETE")], sent
 
 
-def test_a_run_plans_an_unchanged_journal_from_the_state_checked_without_sealing_a_row(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+#: The checks that keep the journal as found when it is intact.
+CHECKS = {
+    "check-state": lambda engine: engine.check_state(),
+    "watch": lambda engine: engine.check_audit(unless_unchanged=True),
+}
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_a_row_put_back_while_the_check_reads_is_not_kept_as_checked(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, check: str
 ) -> None:
-    """Found unchanged, the summaries are read in the state compared, unsealed; edited, sealed."""
-    engine.rotate("app/key")
-    engine.trust._audit_verified = None
-    engine.run_once()  # checks every row, and keeps the journal as found
-    sealed = calls_of(monkeypatch, rows, "seal_row")
-    plans = calls_of(monkeypatch, engine, "plan")
-    engine.trust._audit_verified = None
-    assert engine.run_once().outcomes == [] and sealed == []
-    ((summaries,), _) = plans[-1]
-    assert summaries == engine.journal.summaries() and sealed  # the same, read with seals
-    sealed.clear()
-    run_sql(engine.journal.url, "UPDATE rotations SET reason = 'edited'")
-    engine.trust._audit_verified = None
-    report = engine.run_once()
-    assert sealed
-    assert [(o.secret, o.result.value) for o in report.outcomes] == [("app/key", "attention")]
+    """An edit undone while a check reads the journal, then made again, is still found.
 
-
-def test_a_run_plans_from_the_state_its_check_compared(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A row edited after the check compared the journal is not what the run plans from.
-
-    The plan is made from the state found intact; the edit is found before
-    anything is done for its secret (its rows are checked under its lease)
-    and by the next check.
+    The check reads one state: the edit it digested is the edit it checks,
+    so the digest of the edited journal is never kept as found intact.
     """
     engine.rotate("app/key")
     engine.trust._audit_verified = None
-    engine.run_once()
-    engine.trust._audit_verified = None
-    found_before = engine.journal.summaries()["app/key"].last_rotation
-    assert found_before is not None and found_before.state is State.GRACE
-    check = engine.check_state
+    engine.check_state()  # keeps the journal as found
+    edit, undo = "UPDATE rotations SET state = 'done'", "UPDATE rotations SET state = 'grace'"
+    run_sql(engine.journal.url, edit)
+    digest = engine.journal.verified.digest
 
-    def then_edited(on: Snapshot | None = None) -> ChainReport:
-        found = check(on)
-        run_sql(engine.journal.url, "UPDATE rotations SET state = 'planned'")
+    def then_undone(conn: object) -> str:
+        found = digest(conn)  # type: ignore[arg-type]
+        run_sql(engine.journal.url, undo)  # while the check goes on
         return found
 
-    monkeypatch.setattr(engine, "check_state", then_edited)
-    plans = calls_of(monkeypatch, engine, "plan")
-    assert engine.run_once().outcomes == []
-    ((summaries,), _) = plans[-1]
-    assert summaries["app/key"].last_rotation == found_before  # not the edited row
-    monkeypatch.undo()
+    monkeypatch.setattr(engine.journal.verified, "digest", then_undone)
     engine.trust._audit_verified = None
-    assert engine.check_state().tampering
+    CHECKS[check](engine)
+    monkeypatch.undo()
+    run_sql(engine.journal.url, edit)  # and made again
+    engine.trust._audit_verified = None
+    again = engine.check_state()
+    assert not again.unchanged and again.tampering
 
 
 def test_a_journal_with_no_record_yet_is_kept_too(engine: Engine) -> None:
@@ -453,12 +436,6 @@ def test_a_watch_from_the_start_does_not_take_a_check_from_a_later_record(
     engine.trust._audit_verified = None  # a new process, no anchor: from the start
     whole = engine.check_audit(unless_unchanged=True)
     assert whole.intact and whole.whole and not whole.unchanged
-
-
-CHECKS = {
-    "check-state": lambda engine: engine.check_state(),
-    "watch": lambda engine: engine.check_audit(unless_unchanged=True),
-}
 
 
 @pytest.mark.parametrize("check", CHECKS)

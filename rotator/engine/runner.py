@@ -52,7 +52,6 @@ from rotator.engine.trust import JournalTrust
 from rotator.engine.waits import format_time
 from rotator.errors import ConfigError, RotatorError
 from rotator.journal.audit import AnchorFile, ChainReport
-from rotator.journal.database import Snapshot
 from rotator.journal.journal import Journal
 from rotator.journal.leases import lease_owner
 from rotator.journal.records import SecretSummary
@@ -231,9 +230,9 @@ class Engine:
         """
         self._interrupt.set()
 
-    def check_state(self, on: Snapshot | None = None) -> ChainReport:
+    def check_state(self) -> ChainReport:
         """Check the journal before acting (see :meth:`.trust.JournalTrust.check_state`)."""
-        return self.trust.check_state(on)
+        return self.trust.check_state()
 
     def check_audit(
         self,
@@ -298,12 +297,8 @@ class Engine:
         See :meth:`execute` for ``stop`` and ``deadline``.
         """
         self.journal.migrate()
-        with self.journal.snapshot() as state:
-            # Found unchanged, the journal is planned from the very state the
-            # check compared, whose rows need no sealing again.
-            checked = self.check_state(state)
-            summaries = self.journal.summaries(found_intact=state if checked.unchanged else None)
-        return self.execute(self.plan(summaries), stop=stop, deadline=deadline)
+        self.check_state()
+        return self.execute(self.plan(self.journal.summaries()), stop=stop, deadline=deadline)
 
     def execute(
         self,

@@ -54,7 +54,7 @@ class JournalTrust:
         # until the process ends, whatever the journal looks like afterwards.
         self._lost: str | None = None
 
-    def check_state(self, on: Snapshot | None = None) -> ChainReport:
+    def check_state(self) -> ChainReport:
         """Check the journal before acting: every row, and the chain since it was last verified.
 
         Since the last verification of this process, or else since the head
@@ -63,19 +63,16 @@ class JournalTrust:
         broken since the last acceptance, or a journal that lacks the
         anchored record, sets everything aside. A journal found exactly as
         a check that verified at least as much found it intact is not
-        checked row by row again (rotator/journal/verified.py). ``on``: the
-        state of the journal (:meth:`Journal.snapshot`) to compare; when the
-        report says ``unchanged``, what the caller reads in it next is what
-        the check found intact.
+        checked row by row again (rotator/journal/verified.py).
         """
-        return self.check_audit(unless_unchanged=True, on=on)
+        return self.check_audit(unless_unchanged=True)
 
     def _check_unless_unchanged(
         self,
         start: tuple[int, str] | None,
         anchor: tuple[int, str] | None,
         kept: tuple[int, str] | None,
-        on: Snapshot | None = None,
+        state: Snapshot,
     ) -> ChainReport:
         """Check from ``start`` (None: whole) unless the journal is exactly as last found intact.
 
@@ -83,8 +80,8 @@ class JournalTrust:
         the next one (of any process) is spared the row-by-row check.
         """
         chain_from = start[0] if start is not None else 0
-        mark, digest = self.journal.verified.unchanged(chain_from, on)
-        if mark is not None and self._behind_anchor(kept) is None and self._lost is None:
+        mark, digest = self.journal.verified.unchanged(chain_from, state)
+        if mark is not None and self._behind_anchor(kept, state) is None and self._lost is None:
             self._note_tampering(())
             if mark.head_seq:
                 self._audit_verified = (mark.head_seq, mark.head_hash)
@@ -94,7 +91,7 @@ class JournalTrust:
             if self.anchor is not None:
                 self.anchor.keep(report)
             return report
-        report = self._check(start, anchor, kept)
+        report = self._check(start, anchor, kept, state)
         if report.intact and self.trail_problem is None:
             # An empty chain (rows but no records yet) is kept at its start.
             head = (report.head_seq or 0, report.head_hash or GENESIS)
@@ -110,7 +107,6 @@ class JournalTrust:
         full: bool = False,
         anchor: tuple[int, str] | None = None,
         unless_unchanged: bool = False,
-        on: Snapshot | None = None,
     ) -> ChainReport:
         """Verify the audit chain (from the last record verified, unless ``full``); alert if broken.
 
@@ -118,28 +114,35 @@ class JournalTrust:
         that wants it) once per first bad record, and the next check is a
         full one again. ``unless_unchanged`` (the service's watch pass):
         a journal exactly as a check at least as strict found it intact is
-        not checked row by row again, as in :meth:`check_state` (``on``:
-        as there); a person's ``audit verify`` always checks every row.
+        not checked row by row again, as in :meth:`check_state`; a person's
+        ``audit verify`` always checks every row.
         """
         kept = self._anchored()
-        self._notice_lost_head()  # a head the journal lost is not checked from
-        if full:
-            start, anchor = None, anchor or kept
-        else:
-            start = None if anchor is not None else self._audit_verified or kept
-        if unless_unchanged and anchor in (None, kept):
-            return self._check_unless_unchanged(start, anchor, kept, on)
-        return self._check(start, anchor, kept)
+        # One state of the journal for the whole check (lookups, digest, chain
+        # and rows): the digest kept when it finds everything intact is then
+        # the digest of what it checked. Read apart, a row edited, put back
+        # while the check read it, and edited again would match a digest
+        # kept as checked.
+        with self.journal.snapshot() as state:
+            self._notice_lost_head(state)  # a head the journal lost is not checked from
+            if full:
+                start, anchor = None, anchor or kept
+            else:
+                start = None if anchor is not None else self._audit_verified or kept
+            if unless_unchanged and anchor in (None, kept):
+                return self._check_unless_unchanged(start, anchor, kept, state)
+            return self._check(start, anchor, kept, state)
 
     def _check(
         self,
         start: tuple[int, str] | None,
         anchor: tuple[int, str] | None,
         kept: tuple[int, str] | None,
+        state: Snapshot,
     ) -> ChainReport:
         """Verify the chain from ``start`` (None: whole) and every row; alert what is broken."""
-        report = self.journal.trail.verify(start=start, anchor=anchor)
-        trail = [Tampering(None, what) for what in self._trail_problems(report, kept)]
+        report = self.journal.trail.verify(start=start, anchor=anchor, on=state)
+        trail = [Tampering(None, what) for what in self._trail_problems(report, kept, state)]
         self._note_tampering((*report.tampering, *trail))
         if report.intact:
             # Not past a journal that lost what was verified: it stays distrusted.
@@ -192,7 +195,9 @@ class JournalTrust:
             alerted=True,
         )
 
-    def _trail_problems(self, report: ChainReport, kept: tuple[int, str] | None) -> list[str]:
+    def _trail_problems(
+        self, report: ChainReport, kept: tuple[int, str] | None, state: Snapshot
+    ) -> list[str]:
         """Say what makes the whole journal untrustworthy: a recent chain break, a lost anchor."""
         found = []
         if (
@@ -200,7 +205,7 @@ class JournalTrust:
             and (report.broken_at or 0) > self.journal.trail.accepted_through()
         ):
             found.append(f"the audit trail: {report.problem}")
-        for behind in (self._behind_anchor(kept), self._lost):
+        for behind in (self._behind_anchor(kept, state), self._lost):
             if behind is not None:
                 found.append(behind)
         return found
@@ -214,17 +219,17 @@ class JournalTrust:
         except (OSError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
 
-    def _behind_anchor(self, kept: tuple[int, str] | None) -> str | None:
-        """Say whether the journal lacks the anchored record ``kept`` (dropped, or older)."""
-        if kept is None or self.anchor is None or self.journal.trail.holds(*kept):
+    def _behind_anchor(self, kept: tuple[int, str] | None, state: Snapshot) -> str | None:
+        """Say whether the journal (in ``state``) lacks the anchored record ``kept``."""
+        if kept is None or self.anchor is None or self.journal.trail.holds(*kept, on=state):
             return None
         return (
             f"the journal does not hold the anchored audit record {kept[0]} "
             f"({self.anchor.path}): dropped, or restored from an older copy"
         )
 
-    def _notice_lost_head(self) -> None:
-        """Note (in ``_lost``) when the journal lacks the last record this process verified.
+    def _notice_lost_head(self, state: Snapshot) -> None:
+        """Note (in ``_lost``) when the journal (in ``state``) lacks the last record verified.
 
         The anchor file's check, kept in memory: a journal restored under a
         running service from an older copy (its ``verified`` digest with it),
@@ -235,7 +240,11 @@ class JournalTrust:
         checks start from the anchor or the chain's start again.
         """
         verified = self._audit_verified
-        if self._lost is None and verified is not None and not self.journal.trail.holds(*verified):
+        if (
+            self._lost is None
+            and verified is not None
+            and not self.journal.trail.holds(*verified, on=state)
+        ):
             self._lost = (
                 f"the journal no longer holds audit record {verified[0]}, which this "
                 "process verified: dropped, restored from an older copy, or lost in a "

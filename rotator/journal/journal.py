@@ -358,39 +358,30 @@ class Journal:
 
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
-        """Open a read of one state of the journal, for a check and the reads that follow it."""
+        """Open a read of one state of the journal: a check reads all it checks in one."""
         with self.tampering.snapshot() as conn:
             yield Snapshot(conn)
 
     def summaries(
-        self,
-        secret: str | None = None,
-        *,
-        names: Collection[str] | None = None,
-        found_intact: Snapshot | None = None,
+        self, secret: str | None = None, *, names: Collection[str] | None = None
     ) -> dict[str, SecretSummary]:
         """Return each known secret's last success and open rotations (all, one, or ``names``).
 
         Four queries whatever the number of secrets (per 500 ``names``), so
         ``plan`` and ``run --once`` over thousands of policies stay fast.
-        ``found_intact``: the state a check just found exactly as one that
-        checked every row found it (its report says ``unchanged``): read in
-        it, no row is sealed again.
+        Each rotation row is checked against its seal as it is read.
         """
         if secret is not None:
             names = [secret]
         if names is None:
-            return self._summaries(None, found_intact)
+            return self._summaries(None)
         found: dict[str, SecretSummary] = {}
         for chunk in in_chunks(names):
-            found.update(self._summaries(chunk, found_intact))
+            found.update(self._summaries(chunk))
         return found
 
-    def _summaries(
-        self, names: list[str] | None, found_intact: Snapshot | None
-    ) -> dict[str, SecretSummary]:
-        if found_intact is not None:
-            return self._summaries_in(found_intact.conn, names, None)
+    def _summaries(self, names: list[str] | None) -> dict[str, SecretSummary]:
+        """Read the summaries of ``names`` (None: every secret) in one read."""
         with self.database.read() as conn:
             return self._summaries_in(conn, names, self.database.keys.row_if_present())
 

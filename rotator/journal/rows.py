@@ -4,7 +4,8 @@ Reading the secrets' summaries through SQLAlchemy's row objects cost more
 per rotation than checking its seal: at 100,000 secrets, a row object and
 its mapping per row. The summaries read the driver's own rows instead, and
 each column goes through the result processor SQLAlchemy would have applied
-(:func:`rotation_decoder`), so the values are the same.
+(:func:`rotation_decoder`), so the values are the same; each row is still
+checked against its seal.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ _SEAL = [column.name for column in rotations.columns].index("seal")
 def rotation_decoder(dialect: sa.Dialect, key: bytes | None) -> Callable[[Sequence[Any]], Rotation]:
     """Return what turns a raw ``rotations`` row into a Rotation, checking its seal under ``key``.
 
-    Without ``key`` (none at hand, or rows read in the very state a check
-    found intact) rows are taken as intact, as
+    Without ``key`` (none at hand) rows are taken as intact, as
     :func:`rotator.journal.records.row_to_rotation` takes them.
     """
     columns = [
@@ -50,6 +50,7 @@ def rotation_decoder(dialect: sa.Dialect, key: bytes | None) -> Callable[[Sequen
 
 def time_decoder(dialect: sa.Dialect) -> Callable[[Any], Any]:
     """Return what turns a raw time of ``rotations`` into the aware time the journal reads back."""
-    column = rotations.c.promoted_at
-    process = column.type.dialect_impl(dialect).result_processor(dialect, None)
-    return (lambda value: value) if process is None else process
+    process = rotations.c.promoted_at.type.dialect_impl(dialect).result_processor(dialect, None)
+    if process is None:  # UTCDateTime always converts: a naive time must never pass through
+        raise TypeError(f"no result processor for the journal's times on {dialect.name}")
+    return process

@@ -30,7 +30,7 @@ from rotator.journal.audit import (
     seal_row,
     verify_chain,
 )
-from rotator.journal.database import Database
+from rotator.journal.database import Database, Snapshot
 from rotator.journal.records import head_values
 from rotator.journal.schema import (
     AUDIT_LOCK_KEY,
@@ -126,10 +126,14 @@ class Trail:
         with self.database.write() as conn:
             return self.append(conn, record)
 
-    def holds(self, seq: int, digest: str) -> bool:
-        """Tell whether the chain holds record ``seq`` with the hash ``digest`` (one lookup)."""
-        with self.database.read() as conn:
-            found = conn.execute(sa.select(audit.c.hash).where(audit.c.seq == seq)).scalar()
+    def holds(self, seq: int, digest: str, *, on: Snapshot | None = None) -> bool:
+        """Tell whether the chain (in ``on``, or now) holds record ``seq`` with hash ``digest``."""
+        query = sa.select(audit.c.hash).where(audit.c.seq == seq)
+        if on is not None:
+            found = on.conn.execute(query).scalar()
+        else:
+            with self.database.read() as conn:
+                found = conn.execute(query).scalar()
         return found is not None and hmac.compare_digest(found, digest)
 
     def records(
@@ -139,8 +143,12 @@ class Trail:
         until: datetime | None = None,
         secret: str | None = None,
         after: int = 0,
+        on: Snapshot | None = None,
     ) -> Iterator[AuditRecord]:
-        """Yield audit records in chain order, read a page at a time (filters optional)."""
+        """Yield audit records in chain order, read a page at a time (filters optional).
+
+        Each page is read in ``on`` when given, else in a read of its own.
+        """
         while True:
             # The columns in the record's field order: each row is built positionally.
             query = sa.select(*_RECORD_COLUMNS).where(audit.c.seq > after)
@@ -150,8 +158,12 @@ class Trail:
                 query = query.where(audit.c.at < until)
             if secret is not None:
                 query = query.where(audit.c.secret == secret)
-            with self.database.read() as conn:
-                rows = conn.execute(query.order_by(audit.c.seq).limit(_AUDIT_PAGE)).all()
+            page = query.order_by(audit.c.seq).limit(_AUDIT_PAGE)
+            if on is not None:
+                rows = on.conn.execute(page).all()
+            else:
+                with self.database.read() as conn:
+                    rows = conn.execute(page).all()
             for row in rows:
                 yield AuditRecord(*row)
             if len(rows) < _AUDIT_PAGE:
@@ -159,18 +171,26 @@ class Trail:
             after = rows[-1].seq
 
     def verify(
-        self, *, anchor: tuple[int, str] | None = None, start: tuple[int, str] | None = None
+        self,
+        *,
+        anchor: tuple[int, str] | None = None,
+        start: tuple[int, str] | None = None,
+        on: Snapshot | None = None,
     ) -> ChainReport:
         """Check the chain (whole, or from ``start``, a record verified before) and every row.
 
         The rows are always checked whole: each rotation, event and lease
         against its seal, each rotation and event against the audit record
         that last wrote it, every rotation the trail names still there, and
-        the chain's last record against its sealed head.
+        the chain's last record against its sealed head. All of it in ``on``
+        (one state of the journal) when given.
         """
-        records = self.records(after=start[0] if start else 0)
+        records = self.records(after=start[0] if start else 0, on=on)
         chain = verify_chain(records, self.database.keys.chain(), anchor=anchor, start=start)
-        return replace(chain, tampering=self.tampering.find(), whole=start is None)
+        found = (
+            self.tampering.find() if on is None else self.tampering.find_if_sealed(on.conn, None)
+        )
+        return replace(chain, tampering=found, whole=start is None)
 
     def accept(
         self, reason: str, expected: tuple[Tampering, ...] | None = None

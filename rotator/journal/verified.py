@@ -28,9 +28,12 @@ would have verified no more of the chain than the one that made it
 (``chain_from``: the record the chain was verified from, 0 for the whole
 chain), so it never stands in for a stricter check than was made.
 
-A run that finds the journal unchanged reads on in the state it compared
-(:meth:`rotator.journal.journal.Journal.snapshot`): the secrets' summaries it
-plans from are rows of the content found intact, and are not sealed again.
+A check reads everything it checks, the digest included, in one state of
+the journal (:meth:`rotator.journal.journal.Journal.snapshot`): the digest
+kept is the digest of what was checked. Read apart, a row edited, put back
+while the check read it, and edited again would have matched a digest kept
+as found intact. The rows the engine decides on are checked against their
+seals as they are read, whatever the digest says.
 """
 
 from __future__ import annotations
@@ -115,7 +118,9 @@ class VerifiedContent:
         which has no back-references), whose bytes decode to one content
         only; a page holding a value ``marshal`` cannot write (PostgreSQL's
         times) is written with ``repr``, unambiguous for strings, numbers
-        and times, and tagged apart.
+        and times, and tagged apart. Another Python (or rotator) may write
+        the same content otherwise: its digest then differs, and the check
+        is a full one, never a wrong one.
         """
         found = hashlib.sha256()
         for name, query in _CONTENT:
@@ -148,8 +153,8 @@ class VerifiedContent:
         The mark counts only if it verified the chain from ``chain_from``
         or earlier: a check asked to verify the whole chain is not answered
         by one that verified its end. A journal without the table
-        answers (None, ""). Read in ``on`` when given, so that its caller
-        reads on in the very state found intact.
+        answers (None, ""). Read in ``on`` when given: the state the check
+        that follows reads, so that the digest is of what it checks.
         """
         if not self.available():
             return None, ""
@@ -172,10 +177,9 @@ class VerifiedContent:
     def keep(self, digest: str, chain_from: int, head: tuple[int, str]) -> None:
         """Seal ``digest`` as content found intact, the chain verified from ``chain_from``.
 
-        ``digest`` must have been read before the check that found it
-        intact began: a change made meanwhile is then either seen by the
-        check (nothing is kept) or left out of the digest (which no longer
-        matches).
+        ``digest`` must have been read in the state of the journal that
+        check read (:meth:`unchanged` with its snapshot): what is kept then
+        vouches for exactly what was checked.
         """
         if not digest:
             return

@@ -45,7 +45,6 @@ from rotator.clock import Clock, system_clock
 from rotator.engine.report import Action, PlanItem, Result, RunReport
 from rotator.engine.runner import Engine
 from rotator.errors import ConfigError, PolicyError, RotatorError
-from rotator.journal.database import Snapshot
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
 from rotator.service.metrics import Metrics, SecretGauges
@@ -411,19 +410,22 @@ class Service:
         self.index = DueIndex()
         self._again, self._attention = set(), set()
         self._watermark = self.engine.journal.latest_change()
-        names = sorted(self.engine.policies)
-        due: dict[str, list[PlanItem]] | None = None
+        # Before anything is planned, every row the engine decides on is
+        # checked against its seal (the watch passes check again).
         try:
-            with self.engine.journal.snapshot() as state:
-                if self._check_at_start(state):
-                    # Found unchanged: planned from the very state the check
-                    # compared, whose rows need no sealing again.
-                    due = self._plan_names(names, found_intact=state)
-        except RotatorError as exc:  # that state could not be read to the end: planned anew
-            log.warning("planning from the checked state failed", error=str(exc))
-            due = None
-        if due is None:
-            due = self._plan_names(names)
+            checked = self.engine.check_state()
+            if checked.whole and checked.intact:
+                # It checked every row and the whole chain: the watch pass's full
+                # check, due first at start, would do it all again straight away.
+                self._watches = max(self._watches, 1)
+        except ConfigError as exc:  # the anchor file unreadable: nothing can be trusted
+            self.engine.hold_everything(f"the journal could not be checked: {exc}")
+        except RotatorError as exc:  # a database blip: each secret is checked before acting
+            log.warning("journal rows not checked", error=str(exc))
+        names = sorted(self.engine.policies)
+        due: dict[str, list[PlanItem]] = {}
+        for start in range(0, len(names), PLAN_CHUNK):
+            self._replan(names[start : start + PLAN_CHUNK], due=due)
         # Unfinished rotations of secrets no policy names any more stay parked
         # at their recorded step (plan and status show them) until their
         # policy comes back: said once here, not retried on every pass.
@@ -444,43 +446,12 @@ class Service:
         )
         return due
 
-    def _check_at_start(self, state: Snapshot) -> bool:
-        """Check the journal before anything is planned; tell whether it was found unchanged.
-
-        Every row the engine decides on is checked against its seal (the
-        watch passes check again); ``state`` is where the journal is
-        compared with the digest its last full check kept.
-        """
-        try:
-            checked = self.engine.check_state(state)
-        except ConfigError as exc:  # the anchor file unreadable: nothing can be trusted
-            self.engine.hold_everything(f"the journal could not be checked: {exc}")
-            return False
-        except RotatorError as exc:  # a database blip: each secret is checked before acting
-            log.warning("journal rows not checked", error=str(exc))
-            return False
-        if checked.whole and checked.intact:
-            # It checked every row and the whole chain: the watch pass's full
-            # check, due first at start, would do it all again straight away.
-            self._watches = max(self._watches, 1)
-        return checked.unchanged
-
-    def _plan_names(
-        self, names: list[str], found_intact: Snapshot | None = None
-    ) -> dict[str, list[PlanItem]]:
-        """Plan ``names`` a chunk at a time; return the items of those due now (``_replan``)."""
-        due: dict[str, list[PlanItem]] = {}
-        for start in range(0, len(names), PLAN_CHUNK):
-            self._replan(names[start : start + PLAN_CHUNK], due=due, found_intact=found_intact)
-        return due
-
     def _replan(
         self,
         names: Collection[str],
         *,
         reminded: bool = False,
         due: dict[str, list[PlanItem]] | None = None,
-        found_intact: Snapshot | None = None,
     ) -> None:
         """Plan ``names`` again from the journal; update the index and the gauges.
 
@@ -488,11 +459,10 @@ class Service:
         reminder-only secret among them was reminded. ``due`` receives the
         plan items of the secrets due now (not of those that could not be
         planned: a store that did not answer is asked again by the pass).
-        ``found_intact``: see :meth:`rotator.journal.journal.Journal.summaries`.
         """
         if not names:
             return
-        summaries = self.engine.journal.summaries(names=names, found_intact=found_intact)
+        summaries = self.engine.journal.summaries(names=names)
         items = self.engine.plan(summaries, names=names)
         now = self.clock()
         by_secret: dict[str, list[PlanItem]] = {name: [] for name in names}
