@@ -378,15 +378,7 @@ def measure(count: int, idle: float, budget: float) -> Figures:
             args = [sys.executable, "-m", "rotator", "run", "--reconcile", "30"]
             args += ["--listen", "127.0.0.1:0", "--log-format", "json"]
             spawned = time.monotonic()
-            process = subprocess.Popen(
-                args,
-                env=env,
-                cwd=workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            process = spawn(args, env, workdir)
             logs = LogWatcher(process.stderr)
             pid = process.pid
 
@@ -449,11 +441,12 @@ def measure(count: int, idle: float, budget: float) -> Figures:
             figures.warnings = len(logs.noisy())
             for event in logs.noisy()[:5]:
                 print(f"  [{count}] logged: {json.dumps(event)[:300]}", file=sys.stderr)
-            process = None
-            built, quiet, rss, noisy = restart(args, env, workdir, deadline)
-            figures.restart_schedule_built, figures.restart_first_pass = built, quiet
-            figures.restart_rss_mb = rss
-            figures.warnings += noisy
+            if figures.partial is None:  # exited: the journal is the restart's alone
+                process = None
+                built, quiet, rss, noisy = restart(args, env, workdir, deadline)
+                figures.restart_schedule_built, figures.restart_first_pass = built, quiet
+                figures.restart_rss_mb = rss
+                figures.warnings += noisy
         except TimedOut as exc:
             figures.partial = f"deadline ({budget:.0f}s) reached at: {exc}"
             if logs is not None:
@@ -468,6 +461,19 @@ def measure(count: int, idle: float, budget: float) -> Figures:
     if bare is not None:
         figures.bare_s, figures.bare_mb = bare
     return figures
+
+
+def spawn(args: list[str], env: dict[str, str], workdir: Path) -> subprocess.Popen[str]:
+    """Start the daemon: its JSON log on a pipe (stderr), nothing on stdin or stdout."""
+    return subprocess.Popen(
+        args,
+        env=env,
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def restart(
@@ -485,15 +491,7 @@ def restart(
     first pass did before planning.
     """
     spawned = time.monotonic()
-    process = subprocess.Popen(
-        args,
-        env=env,
-        cwd=workdir,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = spawn(args, env, workdir)
     try:
         logs = LogWatcher(process.stderr)
         while not (built := logs.find("schedule built")):

@@ -255,6 +255,18 @@ def test_the_summaries_say_what_the_history_says(
         assert got == expected
 
 
+def test_summaries_check_each_rotation_against_its_seal(journal: Journal, clock: FakeClock) -> None:
+    """A rotation row edited outside rotator reads back not intact, latest and open alike."""
+    r = journal.create(_rotation(clock))
+    for transition in _TO_VERIFIED:
+        r = journal.advance(r, transition)
+    assert journal.summaries()["db"].last_rotation.intact  # type: ignore[union-attr]
+    run_sql(journal.url, "UPDATE rotations SET extensions = 5")
+    summary = journal.summaries()["db"]
+    assert summary.last_rotation is not None and not summary.last_rotation.intact
+    assert [o.intact for o in summary.open] == [False]
+
+
 def test_fingerprint_is_keyed_and_key_file_private(journal: Journal, tmp_path: Path) -> None:
     """Fingerprints depend on a 0600 key file, so the database alone cannot confirm a guess."""
     value = SecretValue("correct horse battery staple")

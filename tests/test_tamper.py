@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -338,7 +339,7 @@ def test_the_engine_checks_an_unchanged_journal_without_sealing_a_row_or_writing
     engine.trust._audit_verified = None
     sent = _statements(engine.journal)
     monkeypatch.setattr(engine.journal.trail, "verify", _not_again)
-    monkeypatch.setattr(engine.journal.tampering, "find", _not_again)
+    monkeypatch.setattr(engine.journal.tampering, "find_in", _not_again)
     second = engine.check_state()
     assert second.intact and second.unchanged and second.records == 0
     assert (second.head_seq, second.head_hash) == (first.head_seq, first.head_hash)
@@ -364,7 +365,11 @@ def test_a_row_put_back_while_the_check_reads_is_not_kept_as_checked(
     engine.rotate("app/key")
     engine.trust._audit_verified = None
     engine.check_state()  # keeps the journal as found
+    before = engine.journal.verified.unchanged(0)[1]
     edit, undo = "UPDATE rotations SET state = 'done'", "UPDATE rotations SET state = 'grace'"
+    run_sql(engine.journal.url, edit)
+    run_sql(engine.journal.url, undo)
+    assert engine.journal.verified.unchanged(0)[1] == before  # undone, the content is as it was
     run_sql(engine.journal.url, edit)
     digest = engine.journal.verified.digest
 
@@ -375,12 +380,48 @@ def test_a_row_put_back_while_the_check_reads_is_not_kept_as_checked(
 
     monkeypatch.setattr(engine.journal.verified, "digest", then_undone)
     engine.trust._audit_verified = None
-    CHECKS[check](engine)
+    assert CHECKS[check](engine).tampering  # it checked what it digested: the edit
     monkeypatch.undo()
     run_sql(engine.journal.url, edit)  # and made again
     engine.trust._audit_verified = None
     again = engine.check_state()
     assert not again.unchanged and again.tampering
+
+
+def test_a_check_writes_nothing_while_it_holds_its_state_of_the_journal(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alerts, the digest kept and the anchor are written after the check's read has ended.
+
+    A migration queued behind that read (PostgreSQL) must never wait on a
+    write of the same process that the read itself waits for.
+    """
+    held: list[bool] = []
+    writes: list[bool] = []
+    snapshot, write = engine.journal.database.snapshot, engine.journal.database.write
+
+    @contextmanager
+    def holding() -> Iterator[object]:
+        with snapshot() as state:
+            held.append(True)
+            try:
+                yield state
+            finally:
+                held.pop()
+
+    def writing() -> object:
+        writes.append(bool(held))
+        return write()
+
+    monkeypatch.setattr(engine.journal.database, "snapshot", holding)
+    monkeypatch.setattr(engine.journal.database, "write", writing)
+    engine.rotate("app/key")
+    engine.trust._audit_verified = None
+    assert engine.check_state().intact  # keeps the digest
+    run_sql(engine.journal.url, "UPDATE rotations SET state = 'done'")
+    engine.trust._audit_verified = None
+    assert engine.check_state().tampering  # raises alerts
+    assert writes and not any(writes), writes  # writes made, none while a read was open
 
 
 def test_a_journal_with_no_record_yet_is_kept_too(engine: Engine) -> None:

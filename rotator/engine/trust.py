@@ -10,7 +10,9 @@ record, sets every secret aside until a person checks.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import structlog
 
@@ -19,11 +21,31 @@ from rotator.engine.alerts import Alerting, SecretAlerts
 from rotator.engine.report import Outcome, Result
 from rotator.errors import ConfigError, JournalError
 from rotator.journal.audit import GENESIS, AnchorFile, ChainReport, Tampering
-from rotator.journal.database import Snapshot
 from rotator.journal.journal import Journal
 from rotator.journal.records import SecretSummary
+from rotator.journal.verified import Mark
 
 log = structlog.get_logger("rotator.engine")
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """What one check read in one state of the journal, before anything is acted on."""
+
+    #: The record this process verified last, found missing (None: held, or not looked for).
+    lost: tuple[int, str] | None
+    #: Why the journal lacks the anchored record (None: it holds it, or no anchor).
+    behind: str | None
+    #: The record the chain was checked from (0: the whole chain).
+    chain_from: int
+    #: The journal found as a check at least as strict found it intact (taken).
+    mark: Mark | None
+    #: The digest to keep when the check finds everything intact ("": none to keep).
+    digest: str
+    #: The row-by-row check (None: the mark was taken instead).
+    report: ChainReport | None
+    #: The record by which a person last accepted the journal.
+    accepted: int
 
 
 class JournalTrust:
@@ -49,10 +71,15 @@ class JournalTrust:
         #: What is wrong with the journal as a whole (its head, its anchor): no
         #: secret is acted on while it lasts.
         self.trail_problem: str | None = None
-        # Set once the journal is found without a record this process verified
-        # (restored from an older copy, or a failover that lost commits): kept
-        # until the process ends, whatever the journal looks like afterwards.
+        # Set once the journal is found without a record this process verified:
+        # the anchor file's check, kept in memory. A journal restored under a
+        # running service from an older copy (its ``verified`` digest with it),
+        # or a database failing over to a replica that had not received the
+        # last commits, is otherwise found consistent, and the service would go
+        # on from the older head. Kept until the process ends, whatever the
+        # journal looks like afterwards.
         self._lost: str | None = None
+        self._checking = threading.Lock()
 
     def check_state(self) -> ChainReport:
         """Check the journal before acting: every row, and the chain since it was last verified.
@@ -66,40 +93,6 @@ class JournalTrust:
         checked row by row again (rotator/journal/verified.py).
         """
         return self.check_audit(unless_unchanged=True)
-
-    def _check_unless_unchanged(
-        self,
-        start: tuple[int, str] | None,
-        anchor: tuple[int, str] | None,
-        kept: tuple[int, str] | None,
-        state: Snapshot,
-    ) -> ChainReport:
-        """Check from ``start`` (None: whole) unless the journal is exactly as last found intact.
-
-        A check that finds everything intact keeps the content's digest, so
-        the next one (of any process) is spared the row-by-row check.
-        """
-        chain_from = start[0] if start is not None else 0
-        mark, digest = self.journal.verified.unchanged(chain_from, state)
-        if mark is not None and self._behind_anchor(kept, state) is None and self._lost is None:
-            self._note_tampering(())
-            if mark.head_seq:
-                self._audit_verified = (mark.head_seq, mark.head_hash)
-                report = ChainReport(0, mark.head_seq, mark.head_hash, unchanged=True)
-            else:  # an empty chain: no head to continue from
-                report = ChainReport(0, None, None, unchanged=True)
-            if self.anchor is not None:
-                self.anchor.keep(report)
-            return report
-        report = self._check(start, anchor, kept, state)
-        if report.intact and self.trail_problem is None:
-            # An empty chain (rows but no records yet) is kept at its start.
-            head = (report.head_seq or 0, report.head_hash or GENESIS)
-            try:
-                self.journal.verified.keep(digest, chain_from, head)
-            except JournalError as exc:  # only the next check's cost depends on it
-                log.warning("journal found intact, but that could not be kept", error=str(exc))
-        return report
 
     def check_audit(
         self,
@@ -115,34 +108,96 @@ class JournalTrust:
         full one again. ``unless_unchanged`` (the service's watch pass):
         a journal exactly as a check at least as strict found it intact is
         not checked row by row again, as in :meth:`check_state`; a person's
-        ``audit verify`` always checks every row.
+        ``audit verify`` always checks every row. A check that finds
+        everything intact keeps the content's digest, so that the next one
+        (of any process) is spared the row-by-row check.
         """
+        # Read before the journal's state is fixed: read after, the anchor
+        # could name a record written since, which that state lacks.
         kept = self._anchored()
-        # One state of the journal for the whole check (lookups, digest, chain
-        # and rows): the digest kept when it finds everything intact is then
-        # the digest of what it checked. Read apart, a row edited, put back
-        # while the check read it, and edited again would match a digest
-        # kept as checked.
+        # One check at a time: the watch thread and a pass (a reload, a pass
+        # after a failed one) share what each finds and where it continues.
+        with self._checking:
+            read = self._read(kept, full=full, anchor=anchor, unless_unchanged=unless_unchanged)
+            return self._act_on(read)
+
+    def _read(
+        self,
+        kept: tuple[int, str] | None,
+        *,
+        full: bool,
+        anchor: tuple[int, str] | None,
+        unless_unchanged: bool,
+    ) -> _Reading:
+        """Read all a check needs in one state of the journal, writing nothing.
+
+        One state for the lookups, the digest, the chain and every row: the
+        digest kept when the check finds everything intact is then the
+        digest of what it checked (read apart, a row edited, put back while
+        the check read it, and edited again would match a digest kept as
+        checked). Nothing is written while that state is held (alerts, the
+        digest kept, the anchor all come after): a migration queued behind
+        this read must never wait on this process's own writes.
+        """
+        verified = self._audit_verified
         with self.journal.snapshot() as state:
-            self._notice_lost_head(state)  # a head the journal lost is not checked from
+            lost = None
+            if (
+                self._lost is None
+                and verified is not None
+                and not self.journal.trail.holds(*verified, on=state)
+            ):
+                lost, verified = verified, None  # a head the journal lost is not checked from
             if full:
                 start, anchor = None, anchor or kept
             else:
-                start = None if anchor is not None else self._audit_verified or kept
-            if unless_unchanged and anchor in (None, kept):
-                return self._check_unless_unchanged(start, anchor, kept, state)
-            return self._check(start, anchor, kept, state)
+                start = None if anchor is not None else verified or kept
+            chain_from = start[0] if start is not None else 0
+            mark, digest = None, ""
+            keeping = unless_unchanged and anchor in (None, kept)
+            if keeping:
+                mark, digest = self.journal.verified.unchanged(chain_from, state)
+            behind = None
+            if (
+                kept is not None
+                and self.anchor is not None
+                and not self.journal.trail.holds(*kept, on=state)
+            ):
+                behind = (
+                    f"the journal does not hold the anchored audit record {kept[0]} "
+                    f"({self.anchor.path}): dropped, or restored from an older copy"
+                )
+            if mark is not None and behind is None and lost is None and self._lost is None:
+                return _Reading(lost, behind, chain_from, mark, digest, None, 0)
+            report = self.journal.trail.verify(start=start, anchor=anchor, on=state)
+            accepted = self.journal.trail.accepted_through(on=state)
+        return _Reading(lost, behind, chain_from, None, digest, report, accepted)
 
-    def _check(
-        self,
-        start: tuple[int, str] | None,
-        anchor: tuple[int, str] | None,
-        kept: tuple[int, str] | None,
-        state: Snapshot,
-    ) -> ChainReport:
-        """Verify the chain from ``start`` (None: whole) and every row; alert what is broken."""
-        report = self.journal.trail.verify(start=start, anchor=anchor, on=state)
-        trail = [Tampering(None, what) for what in self._trail_problems(report, kept, state)]
+    def _act_on(self, read: _Reading) -> ChainReport:
+        """Act on what a check read: remember, alert, keep the digest and the anchor."""
+        if read.lost is not None:
+            # Said until the process ends (records appended to the older chain
+            # afterwards change nothing); checks start from the anchor or the
+            # chain's start again (see _lost).
+            self._lost = (
+                f"the journal no longer holds audit record {read.lost[0]}, which this "
+                "process verified: dropped, restored from an older copy, or lost in a "
+                "database failover (restart rotator once a person has checked)"
+            )
+            self._audit_verified = None
+        mark, report = read.mark, read.report
+        if report is None and mark is not None:  # as a check at least as strict found it
+            self._note_tampering(())
+            if mark.head_seq:
+                self._audit_verified = (mark.head_seq, mark.head_hash)
+                report = ChainReport(0, mark.head_seq, mark.head_hash, unchanged=True)
+            else:  # an empty chain: no head to continue from
+                report = ChainReport(0, None, None, unchanged=True)
+            if self.anchor is not None:
+                self.anchor.keep(report)
+            return report
+        assert report is not None  # _read returns a mark or a report
+        trail = [Tampering(None, what) for what in self._trail_problems(read, report)]
         self._note_tampering((*report.tampering, *trail))
         if report.intact:
             # Not past a journal that lost what was verified: it stays distrusted.
@@ -150,6 +205,8 @@ class JournalTrust:
                 self._audit_verified = (report.head_seq, report.head_hash)
                 if self.anchor is not None:
                     self.anchor.keep(report)
+            if read.digest and self.trail_problem is None:
+                self._keep(read, report)
             return report
         self._audit_verified = None
         if trail:  # alerted as the journal not to be trusted
@@ -165,6 +222,15 @@ class JournalTrust:
             details={"first_bad_record": str(report.broken_at)},
         )
         return report
+
+    def _keep(self, read: _Reading, report: ChainReport) -> None:
+        """Keep the digest of the content a check found intact (the next check's shortcut)."""
+        # An empty chain (rows but no records yet) is kept at its start.
+        head = (report.head_seq or 0, report.head_hash or GENESIS)
+        try:
+            self.journal.verified.keep(read.digest, read.chain_from, head)
+        except JournalError as exc:  # only the next check's cost depends on it
+            log.warning("journal found intact, but that could not be kept", error=str(exc))
 
     def hold_everything(self, reason: str) -> None:
         """Act on no secret until the journal is checked again (a check that could not run)."""
@@ -195,17 +261,12 @@ class JournalTrust:
             alerted=True,
         )
 
-    def _trail_problems(
-        self, report: ChainReport, kept: tuple[int, str] | None, state: Snapshot
-    ) -> list[str]:
+    def _trail_problems(self, read: _Reading, report: ChainReport) -> list[str]:
         """Say what makes the whole journal untrustworthy: a recent chain break, a lost anchor."""
         found = []
-        if (
-            report.problem is not None
-            and (report.broken_at or 0) > self.journal.trail.accepted_through()
-        ):
+        if report.problem is not None and (report.broken_at or 0) > read.accepted:
             found.append(f"the audit trail: {report.problem}")
-        for behind in (self._behind_anchor(kept, state), self._lost):
+        for behind in (read.behind, self._lost):
             if behind is not None:
                 found.append(behind)
         return found
@@ -218,39 +279,6 @@ class JournalTrust:
             return self.anchor.read()
         except (OSError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
-
-    def _behind_anchor(self, kept: tuple[int, str] | None, state: Snapshot) -> str | None:
-        """Say whether the journal (in ``state``) lacks the anchored record ``kept``."""
-        if kept is None or self.anchor is None or self.journal.trail.holds(*kept, on=state):
-            return None
-        return (
-            f"the journal does not hold the anchored audit record {kept[0]} "
-            f"({self.anchor.path}): dropped, or restored from an older copy"
-        )
-
-    def _notice_lost_head(self, state: Snapshot) -> None:
-        """Note (in ``_lost``) when the journal (in ``state``) lacks the last record verified.
-
-        The anchor file's check, kept in memory: a journal restored under a
-        running service from an older copy (its ``verified`` digest with it),
-        or a database failing over to a replica that had not received the
-        last commits, is otherwise found consistent, and the service would
-        go on from the older head. Once found, said until the process ends
-        (records appended to the older chain afterwards change nothing), and
-        checks start from the anchor or the chain's start again.
-        """
-        verified = self._audit_verified
-        if (
-            self._lost is None
-            and verified is not None
-            and not self.journal.trail.holds(*verified, on=state)
-        ):
-            self._lost = (
-                f"the journal no longer holds audit record {verified[0]}, which this "
-                "process verified: dropped, restored from an older copy, or lost in a "
-                "database failover (restart rotator once a person has checked)"
-            )
-            self._audit_verified = None
 
     def _note_tampering(self, found: Iterable[Tampering]) -> None:
         """Remember which secrets failed their check, and alert each (critical, once)."""

@@ -50,8 +50,9 @@ SQLITE_BUSY_SECONDS = 10
 class Snapshot:
     """One state of the journal: an open read every statement of which sees that state.
 
-    Made by :meth:`rotator.journal.journal.Journal.snapshot`; a check and
-    the reads after it pass it along to read the same state.
+    Made by :meth:`Database.snapshot`; the state is the one its first
+    statement finds. A check passes it to each read it makes, so that all
+    of them see what the first did.
     """
 
     conn: Connection
@@ -198,6 +199,18 @@ class Database:
             raise JournalUnavailable(f"journal unreachable: {type(exc).__name__}") from None
         except SQLAlchemyError as exc:
             raise JournalError(f"journal read failed: {type(exc).__name__}") from None
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """Open a read whose every statement sees one state of the journal (its first's)."""
+        with self.read() as conn:
+            if conn.dialect.name == "postgresql":
+                # Every query of a check must see one state: other runs write
+                # meanwhile, and a row read after the record that last wrote it
+                # (or a head read after the chain's end) would seem tampered
+                # with. (A SQLite read already holds one snapshot: see read.)
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            yield Snapshot(conn)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

@@ -14,8 +14,8 @@ names: ``journal.leases``, ``journal.trail``, ``journal.tampering``,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -350,17 +350,15 @@ class Journal:
         while it finds anything) and the rotations to finish, the ones the
         check just passed, in one read instead of two.
         """
-        with self.tampering.snapshot() as conn:
-            found = self.tampering.find_if_sealed(conn, secret)
-            rows = conn.execute(_OPEN_OF, {"secret": secret}).all()
+        with self.database.snapshot() as state:
+            found = self.tampering.find_if_sealed(state.conn, secret)
+            rows = state.conn.execute(_OPEN_OF, {"secret": secret}).all()
         key = self.database.keys.row_if_present()
         return found, [row_to_rotation(r, key) for r in rows]
 
-    @contextmanager
-    def snapshot(self) -> Iterator[Snapshot]:
+    def snapshot(self) -> AbstractContextManager[Snapshot]:
         """Open a read of one state of the journal: a check reads all it checks in one."""
-        with self.tampering.snapshot() as conn:
-            yield Snapshot(conn)
+        return self.database.snapshot()
 
     def summaries(
         self, secret: str | None = None, *, names: Collection[str] | None = None
@@ -381,29 +379,25 @@ class Journal:
         return found
 
     def _summaries(self, names: list[str] | None) -> dict[str, SecretSummary]:
-        """Read the summaries of ``names`` (None: every secret) in one read."""
-        with self.database.read() as conn:
-            return self._summaries_in(conn, names, self.database.keys.row_if_present())
-
-    def _summaries_in(
-        self, conn: Connection, names: list[str] | None, key: bytes | None
-    ) -> dict[str, SecretSummary]:
-        """Read the summaries on ``conn``, each rotation row's seal checked under ``key``."""
+        """Read the summaries of ``names`` (None: every secret) in one read, each row sealed."""
         last_success, latest, streaks, open_query = _SUMMARY_QUERIES[names is not None]
         params = {} if names is None else {"names": names}
-        # Raw rows, decoded column by column: a row object per rotation
-        # cost more than checking its seal (rotator/journal/rows.py).
-        decode = rotation_decoder(conn.dialect, key)
-        when = time_decoder(conn.dialect)
-        last = {r.secret: r for r in map(decode, _raw(conn, latest, params))}
-        if not last:
-            # No rotation of these secrets at all (in this snapshot): nothing
-            # else to find (a secret never rotated, the common case at first).
-            return {}
-        successes = {secret: when(at) for secret, at in _raw(conn, last_success, params)}
-        failures = {secret: int(n) for secret, n in _raw(conn, streaks, params)}
+        key = self.database.keys.row_if_present()
+        with self.database.read() as conn:
+            # Raw rows, decoded column by column: a row object per rotation
+            # cost more than checking its seal (rotator/journal/rows.py).
+            decode = rotation_decoder(conn.dialect, key)
+            when = time_decoder(conn.dialect)
+            last = {r.secret: r for r in map(decode, _raw(conn, latest, params))}
+            if not last:
+                # No rotation of these secrets at all (in this snapshot): nothing
+                # else to find (a secret never rotated, the common case at first).
+                return {}
+            successes = {secret: when(at) for secret, at in _raw(conn, last_success, params)}
+            failures = {secret: int(n) for secret, n in _raw(conn, streaks, params)}
+            open_rows = _raw(conn, open_query, params)
         open_by_secret: dict[str, list[Rotation]] = {}
-        for rotation in map(decode, _raw(conn, open_query, params)):
+        for rotation in map(decode, open_rows):
             open_by_secret.setdefault(rotation.secret, []).append(rotation)
         return {
             name: SecretSummary(
@@ -467,11 +461,11 @@ class Journal:
         return [(r, by_rotation.get(r.id, [])) for r in (row_to_rotation(x, key) for x in rows)]
 
 
-def _raw(conn: Connection, query: sa.Select[Any], params: dict[str, Any]) -> list[Any]:
+def _raw(conn: Connection, query: sa.Select[Any], params: dict[str, Any]) -> Sequence[Any]:
     """Return the driver's own rows of ``query`` (columns in the select's order)."""
     result = conn.execute(query, params)
     try:
-        return list(result.cursor.fetchall())
+        return result.cursor.fetchall()
     finally:
         result.close()
 

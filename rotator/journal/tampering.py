@@ -11,8 +11,6 @@ last acceptance (``rotator audit accept``) are no longer reported.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,23 +45,11 @@ class TamperChecks:
         """
         if not self._has_sealed_rows():
             return ()  # not upgraded yet: nothing is sealed
-        with self.snapshot() as conn:
-            return self.find_in(conn, secret)
-
-    @contextmanager
-    def snapshot(self) -> Iterator[Connection]:
-        """Open a read whose every statement sees one state of the journal."""
-        with self.database.read() as conn:
-            if conn.dialect.name == "postgresql":
-                # Every query of a check must see one state: other runs write
-                # meanwhile, and a row read after the record that last wrote it
-                # (or a head read after the chain's end) would seem tampered
-                # with. (A SQLite read already holds one snapshot: see Database.read.)
-                conn.execution_options(isolation_level="REPEATABLE READ")
-            yield conn
+        with self.database.snapshot() as state:
+            return self.find_in(state.conn, secret)
 
     def find_if_sealed(self, conn: Connection, secret: str | None) -> tuple[Tampering, ...]:
-        """Find what :meth:`find` finds, on ``conn`` (a :meth:`snapshot`)."""
+        """Find what :meth:`find` finds, on ``conn`` (a :meth:`Database.snapshot`'s)."""
         return self.find_in(conn, secret) if self._has_sealed_rows() else ()
 
     def _has_sealed_rows(self) -> bool:

@@ -126,14 +126,9 @@ class Trail:
         with self.database.write() as conn:
             return self.append(conn, record)
 
-    def holds(self, seq: int, digest: str, *, on: Snapshot | None = None) -> bool:
-        """Tell whether the chain (in ``on``, or now) holds record ``seq`` with hash ``digest``."""
-        query = sa.select(audit.c.hash).where(audit.c.seq == seq)
-        if on is not None:
-            found = on.conn.execute(query).scalar()
-        else:
-            with self.database.read() as conn:
-                found = conn.execute(query).scalar()
+    def holds(self, seq: int, digest: str, *, on: Snapshot) -> bool:
+        """Tell whether the chain (in ``on``) holds record ``seq`` with the hash ``digest``."""
+        found = on.conn.execute(sa.select(audit.c.hash).where(audit.c.seq == seq)).scalar()
         return found is not None and hmac.compare_digest(found, digest)
 
     def records(
@@ -263,10 +258,9 @@ class Trail:
         )
         return self.append(conn, record)
 
-    def accepted_through(self) -> int:
-        """Return the record by which a person last accepted the journal as found (0: never)."""
-        with self.database.read() as conn:
-            if not sa.inspect(conn).has_table("audit_head"):
-                return 0
-            accepted = conn.scalar(sa.select(audit_head.c.accepted).where(audit_head.c.id == 1))
-        return int(accepted or 0)
+    def accepted_through(self, *, on: Snapshot) -> int:
+        """Return the record by which a person last accepted the journal (0: never), in ``on``."""
+        if not self.database.has_tables("audit_head"):
+            return 0
+        query = sa.select(audit_head.c.accepted).where(audit_head.c.id == 1)
+        return int(on.conn.scalar(query) or 0)

@@ -118,11 +118,13 @@ class VerifiedContent:
         which has no back-references), whose bytes decode to one content
         only; a page holding a value ``marshal`` cannot write (PostgreSQL's
         times) is written with ``repr``, unambiguous for strings, numbers
-        and times, and tagged apart. Another Python (or rotator) may write
-        the same content otherwise: its digest then differs, and the check
-        is a full one, never a wrong one.
+        and times, and tagged apart (on PostgreSQL every page is). Another
+        Python (or rotator) may write the same content otherwise: its digest
+        then differs, and the check is a full one, never a wrong one.
         """
         found = hashlib.sha256()
+        # PostgreSQL's rows hold times, which marshal cannot write: repr at once.
+        sqlite = conn.dialect.name == "sqlite"
         for name, query in _CONTENT:
             found.update(f"\0{name}\0".encode())
             # Through the connection (so inside its transaction), read from
@@ -130,7 +132,7 @@ class VerifiedContent:
             cursor = conn.exec_driver_sql(query).cursor
             try:
                 while rows := cursor.fetchmany(_PAGE):
-                    found.update(_page(rows))
+                    found.update(_page(rows, marshalled=sqlite))
             finally:
                 cursor.close()
         return found.hexdigest()
@@ -160,11 +162,8 @@ class VerifiedContent:
             return None, ""
         if on is not None:
             return self._unchanged(on.conn, chain_from)
-        with self.database.read() as conn:
-            if conn.dialect.name == "postgresql":
-                # The digest and the mark must be read from one state.
-                conn.execution_options(isolation_level="REPEATABLE READ")
-            return self._unchanged(conn, chain_from)
+        with self.database.snapshot() as state:  # the digest and the mark from one state
+            return self._unchanged(state.conn, chain_from)
 
     def _unchanged(self, conn: Connection, chain_from: int) -> tuple[Mark | None, str]:
         """Do what :meth:`unchanged` says, on ``conn``."""
@@ -200,12 +199,14 @@ class VerifiedContent:
             conn.execute(verified.insert().values(**values, seal=seal))
 
 
-def _page(rows: Sequence[Any]) -> bytes:
+def _page(rows: Sequence[Any], *, marshalled: bool) -> bytes:
     """Return the bytes a page of raw rows adds to the digest (:meth:`VerifiedContent.digest`)."""
-    try:
-        return b"m" + marshal.dumps(list(rows), 2)
-    except ValueError:  # a value marshal cannot write, such as a datetime
-        return b"r" + repr(rows).encode()
+    if marshalled:
+        try:
+            return b"m" + marshal.dumps(list(rows), 2)
+        except ValueError:  # a value marshal cannot write, such as a datetime
+            pass
+    return b"r" + repr(rows).encode()
 
 
 def _values(row: Any) -> dict[str, Any]:
