@@ -391,7 +391,7 @@ def test_a_row_put_back_while_the_check_reads_is_not_kept_as_checked(
 def test_a_check_writes_nothing_while_it_holds_its_state_of_the_journal(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Alerts, the digest kept and the anchor are written after the check's read has ended.
+    """The digest kept and the alerts raised are written after the check's read has ended.
 
     A migration queued behind that read (PostgreSQL) must never wait on a
     write of the same process that the read itself waits for.
@@ -417,11 +417,15 @@ def test_a_check_writes_nothing_while_it_holds_its_state_of_the_journal(
     monkeypatch.setattr(engine.journal.database, "write", writing)
     engine.rotate("app/key")
     engine.trust._audit_verified = None
-    assert engine.check_state().intact  # keeps the digest
+    writes.clear()  # the rotation's own
+    assert engine.check_state().intact
+    assert writes and engine.journal.verified.unchanged(0)[0] is not None  # a digest kept
+    kept = len(writes)
     run_sql(engine.journal.url, "UPDATE rotations SET state = 'done'")
     engine.trust._audit_verified = None
-    assert engine.check_state().tampering  # raises alerts
-    assert writes and not any(writes), writes  # writes made, none while a read was open
+    assert engine.check_state().tampering
+    assert len(writes) > kept and engine.journal.alerts.rows()  # alerts written
+    assert not any(writes), writes  # none while a check's read was open
 
 
 def test_a_journal_with_no_record_yet_is_kept_too(engine: Engine) -> None:

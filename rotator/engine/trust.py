@@ -36,7 +36,7 @@ class _Reading:
     lost: tuple[int, str] | None
     #: Why the journal lacks the anchored record (None: it holds it, or no anchor).
     behind: str | None
-    #: The record the chain was checked from (0: the whole chain).
+    #: The record the chain is checked from, or the mark answers from (0: the whole chain).
     chain_from: int
     #: The journal found as a check at least as strict found it intact (taken).
     mark: Mark | None
@@ -44,7 +44,7 @@ class _Reading:
     digest: str
     #: The row-by-row check (None: the mark was taken instead).
     report: ChainReport | None
-    #: The record by which a person last accepted the journal.
+    #: The record by which a person last accepted the journal (0 too when not read: a mark).
     accepted: int
 
 
@@ -108,9 +108,10 @@ class JournalTrust:
         full one again. ``unless_unchanged`` (the service's watch pass):
         a journal exactly as a check at least as strict found it intact is
         not checked row by row again, as in :meth:`check_state`; a person's
-        ``audit verify`` always checks every row. A check that finds
-        everything intact keeps the content's digest, so that the next one
-        (of any process) is spared the row-by-row check.
+        ``audit verify`` always checks every row. A check made
+        ``unless_unchanged`` that finds everything intact keeps the
+        content's digest, so that the next one (of any process) is spared
+        the row-by-row check.
         """
         # Read before the journal's state is fixed: read after, the anchor
         # could name a record written since, which that state lacks.

@@ -390,7 +390,7 @@ class Journal:
             when = time_decoder(conn.dialect)
             last = {r.secret: r for r in map(decode, _raw(conn, latest, params))}
             if not last:
-                # No rotation of these secrets at all (in this snapshot): nothing
+                # No rotation of these secrets at all (in this read): nothing
                 # else to find (a secret never rotated, the common case at first).
                 return {}
             successes = {secret: when(at) for secret, at in _raw(conn, last_success, params)}

@@ -260,7 +260,7 @@ class Trail:
 
     def accepted_through(self, *, on: Snapshot) -> int:
         """Return the record by which a person last accepted the journal (0: never), in ``on``."""
-        if not self.database.has_tables("audit_head"):
+        if not sa.inspect(on.conn).has_table("audit_head"):
             return 0
         query = sa.select(audit_head.c.accepted).where(audit_head.c.id == 1)
         return int(on.conn.scalar(query) or 0)
