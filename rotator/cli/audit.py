@@ -62,8 +62,7 @@ def verify(config: str, state: str, anchor: str | None, as_json: bool) -> None:
         engine, _ = engine_for_reading(config, state)
         report = engine.check_audit(full=True, anchor=anchored)
     else:
-        with journal.snapshot() as moment:  # the chain and every row as of one moment
-            report = journal.trail.verify(anchor=anchored, on=moment)
+        report = journal.trail.verify(anchor=anchored)
         if kept is not None:
             kept.keep(report)
     if as_json:

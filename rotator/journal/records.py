@@ -151,15 +151,14 @@ def row_to_rotation(row: sa.Row[Any], key: bytes | None) -> Rotation:
     # _asdict, not _mapping.items(): the latter rebuilds the key view per row,
     # which was most of the cost of reading 100,000 summaries.
     data = {k: v for k, v in row._asdict().items() if k in ROTATION_FIELDS}
-    seal = row.seal
+    return rotation_from(data, row.seal, key)
+
+
+def rotation_from(data: dict[str, Any], seal: str | None, key: bytes | None) -> Rotation:
+    """Return the Rotation of a row's decoded columns (consumed), its seal checked under ``key``."""
     intact = key is None or (
         seal is not None and hmac.compare_digest(seal_row(key, "rotations", data), seal)
     )
-    return rotation_from(data, seal, intact=intact)
-
-
-def rotation_from(data: dict[str, Any], seal: str | None, *, intact: bool) -> Rotation:
-    """Return the Rotation of a ``rotations`` row's decoded columns (``data`` is consumed)."""
     data["state"] = State(data["state"])
     known = data.get("known_refs")
     data["known_refs"] = None if known is None else tuple(json.loads(known))

@@ -10,13 +10,11 @@ checked against its seal.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
-from rotator.journal.audit import seal_row
 from rotator.journal.records import ROTATION_FIELDS, Rotation, rotation_from
 from rotator.journal.schema import rotations
 
@@ -39,11 +37,7 @@ def rotation_decoder(dialect: sa.Dialect, key: bytes | None) -> Callable[[Sequen
         data = {
             name: row[i] if process is None else process(row[i]) for i, name, process in columns
         }
-        seal = row[_SEAL]
-        intact = key is None or (
-            seal is not None and hmac.compare_digest(seal_row(key, "rotations", data), seal)
-        )
-        return rotation_from(data, seal, intact=intact)
+        return rotation_from(data, row[_SEAL], key)
 
     return decode
 

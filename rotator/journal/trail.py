@@ -177,14 +177,15 @@ class Trail:
         The rows are always checked whole: each rotation, event and lease
         against its seal, each rotation and event against the audit record
         that last wrote it, every rotation the trail names still there, and
-        the chain's last record against its sealed head. All of it in ``on``
-        (one state of the journal) when given.
+        the chain's last record against its sealed head. All of it in one
+        state of the journal: ``on``, or one of its own.
         """
+        if on is None:
+            with self.database.snapshot() as state:
+                return self.verify(anchor=anchor, start=start, on=state)
         records = self.records(after=start[0] if start else 0, on=on)
         chain = verify_chain(records, self.database.keys.chain(), anchor=anchor, start=start)
-        found = (
-            self.tampering.find() if on is None else self.tampering.find_if_sealed(on.conn, None)
-        )
+        found = self.tampering.find_if_sealed(on.conn, None)
         return replace(chain, tampering=found, whole=start is None)
 
     def accept(
