@@ -24,10 +24,10 @@ from rotator.journal.audit import (
     GENESIS,
     AuditRecord,
     JsonlSink,
-    _timestamp,
     actor,
     chain_key,
     seal_row,
+    seal_time,
     verify_chain,
 )
 from rotator.journal.journal import Journal
@@ -354,7 +354,7 @@ def test_a_record_linked_in_one_go_is_the_record_numbered_then_sealed(bound: boo
 )
 def test_times_are_sealed_in_the_text_every_seal_was_made_with(at: datetime) -> None:
     """The faster formatting writes exactly what strftime wrote: existing seals still hold."""
-    assert _timestamp(at) == at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert seal_time(at) == at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def test_a_row_seal_is_the_one_rotator_has_always_made() -> None:

@@ -7,8 +7,8 @@ import stat
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,8 @@ from rotator.adapters.secret import SecretValue
 from rotator.errors import JournalError, LeaseLost
 from rotator.journal import database
 from rotator.journal.journal import Journal
-from rotator.journal.records import Rotation, rotation_values
+from rotator.journal.records import Rotation, rotation_values, row_to_rotation
+from rotator.journal.rows import raw_rows, rotation_decoder, rotation_seal_check
 from rotator.journal.schema import SCHEMA_VERSION, rotations, schema_migrations
 from rotator.journal.shares import TTL as SHARE_TTL
 from rotator.lifecycle import TERMINAL, State, Step, Transition, TransitionError
@@ -253,6 +254,94 @@ def test_the_summaries_say_what_the_history_says(
             summary.failures_in_a_row,
         )
         assert got == expected
+
+
+@pytest.fixture
+def sqlite_journal(clock: FakeClock, tmp_path: Path) -> Iterator[Journal]:
+    """A migrated journal in a SQLite file, whatever database the run tests."""
+    j = Journal(f"sqlite:///{tmp_path / 'rows.db'}", clock, key_file=tmp_path / "rows.key")
+    j.migrate()
+    yield j
+    j.close()
+
+
+#: How a drawn time is written into SQLite's text column by hand: as SQLAlchemy
+#: writes it, other forms SQLAlchemy still reads, another instant, and texts
+#: that are not a time at all.
+_STORED_FORMS: dict[str, Callable[[datetime], str]] = {
+    "as stored": lambda at: f"{at.year:04d}-{at:%m-%d %H:%M:%S}.{at.microsecond:06d}",
+    "no fraction": lambda at: f"{at.year:04d}-{at:%m-%d %H:%M:%S}",
+    "iso T": lambda at: f"{at.year:04d}-{at:%m-%dT%H:%M:%S}.{at.microsecond:06d}",
+    "a microsecond on": lambda at: (
+        f"{at.year:04d}-{at:%m-%d %H:%M:%S}.{(at.microsecond + 1) % 10**6:06d}"
+    ),
+    "month 13": lambda at: f"{at.year:04d}-13-{at:%d %H:%M:%S}.{at.microsecond:06d}",
+    "unicode digit": lambda at: (
+        f"\u0662{at.year:04d}"[:4] + f"-{at:%m-%d %H:%M:%S}.{at.microsecond:06d}"
+    ),
+}
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    at=st.datetimes(
+        min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+    ),
+    column=st.sampled_from(["created_at", "promoted_at", "revoked_at"]),
+    form=st.sampled_from(sorted(_STORED_FORMS)),
+)
+def test_a_raw_row_is_sealed_and_decoded_as_its_row_object_is(
+    sqlite_journal: Journal, at: datetime, column: str, form: str
+) -> None:
+    """Sealing SQLite's stored time text as it is finds what the decoded row's seal finds.
+
+    The tamper checks and the summaries check each raw row without parsing
+    its times (rotator/journal/rows.py); whatever text a time column holds,
+    the verdict, and the rotation decoded, are those of the row object.
+    """
+    journal = sqlite_journal
+    key = journal.database.keys.row()
+    rotation = Rotation(
+        id="a" * 32,
+        secret="app/db",
+        state=State.GRACE,
+        trigger="schedule",
+        created_at=at,
+        updated_at=at,
+        promoted_at=at,
+        revoked_at=at,
+    )
+    text = _STORED_FORMS[form](at)
+    with journal.database.write() as conn:
+        conn.execute(rotations.delete())
+        conn.execute(rotations.insert(), [rotation_values(rotation, key)])
+        conn.exec_driver_sql(f"UPDATE rotations SET {column} = ?", (text,))
+    with journal.database.read() as conn:
+        [raw] = list(raw_rows(conn, sa.select(rotations)))
+        check = rotation_seal_check(conn.dialect, key)
+        decode = rotation_decoder(conn.dialect, key)
+        try:  # SQLAlchemy decodes as it fetches
+            [row] = conn.execute(sa.select(rotations)).all()
+            expected: Rotation | type[Exception] = row_to_rotation(row, key)
+        except ValueError:
+            expected = ValueError
+        if expected is ValueError:
+            # Not a time: the check finds the row edited (rotator never wrote
+            # it), and decoding it fails, as it did before.
+            assert check(raw) is False
+            with pytest.raises(ValueError):
+                decode(raw)
+            return
+        assert isinstance(expected, Rotation)
+        assert check(raw) is expected.intact
+        assert decode(raw) == expected
+    # The premise: the same text as SQLAlchemy writes it is intact; another instant is not.
+    if form == "as stored" or (form == "no fraction" and at.microsecond == 0):
+        assert expected.intact
+    if form == "a microsecond on":
+        assert not expected.intact
 
 
 def test_summaries_check_each_rotation_against_its_seal(journal: Journal, clock: FakeClock) -> None:

@@ -128,7 +128,7 @@ class AuditRecord:
         built once: it is made for every step the journal records.
         """
         data = self.columns() | {"seq": seq, "prev_hash": prev_hash}
-        body = _canonical(data | {"at": _timestamp(self.at)})
+        body = _canonical(data | {"at": seal_time(self.at)})
         data["hash"] = hmac.new(key, body, hashlib.sha256).hexdigest()
         return AuditRecord(**data)
 
@@ -141,7 +141,7 @@ class AuditRecord:
         # Every field holds a flat value, so a shallow copy: dataclasses.asdict
         # deep-copies each one, which was most of verifying a chain.
         data: dict[str, object] = {name: getattr(self, name) for name in FIELDS}
-        data["at"] = _timestamp(self.at)
+        data["at"] = seal_time(self.at)
         return data
 
 
@@ -162,7 +162,7 @@ def _canonical(data: Mapping[str, object]) -> bytes:
     return json.dumps(covered, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _timestamp(at: datetime) -> str:
+def seal_time(at: datetime) -> str:
     """Format a time the same way whatever database it came back from.
 
     The text is ``strftime("%Y-%m-%dT%H:%M:%S.%fZ")`` of the time in UTC, the
@@ -201,10 +201,18 @@ def seal_row(key: bytes, table: str, values: Mapping[str, object]) -> str:
     the ``seal`` column itself is left out.
     """
     data = {
-        name: _timestamp(value) if isinstance(value, datetime) else value
+        name: seal_time(value) if isinstance(value, datetime) else value
         for name, value in values.items()
         if name != "seal"
     }
+    return seal_written(key, table, data)
+
+
+def seal_written(key: bytes, table: str, data: Mapping[str, object]) -> str:
+    """Return the seal of a row's values written as :func:`seal_row` writes them.
+
+    For a reader that has the values in that form already: nothing is converted.
+    """
     body = _SEAL_JSON([table, data])
     # The one-shot HMAC: the same digest as hmac.new(...).hexdigest(), without the object.
     return hmac.digest(key, body.encode(), "sha256").hex()
@@ -330,7 +338,7 @@ def verify_chain(
 
 def _where(record: AuditRecord) -> str:
     """Name a record in a problem: its number, time, action and secret."""
-    where = f"record {record.seq} ({_timestamp(record.at)}, {record.action}"
+    where = f"record {record.seq} ({seal_time(record.at)}, {record.action}"
     return where + (f" of {record.secret})" if record.secret else ")")
 
 

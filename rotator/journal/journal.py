@@ -32,7 +32,7 @@ from rotator.journal.database import Database, Snapshot, in_chunks
 from rotator.journal.leases import Leases
 from rotator.journal.outbox import AlertOutbox
 from rotator.journal.records import Event, Rotation, SecretSummary, rotation_values, row_to_rotation
-from rotator.journal.rows import rotation_decoder, time_decoder
+from rotator.journal.rows import raw_rows, rotation_decoder, time_decoder
 from rotator.journal.schema import UTCDateTime, events, rotations
 from rotator.journal.shares import QuotaShares
 from rotator.journal.tampering import TamperChecks
@@ -461,13 +461,9 @@ class Journal:
         return [(r, by_rotation.get(r.id, [])) for r in (row_to_rotation(x, key) for x in rows)]
 
 
-def _raw(conn: Connection, query: sa.Select[Any], params: dict[str, Any]) -> Sequence[Any]:
+def _raw(conn: Connection, query: sa.Select[Any], params: dict[str, Any]) -> list[Sequence[Any]]:
     """Return the driver's own rows of ``query`` (columns in the select's order)."""
-    result = conn.execute(query, params)
-    try:
-        return result.cursor.fetchall()
-    finally:
-        result.close()
+    return list(raw_rows(conn, query, params))
 
 
 def _event_action(trigger: str, outcome: str, src: State | None) -> str:

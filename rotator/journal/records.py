@@ -154,11 +154,24 @@ def row_to_rotation(row: sa.Row[Any], key: bytes | None) -> Rotation:
     return rotation_from(data, row.seal, key)
 
 
-def rotation_from(data: dict[str, Any], seal: str | None, key: bytes | None) -> Rotation:
-    """Return the Rotation of a row's decoded columns (consumed), its seal checked under ``key``."""
-    intact = key is None or (
-        seal is not None and hmac.compare_digest(seal_row(key, "rotations", data), seal)
-    )
+def rotation_sealed(data: dict[str, Any], seal: str | None, key: bytes) -> bool:
+    """Tell whether a ``rotations`` row's columns match ``seal`` under ``key``.
+
+    ``data`` holds its decoded columns; a time may also be given as the text
+    its seal writes (see rotator/journal/rows.py).
+    """
+    return seal is not None and hmac.compare_digest(seal_row(key, "rotations", data), seal)
+
+
+def rotation_from(
+    data: dict[str, Any], seal: str | None, key: bytes | None, *, intact: bool | None = None
+) -> Rotation:
+    """Return the Rotation of a row's decoded columns (consumed), its seal checked under ``key``.
+
+    ``intact``: what a check of the same row already found (not checked again).
+    """
+    if intact is None:
+        intact = key is None or rotation_sealed(data, seal, key)
     data["state"] = State(data["state"])
     known = data.get("known_refs")
     data["known_refs"] = None if known is None else tuple(json.loads(known))
