@@ -211,7 +211,9 @@ def plan_orphans(
     names: Collection[str] | None,
 ) -> list[PlanItem]:
     """Report the open rotations of secrets no policy names any more (among ``names``)."""
-    orphans = set(summaries) - set(policies)
+    # Each secret summarised looked up, not the whole policy set copied (the
+    # service plans 100,000 policies a chunk at a time).
+    orphans = {name for name in summaries if name not in policies}
     if names is not None:
         orphans &= set(names)
     return [
