@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from rotator.adapters.ratelimit import Pacing
 from rotator.adapters.secret import SecretValue
-from rotator.errors import JournalError, LeaseLost
+from rotator.errors import JournalError, JournalUnavailable, LeaseLost
 from rotator.journal import database
 from rotator.journal.journal import Journal
 from rotator.journal.records import Rotation, rotation_values, row_to_rotation
@@ -528,6 +529,28 @@ def test_without_the_ping_a_dropped_connection_fails_the_read(
     monkeypatch.setattr(database, "IDLE_BEFORE_PING", 1e9)
     with pytest.raises(JournalError, match="unreachable"):
         _backend(pg_journal)
+
+
+def test_a_journal_server_not_answering_is_unavailable_when_asked_if_it_exists(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    """Whether the journal exists, asked of a server that does not answer: try again later.
+
+    ``plan`` and the service ask this first; the answer must be the
+    retryable error every other read gives, its password masked.
+    """
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    journal = Journal(
+        f"postgresql+psycopg://rotator:s3cret-pw@127.0.0.1:{port}/rotator?connect_timeout=2",
+        clock,
+        key_file=tmp_path / "fingerprint.key",
+    )
+    with pytest.raises(JournalUnavailable) as raised:
+        journal.database.exists()
+    assert raised.value.retryable
+    assert "s3cret-pw" not in str(raised.value)
 
 
 def test_a_connection_reused_at_once_is_not_pinged(

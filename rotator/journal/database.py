@@ -107,6 +107,10 @@ class Database:
         try:
             with self._engine.connect() as conn:
                 return sa.inspect(conn).has_table("schema_migrations")
+        except (OperationalError, InterfaceError) as exc:  # not answering: as read says it
+            raise JournalUnavailable(
+                f"cannot read journal {self.describe()}: {said(exc)}"
+            ) from None
         except SQLAlchemyError as exc:
             raise JournalError(f"cannot read journal {self.describe()}: {said(exc)}") from None
 
