@@ -9,12 +9,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from rotator.adapters.ratelimit import Pacing
@@ -266,30 +267,48 @@ def sqlite_journal(clock: FakeClock, tmp_path: Path) -> Iterator[Journal]:
     j.close()
 
 
-#: How a drawn time is written into SQLite's text column by hand: as SQLAlchemy
-#: writes it, other forms SQLAlchemy still reads, another instant, and texts
-#: that are not a time at all.
-_STORED_FORMS: dict[str, Callable[[datetime], str]] = {
-    "as stored": lambda at: f"{at.year:04d}-{at:%m-%d %H:%M:%S}.{at.microsecond:06d}",
-    "no fraction": lambda at: f"{at.year:04d}-{at:%m-%d %H:%M:%S}",
-    "iso T": lambda at: f"{at.year:04d}-{at:%m-%dT%H:%M:%S}.{at.microsecond:06d}",
-    "a microsecond on": lambda at: (
-        f"{at.year:04d}-{at:%m-%d %H:%M:%S}.{(at.microsecond + 1) % 10**6:06d}"
-    ),
-    "month 13": lambda at: f"{at.year:04d}-13-{at:%d %H:%M:%S}.{at.microsecond:06d}",
-    "unicode digit": lambda at: (
-        f"\u0662{at.year:04d}"[:4] + f"-{at:%m-%d %H:%M:%S}.{at.microsecond:06d}"
-    ),
+def _stored(
+    at: datetime, *, sep: str = " ", fraction: bool = True, micro: int | None = None
+) -> str:
+    """Write ``at`` as SQLAlchemy stores a time in SQLite, or in a form near it."""
+    text = f"{at.year:04d}-{at:%m-%d}{sep}{at:%H:%M:%S}"
+    return f"{text}.{at.microsecond if micro is None else micro:06d}" if fraction else text
+
+
+def _other_digit(text: str) -> str:
+    """Write the year's first digit as the Arabic-Indic digit of the same value."""
+    return chr(0x660 + int(text[0])) + text[1:]
+
+
+#: What a time column may be set to by hand, from a drawn time: its text as
+#: SQLAlchemy writes it, other forms SQLAlchemy still reads, another instant,
+#: and values that are no time at all (texts, numbers, bytes, NULL).
+_STORED_FORMS: dict[str, Callable[[datetime], object]] = {
+    "as stored": _stored,
+    "no fraction": lambda at: _stored(at, fraction=False),
+    "iso T": lambda at: _stored(at, sep="T"),
+    "with an offset": lambda at: _stored(at) + "+00:00",
+    "a microsecond on": lambda at: _stored(at, micro=(at.microsecond + 1) % 10**6),
+    "month 13": lambda at: _stored(at).replace(f"-{at:%m}-", "-13-", 1),
+    "hour 24": lambda at: _stored(at, sep=" ")[:11] + "24:00:00.000000",
+    "unicode digit": lambda at: _other_digit(_stored(at)),
+    "an integer": lambda at: at.year * 10000 + at.month * 100 + at.day,
+    "a float": lambda at: at.timestamp(),
+    "bytes": lambda at: _stored(at).encode(),
+    "NULL": lambda at: None,
 }
+
+#: Instants from year 1 to 9999, a third of them on a whole second.
+_INSTANTS = st.datetimes(
+    min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+).flatmap(lambda at: st.sampled_from([at, at, at.replace(microsecond=0)]))
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    at=st.datetimes(
-        min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
-    ),
+    at=_INSTANTS,
     column=st.sampled_from(["created_at", "promoted_at", "revoked_at"]),
     form=st.sampled_from(sorted(_STORED_FORMS)),
 )
@@ -299,9 +318,12 @@ def test_a_raw_row_is_sealed_and_decoded_as_its_row_object_is(
     """Sealing SQLite's stored time text as it is finds what the decoded row's seal finds.
 
     The tamper checks and the summaries check each raw row without parsing
-    its times (rotator/journal/rows.py); whatever text a time column holds,
-    the verdict, and the rotation decoded, are those of the row object.
+    its times (rotator/journal/rows.py). Whatever a time column holds, the
+    verdict and the rotation decoded (``intact`` and each time's zone
+    included) are the row object's; a value that is no time is found
+    edited by the check, and fails to decode as it did.
     """
+    assume(not (form == "NULL" and column == "created_at"))  # NOT NULL
     journal = sqlite_journal
     key = journal.database.keys.row()
     rotation = Rotation(
@@ -314,31 +336,30 @@ def test_a_raw_row_is_sealed_and_decoded_as_its_row_object_is(
         promoted_at=at,
         revoked_at=at,
     )
-    text = _STORED_FORMS[form](at)
+    value = _STORED_FORMS[form](at)
     with journal.database.write() as conn:
         conn.execute(rotations.delete())
         conn.execute(rotations.insert(), [rotation_values(rotation, key)])
-        conn.exec_driver_sql(f"UPDATE rotations SET {column} = ?", (text,))
+        conn.exec_driver_sql(f"UPDATE rotations SET {column} = ?", (value,))
     with journal.database.read() as conn:
         [raw] = list(raw_rows(conn, sa.select(rotations)))
         check = rotation_seal_check(conn.dialect, key)
         decode = rotation_decoder(conn.dialect, key)
         try:  # SQLAlchemy decodes as it fetches
             [row] = conn.execute(sa.select(rotations)).all()
-            expected: Rotation | type[Exception] = row_to_rotation(row, key)
-        except ValueError:
-            expected = ValueError
-        if expected is ValueError:
-            # Not a time: the check finds the row edited (rotator never wrote
-            # it), and decoding it fails, as it did before.
+            expected = row_to_rotation(row, key)
+        except (ValueError, TypeError):
             assert check(raw) is False
             with pytest.raises(ValueError):
                 decode(raw)
             return
-        assert isinstance(expected, Rotation)
-        assert check(raw) is expected.intact
-        assert decode(raw) == expected
-    # The premise: the same text as SQLAlchemy writes it is intact; another instant is not.
+    assert check(raw) is expected.intact
+    decoded = decode(raw)
+    assert decoded == expected
+    assert (decoded.intact, decoded.seal) == (expected.intact, expected.seal)  # not compared by ==
+    times = [v for v in asdict(decoded).values() if isinstance(v, datetime)]
+    assert len(times) >= 2 and all(t.tzinfo is UTC for t in times)  # created, updated at least
+    # The premise: the text SQLAlchemy writes is intact; another instant is not.
     if form == "as stored" or (form == "no fraction" and at.microsecond == 0):
         assert expected.intact
     if form == "a microsecond on":

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from rotator.journal.audit import GENESIS, seal_row
+from rotator.journal.audit import GENESIS, seal_row, seal_written
 from rotator.lifecycle import BLOCKING, State
 
 
@@ -151,27 +152,26 @@ def row_to_rotation(row: sa.Row[Any], key: bytes | None) -> Rotation:
     # _asdict, not _mapping.items(): the latter rebuilds the key view per row,
     # which was most of the cost of reading 100,000 summaries.
     data = {k: v for k, v in row._asdict().items() if k in ROTATION_FIELDS}
-    return rotation_from(data, row.seal, key)
+    return rotation_from(data, row.seal, key is None or rotation_sealed(key, data, row.seal))
 
 
-def rotation_sealed(data: dict[str, Any], seal: str | None, key: bytes) -> bool:
+def rotation_sealed(
+    key: bytes, data: Mapping[str, Any], seal: str | None, *, written: bool = False
+) -> bool:
     """Tell whether a ``rotations`` row's columns match ``seal`` under ``key``.
 
-    ``data`` holds its decoded columns; a time may also be given as the text
-    its seal writes (see rotator/journal/rows.py).
+    ``data`` holds its decoded columns, or, ``written``, its columns as the
+    seal writes them (times as ``seal_time`` writes them: see
+    rotator/journal/rows.py), which are not converted again.
     """
-    return seal is not None and hmac.compare_digest(seal_row(key, "rotations", data), seal)
+    if seal is None:
+        return False
+    found = seal_written(key, "rotations", data) if written else seal_row(key, "rotations", data)
+    return hmac.compare_digest(found, seal)
 
 
-def rotation_from(
-    data: dict[str, Any], seal: str | None, key: bytes | None, *, intact: bool | None = None
-) -> Rotation:
-    """Return the Rotation of a row's decoded columns (consumed), its seal checked under ``key``.
-
-    ``intact``: what a check of the same row already found (not checked again).
-    """
-    if intact is None:
-        intact = key is None or rotation_sealed(data, seal, key)
+def rotation_from(data: dict[str, Any], seal: str | None, intact: bool) -> Rotation:
+    """Return the Rotation of a row's decoded columns (consumed), with what its seal check found."""
     data["state"] = State(data["state"])
     known = data.get("known_refs")
     data["known_refs"] = None if known is None else tuple(json.loads(known))

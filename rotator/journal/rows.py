@@ -12,24 +12,22 @@ again; the tamper checks use the same check, without decoding the row.
 
 from __future__ import annotations
 
-import hmac
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from datetime import datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from rotator.journal.audit import seal_time, seal_written
-from rotator.journal.records import ROTATION_FIELDS, Rotation, rotation_from
+from rotator.journal.audit import seal_time
+from rotator.journal.records import ROTATION_FIELDS, Rotation, rotation_from, rotation_sealed
 from rotator.journal.schema import UTCDateTime, rotations
 
 _COLUMNS = [column.name for column in rotations.columns]
-#: Where a raw row of ``sa.select(rotations)`` holds its id, secret and seal.
-ID, SECRET, _SEAL = _COLUMNS.index("id"), _COLUMNS.index("secret"), _COLUMNS.index("seal")
-#: Raw rows fetched per round trip.
+_ID, _SECRET, _SEAL = _COLUMNS.index("id"), _COLUMNS.index("secret"), _COLUMNS.index("seal")
+#: Raw rows taken from the driver at a time.
 _PAGE = 5000
 #: A time as SQLAlchemy stores it in SQLite, in the years 1000 to 9999. Its
 #: seal writes the same digits with a ``T`` between date and time and a ``Z``
@@ -38,10 +36,26 @@ _PAGE = 5000
 _SQLITE_TIME = re.compile(r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}")
 
 
+class NotATime(ValueError):
+    """A time column holds what no time decodes from: rotator did not write it."""
+
+
+class RowIdentity(NamedTuple):
+    """Which rotation a raw ``rotations`` row is, and the seal it carries."""
+
+    rotation_id: str
+    secret: str
+    seal: str | None
+
+
 def raw_rows(
     conn: Connection, query: sa.Select[Any], params: dict[str, Any] | None = None
-) -> Iterator[Sequence[Any]]:
-    """Yield the driver's own rows of ``query`` (columns in the select's order), by pages."""
+) -> Generator[Sequence[Any], None, None]:
+    """Yield the driver's own rows of ``query`` (columns in the select's order), by pages.
+
+    Close it (``contextlib.closing``) when not reading to the end: the
+    result is closed when the generator is.
+    """
     result = conn.execute(query, params or {})
     try:
         while page := result.cursor.fetchmany(_PAGE):
@@ -50,9 +64,9 @@ def raw_rows(
         result.close()
 
 
-def seal_of(row: Sequence[Any]) -> str | None:
-    """Return the seal a raw ``rotations`` row carries."""
-    return row[_SEAL]  # type: ignore[no-any-return]
+def identity(row: Sequence[Any]) -> RowIdentity:
+    """Return a raw row of ``sa.select(rotations)``'s rotation id, secret and seal."""
+    return RowIdentity(row[_ID], row[_SECRET], row[_SEAL])
 
 
 def _processed(dialect: sa.Dialect) -> list[tuple[int, str, Callable[[Any], Any] | None]]:
@@ -64,40 +78,41 @@ def _processed(dialect: sa.Dialect) -> list[tuple[int, str, Callable[[Any], Any]
     ]
 
 
-def _seal_columns(
-    dialect: sa.Dialect,
-) -> Callable[[Sequence[Any]], tuple[dict[str, Any], dict[str, Any]]]:
+#: A raw row's columns as its seal writes them, and the times that had to be decoded for it.
+_Written = tuple[dict[str, Any], dict[str, datetime]]
+
+
+def _written_columns(dialect: sa.Dialect) -> Callable[[Sequence[Any]], _Written]:
     """Return what reads a raw ``rotations`` row's columns as its seal writes them.
 
-    It returns them with each time as the seal's text (``seal_time``), and
-    the times it had to decode to get there. Every other column is decoded
-    as SQLAlchemy would. A SQLite time in the form SQLAlchemy stores is
-    sealed as its stored text is, without parsing it to format it again (a
+    Every time is given as the seal's text (``seal_time``), the other
+    columns as SQLAlchemy decodes them. A SQLite time stored in the form
+    SQLAlchemy writes is taken as it is, not parsed to be formatted again (a
     third of the cost of checking a row); a time in any other form, and
-    every time on another database, is decoded.
+    every time on another database, is decoded, and returned beside.
+    Raises :class:`NotATime` for a time column that decodes to no time.
     """
     processed = _processed(dialect)
     stored = _SQLITE_TIME.fullmatch if dialect.name == "sqlite" else None
-    times = [
-        (i, name, process)
-        for i, name, process in processed
-        if process is not None and isinstance(rotations.c[name].type, UTCDateTime)
-    ]
-    others = [
-        (i, name, process)
-        for i, name, process in processed
-        if process is not None and (i, name, process) not in times
-    ]
-    plain = [(i, name) for i, name, process in processed if process is None]
+    times, others, plain = [], [], []
+    for i, name, process in processed:
+        if process is None:
+            plain.append((i, name))
+        elif isinstance(rotations.c[name].type, UTCDateTime):
+            times.append((i, name, process))
+        else:
+            others.append((i, name, process))
     plain_names = [name for _, name in plain]
-    plain_values = itemgetter(*(i for i, _ in plain))
+    pick = itemgetter(*(i for i, _ in plain))
+    one = len(plain) == 1  # itemgetter of one position returns the value, not a tuple
 
-    def read(row: Sequence[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        data = dict(zip(plain_names, plain_values(row), strict=True))
+    def read(row: Sequence[Any]) -> _Written:
+        values = pick(row)
+        data = dict(zip(plain_names, (values,) if one else values, strict=True))
         for i, name, process in others:
             value = row[i]
             data[name] = None if value is None else process(value)
-        decoded: dict[str, Any] = {}
+        decoded: dict[str, datetime] = {}
         for i, name, process in times:
             value = row[i]
             if value is None:
@@ -105,55 +120,58 @@ def _seal_columns(
             elif stored is not None and type(value) is str and stored(value):
                 data[name] = f"{value[:10]}T{value[11:]}Z"
             else:
-                at = decoded[name] = process(value)
-                data[name] = at if at is None else seal_time(at)
+                try:
+                    at = decoded[name] = process(value)
+                except (ValueError, TypeError, OverflowError) as exc:
+                    raise NotATime(f"{name} holds no time") from exc
+                data[name] = seal_time(at)
         return data, decoded
 
     return read
 
 
 def rotation_seal_check(dialect: sa.Dialect, key: bytes) -> Callable[[Sequence[Any]], bool]:
-    """Return what tells whether a raw ``rotations`` row matches its seal under ``key``."""
-    read = _seal_columns(dialect)
+    """Return what tells whether a raw ``rotations`` row matches its seal under ``key``.
+
+    A time column that holds no time is not as rotator wrote it: the row
+    does not match (decoding it, as :func:`rotation_decoder` does, raises).
+    """
+    read = _written_columns(dialect)
 
     def sealed(row: Sequence[Any]) -> bool:
         try:
             written, _ = read(row)
-        except (ValueError, TypeError, OverflowError):  # a time that is not one
-            return False  # rotator never wrote it: found edited (decoding it fails)
-        return _matches(key, written, row[_SEAL])
+        except NotATime:
+            return False
+        return rotation_sealed(key, written, row[_SEAL], written=True)
 
     return sealed
-
-
-def _matches(key: bytes, written: dict[str, Any], seal: str | None) -> bool:
-    """Tell whether a rotation's columns, as the seal writes them, match ``seal``."""
-    return seal is not None and hmac.compare_digest(seal_written(key, "rotations", written), seal)
 
 
 def rotation_decoder(dialect: sa.Dialect, key: bytes | None) -> Callable[[Sequence[Any]], Rotation]:
     """Return what turns a raw ``rotations`` row into a Rotation, checking its seal under ``key``.
 
-    Without ``key`` (none at hand) rows are taken as intact, as
-    :func:`rotator.journal.records.row_to_rotation` takes them.
+    The same Rotation, ``intact`` included, as
+    :func:`rotator.journal.records.row_to_rotation` gives for the row
+    object (without ``key``, rows are taken as intact there too). Raises
+    :class:`NotATime` (a ``ValueError``) for a time column that holds no time.
     """
-    read = _seal_columns(dialect)
-    times = [c.name for c in rotations.columns if isinstance(c.type, UTCDateTime)]
-    times = [name for name in times if name in ROTATION_FIELDS]
-    # The seal's text of a time stored as SQLAlchemy stores it, back to the
-    # aware UTC time it was written from (``Z`` reads as UTC).
+    read = _written_columns(dialect)
+    times = [name for name in ROTATION_FIELDS if isinstance(rotations.c[name].type, UTCDateTime)]
+    # The seal's text of a time stored as SQLAlchemy writes it, back to the
+    # aware time it was written from (``Z`` reads as UTC itself).
     from_text = datetime.fromisoformat
 
     def decode(row: Sequence[Any]) -> Rotation:
         data, decoded = read(row)
         seal = row[_SEAL]
-        intact = key is None or _matches(key, data, seal)
+        intact = key is None or rotation_sealed(key, data, seal, written=True)
         for name in times:
             if name in decoded:
                 data[name] = decoded[name]
             elif data[name] is not None:
                 data[name] = from_text(data[name])
-        return rotation_from(data, seal, key, intact=intact)
+        return rotation_from(data, seal, intact)
 
     return decode
 

@@ -11,6 +11,7 @@ last acceptance (``rotator audit accept``) are no longer reported.
 from __future__ import annotations
 
 import hmac
+from contextlib import closing
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,7 +25,7 @@ from rotator.journal.records import (
     head_values,
     lease_seal,
 )
-from rotator.journal.rows import ID, SECRET, raw_rows, rotation_seal_check, seal_of
+from rotator.journal.rows import identity, raw_rows, rotation_seal_check
 from rotator.journal.schema import LAST_RECORD, alerts, audit, audit_head, events, leases, rotations
 
 
@@ -208,29 +209,30 @@ def _rotation_tampering(
     # The driver's own rows, each checked against its seal without decoding
     # it (the check reads every row: at 100,000 rotations, most of its cost).
     sealed = rotation_seal_check(conn.dialect, key)
-    for row in raw_rows(conn, *_only(_ROTATIONS, secret)):
-        rotation_id, of = row[ID], row[SECRET]
-        present.add(rotation_id)
-        where = f"rotation {rotation_id} of {of}"
-        record = bound.get(rotation_id)
-        if not sealed(row):
-            found.append(Tampering(of, f"{where} does not match its seal: edited"))
-        elif record is not None and not hmac.compare_digest(record.seal(chain), record.hash):
-            found.append(
-                Tampering(
-                    of,
-                    f"audit record {record.seq}, which last wrote {where}, does not match its "
-                    "hash: edited, so it vouches for nothing",
+    with closing(raw_rows(conn, *_only(_ROTATIONS, secret))) as rows:
+        for row in rows:
+            rotation_id, of_secret, seal = identity(row)
+            present.add(rotation_id)
+            where = f"rotation {rotation_id} of {of_secret}"
+            record = bound.get(rotation_id)
+            if not sealed(row):
+                found.append(Tampering(of_secret, f"{where} does not match its seal: edited"))
+            elif record is not None and not hmac.compare_digest(record.seal(chain), record.hash):
+                found.append(
+                    Tampering(
+                        of_secret,
+                        f"audit record {record.seq}, which last wrote {where}, does not match "
+                        "its hash: edited, so it vouches for nothing",
+                    )
                 )
-            )
-        elif record is not None and record.row_seal != seal_of(row):
-            found.append(
-                Tampering(
-                    of,
-                    f"{where} is not as audit record {record.seq} left it: "
-                    "replaced by an earlier copy of itself",
+            elif record is not None and record.row_seal != seal:
+                found.append(
+                    Tampering(
+                        of_secret,
+                        f"{where} is not as audit record {record.seq} left it: "
+                        "replaced by an earlier copy of itself",
+                    )
                 )
-            )
     return found + _rotations_deleted(conn, present, secret, accepted)
 
 
