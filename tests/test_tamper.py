@@ -192,6 +192,30 @@ def test_a_replayed_earlier_copy_of_a_row_is_found(journal: Journal, clock: Fake
     assert [t.what for t in journal.tampering.find("app/db")] == [found.what]
 
 
+@pytest.mark.parametrize(
+    "value", ["'yesterday'", "'2026-02-30 10:00:00.000000'", "42", "4.2", "x'00'"]
+)
+def test_a_time_column_holding_no_time_is_found_edited(
+    clock: FakeClock, tmp_path: Path, value: str
+) -> None:
+    """SQLite keeps any value in a time column: the check finds the row edited, not failed.
+
+    Reading the summaries cannot decode it and says which rotation is not as
+    rotator wrote it (JournalTampered), not a bare ValueError.
+    """
+    journal = Journal(f"sqlite:///{tmp_path / 'j.db'}", clock, key_file=tmp_path / "j.key")
+    journal.migrate()
+    _to_grace(journal, clock, "app/db", 1)
+    run_sql(journal.url, f"UPDATE rotations SET promoted_at = {value} WHERE id = 'app/db-1'")
+    [found] = journal.trail.verify().tampering
+    assert found.what == "rotation app/db-1 of app/db does not match its seal: edited"
+    assert [t.what for t in journal.tampering.find("app/db")] == [found.what]
+    with pytest.raises(JournalTampered, match="rotation app/db-1 of app/db: promoted_at") as raised:
+        journal.summaries()
+    assert raised.value.secret == "app/db"
+    journal.close()
+
+
 def test_a_journal_untouched_verifies_intact_and_checks_per_secret(history: Journal) -> None:
     """No false alarm: the untouched journal and each of its secrets pass."""
     report = history.trail.verify()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -207,7 +208,7 @@ def plan_open(rotation: Rotation, now: datetime) -> PlanItem:
 
 def plan_orphans(
     summaries: Mapping[str, SecretSummary],
-    policies: Collection[str],
+    policies: AbstractSet[str],
     names: Collection[str] | None,
 ) -> list[PlanItem]:
     """Report the open rotations of secrets no policy names any more (among ``names``)."""

@@ -200,19 +200,20 @@ def seal_row(key: bytes, table: str, values: Mapping[str, object]) -> str:
     Times are written the same way whatever database they came back from;
     the ``seal`` column itself is left out.
     """
-    data = {
+    return seal_written(key, table, as_sealed(values))
+
+
+def as_sealed(values: Mapping[str, object]) -> dict[str, object]:
+    """Return a row's values as its seal covers them: times as :func:`seal_time`, no ``seal``."""
+    return {
         name: seal_time(value) if isinstance(value, datetime) else value
         for name, value in values.items()
         if name != "seal"
     }
-    return seal_written(key, table, data)
 
 
 def seal_written(key: bytes, table: str, data: Mapping[str, object]) -> str:
-    """Return the seal of a row's values written as :func:`seal_row` writes them.
-
-    For a reader that has the values in that form already: nothing is converted.
-    """
+    """Return the seal of a row's values already as :func:`as_sealed` gives them."""
     body = _SEAL_JSON([table, data])
     # The one-shot HMAC: the same digest as hmac.new(...).hexdigest(), without the object.
     return hmac.digest(key, body.encode(), "sha256").hex()

@@ -107,7 +107,7 @@ class Database:
         try:
             with self._engine.connect() as conn:
                 return sa.inspect(conn).has_table("schema_migrations")
-        except (OperationalError, InterfaceError) as exc:  # not answering: as read says it
+        except (OperationalError, InterfaceError) as exc:  # retryable, as read() takes them
             raise JournalUnavailable(
                 f"cannot read journal {self.describe()}: {said(exc)}"
             ) from None

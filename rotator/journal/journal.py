@@ -14,7 +14,7 @@ names: ``journal.leases``, ``journal.trail``, ``journal.tampering``,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime
@@ -388,14 +388,16 @@ class Journal:
             # cost more than checking its seal (rotator/journal/rows.py).
             decode = rotation_decoder(conn.dialect, key)
             when = time_decoder(conn.dialect)
-            last = {r.secret: r for r in map(decode, _raw(conn, latest, params))}
+            # Each read to its end (a list) before any row is decoded: a
+            # decoding that raises leaves no result open behind it.
+            last = {r.secret: r for r in map(decode, list(raw_rows(conn, latest, params)))}
             if not last:
                 # No rotation of these secrets at all (in this read): nothing
                 # else to find (a secret never rotated, the common case at first).
                 return {}
-            successes = {secret: when(at) for secret, at in _raw(conn, last_success, params)}
-            failures = {secret: int(n) for secret, n in _raw(conn, streaks, params)}
-            open_rows = _raw(conn, open_query, params)
+            successes = {secret: when(at) for secret, at in raw_rows(conn, last_success, params)}
+            failures = {secret: int(n) for secret, n in raw_rows(conn, streaks, params)}
+            open_rows = list(raw_rows(conn, open_query, params))
         open_by_secret: dict[str, list[Rotation]] = {}
         for rotation in map(decode, open_rows):
             open_by_secret.setdefault(rotation.secret, []).append(rotation)
@@ -459,11 +461,6 @@ class Journal:
             )
         key = self.database.keys.row_if_present()
         return [(r, by_rotation.get(r.id, [])) for r in (row_to_rotation(x, key) for x in rows)]
-
-
-def _raw(conn: Connection, query: sa.Select[Any], params: dict[str, Any]) -> list[Sequence[Any]]:
-    """Return the driver's own rows of ``query`` (columns in the select's order)."""
-    return list(raw_rows(conn, query, params))
 
 
 def _event_action(trigger: str, outcome: str, src: State | None) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from rotator.journal.audit import GENESIS, seal_row, seal_written
+from rotator.journal.audit import GENESIS, as_sealed, seal_row, seal_written
 from rotator.lifecycle import BLOCKING, State
 
 
@@ -152,22 +152,17 @@ def row_to_rotation(row: sa.Row[Any], key: bytes | None) -> Rotation:
     # _asdict, not _mapping.items(): the latter rebuilds the key view per row,
     # which was most of the cost of reading 100,000 summaries.
     data = {k: v for k, v in row._asdict().items() if k in ROTATION_FIELDS}
-    return rotation_from(data, row.seal, key is None or rotation_sealed(key, data, row.seal))
+    intact = key is None or rotation_sealed(key, as_sealed(data), row.seal)
+    return rotation_from(data, row.seal, intact)
 
 
-def rotation_sealed(
-    key: bytes, data: Mapping[str, Any], seal: str | None, *, written: bool = False
-) -> bool:
-    """Tell whether a ``rotations`` row's columns match ``seal`` under ``key``.
+def rotation_sealed(key: bytes, sealed: Mapping[str, Any], seal: str | None) -> bool:
+    """Tell whether a ``rotations`` row matches ``seal`` under ``key``.
 
-    ``data`` holds its decoded columns, or, ``written``, its columns as the
-    seal writes them (times as ``seal_time`` writes them: see
-    rotator/journal/rows.py), which are not converted again.
+    ``sealed``: its columns as its seal covers them (``as_sealed`` in
+    rotator/journal/audit.py; rotator/journal/rows.py reads them so).
     """
-    if seal is None:
-        return False
-    found = seal_written(key, "rotations", data) if written else seal_row(key, "rotations", data)
-    return hmac.compare_digest(found, seal)
+    return seal is not None and hmac.compare_digest(seal_written(key, "rotations", sealed), seal)
 
 
 def rotation_from(data: dict[str, Any], seal: str | None, intact: bool) -> Rotation:

@@ -5,9 +5,10 @@ per rotation than checking its seal: at 100,000 secrets, a row object and
 its mapping per row. The summaries read the driver's own rows instead, and
 each column goes through the result processor SQLAlchemy would have applied
 (:func:`rotation_decoder`), so the values are the same; each row is still
-checked against its seal (:func:`rotation_seal_check`), with SQLite's times
-given to the seal as the text they are stored as, not parsed and formatted
-again; the tamper checks use the same check, without decoding the row.
+checked against its seal (:func:`rotation_seal_check`). On SQLite, a time
+stored as SQLAlchemy writes it is given to the seal as its text, not parsed
+and formatted again; the tamper checks use the same check and build no
+Rotation.
 """
 
 from __future__ import annotations
@@ -21,23 +22,37 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from rotator.errors import JournalTampered
 from rotator.journal.audit import seal_time
 from rotator.journal.records import ROTATION_FIELDS, Rotation, rotation_from, rotation_sealed
 from rotator.journal.schema import UTCDateTime, rotations
 
 _COLUMNS = [column.name for column in rotations.columns]
 _ID, _SECRET, _SEAL = _COLUMNS.index("id"), _COLUMNS.index("secret"), _COLUMNS.index("seal")
-#: Raw rows taken from the driver at a time.
+#: Raw rows taken from the driver at a time: a read of 100,000 rows holds a
+#: page of them, not all (as fast as taking all at once here).
 _PAGE = 5000
 #: A time as SQLAlchemy stores it in SQLite, in the years 1000 to 9999. Its
 #: seal writes the same digits with a ``T`` between date and time and a ``Z``
 #: after (``seal_time`` in rotator/journal/audit.py, which writes years
-#: before 1000 another way), so the stored text is sealed as it is.
-_SQLITE_TIME = re.compile(r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}")
+#: before 1000 another way), so the stored text is sealed as it is. Hours
+#: end at 23: Python 3.14 reads ``24:00`` as the next day's midnight, which
+#: the seal writes as such.
+_SQLITE_TIME = re.compile(
+    r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2} (?:[01][0-9]|2[0-3]):[0-9]{2}:[0-9]{2}\.[0-9]{6}"
+)
+#: The columns of ``rotations`` that hold times (all sealed).
+_TIMES = frozenset(
+    name for name in ROTATION_FIELDS if isinstance(rotations.c[name].type, UTCDateTime)
+)
 
 
-class NotATime(ValueError):
+class _NotATime(Exception):
     """A time column holds what no time decodes from: rotator did not write it."""
+
+    def __init__(self, column: str) -> None:
+        super().__init__(column)
+        self.column = column
 
 
 class RowIdentity(NamedTuple):
@@ -90,7 +105,7 @@ def _written_columns(dialect: sa.Dialect) -> Callable[[Sequence[Any]], _Written]
     SQLAlchemy writes is taken as it is, not parsed to be formatted again (a
     third of the cost of checking a row); a time in any other form, and
     every time on another database, is decoded, and returned beside.
-    Raises :class:`NotATime` for a time column that decodes to no time.
+    Raises :class:`_NotATime` for a time column that decodes to no time.
     """
     processed = _processed(dialect)
     stored = _SQLITE_TIME.fullmatch if dialect.name == "sqlite" else None
@@ -98,7 +113,7 @@ def _written_columns(dialect: sa.Dialect) -> Callable[[Sequence[Any]], _Written]
     for i, name, process in processed:
         if process is None:
             plain.append((i, name))
-        elif isinstance(rotations.c[name].type, UTCDateTime):
+        elif name in _TIMES:
             times.append((i, name, process))
         else:
             others.append((i, name, process))
@@ -119,11 +134,15 @@ def _written_columns(dialect: sa.Dialect) -> Callable[[Sequence[Any]], _Written]
                 data[name] = None
             elif stored is not None and type(value) is str and stored(value):
                 data[name] = f"{value[:10]}T{value[11:]}Z"
+            elif stored is not None and type(value) is not str:
+                # SQLite keeps a number or bytes in any column; SQLAlchemy's
+                # processor, which reads only text there, is not handed one.
+                raise _NotATime(name)
             else:
                 try:
                     at = decoded[name] = process(value)
-                except (ValueError, TypeError, OverflowError) as exc:
-                    raise NotATime(f"{name} holds no time") from exc
+                except (ValueError, TypeError, OverflowError):
+                    raise _NotATime(name) from None
                 data[name] = seal_time(at)
         return data, decoded
 
@@ -140,10 +159,10 @@ def rotation_seal_check(dialect: sa.Dialect, key: bytes) -> Callable[[Sequence[A
 
     def sealed(row: Sequence[Any]) -> bool:
         try:
-            written, _ = read(row)
-        except NotATime:
+            sealed_as, _ = read(row)
+        except _NotATime:
             return False
-        return rotation_sealed(key, written, row[_SEAL], written=True)
+        return rotation_sealed(key, sealed_as, row[_SEAL])
 
     return sealed
 
@@ -154,23 +173,34 @@ def rotation_decoder(dialect: sa.Dialect, key: bytes | None) -> Callable[[Sequen
     The same Rotation, ``intact`` included, as
     :func:`rotator.journal.records.row_to_rotation` gives for the row
     object (without ``key``, rows are taken as intact there too). Raises
-    :class:`NotATime` (a ``ValueError``) for a time column that holds no time.
+    :class:`~rotator.errors.JournalTampered`, naming the rotation, for a
+    time column that holds no time (the row object could not be read).
     """
     read = _written_columns(dialect)
-    times = [name for name in ROTATION_FIELDS if isinstance(rotations.c[name].type, UTCDateTime)]
     # The seal's text of a time stored as SQLAlchemy writes it, back to the
     # aware time it was written from (``Z`` reads as UTC itself).
     from_text = datetime.fromisoformat
 
     def decode(row: Sequence[Any]) -> Rotation:
-        data, decoded = read(row)
         seal = row[_SEAL]
-        intact = key is None or rotation_sealed(key, data, seal, written=True)
-        for name in times:
-            if name in decoded:
-                data[name] = decoded[name]
-            elif data[name] is not None:
-                data[name] = from_text(data[name])
+        try:
+            data, decoded = read(row)
+            intact = key is None or rotation_sealed(key, data, seal)
+            for name in _TIMES:
+                if name in decoded:
+                    data[name] = decoded[name]
+                elif data[name] is not None:
+                    try:
+                        data[name] = from_text(data[name])
+                    except ValueError:  # in the stored form, but no date (a 30 February)
+                        raise _NotATime(name) from None
+        except _NotATime as exc:
+            found = identity(row)
+            raise JournalTampered(
+                f"rotation {found.rotation_id} of {found.secret}: {exc.column} holds no "
+                "time; the row was edited outside rotator (`rotator audit verify`)",
+                secret=found.secret,
+            ) from None
         return rotation_from(data, seal, intact)
 
     return decode

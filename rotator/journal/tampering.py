@@ -206,21 +206,21 @@ def _rotation_tampering(
     found: list[Tampering] = []
     bound = bound_records(conn, secret)
     present: set[str] = set()
-    # The driver's own rows, each checked against its seal without decoding
-    # it (the check reads every row: at 100,000 rotations, most of its cost).
+    # The driver's own rows, each checked against its seal without building a
+    # Rotation (the check reads every row: at 100,000, most of its cost).
     sealed = rotation_seal_check(conn.dialect, key)
     with closing(raw_rows(conn, *_only(_ROTATIONS, secret))) as rows:
         for row in rows:
-            rotation_id, of_secret, seal = identity(row)
+            rotation_id, row_secret, seal = identity(row)
             present.add(rotation_id)
-            where = f"rotation {rotation_id} of {of_secret}"
+            where = f"rotation {rotation_id} of {row_secret}"
             record = bound.get(rotation_id)
             if not sealed(row):
-                found.append(Tampering(of_secret, f"{where} does not match its seal: edited"))
+                found.append(Tampering(row_secret, f"{where} does not match its seal: edited"))
             elif record is not None and not hmac.compare_digest(record.seal(chain), record.hash):
                 found.append(
                     Tampering(
-                        of_secret,
+                        row_secret,
                         f"audit record {record.seq}, which last wrote {where}, does not match "
                         "its hash: edited, so it vouches for nothing",
                     )
@@ -228,7 +228,7 @@ def _rotation_tampering(
             elif record is not None and record.row_seal != seal:
                 found.append(
                     Tampering(
-                        of_secret,
+                        row_secret,
                         f"{where} is not as audit record {record.seq} left it: "
                         "replaced by an earlier copy of itself",
                     )
