@@ -390,14 +390,17 @@ class Journal:
             when = time_decoder(conn.dialect)
             # Each read to its end (a list) before any row is decoded: a
             # decoding that raises leaves no result open behind it.
-            last = {r.secret: r for r in map(decode, list(raw_rows(conn, latest, params)))}
-            if not last:
+            latest_rows = list(raw_rows(conn, latest, params))
+            if not latest_rows:
                 # No rotation of these secrets at all (in this read): nothing
                 # else to find (a secret never rotated, the common case at first).
                 return {}
-            successes = {secret: when(at) for secret, at in raw_rows(conn, last_success, params)}
-            failures = {secret: int(n) for secret, n in raw_rows(conn, streaks, params)}
+            success_rows = list(raw_rows(conn, last_success, params))
+            streak_rows = list(raw_rows(conn, streaks, params))
             open_rows = list(raw_rows(conn, open_query, params))
+        last = {r.secret: r for r in map(decode, latest_rows)}
+        successes = {secret: when(at) for secret, at in success_rows}
+        failures = {secret: int(n) for secret, n in streak_rows}
         open_by_secret: dict[str, list[Rotation]] = {}
         for rotation in map(decode, open_rows):
             open_by_secret.setdefault(rotation.secret, []).append(rotation)
