@@ -107,12 +107,11 @@ class Database:
         try:
             with self._engine.connect() as conn:
                 return sa.inspect(conn).has_table("schema_migrations")
-        except (OperationalError, InterfaceError) as exc:  # retryable, as read() takes them
-            raise JournalUnavailable(
-                f"cannot read journal {self.describe()}: {said(exc)}"
-            ) from None
         except SQLAlchemyError as exc:
-            raise JournalError(f"cannot read journal {self.describe()}: {said(exc)}") from None
+            # Retryable when the server did not answer, as read() takes it.
+            unanswered = isinstance(exc, OperationalError | InterfaceError)
+            failed = JournalUnavailable if unanswered else JournalError
+            raise failed(f"cannot read journal {self.describe()}: {said(exc)}") from None
 
     def has_rotations(self) -> bool:
         """Tell whether the journal exists and records at least one rotation."""
