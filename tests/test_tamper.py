@@ -193,26 +193,55 @@ def test_a_replayed_earlier_copy_of_a_row_is_found(journal: Journal, clock: Fake
 
 
 @pytest.mark.parametrize(
-    "value", ["'yesterday'", "'2026-02-30 10:00:00.000000'", "42", "4.2", "x'00'"]
+    ("column", "value"),
+    [
+        ("promoted_at", "'yesterday'"),
+        ("promoted_at", "'2026-02-30 10:00:00.000000'"),
+        ("promoted_at", "42"),
+        ("promoted_at", "4.2"),
+        ("promoted_at", "x'00'"),
+        ("state", "'revoked-early'"),
+        ("state", "7"),
+        ("known_refs", "'[\"v1\"'"),
+        ("known_refs", "'7'"),
+        ("known_refs", "x'00'"),
+    ],
 )
-def test_a_time_column_holding_no_time_is_found_edited(
-    clock: FakeClock, tmp_path: Path, value: str
+def test_a_column_holding_what_rotator_never_writes_is_found_edited(
+    clock: FakeClock, tmp_path: Path, column: str, value: str
 ) -> None:
-    """SQLite keeps any value in a time column: the check finds the row edited, not failed.
+    """SQLite keeps any value in any column: the check finds the row edited, not failed.
 
-    Reading the summaries cannot decode it and says which rotation is not as
-    rotator wrote it (JournalTampered), not a bare ValueError.
+    A time that is no time, a state rotator has not, refs that are no JSON
+    list. Reading the secret's rows alone cannot decode it and says which
+    rotation is not as rotator wrote it (JournalTampered, a RotatorError),
+    never a bare ValueError or TypeError; the summaries of every secret
+    name it for that secret alone, and read the others.
     """
     journal = Journal(f"sqlite:///{tmp_path / 'j.db'}", clock, key_file=tmp_path / "j.key")
     journal.migrate()
     _to_grace(journal, clock, "app/db", 1)
-    run_sql(journal.url, f"UPDATE rotations SET promoted_at = {value} WHERE id = 'app/db-1'")
+    run_sql(journal.url, f"UPDATE rotations SET {column} = {value} WHERE id = 'app/db-1'")
     [found] = journal.trail.verify().tampering
     assert found.what == "rotation app/db-1 of app/db does not match its seal: edited"
     assert [t.what for t in journal.tampering.find("app/db")] == [found.what]
-    with pytest.raises(JournalTampered, match="rotation app/db-1 of app/db: promoted_at") as raised:
-        journal.summaries()
-    assert raised.value.secret == "app/db"
+    _to_grace(journal, clock, "app/api", 1)
+    named = f"rotation app/db-1 of app/db: {column}"
+    summaries = journal.summaries()
+    assert named in (summaries["app/db"].unreadable or "")
+    assert summaries["app/db"].last_rotation is None and summaries["app/db"].open == []
+    assert summaries["app/api"].unreadable is None
+    assert summaries["app/api"].open and summaries["app/api"].open[0].intact
+    for read in (
+        lambda: journal.history("app/db"),
+        lambda: journal.open_rotations("app/db"),
+        lambda: journal.get("app/db-1"),
+        journal.rotations_of,
+    ):
+        with pytest.raises(JournalTampered, match=named) as raised:
+            read()
+        assert raised.value.secret == "app/db"
+    assert journal.get("app/api-1") is not None
     journal.close()
 
 
@@ -549,8 +578,20 @@ FAR = datetime(2099, 1, 1, tzinfo=UTC)
         ),
         (lambda: "UPDATE rotations SET grace_deadline = created_at", "revoke the old key early"),
         (lambda: "UPDATE rotations SET state = 'done'", "forget the old key"),
+        (lambda: "UPDATE rotations SET state = 'revoked-early'", "a state rotator has not"),
+        (lambda: "UPDATE rotations SET known_refs = '[\"v1\"'", "refs that are no JSON"),
+        (lambda: "UPDATE rotations SET known_refs = '7'", "refs that are no list"),
+        (lambda: "UPDATE rotations SET promoted_at = 'yesterday'", "a time that is no time"),
     ],
-    ids=["deadline-2099", "deadline-early", "state-done"],
+    ids=[
+        "deadline-2099",
+        "deadline-early",
+        "state-done",
+        "state-unknown",
+        "refs-no-json",
+        "refs-no-list",
+        "time-no-time",
+    ],
 )
 def test_the_engine_does_not_act_on_a_forged_rotation(
     engine: Engine, tmp_path: Path, clock: FakeClock, forge: Callable[[], str], why: str
@@ -569,7 +610,8 @@ def test_the_engine_does_not_act_on_a_forged_rotation(
     assert item.action is Action.ATTENTION
     assert engine.rotate("app/key").exit_code == 1  # not by hand either
     engine.run_once()
-    assert len([a for a in recorded_alerts(tmp_path) if a["event"] == "journal-tampered"]) == 1
+    tampered = [a for a in recorded_alerts(tmp_path) if a["event"] == "journal-tampered"]
+    assert len(tampered) == 1, tampered
 
 
 def test_audit_verify_names_tampered_rows_and_exits_1(
@@ -622,6 +664,31 @@ def test_accept_takes_the_rows_as_found_and_records_who_and_why(
     report = engine.run_once()
     assert report.exit_code == 0  # acted on again: the accepted (earlier) deadline has passed
     assert WatchedIssuer.revoked == [rotation.old_ref]
+    assert engine.journal.trail.verify().intact
+
+
+def test_accept_refuses_a_row_rotator_cannot_read_and_accepts_nothing(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A state rotator has not, sealed as found, would stop the secret for good: refused.
+
+    Once the person puts back a value rotator writes, the row is accepted.
+    """
+    engine.rotate("app/key")
+    url = engine.journal.url
+    run_sql(url, "UPDATE rotations SET state = 'revoked-early'")
+    before = engine.journal.trail.verify().tampering
+    records = len(list(engine.journal.trail.records()))
+    args = ["--config", str(tmp_path / "p.yaml"), "--state", url]
+    refused = CliRunner().invoke(cli, ["audit", "accept", "--reason", "x", "--yes", *args])
+    assert refused.exit_code == 2, refused.output
+    assert "state holds no state rotator has" in refused.output
+    assert "nothing was accepted" in refused.output
+    assert engine.journal.trail.verify().tampering == before  # nothing sealed, nothing moved
+    assert len(list(engine.journal.trail.records())) == records
+    run_sql(url, "UPDATE rotations SET state = 'done'")
+    result = CliRunner().invoke(cli, ["audit", "accept", "--reason", "x", "--yes", *args])
+    assert result.exit_code == 0, result.output
     assert engine.journal.trail.verify().intact
 
 
@@ -912,5 +979,5 @@ def test_a_secrets_check_and_its_unfinished_rotations_are_read_at_once(
     found, unfinished = history.checked_open_rotations("app/db")
     assert [t.what for t in found] == [t.what for t in history.tampering.find("app/db")]
     assert "rotation app/db-1 of app/db does not match its seal" in found[0].what
-    assert [(r.id, r.intact) for r in unfinished] == [("app/db-1", False)]
+    assert unfinished == []  # nothing is done for it: nor read (an edited row may not read)
     assert history.checked_open_rotations("app/api")[0] == ()

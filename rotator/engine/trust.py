@@ -243,6 +243,8 @@ class JournalTrust:
             return self.trail_problem
         if name in self._tampered:
             return self._tampered[name]
+        if summary.unreadable is not None:
+            return summary.unreadable
         rows = [*summary.open, *([summary.last_rotation] if summary.last_rotation else [])]
         forged = next((r for r in rows if not r.intact), None)
         if forged is not None:

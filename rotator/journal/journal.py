@@ -14,7 +14,7 @@ names: ``journal.leases``, ``journal.trail``, ``journal.tampering``,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime
@@ -31,8 +31,8 @@ from rotator.journal.audit import AuditAction, AuditRecord, Tampering, seal_row
 from rotator.journal.database import Database, Snapshot, in_chunks
 from rotator.journal.leases import Leases
 from rotator.journal.outbox import AlertOutbox
-from rotator.journal.records import Event, Rotation, SecretSummary, rotation_values, row_to_rotation
-from rotator.journal.rows import raw_rows, rotation_decoder, time_decoder
+from rotator.journal.records import Event, Rotation, SecretSummary, rotation_values
+from rotator.journal.rows import identity, raw_rows, rotation_decoder, time_decoder
 from rotator.journal.schema import UTCDateTime, events, rotations
 from rotator.journal.shares import QuotaShares
 from rotator.journal.tampering import TamperChecks
@@ -331,16 +331,14 @@ class Journal:
     def get(self, rotation_id: str) -> Rotation | None:
         """Return one rotation by id."""
         with self.database.read() as conn:
-            row = conn.execute(sa.select(rotations).where(rotations.c.id == rotation_id)).first()
-        return row_to_rotation(row, self.database.keys.row_if_present()) if row else None
+            found = self._rotations(conn, sa.select(rotations).where(rotations.c.id == rotation_id))
+        return found[0] if found else None
 
     def open_rotations(self, secret: str | None = None) -> list[Rotation]:
         """Return unfinished rotations (oldest first), optionally of one secret."""
         query, params = (_OPEN, {}) if secret is None else (_OPEN_OF, {"secret": secret})
         with self.database.read() as conn:
-            rows = conn.execute(query, params).all()
-        key = self.database.keys.row_if_present()
-        return [row_to_rotation(r, key) for r in rows]
+            return self._rotations(conn, query, params)
 
     def checked_open_rotations(self, secret: str) -> tuple[tuple[Tampering, ...], list[Rotation]]:
         """Check one secret's rows and return its unfinished rotations, both from one snapshot.
@@ -348,13 +346,15 @@ class Journal:
         What a run reads first once it holds the secret's lease: what
         :meth:`TamperChecks.find` finds for the secret (nothing may be done
         while it finds anything) and the rotations to finish, the ones the
-        check just passed, in one read instead of two.
+        check just passed, in one read instead of two; none when it finds
+        anything (nothing is done for the secret, and an edited row may hold
+        what no Rotation is read from).
         """
         with self.database.snapshot() as state:
             found = self.tampering.find_if_sealed(state.conn, secret)
-            rows = state.conn.execute(_OPEN_OF, {"secret": secret}).all()
-        key = self.database.keys.row_if_present()
-        return found, [row_to_rotation(r, key) for r in rows]
+            if found:  # not acted on: nor read, which an edited row may not be
+                return found, []
+            return found, self._rotations(state.conn, _OPEN_OF, {"secret": secret})
 
     def snapshot(self) -> AbstractContextManager[Snapshot]:
         """Open a read of one state of the journal: a check reads all it checks in one."""
@@ -398,11 +398,30 @@ class Journal:
             success_rows = list(raw_rows(conn, last_success, params))
             streak_rows = list(raw_rows(conn, streaks, params))
             open_rows = list(raw_rows(conn, open_query, params))
-        last = {r.secret: r for r in map(decode, latest_rows)}
-        successes = {secret: when(at) for secret, at in success_rows}
+        unreadable: dict[str, str] = {}
+
+        def readable(rows: list[Sequence[Any]]) -> Iterator[Rotation]:
+            """Decode each row; one that no Rotation is read from is named for its secret alone."""
+            for row in rows:
+                try:
+                    yield decode(row)
+                except JournalTampered as exc:
+                    unreadable.setdefault(identity(row).secret, str(exc))
+
+        last = {r.secret: r for r in readable(latest_rows)}
+        successes: dict[str, datetime] = {}
+        for secret, at in success_rows:
+            try:
+                successes[secret] = when(at)
+            except (ValueError, TypeError, OverflowError):  # SQLite keeps any value anywhere
+                unreadable.setdefault(
+                    secret,
+                    f"the last promoted_at of {secret}'s rotations holds no time; a row was "
+                    "edited outside rotator (`rotator audit verify`)",
+                )
         failures = {secret: int(n) for secret, n in streak_rows}
         open_by_secret: dict[str, list[Rotation]] = {}
-        for rotation in map(decode, open_rows):
+        for rotation in readable(open_rows):
             open_by_secret.setdefault(rotation.secret, []).append(rotation)
         return {
             name: SecretSummary(
@@ -410,8 +429,9 @@ class Journal:
                 last.get(name),
                 open_by_secret.get(name, []),
                 failures.get(name, 0),
+                unreadable.get(name),
             )
-            for name in set(successes) | set(last)
+            for name in set(successes) | set(last) | set(unreadable)
         }
 
     def latest_change(self) -> datetime | None:
@@ -437,23 +457,22 @@ class Journal:
         """Return every rotation (oldest first) of every secret, or of ``names``, without events."""
         found: dict[str, list[Rotation]] = {}
         query = sa.select(rotations).order_by(rotations.c.created_at, rotations.c.id)
-        key = self.database.keys.row_if_present()
         with self.database.read() as conn:
             for chunk in in_chunks(names):
                 q = query if chunk is None else query.where(rotations.c.secret.in_(chunk))
-                for row in conn.execute(q):
-                    rotation = row_to_rotation(row, key)
+                for rotation in self._rotations(conn, q):
                     found.setdefault(rotation.secret, []).append(rotation)
         return found
 
     def history(self, secret: str) -> list[tuple[Rotation, list[Event]]]:
         """Return every rotation of a secret (oldest first) with its events."""
         with self.database.read() as conn:
-            rows = conn.execute(
+            found = self._rotations(
+                conn,
                 sa.select(rotations)
                 .where(rotations.c.secret == secret)
-                .order_by(rotations.c.created_at, rotations.c.id)
-            ).all()
+                .order_by(rotations.c.created_at, rotations.c.id),
+            )
             evs = conn.execute(
                 sa.select(events).where(events.c.secret == secret).order_by(events.c.id)
             ).all()
@@ -462,8 +481,18 @@ class Journal:
             by_rotation.setdefault(e.rotation_id, []).append(
                 Event(e.at, e.step, e.outcome, e.state_from, e.state_to, e.detail)
             )
-        key = self.database.keys.row_if_present()
-        return [(r, by_rotation.get(r.id, [])) for r in (row_to_rotation(x, key) for x in rows)]
+        return [(r, by_rotation.get(r.id, [])) for r in found]
+
+    def _rotations(
+        self, conn: Connection, query: sa.Select[Any], params: dict[str, Any] | None = None
+    ) -> list[Rotation]:
+        """Read ``query``'s ``rotations`` rows to their end, then decode each, its seal checked.
+
+        Raises JournalTampered, naming the rotation, for a row no Rotation
+        can be read from (rotator/journal/rows.py).
+        """
+        rows = list(raw_rows(conn, query, params))
+        return list(map(rotation_decoder(conn.dialect, self.database.keys.row_if_present()), rows))
 
 
 def _event_action(trigger: str, outcome: str, src: State | None) -> str:

@@ -17,9 +17,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-
-from rotator.journal.audit import GENESIS, as_sealed, seal_row, seal_written
+from rotator.journal.audit import GENESIS, seal_row, seal_written
 from rotator.lifecycle import BLOCKING, State
 
 
@@ -129,6 +127,11 @@ class SecretSummary:
     open: list[Rotation] = field(default_factory=list)
     #: Rotations rolled back since the last success (the failure streak).
     failures_in_a_row: int = 0
+    #: Why a row of the secret's could not be read as a Rotation (a column
+    #: holding what rotator never writes), naming it; such rows are left out
+    #: above, and nothing is done for the secret (its other secrets' plans
+    #: are not held up by it).
+    unreadable: str | None = None
 
 
 #: Rotation fields that are columns of ``rotations`` (``seal`` and ``intact`` are not sealed).
@@ -147,15 +150,6 @@ EVENT_FIELDS = (
 )
 
 
-def row_to_rotation(row: sa.Row[Any], key: bytes | None) -> Rotation:
-    """Turn a ``rotations`` row into a Rotation, checking its seal when the key is at hand."""
-    # _asdict, not _mapping.items(): the latter rebuilds the key view per row,
-    # which was most of the cost of reading 100,000 summaries.
-    data = {k: v for k, v in row._asdict().items() if k in ROTATION_FIELDS}
-    intact = key is None or rotation_sealed(key, as_sealed(data), row.seal)
-    return rotation_from(data, row.seal, intact)
-
-
 def rotation_sealed(key: bytes, sealed: Mapping[str, Any], seal: str | None) -> bool:
     """Tell whether a ``rotations`` row matches ``seal`` under ``key``.
 
@@ -165,12 +159,43 @@ def rotation_sealed(key: bytes, sealed: Mapping[str, Any], seal: str | None) -> 
     return seal is not None and hmac.compare_digest(seal_written(key, "rotations", sealed), seal)
 
 
+class NotAsWritten(Exception):
+    """A ``rotations`` column holds what rotator never writes there: the row was edited.
+
+    Read as a Rotation it cannot be (a state rotator has not, refs that are
+    no JSON list, a time that is no time); readers name the rotation in a
+    :class:`~rotator.errors.JournalTampered`.
+    """
+
+    def __init__(self, column: str, what: str) -> None:
+        super().__init__(f"{column} {what}")
+        self.column = column
+
+
 def rotation_from(data: dict[str, Any], seal: str | None, intact: bool) -> Rotation:
-    """Return the Rotation of a row's decoded columns (consumed), with what its seal check found."""
-    data["state"] = State(data["state"])
+    """Return the Rotation of a row's decoded columns (consumed), with what its seal check found.
+
+    Raises :class:`NotAsWritten` for a state or refs rotator never writes.
+    """
+    try:
+        data["state"] = State(data["state"])
+    except ValueError:
+        raise NotAsWritten("state", "holds no state rotator has") from None
     known = data.get("known_refs")
-    data["known_refs"] = None if known is None else tuple(json.loads(known))
+    if known is not None:
+        data["known_refs"] = _refs(known)
     return Rotation(**data, seal=seal, intact=intact)
+
+
+def _refs(known: Any) -> tuple[str, ...]:
+    """Return the refs of a ``known_refs`` column as rotator writes it: a JSON list of texts."""
+    try:
+        refs = json.loads(known)
+    except (ValueError, TypeError):  # no JSON; bytes that are no UTF-8 text
+        refs = None
+    if not isinstance(refs, list) or not all(isinstance(ref, str) for ref in refs):
+        raise NotAsWritten("known_refs", "holds no JSON list of refs")
+    return tuple(refs)
 
 
 def rotation_values(rotation: Rotation, key: bytes) -> dict[str, Any]:

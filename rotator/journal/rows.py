@@ -24,7 +24,13 @@ from sqlalchemy.engine import Connection
 
 from rotator.errors import JournalTampered
 from rotator.journal.audit import seal_time
-from rotator.journal.records import ROTATION_FIELDS, Rotation, rotation_from, rotation_sealed
+from rotator.journal.records import (
+    ROTATION_FIELDS,
+    NotAsWritten,
+    Rotation,
+    rotation_from,
+    rotation_sealed,
+)
 from rotator.journal.schema import UTCDateTime, rotations
 
 _COLUMNS = [column.name for column in rotations.columns]
@@ -41,18 +47,12 @@ _PAGE = 5000
 _SQLITE_TIME = re.compile(
     r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2} (?:[01][0-9]|2[0-3]):[0-9]{2}:[0-9]{2}\.[0-9]{6}"
 )
+#: What a time column that decodes to no time holds, as a reader names it.
+_NO_TIME = "holds no time"
 #: The columns of ``rotations`` that hold times (all sealed).
 _TIMES = frozenset(
     name for name in ROTATION_FIELDS if isinstance(rotations.c[name].type, UTCDateTime)
 )
-
-
-class _NotATime(Exception):
-    """A time column holds what no time decodes from: rotator did not write it."""
-
-    def __init__(self, column: str) -> None:
-        super().__init__(column)
-        self.column = column
 
 
 class RowIdentity(NamedTuple):
@@ -105,7 +105,8 @@ def _written_columns(dialect: sa.Dialect) -> Callable[[Sequence[Any]], _Written]
     SQLAlchemy writes is taken as it is, not parsed to be formatted again (a
     third of the cost of checking a row); a time in any other form, and
     every time on another database, is decoded, and returned beside.
-    Raises :class:`_NotATime` for a time column that decodes to no time.
+    Raises :class:`~rotator.journal.records.NotAsWritten` for a time
+    column that decodes to no time.
     """
     processed = _processed(dialect)
     stored = _SQLITE_TIME.fullmatch if dialect.name == "sqlite" else None
@@ -137,12 +138,12 @@ def _written_columns(dialect: sa.Dialect) -> Callable[[Sequence[Any]], _Written]
             elif stored is not None and type(value) is not str:
                 # SQLite keeps a number or bytes in any column; SQLAlchemy's
                 # processor, which reads only text there, is not handed one.
-                raise _NotATime(name)
+                raise NotAsWritten(name, _NO_TIME)
             else:
                 try:
                     at = decoded[name] = process(value)
                 except (ValueError, TypeError, OverflowError):
-                    raise _NotATime(name) from None
+                    raise NotAsWritten(name, _NO_TIME) from None
                 data[name] = seal_time(at)
         return data, decoded
 
@@ -160,7 +161,7 @@ def rotation_seal_check(dialect: sa.Dialect, key: bytes) -> Callable[[Sequence[A
     def sealed(row: Sequence[Any]) -> bool:
         try:
             sealed_as, _ = read(row)
-        except _NotATime:
+        except NotAsWritten:
             return False
         return rotation_sealed(key, sealed_as, row[_SEAL])
 
@@ -170,11 +171,11 @@ def rotation_seal_check(dialect: sa.Dialect, key: bytes) -> Callable[[Sequence[A
 def rotation_decoder(dialect: sa.Dialect, key: bytes | None) -> Callable[[Sequence[Any]], Rotation]:
     """Return what turns a raw ``rotations`` row into a Rotation, checking its seal under ``key``.
 
-    The same Rotation, ``intact`` included, as
-    :func:`rotator.journal.records.row_to_rotation` gives for the row
-    object (without ``key``, rows are taken as intact there too). Raises
-    :class:`~rotator.errors.JournalTampered`, naming the rotation, for a
-    time column that holds no time (the row object could not be read).
+    The same Rotation, ``intact`` included, as SQLAlchemy's row object
+    would give (without ``key``, rows are taken as intact). Raises
+    :class:`~rotator.errors.JournalTampered`, naming the rotation and the
+    column, for a row no Rotation can be read from: a time that is no
+    time, a state rotator has not, refs that are no JSON list.
     """
     read = _written_columns(dialect)
     # The seal's text of a time stored as SQLAlchemy writes it, back to the
@@ -193,15 +194,15 @@ def rotation_decoder(dialect: sa.Dialect, key: bytes | None) -> Callable[[Sequen
                     try:
                         data[name] = from_text(data[name])
                     except ValueError:  # in the stored form, but no date (a 30 February)
-                        raise _NotATime(name) from None
-        except _NotATime as exc:
+                        raise NotAsWritten(name, _NO_TIME) from None
+            return rotation_from(data, seal, intact)
+        except NotAsWritten as exc:
             found = identity(row)
             raise JournalTampered(
-                f"rotation {found.rotation_id} of {found.secret}: {exc.column} holds no "
-                "time; the row was edited outside rotator (`rotator audit verify`)",
+                f"rotation {found.rotation_id} of {found.secret}: {exc}; the row was "
+                "edited outside rotator (`rotator audit verify`)",
                 secret=found.secret,
             ) from None
-        return rotation_from(data, seal, intact)
 
     return decode
 

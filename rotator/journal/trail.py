@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,7 @@ from rotator.journal.audit import (
 )
 from rotator.journal.database import Database, Snapshot
 from rotator.journal.records import head_values
+from rotator.journal.rows import raw_rows, rotation_decoder
 from rotator.journal.schema import (
     AUDIT_LOCK_KEY,
     audit,
@@ -214,6 +216,7 @@ class Trail:
                     "the journal changed since its findings were shown; nothing was accepted: "
                     "run `rotator audit accept` again"
                 )
+            _readable_as_found(conn)
             head = head_at_end(conn)
             conn.execute(audit_head.delete())
             seal = seal_row(key, "audit_head", head)
@@ -265,3 +268,23 @@ class Trail:
             return 0
         query = sa.select(audit_head.c.accepted).where(audit_head.c.id == 1)
         return int(on.conn.scalar(query) or 0)
+
+
+def _readable_as_found(conn: Connection) -> None:
+    """Refuse to accept a journal with a rotation rotator cannot read: nothing is accepted.
+
+    Sealed as found, a state rotator has not (or a time that is no time)
+    would stop every read of the secret for good; the person puts back a
+    value rotator writes first (`rotator audit verify` names the rotation).
+    """
+    decode = rotation_decoder(conn.dialect, None)
+    with closing(raw_rows(conn, sa.select(rotations))) as rows:
+        for row in rows:
+            try:
+                decode(row)
+            except JournalTampered as exc:
+                raise JournalTampered(
+                    f"{exc}; nothing was accepted: a row is taken as found only when rotator "
+                    "can read it, so put back a value rotator writes first",
+                    secret=exc.secret,
+                ) from None
