@@ -22,7 +22,7 @@ from rotator.adapters.discovery import Registry, registry
 from rotator.adapters.values import Credential
 from rotator.cli.serving import run_until_stopped
 from rotator.engine.concurrency import Limits
-from rotator.engine.report import PlanItem
+from rotator.engine.report import Action, PlanItem
 from rotator.engine.runner import Engine
 from rotator.errors import TransientError, VerificationError
 from rotator.journal.journal import Journal
@@ -30,7 +30,7 @@ from rotator.journal.records import Lease, SecretSummary
 from rotator.policy.loader import load_policies
 from rotator.service.loop import Service, ServiceSettings
 from rotator.service.metrics import Metrics
-from tests.conftest import FakeClock, calls_of
+from tests.conftest import FakeClock, calls_of, run_sql
 
 ENTRY = """  - name: {name}
     store: {{provider: aws-secretsmanager, secret_id: {name}}}
@@ -368,6 +368,33 @@ def test_the_first_pass_acts_on_the_plan_made_at_start(
     service.run_pass()
     assert asked == {"a": 1, "b": 1}
     assert [len(service.engine.journal.history(n)) for n in ("a", "b")] == [1, 1]
+
+
+def test_a_row_rotator_cannot_read_sets_its_secret_aside_and_the_service_goes_on(
+    aws: None, tmp_path: Path
+) -> None:
+    """A state rotator has not, in one secret's unfinished rotation: the others are rotated.
+
+    Before, reading the journal's unfinished rotations (or the summaries)
+    failed with a bare ValueError at the service's start.
+    """
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    service = _service(tmp_path, clock, "app")
+    service.run_pass()
+    assert service.engine.journal.open_rotations("app")  # in grace
+    run_sql(f"sqlite:///{tmp_path / 'j.db'}", "UPDATE rotations SET state = 'revoked-early'")
+    config = tmp_path / "policies.yaml"
+    config.write_text(config.read_text() + ENTRY.format(name="other"))
+    boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+        Name="other", SecretString="initial-value-long-enough"
+    )
+    journal = Journal(f"sqlite:///{tmp_path / 'j.db'}", clock)
+    engine = Engine(load_policies(config), journal, clock=clock, sleep=clock.sleep)
+    restarted = Service(engine, config, settings=ServiceSettings(reconcile=30.0), clock=clock)
+    restarted.run_pass()
+    assert len(restarted.engine.journal.history("other")) == 1
+    [item] = restarted.engine.plan(names=["app"])
+    assert item.action is Action.ATTENTION and "of app does not match its seal" in item.reason
 
 
 def test_a_store_unreadable_while_planning_everything_is_asked_again_by_the_first_pass(

@@ -614,6 +614,58 @@ def test_the_engine_does_not_act_on_a_forged_rotation(
     assert len(tampered) == 1, tampered
 
 
+@pytest.mark.parametrize(
+    ("forge", "kind"),
+    [
+        ("UPDATE events SET at = 'yesterday'", "time"),
+        ("UPDATE audit SET at = x'00' WHERE seq = 2", "time"),
+        ("UPDATE audit SET seq = 'x' WHERE seq = 1", "number"),
+        ("UPDATE audit SET event_id = 'x'", "number"),
+        ("UPDATE audit_head SET seq = 'x'", "number"),
+        ("UPDATE leases SET expires_at = '2026-02-30 10:00:00.000000'", "time"),
+        ("UPDATE leases SET token = 'x'", "number"),
+        ("UPDATE alerts SET attempts = 4.5", "number"),
+    ],
+)
+def test_a_column_holding_what_rotator_never_writes_is_reported_not_raised(
+    engine: Engine, tmp_path: Path, forge: str, kind: str
+) -> None:
+    """SQLite keeps any value anywhere: the checks report it, and nothing is acted on.
+
+    Before, ``audit verify`` and every run failed with the driver's
+    ValueError or TypeError: the tamper check itself undone by the tampering.
+    """
+    engine.rotate("app/key")
+    engine.journal.leases.acquire("app/key", "someone", timedelta(minutes=5))
+    engine.journal.alerts.raised("app/key", "needs-attention", "n", "c", "{}")
+    run_sql(engine.journal.url, forge)
+    said = f"a {kind} column of the journal holds what rotator never writes there"
+    report = engine.journal.trail.verify()
+    assert not report.intact and said in report.tampering[0].what
+    run = engine.run_once()
+    assert run.exit_code == 1 and said in run.attention[0].message
+    assert WatchedIssuer.revoked == []
+    args = ["--config", str(tmp_path / "p.yaml"), "--state", engine.journal.url]
+    result = CliRunner().invoke(cli, ["audit", "verify", *args])
+    assert result.exit_code == 1 and said in result.output, result.output
+
+
+@pytest.mark.parametrize("forge", ["head_seq = 'x'", "at = 7", "chain_from = x'00'"])
+def test_a_kept_digest_holding_what_rotator_never_writes_is_not_taken(
+    engine: Engine, forge: str
+) -> None:
+    """The digest a check kept, edited to hold junk, spares no check: the next one is full."""
+    engine.rotate("app/key")
+    engine.trust._audit_verified = None
+    assert engine.check_state().intact
+    engine.trust._audit_verified = None
+    assert engine.check_state().unchanged  # the digest kept is taken
+    run_sql(engine.journal.url, f"UPDATE verified SET {forge}")
+    engine.trust._audit_verified = None
+    report = engine.check_state()
+    assert report.intact and not report.unchanged
+
+
 def test_audit_verify_names_tampered_rows_and_exits_1(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -413,7 +413,7 @@ class Journal:
         for secret, at in success_rows:
             try:
                 successes[secret] = when(at)
-            except (ValueError, TypeError, OverflowError):  # SQLite keeps any value anywhere
+            except JournalTampered:  # SQLite keeps any value anywhere (schema.UTCDateTime)
                 unreadable.setdefault(
                     secret,
                     f"the last promoted_at of {secret}'s rotations holds no time; a row was "

@@ -127,7 +127,10 @@ def _written_columns(dialect: sa.Dialect) -> Callable[[Sequence[Any]], _Written]
         data = dict(zip(plain_names, (values,) if one else values, strict=True))
         for i, name, process in others:
             value = row[i]
-            data[name] = None if value is None else process(value)
+            try:
+                data[name] = None if value is None else process(value)
+            except JournalTampered:  # a number column holding none (rotator/journal/schema.py)
+                raise NotAsWritten(name, "holds what rotator never writes there") from None
         decoded: dict[str, datetime] = {}
         for i, name, process in times:
             value = row[i]
@@ -142,7 +145,7 @@ def _written_columns(dialect: sa.Dialect) -> Callable[[Sequence[Any]], _Written]
             else:
                 try:
                     at = decoded[name] = process(value)
-                except (ValueError, TypeError, OverflowError):
+                except (JournalTampered, ValueError, TypeError, OverflowError):
                     raise NotAsWritten(name, _NO_TIME) from None
                 data[name] = seal_time(at)
         return data, decoded

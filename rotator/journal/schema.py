@@ -20,11 +20,43 @@ from rotator.journal.audit import GENESIS, row_key, seal_row
 from rotator.journal.records import ROTATION_FIELDS, alert_seal, event_seal, head_values, lease_seal
 
 
+def _never_written(kind: str) -> JournalTampered:
+    """Say that a column holds what rotator never writes there (SQLite keeps any value anywhere)."""
+    return JournalTampered(
+        f"a {kind} column of the journal holds what rotator never writes there: a row was "
+        "edited outside rotator (`rotator audit verify`)"
+    )
+
+
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
-    """A timestamp stored in UTC and always read back timezone-aware."""
+    """A timestamp stored in UTC and always read back timezone-aware.
+
+    A stored value no time is read from (text, a number or bytes in a SQLite
+    column) raises JournalTampered, not the driver's ValueError or TypeError.
+    """
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
+
+    def result_processor(
+        self, dialect: sa.Dialect, coltype: Any
+    ) -> Callable[[Any], datetime | None] | None:
+        process = super().result_processor(dialect, coltype)
+        if process is None:
+            return None
+        if dialect.name != "sqlite":  # the server's own time type holds times only
+            return process
+        checked = process
+
+        def read(value: Any) -> datetime | None:
+            if value is not None and type(value) is not str:
+                raise _never_written("time")
+            try:
+                return checked(value)
+            except (ValueError, OverflowError):
+                raise _never_written("time") from None
+
+        return read
 
     def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
@@ -39,6 +71,29 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Whole(sa.types.TypeDecorator[int]):
+    """An integer; a stored value that is none (text or bytes in a SQLite column) raises.
+
+    JournalTampered, as :class:`UTCDateTime` does: a sequence number, a
+    token or a count compared with a number must be one.
+    """
+
+    impl = sa.Integer
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> int | None:
+        if value is not None and type(value) is not int:
+            raise _never_written("number")
+        return value
+
+
+class BigWhole(Whole):
+    """A 64-bit :class:`Whole` (sequence numbers, tokens)."""
+
+    impl = sa.BigInteger
+    cache_ok = True
 
 
 metadata = sa.MetaData()
@@ -74,7 +129,7 @@ rotations = sa.Table(
     sa.Column("new_fingerprint", sa.String(64)),
     sa.Column("known_refs", sa.Text),
     sa.Column("checked_at", UTCDateTime),
-    sa.Column("extensions", sa.Integer, nullable=False, default=0),
+    sa.Column("extensions", Whole, nullable=False, default=0),
     sa.Column("error", sa.Text),
     # Added by migration 2 (see _policy_digest_and_change_index).
     sa.Column("policy_digest", sa.String(64)),
@@ -112,7 +167,7 @@ leases = sa.Table(
     sa.Column("acquired_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
     # Added by migration 3: the fencing token.
-    sa.Column("token", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("token", BigWhole, nullable=False, server_default="0"),
     # Added by migration 5: HMAC of (secret, owner, token), so a token cannot be forged.
     sa.Column("seal", sa.String(64)),
 )
@@ -123,7 +178,7 @@ audit = sa.Table(
     metadata,
     # Assigned as the previous record's plus one, never by the database, so
     # that a gap means a deleted record.
-    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("seq", BigWhole, primary_key=True, autoincrement=False),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("actor", sa.String(256), nullable=False),
     sa.Column("action", sa.String(32), nullable=False),
@@ -141,7 +196,7 @@ audit = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
     # Added by migration 5: the rows this record was written with (AuditRecord.BINDINGS).
     sa.Column("row_seal", sa.String(64)),
-    sa.Column("event_id", sa.Integer),
+    sa.Column("event_id", Whole),
     sa.Column("event_seal", sa.String(64)),
     sa.Index("ix_audit_at", "at"),
     sa.Index("ix_audit_rotation", "rotation_id", "seq"),
@@ -156,14 +211,14 @@ audit_head = sa.Table(
     # its end no longer reaches the head; a head deleted or edited is missed
     # or fails its seal (added by migration 5).
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("seq", BigWhole, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
     # The record by which a person accepted the journal as found (``audit
     # accept``): rows deleted before it are no longer reported.
-    sa.Column("accepted", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("accepted", BigWhole, nullable=False, server_default="0"),
     # The last event row sealed as found (at the upgrade, or an acceptance):
     # every later event must be named by an audit record.
-    sa.Column("events_from", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("events_from", BigWhole, nullable=False, server_default="0"),
     sa.Column("seal", sa.String(64), nullable=False),
 )
 
@@ -180,7 +235,7 @@ alerts = sa.Table(
     sa.Column("condition", sa.String(256), nullable=False),
     sa.Column("raised_at", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("attempts", Whole, nullable=False, default=0),
     sa.Column("last_error", sa.Text),
     # The alert itself, as JSON (never a secret value), to send it again.
     sa.Column("payload", sa.Text, nullable=False),
@@ -222,8 +277,8 @@ verified = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("digest", sa.String(64), nullable=False),
     # The record the chain was verified from (0: the whole chain).
-    sa.Column("chain_from", sa.BigInteger, nullable=False),
-    sa.Column("head_seq", sa.BigInteger, nullable=False),
+    sa.Column("chain_from", BigWhole, nullable=False),
+    sa.Column("head_seq", BigWhole, nullable=False),
     sa.Column("head_hash", sa.String(64), nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("seal", sa.String(64), nullable=False),

@@ -185,9 +185,15 @@ class Trail:
         if on is None:
             with self.database.snapshot() as state:
                 return self.verify(anchor=anchor, start=start, on=state)
-        records = self.records(after=start[0] if start else 0, on=on)
-        chain = verify_chain(records, self.database.keys.chain(), anchor=anchor, start=start)
-        found = self.tampering.find_if_sealed(on.conn, None)
+        try:
+            records = self.records(after=start[0] if start else 0, on=on)
+            chain = verify_chain(records, self.database.keys.chain(), anchor=anchor, start=start)
+            found = self.tampering.find_if_sealed(on.conn, None)
+        except JournalTampered as exc:
+            # A column holding what rotator never writes there (a SQLite time
+            # that is no time, a sequence number that is text): the journal as
+            # a whole is reported, since the row cannot even be read.
+            return ChainReport(0, None, None, tampering=(Tampering(None, str(exc)),))
         return replace(chain, tampering=found, whole=start is None)
 
     def accept(

@@ -50,6 +50,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from rotator.clock import Clock
+from rotator.errors import JournalTampered
 from rotator.journal.audit import seal_row
 from rotator.journal.database import Database, Snapshot
 from rotator.journal.schema import (
@@ -139,7 +140,12 @@ class VerifiedContent:
 
     def read(self, conn: Connection) -> Mark | None:
         """Return the mark on this connection when its seal holds (None: none, or not rotator's)."""
-        row = conn.execute(_MARK).first()
+        result = conn.execute(_MARK)
+        try:
+            row = result.first()
+        except JournalTampered:  # a column holding what rotator never writes: not rotator's
+            result.close()
+            return None
         if row is None:
             return None
         values = _values(row)

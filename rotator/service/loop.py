@@ -44,7 +44,7 @@ import structlog
 from rotator.clock import Clock, system_clock
 from rotator.engine.report import Action, PlanItem, Result, RunReport
 from rotator.engine.runner import Engine
-from rotator.errors import ConfigError, PolicyError, RotatorError
+from rotator.errors import ConfigError, JournalTampered, PolicyError, RotatorError
 from rotator.lifecycle import State
 from rotator.policy.loader import load_policies
 from rotator.service.metrics import Metrics, SecretGauges
@@ -429,7 +429,12 @@ class Service:
         # Unfinished rotations of secrets no policy names any more stay parked
         # at their recorded step (plan and status show them) until their
         # policy comes back: said once here, not retried on every pass.
-        for rotation in self.engine.journal.open_rotations():
+        try:
+            unfinished = self.engine.journal.open_rotations()
+        except JournalTampered as exc:  # each secret's own rows are checked before acting
+            log.error("unfinished rotations not listed", error=str(exc))
+            unfinished = []
+        for rotation in unfinished:
             if rotation.secret not in self.engine.policies:
                 log.warning(
                     "rotation parked: its secret has no policy any more",
