@@ -370,19 +370,24 @@ def test_the_first_pass_acts_on_the_plan_made_at_start(
     assert [len(service.engine.journal.history(n)) for n in ("a", "b")] == [1, 1]
 
 
+@pytest.mark.parametrize(
+    "forge", ["state = 'revoked-early'", "updated_at = 'zzz'", "updated_at = x'00'"]
+)
 def test_a_row_rotator_cannot_read_sets_its_secret_aside_and_the_service_goes_on(
-    aws: None, tmp_path: Path
+    aws: None, tmp_path: Path, forge: str
 ) -> None:
-    """A state rotator has not, in one secret's unfinished rotation: the others are rotated.
+    """A value rotator never writes, in one secret's unfinished rotation: the others are rotated.
 
     Before, reading the journal's unfinished rotations (or the summaries)
-    failed with a bare ValueError at the service's start.
+    failed with a bare ValueError at the service's start; a time that is no
+    time in ``updated_at`` (which SQLite sorts after every time) failed
+    every pass's look for rotations made elsewhere.
     """
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
     service = _service(tmp_path, clock, "app")
     service.run_pass()
     assert service.engine.journal.open_rotations("app")  # in grace
-    run_sql(f"sqlite:///{tmp_path / 'j.db'}", "UPDATE rotations SET state = 'revoked-early'")
+    run_sql(f"sqlite:///{tmp_path / 'j.db'}", f"UPDATE rotations SET {forge}")
     config = tmp_path / "policies.yaml"
     config.write_text(config.read_text() + ENTRY.format(name="other"))
     boto3.client("secretsmanager", region_name="us-east-1").create_secret(
@@ -393,6 +398,9 @@ def test_a_row_rotator_cannot_read_sets_its_secret_aside_and_the_service_goes_on
     restarted = Service(engine, config, settings=ServiceSettings(reconcile=30.0), clock=clock)
     restarted.run_pass()
     assert len(restarted.engine.journal.history("other")) == 1
+    clock.advance(timedelta(minutes=5))
+    restarted.run_pass()  # the next pass too, past the old key's grace
+    assert restarted.engine.journal.open_rotations("other") == []  # revoked: the pass went on
     [item] = restarted.engine.plan(names=["app"])
     assert item.action is Action.ATTENTION and "of app does not match its seal" in item.reason
 

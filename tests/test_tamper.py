@@ -24,6 +24,7 @@ from click.testing import CliRunner
 
 from rotator.adapters.values import AlertEvent, Severity
 from rotator.cli.main import cli
+from rotator.engine.plan import plan_orphans
 from rotator.engine.report import Action
 from rotator.engine.runner import Engine
 from rotator.errors import JournalTampered
@@ -205,6 +206,9 @@ def test_a_replayed_earlier_copy_of_a_row_is_found(journal: Journal, clock: Fake
         ("known_refs", "'[\"v1\"'"),
         ("known_refs", "'7'"),
         ("known_refs", "x'00'"),
+        ("known_refs", "'" + "[" * 100_000 + "'"),  # nested past the interpreter's stack
+        ("old_ref", "x'00'"),
+        ("extensions", "'x'"),
     ],
 )
 def test_a_column_holding_what_rotator_never_writes_is_found_edited(
@@ -232,6 +236,8 @@ def test_a_column_holding_what_rotator_never_writes_is_found_edited(
     assert summaries["app/db"].last_rotation is None and summaries["app/db"].open == []
     assert summaries["app/api"].unreadable is None
     assert summaries["app/api"].open and summaries["app/api"].open[0].intact
+    [orphan] = plan_orphans(summaries, frozenset(), ["app/db"])  # its policy removed, too
+    assert orphan.action is Action.ATTENTION and named in orphan.reason
     for read in (
         lambda: journal.history("app/db"),
         lambda: journal.open_rotations("app/db"),
@@ -242,6 +248,20 @@ def test_a_column_holding_what_rotator_never_writes_is_found_edited(
             read()
         assert raised.value.secret == "app/db"
     assert journal.get("app/api-1") is not None
+    journal.close()
+
+
+def test_a_secret_name_that_is_bytes_is_named_as_text(clock: FakeClock, tmp_path: Path) -> None:
+    """Bytes SQLite kept as a rotation's secret are named by their repr, never used as a name."""
+    journal = Journal(f"sqlite:///{tmp_path / 'j.db'}", clock, key_file=tmp_path / "j.key")
+    journal.migrate()
+    _to_grace(journal, clock, "app/db", 1)
+    run_sql(journal.url, "UPDATE rotations SET secret = x'00ff'")
+    found = [t for t in journal.trail.verify().tampering if t.secret == "b'\\x00\\xff'"]
+    assert found and found[0].what.startswith("rotation app/db-1 of b'\\x00\\xff'")
+    summaries = journal.summaries()
+    assert all(type(name) is str for name in summaries)
+    assert "rotation app/db-1 of b'\\x00\\xff'" in (summaries["b'\\x00\\xff'"].unreadable or "")
     journal.close()
 
 
@@ -615,20 +635,21 @@ def test_the_engine_does_not_act_on_a_forged_rotation(
 
 
 @pytest.mark.parametrize(
-    ("forge", "kind"),
+    ("forge", "column"),
     [
-        ("UPDATE events SET at = 'yesterday'", "time"),
-        ("UPDATE audit SET at = x'00' WHERE seq = 2", "time"),
-        ("UPDATE audit SET seq = 'x' WHERE seq = 1", "number"),
-        ("UPDATE audit SET event_id = 'x'", "number"),
-        ("UPDATE audit_head SET seq = 'x'", "number"),
-        ("UPDATE leases SET expires_at = '2026-02-30 10:00:00.000000'", "time"),
-        ("UPDATE leases SET token = 'x'", "number"),
-        ("UPDATE alerts SET attempts = 4.5", "number"),
+        ("UPDATE events SET at = 'yesterday'", "events.at"),
+        ("UPDATE audit SET at = x'00' WHERE seq = 2", "audit.at"),
+        ("UPDATE audit SET seq = 'x' WHERE seq = 1", "audit.seq"),
+        ("UPDATE audit SET event_id = 'x'", "audit.event_id"),
+        ("UPDATE audit_head SET seq = 'x'", "audit_head.seq"),
+        ("UPDATE leases SET expires_at = '2026-02-30 10:00:00.000000'", "leases.expires_at"),
+        ("UPDATE leases SET token = 'x'", "leases.token"),
+        ("UPDATE alerts SET attempts = 4.5", "alerts.attempts"),
+        ("UPDATE audit_head SET accepted = 'x'", "audit_head.accepted"),
     ],
 )
 def test_a_column_holding_what_rotator_never_writes_is_reported_not_raised(
-    engine: Engine, tmp_path: Path, forge: str, kind: str
+    engine: Engine, tmp_path: Path, clock: FakeClock, forge: str, column: str
 ) -> None:
     """SQLite keeps any value anywhere: the checks report it, and nothing is acted on.
 
@@ -636,12 +657,14 @@ def test_a_column_holding_what_rotator_never_writes_is_reported_not_raised(
     ValueError or TypeError: the tamper check itself undone by the tampering.
     """
     engine.rotate("app/key")
-    engine.journal.leases.acquire("app/key", "someone", timedelta(minutes=5))
+    # A lease that has run out by the run below (which could then take it).
+    engine.journal.leases.acquire("app/key", "someone", timedelta(minutes=1))
     engine.journal.alerts.raised("app/key", "needs-attention", "n", "c", "{}")
     run_sql(engine.journal.url, forge)
-    said = f"a {kind} column of the journal holds what rotator never writes there"
+    said = f"the journal's {column} holds what rotator never writes there"
     report = engine.journal.trail.verify()
     assert not report.intact and said in report.tampering[0].what
+    clock.advance(timedelta(hours=2))  # past the grace deadline: the old key is due for revoking
     run = engine.run_once()
     assert run.exit_code == 1 and said in run.attention[0].message
     assert WatchedIssuer.revoked == []
@@ -650,7 +673,7 @@ def test_a_column_holding_what_rotator_never_writes_is_reported_not_raised(
     assert result.exit_code == 1 and said in result.output, result.output
 
 
-@pytest.mark.parametrize("forge", ["head_seq = 'x'", "at = 7", "chain_from = x'00'"])
+@pytest.mark.parametrize("forge", ["at = 7", "at = 'yesterday'", "seal = x'00'", "seal = 'é'"])
 def test_a_kept_digest_holding_what_rotator_never_writes_is_not_taken(
     engine: Engine, forge: str
 ) -> None:
@@ -664,6 +687,79 @@ def test_a_kept_digest_holding_what_rotator_never_writes_is_not_taken(
     engine.trust._audit_verified = None
     report = engine.check_state()
     assert report.intact and not report.unchanged
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [
+        ("rotations", "seal"),
+        ("events", "seal"),
+        ("leases", "seal"),
+        ("alerts", "seal"),
+        ("audit_head", "seal"),
+        ("audit", "hash"),
+    ],
+)
+def test_a_seal_that_is_not_ascii_is_found_not_matching(
+    history: Journal, table: str, column: str
+) -> None:
+    """A seal or hash that is no ASCII text does not match: found, never raised.
+
+    ``hmac.compare_digest`` raises TypeError on such text (either database)
+    where it would answer False; before, the checks and reads failed with it.
+    """
+    history.alerts.raised("app/db", "needs-attention", "n", "c", "{}")
+    run_sql(history.url, f"UPDATE {table} SET {column} = :v", v="é" * 64)
+    report = history.trail.verify()
+    assert not report.intact
+    history.tampering.find("app/db")  # answers
+    assert all(summary.last_rotation for summary in history.summaries().values())
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        "UPDATE rotations SET grace_deadline = 'infinity' WHERE id = 'app/db-1'",
+        "UPDATE events SET at = '20000-01-01' WHERE secret = 'app/db'",
+        "UPDATE audit SET at = '-infinity' WHERE seq = 2",
+    ],
+)
+def test_a_time_the_driver_cannot_load_is_reported_not_raised(
+    history: Journal, clock: FakeClock, tmp_path: Path, forge: str
+) -> None:
+    """PostgreSQL keeps infinity and years past 9999, which psycopg cannot load (SQLite: text).
+
+    Before, the checks, the digest and the summaries failed with the
+    driver's DataError; now the check reports it, and the engine holds.
+    """
+    run_sql(history.url, forge)
+    report = history.trail.verify()
+    assert not report.intact
+    engine = Engine({}, history, clock=clock)
+    checked = engine.check_state()
+    assert not checked.intact
+    # Held: the journal (a value the driver could not load), or the secret (SQLite's text).
+    assert engine.trust.trail_problem is not None or "app/db" in engine.trust._tampered
+
+
+def test_bytes_in_an_audit_record_are_found_edited_and_exported(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Bytes SQLite kept in a record's text column: the record is found edited; export writes it."""
+    engine.rotate("app/key")
+    run_sql(engine.journal.url, "UPDATE audit SET actor = x'00ff' WHERE seq = 2")
+    run_sql(engine.journal.url, "UPDATE events SET detail = x'00ff' WHERE step = 'verify'")
+    report = engine.journal.trail.verify()
+    assert report.problem is not None and report.broken_at == 2
+    assert "does not match its hash: edited" in report.problem
+    args = ["--config", str(tmp_path / "p.yaml"), "--state", engine.journal.url]
+    exported = CliRunner().invoke(cli, ["audit", "export", *args])
+    assert exported.exit_code == 0, exported.output
+    assert json.loads(exported.stdout.splitlines()[1])["actor"] == "b'\\x00\\xff'"
+    shown = CliRunner().invoke(cli, ["history", "app/key", "--json", *args])
+    assert shown.exit_code == 0, shown.output
+    details = [step["detail"] for r in json.loads(shown.stdout) for step in r["steps"]]
+    assert "b'\\x00\\xff'" in details  # printed as its repr
 
 
 def test_audit_verify_names_tampered_rows_and_exits_1(

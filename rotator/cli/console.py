@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from rotator.adapters.durations import format_duration
+from rotator.journal.audit import bytes_repr
 from rotator.output.escaping import printable
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -33,7 +34,7 @@ def plain(text: object, style: str = "") -> Text:
 
 def print_json(data: object) -> None:
     """Print ``data`` as indented JSON on stdout (what every ``--json`` prints)."""
-    click.echo(json.dumps(data, indent=2))
+    click.echo(json.dumps(data, indent=2, default=bytes_repr))
 
 
 def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:

@@ -217,16 +217,30 @@ def plan_orphans(
     orphans = {name for name in summaries if name not in policies}
     if names is not None:
         orphans &= set(names)
-    return [
-        PlanItem(
-            name,
-            Action.ERROR,
-            None,
-            False,
-            f"rotation {rotation.id} is {rotation.state} but no policy "
-            f"names this secret any more; restore the policy to finish it",
-            rotation.id,
+    items = []
+    for name in sorted(orphans):
+        summary = summaries[name]
+        if summary.unreadable is not None:  # an open rotation among its rows, perhaps
+            items.append(
+                PlanItem(
+                    name,
+                    Action.ATTENTION,
+                    None,
+                    False,
+                    f"no policy names this secret any more, and its journal rows are not as "
+                    f"rotator wrote them ({summary.unreadable})",
+                )
+            )
+        items.extend(
+            PlanItem(
+                name,
+                Action.ERROR,
+                None,
+                False,
+                f"rotation {rotation.id} is {rotation.state} but no policy "
+                f"names this secret any more; restore the policy to finish it",
+                rotation.id,
+            )
+            for rotation in summary.open
         )
-        for name in sorted(orphans)
-        for rotation in summaries[name].open
-    ]
+    return items

@@ -19,7 +19,7 @@ import structlog
 from rotator.adapters.values import AlertEvent, Severity
 from rotator.engine.alerts import Alerting, SecretAlerts
 from rotator.engine.report import Outcome, Result
-from rotator.errors import ConfigError, JournalError
+from rotator.errors import ConfigError, JournalError, JournalTampered
 from rotator.journal.audit import GENESIS, AnchorFile, ChainReport, Tampering
 from rotator.journal.journal import Journal
 from rotator.journal.records import SecretSummary
@@ -119,7 +119,11 @@ class JournalTrust:
         # One check at a time: the watch thread and a pass (a reload, a pass
         # after a failed one) share what each finds and where it continues.
         with self._checking:
-            read = self._read(kept, full=full, anchor=anchor, unless_unchanged=unless_unchanged)
+            try:
+                read = self._read(kept, full=full, anchor=anchor, unless_unchanged=unless_unchanged)
+            except JournalTampered as exc:  # a value its driver cannot load: not read past it
+                found = ChainReport(0, None, None, tampering=(Tampering(None, str(exc)),))
+                read = _Reading(None, None, 0, None, "", found, 0)
             return self._act_on(read)
 
     def _read(

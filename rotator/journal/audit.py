@@ -159,7 +159,39 @@ def _canonical(data: Mapping[str, object]) -> bytes:
         for name, value in data.items()
         if name != "hash" and (value is not None or name not in BINDINGS)
     }
-    return json.dumps(covered, sort_keys=True, separators=(",", ":")).encode()
+    return json.dumps(
+        covered, sort_keys=True, separators=(",", ":"), default=_never_written
+    ).encode()
+
+
+def bytes_repr(value: object) -> str:
+    """Return the repr of bytes a journal column held (SQLite keeps them where rotator writes text).
+
+    For ``json.dumps(default=...)``: anything else JSON has no type for is
+    a mistake, and still raises TypeError.
+    """
+    if isinstance(value, bytes):
+        return repr(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _never_written(value: object) -> object:
+    """Stand in, in a record's hashed JSON, for a value rotator never writes (bytes in SQLite).
+
+    An object: a record's fields are flat, so no record rotator wrote hashes
+    the same, and the record is found edited instead of failing the check.
+    """
+    return {"not written by rotator": repr(value)}
+
+
+def same_seal(expected: str, found: object) -> bool:
+    """Tell, in constant time, whether ``found``, read back, is the seal or hash ``expected``.
+
+    ``expected`` is one rotator computed (hex). False for what rotator never
+    writes as a seal or hash: None, bytes, text that is not ASCII (on which
+    ``hmac.compare_digest`` raises TypeError instead of answering).
+    """
+    return type(found) is str and found.isascii() and hmac.compare_digest(expected, found)
 
 
 def seal_time(at: datetime) -> str:
@@ -295,7 +327,7 @@ def verify_chain(
             else:
                 problem = f"{where} is out of order after record {expected_seq - 1}"
             return _broken(count, last, record.seq, problem)
-        if not hmac.compare_digest(record.seal(key), record.hash):
+        if not same_seal(record.seal(key), record.hash):
             return _broken(
                 count,
                 last,
@@ -311,7 +343,7 @@ def verify_chain(
                 "a record before it was replaced, inserted or reordered",
             )
         if anchor is not None and record.seq == anchor[0]:
-            if not hmac.compare_digest(record.hash, anchor[1]):
+            if not same_seal(anchor[1], record.hash):
                 return _broken(
                     count,
                     last,
@@ -350,7 +382,11 @@ def _broken(count: int, last: AuditRecord | None, seq: int, problem: str) -> Cha
 def to_jsonl(records: Iterable[AuditRecord]) -> Iterable[str]:
     """Yield each record as one line of JSON (with its newline)."""
     for record in records:
-        yield json.dumps(record.as_dict(), sort_keys=True, separators=(",", ":")) + "\n"
+        # Bytes SQLite kept where rotator writes text are exported as their repr.
+        line = json.dumps(
+            record.as_dict(), sort_keys=True, separators=(",", ":"), default=bytes_repr
+        )
+        yield line + "\n"
 
 
 def to_csv(records: Iterable[AuditRecord]) -> Iterable[str]:

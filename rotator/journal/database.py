@@ -22,10 +22,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError, SQLAlchemyError
 
 from rotator.clock import Clock
-from rotator.errors import JournalError, JournalUnavailable
+from rotator.errors import JournalError, JournalTampered, JournalUnavailable
 from rotator.journal.audit import AuditRecord
 from rotator.journal.keys import Keys, default_key_file
 from rotator.journal.schema import (
@@ -200,6 +200,10 @@ class Database:
                 yield conn
         except (OperationalError, InterfaceError) as exc:
             raise JournalUnavailable(f"journal unreachable: {type(exc).__name__}") from None
+        except (DataError, self._engine.dialect.loaded_dbapi.DataError):
+            # Read from SQLAlchemy's result, or from the driver's own cursor
+            # (rotator/journal/rows.py): a value the driver cannot load.
+            raise _unloadable() from None
         except SQLAlchemyError as exc:
             raise JournalError(f"journal read failed: {type(exc).__name__}") from None
 
@@ -231,6 +235,8 @@ class Database:
                 yield conn
         except (OperationalError, InterfaceError) as exc:
             raise JournalUnavailable(f"journal unreachable: {type(exc).__name__}") from None
+        except (DataError, self._engine.dialect.loaded_dbapi.DataError):
+            raise _unloadable() from None  # what a read inside the write found (as in read)
         except SQLAlchemyError as exc:
             raise JournalError(f"journal write failed: {type(exc).__name__}") from None
         finally:
@@ -279,6 +285,14 @@ class Database:
     def ship_on_commit(self, record: AuditRecord) -> None:
         """Hand ``record`` to the sink once this thread's open write commits."""
         self._unshipped.records.append(record)
+
+
+def _unloadable() -> JournalTampered:
+    """Say that the journal holds a value its driver cannot load, which rotator never writes."""
+    return JournalTampered(
+        "the journal holds a value its driver cannot load (PostgreSQL's infinity, a year "
+        "past 9999): a row was edited outside rotator (`rotator audit verify`)"
+    )
 
 
 def sqlite_path(url: str) -> Path | None:

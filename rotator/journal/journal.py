@@ -32,7 +32,7 @@ from rotator.journal.database import Database, Snapshot, in_chunks
 from rotator.journal.leases import Leases
 from rotator.journal.outbox import AlertOutbox
 from rotator.journal.records import Event, Rotation, SecretSummary, rotation_values
-from rotator.journal.rows import identity, raw_rows, rotation_decoder, time_decoder
+from rotator.journal.rows import identity, named, raw_rows, rotation_decoder, time_decoder
 from rotator.journal.schema import UTCDateTime, events, rotations
 from rotator.journal.shares import QuotaShares
 from rotator.journal.tampering import TamperChecks
@@ -406,11 +406,13 @@ class Journal:
                 try:
                     yield decode(row)
                 except JournalTampered as exc:
-                    unreadable.setdefault(identity(row).secret, str(exc))
+                    unreadable.setdefault(exc.secret or named(identity(row).secret), str(exc))
 
         last = {r.secret: r for r in readable(latest_rows)}
         successes: dict[str, datetime] = {}
         for secret, at in success_rows:
+            if type(secret) is not str:  # bytes SQLite kept: its rotation is named unreadable
+                continue
             try:
                 successes[secret] = when(at)
             except JournalTampered:  # SQLite keeps any value anywhere (schema.UTCDateTime)
@@ -419,7 +421,7 @@ class Journal:
                     f"the last promoted_at of {secret}'s rotations holds no time; a row was "
                     "edited outside rotator (`rotator audit verify`)",
                 )
-        failures = {secret: int(n) for secret, n in streak_rows}
+        failures = {secret: int(n) for secret, n in streak_rows if type(secret) is str}
         open_by_secret: dict[str, list[Rotation]] = {}
         for rotation in readable(open_rows):
             open_by_secret.setdefault(rotation.secret, []).append(rotation)
@@ -437,21 +439,33 @@ class Journal:
     def latest_change(self) -> datetime | None:
         """Return when any rotation last changed (None for an empty journal)."""
         with self.database.read() as conn:
-            at = conn.execute(sa.select(sa.func.max(rotations.c.updated_at))).scalar()
+            try:
+                at = conn.execute(sa.select(sa.func.max(rotations.c.updated_at))).scalar()
+            except JournalTampered:  # a value SQLite sorts after every time: none known
+                return None
             return UTCDateTime().process_result_value(at, conn.dialect)
 
-    def changed_since(self, since: datetime | None) -> list[tuple[str, datetime]]:
+    def changed_since(self, since: datetime | None) -> list[tuple[str, datetime | None]]:
         """Return (secret, when) for every rotation changed after ``since`` (all if None).
 
         The service calls this on every pass to notice rotations made by
         other processes (a one-shot run, ``rotator rotate`` by hand).
-        Indexed: cheap when little changed.
+        Indexed: cheap when little changed. ``when`` is None for a row whose
+        time is no time (edited outside rotator): its secret is still named,
+        to be planned again, and set aside, from its rows.
         """
         query = sa.select(rotations.c.secret, rotations.c.updated_at)
         if since is not None:
             query = query.where(rotations.c.updated_at > since)
+        changed: list[tuple[str, datetime | None]] = []
         with self.database.read() as conn:
-            return [(row.secret, row.updated_at) for row in conn.execute(query)]
+            when = time_decoder(conn.dialect)
+            for secret, at in list(raw_rows(conn, query)):
+                try:
+                    changed.append((secret, when(at)))
+                except JournalTampered:
+                    changed.append((secret, None))
+        return changed
 
     def rotations_of(self, names: Collection[str] | None = None) -> dict[str, list[Rotation]]:
         """Return every rotation (oldest first) of every secret, or of ``names``, without events."""

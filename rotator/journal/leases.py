@@ -19,7 +19,6 @@ while a row does; the same statements also serve SQLite.
 from __future__ import annotations
 
 import contextvars
-import hmac
 import os
 import secrets
 import socket
@@ -34,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from rotator.clock import Clock
 from rotator.errors import JournalError, JournalTampered, LeaseLost
+from rotator.journal.audit import same_seal
 from rotator.journal.database import Database
 from rotator.journal.records import Lease, lease_seal
 from rotator.journal.schema import leases
@@ -114,7 +114,7 @@ class Leases:
         expected = lease_seal(
             self.database.keys.row(), secret, row.owner, row.token, row.expires_at
         )
-        if row.seal is None or not hmac.compare_digest(expected, row.seal):
+        if not same_seal(expected, row.seal):
             raise JournalTampered(
                 f"the lease on {secret} does not match its seal (its holder or fencing "
                 "token was edited outside rotator)",

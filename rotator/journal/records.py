@@ -10,14 +10,13 @@ its seal was written by someone other than rotator, and is read back with
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from rotator.journal.audit import GENESIS, seal_row, seal_written
+from rotator.journal.audit import GENESIS, same_seal, seal_row, seal_written
 from rotator.lifecycle import BLOCKING, State
 
 
@@ -129,7 +128,7 @@ class SecretSummary:
     failures_in_a_row: int = 0
     #: Why a row of the secret's could not be read as a Rotation (a column
     #: holding what rotator never writes), naming it; such rows are left out
-    #: above, and nothing is done for the secret (its other secrets' plans
+    #: above, and nothing is done for the secret (the other secrets' plans
     #: are not held up by it).
     unreadable: str | None = None
 
@@ -156,7 +155,7 @@ def rotation_sealed(key: bytes, sealed: Mapping[str, Any], seal: str | None) -> 
     ``sealed``: its columns as its seal covers them (``as_sealed`` in
     rotator/journal/audit.py; rotator/journal/rows.py reads them so).
     """
-    return seal is not None and hmac.compare_digest(seal_written(key, "rotations", sealed), seal)
+    return same_seal(seal_written(key, "rotations", sealed), seal)
 
 
 class NotAsWritten(Exception):
@@ -191,7 +190,7 @@ def _refs(known: Any) -> tuple[str, ...]:
     """Return the refs of a ``known_refs`` column as rotator writes it: a JSON list of texts."""
     try:
         refs = json.loads(known)
-    except (ValueError, TypeError):  # no JSON; bytes that are no UTF-8 text
+    except (ValueError, TypeError, RecursionError):  # no JSON, bytes, nesting past the stack
         refs = None
     if not isinstance(refs, list) or not all(isinstance(ref, str) for ref in refs):
         raise NotAsWritten("known_refs", "holds no JSON list of refs")
@@ -227,7 +226,7 @@ def alert_seal(key: bytes, row: Any) -> str:
 
 def alert_intact(key: bytes, row: Any) -> bool:
     """Tell whether an ``alerts`` row is as rotator wrote it."""
-    return row.seal is not None and hmac.compare_digest(alert_seal(key, row), row.seal)
+    return same_seal(alert_seal(key, row), row.seal)
 
 
 def lease_seal(key: bytes, secret: str, owner: str, token: int, expires_at: datetime) -> str:

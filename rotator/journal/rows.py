@@ -84,6 +84,11 @@ def identity(row: Sequence[Any]) -> RowIdentity:
     return RowIdentity(row[_ID], row[_SECRET], row[_SEAL])
 
 
+def named(value: Any) -> str:
+    """Return a row's id or secret as a finding names it: its repr unless text (SQLite: bytes)."""
+    return value if type(value) is str else repr(value)
+
+
 def _processed(dialect: sa.Dialect) -> list[tuple[int, str, Callable[[Any], Any] | None]]:
     """Return each sealed column's position, name and result processor on ``dialect``."""
     return [
@@ -105,8 +110,9 @@ def _written_columns(dialect: sa.Dialect) -> Callable[[Sequence[Any]], _Written]
     SQLAlchemy writes is taken as it is, not parsed to be formatted again (a
     third of the cost of checking a row); a time in any other form, and
     every time on another database, is decoded, and returned beside.
-    Raises :class:`~rotator.journal.records.NotAsWritten` for a time
-    column that decodes to no time.
+    Raises :class:`~rotator.journal.records.NotAsWritten` for a column
+    holding what rotator never writes there (a time that is no time, a
+    count that is no number).
     """
     processed = _processed(dialect)
     stored = _SQLITE_TIME.fullmatch if dialect.name == "sqlite" else None
@@ -121,10 +127,18 @@ def _written_columns(dialect: sa.Dialect) -> Callable[[Sequence[Any]], _Written]
     plain_names = [name for _, name in plain]
     pick = itemgetter(*(i for i, _ in plain))
     one = len(plain) == 1  # itemgetter of one position returns the value, not a tuple
+    # SQLite keeps bytes or a number in a text column too; rotator writes text.
+    # One set test per row over its text values' types (100,000 rows are read).
+    texts = [(i, name) for i, name in plain if isinstance(rotations.c[name].type, sa.String)]
+    pick_texts = itemgetter(*(i for i, _ in texts)) if stored is not None else None
+    text_or_none = {str, type(None)}
 
     def read(row: Sequence[Any]) -> _Written:
         values = pick(row)
         data = dict(zip(plain_names, (values,) if one else values, strict=True))
+        if pick_texts is not None and not text_or_none.issuperset(map(type, pick_texts(row))):
+            name = next(name for i, name in texts if type(row[i]) not in text_or_none)
+            raise NotAsWritten(name, "holds what rotator never writes there")
         for i, name, process in others:
             value = row[i]
             try:
@@ -201,10 +215,11 @@ def rotation_decoder(dialect: sa.Dialect, key: bytes | None) -> Callable[[Sequen
             return rotation_from(data, seal, intact)
         except NotAsWritten as exc:
             found = identity(row)
+            secret = named(found.secret)
             raise JournalTampered(
-                f"rotation {found.rotation_id} of {found.secret}: {exc}; the row was "
+                f"rotation {named(found.rotation_id)} of {secret}: {exc}; the row was "
                 "edited outside rotator (`rotator audit verify`)",
-                secret=found.secret,
+                secret=secret,
             ) from None
 
     return decode

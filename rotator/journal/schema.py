@@ -20,11 +20,11 @@ from rotator.journal.audit import GENESIS, row_key, seal_row
 from rotator.journal.records import ROTATION_FIELDS, alert_seal, event_seal, head_values, lease_seal
 
 
-def _never_written(kind: str) -> JournalTampered:
-    """Say that a column holds what rotator never writes there (SQLite keeps any value anywhere)."""
+def _never_written(column: str) -> JournalTampered:
+    """Say that ``column`` holds what rotator never writes there (SQLite keeps anything)."""
     return JournalTampered(
-        f"a {kind} column of the journal holds what rotator never writes there: a row was "
-        "edited outside rotator (`rotator audit verify`)"
+        f"the journal's {column} holds what rotator never writes there: a row was edited "
+        "outside rotator (`rotator audit verify`)"
     )
 
 
@@ -38,23 +38,31 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
+    def __init__(self, column: str = "time column") -> None:
+        super().__init__()
+        #: ``table.column``, named when it holds no time.
+        self.column = column
+
     def result_processor(
         self, dialect: sa.Dialect, coltype: Any
     ) -> Callable[[Any], datetime | None] | None:
         process = super().result_processor(dialect, coltype)
         if process is None:
             return None
-        if dialect.name != "sqlite":  # the server's own time type holds times only
+        if dialect.name != "sqlite":
+            # PostgreSQL's timestamptz holds times only, though some the
+            # driver cannot load (infinity, years past 9999): its DataError
+            # is the journal's to translate (rotator/journal/database.py).
             return process
         checked = process
 
         def read(value: Any) -> datetime | None:
             if value is not None and type(value) is not str:
-                raise _never_written("time")
+                raise _never_written(self.column)
             try:
                 return checked(value)
             except (ValueError, OverflowError):
-                raise _never_written("time") from None
+                raise _never_written(self.column) from None
 
         return read
 
@@ -74,18 +82,28 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
 
 class Whole(sa.types.TypeDecorator[int]):
-    """An integer; a stored value that is none (text or bytes in a SQLite column) raises.
+    """An integer; text, a real or bytes SQLite kept in its column raises JournalTampered.
 
-    JournalTampered, as :class:`UTCDateTime` does: a sequence number, a
-    token or a count compared with a number must be one.
+    As :class:`UTCDateTime` does: a sequence number, a token or a count is
+    compared and added as a number, and must be one.
     """
 
     impl = sa.Integer
     cache_ok = True
 
+    def __init__(self, column: str = "number column") -> None:
+        super().__init__()
+        #: ``table.column``, named when it holds no integer.
+        self.column = column
+
+    def result_processor(self, dialect: sa.Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":  # the server's integer types hold integers only
+            return None
+        return super().result_processor(dialect, coltype)
+
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> int | None:
         if value is not None and type(value) is not int:
-            raise _never_written("number")
+            raise _never_written(self.column)
         return value
 
 
@@ -103,7 +121,7 @@ schema_migrations = sa.Table(
     metadata,
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("applied_at", UTCDateTime, nullable=False),
+    sa.Column("applied_at", UTCDateTime("schema_migrations.applied_at"), nullable=False),
 )
 
 rotations = sa.Table(
@@ -115,12 +133,12 @@ rotations = sa.Table(
     sa.Column("trigger", sa.String(32), nullable=False),
     sa.Column("reason", sa.Text),
     sa.Column("emergency", sa.Boolean, nullable=False, default=False),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("updated_at", UTCDateTime, nullable=False),
-    sa.Column("promoted_at", UTCDateTime),
-    sa.Column("grace_deadline", UTCDateTime),
-    sa.Column("delete_at", UTCDateTime),
-    sa.Column("finished_at", UTCDateTime),
+    sa.Column("created_at", UTCDateTime("rotations.created_at"), nullable=False),
+    sa.Column("updated_at", UTCDateTime("rotations.updated_at"), nullable=False),
+    sa.Column("promoted_at", UTCDateTime("rotations.promoted_at")),
+    sa.Column("grace_deadline", UTCDateTime("rotations.grace_deadline")),
+    sa.Column("delete_at", UTCDateTime("rotations.delete_at")),
+    sa.Column("finished_at", UTCDateTime("rotations.finished_at")),
     sa.Column("old_version_id", sa.String(128)),
     sa.Column("old_ref", sa.String(256)),
     sa.Column("old_fingerprint", sa.String(64)),
@@ -128,13 +146,13 @@ rotations = sa.Table(
     sa.Column("new_ref", sa.String(256)),
     sa.Column("new_fingerprint", sa.String(64)),
     sa.Column("known_refs", sa.Text),
-    sa.Column("checked_at", UTCDateTime),
-    sa.Column("extensions", Whole, nullable=False, default=0),
+    sa.Column("checked_at", UTCDateTime("rotations.checked_at")),
+    sa.Column("extensions", Whole("rotations.extensions"), nullable=False, default=0),
     sa.Column("error", sa.Text),
     # Added by migration 2 (see _policy_digest_and_change_index).
     sa.Column("policy_digest", sa.String(64)),
     # Added by migration 4: when the old credential was revoked.
-    sa.Column("revoked_at", UTCDateTime),
+    sa.Column("revoked_at", UTCDateTime("rotations.revoked_at")),
     # Added by migration 5: HMAC of the row under the row key (see records.py).
     sa.Column("seal", sa.String(64)),
 )
@@ -145,7 +163,7 @@ events = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("rotation_id", sa.String(64), sa.ForeignKey("rotations.id"), nullable=False),
     sa.Column("secret", sa.String(128), nullable=False),
-    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("at", UTCDateTime("events.at"), nullable=False),
     sa.Column("step", sa.String(32), nullable=False),
     sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("state_from", sa.String(32)),
@@ -164,10 +182,10 @@ leases = sa.Table(
     metadata,
     sa.Column("secret", sa.String(128), primary_key=True),
     sa.Column("owner", sa.String(256), nullable=False),
-    sa.Column("acquired_at", UTCDateTime, nullable=False),
-    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("acquired_at", UTCDateTime("leases.acquired_at"), nullable=False),
+    sa.Column("expires_at", UTCDateTime("leases.expires_at"), nullable=False),
     # Added by migration 3: the fencing token.
-    sa.Column("token", BigWhole, nullable=False, server_default="0"),
+    sa.Column("token", BigWhole("leases.token"), nullable=False, server_default="0"),
     # Added by migration 5: HMAC of (secret, owner, token), so a token cannot be forged.
     sa.Column("seal", sa.String(64)),
 )
@@ -178,8 +196,8 @@ audit = sa.Table(
     metadata,
     # Assigned as the previous record's plus one, never by the database, so
     # that a gap means a deleted record.
-    sa.Column("seq", BigWhole, primary_key=True, autoincrement=False),
-    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("seq", BigWhole("audit.seq"), primary_key=True, autoincrement=False),
+    sa.Column("at", UTCDateTime("audit.at"), nullable=False),
     sa.Column("actor", sa.String(256), nullable=False),
     sa.Column("action", sa.String(32), nullable=False),
     sa.Column("outcome", sa.String(16), nullable=False),
@@ -196,7 +214,7 @@ audit = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
     # Added by migration 5: the rows this record was written with (AuditRecord.BINDINGS).
     sa.Column("row_seal", sa.String(64)),
-    sa.Column("event_id", Whole),
+    sa.Column("event_id", Whole("audit.event_id")),
     sa.Column("event_seal", sa.String(64)),
     sa.Index("ix_audit_at", "at"),
     sa.Index("ix_audit_rotation", "rotation_id", "seq"),
@@ -211,14 +229,16 @@ audit_head = sa.Table(
     # its end no longer reaches the head; a head deleted or edited is missed
     # or fails its seal (added by migration 5).
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("seq", BigWhole, nullable=False),
+    sa.Column("seq", BigWhole("audit_head.seq"), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
     # The record by which a person accepted the journal as found (``audit
     # accept``): rows deleted before it are no longer reported.
-    sa.Column("accepted", BigWhole, nullable=False, server_default="0"),
+    sa.Column("accepted", BigWhole("audit_head.accepted"), nullable=False, server_default="0"),
     # The last event row sealed as found (at the upgrade, or an acceptance):
     # every later event must be named by an audit record.
-    sa.Column("events_from", BigWhole, nullable=False, server_default="0"),
+    sa.Column(
+        "events_from", BigWhole("audit_head.events_from"), nullable=False, server_default="0"
+    ),
     sa.Column("seal", sa.String(64), nullable=False),
 )
 
@@ -233,9 +253,9 @@ alerts = sa.Table(
     sa.Column("event", sa.String(32), primary_key=True),
     sa.Column("notifier", sa.String(64), primary_key=True),
     sa.Column("condition", sa.String(256), nullable=False),
-    sa.Column("raised_at", UTCDateTime, nullable=False),
-    sa.Column("sent_at", UTCDateTime),
-    sa.Column("attempts", Whole, nullable=False, default=0),
+    sa.Column("raised_at", UTCDateTime("alerts.raised_at"), nullable=False),
+    sa.Column("sent_at", UTCDateTime("alerts.sent_at")),
+    sa.Column("attempts", Whole("alerts.attempts"), nullable=False, default=0),
     sa.Column("last_error", sa.Text),
     # The alert itself, as JSON (never a secret value), to send it again.
     sa.Column("payload", sa.Text, nullable=False),
@@ -250,8 +270,8 @@ usage = sa.Table(
     # When an issuer last saw each credential used, as last checked.
     sa.Column("secret", sa.String(128), primary_key=True),
     sa.Column("ref", sa.String(256), primary_key=True),
-    sa.Column("last_used", UTCDateTime),
-    sa.Column("checked_at", UTCDateTime, nullable=False),
+    sa.Column("last_used", UTCDateTime("usage.last_used")),
+    sa.Column("checked_at", UTCDateTime("usage.checked_at"), nullable=False),
 )
 
 quota_shares = sa.Table(
@@ -264,7 +284,7 @@ quota_shares = sa.Table(
     # throttling (which cuts the pace) still bounds that.
     sa.Column("quota", sa.String(200), primary_key=True),
     sa.Column("owner", sa.String(256), primary_key=True),
-    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime("quota_shares.expires_at"), nullable=False),
 )
 
 verified = sa.Table(
@@ -277,10 +297,10 @@ verified = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("digest", sa.String(64), nullable=False),
     # The record the chain was verified from (0: the whole chain).
-    sa.Column("chain_from", BigWhole, nullable=False),
-    sa.Column("head_seq", BigWhole, nullable=False),
+    sa.Column("chain_from", BigWhole("verified.chain_from"), nullable=False),
+    sa.Column("head_seq", BigWhole("verified.head_seq"), nullable=False),
     sa.Column("head_hash", sa.String(64), nullable=False),
-    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("at", UTCDateTime("verified.at"), nullable=False),
     sa.Column("seal", sa.String(64), nullable=False),
 )
 

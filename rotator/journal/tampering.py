@@ -10,14 +10,13 @@ last acceptance (``rotator audit accept``) are no longer reported.
 
 from __future__ import annotations
 
-import hmac
 from contextlib import closing
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from rotator.journal.audit import AuditRecord, Tampering, seal_row
+from rotator.journal.audit import AuditRecord, Tampering, same_seal, seal_row
 from rotator.journal.database import IN_CHUNK, Database
 from rotator.journal.records import (
     alert_intact,
@@ -25,7 +24,7 @@ from rotator.journal.records import (
     head_values,
     lease_seal,
 )
-from rotator.journal.rows import identity, raw_rows, rotation_seal_check
+from rotator.journal.rows import identity, named, raw_rows, rotation_seal_check
 from rotator.journal.schema import LAST_RECORD, alerts, audit, audit_head, events, leases, rotations
 
 
@@ -110,7 +109,7 @@ def head_sealed(key: bytes, row: Any) -> bool:
         # The very head this process sealed last: its seal is the one computed then.
         return True
     expected = seal_row(key, "audit_head", values)
-    return hmac.compare_digest(expected, row.seal)
+    return same_seal(expected, row.seal)
 
 
 def seal_head(key: bytes, values: dict[str, Any]) -> str:
@@ -213,11 +212,12 @@ def _rotation_tampering(
         for row in rows:
             rotation_id, row_secret, seal = identity(row)
             present.add(rotation_id)
-            where = f"rotation {rotation_id} of {row_secret}"
+            row_secret = named(row_secret)  # bytes SQLite kept in it: named as their repr
+            where = f"rotation {named(rotation_id)} of {row_secret}"
             record = bound.get(rotation_id)
             if not sealed(row):
                 found.append(Tampering(row_secret, f"{where} does not match its seal: edited"))
-            elif record is not None and not hmac.compare_digest(record.seal(chain), record.hash):
+            elif record is not None and not same_seal(record.seal(chain), record.hash):
                 found.append(
                     Tampering(
                         row_secret,
@@ -264,7 +264,7 @@ def _event_tampering(
     found: list[Tampering] = []
     seals: dict[int, tuple[str | None, str]] = {}
     for row in conn.execute(*_only(_EVENTS, secret)):
-        if row.seal is None or not hmac.compare_digest(event_seal(key, row), row.seal):
+        if not same_seal(event_seal(key, row), row.seal):
             found.append(
                 Tampering(row.secret, f"event {row.id} of {row.secret} does not match its seal")
             )
@@ -331,8 +331,7 @@ def _lease_tampering(conn: Connection, key: bytes, secret: str | None) -> list[T
     return [
         Tampering(row.secret, f"the lease on {row.secret} does not match its seal")
         for row in conn.execute(*_only(_LEASES, secret))
-        if row.seal is None
-        or not hmac.compare_digest(
+        if not same_seal(
             lease_seal(key, row.secret, row.owner, row.token, row.expires_at), row.seal
         )
     ]

@@ -10,7 +10,6 @@ looked (``rotator audit verify``, then ``rotator audit accept``).
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import replace
@@ -28,6 +27,7 @@ from rotator.journal.audit import (
     AuditRecord,
     ChainReport,
     Tampering,
+    same_seal,
     seal_row,
     verify_chain,
 )
@@ -131,7 +131,7 @@ class Trail:
     def holds(self, seq: int, digest: str, *, on: Snapshot) -> bool:
         """Tell whether the chain (in ``on``) holds record ``seq`` with the hash ``digest``."""
         found = on.conn.execute(sa.select(audit.c.hash).where(audit.c.seq == seq)).scalar()
-        return found is not None and hmac.compare_digest(found, digest)
+        return same_seal(digest, found)
 
     def records(
         self,
@@ -183,17 +183,17 @@ class Trail:
         state of the journal: ``on``, or one of its own.
         """
         if on is None:
-            with self.database.snapshot() as state:
-                return self.verify(anchor=anchor, start=start, on=state)
+            try:
+                with self.database.snapshot() as state:
+                    return self.verify(anchor=anchor, start=start, on=state)
+            except JournalTampered as exc:  # a value the driver could not load (database.py)
+                return _unreadable(exc)
         try:
             records = self.records(after=start[0] if start else 0, on=on)
             chain = verify_chain(records, self.database.keys.chain(), anchor=anchor, start=start)
             found = self.tampering.find_if_sealed(on.conn, None)
         except JournalTampered as exc:
-            # A column holding what rotator never writes there (a SQLite time
-            # that is no time, a sequence number that is text): the journal as
-            # a whole is reported, since the row cannot even be read.
-            return ChainReport(0, None, None, tampering=(Tampering(None, str(exc)),))
+            return _unreadable(exc)
         return replace(chain, tampering=found, whole=start is None)
 
     def accept(
@@ -243,7 +243,7 @@ class Trail:
         chain = self.database.keys.chain()
         for row in conn.execute(sa.select(rotations)).all():
             record = bound.get(row.id)
-            vouches = record is not None and hmac.compare_digest(record.seal(chain), record.hash)
+            vouches = record is not None and same_seal(record.seal(chain), record.hash)
             if record is None or not vouches or record.row_seal != row.seal:
                 self._accepted(
                     conn,
@@ -273,7 +273,19 @@ class Trail:
         if not sa.inspect(on.conn).has_table("audit_head"):
             return 0
         query = sa.select(audit_head.c.accepted).where(audit_head.c.id == 1)
-        return int(on.conn.scalar(query) or 0)
+        try:
+            return int(on.conn.scalar(query) or 0)
+        except JournalTampered:  # not a number: no acceptance is taken from it (the head fails)
+            return 0
+
+
+def _unreadable(exc: JournalTampered) -> ChainReport:
+    """Report a journal holding what rotator never writes (text for a time or a number).
+
+    As the journal's, not a row's: the row could not even be read, and what
+    follows it was not checked.
+    """
+    return ChainReport(0, None, None, tampering=(Tampering(None, str(exc)),))
 
 
 def _readable_as_found(conn: Connection) -> None:

@@ -39,7 +39,6 @@ seals as they are read, whatever the digest says.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import marshal
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,7 +50,7 @@ from sqlalchemy.engine import Connection
 
 from rotator.clock import Clock
 from rotator.errors import JournalTampered
-from rotator.journal.audit import seal_row
+from rotator.journal.audit import same_seal, seal_row
 from rotator.journal.database import Database, Snapshot
 from rotator.journal.schema import (
     AUDIT_LOCK_KEY,
@@ -140,18 +139,14 @@ class VerifiedContent:
 
     def read(self, conn: Connection) -> Mark | None:
         """Return the mark on this connection when its seal holds (None: none, or not rotator's)."""
-        result = conn.execute(_MARK)
-        try:
-            row = result.first()
+        try:  # first() closes the result whatever happens
+            row = conn.execute(_MARK).first()
         except JournalTampered:  # a column holding what rotator never writes: not rotator's
-            result.close()
             return None
         if row is None:
             return None
         values = _values(row)
-        if not hmac.compare_digest(
-            seal_row(self.database.keys.row(), "verified", values), row.seal
-        ):
+        if not same_seal(seal_row(self.database.keys.row(), "verified", values), row.seal):
             return None
         return Mark(**{k: v for k, v in values.items() if k != "id"})
 
@@ -177,7 +172,7 @@ class VerifiedContent:
         digest = self.digest(conn)
         if mark is None or mark.chain_from > chain_from:
             return None, digest
-        return (mark if hmac.compare_digest(mark.digest, digest) else None), digest
+        return (mark if same_seal(digest, mark.digest) else None), digest
 
     def keep(self, digest: str, chain_from: int, head: tuple[int, str]) -> None:
         """Seal ``digest`` as content found intact, the chain verified from ``chain_from``.

@@ -397,7 +397,7 @@ class Service:
         names: set[str] = set()
         for name, at in self.engine.journal.changed_since(self._watermark):
             names.add(name)
-            if self._watermark is None or at > self._watermark:
+            if at is not None and (self._watermark is None or at > self._watermark):
                 self._watermark = at
         return names
 
