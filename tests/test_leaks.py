@@ -41,7 +41,7 @@ from rotator.watch.credentials import Standing
 from rotator.watch.findings import ReportError
 from rotator.watch.leaks import Action, Triage, triage
 from rotator.watch.scanners import parse_report
-from tests.conftest import FakeClock, restored_logging
+from tests.conftest import FakeClock, restored_logging, run_sql
 
 REGION = "us-east-1"
 DATA = Path(__file__).parent / "data" / "leaks"
@@ -510,6 +510,26 @@ def test_leaked_current_value_is_rotated_in_an_emergency(
     )
     assert rotation.state is State.DONE and row.rotation_id == rotation.id
     assert _rotations(engine, "deployer") == []
+
+
+def test_one_secret_with_a_row_rotator_cannot_read_leaves_the_others_triaged(
+    aws: None, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A row edited to hold a state rotator has not: that secret unchecked, the leak still rotated.
+
+    Before, reading every secret's rotations failed for all, and no leaked
+    secret was rotated.
+    """
+    _seed()
+    engine = _engine(tmp_path, clock)
+    assert engine.rotate("deployer").exit_code == 0
+    run_sql(engine.journal.url, "UPDATE rotations SET state = 'revoked-early'")
+    result = _triage(engine, _gitleaks([_finding(0)]))
+    [row] = result.rows
+    assert (row.secret, row.action) == ("payments-api", Action.ROTATED)
+    assert _current("payments-api") != LEAKED
+    assert "state holds no state rotator has" in result.unchecked["deployer"]
+    assert result.exit_code == 1  # a secret unchecked: a human must look
 
 
 def test_trufflehog_aws_pair_rotates_the_iam_key_and_deactivates_the_leaked_one(

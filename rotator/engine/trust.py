@@ -121,9 +121,12 @@ class JournalTrust:
         with self._checking:
             try:
                 read = self._read(kept, full=full, anchor=anchor, unless_unchanged=unless_unchanged)
-            except JournalTampered as exc:  # a value its driver cannot load: not read past it
+            except JournalTampered as exc:  # a value no check reads past (journal/schema.py)
+                # Held, alerted; where checks continue from, and a record found
+                # lost, stay as they were: the next check looks for them again.
                 found = ChainReport(0, None, None, tampering=(Tampering(None, str(exc)),))
-                read = _Reading(None, None, 0, None, "", found, 0)
+                self._note_tampering(found.tampering)
+                return found
             return self._act_on(read)
 
     def _read(

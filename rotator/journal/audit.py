@@ -176,12 +176,16 @@ def bytes_repr(value: object) -> str:
 
 
 def _never_written(value: object) -> object:
-    """Stand in, in a record's hashed JSON, for a value rotator never writes (bytes in SQLite).
+    """Stand in, in a record's hashed JSON, for bytes read back (SQLite keeps them in text columns).
 
     An object: a record's fields are flat, so no record rotator wrote hashes
     the same, and the record is found edited instead of failing the check.
+    Anything else JSON cannot encode is rotator's own mistake when writing a
+    record, and still raises TypeError.
     """
-    return {"not written by rotator": repr(value)}
+    if isinstance(value, bytes):
+        return {"not written by rotator": repr(value)}
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def same_seal(expected: str, found: object) -> bool:
@@ -258,6 +262,12 @@ class Tampering:
     #: The secret whose rows it concerns (None: the trail as a whole).
     secret: str | None
     what: str
+
+    def __post_init__(self) -> None:
+        # SQLite keeps bytes in a secret column too: a finding names them as
+        # text, or alerting on it (JSON) and sorting names would fail.
+        if self.secret is not None and type(self.secret) is not str:
+            object.__setattr__(self, "secret", repr(self.secret))
 
 
 @dataclass(frozen=True)

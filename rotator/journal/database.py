@@ -22,10 +22,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DataError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from rotator.clock import Clock
-from rotator.errors import JournalError, JournalTampered, JournalUnavailable
+from rotator.errors import JournalError, JournalUnavailable
 from rotator.journal.audit import AuditRecord
 from rotator.journal.keys import Keys, default_key_file
 from rotator.journal.schema import (
@@ -33,6 +33,7 @@ from rotator.journal.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
     SEALED_FROM,
+    UNLOADABLE_TIME,
     refuse_resealing,
     rotations,
     schema_migrations,
@@ -200,10 +201,6 @@ class Database:
                 yield conn
         except (OperationalError, InterfaceError) as exc:
             raise JournalUnavailable(f"journal unreachable: {type(exc).__name__}") from None
-        except (DataError, self._engine.dialect.loaded_dbapi.DataError):
-            # Read from SQLAlchemy's result, or from the driver's own cursor
-            # (rotator/journal/rows.py): a value the driver cannot load.
-            raise _unloadable() from None
         except SQLAlchemyError as exc:
             raise JournalError(f"journal read failed: {type(exc).__name__}") from None
 
@@ -235,8 +232,6 @@ class Database:
                 yield conn
         except (OperationalError, InterfaceError) as exc:
             raise JournalUnavailable(f"journal unreachable: {type(exc).__name__}") from None
-        except (DataError, self._engine.dialect.loaded_dbapi.DataError):
-            raise _unloadable() from None  # what a read inside the write found (as in read)
         except SQLAlchemyError as exc:
             raise JournalError(f"journal write failed: {type(exc).__name__}") from None
         finally:
@@ -287,12 +282,39 @@ class Database:
         self._unshipped.records.append(record)
 
 
-def _unloadable() -> JournalTampered:
-    """Say that the journal holds a value its driver cannot load, which rotator never writes."""
-    return JournalTampered(
-        "the journal holds a value its driver cannot load (PostgreSQL's infinity, a year "
-        "past 9999): a row was edited outside rotator (`rotator audit verify`)"
-    )
+def _mark_unloadable_times(dbapi_conn: Any, _record: Any) -> None:
+    """Have psycopg load a time Python cannot hold as ``UNLOADABLE_TIME``, not fail the read.
+
+    PostgreSQL keeps ``infinity``, years past 9999 and dates BC, which
+    rotator never writes; psycopg raises DataError for each, ending the read
+    (a check, the digest, every secret's summaries). Loaded as a marker, the
+    journal's time type names the column (rotator/journal/schema.py) and a
+    rotation holding one sets its secret alone aside. psycopg's own loader
+    does the loading: this one only catches what it cannot load.
+    """
+    from psycopg import DataError
+    from psycopg.adapt import Loader
+    from psycopg.pq import Format
+
+    oid = dbapi_conn.adapters.types["timestamptz"].oid
+    for form in (Format.TEXT, Format.BINARY):
+        load_with = dbapi_conn.adapters.get_loader(oid, form)
+
+        class Marking(Loader):
+            format = form
+            _load_with = load_with
+
+            def __init__(self, oid: int, context: Any = None) -> None:
+                super().__init__(oid, context)
+                self._loader = self._load_with(oid, context)
+
+            def load(self, data: Any) -> Any:
+                try:
+                    return self._loader.load(data)
+                except DataError:
+                    return UNLOADABLE_TIME
+
+        dbapi_conn.adapters.register_loader(oid, Marking)
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -377,6 +399,7 @@ def _connect(url: str) -> Engine:
         # A SQLite file has no server to restart: nothing to ping.
         sa.event.listen(engine, "checkin", _idle_from)
         sa.event.listen(engine, "checkout", _ping_after_idle(engine.dialect))
+        sa.event.listen(engine, "connect", _mark_unloadable_times)
     if engine.dialect.name == "sqlite":
 
         @sa.event.listens_for(engine, "connect")

@@ -462,21 +462,37 @@ class Journal:
             when = time_decoder(conn.dialect)
             for secret, at in list(raw_rows(conn, query)):
                 try:
-                    changed.append((secret, when(at)))
+                    changed.append((named(secret), when(at)))
                 except JournalTampered:
-                    changed.append((secret, None))
+                    changed.append((named(secret), None))
         return changed
 
-    def rotations_of(self, names: Collection[str] | None = None) -> dict[str, list[Rotation]]:
-        """Return every rotation (oldest first) of every secret, or of ``names``, without events."""
+    def rotations_of(
+        self, names: Collection[str] | None = None
+    ) -> tuple[dict[str, list[Rotation]], dict[str, str]]:
+        """Return every rotation (oldest first) of every secret, or of ``names``, without events.
+
+        And, apart, the secrets with a row no Rotation is read from, each with
+        why (JournalTampered's words): their rotations are left out, the
+        others' are all there.
+        """
         found: dict[str, list[Rotation]] = {}
+        unreadable: dict[str, str] = {}
         query = sa.select(rotations).order_by(rotations.c.created_at, rotations.c.id)
         with self.database.read() as conn:
+            decode = rotation_decoder(conn.dialect, self.database.keys.row_if_present())
             for chunk in in_chunks(names):
                 q = query if chunk is None else query.where(rotations.c.secret.in_(chunk))
-                for rotation in self._rotations(conn, q):
+                for row in list(raw_rows(conn, q)):
+                    try:
+                        rotation = decode(row)
+                    except JournalTampered as exc:
+                        unreadable.setdefault(exc.secret or named(identity(row).secret), str(exc))
+                        continue
                     found.setdefault(rotation.secret, []).append(rotation)
-        return found
+        for secret in unreadable:
+            found.pop(secret, None)
+        return found, unreadable
 
     def history(self, secret: str) -> list[tuple[Rotation, list[Event]]]:
         """Return every rotation of a secret (oldest first) with its events."""

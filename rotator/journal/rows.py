@@ -127,7 +127,7 @@ def _written_columns(dialect: sa.Dialect) -> Callable[[Sequence[Any]], _Written]
     plain_names = [name for _, name in plain]
     pick = itemgetter(*(i for i, _ in plain))
     one = len(plain) == 1  # itemgetter of one position returns the value, not a tuple
-    # SQLite keeps bytes or a number in a text column too; rotator writes text.
+    # SQLite keeps bytes in a text column (a number it stores as text there).
     # One set test per row over its text values' types (100,000 rows are read).
     texts = [(i, name) for i, name in plain if isinstance(rotations.c[name].type, sa.String)]
     pick_texts = itemgetter(*(i for i, _ in texts)) if stored is not None else None

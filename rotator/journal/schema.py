@@ -28,6 +28,19 @@ def _never_written(column: str) -> JournalTampered:
     )
 
 
+class _UnloadableTime:
+    """What the journal's PostgreSQL driver loads a time as when Python has no datetime for it."""
+
+    def __repr__(self) -> str:  # the same in every process: the kept digest writes it
+        return "UNLOADABLE_TIME"
+
+
+#: A time PostgreSQL keeps and Python cannot hold (``infinity``, a year past
+#: 9999, before year 1), as rotator/journal/database.py loads it: rotator never
+#: writes one, and the time type names its column instead of the read failing.
+UNLOADABLE_TIME = _UnloadableTime()
+
+
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
     """A timestamp stored in UTC and always read back timezone-aware.
 
@@ -49,12 +62,16 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         process = super().result_processor(dialect, coltype)
         if process is None:
             return None
-        if dialect.name != "sqlite":
-            # PostgreSQL's timestamptz holds times only, though some the
-            # driver cannot load (infinity, years past 9999): its DataError
-            # is the journal's to translate (rotator/journal/database.py).
-            return process
         checked = process
+        if dialect.name != "sqlite":
+            # PostgreSQL's timestamptz holds times only, some of which Python
+            # cannot (loaded as UNLOADABLE_TIME).
+            def loaded(value: Any) -> datetime | None:
+                if value is UNLOADABLE_TIME:
+                    raise _never_written(self.column)
+                return checked(value)
+
+            return loaded
 
         def read(value: Any) -> datetime | None:
             if value is not None and type(value) is not str:

@@ -24,7 +24,7 @@ from rotator.journal.records import (
     head_values,
     lease_seal,
 )
-from rotator.journal.rows import identity, named, raw_rows, rotation_seal_check
+from rotator.journal.rows import identity, raw_rows, rotation_seal_check
 from rotator.journal.schema import LAST_RECORD, alerts, audit, audit_head, events, leases, rotations
 
 
@@ -212,8 +212,7 @@ def _rotation_tampering(
         for row in rows:
             rotation_id, row_secret, seal = identity(row)
             present.add(rotation_id)
-            row_secret = named(row_secret)  # bytes SQLite kept in it: named as their repr
-            where = f"rotation {named(rotation_id)} of {row_secret}"
+            where = f"rotation {rotation_id} of {row_secret}"  # bytes (SQLite) as their repr
             record = bound.get(rotation_id)
             if not sealed(row):
                 found.append(Tampering(row_secret, f"{where} does not match its seal: edited"))

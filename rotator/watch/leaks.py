@@ -264,8 +264,14 @@ def triage(engine: Engine, report: Report, *, dry_run: bool = False) -> Triage:
     matches: list[list[_Match]] = [[] for _ in leaked]
     unchecked: dict[str, str] = {}
     # One read of the whole journal, not two queries per secret.
-    recorded_rotations = journal.rotations_of(engine.policies) if recorded else {}
+    recorded_rotations, unreadable = journal.rotations_of(engine.policies) if recorded else ({}, {})
     for name in sorted(engine.policies):
+        if name in unreadable:  # its rows not as rotator wrote them: recognised from none
+            unchecked[name] = unreadable[name]
+            log.warning(
+                "secret could not be checked for leaks", secret=name, error=unreadable[name]
+            )
+            continue
         history = recorded_rotations.get(name, [])
         try:
             credentials = recognise(name, engine.binding(name).store, history, fingerprint)
