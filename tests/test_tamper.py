@@ -773,6 +773,27 @@ def test_a_time_python_cannot_hold_is_reported_not_raised(
     history.verified.unchanged(0)  # the digest reads every row: it answers
 
 
+@pytest.mark.parametrize("table", ["events", "leases", "alerts"])
+def test_a_secret_column_holding_bytes_is_named_as_text_and_the_run_goes_on(
+    engine: Engine, tmp_path: Path, clock: FakeClock, table: str
+) -> None:
+    """Bytes as the secret of an event, a lease or an alert: found, named as text, the run goes on.
+
+    Before, the finding carried the bytes, and raising its alert (JSON)
+    failed the run, and the service with it. (A lease or an alert moved to
+    another name leaves app/key's own rows whole: it is rotated.)
+    """
+    engine.rotate("app/key")
+    engine.journal.leases.acquire("app/key", "someone", timedelta(minutes=1))
+    engine.journal.alerts.raised("app/key", "needs-attention", "n", "c", "{}")
+    run_sql(engine.journal.url, f"UPDATE {table} SET secret = x'00ff'")
+    clock.advance(timedelta(hours=2))
+    engine.run_once()  # raises nothing
+    found = engine.journal.trail.verify().tampering
+    assert found and all(type(t.secret) is str for t in found)
+    assert "b'\\x00\\xff'" in {t.secret for t in found} | set(engine.trust._tampered)
+
+
 def test_bytes_in_an_audit_record_are_found_edited_and_exported(
     engine: Engine, tmp_path: Path
 ) -> None:
