@@ -12,8 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from rotator.adapters.durations import format_duration
-from rotator.journal.audit import bytes_repr
-from rotator.output.escaping import printable
+from rotator.output.escaping import bytes_repr, printable
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 

@@ -44,7 +44,7 @@ from typing import Any
 
 import structlog
 
-from rotator.output.escaping import csv_cell
+from rotator.output.escaping import bytes_repr, csv_cell
 from rotator.output.files import replace_file
 
 log = structlog.get_logger("rotator.audit")
@@ -162,17 +162,6 @@ def _canonical(data: Mapping[str, object]) -> bytes:
     return json.dumps(
         covered, sort_keys=True, separators=(",", ":"), default=_never_written
     ).encode()
-
-
-def bytes_repr(value: object) -> str:
-    """Return the repr of bytes a journal column held (SQLite keeps them where rotator writes text).
-
-    For ``json.dumps(default=...)``: anything else JSON has no type for is
-    a mistake, and still raises TypeError.
-    """
-    if isinstance(value, bytes):
-        return repr(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _never_written(value: object) -> object:

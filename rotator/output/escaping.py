@@ -72,3 +72,14 @@ def markdown_code(text: str) -> str:
     if not line or "\\" in line or "`" in line:
         return markdown_cell(text)
     return "`" + line.replace("|", "\\|") + "`"
+
+
+def bytes_repr(value: object) -> str:
+    """Return the repr of bytes a journal column held (SQLite keeps them where rotator writes text).
+
+    For ``json.dumps(default=...)``: anything else JSON has no type for is
+    a mistake, and still raises TypeError.
+    """
+    if isinstance(value, bytes):
+        return repr(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
