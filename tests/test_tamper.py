@@ -994,6 +994,45 @@ def test_a_running_process_finds_a_journal_restored_under_it_from_an_older_copy(
     assert engine.run_once().exit_code == 1
 
 
+def test_a_check_that_cannot_read_the_journal_keeps_looking_for_the_record_it_verified(
+    engine: Engine, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal restored from an older copy and made unreadable at once is still found restored.
+
+    A check that stops on a value it cannot read past holds everything, and
+    keeps the record this process verified: once that value is gone, the next
+    check finds the record missing (before, it had forgotten it, and took the
+    older chain as whole).
+    """
+    database = Path(engine.journal.url.removeprefix("sqlite:///"))
+    engine.rotate("app/key")
+    older = tmp_path / "older.db"
+    with sqlite3.connect(database) as live, sqlite3.connect(older) as copy:
+        live.backup(copy)
+    clock.advance(timedelta(hours=2))
+    engine.run_once()  # records after the copy
+    engine.check_state()
+    verified = engine.trust._audit_verified
+    assert verified is not None
+    engine.journal.close()
+    with sqlite3.connect(older) as copy, sqlite3.connect(database) as live:
+        copy.backup(live)
+    unreadable = JournalTampered("the journal's events.at holds what rotator never writes there")
+
+    def cannot_read(*_: object, **__: object) -> object:
+        raise unreadable
+
+    with monkeypatch.context() as patched:
+        patched.setattr(engine.journal.verified, "unchanged", cannot_read)
+        report = engine.check_state()
+    assert not report.intact and engine.trust.trail_problem == str(unreadable)
+    assert engine.trust._audit_verified == verified  # still looked for
+    engine.check_state()
+    problem = engine.trust.trail_problem
+    assert problem is not None and f"audit record {verified[0]}" in problem
+    assert engine.run_once().exit_code == 1
+
+
 def test_checks_beside_concurrent_writers_find_nothing(journal: Journal, clock: FakeClock) -> None:
     """Rows and records written while a check reads them are never taken for tampering."""
     _to_grace(journal, clock, "app/db", 0)
