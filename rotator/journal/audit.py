@@ -172,9 +172,12 @@ def _never_written(value: object) -> object:
     Anything else JSON cannot encode is rotator's own mistake when writing a
     record, and still raises TypeError.
     """
-    if isinstance(value, bytes):
-        return {"not written by rotator": repr(value)}
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    return {"not written by rotator": bytes_repr(value)}
+
+
+def named(value: Any) -> str:
+    """Return a row's id or secret as a finding names it: its repr unless text (SQLite: bytes)."""
+    return value if type(value) is str else repr(value)
 
 
 def same_seal(expected: str, found: object) -> bool:
@@ -255,8 +258,8 @@ class Tampering:
     def __post_init__(self) -> None:
         # SQLite keeps bytes in a secret column too: a finding names them as
         # text, or alerting on it (JSON) and sorting names would fail.
-        if self.secret is not None and type(self.secret) is not str:
-            object.__setattr__(self, "secret", repr(self.secret))
+        if self.secret is not None:
+            object.__setattr__(self, "secret", named(self.secret))
 
 
 @dataclass(frozen=True)

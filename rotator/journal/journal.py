@@ -27,12 +27,12 @@ from sqlalchemy.engine import Connection
 from rotator.adapters.secret import SecretValue
 from rotator.clock import Clock
 from rotator.errors import JournalError, JournalTampered
-from rotator.journal.audit import AuditAction, AuditRecord, Tampering, seal_row
+from rotator.journal.audit import AuditAction, AuditRecord, Tampering, named, seal_row
 from rotator.journal.database import Database, Snapshot, in_chunks
 from rotator.journal.leases import Leases
 from rotator.journal.outbox import AlertOutbox
 from rotator.journal.records import Event, Rotation, SecretSummary, rotation_values
-from rotator.journal.rows import identity, named, raw_rows, rotation_decoder, time_decoder
+from rotator.journal.rows import identity, raw_rows, rotation_decoder, time_decoder
 from rotator.journal.schema import UTCDateTime, events, rotations
 from rotator.journal.shares import QuotaShares
 from rotator.journal.tampering import TamperChecks
@@ -399,16 +399,7 @@ class Journal:
             streak_rows = list(raw_rows(conn, streaks, params))
             open_rows = list(raw_rows(conn, open_query, params))
         unreadable: dict[str, str] = {}
-
-        def readable(rows: list[Sequence[Any]]) -> Iterator[Rotation]:
-            """Decode each row; one that no Rotation is read from is named for its secret alone."""
-            for row in rows:
-                try:
-                    yield decode(row)
-                except JournalTampered as exc:
-                    unreadable.setdefault(exc.secret or named(identity(row).secret), str(exc))
-
-        last = {r.secret: r for r in readable(latest_rows)}
+        last = {r.secret: r for r in _readable(decode, latest_rows, unreadable)}
         successes: dict[str, datetime] = {}
         for secret, at in success_rows:
             if type(secret) is not str:  # bytes SQLite kept: its rotation is named unreadable
@@ -423,7 +414,7 @@ class Journal:
                 )
         failures = {secret: int(n) for secret, n in streak_rows if type(secret) is str}
         open_by_secret: dict[str, list[Rotation]] = {}
-        for rotation in readable(open_rows):
+        for rotation in _readable(decode, open_rows, unreadable):
             open_by_secret.setdefault(rotation.secret, []).append(rotation)
         return {
             name: SecretSummary(
@@ -483,12 +474,7 @@ class Journal:
             decode = rotation_decoder(conn.dialect, self.database.keys.row_if_present())
             for chunk in in_chunks(names):
                 q = query if chunk is None else query.where(rotations.c.secret.in_(chunk))
-                for row in list(raw_rows(conn, q)):
-                    try:
-                        rotation = decode(row)
-                    except JournalTampered as exc:
-                        unreadable.setdefault(exc.secret or named(identity(row).secret), str(exc))
-                        continue
+                for rotation in _readable(decode, list(raw_rows(conn, q)), unreadable):
                     found.setdefault(rotation.secret, []).append(rotation)
         for secret in unreadable:
             found.pop(secret, None)
@@ -523,6 +509,19 @@ class Journal:
         """
         rows = list(raw_rows(conn, query, params))
         return list(map(rotation_decoder(conn.dialect, self.database.keys.row_if_present()), rows))
+
+
+def _readable(
+    decode: Callable[[Sequence[Any]], Rotation],
+    rows: list[Sequence[Any]],
+    unreadable: dict[str, str],
+) -> Iterator[Rotation]:
+    """Decode each row; one no Rotation is read from goes to ``unreadable``, for its secret."""
+    for row in rows:
+        try:
+            yield decode(row)
+        except JournalTampered as exc:
+            unreadable.setdefault(exc.secret or named(identity(row).secret), str(exc))
 
 
 def _event_action(trigger: str, outcome: str, src: State | None) -> str:

@@ -13,6 +13,7 @@ Rotation.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Generator, Sequence
 from datetime import datetime
@@ -23,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from rotator.errors import JournalTampered
-from rotator.journal.audit import seal_time
+from rotator.journal.audit import named, seal_time
 from rotator.journal.records import (
     ROTATION_FIELDS,
     NotAsWritten,
@@ -84,11 +85,6 @@ def identity(row: Sequence[Any]) -> RowIdentity:
     return RowIdentity(row[_ID], row[_SECRET], row[_SEAL])
 
 
-def named(value: Any) -> str:
-    """Return a row's id or secret as a finding names it: its repr unless text (SQLite: bytes)."""
-    return value if type(value) is str else repr(value)
-
-
 def _processed(dialect: sa.Dialect) -> list[tuple[int, str, Callable[[Any], Any] | None]]:
     """Return each sealed column's position, name and result processor on ``dialect``."""
     return [
@@ -102,6 +98,7 @@ def _processed(dialect: sa.Dialect) -> list[tuple[int, str, Callable[[Any], Any]
 _Written = tuple[dict[str, Any], dict[str, datetime]]
 
 
+@functools.lru_cache(maxsize=8)  # built per read otherwise: ~40 µs, several reads a rotation step
 def _written_columns(dialect: sa.Dialect) -> Callable[[Sequence[Any]], _Written]:
     """Return what reads a raw ``rotations`` row's columns as its seal writes them.
 

@@ -183,11 +183,8 @@ class Trail:
         state of the journal: ``on``, or one of its own.
         """
         if on is None:
-            try:
-                with self.database.snapshot() as state:
-                    return self.verify(anchor=anchor, start=start, on=state)
-            except JournalTampered as exc:  # a value the driver could not load (database.py)
-                return _unreadable(exc)
+            with self.database.snapshot() as state:
+                return self.verify(anchor=anchor, start=start, on=state)
         try:
             records = self.records(after=start[0] if start else 0, on=on)
             chain = verify_chain(records, self.database.keys.chain(), anchor=anchor, start=start)
